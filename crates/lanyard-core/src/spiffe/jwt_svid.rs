@@ -1,0 +1,188 @@
+//! JWT-SVIDs (spiffe/spiffe `standards/JWT-SVID.md`): issue with `kid` and a single `aud`;
+//! verify against the JWT keys of the subject's trust domain, accepting `aud` as a string
+//! or a list.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::crypto::SigningKey;
+use crate::error::Error;
+use crate::id::{IdError, IdErrorKind, SpiffeId, WorkloadId};
+use crate::jose::json::Members;
+use crate::jose::{AlgSet, sign_compact};
+use crate::time::UnixTime;
+use crate::trust::{self, AnchoredProfile, KeyUse, TrustStore, TypRule, Window};
+
+/// What a JWT-SVID verifier accepts.
+#[derive(Clone, Copy, Debug)]
+pub struct JwtSvidPolicy {
+    /// Allowed algorithms; JWT-SVID.md §2.1 allows RS/ES/PS 256–512 (no EdDSA).
+    pub algorithms: AlgSet,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway: u64,
+    /// The longest remaining lifetime accepted, in seconds.
+    pub max_lifetime: u64,
+    /// Require a `kid` header (go-spiffe, SPIRE and rust-spiffe all do).
+    pub require_kid: bool,
+}
+
+impl Default for JwtSvidPolicy {
+    fn default() -> Self {
+        JwtSvidPolicy {
+            algorithms: AlgSet::spiffe(),
+            leeway: 60,
+            max_lifetime: 24 * 3600,
+            require_kid: true,
+        }
+    }
+}
+
+/// A JWT-SVID whose signature, type, subject, audience and times have been checked.
+#[derive(Clone, Debug)]
+pub struct VerifiedJwtSvid {
+    /// The SPIFFE ID in `sub`.
+    pub sub: SpiffeId,
+    /// Every value of `aud`.
+    pub aud: Vec<String>,
+    /// `exp`.
+    pub exp: UnixTime,
+    /// `iat`, if present.
+    pub iat: Option<UnixTime>,
+    /// The `kid` of the key that signed it.
+    pub kid: Option<String>,
+    /// Every claim, for the caller's own authorization checks.
+    pub claims: Map<String, Value>,
+}
+
+/// Verifies JWT-SVIDs against a [`TrustStore`]'s `jwt-svid` keys.
+#[derive(Clone, Debug)]
+pub struct JwtSvidVerifier {
+    store: Arc<TrustStore>,
+    policy: JwtSvidPolicy,
+}
+
+impl JwtSvidVerifier {
+    /// A verifier with `policy`.
+    pub fn new(store: Arc<TrustStore>, policy: JwtSvidPolicy) -> JwtSvidVerifier {
+        JwtSvidVerifier { store, policy }
+    }
+
+    /// Verifies `token` for `audience` at `now` (JWT-SVID.md §4 and Appendix A).
+    pub fn verify(&self, token: &str, audience: &str, now: UnixTime) -> Result<VerifiedJwtSvid, Error> {
+        let profile = AnchoredProfile {
+            typ: TypRule::JwtOrAbsent,
+            key_use: KeyUse::JwtSvid,
+            allowed: self.policy.algorithms,
+            require_kid: self.policy.require_kid,
+        };
+        let signed = trust::verify_anchored(&self.store, token, &profile, |sub| match sub {
+            WorkloadId::Spiffe(id) if !id.is_trust_domain_id() => Ok(()),
+            WorkloadId::Spiffe(id) => Err(Error::InvalidIdentifier {
+                context: "sub",
+                source: IdError::new(IdErrorKind::WrongForm, id.as_str()),
+            }),
+            WorkloadId::Wimse(id) => Err(Error::InvalidIdentifier {
+                context: "sub",
+                source: IdError::new(IdErrorKind::Scheme, id.as_str()),
+            }),
+        })?;
+        let times = trust::check_window(
+            &signed.claims,
+            now,
+            Window {
+                leeway: self.policy.leeway,
+                max_lifetime: self.policy.max_lifetime,
+                token: "JWT-SVID",
+            },
+        )?;
+        let aud: Vec<String> = Members(&signed.claims)
+            .audiences()?
+            .ok_or(Error::MissingClaim("aud"))?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if aud.is_empty() {
+            return Err(Error::invalid_claim("aud", "must name at least one audience"));
+        }
+        if !aud.iter().any(|a| a == audience) {
+            return Err(Error::WrongAudience {
+                expected: audience.to_owned(),
+                found: aud,
+            });
+        }
+        let WorkloadId::Spiffe(sub) = signed.sub else {
+            return Err(Error::MissingClaim("sub"));
+        };
+        Ok(VerifiedJwtSvid {
+            sub,
+            aud,
+            exp: times.exp,
+            iat: times.iat,
+            kid: signed.jws.header().kid.clone(),
+            claims: signed.claims,
+        })
+    }
+}
+
+/// Issues JWT-SVIDs: header `{alg, kid, typ: "JWT"}`, claims `sub`, one `aud`, `exp`, `iat`
+/// (plus `iss` when configured), as SPIRE does.
+#[derive(Clone, Debug)]
+pub struct JwtSvidIssuer {
+    key: Arc<dyn SigningKey>,
+    kid: String,
+    issuer: Option<String>,
+}
+
+impl JwtSvidIssuer {
+    /// An issuer signing with `key` under `kid`. The key's algorithm must be one JWT-SVID
+    /// allows (not EdDSA).
+    pub fn new(
+        key: Arc<dyn SigningKey>,
+        kid: impl Into<String>,
+        issuer: Option<String>,
+    ) -> Result<JwtSvidIssuer, Error> {
+        if !AlgSet::spiffe().contains(key.algorithm()) {
+            return Err(Error::AlgorithmNotAllowed {
+                alg: key.algorithm().to_string(),
+                reason: "JWT-SVID.md §2.1 does not allow it",
+            });
+        }
+        Ok(JwtSvidIssuer {
+            key,
+            kid: kid.into(),
+            issuer,
+        })
+    }
+
+    /// Issues a JWT-SVID for `sub` with the single audience `audience`, valid for `ttl` seconds.
+    pub fn issue(&self, sub: &SpiffeId, audience: &str, now: UnixTime, ttl: u64) -> Result<String, Error> {
+        if sub.is_trust_domain_id() {
+            return Err(Error::InvalidIdentifier {
+                context: "sub",
+                source: IdError::new(IdErrorKind::WrongForm, sub.as_str()),
+            });
+        }
+        if audience.is_empty() {
+            return Err(Error::invalid_claim("aud", "must not be empty"));
+        }
+        #[derive(Serialize)]
+        struct Claims<'a> {
+            sub: &'a str,
+            aud: &'a str,
+            exp: u64,
+            iat: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            iss: Option<&'a str>,
+        }
+        let claims = Claims {
+            sub: sub.as_str(),
+            aud: audience,
+            exp: now.plus(ttl).as_secs(),
+            iat: now.as_secs(),
+            iss: self.issuer.as_deref(),
+        };
+        sign_compact(Some("JWT"), Some(&self.kid), &claims, self.key.as_ref())
+    }
+}

@@ -1,0 +1,252 @@
+//! The conformance harness: every case under `testdata/vectors/` runs here.
+//!
+//! Positive cases must verify (and match the listed claims); negative cases must fail
+//! with exactly the error kind the case names. Known divergences are listed, with a
+//! reason, in `testdata/vectors/exceptions.json`; a listed case that starts passing fails
+//! the run so the list cannot go stale.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lanyard_core::jose::decode_unverified;
+use lanyard_core::{
+    Error, InMemoryReplayCache, Jwk, JwtSvidPolicy, JwtSvidVerifier, KeyUse, ProofTokens, TrustStore, UnixTime,
+    WitPolicy, WitVerifier, WorkloadId, WptPolicy, WptVerifier,
+};
+use serde_json::{Map, Value};
+
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vectors")
+}
+
+fn load(rel: &str) -> Value {
+    let path = vectors_dir().join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn exceptions() -> BTreeMap<String, String> {
+    match load("exceptions.json") {
+        Value::Object(m) => m
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('_'))
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+            .collect(),
+        _ => panic!("exceptions.json must be an object"),
+    }
+}
+
+fn cases(doc: &Value) -> &Vec<Value> {
+    doc["cases"].as_array().expect("cases array")
+}
+
+fn s<'a>(case: &'a Value, field: &str) -> Option<&'a str> {
+    case.get(field).and_then(Value::as_str)
+}
+
+/// Runs `check` on every case of `file` and reports all failures together.
+fn run(file: &str, check: impl Fn(&Value) -> Result<(), String>) {
+    let doc = load(file);
+    let exceptions = exceptions();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for case in cases(&doc) {
+        let id = s(case, "id").expect("case id");
+        let outcome = check(case);
+        ran += 1;
+        match (outcome, exceptions.get(id)) {
+            (Ok(()), None) | (Err(_), Some(_)) => {}
+            (Err(msg), None) => failures.push(format!("{id}: {msg}")),
+            (Ok(()), Some(_)) => failures.push(format!("{id}: passes now; remove it from exceptions.json")),
+        }
+    }
+    assert!(ran > 0, "{file} has no cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases in {file} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn expect_outcome<T>(
+    case: &Value,
+    result: Result<T, Error>,
+    on_ok: impl FnOnce(T) -> Result<(), String>,
+) -> Result<(), String> {
+    match (s(case, "expect"), result) {
+        (Some("valid"), Ok(v)) => on_ok(v),
+        (Some("valid"), Err(e)) => Err(format!("expected valid, got {} ({e})", e.kind())),
+        (Some("error"), Ok(_)) => Err(format!("expected {}, but it verified", s(case, "error").unwrap_or("?"))),
+        (Some("error"), Err(e)) if Some(e.kind()) == s(case, "error") => Ok(()),
+        (Some("error"), Err(e)) => Err(format!(
+            "expected {}, got {} ({e})",
+            s(case, "error").unwrap_or("?"),
+            e.kind()
+        )),
+        (other, _) => Err(format!("unknown expect {other:?}")),
+    }
+}
+
+fn check_identifier(case: &Value) -> Result<(), String> {
+    let input = s(case, "input").ok_or("no input")?;
+    match (WorkloadId::parse(input), case["valid"].as_bool()) {
+        (Ok(id), Some(true)) => {
+            if Some(id.trust_domain()) != s(case, "trust_domain") {
+                return Err(format!("trust domain {:?}", id.trust_domain()));
+            }
+            if Some(id.path()) != s(case, "path") {
+                return Err(format!("path {:?}", id.path()));
+            }
+            if id.as_str() != input {
+                return Err("not byte-identical".into());
+            }
+            Ok(())
+        }
+        (Err(e), Some(false)) if Some(e.kind.as_str()) == s(case, "error") => Ok(()),
+        (Err(e), Some(false)) => Err(format!("expected {}, got {}", s(case, "error").unwrap_or("?"), e.kind)),
+        (Ok(_), _) => Err("accepted".into()),
+        (Err(e), _) => Err(format!("rejected: {e}")),
+    }
+}
+
+#[test]
+fn spiffe_identifiers() {
+    run("identifiers/spiffe.json", check_identifier);
+}
+
+#[test]
+fn wimse_identifiers() {
+    run("identifiers/wimse.json", check_identifier);
+}
+
+struct Fixture {
+    keys: Map<String, Value>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        match load("keys.json") {
+            Value::Object(keys) => Fixture { keys },
+            _ => panic!("keys.json must be an object"),
+        }
+    }
+
+    fn jwk(&self, name: &str) -> Jwk {
+        let v = self.keys.get(name).unwrap_or_else(|| panic!("no key {name}"));
+        Jwk::from_json(v.to_string().as_bytes()).expect("key parses")
+    }
+
+    /// A store trusting the case's anchors (public parts only) for its trust domain.
+    fn store(&self, case: &Value, key_use: KeyUse) -> Arc<TrustStore> {
+        let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+        let td = s(case, "trust_domain").expect("trust_domain");
+        for name in case["anchors"].as_array().into_iter().flatten() {
+            let jwk = self.jwk(name.as_str().expect("anchor name")).to_public();
+            store.add_key(td, key_use, &jwk).expect("anchor loads");
+        }
+        store
+    }
+
+    fn wit_verifier(&self, case: &Value) -> WitVerifier {
+        let policy = match s(case, "profile") {
+            Some("wit-svid") => WitPolicy::wit_svid(),
+            _ => WitPolicy::wimse(),
+        };
+        WitVerifier::new(self.store(case, KeyUse::WitSvid), policy)
+    }
+}
+
+fn now(case: &Value) -> UnixTime {
+    UnixTime(case["now"].as_u64().expect("now"))
+}
+
+fn check_claims(case: &Value, claims: &Map<String, Value>) -> Result<(), String> {
+    for (name, expected) in case["claims"].as_object().into_iter().flatten() {
+        if claims.get(name) != Some(expected) {
+            return Err(format!("claim {name}: expected {expected}, got {:?}", claims.get(name)));
+        }
+    }
+    Ok(())
+}
+
+fn check_decode(case: &Value) -> Result<(), String> {
+    let decoded = decode_unverified(s(case, "token").ok_or("no token")?).map_err(|e| e.to_string())?;
+    check_claims(case, &decoded.claims)
+}
+
+#[test]
+fn wit_vectors() {
+    let fx = Fixture::new();
+    run("tokens/wit.json", |case| match s(case, "kind") {
+        Some("decode") => check_decode(case),
+        Some("wit") => {
+            let token = s(case, "token").ok_or("no token")?;
+            expect_outcome(case, fx.wit_verifier(case).verify(token, now(case)), |wit| {
+                check_claims(case, &wit.claims)
+            })
+        }
+        other => Err(format!("unexpected kind {other:?}")),
+    });
+}
+
+#[test]
+fn wpt_vectors() {
+    let fx = Fixture::new();
+    run("tokens/wpt.json", |case| {
+        let other: Vec<(String, String)> = case["other_tokens"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let other: Vec<(&str, &str)> = other.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let tokens = ProofTokens {
+            wit: s(case, "wit").ok_or("no wit")?,
+            wpt: s(case, "wpt").ok_or("no wpt")?,
+            access_token: s(case, "access_token"),
+            txn_token: s(case, "txn_token"),
+            other_tokens: &other,
+        };
+        let verifier = WptVerifier::new(
+            fx.wit_verifier(case),
+            WptPolicy::default(),
+            Arc::new(InMemoryReplayCache::new(1024)),
+        );
+        let audience = s(case, "audience").ok_or("no audience")?;
+        let result = verifier.verify(&tokens, audience, now(case));
+        expect_outcome(case, result, |proof| {
+            let claims = decode_unverified(tokens.wpt).map_err(|e| e.to_string())?.claims;
+            check_claims(case, &claims)?;
+            // The same proof a second time is a replay.
+            match verifier.verify(&tokens, audience, now(case)) {
+                Err(e) if e.kind() == "replay" => Ok(()),
+                other => Err(format!(
+                    "second use of {} was not refused as a replay: {other:?}",
+                    proof.wpt.jti
+                )),
+            }
+        })
+    });
+}
+
+#[test]
+fn jwt_svid_vectors() {
+    let fx = Fixture::new();
+    run("tokens/jwt_svid.json", |case| match s(case, "kind") {
+        Some("decode") => check_decode(case),
+        Some("jwt-svid") => {
+            let verifier = JwtSvidVerifier::new(fx.store(case, KeyUse::JwtSvid), JwtSvidPolicy::default());
+            let result = verifier.verify(
+                s(case, "token").ok_or("no token")?,
+                s(case, "audience").ok_or("no audience")?,
+                now(case),
+            );
+            expect_outcome(case, result, |svid| check_claims(case, &svid.claims))
+        }
+        other => Err(format!("unexpected kind {other:?}")),
+    });
+}

@@ -1,0 +1,2 @@
+//! The `lanyard` command-line tool (work in progress).
+fn main() {}
