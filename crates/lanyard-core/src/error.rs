@@ -66,7 +66,7 @@ pub enum Error {
     #[error("signature verification failed")]
     BadSignature,
     /// No trust anchor fits the token.
-    #[error("no trusted key for trust domain {trust_domain:?} (kid {kid:?}): {reason}")]
+    #[error("no trusted key for trust domain {trust_domain:?}{}: {reason}", kid_note(kid))]
     UnknownKey {
         /// The trust domain the token's subject belongs to.
         trust_domain: String,
@@ -170,6 +170,10 @@ pub enum Error {
     /// The crypto provider failed (e.g. no randomness).
     #[error("crypto provider failure: {0}")]
     Crypto(String),
+}
+
+fn kid_note(kid: &Option<String>) -> String {
+    kid.as_ref().map(|k| format!(" with kid {k:?}")).unwrap_or_default()
 }
 
 impl Error {

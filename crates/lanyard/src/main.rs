@@ -1,2 +1,59 @@
-//! The `lanyard` command-line tool (work in progress).
-fn main() {}
+//! `lanyard`: keys, workload identity tokens (WIT), proofs (WPT), JWT-SVIDs and SPIFFE
+//! bundles from the command line.
+
+mod cmd;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Workload identity from the command line: make keys, mint and check WITs, WPTs and
+/// JWT-SVIDs, and build trust bundles.
+#[derive(Parser, Debug)]
+#[command(name = "lanyard", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate and convert keys.
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
+    /// Issue Workload Identity Tokens (draft-ietf-wimse-workload-creds).
+    #[command(subcommand)]
+    Wit(cmd::token::WitCommand),
+    /// Create Workload Proof Tokens (draft-ietf-wimse-wpt).
+    #[command(subcommand)]
+    Wpt(cmd::token::WptCommand),
+    /// Issue JWT-SVIDs (SPIFFE JWT-SVID.md).
+    #[command(subcommand, name = "jwt-svid")]
+    JwtSvid(cmd::token::JwtSvidCommand),
+    /// Verify or inspect any of the tokens above.
+    #[command(subcommand)]
+    Token(cmd::verify::TokenCommand),
+    /// Build a SPIFFE trust bundle from public keys and print it.
+    Bundle(cmd::bundle::BundleArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Key(c) => cmd::key::run(c),
+        Command::Wit(c) => cmd::token::run_wit(c),
+        Command::Wpt(c) => cmd::token::run_wpt(c),
+        Command::JwtSvid(c) => cmd::token::run_jwt_svid(c),
+        Command::Token(c) => cmd::verify::run(c),
+        Command::Bundle(a) => cmd::bundle::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

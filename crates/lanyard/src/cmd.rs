@@ -1,0 +1,6 @@
+//! One module per top-level subcommand.
+
+pub(crate) mod bundle;
+pub(crate) mod key;
+pub(crate) mod token;
+pub(crate) mod verify;

@@ -1,0 +1,174 @@
+//! `lanyard wit issue`, `lanyard wpt create`, `lanyard jwt-svid issue`: mint tokens.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use lanyard_core::wimse::audience_for;
+use lanyard_core::{Algorithm, JwtSvidIssuer, WitIssuer, WptParams, create_wpt};
+
+use crate::input;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum WitCommand {
+    /// Issue a WIT binding a workload identifier to the workload's public key.
+    Issue(WitIssueArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct WitIssueArgs {
+    /// The issuer's private key (JWK or PKCS#8 PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// The issuer key's algorithm (needed only for RSA PEM keys).
+    #[arg(long)]
+    alg: Option<Algorithm>,
+    /// Key ID for the header; defaults to the key file's kid.
+    #[arg(long)]
+    kid: Option<String>,
+    /// The workload identifier (spiffe://... or wimse://...).
+    #[arg(long)]
+    sub: String,
+    /// The workload's public key (cnf.jwk): a JWK with alg, or the workload's key file.
+    #[arg(long)]
+    cnf: PathBuf,
+    /// Issuer URI for the iss claim.
+    #[arg(long)]
+    iss: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// Issue as of this Unix time instead of now (for tests).
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum WptCommand {
+    /// Create a WPT proving possession of the WIT's key for one request.
+    Create(WptCreateArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct WptCreateArgs {
+    /// The workload's private key (the one in the WIT's cnf.jwk).
+    #[arg(long)]
+    key: PathBuf,
+    /// The WIT: the token, @file, or - for stdin.
+    #[arg(long)]
+    wit: String,
+    /// The request's target URI (query and fragment are dropped).
+    #[arg(long)]
+    aud: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 60)]
+    ttl: u64,
+    /// An OAuth access token sent with the request (adds ath).
+    #[arg(long)]
+    access_token: Option<String>,
+    /// A Txn-Token sent with the request (adds tth).
+    #[arg(long)]
+    txn_token: Option<String>,
+    /// Another context token header sent with the request, NAME=VALUE (adds oth); repeatable.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    headers: Vec<String>,
+    /// Create as of this Unix time instead of now (for tests).
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum JwtSvidCommand {
+    /// Issue a JWT-SVID for one audience.
+    Issue(JwtSvidIssueArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct JwtSvidIssueArgs {
+    /// The issuer's private key (JWK or PKCS#8 PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// The issuer key's algorithm (needed only for RSA PEM keys).
+    #[arg(long)]
+    alg: Option<Algorithm>,
+    /// Key ID; defaults to the key file's kid (JWT-SVIDs always carry one).
+    #[arg(long)]
+    kid: Option<String>,
+    /// The SPIFFE ID.
+    #[arg(long)]
+    sub: String,
+    /// The audience.
+    #[arg(long)]
+    aud: String,
+    /// Issuer URI for the iss claim.
+    #[arg(long)]
+    iss: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 300)]
+    ttl: u64,
+    /// Issue as of this Unix time instead of now (for tests).
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+pub(crate) fn run_wit(cmd: WitCommand) -> Result<ExitCode> {
+    let WitCommand::Issue(a) = cmd;
+    let key = input::signing_key(&a.key, a.alg)?;
+    let kid = a.kid.or_else(|| key.kid().map(str::to_owned));
+    let sub = input::workload_id(&a.sub)?;
+    let cnf = input::public_keys(&a.cnf)?;
+    let [cnf] = cnf.as_slice() else {
+        bail!("{} must hold exactly one key for cnf.jwk", a.cnf.display());
+    };
+    if cnf.alg.is_none() {
+        bail!(
+            "the cnf key in {} has no alg member (WITs require cnf.jwk.alg)",
+            a.cnf.display()
+        );
+    }
+    let issuer = WitIssuer::new(lanyard_crypto::provider(), std::sync::Arc::new(key), kid, a.iss, a.ttl);
+    println!("{}", issuer.issue(&sub, cnf, input::now(a.now))?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_wpt(cmd: WptCommand) -> Result<ExitCode> {
+    let WptCommand::Create(a) = cmd;
+    let key = input::signing_key(&a.key, None)?;
+    let wit = input::token(&a.wit)?;
+    let headers = a
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once('=')
+                .with_context(|| format!("--header {h:?} is not NAME=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let params = WptParams {
+        wit: &wit,
+        audience: audience_for(&a.aud),
+        lifetime: a.ttl,
+        access_token: a.access_token.as_deref(),
+        txn_token: a.txn_token.as_deref(),
+        other_tokens: &headers,
+    };
+    let provider = lanyard_crypto::provider();
+    let wpt = create_wpt(&key, &params, input::now(a.now), provider.as_ref())
+        .context("creating the WPT (is --key the private key for the WIT's cnf.jwk?)")?;
+    println!("{wpt}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_jwt_svid(cmd: JwtSvidCommand) -> Result<ExitCode> {
+    let JwtSvidCommand::Issue(a) = cmd;
+    let key = input::signing_key(&a.key, a.alg)?;
+    let kid = a
+        .kid
+        .or_else(|| key.kid().map(str::to_owned))
+        .context("JWT-SVIDs need a kid: pass --kid or use a key file with one")?;
+    let sub = input::workload_id(&a.sub)?;
+    let sub = sub.as_spiffe().context("a JWT-SVID's subject must be a SPIFFE ID")?;
+    let issuer = JwtSvidIssuer::new(std::sync::Arc::new(key), kid, a.iss)?;
+    println!("{}", issuer.issue(sub, &a.aud, input::now(a.now), a.ttl)?);
+    Ok(ExitCode::SUCCESS)
+}

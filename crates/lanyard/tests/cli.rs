@@ -1,0 +1,274 @@
+//! The `lanyard` CLI end to end: the README walkthrough exactly as written, the spec's
+//! example tokens, and the failure paths (reason printed, non-zero exit).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_lanyard")).parent().unwrap().to_path_buf()
+}
+
+fn sh(dir: &Path, script: &str) -> Output {
+    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+fn lanyard(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lanyard"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A shell command from the README, and the failure text its following comment promises.
+struct Step {
+    command: String,
+    expected_failure: Option<String>,
+}
+
+/// The commands of the README's walkthrough, in order (setup lines that build or change
+/// directory are left out: the test runs the binary under test in a fresh directory).
+fn readme_steps() -> Vec<Step> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let start = readme.find("## Your first credential").expect("walkthrough section");
+    let end = start + readme[start..].find("## Using the library").expect("section after it");
+    let mut steps: Vec<Step> = Vec::new();
+    let mut in_block = false;
+    let mut pending = String::new();
+    for line in readme[start..end].lines() {
+        let line = line.trim();
+        if line.starts_with("```") {
+            in_block = line == "```sh";
+            continue;
+        }
+        if !in_block || line.is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            let comment = comment.trim();
+            if let (Some(last), true) = (steps.last_mut(), comment.starts_with("invalid")) {
+                last.expected_failure = Some(comment.to_owned());
+            }
+            continue;
+        }
+        let (body, continued) = match line.strip_suffix('\\') {
+            Some(b) => (b.trim_end(), true),
+            None => (line, false),
+        };
+        let body = body.split(" # ").next().unwrap_or(body);
+        pending.push_str(body);
+        pending.push(' ');
+        if !continued {
+            let command = std::mem::take(&mut pending).trim().to_owned();
+            let setup = ["cargo build", "export PATH", "mkdir -p /tmp/lanyard-demo"];
+            if !setup.iter().any(|s| command.starts_with(s)) {
+                steps.push(Step {
+                    command,
+                    expected_failure: None,
+                });
+            }
+        }
+    }
+    steps
+}
+
+#[test]
+fn readme_walkthrough_works_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = readme_steps();
+    assert!(steps.len() >= 10, "walkthrough has {} commands", steps.len());
+    for step in steps {
+        let out = sh(dir.path(), &step.command);
+        match &step.expected_failure {
+            None => assert!(
+                out.status.success(),
+                "README command failed: {}\nstdout: {}\nstderr: {}",
+                step.command,
+                text(&out.stdout),
+                text(&out.stderr)
+            ),
+            Some(expected) => {
+                assert_eq!(out.status.code(), Some(1), "{} should fail", step.command);
+                assert!(
+                    text(&out.stderr).contains(expected.as_str()),
+                    "stderr of {:?} lacks {expected:?}: {}",
+                    step.command,
+                    text(&out.stderr)
+                );
+            }
+        }
+        if step.command.starts_with("lanyard token verify") && step.expected_failure.is_none() {
+            assert!(text(&out.stdout).starts_with("valid "), "{}", text(&out.stdout));
+        }
+    }
+}
+
+const A1_WIT: &str = "eyJhbGciOiJFUzI1NiIsImtpZCI6Ikp1bmUgNSIsInR5cCI6IndpdCtqd3QifQ.eyJjbmYiOnsiandrIjp7ImFsZyI6IkVkRFNBIiwiY3J2IjoiRWQyNTUxOSIsImt0eSI6Ik9LUCIsIngiOiIxQ1hYdmZsTl9MVlZzSXNZWHNVdkIwM0ptbEdXZUNIcVFWdW91Q0Y5MmJnIn19LCJleHAiOjE3NDU1MTI1MTAsImlhdCI6MTc0NTUwODkxMCwianRpIjoieC1fMUNUTDJjY2EzQ1NFNGN3Yl9sIiwic3ViIjoid2ltc2U6Ly9leGFtcGxlLmNvbS9zcGVjaWZpYy13b3JrbG9hZCJ9.6KraSQUxWdl9dxFQ3Fj6dPY0Vi88OkwFwZpAIOhLeq6AbXAnLLQgOp8U9UDGcBuYF3KiNv6oKQD1ZWAzrMZOJw";
+const JUNE5: &str = r#"{"kty":"EC","kid":"June 5","crv":"P-256","x":"kXqnA2Op7hgd4zRMbw0iFcc_hDxUxhojxOFVGjE2gks","y":"n__VndPMR021-59UAs0b9qDTFT-EZtT6xSNs_xFskLo"}"#;
+
+fn verify_json(dir: &Path, token: &str, now: &str) -> (Option<i32>, serde_json::Value) {
+    let out = lanyard(
+        dir,
+        &[
+            "token",
+            "verify",
+            token,
+            "--trust-domain",
+            "example.com",
+            "--jwks",
+            "june5.jwk",
+            "--now",
+            now,
+            "--json",
+        ],
+    );
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).expect("JSON output"),
+    )
+}
+
+#[test]
+fn spec_example_wit_verifies_and_failures_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("june5.jwk"), JUNE5).unwrap();
+
+    let (code, out) = verify_json(dir.path(), A1_WIT, "1745509000");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["type"], "WIT");
+    assert_eq!(out["details"]["subject"], "wimse://example.com/specific-workload");
+
+    let (code, out) = verify_json(dir.path(), A1_WIT, "1745512600");
+    assert_eq!(code, Some(1));
+    assert_eq!(out["error"]["kind"], "expired");
+
+    // Change one character in the middle of the signature (the last one carries padding
+    // bits, so changing it would be a base64url error instead).
+    let mut chars: Vec<char> = A1_WIT.chars().collect();
+    let i = chars.len() - 20;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    let (code, out) = verify_json(dir.path(), &tampered, "1745509000");
+    assert_eq!(code, Some(1));
+    assert_eq!(out["error"]["kind"], "bad_signature");
+
+    let (code, out) = verify_json(dir.path(), "not-a-token", "1745509000");
+    assert_eq!(code, Some(1));
+    assert_eq!(out["error"]["kind"], "malformed");
+
+    let huge = format!("{A1_WIT}{}", "A".repeat(20_000));
+    let (code, out) = verify_json(dir.path(), &huge, "1745509000");
+    assert_eq!(code, Some(1));
+    assert_eq!(out["error"]["kind"], "too_large");
+
+    // Human output names the reason on stderr.
+    let out = lanyard(
+        dir.path(),
+        &[
+            "token",
+            "verify",
+            A1_WIT,
+            "--trust-domain",
+            "example.org",
+            "--jwks",
+            "june5.jwk",
+            "--now",
+            "1745509000",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("reason: unknown_key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn inspect_says_it_did_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lanyard(dir.path(), &["token", "inspect", A1_WIT]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("NOT VERIFIED"), "{stdout}");
+    assert!(stdout.contains("wimse://example.com/specific-workload"));
+    let out = lanyard(dir.path(), &["token", "inspect", "--json", A1_WIT]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["header"]["typ"], "wit+jwt");
+}
+
+#[test]
+fn usage_errors_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sh(
+        dir.path(),
+        "lanyard key generate --alg ES256 --out k && lanyard key generate --out k",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("must not exist yet"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = lanyard(dir.path(), &["key", "generate", "--alg", "HS256"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("HMAC"), "{}", text(&out.stderr));
+
+    let out = lanyard(
+        dir.path(),
+        &[
+            "wit",
+            "issue",
+            "--key",
+            "k.jwk",
+            "--sub",
+            "spiffe://Example.org/x",
+            "--cnf",
+            "k.pub.jwk",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a valid SPIFFE ID"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A JWT-SVID verified without --aud says what is missing.
+    let out = sh(
+        dir.path(),
+        "lanyard jwt-svid issue --key k.jwk --sub spiffe://example.org/a --aud x > s.jwt && \
+         lanyard token verify @s.jwt --trust-domain example.org --jwks k.pub.jwk",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--aud"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn secrets_are_written_owner_only() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        assert!(lanyard(dir.path(), &["key", "generate", "--out", "w"]).status.success());
+        for (file, mode) in [("w.jwk", 0o600), ("w.pem", 0o600), ("w.pub.jwk", 0o644)] {
+            let m = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(m, mode, "{file}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the independent JOSE implementations the interop tests drive:
+# Node's `jose` (npm) and Python's `joserfc` and `pyjwt` (PyPI), pinned in tests/interop/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "installing nodejs and npm (Debian packages)"
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+if ! command -v python3 >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+fi
+
+if [ ! -d tests/interop/node/node_modules/jose ]; then
+  npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
+fi
+if [ ! -x tests/interop/.venv/bin/python ]; then
+  python3 -m venv tests/interop/.venv || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && python3 -m venv tests/interop/.venv; }
+fi
+if ! tests/interop/.venv/bin/python -c 'import joserfc, jwt' 2>/dev/null; then
+  tests/interop/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/python/requirements.txt
+fi
