@@ -61,6 +61,6 @@ pub use spiffe::{JwtSvidIssuer, JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, Ve
 pub use time::{Clock, FixedClock, SystemClock, UnixTime};
 pub use trust::{KeyUse, TrustAnchor, TrustStore};
 pub use wimse::{
-    ProofTokens, VerifiedProof, VerifiedWit, WitIssuer, WitPolicy, WitVerifier, WptParams, WptPolicy, WptVerifier,
-    create_wpt, issue_wit,
+    ProofTokens, VerifiedProof, VerifiedWit, WitClaims, WitIssuer, WitPolicy, WitVerifier, WptParams, WptPolicy,
+    WptVerifier, create_wpt, issue_wit,
 };
