@@ -161,6 +161,15 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// An HTTP message signature (RFC 9421, WIMSE profile) is missing, duplicated, or
+    /// breaks a rule of the profile; `code` is the stable error kind.
+    #[error("HTTP message signature: {detail}")]
+    HttpSignature {
+        /// One of the `signature_*` / `digest_*` kinds.
+        code: &'static str,
+        /// What exactly is wrong.
+        detail: String,
+    },
     /// Key material is malformed or does not fit its use.
     #[error("invalid key: {0}")]
     InvalidKey(String),
@@ -208,6 +217,7 @@ impl Error {
             Error::Replay { .. } => "replay",
             Error::ReplayCacheFull { .. } => "replay_cache_full",
             Error::Header { .. } => "header",
+            Error::HttpSignature { code, .. } => code,
             Error::InvalidKey(_) => "invalid_key",
             Error::InvalidBundle(_) => "invalid_bundle",
             Error::Crypto(_) => "crypto",

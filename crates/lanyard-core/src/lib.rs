@@ -43,6 +43,7 @@
 
 mod crypto;
 mod error;
+pub mod httpsig;
 pub mod id;
 pub mod jose;
 mod replay;
