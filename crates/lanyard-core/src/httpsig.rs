@@ -300,8 +300,9 @@ pub struct SignedHeaders {
     pub nonce: String,
 }
 
-/// The names [`SignedHeaders`] sets; a message's own values for them are replaced.
-const SIGNER_FIELDS: [&str; 4] = [
+/// The fields [`sign_request`]/[`sign_response`] set (lowercase); a message's own values for
+/// them are replaced, so senders remove them before adding the signer's.
+pub const SIGNER_FIELDS: [&str; 4] = [
     "workload-identity-token",
     "content-digest",
     "signature-input",

@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub(crate) mod bundle;
+pub(crate) mod httpsig;
 pub(crate) mod key;
 pub(crate) mod token;
 pub(crate) mod verify;

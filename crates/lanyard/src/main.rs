@@ -37,6 +37,9 @@ enum Command {
     Token(cmd::verify::TokenCommand),
     /// Build a SPIFFE trust bundle from public keys and print it.
     Bundle(cmd::bundle::BundleArgs),
+    /// Sign requests and check captured requests/responses (HTTP Message Signatures).
+    #[command(subcommand)]
+    Httpsig(cmd::httpsig::HttpsigCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::JwtSvid(c) => cmd::token::run_jwt_svid(c),
         Command::Token(c) => cmd::verify::run(c),
         Command::Bundle(a) => cmd::bundle::run(a),
+        Command::Httpsig(c) => cmd::httpsig::run(c),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,27 @@
+//! Workload-to-workload authentication for HTTP services and clients, in the three
+//! WIMSE modes: WIT + Workload Proof Token, WIT + HTTP Message Signature, and mutual TLS
+//! with X.509-SVIDs.
+//!
+//! - Server: [`WorkloadAuthLayer`] (a tower layer) verifies whichever enabled mode a
+//!   request uses and hands handlers a [`VerifiedWorkload`] (an axum extractor); an
+//!   [`Authorize`] layer restricts a route to given workloads or trust domains.
+//! - Client: [`WorkloadAuthMiddleware`] (reqwest-middleware) attaches a WIT + WPT, or
+//!   signs the request, with credentials from a [`CredentialSource`].
+//!
+//! It does not issue credentials (that is the identity server's job) and does not do the
+//! TLS handshake itself: for mTLS it reads the peer identity that
+//! [`mtls`] put on the request.
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod credentials;
+mod error;
+pub mod mtls;
+mod server;
+
+// Public API
+pub use client::{ClientMode, WorkloadAuthMiddleware};
+pub use credentials::{CredentialSource, FileCredentialSource, StaticCredentials, WorkloadCredentials};
+pub use error::Error;
+pub use server::{AuthMode, Authorize, Modes, VerifiedWorkload, WorkloadAuth, WorkloadAuthConfig, WorkloadAuthLayer};
