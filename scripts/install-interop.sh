@@ -18,6 +18,6 @@ fi
 if [ ! -x tests/interop/.venv/bin/python ]; then
   python3 -m venv tests/interop/.venv || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && python3 -m venv tests/interop/.venv; }
 fi
-if ! tests/interop/.venv/bin/python -c 'import joserfc, jwt' 2>/dev/null; then
+if ! tests/interop/.venv/bin/python -c 'import joserfc, jwt, http_message_signatures' 2>/dev/null; then
   tests/interop/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/python/requirements.txt
 fi

@@ -278,7 +278,9 @@ impl World {
 
     /// The full profile check of `msg`'s signature, with the key of the WIT it carries.
     fn verify(&self, msg: &Message) -> Result<SignatureInfo, Error> {
-        let wit = msg.header("Workload-Identity-Token").expect("the request carries a WIT");
+        let wit = msg
+            .header("Workload-Identity-Token")
+            .expect("the request carries a WIT");
         let wit = self.wit_verifier().verify(wit, NOW)?;
         let policy = HttpSigPolicy::default();
         let check = SignatureCheck {
@@ -306,7 +308,10 @@ impl World {
         }
         match verifier.verify_request(&msg.parts(), msg.body(), AUDIENCE, NOW) {
             Err(e) if e.kind() == "replay" => Ok(()),
-            Err(e) => Err(format!("a replayed request must fail as replay, got {e} (kind {})", e.kind())),
+            Err(e) => Err(format!(
+                "a replayed request must fail as replay, got {e} (kind {})",
+                e.kind()
+            )),
             Ok(_) => Err("a replayed request was accepted".to_owned()),
         }
     }
@@ -320,15 +325,7 @@ impl World {
             sign_response,
             target: TargetComponents::RequestTarget,
         };
-        let signed = sign_request(
-            &party.key,
-            &msg.parts(),
-            msg.body(),
-            &opts,
-            NOW,
-            self.provider.as_ref(),
-        )
-        .unwrap();
+        let signed = sign_request(&party.key, &msg.parts(), msg.body(), &opts, NOW, self.provider.as_ref()).unwrap();
         let signed_msg = msg.with_headers(signed.headers.iter().map(|(n, v)| (*n, v.as_str())));
         (signed_msg, signed.nonce)
     }
@@ -417,14 +414,29 @@ fn py_verify(dir: &Scratch, party: &Party, msg: &Message) -> Result<Value, Strin
     run_driver(
         "verify",
         &[
-            "--jwk", &jwk, "--request", &request, "--label", "wimse", "--audience", AUDIENCE, "--now", &now,
+            "--jwk",
+            &jwk,
+            "--request",
+            &request,
+            "--label",
+            "wimse",
+            "--audience",
+            AUDIENCE,
+            "--now",
+            &now,
         ],
     )
 }
 
 /// The library signs `msg` with the party's private JWK in `mode` (`wimse` or
 /// `library`); returns the signed message and the signature base the library signed.
-fn py_sign(dir: &Scratch, party: &Party, msg: &Message, mode: &str, extra: &[&str]) -> Result<(Message, String), String> {
+fn py_sign(
+    dir: &Scratch,
+    party: &Party,
+    msg: &Message,
+    mode: &str,
+    extra: &[&str],
+) -> Result<(Message, String), String> {
     let jwk: Jwk = party.key.private_jwk().unwrap();
     let jwk = dir.json("private-jwk", &jwk);
     let request = dir.json("request", &msg.to_json());
@@ -523,7 +535,11 @@ fn py_accepts_lanyard_request(
         ensure_eq("expires", &params["expires"], &json!(NOW.plus(LIFETIME).as_secs()))?;
         ensure_eq("tag", &params["tag"], &json!(httpsig::WIMSE_TAG))?;
         let sign_response_param = if sign_response { json!(true) } else { Value::Null };
-        ensure_eq("wimse-sign-response", &params["wimse-sign-response"], &sign_response_param)?;
+        ensure_eq(
+            "wimse-sign-response",
+            &params["wimse-sign-response"],
+            &sign_response_param,
+        )?;
         ensure_eq(
             "signature base (library vs Lanyard)",
             theirs["signature_base"].as_str().unwrap_or_default(),
@@ -564,7 +580,9 @@ fn lanyard_accepts_py_wimse_request(world: &World, dir: &Scratch, party: &Party,
             lanyard_base(&signed)?.as_str(),
             py_base.as_str(),
         )?;
-        let info = world.verify(&signed).map_err(rejected_by_lanyard("WIMSE-profile request"))?;
+        let info = world
+            .verify(&signed)
+            .map_err(rejected_by_lanyard("WIMSE-profile request"))?;
         ensure_eq("label", info.label.as_str(), "wimse")?;
         ensure_eq("created", &info.created, &NOW)?;
         ensure_eq("expires", &info.expires, &NOW.plus(LIFETIME))?;
@@ -606,7 +624,10 @@ fn http_message_signatures_wimse_requests_verify_in_lanyard() {
         let party = world.party("pyhms-wimse", alg);
         for (name, msg, _) in requests() {
             let outcome = lanyard_accepts_py_wimse_request(&world, &dir, &party, &msg);
-            report.case(format!("Lanyard verifies a library-signed {alg} {name} (WIMSE parameters)"), outcome);
+            report.case(
+                format!("Lanyard verifies a library-signed {alg} {name} (WIMSE parameters)"),
+                outcome,
+            );
         }
     }
     report.finish(ALGS.len() * requests().len());
@@ -695,7 +716,11 @@ fn py_rejects(dir: &Scratch, party: &Party, msg: &Message, what: &str) -> Result
 }
 
 fn lanyard_rejects(result: Result<impl Debug, Error>, what: &str) -> Result<(), String> {
-    let want = if what == "body" { "digest_mismatch" } else { "bad_signature" };
+    let want = if what == "body" {
+        "digest_mismatch"
+    } else {
+        "bad_signature"
+    };
     match result {
         Ok(v) => Err(format!("Lanyard accepted it: {v:?}")),
         Err(e) => ensure_eq("Lanyard error kind", e.kind(), want),
