@@ -1,8 +1,24 @@
 //! Mutual TLS (draft-ietf-wimse-mutual-tls-02): serving an axum router over rustls with
 //! X.509-SVID client authentication, and putting the verified peer identity on every
 //! request for [`crate::WorkloadAuthLayer`].
+//!
+//! The handshake (chain validation against the bundle of the peer's trust domain and
+//! the [`lanyard_x509::tls::Authorizer`] check) is done by the rustls config from
+//! [`lanyard_x509::tls::server_config`]; certificates and bundles rotate through its
+//! `SvidSource` without restarting the listener or dropping open connections.
 
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use lanyard_core::SpiffeId;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 /// The SPIFFE ID of the client certificate a connection was authenticated with, placed in
 /// the extensions of each request on that connection.
@@ -10,4 +26,50 @@ use lanyard_core::SpiffeId;
 pub struct PeerIdentity {
     /// The client's SPIFFE ID (the one URI SAN of its verified X.509-SVID).
     pub id: SpiffeId,
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` completes. Each connection's
+/// verified client identity is added to its requests as a [`PeerIdentity`].
+///
+/// A failed handshake (untrusted or unauthorized client) closes that connection only.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::info!(%remote, error = %e, "mTLS handshake refused");
+                    metrics::counter!("lanyard_mtls_handshakes_total", "outcome" => "refused").increment(1);
+                    return;
+                }
+            };
+            metrics::counter!("lanyard_mtls_handshakes_total", "outcome" => "ok").increment(1);
+            let peer = lanyard_x509::tls::peer_spiffe_id(stream.get_ref().1).map(|id| PeerIdentity { id });
+            let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                if let Some(peer) = &peer {
+                    request.extensions_mut().insert(peer.clone());
+                }
+                app.clone().oneshot(request.map(Body::new))
+            });
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
 }

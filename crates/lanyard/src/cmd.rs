@@ -5,3 +5,4 @@ pub(crate) mod httpsig;
 pub(crate) mod key;
 pub(crate) mod token;
 pub(crate) mod verify;
+pub(crate) mod x509;

@@ -37,6 +37,9 @@ enum Command {
     Token(cmd::verify::TokenCommand),
     /// Build a SPIFFE trust bundle from public keys and print it.
     Bundle(cmd::bundle::BundleArgs),
+    /// X.509-SVIDs: make a CA, issue SVIDs, verify chains.
+    #[command(subcommand)]
+    X509(cmd::x509::X509Command),
     /// Sign requests and check captured requests/responses (HTTP Message Signatures).
     #[command(subcommand)]
     Httpsig(cmd::httpsig::HttpsigCommand),
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Token(c) => cmd::verify::run(c),
         Command::Bundle(a) => cmd::bundle::run(a),
         Command::Httpsig(c) => cmd::httpsig::run(c),
+        Command::X509(c) => cmd::x509::run(c),
     };
     match result {
         Ok(code) => code,

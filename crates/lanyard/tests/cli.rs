@@ -396,3 +396,50 @@ fn httpsig_verifies_the_draft_capture_and_round_trips() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("digest_mismatch"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn x509_ca_issue_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "lanyard x509 ca --trust-domain example.org --out root && \
+        lanyard x509 ca --trust-domain example.org --upstream-cert root.pem --upstream-key root.key.pem --out inter --ttl 86400 && \
+        lanyard x509 issue --ca-cert inter.pem --ca-key inter.key.pem --spiffe-id spiffe://example.org/web --dns web.local --out web && \
+        lanyard x509 verify --trust-domain example.org --bundle-pem root.pem web.pem --json";
+    let out = sh(dir.path(), script);
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let last = text(&out.stdout).lines().last().unwrap_or_default().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["spiffe_id"], "spiffe://example.org/web", "{v}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("web.key.pem"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // OpenSSL accepts the chain, when it is installed.
+    if Command::new("openssl").arg("version").output().is_ok() {
+        let out = sh(
+            dir.path(),
+            "openssl verify -CAfile root.pem -untrusted inter.pem web.pem",
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // A chain for another trust domain fails with a reason.
+    let out = sh(
+        dir.path(),
+        "lanyard x509 ca --trust-domain other.org --out other && \
+         lanyard x509 issue --ca-cert other.pem --ca-key other.key.pem --spiffe-id spiffe://other.org/x --out x && \
+         lanyard x509 verify --trust-domain example.org --bundle-pem root.pem x.pem",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!text(&out.stderr).is_empty());
+    // The CA refuses an identity outside its trust domain.
+    let out = sh(
+        dir.path(),
+        "lanyard x509 issue --ca-cert root.pem --ca-key root.key.pem --spiffe-id spiffe://other.org/x --out y",
+    );
+    assert!(!out.status.success());
+}
