@@ -81,9 +81,10 @@ impl Jwk {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Whether the JWK carries private key material.
+    /// Whether the JWK carries any private key material: `d`, or any of the RSA private
+    /// members `p`, `q`, `dp`, `dq`, `qi` (publishing `p` or `q` alone gives the key away).
     pub fn is_private(&self) -> bool {
-        self.d.is_some()
+        [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi].iter().any(|m| m.is_some())
     }
 
     /// A copy without any private members.
@@ -270,6 +271,17 @@ mod tests {
         assert!(!s.contains("SECRET"), "{s}");
         assert!(s.contains("redacted"));
         assert!(jwk.to_public().d.is_none());
+        // RSA private members without `d` still make the key private (found by fuzzing).
+        let only_p = Jwk {
+            kty: "RSA".into(),
+            n: Some("n".into()),
+            e: Some("AQAB".into()),
+            p: Some("secret-prime".into()),
+            ..Jwk::default()
+        };
+        assert!(only_p.is_private());
+        assert!(!format!("{only_p:?}").contains("secret-prime"));
+        assert!(!only_p.to_public().is_private());
     }
 
     #[test]
