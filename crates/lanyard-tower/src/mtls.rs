@@ -20,6 +20,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+/// How long open connections may take to finish their requests at shutdown.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The SPIFFE ID of the client certificate a connection was authenticated with, placed in
 /// the extensions of each request on that connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub struct PeerIdentity {
 /// verified client identity is added to its requests as a [`PeerIdentity`].
 ///
 /// A failed handshake (untrusted or unauthorized client) closes that connection only.
+/// On shutdown, open connections finish their in-flight requests (for at most
+/// [`DRAIN_TIMEOUT`]) before this returns.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -39,14 +44,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => accepted?,
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let stream = match acceptor.accept(tcp).await {
                 Ok(stream) => stream,
@@ -64,12 +71,15 @@ pub async fn serve(
                 }
                 app.clone().oneshot(request.map(Body::new))
             });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
         });
     }
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+    Ok(())
 }
