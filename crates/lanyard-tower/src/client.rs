@@ -269,15 +269,18 @@ impl WorkloadAuthMiddleware {
             status: status.as_u16(),
             headers: headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect(),
         };
-        match verifier.verify_response(&parts, &body, &sent.parts(), nonce, self.clock.now()) {
+        let responder = match verifier.verify_response(&parts, &body, &sent.parts(), nonce, self.clock.now()) {
             Ok(verified) => {
                 tracing::debug!(server = %verified.wit.sub, %status, "response signature verified");
+                VerifiedResponder {
+                    id: verified.wit.sub.clone(),
+                }
             }
             Err(e) => {
                 tracing::debug!(%status, error = e.kind(), "response signature rejected");
                 return Err(middleware_error(Error::Response(e)));
             }
-        }
+        };
         let mut rebuilt = http::Response::builder()
             .status(status)
             .version(version)
@@ -286,8 +289,17 @@ impl WorkloadAuthMiddleware {
             .map_err(|e| middleware_error(Error::Body(e.to_string())))?;
         *rebuilt.headers_mut() = headers;
         rebuilt.extensions_mut().extend(extensions);
+        rebuilt.extensions_mut().insert(responder);
         Ok(reqwest::Response::from(rebuilt))
     }
+}
+
+/// Who signed a response, when the client required signed responses: read it with
+/// `response.extensions().get::<VerifiedResponder>()` to check the server's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedResponder {
+    /// The identity in the server's verified WIT.
+    pub id: lanyard_core::WorkloadId,
 }
 
 /// An owned copy of what a response signature covers of the request it answers.

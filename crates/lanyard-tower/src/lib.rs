@@ -21,7 +21,7 @@ pub mod mtls;
 mod server;
 
 // Public API
-pub use client::{ClientMode, WorkloadAuthMiddleware};
+pub use client::{ClientMode, VerifiedResponder, WorkloadAuthMiddleware};
 pub use credentials::{CredentialSource, FileCredentialSource, StaticCredentials, WorkloadCredentials};
 pub use error::Error;
 pub use server::{AuthMode, Authorize, Modes, VerifiedWorkload, WorkloadAuth, WorkloadAuthConfig, WorkloadAuthLayer};

@@ -472,6 +472,8 @@ async fn signed_response_is_verified_and_body_kept() {
             .unwrap();
         assert_eq!(response.url().as_str(), format!("{base}/signed-response?x=y"));
         assert!(response.headers().contains_key("signature"));
+        let responder = response.extensions().get::<lanyard_tower::VerifiedResponder>().cloned();
+        assert_eq!(responder.map(|r| r.id.to_string()).as_deref(), Some(SERVER_ID));
         let echo = json_ok(response).await;
         assert_eq!(echo["sub"], CLIENT_ID);
         assert_eq!(echo["sign_response"], true);
