@@ -4,7 +4,9 @@
 use std::fmt;
 
 /// Seconds since the Unix epoch (a JWT NumericDate, RFC 7519 §2, without fractions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// Serializes as a plain integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct UnixTime(pub u64);
 
 impl UnixTime {

@@ -1,8 +1,10 @@
 //! One module per top-level subcommand.
 
+pub(crate) mod admin;
 pub(crate) mod bundle;
 pub(crate) mod httpsig;
 pub(crate) mod key;
+pub(crate) mod server;
 pub(crate) mod token;
 pub(crate) mod verify;
 pub(crate) mod x509;

@@ -1,6 +1,7 @@
 //! `lanyard`: keys, workload identity tokens (WIT), proofs (WPT), JWT-SVIDs and SPIFFE
 //! bundles from the command line.
 
+mod admin_client;
 mod cmd;
 mod input;
 mod output;
@@ -20,6 +21,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the identity server (SQLite in ./lanyard-data by default).
+    Server(cmd::server::ServerArgs),
+    /// Manage registration entries on a running server.
+    #[command(subcommand)]
+    Entry(cmd::admin::EntryCommand),
+    /// List or ban attested agents on a running server.
+    #[command(subcommand)]
+    Agent(cmd::admin::AgentCommand),
     /// Generate and convert keys.
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
@@ -46,8 +55,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Server(a) => cmd::server::run(a),
+        Command::Entry(c) => cmd::admin::run_entry(c),
+        Command::Agent(c) => cmd::admin::run_agent(c),
         Command::Key(c) => cmd::key::run(c),
         Command::Wit(c) => cmd::token::run_wit(c),
         Command::Wpt(c) => cmd::token::run_wpt(c),
@@ -64,4 +77,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `lanyard ... | head` closes stdout early; Rust then panics inside `println!`. Treat that
+/// as the normal end of output (exit quietly) instead of printing a panic.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

@@ -14,6 +14,8 @@ use crate::input;
 pub(crate) enum WitCommand {
     /// Issue a WIT binding a workload identifier to the workload's public key.
     Issue(WitIssueArgs),
+    /// Ask a running server to mint a WIT with its current signing key.
+    Mint(super::admin::WitMintArgs),
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +84,8 @@ pub(crate) struct WptCreateArgs {
 pub(crate) enum JwtSvidCommand {
     /// Issue a JWT-SVID for one audience.
     Issue(JwtSvidIssueArgs),
+    /// Ask a running server to mint a JWT-SVID with its current signing key.
+    Mint(super::admin::JwtSvidMintArgs),
 }
 
 #[derive(Args, Debug)]
@@ -113,7 +117,10 @@ pub(crate) struct JwtSvidIssueArgs {
 }
 
 pub(crate) fn run_wit(cmd: WitCommand) -> Result<ExitCode> {
-    let WitCommand::Issue(a) = cmd;
+    let a = match cmd {
+        WitCommand::Issue(a) => a,
+        WitCommand::Mint(a) => return super::admin::wit_mint(a),
+    };
     let key = input::signing_key(&a.key, a.alg)?;
     let kid = a.kid.or_else(|| key.kid().map(str::to_owned));
     let sub = input::workload_id(&a.sub)?;
@@ -160,7 +167,10 @@ pub(crate) fn run_wpt(cmd: WptCommand) -> Result<ExitCode> {
 }
 
 pub(crate) fn run_jwt_svid(cmd: JwtSvidCommand) -> Result<ExitCode> {
-    let JwtSvidCommand::Issue(a) = cmd;
+    let a = match cmd {
+        JwtSvidCommand::Issue(a) => a,
+        JwtSvidCommand::Mint(a) => return super::admin::jwt_svid_mint(a),
+    };
     let key = input::signing_key(&a.key, a.alg)?;
     let kid = a
         .kid

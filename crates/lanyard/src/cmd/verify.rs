@@ -25,6 +25,8 @@ use crate::output::{relative, rfc3339};
 pub(crate) enum TokenCommand {
     /// Verify a WIT, a WPT (with its WIT) or a JWT-SVID.
     Verify(Box<VerifyArgs>),
+    /// Mint a one-time join token for a new agent (on a running server).
+    Join(super::admin::JoinTokenArgs),
     /// Decode a token WITHOUT verifying it.
     Inspect {
         /// The token, @file, or - for stdin.
@@ -119,6 +121,7 @@ pub(crate) fn run(cmd: TokenCommand) -> Result<ExitCode> {
     match cmd {
         TokenCommand::Verify(args) => verify(&args),
         TokenCommand::Inspect { token, json } => inspect(&input::token(&token)?, json),
+        TokenCommand::Join(args) => super::admin::join_token(args),
     }
 }
 

@@ -1,0 +1,259 @@
+//! Server configuration: a TOML file (every option documented in `conf/server.toml`),
+//! then `LANYARD_*` environment variables, then built-in defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use lanyard_core::TrustDomain;
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where signing keys live at rest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStorageKind {
+    /// PKCS#8 files with mode 0600 under `<data_dir>/keys` (default).
+    #[default]
+    Files,
+    /// In the datastore, encrypted with AES-256-GCM under the key in `LANYARD_KEK`
+    /// (base64, 32 bytes); needed when replicas share one database.
+    Encrypted,
+}
+
+/// The server's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The trust domain this server is the authority for.
+    pub trust_domain: String,
+    /// Where the SQLite database, keys and the admin socket live.
+    pub data_dir: PathBuf,
+    /// Database URL; defaults to SQLite in `data_dir` (`sqlite://<data_dir>/lanyard.db`).
+    pub database_url: Option<String>,
+    /// Address of the public HTTP endpoints (bundle, JWKS, discovery, health, metrics).
+    pub public_address: String,
+    /// The URL clients use to reach the public endpoints (defaults to `http://<public_address>`).
+    pub public_url: Option<String>,
+    /// The admin API's Unix socket (defaults to `<data_dir>/admin.sock`).
+    pub admin_socket: Option<PathBuf>,
+    /// Lifetime of the X.509 CA, in seconds.
+    pub ca_ttl: u64,
+    /// Lifetime of each JWT-SVID and WIT signing key, in seconds.
+    pub signing_key_ttl: u64,
+    /// Default X.509-SVID lifetime, in seconds.
+    pub default_x509_svid_ttl: u64,
+    /// Default JWT-SVID lifetime, in seconds.
+    pub default_jwt_svid_ttl: u64,
+    /// Default WIT lifetime, in seconds.
+    pub default_wit_ttl: u64,
+    /// Join token lifetime, in seconds.
+    pub join_token_ttl: u64,
+    /// `spiffe_refresh_hint` of the published bundle, in seconds.
+    pub bundle_refresh_hint: u64,
+    /// Where private keys live at rest.
+    pub key_storage: KeyStorageKind,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (`tracing` env-filter syntax), e.g. `info` or `lanyard_server=debug`.
+    pub log_level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            trust_domain: "example.org".into(),
+            data_dir: PathBuf::from("lanyard-data"),
+            database_url: None,
+            public_address: "127.0.0.1:8080".into(),
+            public_url: None,
+            admin_socket: None,
+            ca_ttl: 24 * 3600,
+            signing_key_ttl: 24 * 3600,
+            default_x509_svid_ttl: 3600,
+            default_jwt_svid_ttl: 300,
+            default_wit_ttl: 3600,
+            join_token_ttl: 600,
+            bundle_refresh_hint: 300,
+            key_storage: KeyStorageKind::Files,
+            log_format: LogFormat::Human,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// A configuration problem, naming the file or variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {message}")]
+pub struct ConfigError {
+    /// The file or environment variable.
+    pub source_name: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(source_name: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        source_name: source_name.into(),
+        message: message.into(),
+    }
+}
+
+impl ServerConfig {
+    /// Loads `path` (if given), applies `LANYARD_*` overrides from `env`, and validates.
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<ServerConfig, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| err(p.display().to_string(), e.to_string()))?;
+                toml::from_str(&text).map_err(|e| err(p.display().to_string(), e.to_string()))?
+            }
+            None => ServerConfig::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let number = |name: &str, v: String| v.parse::<u64>().map_err(|e| err(name, e.to_string()));
+        if let Some(v) = env("LANYARD_TRUST_DOMAIN") {
+            self.trust_domain = v;
+        }
+        if let Some(v) = env("LANYARD_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("LANYARD_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = env("LANYARD_PUBLIC_ADDRESS") {
+            self.public_address = v;
+        }
+        if let Some(v) = env("LANYARD_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = env("LANYARD_ADMIN_SOCKET") {
+            self.admin_socket = Some(v.into());
+        }
+        if let Some(v) = env("LANYARD_DEFAULT_WIT_TTL") {
+            self.default_wit_ttl = number("LANYARD_DEFAULT_WIT_TTL", v)?;
+        }
+        if let Some(v) = env("LANYARD_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                other => return Err(err("LANYARD_LOG_FORMAT", format!("{other:?} is not human or json"))),
+            };
+        }
+        if let Some(v) = env("LANYARD_LOG") {
+            self.log_level = v;
+        }
+        if let Some(v) = env("LANYARD_KEY_STORAGE") {
+            self.key_storage = match v.as_str() {
+                "files" => KeyStorageKind::Files,
+                "encrypted" => KeyStorageKind::Encrypted,
+                other => {
+                    return Err(err(
+                        "LANYARD_KEY_STORAGE",
+                        format!("{other:?} is not files or encrypted"),
+                    ));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        TrustDomain::parse(&self.trust_domain).map_err(|e| err("trust_domain", e.to_string()))?;
+        for (name, v) in [
+            ("ca_ttl", self.ca_ttl),
+            ("signing_key_ttl", self.signing_key_ttl),
+            ("default_x509_svid_ttl", self.default_x509_svid_ttl),
+            ("default_jwt_svid_ttl", self.default_jwt_svid_ttl),
+            ("default_wit_ttl", self.default_wit_ttl),
+            ("join_token_ttl", self.join_token_ttl),
+        ] {
+            if v == 0 {
+                return Err(err(name, "must be greater than zero"));
+            }
+        }
+        let longest = self.default_x509_svid_ttl.max(self.default_wit_ttl);
+        if longest.saturating_mul(6) > self.ca_ttl.min(self.signing_key_ttl) {
+            return Err(err(
+                "ca_ttl",
+                "credential lifetimes must be at most a sixth of the CA and signing-key lifetimes, so rotation never truncates them",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The trust domain, validated.
+    pub fn trust_domain(&self) -> TrustDomain {
+        TrustDomain::parse(&self.trust_domain).unwrap_or_else(|_| unreachable!("validated in load"))
+    }
+
+    /// The database URL (SQLite in the data directory unless configured).
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("lanyard.db").display()))
+    }
+
+    /// The admin socket path.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.admin_socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin.sock"))
+    }
+
+    /// The base URL of the public endpoints.
+    pub fn public_url(&self, bound: &str) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn defaults_and_env() {
+        let c = ServerConfig::load(
+            None,
+            env_of(&[("LANYARD_TRUST_DOMAIN", "prod.example"), ("LANYARD_LOG_FORMAT", "json")]),
+        )
+        .unwrap();
+        assert_eq!(c.trust_domain, "prod.example");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(ServerConfig::load(None, env_of(&[("LANYARD_TRUST_DOMAIN", "Bad.Domain")])).is_err());
+        assert!(ServerConfig::load(None, env_of(&[("LANYARD_LOG_FORMAT", "xml")])).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(&p, "trust_domain = \"a.example\"\nunknown_option = 1\n").unwrap();
+        let e = ServerConfig::load(Some(&p), |_| None).unwrap_err();
+        assert!(e.to_string().contains("unknown_option"), "{e}");
+        std::fs::write(&p, "ca_ttl = 3600\n").unwrap();
+        assert!(ServerConfig::load(Some(&p), |_| None).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! Persistence behind one trait, [`DataStore`], with one SQL implementation that runs on
+//! SQLite (the embedded default) and PostgreSQL (for several server replicas).
+//!
+//! Every change that spans rows runs in a transaction; SQLite runs in WAL mode with
+//! `synchronous=FULL`, so an acknowledged write survives `kill -9`.
+
+use async_trait::async_trait;
+
+use lanyard_core::{SpiffeId, UnixTime};
+
+use crate::model::{Agent, Authority, AuthorityKind, Entry, EntrySpec};
+
+mod sql;
+
+pub use sql::SqlDataStore;
+
+/// Why a datastore call failed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// An equal object already exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A concurrent change won (e.g. an entry's revision moved on).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The input is not acceptable.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Backend(String),
+}
+
+/// Which entries to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryFilter {
+    /// Only entries with this parent (agent) ID.
+    pub parent_id: Option<SpiffeId>,
+    /// Only entries with this identity.
+    pub spiffe_id: Option<String>,
+}
+
+/// A change to the entries, in commit order (`seq` increases), for pushing to agents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryEvent {
+    /// Position in the change log.
+    pub seq: u64,
+    /// The entry that changed.
+    pub entry_id: String,
+    /// The entry's parent at the time (so only the agents concerned are woken).
+    pub parent_id: String,
+    /// Whether the entry was deleted.
+    pub deleted: bool,
+}
+
+/// What happened when a join token was presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenUse {
+    /// Valid and now used up.
+    Consumed,
+    /// It existed but had expired (and is now removed).
+    Expired,
+    /// Unknown or already used.
+    Unknown,
+}
+
+/// The server's persistent state.
+#[async_trait]
+pub trait DataStore: Send + Sync + std::fmt::Debug {
+    /// Creates an entry; an entry with the same identity, parent and selectors is
+    /// [`StoreError::AlreadyExists`].
+    async fn create_entry(&self, spec: &EntrySpec, now: UnixTime) -> Result<Entry, StoreError>;
+    /// Creates many entries in one transaction: all or none.
+    async fn create_entries(&self, specs: &[EntrySpec], now: UnixTime) -> Result<Vec<Entry>, StoreError>;
+    /// One entry by ID.
+    async fn get_entry(&self, id: &str) -> Result<Option<Entry>, StoreError>;
+    /// Replaces an entry's fields and bumps its revision; with `expected_revision`, fails
+    /// with [`StoreError::Conflict`] if the entry changed meanwhile.
+    async fn update_entry(
+        &self,
+        id: &str,
+        spec: &EntrySpec,
+        expected_revision: Option<u64>,
+    ) -> Result<Entry, StoreError>;
+    /// Deletes an entry; returns whether it existed.
+    async fn delete_entry(&self, id: &str) -> Result<bool, StoreError>;
+    /// Lists entries, ordered by ID.
+    async fn list_entries(&self, filter: &EntryFilter) -> Result<Vec<Entry>, StoreError>;
+    /// The newest change-log position (0 if none).
+    async fn latest_entry_event(&self) -> Result<u64, StoreError>;
+    /// Changes after `seq`, oldest first, at most `limit`.
+    async fn entry_events_since(&self, seq: u64, limit: u32) -> Result<Vec<EntryEvent>, StoreError>;
+
+    /// Stores a join token (by the SHA-256 hex of its value) until `expires_at`.
+    async fn create_join_token(&self, token_hash: &str, expires_at: UnixTime) -> Result<(), StoreError>;
+    /// Uses a join token up, atomically: of two concurrent uses, exactly one is `Consumed`.
+    async fn consume_join_token(&self, token_hash: &str, now: UnixTime) -> Result<TokenUse, StoreError>;
+
+    /// Creates or replaces an agent.
+    async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError>;
+    /// One agent.
+    async fn get_agent(&self, id: &SpiffeId) -> Result<Option<Agent>, StoreError>;
+    /// Every agent, ordered by ID.
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
+    /// Bans an agent; returns whether it existed.
+    async fn ban_agent(&self, id: &SpiffeId) -> Result<bool, StoreError>;
+
+    /// Creates or updates a signing authority.
+    async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError>;
+    /// Signing authorities, optionally of one kind, ordered by `not_before`.
+    async fn list_authorities(&self, kind: Option<AuthorityKind>) -> Result<Vec<Authority>, StoreError>;
+    /// Deletes a signing authority; returns whether it existed.
+    async fn delete_authority(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Advances the bundle's `spiffe_sequence` and returns the new value.
+    async fn bump_bundle_sequence(&self) -> Result<u64, StoreError>;
+    /// The bundle's current `spiffe_sequence` (0 before the first bump).
+    async fn bundle_sequence(&self) -> Result<u64, StoreError>;
+
+    /// Stores a foreign trust domain's bundle document.
+    async fn put_federated_bundle(
+        &self,
+        trust_domain: &str,
+        bundle_json: &str,
+        fetched_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// A foreign trust domain's bundle document and when it was fetched.
+    async fn get_federated_bundle(&self, trust_domain: &str) -> Result<Option<(String, UnixTime)>, StoreError>;
+    /// Every stored foreign trust domain.
+    async fn list_federated_bundles(&self) -> Result<Vec<String>, StoreError>;
+}

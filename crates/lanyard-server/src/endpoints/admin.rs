@@ -1,0 +1,309 @@
+//! The admin API: REST with JSON bodies, served only on a local Unix socket (mode 0600),
+//! so only the server's own user (and root) can reach it. Its OpenAPI document is at
+//! `GET /openapi.json`.
+//!
+//! Every change is written as an audit event (`target: "audit"`): action, outcome, and
+//! the object's identifiers, never secrets.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use lanyard_core::{Jwk, SpiffeId, TrustDomain, WorkloadId};
+
+use crate::datastore::EntryFilter;
+use crate::error::ServerError;
+use crate::issue;
+use crate::model::{Entry, EntrySpec, Selector};
+use crate::state::AppState;
+
+/// Selector types the server accepts in entries (the attestors Lanyard has or plans).
+pub const KNOWN_SELECTOR_TYPES: [&str; 5] = ["unix", "k8s", "docker", "systemd", "x509pop"];
+
+/// Largest admin request body.
+const MAX_BODY: usize = 1 << 20;
+
+/// The admin router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/v1/entries", post(create_entry).get(list_entries))
+        .route("/v1/entries/batch", post(create_entries))
+        .route(
+            "/v1/entries/{id}",
+            get(get_entry).put(update_entry).delete(delete_entry),
+        )
+        .route("/v1/join-tokens", post(create_join_token))
+        .route("/v1/agents", get(list_agents))
+        .route("/v1/agents/ban", post(ban_agent))
+        .route("/v1/wits", post(mint_wit))
+        .route("/v1/jwt-svids", post(mint_jwt_svid))
+        .route("/v1/bundle", get(bundle))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+fn audit(action: &'static str, outcome: &str, subject: &str) {
+    tracing::info!(target: "audit", action, outcome, subject, "admin action");
+}
+
+/// Rejects entries the server could never serve correctly.
+pub fn validate_entry(state: &AppState, spec: &EntrySpec) -> Result<(), ServerError> {
+    let td = state.trust_domain.name();
+    if spec.spiffe_id.trust_domain() != td {
+        return Err(ServerError::Invalid(format!(
+            "{} is not in the trust domain {td}",
+            spec.spiffe_id
+        )));
+    }
+    if spec.parent_id.trust_domain_name() != td {
+        return Err(ServerError::Invalid(format!(
+            "parent {} is not in the trust domain {td}",
+            spec.parent_id
+        )));
+    }
+    if spec.spiffe_id.path().is_empty() {
+        return Err(ServerError::Invalid("an entry's identity needs a path".into()));
+    }
+    if spec.selectors.is_empty() {
+        return Err(ServerError::Invalid("an entry needs at least one selector".into()));
+    }
+    for s in &spec.selectors {
+        if !KNOWN_SELECTOR_TYPES.contains(&s.kind.as_str()) {
+            return Err(ServerError::Invalid(format!(
+                "selector type {:?} is unknown (known: {})",
+                s.kind,
+                KNOWN_SELECTOR_TYPES.join(", ")
+            )));
+        }
+        if s.value.is_empty() || s.value.len() > 1024 {
+            return Err(ServerError::Invalid(format!(
+                "selector {s} has an empty or oversized value"
+            )));
+        }
+    }
+    let max = state.config.ca_ttl / 6;
+    for (name, ttl) in [
+        ("x509_svid_ttl", spec.x509_svid_ttl),
+        ("jwt_svid_ttl", spec.jwt_svid_ttl),
+        ("wit_ttl", spec.wit_ttl),
+    ] {
+        if ttl > max {
+            return Err(ServerError::Invalid(format!(
+                "{name} {ttl}s exceeds the maximum {max}s (a sixth of ca_ttl)"
+            )));
+        }
+    }
+    for dns in &spec.dns_names {
+        let ok = !dns.is_empty()
+            && dns.len() <= 253
+            && dns.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        if !ok {
+            return Err(ServerError::Invalid(format!(
+                "{dns:?} is not a valid lowercase DNS name"
+            )));
+        }
+    }
+    for td in &spec.federates_with {
+        TrustDomain::parse(td).map_err(|e| ServerError::Invalid(format!("federates_with {td:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+async fn create_entry(State(s): State<AppState>, Json(spec): Json<EntrySpec>) -> Result<Response, ServerError> {
+    let result = async {
+        validate_entry(&s, &spec)?;
+        Ok::<_, ServerError>(s.store.create_entry(&spec, s.clock.now()).await?)
+    }
+    .await;
+    match result {
+        Ok(entry) => {
+            audit("entry.create", "ok", &entry.id);
+            Ok((StatusCode::CREATED, Json(entry)).into_response())
+        }
+        Err(e) => {
+            audit("entry.create", e.kind(), spec.spiffe_id.as_str());
+            Err(e)
+        }
+    }
+}
+
+async fn create_entries(State(s): State<AppState>, Json(specs): Json<Vec<EntrySpec>>) -> Result<Response, ServerError> {
+    for (i, spec) in specs.iter().enumerate() {
+        validate_entry(&s, spec).map_err(|e| ServerError::Invalid(format!("entry {i}: {e}")))?;
+    }
+    let entries = s.store.create_entries(&specs, s.clock.now()).await.inspect_err(|e| {
+        audit("entry.create_batch", e.to_string().as_str(), &specs.len().to_string());
+    })?;
+    audit("entry.create_batch", "ok", &entries.len().to_string());
+    Ok((StatusCode::CREATED, Json(entries)).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    parent_id: Option<String>,
+    spiffe_id: Option<String>,
+}
+
+async fn list_entries(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<Entry>>, ServerError> {
+    let parent_id = q
+        .parent_id
+        .map(|p| SpiffeId::parse(&p).map_err(|e| ServerError::Invalid(format!("parent_id: {e}"))))
+        .transpose()?;
+    let filter = EntryFilter {
+        parent_id,
+        spiffe_id: q.spiffe_id,
+    };
+    Ok(Json(s.store.list_entries(&filter).await?))
+}
+
+async fn get_entry(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Entry>, ServerError> {
+    s.store
+        .get_entry(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ServerError::NotFound(format!("entry {id}")))
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    #[serde(flatten)]
+    spec: EntrySpec,
+    /// If given, the update fails with 409 when the entry's revision differs.
+    revision: Option<u64>,
+}
+
+async fn update_entry(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateBody>,
+) -> Result<Json<Entry>, ServerError> {
+    validate_entry(&s, &body.spec)?;
+    let entry = s
+        .store
+        .update_entry(&id, &body.spec, body.revision)
+        .await
+        .inspect_err(|e| {
+            audit("entry.update", &e.to_string(), &id);
+        })?;
+    audit("entry.update", "ok", &id);
+    Ok(Json(entry))
+}
+
+async fn delete_entry(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ServerError> {
+    if s.store.delete_entry(&id).await? {
+        audit("entry.delete", "ok", &id);
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ServerError::NotFound(format!("entry {id}")))
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct JoinTokenBody {
+    ttl: Option<u64>,
+}
+
+async fn create_join_token(
+    State(s): State<AppState>,
+    body: Option<Json<JoinTokenBody>>,
+) -> Result<Response, ServerError> {
+    let ttl = body.and_then(|b| b.0.ttl).unwrap_or(s.config.join_token_ttl);
+    if ttl == 0 || ttl > 7 * 24 * 3600 {
+        return Err(ServerError::Invalid("ttl must be between 1 s and 7 days".into()));
+    }
+    let provider = lanyard_crypto::provider();
+    let mut secret = [0u8; 24];
+    provider.fill_random(&mut secret)?;
+    let token: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let hash: String = provider
+        .sha256(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let expires_at = s.clock.now().plus(ttl);
+    s.store.create_join_token(&hash, expires_at).await?;
+    audit("join_token.create", "ok", &hash[..16]);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "expires_at": expires_at})),
+    )
+        .into_response())
+}
+
+async fn list_agents(State(s): State<AppState>) -> Result<Response, ServerError> {
+    Ok(Json(s.store.list_agents().await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct BanBody {
+    id: String,
+}
+
+async fn ban_agent(State(s): State<AppState>, Json(body): Json<BanBody>) -> Result<StatusCode, ServerError> {
+    let id = SpiffeId::parse(&body.id).map_err(|e| ServerError::Invalid(format!("id: {e}")))?;
+    if s.store.ban_agent(&id).await? {
+        audit("agent.ban", "ok", id.as_str());
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ServerError::NotFound(format!("agent {id}")))
+    }
+}
+
+#[derive(Deserialize)]
+struct WitBody {
+    spiffe_id: String,
+    cnf: Jwk,
+    ttl: Option<u64>,
+}
+
+async fn mint_wit(State(s): State<AppState>, Json(body): Json<WitBody>) -> Result<Response, ServerError> {
+    let sub = WorkloadId::parse(&body.spiffe_id).map_err(|e| ServerError::Invalid(format!("spiffe_id: {e}")))?;
+    let wit = issue::mint_wit(&s, &sub, &body.cnf, body.ttl).await?;
+    audit("wit.mint", "ok", sub.as_str());
+    Ok(Json(json!({"wit": wit})).into_response())
+}
+
+#[derive(Deserialize)]
+struct JwtSvidBody {
+    spiffe_id: String,
+    audience: String,
+    ttl: Option<u64>,
+}
+
+async fn mint_jwt_svid(State(s): State<AppState>, Json(body): Json<JwtSvidBody>) -> Result<Response, ServerError> {
+    let sub = SpiffeId::parse(&body.spiffe_id).map_err(|e| ServerError::Invalid(format!("spiffe_id: {e}")))?;
+    let token = issue::mint_jwt_svid(&s, &sub, &body.audience, body.ttl).await?;
+    audit("jwt_svid.mint", "ok", sub.as_str());
+    Ok(Json(json!({"token": token})).into_response())
+}
+
+async fn bundle(State(s): State<AppState>) -> Result<Response, ServerError> {
+    let bundle = s.keys.bundle().await.map_err(|e| ServerError::Keys(e.to_string()))?;
+    Ok(([(http::header::CONTENT_TYPE, "application/json")], bundle.to_json()).into_response())
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+/// Parses `type:value` selectors given as strings (for the CLI and bulk files).
+pub fn parse_selectors(items: &[String]) -> Result<Vec<Selector>, ServerError> {
+    items
+        .iter()
+        .map(|s| Selector::parse(s).ok_or_else(|| ServerError::Invalid(format!("{s:?} is not type:value"))))
+        .collect()
+}

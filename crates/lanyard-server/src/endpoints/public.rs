@@ -1,0 +1,128 @@
+//! Public, unauthenticated HTTP endpoints:
+//!
+//! | path | what |
+//! |---|---|
+//! | `/` | entity document: links only, keyed by purpose (SPICE metadata-discovery style) |
+//! | `/bundle` | the SPIFFE bundle (SPIFFE_Federation.md `https_web` endpoint; `application/json`) |
+//! | `/keys/jwt-svid`, `/keys/wit` | JWK Sets of the JWT-SVID and WIT signing keys (`application/jwk-set+json`) |
+//! | `/.well-known/lanyard-configuration` | RFC 8414-style metadata: issuer, endpoints, algorithms |
+//! | `/.well-known/wimse-trust-domain` | draft-schwenkschuster-wimse-trust-domain-discovery-00 metadata |
+//! | `/healthz`, `/readyz` | liveness, readiness (datastore reachable, signing keys active) |
+//! | `/metrics` | Prometheus text format |
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::error::ServerError;
+use crate::model::AuthorityKind;
+use crate::state::AppState;
+
+/// The public router.
+pub fn router(state: AppState, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Router {
+    Router::new()
+        .route("/", get(entity))
+        .route("/bundle", get(bundle))
+        .route("/keys/jwt-svid", get(jwt_keys))
+        .route("/keys/wit", get(wit_keys))
+        .route("/.well-known/lanyard-configuration", get(configuration))
+        .route("/.well-known/wimse-trust-domain", get(wimse_trust_domain))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics
+                    .as_ref()
+                    .map(metrics_exporter_prometheus::PrometheusHandle::render);
+                async move { body.unwrap_or_default() }
+            }),
+        )
+        .with_state(state)
+}
+
+fn typed(content_type: &'static str, body: String) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+async fn entity(State(s): State<AppState>) -> Response {
+    let u = &s.public_url;
+    typed(
+        "application/json",
+        json!({
+            "id": u,
+            "trust_domain": s.trust_domain.name(),
+            "bundle": format!("{u}/bundle"),
+            "keys/jwt-svid": format!("{u}/keys/jwt-svid"),
+            "keys/wit": format!("{u}/keys/wit"),
+            "configuration": format!("{u}/.well-known/lanyard-configuration"),
+        })
+        .to_string(),
+    )
+}
+
+async fn bundle(State(s): State<AppState>) -> Result<Response, ServerError> {
+    let bundle = s.keys.bundle().await.map_err(|e| ServerError::Keys(e.to_string()))?;
+    Ok(typed("application/json", bundle.to_json()))
+}
+
+async fn keys(s: &AppState, kind: AuthorityKind) -> Result<Response, ServerError> {
+    let set = s.keys.jwks(kind).await.map_err(|e| ServerError::Keys(e.to_string()))?;
+    Ok(typed("application/jwk-set+json", set.to_json_pretty()))
+}
+
+async fn jwt_keys(State(s): State<AppState>) -> Result<Response, ServerError> {
+    keys(&s, AuthorityKind::Jwt).await
+}
+
+async fn wit_keys(State(s): State<AppState>) -> Result<Response, ServerError> {
+    keys(&s, AuthorityKind::Wit).await
+}
+
+async fn configuration(State(s): State<AppState>) -> Response {
+    let u = &s.public_url;
+    typed(
+        "application/json",
+        json!({
+            "issuer": u,
+            "trust_domain": s.trust_domain.name(),
+            "spiffe_bundle_endpoint": format!("{u}/bundle"),
+            "spiffe_bundle_endpoint_profile": "https_web",
+            "jwks_uri": format!("{u}/keys/jwt-svid"),
+            "wit_jwks_uri": format!("{u}/keys/wit"),
+            "jwt_svid_signing_alg_values_supported": ["ES256"],
+            "wit_signing_alg_values_supported": ["ES256"],
+            "wit_cnf_alg_values_supported": ["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"],
+            "wit_typ": "wit+jwt",
+        })
+        .to_string(),
+    )
+}
+
+async fn wimse_trust_domain(State(s): State<AppState>) -> Response {
+    typed(
+        "application/wimse-trust-domain-metadata+json",
+        json!({
+            "trust_domain": s.trust_domain.name(),
+            "trust_bundle_endpoint": format!("{}/bundle", s.public_url),
+        })
+        .to_string(),
+    )
+}
+
+async fn ready(State(s): State<AppState>) -> Result<&'static str, ServerError> {
+    s.store.bundle_sequence().await?;
+    s.keys
+        .wit_signer()
+        .await
+        .map_err(|e| ServerError::Keys(e.to_string()))?;
+    Ok("ready")
+}

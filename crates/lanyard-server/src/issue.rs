@@ -1,0 +1,94 @@
+//! Issuing credentials with the active authorities: WITs, JWT-SVIDs and X.509-SVIDs.
+//! Every function checks that the identity belongs to this trust domain and caps the
+//! lifetime so no credential outlives the authority that signs it.
+
+use lanyard_core::jose::Jwk;
+use lanyard_core::{JwtSvidIssuer, SpiffeId, WitClaims, WorkloadId, issue_wit};
+
+use crate::error::ServerError;
+use crate::model::AuthorityKind;
+use crate::state::AppState;
+
+/// The longest WIT the server issues (verifiers refuse longer ones by default).
+const MAX_WIT_TTL: u64 = 24 * 3600;
+
+fn keys_err(e: impl std::fmt::Display) -> ServerError {
+    ServerError::Keys(e.to_string())
+}
+
+fn check_domain(state: &AppState, id: &str, trust_domain: &str) -> Result<(), ServerError> {
+    if trust_domain != state.trust_domain.name() {
+        return Err(ServerError::PermissionDenied(format!(
+            "{id} is not in this server's trust domain {}",
+            state.trust_domain.name()
+        )));
+    }
+    Ok(())
+}
+
+fn random_id() -> Result<String, ServerError> {
+    let mut bytes = [0u8; 16];
+    lanyard_crypto::provider().fill_random(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Issues a WIT binding `sub` to the public key `cnf` (which must carry `alg`).
+pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option<u64>) -> Result<String, ServerError> {
+    check_domain(state, sub.as_str(), sub.trust_domain())?;
+    if cnf.is_private() {
+        return Err(ServerError::Invalid("cnf must be a public key".into()));
+    }
+    let now = state.clock.now();
+    let ttl = ttl
+        .unwrap_or(state.config.default_wit_ttl)
+        .min(MAX_WIT_TTL)
+        .min(state.keys.max_ttl(AuthorityKind::Wit, now).await.map_err(keys_err)?);
+    let (signer, kid) = state.keys.wit_signer().await.map_err(keys_err)?;
+    let claims = WitClaims {
+        sub: sub.clone(),
+        cnf_jwk: cnf.clone(),
+        iat: now,
+        exp: now.plus(ttl),
+        iss: Some(state.public_url.clone()),
+        jti: Some(random_id()?),
+    };
+    Ok(issue_wit(signer.as_ref(), Some(&kid), &claims)?)
+}
+
+/// Issues a JWT-SVID for `sub` with the single audience `audience`.
+pub async fn mint_jwt_svid(
+    state: &AppState,
+    sub: &SpiffeId,
+    audience: &str,
+    ttl: Option<u64>,
+) -> Result<String, ServerError> {
+    check_domain(state, sub.as_str(), sub.trust_domain_name())?;
+    let now = state.clock.now();
+    let ttl = ttl
+        .unwrap_or(state.config.default_jwt_svid_ttl)
+        .min(state.keys.max_ttl(AuthorityKind::Jwt, now).await.map_err(keys_err)?);
+    let (signer, kid) = state.keys.jwt_signer().await.map_err(keys_err)?;
+    let issuer = JwtSvidIssuer::new(signer, kid, Some(state.public_url.clone()))?;
+    Ok(issuer.issue(sub, audience, now, ttl)?)
+}
+
+/// Signs an X.509-SVID for `spiffe_id` from a PKCS#10 CSR (DER) that must request exactly
+/// that identity. Returns the chain as PEM.
+pub async fn sign_x509_svid(
+    state: &AppState,
+    spiffe_id: &SpiffeId,
+    csr_der: &[u8],
+    dns_names: &[String],
+    ttl: Option<u64>,
+) -> Result<String, ServerError> {
+    check_domain(state, spiffe_id.as_str(), spiffe_id.trust_domain_name())?;
+    let now = state.clock.now();
+    let ttl = ttl
+        .unwrap_or(state.config.default_x509_svid_ttl)
+        .min(state.keys.max_ttl(AuthorityKind::X509, now).await.map_err(keys_err)?);
+    let ca = state.keys.x509_ca().await.map_err(keys_err)?;
+    let svid = ca
+        .issue_svid_from_csr(csr_der, spiffe_id, ttl, dns_names, now)
+        .map_err(|e| ServerError::Invalid(e.to_string()))?;
+    Ok(svid.chain_pem())
+}

@@ -1,0 +1,213 @@
+//! The composition root: builds the subsystems in order and serves the endpoints.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use lanyard_core::{Clock, SystemClock};
+
+use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage};
+use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
+use crate::datastore::{DataStore, SqlDataStore};
+use crate::endpoints::{admin, public};
+use crate::state::AppState;
+
+/// How often authorities are checked for preparation, activation and retirement.
+const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A started server.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Where the public endpoints listen.
+    pub public_addr: SocketAddr,
+    /// The public base URL.
+    pub public_url: String,
+    /// The admin socket.
+    pub admin_socket: PathBuf,
+    /// The shared state (for tests and embedding).
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops every endpoint and task and waits for them.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        while let Some(done) = self.tasks.join_next().await {
+            done??;
+        }
+        let _ = std::fs::remove_file(&self.admin_socket);
+        Ok(())
+    }
+
+    /// Serves until one task fails or `stop` completes, then shuts down.
+    pub async fn run_until(mut self, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+        tokio::select! {
+            () = stop => {}
+            Some(done) = self.tasks.join_next() => {
+                done??;
+                bail!("a server task stopped unexpectedly");
+            }
+        }
+        self.shutdown().await
+    }
+}
+
+/// Sets up logging: human-readable by default, JSON on request; `RUST_LOG`-style filter.
+pub fn init_logging(config: &ServerConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.compact().try_init(),
+    };
+}
+
+fn key_storage(config: &ServerConfig) -> Result<KeyStorage> {
+    Ok(match config.key_storage {
+        KeyStorageKind::Files => KeyStorage::Files(config.data_dir.join("keys")),
+        KeyStorageKind::Encrypted => {
+            let kek = std::env::var("LANYARD_KEK")
+                .context("key_storage = \"encrypted\" needs LANYARD_KEK (32 bytes, base64)")?;
+            KeyStorage::kek_from_base64(&kek).context("LANYARD_KEK")?
+        }
+    })
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Binds the admin socket: a stale socket from a previous run is replaced, anything else
+/// at that path is an error; the socket is made owner-only.
+fn bind_admin_socket(path: &Path) -> Result<UnixListener> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            bail!("{} exists and is not a socket; refusing to replace it", path.display());
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("{} is in use by another running server", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Starts the server described by `config`:
+/// 1. the data directory (mode 0700);
+/// 2. the datastore (migrations run on connect);
+/// 3. the key manager, with a first rotation so every authority exists;
+/// 4. the public endpoints and the admin socket;
+/// 5. the rotation loop.
+pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+    prepare_data_dir(&config.data_dir)?;
+    let store: Arc<dyn DataStore> = Arc::new(
+        SqlDataStore::connect(&config.database_url())
+            .await
+            .context("opening the datastore")?,
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let trust_domain = config.trust_domain();
+    let keys = Arc::new(KeyManager::new(
+        Arc::clone(&store),
+        KeyManagerConfig {
+            trust_domain: trust_domain.clone(),
+            ca_ttl: config.ca_ttl,
+            jwt_key_ttl: config.signing_key_ttl,
+            wit_key_ttl: config.signing_key_ttl,
+            max_credential_ttl: config
+                .default_x509_svid_ttl
+                .max(config.default_wit_ttl)
+                .max(config.default_jwt_svid_ttl),
+            key_storage: key_storage(&config)?,
+            refresh_hint: config.bundle_refresh_hint,
+        },
+    ));
+    keys.rotate(clock.now())
+        .await
+        .context("preparing the CA and signing keys")?;
+
+    let listener = TcpListener::bind(&config.public_address)
+        .await
+        .with_context(|| format!("binding the public address {}", config.public_address))?;
+    let public_addr = listener.local_addr()?;
+    let public_url = config.public_url(&public_addr.to_string());
+    let admin_socket = config.admin_socket();
+    let admin_listener = bind_admin_socket(&admin_socket)?;
+
+    let state = AppState {
+        config: Arc::new(config),
+        trust_domain,
+        store,
+        keys: Arc::clone(&keys),
+        clock: Arc::clone(&clock),
+        public_url: public_url.clone(),
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+
+    let (shutdown, watcher) = watch::channel(false);
+    let stopped = |mut w: watch::Receiver<bool>| async move {
+        let _ = w.wait_for(|stop| *stop).await;
+    };
+    let mut tasks = JoinSet::new();
+    let app = public::router(state.clone(), metrics);
+    let stop = stopped(watcher.clone());
+    tasks.spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+        Ok(())
+    });
+    let admin_app = admin::router(state.clone());
+    let stop = stopped(watcher.clone());
+    tasks.spawn(async move {
+        axum::serve(admin_listener, admin_app)
+            .with_graceful_shutdown(stop)
+            .await?;
+        Ok(())
+    });
+    let mut stop = watcher;
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(ROTATION_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = keys.rotate(clock.now()).await {
+                        tracing::error!(error = %e, "key rotation failed; retrying at the next tick");
+                    }
+                }
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    });
+    tracing::info!(%public_addr, admin_socket = %admin_socket.display(), "lanyard server started");
+    Ok(RunningServer {
+        public_addr,
+        public_url,
+        admin_socket,
+        state,
+        shutdown,
+        tasks,
+    })
+}

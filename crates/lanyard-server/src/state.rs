@@ -1,0 +1,26 @@
+//! The shared state every endpoint works with, built once by [`crate::server::start`].
+
+use std::sync::Arc;
+
+use lanyard_core::{Clock, TrustDomain};
+
+use crate::ca::KeyManager;
+use crate::config::ServerConfig;
+use crate::datastore::DataStore;
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+    /// The trust domain.
+    pub trust_domain: TrustDomain,
+    /// Persistence.
+    pub store: Arc<dyn DataStore>,
+    /// The CA and signing keys.
+    pub keys: Arc<KeyManager>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The public base URL (for discovery documents).
+    pub public_url: String,
+}

@@ -1,0 +1,197 @@
+//! Crash durability of the SQLite datastore: a child process (this test binary, re-run
+//! with `LANYARD_DURABILITY_CHILD_DB` set) writes as fast as it can and prints every
+//! write the store acknowledged; the parent kills it with SIGKILL mid-burst, reopens the
+//! file and checks that every acknowledged write is there and the database is intact.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+use lanyard_core::{SpiffeId, UnixTime, WorkloadId};
+use lanyard_server::datastore::{DataStore, SqlDataStore};
+use lanyard_server::model::{EntrySpec, Selector};
+
+const CHILD_ENV: &str = "LANYARD_DURABILITY_CHILD_DB";
+const CHILD_TEST: &str = "child_write_burst";
+const WRITERS: u64 = 4;
+
+fn url(path: &str) -> String {
+    format!("sqlite://{path}")
+}
+
+fn spec(writer: u64, i: u64) -> EntrySpec {
+    EntrySpec {
+        spiffe_id: WorkloadId::parse(&format!("spiffe://example.org/w{writer}/e{i}")).unwrap(),
+        parent_id: SpiffeId::parse("spiffe://example.org/spire/agent/a").unwrap(),
+        selectors: vec![Selector::parse(&format!("unix:uid:{i}")).unwrap()],
+        x509_svid_ttl: 0,
+        jwt_svid_ttl: 0,
+        wit_ttl: 0,
+        dns_names: Vec::new(),
+        federates_with: Vec::new(),
+        admin: false,
+    }
+}
+
+/// Writes one acknowledgement line straight to the process's stdout (not through the
+/// test harness's capture) and flushes it; a broken pipe ends the child.
+fn ack(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+/// The child's half: does nothing unless `LANYARD_DURABILITY_CHILD_DB` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn child_write_burst() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let store = Arc::new(SqlDataStore::connect(&url(&path)).await.unwrap());
+    // Bounded, so a child whose parent vanished stops on its own.
+    let stop = Instant::now() + Duration::from_secs(30);
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let mut i = 0;
+            while Instant::now() < stop {
+                let entry = store
+                    .create_entry(&spec(writer, i), UnixTime(1_700_000_000))
+                    .await
+                    .unwrap();
+                ack(&format!("ENTRY {}", entry.id));
+                i += 1;
+            }
+        });
+    }
+    {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            while Instant::now() < stop {
+                let seq = store.bump_bundle_sequence().await.unwrap();
+                ack(&format!("SEQ {seq}"));
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap();
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lanyard.db").to_str().unwrap().to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // Create the schema first, so the child starts writing at once.
+    rt.block_on(async { SqlDataStore::connect(&url(&path)).await.unwrap().close().await });
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_ENV, &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+
+    // Only complete lines count: a line cut off by the kill was never fully acknowledged.
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match stdout.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if buf.ends_with(b"\n") => {
+                    let line = String::from_utf8_lossy(&buf[..buf.len() - 1]).into_owned();
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+            }
+        }
+    });
+
+    let mut lines = Vec::new();
+    // Wait (generously: the child has to start up) for the first acknowledgement ...
+    let startup = Instant::now() + Duration::from_secs(60);
+    while !lines.iter().any(|l: &String| l.starts_with("ENTRY ")) {
+        let left = startup.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                child.kill().ok();
+                panic!("the child acknowledged nothing: {e}");
+            }
+        }
+    }
+    // ... then let it write for ~300 ms and kill it mid-burst.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the child exited early"),
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child was killed, not finished");
+    reader.join().unwrap();
+    lines.extend(rx.try_iter()); // acknowledged before the kill, read after it
+
+    let entry_ids: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("ENTRY ")).collect();
+    let max_seq = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("SEQ "))
+        .map(|s| s.parse::<u64>().unwrap())
+        .max()
+        .unwrap_or(0);
+    assert!(!entry_ids.is_empty());
+    eprintln!(
+        "the child acknowledged {} entries and bundle sequence {max_seq} before SIGKILL",
+        entry_ids.len()
+    );
+
+    rt.block_on(async {
+        // The file is intact ...
+        let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+        let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(check, vec!["ok".to_owned()]);
+        conn.close().await.unwrap();
+
+        // ... and holds every acknowledged write.
+        let store = SqlDataStore::connect(&url(&path)).await.unwrap();
+        let mut missing = Vec::new();
+        for id in &entry_ids {
+            if store.get_entry(id).await.unwrap().is_none() {
+                missing.push(*id);
+            }
+        }
+        assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+        assert!(store.bundle_sequence().await.unwrap() >= max_seq);
+        // Every stored entry has its event (same transaction).
+        let entries = store.list_entries(&Default::default()).await.unwrap();
+        assert!(entries.len() >= entry_ids.len());
+        let events = store.entry_events_since(0, u32::MAX).await.unwrap();
+        assert_eq!(events.len(), entries.len());
+        store.close().await;
+    });
+}

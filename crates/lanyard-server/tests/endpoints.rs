@@ -1,0 +1,368 @@
+//! The public endpoints and the admin API, in-process (`tower::ServiceExt::oneshot`):
+//! what a relying party fetches, what an operator can do, and how bad input is refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use lanyard_core::{
+    Algorithm, FixedClock, JwkSet, JwtSvidPolicy, JwtSvidVerifier, KeyUse, SpiffeBundle, TrustDomain, TrustStore,
+    UnixTime, WitPolicy, WitVerifier,
+};
+use lanyard_server::ServerConfig;
+use lanyard_server::ca::{KeyManager, KeyManagerConfig, KeyStorage};
+use lanyard_server::datastore::{DataStore, SqlDataStore};
+use lanyard_server::endpoints::{admin, public};
+use lanyard_server::state::AppState;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const NOW: UnixTime = UnixTime(1_800_000_000);
+
+struct Fixture {
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn DataStore> = Arc::new(SqlDataStore::connect("sqlite::memory:").await.unwrap());
+    let td = TrustDomain::parse("example.org").unwrap();
+    let keys = Arc::new(KeyManager::new(
+        store.clone(),
+        KeyManagerConfig::new(td.clone(), KeyStorage::Files(dir.path().join("keys"))),
+    ));
+    keys.rotate(NOW).await.unwrap();
+    let state = AppState {
+        config: Arc::new(ServerConfig::default()),
+        trust_domain: td,
+        store,
+        keys,
+        clock: Arc::new(FixedClock(NOW)),
+        public_url: "https://lanyard.example.org".into(),
+    };
+    Fixture { state, _dir: dir }
+}
+
+async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value, content_type)
+}
+
+#[tokio::test]
+async fn public_endpoints_publish_what_relying_parties_need() {
+    let f = fixture().await;
+    let app = public::router(f.state.clone(), None);
+
+    let (status, bundle, ct) = call(&app, "GET", "/bundle", None).await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json"));
+    let td = TrustDomain::parse("example.org").unwrap();
+    let parsed = SpiffeBundle::parse(td, bundle.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        (
+            parsed.x509_authorities.len(),
+            parsed.jwt_authorities.len(),
+            parsed.wit_authorities.len()
+        ),
+        (1, 1, 1)
+    );
+    assert!(parsed.sequence.unwrap() >= 1);
+    assert_eq!(parsed.refresh_hint, Some(300));
+
+    for path in ["/keys/wit", "/keys/jwt-svid"] {
+        let (status, jwks, ct) = call(&app, "GET", path, None).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (StatusCode::OK, "application/jwk-set+json"),
+            "{path}"
+        );
+        let set = JwkSet::from_json(jwks.to_string().as_bytes()).unwrap();
+        assert_eq!(set.keys.len(), 1);
+        assert!(!set.keys[0].is_private(), "{path} must not publish private keys");
+        assert!(set.keys[0].kid.is_some());
+    }
+
+    let (_, doc, _) = call(&app, "GET", "/.well-known/lanyard-configuration", None).await;
+    assert_eq!(doc["issuer"], "https://lanyard.example.org");
+    assert_eq!(doc["spiffe_bundle_endpoint"], "https://lanyard.example.org/bundle");
+    assert_eq!(doc["wit_jwks_uri"], "https://lanyard.example.org/keys/wit");
+    let (_, entity, _) = call(&app, "GET", "/", None).await;
+    assert_eq!(entity["keys/wit"], "https://lanyard.example.org/keys/wit");
+    let (_, td_doc, ct) = call(&app, "GET", "/.well-known/wimse-trust-domain", None).await;
+    assert_eq!(ct, "application/wimse-trust-domain-metadata+json");
+    assert_eq!(td_doc["trust_domain"], "example.org");
+    assert_eq!(call(&app, "GET", "/readyz", None).await.0, StatusCode::OK);
+    assert_eq!(call(&app, "GET", "/healthz", None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn minted_credentials_verify_against_the_published_keys() {
+    let f = fixture().await;
+    let admin = admin::router(f.state.clone());
+    let public = public::router(f.state.clone(), None);
+    let workload = lanyard_crypto::provider().generate_key(Algorithm::ES256).unwrap();
+
+    let (status, body, _) = call(
+        &admin,
+        "POST",
+        "/v1/wits",
+        Some(json!({"spiffe_id": "spiffe://example.org/web", "cnf": workload.public_jwk()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let wit = body["wit"].as_str().unwrap().to_owned();
+
+    let (_, bundle, _) = call(&public, "GET", "/bundle", None).await;
+    let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+    let td = TrustDomain::parse("example.org").unwrap();
+    store
+        .set_bundle(&SpiffeBundle::parse(td, bundle.to_string().as_bytes()).unwrap())
+        .unwrap();
+    let verified = WitVerifier::new(store.clone(), WitPolicy::wit_svid())
+        .verify(&wit, NOW)
+        .unwrap();
+    assert_eq!(verified.sub.as_str(), "spiffe://example.org/web");
+    assert_eq!(verified.exp, NOW.plus(3600));
+    assert_eq!(verified.iss.as_deref(), Some("https://lanyard.example.org"));
+
+    let (status, body, _) = call(
+        &admin,
+        "POST",
+        "/v1/jwt-svids",
+        Some(json!({"spiffe_id": "spiffe://example.org/web", "audience": "db"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let svid = JwtSvidVerifier::new(store, JwtSvidPolicy::default())
+        .verify(body["token"].as_str().unwrap(), "db", NOW)
+        .unwrap();
+    assert_eq!(svid.sub.as_str(), "spiffe://example.org/web");
+
+    // Other trust domains, private keys and keys without alg are refused.
+    let (status, body, _) = call(
+        &admin,
+        "POST",
+        "/v1/wits",
+        Some(json!({"spiffe_id": "spiffe://other.org/web", "cnf": workload.public_jwk()})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (StatusCode::FORBIDDEN, Some("permission_denied"))
+    );
+    let private = lanyard_crypto::KeyPair::generate(Algorithm::ES256)
+        .unwrap()
+        .private_jwk()
+        .unwrap();
+    let (status, _, _) = call(
+        &admin,
+        "POST",
+        "/v1/wits",
+        Some(json!({"spiffe_id": "spiffe://example.org/web", "cnf": private})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let mut no_alg = workload.public_jwk();
+    no_alg.alg = None;
+    let (status, body, _) = call(
+        &admin,
+        "POST",
+        "/v1/wits",
+        Some(json!({"spiffe_id": "spiffe://example.org/web", "cnf": no_alg})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("missing_claim"))
+    );
+}
+
+fn entry(spiffe_id: &str, selectors: Value) -> Value {
+    json!({"spiffe_id": spiffe_id, "parent_id": "spiffe://example.org/agent/node-1", "selectors": selectors})
+}
+
+#[tokio::test]
+async fn entries_are_validated_and_audited() {
+    let f = fixture().await;
+    let admin = admin::router(f.state.clone());
+    let uid = json!([{"type": "unix", "value": "uid:1000"}]);
+
+    let (status, created, ct) = call(
+        &admin,
+        "POST",
+        "/v1/entries",
+        Some(entry("spiffe://example.org/web", uid.clone())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(ct, "application/json");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["revision"], 1);
+
+    let bad = [
+        (
+            entry("spiffe://example.org/web", uid.clone()),
+            StatusCode::CONFLICT,
+            "duplicate",
+        ),
+        (
+            entry("spiffe://other.org/web", uid.clone()),
+            StatusCode::BAD_REQUEST,
+            "foreign trust domain",
+        ),
+        (
+            entry("spiffe://example.org/x", json!([{"type": "bogus", "value": "a"}])),
+            StatusCode::BAD_REQUEST,
+            "unknown selector type",
+        ),
+        (
+            entry("spiffe://example.org/x", json!([])),
+            StatusCode::BAD_REQUEST,
+            "no selectors",
+        ),
+        (
+            entry("spiffe://Example.org/x", uid.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "non-canonical ID",
+        ),
+        (
+            entry("spiffe://example.org", uid.clone()),
+            StatusCode::BAD_REQUEST,
+            "no path",
+        ),
+    ];
+    for (body, expected, why) in bad {
+        let (status, detail, _) = call(&admin, "POST", "/v1/entries", Some(body)).await;
+        assert_eq!(status, expected, "{why}: {detail}");
+    }
+    let mut long_ttl = entry("spiffe://example.org/y", uid.clone());
+    long_ttl["x509_svid_ttl"] = json!(86_400);
+    assert_eq!(
+        call(&admin, "POST", "/v1/entries", Some(long_ttl)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Update with the right revision, then a stale one.
+    let mut update = entry(
+        "spiffe://example.org/web",
+        json!([{"type": "unix", "value": "uid:1001"}]),
+    );
+    update["revision"] = json!(1);
+    let (status, updated, _) = call(&admin, "PUT", &format!("/v1/entries/{id}"), Some(update.clone())).await;
+    assert_eq!((status, updated["revision"].as_u64()), (StatusCode::OK, Some(2)));
+    assert_eq!(
+        call(&admin, "PUT", &format!("/v1/entries/{id}"), Some(update)).await.0,
+        StatusCode::CONFLICT
+    );
+
+    let (_, list, _) = call(
+        &admin,
+        "GET",
+        "/v1/entries?parent_id=spiffe%3A%2F%2Fexample.org%2Fagent%2Fnode-1",
+        None,
+    )
+    .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // A batch with one bad entry creates nothing.
+    let batch = json!([
+        entry("spiffe://example.org/a", uid.clone()),
+        entry("spiffe://example.org/b", json!([{"type": "nope", "value": "x"}]))
+    ]);
+    assert_eq!(
+        call(&admin, "POST", "/v1/entries/batch", Some(batch)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (_, all, _) = call(&admin, "GET", "/v1/entries", None).await;
+    assert_eq!(all.as_array().unwrap().len(), 1);
+
+    assert_eq!(
+        call(&admin, "DELETE", &format!("/v1/entries/{id}"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&admin, "GET", &format!("/v1/entries/{id}"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&admin, "DELETE", &format!("/v1/entries/{id}"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Oversized request bodies are refused before parsing.
+    let huge = json!({"spiffe_id": "x".repeat(2 << 20)});
+    assert_eq!(
+        call(&admin, "POST", "/v1/entries", Some(huge)).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+}
+
+#[tokio::test]
+async fn join_tokens_are_one_time_and_stored_hashed() {
+    let f = fixture().await;
+    let admin = admin::router(f.state.clone());
+    let (status, body, _) = call(&admin, "POST", "/v1/join-tokens", Some(json!({"ttl": 60}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = body["token"].as_str().unwrap();
+    assert_eq!(token.len(), 48);
+    assert_eq!(body["expires_at"], NOW.plus(60).as_secs());
+    let hash: String = lanyard_crypto::provider()
+        .sha256(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    use lanyard_server::datastore::TokenUse;
+    assert_eq!(
+        f.state.store.consume_join_token(&hash, NOW).await.unwrap(),
+        TokenUse::Consumed
+    );
+    assert_eq!(
+        f.state.store.consume_join_token(&hash, NOW).await.unwrap(),
+        TokenUse::Unknown
+    );
+    assert_eq!(
+        call(&admin, "POST", "/v1/join-tokens", Some(json!({"ttl": 0}))).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let _ = KeyUse::WitSvid;
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let f = fixture().await;
+    let admin = admin::router(f.state.clone());
+    let (status, doc, _) = call(&admin, "GET", "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/v1/entries",
+        "/v1/entries/{id}",
+        "/v1/entries/batch",
+        "/v1/join-tokens",
+        "/v1/agents",
+        "/v1/agents/ban",
+        "/v1/wits",
+        "/v1/jwt-svids",
+        "/v1/bundle",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi.json");
+    }
+}

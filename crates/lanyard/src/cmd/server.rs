@@ -1,0 +1,66 @@
+//! `lanyard server`: run the identity server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lanyard_server::ServerConfig;
+
+#[derive(Args, Debug)]
+pub(crate) struct ServerArgs {
+    /// Configuration file (TOML; every option is documented in conf/server.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: ServerArgs) -> Result<ExitCode> {
+    let config = ServerConfig::load(args.config.as_deref(), |k| std::env::var(k).ok())?;
+    lanyard_server::init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let data_dir = config.data_dir.clone();
+        let database = config.database_url();
+        let server = lanyard_server::start(config).await?;
+        print_banner(&server, &data_dir, &database);
+        server
+            .run_until(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("server stopped")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(server: &lanyard_server::RunningServer, data_dir: &std::path::Path, database: &str) {
+    let td = server.state.trust_domain.name();
+    let url = &server.public_url;
+    let socket = server.admin_socket.display();
+    let shown_db = if database.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        database
+    };
+    println!(
+        "lanyard server {version}
+  trust domain     {td}
+  data directory   {data} (database: {shown_db})
+  public endpoint  {url}
+    trust bundle   {url}/bundle
+    WIT keys       {url}/keys/wit   JWT-SVID keys {url}/keys/jwt-svid
+    discovery      {url}/.well-known/lanyard-configuration
+    health         {url}/healthz  {url}/readyz  metrics {url}/metrics
+  admin socket     {socket}
+
+Get a first credential (in another shell, in this directory):
+  lanyard key generate --alg ES256 --out workload
+  lanyard wit mint --spiffe-id spiffe://{td}/demo --cnf workload.pub.jwk > wit.jwt
+  curl -s {url}/bundle > bundle.json
+  lanyard token verify @wit.jwt --trust-domain {td} --bundle bundle.json
+
+Press Ctrl-C to stop.",
+        version = env!("CARGO_PKG_VERSION"),
+        data = data_dir.display(),
+    );
+}

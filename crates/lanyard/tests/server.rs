@@ -1,0 +1,208 @@
+//! `lanyard server` as a user runs it: start it on a fresh directory, follow the next
+//! steps it prints, manage entries through the admin socket, and stop it with Ctrl-C.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_lanyard")).parent().unwrap().to_path_buf()
+}
+
+fn sh(dir: &Path, script: &str) -> Output {
+    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A running `lanyard server` and the banner it printed.
+struct Server {
+    child: Child,
+    banner: Vec<String>,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lanyard"))
+            .arg("server")
+            .current_dir(dir)
+            .env("LANYARD_PUBLIC_ADDRESS", "127.0.0.1:0")
+            .env("LANYARD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut banner = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("Press Ctrl-C");
+            banner.push(line);
+            if done || Instant::now() > deadline {
+                break;
+            }
+        }
+        assert!(
+            banner.iter().any(|l| l.starts_with("Press Ctrl-C")),
+            "no banner: {banner:?}"
+        );
+        Server { child, banner }
+    }
+
+    /// The commands under "Get a first credential".
+    fn next_steps(&self) -> Vec<String> {
+        self.banner
+            .iter()
+            .skip_while(|l| !l.starts_with("Get a first credential"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn first_run_prints_working_next_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let banner = server.banner.join("\n");
+    assert!(banner.contains("trust domain     example.org"), "{banner}");
+    assert!(banner.contains("/bundle"), "{banner}");
+    let steps = server.next_steps();
+    assert_eq!(steps.len(), 4, "{banner}");
+    let have_curl = Command::new("curl").arg("--version").output().is_ok();
+    for step in &steps {
+        if step.starts_with("curl") && !have_curl {
+            continue;
+        }
+        let out = sh(dir.path(), step);
+        assert!(
+            out.status.success(),
+            "`{step}` failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        if step.starts_with("lanyard token verify") {
+            assert!(text(&out.stdout).starts_with("valid WIT"), "{}", text(&out.stdout));
+        }
+    }
+
+    // Entries through the admin socket, including bad input.
+    let out = sh(
+        dir.path(),
+        "lanyard entry create --spiffe-id spiffe://example.org/web --parent-id spiffe://example.org/agent/n1 \
+         --selector unix:uid:1000 --selector unix:path:/usr/bin/web",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let out = sh(
+        dir.path(),
+        "lanyard entry list --parent-id spiffe://example.org/agent/n1",
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let out = sh(
+        dir.path(),
+        "lanyard entry create --spiffe-id spiffe://example.org/web --parent-id spiffe://example.org/agent/n1 --selector bogus:1",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("selector type \"bogus\" is unknown"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sh(
+        dir.path(),
+        "lanyard entry create --spiffe-id spiffe://example.org/web --parent-id spiffe://example.org/agent/n1 \
+         --selector unix:uid:1000 --selector unix:path:/usr/bin/web",
+    );
+    assert!(
+        text(&out.stderr).contains("conflict"),
+        "duplicate: {}",
+        text(&out.stderr)
+    );
+    std::fs::write(
+        dir.path().join("bulk.json"),
+        r#"[{"spiffe_id":"spiffe://example.org/a","parent_id":"spiffe://example.org/agent/n1","selectors":[{"type":"unix","value":"uid:1"}]},
+            {"spiffe_id":"spiffe://example.org/b","parent_id":"spiffe://example.org/agent/n1","selectors":[{"type":"unix","value":"uid:2"}]}]"#,
+    )
+    .unwrap();
+    let out = sh(dir.path(), "lanyard entry create --file bulk.json");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sh(
+        dir.path(),
+        &format!("lanyard entry delete {id} && lanyard entry show {id}"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not_found"), "{}", text(&out.stderr));
+    let out = sh(dir.path(), "lanyard token join --ttl 60");
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).trim().len(), 48);
+    let out = sh(dir.path(), "lanyard agent list");
+    assert_eq!(text(&out.stdout).trim(), "[]");
+
+    let status = server.stop();
+    assert!(status.success(), "server exit: {status:?}");
+    assert!(
+        !dir.path().join("lanyard-data/admin.sock").exists(),
+        "the socket is removed on exit"
+    );
+
+    // A second start on the same directory keeps the same CA and keys.
+    let bundle_before = std::fs::read_to_string(dir.path().join("bundle.json")).unwrap_or_default();
+    let server = Server::start(dir.path());
+    if have_curl {
+        let url = server
+            .banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("trust bundle").map(|u| u.trim().to_owned()))
+            .unwrap();
+        let out = sh(dir.path(), &format!("curl -s {url}"));
+        let before: serde_json::Value = serde_json::from_str(&bundle_before).unwrap();
+        let after: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            before["keys"], after["keys"],
+            "restart must not replace the authorities"
+        );
+    }
+    assert!(server.stop().success());
+}
+
+#[test]
+fn admin_commands_explain_a_missing_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sh(dir.path(), "lanyard entry list");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is `lanyard server` running?"),
+        "{}",
+        text(&out.stderr)
+    );
+}
