@@ -84,7 +84,9 @@ impl Jwk {
     /// Whether the JWK carries any private key material: `d`, or any of the RSA private
     /// members `p`, `q`, `dp`, `dq`, `qi` (publishing `p` or `q` alone gives the key away).
     pub fn is_private(&self) -> bool {
-        [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi].iter().any(|m| m.is_some())
+        [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi]
+            .iter()
+            .any(|m| m.is_some())
     }
 
     /// A copy without any private members.
