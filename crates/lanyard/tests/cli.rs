@@ -43,7 +43,9 @@ struct Step {
 /// directory are left out: the test runs the binary under test in a fresh directory).
 fn readme_steps() -> Vec<Step> {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
-    let start = readme.find("## Tokens by hand, step by step").expect("walkthrough section");
+    let start = readme
+        .find("## Tokens by hand, step by step")
+        .expect("walkthrough section");
     let end = start + readme[start..].find("## Using the library").expect("section after it");
     let mut steps: Vec<Step> = Vec::new();
     let mut in_block = false;
