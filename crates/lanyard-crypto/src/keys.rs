@@ -29,18 +29,14 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// The aws-lc-rs verification algorithm for the EC and EdDSA JWS algorithms (RSA keys go
+/// through [`rsa_params`]).
 fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
     match alg {
         Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
         Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
-        Algorithm::EdDSA => &signature::ED25519,
-        Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        _ => &signature::ED25519,
     }
 }
 

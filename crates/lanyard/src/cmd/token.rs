@@ -7,8 +7,32 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use lanyard_core::wimse::audience_for;
 use lanyard_core::{Algorithm, JwtSvidIssuer, WitIssuer, WptParams, create_wpt};
+use lanyard_crypto::KeyPair;
 
 use crate::input;
+
+/// The signing key of an issuer, as given on the command line.
+#[derive(Args, Debug)]
+pub(crate) struct IssuerKey {
+    /// The issuer's private key (JWK or PKCS#8 PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// The issuer key's algorithm (needed only for RSA PEM keys).
+    #[arg(long)]
+    alg: Option<Algorithm>,
+    /// Key ID for the header; defaults to the key file's kid.
+    #[arg(long)]
+    kid: Option<String>,
+}
+
+impl IssuerKey {
+    /// The key and the `kid` to put in headers.
+    fn load(&self) -> Result<(KeyPair, Option<String>)> {
+        let key = input::signing_key(&self.key, self.alg)?;
+        let kid = self.kid.clone().or_else(|| key.kid().map(str::to_owned));
+        Ok((key, kid))
+    }
+}
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum WitCommand {
@@ -20,15 +44,8 @@ pub(crate) enum WitCommand {
 
 #[derive(Args, Debug)]
 pub(crate) struct WitIssueArgs {
-    /// The issuer's private key (JWK or PKCS#8 PEM).
-    #[arg(long)]
-    key: PathBuf,
-    /// The issuer key's algorithm (needed only for RSA PEM keys).
-    #[arg(long)]
-    alg: Option<Algorithm>,
-    /// Key ID for the header; defaults to the key file's kid.
-    #[arg(long)]
-    kid: Option<String>,
+    #[command(flatten)]
+    issuer: IssuerKey,
     /// The workload identifier (spiffe://... or wimse://...).
     #[arg(long)]
     sub: String,
@@ -90,15 +107,8 @@ pub(crate) enum JwtSvidCommand {
 
 #[derive(Args, Debug)]
 pub(crate) struct JwtSvidIssueArgs {
-    /// The issuer's private key (JWK or PKCS#8 PEM).
-    #[arg(long)]
-    key: PathBuf,
-    /// The issuer key's algorithm (needed only for RSA PEM keys).
-    #[arg(long)]
-    alg: Option<Algorithm>,
-    /// Key ID; defaults to the key file's kid (JWT-SVIDs always carry one).
-    #[arg(long)]
-    kid: Option<String>,
+    #[command(flatten)]
+    issuer: IssuerKey,
     /// The SPIFFE ID.
     #[arg(long)]
     sub: String,
@@ -121,8 +131,7 @@ pub(crate) fn run_wit(cmd: WitCommand) -> Result<ExitCode> {
         WitCommand::Issue(a) => a,
         WitCommand::Mint(a) => return super::admin::wit_mint(a),
     };
-    let key = input::signing_key(&a.key, a.alg)?;
-    let kid = a.kid.or_else(|| key.kid().map(str::to_owned));
+    let (key, kid) = a.issuer.load()?;
     let sub = input::workload_id(&a.sub)?;
     let cnf = input::public_keys(&a.cnf)?;
     let [cnf] = cnf.as_slice() else {
@@ -171,11 +180,8 @@ pub(crate) fn run_jwt_svid(cmd: JwtSvidCommand) -> Result<ExitCode> {
         JwtSvidCommand::Issue(a) => a,
         JwtSvidCommand::Mint(a) => return super::admin::jwt_svid_mint(a),
     };
-    let key = input::signing_key(&a.key, a.alg)?;
-    let kid = a
-        .kid
-        .or_else(|| key.kid().map(str::to_owned))
-        .context("JWT-SVIDs need a kid: pass --kid or use a key file with one")?;
+    let (key, kid) = a.issuer.load()?;
+    let kid = kid.context("JWT-SVIDs need a kid: pass --kid or use a key file with one")?;
     let sub = input::workload_id(&a.sub)?;
     let sub = sub.as_spiffe().context("a JWT-SVID's subject must be a SPIFFE ID")?;
     let issuer = JwtSvidIssuer::new(std::sync::Arc::new(key), kid, a.iss)?;
