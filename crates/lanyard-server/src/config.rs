@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub public_address: String,
     /// The URL clients use to reach the public endpoints (defaults to `http://<public_address>`).
     pub public_url: Option<String>,
+    /// Address of the agent API (gRPC over TLS 1.3, for node agents).
+    pub agent_address: String,
     /// The admin API's Unix socket (defaults to `<data_dir>/admin.sock`).
     pub admin_socket: Option<PathBuf>,
     /// Lifetime of the X.509 CA, in seconds.
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             database_url: None,
             public_address: "127.0.0.1:8080".into(),
             public_url: None,
+            agent_address: "127.0.0.1:8081".into(),
             admin_socket: None,
             ca_ttl: 24 * 3600,
             signing_key_ttl: 24 * 3600,
@@ -139,6 +142,9 @@ impl ServerConfig {
         }
         if let Some(v) = env("LANYARD_PUBLIC_URL") {
             self.public_url = Some(v);
+        }
+        if let Some(v) = env("LANYARD_AGENT_ADDRESS") {
+            self.agent_address = v;
         }
         if let Some(v) = env("LANYARD_ADMIN_SOCKET") {
             self.admin_socket = Some(v.into());
@@ -242,6 +248,9 @@ mod tests {
         assert_eq!(c.trust_domain, "prod.example");
         assert_eq!(c.log_format, LogFormat::Json);
         assert!(c.database_url().starts_with("sqlite://"));
+        assert_eq!(c.agent_address, "127.0.0.1:8081");
+        let c = ServerConfig::load(None, env_of(&[("LANYARD_AGENT_ADDRESS", "0.0.0.0:9443")])).unwrap();
+        assert_eq!(c.agent_address, "0.0.0.0:9443");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod ca;
 pub mod config;
 pub mod datastore;

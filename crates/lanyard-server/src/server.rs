@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use lanyard_core::{Clock, SystemClock};
 
+use crate::api;
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
 use crate::datastore::{DataStore, SqlDataStore};
@@ -28,6 +29,8 @@ pub struct RunningServer {
     pub public_addr: SocketAddr,
     /// The public base URL.
     pub public_url: String,
+    /// Where the agent API (gRPC over TLS) listens.
+    pub agent_addr: SocketAddr,
     /// The admin socket.
     pub admin_socket: PathBuf,
     /// The shared state (for tests and embedding).
@@ -118,7 +121,7 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener> {
 /// 1. the data directory (mode 0700);
 /// 2. the datastore (migrations run on connect);
 /// 3. the key manager, with a first rotation so every authority exists;
-/// 4. the public endpoints and the admin socket;
+/// 4. the public endpoints, the agent API (gRPC over TLS) and the admin socket;
 /// 5. the rotation loop.
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     prepare_data_dir(&config.data_dir)?;
@@ -153,6 +156,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         .with_context(|| format!("binding the public address {}", config.public_address))?;
     let public_addr = listener.local_addr()?;
     let public_url = config.public_url(&public_addr.to_string());
+    let agent_listener = TcpListener::bind(&config.agent_address)
+        .await
+        .with_context(|| format!("binding the agent API address {}", config.agent_address))?;
+    let agent_addr = agent_listener.local_addr()?;
     let admin_socket = config.admin_socket();
     let admin_listener = bind_admin_socket(&admin_socket)?;
 
@@ -187,6 +194,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .await?;
         Ok(())
     });
+    tasks.spawn(api::serve(state.clone(), agent_listener, stopped(watcher.clone())));
     let mut stop = watcher;
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(ROTATION_INTERVAL);
@@ -201,10 +209,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             }
         }
     });
-    tracing::info!(%public_addr, admin_socket = %admin_socket.display(), "lanyard server started");
+    tracing::info!(%public_addr, %agent_addr, admin_socket = %admin_socket.display(), "lanyard server started");
     Ok(RunningServer {
         public_addr,
         public_url,
+        agent_addr,
         admin_socket,
         state,
         shutdown,

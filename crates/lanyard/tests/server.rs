@@ -39,6 +39,7 @@ impl Server {
             .arg("server")
             .current_dir(dir)
             .env("LANYARD_PUBLIC_ADDRESS", "127.0.0.1:0")
+            .env("LANYARD_AGENT_ADDRESS", "127.0.0.1:0")
             .env("LANYARD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -52,6 +52,7 @@ fn print_banner(server: &lanyard_server::RunningServer, data_dir: &std::path::Pa
     discovery      {url}/.well-known/lanyard-configuration
     health         {url}/healthz  {url}/readyz  metrics {url}/metrics
   admin socket     {socket}
+  agent API        {agent} (gRPC over mTLS, lanyard.agent.v1)
 
 Get a first credential (in another shell, in this directory):
   lanyard key generate --alg ES256 --out workload
@@ -62,5 +63,6 @@ Get a first credential (in another shell, in this directory):
 Press Ctrl-C to stop.",
         version = env!("CARGO_PKG_VERSION"),
         data = data_dir.display(),
+        agent = server.agent_addr,
     );
 }

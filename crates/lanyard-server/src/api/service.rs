@@ -1,0 +1,561 @@
+//! The `AgentApi` RPCs: node attestation, agent SVID renewal, entry sync, and SVID / token
+//! signing for the entries authorized for the calling agent.
+//!
+//! An entry is authorized for an agent when its `parent_id` is the agent's SPIFFE ID (node
+//! aliases are not implemented yet). Every attestation attempt and every renewal is written
+//! as an audit event (`target: "audit"`), with the join token's ID (the first 16 hex digits
+//! of its SHA-256), never the token.
+
+use std::collections::{BTreeMap, HashSet};
+use std::pin::Pin;
+
+use base64::Engine;
+use lanyard_api::agent::v1 as pb;
+use lanyard_api::agent::v1::agent_api_server::AgentApi;
+use lanyard_core::{Jwk, SpiffeBundle, SpiffeId, TrustDomain, UnixTime};
+use lanyard_x509::{Usage, VerifiedSvid, VerifyOptions, X509Bundle, X509BundleSet, X509Svid, verify_svid_chain};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::api::PeerIdentity;
+use crate::api::sync::Hub;
+use crate::datastore::{EntryFilter, TokenUse};
+use crate::error::ServerError;
+use crate::issue;
+use crate::model::{Agent, Entry};
+use crate::state::AppState;
+
+/// The path prefix of every agent SPIFFE ID.
+pub const AGENT_PATH_PREFIX: &str = "/lanyard/agent/";
+/// The most items one `BatchNewX509Svid` call may carry.
+pub const MAX_BATCH: usize = 1000;
+/// The item error for entries that do not exist or belong to another agent (the same text
+/// for both, so that an agent cannot probe for other agents' entries).
+pub const NOT_AUTHORIZED: &str = "entry not authorized for this agent";
+
+/// The stream type of `SyncEntries`.
+pub type SyncStream = Pin<Box<dyn Stream<Item = Result<pb::SyncEntriesResponse, Status>> + Send + 'static>>;
+
+/// The `AgentApi` implementation.
+#[derive(Debug)]
+pub struct AgentService {
+    state: AppState,
+    hub: Hub,
+}
+
+impl AgentService {
+    /// A service over `state`, with `hub` feeding its `SyncEntries` streams.
+    pub fn new(state: AppState, hub: Hub) -> AgentService {
+        AgentService { state, hub }
+    }
+}
+
+/// The gRPC status for a server error (the one place codes are chosen).
+pub(crate) fn status(e: ServerError) -> Status {
+    match e {
+        ServerError::Invalid(m) => Status::invalid_argument(m),
+        ServerError::NotFound(m) => Status::not_found(m),
+        ServerError::Conflict(m) => Status::aborted(m),
+        ServerError::PermissionDenied(m) => Status::permission_denied(m),
+        ServerError::Credential(e) => Status::invalid_argument(e.to_string()),
+        other @ (ServerError::Keys(_) | ServerError::Store(_)) => {
+            tracing::error!(error = %other, "agent API request failed");
+            Status::unavailable(other.to_string())
+        }
+    }
+}
+
+fn store_status(e: crate::datastore::StoreError) -> Status {
+    status(ServerError::from(e))
+}
+
+fn audit(action: &'static str, outcome: &str, subject: &str, peer: Option<&PeerIdentity>) {
+    let remote = peer
+        .and_then(|p| p.remote_addr)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(target: "audit", action, outcome, subject, remote, "agent API");
+}
+
+/// Whether `id` is a Lanyard agent ID (`spiffe://<td>/lanyard/agent/...`).
+pub fn is_agent_id(id: &SpiffeId) -> bool {
+    id.path().starts_with(AGENT_PATH_PREFIX)
+}
+
+/// The agent ID a join token attests: `spiffe://<td>/lanyard/agent/join_token/<token id>`,
+/// where the token ID is the first 16 hex digits of the SHA-256 of the token.
+pub fn join_token_agent_id(td: &TrustDomain, token: &str) -> Result<(SpiffeId, String), Status> {
+    let hash = token_hash(token);
+    let token_id = hash[..16].to_owned();
+    let id = SpiffeId::from_parts(td, &format!("{AGENT_PATH_PREFIX}join_token/{token_id}"))
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok((id, token_id))
+}
+
+/// SHA-256 hex of a join token, as the admin API stores it.
+fn token_hash(token: &str) -> String {
+    lanyard_crypto::provider()
+        .sha256(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn secs(t: UnixTime) -> i64 {
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn ttl32(ttl: u64) -> u32 {
+    u32::try_from(ttl).unwrap_or(u32::MAX)
+}
+
+fn nonzero(ttl: u64) -> Option<u64> {
+    (ttl > 0).then_some(ttl)
+}
+
+/// `spiffe://<name>` for a trust domain given in either form.
+fn trust_domain_key(td: &str) -> String {
+    TrustDomain::parse(td).map_or_else(|_| td.to_owned(), |t| format!("spiffe://{}", t.name()))
+}
+
+/// A bundle on the wire.
+pub(crate) fn wire_bundle(bundle: &SpiffeBundle) -> pb::Bundle {
+    pb::Bundle {
+        trust_domain: format!("spiffe://{}", bundle.trust_domain.name()),
+        json: bundle.to_json().into_bytes(),
+        sequence: bundle.sequence.unwrap_or(0),
+    }
+}
+
+/// An entry on the wire. `revision` is the entry's own revision unless the caller knows
+/// the server-wide one.
+pub(crate) fn wire_entry(entry: &Entry, revision: Option<u64>) -> pb::Entry {
+    pb::Entry {
+        id: entry.id.clone(),
+        spiffe_id: entry.spiffe_id.as_str().to_owned(),
+        parent_id: entry.parent_id.as_str().to_owned(),
+        selectors: entry
+            .selectors
+            .iter()
+            .map(|s| pb::Selector {
+                r#type: s.kind.clone(),
+                value: s.value.clone(),
+            })
+            .collect(),
+        x509_svid_ttl: ttl32(entry.x509_svid_ttl),
+        jwt_svid_ttl: ttl32(entry.jwt_svid_ttl),
+        wit_svid_ttl: ttl32(entry.wit_ttl),
+        dns_names: entry.dns_names.clone(),
+        federates_with: entry.federates_with.iter().map(|t| trust_domain_key(t)).collect(),
+        hint: String::new(),
+        revision: revision.unwrap_or(entry.revision),
+    }
+}
+
+fn wire_svid(svid: &X509Svid, id: &SpiffeId) -> Result<pb::X509Svid, ServerError> {
+    let expires_at = svid.not_after().map_err(|e| ServerError::Invalid(e.to_string()))?;
+    Ok(pb::X509Svid {
+        spiffe_id: id.as_str().to_owned(),
+        cert_chain: svid.chain.iter().map(|c| c.to_vec()).collect(),
+        expires_at: secs(expires_at),
+    })
+}
+
+/// The entries authorized for `agent`.
+pub(crate) async fn authorized_entries(state: &AppState, agent: &SpiffeId) -> Result<Vec<Entry>, Status> {
+    let filter = EntryFilter {
+        parent_id: Some(agent.clone()),
+        spiffe_id: None,
+    };
+    state.store.list_entries(&filter).await.map_err(store_status)
+}
+
+/// The own bundle plus the federated bundles the agent's entries need.
+pub(crate) async fn agent_bundles(state: &AppState, agent: &SpiffeId) -> Result<pb::Bundles, Status> {
+    let own = state
+        .keys
+        .bundle()
+        .await
+        .map_err(|e| status(ServerError::Keys(e.to_string())))?;
+    let wanted: HashSet<String> = authorized_entries(state, agent)
+        .await?
+        .iter()
+        .flat_map(|e| e.federates_with.iter().map(|t| trust_domain_key(t)))
+        .collect();
+    let mut federated = BTreeMap::new();
+    for key in wanted {
+        let name = key.trim_start_matches("spiffe://");
+        if name == state.trust_domain.name() {
+            continue;
+        }
+        let Some((json, _fetched_at)) = state.store.get_federated_bundle(name).await.map_err(store_status)? else {
+            continue;
+        };
+        let sequence = serde_json::from_str::<serde_json::Value>(&json)
+            .ok()
+            .and_then(|v| v.get("spiffe_sequence").and_then(serde_json::Value::as_u64))
+            .unwrap_or(0);
+        federated.insert(
+            key.clone(),
+            pb::Bundle {
+                trust_domain: key,
+                json: json.into_bytes(),
+                sequence,
+            },
+        );
+    }
+    Ok(pb::Bundles {
+        bundle: Some(wire_bundle(&own)),
+        federated_bundles: federated.into_iter().collect(),
+    })
+}
+
+/// `iat` and `exp` of a JWS compact token the server just minted.
+fn token_times(token: &str) -> (i64, i64) {
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let get = |name: &str| {
+        claims
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0)
+    };
+    (get("iat"), get("exp"))
+}
+
+impl AgentService {
+    /// The calling agent: a verified agent SVID, not expired, of a known, non-banned agent.
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Agent, Status> {
+        let svid = request
+            .extensions()
+            .get::<PeerIdentity>()
+            .and_then(|p| p.svid.as_ref())
+            .ok_or_else(|| Status::unauthenticated("an agent X.509-SVID (TLS client certificate) is required"))?;
+        self.check_agent(svid).await
+    }
+
+    async fn check_agent(&self, svid: &VerifiedSvid) -> Result<Agent, Status> {
+        if self.state.clock.now() >= svid.not_after {
+            return Err(Status::unauthenticated("the agent SVID has expired"));
+        }
+        if !is_agent_id(&svid.spiffe_id) {
+            return Err(Status::unauthenticated(format!(
+                "{} is not an agent SPIFFE ID",
+                svid.spiffe_id
+            )));
+        }
+        match self
+            .state
+            .store
+            .get_agent(&svid.spiffe_id)
+            .await
+            .map_err(store_status)?
+        {
+            None => Err(Status::unauthenticated(format!("unknown agent {}", svid.spiffe_id))),
+            Some(agent) if agent.banned => {
+                Err(Status::permission_denied(format!("agent {} is banned", svid.spiffe_id)))
+            }
+            Some(agent) => Ok(agent),
+        }
+    }
+
+    /// The entry `id` if it is authorized for `agent`.
+    async fn authorized_entry(&self, agent: &SpiffeId, id: &str) -> Result<Option<Entry>, Status> {
+        let entry = self.state.store.get_entry(id).await.map_err(store_status)?;
+        Ok(entry.filter(|e| e.parent_id == *agent))
+    }
+
+    /// Signs an X.509-SVID for `id` from `csr`; returns it with its verified details.
+    async fn sign(
+        &self,
+        id: &SpiffeId,
+        csr: &[u8],
+        dns_names: &[String],
+        ttl: Option<u64>,
+    ) -> Result<X509Svid, ServerError> {
+        if csr.is_empty() {
+            return Err(ServerError::Invalid("csr is required".into()));
+        }
+        let pem = issue::sign_x509_svid(&self.state, id, csr, dns_names, ttl).await?;
+        X509Svid::from_pem(&pem, None).map_err(|e| ServerError::Keys(e.to_string()))
+    }
+
+    /// The agent credentials for a freshly signed agent SVID, and the agent record to store.
+    async fn credentials(
+        &self,
+        svid: &X509Svid,
+        id: &SpiffeId,
+    ) -> Result<(pb::AgentCredentials, VerifiedSvid), ServerError> {
+        let bundle = self
+            .state
+            .keys
+            .bundle()
+            .await
+            .map_err(|e| ServerError::Keys(e.to_string()))?;
+        let set = X509BundleSet::new()
+            .with(X509Bundle::from_spiffe_bundle(&bundle).map_err(|e| ServerError::Keys(e.to_string()))?);
+        let verified = verify_svid_chain(
+            &svid.chain,
+            &set,
+            self.state.clock.now(),
+            &VerifyOptions::for_usage(Usage::ClientAuth),
+        )
+        .map_err(|e| ServerError::Keys(format!("the new agent SVID does not verify: {e}")))?;
+        let credentials = pb::AgentCredentials {
+            svid: Some(wire_svid(svid, id)?),
+            bundle: Some(wire_bundle(&bundle)),
+        };
+        Ok((credentials, verified))
+    }
+
+    async fn attest_join_token(
+        &self,
+        token: &str,
+        csr: &[u8],
+        peer: Option<&PeerIdentity>,
+    ) -> Result<pb::AgentCredentials, Status> {
+        const ACTION: &str = "agent.attest.join_token";
+        if token.is_empty() {
+            audit(ACTION, "invalid_request", "", peer);
+            return Err(Status::invalid_argument("join_token.token is required"));
+        }
+        let (agent_id, token_id) = join_token_agent_id(&self.state.trust_domain, token)?;
+        // Sign first, so that a bad CSR does not use the token up; the SVID is handed out
+        // only once the token has been consumed.
+        let svid = match self.sign(&agent_id, csr, &[], None).await {
+            Ok(svid) => svid,
+            Err(e) => {
+                audit(ACTION, e.kind(), &token_id, peer);
+                return Err(status(e));
+            }
+        };
+        let now = self.state.clock.now();
+        let token_use = self
+            .state
+            .store
+            .consume_join_token(&token_hash(token), now)
+            .await
+            .map_err(store_status)?;
+        match token_use {
+            TokenUse::Consumed => {}
+            TokenUse::Expired => {
+                audit(ACTION, "token_expired", &token_id, peer);
+                return Err(Status::permission_denied("join token expired"));
+            }
+            TokenUse::Unknown => {
+                audit(ACTION, "token_unknown", &token_id, peer);
+                return Err(Status::permission_denied("join token unknown or already used"));
+            }
+        }
+        let (credentials, verified) = self.credentials(&svid, &agent_id).await.map_err(status)?;
+        let agent = Agent {
+            id: agent_id.clone(),
+            attestation_type: "join_token".into(),
+            svid_serial: verified.serial,
+            svid_expires_at: verified.not_after,
+            selectors: Vec::new(),
+            banned: false,
+            created_at: now,
+        };
+        self.state.store.upsert_agent(&agent).await.map_err(store_status)?;
+        audit(ACTION, "ok", agent_id.as_str(), peer);
+        Ok(credentials)
+    }
+}
+
+#[tonic::async_trait]
+impl AgentApi for AgentService {
+    type SyncEntriesStream = SyncStream;
+
+    async fn attest_agent(
+        &self,
+        request: Request<pb::AttestAgentRequest>,
+    ) -> Result<Response<pb::AttestAgentResponse>, Status> {
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        let request = request.into_inner();
+        let credentials = match request.attestation {
+            Some(pb::attest_agent_request::Attestation::JoinToken(jt)) => {
+                self.attest_join_token(&jt.token, &request.csr, peer.as_ref()).await?
+            }
+            Some(pb::attest_agent_request::Attestation::X509pop(_)) => {
+                audit("agent.attest.x509pop", "unimplemented", "", peer.as_ref());
+                return Err(Status::unimplemented(
+                    "x509pop node attestation is not implemented by this server yet; attest with a join token",
+                ));
+            }
+            None => return Err(Status::invalid_argument("an attestation method is required")),
+        };
+        Ok(Response::new(pb::AttestAgentResponse {
+            step: Some(pb::attest_agent_response::Step::Credentials(credentials)),
+        }))
+    }
+
+    async fn renew_agent(
+        &self,
+        request: Request<pb::RenewAgentRequest>,
+    ) -> Result<Response<pb::RenewAgentResponse>, Status> {
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        let agent = match self.authenticate(&request).await {
+            Ok(agent) => agent,
+            Err(e) => {
+                let subject = peer
+                    .as_ref()
+                    .and_then(|p| p.svid.as_ref())
+                    .map(|s| s.spiffe_id.to_string())
+                    .unwrap_or_default();
+                audit("agent.renew", &format!("{:?}", e.code()), &subject, peer.as_ref());
+                return Err(e);
+            }
+        };
+        let svid = self
+            .sign(&agent.id, &request.get_ref().csr, &[], None)
+            .await
+            .map_err(status)?;
+        let (credentials, verified) = self.credentials(&svid, &agent.id).await.map_err(status)?;
+        let renewed = Agent {
+            svid_serial: verified.serial,
+            svid_expires_at: verified.not_after,
+            ..agent
+        };
+        self.state.store.upsert_agent(&renewed).await.map_err(store_status)?;
+        audit("agent.renew", "ok", renewed.id.as_str(), peer.as_ref());
+        Ok(Response::new(pb::RenewAgentResponse {
+            credentials: Some(credentials),
+        }))
+    }
+
+    async fn sync_entries(
+        &self,
+        request: Request<pb::SyncEntriesRequest>,
+    ) -> Result<Response<Self::SyncEntriesStream>, Status> {
+        let agent = self.authenticate(&request).await?;
+        let stream = self.hub.open_stream(self.state.clone(), agent.id);
+        Ok(Response::new(stream))
+    }
+
+    async fn batch_new_x509_svid(
+        &self,
+        request: Request<pb::BatchNewX509SvidRequest>,
+    ) -> Result<Response<pb::BatchNewX509SvidResponse>, Status> {
+        let agent = self.authenticate(&request).await?;
+        let params = request.into_inner().params;
+        if params.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_BATCH} items per request"
+            )));
+        }
+        let mut seen = HashSet::new();
+        let mut results = Vec::with_capacity(params.len());
+        for item in params {
+            let result = if seen.insert(item.entry_id.clone()) {
+                self.sign_for_entry(&agent.id, &item.entry_id, &item.csr).await?
+            } else {
+                Err("duplicate entry id in this request".to_owned())
+            };
+            results.push(pb::X509SvidResult {
+                entry_id: item.entry_id,
+                result: Some(match result {
+                    Ok(svid) => pb::x509_svid_result::Result::Svid(svid),
+                    Err(message) => pb::x509_svid_result::Result::Error(message),
+                }),
+            });
+        }
+        Ok(Response::new(pb::BatchNewX509SvidResponse { results }))
+    }
+
+    async fn new_jwt_svid(
+        &self,
+        request: Request<pb::NewJwtSvidRequest>,
+    ) -> Result<Response<pb::NewJwtSvidResponse>, Status> {
+        let agent = self.authenticate(&request).await?;
+        let request = request.into_inner();
+        let audience = match request.audience.as_slice() {
+            [] => return Err(Status::invalid_argument("audience is required")),
+            [one] if !one.is_empty() => one.clone(),
+            [_] => return Err(Status::invalid_argument("audience must not be empty")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "this server issues JWT-SVIDs with exactly one audience",
+                ));
+            }
+        };
+        let entry = self
+            .authorized_entry(&agent.id, &request.entry_id)
+            .await?
+            .ok_or_else(|| Status::permission_denied(NOT_AUTHORIZED))?;
+        let sub = SpiffeId::parse(entry.spiffe_id.as_str())
+            .map_err(|e| Status::invalid_argument(format!("the entry's identity is not a SPIFFE ID: {e}")))?;
+        let token = issue::mint_jwt_svid(&self.state, &sub, &audience, nonzero(entry.jwt_svid_ttl))
+            .await
+            .map_err(status)?;
+        let (issued_at, expires_at) = token_times(&token);
+        Ok(Response::new(pb::NewJwtSvidResponse {
+            token,
+            expires_at,
+            issued_at,
+        }))
+    }
+
+    async fn new_wit(&self, request: Request<pb::NewWitRequest>) -> Result<Response<pb::NewWitResponse>, Status> {
+        let agent = self.authenticate(&request).await?;
+        let request = request.into_inner();
+        if request.cnf_jwk.is_empty() {
+            return Err(Status::invalid_argument("cnf_jwk is required"));
+        }
+        let cnf: Jwk = serde_json::from_str(&request.cnf_jwk)
+            .map_err(|e| Status::invalid_argument(format!("cnf_jwk is not a JWK: {e}")))?;
+        let entry = self
+            .authorized_entry(&agent.id, &request.entry_id)
+            .await?
+            .ok_or_else(|| Status::permission_denied(NOT_AUTHORIZED))?;
+        let token = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl))
+            .await
+            .map_err(status)?;
+        let (issued_at, expires_at) = token_times(&token);
+        Ok(Response::new(pb::NewWitResponse {
+            token,
+            expires_at,
+            issued_at,
+        }))
+    }
+
+    async fn get_bundles(
+        &self,
+        request: Request<pb::GetBundlesRequest>,
+    ) -> Result<Response<pb::GetBundlesResponse>, Status> {
+        let agent = self.authenticate(&request).await?;
+        let bundles = agent_bundles(&self.state, &agent.id).await?;
+        Ok(Response::new(pb::GetBundlesResponse { bundles: Some(bundles) }))
+    }
+}
+
+impl AgentService {
+    /// One `BatchNewX509Svid` item: `Ok(Err(message))` is an item error, `Err` fails the
+    /// whole call (the datastore or CA is unavailable).
+    async fn sign_for_entry(
+        &self,
+        agent: &SpiffeId,
+        entry_id: &str,
+        csr: &[u8],
+    ) -> Result<Result<pb::X509Svid, String>, Status> {
+        let Some(entry) = self.authorized_entry(agent, entry_id).await? else {
+            return Ok(Err(NOT_AUTHORIZED.to_owned()));
+        };
+        let Ok(id) = SpiffeId::parse(entry.spiffe_id.as_str()) else {
+            return Ok(Err("the entry's identity is not a spiffe id".to_owned()));
+        };
+        match self
+            .sign(&id, csr, &entry.dns_names, nonzero(entry.x509_svid_ttl))
+            .await
+        {
+            Ok(svid) => Ok(wire_svid(&svid, &id).map_err(|e| e.to_string())),
+            Err(ServerError::Invalid(m)) => Ok(Err(format!("invalid csr: {m}").to_lowercase())),
+            Err(e @ ServerError::PermissionDenied(_)) => Ok(Err(e.to_string().to_lowercase())),
+            Err(e) => Err(status(e)),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! TLS for the agent API: the server's own X.509-SVID (issued by the ACTIVE CA, rotated at
+//! half-life) and a client-certificate verifier that lets anonymous clients in (for
+//! `AttestAgent`) but validates any chain a client does present.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lanyard_core::{SpiffeId, TrustDomain, UnixTime};
+use lanyard_x509::{
+    Authorizer, SpiffeClientCertVerifier, SubjectKey, SvidResolver, SvidSource, X509Bundle, X509BundleSet, X509Svid,
+};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime as PkiTime};
+use rustls::server::NoServerSessionStorage;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+
+use crate::model::AuthorityKind;
+use crate::state::AppState;
+
+/// How often the server SVID and the trusted bundle are checked for renewal.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The path of the server's SPIFFE ID on the agent API.
+pub const SERVER_PATH: &str = "/lanyard/server";
+
+/// The SPIFFE ID the agent API presents: `spiffe://<td>/lanyard/server`.
+pub fn server_id(trust_domain: &TrustDomain) -> Result<SpiffeId> {
+    SpiffeId::from_parts(trust_domain, SERVER_PATH).context("server SPIFFE ID")
+}
+
+/// Accepts clients without a certificate; a presented chain must validate against the
+/// source's bundles (EKU clientAuth) and be in the trust domain, as in
+/// [`SpiffeClientCertVerifier`], which this wraps.
+#[derive(Debug)]
+pub struct OptionalClientCertVerifier(SpiffeClientCertVerifier);
+
+impl OptionalClientCertVerifier {
+    /// A verifier of SVIDs of `trust_domain`, against `source`'s current bundles.
+    pub fn new(source: Arc<SvidSource>, trust_domain: TrustDomain) -> OptionalClientCertVerifier {
+        OptionalClientCertVerifier(SpiffeClientCertVerifier::new(
+            source,
+            Authorizer::TrustDomain(trust_domain),
+        ))
+    }
+}
+
+impl ClientCertVerifier for OptionalClientCertVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: PkiTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The rustls config of the agent API: TLS 1.3 only, ALPN `h2`, the source's SVID, optional
+/// client SVIDs of `trust_domain`, no session resumption (a resumed session would skip
+/// certificate verification).
+pub fn server_config(source: Arc<SvidSource>, trust_domain: TrustDomain) -> Result<ServerConfig> {
+    let provider = Arc::clone(source.provider());
+    let verifier = OptionalClientCertVerifier::new(Arc::clone(&source), trust_domain);
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(Arc::new(SvidResolver::new(source)));
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// What the current server SVID was issued from.
+#[derive(Debug)]
+struct Issued {
+    ca_cert: CertificateDer<'static>,
+    renew_at: UnixTime,
+    bundle_sequence: Option<u64>,
+}
+
+/// The server's TLS identity on the agent API: an [`SvidSource`] holding its SVID and the
+/// trust domain's X.509 authorities, kept current by [`ServerIdentity::refresh`].
+#[derive(Debug)]
+pub struct ServerIdentity {
+    state: AppState,
+    id: SpiffeId,
+    source: Arc<SvidSource>,
+    issued: Mutex<Issued>,
+}
+
+impl ServerIdentity {
+    /// Issues the first server SVID and loads the bundle.
+    pub async fn new(state: AppState) -> Result<ServerIdentity> {
+        let id = server_id(&state.trust_domain)?;
+        let (svid, issued) = issue(&state, &id).await?;
+        let (bundles, sequence) = bundles(&state).await?;
+        let source = Arc::new(SvidSource::new(&svid, bundles)?);
+        Ok(ServerIdentity {
+            state,
+            id,
+            source,
+            issued: Mutex::new(Issued {
+                bundle_sequence: sequence,
+                ..issued
+            }),
+        })
+    }
+
+    /// The source the TLS config reads on every handshake.
+    pub fn source(&self) -> Arc<SvidSource> {
+        Arc::clone(&self.source)
+    }
+
+    /// Reloads the bundle if its sequence moved, and re-issues the SVID at half its life or
+    /// when the ACTIVE CA changed. Failures are logged and retried at the next call.
+    pub async fn refresh(&self) {
+        if let Err(e) = self.try_refresh().await {
+            tracing::error!(error = format!("{e:#}"), "agent API: refreshing the server SVID failed");
+        }
+    }
+
+    async fn try_refresh(&self) -> Result<()> {
+        let sequence = self.state.store.bundle_sequence().await?;
+        let known = self.lock().bundle_sequence;
+        if known != Some(sequence) {
+            let (bundles, sequence) = bundles(&self.state).await?;
+            self.source.update_bundles(bundles);
+            self.lock().bundle_sequence = sequence;
+            tracing::debug!(?sequence, "agent API: trust bundle reloaded");
+        }
+        let ca = self.state.keys.x509_ca().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let due = {
+            let issued = self.lock();
+            issued.ca_cert != *ca.cert_der() || self.state.clock.now() >= issued.renew_at
+        };
+        if due {
+            let (svid, issued) = issue(&self.state, &self.id).await?;
+            self.source.update_svid(&svid)?;
+            let mut current = self.lock();
+            current.ca_cert = issued.ca_cert;
+            current.renew_at = issued.renew_at;
+            tracing::info!(id = %self.id, "agent API: server SVID renewed");
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Issued> {
+        self.issued.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Issues a server SVID (fresh P-256 key) with the default X.509-SVID lifetime, capped by
+/// the CA's remaining life; renewal is due at half the actual lifetime.
+async fn issue(state: &AppState, id: &SpiffeId) -> Result<(X509Svid, Issued)> {
+    let now = state.clock.now();
+    let keys_err = |e: crate::ca::CaError| anyhow::anyhow!("{e}");
+    let ttl = state
+        .config
+        .default_x509_svid_ttl
+        .min(state.keys.max_ttl(AuthorityKind::X509, now).await.map_err(keys_err)?);
+    let ca = state.keys.x509_ca().await.map_err(keys_err)?;
+    let svid = ca.issue_svid(id, SubjectKey::Generate, ttl, &[], now)?;
+    let not_after = svid.not_after()?;
+    let renew_at = now.plus(not_after.as_secs().saturating_sub(now.as_secs()) / 2);
+    Ok((
+        svid,
+        Issued {
+            ca_cert: ca.cert_der().clone(),
+            renew_at,
+            bundle_sequence: None,
+        },
+    ))
+}
+
+/// The trust domain's X.509 authorities as a bundle set, and the bundle's sequence.
+async fn bundles(state: &AppState) -> Result<(X509BundleSet, Option<u64>)> {
+    let bundle = state.keys.bundle().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let x509 = X509Bundle::from_spiffe_bundle(&bundle)?;
+    Ok((X509BundleSet::new().with(x509), bundle.sequence))
+}

@@ -1,0 +1,646 @@
+//! The server↔agent gRPC API end to end: an in-process server (tempdir, SQLite, agent API
+//! on 127.0.0.1:0) called with the generated client over TLS 1.3, anonymously for
+//! `AttestAgent` and with the agent SVID (mTLS) for everything else.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use lanyard_api::agent::v1 as pb;
+use lanyard_api::agent::v1::agent_api_client::AgentApiClient;
+use lanyard_core::{
+    Algorithm, JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, SpiffeId, TrustDomain, TrustStore, UnixTime, WitPolicy,
+    WitVerifier, WorkloadId,
+};
+use lanyard_server::model::{EntrySpec, Selector};
+use lanyard_server::{RunningServer, ServerConfig};
+use lanyard_x509::{
+    Authorizer, SpiffeServerCertVerifier, SubjectKey, SvidSource, Usage, VerifyOptions, X509Authority, X509Bundle,
+    X509BundleSet, X509Svid, verify_svid_chain,
+};
+use rustls::ClientConfig;
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+const TD: &str = "example.org";
+const SERVER_ID: &str = "spiffe://example.org/lanyard/server";
+
+struct Harness {
+    server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            trust_domain: TD.into(),
+            data_dir: dir.path().join("data"),
+            public_address: "127.0.0.1:0".into(),
+            agent_address: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        };
+        let server = lanyard_server::start(config).await.unwrap();
+        Harness { server, _dir: dir }
+    }
+
+    fn now(&self) -> UnixTime {
+        self.server.state.clock.now()
+    }
+
+    fn td(&self) -> TrustDomain {
+        TrustDomain::parse(TD).unwrap()
+    }
+
+    async fn bundle(&self) -> SpiffeBundle {
+        self.server.state.keys.bundle().await.unwrap()
+    }
+
+    async fn x509_bundles(&self) -> X509BundleSet {
+        X509BundleSet::new().with(X509Bundle::from_spiffe_bundle(&self.bundle().await).unwrap())
+    }
+
+    /// Creates a join token valid for `ttl` seconds (negative: already expired).
+    async fn join_token(&self, ttl: i64) -> String {
+        let mut secret = [0u8; 16];
+        lanyard_crypto::provider().fill_random(&mut secret).unwrap();
+        let token: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let expires_at = UnixTime(self.now().as_secs().checked_add_signed(ttl).unwrap());
+        self.server
+            .state
+            .store
+            .create_join_token(&sha256_hex(&token), expires_at)
+            .await
+            .unwrap();
+        token
+    }
+
+    async fn entry(&self, spiffe_id: &str, parent: &str) -> String {
+        let spec = EntrySpec {
+            spiffe_id: WorkloadId::parse(spiffe_id).unwrap(),
+            parent_id: SpiffeId::parse(parent).unwrap(),
+            selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
+            x509_svid_ttl: 600,
+            jwt_svid_ttl: 120,
+            wit_ttl: 900,
+            dns_names: vec!["web.example.org".into()],
+            federates_with: Vec::new(),
+            admin: false,
+        };
+        self.server
+            .state
+            .store
+            .create_entry(&spec, self.now())
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A client without a certificate (for `AttestAgent`), pinning the server's ID.
+    async fn anonymous(&self) -> AgentApiClient<Channel> {
+        // The verifier needs a source for the bundles; its SVID (of an unrelated trust
+        // domain) is never presented.
+        let other = TrustDomain::parse("unrelated.invalid").unwrap();
+        let ca = X509Authority::new_root(&other, None, 3600, self.now()).unwrap();
+        let id = SpiffeId::parse("spiffe://unrelated.invalid/placeholder").unwrap();
+        let svid = ca.issue_svid(&id, SubjectKey::Generate, 600, &[], self.now()).unwrap();
+        let source = Arc::new(SvidSource::new(&svid, self.x509_bundles().await).unwrap());
+        let verifier = SpiffeServerCertVerifier::new(Arc::clone(&source), server_authorizer());
+        let mut config = ClientConfig::builder_with_provider(Arc::clone(source.provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        connect(self.server.agent_addr, config).await
+    }
+
+    /// A client presenting `agent`'s SVID.
+    async fn as_agent(&self, agent: &AgentCreds) -> AgentApiClient<Channel> {
+        let source = Arc::new(SvidSource::new(&agent.svid, self.x509_bundles().await).unwrap());
+        let mut config = lanyard_x509::client_config(source, server_authorizer()).unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        connect(self.server.agent_addr, config).await
+    }
+
+    /// Attests with a fresh join token; returns the agent's credentials.
+    async fn attest(&self) -> AgentCreds {
+        let token = self.join_token(600).await;
+        let id = agent_id_for(&token);
+        let (key, csr) = csr_for(&id);
+        let response = self
+            .anonymous()
+            .await
+            .attest_agent(join_token_request(&token, csr))
+            .await
+            .unwrap()
+            .into_inner();
+        creds_from(response_credentials(response), key)
+    }
+}
+
+struct AgentCreds {
+    id: String,
+    svid: X509Svid,
+    bundle: pb::Bundle,
+}
+
+fn server_authorizer() -> Authorizer {
+    Authorizer::Exact(SpiffeId::parse(SERVER_ID).unwrap())
+}
+
+async fn connect(addr: SocketAddr, config: ClientConfig) -> AgentApiClient<Channel> {
+    let connector = TlsConnector::from(Arc::new(config));
+    let channel = Endpoint::try_from(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(addr).await?;
+                let name = ServerName::try_from("lanyard-server").unwrap();
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
+        .unwrap();
+    AgentApiClient::new(channel)
+}
+
+fn sha256_hex(s: &str) -> String {
+    lanyard_crypto::provider()
+        .sha256(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn agent_id_for(token: &str) -> String {
+    format!("spiffe://{TD}/lanyard/agent/join_token/{}", &sha256_hex(token)[..16])
+}
+
+/// A fresh P-256 key and a CSR (DER) requesting `uri`.
+fn csr_for(uri: &str) -> (rcgen::KeyPair, Vec<u8>) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::URI(rcgen::string::Ia5String::try_from(uri).unwrap())];
+    let csr = params.serialize_request(&key).unwrap();
+    (key, csr.der().to_vec())
+}
+
+fn join_token_request(token: &str, csr: Vec<u8>) -> pb::AttestAgentRequest {
+    pb::AttestAgentRequest {
+        attestation: Some(pb::attest_agent_request::Attestation::JoinToken(
+            pb::JoinTokenAttestation { token: token.into() },
+        )),
+        csr,
+    }
+}
+
+fn response_credentials(response: pb::AttestAgentResponse) -> pb::AgentCredentials {
+    match response.step {
+        Some(pb::attest_agent_response::Step::Credentials(c)) => c,
+        other => panic!("expected credentials, got {other:?}"),
+    }
+}
+
+fn creds_from(credentials: pb::AgentCredentials, key: rcgen::KeyPair) -> AgentCreds {
+    let svid = credentials.svid.unwrap();
+    AgentCreds {
+        id: svid.spiffe_id.clone(),
+        svid: X509Svid {
+            chain: svid.cert_chain.into_iter().map(CertificateDer::from).collect(),
+            key: Some(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        },
+        bundle: credentials.bundle.unwrap(),
+    }
+}
+
+fn verify_with_bundle(
+    chain: &[CertificateDer<'static>],
+    bundle: &pb::Bundle,
+    now: UnixTime,
+) -> lanyard_x509::VerifiedSvid {
+    let td = TrustDomain::parse(&bundle.trust_domain).unwrap();
+    let parsed = SpiffeBundle::parse(td, &bundle.json).unwrap();
+    let set = X509BundleSet::new().with(X509Bundle::from_spiffe_bundle(&parsed).unwrap());
+    verify_svid_chain(chain, &set, now, &VerifyOptions::for_usage(Usage::ClientAuth)).unwrap()
+}
+
+type Events = tonic::Streaming<pb::SyncEntriesResponse>;
+
+async fn next_event(stream: &mut Events, within: Duration) -> pb::sync_entries_response::Event {
+    tokio::time::timeout(within, stream.message())
+        .await
+        .expect("no SyncEntries message in time")
+        .unwrap()
+        .expect("stream ended")
+        .event
+        .unwrap()
+}
+
+#[tokio::test]
+async fn join_token_attestation_renewal_and_refusals() {
+    let h = Harness::start().await;
+
+    // Attestation succeeds and yields an SVID that verifies against the returned bundle.
+    let token = h.join_token(600).await;
+    let id = agent_id_for(&token);
+    let (key, csr) = csr_for(&id);
+
+    // A CSR for another identity is refused, and does not use the token up.
+    let (_, wrong_csr) = csr_for("spiffe://example.org/lanyard/agent/join_token/0000000000000000");
+    let err = h
+        .anonymous()
+        .await
+        .attest_agent(join_token_request(&token, wrong_csr))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    let mut anon = h.anonymous().await;
+    let credentials = response_credentials(
+        anon.attest_agent(join_token_request(&token, csr.clone()))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let agent = creds_from(credentials, key);
+    assert_eq!(agent.id, id);
+    assert_eq!(agent.bundle.trust_domain, "spiffe://example.org");
+    let verified = verify_with_bundle(&agent.svid.chain, &agent.bundle, h.now());
+    assert_eq!(verified.spiffe_id.as_str(), id);
+    let stored = h
+        .server
+        .state
+        .store
+        .get_agent(&SpiffeId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.attestation_type, "join_token");
+    assert_eq!(stored.svid_serial, verified.serial);
+    assert!(!stored.banned);
+
+    // The same token again, an expired token and an unknown token are refused.
+    let again = anon.attest_agent(join_token_request(&token, csr)).await.unwrap_err();
+    assert_eq!(again.code(), Code::PermissionDenied);
+    assert_eq!(again.message(), "join token unknown or already used");
+    let expired = h.join_token(-10).await;
+    let (_, csr) = csr_for(&agent_id_for(&expired));
+    let err = anon.attest_agent(join_token_request(&expired, csr)).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::PermissionDenied, "join token expired")
+    );
+    let (_, csr) = csr_for(&agent_id_for("never-issued"));
+    let err = anon
+        .attest_agent(join_token_request("never-issued", csr))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // x509pop is not implemented yet, and says so.
+    let err = anon
+        .attest_agent(pb::AttestAgentRequest {
+            attestation: Some(pb::attest_agent_request::Attestation::X509pop(
+                pb::X509PopAttestation::default(),
+            )),
+            csr: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+
+    // Without a client certificate, every other RPC is Unauthenticated.
+    let (_, renew_csr) = csr_for(&id);
+    let err = anon
+        .renew_agent(pb::RenewAgentRequest { csr: renew_csr.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(
+        anon.get_bundles(pb::GetBundlesRequest {}).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        anon.sync_entries(pb::SyncEntriesRequest::default())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let err = anon
+        .batch_new_x509_svid(pb::BatchNewX509SvidRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = anon.new_wit(pb::NewWitRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = anon.new_jwt_svid(pb::NewJwtSvidRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // Renewal over mTLS: same identity, new key and serial.
+    let (new_key, renew_csr) = csr_for(&id);
+    let mut client = h.as_agent(&agent).await;
+    let renewed = client
+        .renew_agent(pb::RenewAgentRequest { csr: renew_csr })
+        .await
+        .unwrap()
+        .into_inner()
+        .credentials
+        .unwrap();
+    let renewed = creds_from(renewed, new_key);
+    assert_eq!(renewed.id, id);
+    let verified2 = verify_with_bundle(&renewed.svid.chain, &renewed.bundle, h.now());
+    assert_ne!(verified2.serial, verified.serial);
+    let stored = h
+        .server
+        .state
+        .store
+        .get_agent(&SpiffeId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.svid_serial, verified2.serial);
+    // The renewed SVID works for the next connection.
+    h.as_agent(&renewed)
+        .await
+        .get_bundles(pb::GetBundlesRequest {})
+        .await
+        .unwrap();
+    // A renewal CSR for another identity is refused.
+    let (_, other_csr) = csr_for("spiffe://example.org/lanyard/agent/join_token/ffffffffffffffff");
+    let err = client
+        .renew_agent(pb::RenewAgentRequest { csr: other_csr })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sync_entries_streams_a_snapshot_then_changes() {
+    let h = Harness::start().await;
+    let agent = h.attest().await;
+    let other_agent = "spiffe://example.org/lanyard/agent/join_token/aaaaaaaaaaaaaaaa";
+    let before = h.entry("spiffe://example.org/before", &agent.id).await;
+    h.entry("spiffe://example.org/not-mine", other_agent).await;
+
+    let mut client = h.as_agent(&agent).await;
+    let mut stream = client
+        .sync_entries(pb::SyncEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let pb::sync_entries_response::Event::Bundles(bundles) = next_event(&mut stream, Duration::from_secs(5)).await
+    else {
+        panic!("the stream must start with bundles");
+    };
+    assert_eq!(bundles.bundle.unwrap().trust_domain, "spiffe://example.org");
+    let pb::sync_entries_response::Event::Snapshot(snapshot) = next_event(&mut stream, Duration::from_secs(5)).await
+    else {
+        panic!("bundles must be followed by a snapshot");
+    };
+    assert!(snapshot.complete);
+    let ids: Vec<&str> = snapshot.entries.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [before.as_str()]);
+    assert_eq!(snapshot.entries[0].x509_svid_ttl, 600);
+    assert_eq!(snapshot.entries[0].dns_names, ["web.example.org"]);
+
+    // Entries for another agent never appear; new ones for this agent do, quickly.
+    let mut latencies = Vec::new();
+    let mut revision = snapshot.revision;
+    let mut created = Vec::new();
+    for i in 0..3 {
+        h.entry(&format!("spiffe://example.org/elsewhere-{i}"), other_agent)
+            .await;
+        let started = Instant::now();
+        let id = h.entry(&format!("spiffe://example.org/new-{i}"), &agent.id).await;
+        let event = next_event(&mut stream, Duration::from_secs(1)).await;
+        latencies.push(started.elapsed());
+        let pb::sync_entries_response::Event::Delta(delta) = event else {
+            panic!("expected a delta, got {event:?}");
+        };
+        let upserted: Vec<&str> = delta.upserts.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(upserted, [id.as_str()], "only this agent's new entry");
+        assert!(delta.deleted_entry_ids.is_empty());
+        assert!(delta.revision > revision);
+        revision = delta.revision;
+        created.push(id);
+    }
+    let worst = latencies.iter().max().unwrap();
+    eprintln!("entry → agent latencies: {latencies:?}");
+    assert!(*worst < Duration::from_secs(1), "{latencies:?}");
+
+    // Deletion, and moving an entry to another agent, arrive as deletions.
+    h.server.state.store.delete_entry(&before).await.unwrap();
+    let pb::sync_entries_response::Event::Delta(delta) = next_event(&mut stream, Duration::from_secs(2)).await else {
+        panic!("expected a delta");
+    };
+    assert_eq!(delta.deleted_entry_ids, [before]);
+    assert!(delta.upserts.is_empty());
+
+    let moved = &created[0];
+    let mut spec = h.server.state.store.get_entry(moved).await.unwrap().unwrap();
+    spec.parent_id = SpiffeId::parse(other_agent).unwrap();
+    let spec = EntrySpec {
+        spiffe_id: spec.spiffe_id,
+        parent_id: spec.parent_id,
+        selectors: spec.selectors,
+        x509_svid_ttl: spec.x509_svid_ttl,
+        jwt_svid_ttl: spec.jwt_svid_ttl,
+        wit_ttl: spec.wit_ttl,
+        dns_names: spec.dns_names,
+        federates_with: spec.federates_with,
+        admin: spec.admin,
+    };
+    h.server.state.store.update_entry(moved, &spec, None).await.unwrap();
+    let pb::sync_entries_response::Event::Delta(delta) = next_event(&mut stream, Duration::from_secs(2)).await else {
+        panic!("expected a delta");
+    };
+    assert_eq!(&delta.deleted_entry_ids, std::slice::from_ref(moved));
+    assert!(delta.upserts.is_empty());
+
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn signing_is_limited_to_the_agents_entries() {
+    let h = Harness::start().await;
+    let agent = h.attest().await;
+    let mine = h.entry("spiffe://example.org/web", &agent.id).await;
+    let theirs = h
+        .entry(
+            "spiffe://example.org/db",
+            "spiffe://example.org/lanyard/agent/join_token/bbbbbbbbbbbbbbbb",
+        )
+        .await;
+    let mut client = h.as_agent(&agent).await;
+
+    // X.509-SVIDs: the authorized entry gets its identity, DNS names and TTL; the other
+    // agent's entry and an unknown one get item errors.
+    let (_, csr_web) = csr_for("spiffe://example.org/web");
+    let (_, csr_db) = csr_for("spiffe://example.org/db");
+    let results = client
+        .batch_new_x509_svid(pb::BatchNewX509SvidRequest {
+            params: vec![
+                pb::X509SvidParams {
+                    entry_id: mine.clone(),
+                    csr: csr_web,
+                },
+                pb::X509SvidParams {
+                    entry_id: theirs.clone(),
+                    csr: csr_db.clone(),
+                },
+                pb::X509SvidParams {
+                    entry_id: "no-such-entry".into(),
+                    csr: csr_db,
+                },
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].entry_id, mine);
+    let Some(pb::x509_svid_result::Result::Svid(svid)) = &results[0].result else {
+        panic!("expected an SVID, got {:?}", results[0]);
+    };
+    assert_eq!(svid.spiffe_id, "spiffe://example.org/web");
+    let chain: Vec<CertificateDer<'static>> = svid.cert_chain.iter().cloned().map(CertificateDer::from).collect();
+    let verified = verify_with_bundle(&chain, &agent.bundle, h.now());
+    assert_eq!(verified.spiffe_id.as_str(), "spiffe://example.org/web");
+    assert_eq!(verified.dns_names, ["web.example.org"]);
+    assert_eq!(verified.not_after.as_secs(), u64::try_from(svid.expires_at).unwrap());
+    assert!(verified.not_after.as_secs() <= h.now().as_secs() + 600);
+    for item in &results[1..] {
+        assert_eq!(
+            item.result,
+            Some(pb::x509_svid_result::Result::Error(
+                "entry not authorized for this agent".into()
+            )),
+            "{item:?}"
+        );
+    }
+
+    // WIT: verifies with the bundle's wit-svid keys, bound to the given key.
+    let bundle = SpiffeBundle::parse(h.td(), &agent.bundle.json).unwrap();
+    let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+    store.set_bundle(&bundle).unwrap();
+    let workload = lanyard_crypto::provider().generate_key(Algorithm::ES256).unwrap();
+    let cnf = serde_json::to_string(&workload.public_jwk()).unwrap();
+    let wit = client
+        .new_wit(pb::NewWitRequest {
+            entry_id: mine.clone(),
+            cnf_jwk: cnf.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let verified = WitVerifier::new(Arc::clone(&store), WitPolicy::wit_svid())
+        .verify(&wit.token, h.now())
+        .unwrap();
+    assert_eq!(verified.sub.as_str(), "spiffe://example.org/web");
+    assert_eq!(wit.expires_at - wit.issued_at, 900);
+    let err = client
+        .new_wit(pb::NewWitRequest {
+            entry_id: theirs.clone(),
+            cnf_jwk: cnf,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // JWT-SVID likewise.
+    let jwt = client
+        .new_jwt_svid(pb::NewJwtSvidRequest {
+            entry_id: mine.clone(),
+            audience: vec!["db".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let verified = JwtSvidVerifier::new(store, JwtSvidPolicy::default())
+        .verify(&jwt.token, "db", h.now())
+        .unwrap();
+    assert_eq!(verified.sub.as_str(), "spiffe://example.org/web");
+    assert_eq!(jwt.expires_at - jwt.issued_at, 120);
+    let err = client
+        .new_jwt_svid(pb::NewJwtSvidRequest {
+            entry_id: theirs,
+            audience: vec!["db".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // GetBundles: the trust domain's current bundle.
+    let bundles = client
+        .get_bundles(pb::GetBundlesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .bundles
+        .unwrap();
+    assert_eq!(bundles.bundle.unwrap().json, h.bundle().await.to_json().into_bytes());
+    assert!(bundles.federated_bundles.is_empty());
+
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_banned_agent_is_cut_off() {
+    let h = Harness::start().await;
+    let agent = h.attest().await;
+    let mut client = h.as_agent(&agent).await;
+    let mut stream = client
+        .sync_entries(pb::SyncEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    next_event(&mut stream, Duration::from_secs(5)).await; // bundles
+    next_event(&mut stream, Duration::from_secs(5)).await; // snapshot
+
+    let id = SpiffeId::parse(&agent.id).unwrap();
+    assert!(h.server.state.store.ban_agent(&id).await.unwrap());
+
+    let err = client.get_bundles(pb::GetBundlesRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let (_, csr) = csr_for(&agent.id);
+    let err = client.renew_agent(pb::RenewAgentRequest { csr }).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("the stream did not end after the ban");
+    assert_eq!(ended.unwrap_err().code(), Code::PermissionDenied);
+
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let h = Harness::start().await;
+    let agent = h.attest().await;
+    let mut client = h.as_agent(&agent).await;
+    let mut stream = client
+        .sync_entries(pb::SyncEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    next_event(&mut stream, Duration::from_secs(5)).await;
+    tokio::time::timeout(Duration::from_secs(10), h.server.shutdown())
+        .await
+        .expect("shutdown hung on an open stream")
+        .unwrap();
+}
