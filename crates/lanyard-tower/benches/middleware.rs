@@ -69,19 +69,27 @@ const BASE: &str = "https://orders.example.org";
 /// The one route.
 const PATH: &str = "/hello";
 /// Distinct proofs per pool (`MIDDLEWARE_BENCH_POOL` overrides it, e.g. to keep the setup
-/// short under valgrind).
+/// short under valgrind). Without `--bench` (`cargo test --benches` runs every benchmark
+/// once) the pools are small.
 const POOL: usize = 20_000;
+/// The pool size when only testing that the benchmarks run.
+const TEST_POOL: usize = 64;
 /// Requests built (untimed) and then timed at a time.
 const CHUNK: usize = 4_096;
 /// The size of the raw-verification message.
 const RAW_MESSAGE_BYTES: usize = 400;
 
 fn pool_size() -> usize {
+    let default = if std::env::args().any(|a| a == "--bench") {
+        POOL
+    } else {
+        TEST_POOL
+    };
     std::env::var("MIDDLEWARE_BENCH_POOL")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(POOL)
+        .unwrap_or(default)
 }
 
 fn audience() -> String {

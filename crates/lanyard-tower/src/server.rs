@@ -310,9 +310,19 @@ fn header_view(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
     headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
 }
 
+/// The URI the client sent. Inside `Router::nest` axum strips the prefix from
+/// `request.uri()` but keeps the original in [`OriginalUri`]; the audience and the signed
+/// `@request-target` are about the original.
+fn original_uri(request: &Request<Body>) -> &http::Uri {
+    request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri(), |o| &o.0)
+}
+
 impl Shared {
     fn audience(&self, request: &Request<Body>) -> String {
-        format!("{}{}", self.config.audience_base, request.uri().path())
+        format!("{}{}", self.config.audience_base, original_uri(request).path())
     }
 
     /// Authenticates `request`, returning it (with the body restored if it was read and
@@ -394,18 +404,18 @@ impl Shared {
         let bytes = read_limited(body, self.config.max_body_bytes)
             .await
             .map_err(Rejection::Body)?;
-        let target = request
-            .uri()
+        let uri = original_uri(request).clone();
+        let target = uri
             .path_and_query()
-            .map_or_else(|| request.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
         let method = request.method().as_str().to_owned();
-        let authority = request.uri().authority().map(|a| a.as_str().to_owned());
+        let authority = uri.authority().map(|a| a.as_str().to_owned());
         let audience = self.audience(request);
         let parts = RequestParts {
             method: &method,
             target: &target,
             authority: authority.as_deref(),
-            scheme: request.uri().scheme_str(),
+            scheme: uri.scheme_str(),
             headers: header_view(request.headers()),
         };
         let now = self.config.clock.now();

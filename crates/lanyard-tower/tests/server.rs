@@ -330,3 +330,26 @@ async fn mtls_peer_identity() {
     assert_eq!(send(&world.app(config), req).await.0, StatusCode::UNAUTHORIZED);
     let _ = AuthMode::Mtls;
 }
+
+#[tokio::test]
+async fn nested_routers_check_the_original_path() {
+    // The layer sits on a router that is nested under /api: axum strips the prefix, but
+    // the proof and the signature name the path the client sent.
+    let world = World::new();
+    let inner = Router::new()
+        .route("/whoami", get(whoami).post(whoami))
+        .layer(WorkloadAuthLayer::new(world.store.clone(), world.config()));
+    let app = Router::new().nest("/api", inner);
+    let caller = world.caller("/billing");
+    let (status, _, body) = send(&app, wpt_request(&caller, &world, "GET", "/api/whoami", "/api/whoami")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = send(&app, wpt_request(&caller, &world, "GET", "/api/whoami", "/whoami")).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a proof for the stripped path must not pass"
+    );
+    let (req, _) = signed_request(&caller, &world, "/api/whoami", "{}", false);
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
