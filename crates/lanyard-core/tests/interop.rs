@@ -18,7 +18,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fmt::Debug;
+mod common;
+
+use common::{Report, ensure_eq};
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -307,41 +310,6 @@ fn rejected_by_lanyard(what: &'static str) -> impl Fn(Error) -> String {
 
 fn as_value(jwk: &Jwk) -> Value {
     serde_json::to_value(jwk).unwrap()
-}
-
-fn ensure_eq<T: PartialEq + Debug + ?Sized>(what: &str, got: &T, want: &T) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: got {got:?}, want {want:?}"))
-    }
-}
-
-/// Collects every case's outcome and fails once, listing all failures.
-#[derive(Default)]
-struct Report {
-    passed: usize,
-    failures: Vec<String>,
-}
-
-impl Report {
-    fn case(&mut self, name: String, outcome: Result<(), String>) {
-        match outcome {
-            Ok(()) => self.passed += 1,
-            Err(e) => self.failures.push(format!("{name}: {e}")),
-        }
-    }
-
-    fn finish(self, expected_cases: usize) {
-        assert!(
-            self.failures.is_empty(),
-            "{} of {} interop cases failed:\n  {}",
-            self.failures.len(),
-            expected_cases,
-            self.failures.join("\n  ")
-        );
-        assert_eq!(self.passed, expected_cases, "cases run");
-    }
 }
 
 // ---------------------------------------------------------------------------------------

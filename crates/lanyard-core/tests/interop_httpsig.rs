@@ -21,7 +21,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{Report, ensure_eq};
 use std::fmt::Debug;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -469,44 +473,9 @@ fn py_sign(
 // Reporting
 // ---------------------------------------------------------------------------------------
 
-fn ensure_eq<T: PartialEq + Debug + ?Sized>(what: &str, got: &T, want: &T) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: got {got:?}, want {want:?}"))
-    }
-}
-
 /// Appends the request to a failure message, so a discrepancy can be replayed by hand.
 fn with_request(msg: &Message) -> impl Fn(String) -> String + '_ {
     move |e| format!("{e}\n    request: {}", msg.to_json())
-}
-
-/// Collects every case's outcome and fails once, listing all failures.
-#[derive(Default)]
-struct Report {
-    passed: usize,
-    failures: Vec<String>,
-}
-
-impl Report {
-    fn case(&mut self, name: String, outcome: Result<(), String>) {
-        match outcome {
-            Ok(()) => self.passed += 1,
-            Err(e) => self.failures.push(format!("{name}: {e}")),
-        }
-    }
-
-    fn finish(self, expected_cases: usize) {
-        assert!(
-            self.failures.is_empty(),
-            "{} of {} interop cases failed:\n  {}",
-            self.failures.len(),
-            expected_cases,
-            self.failures.join("\n  ")
-        );
-        assert_eq!(self.passed, expected_cases, "cases run");
-    }
 }
 
 // ---------------------------------------------------------------------------------------
