@@ -177,7 +177,9 @@ impl ServerConfig {
         Ok(())
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every value; [`ServerConfig::load`] calls it, and so does the server's
+    /// `start` (the fields are public, so a config built in code is checked too).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         TrustDomain::parse(&self.trust_domain).map_err(|e| err("trust_domain", e.to_string()))?;
         for (name, v) in [
             ("ca_ttl", self.ca_ttl),
@@ -201,9 +203,9 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// The trust domain, validated.
-    pub fn trust_domain(&self) -> TrustDomain {
-        TrustDomain::parse(&self.trust_domain).unwrap_or_else(|_| unreachable!("validated in load"))
+    /// The trust domain, parsed (an error names the bad value).
+    pub fn trust_domain(&self) -> Result<TrustDomain, ConfigError> {
+        TrustDomain::parse(&self.trust_domain).map_err(|e| err("trust_domain", e.to_string()))
     }
 
     /// The database URL (SQLite in the data directory unless configured).

@@ -124,6 +124,7 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener> {
 /// 4. the public endpoints, the agent API (gRPC over TLS) and the admin socket;
 /// 5. the rotation loop.
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+    config.validate()?;
     prepare_data_dir(&config.data_dir)?;
     let store: Arc<dyn DataStore> = Arc::new(
         SqlDataStore::connect(&config.database_url())
@@ -131,7 +132,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .context("opening the datastore")?,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let trust_domain = config.trust_domain();
+    let trust_domain = config.trust_domain()?;
     let keys = Arc::new(KeyManager::new(
         Arc::clone(&store),
         KeyManagerConfig {
