@@ -62,7 +62,7 @@ pub use ca::{SubjectKey, X509Authority};
 pub use error::Error;
 pub use svid::X509Svid;
 pub use tls::{
-    Authorizer, SpiffeClientCertVerifier, SpiffeServerCertVerifier, SvidResolver, SvidSource, client_config,
-    client_config_with_verifier, peer_spiffe_id, server_config,
+    Authorizer, SpiffeClientCertVerifier, SpiffeServerCertVerifier, SvidResolver, SvidSource, anonymous_client_config,
+    client_config, client_config_with_verifier, peer_spiffe_id, server_config,
 };
 pub use verify::{Usage, VerifiedSvid, VerifyOptions, verify_svid_chain};

@@ -84,6 +84,11 @@ impl X509Svid {
         Ok(cert::validity(&cert::parse(self.leaf()?)?).1)
     }
 
+    /// The leaf's notBefore.
+    pub fn not_before(&self) -> Result<UnixTime, Error> {
+        Ok(cert::validity(&cert::parse(self.leaf()?)?).0)
+    }
+
     /// The chain as concatenated `CERTIFICATE` PEM blocks, leaf first.
     pub fn chain_pem(&self) -> String {
         cert::certs_to_pem(&self.chain)

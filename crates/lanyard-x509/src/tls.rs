@@ -240,16 +240,15 @@ fn to_rustls(e: Error) -> rustls::Error {
 
 /// Validates the peer chain with the source's current bundles, then authorizes its ID.
 fn verify_peer(
-    source: &SvidSource,
+    bundles: &X509BundleSet,
     authorizer: &Authorizer,
     end_entity: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     now: pki_types::UnixTime,
     options: &VerifyOptions,
 ) -> Result<(), rustls::Error> {
-    let bundles = source.bundles();
     let verified =
-        verify_parts(end_entity, intermediates, &bundles, UnixTime(now.as_secs()), options).map_err(to_rustls)?;
+        verify_parts(end_entity, intermediates, bundles, UnixTime(now.as_secs()), options).map_err(to_rustls)?;
     authorizer.authorize(&verified.spiffe_id).map_err(to_rustls)
 }
 
@@ -291,7 +290,14 @@ impl ClientCertVerifier for SpiffeClientCertVerifier {
         now: pki_types::UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let options = VerifyOptions::for_usage(Usage::ClientAuth);
-        verify_peer(&self.source, &self.authorizer, end_entity, intermediates, now, &options)?;
+        verify_peer(
+            &self.source.bundles(),
+            &self.authorizer,
+            end_entity,
+            intermediates,
+            now,
+            &options,
+        )?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -322,7 +328,7 @@ impl ClientCertVerifier for SpiffeClientCertVerifier {
 /// trust domain (EKU serverAuth), then the [`Authorizer`]; the DNS name only if enabled.
 #[derive(Debug)]
 pub struct SpiffeServerCertVerifier {
-    source: Arc<SvidSource>,
+    bundles: ServerBundles,
     authorizer: Authorizer,
     algs: WebPkiSupportedAlgorithms,
     check_server_name: bool,
@@ -333,7 +339,7 @@ impl SpiffeServerCertVerifier {
     pub fn new(source: Arc<SvidSource>, authorizer: Authorizer) -> SpiffeServerCertVerifier {
         let algs = source.provider.signature_verification_algorithms;
         SpiffeServerCertVerifier {
-            source,
+            bundles: ServerBundles::Source(source),
             authorizer,
             algs,
             check_server_name: false,
@@ -361,7 +367,11 @@ impl ServerCertVerifier for SpiffeServerCertVerifier {
             usage: Usage::ServerAuth,
             expected_name: self.check_server_name.then(|| server_name.to_str().into_owned()),
         };
-        verify_peer(&self.source, &self.authorizer, end_entity, intermediates, now, &options)?;
+        let bundles = match &self.bundles {
+            ServerBundles::Source(source) => source.bundles(),
+            ServerBundles::Fixed(bundles) => Arc::clone(bundles),
+        };
+        verify_peer(&bundles, &self.authorizer, end_entity, intermediates, now, &options)?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -386,6 +396,35 @@ impl ServerCertVerifier for SpiffeServerCertVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()
     }
+}
+
+/// Where a [`SpiffeServerCertVerifier`] takes its bundles from.
+#[derive(Debug)]
+enum ServerBundles {
+    /// The source's current bundles (they may change between handshakes).
+    Source(Arc<SvidSource>),
+    /// A fixed set (a client without an SVID of its own).
+    Fixed(Arc<X509BundleSet>),
+}
+
+/// A rustls client config for a client that has no SVID yet (an agent before node
+/// attestation): it presents no certificate and accepts servers whose SVIDs validate
+/// against `bundles` and satisfy `authorizer`. TLS 1.3 only; no session resumption.
+pub fn anonymous_client_config(bundles: X509BundleSet, authorizer: Authorizer) -> Result<ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = SpiffeServerCertVerifier {
+        bundles: ServerBundles::Fixed(Arc::new(bundles)),
+        authorizer,
+        algs: provider.signature_verification_algorithms,
+        check_server_name: false,
+    };
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    Ok(config)
 }
 
 /// A rustls server config presenting `source`'s SVID and requiring client SVIDs that

@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub(crate) mod admin;
+pub(crate) mod agent;
 pub(crate) mod bundle;
 pub(crate) mod httpsig;
 pub(crate) mod key;

@@ -26,9 +26,8 @@ enum Command {
     /// Manage registration entries on a running server.
     #[command(subcommand)]
     Entry(cmd::admin::EntryCommand),
-    /// List or ban attested agents on a running server.
-    #[command(subcommand)]
-    Agent(cmd::admin::AgentCommand),
+    /// Run the node agent (SPIFFE Workload API), check its health, or list/ban agents.
+    Agent(cmd::agent::AgentArgs),
     /// Generate and convert keys.
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
@@ -60,7 +59,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(a) => cmd::server::run(a),
         Command::Entry(c) => cmd::admin::run_entry(c),
-        Command::Agent(c) => cmd::admin::run_agent(c),
+        Command::Agent(a) => cmd::agent::run(a),
         Command::Key(c) => cmd::key::run(c),
         Command::Wit(c) => cmd::token::run_wit(c),
         Command::Wpt(c) => cmd::token::run_wpt(c),

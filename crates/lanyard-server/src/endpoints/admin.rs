@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use lanyard_core::{Jwk, SpiffeId, TrustDomain, WorkloadId};
+use lanyard_core::{Jwk, SpiffeId, TrustDomain, UnixTime, WorkloadId};
 
 use crate::datastore::EntryFilter;
 use crate::error::ServerError;
@@ -219,6 +219,17 @@ async fn create_join_token(
     body: Option<Json<JoinTokenBody>>,
 ) -> Result<Response, ServerError> {
     let ttl = body.and_then(|b| b.0.ttl).unwrap_or(s.config.join_token_ttl);
+    let (token, expires_at) = new_join_token(&s, ttl).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "expires_at": expires_at})),
+    )
+        .into_response())
+}
+
+/// Creates a one-time join token valid for `ttl` seconds (1 s to 7 days). Returns the
+/// token (shown once; only its SHA-256 is stored) and its expiry.
+pub async fn new_join_token(s: &AppState, ttl: u64) -> Result<(String, UnixTime), ServerError> {
     if ttl == 0 || ttl > 7 * 24 * 3600 {
         return Err(ServerError::Invalid("ttl must be between 1 s and 7 days".into()));
     }
@@ -234,11 +245,7 @@ async fn create_join_token(
     let expires_at = s.clock.now().plus(ttl);
     s.store.create_join_token(&hash, expires_at).await?;
     audit("join_token.create", "ok", &hash[..16]);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"token": token, "expires_at": expires_at})),
-    )
-        .into_response())
+    Ok((token, expires_at))
 }
 
 async fn list_agents(State(s): State<AppState>) -> Result<Response, ServerError> {

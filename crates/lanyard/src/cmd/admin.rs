@@ -185,28 +185,16 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-#[derive(Subcommand, Debug)]
-pub(crate) enum AgentCommand {
-    /// List attested agents.
-    List(SocketArg),
-    /// Ban an agent: its next call fails and its entries stop being served.
-    Ban {
-        /// The agent's SPIFFE ID.
-        id: String,
-        #[command(flatten)]
-        socket: SocketArg,
-    },
+/// `lanyard agent list`.
+pub(crate) fn list_agents(socket: SocketArg) -> Result<ExitCode> {
+    print(&socket.call("GET", "/v1/agents", None)?)
 }
 
-pub(crate) fn run_agent(cmd: AgentCommand) -> Result<ExitCode> {
-    match cmd {
-        AgentCommand::List(socket) => print(&socket.call("GET", "/v1/agents", None)?),
-        AgentCommand::Ban { id, socket } => {
-            socket.call("POST", "/v1/agents/ban", Some(&json!({"id": id})))?;
-            println!("banned {id}");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+/// `lanyard agent ban`.
+pub(crate) fn ban_agent(id: &str, socket: SocketArg) -> Result<ExitCode> {
+    socket.call("POST", "/v1/agents/ban", Some(&json!({"id": id})))?;
+    println!("banned {id}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `lanyard token join`.

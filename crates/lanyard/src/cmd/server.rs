@@ -21,8 +21,11 @@ pub(crate) fn run(args: ServerArgs) -> Result<ExitCode> {
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
         let database = config.database_url();
+        let join_token_ttl = config.join_token_ttl;
         let server = lanyard_server::start(config).await?;
-        print_banner(&server, &data_dir, &database);
+        // A first join token, so the printed agent command works as shown.
+        let (token, _) = lanyard_server::endpoints::admin::new_join_token(&server.state, join_token_ttl).await?;
+        print_banner(&server, &data_dir, &database, &token, join_token_ttl);
         server
             .run_until(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -33,7 +36,13 @@ pub(crate) fn run(args: ServerArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_banner(server: &lanyard_server::RunningServer, data_dir: &std::path::Path, database: &str) {
+fn print_banner(
+    server: &lanyard_server::RunningServer,
+    data_dir: &std::path::Path,
+    database: &str,
+    join_token: &str,
+    join_token_ttl: u64,
+) {
     let td = server.state.trust_domain.name();
     let url = &server.public_url;
     let socket = server.admin_socket.display();
@@ -59,6 +68,11 @@ Get a first credential (in another shell, in this directory):
   lanyard wit mint --spiffe-id spiffe://{td}/demo --cnf workload.pub.jwk > wit.jwt
   curl -s {url}/bundle > bundle.json
   lanyard token verify @wit.jwt --trust-domain {td} --bundle bundle.json
+
+Start a first agent (another shell, this directory; the join token works once, for {join_token_ttl} s):
+  curl -s {url}/bundle > bundle.json
+  lanyard agent --join-token {join_token} --trust-bundle bundle.json --server {agent} --trust-domain {td}
+More join tokens: lanyard token join
 
 Press Ctrl-C to stop.",
         version = env!("CARGO_PKG_VERSION"),

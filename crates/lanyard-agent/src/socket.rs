@@ -1,0 +1,94 @@
+//! Binding the Workload API socket safely.
+//!
+//! The socket itself is world-connectable (callers are identified by attestation, not by
+//! file permissions), so what must be protected is the path: a directory that others can
+//! write to would let them replace the socket with their own.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use tokio::net::UnixListener;
+
+use crate::error::AgentError;
+
+/// Binds `path`: creates its directory (0755) if needed, refuses a directory writable by
+/// others (unless sticky and owned by us or root), refuses a path that exists and is not
+/// a socket, and refuses a live socket (another agent serves it); a stale socket (nobody
+/// listening) is removed.
+pub fn bind(path: &Path) -> Result<UnixListener, AgentError> {
+    let refuse = |reason: String| AgentError::Socket {
+        path: path.to_owned(),
+        reason,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| refuse(format!("creating its directory: {e}")))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| refuse(format!("setting its directory's permissions: {e}")))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| refuse(format!("its directory: {e}")))?;
+    let mode = meta.mode();
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o002 != 0 && !sticky {
+        return Err(refuse(format!(
+            "its directory {} is writable by every user (mode {:o}); use a directory only the agent can write",
+            dir.display(),
+            mode & 0o7777
+        )));
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(existing) if !existing.file_type().is_socket() => {
+            return Err(refuse(
+                "the path exists and is not a socket; refusing to replace it".into(),
+            ));
+        }
+        Ok(_) => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(refuse("another process is already serving this socket".into()));
+            }
+            std::fs::remove_file(path).map_err(|e| refuse(format!("removing the stale socket: {e}")))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(refuse(e.to_string())),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| refuse(format!("binding: {e}")))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
+        .map_err(|e| refuse(format!("setting its permissions: {e}")))?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_unsafe_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        // A regular file is never replaced.
+        let file = dir.path().join("file.sock");
+        std::fs::write(&file, b"keep me").unwrap();
+        assert!(bind(&file).is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+
+        // A live socket is refused; a stale one is replaced.
+        let live = dir.path().join("live.sock");
+        let first = bind(&live).unwrap();
+        assert!(matches!(bind(&live), Err(AgentError::Socket { .. })));
+        drop(first);
+        let _again = bind(&live).unwrap();
+
+        // A world-writable directory without the sticky bit is refused.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = bind(&open.join("api.sock")).unwrap_err();
+        assert!(err.to_string().contains("writable by every user"), "{err}");
+
+        // A missing directory is created.
+        let _nested = bind(&dir.path().join("a/b/api.sock")).unwrap();
+    }
+}

@@ -1,0 +1,449 @@
+//! The SPIFFE Workload API served to workloads (SPIFFE_Workload_API.md, with the WIT-SVID
+//! RPCs of the current proto).
+//!
+//! Every call must carry the `workload.spiffe.io: true` metadata (else `InvalidArgument`).
+//! The caller is attested from the socket's peer credentials; a caller that matches no
+//! entry gets `PermissionDenied`. Streams send the caller's full state at once and again
+//! whenever it changes; bundle maps are keyed `spiffe://<trust domain>`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lanyard_api::agent::v1 as pb;
+use lanyard_api::workload as wl;
+use lanyard_api::workload::spiffe_workload_api_server::SpiffeWorkloadApi;
+use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Response, Status};
+
+use crate::attestor::{self, PeerCredentials, Selector, WorkloadAttestor};
+use crate::manager::Manager;
+use crate::state::Snapshot;
+
+/// The metadata key every Workload API request must carry, with the value `true`.
+pub const SECURITY_HEADER: &str = "workload.spiffe.io";
+
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The Workload API service.
+#[derive(Clone, Debug)]
+pub struct WorkloadApi {
+    manager: Arc<Manager>,
+    attestors: Arc<Vec<Box<dyn WorkloadAttestor>>>,
+    first_svid_timeout: Duration,
+}
+
+impl WorkloadApi {
+    /// The service over `manager`'s state, attesting callers with `attestors`.
+    pub fn new(
+        manager: Arc<Manager>,
+        attestors: Vec<Box<dyn WorkloadAttestor>>,
+        first_svid_timeout: Duration,
+    ) -> WorkloadApi {
+        WorkloadApi {
+            manager,
+            attestors: Arc::new(attestors),
+            first_svid_timeout,
+        }
+    }
+
+    /// Checks the security header and attests the caller.
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let header = request.metadata().get(SECURITY_HEADER).and_then(|v| v.to_str().ok());
+        if header != Some("true") {
+            return Err(Status::invalid_argument("security header missing from request"));
+        }
+        let cred = request
+            .extensions()
+            .get::<UdsConnectInfo>()
+            .and_then(|info| info.peer_cred)
+            .ok_or_else(|| Status::permission_denied("the caller's process credentials are not available"))?;
+        let peer = PeerCredentials {
+            pid: cred.pid().unwrap_or(0),
+            uid: cred.uid(),
+            gid: cred.gid(),
+        };
+        let attestors = Arc::clone(&self.attestors);
+        let selectors = tokio::task::spawn_blocking(move || attestor::attest_all(&attestors, &peer))
+            .await
+            .map_err(|_| Status::internal("workload attestation failed"))?
+            .map_err(|e| {
+                tracing::info!(pid = peer.pid, error = %e, "workload attestation failed");
+                Status::permission_denied(format!("could not attest the caller: {e}"))
+            })?;
+        Ok(Caller {
+            pid: peer.pid,
+            selectors,
+        })
+    }
+
+    /// Streams `build(snapshot)` now and on every change of what it returns.
+    ///
+    /// `build` returns `Ok(Some(_))` to send, `Ok(None)` when the caller's credentials
+    /// are not minted yet (wait, at most `first_svid_timeout` for the first message), or
+    /// an error that ends the stream (e.g. the caller no longer matches any entry).
+    fn stream<T, F>(&self, caller: Caller, mut build: F) -> Streamed<T>
+    where
+        T: Clone + PartialEq + Send + 'static,
+        F: FnMut(&Snapshot, &Caller) -> Result<Option<T>, Status> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(4);
+        let mut changes = self.manager.store().subscribe();
+        let first_timeout = self.first_svid_timeout;
+        tokio::spawn(async move {
+            let mut last: Option<T> = None;
+            let started = tokio::time::Instant::now();
+            loop {
+                let snapshot = changes.borrow_and_update().clone();
+                match build(&snapshot, &caller) {
+                    Ok(Some(message)) => {
+                        if last.as_ref() != Some(&message) {
+                            if tx.send(Ok(message.clone())).await.is_err() {
+                                return;
+                            }
+                            last = Some(message);
+                        }
+                    }
+                    Ok(None) if last.is_none() && started.elapsed() >= first_timeout => {
+                        let _ = tx
+                            .send(Err(Status::unavailable(
+                                "the caller's credentials are not available yet",
+                            )))
+                            .await;
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(status) => {
+                        tracing::info!(
+                            pid = caller.pid,
+                            reason = status.message(),
+                            "closing a Workload API stream"
+                        );
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+                let deadline = if last.is_none() {
+                    first_timeout.saturating_sub(started.elapsed())
+                } else {
+                    Duration::from_secs(3600)
+                };
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = tx.closed() => return,
+                    () = tokio::time::sleep(deadline) => {}
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
+
+/// An attested caller.
+#[derive(Clone, Debug)]
+struct Caller {
+    pid: i32,
+    selectors: BTreeSet<Selector>,
+}
+
+impl Caller {
+    /// The entries this caller matches, ordered by identity then entry id (the first is
+    /// the default SVID).
+    fn entries<'s>(&self, snapshot: &'s Snapshot) -> Vec<&'s Arc<pb::Entry>> {
+        let mut matched: Vec<&Arc<pb::Entry>> = snapshot
+            .entries
+            .values()
+            .filter(|e| {
+                attestor::entry_matches(
+                    e.selectors.iter().map(|s| (s.r#type.as_str(), s.value.as_str())),
+                    &self.selectors,
+                )
+            })
+            .collect();
+        matched.sort_by(|a, b| (&a.spiffe_id, &a.id).cmp(&(&b.spiffe_id, &b.id)));
+        matched
+    }
+
+    /// The matched entries, or `PermissionDenied` if there are none.
+    fn identities<'s>(&self, snapshot: &'s Snapshot) -> Result<Vec<&'s Arc<pb::Entry>>, Status> {
+        let entries = self.entries(snapshot);
+        if entries.is_empty() {
+            return Err(Status::permission_denied("no identity issued"));
+        }
+        Ok(entries)
+    }
+}
+
+/// The federated trust domains (`spiffe://...`) of `entries` that the agent has bundles for.
+fn federated_of<'s>(
+    snapshot: &'s Snapshot,
+    entries: &[&Arc<pb::Entry>],
+) -> BTreeMap<&'s str, &'s crate::state::BundleView> {
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        for td in &entry.federates_with {
+            if let Some((key, view)) = snapshot.federated.get_key_value(td) {
+                out.insert(key.as_str(), view.as_ref());
+            }
+        }
+    }
+    out
+}
+
+fn x509_response(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509svidResponse>, Status> {
+    let entries = caller.identities(snapshot)?;
+    let Some(own) = &snapshot.bundle else {
+        return Ok(None);
+    };
+    let svids: Vec<wl::X509svid> = entries
+        .iter()
+        .filter_map(|e| {
+            let held = snapshot.svids.get(&e.id)?;
+            Some(wl::X509svid {
+                spiffe_id: held.spiffe_id.clone(),
+                x509_svid: held.chain.concat(),
+                x509_svid_key: held.key_pkcs8.clone(),
+                bundle: own.x509_der.clone(),
+                hint: e.hint.clone(),
+            })
+        })
+        .collect();
+    if svids.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(wl::X509svidResponse {
+        svids,
+        crl: Vec::new(),
+        federated_bundles: federated_of(snapshot, &entries)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.x509_der.clone()))
+            .collect(),
+    }))
+}
+
+fn x509_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509BundlesResponse>, Status> {
+    let entries = caller.identities(snapshot)?;
+    let Some(own) = &snapshot.bundle else {
+        return Ok(None);
+    };
+    let mut bundles: std::collections::HashMap<String, Vec<u8>> = federated_of(snapshot, &entries)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.x509_der.clone()))
+        .collect();
+    bundles.insert(own.key.clone(), own.x509_der.clone());
+    Ok(Some(wl::X509BundlesResponse {
+        crl: Vec::new(),
+        bundles,
+    }))
+}
+
+fn jwt_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::JwtBundlesResponse>, Status> {
+    let entries = caller.identities(snapshot)?;
+    let Some(own) = &snapshot.bundle else {
+        return Ok(None);
+    };
+    let mut bundles: std::collections::HashMap<String, Vec<u8>> = federated_of(snapshot, &entries)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.jwt_jwks.clone()))
+        .collect();
+    bundles.insert(own.key.clone(), own.jwt_jwks.clone());
+    Ok(Some(wl::JwtBundlesResponse { bundles }))
+}
+
+fn wit_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::WitBundlesResponse>, Status> {
+    let entries = caller.identities(snapshot)?;
+    let Some(own) = &snapshot.bundle else {
+        return Ok(None);
+    };
+    let mut bundles: std::collections::HashMap<String, String> = federated_of(snapshot, &entries)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.wit_jwks.clone()))
+        .collect();
+    bundles.insert(own.key.clone(), own.wit_jwks.clone());
+    Ok(Some(wl::WitBundlesResponse { bundles }))
+}
+
+/// The entries of `caller` with identity `wanted` (all when empty); `PermissionDenied` if
+/// the caller is not entitled to it.
+fn select(snapshot: &Snapshot, caller: &Caller, wanted: &str) -> Result<Vec<Arc<pb::Entry>>, Status> {
+    let entries = caller.identities(snapshot)?;
+    if wanted.is_empty() {
+        return Ok(entries.into_iter().cloned().collect());
+    }
+    let chosen: Vec<Arc<pb::Entry>> = entries.into_iter().filter(|e| e.spiffe_id == wanted).cloned().collect();
+    if chosen.is_empty() {
+        return Err(Status::permission_denied(format!(
+            "the caller is not entitled to {wanted}"
+        )));
+    }
+    Ok(chosen)
+}
+
+#[tonic::async_trait]
+impl SpiffeWorkloadApi for WorkloadApi {
+    type FetchX509SVIDStream = Streamed<wl::X509svidResponse>;
+    type FetchX509BundlesStream = Streamed<wl::X509BundlesResponse>;
+    type FetchJWTBundlesStream = Streamed<wl::JwtBundlesResponse>;
+    type FetchWITSVIDStream = Streamed<wl::WitsvidResponse>;
+    type FetchWITBundlesStream = Streamed<wl::WitBundlesResponse>;
+
+    async fn fetch_x509svid(
+        &self,
+        request: Request<wl::X509svidRequest>,
+    ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
+        let caller = self.caller(&request).await?;
+        caller.identities(&self.manager.store().current())?;
+        Ok(Response::new(self.stream(caller, x509_response)))
+    }
+
+    async fn fetch_x509_bundles(
+        &self,
+        request: Request<wl::X509BundlesRequest>,
+    ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
+        let caller = self.caller(&request).await?;
+        caller.identities(&self.manager.store().current())?;
+        Ok(Response::new(self.stream(caller, x509_bundles)))
+    }
+
+    async fn fetch_jwtsvid(
+        &self,
+        request: Request<wl::JwtsvidRequest>,
+    ) -> Result<Response<wl::JwtsvidResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let request = request.into_inner();
+        if request.audience.iter().all(String::is_empty) {
+            return Err(Status::invalid_argument("audience must be specified"));
+        }
+        let audience: Vec<String> = request.audience.into_iter().filter(|a| !a.is_empty()).collect();
+        let snapshot = self.manager.store().current();
+        let entries = select(&snapshot, &caller, &request.spiffe_id)?;
+        let mut svids = Vec::new();
+        let mut seen = BTreeSet::new();
+        for entry in entries.iter().filter(|e| e.spiffe_id.starts_with("spiffe://")) {
+            if !seen.insert(entry.spiffe_id.clone()) {
+                continue;
+            }
+            let token = self.manager.jwt_svid(entry, &audience).await?;
+            svids.push(wl::Jwtsvid {
+                spiffe_id: entry.spiffe_id.clone(),
+                svid: token,
+                hint: entry.hint.clone(),
+            });
+        }
+        if svids.is_empty() {
+            return Err(Status::permission_denied("no JWT-SVID identity issued"));
+        }
+        Ok(Response::new(wl::JwtsvidResponse { svids }))
+    }
+
+    async fn fetch_jwt_bundles(
+        &self,
+        request: Request<wl::JwtBundlesRequest>,
+    ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
+        let caller = self.caller(&request).await?;
+        caller.identities(&self.manager.store().current())?;
+        Ok(Response::new(self.stream(caller, jwt_bundles)))
+    }
+
+    async fn validate_jwtsvid(
+        &self,
+        request: Request<wl::ValidateJwtsvidRequest>,
+    ) -> Result<Response<wl::ValidateJwtsvidResponse>, Status> {
+        self.caller(&request).await?;
+        let request = request.into_inner();
+        if request.audience.is_empty() {
+            return Err(Status::invalid_argument("audience must be specified"));
+        }
+        if request.svid.is_empty() {
+            return Err(Status::invalid_argument("svid must be specified"));
+        }
+        let verifier = JwtSvidVerifier::new(Arc::clone(self.manager.trust()), JwtSvidPolicy::default());
+        let verified = verifier
+            .verify(&request.svid, &request.audience, self.manager.now())
+            .map_err(|e| Status::invalid_argument(format!("invalid JWT-SVID: {e}")))?;
+        Ok(Response::new(wl::ValidateJwtsvidResponse {
+            spiffe_id: verified.sub.to_string(),
+            claims: Some(to_struct(verified.claims)),
+        }))
+    }
+
+    async fn fetch_witsvid(
+        &self,
+        request: Request<wl::WitsvidRequest>,
+    ) -> Result<Response<Self::FetchWITSVIDStream>, Status> {
+        let caller = self.caller(&request).await?;
+        let wanted = request.into_inner().spiffe_id;
+        let snapshot = self.manager.store().current();
+        let ids: Vec<String> = select(&snapshot, &caller, &wanted)?
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        self.manager.ensure_wits(&ids).await.map_err(|e| {
+            tracing::warn!(error = %e, "minting a WIT-SVID failed");
+            Status::unavailable(format!("could not mint a WIT-SVID: {e}"))
+        })?;
+        let manager = Arc::clone(&self.manager);
+        Ok(Response::new(self.stream(caller, move |snapshot, caller| {
+            let entries = select(snapshot, caller, &wanted)?;
+            let svids: Vec<wl::Witsvid> = entries
+                .iter()
+                .filter_map(|e| {
+                    let held = snapshot.wits.get(&e.id)?;
+                    Some(wl::Witsvid {
+                        spiffe_id: e.spiffe_id.clone(),
+                        wit_svid: held.token.clone(),
+                        wit_svid_key: held.private_jwk.clone(),
+                        hint: e.hint.clone(),
+                    })
+                })
+                .collect();
+            if svids.len() < entries.len() {
+                // A new entry matched after the stream opened: have its WIT minted.
+                let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+                let manager = Arc::clone(&manager);
+                tokio::spawn(async move {
+                    if let Err(e) = manager.ensure_wits(&ids).await {
+                        tracing::warn!(error = %e, "minting a WIT-SVID failed");
+                    }
+                });
+            }
+            Ok((!svids.is_empty()).then_some(wl::WitsvidResponse { svids }))
+        })))
+    }
+
+    async fn fetch_wit_bundles(
+        &self,
+        request: Request<wl::WitBundlesRequest>,
+    ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
+        let caller = self.caller(&request).await?;
+        caller.identities(&self.manager.store().current())?;
+        Ok(Response::new(self.stream(caller, wit_bundles)))
+    }
+}
+
+/// JSON claims as a `google.protobuf.Struct`.
+fn to_struct(claims: serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: claims.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+    }
+}
+
+fn to_value(value: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(to_value).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}

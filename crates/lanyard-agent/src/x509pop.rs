@@ -1,0 +1,106 @@
+//! x509pop node attestation, agent side: prove possession of the node certificate's key
+//! (the two-step flow of `AgentApi.AttestAgent` in `proto/lanyard/agent/v1/agent.proto`).
+
+use lanyard_api::agent::v1 as pb;
+use lanyard_api::agent::v1::agent_api_client::AgentApiClient;
+use lanyard_core::{Algorithm, SigningKey, TrustDomain, UnixTime};
+use lanyard_x509::{X509BundleSet, X509Svid};
+use tonic::transport::Channel;
+
+use crate::config::X509PopConfig;
+use crate::error::AgentError;
+use crate::node;
+
+/// The domain-separation prefix of the signed message.
+const CONTEXT: &[u8] = b"lanyard-x509pop-v1";
+
+/// The bytes the node key signs: `"lanyard-x509pop-v1" || 0x00 || challenge || SHA-256(csr)`.
+pub fn signed_message(challenge: &[u8], csr: &[u8]) -> Vec<u8> {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, csr);
+    let mut message = Vec::with_capacity(CONTEXT.len() + 1 + challenge.len() + 32);
+    message.extend_from_slice(CONTEXT);
+    message.push(0);
+    message.extend_from_slice(challenge);
+    message.extend_from_slice(digest.as_ref());
+    message
+}
+
+/// The agent ID the server assigns to a node certificate: `.../x509pop/<hex SHA-1 of the
+/// leaf certificate DER>` (the fingerprint SPIRE's x509pop attestor uses).
+pub fn agent_id(td: &TrustDomain, leaf_der: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf_der);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("spiffe://{}/lanyard/agent/x509pop/{hex}", td.name())
+}
+
+/// Attests with the node certificate and key in `config`.
+pub(crate) async fn attest(
+    client: &mut AgentApiClient<Channel>,
+    td: &TrustDomain,
+    config: &X509PopConfig,
+    trusted: &X509BundleSet,
+    now: UnixTime,
+) -> Result<(X509Svid, pb::Bundle), AgentError> {
+    let chain_pem = std::fs::read_to_string(&config.cert_path).map_err(AgentError::io("reading", &config.cert_path))?;
+    let key_pem = std::fs::read_to_string(&config.key_path).map_err(AgentError::io("reading", &config.key_path))?;
+    let chain: Vec<Vec<u8>> = pem::parse_many(&chain_pem)
+        .map_err(|e| AgentError::Config(format!("{}: {e}", config.cert_path.display())))?
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| p.into_contents())
+        .collect();
+    let leaf = chain
+        .first()
+        .ok_or_else(|| AgentError::Config(format!("{}: no certificate", config.cert_path.display())))?;
+    let node_key = lanyard_crypto::KeyPair::from_pkcs8_pem(&key_pem, Some(Algorithm::PS256))
+        .or_else(|_| lanyard_crypto::KeyPair::from_pkcs8_pem(&key_pem, None))
+        .map_err(|e| AgentError::Config(format!("{}: {e}", config.key_path.display())))?;
+
+    let attestation = |challenge_response| pb::AttestAgentRequest {
+        attestation: Some(pb::attest_agent_request::Attestation::X509pop(pb::X509PopAttestation {
+            cert_chain: chain.clone(),
+            challenge_response,
+        })),
+        csr: Vec::new(),
+    };
+    let failed = |s: tonic::Status| AgentError::Attestation(format!("{:?}: {}", s.code(), s.message()));
+    let first = client
+        .attest_agent(attestation(None))
+        .await
+        .map_err(failed)?
+        .into_inner();
+    let Some(pb::attest_agent_response::Step::Challenge(challenge)) = first.step else {
+        return Err(AgentError::InvalidFromServer(
+            "x509pop step 1 did not return a challenge".into(),
+        ));
+    };
+
+    let agent_id = agent_id(td, leaf);
+    let (key, csr) = node::key_and_csr(&agent_id, &[])?;
+    let signature = node_key.sign(&signed_message(&challenge.challenge, &csr))?;
+    let mut request = attestation(Some(pb::X509PopChallengeResponse {
+        challenge: challenge.challenge,
+        signature_algorithm: node_key.algorithm().as_str().to_owned(),
+        signature,
+    }));
+    request.csr = csr;
+    let second = client.attest_agent(request).await.map_err(failed)?.into_inner();
+    let Some(pb::attest_agent_response::Step::Credentials(credentials)) = second.step else {
+        return Err(AgentError::InvalidFromServer(
+            "x509pop step 2 did not return credentials".into(),
+        ));
+    };
+    node::accept_credentials(credentials, key, &agent_id, trusted, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_layout() {
+        let m = signed_message(b"abc", b"csr");
+        assert!(m.starts_with(b"lanyard-x509pop-v1\0abc"));
+        assert_eq!(m.len(), 18 + 1 + 3 + 32);
+    }
+}

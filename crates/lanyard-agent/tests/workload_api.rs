@@ -1,0 +1,423 @@
+//! The agent end to end: a real server (in process, SQLite in a tempdir), a real agent
+//! attested with a join token, and this test process as the workload, calling the SPIFFE
+//! Workload API over the agent's Unix socket with the generated client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use lanyard_agent::{AgentConfig, RunningAgent};
+use lanyard_api::workload as wl;
+use lanyard_api::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+use lanyard_core::{
+    JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, SpiffeId, TrustDomain, TrustStore, UnixTime, WitPolicy, WitVerifier,
+    WorkloadId,
+};
+use lanyard_server::model::{EntrySpec, Selector};
+use lanyard_server::{RunningServer, ServerConfig};
+use lanyard_x509::{Usage, VerifyOptions, X509Bundle, X509BundleSet, verify_svid_chain};
+use rustls::pki_types::CertificateDer;
+use tokio::net::UnixStream;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+const TD: &str = "example.org";
+
+struct World {
+    server: RunningServer,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn start() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            trust_domain: TD.into(),
+            data_dir: dir.path().join("server"),
+            public_address: "127.0.0.1:0".into(),
+            agent_address: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        };
+        let server = lanyard_server::start(config).await.unwrap();
+        let bundle = server.state.keys.bundle().await.unwrap();
+        std::fs::write(dir.path().join("bundle.json"), bundle.to_json()).unwrap();
+        World { server, dir }
+    }
+
+    fn now(&self) -> UnixTime {
+        self.server.state.clock.now()
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent/public/api.sock")
+    }
+
+    fn agent_config(&self, join_token: Option<String>) -> AgentConfig {
+        AgentConfig {
+            trust_domain: TD.into(),
+            server_address: self.server.agent_addr.to_string(),
+            trust_bundle_path: Some(self.dir.path().join("bundle.json")),
+            join_token,
+            data_dir: self.dir.path().join("agent/data"),
+            socket_path: self.socket(),
+            health_address: "127.0.0.1:0".into(),
+            ..AgentConfig::default()
+        }
+    }
+
+    async fn join_token(&self) -> String {
+        lanyard_server::endpoints::admin::new_join_token(&self.server.state, 600)
+            .await
+            .unwrap()
+            .0
+    }
+
+    async fn entry(&self, spiffe_id: &str, parent: &str, selectors: &[&str]) -> String {
+        let spec = EntrySpec {
+            spiffe_id: WorkloadId::parse(spiffe_id).unwrap(),
+            parent_id: SpiffeId::parse(parent).unwrap(),
+            selectors: selectors.iter().map(|s| Selector::parse(s).unwrap()).collect(),
+            x509_svid_ttl: 600,
+            jwt_svid_ttl: 300,
+            wit_ttl: 600,
+            dns_names: vec![],
+            federates_with: Vec::new(),
+            admin: false,
+        };
+        self.server
+            .state
+            .store
+            .create_entry(&spec, self.now())
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn bundle(&self) -> SpiffeBundle {
+        self.server.state.keys.bundle().await.unwrap()
+    }
+}
+
+fn my_uid() -> u32 {
+    std::fs::metadata("/proc/self").unwrap().uid()
+}
+
+fn agent_id_for(token: &str) -> String {
+    let digest: String = lanyard_crypto::provider()
+        .sha256(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("spiffe://{TD}/lanyard/agent/join_token/{}", &digest[..16])
+}
+
+async fn client(socket: &Path) -> SpiffeWorkloadApiClient<Channel> {
+    let socket = socket.to_owned();
+    let channel = Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
+        }))
+        .await
+        .unwrap();
+    SpiffeWorkloadApiClient::new(channel)
+}
+
+fn with_header<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("workload.spiffe.io", "true".parse().unwrap());
+    request
+}
+
+fn split_der(mut bytes: &[u8]) -> Vec<CertificateDer<'static>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (rest, _) = x509_parser::parse_x509_certificate(bytes).unwrap();
+        out.push(CertificateDer::from(bytes[..bytes.len() - rest.len()].to_vec()));
+        bytes = rest;
+    }
+    out
+}
+
+async fn next_x509(stream: &mut tonic::Streaming<wl::X509svidResponse>, within: Duration) -> wl::X509svidResponse {
+    tokio::time::timeout(within, stream.message())
+        .await
+        .expect("no FetchX509SVID message in time")
+        .unwrap()
+        .expect("stream ended")
+}
+
+async fn start_agent(world: &World, join_token: Option<String>) -> RunningAgent {
+    lanyard_agent::start(world.agent_config(join_token)).await.unwrap()
+}
+
+/// Waits until the agent's state satisfies `ready`.
+async fn wait_for(agent: &RunningAgent, what: &str, ready: impl Fn(&lanyard_agent::state::Snapshot) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut changes = agent.manager.store().subscribe();
+    loop {
+        if ready(&changes.borrow_and_update()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_api_end_to_end() {
+    let world = World::start().await;
+    let token = world.join_token().await;
+    let agent_id = agent_id_for(&token);
+    let uid_selector = format!("unix:uid:{}", my_uid());
+    let web = world
+        .entry("spiffe://example.org/web", &agent_id, &[&uid_selector])
+        .await;
+    // An entry this process does not match.
+    world
+        .entry("spiffe://example.org/other", &agent_id, &["unix:uid:4294967294"])
+        .await;
+
+    let agent = start_agent(&world, Some(token)).await;
+    assert_eq!(agent.manager.agent_id().as_str(), agent_id);
+    wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&web)).await;
+    let mut api = client(&world.socket()).await;
+
+    // The security header is required on every call.
+    let err = api.fetch_x509svid(wl::X509svidRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let err = api
+        .fetch_jwtsvid(wl::JwtsvidRequest {
+            audience: vec!["a".into()],
+            spiffe_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // X.509-SVID: only the matching entry, verifiable against the server's bundle, with
+    // a key that belongs to the leaf.
+    let bundle = world.bundle().await;
+    let x509_bundles = X509BundleSet::new().with(X509Bundle::from_spiffe_bundle(&bundle).unwrap());
+    let mut stream = api
+        .fetch_x509svid(with_header(wl::X509svidRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next_x509(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(first.svids.len(), 1, "{first:?}");
+    let svid = &first.svids[0];
+    assert_eq!(svid.spiffe_id, "spiffe://example.org/web");
+    let chain = split_der(&svid.x509_svid);
+    let verified = verify_svid_chain(
+        &chain,
+        &x509_bundles,
+        world.now(),
+        &VerifyOptions::for_usage(Usage::Any),
+    )
+    .unwrap();
+    assert_eq!(verified.spiffe_id.as_str(), "spiffe://example.org/web");
+    let held = lanyard_x509::X509Svid {
+        chain: chain.clone(),
+        key: Some(rustls::pki_types::PrivatePkcs8KeyDer::from(svid.x509_svid_key.clone())),
+    };
+    held.check().unwrap();
+    // The `bundle` field is the trust domain's X.509 authorities, as concatenated DER.
+    assert_eq!(
+        split_der(&svid.bundle),
+        x509_bundles
+            .get(&TrustDomain::parse(TD).unwrap())
+            .unwrap()
+            .authorities()
+    );
+
+    // A new entry reaches the open stream in well under a second.
+    let created = Instant::now();
+    let api2 = world
+        .entry("spiffe://example.org/api", &agent_id, &[&uid_selector])
+        .await;
+    let second = next_x509(&mut stream, Duration::from_secs(2)).await;
+    let elapsed = created.elapsed();
+    assert_eq!(second.svids.len(), 2, "{second:?}");
+    assert!(elapsed < Duration::from_secs(1), "propagation took {elapsed:?}");
+    let ids: Vec<&str> = second.svids.iter().map(|s| s.spiffe_id.as_str()).collect();
+    assert_eq!(ids, ["spiffe://example.org/api", "spiffe://example.org/web"]);
+
+    // Bundles, keyed by the trust domain's SPIFFE ID.
+    let mut bundles = api
+        .fetch_x509_bundles(with_header(wl::X509BundlesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let x509 = bundles.message().await.unwrap().unwrap();
+    assert_eq!(x509.bundles.keys().collect::<Vec<_>>(), ["spiffe://example.org"]);
+    let mut jwt_bundles = api
+        .fetch_jwt_bundles(with_header(wl::JwtBundlesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let jwks = jwt_bundles.message().await.unwrap().unwrap();
+    let jwks: serde_json::Value = serde_json::from_slice(&jwks.bundles["spiffe://example.org"]).unwrap();
+    assert!(!jwks["keys"].as_array().unwrap().is_empty(), "{jwks}");
+
+    // JWT-SVIDs: one per identity, verifiable, cached per audience.
+    let jwt = api
+        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
+            audience: vec!["payments".into()],
+            spiffe_id: "spiffe://example.org/web".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(jwt.svids.len(), 1);
+    let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+    store.set_bundle(&bundle).unwrap();
+    let verifier = JwtSvidVerifier::new(Arc::clone(&store), JwtSvidPolicy::default());
+    let checked = verifier.verify(&jwt.svids[0].svid, "payments", world.now()).unwrap();
+    assert_eq!(checked.sub.as_str(), "spiffe://example.org/web");
+    let again = api
+        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
+            audience: vec!["payments".into()],
+            spiffe_id: "spiffe://example.org/web".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.svids[0].svid, jwt.svids[0].svid, "served from the cache");
+    let all = api
+        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
+            audience: vec!["payments".into()],
+            spiffe_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.svids.len(), 2);
+    // Asking for an identity the caller is not entitled to is refused.
+    let err = api
+        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
+            audience: vec!["payments".into()],
+            spiffe_id: "spiffe://example.org/other".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    let err = api
+        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
+            audience: vec![],
+            spiffe_id: String::new(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // ValidateJWTSVID accepts the token for its audience and refuses another audience.
+    let validated = api
+        .validate_jwtsvid(with_header(wl::ValidateJwtsvidRequest {
+            audience: "payments".into(),
+            svid: jwt.svids[0].svid.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(validated.spiffe_id, "spiffe://example.org/web");
+    assert!(validated.claims.unwrap().fields.contains_key("exp"));
+    let err = api
+        .validate_jwtsvid(with_header(wl::ValidateJwtsvidRequest {
+            audience: "elsewhere".into(),
+            svid: jwt.svids[0].svid.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // WIT-SVIDs: a token bound to the private key handed out with it.
+    let mut wits = api
+        .fetch_witsvid(with_header(wl::WitsvidRequest {
+            spiffe_id: "spiffe://example.org/web".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let wit = tokio::time::timeout(Duration::from_secs(5), wits.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(wit.svids.len(), 1);
+    let wit_verifier = WitVerifier::new(Arc::clone(&store), WitPolicy::wimse());
+    let checked = wit_verifier.verify(&wit.svids[0].wit_svid, world.now()).unwrap();
+    assert_eq!(checked.sub.as_str(), "spiffe://example.org/web");
+    let private = lanyard_core::Jwk::from_json(wit.svids[0].wit_svid_key.as_bytes()).unwrap();
+    let key = lanyard_crypto::KeyPair::from_jwk(&private).unwrap();
+    let provider = lanyard_crypto::provider();
+    assert_eq!(
+        lanyard_core::SigningKey::public_jwk(&key)
+            .thumbprint(provider.as_ref())
+            .unwrap(),
+        checked.cnf_jwk.thumbprint(provider.as_ref()).unwrap()
+    );
+    let mut wit_bundles = api
+        .fetch_wit_bundles(with_header(wl::WitBundlesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let wb = wit_bundles.message().await.unwrap().unwrap();
+    assert!(wb.bundles["spiffe://example.org"].contains("\"keys\""));
+
+    // Health: ready.
+    let health = agent.health_addr.unwrap();
+    let body = reqwest_like_get(health, "/readyz").await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+
+    // Deleting the caller's entries closes its stream with PermissionDenied.
+    world.server.state.store.delete_entry(&web).await.unwrap();
+    world.server.state.store.delete_entry(&api2).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), stream.message())
+            .await
+            .unwrap()
+        {
+            Ok(Some(update)) => assert!(update.svids.len() < 2, "{update:?}"),
+            Err(status) => {
+                assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+                break;
+            }
+            Ok(None) => panic!("stream ended without an error"),
+        }
+        assert!(Instant::now() < deadline);
+    }
+    // And a new call without identity is refused.
+    let err = api
+        .fetch_x509svid(with_header(wl::X509svidRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+
+    // A restarted agent resumes with its stored SVID (the join token is spent).
+    drop(stream);
+    agent.run_until(async {}).await;
+    let again = start_agent(&world, None).await;
+    assert_eq!(again.manager.agent_id().as_str(), agent_id);
+    again.run_until(async {}).await;
+}
+
+/// A minimal HTTP/1.1 GET, returning the raw response.
+async fn reqwest_like_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    out
+}
