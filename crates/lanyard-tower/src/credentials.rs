@@ -1,6 +1,6 @@
 //! A workload's own credentials — its WIT and the private key the WIT binds — and where
-//! the middleware gets them: fixed values, files re-read when they change, or (later)
-//! the node agent's Workload API.
+//! the middleware gets them: fixed values, files re-read when they change, or (feature
+//! `workload-api`, in `workload_source.rs`) the node agent's Workload API.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

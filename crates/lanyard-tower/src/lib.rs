@@ -6,7 +6,9 @@
 //!   request uses and hands handlers a [`VerifiedWorkload`] (an axum extractor); an
 //!   [`Authorize`] layer restricts a route to given workloads or trust domains.
 //! - Client: [`WorkloadAuthMiddleware`] (reqwest-middleware) attaches a WIT + WPT, or
-//!   signs the request, with credentials from a [`CredentialSource`].
+//!   signs the request, with credentials from a [`CredentialSource`] — fixed, from files,
+//!   or (feature `workload-api`) from the SPIFFE Workload API's WIT-SVID stream
+//!   (`WorkloadApiCredentialSource`).
 //!
 //! It does not issue credentials (that is the identity server's job) and does not do the
 //! TLS handshake itself: for mTLS it reads the peer identity that
@@ -19,9 +21,13 @@ mod credentials;
 mod error;
 pub mod mtls;
 mod server;
+#[cfg(feature = "workload-api")]
+mod workload_source;
 
 // Public API
 pub use client::{ClientMode, VerifiedResponder, WorkloadAuthMiddleware};
 pub use credentials::{CredentialSource, FileCredentialSource, StaticCredentials, WorkloadCredentials};
 pub use error::Error;
 pub use server::{AuthMode, Authorize, Modes, VerifiedWorkload, WorkloadAuth, WorkloadAuthConfig, WorkloadAuthLayer};
+#[cfg(feature = "workload-api")]
+pub use workload_source::WorkloadApiCredentialSource;
