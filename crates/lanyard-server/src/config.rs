@@ -68,6 +68,24 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Log filter (`tracing` env-filter syntax), e.g. `info` or `lanyard_server=debug`.
     pub log_level: String,
+    /// Node attestation methods besides join tokens (`[node_attestation]`).
+    pub node_attestation: NodeAttestationConfig,
+}
+
+/// `[node_attestation]`: the node attestors the agent API accepts besides join tokens.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeAttestationConfig {
+    /// x509pop (proof of possession of a node certificate); disabled when absent.
+    pub x509pop: Option<X509PopConfig>,
+}
+
+/// `[node_attestation.x509pop]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct X509PopConfig {
+    /// PEM file of the CA certificates trusted to issue node certificates.
+    pub ca_bundle_path: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +108,7 @@ impl Default for ServerConfig {
             key_storage: KeyStorageKind::Files,
             log_format: LogFormat::Human,
             log_level: "info".into(),
+            node_attestation: NodeAttestationConfig::default(),
         }
     }
 }

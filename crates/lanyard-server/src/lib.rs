@@ -18,6 +18,7 @@ pub mod issue;
 pub mod model;
 pub mod server;
 pub mod state;
+pub mod x509pop;
 
 // Public API
 pub use config::ServerConfig;

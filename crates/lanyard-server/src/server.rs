@@ -18,6 +18,7 @@ use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
 use crate::datastore::{DataStore, SqlDataStore};
 use crate::endpoints::{admin, public};
 use crate::state::AppState;
+use crate::x509pop::X509Pop;
 
 /// How often authorities are checked for preparation, activation and retirement.
 const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
@@ -151,6 +152,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     keys.rotate(clock.now())
         .await
         .context("preparing the CA and signing keys")?;
+    let x509pop = match &config.node_attestation.x509pop {
+        Some(c) => Some(Arc::new(
+            X509Pop::load(&c.ca_bundle_path, &trust_domain, &*store).await?,
+        )),
+        None => None,
+    };
 
     let listener = TcpListener::bind(&config.public_address)
         .await
@@ -195,7 +202,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .await?;
         Ok(())
     });
-    tasks.spawn(api::serve(state.clone(), agent_listener, stopped(watcher.clone())));
+    tasks.spawn(api::serve(
+        state.clone(),
+        agent_listener,
+        x509pop,
+        stopped(watcher.clone()),
+    ));
     let mut stop = watcher;
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(ROTATION_INTERVAL);

@@ -38,14 +38,20 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Harness::start_with(|_, _| {}).await
+    }
+
+    /// A server whose configuration `adjust` may change (it gets the temporary directory).
+    async fn start_with(adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             trust_domain: TD.into(),
             data_dir: dir.path().join("data"),
             public_address: "127.0.0.1:0".into(),
             agent_address: "127.0.0.1:0".into(),
             ..ServerConfig::default()
         };
+        adjust(&mut config, dir.path());
         let server = lanyard_server::start(config).await.unwrap();
         Harness { server, _dir: dir }
     }
@@ -643,4 +649,306 @@ async fn shutdown_ends_open_streams() {
         .await
         .expect("shutdown hung on an open stream")
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// x509pop
+// ---------------------------------------------------------------------------
+
+/// A CA for node certificates (not a SPIFFE CA).
+struct NodeCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+fn node_ca() -> NodeCa {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    params.distinguished_name.push(rcgen::DnType::CommonName, "node CA");
+    let cert = params.self_signed(&key).unwrap();
+    NodeCa {
+        pem: cert.pem(),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// A node certificate: its DER and its key (as the agent would load it).
+struct NodeCert {
+    der: Vec<u8>,
+    key: lanyard_crypto::KeyPair,
+}
+
+fn node_cert(ca: &NodeCa, alg: &'static rcgen::SignatureAlgorithm, key_usage: rcgen::KeyUsagePurpose) -> NodeCert {
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["node-1.example.org".to_owned()]).unwrap();
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![key_usage];
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    NodeCert {
+        der: cert.der().to_vec(),
+        key: lanyard_crypto::KeyPair::from_pkcs8_der(&key.serialize_der(), None).unwrap(),
+    }
+}
+
+fn x509pop_request(
+    chain: Vec<Vec<u8>>,
+    response: Option<pb::X509PopChallengeResponse>,
+    csr: Vec<u8>,
+) -> pb::AttestAgentRequest {
+    pb::AttestAgentRequest {
+        attestation: Some(pb::attest_agent_request::Attestation::X509pop(pb::X509PopAttestation {
+            cert_chain: chain,
+            challenge_response: response,
+        })),
+        csr,
+    }
+}
+
+fn x509pop_agent_id(node: &NodeCert) -> String {
+    let hash: String = lanyard_crypto::provider()
+        .sha256(&node.der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("spiffe://{TD}/lanyard/agent/x509pop/{hash}")
+}
+
+impl Harness {
+    /// A server trusting `ca` for x509pop.
+    async fn with_x509pop(ca: &NodeCa) -> Harness {
+        let pem = ca.pem.clone();
+        Harness::start_with(move |config, dir| {
+            let path = dir.join("node-ca.pem");
+            std::fs::write(&path, pem).unwrap();
+            config.node_attestation.x509pop = Some(lanyard_server::config::X509PopConfig { ca_bundle_path: path });
+        })
+        .await
+    }
+
+    /// x509pop step 1: the challenge.
+    async fn x509pop_challenge(&self, node: &NodeCert) -> Result<pb::X509PopChallenge, tonic::Status> {
+        let response = self
+            .anonymous()
+            .await
+            .attest_agent(x509pop_request(vec![node.der.clone()], None, Vec::new()))
+            .await?
+            .into_inner();
+        match response.step {
+            Some(pb::attest_agent_response::Step::Challenge(c)) => Ok(c),
+            other => panic!("expected a challenge, got {other:?}"),
+        }
+    }
+
+    /// x509pop step 2 with a response signed as the agent would.
+    async fn x509pop_answer(
+        &self,
+        node: &NodeCert,
+        challenge: &[u8],
+        csr: Vec<u8>,
+    ) -> Result<pb::AgentCredentials, tonic::Status> {
+        let answer = lanyard_server::x509pop::challenge_response(&node.key, challenge, &csr).unwrap();
+        self.x509pop_step2(node, answer, csr).await
+    }
+
+    async fn x509pop_step2(
+        &self,
+        node: &NodeCert,
+        answer: pb::X509PopChallengeResponse,
+        csr: Vec<u8>,
+    ) -> Result<pb::AgentCredentials, tonic::Status> {
+        let response = self
+            .anonymous()
+            .await
+            .attest_agent(x509pop_request(vec![node.der.clone()], Some(answer), csr))
+            .await?
+            .into_inner();
+        Ok(response_credentials(response))
+    }
+}
+
+#[tokio::test]
+async fn x509pop_attestation_issues_an_agent_svid_and_allows_reattestation() {
+    let ca = node_ca();
+    let h = Harness::with_x509pop(&ca).await;
+    for alg in [
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+        &rcgen::PKCS_ED25519,
+    ] {
+        let node = node_cert(&ca, alg, rcgen::KeyUsagePurpose::DigitalSignature);
+        let id = x509pop_agent_id(&node);
+        let challenge = h.x509pop_challenge(&node).await.unwrap();
+        assert_eq!(challenge.challenge.len(), lanyard_server::x509pop::CHALLENGE_LEN);
+        let now = i64::try_from(h.now().as_secs()).unwrap();
+        assert!(challenge.expires_at > now && challenge.expires_at <= now + 61);
+        let (key, csr) = csr_for(&id);
+        let credentials = h.x509pop_answer(&node, &challenge.challenge, csr).await.unwrap();
+        let agent = creds_from(credentials, key);
+        assert_eq!(agent.id, id);
+        let verified = verify_with_bundle(&agent.svid.chain, &agent.bundle, h.now());
+        assert_eq!(verified.spiffe_id.as_str(), id);
+        let stored = h
+            .server
+            .state
+            .store
+            .get_agent(&SpiffeId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.attestation_type, "x509pop");
+
+        // The new agent SVID authenticates the agent.
+        let bundles = h
+            .as_agent(&agent)
+            .await
+            .get_bundles(pb::GetBundlesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(bundles.bundles.unwrap().bundle.is_some());
+
+        // The same node may attest again (a fresh challenge and a new key).
+        let challenge = h.x509pop_challenge(&node).await.unwrap();
+        let (_, csr) = csr_for(&id);
+        let again = h.x509pop_answer(&node, &challenge.challenge, csr).await.unwrap();
+        assert_eq!(again.svid.unwrap().spiffe_id, id);
+    }
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn x509pop_refusals() {
+    let ca = node_ca();
+    let h = Harness::with_x509pop(&ca).await;
+    let node = node_cert(
+        &ca,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    );
+    let id = x509pop_agent_id(&node);
+
+    // A node certificate from another CA, or without digitalSignature: no challenge.
+    let stranger = node_cert(
+        &node_ca(),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    );
+    assert_eq!(
+        h.x509pop_challenge(&stranger).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let no_signing = node_cert(
+        &ca,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::KeyAgreement,
+    );
+    assert_eq!(
+        h.x509pop_challenge(&no_signing).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    // Nor without a chain.
+    let err = h
+        .anonymous()
+        .await
+        .attest_agent(x509pop_request(Vec::new(), None, Vec::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let challenge = h.x509pop_challenge(&node).await.unwrap().challenge;
+
+    // A tampered challenge.
+    let mut tampered = challenge.clone();
+    tampered[5] ^= 1;
+    let (_, csr) = csr_for(&id);
+    let err = h.x509pop_answer(&node, &tampered, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("not authentic"), "{}", err.message());
+
+    // An expired challenge (made with the server's own key, so only the expiry is wrong).
+    let key = lanyard_server::x509pop::ChallengeKey::load(&*h.server.state.store)
+        .await
+        .unwrap();
+    let expired = key.issue(&node.der, UnixTime(h.now().as_secs() - 1)).unwrap();
+    let err = h.x509pop_answer(&node, &expired, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("expired"), "{}", err.message());
+
+    // A challenge issued for another node certificate.
+    let other_node = node_cert(
+        &ca,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    );
+    let other_challenge = h.x509pop_challenge(&other_node).await.unwrap().challenge;
+    let err = h
+        .x509pop_answer(&node, &other_challenge, csr.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A signature by another key.
+    let forged = lanyard_server::x509pop::challenge_response(&other_node.key, &challenge, &csr).unwrap();
+    let err = h.x509pop_step2(&node, forged, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // The CSR swapped after signing.
+    let signed = lanyard_server::x509pop::challenge_response(&node.key, &challenge, &csr).unwrap();
+    let (_, swapped) = csr_for(&id);
+    let err = h.x509pop_step2(&node, signed.clone(), swapped).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // An algorithm that does not fit the key, an unknown one, and no CSR.
+    let mut wrong_alg = signed.clone();
+    wrong_alg.signature_algorithm = "ES384".into();
+    let err = h.x509pop_step2(&node, wrong_alg, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut hmac_alg = signed.clone();
+    hmac_alg.signature_algorithm = "HS256".into();
+    let err = h.x509pop_step2(&node, hmac_alg, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = h.x509pop_step2(&node, signed.clone(), Vec::new()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // The genuine answer works; once the agent is banned, the node cannot attest again.
+    h.x509pop_step2(&node, signed, csr).await.unwrap();
+    assert!(
+        h.server
+            .state
+            .store
+            .ban_agent(&SpiffeId::parse(&id).unwrap())
+            .await
+            .unwrap()
+    );
+    let challenge = h.x509pop_challenge(&node).await.unwrap().challenge;
+    let (_, csr) = csr_for(&id);
+    let err = h.x509pop_answer(&node, &challenge, csr).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn x509pop_is_disabled_without_a_ca_bundle() {
+    let h = Harness::start().await;
+    let node = node_cert(
+        &node_ca(),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    );
+    assert_eq!(
+        h.x509pop_challenge(&node).await.unwrap_err().code(),
+        Code::Unimplemented
+    );
+    h.server.shutdown().await.unwrap();
+}
+
+#[test]
+fn x509pop_signed_message_layout() {
+    let message = lanyard_server::x509pop::x509pop_signed_message(b"chal", b"csr");
+    let mut expected = b"lanyard-x509pop-v1\0chal".to_vec();
+    expected.extend_from_slice(&lanyard_crypto::provider().sha256(b"csr"));
+    assert_eq!(message, expected);
 }
