@@ -70,6 +70,19 @@ pub struct ServerConfig {
     pub log_level: String,
     /// Node attestation methods besides join tokens (`[node_attestation]`).
     pub node_attestation: NodeAttestationConfig,
+    /// The X.509 CA's upstream (`[ca]`).
+    pub ca: CaConfig,
+}
+
+/// `[ca]`: an optional upstream CA that signs the server's X.509 CAs as intermediates.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaConfig {
+    /// PEM certificate chain of the upstream CA: its certificate first, then any
+    /// intermediates above it, ending with the self-signed root.
+    pub upstream_cert_path: Option<PathBuf>,
+    /// PEM PKCS#8 private key of the upstream CA.
+    pub upstream_key_path: Option<PathBuf>,
 }
 
 /// `[node_attestation]`: the node attestors the agent API accepts besides join tokens.
@@ -109,6 +122,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Human,
             log_level: "info".into(),
             node_attestation: NodeAttestationConfig::default(),
+            ca: CaConfig::default(),
         }
     }
 }
@@ -211,6 +225,12 @@ impl ServerConfig {
             if v == 0 {
                 return Err(err(name, "must be greater than zero"));
             }
+        }
+        if self.ca.upstream_cert_path.is_some() != self.ca.upstream_key_path.is_some() {
+            return Err(err(
+                "ca",
+                "upstream_cert_path and upstream_key_path must be set together",
+            ));
         }
         let longest = self.default_x509_svid_ttl.max(self.default_wit_ttl);
         if longest.saturating_mul(6) > self.ca_ttl.min(self.signing_key_ttl) {

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use lanyard_core::{Clock, SystemClock};
 
 use crate::api;
-use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage};
+use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
 use crate::datastore::{DataStore, SqlDataStore};
 use crate::endpoints::{admin, public};
@@ -147,6 +147,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                 .max(config.default_jwt_svid_ttl),
             key_storage: key_storage(&config)?,
             refresh_hint: config.bundle_refresh_hint,
+            upstream: match (&config.ca.upstream_cert_path, &config.ca.upstream_key_path) {
+                (Some(cert), Some(key)) => Some(Arc::new(
+                    UpstreamCa::load(cert, key).context("loading the upstream CA")?,
+                )),
+                _ => None,
+            },
         },
     ));
     keys.rotate(clock.now())

@@ -952,3 +952,38 @@ fn x509pop_signed_message_layout() {
     expected.extend_from_slice(&lanyard_crypto::provider().sha256(b"csr"));
     assert_eq!(message, expected);
 }
+
+/// With `[ca] upstream_*`, agents attest, authenticate (their SVID chains carry the
+/// server's intermediate) and receive a bundle holding only the upstream root.
+#[tokio::test]
+async fn upstream_ca_end_to_end() {
+    let start = lanyard_core::Clock::now(&lanyard_core::SystemClock).minus(60);
+    let root = X509Authority::new_root(&TrustDomain::parse(TD).unwrap(), None, 48 * 3600, start).unwrap();
+    let (cert_pem, key_pem) = (root.cert_pem(), root.key_pem());
+    let h = Harness::start_with(move |config, dir| {
+        let (cert, key) = (dir.join("upstream.pem"), dir.join("upstream.key"));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        config.ca.upstream_cert_path = Some(cert);
+        config.ca.upstream_key_path = Some(key);
+    })
+    .await;
+    let agent = h.attest().await;
+    assert_eq!(agent.svid.chain.len(), 2);
+    let only_root = X509BundleSet::new().with(X509Bundle::from_pem(h.td(), &root.cert_pem()).unwrap());
+    verify_svid_chain(
+        &agent.svid.chain,
+        &only_root,
+        h.now(),
+        &VerifyOptions::for_usage(Usage::ClientAuth),
+    )
+    .unwrap();
+    let bundle = SpiffeBundle::parse(h.td(), &agent.bundle.json).unwrap();
+    assert_eq!(bundle.x509_authorities, vec![root.bundle_jwk().unwrap()]);
+    h.as_agent(&agent)
+        .await
+        .get_bundles(pb::GetBundlesRequest {})
+        .await
+        .unwrap();
+    h.server.shutdown().await.unwrap();
+}
