@@ -207,17 +207,8 @@ pub async fn serve(
     let mut background = JoinSet::new();
     let hub = sync::Hub::start(state.clone(), stop_rx.clone(), &mut background);
     {
-        let identity = Arc::clone(&identity);
         let mut stop = stop_rx.clone();
-        background.spawn(async move {
-            let mut tick = tokio::time::interval(tls::REFRESH_INTERVAL);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => identity.refresh().await,
-                    () = sync::stopped(&mut stop) => return,
-                }
-            }
-        });
+        background.spawn(Arc::clone(&identity).keep_fresh(async move { sync::stopped(&mut stop).await }));
     }
     let (conn_tx, conn_rx) = mpsc::channel(64);
     background.spawn(accept_loop(

@@ -14,6 +14,7 @@ pub mod config;
 pub mod datastore;
 pub mod endpoints;
 pub mod error;
+pub mod federation;
 pub mod issue;
 pub mod model;
 pub mod server;

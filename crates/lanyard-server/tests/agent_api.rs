@@ -987,3 +987,297 @@ async fn upstream_ca_end_to_end() {
         .unwrap();
     h.server.shutdown().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Federation
+// ---------------------------------------------------------------------------
+
+const FOREIGN_TD: &str = "other.org";
+
+/// A foreign bundle document with these X.509 authorities and sequence.
+fn foreign_bundle(roots: &[&X509Authority], sequence: u64) -> String {
+    let mut bundle = SpiffeBundle::new(TrustDomain::parse(FOREIGN_TD).unwrap());
+    bundle.sequence = Some(sequence);
+    bundle.refresh_hint = Some(1);
+    bundle.x509_authorities = roots.iter().map(|r| r.bundle_jwk().unwrap()).collect();
+    bundle.to_json()
+}
+
+/// A minimal HTTPS server (Web PKI certificate for 127.0.0.1 from its own CA) answering
+/// every request with the current `(status, body)`.
+struct WebEndpoint {
+    url: String,
+    ca_pem: String,
+    answer: Arc<std::sync::Mutex<(u16, String)>>,
+}
+
+impl WebEndpoint {
+    async fn start(body: String) -> WebEndpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca = node_ca();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+                )
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+        let answer = Arc::new(std::sync::Mutex::new((200, body)));
+        let current = Arc::clone(&answer);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let (acceptor, current) = (acceptor.clone(), Arc::clone(&current));
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let (status, body) = current.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        WebEndpoint {
+            url,
+            ca_pem: ca.pem,
+            answer,
+        }
+    }
+
+    fn serve(&self, status: u16, body: String) {
+        *self.answer.lock().unwrap() = (status, body);
+    }
+}
+
+async fn stored_foreign(h: &Harness, td: &str, within: Duration) -> SpiffeBundle {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some((json, _)) = h.server.state.store.get_federated_bundle(td).await.unwrap() {
+            return SpiffeBundle::parse(TrustDomain::parse(td).unwrap(), json.as_bytes()).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the federated bundle of {td} was not fetched in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The federated bundle sequence of `td` in a `Bundles` event.
+fn federated_sequence(event: &pb::sync_entries_response::Event, td: &str) -> Option<u64> {
+    match event {
+        pb::sync_entries_response::Event::Bundles(b) => {
+            b.federated_bundles.get(&format!("spiffe://{td}")).map(|b| b.sequence)
+        }
+        other => panic!("expected bundles, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn federation_fetches_stores_refreshes_and_keeps_the_last_good_bundle() {
+    use lanyard_server::config::{BundleEndpointProfile, FederatedTrustDomain};
+    use lanyard_server::federation::{self, Relationship};
+
+    let foreign_td = TrustDomain::parse(FOREIGN_TD).unwrap();
+    let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
+    let root1 = X509Authority::new_root(&foreign_td, None, 3600, now).unwrap();
+    let root2 = X509Authority::new_root(&foreign_td, None, 3600, now).unwrap();
+    let endpoint = WebEndpoint::start(foreign_bundle(&[&root1], 1)).await;
+    let (url, ca_pem) = (endpoint.url.clone(), endpoint.ca_pem.clone());
+    let h = Harness::start_with(move |config, dir| {
+        let ca = dir.join("web-ca.pem");
+        std::fs::write(&ca, ca_pem).unwrap();
+        config.federation.trust_domains = vec![FederatedTrustDomain {
+            trust_domain: FOREIGN_TD.into(),
+            bundle_endpoint_url: url,
+            profile: BundleEndpointProfile::HttpsWeb,
+            endpoint_spiffe_id: None,
+            bootstrap_bundle_path: None,
+            ca_bundle_path: Some(ca),
+        }];
+    })
+    .await;
+
+    // Fetched and stored at start.
+    let stored = stored_foreign(&h, FOREIGN_TD, Duration::from_secs(10)).await;
+    assert_eq!(stored.sequence, Some(1));
+    assert_eq!(stored.x509_authorities, vec![root1.bundle_jwk().unwrap()]);
+
+    // An agent whose entry federates with the foreign trust domain gets the bundle.
+    let agent = h.attest().await;
+    let spec = EntrySpec {
+        spiffe_id: WorkloadId::parse("spiffe://example.org/web").unwrap(),
+        parent_id: SpiffeId::parse(&agent.id).unwrap(),
+        selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
+        x509_svid_ttl: 0,
+        jwt_svid_ttl: 0,
+        wit_ttl: 0,
+        dns_names: Vec::new(),
+        federates_with: vec![FOREIGN_TD.into()],
+        admin: false,
+    };
+    h.server.state.store.create_entry(&spec, h.now()).await.unwrap();
+    let mut client = h.as_agent(&agent).await;
+    let mut stream = client
+        .sync_entries(pb::SyncEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next_event(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(federated_sequence(&first, FOREIGN_TD), Some(1));
+    next_event(&mut stream, Duration::from_secs(5)).await; // snapshot
+
+    // A changed bundle is stored and pushed to the open stream.
+    let relationship = Relationship::from_config(&h.server.state.config.federation.trust_domains[0]).unwrap();
+    endpoint.serve(200, foreign_bundle(&[&root1, &root2], 2));
+    let refreshed = federation::refresh_once(&h.server.state, &relationship).await.unwrap();
+    assert!(refreshed.changed);
+    assert_eq!(refreshed.sequence, Some(2));
+    assert_eq!(
+        refreshed.next,
+        federation::MIN_REFRESH,
+        "a 1 s hint is raised to the minimum"
+    );
+    let pushed = next_event(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(federated_sequence(&pushed, FOREIGN_TD), Some(2));
+    assert_eq!(
+        stored_foreign(&h, FOREIGN_TD, Duration::ZERO)
+            .await
+            .x509_authorities
+            .len(),
+        2
+    );
+
+    // The same sequence again: nothing stored.
+    assert!(
+        !federation::refresh_once(&h.server.state, &relationship)
+            .await
+            .unwrap()
+            .changed
+    );
+
+    // Bad documents and errors are refused; the last good bundle stays.
+    let bad_x5c = foreign_bundle(&[&root1], 3).replace(&root1.bundle_jwk().unwrap().x5c.unwrap()[0], "AAAA");
+    for (status, body) in [
+        (200, "{\"keys\": 5}".to_owned()),
+        (200, "not json".to_owned()),
+        (200, bad_x5c),
+        (500, foreign_bundle(&[&root1], 4)),
+    ] {
+        endpoint.serve(status, body.clone());
+        let err = federation::refresh_once(&h.server.state, &relationship)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                federation::FederationError::InvalidBundle { .. } | federation::FederationError::Fetch { .. }
+            ),
+            "{err}"
+        );
+        let kept = stored_foreign(&h, FOREIGN_TD, Duration::ZERO).await;
+        assert_eq!(kept.sequence, Some(2), "after {body:?}");
+    }
+
+    // Without the private CA, Web PKI validation fails.
+    let mut untrusted = h.server.state.config.federation.trust_domains[0].clone();
+    untrusted.ca_bundle_path = None;
+    let err = federation::refresh_once(&h.server.state, &Relationship::from_config(&untrusted).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, federation::FederationError::Fetch { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    assert_eq!(federation::refresh_interval(None), federation::DEFAULT_REFRESH);
+    assert_eq!(federation::refresh_interval(Some(1 << 40)), federation::MAX_REFRESH);
+    assert_eq!(federation::refresh_interval(Some(600)), Duration::from_secs(600));
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn https_spiffe_federation_between_two_servers() {
+    use lanyard_server::config::{BundleEndpointProfile, FederatedTrustDomain};
+    use lanyard_server::federation::{self, Relationship};
+
+    // Server B (other.org) serves its bundle on an https_spiffe endpoint.
+    let b = Harness::start_with(|config, _| {
+        config.trust_domain = FOREIGN_TD.into();
+        config.bundle_endpoint_address = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let b_addr = b.server.bundle_endpoint_addr.unwrap();
+    let b_bundle = b.server.state.keys.bundle().await.unwrap();
+
+    // Server A (example.org) federates with it, bootstrapped with B's bundle.
+    let bootstrap = b_bundle.to_json();
+    let a = Harness::start_with(move |config, dir| {
+        let path = dir.join("other.org.bundle.json");
+        std::fs::write(&path, bootstrap).unwrap();
+        config.federation.trust_domains = vec![FederatedTrustDomain {
+            trust_domain: FOREIGN_TD.into(),
+            bundle_endpoint_url: format!("https://{b_addr}/"),
+            profile: BundleEndpointProfile::HttpsSpiffe,
+            endpoint_spiffe_id: Some(format!("spiffe://{FOREIGN_TD}/lanyard/server")),
+            bootstrap_bundle_path: Some(path),
+            ca_bundle_path: None,
+        }];
+    })
+    .await;
+    let fetched = stored_foreign(&a, FOREIGN_TD, Duration::from_secs(10)).await;
+    assert_eq!(fetched.x509_authorities, b_bundle.x509_authorities);
+    assert_eq!(fetched.jwt_authorities, b_bundle.jwt_authorities);
+    assert_eq!(fetched.sequence, b_bundle.sequence);
+
+    // Later fetches authenticate B with the bundle fetched last.
+    let config = a.server.state.config.federation.trust_domains[0].clone();
+    let refreshed = federation::refresh_once(&a.server.state, &Relationship::from_config(&config).unwrap())
+        .await
+        .unwrap();
+    assert!(!refreshed.changed);
+
+    // The endpoint must present the configured SPIFFE ID.
+    let mut wrong_id = config.clone();
+    wrong_id.endpoint_spiffe_id = Some(format!("spiffe://{FOREIGN_TD}/somebody-else"));
+    let err = federation::refresh_once(&a.server.state, &Relationship::from_config(&wrong_id).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, federation::FederationError::Fetch { .. }), "{err}");
+
+    // An endpoint claiming to be A's own server is checked against A's own bundle: B's
+    // SVID does not validate there.
+    let mut own_td = config.clone();
+    own_td.endpoint_spiffe_id = Some(SERVER_ID.into());
+    own_td.bootstrap_bundle_path = None;
+    let err = federation::refresh_once(&a.server.state, &Relationship::from_config(&own_td).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, federation::FederationError::Fetch { .. }), "{err}");
+
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
+}
