@@ -26,7 +26,7 @@
 //! hex>` ([`agent_id`]). SPIRE uses the SHA-1 fingerprint under `/spire/agent/x509pop/`;
 //! Lanyard uses SHA-256 (no SHA-1 in identifiers). The same node certificate always yields
 //! the same agent ID, so a node may attest again (unlike a join token) unless that agent
-//! is banned.
+//! is banned. The agent record carries the node selectors of [`selectors`].
 
 use std::fmt;
 use std::path::Path;
@@ -39,6 +39,7 @@ use tonic::Status;
 
 use crate::api::service::AGENT_PATH_PREFIX;
 use crate::datastore::{DataStore, StoreError};
+use crate::model::Selector;
 
 /// The domain-separation prefix of the signed message.
 pub const SIGNATURE_CONTEXT: &[u8] = b"lanyard-x509pop-v1";
@@ -95,6 +96,28 @@ pub fn agent_id(trust_domain: &TrustDomain, leaf_der: &[u8]) -> Result<SpiffeId,
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The node selectors recorded for an attested node (SPIRE's x509pop selectors, with
+/// SHA-256 fingerprints): `x509pop:subject:cn:<CN>` (when the leaf has one),
+/// `x509pop:serialnumber:<hex>` and `x509pop:leaf:fingerprint:<SHA-256 hex>`.
+pub fn selectors(leaf_der: &[u8], verified: &VerifiedCert) -> Vec<Selector> {
+    let selector = |value: String| Selector {
+        kind: ATTESTATION_TYPE.to_owned(),
+        value,
+    };
+    let mut out = Vec::new();
+    if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf_der)
+        && let Some(cn) = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok())
+    {
+        out.push(selector(format!("subject:cn:{cn}")));
+    }
+    out.push(selector(format!("serialnumber:{}", verified.serial)));
+    out.push(selector(format!(
+        "leaf:fingerprint:{}",
+        hex(&lanyard_crypto::provider().sha256(leaf_der))
+    )));
+    out
 }
 
 /// Why an x509pop attestation failed.

@@ -798,6 +798,15 @@ async fn x509pop_attestation_issues_an_agent_svid_and_allows_reattestation() {
             .unwrap()
             .unwrap();
         assert_eq!(stored.attestation_type, "x509pop");
+        let selectors: Vec<String> = stored.selectors.iter().map(ToString::to_string).collect();
+        assert!(
+            selectors.iter().any(|s| s.starts_with("x509pop:serialnumber:")),
+            "{selectors:?}"
+        );
+        assert!(
+            selectors.contains(&format!("x509pop:leaf:fingerprint:{}", &id[id.len() - 64..])),
+            "{selectors:?}"
+        );
 
         // The new agent SVID authenticates the agent.
         let bundles = h

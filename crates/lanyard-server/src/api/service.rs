@@ -23,7 +23,7 @@ use crate::api::sync::Hub;
 use crate::datastore::{EntryFilter, TokenUse};
 use crate::error::ServerError;
 use crate::issue;
-use crate::model::{Agent, Entry};
+use crate::model::{Agent, Entry, Selector};
 use crate::state::AppState;
 use crate::x509pop::{self, X509Pop, X509PopError};
 
@@ -355,7 +355,7 @@ impl AgentService {
                 return Err(Status::permission_denied("join token unknown or already used"));
             }
         }
-        self.complete_attestation(ACTION, "join_token", &agent_id, &svid, peer)
+        self.complete_attestation(ACTION, "join_token", &agent_id, &svid, Vec::new(), peer)
             .await
     }
 
@@ -368,6 +368,7 @@ impl AgentService {
         attestation_type: &str,
         agent_id: &SpiffeId,
         svid: &X509Svid,
+        selectors: Vec<Selector>,
         peer: Option<&PeerIdentity>,
     ) -> Result<pb::AgentCredentials, Status> {
         let (credentials, verified) = match self.credentials(svid, agent_id).await {
@@ -382,7 +383,7 @@ impl AgentService {
             attestation_type: attestation_type.into(),
             svid_serial: verified.serial,
             svid_expires_at: verified.not_after,
-            selectors: Vec::new(),
+            selectors,
             banned: false,
             created_at: self.state.clock.now(),
         };
@@ -407,7 +408,7 @@ impl AgentService {
             return Err(fail(X509PopError::Disabled, ""));
         };
         let now = self.state.clock.now();
-        x509pop
+        let node = x509pop
             .verify_chain(&evidence.cert_chain, now)
             .map_err(|e| fail(e, ""))?;
         // verify_chain refused an empty chain.
@@ -437,7 +438,14 @@ impl AgentService {
             }
         };
         let credentials = self
-            .complete_attestation(ACTION, x509pop::ATTESTATION_TYPE, &agent_id, &svid, peer)
+            .complete_attestation(
+                ACTION,
+                x509pop::ATTESTATION_TYPE,
+                &agent_id,
+                &svid,
+                x509pop::selectors(leaf, &node),
+                peer,
+            )
             .await?;
         Ok(pb::attest_agent_response::Step::Credentials(credentials))
     }
