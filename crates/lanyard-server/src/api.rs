@@ -52,6 +52,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 use crate::state::AppState;
+use crate::x509pop::X509Pop;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -191,6 +192,7 @@ async fn accept_loop(
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
+    x509pop: Option<Arc<X509Pop>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let identity = Arc::new(
@@ -205,17 +207,8 @@ pub async fn serve(
     let mut background = JoinSet::new();
     let hub = sync::Hub::start(state.clone(), stop_rx.clone(), &mut background);
     {
-        let identity = Arc::clone(&identity);
         let mut stop = stop_rx.clone();
-        background.spawn(async move {
-            let mut tick = tokio::time::interval(tls::REFRESH_INTERVAL);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => identity.refresh().await,
-                    () = sync::stopped(&mut stop) => return,
-                }
-            }
-        });
+        background.spawn(Arc::clone(&identity).keep_fresh(async move { sync::stopped(&mut stop).await }));
     }
     let (conn_tx, conn_rx) = mpsc::channel(64);
     background.spawn(accept_loop(
@@ -226,7 +219,7 @@ pub async fn serve(
         conn_tx,
     ));
 
-    let service = AgentApiServer::new(service::AgentService::new(state, hub))
+    let service = AgentApiServer::new(service::AgentService::new(state, hub, x509pop))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let incoming = ReceiverStream::new(conn_rx).map(Ok::<_, io::Error>);

@@ -112,6 +112,9 @@ pub struct KeyManagerConfig {
     pub key_storage: KeyStorage,
     /// The bundle's `spiffe_refresh_hint` in seconds.
     pub refresh_hint: u64,
+    /// When set, every X.509 CA is an intermediate signed by this upstream CA, and the
+    /// bundle's X.509 authorities are the upstream's roots.
+    pub upstream: Option<Arc<UpstreamCa>>,
 }
 
 impl KeyManagerConfig {
@@ -126,6 +129,7 @@ impl KeyManagerConfig {
             max_credential_ttl: DEFAULT_MAX_CREDENTIAL_TTL,
             key_storage,
             refresh_hint: DEFAULT_REFRESH_HINT,
+            upstream: None,
         }
     }
 
@@ -232,6 +236,83 @@ pub struct AuthorityInfo {
     pub not_before: UnixTime,
     /// Validity end.
     pub not_after: UnixTime,
+}
+
+/// An upstream CA (SPIRE's `UpstreamAuthority "disk"`): the server's X.509 CAs become
+/// intermediates it signs, SVID chains carry them (and any intermediates above them), and
+/// the bundle publishes the upstream's root(s) instead of the server's own CAs, so
+/// relying parties that already trust the upstream root trust the server's SVIDs.
+pub struct UpstreamCa {
+    authority: X509Authority,
+    /// The upstream certificate file: the signing certificate first, then the chain above
+    /// it, ending with the self-signed root.
+    chain: Vec<CertificateDer<'static>>,
+    roots: Vec<CertificateDer<'static>>,
+}
+
+impl fmt::Debug for UpstreamCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamCa")
+            .field("authority", &self.authority)
+            .field("chain_len", &self.chain.len())
+            .field("roots", &self.roots.len())
+            .finish()
+    }
+}
+
+impl UpstreamCa {
+    /// The upstream CA from its certificate chain PEM (the signing certificate first, then
+    /// any intermediates above it, then the self-signed root; a self-signed signing
+    /// certificate is its own root) and its PKCS#8 `PRIVATE KEY` PEM. The certificate may
+    /// carry no SPIFFE ID (e.g. a corporate root) or `spiffe://<this trust domain>`.
+    pub fn from_pem(cert_chain_pem: &str, key_pem: &str) -> Result<UpstreamCa, CaError> {
+        let authority = X509Authority::from_pem(cert_chain_pem, key_pem)?;
+        let chain: Vec<CertificateDer<'static>> = pem::parse_many(cert_chain_pem)
+            .map_err(|e| CaError::Config(format!("upstream certificate file: {e}")))?
+            .into_iter()
+            .map(|block| CertificateDer::from(block.into_contents()))
+            .collect();
+        let roots: Vec<CertificateDer<'static>> = chain.iter().filter(|c| is_self_signed(c)).cloned().collect();
+        if roots.is_empty() {
+            return Err(CaError::Config(
+                "the upstream certificate file must end with the self-signed root it chains to".into(),
+            ));
+        }
+        Ok(UpstreamCa {
+            authority,
+            chain,
+            roots,
+        })
+    }
+
+    /// Reads [`UpstreamCa::from_pem`]'s two files.
+    pub fn load(cert_path: &std::path::Path, key_path: &std::path::Path) -> Result<UpstreamCa, CaError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path).map_err(|source| CaError::KeyFile {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        UpstreamCa::from_pem(&read(cert_path)?, &read(key_path)?)
+    }
+
+    /// The upstream's self-signed root certificates (DER): the bundle's X.509 authorities.
+    pub fn roots(&self) -> &[CertificateDer<'static>] {
+        &self.roots
+    }
+
+    fn root_jwks(&self) -> Result<Vec<Jwk>, CaError> {
+        Ok(self
+            .roots
+            .iter()
+            .map(|r| x509_authority_jwk(r))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+/// Whether a certificate's subject equals its issuer.
+fn is_self_signed(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
 }
 
 /// A loaded private key, ready to sign.
@@ -379,8 +460,12 @@ impl KeyManager {
         let mut bundle = SpiffeBundle::new(self.config.trust_domain.clone());
         bundle.sequence = Some(sequence);
         bundle.refresh_hint = Some(self.config.refresh_hint);
+        if let Some(up) = &self.config.upstream {
+            bundle.x509_authorities = up.root_jwks()?;
+        }
         for (a, jwk) in self.bundle_jwks(&rows) {
             match a.kind {
+                AuthorityKind::X509 if self.config.upstream.is_some() => {}
                 AuthorityKind::X509 => bundle.x509_authorities.push(jwk),
                 AuthorityKind::Jwt => bundle.jwt_authorities.push(jwk),
                 AuthorityKind::Wit => bundle.wit_authorities.push(jwk),
@@ -393,6 +478,14 @@ impl KeyManager {
     /// the bundle's entries of that kind without `use` (JWT and WIT keys carry `kid` and
     /// `alg`, X.509 CAs `x5c`). Read from the datastore, like [`KeyManager::bundle`].
     pub async fn jwks(&self, kind: AuthorityKind) -> Result<JwkSet, CaError> {
+        if let (AuthorityKind::X509, Some(up)) = (kind, &self.config.upstream) {
+            let keys = up
+                .root_jwks()?
+                .into_iter()
+                .map(|jwk| Jwk { key_use: None, ..jwk })
+                .collect();
+            return Ok(JwkSet { keys });
+        }
         let mut rows = self.store.list_authorities(Some(kind)).await?;
         rows.retain(|a| a.kind == kind);
         let keys = self
@@ -564,7 +657,11 @@ impl KeyManager {
         let pkcs8 = key.to_pkcs8_der()?;
         let (public, not_before, not_after, signer) = match kind {
             AuthorityKind::X509 => {
-                let ca = X509Authority::new_root(&self.config.trust_domain, Some(&key), ttl, now)?;
+                let td = &self.config.trust_domain;
+                let ca = match &self.config.upstream {
+                    None => X509Authority::new_root(td, Some(&key), ttl, now)?,
+                    Some(up) => X509Authority::new_intermediate(td, &up.authority, Some(&key), ttl, now)?,
+                };
                 let public = ca.cert_der().to_vec();
                 (public, ca.not_before(), ca.not_after(), Signer::X509(Arc::new(ca)))
             }
@@ -655,7 +752,12 @@ impl KeyManager {
         };
         match a.kind {
             AuthorityKind::X509 => {
-                let ca = X509Authority::from_der(vec![CertificateDer::from(a.public.clone())], &pkcs8)?;
+                let mut chain = vec![CertificateDer::from(a.public.clone())];
+                if let Some(up) = &self.config.upstream {
+                    // from_der keeps the intermediates above the CA and drops the root.
+                    chain.extend(up.chain.iter().cloned());
+                }
+                let ca = X509Authority::from_der(chain, &pkcs8)?;
                 if ca.trust_domain() != Some(&self.config.trust_domain) {
                     return Err(invalid(format!(
                         "the CA is not for trust domain {}",

@@ -68,6 +68,80 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Log filter (`tracing` env-filter syntax), e.g. `info` or `lanyard_server=debug`.
     pub log_level: String,
+    /// Node attestation methods besides join tokens (`[node_attestation]`).
+    pub node_attestation: NodeAttestationConfig,
+    /// The X.509 CA's upstream (`[ca]`).
+    pub ca: CaConfig,
+    /// Address of the `https_spiffe` SPIFFE bundle endpoint (`GET /` over TLS with the
+    /// server's X.509-SVID, SPIFFE Federation §5.2.2); not served when unset.
+    pub bundle_endpoint_address: Option<String>,
+    /// Foreign trust domains whose bundles the server fetches (`[federation]`).
+    pub federation: FederationConfig,
+}
+
+/// `[federation]`: the foreign trust domains this one federates with.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    /// One `[[federation.trust_domains]]` table per foreign trust domain.
+    pub trust_domains: Vec<FederatedTrustDomain>,
+}
+
+/// The SPIFFE bundle endpoint profile of a foreign trust domain (SPIFFE Federation §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BundleEndpointProfile {
+    /// TLS with a Web PKI certificate for the URL's host.
+    HttpsWeb,
+    /// TLS with an X.509-SVID of a configured SPIFFE ID.
+    HttpsSpiffe,
+}
+
+/// `[[federation.trust_domains]]`: where and how to fetch one foreign bundle.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedTrustDomain {
+    /// The foreign trust domain's name (never inferred from the URL).
+    pub trust_domain: String,
+    /// The `https://` URL of its bundle endpoint.
+    pub bundle_endpoint_url: String,
+    /// The endpoint's profile (never inferred, no fallback).
+    pub profile: BundleEndpointProfile,
+    /// `https_spiffe` only (required): the SPIFFE ID the endpoint's SVID must carry.
+    pub endpoint_spiffe_id: Option<String>,
+    /// `https_spiffe` only: the endpoint trust domain's bundle to trust until the first
+    /// fetch (SPIFFE bundle JSON or PEM certificates). Required when the endpoint belongs
+    /// to the foreign trust domain itself (self-serving).
+    pub bootstrap_bundle_path: Option<PathBuf>,
+    /// `https_web` only: PEM CA certificates to trust instead of the system's roots.
+    pub ca_bundle_path: Option<PathBuf>,
+}
+
+/// `[ca]`: an optional upstream CA that signs the server's X.509 CAs as intermediates.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaConfig {
+    /// PEM certificate chain of the upstream CA: its certificate first, then any
+    /// intermediates above it, ending with the self-signed root.
+    pub upstream_cert_path: Option<PathBuf>,
+    /// PEM PKCS#8 private key of the upstream CA.
+    pub upstream_key_path: Option<PathBuf>,
+}
+
+/// `[node_attestation]`: the node attestors the agent API accepts besides join tokens.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeAttestationConfig {
+    /// x509pop (proof of possession of a node certificate); disabled when absent.
+    pub x509pop: Option<X509PopConfig>,
+}
+
+/// `[node_attestation.x509pop]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct X509PopConfig {
+    /// PEM file of the CA certificates trusted to issue node certificates.
+    pub ca_bundle_path: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +164,10 @@ impl Default for ServerConfig {
             key_storage: KeyStorageKind::Files,
             log_format: LogFormat::Human,
             log_level: "info".into(),
+            node_attestation: NodeAttestationConfig::default(),
+            ca: CaConfig::default(),
+            bundle_endpoint_address: None,
+            federation: FederationConfig::default(),
         }
     }
 }
@@ -193,6 +271,52 @@ impl ServerConfig {
                 return Err(err(name, "must be greater than zero"));
             }
         }
+        if self.ca.upstream_cert_path.is_some() != self.ca.upstream_key_path.is_some() {
+            return Err(err(
+                "ca",
+                "upstream_cert_path and upstream_key_path must be set together",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in &self.federation.trust_domains {
+            let name = format!("federation.trust_domains[{}]", f.trust_domain);
+            let td = TrustDomain::parse(&f.trust_domain).map_err(|e| err(&name, e.to_string()))?;
+            if td.name() == self.trust_domain {
+                return Err(err(name, "a server does not federate with its own trust domain"));
+            }
+            if !seen.insert(td.name().to_owned()) {
+                return Err(err(name, "listed more than once"));
+            }
+            if !f.bundle_endpoint_url.starts_with("https://") {
+                return Err(err(name, "bundle_endpoint_url must be an https:// URL"));
+            }
+            match f.profile {
+                BundleEndpointProfile::HttpsWeb => {
+                    if f.endpoint_spiffe_id.is_some() || f.bootstrap_bundle_path.is_some() {
+                        return Err(err(
+                            name,
+                            "endpoint_spiffe_id and bootstrap_bundle_path apply to the https_spiffe profile only",
+                        ));
+                    }
+                }
+                BundleEndpointProfile::HttpsSpiffe => {
+                    if f.ca_bundle_path.is_some() {
+                        return Err(err(name, "ca_bundle_path applies to the https_web profile only"));
+                    }
+                    let id = f
+                        .endpoint_spiffe_id
+                        .as_deref()
+                        .ok_or_else(|| err(&name, "the https_spiffe profile needs endpoint_spiffe_id"))?;
+                    let id = lanyard_core::SpiffeId::parse(id).map_err(|e| err(&name, e.to_string()))?;
+                    if id.trust_domain_name() == td.name() && f.bootstrap_bundle_path.is_none() {
+                        return Err(err(
+                            name,
+                            "a self-serving https_spiffe endpoint needs bootstrap_bundle_path",
+                        ));
+                    }
+                }
+            }
+        }
         let longest = self.default_x509_svid_ttl.max(self.default_wit_ttl);
         if longest.saturating_mul(6) > self.ca_ttl.min(self.signing_key_ttl) {
             return Err(err(
@@ -253,6 +377,71 @@ mod tests {
         assert_eq!(c.agent_address, "127.0.0.1:8081");
         let c = ServerConfig::load(None, env_of(&[("LANYARD_AGENT_ADDRESS", "0.0.0.0:9443")])).unwrap();
         assert_eq!(c.agent_address, "0.0.0.0:9443");
+    }
+
+    #[test]
+    fn tables_for_attestation_upstream_and_federation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        let good = r#"
+bundle_endpoint_address = "127.0.0.1:0"
+[node_attestation.x509pop]
+ca_bundle_path = "/etc/node-ca.pem"
+[ca]
+upstream_cert_path = "/etc/up.pem"
+upstream_key_path = "/etc/up.key"
+[[federation.trust_domains]]
+trust_domain = "partner.example"
+bundle_endpoint_url = "https://partner.example/"
+profile = "https_spiffe"
+endpoint_spiffe_id = "spiffe://partner.example/spire/server"
+bootstrap_bundle_path = "/etc/partner.json"
+[[federation.trust_domains]]
+trust_domain = "cloud.example"
+bundle_endpoint_url = "https://cloud.example/b.json"
+profile = "https_web"
+"#;
+        std::fs::write(&p, good).unwrap();
+        let c = ServerConfig::load(Some(&p), |_| None).unwrap();
+        assert_eq!(c.federation.trust_domains.len(), 2);
+        assert_eq!(
+            c.federation.trust_domains[0].profile,
+            BundleEndpointProfile::HttpsSpiffe
+        );
+        assert!(c.node_attestation.x509pop.is_some());
+        assert!(c.ca.upstream_key_path.is_some());
+        for (bad, why) in [
+            (good.replace("upstream_key_path = \"/etc/up.key\"\n", ""), "together"),
+            (
+                good.replace("https://partner.example/", "http://partner.example/"),
+                "https://",
+            ),
+            (
+                good.replace("endpoint_spiffe_id = \"spiffe://partner.example/spire/server\"\n", ""),
+                "endpoint_spiffe_id",
+            ),
+            (
+                good.replace("bootstrap_bundle_path = \"/etc/partner.json\"\n", ""),
+                "bootstrap_bundle_path",
+            ),
+            (
+                good.replace("\"cloud.example\"", "\"partner.example\""),
+                "more than once",
+            ),
+            (good.replace("\"cloud.example\"", "\"example.org\""), "own trust domain"),
+            (good.replace("\"https_web\"", "\"https_webb\""), "https_webb"),
+        ] {
+            std::fs::write(&p, &bad).unwrap();
+            let e = ServerConfig::load(Some(&p), |_| None).unwrap_err();
+            assert!(e.to_string().contains(why), "{why}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.toml");
+        let c = ServerConfig::load(Some(&path), |_| None).unwrap();
+        assert!(c.federation.trust_domains.is_empty() && c.bundle_endpoint_address.is_none());
     }
 
     #[test]

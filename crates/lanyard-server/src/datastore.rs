@@ -121,6 +121,11 @@ pub trait DataStore: Send + Sync + std::fmt::Debug {
     /// The bundle's current `spiffe_sequence` (0 before the first bump).
     async fn bundle_sequence(&self) -> Result<u64, StoreError>;
 
+    /// The server secret `name`: stores `candidate` if the datastore has none by that name
+    /// yet, and returns the stored value, so that replicas sharing the datastore agree on
+    /// one (the first writer wins).
+    async fn get_or_create_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+
     /// Stores a foreign trust domain's bundle document.
     async fn put_federated_bundle(
         &self,

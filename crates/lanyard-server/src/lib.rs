@@ -14,10 +14,12 @@ pub mod config;
 pub mod datastore;
 pub mod endpoints;
 pub mod error;
+pub mod federation;
 pub mod issue;
 pub mod model;
 pub mod server;
 pub mod state;
+pub mod x509pop;
 
 // Public API
 pub use config::ServerConfig;

@@ -13,11 +13,13 @@ use tokio::task::JoinSet;
 use lanyard_core::{Clock, SystemClock};
 
 use crate::api;
-use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage};
+use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
 use crate::datastore::{DataStore, SqlDataStore};
-use crate::endpoints::{admin, public};
+use crate::endpoints::{admin, bundle_endpoint, public};
+use crate::federation;
 use crate::state::AppState;
+use crate::x509pop::X509Pop;
 
 /// How often authorities are checked for preparation, activation and retirement.
 const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
@@ -33,6 +35,8 @@ pub struct RunningServer {
     pub agent_addr: SocketAddr,
     /// The admin socket.
     pub admin_socket: PathBuf,
+    /// Where the `https_spiffe` bundle endpoint listens, when configured.
+    pub bundle_endpoint_addr: Option<SocketAddr>,
     /// The shared state (for tests and embedding).
     pub state: AppState,
     shutdown: watch::Sender<bool>,
@@ -121,8 +125,9 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener> {
 /// 1. the data directory (mode 0700);
 /// 2. the datastore (migrations run on connect);
 /// 3. the key manager, with a first rotation so every authority exists;
-/// 4. the public endpoints, the agent API (gRPC over TLS) and the admin socket;
-/// 5. the rotation loop.
+/// 4. the public endpoints, the agent API (gRPC over TLS), the admin socket and, when
+///    configured, the `https_spiffe` bundle endpoint;
+/// 5. the rotation loop and one federated-bundle refresher per foreign trust domain.
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     config.validate()?;
     prepare_data_dir(&config.data_dir)?;
@@ -146,11 +151,23 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                 .max(config.default_jwt_svid_ttl),
             key_storage: key_storage(&config)?,
             refresh_hint: config.bundle_refresh_hint,
+            upstream: match (&config.ca.upstream_cert_path, &config.ca.upstream_key_path) {
+                (Some(cert), Some(key)) => Some(Arc::new(
+                    UpstreamCa::load(cert, key).context("loading the upstream CA")?,
+                )),
+                _ => None,
+            },
         },
     ));
     keys.rotate(clock.now())
         .await
         .context("preparing the CA and signing keys")?;
+    let x509pop = match &config.node_attestation.x509pop {
+        Some(c) => Some(Arc::new(
+            X509Pop::load(&c.ca_bundle_path, &trust_domain, &*store).await?,
+        )),
+        None => None,
+    };
 
     let listener = TcpListener::bind(&config.public_address)
         .await
@@ -161,6 +178,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         .await
         .with_context(|| format!("binding the agent API address {}", config.agent_address))?;
     let agent_addr = agent_listener.local_addr()?;
+    let bundle_listener = match &config.bundle_endpoint_address {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding the bundle endpoint address {address}"))?,
+        ),
+        None => None,
+    };
+    let bundle_endpoint_addr = bundle_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let relationships = config
+        .federation
+        .trust_domains
+        .iter()
+        .map(|f| federation::Relationship::from_config(f).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
     let admin_socket = config.admin_socket();
     let admin_listener = bind_admin_socket(&admin_socket)?;
 
@@ -195,7 +227,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .await?;
         Ok(())
     });
-    tasks.spawn(api::serve(state.clone(), agent_listener, stopped(watcher.clone())));
+    tasks.spawn(api::serve(
+        state.clone(),
+        agent_listener,
+        x509pop,
+        stopped(watcher.clone()),
+    ));
+    if let Some(listener) = bundle_listener {
+        tasks.spawn(bundle_endpoint::serve(
+            state.clone(),
+            listener,
+            stopped(watcher.clone()),
+        ));
+    }
+    federation::spawn(&state, relationships, &watcher, &mut tasks);
     let mut stop = watcher;
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(ROTATION_INTERVAL);
@@ -216,6 +261,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         public_url,
         agent_addr,
         admin_socket,
+        bundle_endpoint_addr,
         state,
         shutdown,
         tasks,

@@ -38,14 +38,20 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Harness::start_with(|_, _| {}).await
+    }
+
+    /// A server whose configuration `adjust` may change (it gets the temporary directory).
+    async fn start_with(adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             trust_domain: TD.into(),
             data_dir: dir.path().join("data"),
             public_address: "127.0.0.1:0".into(),
             agent_address: "127.0.0.1:0".into(),
             ..ServerConfig::default()
         };
+        adjust(&mut config, dir.path());
         let server = lanyard_server::start(config).await.unwrap();
         Harness { server, _dir: dir }
     }
@@ -164,6 +170,8 @@ async fn connect(addr: SocketAddr, config: ClientConfig) -> AgentApiClient<Chann
             let connector = connector.clone();
             async move {
                 let tcp = TcpStream::connect(addr).await?;
+                // Without it, Nagle and delayed ACKs add ~40 ms to a request.
+                tcp.set_nodelay(true)?;
                 let name = ServerName::try_from("lanyard-server").unwrap();
                 let tls = connector.connect(name, tcp).await?;
                 Ok::<_, std::io::Error>(TokioIo::new(tls))
@@ -643,4 +651,644 @@ async fn shutdown_ends_open_streams() {
         .await
         .expect("shutdown hung on an open stream")
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// x509pop
+// ---------------------------------------------------------------------------
+
+/// A CA for node certificates (not a SPIFFE CA).
+struct NodeCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+fn node_ca() -> NodeCa {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    params.distinguished_name.push(rcgen::DnType::CommonName, "node CA");
+    let cert = params.self_signed(&key).unwrap();
+    NodeCa {
+        pem: cert.pem(),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// A node certificate: its DER and its key (as the agent would load it).
+struct NodeCert {
+    der: Vec<u8>,
+    key: lanyard_crypto::KeyPair,
+}
+
+fn node_cert(ca: &NodeCa, alg: &'static rcgen::SignatureAlgorithm, key_usage: rcgen::KeyUsagePurpose) -> NodeCert {
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["node-1.example.org".to_owned()]).unwrap();
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![key_usage];
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    NodeCert {
+        der: cert.der().to_vec(),
+        key: lanyard_crypto::KeyPair::from_pkcs8_der(&key.serialize_der(), None).unwrap(),
+    }
+}
+
+fn x509pop_request(
+    chain: Vec<Vec<u8>>,
+    response: Option<pb::X509PopChallengeResponse>,
+    csr: Vec<u8>,
+) -> pb::AttestAgentRequest {
+    pb::AttestAgentRequest {
+        attestation: Some(pb::attest_agent_request::Attestation::X509pop(pb::X509PopAttestation {
+            cert_chain: chain,
+            challenge_response: response,
+        })),
+        csr,
+    }
+}
+
+fn x509pop_agent_id(node: &NodeCert) -> String {
+    let hash: String = lanyard_crypto::provider()
+        .sha256(&node.der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("spiffe://{TD}/lanyard/agent/x509pop/{hash}")
+}
+
+impl Harness {
+    /// A server trusting `ca` for x509pop.
+    async fn with_x509pop(ca: &NodeCa) -> Harness {
+        let pem = ca.pem.clone();
+        Harness::start_with(move |config, dir| {
+            let path = dir.join("node-ca.pem");
+            std::fs::write(&path, pem).unwrap();
+            config.node_attestation.x509pop = Some(lanyard_server::config::X509PopConfig { ca_bundle_path: path });
+        })
+        .await
+    }
+
+    /// x509pop step 1: the challenge.
+    async fn x509pop_challenge(&self, node: &NodeCert) -> Result<pb::X509PopChallenge, tonic::Status> {
+        let response = self
+            .anonymous()
+            .await
+            .attest_agent(x509pop_request(vec![node.der.clone()], None, Vec::new()))
+            .await?
+            .into_inner();
+        match response.step {
+            Some(pb::attest_agent_response::Step::Challenge(c)) => Ok(c),
+            other => panic!("expected a challenge, got {other:?}"),
+        }
+    }
+
+    /// x509pop step 2 with a response signed as the agent would.
+    async fn x509pop_answer(
+        &self,
+        node: &NodeCert,
+        challenge: &[u8],
+        csr: Vec<u8>,
+    ) -> Result<pb::AgentCredentials, tonic::Status> {
+        let answer = lanyard_server::x509pop::challenge_response(&node.key, challenge, &csr).unwrap();
+        self.x509pop_step2(node, answer, csr).await
+    }
+
+    async fn x509pop_step2(
+        &self,
+        node: &NodeCert,
+        answer: pb::X509PopChallengeResponse,
+        csr: Vec<u8>,
+    ) -> Result<pb::AgentCredentials, tonic::Status> {
+        let response = self
+            .anonymous()
+            .await
+            .attest_agent(x509pop_request(vec![node.der.clone()], Some(answer), csr))
+            .await?
+            .into_inner();
+        Ok(response_credentials(response))
+    }
+}
+
+#[tokio::test]
+async fn x509pop_attestation_issues_an_agent_svid_and_allows_reattestation() {
+    let ca = node_ca();
+    let h = Harness::with_x509pop(&ca).await;
+    for alg in [
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+        &rcgen::PKCS_ED25519,
+    ] {
+        let node = node_cert(&ca, alg, rcgen::KeyUsagePurpose::DigitalSignature);
+        let id = x509pop_agent_id(&node);
+        let challenge = h.x509pop_challenge(&node).await.unwrap();
+        assert_eq!(challenge.challenge.len(), lanyard_server::x509pop::CHALLENGE_LEN);
+        let now = i64::try_from(h.now().as_secs()).unwrap();
+        assert!(challenge.expires_at > now && challenge.expires_at <= now + 61);
+        let (key, csr) = csr_for(&id);
+        let credentials = h.x509pop_answer(&node, &challenge.challenge, csr).await.unwrap();
+        let agent = creds_from(credentials, key);
+        assert_eq!(agent.id, id);
+        let verified = verify_with_bundle(&agent.svid.chain, &agent.bundle, h.now());
+        assert_eq!(verified.spiffe_id.as_str(), id);
+        let stored = h
+            .server
+            .state
+            .store
+            .get_agent(&SpiffeId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.attestation_type, "x509pop");
+        let selectors: Vec<String> = stored.selectors.iter().map(ToString::to_string).collect();
+        assert!(
+            selectors.iter().any(|s| s.starts_with("x509pop:serialnumber:")),
+            "{selectors:?}"
+        );
+        assert!(
+            selectors.contains(&format!("x509pop:leaf:fingerprint:{}", &id[id.len() - 64..])),
+            "{selectors:?}"
+        );
+
+        // The new agent SVID authenticates the agent.
+        let bundles = h
+            .as_agent(&agent)
+            .await
+            .get_bundles(pb::GetBundlesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(bundles.bundles.unwrap().bundle.is_some());
+
+        // The same node may attest again (a fresh challenge and a new key).
+        let challenge = h.x509pop_challenge(&node).await.unwrap();
+        let (_, csr) = csr_for(&id);
+        let again = h.x509pop_answer(&node, &challenge.challenge, csr).await.unwrap();
+        assert_eq!(again.svid.unwrap().spiffe_id, id);
+    }
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn x509pop_refusals() {
+    let ca = node_ca();
+    let h = Harness::with_x509pop(&ca).await;
+    let node = node_cert(
+        &ca,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    );
+    let id = x509pop_agent_id(&node);
+
+    // A node certificate from another CA, or without digitalSignature: no challenge.
+    let stranger = node_cert(
+        &node_ca(),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    );
+    assert_eq!(
+        h.x509pop_challenge(&stranger).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let no_signing = node_cert(
+        &ca,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::KeyAgreement,
+    );
+    assert_eq!(
+        h.x509pop_challenge(&no_signing).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    // Nor without a chain.
+    let err = h
+        .anonymous()
+        .await
+        .attest_agent(x509pop_request(Vec::new(), None, Vec::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let challenge = h.x509pop_challenge(&node).await.unwrap().challenge;
+
+    // A tampered challenge.
+    let mut tampered = challenge.clone();
+    tampered[5] ^= 1;
+    let (_, csr) = csr_for(&id);
+    let err = h.x509pop_answer(&node, &tampered, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("not authentic"), "{}", err.message());
+
+    // An expired challenge (made with the server's own key, so only the expiry is wrong).
+    let key = lanyard_server::x509pop::ChallengeKey::load(&*h.server.state.store)
+        .await
+        .unwrap();
+    let expired = key.issue(&node.der, UnixTime(h.now().as_secs() - 1)).unwrap();
+    let err = h.x509pop_answer(&node, &expired, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("expired"), "{}", err.message());
+
+    // A challenge issued for another node certificate.
+    let other_node = node_cert(
+        &ca,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    );
+    let other_challenge = h.x509pop_challenge(&other_node).await.unwrap().challenge;
+    let err = h
+        .x509pop_answer(&node, &other_challenge, csr.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A signature by another key.
+    let forged = lanyard_server::x509pop::challenge_response(&other_node.key, &challenge, &csr).unwrap();
+    let err = h.x509pop_step2(&node, forged, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // The CSR swapped after signing.
+    let signed = lanyard_server::x509pop::challenge_response(&node.key, &challenge, &csr).unwrap();
+    let (_, swapped) = csr_for(&id);
+    let err = h.x509pop_step2(&node, signed.clone(), swapped).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // An algorithm that does not fit the key, an unknown one, and no CSR.
+    let mut wrong_alg = signed.clone();
+    wrong_alg.signature_algorithm = "ES384".into();
+    let err = h.x509pop_step2(&node, wrong_alg, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut hmac_alg = signed.clone();
+    hmac_alg.signature_algorithm = "HS256".into();
+    let err = h.x509pop_step2(&node, hmac_alg, csr.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = h.x509pop_step2(&node, signed.clone(), Vec::new()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // The genuine answer works; once the agent is banned, the node cannot attest again.
+    h.x509pop_step2(&node, signed, csr).await.unwrap();
+    assert!(
+        h.server
+            .state
+            .store
+            .ban_agent(&SpiffeId::parse(&id).unwrap())
+            .await
+            .unwrap()
+    );
+    let challenge = h.x509pop_challenge(&node).await.unwrap().challenge;
+    let (_, csr) = csr_for(&id);
+    let err = h.x509pop_answer(&node, &challenge, csr).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn x509pop_is_disabled_without_a_ca_bundle() {
+    let h = Harness::start().await;
+    let node = node_cert(
+        &node_ca(),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    );
+    assert_eq!(
+        h.x509pop_challenge(&node).await.unwrap_err().code(),
+        Code::Unimplemented
+    );
+    h.server.shutdown().await.unwrap();
+}
+
+#[test]
+fn x509pop_signed_message_layout() {
+    let message = lanyard_server::x509pop::x509pop_signed_message(b"chal", b"csr");
+    let mut expected = b"lanyard-x509pop-v1\0chal".to_vec();
+    expected.extend_from_slice(&lanyard_crypto::provider().sha256(b"csr"));
+    assert_eq!(message, expected);
+}
+
+/// With `[ca] upstream_*`, agents attest, authenticate (their SVID chains carry the
+/// server's intermediate) and receive a bundle holding only the upstream root.
+#[tokio::test]
+async fn upstream_ca_end_to_end() {
+    let start = lanyard_core::Clock::now(&lanyard_core::SystemClock).minus(60);
+    let root = X509Authority::new_root(&TrustDomain::parse(TD).unwrap(), None, 48 * 3600, start).unwrap();
+    let (cert_pem, key_pem) = (root.cert_pem(), root.key_pem());
+    let h = Harness::start_with(move |config, dir| {
+        let (cert, key) = (dir.join("upstream.pem"), dir.join("upstream.key"));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        config.ca.upstream_cert_path = Some(cert);
+        config.ca.upstream_key_path = Some(key);
+    })
+    .await;
+    let agent = h.attest().await;
+    assert_eq!(agent.svid.chain.len(), 2);
+    let only_root = X509BundleSet::new().with(X509Bundle::from_pem(h.td(), &root.cert_pem()).unwrap());
+    verify_svid_chain(
+        &agent.svid.chain,
+        &only_root,
+        h.now(),
+        &VerifyOptions::for_usage(Usage::ClientAuth),
+    )
+    .unwrap();
+    let bundle = SpiffeBundle::parse(h.td(), &agent.bundle.json).unwrap();
+    assert_eq!(bundle.x509_authorities, vec![root.bundle_jwk().unwrap()]);
+    h.as_agent(&agent)
+        .await
+        .get_bundles(pb::GetBundlesRequest {})
+        .await
+        .unwrap();
+    h.server.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Federation
+// ---------------------------------------------------------------------------
+
+const FOREIGN_TD: &str = "other.org";
+
+/// A foreign bundle document with these X.509 authorities and sequence.
+fn foreign_bundle(roots: &[&X509Authority], sequence: u64) -> String {
+    let mut bundle = SpiffeBundle::new(TrustDomain::parse(FOREIGN_TD).unwrap());
+    bundle.sequence = Some(sequence);
+    bundle.refresh_hint = Some(1);
+    bundle.x509_authorities = roots.iter().map(|r| r.bundle_jwk().unwrap()).collect();
+    bundle.to_json()
+}
+
+/// A minimal HTTPS server (Web PKI certificate for 127.0.0.1 from its own CA) answering
+/// every request with the current `(status, body)`.
+struct WebEndpoint {
+    url: String,
+    ca_pem: String,
+    answer: Arc<std::sync::Mutex<(u16, String)>>,
+}
+
+impl WebEndpoint {
+    async fn start(body: String) -> WebEndpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca = node_ca();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+                )
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+        let answer = Arc::new(std::sync::Mutex::new((200, body)));
+        let current = Arc::clone(&answer);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let (acceptor, current) = (acceptor.clone(), Arc::clone(&current));
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let (status, body) = current.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        WebEndpoint {
+            url,
+            ca_pem: ca.pem,
+            answer,
+        }
+    }
+
+    fn serve(&self, status: u16, body: String) {
+        *self.answer.lock().unwrap() = (status, body);
+    }
+}
+
+async fn stored_foreign(h: &Harness, td: &str, within: Duration) -> SpiffeBundle {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some((json, _)) = h.server.state.store.get_federated_bundle(td).await.unwrap() {
+            return SpiffeBundle::parse(TrustDomain::parse(td).unwrap(), json.as_bytes()).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the federated bundle of {td} was not fetched in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The federated bundle sequence of `td` in a `Bundles` event.
+fn federated_sequence(event: &pb::sync_entries_response::Event, td: &str) -> Option<u64> {
+    match event {
+        pb::sync_entries_response::Event::Bundles(b) => {
+            b.federated_bundles.get(&format!("spiffe://{td}")).map(|b| b.sequence)
+        }
+        other => panic!("expected bundles, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn federation_fetches_stores_refreshes_and_keeps_the_last_good_bundle() {
+    use lanyard_server::config::{BundleEndpointProfile, FederatedTrustDomain};
+    use lanyard_server::federation::{self, Relationship};
+
+    let foreign_td = TrustDomain::parse(FOREIGN_TD).unwrap();
+    let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
+    let root1 = X509Authority::new_root(&foreign_td, None, 3600, now).unwrap();
+    let root2 = X509Authority::new_root(&foreign_td, None, 3600, now).unwrap();
+    let endpoint = WebEndpoint::start(foreign_bundle(&[&root1], 1)).await;
+    let (url, ca_pem) = (endpoint.url.clone(), endpoint.ca_pem.clone());
+    let h = Harness::start_with(move |config, dir| {
+        let ca = dir.join("web-ca.pem");
+        std::fs::write(&ca, ca_pem).unwrap();
+        config.federation.trust_domains = vec![FederatedTrustDomain {
+            trust_domain: FOREIGN_TD.into(),
+            bundle_endpoint_url: url,
+            profile: BundleEndpointProfile::HttpsWeb,
+            endpoint_spiffe_id: None,
+            bootstrap_bundle_path: None,
+            ca_bundle_path: Some(ca),
+        }];
+    })
+    .await;
+
+    // Fetched and stored at start.
+    let stored = stored_foreign(&h, FOREIGN_TD, Duration::from_secs(10)).await;
+    assert_eq!(stored.sequence, Some(1));
+    assert_eq!(stored.x509_authorities, vec![root1.bundle_jwk().unwrap()]);
+
+    // An agent whose entry federates with the foreign trust domain gets the bundle.
+    let agent = h.attest().await;
+    let spec = EntrySpec {
+        spiffe_id: WorkloadId::parse("spiffe://example.org/web").unwrap(),
+        parent_id: SpiffeId::parse(&agent.id).unwrap(),
+        selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
+        x509_svid_ttl: 0,
+        jwt_svid_ttl: 0,
+        wit_ttl: 0,
+        dns_names: Vec::new(),
+        federates_with: vec![FOREIGN_TD.into()],
+        admin: false,
+    };
+    h.server.state.store.create_entry(&spec, h.now()).await.unwrap();
+    let mut client = h.as_agent(&agent).await;
+    let mut stream = client
+        .sync_entries(pb::SyncEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next_event(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(federated_sequence(&first, FOREIGN_TD), Some(1));
+    next_event(&mut stream, Duration::from_secs(5)).await; // snapshot
+
+    // A changed bundle is stored and pushed to the open stream.
+    let relationship = Relationship::from_config(&h.server.state.config.federation.trust_domains[0]).unwrap();
+    endpoint.serve(200, foreign_bundle(&[&root1, &root2], 2));
+    let refreshed = federation::refresh_once(&h.server.state, &relationship).await.unwrap();
+    assert!(refreshed.changed);
+    assert_eq!(refreshed.sequence, Some(2));
+    assert_eq!(
+        refreshed.next,
+        federation::MIN_REFRESH,
+        "a 1 s hint is raised to the minimum"
+    );
+    let pushed = next_event(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(federated_sequence(&pushed, FOREIGN_TD), Some(2));
+    assert_eq!(
+        stored_foreign(&h, FOREIGN_TD, Duration::ZERO)
+            .await
+            .x509_authorities
+            .len(),
+        2
+    );
+
+    // The same sequence again: nothing stored.
+    assert!(
+        !federation::refresh_once(&h.server.state, &relationship)
+            .await
+            .unwrap()
+            .changed
+    );
+
+    // Bad documents and errors are refused; the last good bundle stays.
+    let bad_x5c = foreign_bundle(&[&root1], 3).replace(&root1.bundle_jwk().unwrap().x5c.unwrap()[0], "AAAA");
+    for (status, body) in [
+        (200, "{\"keys\": 5}".to_owned()),
+        (200, "not json".to_owned()),
+        (200, bad_x5c),
+        (500, foreign_bundle(&[&root1], 4)),
+    ] {
+        endpoint.serve(status, body.clone());
+        let err = federation::refresh_once(&h.server.state, &relationship)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                federation::FederationError::InvalidBundle { .. } | federation::FederationError::Fetch { .. }
+            ),
+            "{err}"
+        );
+        let kept = stored_foreign(&h, FOREIGN_TD, Duration::ZERO).await;
+        assert_eq!(kept.sequence, Some(2), "after {body:?}");
+    }
+
+    // Without the private CA, Web PKI validation fails.
+    let mut untrusted = h.server.state.config.federation.trust_domains[0].clone();
+    untrusted.ca_bundle_path = None;
+    let err = federation::refresh_once(&h.server.state, &Relationship::from_config(&untrusted).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, federation::FederationError::Fetch { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    assert_eq!(federation::refresh_interval(None), federation::DEFAULT_REFRESH);
+    assert_eq!(federation::refresh_interval(Some(1 << 40)), federation::MAX_REFRESH);
+    assert_eq!(federation::refresh_interval(Some(600)), Duration::from_secs(600));
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn https_spiffe_federation_between_two_servers() {
+    use lanyard_server::config::{BundleEndpointProfile, FederatedTrustDomain};
+    use lanyard_server::federation::{self, Relationship};
+
+    // Server B (other.org) serves its bundle on an https_spiffe endpoint.
+    let b = Harness::start_with(|config, _| {
+        config.trust_domain = FOREIGN_TD.into();
+        config.bundle_endpoint_address = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let b_addr = b.server.bundle_endpoint_addr.unwrap();
+    let b_bundle = b.server.state.keys.bundle().await.unwrap();
+
+    // Server A (example.org) federates with it, bootstrapped with B's bundle.
+    let bootstrap = b_bundle.to_json();
+    let a = Harness::start_with(move |config, dir| {
+        let path = dir.join("other.org.bundle.json");
+        std::fs::write(&path, bootstrap).unwrap();
+        config.federation.trust_domains = vec![FederatedTrustDomain {
+            trust_domain: FOREIGN_TD.into(),
+            bundle_endpoint_url: format!("https://{b_addr}/"),
+            profile: BundleEndpointProfile::HttpsSpiffe,
+            endpoint_spiffe_id: Some(format!("spiffe://{FOREIGN_TD}/lanyard/server")),
+            bootstrap_bundle_path: Some(path),
+            ca_bundle_path: None,
+        }];
+    })
+    .await;
+    let fetched = stored_foreign(&a, FOREIGN_TD, Duration::from_secs(10)).await;
+    assert_eq!(fetched.x509_authorities, b_bundle.x509_authorities);
+    assert_eq!(fetched.jwt_authorities, b_bundle.jwt_authorities);
+    assert_eq!(fetched.sequence, b_bundle.sequence);
+
+    // Later fetches authenticate B with the bundle fetched last.
+    let config = a.server.state.config.federation.trust_domains[0].clone();
+    let refreshed = federation::refresh_once(&a.server.state, &Relationship::from_config(&config).unwrap())
+        .await
+        .unwrap();
+    assert!(!refreshed.changed);
+
+    // The endpoint must present the configured SPIFFE ID.
+    let mut wrong_id = config.clone();
+    wrong_id.endpoint_spiffe_id = Some(format!("spiffe://{FOREIGN_TD}/somebody-else"));
+    let err = federation::refresh_once(&a.server.state, &Relationship::from_config(&wrong_id).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, federation::FederationError::Fetch { .. }), "{err}");
+
+    // An endpoint claiming to be A's own server is checked against A's own bundle: B's
+    // SVID does not validate there.
+    let mut own_td = config.clone();
+    own_td.endpoint_spiffe_id = Some(SERVER_ID.into());
+    own_td.bootstrap_bundle_path = None;
+    let err = federation::refresh_once(&a.server.state, &Relationship::from_config(&own_td).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, federation::FederationError::Fetch { .. }), "{err}");
+
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
 }

@@ -478,3 +478,87 @@ async fn replicas_with_their_own_connections_converge() {
     let repairs = replica_rounds([a, b], 10).await;
     eprintln!("two pools on one SQLite file: {repairs} race repairs over 10 rounds");
 }
+
+/// With an upstream CA, the server's CAs are intermediates: SVIDs verify against the
+/// upstream root alone (the bundle's only X.509 authority), also after a reload from the
+/// datastore, and `openssl verify` agrees when it is installed.
+#[tokio::test]
+async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
+    use lanyard_server::ca::UpstreamCa;
+    let root = X509Authority::new_root(&td(), None, 100 * H, at(0).minus(H)).unwrap();
+    let upstream = Arc::new(UpstreamCa::from_pem(&root.cert_pem(), &root.key_pem()).unwrap());
+    assert_eq!(upstream.roots(), std::slice::from_ref(root.cert_der()));
+    let store = memory_store().await;
+    let config = KeyManagerConfig {
+        upstream: Some(Arc::clone(&upstream)),
+        ..KeyManagerConfig::new(td(), encrypted())
+    };
+    let keys = KeyManager::new(Arc::clone(&store), config.clone());
+    keys.rotate(at(0)).await.unwrap();
+
+    let bundle = keys.bundle().await.unwrap();
+    assert_eq!(bundle.x509_authorities.len(), 1);
+    assert_eq!(bundle.x509_authorities, vec![root.bundle_jwk().unwrap()]);
+    let trusted = X509BundleSet::new().with(X509Bundle::from_spiffe_bundle(&bundle).unwrap());
+
+    let ca = keys.x509_ca().await.unwrap();
+    assert!(!ca.is_self_signed());
+    let id = SpiffeId::parse("spiffe://example.org/workload").unwrap();
+    let svid = ca.issue_svid(&id, SubjectKey::Generate, 600, &[], at(0)).unwrap();
+    assert_eq!(svid.chain.len(), 2, "leaf and intermediate");
+    verify_svid_chain(&svid.chain, &trusted, at(1), &VerifyOptions::default()).unwrap();
+
+    // Another replica (or a restart) loads the stored intermediate with the upstream chain.
+    let again = KeyManager::new(Arc::clone(&store), config);
+    again.reload().await.unwrap();
+    let svid = again
+        .x509_ca()
+        .await
+        .unwrap()
+        .issue_svid(&id, SubjectKey::Generate, 600, &[], at(2))
+        .unwrap();
+    assert_eq!(svid.chain.len(), 2);
+    verify_svid_chain(&svid.chain, &trusted, at(3), &VerifyOptions::default()).unwrap();
+
+    // Rotation keeps the bundle at the root while the intermediates change.
+    keys.rotate(at(20 * H)).await.unwrap();
+    let later = keys.bundle().await.unwrap();
+    assert_eq!(later.x509_authorities, bundle.x509_authorities);
+
+    // An independent verifier, when installed: openssl, at the real current time.
+    let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
+    let root = X509Authority::new_root(&td(), None, 10 * H, now).unwrap();
+    let live = KeyManager::new(
+        memory_store().await,
+        KeyManagerConfig {
+            upstream: Some(Arc::new(
+                UpstreamCa::from_pem(&root.cert_pem(), &root.key_pem()).unwrap(),
+            )),
+            ..KeyManagerConfig::new(td(), encrypted())
+        },
+    );
+    live.rotate(now).await.unwrap();
+    let svid = live
+        .x509_ca()
+        .await
+        .unwrap()
+        .issue_svid(&id, SubjectKey::Generate, 600, &[], now)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
+    std::fs::write(dir.path().join("root.pem"), root.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), pem(&svid.chain[0])).unwrap();
+    std::fs::write(dir.path().join("inter.pem"), pem(&svid.chain[1])).unwrap();
+    match std::process::Command::new("openssl")
+        .args(["verify", "-CAfile", "root.pem", "-untrusted", "inter.pem", "leaf.pem"])
+        .current_dir(dir.path())
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "openssl verify: {}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        Err(e) => eprintln!("openssl not run: {e}"),
+    }
+}

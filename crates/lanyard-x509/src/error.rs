@@ -88,6 +88,19 @@ pub enum Error {
         /// What path validation reported.
         reason: webpki::Error,
     },
+    /// A chain that is not an X.509-SVID (e.g. an x509pop node certificate) does not lead
+    /// to one of the configured roots, or a signature or constraint on the path is wrong.
+    #[error("certificate chain does not validate against the configured roots: {reason}")]
+    UntrustedChain {
+        /// What path validation reported.
+        reason: webpki::Error,
+    },
+    /// The leaf lacks a key usage the caller requires.
+    #[error("the leaf certificate's key usage does not include {usage}")]
+    MissingKeyUsage {
+        /// E.g. `digitalSignature`.
+        usage: &'static str,
+    },
     /// The leaf's extended key usage does not allow the use it is being verified for.
     #[error("the leaf's extended key usage does not allow {usage}")]
     WrongUsage {
@@ -186,6 +199,8 @@ impl Error {
             Error::Expired { .. } => "expired",
             Error::NotYetValid { .. } => "not_yet_valid",
             Error::BadChain { .. } => "bad_chain",
+            Error::UntrustedChain { .. } => "untrusted_chain",
+            Error::MissingKeyUsage { .. } => "missing_key_usage",
             Error::WrongUsage { .. } => "wrong_usage",
             Error::NameMismatch { .. } => "name_mismatch",
             Error::Unauthorized { .. } => "unauthorized",

@@ -65,4 +65,4 @@ pub use tls::{
     Authorizer, SpiffeClientCertVerifier, SpiffeServerCertVerifier, SvidResolver, SvidSource, anonymous_client_config,
     client_config, client_config_with_verifier, peer_spiffe_id, server_config,
 };
-pub use verify::{Usage, VerifiedSvid, VerifyOptions, verify_svid_chain};
+pub use verify::{Usage, VerifiedCert, VerifiedSvid, VerifyOptions, verify_cert_chain, verify_svid_chain};

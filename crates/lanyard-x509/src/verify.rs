@@ -220,3 +220,89 @@ fn path_error(e: webpki::Error, td: &TrustDomain, now: UnixTime, usage: Usage) -
         },
     }
 }
+
+/// What [`verify_cert_chain`] found in a chain's leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCert {
+    /// The leaf's notBefore.
+    pub not_before: UnixTime,
+    /// The leaf's notAfter.
+    pub not_after: UnixTime,
+    /// The leaf's serial number in lowercase hex.
+    pub serial: String,
+    /// The leaf's SubjectPublicKeyInfo, DER.
+    pub spki_der: Vec<u8>,
+}
+
+/// Verifies a certificate chain that need not be an X.509-SVID (e.g. a node certificate
+/// for x509pop node attestation): DER, leaf first, then intermediates, RFC 5280 path
+/// validation by rustls-webpki to one of `roots` at `now`, any extended key usage. The
+/// leaf must not be a CA and, when `require_digital_signature`, must carry a key usage
+/// extension that allows `digitalSignature`.
+pub fn verify_cert_chain<C: AsRef<[u8]>>(
+    chain: &[C],
+    roots: &[CertificateDer<'_>],
+    now: UnixTime,
+    require_digital_signature: bool,
+) -> Result<VerifiedCert, Error> {
+    let (leaf_der, rest) = chain.split_first().ok_or(Error::EmptyChain)?;
+    let leaf = cert::parse(leaf_der.as_ref())?;
+    let bc = leaf
+        .basic_constraints()
+        .map_err(|e| Error::malformed("certificate", format!("basicConstraints: {e}")))?;
+    if bc.is_some_and(|b| b.value.ca) {
+        return Err(Error::LeafIsCa);
+    }
+    let ku = leaf
+        .key_usage()
+        .map_err(|e| Error::malformed("certificate", format!("keyUsage: {e}")))?;
+    if require_digital_signature && !ku.is_some_and(|k| k.value.digital_signature()) {
+        return Err(Error::MissingKeyUsage {
+            usage: "digitalSignature",
+        });
+    }
+    let (not_before, not_after) = cert::validity(&leaf);
+    if now < not_before {
+        return Err(Error::NotYetValid { not_before, now });
+    }
+    if now > not_after {
+        return Err(Error::Expired { not_after, now });
+    }
+    let anchors = roots
+        .iter()
+        .map(|r| {
+            webpki::anchor_from_trusted_cert(r)
+                .map_err(|e| Error::InvalidBundle(format!("unusable root certificate: {e}")))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(c.as_ref())).collect();
+    let leaf_cert = CertificateDer::from(leaf_der.as_ref());
+    let ee = EndEntityCert::try_from(&leaf_cert).map_err(|e| Error::UntrustedChain { reason: e })?;
+    let time = pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.as_secs()));
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &intermediates,
+        time,
+        AnyUsage,
+        None,
+        None,
+    )
+    .map_err(|e| match e {
+        webpki::Error::CertExpired { not_after, .. } => Error::Expired {
+            not_after: UnixTime(not_after.as_secs()),
+            now,
+        },
+        webpki::Error::CertNotValidYet { not_before, .. } => Error::NotYetValid {
+            not_before: UnixTime(not_before.as_secs()),
+            now,
+        },
+        reason => Error::UntrustedChain { reason },
+    })?;
+    Ok(VerifiedCert {
+        not_before,
+        not_after,
+        serial: cert::hex(leaf.raw_serial()),
+        spki_der: leaf.public_key().raw.to_vec(),
+    })
+}

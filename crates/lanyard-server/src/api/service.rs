@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use base64::Engine;
 use lanyard_api::agent::v1 as pb;
@@ -22,8 +23,9 @@ use crate::api::sync::Hub;
 use crate::datastore::{EntryFilter, TokenUse};
 use crate::error::ServerError;
 use crate::issue;
-use crate::model::{Agent, Entry};
+use crate::model::{Agent, Entry, Selector};
 use crate::state::AppState;
+use crate::x509pop::{self, X509Pop, X509PopError};
 
 /// The path prefix of every agent SPIFFE ID.
 pub const AGENT_PATH_PREFIX: &str = "/lanyard/agent/";
@@ -41,12 +43,14 @@ pub type SyncStream = Pin<Box<dyn Stream<Item = Result<pb::SyncEntriesResponse, 
 pub struct AgentService {
     state: AppState,
     hub: Hub,
+    x509pop: Option<Arc<X509Pop>>,
 }
 
 impl AgentService {
-    /// A service over `state`, with `hub` feeding its `SyncEntries` streams.
-    pub fn new(state: AppState, hub: Hub) -> AgentService {
-        AgentService { state, hub }
+    /// A service over `state`, with `hub` feeding its `SyncEntries` streams; x509pop node
+    /// attestation is enabled when `x509pop` is given.
+    pub fn new(state: AppState, hub: Hub, x509pop: Option<Arc<X509Pop>>) -> AgentService {
+        AgentService { state, hub, x509pop }
     }
 }
 
@@ -351,19 +355,99 @@ impl AgentService {
                 return Err(Status::permission_denied("join token unknown or already used"));
             }
         }
-        let (credentials, verified) = self.credentials(&svid, &agent_id).await.map_err(status)?;
+        self.complete_attestation(ACTION, "join_token", &agent_id, &svid, Vec::new(), peer)
+            .await
+    }
+
+    /// The end of every attestation method: the credentials for the freshly signed agent
+    /// SVID, the agent record (created, or updated on re-attestation; a ban is never
+    /// lifted), and the audit line.
+    async fn complete_attestation(
+        &self,
+        action: &'static str,
+        attestation_type: &str,
+        agent_id: &SpiffeId,
+        svid: &X509Svid,
+        selectors: Vec<Selector>,
+        peer: Option<&PeerIdentity>,
+    ) -> Result<pb::AgentCredentials, Status> {
+        let (credentials, verified) = match self.credentials(svid, agent_id).await {
+            Ok(done) => done,
+            Err(e) => {
+                audit(action, e.kind(), agent_id.as_str(), peer);
+                return Err(status(e));
+            }
+        };
         let agent = Agent {
             id: agent_id.clone(),
-            attestation_type: "join_token".into(),
+            attestation_type: attestation_type.into(),
             svid_serial: verified.serial,
             svid_expires_at: verified.not_after,
-            selectors: Vec::new(),
+            selectors,
             banned: false,
-            created_at: now,
+            created_at: self.state.clock.now(),
         };
         self.state.store.upsert_agent(&agent).await.map_err(store_status)?;
-        audit(ACTION, "ok", agent_id.as_str(), peer);
+        audit(action, "ok", agent_id.as_str(), peer);
         Ok(credentials)
+    }
+
+    /// x509pop, either step: a challenge (no `challenge_response`) or the credentials.
+    async fn attest_x509pop(
+        &self,
+        evidence: &pb::X509PopAttestation,
+        csr: &[u8],
+        peer: Option<&PeerIdentity>,
+    ) -> Result<pb::attest_agent_response::Step, Status> {
+        const ACTION: &str = "agent.attest.x509pop";
+        let fail = |e: X509PopError, subject: &str| {
+            audit(ACTION, e.kind(), subject, peer);
+            e.status()
+        };
+        let Some(x509pop) = &self.x509pop else {
+            return Err(fail(X509PopError::Disabled, ""));
+        };
+        let now = self.state.clock.now();
+        let node = x509pop
+            .verify_chain(&evidence.cert_chain, now)
+            .map_err(|e| fail(e, ""))?;
+        // verify_chain refused an empty chain.
+        let leaf = evidence.cert_chain.first().map(Vec::as_slice).unwrap_or_default();
+        let agent_id = x509pop::agent_id(&self.state.trust_domain, leaf).map_err(|e| fail(e, ""))?;
+        let subject = agent_id.as_str();
+        let Some(response) = &evidence.challenge_response else {
+            let challenge = x509pop.challenge(leaf, now).map_err(|e| fail(e, subject))?;
+            audit(ACTION, "challenged", subject, peer);
+            return Ok(pb::attest_agent_response::Step::Challenge(challenge));
+        };
+        if csr.is_empty() {
+            return Err(fail(X509PopError::Invalid("csr is required in step 2".into()), subject));
+        }
+        x509pop
+            .check_response(leaf, response, csr, now)
+            .map_err(|e| fail(e, subject))?;
+        let known = self.state.store.get_agent(&agent_id).await.map_err(store_status)?;
+        if known.is_some_and(|a| a.banned) {
+            return Err(fail(X509PopError::Banned(subject.to_owned()), subject));
+        }
+        let svid = match self.sign(&agent_id, csr, &[], None).await {
+            Ok(svid) => svid,
+            Err(e) => {
+                audit(ACTION, e.kind(), subject, peer);
+                return Err(status(e));
+            }
+        };
+        let credentials = self
+            .complete_attestation(
+                ACTION,
+                x509pop::ATTESTATION_TYPE,
+                &agent_id,
+                &svid,
+                x509pop::selectors(leaf, &node),
+                peer,
+            )
+            .await?;
+        Ok(pb::attest_agent_response::Step::Credentials(credentials))
     }
 }
 
@@ -377,21 +461,19 @@ impl AgentApi for AgentService {
     ) -> Result<Response<pb::AttestAgentResponse>, Status> {
         let peer = request.extensions().get::<PeerIdentity>().cloned();
         let request = request.into_inner();
-        let credentials = match request.attestation {
-            Some(pb::attest_agent_request::Attestation::JoinToken(jt)) => {
-                self.attest_join_token(&jt.token, &request.csr, peer.as_ref()).await?
+        let step = match request.attestation {
+            Some(pb::attest_agent_request::Attestation::JoinToken(jt)) => pb::attest_agent_response::Step::Credentials(
+                self.attest_join_token(&jt.token, &request.csr, peer.as_ref()).await?,
+            ),
+            Some(pb::attest_agent_request::Attestation::X509pop(evidence)) => {
+                self.attest_x509pop(&evidence, &request.csr, peer.as_ref()).await?
             }
-            Some(pb::attest_agent_request::Attestation::X509pop(_)) => {
-                audit("agent.attest.x509pop", "unimplemented", "", peer.as_ref());
-                return Err(Status::unimplemented(
-                    "x509pop node attestation is not implemented by this server yet; attest with a join token",
-                ));
+            None => {
+                audit("agent.attest", "invalid_request", "", peer.as_ref());
+                return Err(Status::invalid_argument("an attestation method is required"));
             }
-            None => return Err(Status::invalid_argument("an attestation method is required")),
         };
-        Ok(Response::new(pb::AttestAgentResponse {
-            step: Some(pb::attest_agent_response::Step::Credentials(credentials)),
-        }))
+        Ok(Response::new(pb::AttestAgentResponse { step: Some(step) }))
     }
 
     async fn renew_agent(

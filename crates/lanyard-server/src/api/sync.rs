@@ -6,9 +6,9 @@
 //! to every open stream: the database cost is one cheap query per interval however many
 //! agents are connected, and a change reaches a connected agent within about
 //! `POLL_INTERVAL` (plus one `get_entry` by the streams the change concerns). Every
-//! [`SLOW_INTERVAL`] the hub also checks the bundle sequence (streams then send a `Bundles`
-//! message) and, while streams are open, the set of banned agents (a banned agent's stream
-//! ends with `PermissionDenied`).
+//! [`SLOW_INTERVAL`] the hub also checks the bundle sequence and the stored federated
+//! bundles (streams then send a `Bundles` message) and, while streams are open, the set of
+//! banned agents (a banned agent's stream ends with `PermissionDenied`).
 //!
 //! A stream subscribes to the feed *before* it reads the revision and the snapshot, and
 //! ignores events at or below the snapshot's revision, so no change is lost between the
@@ -47,17 +47,21 @@ const STREAM_BUFFER: usize = 16;
 #[derive(Clone, Debug)]
 pub struct Hub {
     events: broadcast::Sender<Arc<[EntryEvent]>>,
-    bundle_sequence: watch::Receiver<u64>,
+    bundle_sequence: watch::Receiver<BundleVersion>,
     banned: watch::Receiver<Arc<HashSet<String>>>,
     stop: watch::Receiver<bool>,
 }
+
+/// What the streams' `Bundles` messages depend on: the own bundle's sequence and a digest
+/// of the stored federated bundles.
+type BundleVersion = (u64, [u8; 32]);
 
 impl Hub {
     /// Starts the polling task in `tasks`; it ends when `stop` becomes true, and so do the
     /// streams (with `Unavailable`).
     pub fn start(state: AppState, stop: watch::Receiver<bool>, tasks: &mut JoinSet<()>) -> Hub {
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let (sequence_tx, bundle_sequence) = watch::channel(0);
+        let (sequence_tx, bundle_sequence) = watch::channel((0, [0; 32]));
         let (banned_tx, banned) = watch::channel(Arc::new(HashSet::new()));
         let hub = Hub {
             events: events.clone(),
@@ -98,7 +102,7 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn poll(
     state: AppState,
     events: broadcast::Sender<Arc<[EntryEvent]>>,
-    bundle_sequence: watch::Sender<u64>,
+    bundle_sequence: watch::Sender<BundleVersion>,
     banned: watch::Sender<Arc<HashSet<String>>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -116,9 +120,9 @@ async fn poll(
             tracing::warn!(error = %e, "agent API: reading the entry change log failed");
         }
         if n.is_multiple_of(slow_every) {
-            match state.store.bundle_sequence().await {
-                Ok(seq) => {
-                    bundle_sequence.send_if_modified(|old| std::mem::replace(old, seq) != seq);
+            match bundle_version(&state).await {
+                Ok(version) => {
+                    bundle_sequence.send_if_modified(|old| std::mem::replace(old, version) != version);
                 }
                 Err(e) => tracing::warn!(error = %e, "agent API: reading the bundle sequence failed"),
             }
@@ -144,6 +148,22 @@ async fn poll(
         }
         n = n.wrapping_add(1);
     }
+}
+
+/// The own bundle's sequence and a SHA-256 over the stored federated bundles (a foreign
+/// bundle is stored only when it changed, possibly by another replica).
+async fn bundle_version(state: &AppState) -> Result<BundleVersion, crate::datastore::StoreError> {
+    let sequence = state.store.bundle_sequence().await?;
+    let mut federated = Vec::new();
+    for trust_domain in state.store.list_federated_bundles().await? {
+        if let Some((json, _)) = state.store.get_federated_bundle(&trust_domain).await? {
+            federated.extend_from_slice(trust_domain.as_bytes());
+            federated.push(0);
+            federated.extend_from_slice(json.as_bytes());
+            federated.push(0);
+        }
+    }
+    Ok((sequence, lanyard_crypto::provider().sha256(&federated)))
 }
 
 async fn poll_events(
@@ -172,7 +192,7 @@ async fn poll_events(
 /// A stream's view of the hub.
 struct Feed {
     events: broadcast::Receiver<Arc<[EntryEvent]>>,
-    bundle_sequence: watch::Receiver<u64>,
+    bundle_sequence: watch::Receiver<BundleVersion>,
     banned: watch::Receiver<Arc<HashSet<String>>>,
     stop: watch::Receiver<bool>,
 }

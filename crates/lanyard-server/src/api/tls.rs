@@ -181,9 +181,27 @@ impl ServerIdentity {
         Ok(())
     }
 
+    /// Calls [`ServerIdentity::refresh`] every [`REFRESH_INTERVAL`] until `stop` completes.
+    pub async fn keep_fresh(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.refresh().await,
+                () = &mut stop => return,
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Issued> {
         self.issued.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A fresh server SVID (`spiffe://<td>/lanyard/server`, new P-256 key) from the ACTIVE CA.
+pub async fn server_svid(state: &AppState) -> Result<X509Svid> {
+    let id = server_id(&state.trust_domain)?;
+    Ok(issue(state, &id).await?.0)
 }
 
 /// Issues a server SVID (fresh P-256 key) with the default X.509-SVID lifetime, capped by

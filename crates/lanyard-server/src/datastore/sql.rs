@@ -829,6 +829,21 @@ impl DataStore for SqlDataStore {
         row.as_ref().map_or(Ok(0), |row| u64_column(row, "seq"))
     }
 
+    async fn get_or_create_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend_err("storing a server secret", e))?;
+        let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| backend_err("reading a server secret", e))?;
+        column(&row, "value")
+    }
+
     async fn put_federated_bundle(
         &self,
         trust_domain: &str,

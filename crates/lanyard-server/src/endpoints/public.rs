@@ -69,7 +69,8 @@ async fn entity(State(s): State<AppState>) -> Response {
     )
 }
 
-async fn bundle(State(s): State<AppState>) -> Result<Response, ServerError> {
+/// The trust domain's SPIFFE bundle (`/bundle` here, `/` on the `https_spiffe` endpoint).
+pub(crate) async fn bundle(State(s): State<AppState>) -> Result<Response, ServerError> {
     let bundle = s.keys.bundle().await.map_err(|e| ServerError::Keys(e.to_string()))?;
     Ok(typed("application/json", bundle.to_json()))
 }

@@ -1,0 +1,7 @@
+-- Server secrets shared by every replica on this datastore (e.g. the x509pop challenge MAC
+-- key). The first replica to insert a name wins; the others read its value.
+-- Kept in step with ../postgres/0002_server_secrets.sql.
+CREATE TABLE server_secrets (
+    name  TEXT NOT NULL PRIMARY KEY,
+    value BLOB NOT NULL
+) STRICT;
