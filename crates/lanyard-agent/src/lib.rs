@@ -22,7 +22,7 @@ mod node;
 pub mod socket;
 pub mod state;
 pub mod workload_api;
-pub mod x509pop;
+mod x509pop;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

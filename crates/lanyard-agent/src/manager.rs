@@ -378,29 +378,14 @@ impl Manager {
 
     /// Whether the server may send this entry to this agent; logs a refusal once.
     fn acceptable(&self, entry: &pb::Entry) -> bool {
-        let agent = self.agent_id();
-        let reason = if entry.parent_id != agent.as_str() {
-            Some(format!("its parent is {}, not this agent", entry.parent_id))
-        } else {
-            match WorkloadId::parse(&entry.spiffe_id) {
-                Err(e) => Some(format!("invalid identity {:?}: {e}", entry.spiffe_id)),
-                Ok(id) if id.trust_domain() != self.td.name() => {
-                    Some(format!("{} is not in trust domain {}", entry.spiffe_id, self.td.name()))
-                }
-                Ok(_) if entry.selectors.is_empty() => Some("it has no selectors".into()),
-                Ok(_) => None,
-            }
+        let Some(reason) = entry_refusal(entry, &self.agent_id(), &self.td) else {
+            return true;
         };
-        match reason {
-            None => true,
-            Some(reason) => {
-                let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
-                if refused.insert(format!("{}@{}", entry.id, entry.revision)) {
-                    tracing::warn!(entry_id = %entry.id, %reason, "refusing an entry sent by the server");
-                }
-                false
-            }
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if refused.insert(format!("{}@{}", entry.id, entry.revision)) {
+            tracing::warn!(entry_id = %entry.id, %reason, "refusing an entry sent by the server");
         }
+        false
     }
 
     fn apply_snapshot(&self, revision: u64, entries: Vec<pb::Entry>) {
@@ -530,7 +515,7 @@ impl Manager {
                                     key_pkcs8: key,
                                     issued_at: verified.not_before,
                                     expires_at: verified.not_after,
-                                    rotate_at: rotate_time(verified.not_before, verified.not_after),
+                                    rotate_at: rotate_time(verified.not_before.max(now), verified.not_after),
                                     entry_revision: entry.revision,
                                 },
                             )),
@@ -624,7 +609,7 @@ impl Manager {
             private_jwk: key.private_jwk()?.to_json(),
             issued_at,
             expires_at: verified.exp,
-            rotate_at: rotate_time(issued_at, verified.exp),
+            rotate_at: rotate_time(issued_at.max(self.now()), verified.exp),
             entry_revision: entry.revision,
         };
         let id = entry.id.clone();
@@ -764,6 +749,31 @@ impl Manager {
     }
 }
 
+/// Why this agent must not serve `entry`, if it must not: the entry belongs to another
+/// node, names an identity outside the trust domain, is malformed, or has no selectors
+/// (it would match every workload).
+fn entry_refusal(entry: &pb::Entry, agent: &SpiffeId, td: &TrustDomain) -> Option<String> {
+    if entry.parent_id != agent.as_str() {
+        return Some(format!("its parent is {}, not this agent", entry.parent_id));
+    }
+    match WorkloadId::parse(&entry.spiffe_id) {
+        Err(e) => Some(format!("invalid identity {:?}: {e}", entry.spiffe_id)),
+        Ok(id) if id.trust_domain() != td.name() => {
+            Some(format!("{} is not in trust domain {}", entry.spiffe_id, td.name()))
+        }
+        Ok(_) if entry.selectors.is_empty() => Some("it has no selectors".into()),
+        Ok(_)
+            if entry
+                .selectors
+                .iter()
+                .any(|s| s.r#type.is_empty() || s.value.is_empty()) =>
+        {
+            Some("it has an empty selector".into())
+        }
+        Ok(_) => None,
+    }
+}
+
 /// Removes SVIDs and WITs whose entry is gone.
 fn drop_orphans(s: &mut Snapshot) {
     let entries = &s.entries;
@@ -772,7 +782,9 @@ fn drop_orphans(s: &mut Snapshot) {
 }
 
 /// When to replace a credential valid from `issued` to `expires`: at 50–60 % of its
-/// lifetime (random jitter, so that a fleet does not renew in lockstep).
+/// lifetime (random jitter, so that a fleet does not renew in lockstep). Callers pass the
+/// later of notBefore and the time of receipt as `issued`: issuers backdate notBefore a
+/// little for clock skew, which must not make a short-lived credential due at once.
 fn rotate_time(issued: UnixTime, expires: UnixTime) -> UnixTime {
     let lifetime = expires.as_secs().saturating_sub(issued.as_secs());
     let mut random = [0u8; 2];
@@ -812,7 +824,50 @@ impl Backoff {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn entries_for_other_nodes_or_domains_are_refused() {
+        let agent = SpiffeId::parse("spiffe://example.org/lanyard/agent/join_token/ab").unwrap();
+        let td = TrustDomain::parse("example.org").unwrap();
+        let good = pb::Entry {
+            id: "1".into(),
+            spiffe_id: "spiffe://example.org/web".into(),
+            parent_id: agent.to_string(),
+            selectors: vec![pb::Selector {
+                r#type: "unix".into(),
+                value: "uid:1000".into(),
+            }],
+            ..pb::Entry::default()
+        };
+        assert_eq!(entry_refusal(&good, &agent, &td), None);
+        let cases = [
+            pb::Entry {
+                parent_id: "spiffe://example.org/lanyard/agent/join_token/cd".into(),
+                ..good.clone()
+            },
+            pb::Entry {
+                spiffe_id: "spiffe://other.org/web".into(),
+                ..good.clone()
+            },
+            pb::Entry {
+                spiffe_id: "not an id".into(),
+                ..good.clone()
+            },
+            pb::Entry {
+                selectors: vec![],
+                ..good.clone()
+            },
+            pb::Entry {
+                selectors: vec![pb::Selector::default()],
+                ..good.clone()
+            },
+        ];
+        for case in cases {
+            assert!(entry_refusal(&case, &agent, &td).is_some(), "{case:?}");
+        }
+    }
 
     #[test]
     fn rotation_is_between_half_and_sixty_percent() {

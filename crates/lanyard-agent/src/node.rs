@@ -59,14 +59,6 @@ pub(crate) fn accept_svid(
     Ok((svid, verified))
 }
 
-/// The agent ID the server assigns for a join token (`.../join_token/<first 16 hex of
-/// SHA-256(token)>`).
-pub(crate) fn join_token_agent_id(td: &TrustDomain, token: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let hex: String = digest.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("spiffe://{}/lanyard/agent/join_token/{hex}", td.name())
-}
-
 /// Attests with a join token; returns the agent SVID and the server's bundle.
 pub(crate) async fn attest_with_join_token(
     client: &mut AgentApiClient<Channel>,
@@ -75,7 +67,7 @@ pub(crate) async fn attest_with_join_token(
     bootstrap: &X509BundleSet,
     now: UnixTime,
 ) -> Result<(X509Svid, pb::Bundle), AgentError> {
-    let agent_id = join_token_agent_id(td, token);
+    let agent_id = lanyard_x509::node::join_token_agent_id(td, token)?.to_string();
     let (key, csr) = key_and_csr(&agent_id, &[])?;
     let request = pb::AttestAgentRequest {
         attestation: Some(pb::attest_agent_request::Attestation::JoinToken(

@@ -11,28 +11,6 @@ use crate::config::X509PopConfig;
 use crate::error::AgentError;
 use crate::node;
 
-/// The domain-separation prefix of the signed message.
-const CONTEXT: &[u8] = b"lanyard-x509pop-v1";
-
-/// The bytes the node key signs: `"lanyard-x509pop-v1" || 0x00 || challenge || SHA-256(csr)`.
-pub fn signed_message(challenge: &[u8], csr: &[u8]) -> Vec<u8> {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, csr);
-    let mut message = Vec::with_capacity(CONTEXT.len() + 1 + challenge.len() + 32);
-    message.extend_from_slice(CONTEXT);
-    message.push(0);
-    message.extend_from_slice(challenge);
-    message.extend_from_slice(digest.as_ref());
-    message
-}
-
-/// The agent ID the server assigns to a node certificate: `.../x509pop/<hex SHA-1 of the
-/// leaf certificate DER>` (the fingerprint SPIRE's x509pop attestor uses).
-pub fn agent_id(td: &TrustDomain, leaf_der: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf_der);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("spiffe://{}/lanyard/agent/x509pop/{hex}", td.name())
-}
-
 /// Attests with the node certificate and key in `config`.
 pub(crate) async fn attest(
     client: &mut AgentApiClient<Channel>,
@@ -75,9 +53,9 @@ pub(crate) async fn attest(
         ));
     };
 
-    let agent_id = agent_id(td, leaf);
+    let agent_id = lanyard_x509::node::x509pop_agent_id(td, leaf)?.to_string();
     let (key, csr) = node::key_and_csr(&agent_id, &[])?;
-    let signature = node_key.sign(&signed_message(&challenge.challenge, &csr))?;
+    let signature = node_key.sign(&lanyard_x509::node::x509pop_signed_message(&challenge.challenge, &csr))?;
     let mut request = attestation(Some(pb::X509PopChallengeResponse {
         challenge: challenge.challenge,
         signature_algorithm: node_key.algorithm().as_str().to_owned(),
@@ -91,16 +69,4 @@ pub(crate) async fn attest(
         ));
     };
     node::accept_credentials(credentials, key, &agent_id, trusted, now)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_layout() {
-        let m = signed_message(b"abc", b"csr");
-        assert!(m.starts_with(b"lanyard-x509pop-v1\0abc"));
-        assert_eq!(m.len(), 18 + 1 + 3 + 32);
-    }
 }

@@ -421,3 +421,91 @@ async fn reqwest_like_get(addr: std::net::SocketAddr, path: &str) -> String {
     tcp.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// The server goes away: the agent keeps serving what it holds; the server comes back on
+/// the same address: the agent reconnects by itself and rotates SVIDs on schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_a_server_outage_and_rotates() {
+    let world = World::start().await;
+    let token = world.join_token().await;
+    let agent_id = agent_id_for(&token);
+    let uid_selector = format!("unix:uid:{}", my_uid());
+    // A short-lived SVID: rotated 50–60 % into its 6 s life.
+    let spec = EntrySpec {
+        spiffe_id: WorkloadId::parse("spiffe://example.org/short").unwrap(),
+        parent_id: SpiffeId::parse(&agent_id).unwrap(),
+        selectors: vec![Selector::parse(&uid_selector).unwrap()],
+        x509_svid_ttl: 6,
+        jwt_svid_ttl: 60,
+        wit_ttl: 60,
+        dns_names: vec![],
+        federates_with: Vec::new(),
+        admin: false,
+    };
+    let entry = world
+        .server
+        .state
+        .store
+        .create_entry(&spec, world.now())
+        .await
+        .unwrap()
+        .id;
+    let agent = start_agent(&world, Some(token)).await;
+    wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&entry)).await;
+
+    let mut api = client(&world.socket()).await;
+    let mut stream = api
+        .fetch_x509svid(with_header(wl::X509svidRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next_x509(&mut stream, Duration::from_secs(5)).await;
+    let rotated = next_x509(&mut stream, Duration::from_secs(8)).await;
+    assert_ne!(
+        first.svids[0].x509_svid, rotated.svids[0].x509_svid,
+        "the SVID was rotated"
+    );
+    assert_ne!(
+        first.svids[0].x509_svid_key, rotated.svids[0].x509_svid_key,
+        "with a new key"
+    );
+
+    // Stop the server: cached credentials are still served.
+    let agent_address = world.server.agent_addr;
+    let data_dir = world.dir.path().join("server");
+    let World { server, dir } = world;
+    server.shutdown().await.unwrap();
+    let mut api = client(&dir.path().join("agent/public/api.sock")).await;
+    let mut stream = api
+        .fetch_x509svid(with_header(wl::X509svidRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let cached = next_x509(&mut stream, Duration::from_secs(2)).await;
+    assert_eq!(cached.svids.len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent.manager.health().server_connected {
+        assert!(Instant::now() < deadline, "the agent did not notice the outage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Bring it back on the same address and data: the agent reconnects on its own.
+    let config = ServerConfig {
+        trust_domain: TD.into(),
+        data_dir,
+        public_address: "127.0.0.1:0".into(),
+        agent_address: agent_address.to_string(),
+        ..ServerConfig::default()
+    };
+    let server = lanyard_server::start(config).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !agent.manager.health().server_connected {
+        assert!(Instant::now() < deadline, "the agent did not reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And it keeps rotating with the restarted server.
+    let fresh = next_x509(&mut stream, Duration::from_secs(10)).await;
+    assert_ne!(fresh.svids[0].x509_svid, cached.svids[0].x509_svid);
+    agent.run_until(async {}).await;
+    server.shutdown().await.unwrap();
+}

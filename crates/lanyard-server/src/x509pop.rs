@@ -37,12 +37,11 @@ use lanyard_core::{Algorithm, SigningKey, SpiffeId, TrustDomain, UnixTime, Verif
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
 use tonic::Status;
 
-use crate::api::service::AGENT_PATH_PREFIX;
 use crate::datastore::{DataStore, StoreError};
 use crate::model::Selector;
 
 /// The domain-separation prefix of the signed message.
-pub const SIGNATURE_CONTEXT: &[u8] = b"lanyard-x509pop-v1";
+pub use lanyard_x509::node::X509POP_SIGNATURE_CONTEXT as SIGNATURE_CONTEXT;
 /// How long a challenge is accepted, in seconds.
 pub const CHALLENGE_TTL: u64 = 60;
 /// The signature algorithms accepted in `X509PopChallengeResponse.signature_algorithm`.
@@ -60,16 +59,7 @@ const BODY_LEN: usize = 1 + NONCE_LEN + 8 + HASH_LEN;
 /// The length of a challenge.
 pub const CHALLENGE_LEN: usize = BODY_LEN + MAC_LEN;
 
-/// The bytes the node key signs in x509pop step 2:
-/// `"lanyard-x509pop-v1" || 0x00 || challenge || SHA-256(csr)`.
-pub fn x509pop_signed_message(challenge: &[u8], csr: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(SIGNATURE_CONTEXT.len() + 1 + challenge.len() + HASH_LEN);
-    message.extend_from_slice(SIGNATURE_CONTEXT);
-    message.push(0);
-    message.extend_from_slice(challenge);
-    message.extend_from_slice(&lanyard_crypto::provider().sha256(csr));
-    message
-}
+pub use lanyard_x509::node::x509pop_signed_message;
 
 /// The agent's answer to a challenge: signs [`x509pop_signed_message`] with the node key
 /// (whose algorithm must be one of [`ALGORITHMS`]) and names the algorithm.
@@ -89,9 +79,7 @@ pub fn challenge_response(
 /// The agent ID of a node certificate:
 /// `spiffe://<td>/lanyard/agent/x509pop/<SHA-256 hex of the leaf DER>`.
 pub fn agent_id(trust_domain: &TrustDomain, leaf_der: &[u8]) -> Result<SpiffeId, X509PopError> {
-    let fingerprint = hex(&lanyard_crypto::provider().sha256(leaf_der));
-    SpiffeId::from_parts(trust_domain, &format!("{AGENT_PATH_PREFIX}x509pop/{fingerprint}"))
-        .map_err(|e| X509PopError::Internal(e.to_string()))
+    lanyard_x509::node::x509pop_agent_id(trust_domain, leaf_der).map_err(|e| X509PopError::Internal(e.to_string()))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -789,6 +789,26 @@ async fn federated_bundles(store: Store) {
 // ---- harness ----
 
 /// Runs `case` against a store in a fresh SQLite file.
+async fn server_secrets(store: Store) {
+    // The first writer wins, and every later caller (another replica) gets its value.
+    let first = store.get_or_create_secret("mac", b"first").await.unwrap();
+    assert_eq!(first, b"first");
+    assert_eq!(store.get_or_create_secret("mac", b"second").await.unwrap(), b"first");
+    assert_eq!(store.get_or_create_secret("other", b"x").await.unwrap(), b"x");
+    // Concurrent creators agree on one value.
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.get_or_create_secret("race", &[i]).await.unwrap() })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        seen.insert(task.await.unwrap());
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
 async fn run_sqlite<F, Fut>(case: F)
 where
     F: FnOnce(Store) -> Fut,
@@ -891,6 +911,7 @@ conformance!(
     authorities,
     bundle_sequence,
     federated_bundles,
+    server_secrets,
 );
 
 // ---- SQLite specifics ----

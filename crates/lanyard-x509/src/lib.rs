@@ -53,6 +53,7 @@ pub mod bundle;
 pub mod ca;
 mod cert;
 mod error;
+pub mod node;
 pub mod svid;
 pub mod tls;
 pub mod verify;

@@ -28,7 +28,7 @@ use crate::state::AppState;
 use crate::x509pop::{self, X509Pop, X509PopError};
 
 /// The path prefix of every agent SPIFFE ID.
-pub const AGENT_PATH_PREFIX: &str = "/lanyard/agent/";
+pub use lanyard_x509::node::AGENT_PATH_PREFIX;
 /// The most items one `BatchNewX509Svid` call may carry.
 pub const MAX_BATCH: usize = 1000;
 /// The item error for entries that do not exist or belong to another agent (the same text
@@ -89,20 +89,14 @@ pub fn is_agent_id(id: &SpiffeId) -> bool {
 /// The agent ID a join token attests: `spiffe://<td>/lanyard/agent/join_token/<token id>`,
 /// where the token ID is the first 16 hex digits of the SHA-256 of the token.
 pub fn join_token_agent_id(td: &TrustDomain, token: &str) -> Result<(SpiffeId, String), Status> {
-    let hash = token_hash(token);
-    let token_id = hash[..16].to_owned();
-    let id = SpiffeId::from_parts(td, &format!("{AGENT_PATH_PREFIX}join_token/{token_id}"))
-        .map_err(|e| Status::internal(e.to_string()))?;
+    let id = lanyard_x509::node::join_token_agent_id(td, token).map_err(|e| Status::internal(e.to_string()))?;
+    let token_id = token_hash(token)[..16].to_owned();
     Ok((id, token_id))
 }
 
 /// SHA-256 hex of a join token, as the admin API stores it.
 fn token_hash(token: &str) -> String {
-    lanyard_crypto::provider()
-        .sha256(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    lanyard_x509::node::join_token_hash(token)
 }
 
 fn secs(t: UnixTime) -> i64 {
