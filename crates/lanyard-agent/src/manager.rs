@@ -249,14 +249,18 @@ impl Manager {
                 result = self.sync_once(&mut backoff) => result,
                 () = self.restart_sync.notified() => Ok(()),
             };
+            let was = self.health();
             self.set_health(|h| h.server_connected = false);
             match result {
                 Ok(()) => tracing::debug!("entry stream restarted"),
                 Err(status) if status.code() == Code::PermissionDenied => {
-                    tracing::error!(
-                        reason = status.message(),
-                        "the server refused this agent; serving nothing"
-                    );
+                    // Logged once per refusal, not on every retry.
+                    if !was.banned {
+                        tracing::error!(
+                            reason = status.message(),
+                            "the server refused this agent; serving nothing"
+                        );
+                    }
                     self.set_health(|h| {
                         h.banned = true;
                         h.last_error = Some(status.message().to_owned());
@@ -270,7 +274,12 @@ impl Manager {
                     });
                 }
                 Err(status) => {
-                    tracing::warn!(code = ?status.code(), reason = status.message(), "entry stream failed; will reconnect");
+                    // Logged when the link goes down, then quietly retried.
+                    if was.server_connected || was.last_error.is_none() {
+                        tracing::warn!(code = ?status.code(), reason = status.message(), "entry stream failed; reconnecting with backoff");
+                    } else {
+                        tracing::debug!(code = ?status.code(), reason = status.message(), "still cannot reach the server");
+                    }
                     self.set_health(|h| h.last_error = Some(format!("{:?}: {}", status.code(), status.message())));
                 }
             }

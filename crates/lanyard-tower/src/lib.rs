@@ -30,4 +30,4 @@ pub use credentials::{CredentialSource, FileCredentialSource, StaticCredentials,
 pub use error::Error;
 pub use server::{AuthMode, Authorize, Modes, VerifiedWorkload, WorkloadAuth, WorkloadAuthConfig, WorkloadAuthLayer};
 #[cfg(feature = "workload-api")]
-pub use workload_source::WorkloadApiCredentialSource;
+pub use workload_source::{WorkloadApiCredentialSource, WorkloadApiTrust, WorkloadApiX509Source};

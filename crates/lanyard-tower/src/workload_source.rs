@@ -1,12 +1,23 @@
-//! [`WorkloadApiCredentialSource`]: credentials from the SPIFFE Workload API's WIT-SVID
-//! stream (`FetchWITSVID`), kept current by a background task and served synchronously.
+//! What a service takes from the SPIFFE Workload API, each kept current by a background
+//! task that follows a Workload API stream and reconnects when it ends:
+//!
+//! - [`WorkloadApiCredentialSource`]: its WIT-SVID and key (`FetchWITSVID`), for the client
+//!   middleware and signed responses;
+//! - [`WorkloadApiTrust`]: a [`TrustStore`] with the WIT and JWT-SVID keys of every trust
+//!   domain it should trust (`FetchWITBundles`, `FetchJWTBundles`), for the server layer;
+//! - [`WorkloadApiX509Source`]: its X.509-SVID and the X.509 bundles as an
+//!   [`SvidSource`], for mTLS with `lanyard_x509::server_config` / `client_config`.
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use lanyard_core::{Clock, CryptoProvider, SpiffeId, SystemClock};
-use lanyard_workload::{ClientError, Watch, WitSvidEntry, WorkloadApiClient};
+use std::future::Future;
+
+use lanyard_core::{Clock, CryptoProvider, JwkSet, KeyUse, SpiffeId, SystemClock, TrustStore};
+use lanyard_workload::{ClientError, Watch, WitSvidEntry, WorkloadApiClient, X509Context};
+use lanyard_x509::SvidSource;
+use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
 use crate::credentials::{CredentialSource, WorkloadCredentials};
@@ -92,14 +103,24 @@ impl WorkloadApiCredentialSource {
         };
         tracing::info!(id = %first.id, endpoint = %endpoint, "WIT-SVID received from the Workload API");
         let current = Arc::new(RwLock::new(Arc::new(first)));
-        let task = tokio::spawn(watch_loop(
-            client,
-            spiffe_id.clone(),
-            stream,
-            Arc::clone(&current),
-            provider,
-            endpoint.clone(),
-        ));
+        let task = {
+            let (current, wanted, endpoint) = (Arc::clone(&current), spiffe_id.clone(), endpoint.clone());
+            let open_id = spiffe_id.clone();
+            tokio::spawn(follow(
+                endpoint.clone(),
+                stream,
+                move || {
+                    let (client, id) = (client.clone(), open_id.clone());
+                    async move { client.watch_wit_svids(id.as_ref()).await }
+                },
+                move |svids: Vec<WitSvidEntry>| {
+                    let creds = build(&svids, wanted.as_ref(), provider.as_ref(), &endpoint)?;
+                    tracing::debug!(id = %creds.id, expires = creds.expires.0, "WIT-SVID rotated");
+                    *current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(creds);
+                    Ok(())
+                },
+            ))
+        };
         Ok(WorkloadApiCredentialSource {
             current,
             spiffe_id,
@@ -130,39 +151,220 @@ impl CredentialSource for WorkloadApiCredentialSource {
     }
 }
 
-async fn watch_loop(
-    client: WorkloadApiClient,
-    spiffe_id: Option<SpiffeId>,
-    first: Watch<Vec<WitSvidEntry>>,
-    current: Arc<RwLock<Arc<WorkloadCredentials>>>,
-    provider: Arc<dyn CryptoProvider>,
+/// Follows a Workload API watch until the task is aborted: applies every update (a
+/// failed update is logged and the previous state kept), and reopens the stream when it
+/// ends or fails: at once after a stream that worked, then after 1 s, 2 s, … up to 30 s.
+async fn follow<T, O, F>(
     endpoint: String,
-) {
+    first: Watch<T>,
+    open: O,
+    mut apply: impl FnMut(T) -> Result<(), Error> + Send,
+) where
+    O: Fn() -> F + Send,
+    F: Future<Output = Result<Watch<T>, ClientError>> + Send,
+    T: Send,
+{
     let mut stream = Some(first);
     let mut failures: u32 = 0;
     loop {
         if let Some(mut updates) = stream.take() {
             while let Some(update) = updates.next().await {
-                let built = update
-                    .map_err(|e| source_error(&endpoint, e))
-                    .and_then(|svids| build(&svids, spiffe_id.as_ref(), provider.as_ref(), &endpoint));
-                match built {
-                    Ok(creds) => {
-                        tracing::debug!(id = %creds.id, expires = creds.expires.0, "WIT-SVID rotated");
-                        *current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(creds);
-                        failures = 0;
-                    }
-                    Err(error) => tracing::warn!(%error, "WIT-SVID update failed; keeping the previous one"),
+                match update.map_err(|e| source_error(&endpoint, e)).and_then(&mut apply) {
+                    Ok(()) => failures = 0,
+                    Err(error) => tracing::warn!(%error, "Workload API update failed; keeping the previous state"),
                 }
             }
-            tracing::info!(endpoint = %endpoint, "WIT-SVID stream ended; reconnecting");
+            tracing::info!(endpoint = %endpoint, "Workload API stream ended; reconnecting");
         }
-        // Immediately after a stream that worked, then 1 s, 2 s, … up to 30 s.
         tokio::time::sleep(Duration::from_secs(failures.into()).min(MAX_BACKOFF)).await;
         failures = failures.saturating_add(1);
-        match client.watch_wit_svids(spiffe_id.as_ref()).await {
+        match open().await {
             Ok(updates) => stream = Some(updates),
-            Err(error) => tracing::warn!(%error, endpoint = %endpoint, "cannot watch WIT-SVIDs; will retry"),
+            Err(error) => {
+                tracing::warn!(%error, endpoint = %endpoint, "cannot reopen the Workload API stream; will retry")
+            }
         }
+    }
+}
+
+/// Opens a watch and waits for its first update.
+async fn first_update<T>(endpoint: &str, watch: Result<Watch<T>, ClientError>) -> Result<(T, Watch<T>), Error> {
+    let mut stream = watch.map_err(|e| source_error(endpoint, e))?;
+    match stream.next().await {
+        Some(update) => Ok((update.map_err(|e| source_error(endpoint, e))?, stream)),
+        None => Err(source_error(endpoint, ClientError::StreamClosed)),
+    }
+}
+
+/// The WIT-SVID and JWT-SVID keys the Workload API says to trust, in a [`TrustStore`] kept
+/// current from `FetchWITBundles` and `FetchJWTBundles` (keys that disappear from a bundle
+/// are removed). The tasks stop when this is dropped.
+#[derive(Debug)]
+pub struct WorkloadApiTrust {
+    store: Arc<TrustStore>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for WorkloadApiTrust {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+/// Replaces the `key_use` keys of every trust domain in `sets` (and drops those of trust
+/// domains no longer listed).
+fn replace_keys(store: &TrustStore, key_use: KeyUse, sets: &[(String, JwkSet)], known: &mut Vec<String>) {
+    for td in known.iter() {
+        if !sets.iter().any(|(name, _)| name == td) {
+            for key in store.keys(td, key_use) {
+                store.remove_key(td, key_use, key.kid.as_deref().unwrap_or_default());
+            }
+        }
+    }
+    for (td, set) in sets {
+        let old = store.keys(td, key_use);
+        for key in &set.keys {
+            if let Err(error) = store.add_key(td, key_use, key) {
+                tracing::warn!(%error, trust_domain = %td, "ignoring a bundle key");
+            }
+        }
+        for stale in old.iter().filter(|k| !set.keys.iter().any(|n| n.kid == k.kid)) {
+            store.remove_key(td, key_use, stale.kid.as_deref().unwrap_or_default());
+        }
+    }
+    *known = sets.iter().map(|(td, _)| td.clone()).collect();
+}
+
+impl WorkloadApiTrust {
+    /// Fetches the WIT and JWT bundles of `client` (waiting for the first of each) and keeps
+    /// following them. Must be called within a tokio runtime.
+    pub async fn start(client: WorkloadApiClient) -> Result<Self, Error> {
+        let endpoint = endpoint_name(&client);
+        let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+        let mut tasks = Vec::new();
+
+        let (first, stream) = first_update(&endpoint, client.watch_wit_bundles().await).await?;
+        let mut known = Vec::new();
+        let mut apply_wit = {
+            let (store, endpoint) = (Arc::clone(&store), endpoint.clone());
+            move |bundles: lanyard_workload::WitBundles| {
+                let mut sets = Vec::new();
+                for td in bundles.bundles.keys() {
+                    if let Some(set) = bundles.jwk_set(td) {
+                        sets.push((td.name().to_owned(), set.map_err(|e| source_error(&endpoint, e))?));
+                    }
+                }
+                replace_keys(&store, KeyUse::WitSvid, &sets, &mut known);
+                Ok(())
+            }
+        };
+        apply_wit(first)?;
+        let wit_client = client.clone();
+        tasks.push(tokio::spawn(follow(
+            endpoint.clone(),
+            stream,
+            move || {
+                let client = wit_client.clone();
+                async move { client.watch_wit_bundles().await }
+            },
+            apply_wit,
+        )));
+
+        let (first, stream) = first_update(&endpoint, client.watch_jwt_bundles().await).await?;
+        let mut known = Vec::new();
+        let mut apply_jwt = {
+            let (store, endpoint) = (Arc::clone(&store), endpoint.clone());
+            move |bundles: lanyard_workload::JwtBundles| {
+                let mut sets = Vec::new();
+                for td in bundles.bundles.keys() {
+                    if let Some(set) = bundles.jwk_set(td) {
+                        sets.push((td.name().to_owned(), set.map_err(|e| source_error(&endpoint, e))?));
+                    }
+                }
+                replace_keys(&store, KeyUse::JwtSvid, &sets, &mut known);
+                Ok(())
+            }
+        };
+        apply_jwt(first)?;
+        tasks.push(tokio::spawn(follow(
+            endpoint,
+            stream,
+            move || {
+                let client = client.clone();
+                async move { client.watch_jwt_bundles().await }
+            },
+            apply_jwt,
+        )));
+        Ok(WorkloadApiTrust { store, tasks })
+    }
+
+    /// The trust store (shared; it changes as bundles rotate).
+    pub fn store(&self) -> Arc<TrustStore> {
+        Arc::clone(&self.store)
+    }
+}
+
+/// An X.509-SVID and the X.509 bundles from `FetchX509SVID`, as an [`SvidSource`] that
+/// rustls configs read on every handshake, so rotation needs no restart. The task stops
+/// when this is dropped.
+#[derive(Debug)]
+pub struct WorkloadApiX509Source {
+    source: Arc<SvidSource>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for WorkloadApiX509Source {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The SVID for `spiffe_id` (or the default one) out of `context`, with all its bundles.
+fn pick(
+    context: &X509Context,
+    spiffe_id: Option<&SpiffeId>,
+    endpoint: &str,
+) -> Result<(lanyard_x509::X509Svid, lanyard_x509::X509BundleSet), Error> {
+    let svid = match spiffe_id {
+        Some(id) => context.svid_for(id),
+        None => context.default_svid(),
+    }
+    .ok_or_else(|| source_error(endpoint, "no X.509-SVID for the requested identity"))?;
+    let bundles = context.bundle_set().map_err(|e| source_error(endpoint, e))?;
+    Ok((svid.to_x509_svid(), bundles))
+}
+
+impl WorkloadApiX509Source {
+    /// Waits for the first X.509 context of `client` and keeps following it, serving the
+    /// SVID of `spiffe_id` (or the default one). Must be called within a tokio runtime.
+    pub async fn start(client: WorkloadApiClient, spiffe_id: Option<SpiffeId>) -> Result<Self, Error> {
+        let endpoint = endpoint_name(&client);
+        let (first, stream) = first_update(&endpoint, client.watch_x509_context().await).await?;
+        let (svid, bundles) = pick(&first, spiffe_id.as_ref(), &endpoint)?;
+        let source = Arc::new(SvidSource::new(&svid, bundles).map_err(|e| source_error(&endpoint, e))?);
+        let task = {
+            let (source, endpoint) = (Arc::clone(&source), endpoint.clone());
+            let wanted = spiffe_id.clone();
+            tokio::spawn(follow(
+                endpoint.clone(),
+                stream,
+                move || {
+                    let client = client.clone();
+                    async move { client.watch_x509_context().await }
+                },
+                move |context: X509Context| {
+                    let (svid, bundles) = pick(&context, wanted.as_ref(), &endpoint)?;
+                    source.update_svid(&svid).map_err(|e| source_error(&endpoint, e))?;
+                    source.update_bundles(bundles);
+                    Ok(())
+                },
+            ))
+        };
+        Ok(WorkloadApiX509Source { source, task })
+    }
+
+    /// The source to build rustls configs from.
+    pub fn source(&self) -> Arc<SvidSource> {
+        Arc::clone(&self.source)
     }
 }

@@ -8,4 +8,5 @@ pub(crate) mod key;
 pub(crate) mod server;
 pub(crate) mod token;
 pub(crate) mod verify;
+pub(crate) mod workload;
 pub(crate) mod x509;

@@ -28,6 +28,9 @@ enum Command {
     Entry(cmd::admin::EntryCommand),
     /// Run the node agent (SPIFFE Workload API), check its health, or list/ban agents.
     Agent(cmd::agent::AgentArgs),
+    /// Use the SPIFFE Workload API as a workload: fetch credentials, or keep them in files.
+    #[command(subcommand)]
+    Workload(cmd::workload::WorkloadCommand),
     /// Generate and convert keys.
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Server(a) => cmd::server::run(a),
         Command::Entry(c) => cmd::admin::run_entry(c),
         Command::Agent(a) => cmd::agent::run(a),
+        Command::Workload(c) => cmd::workload::run(c),
         Command::Key(c) => cmd::key::run(c),
         Command::Wit(c) => cmd::token::run_wit(c),
         Command::Wpt(c) => cmd::token::run_wpt(c),
