@@ -5,6 +5,8 @@
 #   2. idle RSS of the agent with 1,000 local entries (goal < 20 MiB);
 #   3. FetchJWTSVID from a warm cache: throughput and p50/p99 with 1, 4 and 16 concurrent
 #      clients (goal: p99 < 1 ms, >= 10,000 fetches/s);
+#   3b. the same with a new audience per request: every JWT-SVID is minted by the server
+#      through the agent API (gRPC over mTLS), i.e. server minting throughput end to end;
 #   4. `lanyard entry create` -> the workload's open FetchX509SVID stream carrying the new
 #      SVID, 50 rounds (goal < 1 s).
 # The load generator is crates/lanyard-agent/examples/workload_load.rs.
@@ -101,6 +103,8 @@ echo "agent holds 1,000 SVIDs ${t}s after the batch; idle RSS $(rss_kb) kB"
 
 echo "== FetchJWTSVID (warm cache)"
 for c in 1 4 16; do "$load" jwt "$work/public/api.sock" bench "$c" 5; done
+echo "== FetchJWTSVID, a new audience each time (minted by the server through the agent API)"
+for c in 1 4; do "$load" jwt-mint "$work/public/api.sock" "$c" 5; done
 
 echo "== entry create -> open FetchX509SVID stream"
 "$load" propagation "$work/public/api.sock" "$bin" "$LANYARD_ADMIN_SOCKET" "$agent_id" "unix:uid:$uid" 50

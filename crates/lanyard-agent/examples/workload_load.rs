@@ -4,6 +4,9 @@
 //! workload_load jwt <socket> <audience> <clients> <seconds>
 //!     FetchJWTSVID from <clients> concurrent connections for <seconds>; prints
 //!     throughput and latency percentiles.
+//! workload_load jwt-mint <socket> <clients> <seconds>
+//!     As `jwt`, but every request names a new audience, so each one is minted by the
+//!     server through the agent API (cache misses): server minting throughput end to end.
 //! workload_load propagation <socket> <lanyard binary> <admin socket> <parent id> <selector> <rounds>
 //!     With a FetchX509SVID stream open, runs `lanyard entry create` <rounds> times and
 //!     measures until the stream carries the new identity.
@@ -14,22 +17,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use lanyard_api::workload as wl;
 use lanyard_api::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 async fn connect(socket: PathBuf) -> SpiffeWorkloadApiClient<Channel> {
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .unwrap();
-    SpiffeWorkloadApiClient::new(channel)
+    let channel = lanyard_workload::connect_channel(&lanyard_workload::EndpointAddress::Unix(socket)).await;
+    SpiffeWorkloadApiClient::new(channel.unwrap())
 }
 
 fn request<T>(message: T) -> tonic::Request<T> {
@@ -59,19 +53,23 @@ fn report(what: &str, mut samples: Vec<Duration>, elapsed: Duration) {
     );
 }
 
-async fn jwt(socket: PathBuf, audience: String, clients: usize, seconds: u64) {
-    // Warm the agent's cache first.
-    let mut warm = connect(socket.clone()).await;
-    warm.fetch_jwtsvid(request(wl::JwtsvidRequest {
-        audience: vec![audience.clone()],
-        spiffe_id: String::new(),
-    }))
-    .await
-    .unwrap();
+/// `audience`: one fixed audience (cache hits), or `None` for a new one per request.
+async fn jwt(socket: PathBuf, audience: Option<String>, clients: usize, seconds: u64) {
+    if let Some(audience) = &audience {
+        // Warm the agent's cache first.
+        let mut warm = connect(socket.clone()).await;
+        warm.fetch_jwtsvid(request(wl::JwtsvidRequest {
+            audience: vec![audience.clone()],
+            spiffe_id: String::new(),
+        }))
+        .await
+        .unwrap();
+    }
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    let run = std::process::id();
+    for task in 0..clients {
         let socket = socket.clone();
         let audience = audience.clone();
         tasks.push(tokio::spawn(async move {
@@ -79,9 +77,12 @@ async fn jwt(socket: PathBuf, audience: String, clients: usize, seconds: u64) {
             let mut samples = Vec::new();
             while Instant::now() < until {
                 let t = Instant::now();
+                let audience = audience
+                    .clone()
+                    .unwrap_or_else(|| format!("mint-{run}-{task}-{}", samples.len()));
                 client
                     .fetch_jwtsvid(request(wl::JwtsvidRequest {
-                        audience: vec![audience.clone()],
+                        audience: vec![audience],
                         spiffe_id: String::new(),
                     }))
                     .await
@@ -95,7 +96,16 @@ async fn jwt(socket: PathBuf, audience: String, clients: usize, seconds: u64) {
     for task in tasks {
         all.extend(task.await.unwrap());
     }
-    report(&format!("FetchJWTSVID, {clients} clients"), all, started.elapsed());
+    let what = if audience.is_some() {
+        "cached"
+    } else {
+        "minted by the server"
+    };
+    report(
+        &format!("FetchJWTSVID ({what}), {clients} clients"),
+        all,
+        started.elapsed(),
+    );
 }
 
 async fn propagation(socket: PathBuf, lanyard: String, admin: String, parent: String, selector: String, rounds: usize) {
@@ -149,13 +159,17 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["jwt", socket, audience, clients, seconds] => {
+            let audience = Some((*audience).to_owned());
             jwt(
                 socket.into(),
-                (*audience).to_owned(),
+                audience,
                 clients.parse().unwrap(),
                 seconds.parse().unwrap(),
             )
             .await;
+        }
+        ["jwt-mint", socket, clients, seconds] => {
+            jwt(socket.into(), None, clients.parse().unwrap(), seconds.parse().unwrap()).await;
         }
         ["propagation", socket, lanyard, admin, parent, selector, rounds] => {
             propagation(

@@ -28,6 +28,8 @@ use crate::state::{BundleView, HeldSvid, HeldWit, Snapshot, Store};
 
 /// How many CSRs go into one `BatchNewX509Svid` call.
 const BATCH: usize = 500;
+/// The most JWT-SVIDs the agent caches (across workloads and audiences).
+const MAX_CACHED_JWTS: usize = 10_000;
 /// How long before its expiry the agent SVID is renewed at the latest.
 const RENEW_MARGIN: u64 = 30;
 
@@ -672,8 +674,13 @@ impl Manager {
                     expires_at: UnixTime(u64::try_from(response.expires_at).unwrap_or(0)),
                 };
                 let mut jwts = self.jwts.lock().unwrap_or_else(PoisonError::into_inner);
-                if jwts.len() >= 10_000 {
+                if jwts.len() >= MAX_CACHED_JWTS {
                     jwts.retain(|_, c| c.expires_at > now);
+                    if jwts.len() >= MAX_CACHED_JWTS {
+                        // Still full of live tokens (a workload asking for many audiences):
+                        // start over rather than grow without bound.
+                        jwts.clear();
+                    }
                 }
                 jwts.insert(key, fresh);
                 Ok(response.token)

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use lanyard_agent::{AgentConfig, RunningAgent};
 use lanyard_api::workload as wl;
 use lanyard_api::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
@@ -21,9 +20,8 @@ use lanyard_server::model::{EntrySpec, Selector};
 use lanyard_server::{RunningServer, ServerConfig};
 use lanyard_x509::{Usage, VerifyOptions, X509Bundle, X509BundleSet, verify_svid_chain};
 use rustls::pki_types::CertificateDer;
-use tokio::net::UnixStream;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 const TD: &str = "example.org";
 
@@ -116,16 +114,15 @@ fn agent_id_for(token: &str) -> String {
 }
 
 async fn client(socket: &Path) -> SpiffeWorkloadApiClient<Channel> {
-    let socket = socket.to_owned();
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .unwrap();
-    SpiffeWorkloadApiClient::new(channel)
+    let address = lanyard_workload::EndpointAddress::Unix(socket.to_owned());
+    SpiffeWorkloadApiClient::new(lanyard_workload::connect_channel(&address).await.unwrap())
+}
+
+fn jwt_request(audience: &[&str], spiffe_id: &str) -> tonic::Request<wl::JwtsvidRequest> {
+    with_header(wl::JwtsvidRequest {
+        audience: audience.iter().map(|a| (*a).to_owned()).collect(),
+        spiffe_id: spiffe_id.to_owned(),
+    })
 }
 
 fn with_header<T>(message: T) -> tonic::Request<T> {
@@ -269,10 +266,7 @@ async fn workload_api_end_to_end() {
 
     // JWT-SVIDs: one per identity, verifiable, cached per audience.
     let jwt = api
-        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
-            audience: vec!["payments".into()],
-            spiffe_id: "spiffe://example.org/web".into(),
-        }))
+        .fetch_jwtsvid(jwt_request(&["payments"], "spiffe://example.org/web"))
         .await
         .unwrap()
         .into_inner();
@@ -283,39 +277,24 @@ async fn workload_api_end_to_end() {
     let checked = verifier.verify(&jwt.svids[0].svid, "payments", world.now()).unwrap();
     assert_eq!(checked.sub.as_str(), "spiffe://example.org/web");
     let again = api
-        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
-            audience: vec!["payments".into()],
-            spiffe_id: "spiffe://example.org/web".into(),
-        }))
+        .fetch_jwtsvid(jwt_request(&["payments"], "spiffe://example.org/web"))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(again.svids[0].svid, jwt.svids[0].svid, "served from the cache");
     let all = api
-        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
-            audience: vec!["payments".into()],
-            spiffe_id: String::new(),
-        }))
+        .fetch_jwtsvid(jwt_request(&["payments"], ""))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(all.svids.len(), 2);
     // Asking for an identity the caller is not entitled to is refused.
     let err = api
-        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
-            audience: vec!["payments".into()],
-            spiffe_id: "spiffe://example.org/other".into(),
-        }))
+        .fetch_jwtsvid(jwt_request(&["payments"], "spiffe://example.org/other"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
-    let err = api
-        .fetch_jwtsvid(with_header(wl::JwtsvidRequest {
-            audience: vec![],
-            spiffe_id: String::new(),
-        }))
-        .await
-        .unwrap_err();
+    let err = api.fetch_jwtsvid(jwt_request(&[], "")).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 
     // ValidateJWTSVID accepts the token for its audience and refuses another audience.

@@ -82,19 +82,26 @@ fn unix_connector(
     })
 }
 
+/// A gRPC channel to the Workload API at `address` (Unix socket or TCP), connected now,
+/// for callers that want the generated client itself (tests, load generators). It adds no
+/// security header: [`WorkloadApiClient`] does.
+pub async fn connect_channel(address: &EndpointAddress) -> Result<Channel, ClientError> {
+    let ep = endpoint(address)?;
+    match address {
+        EndpointAddress::Unix(path) => ep.connect_with_connector(unix_connector(path.clone())).await,
+        EndpointAddress::Tcp(_) => ep.connect().await,
+    }
+    .map_err(|e| ClientError::Connect {
+        address: address.to_string(),
+        reason: error_chain(&e),
+    })
+}
+
 impl WorkloadApiClient {
     /// Connects to the Workload API at `address`, failing if the endpoint cannot be reached
     /// now.
     pub async fn connect(address: &EndpointAddress) -> Result<WorkloadApiClient, ClientError> {
-        let ep = endpoint(address)?;
-        let channel = match address {
-            EndpointAddress::Unix(path) => ep.connect_with_connector(unix_connector(path.clone())).await,
-            EndpointAddress::Tcp(_) => ep.connect().await,
-        }
-        .map_err(|e| ClientError::Connect {
-            address: address.to_string(),
-            reason: error_chain(&e),
-        })?;
+        let channel = connect_channel(address).await?;
         Ok(WorkloadApiClient::with_address(channel, Some(address.clone())))
     }
 

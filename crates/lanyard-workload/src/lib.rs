@@ -38,7 +38,7 @@ mod types;
 
 // Public API
 pub use address::{AddressError, ENDPOINT_SOCKET_ENV, EndpointAddress};
-pub use client::{SECURITY_HEADER, Watch, WorkloadApiClient};
+pub use client::{SECURITY_HEADER, Watch, WorkloadApiClient, connect_channel};
 pub use error::ClientError;
 /// The DER certificate and PKCS#8 key types of [`X509SvidEntry`] (from `rustls-pki-types`).
 pub use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};

@@ -199,17 +199,24 @@ pub(crate) fn verify_parts(
     })
 }
 
-/// Maps a webpki path-validation error to the crate's error.
-fn path_error(e: webpki::Error, td: &TrustDomain, now: UnixTime, usage: Usage) -> Error {
+/// The validity-period errors of webpki as the crate's errors, or the error unchanged.
+fn validity_error(e: webpki::Error, now: UnixTime) -> Result<Error, webpki::Error> {
     match e {
-        webpki::Error::CertExpired { not_after, .. } => Error::Expired {
+        webpki::Error::CertExpired { not_after, .. } => Ok(Error::Expired {
             not_after: UnixTime(not_after.as_secs()),
             now,
-        },
-        webpki::Error::CertNotValidYet { not_before, .. } => Error::NotYetValid {
+        }),
+        webpki::Error::CertNotValidYet { not_before, .. } => Ok(Error::NotYetValid {
             not_before: UnixTime(not_before.as_secs()),
             now,
-        },
+        }),
+        other => Err(other),
+    }
+}
+
+/// Maps a webpki path-validation error to the crate's error.
+fn path_error(e: webpki::Error, td: &TrustDomain, now: UnixTime, usage: Usage) -> Error {
+    validity_error(e, now).unwrap_or_else(|e| match e {
         #[allow(deprecated)]
         webpki::Error::RequiredEkuNotFound | webpki::Error::RequiredEkuNotFoundContext(_) => {
             Error::WrongUsage { usage: usage.name() }
@@ -218,7 +225,7 @@ fn path_error(e: webpki::Error, td: &TrustDomain, now: UnixTime, usage: Usage) -
             trust_domain: td.name().to_owned(),
             reason,
         },
-    }
+    })
 }
 
 /// What [`verify_cert_chain`] found in a chain's leaf.
@@ -288,17 +295,7 @@ pub fn verify_cert_chain<C: AsRef<[u8]>>(
         None,
         None,
     )
-    .map_err(|e| match e {
-        webpki::Error::CertExpired { not_after, .. } => Error::Expired {
-            not_after: UnixTime(not_after.as_secs()),
-            now,
-        },
-        webpki::Error::CertNotValidYet { not_before, .. } => Error::NotYetValid {
-            not_before: UnixTime(not_before.as_secs()),
-            now,
-        },
-        reason => Error::UntrustedChain { reason },
-    })?;
+    .map_err(|e| validity_error(e, now).unwrap_or_else(|reason| Error::UntrustedChain { reason }))?;
     Ok(VerifiedCert {
         not_before,
         not_after,
