@@ -60,6 +60,12 @@ impl Harness {
         self.server.state.clock.now()
     }
 
+    /// The stored record of the agent `id` (which must exist).
+    async fn stored_agent(&self, id: &str) -> lanyard_server::model::Agent {
+        let id = SpiffeId::parse(id).unwrap();
+        self.server.state.store.get_agent(&id).await.unwrap().unwrap()
+    }
+
     fn td(&self) -> TrustDomain {
         TrustDomain::parse(TD).unwrap()
     }
@@ -285,14 +291,7 @@ async fn join_token_attestation_renewal_and_refusals() {
     assert_eq!(agent.bundle.trust_domain, "spiffe://example.org");
     let verified = verify_with_bundle(&agent.svid.chain, &agent.bundle, h.now());
     assert_eq!(verified.spiffe_id.as_str(), id);
-    let stored = h
-        .server
-        .state
-        .store
-        .get_agent(&SpiffeId::parse(&id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.stored_agent(&id).await;
     assert_eq!(stored.attestation_type, "join_token");
     assert_eq!(stored.svid_serial, verified.serial);
     assert!(!stored.banned);
@@ -369,14 +368,7 @@ async fn join_token_attestation_renewal_and_refusals() {
     assert_eq!(renewed.id, id);
     let verified2 = verify_with_bundle(&renewed.svid.chain, &renewed.bundle, h.now());
     assert_ne!(verified2.serial, verified.serial);
-    let stored = h
-        .server
-        .state
-        .store
-        .get_agent(&SpiffeId::parse(&id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.stored_agent(&id).await;
     assert_eq!(stored.svid_serial, verified2.serial);
     // The renewed SVID works for the next connection.
     h.as_agent(&renewed)
@@ -791,14 +783,7 @@ async fn x509pop_attestation_issues_an_agent_svid_and_allows_reattestation() {
         assert_eq!(agent.id, id);
         let verified = verify_with_bundle(&agent.svid.chain, &agent.bundle, h.now());
         assert_eq!(verified.spiffe_id.as_str(), id);
-        let stored = h
-            .server
-            .state
-            .store
-            .get_agent(&SpiffeId::parse(&id).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = h.stored_agent(&id).await;
         assert_eq!(stored.attestation_type, "x509pop");
         let selectors: Vec<String> = stored.selectors.iter().map(ToString::to_string).collect();
         assert!(

@@ -3,14 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn bin_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_lanyard")).parent().unwrap().to_path_buf()
-}
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Server, bin_dir};
 
 fn sh(dir: &Path, script: &str) -> Output {
     let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
@@ -27,75 +25,27 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A running `lanyard server` and the banner it printed.
-struct Server {
-    child: Child,
-    banner: Vec<String>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lanyard"))
-            .arg("server")
-            .current_dir(dir)
-            .env("LANYARD_PUBLIC_ADDRESS", "127.0.0.1:0")
-            .env("LANYARD_AGENT_ADDRESS", "127.0.0.1:0")
-            .env("LANYARD_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut banner = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let done = line.starts_with("Press Ctrl-C");
-            banner.push(line);
-            if done || Instant::now() > deadline {
-                break;
-            }
-        }
-        assert!(
-            banner.iter().any(|l| l.starts_with("Press Ctrl-C")),
-            "no banner: {banner:?}"
-        );
-        Server { child, banner }
-    }
-
-    /// The commands under "Get a first credential".
-    fn next_steps(&self) -> Vec<String> {
-        self.banner
-            .iter()
-            .skip_while(|l| !l.starts_with("Get a first credential"))
-            .skip(1)
-            .take_while(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_owned())
-            .collect()
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not stop on SIGINT");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// The commands under "Get a first credential" in the server's banner.
+fn next_steps(server: &Server) -> Vec<String> {
+    server
+        .process
+        .banner
+        .iter()
+        .skip_while(|l| !l.starts_with("Get a first credential"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_owned())
+        .collect()
 }
 
 #[test]
 fn first_run_prints_working_next_steps() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let banner = server.banner.join("\n");
+    let banner = server.process.banner.join("\n");
     assert!(banner.contains("trust domain     example.org"), "{banner}");
     assert!(banner.contains("/bundle"), "{banner}");
-    let steps = server.next_steps();
+    let steps = next_steps(&server);
     assert_eq!(steps.len(), 4, "{banner}");
     let have_curl = Command::new("curl").arg("--version").output().is_ok();
     for step in &steps {
@@ -181,6 +131,7 @@ fn first_run_prints_working_next_steps() {
     let server = Server::start(dir.path());
     if have_curl {
         let url = server
+            .process
             .banner
             .iter()
             .find_map(|l| l.trim().strip_prefix("trust bundle").map(|u| u.trim().to_owned()))

@@ -11,16 +11,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use common::Server;
 use serde_json::{Value, json};
 
 /// Writer threads (each with its own admin connection).
@@ -34,109 +37,18 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// The parent of every entry.
 const PARENT: &str = "spiffe://example.org/agent/burst";
 
-/// A running `lanyard server`: killed on drop, so a failed assertion leaves no process.
-struct Server {
-    child: Child,
-    public: String,
-    socket: PathBuf,
-}
-
-impl Server {
-    /// Starts the server in `dir` (data in `dir/lanyard-data`, public port picked by the
-    /// OS) and waits for its banner, which it prints once it serves.
-    fn start(dir: &Path) -> Server {
-        let data = dir.join("lanyard-data");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lanyard"))
-            .arg("server")
-            .current_dir(dir)
-            .env("LANYARD_PUBLIC_ADDRESS", "127.0.0.1:0")
-            .env("LANYARD_AGENT_ADDRESS", "127.0.0.1:0")
-            .env("LANYARD_DATA_DIR", &data)
-            .env("LANYARD_LOG", "warn")
-            .env_remove("LANYARD_ADMIN_SOCKET")
-            .env_remove("LANYARD_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        // Read the banner on a thread so a silent server cannot hang the test.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + TIMEOUT;
-        let mut banner = Vec::new();
-        let mut server = Server {
-            child,
-            public: String::new(),
-            socket: data.join("admin.sock"),
-        };
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.starts_with("Press Ctrl-C");
-                    if let Some(url) = line.trim().strip_prefix("public endpoint") {
-                        server.public = url.trim().trim_start_matches("http://").to_owned();
-                    }
-                    banner.push(line);
-                    if done {
-                        break;
-                    }
-                }
-                Err(e) => panic!("no banner from `lanyard server` ({e}): {banner:?}"),
-            }
-        }
-        assert!(!server.public.is_empty(), "no public endpoint in {banner:?}");
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// `GET /readyz` on the public address: true on `200`.
-    fn ready(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(&self.public) else {
-            return false;
-        };
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let req = format!(
-            "GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.public
-        );
-        let mut resp = String::new();
-        s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut resp).is_ok() && resp.starts_with("HTTP/1.1 200")
-    }
-
-    /// SIGINT, then waits (bounded) for a clean exit.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.pid().to_string();
-        Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not stop on SIGINT");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// `GET /readyz` on the server's public address: true on `200`.
+fn ready(server: &Server) -> bool {
+    let Ok(mut s) = TcpStream::connect(&server.public) else {
+        return false;
+    };
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let req = format!(
+        "GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.public
+    );
+    let mut resp = String::new();
+    s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut resp).is_ok() && resp.starts_with("HTTP/1.1 200")
 }
 
 /// One keep-alive HTTP/1.1 connection to the admin socket.
@@ -295,7 +207,7 @@ fn acknowledged_writes_survive_kill_9() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    let socket = server.socket.clone();
+    let socket = server.admin_socket.clone();
     let bundle_before = Admin::connect(&socket).unwrap().get_json("/v1/bundle");
     assert!(!bundle_before["keys"].as_array().unwrap().is_empty(), "{bundle_before}");
 
@@ -329,9 +241,9 @@ fn acknowledged_writes_survive_kill_9() {
         }
     }
     killed.store(true, Ordering::SeqCst);
-    let pid = server.pid();
-    server.child.kill().unwrap(); // SIGKILL
-    let status = server.child.wait().unwrap();
+    let pid = server.process.pid();
+    server.process.child.kill().unwrap(); // SIGKILL
+    let status = server.process.child.wait().unwrap();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(9),
@@ -357,7 +269,7 @@ fn acknowledged_writes_survive_kill_9() {
 
     // Restart on the same directory: the stale socket is replaced and it becomes ready.
     let server = Server::start(dir.path());
-    assert!(server.ready(), "restarted server is not ready");
+    assert!(ready(&server), "restarted server is not ready");
     let mut admin = Admin::connect(&socket).unwrap();
     let bundle_after = admin.get_json("/v1/bundle");
     assert_eq!(

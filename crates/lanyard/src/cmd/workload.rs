@@ -125,7 +125,11 @@ pub(crate) fn run(command: WorkloadCommand) -> Result<ExitCode> {
                 endpoint,
             } => {
                 let token = crate::input::token(&token)?;
-                let (id, claims) = endpoint.connect().await?.validate_jwt_svid(&audience, token.trim()).await?;
+                let (id, claims) = endpoint
+                    .connect()
+                    .await?
+                    .validate_jwt_svid(&audience, token.trim())
+                    .await?;
                 println!("valid JWT-SVID for {id}");
                 println!("{}", serde_json::to_string_pretty(&claims)?);
                 Ok(ExitCode::SUCCESS)
@@ -180,7 +184,11 @@ async fn run_fetch(fetch: FetchCommand) -> Result<ExitCode> {
         } => {
             let wanted = spiffe_id(wanted.as_deref())?;
             let audience: Vec<&str> = audience.iter().map(String::as_str).collect();
-            let svids = endpoint.connect().await?.fetch_jwt_svid(&audience, wanted.as_ref()).await?;
+            let svids = endpoint
+                .connect()
+                .await?
+                .fetch_jwt_svid(&audience, wanted.as_ref())
+                .await?;
             for svid in svids {
                 eprintln!("{}", svid.spiffe_id);
                 println!("{}", svid.token);
@@ -214,14 +222,21 @@ async fn run_fetch(fetch: FetchCommand) -> Result<ExitCode> {
             let wit = client.fetch_wit_bundles().await?;
             let mut out = serde_json::Map::new();
             for (td, certs) in &x509.bundles {
-                out.insert(format!("spiffe://{}", td.name()), json!({ "x509_authorities": certs.len() }));
+                out.insert(
+                    format!("spiffe://{}", td.name()),
+                    json!({ "x509_authorities": certs.len() }),
+                );
             }
             for (td, jwks) in &jwt.bundles {
-                let entry = out.entry(format!("spiffe://{}", td.name())).or_insert_with(|| json!({}));
+                let entry = out
+                    .entry(format!("spiffe://{}", td.name()))
+                    .or_insert_with(|| json!({}));
                 entry["jwt_keys"] = serde_json::from_slice(jwks).unwrap_or_default();
             }
             for (td, jwks) in &wit.bundles {
-                let entry = out.entry(format!("spiffe://{}", td.name())).or_insert_with(|| json!({}));
+                let entry = out
+                    .entry(format!("spiffe://{}", td.name()))
+                    .or_insert_with(|| json!({}));
                 entry["wit_keys"] = serde_json::from_str(jwks).unwrap_or_default();
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
