@@ -15,6 +15,7 @@
 pub mod attestor;
 pub mod config;
 pub mod error;
+pub mod h2_authority;
 pub mod health;
 mod link;
 pub mod manager;
@@ -83,7 +84,11 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         attestors,
         Duration::from_secs(config.first_svid_timeout),
     );
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    // Each connection goes through AuthorityFix, so gRPC C-core clients (py-spiffe, ...)
+    // are not refused for the socket path they send as :authority.
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::UnixListenerStream::new(listener), |conn| {
+        conn.map(h2_authority::AuthorityFix::new)
+    });
     tasks.spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(SpiffeWorkloadApiServer::new(service))

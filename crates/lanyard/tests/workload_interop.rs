@@ -12,11 +12,9 @@
 //! audience), get PermissionDenied when asking for [`FORBIDDEN_ID`], and watch X.509
 //! updates until the serial number changes.
 //!
-//! py-spiffe runs with `--default-authority localhost`: as shipped, gRPC C-core sends the
-//! percent-encoded socket path as HTTP/2 `:authority`, which the agent's HTTP/2 server
-//! (hyperium/h2) refuses with RST_STREAM(PROTOCOL_ERROR). Its `stock_client` probe
-//! records that; `py_spiffe_as_shipped` (ignored until the agent accepts such requests)
-//! runs everything without the workaround.
+//! py-spiffe runs as shipped: its gRPC C-core sends the percent-encoded socket path as
+//! HTTP/2 `:authority`, which the agent accepts (see `lanyard_agent::h2_authority`); the
+//! driver's `stock_client` check is a fresh client's first call.
 //!
 //! Gated like the other interop tests: with the tools missing (the venv with py-spiffe,
 //! see `scripts/install-interop.sh`) the test prints a `skipped:` line and passes, unless
@@ -55,7 +53,7 @@ const PY_DRIVER: &str = "tests/interop/python/workload_api_driver.py";
 const RUST_DRIVER_MANIFEST: &str = "tests/interop/rust-spiffe/Cargo.toml";
 const INSTALL_HINT: &str = "run scripts/install-interop.sh (tests/interop/README.md)";
 
-/// Every check a driver reports; all must pass (`stock_client` aside, see the module doc).
+/// The checks both drivers report; all must pass (py-spiffe also reports `stock_client`).
 const CHECKS: [&str; 7] = [
     "x509_svid",
     "x509_bundles",
@@ -195,15 +193,12 @@ fn driver_args(cmd: &mut Command, endpoint: &str) {
         .args(["--forbidden-id", FORBIDDEN_ID, "--rotation-timeout", ROTATION_TIMEOUT]);
 }
 
-/// Runs py-spiffe's driver (with `--default-authority localhost` when `workaround`).
-fn run_py_spiffe(endpoint: &str, workaround: bool) -> Result<Value, String> {
+/// Runs py-spiffe's driver.
+fn run_py_spiffe(endpoint: &str) -> Result<Value, String> {
     let root = workspace_root();
     let mut cmd = Command::new(root.join(VENV_PYTHON));
     cmd.arg(PY_DRIVER);
     driver_args(&mut cmd, endpoint);
-    if workaround {
-        cmd.args(["--default-authority", "localhost"]);
-    }
     report("py-spiffe", run(cmd, DRIVER_TIMEOUT))
 }
 
@@ -256,6 +251,7 @@ fn problems(report: &Value) -> Vec<String> {
     let checks = &report["checks"];
     let failed: Vec<String> = CHECKS
         .iter()
+        .chain(checks.get("stock_client").map(|_| &"stock_client"))
         .filter(|name| checks[**name]["ok"] != true)
         .map(|name| format!("{name} failed: {}", checks[*name]))
         .collect();
@@ -332,7 +328,7 @@ fn workload_api_interop_py_spiffe_and_rust_spiffe() {
     let endpoint = setup.agent.endpoint.clone();
     let py = {
         let endpoint = endpoint.clone();
-        std::thread::spawn(move || run_py_spiffe(&endpoint, true))
+        std::thread::spawn(move || run_py_spiffe(&endpoint))
     };
     let rust = build
         .join()
@@ -350,16 +346,6 @@ fn workload_api_interop_py_spiffe_and_rust_spiffe() {
             Err(e) => failures.push(e.clone()),
         }
     }
-    // py-spiffe as shipped: one call without the :authority workaround. It fails with
-    // INTERNAL (RST_STREAM PROTOCOL_ERROR) until the agent accepts gRPC C-core's
-    // percent-encoded :authority; when it passes, un-ignore `py_spiffe_as_shipped`.
-    if let Ok(report) = &py {
-        let stock = &report["checks"]["stock_client"];
-        let _ = writeln!(std::io::stderr().lock(), "py-spiffe as shipped (stock_client): {stock}");
-        if stock["ok"] != true && stock["grpc_code"] != "INTERNAL" {
-            failures.push(format!("py-spiffe: stock_client failed unexpectedly: {stock}"));
-        }
-    }
     setup.stop();
     let _ = writeln!(
         std::io::stderr().lock(),
@@ -371,22 +357,4 @@ fn workload_api_interop_py_spiffe_and_rust_spiffe() {
         "Workload API interop failures:\n{}",
         failures.join("\n")
     );
-}
-
-#[test]
-#[ignore = "lanyard-agent's HTTP/2 server (hyperium/h2) rejects the percent-encoded :authority gRPC C-core sends over Unix sockets"]
-fn py_spiffe_as_shipped() {
-    if !interop_enabled("py_spiffe_as_shipped") {
-        return;
-    }
-    let setup = Setup::start();
-    let result = run_py_spiffe(&setup.agent.endpoint, false);
-    setup.stop();
-    let report = result.unwrap_or_else(|e| panic!("{e}"));
-    print_report("py-spiffe (as shipped)", &report);
-    let mut problems = problems(&report);
-    if report["checks"]["stock_client"]["ok"] != true {
-        problems.push(format!("stock_client failed: {}", report["checks"]["stock_client"]));
-    }
-    assert!(problems.is_empty(), "py-spiffe as shipped:\n{}", problems.join("\n"));
 }

@@ -1,19 +1,16 @@
 """Drives a running SPIFFE Workload API (SPIFFE_ENDPOINT_SOCKET) with py-spiffe.
 
     workload_api_driver.py --spiffe-id <expected ID> --audience <aud> --forbidden-id <ID>
-                           [--rotation-timeout <seconds>] [--default-authority <authority>]
+                           [--rotation-timeout <seconds>]
 
 Prints one line of JSON: {"library", "version", "checks": {name: {"ok", ...}}}. Every
 check runs even after one fails; a failed check has "ok": false and an "error". The
 exit status is 0 when the report was printed (whatever it says) and 2 on bad usage.
 
-The first check, "stock_client", is one FetchX509Bundles call through py-spiffe exactly
-as shipped. --default-authority then makes every later channel send that HTTP/2
-:authority (gRPC's `grpc.default_authority` channel option, added by wrapping
-grpc.insecure_channel, which py-spiffe calls without options). Without it, gRPC C-core
-(1.57+) sends the percent-encoded socket path, e.g. `tmp%2Fagent%2Fapi.sock`, which
-servers built on hyperium/h2 (tonic) reject with RST_STREAM(PROTOCOL_ERROR); see
-tests/interop/README.md.
+py-spiffe runs exactly as shipped. The first check, "stock_client", is one
+FetchX509Bundles call on a fresh client: gRPC C-core (1.57+) sends the percent-encoded
+socket path as HTTP/2 :authority (e.g. `tmp%2Fagent%2Fapi.sock`), which the agent must
+accept; see tests/interop/README.md.
 
 Chains are verified with `cryptography` (its X.509 path validation, against the X.509
 bundle the Workload API returned); JWT-SVIDs with py-spiffe's own
@@ -231,24 +228,12 @@ def stock_client(_args):
     return {"trust_domains": sorted(str(b.trust_domain) for b in bundles.bundles)}
 
 
-def use_default_authority(authority):
-    """Makes every gRPC channel opened from now on send `authority` as :authority."""
-    original = grpc.insecure_channel
-
-    def insecure_channel(target, options=None, *rest, **kw):
-        options = list(options or []) + [("grpc.default_authority", authority)]
-        return original(target, options, *rest, **kw)
-
-    grpc.insecure_channel = insecure_channel
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--spiffe-id", required=True)
     parser.add_argument("--audience", required=True)
     parser.add_argument("--forbidden-id", required=True)
     parser.add_argument("--rotation-timeout", type=float, default=40.0)
-    parser.add_argument("--default-authority")
     try:
         args = parser.parse_args()
     except SystemExit:
@@ -266,8 +251,6 @@ def main():
             checks[name] = {"ok": False, "error": f"{type(e).__name__}: {e}", "grpc_code": code}
 
     record("stock_client", stock_client, args)
-    if args.default_authority:
-        use_default_authority(args.default_authority)
     try:
         client = WorkloadApiClient(default_timeout=15)
     except Exception as e:
