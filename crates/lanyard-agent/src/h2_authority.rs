@@ -130,10 +130,10 @@ impl<S> AuthorityFix<S> {
                 return Ok(());
             }
         }
-        if self.pending.as_ref().is_some_and(|p| p.flags & END_HEADERS != 0) {
-            if let Some(pending) = self.pending.take() {
-                self.emit_headers(pending)?;
-            }
+        if self.pending.as_ref().is_some_and(|p| p.flags & END_HEADERS != 0)
+            && let Some(pending) = self.pending.take()
+        {
+            self.emit_headers(pending)?;
         }
         Ok(())
     }
