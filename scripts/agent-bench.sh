@@ -110,8 +110,14 @@ echo "== entry create -> open FetchX509SVID stream"
 "$load" propagation "$work/public/api.sock" "$bin" "$LANYARD_ADMIN_SOCKET" "$agent_id" "unix:uid:$uid" 50
 
 echo "== $big entries: a restarted agent receives them and mints an SVID for each"
-entries_json "$((big - 1050))" 1000 "$agent_id" >e2.json
-"$bin" entry create --file e2.json >/dev/null
+# In batches of 1,000 (the admin API limits request bodies).
+left=$((big - 1050)); next=1000
+while [[ "$left" -gt 0 ]]; do
+    n=$((left < 1000 ? left : 1000))
+    entries_json "$n" "$next" "$agent_id" >e2.json
+    "$bin" entry create --file e2.json >/dev/null
+    left=$((left - n)); next=$((next + n))
+done
 kill -INT "$agent_pid"; wait "$agent_pid" || true
 agent_cmd=$(echo "$agent_cmd" | sed "s/--join-token [^ ]*//")
 start_agent

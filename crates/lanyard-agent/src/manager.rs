@@ -269,7 +269,7 @@ impl Manager {
                     });
                     self.store.update(|s| {
                         let had = !s.entries.is_empty() || !s.svids.is_empty() || !s.wits.is_empty();
-                        s.entries.clear();
+                        s.set_entries(BTreeMap::new());
                         s.svids.clear();
                         s.wits.clear();
                         had
@@ -408,7 +408,7 @@ impl Manager {
         tracing::info!(entries = entries.len(), revision, "entry snapshot applied");
         self.store.update(|s| {
             s.revision = revision;
-            s.entries = entries;
+            s.set_entries(entries);
             s.synced = true;
             drop_orphans(s);
             true
@@ -423,12 +423,14 @@ impl Manager {
                 return false;
             }
             s.revision = delta.revision;
+            let mut entries = std::mem::take(&mut s.entries);
             for id in &delta.deleted_entry_ids {
-                s.entries.remove(id);
+                entries.remove(id);
             }
             for entry in upserts {
-                s.entries.insert(entry.id.clone(), Arc::new(entry));
+                entries.insert(entry.id.clone(), Arc::new(entry));
             }
+            s.set_entries(entries);
             drop_orphans(s);
             true
         });

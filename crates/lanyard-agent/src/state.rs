@@ -3,7 +3,7 @@
 //! and swap it in; readers (Workload API calls and streams) take the current one and are
 //! woken on every change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use lanyard_api::agent::v1 as pb;
@@ -131,6 +131,8 @@ pub struct Snapshot {
     pub revision: u64,
     /// Entries authorized for this agent, by entry id.
     pub entries: BTreeMap<String, Arc<pb::Entry>>,
+    /// Entry ids by selector (`type:value`); rebuilt by [`Snapshot::set_entries`].
+    pub by_selector: Arc<HashMap<String, Vec<String>>>,
     /// X.509-SVIDs by entry id.
     pub svids: BTreeMap<String, Arc<HeldSvid>>,
     /// WIT-SVIDs by entry id (minted on first request, then kept fresh).
@@ -141,6 +143,23 @@ pub struct Snapshot {
     pub federated: BTreeMap<String, Arc<BundleView>>,
     /// Whether a complete entry set has been received since start.
     pub synced: bool,
+}
+
+impl Snapshot {
+    /// Replaces the entries and rebuilds the selector index.
+    pub fn set_entries(&mut self, entries: BTreeMap<String, Arc<pb::Entry>>) {
+        let mut index: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, entry) in &entries {
+            for selector in &entry.selectors {
+                index
+                    .entry(format!("{}:{}", selector.r#type, selector.value))
+                    .or_default()
+                    .push(id.clone());
+            }
+        }
+        self.entries = entries;
+        self.by_selector = Arc::new(index);
+    }
 }
 
 /// The published state: a watch channel of snapshots.

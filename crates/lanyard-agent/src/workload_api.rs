@@ -68,14 +68,13 @@ impl WorkloadApi {
             uid: cred.uid(),
             gid: cred.gid(),
         };
-        let attestors = Arc::clone(&self.attestors);
-        let selectors = tokio::task::spawn_blocking(move || attestor::attest_all(&attestors, &peer))
-            .await
-            .map_err(|_| Status::internal("workload attestation failed"))?
-            .map_err(|e| {
-                tracing::info!(pid = peer.pid, error = %e, "workload attestation failed");
-                Status::permission_denied(format!("could not attest the caller: {e}"))
-            })?;
+        // Inline, not on a blocking thread: attestation reads a few small /proc and /etc
+        // files (the thread handoff would cost more). The one slow step, hashing an
+        // executable, happens once per binary (the unix attestor caches it).
+        let selectors = attestor::attest_all(&self.attestors, &peer).map_err(|e| {
+            tracing::info!(pid = peer.pid, error = %e, "workload attestation failed");
+            Status::permission_denied(format!("could not attest the caller: {e}"))
+        })?;
         Ok(Caller {
             pid: peer.pid,
             selectors,
@@ -155,9 +154,20 @@ impl Caller {
     /// The entries this caller matches, ordered by identity then entry id (the first is
     /// the default SVID).
     fn entries<'s>(&self, snapshot: &'s Snapshot) -> Vec<&'s Arc<pb::Entry>> {
-        let mut matched: Vec<&Arc<pb::Entry>> = snapshot
-            .entries
-            .values()
+        // Candidates share at least one selector with the caller (the snapshot's index);
+        // each is then checked in full.
+        let mut candidates: Vec<&str> = self
+            .selectors
+            .iter()
+            .filter_map(|s| snapshot.by_selector.get(&s.to_string()))
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut matched: Vec<&Arc<pb::Entry>> = candidates
+            .into_iter()
+            .filter_map(|id| snapshot.entries.get(id))
             .filter(|e| {
                 attestor::entry_matches(
                     e.selectors.iter().map(|s| (s.r#type.as_str(), s.value.as_str())),

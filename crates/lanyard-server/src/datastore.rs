@@ -137,4 +137,11 @@ pub trait DataStore: Send + Sync + std::fmt::Debug {
     async fn get_federated_bundle(&self, trust_domain: &str) -> Result<Option<(String, UnixTime)>, StoreError>;
     /// Every stored foreign trust domain.
     async fn list_federated_bundles(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Signalled (coalescing) after every entry write this process commits, so that the
+    /// agent sync can push at once rather than at its next poll; `None` if the store cannot
+    /// tell. Writes by other replicas are still found by polling.
+    fn local_changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }

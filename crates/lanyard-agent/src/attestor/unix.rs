@@ -10,16 +10,17 @@
 //! | `unix:path:<abs path>` | `/proc/<pid>/exe` (only when path discovery is on) |
 //! | `unix:sha256:<hex>` | SHA-256 of that executable (only when path discovery is on) |
 //!
-//! PID reuse: the process's start time (`/proc/<pid>/stat` field 22) is read before and
-//! after everything else; if it changed or the process is gone, attestation fails, so a
-//! process that exits and whose PID is taken by another cannot be mistaken for it.
+//! PID reuse: `/proc/<pid>/status` is opened first and read again through the same open
+//! file after everything else. An open procfs file stays bound to its task, so the second
+//! read fails if the process exited in between, even if another process got its PID: a
+//! process that exits and whose PID is taken cannot be mistaken for it.
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{AttestError, PeerCredentials, Selector, WorkloadAttestor};
 
@@ -27,11 +28,66 @@ use super::{AttestError, PeerCredentials, Selector, WorkloadAttestor};
 #[derive(Debug)]
 pub struct UnixAttestor {
     proc_root: PathBuf,
-    etc_root: PathBuf,
     discover_path: bool,
     /// SHA-256 of executables, keyed by (device, inode, size, mtime, mtime_nsec): binaries
     /// are hashed once, not on every call.
     hashes: Mutex<HashMap<FileStamp, String>>,
+    /// `/etc/passwd` and `/etc/group`, parsed once per change of the file.
+    users: NameFile,
+    groups: NameFile,
+}
+
+/// An `id -> name` file (`/etc/passwd`, `/etc/group`) and its last parse.
+#[derive(Debug)]
+struct NameFile {
+    path: PathBuf,
+    /// The last parse, its file stamp, and when the stamp was last checked.
+    parsed: Mutex<Option<(FileStamp, std::time::Instant, Names)>>,
+}
+
+/// `id -> name`, shared.
+type Names = Arc<HashMap<u32, String>>;
+
+/// How long a parsed account file is used before its stamp is checked again.
+const NAME_FILE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl NameFile {
+    fn new(path: PathBuf) -> NameFile {
+        NameFile {
+            path,
+            parsed: Mutex::new(None),
+        }
+    }
+
+    /// The current names; the file is checked at most once a second and re-read only
+    /// when its identity or mtime changed.
+    fn names(&self) -> Arc<HashMap<u32, String>> {
+        let now = std::time::Instant::now();
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, checked, names)) = parsed.as_ref()
+            && now.duration_since(*checked) < NAME_FILE_RECHECK
+        {
+            return Arc::clone(names);
+        }
+        let Ok(meta) = fs::metadata(&self.path) else {
+            *parsed = None;
+            return Arc::default();
+        };
+        let stamp = stamp(&meta);
+        if let Some((seen, checked, names)) = parsed.as_mut()
+            && *seen == stamp
+        {
+            *checked = now;
+            return Arc::clone(names);
+        }
+        let names = Arc::new(read_names(&self.path));
+        *parsed = Some((stamp, now, Arc::clone(&names)));
+        names
+    }
+}
+
+fn stamp(meta: &fs::Metadata) -> FileStamp {
+    (meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec())
 }
 
 /// What identifies a file's content well enough to reuse its hash: device, inode, size,
@@ -51,9 +107,11 @@ impl UnixAttestor {
         etc_root: impl Into<PathBuf>,
         discover_path: bool,
     ) -> UnixAttestor {
+        let etc_root: PathBuf = etc_root.into();
         UnixAttestor {
             proc_root: proc_root.into(),
-            etc_root: etc_root.into(),
+            users: NameFile::new(etc_root.join("passwd")),
+            groups: NameFile::new(etc_root.join("group")),
             discover_path,
             hashes: Mutex::new(HashMap::new()),
         }
@@ -63,15 +121,9 @@ impl UnixAttestor {
         self.proc_root.join(pid.to_string())
     }
 
-    fn start_time(&self, pid: i32) -> Result<u64, AttestError> {
-        let stat =
-            fs::read_to_string(self.process_dir(pid).join("stat")).map_err(|_| AttestError::ProcessGone { pid })?;
-        parse_start_time(&stat).ok_or_else(|| inspect(pid, "malformed /proc stat"))
-    }
-
     fn executable_hash(&self, pid: i32, exe: &Path) -> Result<String, AttestError> {
         let meta = fs::metadata(exe).map_err(|e| inspect(pid, format!("stat of the executable: {e}")))?;
-        let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec());
+        let key = stamp(&meta);
         if let Some(hash) = self.hashes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(hash.clone());
         }
@@ -107,13 +159,16 @@ impl WorkloadAttestor for UnixAttestor {
         if pid <= 0 {
             return Err(AttestError::NoPeerCredentials);
         }
-        let started = self.start_time(pid)?;
-        let status =
-            fs::read_to_string(self.process_dir(pid).join("status")).map_err(|_| AttestError::ProcessGone { pid })?;
+        // The open status file stays bound to this task: once the task is gone, reading it
+        // again fails, even if its PID has been given to another process meanwhile.
+        let gone = |_| AttestError::ProcessGone { pid };
+        let mut status_file = fs::File::open(self.process_dir(pid).join("status")).map_err(gone)?;
+        let mut status = String::new();
+        status_file.read_to_string(&mut status).map_err(gone)?;
         let ids = ProcessIds::parse(&status).ok_or_else(|| inspect(pid, "malformed /proc status"))?;
 
-        let users = read_names(&self.etc_root.join("passwd"));
-        let groups = read_names(&self.etc_root.join("group"));
+        let users = self.users.names();
+        let groups = self.groups.names();
         let mut selectors = vec![
             Selector::new("unix", format!("uid:{}", ids.uid)),
             Selector::new("unix", format!("gid:{}", ids.gid)),
@@ -144,9 +199,9 @@ impl WorkloadAttestor for UnixAttestor {
         }
 
         // Everything above must describe the process that called: same PID, same start.
-        if self.start_time(pid)? != started {
-            return Err(AttestError::ProcessGone { pid });
-        }
+        status_file.seek(std::io::SeekFrom::Start(0)).map_err(gone)?;
+        let mut again = String::new();
+        status_file.read_to_string(&mut again).map_err(gone)?;
         Ok(selectors)
     }
 }
@@ -156,14 +211,6 @@ fn inspect(pid: i32, reason: impl Into<String>) -> AttestError {
         pid,
         reason: reason.into(),
     }
-}
-
-/// Field 22 (`starttime`) of `/proc/<pid>/stat`. Field 2 (`comm`) is parenthesised and may
-/// itself contain spaces and parentheses, so fields are counted after the last `)`.
-fn parse_start_time(stat: &str) -> Option<u64> {
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    // After comm come field 3 (state) onwards; starttime is field 22, the 20th of these.
-    after_comm.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Effective UID/GID and supplementary groups from `/proc/<pid>/status`.
@@ -222,13 +269,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn start_time_survives_odd_command_names() {
-        let stat = "4242 (my (odd) app) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_start_time(stat), Some(987654));
-        assert_eq!(parse_start_time("4242 (x) S 1"), None);
-    }
-
-    #[test]
     fn status_ids() {
         let status = "Name:\tapp\nUid:\t1000\t1001\t1001\t1001\nGid:\t100\t101\t101\t101\nGroups:\t4 24 27 \n";
         assert_eq!(
@@ -256,6 +296,22 @@ mod tests {
         // The second call is served from the hash cache and agrees.
         let again = attestor.attest(&PeerCredentials { pid, uid: 0, gid: 0 }).unwrap();
         assert_eq!(selectors, again);
+    }
+
+    #[test]
+    fn an_open_status_file_fails_once_its_process_is_gone() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut status = fs::File::open(format!("/proc/{}/status", child.id())).unwrap();
+        let mut first = String::new();
+        status.read_to_string(&mut first).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        status.seek(std::io::SeekFrom::Start(0)).unwrap();
+        let mut again = String::new();
+        assert!(
+            status.read_to_string(&mut again).is_err(),
+            "read a reaped process: {again}"
+        );
     }
 
     #[test]

@@ -111,9 +111,17 @@ async fn poll(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let slow_every = u32::try_from(SLOW_INTERVAL.as_millis() / POLL_INTERVAL.as_millis()).unwrap_or(20);
     let mut n: u32 = 0;
+    let local_changes = state.store.local_changes();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            // An entry written by this process: look now, not at the next tick.
+            () = async {
+                match &local_changes {
+                    Some(changed) => changed.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             () = stopped(&mut stop) => return,
         }
         if let Err(e) = poll_events(&state, &events, &mut last).await {

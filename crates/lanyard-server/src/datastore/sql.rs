@@ -22,6 +22,7 @@
 //! timeout on every pooled connection: a write is durable once its call returns.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -89,6 +90,8 @@ enum Backend {
 pub struct SqlDataStore {
     pool: AnyPool,
     backend: Backend,
+    /// Signalled after every committed entry write of this process.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl fmt::Debug for SqlDataStore {
@@ -167,6 +170,7 @@ impl SqlDataStore {
         Ok(SqlDataStore {
             pool,
             backend: Backend::Sqlite,
+            changed: Arc::default(),
         })
     }
 
@@ -184,6 +188,7 @@ impl SqlDataStore {
         Ok(SqlDataStore {
             pool,
             backend: Backend::Postgres,
+            changed: Arc::default(),
         })
     }
 
@@ -500,10 +505,15 @@ fn authority_from_row(row: &AnyRow) -> Result<Authority, StoreError> {
 
 #[async_trait]
 impl DataStore for SqlDataStore {
+    fn local_changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(Arc::clone(&self.changed))
+    }
+
     async fn create_entry(&self, spec: &EntrySpec, now: UnixTime) -> Result<Entry, StoreError> {
         let mut tx = self.begin_entry_write().await?;
         let entry = insert_entry(&mut tx, spec, now).await?;
         tx.commit().await.map_err(commit_err)?;
+        self.changed.notify_one();
         Ok(entry)
     }
 
@@ -523,6 +533,7 @@ impl DataStore for SqlDataStore {
             entries.push(entry);
         }
         tx.commit().await.map_err(commit_err)?;
+        self.changed.notify_one();
         Ok(entries)
     }
 
@@ -596,6 +607,7 @@ impl DataStore for SqlDataStore {
         }
         append_entry_event(&mut tx, id, &cols.parent_id, false).await?;
         tx.commit().await.map_err(commit_err)?;
+        self.changed.notify_one();
         Ok(entry_from_spec(id.to_owned(), spec, new_revision, created_at))
     }
 
@@ -611,6 +623,7 @@ impl DataStore for SqlDataStore {
         };
         append_entry_event(&mut tx, id, &parent, true).await?;
         tx.commit().await.map_err(commit_err)?;
+        self.changed.notify_one();
         Ok(true)
     }
 
