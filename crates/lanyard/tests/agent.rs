@@ -1,0 +1,198 @@
+//! The README's agent path with the real binaries: `lanyard server`, the agent command its
+//! banner prints, an entry for this user, then `lanyard workload fetch|validate|write` as
+//! a workload would, `lanyard agent healthcheck`, and `lanyard agent ban` taking effect.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Agent, Server, lanyard};
+
+fn run(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    let out = lanyard(dir)
+        .args(args)
+        .env("SPIFFE_ENDPOINT_SOCKET", endpoint)
+        .output()
+        .unwrap();
+    out
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn a_workload_gets_its_credentials_from_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = Server::start(dir);
+    let agent = Agent::start(dir, &server);
+    let admin = server.admin_socket.to_str().unwrap().to_owned();
+    let uid = std::fs::metadata("/proc/self").unwrap().uid().to_string();
+
+    // Before any entry, the workload has no identity.
+    let out = run(dir, &agent.endpoint, &["workload", "fetch", "x509"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no identity issued"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    ok(
+        lanyard(dir)
+            .args([
+                "entry",
+                "create",
+                "--spiffe-id",
+                "spiffe://example.org/me",
+                "--parent-id",
+                &agent.id,
+            ])
+            .args(["--selector", &format!("unix:uid:{uid}"), "--socket", &admin])
+            .output()
+            .unwrap(),
+        "entry create",
+    );
+    // The agent holds the SVID within moments (pushed, not polled).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.status()["x509_svids"] != 1 {
+        assert!(Instant::now() < deadline, "no SVID: {}", agent.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let x509 = ok(run(dir, &agent.endpoint, &["workload", "fetch", "x509"]), "fetch x509");
+    assert!(x509.starts_with("spiffe://example.org/me"), "{x509}");
+    let jwt = ok(
+        run(
+            dir,
+            &agent.endpoint,
+            &["workload", "fetch", "jwt", "--audience", "example"],
+        ),
+        "fetch jwt",
+    );
+    std::fs::write(dir.join("jwt.txt"), &jwt).unwrap();
+    let valid = ok(
+        run(
+            dir,
+            &agent.endpoint,
+            &["workload", "validate", "@jwt.txt", "--audience", "example"],
+        ),
+        "validate",
+    );
+    assert!(
+        valid.starts_with("valid JWT-SVID for spiffe://example.org/me"),
+        "{valid}"
+    );
+    let wrong = run(
+        dir,
+        &agent.endpoint,
+        &["workload", "validate", "@jwt.txt", "--audience", "other"],
+    );
+    assert!(!wrong.status.success());
+    let wit: serde_json::Value = serde_json::from_str(&ok(
+        run(dir, &agent.endpoint, &["workload", "fetch", "wit"]),
+        "fetch wit",
+    ))
+    .unwrap();
+    assert_eq!(wit[0]["spiffe_id"], "spiffe://example.org/me");
+    assert!(wit[0]["key"]["d"].is_string(), "the WIT comes with its private key");
+    let bundles: serde_json::Value = serde_json::from_str(&ok(
+        run(dir, &agent.endpoint, &["workload", "fetch", "bundles"]),
+        "fetch bundles",
+    ))
+    .unwrap();
+    assert_eq!(bundles["spiffe://example.org"]["x509_authorities"], 1);
+    let health = ok(
+        run(
+            dir,
+            &agent.endpoint,
+            &["agent", "healthcheck", "--address", &agent.health],
+        ),
+        "healthcheck",
+    );
+    assert!(health.contains("ready"), "{health}");
+
+    // Files for an application that cannot speak the Workload API.
+    let files = dir.join("files");
+    let mut writer = lanyard(dir)
+        .args([
+            "workload",
+            "write",
+            "--dir",
+            files.to_str().unwrap(),
+            "--jwt-audience",
+            "db",
+            "--wit",
+        ])
+        .args(["--reload", "touch", dir.join("reloaded").to_str().unwrap()])
+        .env("SPIFFE_ENDPOINT_SOCKET", &agent.endpoint)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wanted = [
+        "svid.pem",
+        "svid_key.pem",
+        "bundle.pem",
+        "jwt_svid.token",
+        "wit.jwt",
+        "wit_key.jwk",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !wanted.iter().all(|f| files.join(f).exists()) || !dir.join("reloaded").exists() {
+        assert!(Instant::now() < deadline, "files not written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-INT", &writer.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(writer.wait().unwrap().success());
+    for f in wanted {
+        let mode = std::fs::metadata(files.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+
+    // Banned: the agent stops serving its workloads.
+    ok(
+        lanyard(dir)
+            .args(["agent", "ban", &agent.id, "--socket", &admin])
+            .output()
+            .unwrap(),
+        "agent ban",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run(dir, &agent.endpoint, &["workload", "fetch", "x509"]);
+        if !out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a banned agent still serves");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = run(
+        dir,
+        &agent.endpoint,
+        &["agent", "healthcheck", "--address", &agent.health],
+    );
+    assert!(!health.status.success(), "a banned agent is not ready");
+
+    assert!(agent.stop().success());
+    assert!(server.stop().success());
+}
