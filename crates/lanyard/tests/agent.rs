@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 use common::{Agent, Server, lanyard};
 
 fn run(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
-    let out = lanyard(dir)
+    lanyard(dir)
         .args(args)
         .env("SPIFFE_ENDPOINT_SOCKET", endpoint)
         .output()
-        .unwrap();
-    out
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
