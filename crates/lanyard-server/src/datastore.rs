@@ -95,6 +95,12 @@ pub trait DataStore: Send + Sync + std::fmt::Debug {
     /// Changes after `seq`, oldest first, at most `limit`.
     async fn entry_events_since(&self, seq: u64, limit: u32) -> Result<Vec<EntryEvent>, StoreError>;
 
+    /// Deletes what nothing needs any more: join tokens that expired before `now`, and all
+    /// but the newest `keep_events` entry events (agents always start from a snapshot, and
+    /// the sync hub reads the log within milliseconds). Returns the numbers of join tokens
+    /// and of events deleted.
+    async fn prune(&self, now: UnixTime, keep_events: u64) -> Result<(u64, u64), StoreError>;
+
     /// Stores a join token (by the SHA-256 hex of its value) until `expires_at`.
     async fn create_join_token(&self, token_hash: &str, expires_at: UnixTime) -> Result<(), StoreError>;
     /// Uses a join token up, atomically: of two concurrent uses, exactly one is `Consumed`.

@@ -23,6 +23,8 @@ use crate::x509pop::X509Pop;
 
 /// How often authorities are checked for preparation, activation and retirement.
 const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
+/// How many entry events the datastore keeps (see `DataStore::prune`).
+const KEEP_ENTRY_EVENTS: u64 = 100_000;
 
 /// A started server.
 #[derive(Debug)]
@@ -242,6 +244,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     }
     federation::spawn(&state, relationships, &watcher, &mut tasks);
     let mut stop = watcher;
+    let store = Arc::clone(&state.store);
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(ROTATION_INTERVAL);
         loop {
@@ -249,6 +252,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                 _ = tick.tick() => {
                     if let Err(e) = keys.rotate(clock.now()).await {
                         tracing::error!(error = %e, "key rotation failed; retrying at the next tick");
+                    }
+                    match store.prune(clock.now(), KEEP_ENTRY_EVENTS).await {
+                        Ok((0, 0)) => {}
+                        Ok((tokens, events)) => tracing::debug!(tokens, events, "pruned expired join tokens and old entry events"),
+                        Err(e) => tracing::warn!(error = %e, "pruning the datastore failed; retrying at the next tick"),
                     }
                 }
                 _ = stop.changed() => return Ok(()),

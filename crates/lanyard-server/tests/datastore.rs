@@ -789,6 +789,43 @@ async fn federated_bundles(store: Store) {
 // ---- harness ----
 
 /// Runs `case` against a store in a fresh SQLite file.
+async fn pruning(store: Store) {
+    // Join tokens: expired ones go, live ones stay usable.
+    store.create_join_token(&token_hash("old"), NOW.minus(1)).await.unwrap();
+    store
+        .create_join_token(&token_hash("live"), NOW.plus(600))
+        .await
+        .unwrap();
+    // Entry events: five changes, keep the newest two.
+    let entry = store
+        .create_entry(&spec("spiffe://example.org/p", PARENT_A, &["unix:uid:1"]), NOW)
+        .await
+        .unwrap();
+    for i in 0..3u64 {
+        let mut changed = spec("spiffe://example.org/p", PARENT_A, &["unix:uid:1"]);
+        changed.x509_svid_ttl = 100 + i;
+        store.update_entry(&entry.id, &changed, None).await.unwrap();
+    }
+    store.delete_entry(&entry.id).await.unwrap();
+    let latest = store.latest_entry_event().await.unwrap();
+    assert_eq!(store.entry_events_since(0, 100).await.unwrap().len(), 5);
+
+    assert_eq!(store.prune(NOW, 2).await.unwrap(), (1, 3));
+    let left = store.entry_events_since(0, 100).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [latest - 1, latest]);
+    assert_eq!(store.latest_entry_event().await.unwrap(), latest);
+    assert_eq!(
+        store.consume_join_token(&token_hash("live"), NOW).await.unwrap(),
+        TokenUse::Consumed
+    );
+    assert_ne!(
+        store.consume_join_token(&token_hash("old"), NOW).await.unwrap(),
+        TokenUse::Consumed
+    );
+    // Nothing more to prune.
+    assert_eq!(store.prune(NOW, 2).await.unwrap(), (0, 0));
+}
+
 async fn server_secrets(store: Store) {
     // The first writer wins, and every later caller (another replica) gets its value.
     let first = store.get_or_create_secret("mac", b"first").await.unwrap();
@@ -912,6 +949,7 @@ conformance!(
     bundle_sequence,
     federated_bundles,
     server_secrets,
+    pruning,
 );
 
 // ---- SQLite specifics ----

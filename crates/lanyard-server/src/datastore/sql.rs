@@ -685,6 +685,23 @@ impl DataStore for SqlDataStore {
             .collect()
     }
 
+    async fn prune(&self, now: UnixTime, keep_events: u64) -> Result<(u64, u64), StoreError> {
+        let tokens = sqlx::query("DELETE FROM join_tokens WHERE expires_at < $1")
+            .bind(time_param(now))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend_err("pruning join tokens", e))?
+            .rows_affected();
+        // With an empty log, MAX(seq) is NULL and nothing matches.
+        let events = sqlx::query("DELETE FROM entry_events WHERE seq <= (SELECT MAX(seq) FROM entry_events) - $1")
+            .bind(lookup_u64(keep_events))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend_err("pruning the entry log", e))?
+            .rows_affected();
+        Ok((tokens, events))
+    }
+
     async fn create_join_token(&self, token_hash: &str, expires_at: UnixTime) -> Result<(), StoreError> {
         check_token_hash(token_hash)?;
         let result = sqlx::query("INSERT INTO join_tokens (token_hash, expires_at) VALUES ($1, $2)")
