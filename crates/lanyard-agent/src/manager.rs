@@ -186,10 +186,7 @@ impl Manager {
             clock,
         });
         if let Some(bundle) = bundle {
-            manager.apply_bundles(&pb::Bundles {
-                bundle: Some(bundle),
-                federated_bundles: Default::default(),
-            })?;
+            manager.apply_own_bundle(&bundle)?;
         }
         Ok(manager)
     }
@@ -330,14 +327,6 @@ impl Manager {
             .bundle
             .as_ref()
             .ok_or_else(|| AgentError::InvalidFromServer("bundles without the own trust domain's".into()))?;
-        let own = BundleView::from_pb(own)?;
-        if own.bundle.trust_domain != self.td {
-            return Err(AgentError::InvalidFromServer(format!(
-                "bundle for {} instead of {}",
-                own.bundle.trust_domain.name(),
-                self.td.name()
-            )));
-        }
         let mut federated = BTreeMap::new();
         for (key, bundle) in &bundles.federated_bundles {
             match BundleView::from_pb(bundle) {
@@ -347,6 +336,29 @@ impl Manager {
                 Ok(_) => tracing::warn!(trust_domain = %key, "ignoring a federated bundle filed under the wrong key"),
                 Err(e) => tracing::warn!(trust_domain = %key, error = %e, "ignoring an invalid federated bundle"),
             }
+        }
+        self.apply_bundle_set(own, federated)
+    }
+
+    /// Installs the own trust domain's bundle (from attestation or renewal), keeping the
+    /// federated bundles as they are.
+    fn apply_own_bundle(&self, own: &pb::Bundle) -> Result<(), AgentError> {
+        self.apply_bundle_set(own, self.store.current().federated.clone())
+    }
+
+    fn apply_bundle_set(
+        &self,
+        own: &pb::Bundle,
+        federated: BTreeMap<String, Arc<BundleView>>,
+    ) -> Result<(), AgentError> {
+        let json = own.json.clone();
+        let own = BundleView::from_pb(own)?;
+        if own.bundle.trust_domain != self.td {
+            return Err(AgentError::InvalidFromServer(format!(
+                "bundle for {} instead of {}",
+                own.bundle.trust_domain.name(),
+                self.td.name()
+            )));
         }
 
         // TLS toward the server trusts the new own bundle; JWT/WIT checks trust all.
@@ -359,9 +371,7 @@ impl Manager {
         if changed {
             self.source
                 .update_bundles(X509BundleSet::new().with(X509Bundle::from_spiffe_bundle(&own.bundle)?));
-            if let Some(json) = bundles.bundle.as_ref().map(|b| &b.json) {
-                self.files.save_bundle(json)?;
-            }
+            self.files.save_bundle(&json)?;
         }
         self.trust.set_bundle(&own.bundle)?;
         let current = self.store.current();
@@ -730,25 +740,7 @@ impl Manager {
         let trusted = X509BundleSet::clone(&self.source.bundles());
         let (svid, bundle) = node::renew(&mut self.client(), &agent_id, &trusted, self.now()).await?;
         self.install_agent_svid(&svid)?;
-        self.apply_bundles(&pb::Bundles {
-            bundle: Some(bundle),
-            federated_bundles: self
-                .store
-                .current()
-                .federated
-                .values()
-                .map(|v| {
-                    (
-                        v.key.clone(),
-                        pb::Bundle {
-                            trust_domain: v.key.clone(),
-                            json: v.bundle.to_json().into_bytes(),
-                            sequence: v.sequence,
-                        },
-                    )
-                })
-                .collect(),
-        })?;
+        self.apply_own_bundle(&bundle)?;
         tracing::info!(agent_id = %agent_id, expires_at = svid.not_after()?.as_secs(), "agent SVID renewed");
         Ok(())
     }
