@@ -351,6 +351,28 @@ async fn workload_api_end_to_end() {
     let wb = wit_bundles.message().await.unwrap().unwrap();
     assert!(wb.bundles["spiffe://example.org"].contains("\"keys\""));
 
+    // Renewing the agent SVID stores it, reconnects with it, and reopens the entry
+    // stream: a new entry still reaches the workload.
+    let svid_file = world.dir.path().join("agent/data/agent_svid.pem");
+    let before = std::fs::read(&svid_file).unwrap();
+    agent.manager.renew_once().await.unwrap();
+    assert_ne!(std::fs::read(&svid_file).unwrap(), before, "the renewed SVID is stored");
+    let api3 = world
+        .entry("spiffe://example.org/after-renewal", &agent_id, &[&uid_selector])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let update = next_x509(&mut stream, Duration::from_secs(5)).await;
+        if update
+            .svids
+            .iter()
+            .any(|s| s.spiffe_id == "spiffe://example.org/after-renewal")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no update after renewal");
+    }
+
     // Health: ready.
     let health = agent.health_addr.unwrap();
     let body = reqwest_like_get(health, "/readyz").await;
@@ -359,13 +381,14 @@ async fn workload_api_end_to_end() {
     // Deleting the caller's entries closes its stream with PermissionDenied.
     world.server.state.store.delete_entry(&web).await.unwrap();
     world.server.state.store.delete_entry(&api2).await.unwrap();
+    world.server.state.store.delete_entry(&api3).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         match tokio::time::timeout(Duration::from_secs(3), stream.message())
             .await
             .unwrap()
         {
-            Ok(Some(update)) => assert!(update.svids.len() < 2, "{update:?}"),
+            Ok(Some(update)) => assert!(update.svids.len() < 3, "{update:?}"),
             Err(status) => {
                 assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
                 break;
