@@ -101,6 +101,10 @@ pub struct Agent {
     pub attestation_type: String,
     /// Serial number of its current agent SVID.
     pub svid_serial: String,
+    /// Serial number of the SVID the last renewal replaced, accepted until the agent first
+    /// presents the new one; empty when there is none.
+    #[serde(default)]
+    pub previous_svid_serial: String,
     /// When its current SVID expires.
     pub svid_expires_at: UnixTime,
     /// Selectors the node attestor produced.

@@ -370,15 +370,21 @@ async fn join_token_attestation_renewal_and_refusals() {
     assert_ne!(verified2.serial, verified.serial);
     let stored = h.stored_agent(&id).await;
     assert_eq!(stored.svid_serial, verified2.serial);
-    // The renewed SVID works for the next connection.
-    h.as_agent(&renewed)
-        .await
-        .get_bundles(pb::GetBundlesRequest {})
-        .await
-        .unwrap();
+    assert_eq!(stored.previous_svid_serial, verified.serial);
+    // Until the renewed SVID is used, the old one still works (a lost renewal response
+    // does not lock the agent out).
+    client.get_bundles(pb::GetBundlesRequest {}).await.unwrap();
+    // The renewed SVID works for the next connection...
+    let mut renewed_client = h.as_agent(&renewed).await;
+    renewed_client.get_bundles(pb::GetBundlesRequest {}).await.unwrap();
+    assert_eq!(h.stored_agent(&id).await.previous_svid_serial, "");
+    // ... and from then on the old one is refused.
+    let err = client.get_bundles(pb::GetBundlesRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(err.message().contains("superseded"), "{err:?}");
     // A renewal CSR for another identity is refused.
     let (_, other_csr) = csr_for("spiffe://example.org/lanyard/agent/join_token/ffffffffffffffff");
-    let err = client
+    let err = renewed_client
         .renew_agent(pb::RenewAgentRequest { csr: other_csr })
         .await
         .unwrap_err();

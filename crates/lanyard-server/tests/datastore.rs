@@ -577,6 +577,7 @@ fn agent(id: &str, serial: &str) -> Agent {
         id: sid(id),
         attestation_type: "join_token".into(),
         svid_serial: serial.into(),
+        previous_svid_serial: String::new(),
         svid_expires_at: NOW.plus(3600),
         selectors: vec![selector("join_token:abc"), selector("unix:uid:0")],
         banned: false,
@@ -604,6 +605,7 @@ async fn agents(store: Store) {
     let mut a2 = a.clone();
     a2.attestation_type = "x509pop".into();
     a2.svid_serial = "03".into();
+    a2.previous_svid_serial = "01".into();
     a2.svid_expires_at = NOW.plus(7200);
     a2.selectors = vec![selector("x509pop:subject:cn:node-a")];
     a2.created_at = NOW.plus(100);

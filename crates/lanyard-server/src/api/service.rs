@@ -257,7 +257,26 @@ impl AgentService {
             Some(agent) if agent.banned => {
                 Err(Status::permission_denied(format!("agent {} is banned", svid.spiffe_id)))
             }
-            Some(agent) => Ok(agent),
+            // The current SVID. Its first use ends the grace of the one it replaced.
+            Some(agent) if agent.svid_serial == svid.serial => {
+                if agent.previous_svid_serial.is_empty() {
+                    return Ok(agent);
+                }
+                let current = Agent {
+                    previous_svid_serial: String::new(),
+                    ..agent
+                };
+                self.state.store.upsert_agent(&current).await.map_err(store_status)?;
+                Ok(current)
+            }
+            // The SVID the last renewal replaced, until the new one has been used.
+            Some(agent) if !agent.previous_svid_serial.is_empty() && agent.previous_svid_serial == svid.serial => {
+                Ok(agent)
+            }
+            Some(_) => Err(Status::unauthenticated(format!(
+                "this SVID of agent {} has been superseded by a renewal",
+                svid.spiffe_id
+            ))),
         }
     }
 
@@ -376,6 +395,7 @@ impl AgentService {
             id: agent_id.clone(),
             attestation_type: attestation_type.into(),
             svid_serial: verified.serial,
+            previous_svid_serial: String::new(),
             svid_expires_at: verified.not_after,
             selectors,
             banned: false,
@@ -493,6 +513,7 @@ impl AgentApi for AgentService {
             .map_err(status)?;
         let (credentials, verified) = self.credentials(&svid, &agent.id).await.map_err(status)?;
         let renewed = Agent {
+            previous_svid_serial: agent.svid_serial.clone(),
             svid_serial: verified.serial,
             svid_expires_at: verified.not_after,
             ..agent

@@ -54,7 +54,7 @@ macro_rules! entry_columns {
 /// The columns of `agents` that make up an [`Agent`].
 macro_rules! agent_columns {
     () => {
-        "id, attestation_type, svid_serial, svid_expires_at, selectors, banned, created_at"
+        "id, attestation_type, svid_serial, previous_svid_serial, svid_expires_at, selectors, banned, created_at"
     };
 }
 
@@ -468,6 +468,7 @@ fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
         id: SpiffeId::parse(&id).map_err(|e| StoreError::Backend(format!("stored agent ID is invalid: {e}")))?,
         attestation_type: column(row, "attestation_type")?,
         svid_serial: column(row, "svid_serial")?,
+        previous_svid_serial: column(row, "previous_svid_serial")?,
         svid_expires_at: time_column(row, "svid_expires_at")?,
         selectors: json_column(row, "selectors")?,
         banned: bool_column(row, "banned")?,
@@ -733,10 +734,11 @@ impl DataStore for SqlDataStore {
 
     async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO agents (id, attestation_type, svid_serial, svid_expires_at, selectors, banned, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO agents (id, attestation_type, svid_serial, svid_expires_at, selectors, banned, created_at, \
+             previous_svid_serial) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (id) DO UPDATE SET attestation_type = excluded.attestation_type, \
              svid_serial = excluded.svid_serial, svid_expires_at = excluded.svid_expires_at, \
+             previous_svid_serial = excluded.previous_svid_serial, \
              selectors = excluded.selectors, banned = (agents.banned OR excluded.banned)",
         )
         .bind(agent.id.as_str())
@@ -746,6 +748,7 @@ impl DataStore for SqlDataStore {
         .bind(to_json(&agent.selectors)?)
         .bind(agent.banned)
         .bind(time_param(agent.created_at))
+        .bind(&agent.previous_svid_serial)
         .execute(&self.pool)
         .await
         .map_err(|e| backend_err("storing an agent", e))?;
