@@ -511,3 +511,99 @@ async fn survives_a_server_outage_and_rotates() {
     agent.run_until(async {}).await;
     server.shutdown().await.unwrap();
 }
+
+/// A foreign trust domain's bundle (one X.509 authority, one JWT key).
+fn foreign_bundle(name: &str, now: UnixTime) -> String {
+    let td = TrustDomain::parse(name).unwrap();
+    let ca = lanyard_x509::X509Authority::new_root(&td, None, 3600, now).unwrap();
+    let mut bundle = SpiffeBundle::new(td);
+    bundle.sequence = Some(1);
+    bundle.x509_authorities.push(ca.bundle_jwk().unwrap());
+    let key = lanyard_crypto::KeyPair::generate(lanyard_core::Algorithm::ES256)
+        .unwrap()
+        .with_kid(format!("{name}-jwt"));
+    let mut jwk = lanyard_core::SigningKey::public_jwk(&key);
+    jwk.key_use = Some("jwt-svid".into());
+    bundle.jwt_authorities.push(jwk);
+    bundle.to_json()
+}
+
+/// Entries that federate with a foreign trust domain give their workloads its bundle, in
+/// the X.509-SVID response and the bundle streams; other workloads do not get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federated_bundles_reach_the_entitled_workloads() {
+    let world = World::start().await;
+    let now = world.now();
+    let store = &world.server.state.store;
+    store
+        .put_federated_bundle("partner.org", &foreign_bundle("partner.org", now), now)
+        .await
+        .unwrap();
+    let token = world.join_token().await;
+    let agent_id = agent_id_for(&token);
+    let uid_selector = format!("unix:uid:{}", my_uid());
+    let spec = EntrySpec {
+        spiffe_id: WorkloadId::parse("spiffe://example.org/federated").unwrap(),
+        parent_id: SpiffeId::parse(&agent_id).unwrap(),
+        selectors: vec![Selector::parse(&uid_selector).unwrap()],
+        x509_svid_ttl: 600,
+        jwt_svid_ttl: 300,
+        wit_ttl: 600,
+        dns_names: vec![],
+        federates_with: vec!["partner.org".into()],
+        admin: false,
+    };
+    let entry = store.create_entry(&spec, now).await.unwrap().id;
+    let agent = start_agent(&world, Some(token)).await;
+    wait_for(&agent, "the SVID", |s| s.svids.contains_key(&entry)).await;
+
+    let mut api = client(&world.socket()).await;
+    let mut stream = api
+        .fetch_x509svid(with_header(wl::X509svidRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let x509 = next_x509(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(
+        x509.federated_bundles.keys().collect::<Vec<_>>(),
+        ["spiffe://partner.org"]
+    );
+    assert_eq!(split_der(&x509.federated_bundles["spiffe://partner.org"]).len(), 1);
+    let bundles = api
+        .fetch_x509_bundles(with_header(wl::X509BundlesRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    let mut keys: Vec<&String> = bundles.bundles.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["spiffe://example.org", "spiffe://partner.org"]);
+    let jwt = api
+        .fetch_jwt_bundles(with_header(wl::JwtBundlesRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    let partner: serde_json::Value = serde_json::from_slice(&jwt.bundles["spiffe://partner.org"]).unwrap();
+    assert_eq!(partner["keys"][0]["kid"], "partner.org-jwt");
+
+    // A foreign bundle that changes reaches the open stream.
+    let mut changed: serde_json::Value = serde_json::from_str(&foreign_bundle("partner.org", now)).unwrap();
+    changed["spiffe_sequence"] = 2.into();
+    store
+        .put_federated_bundle("partner.org", &changed.to_string(), now)
+        .await
+        .unwrap();
+    let update = next_x509(&mut stream, Duration::from_secs(5)).await;
+    assert_ne!(
+        update.federated_bundles["spiffe://partner.org"],
+        x509.federated_bundles["spiffe://partner.org"]
+    );
+    agent.run_until(async {}).await;
+}
