@@ -77,6 +77,19 @@ pub struct ServerConfig {
     pub bundle_endpoint_address: Option<String>,
     /// Foreign trust domains whose bundles the server fetches (`[federation]`).
     pub federation: FederationConfig,
+    /// TLS for the public endpoints (`[public_tls]`, the `https_web` bundle-endpoint
+    /// profile); plain HTTP when unset.
+    pub public_tls: Option<PublicTlsConfig>,
+}
+
+/// `[public_tls]`: the Web PKI certificate the public endpoints present.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicTlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_path: PathBuf,
+    /// PEM PKCS#8 private key of the leaf.
+    pub key_path: PathBuf,
 }
 
 /// `[federation]`: the foreign trust domains this one federates with.
@@ -168,6 +181,7 @@ impl Default for ServerConfig {
             ca: CaConfig::default(),
             bundle_endpoint_address: None,
             federation: FederationConfig::default(),
+            public_tls: None,
         }
     }
 }
@@ -350,7 +364,10 @@ impl ServerConfig {
     pub fn public_url(&self, bound: &str) -> String {
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
+            .unwrap_or_else(|| {
+                let scheme = if self.public_tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{bound}")
+            })
             .trim_end_matches('/')
             .to_owned()
     }

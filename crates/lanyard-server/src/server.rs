@@ -217,10 +217,24 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let mut tasks = JoinSet::new();
     let app = public::router(state.clone(), metrics);
     let stop = stopped(watcher.clone());
-    tasks.spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(stop).await?;
-        Ok(())
-    });
+    match &state.config.public_tls {
+        // The https_web profile: the operator's Web PKI certificate.
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
+                bundle_endpoint::web_tls_config(&tls.cert_path, &tls.key_path).context("[public_tls]")?,
+            ));
+            tasks.spawn(async move {
+                bundle_endpoint::serve_tls(listener, acceptor, app, stop, "public endpoint").await;
+                Ok(())
+            });
+        }
+        None => {
+            tasks.spawn(async move {
+                axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+                Ok(())
+            });
+        }
+    }
     let admin_app = admin::router(state.clone());
     let stop = stopped(watcher.clone());
     tasks.spawn(async move {

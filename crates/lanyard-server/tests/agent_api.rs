@@ -1283,3 +1283,52 @@ async fn https_spiffe_federation_between_two_servers() {
     a.server.shutdown().await.unwrap();
     b.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn https_web_federation_against_a_public_tls_endpoint() {
+    use lanyard_server::config::{BundleEndpointProfile, FederatedTrustDomain, PublicTlsConfig};
+
+    // A Web PKI stand-in: a CA and a certificate for 127.0.0.1 that server B presents on
+    // its public endpoints.
+    let ca = node_ca();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let (cert_pem, key_pem, ca_pem) = (cert.pem(), key.serialize_pem(), ca.pem.clone());
+    let b = Harness::start_with(move |config, dir| {
+        config.trust_domain = FOREIGN_TD.into();
+        std::fs::write(dir.join("web.pem"), cert_pem).unwrap();
+        std::fs::write(dir.join("web-key.pem"), key_pem).unwrap();
+        config.public_tls = Some(PublicTlsConfig {
+            cert_path: dir.join("web.pem"),
+            key_path: dir.join("web-key.pem"),
+        });
+    })
+    .await;
+    assert!(b.server.public_url.starts_with("https://"), "{}", b.server.public_url);
+    let b_bundle = b.server.state.keys.bundle().await.unwrap();
+
+    // Server A fetches B's bundle from B's public endpoint over https_web.
+    let url = format!("{}/bundle", b.server.public_url);
+    let a = Harness::start_with(move |config, dir| {
+        std::fs::write(dir.join("web-ca.pem"), ca_pem).unwrap();
+        config.federation.trust_domains = vec![FederatedTrustDomain {
+            trust_domain: FOREIGN_TD.into(),
+            bundle_endpoint_url: url,
+            profile: BundleEndpointProfile::HttpsWeb,
+            endpoint_spiffe_id: None,
+            bootstrap_bundle_path: None,
+            ca_bundle_path: Some(dir.join("web-ca.pem")),
+        }];
+    })
+    .await;
+    let fetched = stored_foreign(&a, FOREIGN_TD, Duration::from_secs(10)).await;
+    assert_eq!(fetched.x509_authorities, b_bundle.x509_authorities);
+    assert_eq!(fetched.sequence, b_bundle.sequence);
+
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
+}

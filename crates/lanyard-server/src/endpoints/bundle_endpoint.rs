@@ -51,13 +51,29 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
         let mut stop = stop_rx;
         let _ = stop.wait_for(|s| *s).await;
     }));
+    serve_tls(listener, acceptor, app, shutdown, "bundle endpoint").await;
+    let _ = stop_tx.send(true);
+    let _ = refresher.await;
+    Ok(())
+}
+
+/// Serves `app` over TLS (HTTP/1.1 and HTTP/2) on `listener` until `shutdown`; `name`
+/// labels the log lines. Handshakes time out after 10 s; a failed connection is logged
+/// at debug level and never stops the listener.
+pub(crate) async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send,
+    name: &'static str,
+) {
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::warn!(error = %e, "bundle endpoint: accept failed");
+                    tracing::warn!(error = %e, "{name}: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -69,11 +85,11 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
-                    tracing::debug!(%remote, error = %e, "bundle endpoint: TLS handshake failed");
+                    tracing::debug!(%remote, error = %e, "{name}: TLS handshake failed");
                     return;
                 }
                 Err(_) => {
-                    tracing::debug!(%remote, "bundle endpoint: TLS handshake timed out");
+                    tracing::debug!(%remote, "{name}: TLS handshake timed out");
                     return;
                 }
             };
@@ -82,11 +98,36 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
-                tracing::debug!(%remote, error = %e, "bundle endpoint: connection ended with an error");
+                tracing::debug!(%remote, error = %e, "{name}: connection ended with an error");
             }
         });
     }
-    let _ = stop_tx.send(true);
-    let _ = refresher.await;
-    Ok(())
+}
+
+/// The TLS config of the public endpoints for the `https_web` profile: the operator's
+/// certificate chain and PKCS#8 key (PEM files), no client authentication.
+pub(crate) fn web_tls_config(cert_path: &std::path::Path, key_path: &std::path::Path) -> Result<rustls::ServerConfig> {
+    use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+    let read =
+        |path: &std::path::Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+    let chain: Vec<CertificateDer<'static>> = pem::parse_many(read(cert_path)?)
+        .with_context(|| format!("parsing {}", cert_path.display()))?
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| CertificateDer::from(p.into_contents()))
+        .collect();
+    anyhow::ensure!(!chain.is_empty(), "{}: no CERTIFICATE block", cert_path.display());
+    let key = pem::parse_many(read(key_path)?)
+        .with_context(|| format!("parsing {}", key_path.display()))?
+        .into_iter()
+        .find(|p| p.tag() == "PRIVATE KEY")
+        .with_context(|| format!("{}: no PRIVATE KEY (PKCS#8) block", key_path.display()))?;
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(chain, PrivatePkcs8KeyDer::from(key.into_contents()).into())
+            .context("the public TLS certificate and key do not match")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
