@@ -75,28 +75,30 @@ impl World {
     }
 
     async fn entry(&self, spiffe_id: &str, parent: &str, selectors: &[&str]) -> String {
-        let spec = EntrySpec {
-            spiffe_id: WorkloadId::parse(spiffe_id).unwrap(),
-            parent_id: SpiffeId::parse(parent).unwrap(),
-            selectors: selectors.iter().map(|s| Selector::parse(s).unwrap()).collect(),
-            x509_svid_ttl: 600,
-            jwt_svid_ttl: 300,
-            wit_ttl: 600,
-            dns_names: vec![],
-            federates_with: Vec::new(),
-            admin: false,
-        };
-        self.server
-            .state
-            .store
-            .create_entry(&spec, self.now())
-            .await
-            .unwrap()
-            .id
+        self.create(&entry_spec(spiffe_id, parent, selectors)).await
+    }
+
+    async fn create(&self, spec: &EntrySpec) -> String {
+        self.server.state.store.create_entry(spec, self.now()).await.unwrap().id
     }
 
     async fn bundle(&self) -> SpiffeBundle {
         self.server.state.keys.bundle().await.unwrap()
+    }
+}
+
+/// An entry for `spiffe_id` under `parent` with `selectors` and the tests' usual TTLs.
+fn entry_spec(spiffe_id: &str, parent: &str, selectors: &[&str]) -> EntrySpec {
+    EntrySpec {
+        spiffe_id: WorkloadId::parse(spiffe_id).unwrap(),
+        parent_id: SpiffeId::parse(parent).unwrap(),
+        selectors: selectors.iter().map(|s| Selector::parse(s).unwrap()).collect(),
+        x509_svid_ttl: 600,
+        jwt_svid_ttl: 300,
+        wit_ttl: 600,
+        dns_names: vec![],
+        federates_with: Vec::new(),
+        admin: false,
     }
 }
 
@@ -434,24 +436,10 @@ async fn survives_a_server_outage_and_rotates() {
     let uid_selector = format!("unix:uid:{}", my_uid());
     // A short-lived SVID: rotated 50–60 % into its 6 s life.
     let spec = EntrySpec {
-        spiffe_id: WorkloadId::parse("spiffe://example.org/short").unwrap(),
-        parent_id: SpiffeId::parse(&agent_id).unwrap(),
-        selectors: vec![Selector::parse(&uid_selector).unwrap()],
         x509_svid_ttl: 6,
-        jwt_svid_ttl: 60,
-        wit_ttl: 60,
-        dns_names: vec![],
-        federates_with: Vec::new(),
-        admin: false,
+        ..entry_spec("spiffe://example.org/short", &agent_id, &[&uid_selector])
     };
-    let entry = world
-        .server
-        .state
-        .store
-        .create_entry(&spec, world.now())
-        .await
-        .unwrap()
-        .id;
+    let entry = world.create(&spec).await;
     let agent = start_agent(&world, Some(token)).await;
     wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&entry)).await;
 
@@ -543,17 +531,10 @@ async fn federated_bundles_reach_the_entitled_workloads() {
     let agent_id = agent_id_for(&token);
     let uid_selector = format!("unix:uid:{}", my_uid());
     let spec = EntrySpec {
-        spiffe_id: WorkloadId::parse("spiffe://example.org/federated").unwrap(),
-        parent_id: SpiffeId::parse(&agent_id).unwrap(),
-        selectors: vec![Selector::parse(&uid_selector).unwrap()],
-        x509_svid_ttl: 600,
-        jwt_svid_ttl: 300,
-        wit_ttl: 600,
-        dns_names: vec![],
         federates_with: vec!["partner.org".into()],
-        admin: false,
+        ..entry_spec("spiffe://example.org/federated", &agent_id, &[&uid_selector])
     };
-    let entry = store.create_entry(&spec, now).await.unwrap().id;
+    let entry = world.create(&spec).await;
     let agent = start_agent(&world, Some(token)).await;
     wait_for(&agent, "the SVID", |s| s.svids.contains_key(&entry)).await;
 
