@@ -104,6 +104,7 @@ async fn public_endpoints_publish_what_relying_parties_need() {
     let (_, doc, _) = call(&app, "GET", "/.well-known/lanyard-configuration", None).await;
     assert_eq!(doc["issuer"], "https://lanyard.example.org");
     assert_eq!(doc["spiffe_bundle_endpoint"], "https://lanyard.example.org/bundle");
+    assert_eq!(doc["spiffe_bundle_endpoint_profile"], "https_web");
     assert_eq!(doc["wit_jwks_uri"], "https://lanyard.example.org/keys/wit");
     let (_, entity, _) = call(&app, "GET", "/", None).await;
     assert_eq!(entity["keys/wit"], "https://lanyard.example.org/keys/wit");

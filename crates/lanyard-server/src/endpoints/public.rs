@@ -96,7 +96,8 @@ async fn configuration(State(s): State<AppState>) -> Response {
             "issuer": u,
             "trust_domain": s.trust_domain.name(),
             "spiffe_bundle_endpoint": format!("{u}/bundle"),
-            "spiffe_bundle_endpoint_profile": "https_web",
+            // https_web only when the endpoint is HTTPS ([public_tls] or public_url).
+            "spiffe_bundle_endpoint_profile": u.starts_with("https://").then_some("https_web"),
             "jwks_uri": format!("{u}/keys/jwt-svid"),
             "wit_jwks_uri": format!("{u}/keys/wit"),
             "jwt_svid_signing_alg_values_supported": ["ES256"],
