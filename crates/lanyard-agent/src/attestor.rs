@@ -60,6 +60,17 @@ pub enum AttestError {
         /// The PID.
         pid: i32,
     },
+    /// The process's credentials changed since it connected (e.g. it executed a setuid
+    /// binary): the connection no longer speaks for one identity.
+    #[error("process {pid} changed its user or group since it connected")]
+    CredentialsChanged {
+        /// The PID.
+        pid: i32,
+    },
+    /// Finishing needs slow work (e.g. hashing an executable not seen before): call
+    /// [`WorkloadAttestor::attest`] again with `may_block` on a thread that may block.
+    #[error("attestation needs blocking work")]
+    WouldBlock,
     /// Reading the process's details failed.
     #[error("reading process {pid}: {reason}")]
     Inspect {
@@ -77,18 +88,22 @@ pub trait WorkloadAttestor: Send + Sync + fmt::Debug {
 
     /// Selectors for the process with these credentials. Implementations must make sure
     /// the selectors describe the process that made the call (e.g. by checking that the
-    /// PID was not reused while they looked).
-    fn attest(&self, peer: &PeerCredentials) -> Result<Vec<Selector>, AttestError>;
+    /// PID was not reused while they looked). Without `may_block` (the caller is on an
+    /// async runtime thread) an attestor that would have to do slow work returns
+    /// [`AttestError::WouldBlock`] instead.
+    fn attest(&self, peer: &PeerCredentials, may_block: bool) -> Result<Vec<Selector>, AttestError>;
 }
 
-/// Runs each attestor and unions their selectors.
+/// Runs each attestor and unions their selectors (see [`WorkloadAttestor::attest`] for
+/// `may_block`).
 pub fn attest_all(
     attestors: &[Box<dyn WorkloadAttestor>],
     peer: &PeerCredentials,
+    may_block: bool,
 ) -> Result<BTreeSet<Selector>, AttestError> {
     let mut all = BTreeSet::new();
     for attestor in attestors {
-        all.extend(attestor.attest(peer)?);
+        all.extend(attestor.attest(peer, may_block)?);
     }
     Ok(all)
 }

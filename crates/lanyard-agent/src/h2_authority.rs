@@ -38,6 +38,12 @@ const MAX_FRAME: usize = 16_384;
 const MAX_BLOCK: usize = 256 * 1024;
 /// What replaces an `:authority` the server would refuse.
 const REPLACEMENT_AUTHORITY: &[u8] = b"localhost";
+/// The HPACK dynamic table size the agent's HTTP/2 server allows (the default of
+/// SETTINGS_HEADER_TABLE_SIZE, which it does not change); larger updates are refused.
+const MAX_TABLE_SIZE: usize = 4096;
+/// The largest decoded header list accepted, counted as RFC 9113 §6.5.2 does (name +
+/// value + 32 per field). gRPC requests carry a few hundred bytes.
+const MAX_HEADER_LIST: usize = 64 * 1024;
 
 /// A HEADERS frame waiting for its CONTINUATION frames.
 struct PendingHeaders {
@@ -140,12 +146,30 @@ impl<S> AuthorityFix<S> {
 
     /// Decodes, fixes, re-encodes and writes one complete (or abandoned) header block.
     fn emit_headers(&mut self, pending: PendingHeaders) -> io::Result<()> {
+        check_block(&pending.block)?;
         let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        self.decoder
-            .decode_with_cb(&pending.block, |name, value| {
-                fields.push((name.into_owned(), value.into_owned()))
+        let mut list_size = 0usize;
+        let decoder = &mut self.decoder;
+        // The checks above rule out the inputs the decoder is known to panic on; a panic
+        // anyway ends this connection, not the agent.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decoder.decode_with_cb(&pending.block, |name, value| {
+                // Count before copying: references to the dynamic table are cheap to
+                // send and must not turn into large allocations.
+                list_size = list_size.saturating_add(name.len() + value.len() + 32);
+                if list_size <= MAX_HEADER_LIST {
+                    fields.push((name.into_owned(), value.into_owned()));
+                }
             })
-            .map_err(|e| invalid(format!("HPACK: {e:?}")))?;
+        }));
+        match decoded {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(invalid(format!("HPACK: {e:?}"))),
+            Err(_) => return Err(invalid("HPACK: undecodable header block")),
+        }
+        if list_size > MAX_HEADER_LIST {
+            return Err(invalid("header list too large"));
+        }
         for (name, value) in &mut fields {
             if name.as_slice() == b":authority" && http::uri::Authority::try_from(value.as_slice()).is_err() {
                 *value = REPLACEMENT_AUTHORITY.to_vec();
@@ -186,6 +210,73 @@ impl<S> AuthorityFix<S> {
         self.output.extend_from_slice(&stream_id);
         self.output.extend_from_slice(payload);
     }
+}
+
+/// Walks a header block's representations (RFC 7541 §6) without decoding them: every
+/// integer and string length must fit the block, and dynamic table size updates may only
+/// open the block (§4.2) and may not exceed [`MAX_TABLE_SIZE`].
+fn check_block(block: &[u8]) -> io::Result<()> {
+    let mut rest = block;
+    let mut fields_seen = false;
+    while let Some(&first) = rest.first() {
+        if first & 0x80 != 0 {
+            // Indexed field.
+            rest = hpack_integer(rest, 7)?.1;
+            fields_seen = true;
+        } else if first & 0xe0 == 0x20 {
+            // Dynamic table size update.
+            let (size, tail) = hpack_integer(rest, 5)?;
+            if fields_seen || size > MAX_TABLE_SIZE {
+                return Err(invalid("HPACK: dynamic table size update refused"));
+            }
+            rest = tail;
+        } else {
+            // Literal field: with incremental indexing (6-bit name index), otherwise 4-bit.
+            let prefix = if first & 0xc0 == 0x40 { 6 } else { 4 };
+            let (name_index, tail) = hpack_integer(rest, prefix)?;
+            rest = tail;
+            if name_index == 0 {
+                rest = hpack_string(rest)?;
+            }
+            rest = hpack_string(rest)?;
+            fields_seen = true;
+        }
+    }
+    Ok(())
+}
+
+/// An HPACK integer with an `prefix`-bit prefix (RFC 7541 §5.1), at most 2^24, and what
+/// follows it.
+fn hpack_integer(bytes: &[u8], prefix: u8) -> io::Result<(usize, &[u8])> {
+    let truncated = || invalid("HPACK: truncated integer");
+    let (&first, mut rest) = bytes.split_first().ok_or_else(truncated)?;
+    let max = (1usize << prefix) - 1;
+    let mut value = usize::from(first) & max;
+    if value < max {
+        return Ok((value, rest));
+    }
+    let mut shift = 0u32;
+    loop {
+        let (&byte, tail) = rest.split_first().ok_or_else(truncated)?;
+        rest = tail;
+        value += usize::from(byte & 0x7f) << shift;
+        if value > 1 << 24 {
+            return Err(invalid("HPACK: integer too large"));
+        }
+        if byte & 0x80 == 0 {
+            return Ok((value, rest));
+        }
+        shift += 7;
+    }
+}
+
+/// Skips an HPACK string literal (§5.2), checking that its length fits.
+fn hpack_string(bytes: &[u8]) -> io::Result<&[u8]> {
+    let (length, rest) = hpack_integer(bytes, 7)?;
+    if length > rest.len() {
+        return Err(invalid("HPACK: string longer than the block"));
+    }
+    Ok(&rest[length..])
 }
 
 /// The priority fields and the header block fragment of a HEADERS payload (padding removed).
@@ -420,6 +511,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_small_block_expanding_to_a_huge_header_list_is_refused() {
+        // One 4 KiB header in the dynamic table, then a block of references to it.
+        let mut encoder = hpack::Encoder::new();
+        let big = vec![b'v'; 4000];
+        let first = encoder.encode([(&b"x-big"[..], &big[..])]);
+        let references = vec![0x80 | 62u8; 20_000];
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &first));
+        for chunk in references.chunks(MAX_FRAME) {
+            input.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, chunk));
+        }
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        client.write_all(&input).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut fixed = AuthorityFix::new(server);
+        let mut out = Vec::new();
+        let err = fixed.read_to_end(&mut out).await.unwrap_err();
+        assert!(err.to_string().contains("header list too large"), "{err}");
+        assert!(out.len() < 64 * 1024, "nothing large was produced: {}", out.len());
+    }
+
+    #[tokio::test]
     async fn malformed_header_blocks_end_the_connection_without_panicking() {
         let mut input = PREFACE.to_vec();
         input.extend(frame(HEADERS, END_HEADERS, 1, &[0xff, 0xff, 0xff, 0xff]));
@@ -430,6 +543,21 @@ mod tests {
         let mut out = Vec::new();
         let err = fixed.read_to_end(&mut out).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // Inputs the HPACK decoder would panic on or blow up with.
+        assert!(check_block(&[0x3f]).is_err(), "truncated size update");
+        assert!(check_block(&[0x3f, 0xe1, 0x1f]).is_ok(), "table size 4096");
+        assert!(check_block(&[0x3f, 0xe2, 0x1f]).is_err(), "table size above 4096");
+        assert!(check_block(&[0x82, 0x20]).is_err(), "size update after a field");
+        assert!(check_block(&[0x3f, 0xe1, 0x1f][..2]).is_err());
+        assert!(
+            check_block(&[0x40, 0x05, b'a']).is_err(),
+            "string longer than the block"
+        );
+        assert!(
+            check_block(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err(),
+            "integer overflow"
+        );
+        assert!(check_block(&[0x20, 0x82]).is_ok(), "size update to 0, then a field");
         // Bad padding and priority fields too.
         assert!(headers_payload(PADDED, &[]).is_err());
         assert!(headers_payload(PADDED, &[9, 1, 2]).is_err());

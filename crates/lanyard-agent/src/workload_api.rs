@@ -69,9 +69,18 @@ impl WorkloadApi {
             gid: cred.gid(),
         };
         // Inline, not on a blocking thread: attestation reads a few small /proc and /etc
-        // files (the thread handoff would cost more). The one slow step, hashing an
-        // executable, happens once per binary (the unix attestor caches it).
-        let selectors = attestor::attest_all(&self.attestors, &peer).map_err(|e| {
+        // files (the thread handoff would cost more). Only the slow step, hashing an
+        // executable not seen before, moves to a blocking thread.
+        let selectors = match attestor::attest_all(&self.attestors, &peer, false) {
+            Err(attestor::AttestError::WouldBlock) => {
+                let attestors = Arc::clone(&self.attestors);
+                tokio::task::spawn_blocking(move || attestor::attest_all(&attestors, &peer, true))
+                    .await
+                    .map_err(|_| Status::internal("workload attestation failed"))?
+            }
+            done => done,
+        }
+        .map_err(|e| {
             tracing::info!(pid = peer.pid, error = %e, "workload attestation failed");
             Status::permission_denied(format!("could not attest the caller: {e}"))
         })?;

@@ -87,12 +87,25 @@ impl NameFile {
 }
 
 fn stamp(meta: &fs::Metadata) -> FileStamp {
-    (meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec())
+    // ctime too: a file's owner can set mtime back after rewriting it, but not ctime.
+    (
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    )
 }
 
 /// What identifies a file's content well enough to reuse its hash: device, inode, size,
-/// and modification time (seconds and nanoseconds).
-type FileStamp = (u64, u64, u64, i64, i64);
+/// modification and status-change times (seconds and nanoseconds).
+type FileStamp = (u64, u64, u64, i64, i64, i64, i64);
+
+/// Executables larger than this are not hashed (no `unix:sha256` selector): hashing a
+/// huge or sparse file would let a workload keep the agent busy.
+const MAX_HASHED_EXECUTABLE: u64 = 512 * 1024 * 1024;
 
 impl UnixAttestor {
     /// An attestor reading `/proc` and `/etc`; `discover_path` adds the `path` and
@@ -121,11 +134,24 @@ impl UnixAttestor {
         self.proc_root.join(pid.to_string())
     }
 
-    fn executable_hash(&self, pid: i32, exe: &Path) -> Result<String, AttestError> {
+    /// The executable's SHA-256 (from the cache when its stamp is known); `None` when it is
+    /// too large to hash.
+    fn executable_hash(&self, pid: i32, exe: &Path, may_block: bool) -> Result<Option<String>, AttestError> {
         let meta = fs::metadata(exe).map_err(|e| inspect(pid, format!("stat of the executable: {e}")))?;
         let key = stamp(&meta);
         if let Some(hash) = self.hashes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(hash.clone());
+            return Ok(Some(hash.clone()));
+        }
+        if meta.size() > MAX_HASHED_EXECUTABLE {
+            tracing::warn!(
+                pid,
+                size = meta.size(),
+                "executable too large to hash; no unix:sha256 selector"
+            );
+            return Ok(None);
+        }
+        if !may_block {
+            return Err(AttestError::WouldBlock);
         }
         let mut file = fs::File::open(exe).map_err(|e| inspect(pid, format!("opening the executable: {e}")))?;
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
@@ -145,7 +171,7 @@ impl UnixAttestor {
             cache.clear();
         }
         cache.insert(key, hash.clone());
-        Ok(hash)
+        Ok(Some(hash))
     }
 }
 
@@ -154,7 +180,7 @@ impl WorkloadAttestor for UnixAttestor {
         "unix"
     }
 
-    fn attest(&self, peer: &PeerCredentials) -> Result<Vec<Selector>, AttestError> {
+    fn attest(&self, peer: &PeerCredentials, may_block: bool) -> Result<Vec<Selector>, AttestError> {
         let pid = peer.pid;
         if pid <= 0 {
             return Err(AttestError::NoPeerCredentials);
@@ -166,6 +192,11 @@ impl WorkloadAttestor for UnixAttestor {
         let mut status = String::new();
         status_file.read_to_string(&mut status).map_err(gone)?;
         let ids = ProcessIds::parse(&status).ok_or_else(|| inspect(pid, "malformed /proc status"))?;
+        // SO_PEERCRED holds the effective IDs at connect time: a process that changed them
+        // since (a setuid exec), or another user's process with a reused PID, is refused.
+        if (ids.uid, ids.gid) != (peer.uid, peer.gid) {
+            return Err(AttestError::CredentialsChanged { pid });
+        }
 
         let users = self.users.names();
         let groups = self.groups.names();
@@ -192,16 +223,19 @@ impl WorkloadAttestor for UnixAttestor {
             // A replaced or deleted binary shows as "<path> (deleted)": report the path as
             // the kernel does, and hash what the process actually runs (via the link).
             selectors.push(Selector::new("unix", format!("path:{shown}")));
-            selectors.push(Selector::new(
-                "unix",
-                format!("sha256:{}", self.executable_hash(pid, &exe_link)?),
-            ));
+            if let Some(hash) = self.executable_hash(pid, &exe_link, may_block)? {
+                selectors.push(Selector::new("unix", format!("sha256:{hash}")));
+            }
         }
 
-        // Everything above must describe the process that called: same PID, same start.
+        // Everything above must describe the process that called: the same task (the read
+        // fails if it is gone), with the same user and groups.
         status_file.seek(std::io::SeekFrom::Start(0)).map_err(gone)?;
         let mut again = String::new();
         status_file.read_to_string(&mut again).map_err(gone)?;
+        if ProcessIds::parse(&again).as_ref() != Some(&ids) {
+            return Err(AttestError::CredentialsChanged { pid });
+        }
         Ok(selectors)
     }
 }
@@ -286,7 +320,15 @@ mod tests {
     fn attests_this_process() {
         let attestor = UnixAttestor::new(true);
         let pid = i32::try_from(std::process::id()).unwrap();
-        let selectors = attestor.attest(&PeerCredentials { pid, uid: 0, gid: 0 }).unwrap();
+        let me = fs::metadata("/proc/self").unwrap();
+        let peer = PeerCredentials {
+            pid,
+            uid: me.uid(),
+            gid: me.gid(),
+        };
+        // The first time, hashing the executable is blocking work.
+        assert!(matches!(attestor.attest(&peer, false), Err(AttestError::WouldBlock)));
+        let selectors = attestor.attest(&peer, true).unwrap();
         let shown: Vec<String> = selectors.iter().map(ToString::to_string).collect();
         let exe = std::env::current_exe().unwrap();
         assert!(shown.iter().any(|s| s.starts_with("unix:uid:")), "{shown:?}");
@@ -294,8 +336,17 @@ mod tests {
         let sha = shown.iter().find(|s| s.starts_with("unix:sha256:")).unwrap();
         assert_eq!(sha.len(), "unix:sha256:".len() + 64);
         // The second call is served from the hash cache and agrees.
-        let again = attestor.attest(&PeerCredentials { pid, uid: 0, gid: 0 }).unwrap();
+        let again = attestor.attest(&peer, false).unwrap();
         assert_eq!(selectors, again);
+        // Credentials that differ from the connection's are refused.
+        let other = PeerCredentials {
+            uid: peer.uid.wrapping_add(1),
+            ..peer
+        };
+        assert!(matches!(
+            attestor.attest(&other, true),
+            Err(AttestError::CredentialsChanged { .. })
+        ));
     }
 
     #[test]
@@ -319,11 +370,14 @@ mod tests {
         let attestor = UnixAttestor::new(false);
         // PIDs are bounded by pid_max (at most 2^22); this one cannot exist.
         let err = attestor
-            .attest(&PeerCredentials {
-                pid: 99_999_999,
-                uid: 0,
-                gid: 0,
-            })
+            .attest(
+                &PeerCredentials {
+                    pid: 99_999_999,
+                    uid: 0,
+                    gid: 0,
+                },
+                true,
+            )
             .unwrap_err();
         assert!(matches!(err, AttestError::ProcessGone { .. }), "{err}");
     }
