@@ -30,8 +30,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// The agent's configuration.
-#[derive(Clone, Debug, Deserialize)]
+/// The agent's configuration. `Debug` shows everything but the join token.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     /// The trust domain of the server (and of every SVID this agent serves).
@@ -61,6 +61,26 @@ pub struct AgentConfig {
     pub log_format: LogFormat,
     /// Log filter (`info`, `lanyard_agent=debug`, ...).
     pub log_level: String,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("trust_domain", &self.trust_domain)
+            .field("server_address", &self.server_address)
+            .field("server_spiffe_id", &self.server_spiffe_id)
+            .field("trust_bundle_path", &self.trust_bundle_path)
+            .field("join_token", &self.join_token.as_ref().map(|_| "<redacted>"))
+            .field("x509pop", &self.x509pop)
+            .field("data_dir", &self.data_dir)
+            .field("socket_path", &self.socket_path)
+            .field("health_address", &self.health_address)
+            .field("discover_workload_path", &self.discover_workload_path)
+            .field("first_svid_timeout", &self.first_svid_timeout)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .finish()
+    }
 }
 
 impl Default for AgentConfig {

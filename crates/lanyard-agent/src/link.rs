@@ -16,6 +16,17 @@ use crate::error::AgentError;
 /// The largest message the agent accepts from the server (a snapshot chunk of entries).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// How long a unary call to the server may take before the agent gives up (and retries
+/// later): a stalled server must not stall rotation or expiry handling.
+pub(crate) const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `message` as a request with the [`RPC_TIMEOUT`] deadline.
+pub(crate) fn timed<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(RPC_TIMEOUT);
+    request
+}
+
 /// A lazily connected client of the agent API at `address` (`host:port`) with `tls`.
 /// Connections are made on first use and remade after failures.
 pub(crate) fn client(address: &str, mut tls: ClientConfig) -> Result<AgentApiClient<Channel>, AgentError> {

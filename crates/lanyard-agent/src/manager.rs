@@ -13,8 +13,8 @@ use std::time::Duration;
 use lanyard_api::agent::v1 as pb;
 use lanyard_api::agent::v1::agent_api_client::AgentApiClient;
 use lanyard_core::{
-    Algorithm, Clock, SigningKey, SpiffeId, SystemClock, TrustDomain, TrustStore, UnixTime, WitPolicy, WitVerifier,
-    WorkloadId,
+    Algorithm, Clock, JwtSvidPolicy, JwtSvidVerifier, SigningKey, SpiffeId, SystemClock, TrustDomain, TrustStore,
+    UnixTime, WitPolicy, WitVerifier, WorkloadId,
 };
 use lanyard_x509::{Authorizer, SvidSource, X509Bundle, X509BundleSet, X509Svid};
 use tokio::sync::Notify;
@@ -235,7 +235,8 @@ impl Manager {
         tokio::join!(
             Arc::clone(&self).sync_loop(),
             Arc::clone(&self).mint_loop(),
-            Arc::clone(&self).renew_loop()
+            Arc::clone(&self).renew_loop(),
+            Arc::clone(&self).expiry_loop()
         );
     }
 
@@ -464,15 +465,24 @@ impl Manager {
         }
     }
 
-    /// Drops expired credentials, then mints SVIDs for entries without a current one.
+    /// Drops expired credentials every second, on its own task so that a stalled server
+    /// call elsewhere cannot keep an expired credential published.
+    async fn expiry_loop(self: Arc<Self>) {
+        loop {
+            let now = self.now();
+            self.store.update(|s| {
+                let before = s.svids.len() + s.wits.len();
+                s.svids.retain(|_, svid| svid.expires_at > now);
+                s.wits.retain(|_, wit| wit.expires_at > now);
+                before != s.svids.len() + s.wits.len()
+            });
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Mints SVIDs for entries without a current one.
     async fn mint_due(&self) -> Result<(), AgentError> {
         let now = self.now();
-        self.store.update(|s| {
-            let before = s.svids.len() + s.wits.len();
-            s.svids.retain(|_, svid| svid.expires_at > now);
-            s.wits.retain(|_, wit| wit.expires_at > now);
-            before != s.svids.len() + s.wits.len()
-        });
         let snap = self.store.current();
         let due: Vec<Arc<pb::Entry>> = snap
             .entries
@@ -515,7 +525,11 @@ impl Manager {
                 })
                 .collect(),
         };
-        let response = self.client().batch_new_x509_svid(request).await?.into_inner();
+        let response = self
+            .client()
+            .batch_new_x509_svid(crate::link::timed(request))
+            .await?
+            .into_inner();
         if response.results.len() != prepared.len() {
             return Err(AgentError::InvalidFromServer(format!(
                 "{} results for {} CSRs",
@@ -608,10 +622,10 @@ impl Manager {
         let public = key.public_jwk().to_json();
         let response = self
             .client()
-            .new_wit(pb::NewWitRequest {
+            .new_wit(crate::link::timed(pb::NewWitRequest {
                 entry_id: entry.id.clone(),
                 cnf_jwk: public,
-            })
+            }))
             .await?
             .into_inner();
         // Check what the server sent before handing it to a workload.
@@ -672,18 +686,31 @@ impl Manager {
         }
         let minted = self
             .client()
-            .new_jwt_svid(pb::NewJwtSvidRequest {
+            .new_jwt_svid(crate::link::timed(pb::NewJwtSvidRequest {
                 entry_id: entry.id.clone(),
-                audience,
-            })
+                audience: audience.clone(),
+            }))
             .await;
         match minted {
             Ok(response) => {
-                let response = response.into_inner();
+                let token = response.into_inner().token;
+                // Check what the server sent before handing it to a workload, and cache it
+                // by its own claims.
+                let verifier = JwtSvidVerifier::new(Arc::clone(&self.trust), JwtSvidPolicy::default());
+                let verified = audience
+                    .iter()
+                    .try_fold(None, |_, aud| verifier.verify(&token, aud, now).map(Some))
+                    .ok()
+                    .flatten()
+                    .filter(|v| v.sub.as_str() == entry.spiffe_id)
+                    .ok_or_else(|| {
+                        tracing::error!(entry_id = %entry.id, "refusing a JWT-SVID from the server that does not verify");
+                        tonic::Status::unavailable("the server returned an invalid JWT-SVID")
+                    })?;
                 let fresh = CachedJwt {
-                    token: response.token.clone(),
-                    issued_at: UnixTime(u64::try_from(response.issued_at).unwrap_or(now.as_secs())),
-                    expires_at: UnixTime(u64::try_from(response.expires_at).unwrap_or(0)),
+                    token: token.clone(),
+                    issued_at: verified.iat.unwrap_or(now),
+                    expires_at: verified.exp,
                 };
                 let mut jwts = self.jwts.lock().unwrap_or_else(PoisonError::into_inner);
                 if jwts.len() >= MAX_CACHED_JWTS {
@@ -695,7 +722,7 @@ impl Manager {
                     }
                 }
                 jwts.insert(key, fresh);
-                Ok(response.token)
+                Ok(token)
             }
             Err(status) => match cached {
                 Some(c) if c.expires_at.as_secs() > now.as_secs() + 5 => {

@@ -78,7 +78,7 @@ pub(crate) async fn attest_with_join_token(
         csr,
     };
     let response = client
-        .attest_agent(request)
+        .attest_agent(crate::link::timed(request))
         .await
         .map_err(|s| AgentError::Attestation(format!("{:?}: {}", s.code(), s.message())))?
         .into_inner();
@@ -121,7 +121,10 @@ pub(crate) async fn renew(
     now: UnixTime,
 ) -> Result<(X509Svid, pb::Bundle), AgentError> {
     let (key, csr) = key_and_csr(agent_id.as_str(), &[])?;
-    let response = client.renew_agent(pb::RenewAgentRequest { csr }).await?.into_inner();
+    let response = client
+        .renew_agent(crate::link::timed(pb::RenewAgentRequest { csr }))
+        .await?
+        .into_inner();
     let credentials = response
         .credentials
         .ok_or_else(|| AgentError::InvalidFromServer("renewal without credentials".into()))?;
@@ -193,10 +196,11 @@ impl NodeFiles {
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
+    // A leftover temporary file (a crash mid-write) may have other permissions: start anew.
+    let _ = std::fs::remove_file(&tmp);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(AgentError::io("creating", &tmp))?;

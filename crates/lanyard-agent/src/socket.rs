@@ -11,8 +11,9 @@ use tokio::net::UnixListener;
 
 use crate::error::AgentError;
 
-/// Binds `path`: creates its directory (0755) if needed, refuses a directory writable by
-/// others (unless sticky and owned by us or root), refuses a path that exists and is not
+/// Binds `path`: creates its directory (0755) if needed, refuses a directory that users
+/// other than its owner can write to (unless sticky) or that is owned by another user than
+/// the agent's or root, refuses a path that exists and is not
 /// a socket, and refuses a live socket (another agent serves it); a stale socket (nobody
 /// listening) is removed.
 pub fn bind(path: &Path) -> Result<UnixListener, AgentError> {
@@ -32,11 +33,20 @@ pub fn bind(path: &Path) -> Result<UnixListener, AgentError> {
     let meta = std::fs::metadata(dir).map_err(|e| refuse(format!("its directory: {e}")))?;
     let mode = meta.mode();
     let sticky = mode & 0o1000 != 0;
-    if mode & 0o002 != 0 && !sticky {
+    if mode & 0o022 != 0 && !sticky {
         return Err(refuse(format!(
-            "its directory {} is writable by every user (mode {:o}); use a directory only the agent can write",
+            "its directory {} is writable by other users (mode {:o}); use a directory only the agent can write",
             dir.display(),
             mode & 0o7777
+        )));
+    }
+    // The directory's owner can replace anything in it: it must be the agent's user or root.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(refuse(format!(
+            "its directory {} belongs to uid {}, not to the agent's user or root",
+            dir.display(),
+            meta.uid()
         )));
     }
     match std::fs::symlink_metadata(path) {
@@ -86,7 +96,10 @@ mod tests {
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = bind(&open.join("api.sock")).unwrap_err();
-        assert!(err.to_string().contains("writable by every user"), "{err}");
+        assert!(err.to_string().contains("writable by other users"), "{err}");
+        // So is a group-writable one.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o775)).unwrap();
+        assert!(bind(&open.join("api.sock")).is_err());
 
         // A missing directory is created.
         let _nested = bind(&dir.path().join("a/b/api.sock")).unwrap();

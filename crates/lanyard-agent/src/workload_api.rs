@@ -219,10 +219,11 @@ fn x509_response(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509
     let Some(own) = &snapshot.bundle else {
         return Ok(None);
     };
+    let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
     let svids: Vec<wl::X509svid> = entries
         .iter()
         .filter_map(|e| {
-            let held = snapshot.svids.get(&e.id)?;
+            let held = snapshot.svids.get(&e.id).filter(|h| h.expires_at > now)?;
             Some(wl::X509svid {
                 spiffe_id: held.spiffe_id.clone(),
                 x509_svid: held.chain.concat(),
@@ -412,7 +413,8 @@ impl SpiffeWorkloadApi for WorkloadApi {
             let svids: Vec<wl::Witsvid> = entries
                 .iter()
                 .filter_map(|e| {
-                    let held = snapshot.wits.get(&e.id)?;
+                    let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
+                    let held = snapshot.wits.get(&e.id).filter(|h| h.expires_at > now)?;
                     Some(wl::Witsvid {
                         spiffe_id: e.spiffe_id.clone(),
                         wit_svid: held.token.clone(),

@@ -43,7 +43,7 @@ pub(crate) async fn attest(
     };
     let failed = |s: tonic::Status| AgentError::Attestation(format!("{:?}: {}", s.code(), s.message()));
     let first = client
-        .attest_agent(attestation(None))
+        .attest_agent(crate::link::timed(attestation(None)))
         .await
         .map_err(failed)?
         .into_inner();
@@ -62,7 +62,11 @@ pub(crate) async fn attest(
         signature,
     }));
     request.csr = csr;
-    let second = client.attest_agent(request).await.map_err(failed)?.into_inner();
+    let second = client
+        .attest_agent(crate::link::timed(request))
+        .await
+        .map_err(failed)?
+        .into_inner();
     let Some(pb::attest_agent_response::Step::Credentials(credentials)) = second.step else {
         return Err(AgentError::InvalidFromServer(
             "x509pop step 2 did not return credentials".into(),

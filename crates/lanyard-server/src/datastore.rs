@@ -108,6 +108,9 @@ pub trait DataStore: Send + Sync + std::fmt::Debug {
 
     /// Creates or replaces an agent.
     async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError>;
+    /// Ends the grace of an agent's previous SVID, if `current_serial` is still its current
+    /// one (a renewal committed meanwhile is left alone).
+    async fn clear_previous_svid_serial(&self, id: &SpiffeId, current_serial: &str) -> Result<(), StoreError>;
     /// One agent.
     async fn get_agent(&self, id: &SpiffeId) -> Result<Option<Agent>, StoreError>;
     /// Every agent, ordered by ID.

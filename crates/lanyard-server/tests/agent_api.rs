@@ -372,7 +372,19 @@ async fn join_token_attestation_renewal_and_refusals() {
     assert_eq!(stored.svid_serial, verified2.serial);
     assert_eq!(stored.previous_svid_serial, verified.serial);
     // Until the renewed SVID is used, the old one still works (a lost renewal response
-    // does not lock the agent out).
+    // does not lock the agent out), even to renew again, after which it keeps its grace.
+    client.get_bundles(pb::GetBundlesRequest {}).await.unwrap();
+    // (As if the response above had been lost: renew again with the old SVID.)
+    let (again_key, again_csr) = csr_for(&id);
+    let again = client
+        .renew_agent(pb::RenewAgentRequest { csr: again_csr })
+        .await
+        .unwrap()
+        .into_inner()
+        .credentials
+        .unwrap();
+    let renewed = creds_from(again, again_key);
+    assert_eq!(h.stored_agent(&id).await.previous_svid_serial, verified.serial);
     client.get_bundles(pb::GetBundlesRequest {}).await.unwrap();
     // The renewed SVID works for the next connection...
     let mut renewed_client = h.as_agent(&renewed).await;

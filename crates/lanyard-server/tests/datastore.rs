@@ -619,6 +619,16 @@ async fn agents(store: Store) {
         }
     );
 
+    // The previous serial's grace ends only while the current serial is the one named.
+    store.clear_previous_svid_serial(&a.id, "02").await.unwrap();
+    assert_eq!(
+        store.get_agent(&a.id).await.unwrap().unwrap().previous_svid_serial,
+        "01"
+    );
+    store.clear_previous_svid_serial(&a.id, "03").await.unwrap();
+    assert_eq!(store.get_agent(&a.id).await.unwrap().unwrap().previous_svid_serial, "");
+    store.upsert_agent(&a2).await.unwrap();
+
     // Ban.
     assert!(store.ban_agent(&a.id).await.unwrap());
     assert!(store.get_agent(&a.id).await.unwrap().unwrap().banned);

@@ -224,6 +224,12 @@ fn replace_keys(store: &TrustStore, key_use: KeyUse, sets: &[(String, JwkSet)], 
     for (td, set) in sets {
         let old = store.keys(td, key_use);
         for key in &set.keys {
+            // JWT-SVID and WIT bundle keys must carry a `kid` (SPIFFE bundle §4.2.2; the
+            // Workload API's WIT bundles say the same); keys are replaced by it.
+            if key.kid.is_none() {
+                tracing::warn!(trust_domain = %td, "ignoring a bundle key without a kid");
+                continue;
+            }
             if let Err(error) = store.add_key(td, key_use, key) {
                 tracing::warn!(%error, trust_domain = %td, "ignoring a bundle key");
             }

@@ -317,7 +317,7 @@ fn refresh_delay(svid: &JwtSvidEntry, now: UnixTime) -> Duration {
         return Duration::from_secs(60);
     };
     let iat = svid.issued_at().map_or(now, |t| t.0.min(exp.0));
-    let refresh_at = iat + (exp.0 - iat) / 2;
+    let refresh_at = iat + exp.0.saturating_sub(iat) / 2;
     Duration::from_secs(refresh_at.saturating_sub(now).max(1))
 }
 

@@ -262,12 +262,15 @@ impl AgentService {
                 if agent.previous_svid_serial.is_empty() {
                     return Ok(agent);
                 }
-                let current = Agent {
+                self.state
+                    .store
+                    .clear_previous_svid_serial(&agent.id, &svid.serial)
+                    .await
+                    .map_err(store_status)?;
+                Ok(Agent {
                     previous_svid_serial: String::new(),
                     ..agent
-                };
-                self.state.store.upsert_agent(&current).await.map_err(store_status)?;
-                Ok(current)
+                })
             }
             // The SVID the last renewal replaced, until the new one has been used.
             Some(agent) if !agent.previous_svid_serial.is_empty() && agent.previous_svid_serial == svid.serial => {
@@ -512,8 +515,15 @@ impl AgentApi for AgentService {
             .await
             .map_err(status)?;
         let (credentials, verified) = self.credentials(&svid, &agent.id).await.map_err(status)?;
+        // The SVID this call came with keeps its grace (it may itself be the previous one,
+        // if an earlier renewal's response was lost).
+        let presented = request
+            .extensions()
+            .get::<PeerIdentity>()
+            .and_then(|p| p.svid.as_ref())
+            .map_or_else(|| agent.svid_serial.clone(), |s| s.serial.clone());
         let renewed = Agent {
-            previous_svid_serial: agent.svid_serial.clone(),
+            previous_svid_serial: presented,
             svid_serial: verified.serial,
             svid_expires_at: verified.not_after,
             ..agent

@@ -755,6 +755,16 @@ impl DataStore for SqlDataStore {
         Ok(())
     }
 
+    async fn clear_previous_svid_serial(&self, id: &SpiffeId, current_serial: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE agents SET previous_svid_serial = '' WHERE id = $1 AND svid_serial = $2")
+            .bind(id.as_str())
+            .bind(current_serial)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend_err("updating an agent", e))?;
+        Ok(())
+    }
+
     async fn get_agent(&self, id: &SpiffeId) -> Result<Option<Agent>, StoreError> {
         let row = sqlx::query(concat!("SELECT ", agent_columns!(), " FROM agents WHERE id = $1"))
             .bind(id.as_str())
