@@ -84,6 +84,8 @@ pub struct Manager {
     jwts: Mutex<HashMap<JwtKey, CachedJwt>>,
     /// Entries the agent refused, so each is logged once.
     refused: Mutex<HashSet<String>>,
+    /// Entries whose WIT is being minted (one mint per entry at a time).
+    wits_in_flight: Mutex<HashSet<String>>,
     health: Mutex<Health>,
     clock: Arc<dyn Clock>,
 }
@@ -178,6 +180,7 @@ impl Manager {
             restart_sync: Notify::new(),
             jwts: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashSet::new()),
+            wits_in_flight: Mutex::new(HashSet::new()),
             health: Mutex::new(Health {
                 agent_id: agent_id.to_string(),
                 agent_svid_expires_at: agent_expires.as_secs(),
@@ -617,7 +620,27 @@ impl Manager {
         Ok(())
     }
 
+    /// Mints a WIT for `entry` unless one is already being minted (that one will be
+    /// published for every stream waiting on it).
     async fn mint_wit(&self, entry: &Arc<pb::Entry>) -> Result<(), AgentError> {
+        if !self
+            .wits_in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(entry.id.clone())
+        {
+            return Ok(());
+        }
+        // Removed on drop too: the caller's future may be cancelled mid-mint (a workload
+        // hanging up), and the entry must not stay "in flight" forever.
+        let _in_flight = InFlight {
+            set: &self.wits_in_flight,
+            id: entry.id.clone(),
+        };
+        self.mint_wit_now(entry).await
+    }
+
+    async fn mint_wit_now(&self, entry: &Arc<pb::Entry>) -> Result<(), AgentError> {
         let key = lanyard_crypto::KeyPair::generate(Algorithm::ES256)?;
         let public = key.public_jwk().to_json();
         let response = self
@@ -808,6 +831,18 @@ fn entry_refusal(entry: &pb::Entry, agent: &SpiffeId, td: &TrustDomain) -> Optio
             Some("it has an empty selector".into())
         }
         Ok(_) => None,
+    }
+}
+
+/// Takes an entry id out of an in-flight set when dropped.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
     }
 }
 
