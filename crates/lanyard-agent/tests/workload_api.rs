@@ -67,6 +67,13 @@ impl World {
         }
     }
 
+    /// A fresh join token, the agent ID it attests, and a selector matching this process.
+    async fn enroll(&self) -> (String, String, String) {
+        let token = self.join_token().await;
+        let agent_id = agent_id_for(&token);
+        (token, agent_id, format!("unix:uid:{}", my_uid()))
+    }
+
     async fn join_token(&self) -> String {
         lanyard_server::endpoints::admin::new_join_token(&self.server.state, 600)
             .await
@@ -145,6 +152,14 @@ fn split_der(mut bytes: &[u8]) -> Vec<CertificateDer<'static>> {
     out
 }
 
+/// Opens a FetchX509SVID stream (the call itself must succeed).
+async fn x509_stream(api: &mut SpiffeWorkloadApiClient<Channel>) -> tonic::Streaming<wl::X509svidResponse> {
+    api.fetch_x509svid(with_header(wl::X509svidRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn next_x509(stream: &mut tonic::Streaming<wl::X509svidResponse>, within: Duration) -> wl::X509svidResponse {
     tokio::time::timeout(within, stream.message())
         .await
@@ -173,9 +188,7 @@ async fn wait_for(agent: &RunningAgent, what: &str, ready: impl Fn(&lanyard_agen
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_api_end_to_end() {
     let world = World::start().await;
-    let token = world.join_token().await;
-    let agent_id = agent_id_for(&token);
-    let uid_selector = format!("unix:uid:{}", my_uid());
+    let (token, agent_id, uid_selector) = world.enroll().await;
     let web = world
         .entry("spiffe://example.org/web", &agent_id, &[&uid_selector])
         .await;
@@ -205,11 +218,7 @@ async fn workload_api_end_to_end() {
     // a key that belongs to the leaf.
     let bundle = world.bundle().await;
     let x509_bundles = X509BundleSet::new().with(X509Bundle::from_spiffe_bundle(&bundle).unwrap());
-    let mut stream = api
-        .fetch_x509svid(with_header(wl::X509svidRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = x509_stream(&mut api).await;
     let first = next_x509(&mut stream, Duration::from_secs(5)).await;
     assert_eq!(first.svids.len(), 1, "{first:?}");
     let svid = &first.svids[0];
@@ -431,9 +440,7 @@ async fn reqwest_like_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_server_outage_and_rotates() {
     let world = World::start().await;
-    let token = world.join_token().await;
-    let agent_id = agent_id_for(&token);
-    let uid_selector = format!("unix:uid:{}", my_uid());
+    let (token, agent_id, uid_selector) = world.enroll().await;
     // A short-lived SVID: rotated 50–60 % into its 6 s life.
     let spec = EntrySpec {
         x509_svid_ttl: 6,
@@ -444,11 +451,7 @@ async fn survives_a_server_outage_and_rotates() {
     wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&entry)).await;
 
     let mut api = client(&world.socket()).await;
-    let mut stream = api
-        .fetch_x509svid(with_header(wl::X509svidRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = x509_stream(&mut api).await;
     let first = next_x509(&mut stream, Duration::from_secs(5)).await;
     let rotated = next_x509(&mut stream, Duration::from_secs(8)).await;
     assert_ne!(
@@ -466,11 +469,7 @@ async fn survives_a_server_outage_and_rotates() {
     let World { server, dir } = world;
     server.shutdown().await.unwrap();
     let mut api = client(&dir.path().join("agent/public/api.sock")).await;
-    let mut stream = api
-        .fetch_x509svid(with_header(wl::X509svidRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = x509_stream(&mut api).await;
     let cached = next_x509(&mut stream, Duration::from_secs(2)).await;
     assert_eq!(cached.svids.len(), 1);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -527,9 +526,7 @@ async fn federated_bundles_reach_the_entitled_workloads() {
         .put_federated_bundle("partner.org", &foreign_bundle("partner.org", now), now)
         .await
         .unwrap();
-    let token = world.join_token().await;
-    let agent_id = agent_id_for(&token);
-    let uid_selector = format!("unix:uid:{}", my_uid());
+    let (token, agent_id, uid_selector) = world.enroll().await;
     let spec = EntrySpec {
         federates_with: vec!["partner.org".into()],
         ..entry_spec("spiffe://example.org/federated", &agent_id, &[&uid_selector])
@@ -539,11 +536,7 @@ async fn federated_bundles_reach_the_entitled_workloads() {
     wait_for(&agent, "the SVID", |s| s.svids.contains_key(&entry)).await;
 
     let mut api = client(&world.socket()).await;
-    let mut stream = api
-        .fetch_x509svid(with_header(wl::X509svidRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = x509_stream(&mut api).await;
     let x509 = next_x509(&mut stream, Duration::from_secs(5)).await;
     assert_eq!(
         x509.federated_bundles.keys().collect::<Vec<_>>(),
