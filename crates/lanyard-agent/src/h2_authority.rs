@@ -267,6 +267,11 @@ fn hpack_integer(bytes: &[u8], prefix: u8) -> io::Result<(usize, &[u8])> {
             return Ok((value, rest));
         }
         shift += 7;
+        // Continuation bytes that add nothing (0x80) could otherwise push the shift past
+        // the width of usize; 2^24 needs at most four of them.
+        if shift > 28 {
+            return Err(invalid("HPACK: integer too long"));
+        }
     }
 }
 

@@ -864,7 +864,12 @@ fn rotate_time(issued: UnixTime, expires: UnixTime) -> UnixTime {
         Ok(()) => u64::from(u16::from_le_bytes(random) % 100),
         Err(_) => 50,
     };
-    UnixTime(issued.as_secs() + lifetime * (500 + jitter_permille) / 1000)
+    // Lifetimes come from server-signed certificates; saturate rather than trust them.
+    UnixTime(
+        issued
+            .as_secs()
+            .saturating_add(lifetime.saturating_mul(500 + jitter_permille) / 1000),
+    )
 }
 
 /// Exponential backoff with jitter: 0.5 s doubling to 30 s.
