@@ -250,6 +250,15 @@ fn verify_with_bundle(
 
 type Events = tonic::Streaming<pb::SyncEntriesResponse>;
 
+/// Opens a `SyncEntries` stream from the beginning (the call itself must succeed).
+async fn open_sync(client: &mut AgentApiClient<Channel>) -> Events {
+    client
+        .sync_entries(pb::SyncEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn next_event(stream: &mut Events, within: Duration) -> pb::sync_entries_response::Event {
     tokio::time::timeout(within, stream.message())
         .await
@@ -414,11 +423,7 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
     h.entry("spiffe://example.org/not-mine", other_agent).await;
 
     let mut client = h.as_agent(&agent).await;
-    let mut stream = client
-        .sync_entries(pb::SyncEntriesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = open_sync(&mut client).await;
     let pb::sync_entries_response::Event::Bundles(bundles) = next_event(&mut stream, Duration::from_secs(5)).await
     else {
         panic!("the stream must start with bundles");
@@ -621,11 +626,7 @@ async fn a_banned_agent_is_cut_off() {
     let h = Harness::start().await;
     let agent = h.attest().await;
     let mut client = h.as_agent(&agent).await;
-    let mut stream = client
-        .sync_entries(pb::SyncEntriesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = open_sync(&mut client).await;
     next_event(&mut stream, Duration::from_secs(5)).await; // bundles
     next_event(&mut stream, Duration::from_secs(5)).await; // snapshot
 
@@ -651,11 +652,7 @@ async fn shutdown_ends_open_streams() {
     let h = Harness::start().await;
     let agent = h.attest().await;
     let mut client = h.as_agent(&agent).await;
-    let mut stream = client
-        .sync_entries(pb::SyncEntriesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = open_sync(&mut client).await;
     next_event(&mut stream, Duration::from_secs(5)).await;
     tokio::time::timeout(Duration::from_secs(10), h.server.shutdown())
         .await
@@ -1157,11 +1154,7 @@ async fn federation_fetches_stores_refreshes_and_keeps_the_last_good_bundle() {
     };
     h.server.state.store.create_entry(&spec, h.now()).await.unwrap();
     let mut client = h.as_agent(&agent).await;
-    let mut stream = client
-        .sync_entries(pb::SyncEntriesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = open_sync(&mut client).await;
     let first = next_event(&mut stream, Duration::from_secs(5)).await;
     assert_eq!(federated_sequence(&first, FOREIGN_TD), Some(1));
     next_event(&mut stream, Duration::from_secs(5)).await; // snapshot

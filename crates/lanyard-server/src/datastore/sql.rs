@@ -353,6 +353,26 @@ impl EntryColumns {
             admin: spec.admin,
         })
     }
+
+    /// Binds the columns, in the order `entry_key, spiffe_id, parent_id, selectors,
+    /// x509_svid_ttl, jwt_svid_ttl, wit_ttl, dns_names, federates_with, admin` (the same in
+    /// the INSERT and the UPDATE).
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+        query
+            .bind(&self.key)
+            .bind(&self.spiffe_id)
+            .bind(&self.parent_id)
+            .bind(&self.selectors)
+            .bind(self.x509_svid_ttl)
+            .bind(self.jwt_svid_ttl)
+            .bind(self.wit_ttl)
+            .bind(&self.dns_names)
+            .bind(&self.federates_with)
+            .bind(self.admin)
+    }
 }
 
 /// What makes two entries the same: identity, parent and the *set* of selectors. The
@@ -432,25 +452,13 @@ async fn append_entry_event(
 async fn insert_entry(conn: &mut AnyConnection, spec: &EntrySpec, now: UnixTime) -> Result<Entry, StoreError> {
     let cols = EntryColumns::new(spec)?;
     let id = new_entry_id()?;
-    let result = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO entries (id, entry_key, spiffe_id, parent_id, selectors, x509_svid_ttl, \
          jwt_svid_ttl, wit_ttl, dns_names, federates_with, admin, revision, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
     )
-    .bind(&id)
-    .bind(&cols.key)
-    .bind(&cols.spiffe_id)
-    .bind(&cols.parent_id)
-    .bind(&cols.selectors)
-    .bind(cols.x509_svid_ttl)
-    .bind(cols.jwt_svid_ttl)
-    .bind(cols.wit_ttl)
-    .bind(&cols.dns_names)
-    .bind(&cols.federates_with)
-    .bind(cols.admin)
-    .bind(time_param(now))
-    .execute(&mut *conn)
-    .await;
+    .bind(&id);
+    let result = cols.bind(query).bind(time_param(now)).execute(&mut *conn).await;
     match result {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(DUPLICATE_ENTRY.into())),
@@ -574,27 +582,15 @@ impl DataStore for SqlDataStore {
             )));
         }
         let new_revision = revision + 1;
-        let result = sqlx::query(
+        let query = sqlx::query(
             "UPDATE entries SET entry_key = $3, spiffe_id = $4, parent_id = $5, selectors = $6, \
              x509_svid_ttl = $7, jwt_svid_ttl = $8, wit_ttl = $9, dns_names = $10, \
              federates_with = $11, admin = $12, revision = $13 \
              WHERE id = $1 AND revision = $2",
         )
         .bind(id)
-        .bind(lookup_u64(revision))
-        .bind(&cols.key)
-        .bind(&cols.spiffe_id)
-        .bind(&cols.parent_id)
-        .bind(&cols.selectors)
-        .bind(cols.x509_svid_ttl)
-        .bind(cols.jwt_svid_ttl)
-        .bind(cols.wit_ttl)
-        .bind(&cols.dns_names)
-        .bind(&cols.federates_with)
-        .bind(cols.admin)
-        .bind(lookup_u64(new_revision))
-        .execute(&mut *tx)
-        .await;
+        .bind(lookup_u64(revision));
+        let result = cols.bind(query).bind(lookup_u64(new_revision)).execute(&mut *tx).await;
         match result {
             Ok(r) if r.rows_affected() == 1 => {}
             Ok(_) => return Err(StoreError::Conflict(format!("entry {id} changed concurrently"))),
