@@ -9,6 +9,10 @@ pub mod unix;
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// A selector a workload was attested with, e.g. `unix:uid:1000`: the attestor's type and
 /// a value within that type. Entries match on these.
@@ -36,8 +40,9 @@ impl fmt::Display for Selector {
     }
 }
 
-/// The kernel's view of the process on the other end of the socket (`SO_PEERCRED`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kernel's view of the process on the other end of the socket (`SO_PEERCRED`, and
+/// `SO_PEERPIDFD` where the kernel has it).
+#[derive(Clone, Debug)]
 pub struct PeerCredentials {
     /// Process ID at connect time.
     pub pid: i32,
@@ -45,6 +50,44 @@ pub struct PeerCredentials {
     pub uid: u32,
     /// Group ID at connect time.
     pub gid: u32,
+    /// The connecting process itself, pinned when the connection was accepted.
+    pub process: PeerProcess,
+}
+
+/// The connecting process as pinned at accept time.
+///
+/// A PID alone is a weak name: a process can connect, hand the socket to a child and
+/// exit, and its PID can then go to another process that attestation would describe
+/// instead. A pidfd (`SO_PEERPIDFD`, Linux 6.5) names the very process that connected:
+/// while it stays open and reports the process alive, the PID is still that process's.
+#[derive(Clone, Debug, Default)]
+pub enum PeerProcess {
+    /// A pidfd of the process that connected.
+    Pidfd(Arc<OwnedFd>),
+    /// The process that connected had already exited when the connection was accepted.
+    Exited,
+    /// The kernel cannot give a pidfd for a socket peer: only the PID checks apply.
+    #[default]
+    Unpinned,
+}
+
+impl PeerProcess {
+    /// Whether the pinned process has exited (`false` when nothing is pinned). A pidfd
+    /// becomes readable when its process exits.
+    pub fn has_exited(&self) -> bool {
+        match self {
+            PeerProcess::Pidfd(fd) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::ZERO) {
+                    Ok(0) => false,
+                    // Readable, or the pidfd cannot be polled: treat the caller as gone.
+                    Ok(_) | Err(_) => true,
+                }
+            }
+            PeerProcess::Exited => true,
+            PeerProcess::Unpinned => false,
+        }
+    }
 }
 
 /// Why a workload could not be attested. The Workload API answers these with

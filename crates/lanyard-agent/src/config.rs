@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use lanyard_core::{SpiffeId, TrustDomain};
+use lanyard_net::ListenerLimits;
 use serde::Deserialize;
 
 use crate::error::AgentError;
@@ -61,6 +62,40 @@ pub struct AgentConfig {
     pub log_format: LogFormat,
     /// Log filter (`info`, `lanyard_agent=debug`, ...).
     pub log_level: String,
+    /// Connection caps and timeouts (`[limits.workload_api]`, `[limits.health]`).
+    pub limits: AgentLimits,
+    /// JWT-SVIDs and WIT-SVIDs the server mints for the workloads of one uid (cache
+    /// misses only): a burst of this many, ...
+    pub mint_burst_per_uid: u32,
+    /// ... refilled at this many per minute. 0 disables the limit.
+    pub mints_per_minute_per_uid: u32,
+}
+
+/// `[limits.<listener>]`: connection caps and timeouts of the agent's listeners.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentLimits {
+    /// The Workload API socket; the per-peer cap applies per uid.
+    pub workload_api: ListenerLimits,
+    /// The health endpoint.
+    pub health: ListenerLimits,
+}
+
+impl Default for AgentLimits {
+    fn default() -> Self {
+        AgentLimits {
+            workload_api: ListenerLimits {
+                max_connections: 2048,
+                max_connections_per_peer: 256,
+                ..ListenerLimits::default()
+            },
+            health: ListenerLimits {
+                max_connections: 64,
+                max_connections_per_peer: 0,
+                ..ListenerLimits::default()
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -79,6 +114,9 @@ impl std::fmt::Debug for AgentConfig {
             .field("first_svid_timeout", &self.first_svid_timeout)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
+            .field("limits", &self.limits)
+            .field("mint_burst_per_uid", &self.mint_burst_per_uid)
+            .field("mints_per_minute_per_uid", &self.mints_per_minute_per_uid)
             .finish()
     }
 }
@@ -93,12 +131,15 @@ impl Default for AgentConfig {
             join_token: None,
             x509pop: None,
             data_dir: PathBuf::from("lanyard-agent-data"),
-            socket_path: PathBuf::from("lanyard-agent-data/public/api.sock"),
+            socket_path: PathBuf::from("lanyard-agent-socket/api.sock"),
             health_address: "127.0.0.1:8082".into(),
             discover_workload_path: true,
             first_svid_timeout: 10,
             log_format: LogFormat::Human,
             log_level: "info".into(),
+            limits: AgentLimits::default(),
+            mint_burst_per_uid: 50,
+            mints_per_minute_per_uid: 600,
         }
     }
 }
@@ -165,7 +206,37 @@ impl AgentConfig {
         if !self.socket_path.is_absolute() && self.socket_path.as_os_str().is_empty() {
             return Err(AgentError::Config("socket_path is empty".into()));
         }
+        if self.socket_path.starts_with(&self.data_dir) {
+            return Err(AgentError::Config(format!(
+                "socket_path {} is inside data_dir {}: the data directory is private (0700), so no other user could reach the socket; put the socket in its own directory",
+                self.socket_path.display(),
+                self.data_dir.display()
+            )));
+        }
+        self.limits
+            .workload_api
+            .validate("limits.workload_api")
+            .and_then(|()| self.limits.health.validate("limits.health"))
+            .map_err(AgentError::Config)?;
         Ok(())
+    }
+
+    /// Raises the open-file limit and scales the listeners' connection caps into it.
+    pub fn fit_limits_to_nofile(&mut self) {
+        /// Descriptors kept for the server connection, data files and the process.
+        const RESERVE: u64 = 128;
+        let Some(nofile) = lanyard_net::raise_nofile_limit() else {
+            return;
+        };
+        let l = &mut self.limits;
+        if lanyard_net::fit_to_nofile(&mut [&mut l.workload_api, &mut l.health], nofile.now, RESERVE) {
+            tracing::warn!(
+                open_file_limit = nofile.now,
+                workload_api = l.workload_api.max_connections,
+                health = l.health.max_connections,
+                "the open-file limit is low: connection caps were scaled down to fit it"
+            );
+        }
     }
 
     /// The parsed trust domain.
@@ -245,5 +316,15 @@ mod tests {
             (c.discover_workload_path, c.first_svid_timeout),
             (d.discover_workload_path, d.first_svid_timeout)
         );
+        assert_eq!(
+            (c.limits, c.mint_burst_per_uid, c.mints_per_minute_per_uid),
+            (d.limits, d.mint_burst_per_uid, d.mints_per_minute_per_uid)
+        );
+        // The socket must not sit in the private data directory.
+        let inside = AgentConfig {
+            socket_path: AgentConfig::default().data_dir.join("public/api.sock"),
+            ..AgentConfig::default()
+        };
+        assert!(inside.validate().unwrap_err().to_string().contains("inside data_dir"));
     }
 }

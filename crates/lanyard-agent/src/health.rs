@@ -8,20 +8,20 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use lanyard_net::{ConnectionLimiter, ListenerLimits};
 use tokio::net::TcpListener;
 
 use crate::manager::{Health, Manager};
 
-/// Serves the health routes on `listener` until the task is dropped.
-pub async fn serve(manager: Arc<Manager>, listener: TcpListener) {
+/// Serves the health routes on `listener` with `limits` until the task is dropped.
+pub async fn serve(manager: Arc<Manager>, listener: TcpListener, limits: ListenerLimits) {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/status", get(status))
         .with_state(manager);
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "the health endpoint stopped");
-    }
+    let limiter = ConnectionLimiter::for_listener("health endpoint", &limits);
+    lanyard_net::serve_http(listener, limiter, limits, None, app, std::future::pending()).await;
 }
 
 /// Whether the agent can serve workloads: a valid agent SVID, entries received, not banned.

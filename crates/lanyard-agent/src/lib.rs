@@ -14,11 +14,13 @@
 
 pub mod attestor;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod h2_authority;
 pub mod health;
 mod link;
 pub mod manager;
+pub mod mint_budget;
 mod node;
 pub mod socket;
 pub mod state;
@@ -31,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lanyard_api::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use lanyard_net::ConnectionLimiter;
 use tokio::task::JoinSet;
 
 pub use config::{AgentConfig, LogFormat, X509PopConfig};
@@ -42,6 +45,8 @@ pub use manager::{Health, Manager};
 pub struct RunningAgent {
     /// The Workload API socket.
     pub socket_path: PathBuf,
+    /// Who can reach the socket through the directories above it.
+    pub socket_access: socket::SocketAccess,
     /// Where the health endpoint listens, if enabled.
     pub health_addr: Option<SocketAddr>,
     /// The manager (state, health).
@@ -67,11 +72,16 @@ impl RunningAgent {
 
 /// Starts the agent: attests (or resumes), binds the Workload API socket and the health
 /// endpoint, and starts syncing with the server.
-pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
+pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, AgentError> {
     config.validate()?;
+    config.fit_limits_to_nofile();
     let store = Arc::new(state::Store::new());
     let manager = Manager::start(&config, Arc::clone(&store)).await?;
     let listener = socket::bind(&config.socket_path)?;
+    let socket_access = socket::access(&config.socket_path);
+    if let socket::SocketAccess::BlockedBy { .. } = &socket_access {
+        tracing::warn!(socket = %config.socket_path.display(), "the Workload API socket is reachable by {socket_access}");
+    }
 
     let mut tasks = JoinSet::new();
     tasks.spawn(Arc::clone(&manager).run());
@@ -83,14 +93,26 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         Arc::clone(&manager),
         attestors,
         Duration::from_secs(config.first_svid_timeout),
+        mint_budget::MintBudget::new(config.mint_burst_per_uid, config.mints_per_minute_per_uid),
     );
-    // Each connection goes through AuthorityFix, so gRPC C-core clients (py-spiffe, ...)
-    // are not refused for the socket path they send as :authority.
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::UnixListenerStream::new(listener), |conn| {
-        conn.map(h2_authority::AuthorityFix::new)
+    // Each connection takes a slot for its uid, is pinned to its process, and goes
+    // through AuthorityFix, so gRPC C-core clients (py-spiffe, ...) are not refused for
+    // the socket path they send as :authority.
+    let limits = config.limits.workload_api;
+    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
+    tasks.spawn(connection::accept_loop(
+        listener,
+        ConnectionLimiter::for_listener("Workload API", &limits),
+        limits,
+        conn_tx,
+    ));
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(conn_rx), |conn| {
+        Ok::<_, std::io::Error>(conn)
     });
     tasks.spawn(async move {
         let served = tonic::transport::Server::builder()
+            .http2_keepalive_interval(limits.keepalive())
+            .http2_keepalive_timeout(limits.keepalive())
             .add_service(SpiffeWorkloadApiServer::new(service))
             .serve_with_incoming(incoming)
             .await;
@@ -108,7 +130,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         let addr = listener
             .local_addr()
             .map_err(AgentError::io("binding", config.health_address.clone()))?;
-        tasks.spawn(health::serve(Arc::clone(&manager), listener));
+        tasks.spawn(health::serve(Arc::clone(&manager), listener, config.limits.health));
         Some(addr)
     };
 
@@ -119,6 +141,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     );
     Ok(RunningAgent {
         socket_path: config.socket_path.clone(),
+        socket_access,
         health_addr,
         manager,
         tasks,

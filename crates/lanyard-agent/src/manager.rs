@@ -22,7 +22,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::config::AgentConfig;
-use crate::error::AgentError;
+use crate::error::{AgentError, CredentialError};
 use crate::node::{self, NodeFiles};
 use crate::state::{BundleView, HeldSvid, HeldWit, Snapshot, Store};
 
@@ -597,11 +597,7 @@ impl Manager {
         let now = self.now();
         for id in entry_ids {
             let Some(entry) = snap.entries.get(id) else { continue };
-            let current = snap
-                .wits
-                .get(id)
-                .is_some_and(|w| w.entry_revision == entry.revision && w.expires_at > now);
-            if !current {
+            if !wit_is_current(&snap, entry, now) {
                 self.mint_wit(entry).await?;
             }
         }
@@ -687,12 +683,20 @@ impl Manager {
     // ----- JWT-SVIDs -----------------------------------------------------------------
 
     /// A JWT-SVID for `entry` and `audience`: from the cache while it has more than half
-    /// its lifetime left, else freshly minted by the server (or, if the server cannot be
-    /// reached, the cached one while it is still valid).
-    pub async fn jwt_svid(&self, entry: &pb::Entry, audience: &[String]) -> Result<String, tonic::Status> {
+    /// its lifetime left, else freshly minted by the server once `budget` allows it (or,
+    /// if the server cannot be reached or the budget is spent, the cached one while it is
+    /// still valid).
+    pub async fn jwt_svid(
+        &self,
+        entry: &pb::Entry,
+        audience: &[String],
+        budget: impl FnOnce() -> Result<(), CredentialError>,
+    ) -> Result<String, CredentialError> {
         let mut audience = audience.to_vec();
         audience.sort();
         audience.dedup();
+        lanyard_core::spiffe::check_audiences(&audience)
+            .map_err(|e| CredentialError::InvalidRequest(format!("audience: {e}")))?;
         let key = (entry.id.clone(), entry.revision, audience.clone());
         let now = self.now();
         let cached = self
@@ -701,11 +705,18 @@ impl Manager {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
             .cloned();
+        let still_valid = |c: &CachedJwt| c.expires_at.as_secs() > now.as_secs() + 5;
         if let Some(c) = &cached {
             let half = c.issued_at.as_secs() + (c.expires_at.as_secs().saturating_sub(c.issued_at.as_secs())) / 2;
             if now.as_secs() < half {
                 return Ok(c.token.clone());
             }
+        }
+        if let Err(refused) = budget() {
+            return match cached {
+                Some(c) if still_valid(&c) => Ok(c.token),
+                _ => Err(refused),
+            };
         }
         let minted = self
             .client()
@@ -728,7 +739,7 @@ impl Manager {
                     .filter(|v| v.sub.as_str() == entry.spiffe_id)
                     .ok_or_else(|| {
                         tracing::error!(entry_id = %entry.id, "refusing a JWT-SVID from the server that does not verify");
-                        tonic::Status::unavailable("the server returned an invalid JWT-SVID")
+                        CredentialError::Unavailable("the server returned an invalid JWT-SVID".into())
                     })?;
                 let fresh = CachedJwt {
                     token: token.clone(),
@@ -747,17 +758,28 @@ impl Manager {
                 jwts.insert(key, fresh);
                 Ok(token)
             }
-            Err(status) => match cached {
-                Some(c) if c.expires_at.as_secs() > now.as_secs() + 5 => {
-                    tracing::warn!(code = ?status.code(), "server unavailable; serving a cached JWT-SVID");
-                    Ok(c.token)
+            Err(status) => {
+                let error = CredentialError::from_mint("JWT-SVID", &AgentError::Server(status));
+                match cached {
+                    Some(c) if still_valid(&c) && matches!(error, CredentialError::Unavailable(_)) => {
+                        tracing::warn!("server unavailable; serving a cached JWT-SVID");
+                        Ok(c.token)
+                    }
+                    _ => Err(error),
                 }
-                _ => Err(tonic::Status::unavailable(format!(
-                    "could not mint a JWT-SVID: {}",
-                    status.message()
-                ))),
-            },
+            }
         }
+    }
+
+    /// The entries among `entry_ids` that have no current WIT-SVID (each costs a mint).
+    pub fn wits_to_mint(&self, entry_ids: &[String]) -> usize {
+        let snap = self.store.current();
+        let now = self.now();
+        entry_ids
+            .iter()
+            .filter_map(|id| snap.entries.get(id))
+            .filter(|entry| !wit_is_current(&snap, entry, now))
+            .count()
     }
 
     // ----- agent SVID renewal -----------------------------------------------------
@@ -812,6 +834,13 @@ impl Manager {
 /// Why this agent must not serve `entry`, if it must not: the entry belongs to another
 /// node, names an identity outside the trust domain, is malformed, or has no selectors
 /// (it would match every workload).
+/// Whether `entry` has a WIT-SVID minted for its current revision and not yet expired.
+fn wit_is_current(snap: &Snapshot, entry: &pb::Entry, now: UnixTime) -> bool {
+    snap.wits
+        .get(&entry.id)
+        .is_some_and(|w| w.entry_revision == entry.revision && w.expires_at > now)
+}
+
 fn entry_refusal(entry: &pb::Entry, agent: &SpiffeId, td: &TrustDomain) -> Option<String> {
     if entry.parent_id != agent.as_str() {
         return Some(format!("its parent is {}, not this agent", entry.parent_id));

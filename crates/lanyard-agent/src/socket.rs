@@ -2,10 +2,13 @@
 //!
 //! The socket itself is world-connectable (callers are identified by attestation, not by
 //! file permissions), so what must be protected is the path: a directory that others can
-//! write to would let them replace the socket with their own.
+//! write to would let them replace the socket with their own. Workloads normally run as
+//! other users than the agent, so every directory above the socket must also be
+//! searchable by them: the socket lives in a directory of its own (0755), never inside the
+//! agent's private data directory (0700). [`access`] tells who can reach it.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
 
@@ -103,5 +106,80 @@ mod tests {
 
         // A missing directory is created.
         let _nested = bind(&dir.path().join("a/b/api.sock")).unwrap();
+    }
+}
+
+/// Who can connect to the socket, as far as the directories above it allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SocketAccess {
+    /// Every local user: each directory above the socket is searchable by others.
+    EveryUser,
+    /// Only users who can search `dir` (its owner and group): other users' workloads get
+    /// `EACCES` on connect.
+    BlockedBy {
+        /// The first directory (from the root) that others cannot search.
+        dir: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+/// Checks every directory above the socket at `path` for the search permission of other
+/// users.
+pub fn access(path: &Path) -> SocketAccess {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut ancestors: Vec<&Path> = absolute.ancestors().skip(1).collect();
+    ancestors.reverse();
+    for dir in ancestors {
+        let Ok(meta) = std::fs::metadata(dir) else { continue };
+        if meta.mode() & 0o001 == 0 {
+            return SocketAccess::BlockedBy {
+                dir: dir.to_owned(),
+                mode: meta.mode() & 0o7777,
+            };
+        }
+    }
+    SocketAccess::EveryUser
+}
+
+impl std::fmt::Display for SocketAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocketAccess::EveryUser => f.write_str("every local user (callers are identified by attestation)"),
+            SocketAccess::BlockedBy { dir, mode } => write!(
+                f,
+                "only users who can search {} (mode {mode:o}); other users' workloads cannot connect: move socket_path",
+                dir.display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_private_directory_above_the_socket_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let inside = access(&private.join("public/api.sock"));
+        assert_eq!(
+            inside,
+            SocketAccess::BlockedBy {
+                dir: private.clone(),
+                mode: 0o700
+            }
+        );
+        assert!(inside.to_string().contains("cannot connect"));
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
+        // Temporary directories live under /tmp (1777): reachable when the rest allows.
+        if access(dir.path()) == SocketAccess::EveryUser {
+            assert_eq!(access(&private.join("api.sock")), SocketAccess::EveryUser);
+        }
     }
 }

@@ -18,11 +18,13 @@ use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use crate::attestor::{self, PeerCredentials, Selector, WorkloadAttestor};
+use crate::connection::WorkloadPeer;
+use crate::error::CredentialError;
 use crate::manager::Manager;
+use crate::mint_budget::MintBudget;
 use crate::state::Snapshot;
 
 /// The metadata key every Workload API request must carry, with the value `true`.
@@ -36,20 +38,35 @@ pub struct WorkloadApi {
     manager: Arc<Manager>,
     attestors: Arc<Vec<Box<dyn WorkloadAttestor>>>,
     first_svid_timeout: Duration,
+    budget: Arc<MintBudget>,
 }
 
 impl WorkloadApi {
-    /// The service over `manager`'s state, attesting callers with `attestors`.
+    /// The service over `manager`'s state, attesting callers with `attestors`; the
+    /// credentials the server mints for them on demand are limited by `budget`.
     pub fn new(
         manager: Arc<Manager>,
         attestors: Vec<Box<dyn WorkloadAttestor>>,
         first_svid_timeout: Duration,
+        budget: MintBudget,
     ) -> WorkloadApi {
         WorkloadApi {
             manager,
             attestors: Arc::new(attestors),
             first_svid_timeout,
+            budget: Arc::new(budget),
         }
+    }
+
+    /// Draws `n` server mints from `caller`'s budget.
+    fn spend(&self, caller: &Caller, n: usize) -> Result<(), CredentialError> {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.budget
+            .take(caller.uid, n, std::time::Instant::now())
+            .map_err(|retry_after| {
+                tracing::info!(uid = caller.uid, "refusing new credentials over the uid's mint budget");
+                CredentialError::RateLimited { retry_after }
+            })
     }
 
     /// Checks the security header and attests the caller.
@@ -58,22 +75,22 @@ impl WorkloadApi {
         if header != Some("true") {
             return Err(Status::invalid_argument("security header missing from request"));
         }
-        let cred = request
-            .extensions()
-            .get::<UdsConnectInfo>()
-            .and_then(|info| info.peer_cred)
+        let connection = request.extensions().get::<WorkloadPeer>();
+        let cred = connection
+            .and_then(|c| c.uds.peer_cred)
             .ok_or_else(|| Status::permission_denied("the caller's process credentials are not available"))?;
         let peer = PeerCredentials {
             pid: cred.pid().unwrap_or(0),
             uid: cred.uid(),
             gid: cred.gid(),
+            process: connection.map(|c| c.process.clone()).unwrap_or_default(),
         };
         // Inline, not on a blocking thread: attestation reads a few small /proc and /etc
         // files (the thread handoff would cost more). Only the slow step, hashing an
         // executable not seen before, moves to a blocking thread.
         let selectors = match attestor::attest_all(&self.attestors, &peer, false) {
             Err(attestor::AttestError::WouldBlock) => {
-                let attestors = Arc::clone(&self.attestors);
+                let (attestors, peer) = (Arc::clone(&self.attestors), peer.clone());
                 tokio::task::spawn_blocking(move || attestor::attest_all(&attestors, &peer, true))
                     .await
                     .map_err(|_| Status::internal("workload attestation failed"))?
@@ -86,6 +103,7 @@ impl WorkloadApi {
         })?;
         Ok(Caller {
             pid: peer.pid,
+            uid: peer.uid,
             selectors,
         })
     }
@@ -156,6 +174,7 @@ impl WorkloadApi {
 #[derive(Clone, Debug)]
 struct Caller {
     pid: i32,
+    uid: u32,
     selectors: BTreeSet<Selector>,
 }
 
@@ -340,6 +359,9 @@ impl SpiffeWorkloadApi for WorkloadApi {
             return Err(Status::invalid_argument("audience must be specified"));
         }
         let audience: Vec<String> = request.audience.into_iter().filter(|a| !a.is_empty()).collect();
+        // Bounded before anything is minted (or attested further).
+        lanyard_core::spiffe::check_audiences(&audience)
+            .map_err(|e| Status::from(CredentialError::InvalidRequest(format!("audience: {e}"))))?;
         let snapshot = self.manager.store().current();
         let entries = select(&snapshot, &caller, &request.spiffe_id)?;
         let mut svids = Vec::new();
@@ -348,7 +370,10 @@ impl SpiffeWorkloadApi for WorkloadApi {
             if !seen.insert(entry.spiffe_id.clone()) {
                 continue;
             }
-            let token = self.manager.jwt_svid(entry, &audience).await?;
+            let token = self
+                .manager
+                .jwt_svid(entry, &audience, || self.spend(&caller, 1))
+                .await?;
             svids.push(wl::Jwtsvid {
                 spiffe_id: entry.spiffe_id.clone(),
                 svid: token,
@@ -403,9 +428,10 @@ impl SpiffeWorkloadApi for WorkloadApi {
             .iter()
             .map(|e| e.id.clone())
             .collect();
+        self.spend(&caller, self.manager.wits_to_mint(&ids))?;
         self.manager.ensure_wits(&ids).await.map_err(|e| {
             tracing::warn!(error = %e, "minting a WIT-SVID failed");
-            Status::unavailable(format!("could not mint a WIT-SVID: {e}"))
+            CredentialError::from_mint("WIT-SVID", &e)
         })?;
         let manager = Arc::clone(&self.manager);
         Ok(Response::new(self.stream(caller, move |snapshot, caller| {
@@ -444,6 +470,18 @@ impl SpiffeWorkloadApi for WorkloadApi {
         let caller = self.caller(&request).await?;
         caller.identities(&self.manager.store().current())?;
         Ok(Response::new(self.stream(caller, wit_bundles)))
+    }
+}
+
+impl From<CredentialError> for Status {
+    fn from(error: CredentialError) -> Status {
+        let message = error.to_string();
+        match error {
+            CredentialError::InvalidRequest(_) => Status::invalid_argument(message),
+            CredentialError::Denied(_) => Status::permission_denied(message),
+            CredentialError::RateLimited { .. } => Status::resource_exhausted(message),
+            CredentialError::Unavailable(_) => Status::unavailable(message),
+        }
     }
 }
 

@@ -51,7 +51,7 @@ impl World {
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("agent/public/api.sock")
+        self.dir.path().join("agent-socket/api.sock")
     }
 
     fn agent_config(&self, join_token: Option<String>) -> AgentConfig {
@@ -468,7 +468,7 @@ async fn survives_a_server_outage_and_rotates() {
     let data_dir = world.dir.path().join("server");
     let World { server, dir } = world;
     server.shutdown().await.unwrap();
-    let mut api = client(&dir.path().join("agent/public/api.sock")).await;
+    let mut api = client(&dir.path().join("agent-socket/api.sock")).await;
     let mut stream = x509_stream(&mut api).await;
     let cached = next_x509(&mut stream, Duration::from_secs(2)).await;
     assert_eq!(cached.svids.len(), 1);
@@ -580,4 +580,67 @@ async fn federated_bundles_reach_the_entitled_workloads() {
         x509.federated_bundles["spiffe://partner.org"]
     );
     agent.run_until(async {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_svid_audiences_are_bounded_and_mints_budgeted_per_uid() {
+    let world = World::start().await;
+    let (token, agent_id, uid_selector) = world.enroll().await;
+    let web = world
+        .entry("spiffe://example.org/web", &agent_id, &[&uid_selector])
+        .await;
+    let agent = lanyard_agent::start(AgentConfig {
+        mint_burst_per_uid: 4,
+        mints_per_minute_per_uid: 1,
+        ..world.agent_config(Some(token))
+    })
+    .await
+    .unwrap();
+    wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&web)).await;
+    let mut api = client(&world.socket()).await;
+    let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+    store.set_bundle(&world.bundle().await).unwrap();
+    let verifier = JwtSvidVerifier::new(store, JwtSvidPolicy::default());
+
+    // Several audiences: one JWT-SVID valid for each (JWT-SVID.md §3.2).
+    let both = api
+        .fetch_jwtsvid(jwt_request(&["db", "cache"], "spiffe://example.org/web"))
+        .await
+        .unwrap()
+        .into_inner();
+    for aud in ["db", "cache"] {
+        let checked = verifier.verify(&both.svids[0].svid, aud, world.now()).unwrap();
+        assert_eq!(checked.aud, ["cache", "db"]);
+    }
+
+    // Unbounded audiences are refused before any mint, as InvalidArgument (not
+    // Unavailable, which clients retry).
+    let huge = "a".repeat(100_000);
+    let many: Vec<String> = (0..17).map(|i| format!("aud-{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    for audience in [vec![huge.as_str()], many] {
+        let err = api
+            .fetch_jwtsvid(jwt_request(&audience, "spiffe://example.org/web"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    }
+
+    // The uid's budget: 4 mints at once (one spent above), then ResourceExhausted for a new
+    // audience; cached audiences are still served.
+    for aud in ["a1", "a2", "a3"] {
+        api.fetch_jwtsvid(jwt_request(&[aud], "spiffe://example.org/web"))
+            .await
+            .unwrap();
+    }
+    let err = api
+        .fetch_jwtsvid(jwt_request(&["a4"], "spiffe://example.org/web"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let cached = api
+        .fetch_jwtsvid(jwt_request(&["a1"], "spiffe://example.org/web"))
+        .await
+        .unwrap();
+    assert_eq!(cached.into_inner().svids.len(), 1);
 }

@@ -5,4 +5,6 @@ mod bundle;
 mod jwt_svid;
 
 pub use bundle::SpiffeBundle;
-pub use jwt_svid::{JwtSvidIssuer, JwtSvidPolicy, JwtSvidVerifier, VerifiedJwtSvid};
+pub use jwt_svid::{
+    JwtSvidIssuer, JwtSvidPolicy, JwtSvidVerifier, MAX_AUDIENCE_BYTES, MAX_AUDIENCES, VerifiedJwtSvid, check_audiences,
+};

@@ -225,7 +225,7 @@ fn bench_tokens(c: &mut Criterion, f: &Fixture) {
     let wit = f.rt.block_on(issue::mint_wit(&f.state, &sub, &cnf, None)).unwrap();
     assert!(is_jws(&wit), "{wit}");
     let jwt =
-        f.rt.block_on(issue::mint_jwt_svid(&f.state, &spiffe_id, "db", None))
+        f.rt.block_on(issue::mint_jwt_svid(&f.state, &spiffe_id, &["db"], None))
             .unwrap();
     assert!(is_jws(&jwt), "{jwt}");
     let (status, body) = f.rt.block_on(post(&app, "/v1/wits", &wit_body));
@@ -248,7 +248,7 @@ fn bench_tokens(c: &mut Criterion, f: &Fixture) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("mint", |b| {
         b.iter(|| {
-            f.rt.block_on(issue::mint_jwt_svid(&f.state, &spiffe_id, black_box("db"), None))
+            f.rt.block_on(issue::mint_jwt_svid(&f.state, &spiffe_id, &[black_box("db")], None))
                 .unwrap()
         });
     });

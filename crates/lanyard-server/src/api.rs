@@ -33,31 +33,25 @@ pub mod tls;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lanyard_api::agent::v1::agent_api_server::AgentApiServer;
+use lanyard_net::{ConnectionLimiter, ConnectionPermit, Guarded, PeerKey, WithPeer};
 use lanyard_x509::{Usage, VerifiedSvid, VerifyOptions, verify_svid_chain};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::Connected;
 
 use crate::state::AppState;
 use crate::x509pop::X509Pop;
 
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// HTTP/2 pings on idle connections, so that streams to vanished agents end.
-const KEEPALIVE: Duration = Duration::from_secs(30);
 /// Largest gRPC message accepted (a batch of CSRs).
 const MAX_MESSAGE: usize = 4 << 20;
 
@@ -72,61 +66,18 @@ pub struct PeerIdentity {
 }
 
 /// A server-side TLS connection that reports its [`PeerIdentity`] to tonic.
-#[derive(Debug)]
-pub struct TlsConnection {
-    stream: TlsStream<TcpStream>,
-    peer: PeerIdentity,
-}
+pub type TlsConnection = WithPeer<Guarded<TlsStream<TcpStream>>, PeerIdentity>;
 
-impl Connected for TlsConnection {
-    type ConnectInfo = PeerIdentity;
-
-    fn connect_info(&self) -> PeerIdentity {
-        self.peer.clone()
-    }
-}
-
-impl AsyncRead for TlsConnection {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsConnection {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-}
-
-/// Completes the TLS handshake of one accepted connection and extracts the peer identity.
+/// Completes the TLS handshake of one accepted connection (before `deadline`, by which
+/// the client must also have started talking HTTP/2) and extracts the peer identity.
 async fn handshake(
     acceptor: TlsAcceptor,
     identity: Arc<tls::ServerIdentity>,
-    tcp: TcpStream,
-    remote_addr: SocketAddr,
+    (tcp, remote_addr): (TcpStream, SocketAddr),
+    (permit, deadline): (ConnectionPermit, Instant),
     state: AppState,
 ) -> Result<TlsConnection> {
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+    let stream = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
         .await
         .context("TLS handshake timed out")?
         .context("TLS handshake failed")?;
@@ -145,18 +96,19 @@ async fn handshake(
             Some(verified)
         }
     };
-    Ok(TlsConnection {
-        stream,
-        peer: PeerIdentity {
+    Ok(WithPeer::new(
+        Guarded::new(stream, permit, deadline),
+        PeerIdentity {
             remote_addr: Some(remote_addr),
             svid,
         },
-    })
+    ))
 }
 
-/// Accepts TCP connections and hands completed TLS connections to tonic. Handshakes run
-/// concurrently, so a slow client does not hold up the others; failed ones are logged and
-/// dropped.
+/// Accepts TCP connections and hands completed TLS connections to tonic. Each takes a
+/// slot on the listener's limiter first (`[limits.agent_api]`; over the cap it is closed
+/// at once). Handshakes run concurrently, so a slow client does not hold up the others;
+/// failed ones are logged and dropped.
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -164,6 +116,8 @@ async fn accept_loop(
     state: AppState,
     out: mpsc::Sender<TlsConnection>,
 ) {
+    let limits = state.config.limits.agent_api;
+    let limiter = ConnectionLimiter::for_listener("agent API", &limits);
     loop {
         let (tcp, remote_addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -173,10 +127,14 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Ok(permit) = limiter.try_acquire(PeerKey::Ip(remote_addr.ip().to_canonical())) else {
+            continue;
+        };
+        let deadline = Instant::now() + limits.handshake();
         let _ = tcp.set_nodelay(true);
         let (acceptor, identity, state, out) = (acceptor.clone(), Arc::clone(&identity), state.clone(), out.clone());
         tokio::spawn(async move {
-            match handshake(acceptor, identity, tcp, remote_addr, state).await {
+            match handshake(acceptor, identity, (tcp, remote_addr), (permit, deadline), state).await {
                 Ok(conn) => {
                     let _ = out.send(conn).await;
                 }
@@ -219,6 +177,7 @@ pub async fn serve(
         conn_tx,
     ));
 
+    let state_limits = state.config.limits.agent_api;
     let service = AgentApiServer::new(service::AgentService::new(state, hub, x509pop))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -228,8 +187,11 @@ pub async fn serve(
         // Ends the long-lived streams, so that the graceful shutdown can complete.
         let _ = stop_tx.send(true);
     };
+    let keepalive = state_limits.keepalive();
     let result = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(KEEPALIVE))
+        // Pings on quiet connections, so that streams to vanished agents end.
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(keepalive)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, signal)
         .await;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use lanyard_core::TrustDomain;
+use lanyard_net::ListenerLimits;
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -80,6 +81,60 @@ pub struct ServerConfig {
     /// TLS for the public endpoints (`[public_tls]`, the `https_web` bundle-endpoint
     /// profile); plain HTTP when unset.
     pub public_tls: Option<PublicTlsConfig>,
+    /// Connection caps and timeouts of each listener (`[limits.*]`).
+    pub limits: LimitsConfig,
+}
+
+/// `[limits.<listener>]`: connection caps and timeouts, one table per listener, so that
+/// no listener can starve another (see `docs/security.md`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The public HTTP endpoints (`public_address`).
+    pub public: ListenerLimits,
+    /// The agent API (`agent_address`).
+    pub agent_api: ListenerLimits,
+    /// The `https_spiffe` bundle endpoint (`bundle_endpoint_address`).
+    pub bundle_endpoint: ListenerLimits,
+    /// The admin socket (only the server's user can connect).
+    pub admin: ListenerLimits,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let base = ListenerLimits::default();
+        LimitsConfig {
+            public: base,
+            // Agents hold one or two long-lived connections each; an address with more
+            // than 64 is not a well-behaved agent (or many agents behind one NAT: raise it).
+            agent_api: ListenerLimits {
+                max_connections_per_peer: 64,
+                ..base
+            },
+            bundle_endpoint: ListenerLimits {
+                max_connections: 256,
+                max_connections_per_peer: 32,
+                ..base
+            },
+            admin: ListenerLimits {
+                max_connections: 64,
+                max_connections_per_peer: 0,
+                ..base
+            },
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Every listener's limits with its configuration name.
+    pub fn named(&self) -> [(&'static str, &ListenerLimits); 4] {
+        [
+            ("limits.public", &self.public),
+            ("limits.agent_api", &self.agent_api),
+            ("limits.bundle_endpoint", &self.bundle_endpoint),
+            ("limits.admin", &self.admin),
+        ]
+    }
 }
 
 /// `[public_tls]`: the Web PKI certificate the public endpoints present.
@@ -182,6 +237,7 @@ impl Default for ServerConfig {
             bundle_endpoint_address: None,
             federation: FederationConfig::default(),
             public_tls: None,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -331,6 +387,9 @@ impl ServerConfig {
                 }
             }
         }
+        for (name, limits) in self.limits.named() {
+            limits.validate(name).map_err(|m| err(name, m))?;
+        }
         let longest = self.default_x509_svid_ttl.max(self.default_wit_ttl);
         if longest.saturating_mul(6) > self.ca_ttl.min(self.signing_key_ttl) {
             return Err(err(
@@ -459,6 +518,11 @@ profile = "https_web"
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.toml");
         let c = ServerConfig::load(Some(&path), |_| None).unwrap();
         assert!(c.federation.trust_domains.is_empty() && c.bundle_endpoint_address.is_none());
+        assert_eq!(
+            c.limits,
+            LimitsConfig::default(),
+            "conf/server.toml shows the default limits"
+        );
     }
 
     #[test]

@@ -56,10 +56,10 @@ pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option
 }
 
 /// Issues a JWT-SVID for `sub` with the single audience `audience`.
-pub async fn mint_jwt_svid(
+pub async fn mint_jwt_svid<A: AsRef<str>>(
     state: &AppState,
     sub: &SpiffeId,
-    audience: &str,
+    audiences: &[A],
     ttl: Option<u64>,
 ) -> Result<String, ServerError> {
     check_domain(state, sub.as_str(), sub.trust_domain_name())?;
@@ -69,7 +69,7 @@ pub async fn mint_jwt_svid(
         .min(state.keys.max_ttl(AuthorityKind::Jwt, now).await.map_err(keys_err)?);
     let (signer, kid) = state.keys.jwt_signer().await.map_err(keys_err)?;
     let issuer = JwtSvidIssuer::new(signer, kid, Some(state.public_url.clone()))?;
-    Ok(issuer.issue(sub, audience, now, ttl)?)
+    Ok(issuer.issue_for(sub, audiences, now, ttl)?)
 }
 
 /// Signs an X.509-SVID for `spiffe_id` from a PKCS#10 CSR (DER) that must request exactly

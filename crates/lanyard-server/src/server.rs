@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use lanyard_core::{Clock, SystemClock};
+use lanyard_net::{ConnectionLimiter, serve_http};
 
 use crate::api;
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
@@ -123,6 +124,29 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
+/// Raises the open-file limit and scales the listeners' connection caps into it, so that
+/// a flood on one listener exhausts its own cap, never the descriptors the others (and
+/// the datastore) need.
+fn fit_listeners_to_nofile(config: &mut ServerConfig) {
+    /// Descriptors kept for the datastore, key files, federation clients and the process.
+    const RESERVE: u64 = 256;
+    let Some(nofile) = lanyard_net::raise_nofile_limit() else {
+        return;
+    };
+    let l = &mut config.limits;
+    let mut listeners = [&mut l.public, &mut l.agent_api, &mut l.bundle_endpoint, &mut l.admin];
+    if lanyard_net::fit_to_nofile(&mut listeners, nofile.now, RESERVE) {
+        tracing::warn!(
+            open_file_limit = nofile.now,
+            public = l.public.max_connections,
+            agent_api = l.agent_api.max_connections,
+            bundle_endpoint = l.bundle_endpoint.max_connections,
+            admin = l.admin.max_connections,
+            "the open-file limit is low: connection caps were scaled down to fit it"
+        );
+    }
+}
+
 /// Starts the server described by `config`:
 /// 1. the data directory (mode 0700);
 /// 2. the datastore (migrations run on connect);
@@ -130,8 +154,9 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener> {
 /// 4. the public endpoints, the agent API (gRPC over TLS), the admin socket and, when
 ///    configured, the `https_spiffe` bundle endpoint;
 /// 5. the rotation loop and one federated-bundle refresher per foreign trust domain.
-pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     config.validate()?;
+    fit_listeners_to_nofile(&mut config);
     prepare_data_dir(&config.data_dir)?;
     let store: Arc<dyn DataStore> = Arc::new(
         SqlDataStore::connect(&config.database_url())
@@ -217,30 +242,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let mut tasks = JoinSet::new();
     let app = public::router(state.clone(), metrics);
     let stop = stopped(watcher.clone());
-    match &state.config.public_tls {
-        // The https_web profile: the operator's Web PKI certificate.
-        Some(tls) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
-                bundle_endpoint::web_tls_config(&tls.cert_path, &tls.key_path).context("[public_tls]")?,
-            ));
-            tasks.spawn(async move {
-                bundle_endpoint::serve_tls(listener, acceptor, app, stop, "public endpoint").await;
-                Ok(())
-            });
-        }
-        None => {
-            tasks.spawn(async move {
-                axum::serve(listener, app).with_graceful_shutdown(stop).await?;
-                Ok(())
-            });
-        }
-    }
+    let limits = &state.config.limits;
+    // The https_web profile: the operator's Web PKI certificate; plain HTTP otherwise.
+    let public_tls = match &state.config.public_tls {
+        Some(tls) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+            bundle_endpoint::web_tls_config(&tls.cert_path, &tls.key_path).context("[public_tls]")?,
+        ))),
+        None => None,
+    };
+    let limiter = ConnectionLimiter::for_listener("public endpoints", &limits.public);
+    let public_limits = limits.public;
+    tasks.spawn(async move {
+        serve_http(listener, limiter, public_limits, public_tls, app, stop).await;
+        Ok(())
+    });
     let admin_app = admin::router(state.clone());
     let stop = stopped(watcher.clone());
+    let limiter = ConnectionLimiter::for_listener("admin socket", &limits.admin);
+    let admin_limits = limits.admin;
     tasks.spawn(async move {
-        axum::serve(admin_listener, admin_app)
-            .with_graceful_shutdown(stop)
-            .await?;
+        serve_http(admin_listener, limiter, admin_limits, None, admin_app, stop).await;
         Ok(())
     });
     tasks.spawn(api::serve(

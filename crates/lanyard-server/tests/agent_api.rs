@@ -593,11 +593,41 @@ async fn signing_is_limited_to_the_agents_entries() {
         .await
         .unwrap()
         .into_inner();
-    let verified = JwtSvidVerifier::new(store, JwtSvidPolicy::default())
+    let verified = JwtSvidVerifier::new(Arc::clone(&store), JwtSvidPolicy::default())
         .verify(&jwt.token, "db", h.now())
         .unwrap();
     assert_eq!(verified.sub.as_str(), "spiffe://example.org/web");
     assert_eq!(jwt.expires_at - jwt.issued_at, 120);
+    // Several audiences (JWT-SVID.md §3.2): one token valid for each of them.
+    let multi = client
+        .new_jwt_svid(pb::NewJwtSvidRequest {
+            entry_id: mine.clone(),
+            audience: vec!["db".into(), "cache".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let jwt_verifier = JwtSvidVerifier::new(Arc::clone(&store), JwtSvidPolicy::default());
+    for aud in ["db", "cache"] {
+        let v = jwt_verifier.verify(&multi.token, aud, h.now()).unwrap();
+        assert_eq!(v.aud, ["db", "cache"]);
+    }
+    // Unbounded audiences are refused before anything is signed, as InvalidArgument.
+    for audience in [
+        vec!["a".repeat(100_000)],
+        (0..17).map(|i| format!("aud{i}")).collect(),
+        vec![String::new()],
+        vec![],
+    ] {
+        let err = client
+            .new_jwt_svid(pb::NewJwtSvidRequest {
+                entry_id: mine.clone(),
+                audience,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    }
     let err = client
         .new_jwt_svid(pb::NewJwtSvidRequest {
             entry_id: theirs,

@@ -54,11 +54,12 @@ const RUST_DRIVER_MANIFEST: &str = "tests/interop/rust-spiffe/Cargo.toml";
 const INSTALL_HINT: &str = "run scripts/install-interop.sh (tests/interop/README.md)";
 
 /// The checks both drivers report; all must pass (py-spiffe also reports `stock_client`).
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 8] = [
     "x509_svid",
     "x509_bundles",
     "jwt_bundles",
     "jwt_svid",
+    "jwt_svid_two_audiences",
     "jwt_validate_api",
     "permission_denied",
     "rotation",
@@ -287,6 +288,11 @@ fn problems(report: &Value) -> Vec<String> {
     );
     let kids = checks["jwt_bundles"]["key_ids"].as_array().cloned().unwrap_or_default();
     expect(!kids.is_empty(), "jwt_bundles: no key IDs");
+    let two = &checks["jwt_svid_two_audiences"];
+    expect(
+        two["audience"] == serde_json::json!(["second-audience", AUDIENCE]),
+        "jwt_svid_two_audiences: not valid for both audiences",
+    );
     let jwt = &checks["jwt_svid"];
     expect(jwt["spiffe_id"] == WORKLOAD_ID, "jwt_svid: wrong SPIFFE ID");
     expect(jwt["validated_locally"] == true, "jwt_svid: not validated locally");

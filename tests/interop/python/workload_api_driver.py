@@ -149,6 +149,20 @@ def jwt_svid(client, args):
     }
 
 
+def jwt_svid_two_audiences(client, args):
+    # JWT-SVID.md §3.2: `aud` holds one or more values; the Workload API's `audience` is
+    # repeated. One token, valid for each audience.
+    audiences = {args.audience, "second-audience"}
+    fetched = client.fetch_jwt_svid(audience=audiences)
+    bundles = client.fetch_jwt_bundles()
+    bundle = bundles.get_bundle_for_trust_domain(fetched.spiffe_id.trust_domain)
+    for audience in sorted(audiences):
+        validated = JwtSvid.parse_and_validate(fetched.token, bundle, {audience})
+        if str(validated.spiffe_id) != args.spiffe_id:
+            raise AssertionError(f"sub {validated.spiffe_id} != {args.spiffe_id}")
+    return {"spiffe_id": str(fetched.spiffe_id), "audience": sorted(validated.audience)}
+
+
 def _b64(segment):
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
@@ -262,6 +276,7 @@ def main():
             record("x509_bundles", x509_bundles, client, args)
             record("jwt_bundles", jwt_bundles, client, args)
             record("jwt_svid", jwt_svid, client, args)
+            record("jwt_svid_two_audiences", jwt_svid_two_audiences, client, args)
             record("jwt_validate_api", jwt_validate_api, client, args)
             record("permission_denied", permission_denied, client, args)
     record("rotation", rotation, args)

@@ -13,7 +13,10 @@
 //! PID reuse: `/proc/<pid>/status` is opened first and read again through the same open
 //! file after everything else. An open procfs file stays bound to its task, so the second
 //! read fails if the process exited in between, even if another process got its PID: a
-//! process that exits and whose PID is taken cannot be mistaken for it.
+//! process that exits and whose PID is taken cannot be mistaken for it. Where the kernel
+//! has `SO_PEERPIDFD`, the process that connected is also pinned at accept time (see
+//! [`super::PeerProcess`]): a caller that handed its socket on and exited is refused even
+//! if its PID was reused before the status file was opened.
 
 use std::collections::HashMap;
 use std::fs;
@@ -228,8 +231,12 @@ impl WorkloadAttestor for UnixAttestor {
             }
         }
 
-        // Everything above must describe the process that called: the same task (the read
-        // fails if it is gone), with the same user and groups.
+        // Everything above must describe the process that called: the process pinned at
+        // accept time is still alive (so its PID was never handed on), the same task (the
+        // read fails if it is gone), with the same user and groups.
+        if peer.process.has_exited() {
+            return Err(AttestError::ProcessGone { pid });
+        }
         status_file.seek(std::io::SeekFrom::Start(0)).map_err(gone)?;
         let mut again = String::new();
         status_file.read_to_string(&mut again).map_err(gone)?;
@@ -325,6 +332,7 @@ mod tests {
             pid,
             uid: me.uid(),
             gid: me.gid(),
+            process: crate::attestor::PeerProcess::Unpinned,
         };
         // The first time, hashing the executable is blocking work.
         assert!(matches!(attestor.attest(&peer, false), Err(AttestError::WouldBlock)));
@@ -375,6 +383,7 @@ mod tests {
                     pid: 99_999_999,
                     uid: 0,
                     gid: 0,
+                    process: crate::attestor::PeerProcess::Unpinned,
                 },
                 true,
             )

@@ -1,4 +1,4 @@
-//! JWT-SVIDs (spiffe/spiffe `standards/JWT-SVID.md`): issue with `kid` and a single `aud`;
+//! JWT-SVIDs (spiffe/spiffe `standards/JWT-SVID.md`): issue with `kid` and one or more `aud`;
 //! verify against the JWT keys of the subject's trust domain, accepting `aud` as a string
 //! or a list.
 
@@ -126,7 +126,7 @@ impl JwtSvidVerifier {
     }
 }
 
-/// Issues JWT-SVIDs: header `{alg, kid, typ: "JWT"}`, claims `sub`, one `aud`, `exp`, `iat`
+/// Issues JWT-SVIDs: header `{alg, kid, typ: "JWT"}`, claims `sub`, `aud`, `exp`, `iat`
 /// (plus `iss` when configured), as SPIRE does.
 #[derive(Clone, Debug)]
 pub struct JwtSvidIssuer {
@@ -158,31 +158,80 @@ impl JwtSvidIssuer {
 
     /// Issues a JWT-SVID for `sub` with the single audience `audience`, valid for `ttl` seconds.
     pub fn issue(&self, sub: &SpiffeId, audience: &str, now: UnixTime, ttl: u64) -> Result<String, Error> {
+        self.issue_for(sub, &[audience], now, ttl)
+    }
+
+    /// Issues a JWT-SVID for `sub` naming every value of `audiences` (JWT-SVID.md §3.2
+    /// allows one or more), valid for `ttl` seconds. One audience is written as a string,
+    /// as SPIRE does; several as an array. The list must pass [`check_audiences`].
+    pub fn issue_for<A: AsRef<str>>(
+        &self,
+        sub: &SpiffeId,
+        audiences: &[A],
+        now: UnixTime,
+        ttl: u64,
+    ) -> Result<String, Error> {
         if sub.is_trust_domain_id() {
             return Err(Error::InvalidIdentifier {
                 context: "sub",
                 source: IdError::new(IdErrorKind::WrongForm, sub.as_str()),
             });
         }
-        if audience.is_empty() {
-            return Err(Error::invalid_claim("aud", "must not be empty"));
+        check_audiences(audiences)?;
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Audience<'a> {
+            One(&'a str),
+            Many(Vec<&'a str>),
         }
         #[derive(Serialize)]
         struct Claims<'a> {
             sub: &'a str,
-            aud: &'a str,
+            aud: Audience<'a>,
             exp: u64,
             iat: u64,
             #[serde(skip_serializing_if = "Option::is_none")]
             iss: Option<&'a str>,
         }
+        let aud = match audiences {
+            [one] => Audience::One(one.as_ref()),
+            many => Audience::Many(many.iter().map(AsRef::as_ref).collect()),
+        };
         let claims = Claims {
             sub: sub.as_str(),
-            aud: audience,
+            aud,
             exp: now.plus(ttl).as_secs(),
             iat: now.as_secs(),
             iss: self.issuer.as_deref(),
         };
         sign_compact(Some("JWT"), Some(&self.kid), &claims, self.key.as_ref())
     }
+}
+
+/// Most audiences one JWT-SVID may name.
+pub const MAX_AUDIENCES: usize = 16;
+/// Most bytes of one audience value.
+pub const MAX_AUDIENCE_BYTES: usize = 512;
+
+/// Checks an audience list requested for a JWT-SVID: between one and [`MAX_AUDIENCES`]
+/// values, none empty, none longer than [`MAX_AUDIENCE_BYTES`]. With these bounds every
+/// JWT-SVID stays well under the token size limit, so a request can be refused before
+/// anything is signed.
+pub fn check_audiences<A: AsRef<str>>(audiences: &[A]) -> Result<(), Error> {
+    if audiences.is_empty() {
+        return Err(Error::invalid_claim("aud", "at least one audience is required"));
+    }
+    if audiences.len() > MAX_AUDIENCES {
+        return Err(Error::invalid_claim("aud", "more than 16 audiences"));
+    }
+    for audience in audiences {
+        let audience = audience.as_ref();
+        if audience.is_empty() {
+            return Err(Error::invalid_claim("aud", "an audience is empty"));
+        }
+        if audience.len() > MAX_AUDIENCE_BYTES {
+            return Err(Error::invalid_claim("aud", "an audience is longer than 512 bytes"));
+        }
+    }
+    Ok(())
 }

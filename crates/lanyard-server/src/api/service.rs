@@ -580,23 +580,15 @@ impl AgentApi for AgentService {
     ) -> Result<Response<pb::NewJwtSvidResponse>, Status> {
         let agent = self.authenticate(&request).await?;
         let request = request.into_inner();
-        let audience = match request.audience.as_slice() {
-            [] => return Err(Status::invalid_argument("audience is required")),
-            [one] if !one.is_empty() => one.clone(),
-            [_] => return Err(Status::invalid_argument("audience must not be empty")),
-            _ => {
-                return Err(Status::invalid_argument(
-                    "this server issues JWT-SVIDs with exactly one audience",
-                ));
-            }
-        };
+        lanyard_core::spiffe::check_audiences(&request.audience)
+            .map_err(|e| Status::invalid_argument(format!("audience: {e}")))?;
         let entry = self
             .authorized_entry(&agent.id, &request.entry_id)
             .await?
             .ok_or_else(|| Status::permission_denied(NOT_AUTHORIZED))?;
         let sub = SpiffeId::parse(entry.spiffe_id.as_str())
             .map_err(|e| Status::invalid_argument(format!("the entry's identity is not a SPIFFE ID: {e}")))?;
-        let token = issue::mint_jwt_svid(&self.state, &sub, &audience, nonzero(entry.jwt_svid_ttl))
+        let token = issue::mint_jwt_svid(&self.state, &sub, &request.audience, nonzero(entry.jwt_svid_ttl))
             .await
             .map_err(status)?;
         let (issued_at, expires_at) = token_times(&token);

@@ -286,7 +286,7 @@ struct JwtSvidBody {
 
 async fn mint_jwt_svid(State(s): State<AppState>, Json(body): Json<JwtSvidBody>) -> Result<Response, ServerError> {
     let sub = SpiffeId::parse(&body.spiffe_id).map_err(|e| ServerError::Invalid(format!("spiffe_id: {e}")))?;
-    let token = issue::mint_jwt_svid(&s, &sub, &body.audience, body.ttl).await?;
+    let token = issue::mint_jwt_svid(&s, &sub, &[body.audience.as_str()], body.ttl).await?;
     audit("jwt_svid.mint", "ok", sub.as_str());
     Ok(Json(json!({"token": token})).into_response())
 }

@@ -6,14 +6,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
+use lanyard_net::{ConnectionLimiter, serve_http};
 use lanyard_x509::SvidResolver;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -21,9 +18,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::tls::ServerIdentity;
 use crate::endpoints::public;
 use crate::state::AppState;
-
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The rustls config: TLS 1.3 and 1.2, the identity's SVID, no client authentication,
 /// ALPN `h2` and `http/1.1`.
@@ -45,63 +39,18 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
             .context("issuing the bundle endpoint's server SVID")?,
     );
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(&identity)?));
+    let limits = state.config.limits.bundle_endpoint;
     let app = Router::new().route("/", get(public::bundle)).with_state(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let refresher = tokio::spawn(Arc::clone(&identity).keep_fresh(async move {
         let mut stop = stop_rx;
         let _ = stop.wait_for(|s| *s).await;
     }));
-    serve_tls(listener, acceptor, app, shutdown, "bundle endpoint").await;
+    let limiter = ConnectionLimiter::for_listener("bundle endpoint", &limits);
+    serve_http(listener, limiter, limits, Some(acceptor), app, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     Ok(())
-}
-
-/// Serves `app` over TLS (HTTP/1.1 and HTTP/2) on `listener` until `shutdown`; `name`
-/// labels the log lines. Handshakes time out after 10 s; a failed connection is logged
-/// at debug level and never stops the listener.
-pub(crate) async fn serve_tls(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send,
-    name: &'static str,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "{name}: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(%remote, error = %e, "{name}: TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%remote, "{name}: TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = TowerToHyperService::new(app);
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%remote, error = %e, "{name}: connection ended with an error");
-            }
-        });
-    }
 }
 
 /// The TLS config of the public endpoints for the `https_web` profile: the operator's

@@ -124,6 +124,7 @@ fn run_agent(args: RunArgs) -> Result<ExitCode> {
             "lanyard agent {version}
   agent ID         {id}
   Workload API     unix://{socket}
+  reachable by     {access}
   health           {health}
 
 Fetch credentials as a workload (in another shell):
@@ -135,6 +136,7 @@ Press Ctrl-C to stop.",
             version = env!("CARGO_PKG_VERSION"),
             id = agent.manager.agent_id(),
             socket = socket.display(),
+            access = agent.socket_access,
             health = agent
                 .health_addr
                 .map_or_else(|| "disabled".to_owned(), |a| format!("http://{a}/readyz")),

@@ -92,6 +92,7 @@ async fn main() {
         record("x509_bundles", x509_bundles(client, &args).await);
         record("jwt_bundles", jwt_bundles(client, &args).await);
         record("jwt_svid", jwt_svid(client, &args).await);
+        record("jwt_svid_two_audiences", jwt_svid_two_audiences(client, &args).await);
         record("jwt_validate_api", jwt_validate_api(client, &args).await);
         record("permission_denied", permission_denied(client, &args).await);
     }
@@ -250,6 +251,30 @@ async fn jwt_svid(client: &WorkloadApiClient, args: &Args) -> Check {
         "validated_locally": true,
         "wrong_audience_rejected": true,
     }))
+}
+
+/// JWT-SVID.md §3.2: one token for two audiences, valid for each.
+async fn jwt_svid_two_audiences(client: &WorkloadApiClient, args: &Args) -> Check {
+    let audiences = [args.audience.as_str(), "second-audience"];
+    let svid = client
+        .fetch_jwt_svid(audiences, None)
+        .await
+        .map_err(|e| format!("fetch_jwt_svid: {e}"))?;
+    let bundles = client
+        .fetch_jwt_bundles()
+        .await
+        .map_err(|e| format!("fetch_jwt_bundles: {e}"))?;
+    let mut audience = Vec::new();
+    for aud in audiences {
+        let validated = JwtSvid::parse_and_validate(svid.token(), &bundles, &[aud])
+            .map_err(|e| format!("parse_and_validate for {aud}: {e} ({e:?})"))?;
+        if validated.spiffe_id().to_string() != args.spiffe_id {
+            return Err(format!("sub {} != {}", validated.spiffe_id(), args.spiffe_id));
+        }
+        audience = validated.audience().to_vec();
+    }
+    audience.sort();
+    Ok(json!({ "spiffe_id": svid.spiffe_id().to_string(), "audience": audience }))
 }
 
 async fn jwt_validate_api(client: &WorkloadApiClient, args: &Args) -> Check {

@@ -1,0 +1,112 @@
+//! Serving an axum router on a listener with the limits applied.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::Listener;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use crate::guarded::Guarded;
+use crate::limiter::{ConnectionLimiter, PeerKey};
+use crate::limits::ListenerLimits;
+
+/// How long a stopping listener waits for its open connections to finish.
+const DRAIN: Duration = Duration::from_secs(10);
+/// Most concurrent HTTP/2 streams on one connection.
+const MAX_STREAMS: u32 = 128;
+
+/// A listener whose accepted connections can be attributed to a peer for the per-peer cap.
+pub trait Accepted: Listener {
+    /// The peer of an accepted connection.
+    fn peer(io: &Self::Io, addr: &Self::Addr) -> PeerKey;
+}
+
+impl Accepted for TcpListener {
+    fn peer(_io: &Self::Io, addr: &Self::Addr) -> PeerKey {
+        PeerKey::Ip(addr.ip().to_canonical())
+    }
+}
+
+impl Accepted for UnixListener {
+    fn peer(io: &Self::Io, _addr: &Self::Addr) -> PeerKey {
+        io.peer_cred().map_or(PeerKey::Unknown, |cred| PeerKey::Uid(cred.uid()))
+    }
+}
+
+/// Serves `app` on `listener` (over TLS when `tls` is given; HTTP/1.1 and HTTP/2) until
+/// `shutdown` completes, then lets open connections finish for up to 10 seconds.
+///
+/// Each connection takes a slot on `limiter` at accept (or is closed at once), must
+/// complete its TLS handshake and start its request within `limits.handshake_timeout`,
+/// and must send each HTTP/1 request head within `limits.header_read_timeout` (also the
+/// idle timeout between kept-alive requests); HTTP/2 connections are pinged every
+/// `limits.keepalive_interval` and dropped when they do not answer.
+pub async fn serve_http<L: Accepted>(
+    mut listener: L,
+    limiter: ConnectionLimiter,
+    limits: ListenerLimits,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (io, addr) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = limiter.try_acquire(L::peer(&io, &addr)) else {
+            continue;
+        };
+        let deadline = Instant::now() + limits.handshake();
+        let (tls, app, watcher) = (tls.clone(), app.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(Guarded::new(io, permit, deadline), app, limits, watcher).await,
+                Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => {
+                        serve_connection(Guarded::new(stream, permit, deadline), app, limits, watcher).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(peer = %permit.peer(), error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(peer = %permit.peer(), "TLS handshake timed out"),
+                },
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::debug!("connections still open after the drain period were closed");
+    }
+}
+
+/// Serves HTTP on one connection with the timeouts of `limits`.
+async fn serve_connection<IO>(io: IO, app: Router, limits: ListenerLimits, watcher: Watcher)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read())
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .keep_alive_interval(limits.keepalive())
+        .keep_alive_timeout(limits.keepalive().unwrap_or(Duration::from_secs(20)));
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
