@@ -505,6 +505,24 @@ fn options_decide_what_is_checked_not_the_token() {
         (Some(1), &serde_json::json!("wrong_typ")),
         "{out}"
     );
+    // Options together can imply one type: only a WPT has both an audience and WIT rules.
+    let (code, out) = verify_json_args(
+        dir,
+        &[
+            &["@wit.jwt", "--aud", "https://b.example.org/x", "--profile", "wimse"][..],
+            &trust,
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        (code, &out["error"]["kind"]),
+        (Some(1), &serde_json::json!("wrong_typ")),
+        "{out}"
+    );
+    assert_eq!(
+        (out["type"].as_str(), out["type_from"].as_str()),
+        (Some("WPT"), Some("--aud and --profile"))
+    );
     // ... but a JWT-SVID for that audience passes, and says how its type was chosen.
     let (code, out) = verify_json_args(
         dir,

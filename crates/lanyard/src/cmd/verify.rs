@@ -215,18 +215,18 @@ fn type_rules(args: &VerifyArgs) -> [(bool, &'static str, &'static [TokenType]);
     ]
 }
 
-/// The token types the command line accepts, and the option that narrowed them (`None`
-/// when every type is accepted).
+/// The token types the command line accepts, and the options that narrowed them down
+/// (`--type`, or e.g. `--aud and --profile`; `None` when every type is accepted).
 struct Accepted {
     types: Vec<TokenType>,
-    decided_by: Option<&'static str>,
+    decided_by: Option<String>,
 }
 
 fn accepted_types(args: &VerifyArgs) -> Result<Accepted, Failure> {
     let mut accepted = match args.token_type {
         Some(t) => Accepted {
             types: vec![t],
-            decided_by: Some("--type"),
+            decided_by: Some("--type".to_owned()),
         },
         None => Accepted {
             types: TokenType::ALL.to_vec(),
@@ -242,12 +242,15 @@ fn accepted_types(args: &VerifyArgs) -> Result<Accepted, Failure> {
             return Err(Failure::usage(format!(
                 "{option} applies to a {} only, but {} asks for a {}",
                 names(applies),
-                accepted.decided_by.unwrap_or("another option"),
+                accepted.decided_by.as_deref().unwrap_or("another option"),
                 names(&accepted.types)
             )));
         }
-        if narrowed.len() < accepted.types.len() && accepted.decided_by.is_none() {
-            accepted.decided_by = Some(option);
+        if narrowed.len() < accepted.types.len() {
+            accepted.decided_by = Some(match accepted.decided_by.take() {
+                Some(before) => format!("{before} and {option}"),
+                None => option.to_owned(),
+            });
         }
         accepted.types = narrowed;
     }
@@ -295,11 +298,30 @@ impl From<Error> for Failure {
     }
 }
 
-/// The type checked and what chose it (`--type`, an option, or `typ header`).
-#[derive(Clone, Copy)]
+/// What chose the type checked.
+#[derive(Clone, Debug)]
+enum ChosenBy {
+    /// `--type` or the options named.
+    Options(String),
+    /// The token's `typ` header, among the types the options allow.
+    TypHeader,
+}
+
+/// The type checked and what chose it.
+#[derive(Clone, Debug)]
 struct Chosen {
     token_type: TokenType,
-    from: &'static str,
+    by: ChosenBy,
+}
+
+impl Chosen {
+    /// `--type`, the options, or `typ header` (the JSON `type_from`).
+    fn source(&self) -> &str {
+        match &self.by {
+            ChosenBy::Options(options) => options,
+            ChosenBy::TypHeader => "typ header",
+        }
+    }
 }
 
 /// What `verify` found: the type (when known) and the details or the failure.
@@ -374,10 +396,10 @@ fn verify_into(args: &VerifyArgs, chosen: &mut Option<Chosen>) -> Result<Value, 
 
 /// Picks the type to check `token` as (see the module docs) and records it in `chosen`.
 fn choose_type(accepted: &Accepted, token: &str, chosen: &mut Option<Chosen>) -> Result<TokenType, Failure> {
-    if let ([only], Some(from)) = (accepted.types.as_slice(), accepted.decided_by) {
+    if let ([only], Some(options)) = (accepted.types.as_slice(), &accepted.decided_by) {
         *chosen = Some(Chosen {
             token_type: *only,
-            from,
+            by: ChosenBy::Options(options.clone()),
         });
     }
     let decoded = decode_unverified(token)?;
@@ -388,7 +410,7 @@ fn choose_type(accepted: &Accepted, token: &str, chosen: &mut Option<Chosen>) ->
         [one] => {
             chosen.get_or_insert(Chosen {
                 token_type: *one,
-                from: "typ header",
+                by: ChosenBy::TypHeader,
             });
             Ok(*one)
         }
@@ -444,8 +466,8 @@ fn report(outcome: &Outcome, as_json: bool) -> ExitCode {
 
 fn print_json(outcome: &Outcome) {
     let mut doc = json!({
-        "type": outcome.chosen.map(|c| c.token_type.name()),
-        "type_from": outcome.chosen.map(|c| c.from),
+        "type": outcome.chosen.as_ref().map(|c| c.token_type.name()),
+        "type_from": outcome.chosen.as_ref().map(Chosen::source),
     });
     match &outcome.result {
         Ok(details) => {
@@ -467,18 +489,17 @@ fn print_json(outcome: &Outcome) {
 }
 
 fn print_text(outcome: &Outcome) {
-    let name = outcome.chosen.map_or("token", |c| c.token_type.name());
+    let name = outcome.chosen.as_ref().map_or("token", |c| c.token_type.name());
     match &outcome.result {
         Ok(details) => {
             println!("valid {name}");
-            if let Some(chosen) = outcome.chosen {
-                let how = if chosen.from == "typ header" {
-                    format!(
+            if let Some(chosen) = &outcome.chosen {
+                let how = match &chosen.by {
+                    ChosenBy::TypHeader => format!(
                         "detected from the typ header; pass --type {} to require it",
                         chosen.token_type.option_value()
-                    )
-                } else {
-                    format!("required by {}", chosen.from)
+                    ),
+                    ChosenBy::Options(options) => format!("required by {options}"),
                 };
                 println!("  {:<13}{name} ({how})", "type");
             }
