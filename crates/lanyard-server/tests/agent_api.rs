@@ -124,6 +124,22 @@ impl Harness {
             .id
     }
 
+    /// An entry `spiffe://example.org/web` under `agent` that federates with `trust_domains`.
+    async fn federating_entry(&self, agent: &AgentCreds, trust_domains: &[&str]) {
+        let spec = EntrySpec {
+            spiffe_id: WorkloadId::parse("spiffe://example.org/web").unwrap(),
+            parent_id: SpiffeId::parse(&agent.id).unwrap(),
+            selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
+            x509_svid_ttl: 0,
+            jwt_svid_ttl: 0,
+            wit_ttl: 0,
+            dns_names: Vec::new(),
+            federates_with: trust_domains.iter().map(|td| (*td).to_owned()).collect(),
+            admin: false,
+        };
+        self.server.state.store.create_entry(&spec, self.now()).await.unwrap();
+    }
+
     /// A client without a certificate (for `AttestAgent`), pinning the server's ID.
     async fn anonymous(&self) -> AgentApiClient<Channel> {
         // The verifier needs a source for the bundles; its SVID (of an unrelated trust
@@ -1151,18 +1167,7 @@ async fn federation_fetches_stores_refreshes_and_keeps_the_last_good_bundle() {
 
     // An agent whose entry federates with the foreign trust domain gets the bundle.
     let agent = h.attest().await;
-    let spec = EntrySpec {
-        spiffe_id: WorkloadId::parse("spiffe://example.org/web").unwrap(),
-        parent_id: SpiffeId::parse(&agent.id).unwrap(),
-        selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
-        x509_svid_ttl: 0,
-        jwt_svid_ttl: 0,
-        wit_ttl: 0,
-        dns_names: Vec::new(),
-        federates_with: vec![FOREIGN_TD.into()],
-        admin: false,
-    };
-    h.server.state.store.create_entry(&spec, h.now()).await.unwrap();
+    h.federating_entry(&agent, &[FOREIGN_TD]).await;
     let mut client = h.as_agent(&agent).await;
     let mut stream = open_sync(&mut client).await;
     let first = next_event(&mut stream, Duration::from_secs(5)).await;
@@ -1288,18 +1293,7 @@ async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
 
     // An agent whose entry federates with both receives only the configured one.
     let agent = h.attest().await;
-    let spec = EntrySpec {
-        spiffe_id: WorkloadId::parse("spiffe://example.org/web").unwrap(),
-        parent_id: SpiffeId::parse(&agent.id).unwrap(),
-        selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
-        x509_svid_ttl: 0,
-        jwt_svid_ttl: 0,
-        wit_ttl: 0,
-        dns_names: Vec::new(),
-        federates_with: vec![FOREIGN_TD.into(), KEPT_TD.into()],
-        admin: false,
-    };
-    h.server.state.store.create_entry(&spec, h.now()).await.unwrap();
+    h.federating_entry(&agent, &[FOREIGN_TD, KEPT_TD]).await;
     let mut client = h.as_agent(&agent).await;
     let mut stream = open_sync(&mut client).await;
     let bundles = next_event(&mut stream, Duration::from_secs(5)).await;
