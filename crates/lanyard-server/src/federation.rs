@@ -397,6 +397,8 @@ pub fn spawn(
                 }
                 delay = delay.saturating_mul(2).min(DEFAULT_REFRESH);
             }
+            // The server takes a task that ends before `stop` for a failure.
+            let _ = stop.wait_for(|s| *s).await;
             Ok(())
         });
     }
