@@ -146,6 +146,9 @@ pub trait DataStore: Send + Sync + std::fmt::Debug {
     async fn get_federated_bundle(&self, trust_domain: &str) -> Result<Option<(String, UnixTime)>, StoreError>;
     /// Every stored foreign trust domain.
     async fn list_federated_bundles(&self) -> Result<Vec<String>, StoreError>;
+    /// Deletes a foreign trust domain's bundle (one no longer federated with); returns
+    /// whether it was stored.
+    async fn delete_federated_bundle(&self, trust_domain: &str) -> Result<bool, StoreError>;
 
     /// Signalled (coalescing) after every entry write this process commits, so that the
     /// agent sync can push at once rather than at its next poll; `None` if the store cannot

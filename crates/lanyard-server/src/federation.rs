@@ -11,7 +11,9 @@
 //! A failure is logged and retried with exponential backoff from [`FIRST_RETRY`] up to
 //! the refresh interval; the last good bundle stays stored and served meanwhile. The agent
 //! API's sync hub notices stored changes and pushes a `Bundles` event to the streams of the
-//! agents whose entries federate with that trust domain.
+//! agents whose entries federate with that trust domain. At start, the stored bundles of
+//! trust domains no longer configured are deleted ([`forget_unconfigured`]), and so stop
+//! reaching agents and workloads.
 //!
 //! Profiles (never inferred, no fallback):
 //! - `https_web`: Web PKI server authentication of the URL's host, against the system's
@@ -353,13 +355,53 @@ pub async fn refresh_once(state: &AppState, relationship: &Relationship) -> Resu
     })
 }
 
-/// Starts one refresh task per relationship in `tasks`; each ends when `stop` completes.
+/// Deletes the stored bundles of foreign trust domains that are not among `configured`
+/// (removed from `[federation]`), so that agents, and through them workloads, stop
+/// receiving them: the agent API's sync hub notices the change and pushes the remaining
+/// bundles. Returns the trust domains whose bundles were deleted. Replicas sharing a
+/// datastore must share the federation configuration, or each deletes the others' bundles.
+pub async fn forget_unconfigured(
+    state: &AppState,
+    configured: &[Arc<Relationship>],
+) -> Result<Vec<String>, crate::datastore::StoreError> {
+    let mut forgotten = Vec::new();
+    for stored in state.store.list_federated_bundles().await? {
+        let kept = configured.iter().any(|r| r.trust_domain.name() == stored);
+        if !kept && state.store.delete_federated_bundle(&stored).await? {
+            tracing::info!(trust_domain = %stored, "no longer federated with: its stored bundle is deleted");
+            forgotten.push(stored);
+        }
+    }
+    Ok(forgotten)
+}
+
+/// Starts federation in `tasks`: one task deletes the stored bundles of trust domains no
+/// longer configured ([`forget_unconfigured`], retried until it succeeds), and one refresh
+/// task per relationship keeps that trust domain's bundle current. Each ends when `stop`
+/// completes.
 pub fn spawn(
     state: &AppState,
     relationships: Vec<Arc<Relationship>>,
     stop: &tokio::sync::watch::Receiver<bool>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) {
+    {
+        let (state, configured, mut stop) = (state.clone(), relationships.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut delay = FIRST_RETRY;
+            while let Err(e) = forget_unconfigured(&state, &configured).await {
+                tracing::warn!(error = %e, "deleting the bundles of trust domains no longer federated with failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                }
+                delay = delay.saturating_mul(2).min(DEFAULT_REFRESH);
+            }
+            // The server takes a task that ends before `stop` for a failure.
+            let _ = stop.wait_for(|s| *s).await;
+            Ok(())
+        });
+    }
     for relationship in relationships {
         let state = state.clone();
         let mut stop = stop.clone();

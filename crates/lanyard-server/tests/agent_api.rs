@@ -43,7 +43,17 @@ impl Harness {
 
     /// A server whose configuration `adjust` may change (it gets the temporary directory).
     async fn start_with(adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
+        Harness::start_in(tempfile::tempdir().unwrap(), adjust).await
+    }
+
+    /// Stops the server and starts it again on the same data, configured by `adjust`.
+    async fn restart_with(self, adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Harness {
+        let Harness { server, _dir: dir } = self;
+        server.shutdown().await.unwrap();
+        Harness::start_in(dir, adjust).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Harness {
         let mut config = ServerConfig {
             trust_domain: TD.into(),
             data_dir: dir.path().join("data"),
@@ -112,6 +122,22 @@ impl Harness {
             .await
             .unwrap()
             .id
+    }
+
+    /// An entry `spiffe://example.org/web` under `agent` that federates with `trust_domains`.
+    async fn federating_entry(&self, agent: &AgentCreds, trust_domains: &[&str]) {
+        let spec = EntrySpec {
+            spiffe_id: WorkloadId::parse("spiffe://example.org/web").unwrap(),
+            parent_id: SpiffeId::parse(&agent.id).unwrap(),
+            selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
+            x509_svid_ttl: 0,
+            jwt_svid_ttl: 0,
+            wit_ttl: 0,
+            dns_names: Vec::new(),
+            federates_with: trust_domains.iter().map(|td| (*td).to_owned()).collect(),
+            admin: false,
+        };
+        self.server.state.store.create_entry(&spec, self.now()).await.unwrap();
     }
 
     /// A client without a certificate (for `AttestAgent`), pinning the server's ID.
@@ -1171,18 +1197,7 @@ async fn federation_fetches_stores_refreshes_and_keeps_the_last_good_bundle() {
 
     // An agent whose entry federates with the foreign trust domain gets the bundle.
     let agent = h.attest().await;
-    let spec = EntrySpec {
-        spiffe_id: WorkloadId::parse("spiffe://example.org/web").unwrap(),
-        parent_id: SpiffeId::parse(&agent.id).unwrap(),
-        selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
-        x509_svid_ttl: 0,
-        jwt_svid_ttl: 0,
-        wit_ttl: 0,
-        dns_names: Vec::new(),
-        federates_with: vec![FOREIGN_TD.into()],
-        admin: false,
-    };
-    h.server.state.store.create_entry(&spec, h.now()).await.unwrap();
+    h.federating_entry(&agent, &[FOREIGN_TD]).await;
     let mut client = h.as_agent(&agent).await;
     let mut stream = open_sync(&mut client).await;
     let first = next_event(&mut stream, Duration::from_secs(5)).await;
@@ -1253,6 +1268,67 @@ async fn federation_fetches_stores_refreshes_and_keeps_the_last_good_bundle() {
     assert_eq!(federation::refresh_interval(None), federation::DEFAULT_REFRESH);
     assert_eq!(federation::refresh_interval(Some(1 << 40)), federation::MAX_REFRESH);
     assert_eq!(federation::refresh_interval(Some(600)), Duration::from_secs(600));
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
+    use lanyard_server::config::{BundleEndpointProfile, FederatedTrustDomain};
+    const KEPT_TD: &str = "kept.example";
+
+    // Bundles stored while the server federated with both trust domains.
+    let h = Harness::start().await;
+    for td in [FOREIGN_TD, KEPT_TD] {
+        let mut bundle = SpiffeBundle::new(TrustDomain::parse(td).unwrap());
+        bundle.sequence = Some(7);
+        h.server
+            .state
+            .store
+            .put_federated_bundle(td, &bundle.to_json(), h.now())
+            .await
+            .unwrap();
+    }
+
+    // Restarted with only KEPT_TD configured (its endpoint unreachable, so its stored
+    // bundle stays as the last good one): FOREIGN_TD's bundle is deleted.
+    let h = h
+        .restart_with(|config, _| {
+            config.federation.trust_domains = vec![FederatedTrustDomain {
+                trust_domain: KEPT_TD.into(),
+                bundle_endpoint_url: "https://127.0.0.1:9/".into(),
+                profile: BundleEndpointProfile::HttpsWeb,
+                endpoint_spiffe_id: None,
+                bootstrap_bundle_path: None,
+                ca_bundle_path: None,
+            }];
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h
+        .server
+        .state
+        .store
+        .get_federated_bundle(FOREIGN_TD)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the bundle of {FOREIGN_TD} is still stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        h.server.state.store.list_federated_bundles().await.unwrap(),
+        vec![KEPT_TD.to_owned()]
+    );
+
+    // An agent whose entry federates with both receives only the configured one.
+    let agent = h.attest().await;
+    h.federating_entry(&agent, &[FOREIGN_TD, KEPT_TD]).await;
+    let mut client = h.as_agent(&agent).await;
+    let mut stream = open_sync(&mut client).await;
+    let bundles = next_event(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(federated_sequence(&bundles, KEPT_TD), Some(7));
+    assert_eq!(federated_sequence(&bundles, FOREIGN_TD), None);
     h.server.shutdown().await.unwrap();
 }
 

@@ -796,6 +796,23 @@ async fn federated_bundles(store: Store) {
         store.list_federated_bundles().await.unwrap(),
         vec!["another.example".to_owned(), "partner.example".to_owned()]
     );
+
+    // Deleted by trust domain (a trust domain no longer federated with); the others stay.
+    assert!(store.delete_federated_bundle("another.example").await.unwrap());
+    assert!(!store.delete_federated_bundle("another.example").await.unwrap());
+    assert!(!store.delete_federated_bundle("never.example").await.unwrap());
+    assert_eq!(store.get_federated_bundle("another.example").await.unwrap(), None);
+    assert_eq!(
+        store.list_federated_bundles().await.unwrap(),
+        vec!["partner.example".to_owned()]
+    );
+    assert_eq!(
+        store.get_federated_bundle("partner.example").await.unwrap(),
+        Some((doc2.to_owned(), NOW.plus(300)))
+    );
+    // Stored again later, it is back.
+    store.put_federated_bundle("another.example", doc1, NOW).await.unwrap();
+    assert_eq!(store.list_federated_bundles().await.unwrap().len(), 2);
 }
 
 // ---- harness ----

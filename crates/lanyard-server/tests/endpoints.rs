@@ -115,6 +115,76 @@ async fn public_endpoints_publish_what_relying_parties_need() {
     assert_eq!(call(&app, "GET", "/healthz", None).await.0, StatusCode::OK);
 }
 
+/// The discovery document of a server with `public_url` and `bundle_endpoint_address`.
+async fn discovery(public_url: &str, bundle_endpoint_address: Option<&str>) -> Value {
+    let f = fixture().await;
+    let config = ServerConfig {
+        bundle_endpoint_address: bundle_endpoint_address.map(str::to_owned),
+        ..ServerConfig::default()
+    };
+    let state = AppState {
+        config: Arc::new(config),
+        public_url: public_url.to_owned(),
+        ..f.state.clone()
+    };
+    let app = public::router(state, None);
+    let (status, doc, _) = call(&app, "GET", "/.well-known/lanyard-configuration", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let nulls: Vec<&String> = doc
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| k)
+        .collect();
+    assert!(nulls.is_empty(), "members published as null: {nulls:?} in {doc}");
+    doc
+}
+
+#[tokio::test]
+async fn discovery_publishes_the_bundle_endpoints_served_and_no_other() {
+    // Plain HTTP and no https_spiffe endpoint: no SPIFFE bundle endpoint at all (the
+    // https_web profile needs TLS), only the bundle document.
+    let doc = discovery("http://127.0.0.1:8080", None).await;
+    assert_eq!(doc["bundle_uri"], "http://127.0.0.1:8080/bundle");
+    for member in [
+        "spiffe_bundle_endpoint",
+        "spiffe_bundle_endpoint_profile",
+        "spiffe_bundle_endpoints",
+    ] {
+        assert!(doc.get(member).is_none(), "{member} in {doc}");
+    }
+
+    // The https_spiffe endpoint, on the public host when bound to every address.
+    let doc = discovery("http://lanyard.example.org:8080", Some("0.0.0.0:8443")).await;
+    let spiffe = json!({
+        "url": "https://lanyard.example.org:8443/",
+        "profile": "https_spiffe",
+        "endpoint_spiffe_id": "spiffe://example.org/lanyard/server",
+    });
+    assert_eq!(doc["spiffe_bundle_endpoints"], json!([spiffe.clone()]), "{doc}");
+    assert_eq!(doc["spiffe_bundle_endpoint"], "https://lanyard.example.org:8443/");
+    assert_eq!(doc["spiffe_bundle_endpoint_profile"], "https_spiffe");
+    assert_eq!(
+        doc["spiffe_bundle_endpoint_spiffe_id"],
+        "spiffe://example.org/lanyard/server"
+    );
+
+    // Both profiles; https_web first. A specific address is published as bound.
+    let doc = discovery("https://lanyard.example.org", Some("192.0.2.7:8443")).await;
+    let web = json!({"url": "https://lanyard.example.org/bundle", "profile": "https_web"});
+    let mut spiffe = spiffe;
+    spiffe["url"] = json!("https://192.0.2.7:8443/");
+    assert_eq!(doc["spiffe_bundle_endpoints"], json!([web, spiffe]), "{doc}");
+    assert_eq!(doc["spiffe_bundle_endpoint_profile"], "https_web");
+    assert!(doc.get("spiffe_bundle_endpoint_spiffe_id").is_none(), "{doc}");
+    let doc = discovery("https://lanyard.example.org", Some("[::]:8443")).await;
+    assert_eq!(
+        doc["spiffe_bundle_endpoints"][1]["url"],
+        "https://lanyard.example.org:8443/"
+    );
+}
+
 #[tokio::test]
 async fn minted_credentials_verify_against_the_published_keys() {
     let f = fixture().await;

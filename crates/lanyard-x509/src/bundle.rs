@@ -189,3 +189,11 @@ pub fn x509_authority_jwk(cert_der: &[u8]) -> Result<Jwk, Error> {
     jwk.x5c = Some(vec![STANDARD.encode(cert_der)]);
     Ok(jwk)
 }
+
+/// The public JWK of a SubjectPublicKeyInfo (DER, e.g. the contents of a `PUBLIC KEY`
+/// PEM block): `kty`, `crv`, `x`/`y` or `n`/`e`, and no `alg`, `kid` or `use`. Only key
+/// types webpki verifies are accepted (RSA of at least 2048 bits, P-256/P-384/P-521,
+/// Ed25519).
+pub fn public_key_jwk(spki_der: &[u8]) -> Result<Jwk, Error> {
+    cert::jwk_from_spki(spki_der)
+}

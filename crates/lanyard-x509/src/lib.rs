@@ -58,7 +58,7 @@ pub mod svid;
 pub mod tls;
 pub mod verify;
 
-pub use bundle::{X509Bundle, X509BundleSet, x509_authority_jwk};
+pub use bundle::{X509Bundle, X509BundleSet, public_key_jwk, x509_authority_jwk};
 pub use ca::{SubjectKey, X509Authority};
 pub use error::Error;
 pub use svid::X509Svid;

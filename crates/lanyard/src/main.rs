@@ -58,7 +58,13 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() && cmd::verify::wants_json(&std::env::args_os().collect::<Vec<_>>()) => {
+            return cmd::verify::report_usage_error(&e.to_string());
+        }
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Server(a) => cmd::server::run(a),
         Command::Entry(c) => cmd::admin::run_entry(c),

@@ -35,6 +35,33 @@ fn ok(out: Output, what: &str) -> String {
     text(&out.stdout)
 }
 
+/// `lanyard workload fetch <what> --out DIR`: writes `files` (all mode 0600, `key_file`
+/// holding `secret`), refuses to replace them, and replaces them with `--force`.
+fn credential_files(dir: &Path, endpoint: &str, what: &str, files: &[&str], key_file: &str, secret: &str) {
+    let out_dir = dir.join(format!("{what}-files"));
+    let out = out_dir.to_str().unwrap();
+    let args = ["workload", "fetch", what, "--out", out];
+    let printed = ok(run(dir, endpoint, &args), "fetch --out");
+    assert!(
+        !printed.contains(secret),
+        "the key is not printed with --out: {printed}"
+    );
+    for f in files {
+        let mode = std::fs::metadata(out_dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    let key = std::fs::read_to_string(out_dir.join(key_file)).unwrap();
+    assert!(key.contains(secret), "{key_file}: {key}");
+    let again = run(dir, endpoint, &args);
+    assert!(!again.status.success(), "existing files are not replaced");
+    assert!(text(&again.stderr).contains("--force"), "{}", text(&again.stderr));
+    assert_eq!(std::fs::read_to_string(out_dir.join(key_file)).unwrap(), key);
+    ok(
+        run(dir, endpoint, &[&args[..], &["--force"]].concat()),
+        "fetch --out --force",
+    );
+}
+
 #[test]
 fn a_workload_gets_its_credentials_from_the_agent() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,6 +104,27 @@ fn a_workload_gets_its_credentials_from_the_agent() {
 
     let x509 = ok(run(dir, &agent.endpoint, &["workload", "fetch", "x509"]), "fetch x509");
     assert!(x509.starts_with("spiffe://example.org/me"), "{x509}");
+    assert!(!x509.contains("PRIVATE KEY"), "no private key by default: {x509}");
+    let shown = ok(
+        run(
+            dir,
+            &agent.endpoint,
+            &["workload", "fetch", "x509", "--show-private-key"],
+        ),
+        "fetch x509 --show-private-key",
+    );
+    assert!(
+        shown.contains("BEGIN PRIVATE KEY") && shown.contains("BEGIN CERTIFICATE"),
+        "{shown}"
+    );
+    credential_files(
+        dir,
+        &agent.endpoint,
+        "x509",
+        &["svid.pem", "svid_key.pem", "bundle.pem"],
+        "svid_key.pem",
+        "PRIVATE KEY",
+    );
     let jwt = ok(
         run(
             dir,
@@ -104,13 +152,31 @@ fn a_workload_gets_its_credentials_from_the_agent() {
         &["workload", "validate", "@jwt.txt", "--audience", "other"],
     );
     assert!(!wrong.status.success());
+    // The WIT: its public parts by default; the key only to files or when asked for.
+    let printed = ok(run(dir, &agent.endpoint, &["workload", "fetch", "wit"]), "fetch wit");
+    let wit: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(wit[0]["spiffe_id"], "spiffe://example.org/me");
+    assert!(wit[0]["wit"].is_string() && wit[0]["expires"].is_string(), "{wit}");
+    assert!(wit[0]["public_key"]["x"].is_string(), "{wit}");
+    assert!(!printed.contains("\"d\""), "no private key by default: {printed}");
     let wit: serde_json::Value = serde_json::from_str(&ok(
-        run(dir, &agent.endpoint, &["workload", "fetch", "wit"]),
-        "fetch wit",
+        run(
+            dir,
+            &agent.endpoint,
+            &["workload", "fetch", "wit", "--show-private-key"],
+        ),
+        "fetch wit --show-private-key",
     ))
     .unwrap();
-    assert_eq!(wit[0]["spiffe_id"], "spiffe://example.org/me");
     assert!(wit[0]["key"]["d"].is_string(), "the WIT comes with its private key");
+    credential_files(
+        dir,
+        &agent.endpoint,
+        "wit",
+        &["wit.jwt", "wit_key.jwk"],
+        "wit_key.jwk",
+        "\"d\"",
+    );
     let bundles: serde_json::Value = serde_json::from_str(&ok(
         run(dir, &agent.endpoint, &["workload", "fetch", "bundles"]),
         "fetch bundles",

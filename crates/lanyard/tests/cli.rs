@@ -251,13 +251,13 @@ fn usage_errors_are_explained() {
         text(&out.stderr)
     );
 
-    // A JWT-SVID verified without --aud says what is missing.
+    // A JWT-SVID verified without --aud says what is missing (a usage error: status 2).
     let out = sh(
         dir.path(),
         "lanyard jwt-svid issue --key k.jwk --sub spiffe://example.org/a --aud x > s.jwt && \
          lanyard token verify @s.jwt --trust-domain example.org --jwks k.pub.jwk",
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--aud"), "{}", text(&out.stderr));
 }
 
@@ -444,4 +444,262 @@ fn x509_ca_issue_verify() {
         "lanyard x509 issue --ca-cert root.pem --ca-key root.key.pem --spiffe-id spiffe://other.org/x --out y",
     );
     assert!(!out.status.success());
+}
+
+/// `lanyard token verify --json ...` in `dir`: the exit status and the JSON on stdout
+/// (which must be there whatever happened).
+fn verify_json_args(dir: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = lanyard(dir, &[&["token", "verify", "--json"], args].concat());
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON on stdout for {args:?} ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (out.status.code(), json)
+}
+
+/// An issuer key, a workload key, a WIT, a WPT for `https://b.example.org/x` and a JWT-SVID
+/// whose audience is that same URI, all for spiffe://example.org/a.
+fn write_tokens(dir: &Path) {
+    let script = "lanyard key generate --out issuer && lanyard key generate --out w && \
+        lanyard wit issue --key issuer.jwk --sub spiffe://example.org/a --cnf w.pub.jwk > wit.jwt && \
+        lanyard wpt create --key w.jwk --wit @wit.jwt --aud https://b.example.org/x > wpt.jwt && \
+        lanyard jwt-svid issue --key issuer.jwk --sub spiffe://example.org/a --aud https://b.example.org/x > svid.jwt";
+    let out = sh(dir, script);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn options_decide_what_is_checked_not_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write_tokens(dir);
+    let trust = ["--trust-domain", "example.org", "--jwks", "issuer.pub.jwk"];
+    let proof = ["--wit", "@wit.jwt", "--aud", "https://b.example.org/x"];
+
+    // A replayed WIT, or a JWT-SVID for the target, is not a proof of possession.
+    for token in ["@wit.jwt", "@svid.jwt"] {
+        let (code, out) = verify_json_args(dir, &[&[token][..], &proof, &trust].concat());
+        assert_eq!(code, Some(1), "{token}: {out}");
+        assert_eq!(out["valid"], false);
+        assert_eq!(out["type"], "WPT", "{token}: {out}");
+        assert_eq!(out["error"]["kind"], "wrong_typ", "{token}: {out}");
+    }
+
+    // The real proof passes; the type is the one --wit requires.
+    let (code, out) = verify_json_args(dir, &[&["@wpt.jwt"][..], &proof, &trust].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        (out["type"].as_str(), out["type_from"].as_str()),
+        (Some("WPT"), Some("--wit"))
+    );
+    // --aud asks for an audience check, which a WIT (no aud claim) cannot pass.
+    let (code, out) = verify_json_args(
+        dir,
+        &[&["@wit.jwt", "--aud", "https://b.example.org/x"][..], &trust].concat(),
+    );
+    assert_eq!(
+        (code, &out["error"]["kind"]),
+        (Some(1), &serde_json::json!("wrong_typ")),
+        "{out}"
+    );
+    // Options together can imply one type: only a WPT has both an audience and WIT rules.
+    let (code, out) = verify_json_args(
+        dir,
+        &[
+            &["@wit.jwt", "--aud", "https://b.example.org/x", "--profile", "wimse"][..],
+            &trust,
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        (code, &out["error"]["kind"]),
+        (Some(1), &serde_json::json!("wrong_typ")),
+        "{out}"
+    );
+    assert_eq!(
+        (out["type"].as_str(), out["type_from"].as_str()),
+        (Some("WPT"), Some("--aud and --profile"))
+    );
+    // ... but a JWT-SVID for that audience passes, and says how its type was chosen.
+    let (code, out) = verify_json_args(
+        dir,
+        &[&["@svid.jwt", "--aud", "https://b.example.org/x"][..], &trust].concat(),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        (out["type"].as_str(), out["type_from"].as_str()),
+        (Some("JWT-SVID"), Some("typ header"))
+    );
+
+    // --type requires one type.
+    let (code, out) = verify_json_args(
+        dir,
+        &[&["@wit.jwt", "--type", "jwt-svid", "--aud", "x"][..], &trust].concat(),
+    );
+    assert_eq!(
+        (code, &out["error"]["kind"]),
+        (Some(1), &serde_json::json!("wrong_typ")),
+        "{out}"
+    );
+    let (code, out) = verify_json_args(dir, &[&["@wit.jwt", "--type", "wit"][..], &trust].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        (out["type"].as_str(), out["type_from"].as_str()),
+        (Some("WIT"), Some("--type"))
+    );
+    // Without any option the type is detected, and the output says so.
+    let (code, out) = verify_json_args(dir, &[&["@wit.jwt"][..], &trust].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        (out["type"].as_str(), out["type_from"].as_str()),
+        (Some("WIT"), Some("typ header"))
+    );
+    let out = lanyard(dir, &[&["token", "verify", "@wit.jwt"][..], &trust].concat());
+    assert!(text(&out.stdout).contains("detected from"), "{}", text(&out.stdout));
+
+    // Options that contradict each other are a usage error (status 2), before any check.
+    for (args, named) in [
+        (
+            &["@wpt.jwt", "--type", "jwt-svid", "--wit", "@wit.jwt", "--aud", "x"][..],
+            "--wit",
+        ),
+        (&["@wit.jwt", "--type", "wit", "--aud", "x"][..], "--aud"),
+        (
+            &["@wpt.jwt", "--access-token", "t", "--type", "wit"][..],
+            "--access-token",
+        ),
+        (
+            &["@svid.jwt", "--profile", "wit-svid", "--aud", "x", "--type", "jwt-svid"][..],
+            "--profile",
+        ),
+    ] {
+        let (code, out) = verify_json_args(dir, &[args, &trust].concat());
+        assert_eq!(code, Some(2), "{args:?}: {out}");
+        assert_eq!(out["error"]["kind"], "usage", "{args:?}: {out}");
+        assert!(
+            out["error"]["message"].as_str().unwrap().contains(named),
+            "{args:?}: {out}"
+        );
+    }
+}
+
+#[test]
+fn pem_keys_are_trust_input_with_the_thumbprint_kid() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write_tokens(dir);
+    let jwk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("issuer.pub.jwk")).unwrap()).unwrap();
+    let kid = jwk["kid"].as_str().unwrap().to_owned();
+    for keys in ["issuer.pub.pem", "issuer.pem", "issuer.pub.jwk"] {
+        let (code, out) = verify_json_args(dir, &["@wit.jwt", "--trust-domain", "example.org", "--jwks", keys]);
+        assert_eq!(code, Some(0), "{keys}: {out}");
+        assert_eq!(out["details"]["kid"], kid.as_str(), "{keys}: {out}");
+    }
+    // A WIT signed with the PEM private key carries the same kid.
+    let out = sh(
+        dir,
+        "lanyard wit issue --key issuer.pem --sub spiffe://example.org/a --cnf w.pub.jwk > wit2.jwt",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (code, out) = verify_json_args(
+        dir,
+        &["@wit2.jwt", "--trust-domain", "example.org", "--jwks", "issuer.pub.jwk"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out["details"]["kid"], kid.as_str(), "{out}");
+    // `key public` of a PEM key prints that kid too.
+    let out = lanyard(dir, &["key", "public", "--key", "issuer.pem"]);
+    let public: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(public["kid"], kid.as_str());
+}
+
+#[test]
+fn verify_json_reports_every_outcome_and_the_status_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write_tokens(dir);
+    let trust = ["--trust-domain", "example.org", "--jwks", "issuer.pub.jwk"];
+
+    // Could not run (status 2): an unreadable input, a missing or unknown option.
+    for args in [
+        &["@wit.jwt", "--trust-domain", "example.org", "--jwks", "missing.jwk"][..],
+        &[
+            "@missing.jwt",
+            "--trust-domain",
+            "example.org",
+            "--jwks",
+            "issuer.pub.jwk",
+        ],
+        &["@wit.jwt", "--trust-domain", "example.org", "--bundle", "wit.jwt"],
+    ] {
+        let (code, out) = verify_json_args(dir, args);
+        assert_eq!(code, Some(2), "{args:?}: {out}");
+        assert_eq!(
+            (&out["valid"], &out["outcome"]),
+            (&serde_json::json!(false), &serde_json::json!("error")),
+            "{out}"
+        );
+        assert_eq!(out["error"]["kind"], "input", "{args:?}: {out}");
+    }
+    for args in [
+        &["@wit.jwt", "--jwks", "issuer.pub.jwk"][..],
+        &["@wit.jwt", "--no-such-option"],
+        &[
+            "@wpt.jwt",
+            "--wit",
+            "@wit.jwt",
+            "--trust-domain",
+            "example.org",
+            "--jwks",
+            "issuer.pub.jwk",
+        ],
+        &["@svid.jwt", "--trust-domain", "example.org", "--jwks", "issuer.pub.jwk"],
+        &["@wit.jwt", "--trust-domain", "Not A Domain", "--jwks", "issuer.pub.jwk"],
+        &["@wit.jwt", "--trust-domain", "example.org"],
+        &[
+            "@wpt.jwt",
+            "--header",
+            "no-equals-sign",
+            "--trust-domain",
+            "example.org",
+            "--jwks",
+            "w.pub.jwk",
+        ],
+    ] {
+        let (code, out) = verify_json_args(dir, args);
+        assert_eq!(code, Some(2), "{args:?}: {out}");
+        assert_eq!(out["error"]["kind"], "usage", "{args:?}: {out}");
+    }
+    // Invalid token (status 1) and valid (0).
+    let (code, out) = verify_json_args(dir, &[&["@w.pub.jwk"][..], &trust].concat());
+    assert_eq!((code, out["outcome"].as_str()), (Some(1), Some("invalid")), "{out}");
+    let (code, out) = verify_json_args(dir, &[&["@wit.jwt"][..], &trust].concat());
+    assert_eq!((code, out["outcome"].as_str()), (Some(0), Some("valid")), "{out}");
+
+    // Without --json: the same statuses, the reason on stderr.
+    let out = lanyard(
+        dir,
+        &[
+            "token",
+            "verify",
+            "@wit.jwt",
+            "--trust-domain",
+            "example.org",
+            "--jwks",
+            "nope",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+    let out = lanyard(dir, &["token", "verify", "@wit.jwt"]);
+    assert_eq!(out.status.code(), Some(2));
+    // --help documents the statuses.
+    let out = lanyard(dir, &["token", "verify", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(help.contains("Exit status") && help.contains("2 "), "{help}");
 }

@@ -920,4 +920,13 @@ impl DataStore for SqlDataStore {
             .await
             .map_err(|e| backend_err("listing federated bundles", e))
     }
+
+    async fn delete_federated_bundle(&self, trust_domain: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM federated_bundles WHERE trust_domain = $1")
+            .bind(trust_domain)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend_err("deleting a federated bundle", e))?;
+        Ok(done.rows_affected() > 0)
+    }
 }

@@ -5,7 +5,7 @@
 //! | `/` | entity document: links only, keyed by purpose (SPICE metadata-discovery style) |
 //! | `/bundle` | the SPIFFE bundle (SPIFFE_Federation.md `https_web` endpoint; `application/json`) |
 //! | `/keys/jwt-svid`, `/keys/wit` | JWK Sets of the JWT-SVID and WIT signing keys (`application/jwk-set+json`) |
-//! | `/.well-known/lanyard-configuration` | RFC 8414-style metadata: issuer, endpoints, algorithms |
+//! | `/.well-known/lanyard-configuration` | RFC 8414-style metadata: issuer, the bundle endpoints served, key sets, algorithms |
 //! | `/.well-known/wimse-trust-domain` | draft-schwenkschuster-wimse-trust-domain-discovery-00 metadata |
 //! | `/healthz`, `/readyz` | liveness, readiness (datastore reachable, signing keys active) |
 //! | `/metrics` | Prometheus text format |
@@ -88,25 +88,65 @@ async fn wit_keys(State(s): State<AppState>) -> Result<Response, ServerError> {
     keys(&s, AuthorityKind::Wit).await
 }
 
+/// `/.well-known/lanyard-configuration`. Only what is served is published, never a `null`:
+/// `spiffe_bundle_endpoints` lists the SPIFFE bundle endpoints (SPIFFE Federation §5.2)
+/// that run, `https_web` (this endpoint's `/bundle`, when it is reached over HTTPS) then
+/// `https_spiffe` (`bundle_endpoint_address`, with the SPIFFE ID it authenticates as); the
+/// first is repeated as `spiffe_bundle_endpoint`, `spiffe_bundle_endpoint_profile` (and
+/// `spiffe_bundle_endpoint_spiffe_id`). Without any, those members are absent and
+/// `bundle_uri` still names the bundle document.
 async fn configuration(State(s): State<AppState>) -> Response {
     let u = &s.public_url;
-    typed(
-        "application/json",
-        json!({
-            "issuer": u,
-            "trust_domain": s.trust_domain.name(),
-            "spiffe_bundle_endpoint": format!("{u}/bundle"),
-            // https_web only when the endpoint is HTTPS ([public_tls] or public_url).
-            "spiffe_bundle_endpoint_profile": u.starts_with("https://").then_some("https_web"),
-            "jwks_uri": format!("{u}/keys/jwt-svid"),
-            "wit_jwks_uri": format!("{u}/keys/wit"),
-            "jwt_svid_signing_alg_values_supported": ["ES256"],
-            "wit_signing_alg_values_supported": ["ES256"],
-            "wit_cnf_alg_values_supported": ["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"],
-            "wit_typ": "wit+jwt",
-        })
-        .to_string(),
-    )
+    let mut endpoints = Vec::new();
+    if u.starts_with("https://") {
+        endpoints.push(json!({"url": format!("{u}/bundle"), "profile": "https_web"}));
+    }
+    if let Some(url) = https_spiffe_url(&s)
+        && let Ok(id) = crate::api::tls::server_id(&s.trust_domain)
+    {
+        endpoints.push(json!({"url": url, "profile": "https_spiffe", "endpoint_spiffe_id": id.as_str()}));
+    }
+    let mut doc = json!({
+        "issuer": u,
+        "trust_domain": s.trust_domain.name(),
+        "bundle_uri": format!("{u}/bundle"),
+        "jwks_uri": format!("{u}/keys/jwt-svid"),
+        "wit_jwks_uri": format!("{u}/keys/wit"),
+        "jwt_svid_signing_alg_values_supported": ["ES256"],
+        "wit_signing_alg_values_supported": ["ES256"],
+        "wit_cnf_alg_values_supported": ["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"],
+        "wit_typ": "wit+jwt",
+    });
+    if let Some(first) = endpoints.first() {
+        doc["spiffe_bundle_endpoint"] = first["url"].clone();
+        doc["spiffe_bundle_endpoint_profile"] = first["profile"].clone();
+        if let Some(id) = first.get("endpoint_spiffe_id") {
+            doc["spiffe_bundle_endpoint_spiffe_id"] = id.clone();
+        }
+        doc["spiffe_bundle_endpoints"] = endpoints.into();
+    }
+    typed("application/json", doc.to_string())
+}
+
+/// The URL of the `https_spiffe` bundle endpoint when one is served: `https://` and
+/// `bundle_endpoint_address`, whose wildcard host (`0.0.0.0`, `[::]`) is replaced by the
+/// public URL's host. `None` when the endpoint is not configured, or bound to port 0 (the
+/// port the OS picked is known to the listener only).
+fn https_spiffe_url(s: &AppState) -> Option<String> {
+    let address = s.config.bundle_endpoint_address.as_deref()?;
+    let (host, port) = address.rsplit_once(':')?;
+    if port.parse::<u16>().ok()? == 0 {
+        return None;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let wildcard = bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+    let host = if wildcard {
+        let public: axum::http::Uri = s.public_url.parse().ok()?;
+        public.host()?.to_owned()
+    } else {
+        host.to_owned()
+    };
+    Some(format!("https://{host}:{port}/"))
 }
 
 async fn wimse_trust_domain(State(s): State<AppState>) -> Response {

@@ -30,7 +30,8 @@ pub(crate) struct GenerateArgs {
     /// Signature algorithm: ES256 (default), ES384, ES512, EdDSA, RS256..RS512, PS256..PS512.
     #[arg(long, default_value = "ES256")]
     alg: Algorithm,
-    /// Key ID; defaults to the key's RFC 7638 thumbprint.
+    /// Key ID; defaults to the key's RFC 7638 thumbprint. PEM files cannot carry a kid:
+    /// read back, a PEM key gets its thumbprint.
     #[arg(long)]
     kid: Option<String>,
     /// Write `<OUT>.jwk` and `<OUT>.pem` (private, mode 0600) and `<OUT>.pub.jwk` and
@@ -63,7 +64,7 @@ fn generate(args: GenerateArgs) -> Result<ExitCode> {
     let key = KeyPair::generate(args.alg)?;
     let kid = match args.kid {
         Some(kid) => kid,
-        None => key.public_jwk().thumbprint(lanyard_crypto::provider().as_ref())?,
+        None => input::thumbprint_kid(&key.public_jwk())?,
     };
     let key = key.with_kid(kid);
     let private_jwk = serde_json::to_string_pretty(&key.private_jwk()?)? + "\n";

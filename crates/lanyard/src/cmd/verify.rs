@@ -1,14 +1,29 @@
 //! `lanyard token verify` and `lanyard token inspect`.
 //!
-//! `verify` recognises the token by its `typ` header (`wit+jwt`, `wpt+jwt`, or
-//! `JWT`/`JOSE`/none for a JWT-SVID), checks it against the trust anchors given on the
-//! command line, and says why it failed; the exit code is 1 on any failure.
+//! `verify` checks one token as one type, against the trust anchors given on the command
+//! line. The type is what the caller asks for, never what the token claims to be:
+//! `--type`, or the type the options imply (`--wit`, `--access-token`, `--txn-token` and
+//! `--header` bind a request, so they mean a WPT; `--aud` means a WPT or a JWT-SVID, as a
+//! WIT has no audience; `--profile` means a WIT or a WPT). Only when that leaves several
+//! types does the token's `typ` header pick one of them, and the output says which type
+//! was checked and what chose it. A token of another type is invalid (`wrong_typ`);
+//! options that contradict each other are a usage error.
+//!
+//! Exit statuses (also in `--help` and the README): [`EXIT_VALID`], [`EXIT_INVALID`], and
+//! [`EXIT_COULD_NOT_RUN`] (clap's own status for usage errors) when the check could not
+//! run: a usage error or an input that cannot be read or used. With `--json` every case
+//! prints one JSON object on stdout, usage errors found by clap included (see
+//! [`report_usage_error`]).
+//!
+//! Another token type (an OAuth access token `at+jwt` per RFC 9068, a Txn-Token
+//! `txntoken+jwt`, a JWT authorization grant per RFC 7523) is one more [`TokenType`]
+//! variant: its name and `typ` values, the options that apply to it in [`type_rules`],
+//! and its check in [`check`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use lanyard_core::jose::decode_unverified;
 use lanyard_core::wimse::audience_for;
@@ -21,9 +36,33 @@ use serde_json::{Value, json};
 use crate::input;
 use crate::output::{relative, rfc3339};
 
+/// The exit status of a valid token.
+pub(crate) const EXIT_VALID: u8 = 0;
+/// The exit status of a token that is not valid.
+pub(crate) const EXIT_INVALID: u8 = 1;
+/// The exit status when the check could not run (usage error, unusable input); clap exits
+/// with the same status on the usage errors it finds.
+pub(crate) const EXIT_COULD_NOT_RUN: u8 = 2;
+
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  the token is valid, as the type printed
+  1  the token is invalid; the reason is printed (with --json: error.kind, e.g.
+     expired, bad_signature, wrong_typ, wrong_audience)
+  2  the check could not run: a usage error (a missing, unknown or contradictory
+     option) or an input that cannot be read or used (the token file, --jwks,
+     --bundle, --wit); with --json: error.kind is usage or input
+With --json, every case prints one JSON object on stdout: {valid, outcome (valid,
+invalid or error), type, type_from, details or error {kind, message}}.";
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum TokenCommand {
     /// Verify a WIT, a WPT (with its WIT) or a JWT-SVID.
+    ///
+    /// The type checked is --type, or the one the options imply (--wit, --access-token,
+    /// --txn-token, --header: a WPT; --aud: a WPT or a JWT-SVID, as a WIT has no audience;
+    /// --profile: a WIT or a WPT). Only when several types remain does the token's typ
+    /// header choose among them, and the output says so. Scripts should pass --type.
     Verify(Box<VerifyArgs>),
     /// Mint a one-time join token for a new agent (on a running server).
     Join(super::admin::JoinTokenArgs),
@@ -37,41 +76,51 @@ pub(crate) enum TokenCommand {
     },
 }
 
+/// The options of `lanyard token verify`.
 #[derive(Args, Debug)]
+#[command(after_help = EXIT_STATUS_HELP)]
 pub(crate) struct VerifyArgs {
     /// The token, @file, or - for stdin. For a WPT, pass its WIT with --wit.
     token: String,
+    /// The token type to require; without it, the options imply the type or the token's
+    /// typ header chooses among the types they allow.
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    token_type: Option<TokenType>,
     /// The trust domain whose keys are given by --jwks or --bundle.
     #[arg(long)]
     trust_domain: String,
-    /// Trusted public keys for the trust domain (a JWK, a JWK Set or a key file); repeatable.
+    /// Trusted public keys for the trust domain (a JWK, a JWK Set, a PUBLIC KEY PEM or a
+    /// private key file); repeatable. PEM keys get their RFC 7638 thumbprint as kid.
     #[arg(long)]
     jwks: Vec<PathBuf>,
     /// The trust domain's SPIFFE bundle (its jwt-svid and wit-svid keys are trusted).
     #[arg(long)]
     bundle: Option<PathBuf>,
-    /// The WIT that accompanies the WPT being verified.
+    /// The WIT that accompanies the WPT being verified (the token must then be a WPT).
     #[arg(long)]
     wit: Option<String>,
-    /// The audience: this service's URI (WPT) or name (JWT-SVID).
+    /// The audience: this service's URI (WPT) or name (JWT-SVID). A WIT has no audience,
+    /// so with --aud the token must be a WPT or a JWT-SVID.
     #[arg(long)]
     aud: Option<String>,
-    /// WIT rules: wimse (default) or wit-svid (SPIFFE WIT-SVID profile).
-    #[arg(long, value_enum, default_value_t = Profile::Wimse)]
-    profile: Profile,
+    /// WIT rules, for a WIT or a WPT's WIT: wimse (default) or wit-svid (SPIFFE WIT-SVID
+    /// profile).
+    #[arg(long, value_enum)]
+    profile: Option<Profile>,
     /// The access token sent with the request (checked against the WPT's ath).
     #[arg(long)]
     access_token: Option<String>,
     /// The Txn-Token sent with the request (checked against the WPT's tth).
     #[arg(long)]
     txn_token: Option<String>,
-    /// Another context token header sent with the request, NAME=VALUE (checked against oth).
+    /// Another context token header sent with the request, NAME=VALUE (checked against
+    /// the WPT's oth); repeatable.
     #[arg(long = "header", value_name = "NAME=VALUE")]
     headers: Vec<String>,
     /// Verify as of this Unix time instead of now.
     #[arg(long)]
     now: Option<u64>,
-    /// Print JSON instead of text.
+    /// Print one JSON object on stdout, whatever happens.
     #[arg(long)]
     json: bool,
 }
@@ -82,146 +131,458 @@ enum Profile {
     WitSvid,
 }
 
-/// The kinds of token `verify` recognises, by `typ`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+/// The token types `verify` checks.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum TokenType {
+    /// Workload Identity Token (draft-ietf-wimse-workload-creds), typ wit+jwt.
     Wit,
+    /// Workload Proof Token (draft-ietf-wimse-wpt), typ wpt+jwt, checked with its WIT.
     Wpt,
+    /// SPIFFE JWT-SVID (JWT-SVID.md), typ JWT, JOSE or none.
     JwtSvid,
 }
 
-impl Kind {
+impl TokenType {
+    const ALL: [TokenType; 3] = [TokenType::Wit, TokenType::Wpt, TokenType::JwtSvid];
+
     fn name(self) -> &'static str {
         match self {
-            Kind::Wit => "WIT",
-            Kind::Wpt => "WPT",
-            Kind::JwtSvid => "JWT-SVID",
+            TokenType::Wit => "WIT",
+            TokenType::Wpt => "WPT",
+            TokenType::JwtSvid => "JWT-SVID",
         }
     }
 
-    fn of(token: &str) -> Result<Kind, Error> {
-        let decoded = decode_unverified(token)?;
-        match decoded.header.get("typ").and_then(Value::as_str) {
-            Some(t) if t.eq_ignore_ascii_case("wit+jwt") || t.eq_ignore_ascii_case("application/wit+jwt") => {
-                Ok(Kind::Wit)
-            }
-            Some(t) if t.eq_ignore_ascii_case("wpt+jwt") || t.eq_ignore_ascii_case("application/wpt+jwt") => {
-                Ok(Kind::Wpt)
-            }
-            None | Some("JWT" | "JOSE") => Ok(Kind::JwtSvid),
-            Some(other) => Err(Error::WrongType {
-                expected: "wit+jwt, wpt+jwt or JWT",
-                found: Some(other.to_owned()),
-            }),
+    /// The value of `--type` for this type.
+    fn option_value(self) -> &'static str {
+        match self {
+            TokenType::Wit => "wit",
+            TokenType::Wpt => "wpt",
+            TokenType::JwtSvid => "jwt-svid",
+        }
+    }
+
+    /// The `typ` header values this type is sent with; `None` is a token without `typ`.
+    fn typ_values(self) -> &'static [Option<&'static str>] {
+        match self {
+            TokenType::Wit => &[Some("wit+jwt")],
+            TokenType::Wpt => &[Some("wpt+jwt")],
+            TokenType::JwtSvid => &[None, Some("JWT"), Some("JOSE")],
+        }
+    }
+
+    /// Whether a token with header `typ` can be of this type. Media types compare
+    /// case-insensitively, with or without `application/` (RFC 7515 §4.1.9); the type's
+    /// own verifier checks `typ` again, strictly.
+    fn carries(self, typ: Option<&str>) -> bool {
+        let typ = typ.map(|t| match t.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &t[12..],
+            _ => t,
+        });
+        self.typ_values().iter().any(|value| match (value, typ) {
+            (None, None) => true,
+            (Some(value), Some(typ)) => value.eq_ignore_ascii_case(typ),
+            _ => false,
+        })
+    }
+
+    /// The types among `candidates` a token with header `typ` can be.
+    fn fitting(candidates: &[TokenType], typ: Option<&str>) -> Vec<TokenType> {
+        candidates.iter().copied().filter(|t| t.carries(typ)).collect()
+    }
+}
+
+/// `WIT`, `WIT or WPT`, `WIT, WPT or JWT-SVID`.
+fn names(types: &[TokenType]) -> String {
+    let names: Vec<&str> = types.iter().map(|t| t.name()).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "no type".to_owned(),
+    }
+}
+
+/// The options that apply to some token types only: (given, option, types it applies to).
+fn type_rules(args: &VerifyArgs) -> [(bool, &'static str, &'static [TokenType]); 6] {
+    use TokenType::{JwtSvid, Wit, Wpt};
+    [
+        (args.wit.is_some(), "--wit", &[Wpt]),
+        (args.access_token.is_some(), "--access-token", &[Wpt]),
+        (args.txn_token.is_some(), "--txn-token", &[Wpt]),
+        (!args.headers.is_empty(), "--header", &[Wpt]),
+        (args.aud.is_some(), "--aud", &[Wpt, JwtSvid]),
+        (args.profile.is_some(), "--profile", &[Wit, Wpt]),
+    ]
+}
+
+/// The token types the command line accepts, and the options that narrowed them down
+/// (`--type`, or e.g. `--aud and --profile`; `None` when every type is accepted).
+struct Accepted {
+    types: Vec<TokenType>,
+    decided_by: Option<String>,
+}
+
+fn accepted_types(args: &VerifyArgs) -> Result<Accepted, Failure> {
+    let mut accepted = match args.token_type {
+        Some(t) => Accepted {
+            types: vec![t],
+            decided_by: Some("--type".to_owned()),
+        },
+        None => Accepted {
+            types: TokenType::ALL.to_vec(),
+            decided_by: None,
+        },
+    };
+    for (given, option, applies) in type_rules(args) {
+        if !given {
+            continue;
+        }
+        let narrowed: Vec<TokenType> = accepted.types.iter().copied().filter(|t| applies.contains(t)).collect();
+        if narrowed.is_empty() {
+            return Err(Failure::usage(format!(
+                "{option} applies to a {} only, but {} asks for a {}",
+                names(applies),
+                accepted.decided_by.as_deref().unwrap_or("another option"),
+                names(&accepted.types)
+            )));
+        }
+        if narrowed.len() < accepted.types.len() {
+            accepted.decided_by = Some(match accepted.decided_by.take() {
+                Some(before) => format!("{before} and {option}"),
+                None => option.to_owned(),
+            });
+        }
+        accepted.types = narrowed;
+    }
+    Ok(accepted)
+}
+
+/// Why `verify` did not print "valid".
+#[derive(Debug)]
+enum Failure {
+    /// The token is not valid as the type checked (exit status 1); `kind` is the reason
+    /// code ([`Error::kind`]).
+    Invalid { kind: &'static str, message: String },
+    /// The check could not run (exit status 2); `kind` is `usage` or `input`.
+    CouldNotRun { kind: &'static str, message: String },
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure::CouldNotRun {
+            kind: "usage",
+            message: message.into(),
+        }
+    }
+
+    fn input(error: &anyhow::Error) -> Failure {
+        Failure::CouldNotRun {
+            kind: "input",
+            message: format!("{error:#}"),
+        }
+    }
+
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Failure::Invalid { kind, message } | Failure::CouldNotRun { kind, message } => (kind, message),
         }
     }
 }
 
-pub(crate) fn run(cmd: TokenCommand) -> Result<ExitCode> {
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Invalid {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What chose the type checked.
+#[derive(Clone, Debug)]
+enum ChosenBy {
+    /// `--type` or the options named.
+    Options(String),
+    /// The token's `typ` header, among the types the options allow.
+    TypHeader,
+}
+
+/// The type checked and what chose it.
+#[derive(Clone, Debug)]
+struct Chosen {
+    token_type: TokenType,
+    by: ChosenBy,
+}
+
+impl Chosen {
+    /// `--type`, the options, or `typ header` (the JSON `type_from`).
+    fn source(&self) -> &str {
+        match &self.by {
+            ChosenBy::Options(options) => options,
+            ChosenBy::TypHeader => "typ header",
+        }
+    }
+}
+
+/// What `verify` found: the type (when known) and the details or the failure.
+struct Outcome {
+    chosen: Option<Chosen>,
+    result: Result<Value, Failure>,
+}
+
+pub(crate) fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TokenCommand::Verify(args) => verify(&args),
+        TokenCommand::Verify(args) => Ok(report(&verify(&args), args.json)),
         TokenCommand::Inspect { token, json } => inspect(&input::token(&token)?, json),
         TokenCommand::Join(args) => super::admin::join_token(args),
     }
 }
 
-fn verify(args: &VerifyArgs) -> Result<ExitCode> {
-    let token = input::token(&args.token)?;
+/// Whether the command line (all of it, program name first) is `lanyard token verify`
+/// with `--json`, so that a usage error clap finds is reported as JSON too.
+pub(crate) fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    words.starts_with(&["token", "verify"]) && words.iter().take_while(|w| **w != "--").any(|w| *w == "--json")
+}
+
+/// Reports a usage error clap found in `lanyard token verify --json ...`: the JSON object
+/// on stdout, clap's text on stderr, exit status [`EXIT_COULD_NOT_RUN`].
+pub(crate) fn report_usage_error(clap_text: &str) -> ExitCode {
+    eprint!("{clap_text}");
+    let first = clap_text.split("\n\n").next().unwrap_or_default().trim();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let outcome = Outcome {
+        chosen: None,
+        result: Err(Failure::usage(message)),
+    };
+    print_json(&outcome);
+    ExitCode::from(EXIT_COULD_NOT_RUN)
+}
+
+fn verify(args: &VerifyArgs) -> Outcome {
+    let mut chosen = None;
+    let result = verify_into(args, &mut chosen);
+    Outcome { chosen, result }
+}
+
+/// The steps of `verify`, in the order their failures are reported: the options, the
+/// inputs, the token's type, then the check. `chosen` is set once the type is known.
+fn verify_into(args: &VerifyArgs, chosen: &mut Option<Chosen>) -> Result<Value, Failure> {
+    let accepted = accepted_types(args)?;
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once('=')
+                .ok_or_else(|| Failure::usage(format!("--header {h:?} is not NAME=VALUE")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let token = input::token(&args.token).map_err(|e| Failure::input(&e))?;
+    let wit = args
+        .wit
+        .as_deref()
+        .map(input::token)
+        .transpose()
+        .map_err(|e| Failure::input(&e))?;
     let store = trust_store(args)?;
     let now = input::now(args.now);
-    let kind = Kind::of(&token);
-    let name = kind.as_ref().map_or("token", |k| k.name());
-    let outcome = kind.and_then(|kind| match kind {
-        Kind::Wit => wit_verifier(args, store)
-            .verify(&token, now)
-            .map(|wit| describe_wit(&wit, now)),
-        Kind::Wpt => verify_wpt(args, store, &token, now),
-        Kind::JwtSvid => verify_jwt_svid(args, store, &token, now),
+    let picked = choose_type(&accepted, &token, chosen)?;
+    let request = Request {
+        wit: wit.as_deref(),
+        headers: &headers,
+    };
+    check(picked, args, &request, store, &token, now)
+}
+
+/// Picks the type to check `token` as (see the module docs) and records it in `chosen`.
+fn choose_type(accepted: &Accepted, token: &str, chosen: &mut Option<Chosen>) -> Result<TokenType, Failure> {
+    if let ([only], Some(options)) = (accepted.types.as_slice(), &accepted.decided_by) {
+        *chosen = Some(Chosen {
+            token_type: *only,
+            by: ChosenBy::Options(options.clone()),
+        });
+    }
+    let decoded = decode_unverified(token)?;
+    let typ = decoded.header.get("typ").and_then(Value::as_str);
+    let fitting = TokenType::fitting(&accepted.types, typ);
+    let found = typ.map_or_else(|| "no typ".to_owned(), |t| format!("typ {t:?}"));
+    match fitting.as_slice() {
+        [one] => {
+            chosen.get_or_insert(Chosen {
+                token_type: *one,
+                by: ChosenBy::TypHeader,
+            });
+            Ok(*one)
+        }
+        [] => Err(Failure::Invalid {
+            kind: "wrong_typ",
+            message: format!("not a {}: the token has {found}", names(&accepted.types)),
+        }),
+        several => Err(Failure::usage(format!(
+            "a token with {found} can be a {}; pass --type",
+            names(several)
+        ))),
+    }
+}
+
+/// The request parts a WPT is checked against, read from the command line.
+struct Request<'a> {
+    wit: Option<&'a str>,
+    headers: &'a [(&'a str, &'a str)],
+}
+
+/// Checks `token` as `token_type`.
+fn check(
+    token_type: TokenType,
+    args: &VerifyArgs,
+    request: &Request<'_>,
+    store: Arc<TrustStore>,
+    token: &str,
+    now: UnixTime,
+) -> Result<Value, Failure> {
+    match token_type {
+        TokenType::Wit => {
+            let wit = wit_verifier(args, store).verify(token, now)?;
+            Ok(describe_wit(&wit, now))
+        }
+        TokenType::Wpt => verify_wpt(args, request, store, token, now),
+        TokenType::JwtSvid => verify_jwt_svid(args, store, token, now),
+    }
+}
+
+/// Prints the outcome (text, or JSON with `--json`) and returns the exit status.
+fn report(outcome: &Outcome, as_json: bool) -> ExitCode {
+    if as_json {
+        print_json(outcome);
+    } else {
+        print_text(outcome);
+    }
+    ExitCode::from(match &outcome.result {
+        Ok(_) => EXIT_VALID,
+        Err(Failure::Invalid { .. }) => EXIT_INVALID,
+        Err(Failure::CouldNotRun { .. }) => EXIT_COULD_NOT_RUN,
+    })
+}
+
+fn print_json(outcome: &Outcome) {
+    let mut doc = json!({
+        "type": outcome.chosen.as_ref().map(|c| c.token_type.name()),
+        "type_from": outcome.chosen.as_ref().map(Chosen::source),
     });
-    match outcome {
+    match &outcome.result {
         Ok(details) => {
-            if args.json {
-                println!("{}", json!({"valid": true, "type": name, "details": details}));
-            } else {
-                println!("valid {name}");
-                print_details(&details);
-            }
-            Ok(ExitCode::SUCCESS)
+            doc["valid"] = json!(true);
+            doc["outcome"] = json!("valid");
+            doc["details"] = details.clone();
         }
-        Err(e) => {
-            if args.json {
-                println!(
-                    "{}",
-                    json!({"valid": false, "type": name, "error": {"kind": e.kind(), "message": e.to_string()}})
-                );
-            } else {
-                eprintln!("invalid {name}: {e}\n  reason: {}", e.kind());
-            }
-            Ok(ExitCode::FAILURE)
+        Err(failure) => {
+            let (kind, message) = failure.parts();
+            doc["valid"] = json!(false);
+            doc["outcome"] = json!(match failure {
+                Failure::Invalid { .. } => "invalid",
+                Failure::CouldNotRun { .. } => "error",
+            });
+            doc["error"] = json!({"kind": kind, "message": message});
         }
+    }
+    println!("{doc}");
+}
+
+fn print_text(outcome: &Outcome) {
+    let name = outcome.chosen.as_ref().map_or("token", |c| c.token_type.name());
+    match &outcome.result {
+        Ok(details) => {
+            println!("valid {name}");
+            if let Some(chosen) = &outcome.chosen {
+                let how = match &chosen.by {
+                    ChosenBy::TypHeader => format!(
+                        "detected from the typ header; pass --type {} to require it",
+                        chosen.token_type.option_value()
+                    ),
+                    ChosenBy::Options(options) => format!("required by {options}"),
+                };
+                println!("  {:<13}{name} ({how})", "type");
+            }
+            print_details(details);
+        }
+        Err(Failure::Invalid { kind, message }) => eprintln!("invalid {name}: {message}\n  reason: {kind}"),
+        Err(Failure::CouldNotRun { message, .. }) => eprintln!("error: {message}"),
     }
 }
 
 /// The trust anchors named on the command line, for the one trust domain given.
-fn trust_store(args: &VerifyArgs) -> Result<Arc<TrustStore>> {
-    let td = TrustDomain::parse(&args.trust_domain)
-        .with_context(|| format!("--trust-domain {:?} is not a valid trust domain", args.trust_domain))?;
-    let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
-    if let Some(path) = &args.bundle {
-        let bundle = SpiffeBundle::parse(td.clone(), input::read(path)?.as_bytes())
-            .with_context(|| format!("reading the bundle in {}", path.display()))?;
-        store.set_bundle(&bundle)?;
+fn trust_store(args: &VerifyArgs) -> Result<Arc<TrustStore>, Failure> {
+    let td = TrustDomain::parse(&args.trust_domain).map_err(|e| {
+        Failure::usage(format!(
+            "--trust-domain {:?} is not a valid trust domain: {e}",
+            args.trust_domain
+        ))
+    })?;
+    if args.bundle.is_none() && args.jwks.is_empty() {
+        return Err(Failure::usage(
+            "give the trust domain's keys with --jwks FILE or --bundle FILE",
+        ));
     }
-    for path in &args.jwks {
-        for jwk in input::public_keys(path)? {
-            for key_use in [KeyUse::WitSvid, KeyUse::JwtSvid] {
-                store
-                    .add_key(td.name(), key_use, &jwk)
-                    .with_context(|| format!("trusting the key in {}", path.display()))?;
+    let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+    let trusted = (|| -> anyhow::Result<()> {
+        use anyhow::Context;
+        if let Some(path) = &args.bundle {
+            let bundle = SpiffeBundle::parse(td.clone(), input::read(path)?.as_bytes())
+                .with_context(|| format!("reading the bundle in {}", path.display()))?;
+            store.set_bundle(&bundle)?;
+        }
+        for path in &args.jwks {
+            for jwk in input::public_keys(path)? {
+                for key_use in [KeyUse::WitSvid, KeyUse::JwtSvid] {
+                    store
+                        .add_key(td.name(), key_use, &jwk)
+                        .with_context(|| format!("trusting the key in {}", path.display()))?;
+                }
             }
         }
-    }
-    if args.bundle.is_none() && args.jwks.is_empty() {
-        bail!("give the trust domain's keys with --jwks FILE or --bundle FILE");
-    }
+        Ok(())
+    })();
+    trusted.map_err(|e| Failure::input(&e))?;
     Ok(store)
 }
 
 fn wit_verifier(args: &VerifyArgs, store: Arc<TrustStore>) -> WitVerifier {
-    let policy = match args.profile {
+    let policy = match args.profile.unwrap_or(Profile::Wimse) {
         Profile::Wimse => WitPolicy::wimse(),
         Profile::WitSvid => WitPolicy::wit_svid(),
     };
     WitVerifier::new(store, policy)
 }
 
-fn required<'a>(value: &'a Option<String>, flag: &'static str, why: &'static str) -> Result<&'a str, Error> {
-    value.as_deref().ok_or(Error::Header {
-        name: flag,
-        reason: why,
-    })
+/// An option the type being checked needs: missing, it is a usage error.
+fn required<'a>(value: Option<&'a str>, option: &str, why: &str) -> Result<&'a str, Failure> {
+    value.ok_or_else(|| Failure::usage(format!("{option} is needed: {why}")))
 }
 
-fn verify_wpt(args: &VerifyArgs, store: Arc<TrustStore>, wpt: &str, now: UnixTime) -> Result<Value, Error> {
-    let wit = input::token(required(&args.wit, "--wit", "a WPT is checked together with its WIT")?)
-        .map_err(|e| Error::Malformed(format!("{e:#}")))?;
+fn verify_wpt(
+    args: &VerifyArgs,
+    request: &Request<'_>,
+    store: Arc<TrustStore>,
+    wpt: &str,
+    now: UnixTime,
+) -> Result<Value, Failure> {
+    let wit = required(request.wit, "--wit", "a WPT is checked together with its WIT")?;
     let aud = required(
-        &args.aud,
+        args.aud.as_deref(),
         "--aud",
         "a WPT is checked for an audience (this service's URI)",
     )?;
-    let headers: Vec<(&str, &str)> = args.headers.iter().filter_map(|h| h.split_once('=')).collect();
     let verifier = WptVerifier::new(
         wit_verifier(args, store),
         WptPolicy::default(),
         Arc::new(InMemoryReplayCache::new(16)),
     );
     let tokens = ProofTokens {
-        wit: &wit,
+        wit,
         wpt,
         access_token: args.access_token.as_deref(),
         txn_token: args.txn_token.as_deref(),
-        other_tokens: &headers,
+        other_tokens: request.headers,
     };
     let proof = verifier.verify(&tokens, audience_for(aud), now)?;
     let mut details = describe_wit(&proof.wit, now);
@@ -239,8 +600,8 @@ fn verify_wpt(args: &VerifyArgs, store: Arc<TrustStore>, wpt: &str, now: UnixTim
     Ok(details)
 }
 
-fn verify_jwt_svid(args: &VerifyArgs, store: Arc<TrustStore>, token: &str, now: UnixTime) -> Result<Value, Error> {
-    let aud = required(&args.aud, "--aud", "a JWT-SVID is checked for an audience")?;
+fn verify_jwt_svid(args: &VerifyArgs, store: Arc<TrustStore>, token: &str, now: UnixTime) -> Result<Value, Failure> {
+    let aud = required(args.aud.as_deref(), "--aud", "a JWT-SVID is checked for an audience")?;
     let svid = JwtSvidVerifier::new(store, JwtSvidPolicy::default()).verify(token, aud, now)?;
     Ok(json!({
         "subject": svid.sub.as_str(),
@@ -313,9 +674,13 @@ fn print_details(details: &Value) {
     }
 }
 
-fn inspect(token: &str, as_json: bool) -> Result<ExitCode> {
+fn inspect(token: &str, as_json: bool) -> anyhow::Result<ExitCode> {
     let decoded = decode_unverified(token).map_err(|e| anyhow::anyhow!("cannot decode the token: {e}"))?;
-    let kind = Kind::of(token).map(Kind::name).unwrap_or("unrecognised token");
+    let typ = decoded.header.get("typ").and_then(Value::as_str);
+    let kind = match TokenType::fitting(&TokenType::ALL, typ).as_slice() {
+        [one] => one.name(),
+        _ => "unrecognised token",
+    };
     if as_json {
         println!(
             "{}",

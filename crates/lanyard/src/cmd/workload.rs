@@ -1,15 +1,18 @@
 //! `lanyard workload`: talk to the SPIFFE Workload API as a workload would (for debugging),
 //! or keep credentials in files for applications that do not speak it.
 
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use lanyard_core::SpiffeId;
 use lanyard_workload::files::FileWriter;
-use lanyard_workload::{EndpointAddress, WorkloadApiClient};
+use lanyard_workload::{EndpointAddress, WitSvidEntry, WorkloadApiClient};
 use serde_json::json;
+
+use crate::output::{relative, rfc3339};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum WorkloadCommand {
@@ -33,12 +36,16 @@ pub(crate) enum WorkloadCommand {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum FetchCommand {
-    /// X.509-SVIDs (certificates, keys, bundles).
+    /// X.509-SVIDs: prints a summary (identities, expiry, chains, bundles), never the
+    /// private key unless asked; --out writes the files.
     X509 {
-        /// Write svid.pem, svid_key.pem (0600) and bundle.pem into this directory
-        /// instead of printing a summary.
+        /// Only this identity (with --out: write this one; default: the first).
         #[arg(long)]
-        out: Option<PathBuf>,
+        spiffe_id: Option<String>,
+        /// Write svid.pem, svid_key.pem, bundle.pem (and federated_bundles.pem when there
+        /// are federated bundles) into this directory, all mode 0600.
+        #[command(flatten)]
+        secrets: SecretOutput,
         #[command(flatten)]
         endpoint: EndpointArg,
     },
@@ -53,11 +60,15 @@ pub(crate) enum FetchCommand {
         #[command(flatten)]
         endpoint: EndpointArg,
     },
-    /// WIT-SVIDs and their private keys (JSON).
+    /// WIT-SVIDs (JSON): identity, WIT, expiry and the public key it binds; the private
+    /// key only to files (--out) or when asked (--show-private-key).
     Wit {
-        /// Only this identity.
+        /// Only this identity (with --out: write this one; default: the first).
         #[arg(long)]
         spiffe_id: Option<String>,
+        /// Write wit.jwt and wit_key.jwk into this directory, mode 0600.
+        #[command(flatten)]
+        secrets: SecretOutput,
         #[command(flatten)]
         endpoint: EndpointArg,
     },
@@ -85,6 +96,60 @@ impl EndpointArg {
         };
         Ok(WorkloadApiClient::connect(&address).await?)
     }
+}
+
+/// Where `fetch` puts private keys: nowhere by default (only public parts are printed),
+/// files with `--out`, stdout with `--show-private-key`.
+#[derive(Args, Debug)]
+pub(crate) struct SecretOutput {
+    /// Write the credential files, private key included, into this directory (created
+    /// with mode 0700 if missing; files mode 0600). Files that exist are left alone and the
+    /// command fails, unless --force.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// With --out: replace existing files (each atomically).
+    #[arg(long, requires = "out")]
+    force: bool,
+    /// Also print the private key to stdout (a terminal, a log or a pipe may keep it).
+    #[arg(long)]
+    show_private_key: bool,
+}
+
+impl SecretOutput {
+    /// Writes `files` (name, contents) into the `--out` directory, all mode 0600: none of
+    /// them if one exists already (without `--force`), or each replaced atomically.
+    fn write(&self, dir: &Path, files: &[(&str, String)]) -> Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        if self.force {
+            for (name, contents) in files {
+                lanyard_workload::files::write_atomic(dir, name, contents.as_bytes())?;
+            }
+            return Ok(());
+        }
+        if let Some((name, _)) = files.iter().find(|(name, _)| dir.join(name).exists()) {
+            bail!(
+                "{} exists; pass --force to replace the files in {}",
+                dir.join(name).display(),
+                dir.display()
+            );
+        }
+        for (name, contents) in files {
+            crate::input::write_file(&dir.join(name), contents, true)?;
+        }
+        Ok(())
+    }
+}
+
+/// The concatenated PEM `CERTIFICATE` blocks of `certs`.
+fn certificates_pem(certs: &[lanyard_workload::CertificateDer<'_>]) -> String {
+    certs
+        .iter()
+        .map(|c| pem::encode(&pem::Pem::new("CERTIFICATE", c.to_vec())))
+        .collect()
 }
 
 /// `lanyard workload write`.
@@ -155,21 +220,59 @@ pub(crate) fn run(command: WorkloadCommand) -> Result<ExitCode> {
 
 async fn run_fetch(fetch: FetchCommand) -> Result<ExitCode> {
     match fetch {
-        FetchCommand::X509 { out, endpoint } => {
+        FetchCommand::X509 {
+            spiffe_id: wanted,
+            secrets,
+            endpoint,
+        } => {
+            let wanted = spiffe_id(wanted.as_deref())?;
             let context = endpoint.connect().await?.fetch_x509_context().await?;
-            if let Some(dir) = out {
-                let writer = FileWriter::new(&dir);
-                let id = writer.write_x509(&context)?;
-                println!("wrote the X.509-SVID of {id} to {}", dir.display());
-                return Ok(ExitCode::SUCCESS);
+            if let Some(dir) = &secrets.out {
+                let svid = match &wanted {
+                    Some(id) => context.svid_for(id),
+                    None => context.default_svid(),
+                }
+                .context("the Workload API returned no such X.509-SVID")?;
+                let mut files = vec![
+                    ("svid_key.pem", svid.key_pem()),
+                    ("svid.pem", svid.chain_pem()),
+                    ("bundle.pem", svid.bundle_pem()),
+                ];
+                if !context.federated_bundles.is_empty() {
+                    let federated = context
+                        .federated_bundles
+                        .values()
+                        .map(|c| certificates_pem(c))
+                        .collect();
+                    files.push(("federated_bundles.pem", federated));
+                }
+                secrets.write(dir, &files)?;
+                let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+                eprintln!(
+                    "wrote the X.509-SVID of {} to {} ({}; mode 0600)",
+                    svid.spiffe_id,
+                    dir.display(),
+                    names.join(", ")
+                );
             }
-            for svid in &context.svids {
-                let expires = svid.not_after().map(|t| t.as_secs()).unwrap_or(0);
+            let now = crate::input::now(None);
+            for svid in context
+                .svids
+                .iter()
+                .filter(|s| wanted.as_ref().is_none_or(|id| &s.spiffe_id == id))
+            {
                 println!("{}", svid.spiffe_id);
-                println!("  certificates {} (leaf expires at {expires})", svid.chain.len());
+                match svid.not_after() {
+                    Ok(t) => println!("  expires      {} ({})", rfc3339(t), relative(t, now)),
+                    Err(e) => println!("  expires      unknown ({e})"),
+                }
+                println!("  certificates {}", svid.chain.len());
                 println!("  bundle       {} authorities", svid.bundle.len());
                 if !svid.hint.is_empty() {
                     println!("  hint         {}", svid.hint);
+                }
+                if secrets.show_private_key {
+                    print!("{}{}", svid.chain_pem(), svid.key_pem());
                 }
             }
             for (td, certs) in &context.federated_bundles {
@@ -197,21 +300,27 @@ async fn run_fetch(fetch: FetchCommand) -> Result<ExitCode> {
         }
         FetchCommand::Wit {
             spiffe_id: wanted,
+            secrets,
             endpoint,
         } => {
             let wanted = spiffe_id(wanted.as_deref())?;
             let svids = endpoint.connect().await?.fetch_wit_svids(wanted.as_ref()).await?;
-            let shown: Vec<_> = svids
+            if let Some(dir) = &secrets.out {
+                let svid = svids.first().context("the Workload API returned no WIT-SVID")?;
+                secrets.write(
+                    dir,
+                    &[("wit_key.jwk", svid.key_jwk.clone()), ("wit.jwt", svid.token.clone())],
+                )?;
+                eprintln!(
+                    "wrote the WIT-SVID of {} to {} (wit.jwt, wit_key.jwk; mode 0600)",
+                    svid.spiffe_id,
+                    dir.display()
+                );
+            }
+            let shown = svids
                 .iter()
-                .map(|s| {
-                    json!({
-                        "spiffe_id": s.spiffe_id.to_string(),
-                        "wit": s.token,
-                        "key": serde_json::from_str::<serde_json::Value>(&s.key_jwk).unwrap_or_default(),
-                        "hint": s.hint,
-                    })
-                })
-                .collect();
+                .map(|s| describe_wit_svid(s, secrets.show_private_key))
+                .collect::<Result<Vec<_>>>()?;
             println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -243,4 +352,22 @@ async fn run_fetch(fetch: FetchCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A WIT-SVID as `fetch wit` prints it: identity, WIT, expiry and the public key the WIT
+/// binds; the private JWK only when `private` is set.
+fn describe_wit_svid(svid: &WitSvidEntry, private: bool) -> Result<serde_json::Value> {
+    let key = svid.key()?;
+    let mut shown = json!({
+        "spiffe_id": svid.spiffe_id.to_string(),
+        "wit": svid.token,
+        "exp": svid.expires_at().map(|t| t.as_secs()),
+        "expires": svid.expires_at().map(rfc3339),
+        "public_key": key.to_public(),
+        "hint": svid.hint,
+    });
+    if private {
+        shown["key"] = serde_json::to_value(&key)?;
+    }
+    Ok(shown)
 }

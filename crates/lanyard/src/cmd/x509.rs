@@ -296,13 +296,10 @@ enum GivenKey {
 }
 
 fn given_key(path: &Path) -> Result<GivenKey> {
-    let text = input::read(path)?;
-    if let Ok(block) = pem::parse(&text)
-        && block.tag() == "PUBLIC KEY"
-    {
-        return Ok(GivenKey::Public(block.into_contents()));
+    match input::public_key_pem(&input::read(path)?) {
+        Some(spki) => Ok(GivenKey::Public(spki)),
+        None => Ok(GivenKey::Private(input::signing_key(path, None)?)),
     }
-    Ok(GivenKey::Private(input::signing_key(path, None)?))
 }
 
 /// A CSR file as DER (PEM `CERTIFICATE REQUEST` or raw DER).
