@@ -214,6 +214,10 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         None => None,
     };
     let bundle_endpoint_addr = bundle_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    if let Some(bound) = bundle_endpoint_addr {
+        // What the discovery document advertises: the bound address (port 0 resolved).
+        config.bundle_endpoint_address = Some(bound.to_string());
+    }
     let relationships = config
         .federation
         .trust_domains

@@ -1345,6 +1345,22 @@ async fn https_spiffe_federation_between_two_servers() {
     .await;
     let b_addr = b.server.bundle_endpoint_addr.unwrap();
     let b_bundle = b.server.state.keys.bundle().await.unwrap();
+    // B's discovery document advertises the endpoint where it is bound (port 0 resolved).
+    let discovery = lanyard_server::endpoints::public::router(b.server.state.clone(), None);
+    let response = tower::ServiceExt::oneshot(
+        discovery,
+        http::Request::get("/.well-known/lanyard-configuration")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["spiffe_bundle_endpoint"], format!("https://{b_addr}/"), "{doc}");
 
     // Server A (example.org) federates with it, bootstrapped with B's bundle.
     let bootstrap = b_bundle.to_json();

@@ -130,8 +130,8 @@ async fn configuration(State(s): State<AppState>) -> Response {
 
 /// The URL of the `https_spiffe` bundle endpoint when one is served: `https://` and
 /// `bundle_endpoint_address`, whose wildcard host (`0.0.0.0`, `[::]`) is replaced by the
-/// public URL's host. `None` when the endpoint is not configured, or bound to port 0 (the
-/// port the OS picked is known to the listener only).
+/// public URL's host. `None` when the endpoint is not configured (or configured with port 0
+/// and not started: `server::start` records the bound address in the configuration).
 fn https_spiffe_url(s: &AppState) -> Option<String> {
     let address = s.config.bundle_endpoint_address.as_deref()?;
     let (host, port) = address.rsplit_once(':')?;
