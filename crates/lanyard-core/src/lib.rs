@@ -55,7 +55,9 @@ pub mod wimse;
 
 // Public API
 pub use alg::{AlgSet, Algorithm};
-pub use crypto::{CryptoProvider, SigningKey, VerifyingKey};
+pub use crypto::{
+    AeadAlgorithm, CryptoProvider, Digest, DigestAlgorithm, Hasher, MacAlgorithm, SigningKey, VerifyingKey,
+};
 pub use error::Error;
 pub use id::{IdError, IdErrorKind, SpiffeId, TrustDomain, WimseId, WorkloadId};
 pub use jose::{Jwk, JwkSet};
