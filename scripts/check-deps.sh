@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Enforces the dependency rules of docs/architecture.md: lanyard-core pulls in no crypto
-# backend, async runtime, HTTP, gRPC or database crate; no crate links ring or openssl.
+# backend, async runtime, HTTP, gRPC or database crate; no crate links ring or openssl;
+# only lanyard-crypto names aws-lc-rs (the crypto boundary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -15,6 +16,24 @@ for banned in ring openssl-sys boring-sys; do
   if grep -qx "$banned" <<<"$all"; then
     echo "the workspace must not link $banned (one crypto backend: aws-lc-rs)"; status=1
   fi
+done
+# The crypto boundary: lanyard-crypto is the only workspace crate with aws-lc-rs as a direct
+# dependency (of any kind) and the only one whose sources name `aws_lc_rs`. What rustls,
+# rcgen, rustls-webpki and x509-parser pull in transitively (configured for aws-lc-rs in
+# the workspace manifest) is allowed; TLS code gets its provider from
+# `lanyard_crypto::rustls_provider()`.
+direct=$(cargo metadata --format-version 1 --no-deps | python3 -c '
+import json, sys
+for package in json.load(sys.stdin)["packages"]:
+    if package["name"] != "lanyard-crypto" and any(d["name"] == "aws-lc-rs" for d in package["dependencies"]):
+        print(package["name"])
+')
+for crate in $direct; do
+  echo "$crate must not depend on aws-lc-rs directly (use the lanyard-crypto provider)"; status=1
+done
+named=$(grep -rl --include='*.rs' 'aws_lc_rs' crates | grep -v '^crates/lanyard-crypto/' || true)
+for file in $named; do
+  echo "$file names aws_lc_rs; only lanyard-crypto may (use the CryptoProvider or lanyard_crypto::rustls_provider())"; status=1
 done
 [ $status -eq 0 ] && echo "dependency rules: ok"
 exit $status

@@ -179,6 +179,9 @@ pub enum Error {
     /// The crypto provider failed (e.g. no randomness).
     #[error("crypto provider failure: {0}")]
     Crypto(String),
+    /// Authenticated decryption failed: wrong key or nonce, or altered ciphertext.
+    #[error("decryption failed: {0}")]
+    Decryption(&'static str),
 }
 
 fn kid_note(kid: &Option<String>) -> String {
@@ -221,6 +224,7 @@ impl Error {
             Error::InvalidKey(_) => "invalid_key",
             Error::InvalidBundle(_) => "invalid_bundle",
             Error::Crypto(_) => "crypto",
+            Error::Decryption(_) => "decryption_failed",
         }
     }
 

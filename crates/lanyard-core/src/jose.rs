@@ -5,12 +5,11 @@
 //! every token is size-checked before decoding, JSON objects with repeated member names
 //! are rejected, and a `crit` header always rejects (no extension is understood).
 
-mod alg;
 pub(crate) mod base64url;
 pub(crate) mod json;
 mod jwk;
 mod jws;
 
-pub use alg::{AlgSet, Algorithm};
+pub use crate::alg::{AlgSet, Algorithm};
 pub use jwk::{Jwk, JwkSet};
 pub use jws::{CompactJws, DecodedToken, JwsHeader, MAX_TOKEN_BYTES, decode_unverified, sign_compact};

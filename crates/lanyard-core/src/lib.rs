@@ -41,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+mod alg;
 mod crypto;
 mod error;
 pub mod httpsig;
@@ -53,10 +54,13 @@ mod trust;
 pub mod wimse;
 
 // Public API
-pub use crypto::{CryptoProvider, SigningKey, VerifyingKey};
+pub use alg::{AlgSet, Algorithm};
+pub use crypto::{
+    AeadAlgorithm, CryptoProvider, Digest, DigestAlgorithm, Hasher, MacAlgorithm, SigningKey, VerifyingKey,
+};
 pub use error::Error;
 pub use id::{IdError, IdErrorKind, SpiffeId, TrustDomain, WimseId, WorkloadId};
-pub use jose::{AlgSet, Algorithm, Jwk, JwkSet};
+pub use jose::{Jwk, JwkSet};
 pub use replay::{InMemoryReplayCache, ReplayCache};
 pub use spiffe::{JwtSvidIssuer, JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, VerifiedJwtSvid};
 pub use time::{Clock, FixedClock, SystemClock, UnixTime};

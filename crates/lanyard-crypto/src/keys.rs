@@ -32,7 +32,7 @@ impl fmt::Debug for PublicKey {
 /// The aws-lc-rs verification algorithm for the EC and EdDSA JWS algorithms (RSA keys go
 /// through [`rsa_params`]).
 fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
-    match alg {
+    match alg.operation() {
         Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
         Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
@@ -41,7 +41,7 @@ fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm 
 }
 
 fn rsa_params(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
-    Some(match alg {
+    Some(match alg.operation() {
         Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
         Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
         Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
@@ -53,7 +53,7 @@ fn rsa_params(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
 }
 
 fn rsa_encoding(alg: Algorithm) -> &'static dyn RsaEncoding {
-    match alg {
+    match alg.operation() {
         Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,
         Algorithm::RS512 => &signature::RSA_PKCS1_SHA512,
         Algorithm::PS256 => &signature::RSA_PSS_SHA256,
@@ -64,7 +64,7 @@ fn rsa_encoding(alg: Algorithm) -> &'static dyn RsaEncoding {
 }
 
 fn ecdsa_signing(alg: Algorithm) -> Option<&'static EcdsaSigningAlgorithm> {
-    Some(match alg {
+    Some(match alg.operation() {
         Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
         Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
@@ -74,7 +74,7 @@ fn ecdsa_signing(alg: Algorithm) -> Option<&'static EcdsaSigningAlgorithm> {
 
 /// Bytes of one coordinate on the curve `alg` uses.
 fn coordinate_len(alg: Algorithm) -> usize {
-    match alg {
+    match alg.operation() {
         Algorithm::ES256 => 32,
         Algorithm::ES384 => 48,
         _ => 66,
@@ -121,7 +121,7 @@ impl PublicKey {
     pub fn from_jwk(jwk: &Jwk, alg: Algorithm) -> Result<PublicKey, Error> {
         check_fits(jwk, alg)?;
         let rejected = |e: aws_lc_rs::error::KeyRejected| key_err(format!("{alg} public key rejected: {e}"));
-        let key = match alg {
+        let key = match alg.operation() {
             Algorithm::ES256 | Algorithm::ES384 | Algorithm::ES512 => {
                 ParsedPublicKey::new(verification_algorithm(alg), ec_point(jwk, alg)?).map_err(rejected)?
             }
@@ -186,7 +186,7 @@ impl KeyPair {
     /// Generates a key for `alg` (RSA: 2048 bits).
     pub fn generate(alg: Algorithm) -> Result<KeyPair, Error> {
         let failed = |_| Error::Crypto(format!("{alg} key generation failed"));
-        let inner = match alg {
+        let inner = match alg.operation() {
             Algorithm::EdDSA => Inner::Ed25519(Ed25519KeyPair::generate().map_err(failed)?),
             a if a.key_type() == "EC" => {
                 let signing = ecdsa_signing(a).ok_or_else(|| key_err("not an ECDSA algorithm"))?;
@@ -216,7 +216,7 @@ impl KeyPair {
         };
         check_fits(jwk, alg)?;
         let rejected = |e: aws_lc_rs::error::KeyRejected| key_err(format!("{alg} private key rejected: {e}"));
-        let inner = match alg {
+        let inner = match alg.operation() {
             Algorithm::EdDSA => Inner::Ed25519(
                 Ed25519KeyPair::from_seed_and_public_key(&jwk.member_bytes("d")?, &jwk.member_bytes("x")?)
                     .map_err(rejected)?,
@@ -263,14 +263,15 @@ impl KeyPair {
     }
 
     /// Loads a PKCS#8 private key (DER). `alg` picks the algorithm for RSA keys (EC and
-    /// Ed25519 keys imply theirs, and must agree with `alg` when it is given).
+    /// Ed25519 keys imply theirs, and must agree with `alg` when it is given; a fully
+    /// specified `alg` such as `ESP256` agrees with the key its operation needs).
     pub fn from_pkcs8_der(der: &[u8], alg: Option<Algorithm>) -> Result<KeyPair, Error> {
-        let wanted = |a: Algorithm| alg.is_none_or(|w| w == a);
+        let wanted = |a: Algorithm| alg.is_none_or(|w| w.operation() == a);
         if let Ok(k) = Ed25519KeyPair::from_pkcs8(der)
             && wanted(Algorithm::EdDSA)
         {
             return Ok(KeyPair {
-                alg: Algorithm::EdDSA,
+                alg: alg.unwrap_or(Algorithm::EdDSA),
                 kid: None,
                 inner: Inner::Ed25519(k),
             });
@@ -280,7 +281,7 @@ impl KeyPair {
             if let Ok(k) = EcdsaKeyPair::from_pkcs8(signing, der) {
                 if wanted(a) {
                     return Ok(KeyPair {
-                        alg: a,
+                        alg: alg.unwrap_or(a),
                         kid: None,
                         inner: Inner::Ecdsa(k),
                     });

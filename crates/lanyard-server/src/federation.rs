@@ -201,13 +201,11 @@ impl Relationship {
                 for root in roots {
                     store.add(root.clone()).map_err(|e| self.fetch_err(e))?;
                 }
-                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::aws_lc_rs::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| self.fetch_err(e))?
-                .with_root_certificates(store)
-                .with_no_client_auth();
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(lanyard_crypto::rustls_provider()))
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| self.fetch_err(e))?
+                    .with_root_certificates(store)
+                    .with_no_client_auth();
                 builder.use_preconfigured_tls(config)
             }
             Profile::Spiffe { endpoint_id, .. } => {

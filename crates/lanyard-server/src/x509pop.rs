@@ -31,9 +31,8 @@
 use std::fmt;
 use std::path::Path;
 
-use aws_lc_rs::hmac;
 use lanyard_api::agent::v1 as pb;
-use lanyard_core::{Algorithm, SigningKey, SpiffeId, TrustDomain, UnixTime, VerifyingKey};
+use lanyard_core::{Algorithm, MacAlgorithm, SigningKey, SpiffeId, TrustDomain, UnixTime, VerifyingKey};
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
 use tonic::Status;
 
@@ -185,8 +184,8 @@ impl X509PopError {
     }
 }
 
-/// The challenge MAC key. Its `Debug` output shows nothing of it.
-pub struct ChallengeKey(hmac::Key);
+/// The challenge MAC key (HMAC-SHA256). Its `Debug` output shows nothing of it.
+pub struct ChallengeKey(Vec<u8>);
 
 impl fmt::Debug for ChallengeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,7 +196,7 @@ impl fmt::Debug for ChallengeKey {
 impl ChallengeKey {
     /// A key from secret bytes.
     pub fn new(secret: &[u8]) -> ChallengeKey {
-        ChallengeKey(hmac::Key::new(hmac::HMAC_SHA256, secret))
+        ChallengeKey(secret.to_vec())
     }
 
     /// The key shared through `store` (created with 32 random bytes by the first caller).
@@ -224,7 +223,9 @@ impl ChallengeKey {
         challenge.extend_from_slice(&nonce);
         challenge.extend_from_slice(&expires_at.as_secs().to_be_bytes());
         challenge.extend_from_slice(&lanyard_crypto::provider().sha256(leaf_der));
-        let tag = hmac::sign(&self.0, &challenge);
+        let tag = lanyard_crypto::provider()
+            .mac(MacAlgorithm::HmacSha256, &self.0, &challenge)
+            .map_err(|e| X509PopError::Internal(e.to_string()))?;
         challenge.extend_from_slice(tag.as_ref());
         Ok(challenge)
     }
@@ -236,7 +237,9 @@ impl ChallengeKey {
             return Err(X509PopError::ForgedChallenge);
         }
         let (body, tag) = challenge.split_at(BODY_LEN);
-        hmac::verify(&self.0, body, tag).map_err(|_| X509PopError::ForgedChallenge)?;
+        lanyard_crypto::provider()
+            .mac_verify(MacAlgorithm::HmacSha256, &self.0, body, tag)
+            .map_err(|_| X509PopError::ForgedChallenge)?;
         let expiry_at = 1 + NONCE_LEN;
         let mut expiry = [0u8; 8];
         expiry.copy_from_slice(&body[expiry_at..expiry_at + 8]);

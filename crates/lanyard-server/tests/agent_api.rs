@@ -1088,16 +1088,15 @@ impl WebEndpoint {
             .subject_alt_names
             .push(rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
         let cert = params.signed_by(&key, &ca.issuer).unwrap();
-        let config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![cert.der().clone()],
-                    PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-                )
-                .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(lanyard_crypto::rustls_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+            )
+            .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://127.0.0.1:{}/", listener.local_addr().unwrap().port());

@@ -1,15 +1,16 @@
 //! Per-request cost of the server middleware, [`WorkloadAuthLayer`], in-process: each
 //! request goes through `tower::ServiceExt::oneshot` on an axum `Router` with a trivial
 //! handler and a fixed clock, with the layer in each mode and, as the baseline, without
-//! it. The raw aws-lc-rs signature verifications of the same algorithms, and the
+//! it. The raw signature verifications of the same algorithms, and the
 //! lanyard-core verifiers called directly, are measured in the same binary and run, so
 //! `docs/benchmarks-middleware.md` can subtract one from the other.
 //!
 //! Run with `cargo bench -p lanyard-tower --bench middleware`. Benchmark ids:
 //!
-//! - `raw/<alg>/verify`: one `UnparsedPublicKey::verify` over a 400-byte message (the key
-//!   is parsed on every call); `raw/<alg>/verify_parsed`: the same with a pre-parsed
-//!   `ParsedPublicKey` (what lanyard-crypto does: keys are parsed once per WIT / anchor).
+//! - `raw/<alg>/verify`: one lanyard-crypto `PublicKey` verification over a 400-byte
+//!   message, with the key parsed from its JWK on every call; `raw/<alg>/verify_parsed`:
+//!   the same with the key parsed once (what lanyard-core does: keys are parsed once per
+//!   WIT / anchor). Both are the aws-lc-rs primitive behind the provider interface.
 //! - `baseline/get`, `baseline/post_1k`: the router without the layer (a GET without a
 //!   body; a POST with a 1 KiB JSON body, which the handler reads).
 //! - `layer_mtls/get`: the layer with a request carrying a [`PeerIdentity`] extension (what
@@ -40,7 +41,6 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::signature::{self, ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -54,9 +54,10 @@ use lanyard_core::httpsig::{
 use lanyard_core::wimse::{WptCarriage, proof_headers};
 use lanyard_core::{
     Algorithm, FixedClock, InMemoryReplayCache, KeyUse, ProofTokens, ReplayCache, SigningKey, SpiffeId, TrustStore,
-    UnixTime, WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptParams, WptPolicy, WptVerifier, create_wpt,
+    UnixTime, VerifyingKey, WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptParams, WptPolicy, WptVerifier,
+    create_wpt,
 };
-use lanyard_crypto::KeyPair;
+use lanyard_crypto::{KeyPair, PublicKey};
 use lanyard_tower::mtls::PeerIdentity;
 use lanyard_tower::{Modes, WorkloadAuthConfig, WorkloadAuthLayer};
 use tokio::runtime::Runtime;
@@ -368,47 +369,24 @@ fn bench_core<V, T>(
     });
 }
 
-fn verification_alg(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
-    match alg {
-        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
-        Algorithm::EdDSA => &signature::ED25519,
-        other => panic!("no raw benchmark for {other}"),
-    }
-}
-
-/// The raw public key aws-lc-rs takes: the uncompressed point (EC) or the 32-byte key.
-fn raw_public_key(key: &KeyPair, alg: Algorithm) -> Vec<u8> {
-    let jwk = key.public_jwk();
-    match alg {
-        Algorithm::ES256 => {
-            let mut point = vec![4u8];
-            point.extend(jwk.member_bytes("x").unwrap());
-            point.extend(jwk.member_bytes("y").unwrap());
-            point
-        }
-        _ => jwk.member_bytes("x").unwrap(),
-    }
-}
-
 fn bench_raw(c: &mut Criterion, alg: Algorithm) {
     let key = KeyPair::generate(alg).unwrap();
-    let raw = raw_public_key(&key, alg);
+    let jwk = key.public_jwk();
     let msg: Vec<u8> = (0..RAW_MESSAGE_BYTES).map(|i| b'A' + (i % 26) as u8).collect();
     let sig = key.sign(&msg).unwrap();
-    let va = verification_alg(alg);
-    let parsed = ParsedPublicKey::new(va, &raw).unwrap();
-    UnparsedPublicKey::new(va, &raw).verify(&msg, &sig).unwrap();
-    parsed.verify_sig(&msg, &sig).unwrap();
+    let parsed = PublicKey::from_jwk(&jwk, alg).unwrap();
+    parsed.verify(&msg, &sig).unwrap();
     let mut g = c.benchmark_group("raw");
     g.bench_function(format!("{}/verify", alg.as_str()), |b| {
         b.iter(|| {
-            UnparsedPublicKey::new(va, black_box(raw.as_slice()))
+            PublicKey::from_jwk(black_box(&jwk), alg)
+                .unwrap()
                 .verify(black_box(&msg), black_box(&sig))
                 .unwrap();
         });
     });
     g.bench_function(format!("{}/verify_parsed", alg.as_str()), |b| {
-        b.iter(|| parsed.verify_sig(black_box(&msg), black_box(&sig)).unwrap());
+        b.iter(|| parsed.verify(black_box(&msg), black_box(&sig)).unwrap());
     });
     g.finish();
 }

@@ -125,7 +125,7 @@ impl fmt::Debug for SvidSource {
 impl SvidSource {
     /// A source with this SVID (which must have its private key) and these bundles.
     pub fn new(svid: &X509Svid, bundles: X509BundleSet) -> Result<SvidSource, Error> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(lanyard_crypto::rustls_provider());
         let current = certify(svid, &provider)?;
         Ok(SvidSource {
             provider,
@@ -411,7 +411,7 @@ enum ServerBundles {
 /// attestation): it presents no certificate and accepts servers whose SVIDs validate
 /// against `bundles` and satisfy `authorizer`. TLS 1.3 only; no session resumption.
 pub fn anonymous_client_config(bundles: X509BundleSet, authorizer: Authorizer) -> Result<ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(lanyard_crypto::rustls_provider());
     let verifier = SpiffeServerCertVerifier {
         bundles: ServerBundles::Fixed(Arc::new(bundles)),
         authorizer,

@@ -157,7 +157,9 @@ impl UnixAttestor {
             return Err(AttestError::WouldBlock);
         }
         let mut file = fs::File::open(exe).map_err(|e| inspect(pid, format!("opening the executable: {e}")))?;
-        let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut digest = lanyard_crypto::provider()
+            .hasher(lanyard_core::DigestAlgorithm::Sha256)
+            .map_err(|e| inspect(pid, format!("hashing the executable: {e}")))?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = file

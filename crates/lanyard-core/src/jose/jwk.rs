@@ -6,8 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::alg::{AlgSet, Algorithm};
 use super::{base64url, json};
+use crate::alg::{AlgSet, Algorithm};
 use crate::crypto::CryptoProvider;
 use crate::error::Error;
 
@@ -108,12 +108,13 @@ impl Jwk {
     }
 
     /// The algorithms this key could verify: its `alg` if set (when it fits the key type),
-    /// otherwise every algorithm its type and curve allow.
+    /// otherwise every polymorphic JOSE algorithm ([`Algorithm::ALL`]) its type and curve
+    /// allow (a key is only used with a fully specified algorithm when it says so).
     pub fn usable_algorithms(&self) -> Result<AlgSet, Error> {
         let fits = |a: Algorithm| a.key_type() == self.kty && a.curve() == self.crv.as_deref();
         let candidates = AlgSet::of(&Algorithm::ALL.into_iter().filter(|a| fits(*a)).collect::<Vec<_>>());
         match self.algorithm()? {
-            Some(alg) if candidates.contains(alg) => Ok(AlgSet::of(&[alg])),
+            Some(alg) if fits(alg) => Ok(AlgSet::of(&[alg])),
             Some(alg) => Err(Error::InvalidKey(format!(
                 "alg {alg} does not fit a {} key{}",
                 self.kty,

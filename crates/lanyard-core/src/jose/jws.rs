@@ -3,9 +3,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::alg::Algorithm;
 use super::base64url;
 use super::json::{self, Members};
+use crate::alg::Algorithm;
 use crate::crypto::{SigningKey, VerifyingKey};
 use crate::error::Error;
 

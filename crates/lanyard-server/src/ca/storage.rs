@@ -6,10 +6,9 @@ use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use lanyard_core::AeadAlgorithm;
 use tokio::io::AsyncWriteExt;
 
 use super::CaError;
@@ -17,6 +16,10 @@ use crate::model::{Authority, AuthorityKind};
 
 /// The first byte of an encrypted private key: the format version.
 const SEALED_V1: u8 = 1;
+/// The AEAD that seals keys at rest.
+const AEAD: AeadAlgorithm = AeadAlgorithm::Aes256Gcm;
+/// The AES-GCM nonce length.
+const NONCE_LEN: usize = 12;
 /// The AES-GCM tag length.
 const TAG_LEN: usize = 16;
 /// The longest authority ID accepted as part of a file name.
@@ -193,21 +196,15 @@ async fn write_key_file(dir: &Path, name: &str, pkcs8: &[u8]) -> Result<(), CaEr
     handle.sync_all().await.map_err(io_err(dir))
 }
 
-fn cipher(kek: &[u8; 32]) -> Result<LessSafeKey, CaError> {
-    UnboundKey::new(&AES_256_GCM, kek)
-        .map(LessSafeKey::new)
-        .map_err(|_| CaError::InvalidKek("not an AES-256 key".into()))
-}
-
 /// `0x01 || nonce || AES-256-GCM(kek, nonce, aad = id, plaintext) || tag`.
 fn encrypt(kek: &[u8; 32], id: &str, plaintext: &[u8]) -> Result<Vec<u8>, CaError> {
-    let key = cipher(kek)?;
+    let provider = lanyard_crypto::provider();
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new()
-        .fill(&mut nonce)
+    provider
+        .fill_random(&mut nonce)
         .map_err(|_| CaError::Encrypt("no randomness for the nonce".into()))?;
-    let mut body = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(id.as_bytes()), &mut body)
+    let body = provider
+        .aead_seal(AEAD, kek, &nonce, id.as_bytes(), plaintext)
         .map_err(|_| CaError::Encrypt("AES-GCM sealing failed".into()))?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + body.len());
     out.push(SEALED_V1);
@@ -225,12 +222,9 @@ fn decrypt(kek: &[u8; 32], id: &str, sealed: &[u8]) -> Result<Vec<u8>, CaError> 
         return Err(failed());
     }
     let (nonce, body) = rest.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| failed())?;
-    let mut body = body.to_vec();
-    let plaintext = cipher(kek)?
-        .open_in_place(nonce, Aad::from(id.as_bytes()), &mut body)
-        .map_err(|_| failed())?;
-    Ok(plaintext.to_vec())
+    lanyard_crypto::provider()
+        .aead_open(AEAD, kek, nonce, id.as_bytes(), body)
+        .map_err(|_| failed())
 }
 
 #[cfg(test)]

@@ -71,12 +71,11 @@ pub(crate) fn web_tls_config(cert_path: &std::path::Path, key_path: &std::path::
         .into_iter()
         .find(|p| p.tag() == "PRIVATE KEY")
         .with_context(|| format!("{}: no PRIVATE KEY (PKCS#8) block", key_path.display()))?;
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_single_cert(chain, PrivatePkcs8KeyDer::from(key.into_contents()).into())
-            .context("the public TLS certificate and key do not match")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(lanyard_crypto::rustls_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, PrivatePkcs8KeyDer::from(key.into_contents()).into())
+        .context("the public TLS certificate and key do not match")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
