@@ -12,7 +12,7 @@ use lanyard_core::cose::CoseKey;
 use lanyard_core::cwt::Confirmation;
 use lanyard_core::spice::sd_cwt::{
     AeadKey, DigestInput, Disclosure, DisclosureKind, EncryptedDisclosure, HolderSdCwt, IssuerKey, KbtParams,
-    PresentationContext, RandomSalts, SdCwtIssuer, SdCwtPolicy, SdCwtVerifier, header,
+    PresentationContext, RandomSalts, SdCwtIssuer, SdCwtPolicy, SdCwtVerifier, header, path_to_string,
 };
 use lanyard_core::{AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, SigningKey, UnixTime};
 use lanyard_crypto::KeyPair;
@@ -154,6 +154,11 @@ fn issue_present_verify_across_algorithms_and_digests() {
         // Disclose the commit only: its parent "build" comes along.
         let commit = held.select(|d| claim_key(d) == Some("commit"));
         assert_eq!(commit.len(), 1);
+        assert_eq!(path_to_string(held.path(commit[0])), "build.commit");
+        let paths: Vec<String> = (0..7).map(|i| path_to_string(held.path(i))).collect();
+        for expected in ["env", "region", "build", "selectors[1]"] {
+            assert!(paths.iter().any(|p| p == expected), "{expected} in {paths:?}");
+        }
         let nonce = [7u8; 16];
         let kbt = held.present(&commit, &params(&nonce), &w.holder).unwrap();
         let verified = w

@@ -77,6 +77,43 @@ pub const SALT_LEN: usize = 16;
 /// The deepest claims nesting accepted by default (§6.5).
 pub const MAX_CLAIMS_DEPTH: usize = 16;
 
+/// One step of the path from the claims map to a disclosed claim or element.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub enum PathSegment {
+    /// A map key.
+    Key(Value),
+    /// A position in an array (in the claims as the holder sees them).
+    Index(usize),
+}
+
+/// A path such as `build.commit`, `503.region` or `selectors[1]`: keys joined by `.`
+/// (integers as numbers, text quoted when it could be mistaken), indices in brackets.
+pub fn path_to_string(path: &[PathSegment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            PathSegment::Index(i) => out.push_str(&format!("[{i}]")),
+            PathSegment::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                match key {
+                    Value::Text(t)
+                        if !t.is_empty()
+                            && !t.contains(['.', '[', ']', '"'])
+                            && !t.starts_with(|c: char| c.is_ascii_digit() || c == '-') =>
+                    {
+                        out.push_str(t)
+                    }
+                    other => out.push_str(&crate::cbor::to_diagnostic(other)),
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What a disclosure's digest is computed over.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

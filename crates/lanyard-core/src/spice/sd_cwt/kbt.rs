@@ -10,7 +10,7 @@ use super::verify::{
     DigestTable, Restorer, SdCwtPolicy, check_sd_cwt_headers, check_sd_cwt_times, confirmation_key, decode_claims,
     presented_disclosures,
 };
-use super::{Disclosure, DisclosureKind, KBT_TYP, SdCwtErrorKind, header, sd_error};
+use super::{Disclosure, DisclosureKind, KBT_TYP, PathSegment, SdCwtErrorKind, header, sd_error};
 use crate::cbor::Value;
 use crate::cose::{CoseKey, CoseSign1, header as cose_header};
 use crate::crypto::{CryptoProvider, SigningKey, VerifyingKey};
@@ -39,6 +39,7 @@ pub struct HolderSdCwt {
     token: CoseSign1,
     disclosures: Vec<Disclosure>,
     parents: Vec<Option<usize>>,
+    paths: Vec<Vec<PathSegment>>,
     claims: Value,
     standard: StandardClaims,
     holder_key: CoseKey,
@@ -84,7 +85,7 @@ impl HolderSdCwt {
         }
         let disclosures = presented_disclosures(&token, &limits)?;
         let table = DigestTable::new(provider, sd_alg, policy.digest_input, disclosures.clone())?;
-        let mut restorer = Restorer::new(table, sd_alg.output_len(), policy.max_depth);
+        let mut restorer = Restorer::new(table, sd_alg.output_len(), policy.max_depth).recording_paths();
         let claims = restorer.restore_claims(payload, header_claims)?;
         if let Some(unused) = restorer.table.first_unused() {
             return Err(sd_error(
@@ -99,10 +100,12 @@ impl HolderSdCwt {
             ));
         }
         let parents = restorer.table.entries().iter().map(|e| e.parent).collect();
+        let paths = restorer.paths.take().unwrap_or_default();
         Ok(HolderSdCwt {
             token,
             disclosures,
             parents,
+            paths,
             claims,
             standard,
             holder_key: cnf,
@@ -122,6 +125,11 @@ impl HolderSdCwt {
     /// The disclosure whose value contains disclosure `index` (it must be presented too).
     pub fn parent(&self, index: usize) -> Option<usize> {
         self.parents.get(index).copied().flatten()
+    }
+
+    /// Where disclosure `index` sits in [`HolderSdCwt::claims`] (empty for decoys).
+    pub fn path(&self, index: usize) -> &[PathSegment] {
+        self.paths.get(index).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// All claims, every redaction disclosed (what the holder knows).

@@ -26,8 +26,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use super::DigestInput;
 use super::disclosure::digest_of;
+use super::{DigestInput, PathSegment};
 use super::{
     Disclosure, DisclosureKind, EncryptedDisclosure, KBT_MEDIA_TYPE, KBT_TYP, MAX_CLAIMS_DEPTH, NEVER_REDACTED,
     REDACTED_CLAIM_KEYS, REDACTED_ELEMENT_TAG, SD_CWT_MEDIA_TYPE, SD_CWT_TYP, SdCwtErrorKind, TO_BE_DECOY_TAG,
@@ -729,6 +729,10 @@ pub(crate) struct Restorer {
     seen: HashSet<Digest>,
     /// The disclosure whose value is being restored (for nested disclosures).
     current: Option<usize>,
+    /// Where each disclosure landed in the restored claims, when recorded (holder only).
+    pub(crate) paths: Option<Vec<Vec<PathSegment>>>,
+    /// The path of the value being restored, while recording.
+    stack: Vec<PathSegment>,
     pub(crate) disclosed: usize,
     pub(crate) decoys: usize,
     pub(crate) undisclosed: usize,
@@ -742,9 +746,35 @@ impl Restorer {
             max_depth,
             seen: HashSet::new(),
             current: None,
+            paths: None,
+            stack: Vec::new(),
             disclosed: 0,
             decoys: 0,
             undisclosed: 0,
+        }
+    }
+
+    /// Records where each disclosure lands (for the holder's selection by path).
+    pub(crate) fn recording_paths(mut self) -> Restorer {
+        self.paths = Some(vec![Vec::new(); self.table.entries.len()]);
+        self
+    }
+
+    fn enter(&mut self, segment: impl FnOnce() -> PathSegment) {
+        if self.paths.is_some() {
+            self.stack.push(segment());
+        }
+    }
+
+    fn leave(&mut self) {
+        if self.paths.is_some() {
+            self.stack.pop();
+        }
+    }
+
+    fn record(&mut self, i: usize) {
+        if let Some(paths) = &mut self.paths {
+            paths[i] = self.stack.clone();
         }
     }
 
@@ -832,12 +862,17 @@ impl Restorer {
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
+                    let position = out.len();
                     match item {
                         Value::Tag(REDACTED_ELEMENT_TAG, digest) => match self.lookup(&digest)? {
                             None => {}
                             Some(i) => match self.take(i)? {
                                 DisclosureKind::Element { value } => {
-                                    out.push(self.restore_disclosed(i, value, level + 1)?)
+                                    self.enter(|| PathSegment::Index(position));
+                                    self.record(i);
+                                    let restored = self.restore_disclosed(i, value, level + 1);
+                                    self.leave();
+                                    out.push(restored?);
                                 }
                                 DisclosureKind::Decoy => self.decoys += 1,
                                 DisclosureKind::Claim { .. } => {
@@ -848,7 +883,12 @@ impl Restorer {
                                 }
                             },
                         },
-                        other => out.push(self.restore_value(other, level + 1)?),
+                        other => {
+                            self.enter(|| PathSegment::Index(position));
+                            let restored = self.restore_value(other, level + 1);
+                            self.leave();
+                            out.push(restored?);
+                        }
                     }
                 }
                 Ok(Value::Array(out))
@@ -904,8 +944,10 @@ impl Restorer {
                     }
                 },
                 key if is_label(&key) => {
-                    let value = self.restore_value(value, level)?;
-                    out.push((key, value));
+                    self.enter(|| PathSegment::Key(key.clone()));
+                    let value = self.restore_value(value, level);
+                    self.leave();
+                    out.push((key, value?));
                 }
                 Value::Tag(..) => {
                     return Err(sd_error(
@@ -937,8 +979,11 @@ impl Restorer {
                             format!("disclosed claim {} is already in its map", cbor::to_diagnostic(&key)),
                         ));
                     }
-                    let value = self.restore_disclosed(i, value, level)?;
-                    out.push((key, value));
+                    self.enter(|| PathSegment::Key(key.clone()));
+                    self.record(i);
+                    let value = self.restore_disclosed(i, value, level);
+                    self.leave();
+                    out.push((key, value?));
                 }
                 DisclosureKind::Decoy => self.decoys += 1,
                 DisclosureKind::Element { .. } => {
