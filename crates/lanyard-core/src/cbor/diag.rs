@@ -1,5 +1,6 @@
 //! CBOR diagnostic notation (RFC 8949 §8, with the EDN conventions of RFC 8610 App. G):
-//! `h'..'` byte strings, `<< .. >>` embedded CBOR, `simple(n)`, `/ comments /`.
+//! `h'..'` byte strings, `<< .. >>` embedded CBOR, `simple(n)`, `# comments` to the end of
+//! the line.
 
 use std::fmt::Write as _;
 
@@ -16,7 +17,7 @@ pub struct DiagOptions<'a> {
     /// Byte strings for which this returns an item are printed as embedded CBOR,
     /// `<< item >>`, instead of as hex.
     pub embedded: Option<EmbeddedFn<'a>>,
-    /// A comment to print after a value (as `/ comment /`).
+    /// A comment to print after a value (as `# comment`, to the end of the line).
     pub comment: Option<CommentFn<'a>>,
 }
 
@@ -124,7 +125,8 @@ fn indent(out: &mut String, level: usize) {
 
 fn comment(out: &mut String, value: &Value, options: &DiagOptions<'_>) {
     if let Some(text) = options.comment.and_then(|f| f(value)) {
-        let _ = write!(out, "  / {} /", text.replace('/', "\\/"));
+        // An end-of-line comment (EDN `#`), so the text may contain `/`.
+        let _ = write!(out, "  # {}", text.replace('\n', " "));
     }
 }
 
@@ -213,7 +215,7 @@ mod tests {
         };
         assert_eq!(
             to_diagnostic_pretty(&v, &options),
-            "[\n  << [\n    1\n  ] >>,\n  h'ff'  / not CBOR /\n]"
+            "[\n  << [\n    1\n  ] >>,\n  h'ff'  # not CBOR\n]"
         );
     }
 }

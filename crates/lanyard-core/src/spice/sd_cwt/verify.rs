@@ -46,7 +46,8 @@ use crate::time::UnixTime;
 pub struct IssuerKey {
     /// The verifying key (bound to one algorithm).
     pub key: Arc<dyn VerifyingKey>,
-    /// The `kid` the SD-CWT's protected header names it by, if any.
+    /// The `kid` the SD-CWT's protected header names it by. A key without one is used
+    /// for any SD-CWT of its algorithm when it is the only such key without a `kid`.
     pub kid: Option<Vec<u8>>,
     /// The `iss` an SD-CWT signed by this key must carry, if checked.
     pub issuer: Option<String>,
@@ -357,13 +358,25 @@ impl SdCwtVerifier {
             });
         }
         let kid = sd_cwt.kid();
-        let mut fitting = self.issuers.iter().filter(|k| k.key.algorithm() == alg);
-        let found = match kid {
-            Some(kid) => self.issuers.iter().find(|k| k.kid.as_deref() == Some(kid)),
-            None => match (fitting.next(), fitting.next()) {
+        // A key with a kid is found by it; a key without one matches when it is the only
+        // trusted key for the algorithm (the only one without a kid, if the token has one).
+        let only = |without_kid: bool| {
+            let mut keys = self
+                .issuers
+                .iter()
+                .filter(|k| k.key.algorithm() == alg && (!without_kid || k.kid.is_none()));
+            match (keys.next(), keys.next()) {
                 (Some(key), None) => Some(key),
                 _ => None,
-            },
+            }
+        };
+        let found = match kid {
+            Some(kid) => self
+                .issuers
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .or_else(|| only(true)),
+            None => only(false),
         };
         let unknown = |reason| Error::UnknownKey {
             trust_domain: "SD-CWT issuers".into(),
