@@ -9,7 +9,7 @@
 mod key;
 mod sign1;
 
-pub use key::{CoseKey, CoseKeySet, Curve, KeyType};
+pub use key::{CoseKey, CoseKeySet, Curve, KeyMaterial, KeyType};
 pub use sign1::{CoseSign1, SIGN1_TAG};
 
 /// COSE header parameter labels (RFC 9052 §3.1, RFC 9528 §3.5.3, RFC 9597 §2, RFC 9596 §2).

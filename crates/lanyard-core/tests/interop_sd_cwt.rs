@@ -546,7 +546,22 @@ fn sd_cwt_crate_and_lanyard_accept_each_other_in_content_only_mode() {
         "sd_disclosure_unmatched"
     );
 
-    // 2. Lanyard issues in content-only mode; the crate validates it as holder and
+    // 2. Lanyard's default (full-item) tokens do not verify in the crate either...
+    let full_item = SdCwtIssuer::new(p.clone(), issuer.clone())
+        .issue(&claims(holder.as_ref()), &mut RandomSalts::new(p.clone()))
+        .unwrap()
+        .to_vec();
+    assert!(
+        sd_cwt::verify_validate_and_restore_sd_cwt(
+            &Cose2Verifier(issuer_key.clone()),
+            &full_item,
+            None,
+            sd_cwt::RestoreMode::Holder,
+            sd_cwt::SdCwtValidationOptions::default(),
+        )
+        .is_err()
+    );
+    //    ...but in content-only mode the crate validates Lanyard's SD-CWT as holder and
     //    verifies Lanyard's presentations.
     let lanyard_token = SdCwtIssuer::new(p.clone(), issuer.clone())
         .with_digest_input(DigestInput::ContentOnly)
