@@ -25,14 +25,13 @@ use std::sync::Arc;
 use common::{Report, ensure_eq};
 use lanyard_core::cbor::{self, Value};
 use lanyard_core::cose::{CoseKey, CoseSign1};
-use lanyard_core::cwt::Confirmation;
 use lanyard_core::spice::sd_cwt::{
     DigestInput, HolderSdCwt, IssuerKey, KbtParams, PresentationContext, RandomSalts, SdCwtIssuer, SdCwtPolicy,
     SdCwtVerifier,
 };
-use lanyard_core::{Algorithm, CryptoProvider, DigestAlgorithm, SigningKey, UnixTime, VerifyingKey};
+use lanyard_core::{Algorithm, CryptoProvider, DigestAlgorithm, SigningKey, UnixTime};
 use lanyard_crypto::KeyPair;
-use sd_cwt_fixtures::{hex, unhex};
+use sd_cwt_fixtures::{Cose2Signer, Cose2Verifier, hex, sd_cwt_crate_verify, unhex, workload_claims};
 use serde_json::{Value as Json, json};
 
 const NOW: UnixTime = UnixTime(1_800_000_000);
@@ -90,42 +89,6 @@ fn canonical(bytes: &[u8]) -> Result<Vec<u8>, String> {
     cbor::decode(bytes).map(|v| v.to_vec()).map_err(|e| e.to_string())
 }
 
-fn tbr(v: Value) -> Value {
-    Value::Tag(58, Box::new(v))
-}
-
-/// A workload credential with nested, array and decoy redactions.
-fn claims(holder: &dyn SigningKey) -> Value {
-    let cnf = Confirmation::Key(CoseKey::from_jwk(&holder.public_jwk()).unwrap()).to_value();
-    Value::map([
-        (Value::int(1), Value::text("https://lanyard.example.org")),
-        (Value::int(2), Value::text("spiffe://example.org/billing")),
-        (Value::int(4), Value::int(NOW.as_secs() as i64 + 3600)),
-        (Value::int(5), Value::int(NOW.as_secs() as i64 - 60)),
-        (Value::int(6), Value::int(NOW.as_secs() as i64 - 60)),
-        (Value::int(8), cnf),
-        (Value::text("trust_domain"), Value::text("example.org")),
-        (tbr(Value::text("env")), Value::text("prod")),
-        (tbr(Value::text("node")), Value::text("spiffe://example.org/agent/n1")),
-        (
-            tbr(Value::text("build")),
-            Value::map([
-                (Value::text("repo"), Value::text("git.example.org/billing")),
-                (tbr(Value::text("commit")), Value::text("4b825dc")),
-            ]),
-        ),
-        (
-            Value::text("selectors"),
-            Value::Array(vec![
-                Value::text("unix:uid:1000"),
-                tbr(Value::text("unix:sha256:ab12")),
-                Value::Tag(62, Box::new(Value::int(1))),
-            ]),
-        ),
-        (Value::Tag(62, Box::new(Value::int(2))), Value::Null),
-    ])
-}
-
 /// One Lanyard presentation: the SD-KBT, the keys, and what Lanyard restores from it.
 struct Presentation {
     id: String,
@@ -155,6 +118,7 @@ fn verifier(issuer: &KeyPair, input: DigestInput) -> SdCwtVerifier {
     .with_issuer(IssuerKey::new(key))
 }
 
+/// Lanyard's restored claims (deterministic CBOR) for [`AUDIENCE`] at [`NOW`], or the error kind.
 fn lanyard_verify(kbt: &[u8], issuer: &KeyPair, input: DigestInput) -> Result<Vec<u8>, String> {
     verifier(issuer, input)
         .verify(
@@ -216,7 +180,10 @@ fn lanyard_presentations() -> Vec<Presentation> {
         let issued = SdCwtIssuer::new(provider(), issuer.clone())
             .with_sd_alg(sd_alg)
             .with_digest_input(input)
-            .issue(&claims(holder.as_ref()), &mut RandomSalts::new(provider()))
+            .issue(
+                &workload_claims(holder.as_ref(), NOW),
+                &mut RandomSalts::new(provider()),
+            )
             .unwrap();
         let issuer_key = provider().verifying_key(&issuer.public_jwk(), issuer_alg).unwrap();
         let held = HolderSdCwt::receive(
@@ -408,65 +375,8 @@ fn lanyard_verifies_python_cwt_presentations() {
 
 // ---- The crates.io sd-cwt crate (ldclabs) ------------------------------------------
 
-/// A cose2 signer over a Lanyard key.
-struct Cose2Signer<'a>(&'a dyn SigningKey);
-
-impl cose2::Signer for Cose2Signer<'_> {
-    fn alg(&self) -> Option<cose2::Label> {
-        Some(cose2::Label::Int(self.0.algorithm().cose_id()))
-    }
-
-    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, cose2::Error> {
-        self.0.sign(data).map_err(|e| cose2::Error::custom(e.to_string()))
-    }
-}
-
-/// A cose2 verifier over a Lanyard key.
-struct Cose2Verifier(Arc<dyn VerifyingKey>);
-
-impl cose2::Verifier for Cose2Verifier {
-    fn alg(&self) -> Option<cose2::Label> {
-        Some(cose2::Label::Int(self.0.algorithm().cose_id()))
-    }
-
-    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), cose2::Error> {
-        self.0
-            .verify(data, signature)
-            .map_err(|e| cose2::Error::verify(e.to_string()))
-    }
-}
-
 fn to_cbor2(value: &Value) -> cbor2::Value {
     cbor2::from_slice(&value.to_vec()).unwrap()
-}
-
-fn from_cbor2(value: &cbor2::Value) -> Value {
-    cbor::decode(&cbor2::to_vec(value).unwrap()).unwrap()
-}
-
-/// The sd-cwt crate verifying an SD-KBT: cose2 checks the KBT signature with the holder
-/// key, then the crate verifies, validates and restores the SD-CWT in `kcwt` (it has no
-/// KBT policy of its own).
-fn sd_cwt_crate_verify(
-    kbt: &[u8],
-    issuer: Arc<dyn VerifyingKey>,
-    holder: Arc<dyn VerifyingKey>,
-) -> Result<Value, String> {
-    let message = cose2::Sign1Message::from_slice(kbt).map_err(|e| e.to_string())?;
-    message
-        .verify(&Cose2Verifier(holder), None)
-        .map_err(|e| e.to_string())?;
-    let kcwt = message.protected.get(13).ok_or("no kcwt")?;
-    let sd_cwt = cbor2::to_vec(kcwt).map_err(|e| e.to_string())?;
-    let (_, report) = sd_cwt::verify_validate_and_restore_sd_cwt(
-        &Cose2Verifier(issuer),
-        &sd_cwt,
-        None,
-        sd_cwt::RestoreMode::Verifier,
-        sd_cwt::SdCwtValidationOptions::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(from_cbor2(&report.value))
 }
 
 #[test]
@@ -477,6 +387,7 @@ fn sd_cwt_crate_and_lanyard_accept_each_other_in_content_only_mode() {
     let issuer_key = p.verifying_key(&issuer.public_jwk(), Algorithm::ESP256).unwrap();
     let holder_key = p.verifying_key(&holder.public_jwk(), Algorithm::ESP256).unwrap();
     let holder_cose = CoseKey::from_jwk(&holder.public_jwk()).unwrap();
+    let (issuer_cose2, holder_cose2) = (Cose2Verifier(issuer_key.clone()), Cose2Verifier(holder_key.clone()));
     let content_only = SdCwtPolicy {
         digest_input: DigestInput::ContentOnly,
         ..SdCwtPolicy::default()
@@ -494,7 +405,7 @@ fn sd_cwt_crate_and_lanyard_accept_each_other_in_content_only_mode() {
         salts.salt(SaltRequest::Decoy { index: 0 }).unwrap()
     };
     let issued = sd_cwt::issue_from_preissuance(
-        to_cbor2(&claims(holder.as_ref())),
+        to_cbor2(&workload_claims(holder.as_ref(), NOW)),
         &mut next_salt,
         &sd_cwt::Sha256RedactionHasher,
     )
@@ -517,20 +428,15 @@ fn sd_cwt_crate_and_lanyard_accept_each_other_in_content_only_mode() {
     assert_eq!(held.disclosures().len(), 7);
     let all: Vec<usize> = (0..held.disclosures().len()).collect();
     let kbt = held.present(&all, &params, holder.as_ref()).unwrap();
-    let verified = verifier(&issuer, DigestInput::ContentOnly)
-        .verify(
-            &kbt,
-            &PresentationContext {
-                audience: AUDIENCE,
-                nonce: None,
-            },
-            NOW,
-        )
+    let verified = lanyard_verify(&kbt, &issuer, DigestInput::ContentOnly)
         .expect("Lanyard verifies a presentation of the crate's SD-CWT");
-    assert_eq!(verified.claims.get(&Value::text("env")), Some(&Value::text("prod")));
+    assert_eq!(
+        cbor::decode(&verified).unwrap().get(&Value::text("env")),
+        Some(&Value::text("prod"))
+    );
     // The crate's own restore of the same presentation agrees with Lanyard's.
-    let theirs = sd_cwt_crate_verify(&kbt, issuer_key.clone(), holder_key.clone()).unwrap();
-    assert_eq!(theirs.to_vec(), verified.claims.to_vec());
+    let (theirs, _) = sd_cwt_crate_verify(&kbt, &issuer_cose2, &holder_cose2).unwrap();
+    assert_eq!(theirs.to_vec(), verified);
     // In its default (full-item) mode Lanyard refuses: the digests are over the arrays only.
     assert_eq!(
         HolderSdCwt::receive(
@@ -548,12 +454,12 @@ fn sd_cwt_crate_and_lanyard_accept_each_other_in_content_only_mode() {
 
     // 2. Lanyard's default (full-item) tokens do not verify in the crate either...
     let full_item = SdCwtIssuer::new(p.clone(), issuer.clone())
-        .issue(&claims(holder.as_ref()), &mut RandomSalts::new(p.clone()))
+        .issue(&workload_claims(holder.as_ref(), NOW), &mut RandomSalts::new(p.clone()))
         .unwrap()
         .to_vec();
     assert!(
         sd_cwt::verify_validate_and_restore_sd_cwt(
-            &Cose2Verifier(issuer_key.clone()),
+            &issuer_cose2,
             &full_item,
             None,
             sd_cwt::RestoreMode::Holder,
@@ -565,11 +471,11 @@ fn sd_cwt_crate_and_lanyard_accept_each_other_in_content_only_mode() {
     //    verifies Lanyard's presentations.
     let lanyard_token = SdCwtIssuer::new(p.clone(), issuer.clone())
         .with_digest_input(DigestInput::ContentOnly)
-        .issue(&claims(holder.as_ref()), &mut RandomSalts::new(p.clone()))
+        .issue(&workload_claims(holder.as_ref(), NOW), &mut RandomSalts::new(p.clone()))
         .unwrap()
         .to_vec();
     let (_, report) = sd_cwt::verify_validate_and_restore_sd_cwt(
-        &Cose2Verifier(issuer_key.clone()),
+        &issuer_cose2,
         &lanyard_token,
         None,
         sd_cwt::RestoreMode::Holder,
@@ -589,18 +495,9 @@ fn sd_cwt_crate_and_lanyard_accept_each_other_in_content_only_mode() {
     .unwrap();
     for selection in [vec![], vec![0], all.clone()] {
         let kbt = held.present(&selection, &params, holder.as_ref()).unwrap();
-        let ours = verifier(&issuer, DigestInput::ContentOnly)
-            .verify(
-                &kbt,
-                &PresentationContext {
-                    audience: AUDIENCE,
-                    nonce: None,
-                },
-                NOW,
-            )
-            .unwrap();
-        let theirs = sd_cwt_crate_verify(&kbt, issuer_key.clone(), holder_key.clone())
+        let ours = lanyard_verify(&kbt, &issuer, DigestInput::ContentOnly).unwrap();
+        let (theirs, _) = sd_cwt_crate_verify(&kbt, &issuer_cose2, &holder_cose2)
             .unwrap_or_else(|e| panic!("the sd-cwt crate refused Lanyard's presentation {selection:?}: {e}"));
-        assert_eq!(theirs.to_vec(), ours.claims.to_vec(), "selection {selection:?}");
+        assert_eq!(theirs.to_vec(), ours, "selection {selection:?}");
     }
 }

@@ -5,56 +5,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sd_cwt_fixtures;
+
 use std::sync::Arc;
 
 use lanyard_core::cbor::Value;
 use lanyard_core::cose::CoseKey;
-use lanyard_core::cwt::Confirmation;
 use lanyard_core::spice::sd_cwt::{
     AeadKey, DigestInput, Disclosure, DisclosureKind, EncryptedDisclosure, HolderSdCwt, IssuerKey, KbtParams,
-    PresentationContext, RandomSalts, SdCwtIssuer, SdCwtPolicy, SdCwtVerifier, header, path_to_string,
+    PresentationContext, RandomSalts, SdCwtIssuer, SdCwtPolicy, SdCwtVerifier, VerifiedPresentation, header,
+    path_to_string,
 };
-use lanyard_core::{AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, SigningKey, UnixTime};
+use lanyard_core::{AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, Error, SigningKey, UnixTime};
 use lanyard_crypto::KeyPair;
+use sd_cwt_fixtures::{tbr, workload_claims};
 
 const NOW: UnixTime = UnixTime(1_800_000_000);
 const AUDIENCE: &str = "https://service.example.org";
-
-fn tbr(v: Value) -> Value {
-    Value::Tag(58, Box::new(v))
-}
-
-/// A workload credential: environment, region and build provenance selectively
-/// disclosable, two nested levels, an array with a redacted element and decoys.
-fn workload_claims(holder: &KeyPair) -> Value {
-    let cnf = Confirmation::Key(CoseKey::from_jwk(&holder.public_jwk()).unwrap()).to_value();
-    Value::map([
-        (Value::int(1), Value::text("https://lanyard.example.org")),
-        (Value::int(2), Value::text("spiffe://example.org/billing")),
-        (Value::int(4), Value::int(NOW.as_secs() as i64 + 3600)),
-        (Value::int(5), Value::int(NOW.as_secs() as i64 - 60)),
-        (Value::int(6), Value::int(NOW.as_secs() as i64 - 60)),
-        (Value::int(8), cnf),
-        (tbr(Value::text("env")), Value::text("prod")),
-        (tbr(Value::text("region")), Value::text("eu-west-1")),
-        (
-            tbr(Value::text("build")),
-            Value::map([
-                (Value::text("repo"), Value::text("git.example.org/billing")),
-                (tbr(Value::text("commit")), Value::text("4b825dc")),
-            ]),
-        ),
-        (
-            Value::text("selectors"),
-            Value::Array(vec![
-                Value::text("unix:uid:1000"),
-                tbr(Value::text("unix:sha256:ab12")),
-                Value::Tag(62, Box::new(Value::int(1))),
-            ]),
-        ),
-        (Value::Tag(62, Box::new(Value::int(2))), Value::Null),
-    ])
-}
 
 struct World {
     provider: Arc<dyn CryptoProvider>,
@@ -77,7 +44,7 @@ impl World {
             .with_sd_alg(sd_alg)
             .with_digest_input(input)
             .issue(
-                &workload_claims(&self.holder),
+                &workload_claims(&self.holder, NOW),
                 &mut RandomSalts::new(self.provider.clone()),
             )
             .unwrap()
@@ -116,6 +83,20 @@ impl World {
             IssuerKey::new(issuer_public)
                 .with_kid(b"issuer-1".to_vec())
                 .with_issuer("https://lanyard.example.org"),
+        )
+    }
+}
+
+impl World {
+    /// Verifies `kbt` for [`AUDIENCE`] and `nonce` at [`NOW`].
+    fn verify(&self, kbt: &[u8], nonce: Option<&[u8]>, input: DigestInput) -> Result<VerifiedPresentation, Error> {
+        self.verifier(input).verify(
+            kbt,
+            &PresentationContext {
+                audience: AUDIENCE,
+                nonce,
+            },
+            NOW,
         )
     }
 }
@@ -161,17 +142,7 @@ fn issue_present_verify_across_algorithms_and_digests() {
         }
         let nonce = [7u8; 16];
         let kbt = held.present(&commit, &params(&nonce), &w.holder).unwrap();
-        let verified = w
-            .verifier(DigestInput::FullItem)
-            .verify(
-                &kbt,
-                &PresentationContext {
-                    audience: AUDIENCE,
-                    nonce: Some(&nonce),
-                },
-                NOW,
-            )
-            .unwrap();
+        let verified = w.verify(&kbt, Some(&nonce), DigestInput::FullItem).unwrap();
         let claims = &verified.claims;
         assert_eq!(
             claims.get(&Value::text("build")),
@@ -204,17 +175,7 @@ fn nothing_disclosed_omits_sd_claims() {
     let presented = held.presented(&[]).unwrap();
     assert!(presented.unprotected_value(header::SD_CLAIMS).is_none());
     let kbt = held.present(&[], &params(b"n"), &w.holder).unwrap();
-    let verified = w
-        .verifier(DigestInput::FullItem)
-        .verify(
-            &kbt,
-            &PresentationContext {
-                audience: AUDIENCE,
-                nonce: Some(b"n"),
-            },
-            NOW,
-        )
-        .unwrap();
+    let verified = w.verify(&kbt, Some(b"n"), DigestInput::FullItem).unwrap();
     assert_eq!(verified.disclosed, 0);
     // env, region, build and a decoy at the top; an element and a decoy in selectors
     // (commit is inside build, never reached).
@@ -341,7 +302,7 @@ fn encrypted_disclosures_round_trip_with_key_context() {
 fn issuer_refuses_unsafe_claim_sets() {
     let w = world(Algorithm::ESP256, Algorithm::ESP256);
     let issuer = SdCwtIssuer::new(w.provider.clone(), w.issuer_key.clone());
-    let base = workload_claims(&w.holder);
+    let base = workload_claims(&w.holder, NOW);
     let with = |extra: (Value, Value)| {
         let Value::Map(mut entries) = base.clone() else {
             unreachable!()

@@ -130,6 +130,33 @@ fn comment(out: &mut String, value: &Value, options: &DiagOptions<'_>) {
     }
 }
 
+/// The elements of an array (no key) or the entries of a map, one per line.
+fn write_block(
+    out: &mut String,
+    (open, close): (char, char),
+    entries: &[(Option<&Value>, &Value)],
+    level: usize,
+    options: &DiagOptions<'_>,
+) {
+    out.push(open);
+    for (i, (key, value)) in entries.iter().enumerate() {
+        out.push('\n');
+        indent(out, level + 1);
+        if let Some(key) = key {
+            write_compact(out, key);
+            out.push_str(": ");
+        }
+        write_pretty(out, value, level + 1, options);
+        if i + 1 < entries.len() {
+            out.push(',');
+        }
+        comment(out, value, options);
+    }
+    out.push('\n');
+    indent(out, level);
+    out.push(close);
+}
+
 fn write_pretty(out: &mut String, value: &Value, level: usize, options: &DiagOptions<'_>) {
     match value {
         Value::Bytes(b) => {
@@ -142,36 +169,12 @@ fn write_pretty(out: &mut String, value: &Value, level: usize, options: &DiagOpt
             }
         }
         Value::Array(items) if !items.is_empty() => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                out.push('\n');
-                indent(out, level + 1);
-                write_pretty(out, item, level + 1, options);
-                if i + 1 < items.len() {
-                    out.push(',');
-                }
-                comment(out, item, options);
-            }
-            out.push('\n');
-            indent(out, level);
-            out.push(']');
+            let entries: Vec<(Option<&Value>, &Value)> = items.iter().map(|v| (None, v)).collect();
+            write_block(out, ('[', ']'), &entries, level, options);
         }
         Value::Map(entries) if !entries.is_empty() => {
-            out.push('{');
-            for (i, (k, v)) in entries.iter().enumerate() {
-                out.push('\n');
-                indent(out, level + 1);
-                write_compact(out, k);
-                out.push_str(": ");
-                write_pretty(out, v, level + 1, options);
-                if i + 1 < entries.len() {
-                    out.push(',');
-                }
-                comment(out, v, options);
-            }
-            out.push('\n');
-            indent(out, level);
-            out.push('}');
+            let entries: Vec<(Option<&Value>, &Value)> = entries.iter().map(|(k, v)| (Some(k), v)).collect();
+            write_block(out, ('{', '}'), &entries, level, options);
         }
         Value::Tag(tag, content) => {
             let _ = write!(out, "{tag}(");

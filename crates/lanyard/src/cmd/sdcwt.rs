@@ -68,6 +68,18 @@ impl SdAlg {
     }
 }
 
+/// Options every SD-CWT command shares.
+#[derive(Args, Debug)]
+struct Common {
+    /// Digests cover only the disclosure arrays (as the `sd-cwt` crate does), not the
+    /// whole byte strings.
+    #[arg(long)]
+    content_only: bool,
+    /// Act as of this Unix time instead of now.
+    #[arg(long)]
+    now: Option<u64>,
+}
+
 /// Where a token goes: raw CBOR on stdout, or hex.
 #[derive(Args, Debug)]
 struct Output {
@@ -110,12 +122,8 @@ pub(crate) struct IssueArgs {
     /// The disclosure digest algorithm.
     #[arg(long, value_enum, default_value_t = SdAlg::Sha256)]
     sd_alg: SdAlg,
-    /// Digest only the disclosure array (as the `sd-cwt` crate does), not the whole byte string.
-    #[arg(long)]
-    content_only: bool,
-    /// Issue as of this Unix time instead of now.
-    #[arg(long)]
-    now: Option<u64>,
+    #[command(flatten)]
+    common: Common,
     #[command(flatten)]
     output: Output,
 }
@@ -143,12 +151,8 @@ pub(crate) struct PresentArgs {
     /// The verifier's nonce (hex), signed as `cnonce`.
     #[arg(long)]
     nonce: Option<String>,
-    /// The SD-CWT digests only the disclosure arrays (`sd-cwt` crate style).
-    #[arg(long)]
-    content_only: bool,
-    /// Present as of this Unix time instead of now.
-    #[arg(long)]
-    now: Option<u64>,
+    #[command(flatten)]
+    common: Common,
     #[command(flatten)]
     output: Output,
 }
@@ -169,12 +173,8 @@ pub(crate) struct VerifyArgs {
     /// The nonce this verifier issued (hex): the SD-KBT's `cnonce` must be it.
     #[arg(long)]
     nonce: Option<String>,
-    /// Digests cover only the disclosure arrays (`sd-cwt` crate style).
-    #[arg(long)]
-    content_only: bool,
-    /// Verify as of this Unix time instead of now.
-    #[arg(long)]
-    now: Option<u64>,
+    #[command(flatten)]
+    common: Common,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -430,7 +430,7 @@ fn issue(args: &IssueArgs) -> Result<ExitCode> {
         kid: None,
         ..public_jwk(&args.holder)?
     })?;
-    let now = NumericDate::from(input::now(args.now)).0;
+    let now = NumericDate::from(input::now(args.common.now)).0;
     let mut claims = match &args.claims {
         Some(path) => {
             let json: serde_json::Value =
@@ -465,7 +465,7 @@ fn issue(args: &IssueArgs) -> Result<ExitCode> {
     }
     let mut issuer = SdCwtIssuer::new(provider.clone(), key)
         .with_sd_alg(args.sd_alg.digest())
-        .with_digest_input(policy(args.content_only).digest_input);
+        .with_digest_input(policy(args.common.content_only).digest_input);
     if let Some(kid) = &args.kid {
         issuer = issuer.with_kid(kid.as_bytes().to_vec());
     }
@@ -486,13 +486,13 @@ fn present(args: &PresentArgs) -> Result<ExitCode> {
     let token = read_token(&args.token)?;
     let holder = signing_key(&args.key)?;
     let issuer_key = issuer_key_for(provider.as_ref(), &public_jwk(&args.issuer)?, &token)?;
-    let now = input::now(args.now);
+    let now = input::now(args.common.now);
     let held = HolderSdCwt::receive(
         &token,
         issuer_key.as_ref(),
         &holder_cose_key(&holder)?,
         provider.as_ref(),
-        &policy(args.content_only),
+        &policy(args.common.content_only),
         now,
     )?;
     let selection = if args.disclose_all {
@@ -537,7 +537,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     let provider = lanyard_crypto::provider();
     let token = read_token(&args.token)?;
     let alg = sd_cwt_of(&token).and_then(|t| Ok(t.algorithm()?));
-    let mut verifier = SdCwtVerifier::new(provider.clone(), policy(args.content_only));
+    let mut verifier = SdCwtVerifier::new(provider.clone(), policy(args.common.content_only));
     if let Ok(alg) = alg {
         for path in &args.issuer {
             let jwk = public_jwk(path)?;
@@ -553,7 +553,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
         audience: &args.aud,
         nonce: nonce.as_deref(),
     };
-    match verifier.verify(&token, &context, input::now(args.now)) {
+    match verifier.verify(&token, &context, input::now(args.common.now)) {
         Ok(verified) => {
             if args.json {
                 let claims = display_json(&verified.claims);

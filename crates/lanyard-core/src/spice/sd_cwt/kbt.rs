@@ -92,13 +92,7 @@ impl HolderSdCwt {
         let limits = policy.limits();
         let token = CoseSign1::decode(bytes, &limits)?;
         let (sd_alg, _) = check_sd_cwt_headers(&token, policy)?;
-        let alg = token.algorithm()?;
-        if !policy.issuer_algorithms.contains(alg) {
-            return Err(Error::AlgorithmNotAllowed {
-                alg: alg.to_string(),
-                reason: "not allowed for SD-CWT issuers by the policy",
-            });
-        }
+        policy.issuer_algorithm(&token)?;
         if let Some(issuer_key) = issuer_key {
             token.verify(issuer_key)?;
         }

@@ -33,7 +33,7 @@ use super::{
     REDACTED_CLAIM_KEYS, REDACTED_ELEMENT_TAG, SD_CWT_MEDIA_TYPE, SD_CWT_TYP, SdCwtErrorKind, TO_BE_DECOY_TAG,
     TO_BE_REDACTED_TAG, check_header, check_safe_key, check_safe_value, header, is_label, sd_error,
 };
-use crate::alg::AlgSet;
+use crate::alg::{AlgSet, Algorithm};
 use crate::cbor::{self, Limits, Value};
 use crate::cose::{CoseKey, CoseSign1, header as cose_header};
 use crate::crypto::{AeadAlgorithm, CryptoProvider, Digest, DigestAlgorithm, VerifyingKey};
@@ -141,6 +141,18 @@ impl Default for SdCwtPolicy {
 }
 
 impl SdCwtPolicy {
+    /// The SD-CWT's `alg`, if the policy allows issuers to sign with it.
+    pub(crate) fn issuer_algorithm(&self, sd_cwt: &CoseSign1) -> Result<Algorithm, Error> {
+        let alg = sd_cwt.algorithm()?;
+        if !self.issuer_algorithms.contains(alg) {
+            return Err(Error::AlgorithmNotAllowed {
+                alg: alg.to_string(),
+                reason: "not allowed for SD-CWT issuers by the policy",
+            });
+        }
+        Ok(alg)
+    }
+
     /// The CBOR limits for one decode: the size limit, and the claims depth plus room
     /// for the COSE framing (the exact §6.5 depth is checked by the restore walk).
     pub(crate) fn limits(&self) -> Limits {
@@ -350,13 +362,7 @@ impl SdCwtVerifier {
     }
 
     fn issuer_key(&self, sd_cwt: &CoseSign1) -> Result<&IssuerKey, Error> {
-        let alg = sd_cwt.algorithm()?;
-        if !self.policy.issuer_algorithms.contains(alg) {
-            return Err(Error::AlgorithmNotAllowed {
-                alg: alg.to_string(),
-                reason: "not allowed for SD-CWT issuers by the policy",
-            });
-        }
+        let alg = self.policy.issuer_algorithm(sd_cwt)?;
         let kid = sd_cwt.kid();
         // A key with a kid is found by it; a key without one matches when it is the only
         // trusted key for the algorithm (the only one without a kid, if the token has one).
