@@ -365,3 +365,53 @@ fn issuer_refuses_unsafe_claim_sets() {
     }
     assert_eq!(kind(&with((Value::text("deep"), deep))), "sd_too_deep");
 }
+
+#[test]
+fn large_presentations_use_the_digest_index_with_the_same_rules() {
+    // More than 16 disclosures: lookups go through a hash index instead of a scan.
+    let w = world(Algorithm::ESP256, Algorithm::ESP256);
+    let Value::Map(mut entries) = workload_claims(&w.holder, NOW) else {
+        unreachable!()
+    };
+    for i in 0..20 {
+        entries.push((tbr(Value::text(format!("extra-{i}"))), Value::int(i)));
+    }
+    let token = SdCwtIssuer::new(w.provider.clone(), w.issuer_key.clone())
+        .issue(&Value::Map(entries), &mut RandomSalts::new(w.provider.clone()))
+        .unwrap()
+        .to_vec();
+    let held = w.receive(&token, DigestInput::FullItem);
+    assert_eq!(held.disclosures().len(), 27);
+    let all: Vec<usize> = (0..27).collect();
+    let kbt = held.present(&all, &params(b"n"), &w.holder).unwrap();
+    let verified = w.verify(&kbt, Some(b"n"), DigestInput::FullItem).unwrap();
+    assert_eq!(verified.claims.get(&Value::text("extra-19")), Some(&Value::int(19)));
+    assert_eq!(verified.decoys, 2);
+
+    // The same disclosure twice among 28 is still refused.
+    let mut presented = held.presented(&all).unwrap();
+    let mut disclosures: Vec<Value> = held.disclosures().iter().map(|d| d.to_value()).collect();
+    disclosures.push(disclosures[3].clone());
+    presented
+        .set_unprotected(vec![(Value::int(header::SD_CLAIMS), Value::Array(disclosures))])
+        .unwrap();
+    let kbt = lanyard_core::cose::CoseSign1::sign(
+        vec![
+            (Value::int(13), presented.to_value()),
+            (Value::int(16), Value::int(294)),
+        ],
+        vec![],
+        Value::map([
+            (Value::int(3), Value::text(AUDIENCE)),
+            (Value::int(6), Value::int(NOW.as_secs() as i64)),
+        ])
+        .to_vec(),
+        &w.holder,
+    )
+    .unwrap()
+    .to_vec();
+    assert_eq!(
+        w.verify(&kbt, None, DigestInput::FullItem).unwrap_err().kind(),
+        "sd_duplicate_disclosure"
+    );
+}

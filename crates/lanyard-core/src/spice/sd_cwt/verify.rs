@@ -22,7 +22,7 @@
 //!    at the position its digest had, no key conflicts, never-redacted claims never
 //!    restored, nesting limit); any disclosure left unused rejects the presentation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -690,10 +690,13 @@ fn check_kbt_claims(
     Ok(())
 }
 
-/// The disclosures of one SD-CWT by digest.
+/// The disclosures of one SD-CWT by digest. Small tables (the usual presentation) are
+/// searched linearly, which is cheaper than hashing every digest in the payload; larger
+/// ones get an index, so a presentation full of disclosures costs linear time.
 pub(crate) struct DigestTable {
     entries: Vec<TableEntry>,
-    index: HashMap<Digest, usize>,
+    digests: Vec<Digest>,
+    index: Option<HashMap<Digest, usize>>,
 }
 
 pub(crate) struct TableEntry {
@@ -703,6 +706,9 @@ pub(crate) struct TableEntry {
     pub(crate) parent: Option<usize>,
 }
 
+/// Above this many disclosures, lookups go through a hash index.
+const LINEAR_LOOKUP_MAX: usize = 16;
+
 impl DigestTable {
     pub(crate) fn new(
         provider: &dyn CryptoProvider,
@@ -710,24 +716,38 @@ impl DigestTable {
         input: DigestInput,
         disclosures: Vec<Disclosure>,
     ) -> Result<DigestTable, Error> {
-        let mut index = HashMap::with_capacity(disclosures.len());
-        let mut entries = Vec::with_capacity(disclosures.len());
+        let mut table = DigestTable {
+            entries: Vec::with_capacity(disclosures.len()),
+            digests: Vec::with_capacity(disclosures.len()),
+            index: (disclosures.len() > LINEAR_LOOKUP_MAX).then(|| HashMap::with_capacity(disclosures.len())),
+        };
         for (i, disclosure) in disclosures.into_iter().enumerate() {
             let digest = digest_of(provider, alg, input, disclosure.encoded())?;
-            if index.insert(digest, i).is_some() {
+            let repeated = match &mut table.index {
+                Some(index) => index.insert(digest, i).is_some(),
+                None => table.digests.contains(&digest),
+            };
+            if repeated {
                 return Err(sd_error(
                     SdCwtErrorKind::DuplicateDisclosure,
                     format!("disclosure {i} repeats an earlier one"),
                 ));
             }
-            let kind = disclosure.into_kind();
-            entries.push(TableEntry {
-                kind: Some(kind),
+            table.digests.push(digest);
+            table.entries.push(TableEntry {
+                kind: Some(disclosure.into_kind()),
                 used: false,
                 parent: None,
             });
         }
-        Ok(DigestTable { entries, index })
+        Ok(table)
+    }
+
+    fn find(&self, digest: &[u8]) -> Option<usize> {
+        match &self.index {
+            Some(index) => Digest::from_slice(digest).and_then(|d| index.get(&d).copied()),
+            None => self.digests.iter().position(|d| d.as_bytes() == digest),
+        }
     }
 
     pub(crate) fn first_unused(&self) -> Option<usize> {
@@ -745,7 +765,6 @@ pub(crate) struct Restorer {
     pub(crate) table: DigestTable,
     digest_len: usize,
     max_depth: usize,
-    seen: HashSet<Digest>,
     /// The disclosure whose value is being restored (for nested disclosures).
     current: Option<usize>,
     /// Where each disclosure landed in the restored claims, when recorded (holder only).
@@ -763,7 +782,6 @@ impl Restorer {
             table,
             digest_len,
             max_depth,
-            seen: HashSet::new(),
             current: None,
             paths: None,
             stack: Vec::new(),
@@ -825,7 +843,8 @@ impl Restorer {
         Ok(Value::Map(claims))
     }
 
-    /// Looks a digest up; `Some` marks the disclosure used.
+    /// Looks a digest up; `Some` marks the disclosure used. A disclosure's digest found a
+    /// second time (in another place) is an error: each disclosure matches exactly one.
     fn lookup(&mut self, digest: &Value) -> Result<Option<usize>, Error> {
         let bytes = match digest {
             Value::Bytes(b) if b.len() == self.digest_len => b,
@@ -840,18 +859,15 @@ impl Restorer {
                 ));
             }
         };
-        let digest = Digest::from_slice(bytes)
-            .ok_or_else(|| sd_error(SdCwtErrorKind::InvalidDigest, "a redacted claim hash is too long"))?;
-        if !self.seen.insert(digest) {
-            return Err(sd_error(
-                SdCwtErrorKind::DigestReused,
-                "a redacted claim hash appears twice",
-            ));
-        }
-        let found = self.table.index.get(&digest).copied();
-        match found {
+        match self.table.find(bytes) {
             Some(i) => {
                 let entry = &mut self.table.entries[i];
+                if entry.used {
+                    return Err(sd_error(
+                        SdCwtErrorKind::DigestReused,
+                        format!("the digest of disclosure {i} appears twice"),
+                    ));
+                }
                 entry.used = true;
                 entry.parent = self.current;
                 Ok(Some(i))
