@@ -123,7 +123,7 @@ mod label {
 
 /// The public key material of a [`CoseKey`].
 #[non_exhaustive]
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyMaterial {
     /// An EC2 public key: uncompressed coordinates.
     Ec2 {
