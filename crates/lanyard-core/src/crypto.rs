@@ -140,7 +140,7 @@ impl fmt::Display for DigestAlgorithm {
 }
 
 /// The output of a hash function or MAC: at most 64 bytes, held without allocating.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Digest {
     len: u8,
     bytes: [u8; Digest::MAX_LEN],
@@ -163,6 +163,13 @@ impl Digest {
     /// The digest bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::hash::Hash for Digest {
+    /// Hashes the digest bytes only (not the unused tail of the buffer).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 

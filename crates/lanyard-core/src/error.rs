@@ -2,7 +2,10 @@
 //! header, which identifier rule), and [`Error::kind`] gives a stable machine-readable
 //! code that the conformance vectors and the CLI's `--json` output use.
 
+use crate::cbor::CborError;
+use crate::cose::CoseErrorKind;
 use crate::id::IdError;
+use crate::spice::sd_cwt::SdCwtErrorKind;
 
 /// Everything that can go wrong while parsing, issuing or verifying a credential.
 #[non_exhaustive]
@@ -182,6 +185,25 @@ pub enum Error {
     /// Authenticated decryption failed: wrong key or nonce, or altered ciphertext.
     #[error("decryption failed: {0}")]
     Decryption(&'static str),
+    /// CBOR input broke the strict profile of [`crate::cbor`]; the kind names the rule.
+    #[error("invalid CBOR: {0}")]
+    Cbor(#[from] CborError),
+    /// A COSE structure (RFC 9052) is malformed.
+    #[error("invalid COSE: {detail}")]
+    Cose {
+        /// Which rule was broken.
+        kind: CoseErrorKind,
+        /// What exactly is wrong.
+        detail: String,
+    },
+    /// An SD-CWT or SD-KBT broke a rule of draft-ietf-spice-sd-cwt.
+    #[error("invalid SD-CWT: {detail}")]
+    SdCwt {
+        /// Which rule was broken.
+        kind: SdCwtErrorKind,
+        /// What exactly is wrong.
+        detail: String,
+    },
 }
 
 fn kid_note(kid: &Option<String>) -> String {
@@ -225,6 +247,9 @@ impl Error {
             Error::InvalidBundle(_) => "invalid_bundle",
             Error::Crypto(_) => "crypto",
             Error::Decryption(_) => "decryption_failed",
+            Error::Cbor(e) => e.kind.as_str(),
+            Error::Cose { kind, .. } => kind.as_str(),
+            Error::SdCwt { kind, .. } => kind.as_str(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Lanyard's protocol library: workload identifiers, JOSE, WIMSE WITs and WPTs, SPIFFE
-//! JWT-SVIDs and trust bundles — parsed strictly, issued, and verified.
+//! JWT-SVIDs and trust bundles, and strict CBOR, COSE, CWT and SPICE SD-CWTs — parsed
+//! strictly, issued, and verified.
 //!
 //! It does no I/O and links no crypto library: keys, signatures, hashes and randomness
 //! come from a [`CryptoProvider`] (use `lanyard_crypto::provider()`), and every check takes
@@ -42,12 +43,16 @@
 #![forbid(unsafe_code)]
 
 mod alg;
+pub mod cbor;
+pub mod cose;
 mod crypto;
+pub mod cwt;
 mod error;
 pub mod httpsig;
 pub mod id;
 pub mod jose;
 mod replay;
+pub mod spice;
 pub mod spiffe;
 mod time;
 mod trust;

@@ -7,15 +7,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sd_cwt_fixtures;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use lanyard_core::cbor;
+use lanyard_core::cose::CoseKey;
 use lanyard_core::jose::decode_unverified;
-use lanyard_core::{
-    Error, InMemoryReplayCache, Jwk, JwtSvidPolicy, JwtSvidVerifier, KeyUse, ProofTokens, TrustStore, UnixTime,
-    WitPolicy, WitVerifier, WorkloadId, WptPolicy, WptVerifier,
+use lanyard_core::spice::glue_id::GlueId;
+use lanyard_core::spice::oidc_claims;
+use lanyard_core::spice::sd_cwt::{
+    AeadKey, DigestInput, HolderSdCwt, IssuerKey, KbtParams, PresentationContext, SdCwtIssuer, SdCwtPolicy,
+    SdCwtVerifier,
 };
+use lanyard_core::{
+    AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, Error, InMemoryReplayCache, Jwk, JwtSvidPolicy,
+    JwtSvidVerifier, KeyUse, ProofTokens, TrustStore, UnixTime, VerifyingKey, WitPolicy, WitVerifier, WorkloadId,
+    WptPolicy, WptVerifier,
+};
+use sd_cwt_fixtures::{DeterministicSigner, FixedSalts, hex, unhex};
 use serde_json::{Map, Value};
 
 fn vectors_dir() -> PathBuf {
@@ -248,5 +260,221 @@ fn jwt_svid_vectors() {
             expect_outcome(case, result, |svid| check_claims(case, &svid.claims))
         }
         other => Err(format!("unexpected kind {other:?}")),
+    });
+}
+
+/// The SD-CWT draft's keys and the verifier set-up shared by the `sd_cwt` cases.
+struct SdCwtFixture {
+    provider: Arc<dyn CryptoProvider>,
+    keys: Map<String, Value>,
+    issuer_public: Arc<dyn VerifyingKey>,
+    holder: CoseKey,
+}
+
+impl SdCwtFixture {
+    fn new(doc: &Value) -> SdCwtFixture {
+        let provider = lanyard_crypto::provider();
+        let keys = doc["keys"].as_object().expect("keys").clone();
+        let jwk = |name: &str| Jwk::from_json(keys[name].to_string().as_bytes()).expect("key");
+        let issuer_public = provider
+            .verifying_key(&jwk("issuer").to_public(), Algorithm::ES384)
+            .expect("issuer key");
+        let holder = CoseKey::from_jwk(&jwk("holder").to_public()).expect("holder key");
+        SdCwtFixture {
+            provider,
+            keys,
+            issuer_public,
+            holder,
+        }
+    }
+
+    fn private(&self, name: &str) -> Jwk {
+        Jwk::from_json(self.keys[name].to_string().as_bytes()).expect("key")
+    }
+
+    fn policy(case: &Value) -> SdCwtPolicy {
+        let mut policy = SdCwtPolicy::default();
+        if let Some(max) = case["policy"]["max_size"].as_u64() {
+            policy.max_size = max as usize;
+        }
+        if case["policy"]["digest_input"].as_str() == Some("content") {
+            policy.digest_input = DigestInput::ContentOnly;
+        }
+        policy
+    }
+
+    fn verifier(&self, case: &Value) -> SdCwtVerifier {
+        let issuer = IssuerKey::new(self.issuer_public.clone())
+            .with_kid(b"https://issuer.example/cose-key3".to_vec())
+            .with_issuer("https://issuer.example");
+        let mut verifier = SdCwtVerifier::new(self.provider.clone(), Self::policy(case)).with_issuer(issuer);
+        for key in case["aead"].as_array().into_iter().flatten() {
+            verifier = verifier.with_aead_key(AeadKey::new(
+                AeadAlgorithm::Aes128Gcm,
+                unhex(key["key"].as_str().expect("aead key")),
+                key["context"].as_str().map(cbor::Value::text),
+            ));
+        }
+        verifier
+    }
+}
+
+/// The restored claims must be exactly the case's (compared as deterministic CBOR).
+fn check_restored(case: &Value, claims: &cbor::Value) -> Result<(), String> {
+    let want = s(case, "claims").ok_or("a valid case needs claims")?;
+    let got = hex(&claims.to_vec());
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "restored claims differ:\n got {}\nwant {}",
+            cbor::to_diagnostic(claims),
+            s(case, "claims_edn").unwrap_or(want)
+        ))
+    }
+}
+
+fn bytes_equal(what: &str, got: &[u8], want: &str) -> Result<(), String> {
+    if hex(got) == want {
+        Ok(())
+    } else {
+        Err(format!("{what} differs:\n got {}\nwant {want}", hex(got)))
+    }
+}
+
+#[test]
+fn sd_cwt_vectors() {
+    let fx = SdCwtFixture::new(&load("sd_cwt/cases.json"));
+    run("sd_cwt/cases.json", |case| {
+        let now = UnixTime(case["now"].as_u64().unwrap_or(0));
+        match s(case, "kind") {
+            Some("verify") => {
+                let token = unhex(s(case, "token").ok_or("no token")?);
+                let nonce = s(case, "nonce").map(unhex);
+                let context = PresentationContext {
+                    audience: s(case, "audience").ok_or("no audience")?,
+                    nonce: nonce.as_deref(),
+                };
+                let result = fx.verifier(case).verify(&token, &context, now);
+                expect_outcome(case, result, |v| check_restored(case, &v.claims))
+            }
+            Some("holder") => {
+                let token = unhex(s(case, "token").ok_or("no token")?);
+                let result = HolderSdCwt::receive(
+                    &token,
+                    fx.issuer_public.as_ref(),
+                    &fx.holder,
+                    fx.provider.as_ref(),
+                    &SdCwtFixture::policy(case),
+                    now,
+                );
+                expect_outcome(case, result, |h| check_restored(case, h.claims()))
+            }
+            Some("issue") => {
+                let input = cbor::decode(&unhex(s(case, "input").ok_or("no input")?)).map_err(|e| e.to_string())?;
+                let alg = Algorithm::from_cose_id(case["alg"].as_i64().unwrap_or(0)).map_err(|e| e.to_string())?;
+                let signer = Arc::new(DeterministicSigner::from_jwk(&fx.private("issuer"), alg));
+                let sd_alg = DigestAlgorithm::from_cose_id(case["sd_alg"].as_i64().unwrap_or(0)).ok_or("sd_alg")?;
+                let issuer = SdCwtIssuer::new(fx.provider.clone(), signer)
+                    .with_kid(unhex(s(case, "kid").ok_or("no kid")?))
+                    .with_sd_alg(sd_alg);
+                let mut salts =
+                    FixedSalts::from_hex(case["salts"].as_array().into_iter().flatten().filter_map(Value::as_str));
+                let result = issuer.issue(&input, &mut salts);
+                expect_outcome(case, result, |issued| {
+                    bytes_equal(
+                        "the issued SD-CWT",
+                        &issued.to_vec(),
+                        s(case, "token").unwrap_or_default(),
+                    )
+                })
+            }
+            Some("present") => {
+                let token = unhex(s(case, "token").ok_or("no token")?);
+                let policy = SdCwtPolicy::default();
+                let held = HolderSdCwt::receive(
+                    &token,
+                    fx.issuer_public.as_ref(),
+                    &fx.holder,
+                    fx.provider.as_ref(),
+                    &policy,
+                    now,
+                )
+                .map_err(|e| format!("receive: {e}"))?;
+                let select: Vec<usize> = case["select"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64)
+                    .map(|i| i as usize)
+                    .collect();
+                let cnonce = s(case, "cnonce").map(unhex);
+                let params = KbtParams {
+                    audience: s(case, "audience").ok_or("no audience")?,
+                    issued_at: case["iat"].as_u64().map(UnixTime),
+                    cnonce: cnonce.as_deref(),
+                    ..KbtParams::default()
+                };
+                let signer = DeterministicSigner::from_jwk(&fx.private("holder"), Algorithm::ES256);
+                let result = held.present(&select, &params, &signer);
+                expect_outcome(case, result, |kbt| {
+                    bytes_equal("the SD-KBT", &kbt, s(case, "kbt").unwrap_or_default())
+                })
+            }
+            other => Err(format!("unexpected kind {other:?}")),
+        }
+    });
+}
+
+#[test]
+fn glue_id_vectors() {
+    run("spice/glue_id.json", |case| {
+        let input = s(case, "input").ok_or("no input")?;
+        match (GlueId::parse(input), case["valid"].as_bool()) {
+            (Ok(id), Some(true)) => {
+                for (what, got, want) in [
+                    ("canonical form", id.as_str(), s(case, "canonical")),
+                    ("authority", id.authority(), s(case, "authority")),
+                    ("external identifier", id.external_id(), s(case, "external")),
+                ] {
+                    if Some(got) != want {
+                        return Err(format!("{what} {got:?}, want {want:?}"));
+                    }
+                }
+                if id.equivalent_urn().as_deref() != s(case, "equivalent") {
+                    return Err(format!("equivalent URN {:?}", id.equivalent_urn()));
+                }
+                match (GlueId::parse_canonical(input), s(case, "strict")) {
+                    (Ok(strict), Some("valid")) if strict == id => Ok(()),
+                    (Err(e), Some(kind)) if e.kind.as_str() == kind => Ok(()),
+                    (other, want) => Err(format!("parse_canonical gave {other:?}, want {want:?}")),
+                }
+            }
+            (Err(e), Some(false)) if Some(e.kind.as_str()) == s(case, "error") => Ok(()),
+            (Err(e), Some(false)) => Err(format!(
+                "expected {}, got {}",
+                s(case, "error").unwrap_or("?"),
+                e.kind.as_str()
+            )),
+            (Ok(id), _) => Err(format!("accepted as {id}")),
+            (Err(e), _) => Err(format!("rejected: {e}")),
+        }
+    });
+}
+
+#[test]
+fn oidc_cwt_vectors() {
+    run("spice/oidc_cwt.json", |case| {
+        let json = case["json"].as_object().ok_or("no json")?;
+        expect_outcome(case, oidc_claims::json_to_cbor(json), |cwt| {
+            bytes_equal("the CWT claims", &cwt.to_vec(), s(case, "cbor").unwrap_or_default())?;
+            // And back: the same JWT claims object.
+            let back = oidc_claims::cbor_to_json(&cwt).map_err(|e| e.to_string())?;
+            if &back == json {
+                Ok(())
+            } else {
+                Err(format!("CBOR to JSON gave {back:?}"))
+            }
+        })
     });
 }

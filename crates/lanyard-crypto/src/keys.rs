@@ -14,6 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lanyard_core::{Algorithm, Error, Jwk, SigningKey, VerifyingKey};
 use pkcs1::der::Decode;
+use pkcs8::ObjectIdentifier;
+use pkcs8::spki::SubjectPublicKeyInfoRef;
 
 /// A public key parsed for one algorithm.
 pub struct PublicKey {
@@ -144,6 +146,79 @@ impl PublicKey {
         };
         Ok(PublicKey { alg, key })
     }
+}
+
+/// The public JWK (no `alg`) of a SubjectPublicKeyInfo (DER): an EC key on P-256, P-384 or
+/// P-521, an Ed25519 key, or an RSA key.
+pub fn jwk_from_spki_der(der: &[u8]) -> Result<Jwk, Error> {
+    const EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+    const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    const CURVES: [(&str, &str, usize); 3] = [
+        ("1.2.840.10045.3.1.7", "P-256", 32),
+        ("1.3.132.0.34", "P-384", 48),
+        ("1.3.132.0.35", "P-521", 66),
+    ];
+    let spki =
+        SubjectPublicKeyInfoRef::from_der(der).map_err(|e| key_err(format!("not a SubjectPublicKeyInfo: {e}")))?;
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| key_err("the public key bit string has unused bits"))?;
+    let oid = spki.algorithm.oid;
+    if oid == EC {
+        let curve = spki
+            .algorithm
+            .parameters_oid()
+            .map_err(|e| key_err(format!("EC key without a named curve: {e}")))?;
+        let (_, crv, len) = CURVES
+            .iter()
+            .find(|(id, _, _)| ObjectIdentifier::new(id).ok() == Some(curve))
+            .ok_or_else(|| key_err(format!("unsupported EC curve {curve}")))?;
+        if key.len() != 1 + 2 * len || key[0] != 4 {
+            return Err(key_err(format!("an uncompressed {crv} point is {} bytes", 1 + 2 * len)));
+        }
+        return Ok(Jwk {
+            kty: "EC".into(),
+            crv: Some((*crv).into()),
+            x: Some(b64(&key[1..=*len])),
+            y: Some(b64(&key[1 + len..])),
+            ..Jwk::default()
+        });
+    }
+    if oid == ED25519 {
+        if key.len() != 32 {
+            return Err(key_err("Ed25519 public keys are 32 bytes"));
+        }
+        return Ok(Jwk {
+            kty: "OKP".into(),
+            crv: Some("Ed25519".into()),
+            x: Some(b64(key)),
+            ..Jwk::default()
+        });
+    }
+    if oid == RSA {
+        let rsa = pkcs1::RsaPublicKey::from_der(key).map_err(|e| key_err(format!("PKCS#1: {e}")))?;
+        return Ok(Jwk {
+            kty: "RSA".into(),
+            n: Some(b64(rsa.modulus.as_bytes())),
+            e: Some(b64(rsa.public_exponent.as_bytes())),
+            ..Jwk::default()
+        });
+    }
+    Err(key_err(format!("unsupported public key algorithm {oid}")))
+}
+
+/// The public JWK (no `alg`) of a `PUBLIC KEY` PEM (SubjectPublicKeyInfo).
+pub fn jwk_from_public_pem(text: &str) -> Result<Jwk, Error> {
+    let block = pem::parse(text).map_err(|e| key_err(format!("not PEM: {e}")))?;
+    if block.tag() != "PUBLIC KEY" {
+        return Err(key_err(format!(
+            "expected a PUBLIC KEY PEM block, found {}",
+            block.tag()
+        )));
+    }
+    jwk_from_spki_der(block.contents())
 }
 
 impl VerifyingKey for PublicKey {

@@ -32,7 +32,7 @@ use lanyard_core::{
     VerifyingKey,
 };
 
-pub use keys::{KeyPair, PublicKey};
+pub use keys::{KeyPair, PublicKey, jwk_from_public_pem, jwk_from_spki_der};
 
 /// The aws-lc-rs [`CryptoProvider`].
 #[derive(Debug, Default, Clone, Copy)]

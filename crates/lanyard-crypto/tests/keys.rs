@@ -104,3 +104,28 @@ fn random_and_hash() {
     // SHA-256("abc"), FIPS 180-2 example.
     assert_eq!(p.sha256(b"abc")[..4], [0xba, 0x78, 0x16, 0xbf]);
 }
+
+#[test]
+fn public_pem_round_trips_to_the_same_jwk() {
+    for alg in [
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::ES512,
+        Algorithm::EdDSA,
+        Algorithm::RS256,
+    ] {
+        let key = KeyPair::generate(alg).unwrap();
+        let jwk = lanyard_crypto::jwk_from_public_pem(&key.public_pem().unwrap()).unwrap();
+        let expected = Jwk {
+            alg: None,
+            ..key.public_jwk()
+        };
+        assert_eq!(jwk, expected, "{alg}");
+    }
+    assert_eq!(
+        lanyard_crypto::jwk_from_public_pem("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")
+            .unwrap_err()
+            .kind(),
+        "invalid_key"
+    );
+}

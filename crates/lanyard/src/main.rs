@@ -54,6 +54,9 @@ enum Command {
     /// Sign requests and check captured requests/responses (HTTP Message Signatures).
     #[command(subcommand)]
     Httpsig(cmd::httpsig::HttpsigCommand),
+    /// Selectively disclosable CWTs (SPICE SD-CWT): issue, present, verify, inspect.
+    #[command(subcommand)]
+    Sdcwt(cmd::sdcwt::SdcwtCommand),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Bundle(a) => cmd::bundle::run(a),
         Command::Httpsig(c) => cmd::httpsig::run(c),
         Command::X509(c) => cmd::x509::run(c),
+        Command::Sdcwt(c) => cmd::sdcwt::run(c),
     };
     match result {
         Ok(code) => code,

@@ -39,14 +39,13 @@ struct Step {
     expected_failure: Option<String>,
 }
 
-/// The commands of the README's walkthrough, in order (setup lines that build or change
-/// directory are left out: the test runs the binary under test in a fresh directory).
-fn readme_steps() -> Vec<Step> {
+/// The commands of one README section (from the `section` heading to the `next` one), in
+/// order (setup lines that build or change directory are left out: the test runs the
+/// binary under test in a fresh directory).
+fn readme_steps(section: &str, next: &str) -> Vec<Step> {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
-    let start = readme
-        .find("## Tokens by hand, step by step")
-        .expect("walkthrough section");
-    let end = start + readme[start..].find("## Using the library").expect("section after it");
+    let start = readme.find(section).expect("walkthrough section");
+    let end = start + readme[start..].find(next).expect("section after it");
     let mut steps: Vec<Step> = Vec::new();
     let mut in_block = false;
     let mut pending = String::new();
@@ -87,13 +86,12 @@ fn readme_steps() -> Vec<Step> {
     steps
 }
 
-#[test]
-fn readme_walkthrough_works_as_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let steps = readme_steps();
-    assert!(steps.len() >= 10, "walkthrough has {} commands", steps.len());
+/// Runs each step; failures must be the ones the README announces. Returns every step's
+/// output.
+fn run_steps(dir: &Path, steps: Vec<Step>) -> Vec<(String, Output)> {
+    let mut outputs = Vec::new();
     for step in steps {
-        let out = sh(dir.path(), &step.command);
+        let out = sh(dir, &step.command);
         match &step.expected_failure {
             None => assert!(
                 out.status.success(),
@@ -112,9 +110,53 @@ fn readme_walkthrough_works_as_written() {
                 );
             }
         }
-        if step.command.starts_with("lanyard token verify") && step.expected_failure.is_none() {
+        outputs.push((step.command, out));
+    }
+    outputs
+}
+
+#[test]
+fn readme_walkthrough_works_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = readme_steps("## Tokens by hand, step by step", "## Selective disclosure with SD-CWT");
+    assert!(steps.len() >= 10, "walkthrough has {} commands", steps.len());
+    for (command, out) in run_steps(dir.path(), steps) {
+        if command.starts_with("lanyard token verify") && out.status.success() {
             assert!(text(&out.stdout).starts_with("valid "), "{}", text(&out.stdout));
         }
+    }
+}
+
+#[test]
+fn readme_sd_cwt_round_trip_works_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = readme_steps("## Selective disclosure with SD-CWT", "## Using the library");
+    assert!(steps.len() >= 8, "the SD-CWT section has {} commands", steps.len());
+    let outputs = run_steps(dir.path(), steps);
+    let inspected = outputs
+        .iter()
+        .find(|(c, _)| c.starts_with("lanyard sdcwt inspect"))
+        .map(|(_, o)| text(&o.stdout))
+        .unwrap();
+    assert!(inspected.starts_with("NOT VERIFIED"), "{inspected}");
+    for hidden in [
+        "\"env\" = \"prod\"",
+        "\"region\" = \"eu-west-1\"",
+        "\"commit\" = \"4b825dc\"",
+        "decoy",
+    ] {
+        assert!(inspected.contains(hidden), "inspect shows {hidden}: {inspected}");
+    }
+    let (_, verified) = outputs
+        .iter()
+        .find(|(c, o)| c.starts_with("lanyard sdcwt verify") && o.status.success())
+        .unwrap();
+    let verified = text(&verified.stdout);
+    assert!(verified.starts_with("valid SD-KBT"), "{verified}");
+    assert!(verified.contains("\"region\": \"eu-west-1\""), "{verified}");
+    assert!(verified.contains("\"repo\": \"git.example.org/billing\""), "{verified}");
+    for hidden in ["prod", "4b825dc", "\"env\"", "\"commit\""] {
+        assert!(!verified.contains(hidden), "{hidden} must stay hidden: {verified}");
     }
 }
 
@@ -702,4 +744,133 @@ fn verify_json_reports_every_outcome_and_the_status_says_which() {
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);
     assert!(help.contains("Exit status") && help.contains("2 "), "{help}");
+}
+
+/// `lanyard sdcwt interop` follows INTEROP.md (draft-ietf-spice-sd-cwt @2db464c): the
+/// draft's SD-KBT verifies to the expected claims, and Lanyard's own issue → present →
+/// verify chain works over stdin/stdout with a nonce list and a disclosure list.
+#[test]
+fn sdcwt_interop_contract() {
+    use lanyard_core::DigestAlgorithm;
+    use lanyard_core::cbor::{self, Value};
+
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vectors/sd_cwt");
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vectors.join("cases.json")).unwrap()).unwrap();
+    let case = |id: &str| {
+        cases["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let unhex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["issuer_privkey.pem", "holder_privkey.pem", "kbt.cbor"] {
+        std::fs::copy(vectors.join("draft").join(file), dir.path().join(file)).unwrap();
+    }
+    // The issuer's public key as the draft prints it (Appendix C.2).
+    std::fs::write(
+        dir.path().join("issuer_pub.pem"),
+        "-----BEGIN PUBLIC KEY-----\nMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEwxeYsMeIX6NSj7+HfltMOm3GelpdxrMH\n\
+         tyjDclkm8qvl+0lkzZHjlIpUk/brtsu/j2x+x2FpHK03TE2qk4dFPxgFjs5Y6wqO\nhKBVox+3+SFLJ1CVIsFZ52T4cR4RYJVU\n\
+         -----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let run = |args: &str, stdin: Vec<u8>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lanyard"))
+            .args(["sdcwt", "interop"])
+            .args(args.split_whitespace())
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), &stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    let target = run("target", Vec::new());
+    assert_eq!(text(&target.stdout), "lanyard");
+    // The wrapper programs the harness runs.
+    let wrapper = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/sd-cwt-wg/target"))
+        .env("LANYARD", env!("CARGO_BIN_EXE_lanyard"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&wrapper.stdout), "lanyard");
+
+    let kbt = std::fs::read(dir.path().join("kbt.cbor")).unwrap();
+    let verified = run(
+        "verify --issuer issuer_pub.pem --audience https://verifier.example/app --time 1725244238",
+        kbt.clone(),
+    );
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    assert_eq!(verified.stdout, unhex(case("draft-kbt")["claims"].as_str().unwrap()));
+    let no_audience = run("verify --issuer issuer_pub.pem --time 1725244238", kbt.clone());
+    assert_eq!(
+        no_audience.stdout, verified.stdout,
+        "without --audience the audience is not checked"
+    );
+    let wrong = run(
+        "verify --issuer issuer_pub.pem --audience https://other.example --time 1725244238",
+        kbt.clone(),
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("wrong audience"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let ignore = run("verify --issuer-key ignore --time 1725244238", kbt);
+    assert!(!ignore.status.success());
+
+    // issue with a nonce list pinning the license disclosure's salt.
+    let provider = lanyard_crypto::provider();
+    let license_key = provider
+        .digest(
+            DigestAlgorithm::Sha256,
+            &Value::Array(vec![Value::text("ABCD-123456"), Value::int(501)]).to_vec(),
+        )
+        .unwrap();
+    let license_key: String = license_key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(
+        dir.path().join("nonces.csv"),
+        format!("{license_key},bae611067bb823486797da1ebbb52f83\n"),
+    )
+    .unwrap();
+    let input = unhex(case("issue-draft-issuer-cwt")["input"].as_str().unwrap());
+    let issued = run("issue issuer_privkey.pem --nonces nonces.csv --time 1725244238", input);
+    assert!(issued.status.success(), "{}", text(&issued.stderr));
+    let used = std::fs::read_to_string(dir.path().join("nonce_list.out")).unwrap();
+    assert_eq!(used.lines().count(), 5, "{used}");
+    assert!(
+        used.contains(&format!("{license_key},bae611067bb823486797da1ebbb52f83")),
+        "{used}"
+    );
+
+    // present only the license claim, by its salt.
+    let list = Value::Array(vec![Value::bytes(unhex("bae611067bb823486797da1ebbb52f83"))]).to_vec();
+    std::fs::write(dir.path().join("disclose.cbor"), list).unwrap();
+    let presented = run(
+        "present holder_privkey.pem --issuer issuer_pub.pem --disclosure_list disclose.cbor --time 1725244238",
+        issued.stdout,
+    );
+    assert!(presented.status.success(), "{}", text(&presented.stderr));
+    let verified = run("verify --issuer issuer_pub.pem --time 1725244238", presented.stdout);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    let claims = cbor::decode(&verified.stdout).unwrap();
+    assert_eq!(claims.get_int(501), Some(&Value::text("ABCD-123456")));
+    assert_eq!(claims.get_int(503).and_then(|m| m.get(&Value::text("region"))), None);
+    assert_eq!(
+        claims.get_int(502).and_then(Value::as_array).map(<[Value]>::len),
+        Some(1)
+    );
 }
