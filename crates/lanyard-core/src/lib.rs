@@ -44,6 +44,7 @@
 mod alg;
 mod crypto;
 mod error;
+pub mod hex;
 pub mod httpsig;
 pub mod id;
 pub mod jose;

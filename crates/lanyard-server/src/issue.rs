@@ -29,7 +29,7 @@ fn check_domain(state: &AppState, id: &str, trust_domain: &str) -> Result<(), Se
 fn random_id() -> Result<String, ServerError> {
     let mut bytes = [0u8; 16];
     lanyard_crypto::provider().fill_random(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(lanyard_core::hex::encode(&bytes))
 }
 
 /// Issues a WIT binding `sub` to the public key `cnf` (which must carry `alg`).

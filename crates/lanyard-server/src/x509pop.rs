@@ -32,7 +32,7 @@ use std::fmt;
 use std::path::Path;
 
 use lanyard_api::agent::v1 as pb;
-use lanyard_core::{Algorithm, MacAlgorithm, SigningKey, SpiffeId, TrustDomain, UnixTime, VerifyingKey};
+use lanyard_core::{Algorithm, MacAlgorithm, SigningKey, SpiffeId, TrustDomain, UnixTime, VerifyingKey, hex};
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
 use tonic::Status;
 
@@ -81,10 +81,6 @@ pub fn agent_id(trust_domain: &TrustDomain, leaf_der: &[u8]) -> Result<SpiffeId,
     lanyard_x509::node::x509pop_agent_id(trust_domain, leaf_der).map_err(|e| X509PopError::Internal(e.to_string()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The node selectors recorded for an attested node (SPIRE's x509pop selectors, with
 /// SHA-256 fingerprints): `x509pop:subject:cn:<CN>` (when the leaf has one),
 /// `x509pop:serialnumber:<hex>` and `x509pop:leaf:fingerprint:<SHA-256 hex>`.
@@ -102,7 +98,7 @@ pub fn selectors(leaf_der: &[u8], verified: &VerifiedCert) -> Vec<Selector> {
     out.push(selector(format!("serialnumber:{}", verified.serial)));
     out.push(selector(format!(
         "leaf:fingerprint:{}",
-        hex(&lanyard_crypto::provider().sha256(leaf_der))
+        hex::encode(&lanyard_crypto::provider().sha256(leaf_der))
     )));
     out
 }

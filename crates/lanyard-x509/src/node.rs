@@ -2,7 +2,7 @@
 //! get, and the message an x509pop proof signs (`proto/lanyard/agent/v1/agent.proto`,
 //! `X509PopChallengeResponse`).
 
-use lanyard_core::{SpiffeId, TrustDomain};
+use lanyard_core::{SpiffeId, TrustDomain, hex};
 
 use crate::error::Error;
 
@@ -11,10 +11,6 @@ pub const AGENT_PATH_PREFIX: &str = "/lanyard/agent/";
 
 /// The domain-separation prefix of the x509pop proof.
 pub const X509POP_SIGNATURE_CONTEXT: &[u8] = b"lanyard-x509pop-v1";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn agent_id(td: &TrustDomain, rest: &str) -> Result<SpiffeId, Error> {
     SpiffeId::from_parts(td, &format!("{AGENT_PATH_PREFIX}{rest}")).map_err(|source| Error::InvalidIdentifier {
@@ -25,7 +21,7 @@ fn agent_id(td: &TrustDomain, rest: &str) -> Result<SpiffeId, Error> {
 
 /// SHA-256 of a join token in lowercase hex (what the server stores instead of the token).
 pub fn join_token_hash(token: &str) -> String {
-    hex(&lanyard_crypto::provider().sha256(token.as_bytes()))
+    hex::encode(&lanyard_crypto::provider().sha256(token.as_bytes()))
 }
 
 /// The agent ID a join token attests: `spiffe://<td>/lanyard/agent/join_token/<token id>`,
@@ -39,7 +35,7 @@ pub fn join_token_agent_id(td: &TrustDomain, token: &str) -> Result<SpiffeId, Er
 pub fn x509pop_agent_id(td: &TrustDomain, leaf_der: &[u8]) -> Result<SpiffeId, Error> {
     agent_id(
         td,
-        &format!("x509pop/{}", hex(&lanyard_crypto::provider().sha256(leaf_der))),
+        &format!("x509pop/{}", hex::encode(&lanyard_crypto::provider().sha256(leaf_der))),
     )
 }
 

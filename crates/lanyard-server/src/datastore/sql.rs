@@ -30,7 +30,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
 
-use lanyard_core::{SpiffeId, UnixTime, WorkloadId};
+use lanyard_core::{SpiffeId, UnixTime, WorkloadId, hex};
 
 use super::{DataStore, EntryEvent, EntryFilter, StoreError, TokenUse};
 use crate::model::{Agent, Authority, AuthorityKind, AuthorityStatus, Entry, EntrySpec, Selector};
@@ -287,22 +287,12 @@ fn ttl_param(ttl: u64, name: &str) -> Result<i64, StoreError> {
     i64::try_from(ttl).map_err(|_| StoreError::Invalid(format!("{name} is too large")))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
 fn new_entry_id() -> Result<String, StoreError> {
     let mut id = [0u8; 16];
     lanyard_crypto::provider()
         .fill_random(&mut id)
         .map_err(|e| StoreError::Backend(format!("generating an entry ID: {e}")))?;
-    Ok(hex(&id))
+    Ok(hex::encode(&id))
 }
 
 fn check_token_hash(token_hash: &str) -> Result<(), StoreError> {
@@ -388,7 +378,7 @@ fn entry_key(spec: &EntrySpec) -> Result<String, StoreError> {
         spec.parent_id.as_str(),
         selectors,
     ))?;
-    Ok(hex(&lanyard_crypto::provider().sha256(canonical.as_bytes())))
+    Ok(hex::encode(&lanyard_crypto::provider().sha256(canonical.as_bytes())))
 }
 
 fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {

@@ -236,7 +236,7 @@ pub async fn new_join_token(s: &AppState, ttl: u64) -> Result<(String, UnixTime)
     let provider = lanyard_crypto::provider();
     let mut secret = [0u8; 24];
     provider.fill_random(&mut secret)?;
-    let token: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let token = lanyard_core::hex::encode(&secret);
     let hash = lanyard_x509::node::join_token_hash(&token);
     let expires_at = s.clock.now().plus(ttl);
     s.store.create_join_token(&hash, expires_at).await?;
