@@ -6,7 +6,7 @@
 //!    configured CAs, at the current time, any extended key usage; the leaf must not be a
 //!    CA and must allow `digitalSignature`) and answers with a challenge.
 //! 2. The agent sends the chain again, the challenge, and a signature by the node key over
-//!    [`x509pop_signed_message`]`(challenge, csr)`; the server validates the chain again,
+//!    [`node::x509pop_signed_message`]`(challenge, csr)`; the server validates the chain again,
 //!    checks the challenge and the signature, and issues the agent SVID for the CSR's key.
 //!
 //! # The challenge
@@ -32,15 +32,14 @@ use std::fmt;
 use std::path::Path;
 
 use lanyard_api::agent::v1 as pb;
-use lanyard_core::{Algorithm, MacAlgorithm, SigningKey, SpiffeId, TrustDomain, UnixTime, VerifyingKey, hex};
+use lanyard_api::node;
+use lanyard_core::{Algorithm, MacAlgorithm, SpiffeId, TrustDomain, UnixTime, VerifyingKey, hex};
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
 use tonic::Status;
 
 use crate::datastore::{DataStore, StoreError};
 use crate::model::Selector;
 
-/// The domain-separation prefix of the signed message.
-pub use lanyard_x509::node::X509POP_SIGNATURE_CONTEXT as SIGNATURE_CONTEXT;
 /// How long a challenge is accepted, in seconds.
 pub const CHALLENGE_TTL: u64 = 60;
 /// The signature algorithms accepted in `X509PopChallengeResponse.signature_algorithm`.
@@ -58,27 +57,11 @@ const BODY_LEN: usize = 1 + NONCE_LEN + 8 + HASH_LEN;
 /// The length of a challenge.
 pub const CHALLENGE_LEN: usize = BODY_LEN + MAC_LEN;
 
-pub use lanyard_x509::node::x509pop_signed_message;
-
-/// The agent's answer to a challenge: signs [`x509pop_signed_message`] with the node key
-/// (whose algorithm must be one of [`ALGORITHMS`]) and names the algorithm.
-pub fn challenge_response(
-    node_key: &dyn SigningKey,
-    challenge: &[u8],
-    csr: &[u8],
-) -> Result<pb::X509PopChallengeResponse, lanyard_core::Error> {
-    let signature = node_key.sign(&x509pop_signed_message(challenge, csr))?;
-    Ok(pb::X509PopChallengeResponse {
-        challenge: challenge.to_vec(),
-        signature_algorithm: node_key.algorithm().as_str().to_owned(),
-        signature,
-    })
-}
-
 /// The agent ID of a node certificate:
 /// `spiffe://<td>/lanyard/agent/x509pop/<SHA-256 hex of the leaf DER>`.
 pub fn agent_id(trust_domain: &TrustDomain, leaf_der: &[u8]) -> Result<SpiffeId, X509PopError> {
-    lanyard_x509::node::x509pop_agent_id(trust_domain, leaf_der).map_err(|e| X509PopError::Internal(e.to_string()))
+    node::x509pop_agent_id(trust_domain, leaf_der, &*lanyard_crypto::provider())
+        .map_err(|e| X509PopError::Internal(e.to_string()))
 }
 
 /// The node selectors recorded for an attested node (SPIRE's x509pop selectors, with
@@ -296,7 +279,7 @@ impl X509Pop {
     }
 
     /// Step 2: checks the challenge and the signature over
-    /// [`x509pop_signed_message`]`(challenge, csr)` with the (already verified) leaf's key.
+    /// [`node::x509pop_signed_message`]`(challenge, csr)` with the (already verified) leaf's key.
     pub fn check_response(
         &self,
         leaf_der: &[u8],
@@ -319,7 +302,10 @@ impl X509Pop {
             alg: alg.as_str().to_owned(),
             reason: e.to_string(),
         })?;
-        key.verify(&x509pop_signed_message(&response.challenge, csr), &response.signature)
-            .map_err(|_| X509PopError::BadSignature)
+        key.verify(
+            &node::x509pop_signed_message(&response.challenge, csr, &*lanyard_crypto::provider()),
+            &response.signature,
+        )
+        .map_err(|_| X509PopError::BadSignature)
     }
 }

@@ -813,7 +813,9 @@ impl Harness {
         challenge: &[u8],
         csr: Vec<u8>,
     ) -> Result<pb::AgentCredentials, tonic::Status> {
-        let answer = lanyard_server::x509pop::challenge_response(&node.key, challenge, &csr).unwrap();
+        let answer =
+            lanyard_api::node::x509pop_challenge_response(&node.key, challenge, &csr, &*lanyard_crypto::provider())
+                .unwrap();
         self.x509pop_step2(node, answer, csr).await
     }
 
@@ -957,12 +959,16 @@ async fn x509pop_refusals() {
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // A signature by another key.
-    let forged = lanyard_server::x509pop::challenge_response(&other_node.key, &challenge, &csr).unwrap();
+    let forged =
+        lanyard_api::node::x509pop_challenge_response(&other_node.key, &challenge, &csr, &*lanyard_crypto::provider())
+            .unwrap();
     let err = h.x509pop_step2(&node, forged, csr.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // The CSR swapped after signing.
-    let signed = lanyard_server::x509pop::challenge_response(&node.key, &challenge, &csr).unwrap();
+    let signed =
+        lanyard_api::node::x509pop_challenge_response(&node.key, &challenge, &csr, &*lanyard_crypto::provider())
+            .unwrap();
     let (_, swapped) = csr_for(&id);
     let err = h.x509pop_step2(&node, signed.clone(), swapped).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -1014,7 +1020,7 @@ async fn x509pop_is_disabled_without_a_ca_bundle() {
 
 #[test]
 fn x509pop_signed_message_layout() {
-    let message = lanyard_server::x509pop::x509pop_signed_message(b"chal", b"csr");
+    let message = lanyard_api::node::x509pop_signed_message(b"chal", b"csr", &*lanyard_crypto::provider());
     let mut expected = b"lanyard-x509pop-v1\0chal".to_vec();
     expected.extend_from_slice(&lanyard_crypto::provider().sha256(b"csr"));
     assert_eq!(message, expected);

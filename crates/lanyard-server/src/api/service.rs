@@ -13,6 +13,7 @@ use std::sync::Arc;
 use base64::Engine;
 use lanyard_api::agent::v1 as pb;
 use lanyard_api::agent::v1::agent_api_server::AgentApi;
+use lanyard_api::node;
 use lanyard_core::{Jwk, SpiffeBundle, SpiffeId, TrustDomain, UnixTime};
 use lanyard_x509::{Usage, VerifiedSvid, VerifyOptions, X509Bundle, X509BundleSet, X509Svid, verify_svid_chain};
 use tokio_stream::Stream;
@@ -27,8 +28,6 @@ use crate::model::{Agent, Entry, Selector};
 use crate::state::AppState;
 use crate::x509pop::{self, X509Pop, X509PopError};
 
-/// The path prefix of every agent SPIFFE ID.
-pub use lanyard_x509::node::AGENT_PATH_PREFIX;
 /// The most items one `BatchNewX509Svid` call may carry.
 pub const MAX_BATCH: usize = 1000;
 /// The item error for entries that do not exist or belong to another agent (the same text
@@ -81,22 +80,16 @@ fn audit(action: &'static str, outcome: &str, subject: &str, peer: Option<&PeerI
     tracing::info!(target: "audit", action, outcome, subject, remote, "agent API");
 }
 
-/// Whether `id` is a Lanyard agent ID (`spiffe://<td>/lanyard/agent/...`).
-pub fn is_agent_id(id: &SpiffeId) -> bool {
-    id.path().starts_with(AGENT_PATH_PREFIX)
-}
-
-/// The agent ID a join token attests: `spiffe://<td>/lanyard/agent/join_token/<token id>`,
-/// where the token ID is the first 16 hex digits of the SHA-256 of the token.
-pub fn join_token_agent_id(td: &TrustDomain, token: &str) -> Result<(SpiffeId, String), Status> {
-    let id = lanyard_x509::node::join_token_agent_id(td, token).map_err(|e| Status::internal(e.to_string()))?;
-    let token_id = token_hash(token)[..16].to_owned();
-    Ok((id, token_id))
+/// The agent ID a join token attests (`lanyard_api::node`) and the token's ID for logs.
+fn join_token_agent_id(td: &TrustDomain, token: &str) -> Result<(SpiffeId, String), Status> {
+    let crypto = lanyard_crypto::provider();
+    let id = node::join_token_agent_id(td, token, &*crypto).map_err(|e| Status::internal(e.to_string()))?;
+    Ok((id, node::join_token_id(token, &*crypto)))
 }
 
 /// SHA-256 hex of a join token, as the admin API stores it.
 fn token_hash(token: &str) -> String {
-    lanyard_x509::node::join_token_hash(token)
+    node::join_token_hash(token, &*lanyard_crypto::provider())
 }
 
 fn secs(t: UnixTime) -> i64 {
@@ -240,7 +233,7 @@ impl AgentService {
         if self.state.clock.now() >= svid.not_after {
             return Err(Status::unauthenticated("the agent SVID has expired"));
         }
-        if !is_agent_id(&svid.spiffe_id) {
+        if !node::is_agent_id(&svid.spiffe_id) {
             return Err(Status::unauthenticated(format!(
                 "{} is not an agent SPIFFE ID",
                 svid.spiffe_id

@@ -237,7 +237,7 @@ pub async fn new_join_token(s: &AppState, ttl: u64) -> Result<(String, UnixTime)
     let mut secret = [0u8; 24];
     provider.fill_random(&mut secret)?;
     let token = lanyard_core::hex::encode(&secret);
-    let hash = lanyard_x509::node::join_token_hash(&token);
+    let hash = lanyard_api::node::join_token_hash(&token, &*provider);
     let expires_at = s.clock.now().plus(ttl);
     s.store.create_join_token(&hash, expires_at).await?;
     audit("join_token.create", "ok", &hash[..16]);
