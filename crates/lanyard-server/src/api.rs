@@ -27,6 +27,7 @@
 //! agent's stream with `PermissionDenied`.
 
 pub mod service;
+pub mod status;
 pub mod sync;
 pub mod tls;
 
@@ -36,7 +37,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use lanyard_api::agent::v1::agent_api_server::AgentApiServer;
 use lanyard_net::{ConnectionLimiter, ConnectionPermit, Guarded, PeerKey, WithPeer};
 use lanyard_x509::{Usage, VerifiedSvid, VerifyOptions, verify_svid_chain};
@@ -49,6 +49,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::error::ServerError;
 use crate::state::AppState;
 use crate::x509pop::X509Pop;
 
@@ -68,6 +69,17 @@ pub struct PeerIdentity {
 /// A server-side TLS connection that reports its [`PeerIdentity`] to tonic.
 pub type TlsConnection = WithPeer<Guarded<TlsStream<TcpStream>>, PeerIdentity>;
 
+/// Why an accepted connection was dropped before tonic saw it (logged at debug level).
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("TLS handshake timed out")]
+    Timeout,
+    #[error("TLS handshake failed: {0}")]
+    Tls(#[source] io::Error),
+    #[error("client certificate: {0}")]
+    ClientCertificate(#[source] lanyard_x509::Error),
+}
+
 /// Completes the TLS handshake of one accepted connection (before `deadline`, by which
 /// the client must also have started talking HTTP/2) and extracts the peer identity.
 async fn handshake(
@@ -76,11 +88,11 @@ async fn handshake(
     (tcp, remote_addr): (TcpStream, SocketAddr),
     (permit, deadline): (ConnectionPermit, Instant),
     state: AppState,
-) -> Result<TlsConnection> {
+) -> Result<TlsConnection, HandshakeError> {
     let stream = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
         .await
-        .context("TLS handshake timed out")?
-        .context("TLS handshake failed")?;
+        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(HandshakeError::Tls)?;
     let svid = match stream.get_ref().1.peer_certificates() {
         None | Some([]) => None,
         Some(chain) => {
@@ -92,7 +104,7 @@ async fn handshake(
                 state.clock.now(),
                 &VerifyOptions::for_usage(Usage::ClientAuth),
             )
-            .context("client certificate")?;
+            .map_err(HandshakeError::ClientCertificate)?;
             Some(verified)
         }
     };
@@ -138,7 +150,7 @@ async fn accept_loop(
                 Ok(conn) => {
                     let _ = out.send(conn).await;
                 }
-                Err(e) => tracing::debug!(%remote_addr, error = format!("{e:#}"), "agent API: connection refused"),
+                Err(e) => tracing::debug!(%remote_addr, error = %e, "agent API: connection refused"),
             }
         });
     }
@@ -152,12 +164,8 @@ pub async fn serve(
     listener: TcpListener,
     x509pop: Option<Arc<X509Pop>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let identity = Arc::new(
-        tls::ServerIdentity::new(state.clone())
-            .await
-            .context("issuing the agent API's server SVID")?,
-    );
+) -> Result<(), ServerError> {
+    let identity = Arc::new(tls::ServerIdentity::new(state.clone()).await?);
     let config = tls::server_config(identity.source(), state.trust_domain.clone())?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
 
@@ -196,5 +204,5 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, signal)
         .await;
     background.shutdown().await;
-    result.context("agent API server")
+    Ok(result?)
 }

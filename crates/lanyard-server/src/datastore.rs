@@ -31,8 +31,28 @@ pub enum StoreError {
     #[error("invalid: {0}")]
     Invalid(String),
     /// The database failed.
+    #[error("database: {context}: {source}")]
+    Backend {
+        /// What the store was doing.
+        context: String,
+        /// The driver's (or a decoder's) error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The database holds something this server cannot use (an unknown enum value, a
+    /// missing fixed row) or refused a setting the store needs.
     #[error("database: {0}")]
-    Backend(String),
+    Inconsistent(String),
+}
+
+impl StoreError {
+    /// [`StoreError::Backend`] for `source` while doing `context`.
+    pub fn backend(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 /// Which entries to list.

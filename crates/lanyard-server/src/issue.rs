@@ -12,10 +12,6 @@ use crate::state::AppState;
 /// The longest WIT the server issues (verifiers refuse longer ones by default).
 const MAX_WIT_TTL: u64 = 24 * 3600;
 
-fn keys_err(e: impl std::fmt::Display) -> ServerError {
-    ServerError::Keys(e.to_string())
-}
-
 fn check_domain(state: &AppState, id: &str, trust_domain: &str) -> Result<(), ServerError> {
     if trust_domain != state.trust_domain.name() {
         return Err(ServerError::PermissionDenied(format!(
@@ -42,8 +38,8 @@ pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option
     let ttl = ttl
         .unwrap_or(state.config.default_wit_ttl)
         .min(MAX_WIT_TTL)
-        .min(state.keys.max_ttl(AuthorityKind::Wit, now).await.map_err(keys_err)?);
-    let (signer, kid) = state.keys.wit_signer().await.map_err(keys_err)?;
+        .min(state.keys.max_ttl(AuthorityKind::Wit, now).await?);
+    let (signer, kid) = state.keys.wit_signer().await?;
     let claims = WitClaims {
         sub: sub.clone(),
         cnf_jwk: cnf.clone(),
@@ -66,8 +62,8 @@ pub async fn mint_jwt_svid<A: AsRef<str>>(
     let now = state.clock.now();
     let ttl = ttl
         .unwrap_or(state.config.default_jwt_svid_ttl)
-        .min(state.keys.max_ttl(AuthorityKind::Jwt, now).await.map_err(keys_err)?);
-    let (signer, kid) = state.keys.jwt_signer().await.map_err(keys_err)?;
+        .min(state.keys.max_ttl(AuthorityKind::Jwt, now).await?);
+    let (signer, kid) = state.keys.jwt_signer().await?;
     let issuer = JwtSvidIssuer::new(signer, kid, Some(state.public_url.clone()))?;
     Ok(issuer.issue_for(sub, audiences, now, ttl)?)
 }
@@ -85,10 +81,10 @@ pub async fn sign_x509_svid(
     let now = state.clock.now();
     let ttl = ttl
         .unwrap_or(state.config.default_x509_svid_ttl)
-        .min(state.keys.max_ttl(AuthorityKind::X509, now).await.map_err(keys_err)?);
-    let ca = state.keys.x509_ca().await.map_err(keys_err)?;
+        .min(state.keys.max_ttl(AuthorityKind::X509, now).await?);
+    let ca = state.keys.x509_ca().await?;
     let svid = ca
         .issue_svid_from_csr(csr_der, spiffe_id, ttl, dns_names, now)
-        .map_err(|e| ServerError::Invalid(e.to_string()))?;
+        .map_err(ServerError::Csr)?;
     Ok(svid.chain_pem())
 }

@@ -20,7 +20,7 @@ use crate::datastore::{DataStore, SqlDataStore};
 use crate::endpoints::{admin, bundle_endpoint, public};
 use crate::federation;
 use crate::state::AppState;
-use crate::x509pop::X509Pop;
+use crate::x509pop::{ChallengeKey, X509Pop};
 
 /// How often authorities are checked for preparation, activation and retirement.
 const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
@@ -190,9 +190,13 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         .await
         .context("preparing the CA and signing keys")?;
     let x509pop = match &config.node_attestation.x509pop {
-        Some(c) => Some(Arc::new(
-            X509Pop::load(&c.ca_bundle_path, &trust_domain, &*store).await?,
-        )),
+        Some(c) => {
+            let roots = c.ca_bundle(&trust_domain)?;
+            let key = ChallengeKey::load(&*store)
+                .await
+                .context("loading the x509pop challenge key")?;
+            Some(Arc::new(X509Pop::new(roots, key)))
+        }
         None => None,
     };
 
@@ -250,7 +254,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     // The https_web profile: the operator's Web PKI certificate; plain HTTP otherwise.
     let public_tls = match &state.config.public_tls {
         Some(tls) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
-            bundle_endpoint::web_tls_config(&tls.cert_path, &tls.key_path).context("[public_tls]")?,
+            tls.server_config().context("[public_tls]")?,
         ))),
         None => None,
     };
@@ -268,18 +272,11 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         serve_http(admin_listener, limiter, admin_limits, None, admin_app, stop).await;
         Ok(())
     });
-    tasks.spawn(api::serve(
-        state.clone(),
-        agent_listener,
-        x509pop,
-        stopped(watcher.clone()),
-    ));
+    let served = api::serve(state.clone(), agent_listener, x509pop, stopped(watcher.clone()));
+    tasks.spawn(async move { served.await.context("agent API") });
     if let Some(listener) = bundle_listener {
-        tasks.spawn(bundle_endpoint::serve(
-            state.clone(),
-            listener,
-            stopped(watcher.clone()),
-        ));
+        let served = bundle_endpoint::serve(state.clone(), listener, stopped(watcher.clone()));
+        tasks.spawn(async move { served.await.context("bundle endpoint") });
     }
     federation::spawn(&state, relationships, &watcher, &mut tasks);
     let mut stop = watcher;

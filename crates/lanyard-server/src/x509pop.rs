@@ -29,13 +29,11 @@
 //! is banned. The agent record carries the node selectors of [`selectors`].
 
 use std::fmt;
-use std::path::Path;
 
 use lanyard_api::agent::v1 as pb;
 use lanyard_api::node;
 use lanyard_core::{Algorithm, MacAlgorithm, SpiffeId, TrustDomain, UnixTime, VerifyingKey, hex};
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
-use tonic::Status;
 
 use crate::datastore::{DataStore, StoreError};
 use crate::model::Selector;
@@ -60,8 +58,7 @@ pub const CHALLENGE_LEN: usize = BODY_LEN + MAC_LEN;
 /// The agent ID of a node certificate:
 /// `spiffe://<td>/lanyard/agent/x509pop/<SHA-256 hex of the leaf DER>`.
 pub fn agent_id(trust_domain: &TrustDomain, leaf_der: &[u8]) -> Result<SpiffeId, X509PopError> {
-    node::x509pop_agent_id(trust_domain, leaf_der, &*lanyard_crypto::provider())
-        .map_err(|e| X509PopError::Internal(e.to_string()))
+    node::x509pop_agent_id(trust_domain, leaf_der, &*lanyard_crypto::provider()).map_err(X509PopError::Internal)
 }
 
 /// The node selectors recorded for an attested node (SPIRE's x509pop selectors, with
@@ -122,9 +119,12 @@ pub enum X509PopError {
     /// The agent this certificate attests is banned.
     #[error("agent {0} is banned")]
     Banned(String),
-    /// A server-side failure (random source, datastore).
+    /// A server-side failure (random source, MAC, agent ID).
     #[error("x509pop: {0}")]
-    Internal(String),
+    Internal(#[source] lanyard_core::Error),
+    /// The datastore failed (loading the challenge key).
+    #[error("x509pop: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl X509PopError {
@@ -141,24 +141,7 @@ impl X509PopError {
             X509PopError::BadSignature => "bad_signature",
             X509PopError::Banned(_) => "banned",
             X509PopError::Internal(_) => "internal",
-        }
-    }
-
-    /// The gRPC status: `Unimplemented` when disabled, `InvalidArgument` for malformed
-    /// requests, `Unauthenticated` for failed proofs, `PermissionDenied` for banned agents,
-    /// `Unavailable` for server-side failures.
-    pub fn status(&self) -> Status {
-        let message = self.to_string();
-        match self {
-            X509PopError::Disabled => Status::unimplemented(message),
-            X509PopError::Invalid(_) | X509PopError::AlgorithmMismatch { .. } => Status::invalid_argument(message),
-            X509PopError::Certificate(_)
-            | X509PopError::ForgedChallenge
-            | X509PopError::ExpiredChallenge(_)
-            | X509PopError::OtherCertificate
-            | X509PopError::BadSignature => Status::unauthenticated(message),
-            X509PopError::Banned(_) => Status::permission_denied(message),
-            X509PopError::Internal(_) => Status::unavailable(message),
+            X509PopError::Store(_) => "datastore",
         }
     }
 }
@@ -179,14 +162,14 @@ impl ChallengeKey {
     }
 
     /// The key shared through `store` (created with 32 random bytes by the first caller).
-    pub async fn load(store: &dyn DataStore) -> Result<ChallengeKey, StoreError> {
+    pub async fn load(store: &dyn DataStore) -> Result<ChallengeKey, X509PopError> {
         let mut candidate = [0u8; 32];
         lanyard_crypto::provider()
             .fill_random(&mut candidate)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(X509PopError::Internal)?;
         let secret = store.get_or_create_secret(SECRET_NAME, &candidate).await?;
         if secret.len() < 32 {
-            return Err(StoreError::Invalid(format!("the stored {SECRET_NAME} is too short")));
+            return Err(StoreError::Inconsistent(format!("the stored {SECRET_NAME} is too short")).into());
         }
         Ok(ChallengeKey::new(&secret))
     }
@@ -196,7 +179,7 @@ impl ChallengeKey {
         let mut nonce = [0u8; NONCE_LEN];
         lanyard_crypto::provider()
             .fill_random(&mut nonce)
-            .map_err(|e| X509PopError::Internal(e.to_string()))?;
+            .map_err(X509PopError::Internal)?;
         let mut challenge = Vec::with_capacity(CHALLENGE_LEN);
         challenge.push(VERSION);
         challenge.extend_from_slice(&nonce);
@@ -204,7 +187,7 @@ impl ChallengeKey {
         challenge.extend_from_slice(&lanyard_crypto::provider().sha256(leaf_der));
         let tag = lanyard_crypto::provider()
             .mac(MacAlgorithm::HmacSha256, &self.0, &challenge)
-            .map_err(|e| X509PopError::Internal(e.to_string()))?;
+            .map_err(X509PopError::Internal)?;
         challenge.extend_from_slice(tag.as_ref());
         Ok(challenge)
     }
@@ -245,20 +228,6 @@ impl X509Pop {
     /// label here: node certificates carry no SPIFFE ID), with `key` for challenges.
     pub fn new(roots: X509Bundle, key: ChallengeKey) -> X509Pop {
         X509Pop { roots, key }
-    }
-
-    /// Reads the PEM CA bundle at `path` (only `CERTIFICATE` blocks, at least one) and
-    /// loads the challenge key from `store`.
-    pub async fn load(path: &Path, trust_domain: &TrustDomain, store: &dyn DataStore) -> anyhow::Result<X509Pop> {
-        use anyhow::Context;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the x509pop CA bundle {}", path.display()))?;
-        let roots = X509Bundle::from_pem(trust_domain.clone(), &text)
-            .with_context(|| format!("the x509pop CA bundle {}", path.display()))?;
-        let key = ChallengeKey::load(store)
-            .await
-            .context("loading the x509pop challenge key")?;
-        Ok(X509Pop::new(roots, key))
     }
 
     /// Validates a node certificate chain (DER, leaf first) at `now`.

@@ -20,6 +20,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::api::PeerIdentity;
+use crate::api::status::{AgentApiError, MAX_BATCH, NOT_AUTHORIZED};
 use crate::api::sync::Hub;
 use crate::datastore::{EntryFilter, TokenUse};
 use crate::error::ServerError;
@@ -27,12 +28,6 @@ use crate::issue;
 use crate::model::{Agent, Entry, Selector};
 use crate::state::AppState;
 use crate::x509pop::{self, X509Pop, X509PopError};
-
-/// The most items one `BatchNewX509Svid` call may carry.
-pub const MAX_BATCH: usize = 1000;
-/// The item error for entries that do not exist or belong to another agent (the same text
-/// for both, so that an agent cannot probe for other agents' entries).
-pub const NOT_AUTHORIZED: &str = "entry not authorized for this agent";
 
 /// The stream type of `SyncEntries`.
 pub type SyncStream = Pin<Box<dyn Stream<Item = Result<pb::SyncEntriesResponse, Status>> + Send + 'static>>;
@@ -53,25 +48,6 @@ impl AgentService {
     }
 }
 
-/// The gRPC status for a server error (the one place codes are chosen).
-pub(crate) fn status(e: ServerError) -> Status {
-    match e {
-        ServerError::Invalid(m) => Status::invalid_argument(m),
-        ServerError::NotFound(m) => Status::not_found(m),
-        ServerError::Conflict(m) => Status::aborted(m),
-        ServerError::PermissionDenied(m) => Status::permission_denied(m),
-        ServerError::Credential(e) => Status::invalid_argument(e.to_string()),
-        other @ (ServerError::Keys(_) | ServerError::Store(_)) => {
-            tracing::error!(error = %other, "agent API request failed");
-            Status::unavailable(other.to_string())
-        }
-    }
-}
-
-fn store_status(e: crate::datastore::StoreError) -> Status {
-    status(ServerError::from(e))
-}
-
 fn audit(action: &'static str, outcome: &str, subject: &str, peer: Option<&PeerIdentity>) {
     let remote = peer
         .and_then(|p| p.remote_addr)
@@ -81,9 +57,9 @@ fn audit(action: &'static str, outcome: &str, subject: &str, peer: Option<&PeerI
 }
 
 /// The agent ID a join token attests (`lanyard_api::node`) and the token's ID for logs.
-fn join_token_agent_id(td: &TrustDomain, token: &str) -> Result<(SpiffeId, String), Status> {
+fn join_token_agent_id(td: &TrustDomain, token: &str) -> Result<(SpiffeId, String), ServerError> {
     let crypto = lanyard_crypto::provider();
-    let id = node::join_token_agent_id(td, token, &*crypto).map_err(|e| Status::internal(e.to_string()))?;
+    let id = node::join_token_agent_id(td, token, &*crypto)?;
     Ok((id, node::join_token_id(token, &*crypto)))
 }
 
@@ -144,7 +120,10 @@ pub(crate) fn wire_entry(entry: &Entry, revision: Option<u64>) -> pb::Entry {
 }
 
 fn wire_svid(svid: &X509Svid, id: &SpiffeId) -> Result<pb::X509Svid, ServerError> {
-    let expires_at = svid.not_after().map_err(|e| ServerError::Invalid(e.to_string()))?;
+    let expires_at = svid.not_after().map_err(|source| ServerError::X509 {
+        context: "reading the issued SVID",
+        source,
+    })?;
     Ok(pb::X509Svid {
         spiffe_id: id.as_str().to_owned(),
         cert_chain: svid.chain.iter().map(|c| c.to_vec()).collect(),
@@ -153,21 +132,17 @@ fn wire_svid(svid: &X509Svid, id: &SpiffeId) -> Result<pb::X509Svid, ServerError
 }
 
 /// The entries authorized for `agent`.
-pub(crate) async fn authorized_entries(state: &AppState, agent: &SpiffeId) -> Result<Vec<Entry>, Status> {
+pub(crate) async fn authorized_entries(state: &AppState, agent: &SpiffeId) -> Result<Vec<Entry>, AgentApiError> {
     let filter = EntryFilter {
         parent_id: Some(agent.clone()),
         spiffe_id: None,
     };
-    state.store.list_entries(&filter).await.map_err(store_status)
+    Ok(state.store.list_entries(&filter).await?)
 }
 
 /// The own bundle plus the federated bundles the agent's entries need.
-pub(crate) async fn agent_bundles(state: &AppState, agent: &SpiffeId) -> Result<pb::Bundles, Status> {
-    let own = state
-        .keys
-        .bundle()
-        .await
-        .map_err(|e| status(ServerError::Keys(e.to_string())))?;
+pub(crate) async fn agent_bundles(state: &AppState, agent: &SpiffeId) -> Result<pb::Bundles, AgentApiError> {
+    let own = state.keys.bundle().await.map_err(ServerError::from)?;
     let wanted: HashSet<String> = authorized_entries(state, agent)
         .await?
         .iter()
@@ -179,7 +154,7 @@ pub(crate) async fn agent_bundles(state: &AppState, agent: &SpiffeId) -> Result<
         if name == state.trust_domain.name() {
             continue;
         }
-        let Some((json, _fetched_at)) = state.store.get_federated_bundle(name).await.map_err(store_status)? else {
+        let Some((json, _fetched_at)) = state.store.get_federated_bundle(name).await? else {
             continue;
         };
         let sequence = serde_json::from_str::<serde_json::Value>(&json)
@@ -220,36 +195,25 @@ fn token_times(token: &str) -> (i64, i64) {
 
 impl AgentService {
     /// The calling agent: a verified agent SVID, not expired, of a known, non-banned agent.
-    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Agent, Status> {
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Agent, AgentApiError> {
         let svid = request
             .extensions()
             .get::<PeerIdentity>()
             .and_then(|p| p.svid.as_ref())
-            .ok_or_else(|| Status::unauthenticated("an agent X.509-SVID (TLS client certificate) is required"))?;
+            .ok_or(AgentApiError::NoAgentSvid)?;
         self.check_agent(svid).await
     }
 
-    async fn check_agent(&self, svid: &VerifiedSvid) -> Result<Agent, Status> {
+    async fn check_agent(&self, svid: &VerifiedSvid) -> Result<Agent, AgentApiError> {
         if self.state.clock.now() >= svid.not_after {
-            return Err(Status::unauthenticated("the agent SVID has expired"));
+            return Err(AgentApiError::AgentSvidExpired);
         }
         if !node::is_agent_id(&svid.spiffe_id) {
-            return Err(Status::unauthenticated(format!(
-                "{} is not an agent SPIFFE ID",
-                svid.spiffe_id
-            )));
+            return Err(AgentApiError::NotAnAgent(svid.spiffe_id.clone()));
         }
-        match self
-            .state
-            .store
-            .get_agent(&svid.spiffe_id)
-            .await
-            .map_err(store_status)?
-        {
-            None => Err(Status::unauthenticated(format!("unknown agent {}", svid.spiffe_id))),
-            Some(agent) if agent.banned => {
-                Err(Status::permission_denied(format!("agent {} is banned", svid.spiffe_id)))
-            }
+        match self.state.store.get_agent(&svid.spiffe_id).await? {
+            None => Err(AgentApiError::UnknownAgent(svid.spiffe_id.clone())),
+            Some(agent) if agent.banned => Err(AgentApiError::AgentBanned(svid.spiffe_id.clone())),
             // The current SVID. Its first use ends the grace of the one it replaced.
             Some(agent) if agent.svid_serial == svid.serial => {
                 if agent.previous_svid_serial.is_empty() {
@@ -258,8 +222,7 @@ impl AgentService {
                 self.state
                     .store
                     .clear_previous_svid_serial(&agent.id, &svid.serial)
-                    .await
-                    .map_err(store_status)?;
+                    .await?;
                 Ok(Agent {
                     previous_svid_serial: String::new(),
                     ..agent
@@ -269,16 +232,13 @@ impl AgentService {
             Some(agent) if !agent.previous_svid_serial.is_empty() && agent.previous_svid_serial == svid.serial => {
                 Ok(agent)
             }
-            Some(_) => Err(Status::unauthenticated(format!(
-                "this SVID of agent {} has been superseded by a renewal",
-                svid.spiffe_id
-            ))),
+            Some(_) => Err(AgentApiError::SupersededSvid(svid.spiffe_id.clone())),
         }
     }
 
     /// The entry `id` if it is authorized for `agent`.
-    async fn authorized_entry(&self, agent: &SpiffeId, id: &str) -> Result<Option<Entry>, Status> {
-        let entry = self.state.store.get_entry(id).await.map_err(store_status)?;
+    async fn authorized_entry(&self, agent: &SpiffeId, id: &str) -> Result<Option<Entry>, AgentApiError> {
+        let entry = self.state.store.get_entry(id).await?;
         Ok(entry.filter(|e| e.parent_id == *agent))
     }
 
@@ -294,7 +254,10 @@ impl AgentService {
             return Err(ServerError::Invalid("csr is required".into()));
         }
         let pem = issue::sign_x509_svid(&self.state, id, csr, dns_names, ttl).await?;
-        X509Svid::from_pem(&pem, None).map_err(|e| ServerError::Keys(e.to_string()))
+        X509Svid::from_pem(&pem, None).map_err(|source| ServerError::X509 {
+            context: "reading the issued SVID",
+            source,
+        })
     }
 
     /// The agent credentials for a freshly signed agent SVID, and the agent record to store.
@@ -303,21 +266,21 @@ impl AgentService {
         svid: &X509Svid,
         id: &SpiffeId,
     ) -> Result<(pb::AgentCredentials, VerifiedSvid), ServerError> {
-        let bundle = self
-            .state
-            .keys
-            .bundle()
-            .await
-            .map_err(|e| ServerError::Keys(e.to_string()))?;
-        let set = X509BundleSet::new()
-            .with(X509Bundle::from_spiffe_bundle(&bundle).map_err(|e| ServerError::Keys(e.to_string()))?);
+        let bundle = self.state.keys.bundle().await?;
+        let x509 = X509Bundle::from_spiffe_bundle(&bundle).map_err(|source| ServerError::X509 {
+            context: "reading the trust bundle",
+            source,
+        })?;
         let verified = verify_svid_chain(
             &svid.chain,
-            &set,
+            &X509BundleSet::new().with(x509),
             self.state.clock.now(),
             &VerifyOptions::for_usage(Usage::ClientAuth),
         )
-        .map_err(|e| ServerError::Keys(format!("the new agent SVID does not verify: {e}")))?;
+        .map_err(|source| ServerError::X509 {
+            context: "the new agent SVID does not verify",
+            source,
+        })?;
         let credentials = pb::AgentCredentials {
             svid: Some(wire_svid(svid, id)?),
             bundle: Some(wire_bundle(&bundle)),
@@ -330,11 +293,11 @@ impl AgentService {
         token: &str,
         csr: &[u8],
         peer: Option<&PeerIdentity>,
-    ) -> Result<pb::AgentCredentials, Status> {
+    ) -> Result<pb::AgentCredentials, AgentApiError> {
         const ACTION: &str = "agent.attest.join_token";
         if token.is_empty() {
             audit(ACTION, "invalid_request", "", peer);
-            return Err(Status::invalid_argument("join_token.token is required"));
+            return Err(AgentApiError::NoJoinToken);
         }
         let (agent_id, token_id) = join_token_agent_id(&self.state.trust_domain, token)?;
         // Sign first, so that a bad CSR does not use the token up; the SVID is handed out
@@ -343,25 +306,20 @@ impl AgentService {
             Ok(svid) => svid,
             Err(e) => {
                 audit(ACTION, e.kind(), &token_id, peer);
-                return Err(status(e));
+                return Err(e.into());
             }
         };
         let now = self.state.clock.now();
-        let token_use = self
-            .state
-            .store
-            .consume_join_token(&token_hash(token), now)
-            .await
-            .map_err(store_status)?;
+        let token_use = self.state.store.consume_join_token(&token_hash(token), now).await?;
         match token_use {
             TokenUse::Consumed => {}
             TokenUse::Expired => {
                 audit(ACTION, "token_expired", &token_id, peer);
-                return Err(Status::permission_denied("join token expired"));
+                return Err(AgentApiError::JoinTokenExpired);
             }
             TokenUse::Unknown => {
                 audit(ACTION, "token_unknown", &token_id, peer);
-                return Err(Status::permission_denied("join token unknown or already used"));
+                return Err(AgentApiError::JoinTokenUnknown);
             }
         }
         self.complete_attestation(ACTION, "join_token", &agent_id, &svid, Vec::new(), peer)
@@ -379,12 +337,12 @@ impl AgentService {
         svid: &X509Svid,
         selectors: Vec<Selector>,
         peer: Option<&PeerIdentity>,
-    ) -> Result<pb::AgentCredentials, Status> {
+    ) -> Result<pb::AgentCredentials, AgentApiError> {
         let (credentials, verified) = match self.credentials(svid, agent_id).await {
             Ok(done) => done,
             Err(e) => {
                 audit(action, e.kind(), agent_id.as_str(), peer);
-                return Err(status(e));
+                return Err(e.into());
             }
         };
         let agent = Agent {
@@ -397,7 +355,7 @@ impl AgentService {
             banned: false,
             created_at: self.state.clock.now(),
         };
-        self.state.store.upsert_agent(&agent).await.map_err(store_status)?;
+        self.state.store.upsert_agent(&agent).await?;
         audit(action, "ok", agent_id.as_str(), peer);
         Ok(credentials)
     }
@@ -408,11 +366,11 @@ impl AgentService {
         evidence: &pb::X509PopAttestation,
         csr: &[u8],
         peer: Option<&PeerIdentity>,
-    ) -> Result<pb::attest_agent_response::Step, Status> {
+    ) -> Result<pb::attest_agent_response::Step, AgentApiError> {
         const ACTION: &str = "agent.attest.x509pop";
         let fail = |e: X509PopError, subject: &str| {
             audit(ACTION, e.kind(), subject, peer);
-            e.status()
+            AgentApiError::X509Pop(e)
         };
         let Some(x509pop) = &self.x509pop else {
             return Err(fail(X509PopError::Disabled, ""));
@@ -436,7 +394,7 @@ impl AgentService {
         x509pop
             .check_response(leaf, response, csr, now)
             .map_err(|e| fail(e, subject))?;
-        let known = self.state.store.get_agent(&agent_id).await.map_err(store_status)?;
+        let known = self.state.store.get_agent(&agent_id).await?;
         if known.is_some_and(|a| a.banned) {
             return Err(fail(X509PopError::Banned(subject.to_owned()), subject));
         }
@@ -444,7 +402,7 @@ impl AgentService {
             Ok(svid) => svid,
             Err(e) => {
                 audit(ACTION, e.kind(), subject, peer);
-                return Err(status(e));
+                return Err(e.into());
             }
         };
         let credentials = self
@@ -459,16 +417,9 @@ impl AgentService {
             .await?;
         Ok(pb::attest_agent_response::Step::Credentials(credentials))
     }
-}
 
-#[tonic::async_trait]
-impl AgentApi for AgentService {
-    type SyncEntriesStream = SyncStream;
-
-    async fn attest_agent(
-        &self,
-        request: Request<pb::AttestAgentRequest>,
-    ) -> Result<Response<pb::AttestAgentResponse>, Status> {
+    /// `AttestAgent`.
+    async fn attest(&self, request: Request<pb::AttestAgentRequest>) -> Result<pb::AttestAgentResponse, AgentApiError> {
         let peer = request.extensions().get::<PeerIdentity>().cloned();
         let request = request.into_inner();
         let step = match request.attestation {
@@ -480,16 +431,14 @@ impl AgentApi for AgentService {
             }
             None => {
                 audit("agent.attest", "invalid_request", "", peer.as_ref());
-                return Err(Status::invalid_argument("an attestation method is required"));
+                return Err(AgentApiError::NoAttestationMethod);
             }
         };
-        Ok(Response::new(pb::AttestAgentResponse { step: Some(step) }))
+        Ok(pb::AttestAgentResponse { step: Some(step) })
     }
 
-    async fn renew_agent(
-        &self,
-        request: Request<pb::RenewAgentRequest>,
-    ) -> Result<Response<pb::RenewAgentResponse>, Status> {
+    /// `RenewAgent`.
+    async fn renew(&self, request: Request<pb::RenewAgentRequest>) -> Result<pb::RenewAgentResponse, AgentApiError> {
         let peer = request.extensions().get::<PeerIdentity>().cloned();
         let agent = match self.authenticate(&request).await {
             Ok(agent) => agent,
@@ -503,11 +452,8 @@ impl AgentApi for AgentService {
                 return Err(e);
             }
         };
-        let svid = self
-            .sign(&agent.id, &request.get_ref().csr, &[], None)
-            .await
-            .map_err(status)?;
-        let (credentials, verified) = self.credentials(&svid, &agent.id).await.map_err(status)?;
+        let svid = self.sign(&agent.id, &request.get_ref().csr, &[], None).await?;
+        let (credentials, verified) = self.credentials(&svid, &agent.id).await?;
         // The SVID this call came with keeps its grace (it may itself be the previous one,
         // if an earlier renewal's response was lost).
         let presented = request
@@ -521,32 +467,22 @@ impl AgentApi for AgentService {
             svid_expires_at: verified.not_after,
             ..agent
         };
-        self.state.store.upsert_agent(&renewed).await.map_err(store_status)?;
+        self.state.store.upsert_agent(&renewed).await?;
         audit("agent.renew", "ok", renewed.id.as_str(), peer.as_ref());
-        Ok(Response::new(pb::RenewAgentResponse {
+        Ok(pb::RenewAgentResponse {
             credentials: Some(credentials),
-        }))
+        })
     }
 
-    async fn sync_entries(
-        &self,
-        request: Request<pb::SyncEntriesRequest>,
-    ) -> Result<Response<Self::SyncEntriesStream>, Status> {
-        let agent = self.authenticate(&request).await?;
-        let stream = self.hub.open_stream(self.state.clone(), agent.id);
-        Ok(Response::new(stream))
-    }
-
-    async fn batch_new_x509_svid(
+    /// `BatchNewX509Svid`.
+    async fn sign_batch(
         &self,
         request: Request<pb::BatchNewX509SvidRequest>,
-    ) -> Result<Response<pb::BatchNewX509SvidResponse>, Status> {
+    ) -> Result<pb::BatchNewX509SvidResponse, AgentApiError> {
         let agent = self.authenticate(&request).await?;
         let params = request.into_inner().params;
         if params.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "at most {MAX_BATCH} items per request"
-            )));
+            return Err(AgentApiError::BatchTooLarge);
         }
         let mut seen = HashSet::new();
         let mut results = Vec::with_capacity(params.len());
@@ -564,68 +500,9 @@ impl AgentApi for AgentService {
                 }),
             });
         }
-        Ok(Response::new(pb::BatchNewX509SvidResponse { results }))
+        Ok(pb::BatchNewX509SvidResponse { results })
     }
 
-    async fn new_jwt_svid(
-        &self,
-        request: Request<pb::NewJwtSvidRequest>,
-    ) -> Result<Response<pb::NewJwtSvidResponse>, Status> {
-        let agent = self.authenticate(&request).await?;
-        let request = request.into_inner();
-        lanyard_core::spiffe::check_audiences(&request.audience)
-            .map_err(|e| Status::invalid_argument(format!("audience: {e}")))?;
-        let entry = self
-            .authorized_entry(&agent.id, &request.entry_id)
-            .await?
-            .ok_or_else(|| Status::permission_denied(NOT_AUTHORIZED))?;
-        let sub = SpiffeId::parse(entry.spiffe_id.as_str())
-            .map_err(|e| Status::invalid_argument(format!("the entry's identity is not a SPIFFE ID: {e}")))?;
-        let token = issue::mint_jwt_svid(&self.state, &sub, &request.audience, nonzero(entry.jwt_svid_ttl))
-            .await
-            .map_err(status)?;
-        let (issued_at, expires_at) = token_times(&token);
-        Ok(Response::new(pb::NewJwtSvidResponse {
-            token,
-            expires_at,
-            issued_at,
-        }))
-    }
-
-    async fn new_wit(&self, request: Request<pb::NewWitRequest>) -> Result<Response<pb::NewWitResponse>, Status> {
-        let agent = self.authenticate(&request).await?;
-        let request = request.into_inner();
-        if request.cnf_jwk.is_empty() {
-            return Err(Status::invalid_argument("cnf_jwk is required"));
-        }
-        let cnf: Jwk = serde_json::from_str(&request.cnf_jwk)
-            .map_err(|e| Status::invalid_argument(format!("cnf_jwk is not a JWK: {e}")))?;
-        let entry = self
-            .authorized_entry(&agent.id, &request.entry_id)
-            .await?
-            .ok_or_else(|| Status::permission_denied(NOT_AUTHORIZED))?;
-        let token = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl))
-            .await
-            .map_err(status)?;
-        let (issued_at, expires_at) = token_times(&token);
-        Ok(Response::new(pb::NewWitResponse {
-            token,
-            expires_at,
-            issued_at,
-        }))
-    }
-
-    async fn get_bundles(
-        &self,
-        request: Request<pb::GetBundlesRequest>,
-    ) -> Result<Response<pb::GetBundlesResponse>, Status> {
-        let agent = self.authenticate(&request).await?;
-        let bundles = agent_bundles(&self.state, &agent.id).await?;
-        Ok(Response::new(pb::GetBundlesResponse { bundles: Some(bundles) }))
-    }
-}
-
-impl AgentService {
     /// One `BatchNewX509Svid` item: `Ok(Err(message))` is an item error, `Err` fails the
     /// whole call (the datastore or CA is unavailable).
     async fn sign_for_entry(
@@ -633,7 +510,7 @@ impl AgentService {
         agent: &SpiffeId,
         entry_id: &str,
         csr: &[u8],
-    ) -> Result<Result<pb::X509Svid, String>, Status> {
+    ) -> Result<Result<pb::X509Svid, String>, AgentApiError> {
         let Some(entry) = self.authorized_entry(agent, entry_id).await? else {
             return Ok(Err(NOT_AUTHORIZED.to_owned()));
         };
@@ -646,8 +523,106 @@ impl AgentService {
         {
             Ok(svid) => Ok(wire_svid(&svid, &id).map_err(|e| e.to_string())),
             Err(ServerError::Invalid(m)) => Ok(Err(format!("invalid csr: {m}").to_lowercase())),
+            Err(ServerError::Csr(e)) => Ok(Err(format!("invalid csr: {e}").to_lowercase())),
             Err(e @ ServerError::PermissionDenied(_)) => Ok(Err(e.to_string().to_lowercase())),
-            Err(e) => Err(status(e)),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// `NewJwtSvid`.
+    async fn mint_jwt_svid(
+        &self,
+        request: Request<pb::NewJwtSvidRequest>,
+    ) -> Result<pb::NewJwtSvidResponse, AgentApiError> {
+        let agent = self.authenticate(&request).await?;
+        let request = request.into_inner();
+        lanyard_core::spiffe::check_audiences(&request.audience).map_err(AgentApiError::Audience)?;
+        let entry = self
+            .authorized_entry(&agent.id, &request.entry_id)
+            .await?
+            .ok_or(AgentApiError::EntryNotAuthorized)?;
+        let sub = SpiffeId::parse(entry.spiffe_id.as_str()).map_err(AgentApiError::EntryNotSpiffeId)?;
+        let token = issue::mint_jwt_svid(&self.state, &sub, &request.audience, nonzero(entry.jwt_svid_ttl)).await?;
+        let (issued_at, expires_at) = token_times(&token);
+        Ok(pb::NewJwtSvidResponse {
+            token,
+            expires_at,
+            issued_at,
+        })
+    }
+
+    /// `NewWit`.
+    async fn mint_wit(&self, request: Request<pb::NewWitRequest>) -> Result<pb::NewWitResponse, AgentApiError> {
+        let agent = self.authenticate(&request).await?;
+        let request = request.into_inner();
+        if request.cnf_jwk.is_empty() {
+            return Err(AgentApiError::NoCnfJwk);
+        }
+        let cnf: Jwk = serde_json::from_str(&request.cnf_jwk).map_err(AgentApiError::InvalidCnfJwk)?;
+        let entry = self
+            .authorized_entry(&agent.id, &request.entry_id)
+            .await?
+            .ok_or(AgentApiError::EntryNotAuthorized)?;
+        let token = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl)).await?;
+        let (issued_at, expires_at) = token_times(&token);
+        Ok(pb::NewWitResponse {
+            token,
+            expires_at,
+            issued_at,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AgentApi for AgentService {
+    type SyncEntriesStream = SyncStream;
+
+    async fn attest_agent(
+        &self,
+        request: Request<pb::AttestAgentRequest>,
+    ) -> Result<Response<pb::AttestAgentResponse>, Status> {
+        Ok(Response::new(self.attest(request).await?))
+    }
+
+    async fn renew_agent(
+        &self,
+        request: Request<pb::RenewAgentRequest>,
+    ) -> Result<Response<pb::RenewAgentResponse>, Status> {
+        Ok(Response::new(self.renew(request).await?))
+    }
+
+    async fn sync_entries(
+        &self,
+        request: Request<pb::SyncEntriesRequest>,
+    ) -> Result<Response<Self::SyncEntriesStream>, Status> {
+        let agent = self.authenticate(&request).await?;
+        Ok(Response::new(self.hub.open_stream(self.state.clone(), agent.id)))
+    }
+
+    async fn batch_new_x509_svid(
+        &self,
+        request: Request<pb::BatchNewX509SvidRequest>,
+    ) -> Result<Response<pb::BatchNewX509SvidResponse>, Status> {
+        Ok(Response::new(self.sign_batch(request).await?))
+    }
+
+    async fn new_jwt_svid(
+        &self,
+        request: Request<pb::NewJwtSvidRequest>,
+    ) -> Result<Response<pb::NewJwtSvidResponse>, Status> {
+        Ok(Response::new(self.mint_jwt_svid(request).await?))
+    }
+
+    async fn new_wit(&self, request: Request<pb::NewWitRequest>) -> Result<Response<pb::NewWitResponse>, Status> {
+        Ok(Response::new(self.mint_wit(request).await?))
+    }
+
+    async fn get_bundles(
+        &self,
+        request: Request<pb::GetBundlesRequest>,
+    ) -> Result<Response<pb::GetBundlesResponse>, Status> {
+        let agent = self.authenticate(&request).await?;
+        let bundles = agent_bundles(&self.state, &agent.id).await?;
+        Ok(Response::new(pb::GetBundlesResponse { bundles: Some(bundles) }))
     }
 }

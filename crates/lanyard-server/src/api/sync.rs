@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::api::service::{SyncStream, agent_bundles, authorized_entries, wire_entry};
+use crate::api::status::AgentApiError;
 use crate::datastore::EntryEvent;
 use crate::state::AppState;
 
@@ -84,7 +85,8 @@ impl Hub {
         };
         tokio::spawn(async move {
             let result = run_stream(&state, &agent, feed, &tx).await;
-            if let Err(status) = result {
+            if let Err(e) = result {
+                let status = Status::from(e);
                 tracing::debug!(agent = %agent, code = ?status.code(), message = status.message(), "SyncEntries stream ended");
                 let _ = tx.send(Err(status)).await;
             }
@@ -207,10 +209,6 @@ struct Feed {
 
 type Tx = mpsc::Sender<Result<pb::SyncEntriesResponse, Status>>;
 
-fn store_status(e: crate::datastore::StoreError) -> Status {
-    crate::api::service::status(e.into())
-}
-
 /// Sends one message; `false` when the agent has gone.
 async fn send(tx: &Tx, event: pb::sync_entries_response::Event) -> bool {
     tx.send(Ok(pb::SyncEntriesResponse { event: Some(event) }))
@@ -218,13 +216,13 @@ async fn send(tx: &Tx, event: pb::sync_entries_response::Event) -> bool {
         .is_ok()
 }
 
-async fn send_bundles(state: &AppState, agent: &SpiffeId, tx: &Tx) -> Result<bool, Status> {
+async fn send_bundles(state: &AppState, agent: &SpiffeId, tx: &Tx) -> Result<bool, AgentApiError> {
     let bundles = agent_bundles(state, agent).await?;
     Ok(send(tx, pb::sync_entries_response::Event::Bundles(bundles)).await)
 }
 
 /// Serves one stream until the agent goes away (`Ok`) or it must end with a status.
-async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx) -> Result<(), Status> {
+async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx) -> Result<(), AgentApiError> {
     feed.bundle_sequence.borrow_and_update();
     feed.banned.borrow_and_update();
     if !send_bundles(state, agent, tx).await? {
@@ -232,7 +230,7 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
     }
     // The revision before the entries: a change in between is both in the snapshot and
     // delivered again as a delta, which the agent applies idempotently.
-    let mut revision = state.store.latest_entry_event().await.map_err(store_status)?;
+    let mut revision = state.store.latest_entry_event().await?;
     let entries = authorized_entries(state, agent).await?;
     let mut known: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
     let chunks: Vec<&[crate::model::Entry]> = if entries.is_empty() {
@@ -254,18 +252,18 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
     loop {
         tokio::select! {
             () = tx.closed() => return Ok(()),
-            () = stopped(&mut feed.stop) => return Err(Status::unavailable("the server is shutting down; reconnect")),
+            () = stopped(&mut feed.stop) => return Err(AgentApiError::ShuttingDown),
             changed = feed.banned.changed() => {
                 if changed.is_err() {
-                    return Err(Status::unavailable("the server is shutting down; reconnect"));
+                    return Err(AgentApiError::ShuttingDown);
                 }
                 if feed.banned.borrow_and_update().contains(agent.as_str()) {
-                    return Err(Status::permission_denied(format!("agent {agent} is banned")));
+                    return Err(AgentApiError::AgentBanned(agent.clone()));
                 }
             }
             changed = feed.bundle_sequence.changed() => {
                 if changed.is_err() {
-                    return Err(Status::unavailable("the server is shutting down; reconnect"));
+                    return Err(AgentApiError::ShuttingDown);
                 }
                 feed.bundle_sequence.borrow_and_update();
                 if !send_bundles(state, agent, tx).await? {
@@ -277,7 +275,7 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
                     Ok(batch) => apply_events(state, agent, &batch, &mut known, &mut revision).await?,
                     Err(broadcast::error::RecvError::Lagged(_)) => resync(state, agent, &mut known, &mut revision).await?,
                     Err(broadcast::error::RecvError::Closed) => {
-                        return Err(Status::unavailable("the server is shutting down; reconnect"));
+                        return Err(AgentApiError::ShuttingDown);
                     }
                 };
                 if let Some(delta) = delta
@@ -297,7 +295,7 @@ async fn apply_events(
     batch: &[EntryEvent],
     known: &mut HashSet<String>,
     revision: &mut u64,
-) -> Result<Option<pb::EntriesDelta>, Status> {
+) -> Result<Option<pb::EntriesDelta>, AgentApiError> {
     let floor = *revision;
     let Some(newest) = batch.iter().map(|e| e.seq).max().filter(|s| *s > floor) else {
         return Ok(None);
@@ -321,7 +319,7 @@ async fn apply_events(
         ..Default::default()
     };
     for (id, seq) in ids {
-        let entry = state.store.get_entry(id).await.map_err(store_status)?;
+        let entry = state.store.get_entry(id).await?;
         match entry.filter(|e| e.parent_id == *agent) {
             Some(entry) => {
                 known.insert(entry.id.clone());
@@ -343,8 +341,8 @@ async fn resync(
     agent: &SpiffeId,
     known: &mut HashSet<String>,
     revision: &mut u64,
-) -> Result<Option<pb::EntriesDelta>, Status> {
-    let latest = state.store.latest_entry_event().await.map_err(store_status)?;
+) -> Result<Option<pb::EntriesDelta>, AgentApiError> {
+    let latest = state.store.latest_entry_event().await?;
     let entries = authorized_entries(state, agent).await?;
     let current: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
     let deleted: Vec<String> = known.difference(&current).cloned().collect();

@@ -158,7 +158,7 @@ impl SqlDataStore {
                 .await
                 .map_err(|e| backend_err("enabling WAL", e))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Backend(format!(
+                return Err(StoreError::Inconsistent(format!(
                     "SQLite refused WAL mode (journal_mode is {mode})"
                 )));
             }
@@ -166,7 +166,7 @@ impl SqlDataStore {
         SQLITE_MIGRATIONS
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Backend(format!("migrating the SQLite schema: {e}")))?;
+            .map_err(|e| StoreError::backend("migrating the SQLite schema", e))?;
         Ok(SqlDataStore {
             pool,
             backend: Backend::Sqlite,
@@ -184,7 +184,7 @@ impl SqlDataStore {
         POSTGRES_MIGRATIONS
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Backend(format!("migrating the PostgreSQL schema: {e}")))?;
+            .map_err(|e| StoreError::backend("migrating the PostgreSQL schema", e))?;
         Ok(SqlDataStore {
             pool,
             backend: Backend::Postgres,
@@ -233,7 +233,7 @@ impl SqlDataStore {
 
 fn backend_err(context: &str, e: sqlx::Error) -> StoreError {
     // sqlx's messages carry the database's message, never the bound parameters.
-    StoreError::Backend(format!("{context}: {e}"))
+    StoreError::backend(context, e)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -249,7 +249,7 @@ where
     T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
 {
     row.try_get(name)
-        .map_err(|e| StoreError::Backend(format!("reading column {name}: {e}")))
+        .map_err(|e| StoreError::backend(format!("reading column {name}"), e))
 }
 
 /// A boolean column: BOOLEAN on PostgreSQL, a 0/1 INTEGER on SQLite.
@@ -262,7 +262,7 @@ fn bool_column(row: &AnyRow, name: &str) -> Result<bool, StoreError> {
 
 fn u64_column(row: &AnyRow, name: &str) -> Result<u64, StoreError> {
     let v: i64 = column(row, name)?;
-    u64::try_from(v).map_err(|_| StoreError::Backend(format!("column {name} holds a negative value")))
+    u64::try_from(v).map_err(|_| StoreError::Inconsistent(format!("column {name} holds a negative value")))
 }
 
 fn time_column(row: &AnyRow, name: &str) -> Result<UnixTime, StoreError> {
@@ -271,7 +271,7 @@ fn time_column(row: &AnyRow, name: &str) -> Result<UnixTime, StoreError> {
 
 fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, name: &str) -> Result<T, StoreError> {
     let text: String = column(row, name)?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("column {name} holds bad JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| StoreError::backend(format!("column {name} holds bad JSON"), e))
 }
 
 fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
@@ -291,7 +291,7 @@ fn new_entry_id() -> Result<String, StoreError> {
     let mut id = [0u8; 16];
     lanyard_crypto::provider()
         .fill_random(&mut id)
-        .map_err(|e| StoreError::Backend(format!("generating an entry ID: {e}")))?;
+        .map_err(|e| StoreError::backend("generating an entry ID", e))?;
     Ok(hex::encode(&id))
 }
 
@@ -387,9 +387,9 @@ fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {
     let parent_id: String = column(row, "parent_id")?;
     Ok(Entry {
         spiffe_id: WorkloadId::parse(&spiffe_id)
-            .map_err(|e| StoreError::Backend(format!("entry {id} has an invalid identity: {e}")))?,
+            .map_err(|e| StoreError::backend(format!("entry {id} has an invalid identity"), e))?,
         parent_id: SpiffeId::parse(&parent_id)
-            .map_err(|e| StoreError::Backend(format!("entry {id} has an invalid parent: {e}")))?,
+            .map_err(|e| StoreError::backend(format!("entry {id} has an invalid parent"), e))?,
         selectors: json_column(row, "selectors")?,
         x509_svid_ttl: u64_column(row, "x509_svid_ttl")?,
         jwt_svid_ttl: u64_column(row, "jwt_svid_ttl")?,
@@ -463,7 +463,7 @@ async fn insert_entry(conn: &mut AnyConnection, spec: &EntrySpec, now: UnixTime)
 fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
     let id: String = column(row, "id")?;
     Ok(Agent {
-        id: SpiffeId::parse(&id).map_err(|e| StoreError::Backend(format!("stored agent ID is invalid: {e}")))?,
+        id: SpiffeId::parse(&id).map_err(|e| StoreError::backend("stored agent ID is invalid", e))?,
         attestation_type: column(row, "attestation_type")?,
         svid_serial: column(row, "svid_serial")?,
         previous_svid_serial: column(row, "previous_svid_serial")?,
@@ -478,14 +478,14 @@ fn parse_kind(s: &str) -> Result<AuthorityKind, StoreError> {
     [AuthorityKind::X509, AuthorityKind::Jwt, AuthorityKind::Wit]
         .into_iter()
         .find(|k| k.as_str() == s)
-        .ok_or_else(|| StoreError::Backend(format!("unknown authority kind {s:?}")))
+        .ok_or_else(|| StoreError::Inconsistent(format!("unknown authority kind {s:?}")))
 }
 
 fn parse_status(s: &str) -> Result<AuthorityStatus, StoreError> {
     [AuthorityStatus::Prepared, AuthorityStatus::Active, AuthorityStatus::Old]
         .into_iter()
         .find(|k| k.as_str() == s)
-        .ok_or_else(|| StoreError::Backend(format!("unknown authority status {s:?}")))
+        .ok_or_else(|| StoreError::Inconsistent(format!("unknown authority status {s:?}")))
 }
 
 fn authority_from_row(row: &AnyRow) -> Result<Authority, StoreError> {
@@ -846,7 +846,7 @@ impl DataStore for SqlDataStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| backend_err("bumping the bundle sequence", e))?
-            .ok_or_else(|| StoreError::Backend("the bundle_sequence row is missing".into()))?;
+            .ok_or_else(|| StoreError::Inconsistent("the bundle_sequence row is missing".into()))?;
         u64_column(&row, "seq")
     }
 

@@ -292,7 +292,7 @@ async fn mint_jwt_svid(State(s): State<AppState>, Json(body): Json<JwtSvidBody>)
 }
 
 async fn bundle(State(s): State<AppState>) -> Result<Response, ServerError> {
-    let bundle = s.keys.bundle().await.map_err(|e| ServerError::Keys(e.to_string()))?;
+    let bundle = s.keys.bundle().await?;
     Ok(([(http::header::CONTENT_TYPE, "application/json")], bundle.to_json()).into_response())
 }
 
