@@ -26,10 +26,12 @@
 //! watches the bundle sequence and the set of banned agents (every second), ending a banned
 //! agent's stream with `PermissionDenied`.
 
+mod bundles;
 pub mod service;
 pub mod status;
 pub mod sync;
 pub mod tls;
+mod wire;
 
 use std::future::Future;
 use std::io;
@@ -51,7 +53,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ServerError;
 use crate::state::AppState;
-use crate::x509pop::X509Pop;
 
 /// Largest gRPC message accepted (a batch of CSRs).
 const MAX_MESSAGE: usize = 4 << 20;
@@ -162,7 +163,7 @@ async fn accept_loop(
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
-    x509pop: Option<Arc<X509Pop>>,
+    attestors: service::Attestors,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let identity = Arc::new(tls::ServerIdentity::new(state.clone()).await?);
@@ -186,7 +187,7 @@ pub async fn serve(
     ));
 
     let state_limits = state.config.limits.agent_api;
-    let service = AgentApiServer::new(service::AgentService::new(state, hub, x509pop))
+    let service = AgentApiServer::new(service::AgentService::new(state, hub, Arc::new(attestors)))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let incoming = ReceiverStream::new(conn_rx).map(Ok::<_, io::Error>);

@@ -10,7 +10,9 @@
 //! - Each subsystem has its own enum, joined to [`ServerError`] by `From`:
 //!   [`StoreError`](crate::datastore::StoreError) (the datastore traits),
 //!   [`CaError`](crate::ca::CaError) (signing authorities and keys at rest),
-//!   [`X509PopError`](crate::x509pop::X509PopError) (x509pop node attestation),
+//!   [`AttestError`](crate::attest::AttestError) with one enum per method,
+//!   [`JoinTokenError`](crate::attest::JoinTokenError) and
+//!   [`X509PopError`](crate::attest::X509PopError) (node attestation),
 //!   [`FederationError`](crate::federation::FederationError) (fetching foreign bundles; only
 //!   logged, never sent to a client) and [`ConfigError`](crate::config::ConfigError).
 //! - Each network edge has one error type and one mapping to its wire, in one file:
@@ -111,18 +113,5 @@ impl ServerError {
             ServerError::Store(_) => "datastore",
             ServerError::Transport(_) => "transport",
         }
-    }
-
-    /// Whether the server, not the request, is at fault (the edges log these and answer
-    /// `Unavailable` or 500).
-    pub fn is_internal(&self) -> bool {
-        matches!(
-            self,
-            ServerError::Keys(_)
-                | ServerError::X509 { .. }
-                | ServerError::Tls(_)
-                | ServerError::Store(_)
-                | ServerError::Transport(_)
-        )
     }
 }

@@ -14,13 +14,14 @@ use lanyard_core::{Clock, SystemClock};
 use lanyard_net::{ConnectionLimiter, serve_http};
 
 use crate::api;
+use crate::attest::JoinTokenAttestor;
+use crate::attest::x509pop::{ChallengeKey, X509Pop};
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
 use crate::datastore::{DataStore, SqlDataStore};
 use crate::endpoints::{admin, bundle_endpoint, public};
 use crate::federation;
 use crate::state::AppState;
-use crate::x509pop::{ChallengeKey, X509Pop};
 
 /// How often authorities are checked for preparation, activation and retirement.
 const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
@@ -195,7 +196,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
             let key = ChallengeKey::load(&*store)
                 .await
                 .context("loading the x509pop challenge key")?;
-            Some(Arc::new(X509Pop::new(roots, key)))
+            Some(X509Pop::new(trust_domain.clone(), roots, key, Arc::clone(&store)))
         }
         None => None,
     };
@@ -272,7 +273,15 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         serve_http(admin_listener, limiter, admin_limits, None, admin_app, stop).await;
         Ok(())
     });
-    let served = api::serve(state.clone(), agent_listener, x509pop, stopped(watcher.clone()));
+    let attestors = api::service::Attestors {
+        join_token: JoinTokenAttestor::new(
+            state.trust_domain.clone(),
+            Arc::clone(&state.store),
+            lanyard_crypto::provider(),
+        ),
+        x509pop,
+    };
+    let served = api::serve(state.clone(), agent_listener, attestors, stopped(watcher.clone()));
     tasks.spawn(async move { served.await.context("agent API") });
     if let Some(listener) = bundle_listener {
         let served = bundle_endpoint::serve(state.clone(), listener, stopped(watcher.clone()));

@@ -847,7 +847,10 @@ async fn x509pop_attestation_issues_an_agent_svid_and_allows_reattestation() {
         let node = node_cert(&ca, alg, rcgen::KeyUsagePurpose::DigitalSignature);
         let id = x509pop_agent_id(&node);
         let challenge = h.x509pop_challenge(&node).await.unwrap();
-        assert_eq!(challenge.challenge.len(), lanyard_server::x509pop::CHALLENGE_LEN);
+        assert_eq!(
+            challenge.challenge.len(),
+            lanyard_server::attest::x509pop::CHALLENGE_LEN
+        );
         let now = i64::try_from(h.now().as_secs()).unwrap();
         assert!(challenge.expires_at > now && challenge.expires_at <= now + 61);
         let (key, csr) = csr_for(&id);
@@ -937,7 +940,7 @@ async fn x509pop_refusals() {
     assert!(err.message().contains("not authentic"), "{}", err.message());
 
     // An expired challenge (made with the server's own key, so only the expiry is wrong).
-    let key = lanyard_server::x509pop::ChallengeKey::load(&*h.server.state.store)
+    let key = lanyard_server::attest::x509pop::ChallengeKey::load(&*h.server.state.store)
         .await
         .unwrap();
     let expired = key.issue(&node.der, UnixTime(h.now().as_secs() - 1)).unwrap();

@@ -15,9 +15,9 @@
 use lanyard_core::{IdError, SpiffeId};
 use tonic::{Code, Status};
 
+use crate::attest::{AttestError, JoinTokenError, X509PopError};
 use crate::datastore::StoreError;
 use crate::error::ServerError;
-use crate::x509pop::X509PopError;
 
 /// The most items one `BatchNewX509Svid` call may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -50,18 +50,9 @@ pub enum AgentApiError {
     /// `AttestAgent` without an attestation method.
     #[error("an attestation method is required")]
     NoAttestationMethod,
-    /// `join_token.token` is empty.
-    #[error("join_token.token is required")]
-    NoJoinToken,
-    /// The join token has expired.
-    #[error("join token expired")]
-    JoinTokenExpired,
-    /// The join token is unknown or was used already.
-    #[error("join token unknown or already used")]
-    JoinTokenUnknown,
-    /// x509pop attestation failed.
+    /// Node attestation failed.
     #[error(transparent)]
-    X509Pop(#[from] X509PopError),
+    Attest(#[from] AttestError),
     /// `BatchNewX509Svid` with more than [`MAX_BATCH`] items.
     #[error("at most {MAX_BATCH} items per request")]
     BatchTooLarge,
@@ -103,19 +94,19 @@ impl AgentApiError {
             | AgentApiError::NotAnAgent(_)
             | AgentApiError::UnknownAgent(_)
             | AgentApiError::SupersededSvid(_) => Code::Unauthenticated,
-            AgentApiError::AgentBanned(_)
-            | AgentApiError::JoinTokenExpired
-            | AgentApiError::JoinTokenUnknown
-            | AgentApiError::EntryNotAuthorized => Code::PermissionDenied,
+            AgentApiError::AgentBanned(_) | AgentApiError::EntryNotAuthorized => Code::PermissionDenied,
             AgentApiError::NoAttestationMethod
-            | AgentApiError::NoJoinToken
             | AgentApiError::BatchTooLarge
             | AgentApiError::Audience(_)
             | AgentApiError::EntryNotSpiffeId(_)
             | AgentApiError::NoCnfJwk
             | AgentApiError::InvalidCnfJwk(_) => Code::InvalidArgument,
             AgentApiError::ShuttingDown => Code::Unavailable,
-            AgentApiError::X509Pop(e) => match e {
+            AgentApiError::Attest(AttestError::JoinToken(e)) => match e {
+                JoinTokenError::Missing => Code::InvalidArgument,
+                JoinTokenError::Expired | JoinTokenError::Unknown => Code::PermissionDenied,
+            },
+            AgentApiError::Attest(AttestError::X509Pop(e)) => match e {
                 X509PopError::Disabled => Code::Unimplemented,
                 X509PopError::Invalid(_) | X509PopError::AlgorithmMismatch { .. } => Code::InvalidArgument,
                 X509PopError::Certificate(_)
@@ -126,18 +117,23 @@ impl AgentApiError {
                 X509PopError::Banned(_) => Code::PermissionDenied,
                 X509PopError::Internal(_) | X509PopError::Store(_) => Code::Unavailable,
             },
-            AgentApiError::Server(e) => match e {
-                ServerError::Invalid(_) | ServerError::Credential(_) | ServerError::Csr(_) => Code::InvalidArgument,
-                ServerError::NotFound(_) => Code::NotFound,
-                ServerError::Conflict(_) => Code::Aborted,
-                ServerError::PermissionDenied(_) => Code::PermissionDenied,
-                ServerError::Keys(_)
-                | ServerError::X509 { .. }
-                | ServerError::Tls(_)
-                | ServerError::Store(_)
-                | ServerError::Transport(_) => Code::Unavailable,
-            },
+            AgentApiError::Attest(AttestError::Server(e)) | AgentApiError::Server(e) => server_code(e),
         }
+    }
+}
+
+/// The code of an error of the operation behind a call.
+fn server_code(e: &ServerError) -> Code {
+    match e {
+        ServerError::Invalid(_) | ServerError::Credential(_) | ServerError::Csr(_) => Code::InvalidArgument,
+        ServerError::NotFound(_) => Code::NotFound,
+        ServerError::Conflict(_) => Code::Aborted,
+        ServerError::PermissionDenied(_) => Code::PermissionDenied,
+        ServerError::Keys(_)
+        | ServerError::X509 { .. }
+        | ServerError::Tls(_)
+        | ServerError::Store(_)
+        | ServerError::Transport(_) => Code::Unavailable,
     }
 }
 
@@ -145,20 +141,20 @@ impl From<AgentApiError> for Status {
     fn from(e: AgentApiError) -> Status {
         let code = e.code();
         let message = match &e {
-            // The rule that was broken, without the "invalid request: " prefix of its
-            // display (the code says that already).
-            AgentApiError::Server(
+            AgentApiError::Attest(AttestError::Server(e)) | AgentApiError::Server(e) => match e {
+                // The rule that was broken, without the "invalid request: " prefix of its
+                // display (the code says that already).
                 ServerError::Invalid(m)
                 | ServerError::NotFound(m)
                 | ServerError::Conflict(m)
-                | ServerError::PermissionDenied(m),
-            ) => m.clone(),
-            AgentApiError::Server(ServerError::Credential(e)) => e.to_string(),
-            AgentApiError::Server(ServerError::Csr(e)) => e.to_string(),
-            AgentApiError::Server(internal) => {
-                tracing::error!(error = %internal, "agent API request failed");
-                internal.to_string()
-            }
+                | ServerError::PermissionDenied(m) => m.clone(),
+                ServerError::Credential(e) => e.to_string(),
+                ServerError::Csr(e) => e.to_string(),
+                internal => {
+                    tracing::error!(error = %internal, "agent API request failed");
+                    internal.to_string()
+                }
+            },
             other => other.to_string(),
         };
         Status::new(code, message)

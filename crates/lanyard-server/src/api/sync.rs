@@ -16,6 +16,7 @@
 //! with a full delta (every authorized entry upserted, the rest deleted).
 
 use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,13 +24,18 @@ use lanyard_api::agent::v1 as pb;
 use lanyard_core::SpiffeId;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::api::service::{SyncStream, agent_bundles, authorized_entries, wire_entry};
 use crate::api::status::AgentApiError;
+use crate::api::{bundles, wire};
 use crate::datastore::EntryEvent;
+use crate::entries;
 use crate::state::AppState;
+
+/// The stream type of `SyncEntries`.
+pub type SyncStream = Pin<Box<dyn Stream<Item = Result<pb::SyncEntriesResponse, Status>> + Send + 'static>>;
 
 /// How often the hub polls the entry change log.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -217,7 +223,7 @@ async fn send(tx: &Tx, event: pb::sync_entries_response::Event) -> bool {
 }
 
 async fn send_bundles(state: &AppState, agent: &SpiffeId, tx: &Tx) -> Result<bool, AgentApiError> {
-    let bundles = agent_bundles(state, agent).await?;
+    let bundles = bundles::for_agent(state, agent).await?;
     Ok(send(tx, pb::sync_entries_response::Event::Bundles(bundles)).await)
 }
 
@@ -231,7 +237,7 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
     // The revision before the entries: a change in between is both in the snapshot and
     // delivered again as a delta, which the agent applies idempotently.
     let mut revision = state.store.latest_entry_event().await?;
-    let entries = authorized_entries(state, agent).await?;
+    let entries = entries::authorized_entries(&*state.store, agent).await?;
     let mut known: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
     let chunks: Vec<&[crate::model::Entry]> = if entries.is_empty() {
         vec![&[]]
@@ -242,7 +248,7 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
     for (i, chunk) in chunks.into_iter().enumerate() {
         let snapshot = pb::EntriesSnapshot {
             revision,
-            entries: chunk.iter().map(|e| wire_entry(e, None)).collect(),
+            entries: chunk.iter().map(|e| wire::entry(e, None)).collect(),
             complete: i + 1 == count,
         };
         if !send(tx, pb::sync_entries_response::Event::Snapshot(snapshot)).await {
@@ -320,10 +326,10 @@ async fn apply_events(
     };
     for (id, seq) in ids {
         let entry = state.store.get_entry(id).await?;
-        match entry.filter(|e| e.parent_id == *agent) {
+        match entry.filter(|e| entries::is_authorized(e, agent)) {
             Some(entry) => {
                 known.insert(entry.id.clone());
-                delta.upserts.push(wire_entry(&entry, Some(seq)));
+                delta.upserts.push(wire::entry(&entry, Some(seq)));
             }
             None => {
                 if known.remove(id) {
@@ -343,7 +349,7 @@ async fn resync(
     revision: &mut u64,
 ) -> Result<Option<pb::EntriesDelta>, AgentApiError> {
     let latest = state.store.latest_entry_event().await?;
-    let entries = authorized_entries(state, agent).await?;
+    let entries = entries::authorized_entries(&*state.store, agent).await?;
     let current: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
     let deleted: Vec<String> = known.difference(&current).cloned().collect();
     *known = current;
@@ -351,7 +357,7 @@ async fn resync(
     *revision = next;
     Ok(Some(pb::EntriesDelta {
         revision: next,
-        upserts: entries.iter().map(|e| wire_entry(e, None)).collect(),
+        upserts: entries.iter().map(|e| wire::entry(e, None)).collect(),
         deleted_entry_ids: deleted,
     }))
 }

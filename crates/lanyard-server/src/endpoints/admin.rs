@@ -14,16 +14,16 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use lanyard_core::{Jwk, SpiffeId, TrustDomain, UnixTime, WorkloadId};
+use lanyard_core::{Jwk, SpiffeId, UnixTime, WorkloadId};
 
+use crate::attest::join_token;
+use crate::audit;
 use crate::datastore::EntryFilter;
+use crate::entries;
 use crate::error::ServerError;
 use crate::issue;
-use crate::model::{Entry, EntrySpec, Selector};
+use crate::model::{Entry, EntrySpec};
 use crate::state::AppState;
-
-/// Selector types the server accepts in entries (the attestors Lanyard has or plans).
-pub const KNOWN_SELECTOR_TYPES: [&str; 5] = ["unix", "k8s", "docker", "systemd", "x509pop"];
 
 /// Largest admin request body.
 const MAX_BODY: usize = 1 << 20;
@@ -48,81 +48,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn audit(action: &'static str, outcome: &str, subject: &str) {
-    tracing::info!(target: "audit", action, outcome, subject, "admin action");
+fn audit(action: &str, outcome: &str, subject: &str) {
+    audit::record(audit::Source::Admin, action, outcome, subject, None);
 }
 
-/// Rejects entries the server could never serve correctly.
-pub fn validate_entry(state: &AppState, spec: &EntrySpec) -> Result<(), ServerError> {
-    let td = state.trust_domain.name();
-    if spec.spiffe_id.trust_domain() != td {
-        return Err(ServerError::Invalid(format!(
-            "{} is not in the trust domain {td}",
-            spec.spiffe_id
-        )));
-    }
-    if spec.parent_id.trust_domain_name() != td {
-        return Err(ServerError::Invalid(format!(
-            "parent {} is not in the trust domain {td}",
-            spec.parent_id
-        )));
-    }
-    if spec.spiffe_id.path().is_empty() {
-        return Err(ServerError::Invalid("an entry's identity needs a path".into()));
-    }
-    if spec.selectors.is_empty() {
-        return Err(ServerError::Invalid("an entry needs at least one selector".into()));
-    }
-    for s in &spec.selectors {
-        if !KNOWN_SELECTOR_TYPES.contains(&s.kind.as_str()) {
-            return Err(ServerError::Invalid(format!(
-                "selector type {:?} is unknown (known: {})",
-                s.kind,
-                KNOWN_SELECTOR_TYPES.join(", ")
-            )));
-        }
-        if s.value.is_empty() || s.value.len() > 1024 {
-            return Err(ServerError::Invalid(format!(
-                "selector {s} has an empty or oversized value"
-            )));
-        }
-    }
-    let max = state.config.ca_ttl / 6;
-    for (name, ttl) in [
-        ("x509_svid_ttl", spec.x509_svid_ttl),
-        ("jwt_svid_ttl", spec.jwt_svid_ttl),
-        ("wit_ttl", spec.wit_ttl),
-    ] {
-        if ttl > max {
-            return Err(ServerError::Invalid(format!(
-                "{name} {ttl}s exceeds the maximum {max}s (a sixth of ca_ttl)"
-            )));
-        }
-    }
-    for dns in &spec.dns_names {
-        let ok = !dns.is_empty()
-            && dns.len() <= 253
-            && dns.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            });
-        if !ok {
-            return Err(ServerError::Invalid(format!(
-                "{dns:?} is not a valid lowercase DNS name"
-            )));
-        }
-    }
-    for td in &spec.federates_with {
-        TrustDomain::parse(td).map_err(|e| ServerError::Invalid(format!("federates_with {td:?}: {e}")))?;
-    }
-    Ok(())
+/// The entry rules, with this server's trust domain and CA lifetime.
+fn validate(s: &AppState, spec: &EntrySpec) -> Result<(), ServerError> {
+    entries::validate_entry(spec, &s.trust_domain, s.config.ca_ttl)
 }
 
 async fn create_entry(State(s): State<AppState>, Json(spec): Json<EntrySpec>) -> Result<Response, ServerError> {
     let result = async {
-        validate_entry(&s, &spec)?;
+        validate(&s, &spec)?;
         Ok::<_, ServerError>(s.store.create_entry(&spec, s.clock.now()).await?)
     }
     .await;
@@ -140,7 +77,7 @@ async fn create_entry(State(s): State<AppState>, Json(spec): Json<EntrySpec>) ->
 
 async fn create_entries(State(s): State<AppState>, Json(specs): Json<Vec<EntrySpec>>) -> Result<Response, ServerError> {
     for (i, spec) in specs.iter().enumerate() {
-        validate_entry(&s, spec).map_err(|e| ServerError::Invalid(format!("entry {i}: {e}")))?;
+        validate(&s, spec).map_err(|e| ServerError::Invalid(format!("entry {i}: {e}")))?;
     }
     let entries = s.store.create_entries(&specs, s.clock.now()).await.inspect_err(|e| {
         audit("entry.create_batch", e.to_string().as_str(), &specs.len().to_string());
@@ -188,7 +125,7 @@ async fn update_entry(
     Path(id): Path<String>,
     Json(body): Json<UpdateBody>,
 ) -> Result<Json<Entry>, ServerError> {
-    validate_entry(&s, &body.spec)?;
+    validate(&s, &body.spec)?;
     let entry = s
         .store
         .update_entry(&id, &body.spec, body.revision)
@@ -227,20 +164,17 @@ async fn create_join_token(
         .into_response())
 }
 
-/// Creates a one-time join token valid for `ttl` seconds (1 s to 7 days). Returns the
-/// token (shown once; only its SHA-256 is stored) and its expiry.
+/// Creates a one-time join token valid for `ttl` seconds (1 s to 7 days), as
+/// `POST /v1/join-tokens` does. Returns the token (shown once; only its SHA-256 is
+/// stored) and its expiry.
 pub async fn new_join_token(s: &AppState, ttl: u64) -> Result<(String, UnixTime), ServerError> {
-    if ttl == 0 || ttl > 7 * 24 * 3600 {
-        return Err(ServerError::Invalid("ttl must be between 1 s and 7 days".into()));
-    }
     let provider = lanyard_crypto::provider();
-    let mut secret = [0u8; 24];
-    provider.fill_random(&mut secret)?;
-    let token = lanyard_core::hex::encode(&secret);
-    let hash = lanyard_api::node::join_token_hash(&token, &*provider);
-    let expires_at = s.clock.now().plus(ttl);
-    s.store.create_join_token(&hash, expires_at).await?;
-    audit("join_token.create", "ok", &hash[..16]);
+    let (token, expires_at) = join_token::create(&*s.store, &*provider, ttl, s.clock.now()).await?;
+    audit(
+        "join_token.create",
+        "ok",
+        &lanyard_api::node::join_token_id(&token, &*provider),
+    );
     Ok((token, expires_at))
 }
 
@@ -301,12 +235,4 @@ async fn openapi() -> impl IntoResponse {
         [(http::header::CONTENT_TYPE, "application/json")],
         include_str!("openapi.json"),
     )
-}
-
-/// Parses `type:value` selectors given as strings (for the CLI and bulk files).
-pub fn parse_selectors(items: &[String]) -> Result<Vec<Selector>, ServerError> {
-    items
-        .iter()
-        .map(|s| Selector::parse(s).ok_or_else(|| ServerError::Invalid(format!("{s:?} is not type:value"))))
-        .collect()
 }

@@ -29,12 +29,15 @@
 //! is banned. The agent record carries the node selectors of [`selectors`].
 
 use std::fmt;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use lanyard_api::agent::v1 as pb;
 use lanyard_api::node;
 use lanyard_core::{Algorithm, MacAlgorithm, SpiffeId, TrustDomain, UnixTime, VerifyingKey, hex};
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
 
+use super::{AttestError, Challenge, Identified, NodeAttestor, Proof};
 use crate::datastore::{DataStore, StoreError};
 use crate::model::Selector;
 
@@ -216,18 +219,27 @@ impl ChallengeKey {
     }
 }
 
-/// The x509pop verifier: the trusted node CAs and the challenge key.
+/// The x509pop [`NodeAttestor`]: the trusted node CAs, the challenge key, and the agents
+/// (a banned agent's node cannot attest again).
 #[derive(Debug)]
 pub struct X509Pop {
+    trust_domain: TrustDomain,
     roots: X509Bundle,
     key: ChallengeKey,
+    agents: Arc<dyn DataStore>,
 }
 
 impl X509Pop {
-    /// A verifier trusting the CA certificates in `roots` (its trust domain is only a
-    /// label here: node certificates carry no SPIFFE ID), with `key` for challenges.
-    pub fn new(roots: X509Bundle, key: ChallengeKey) -> X509Pop {
-        X509Pop { roots, key }
+    /// An attestor for agents of `trust_domain`, trusting the CA certificates in `roots`
+    /// (their bundle's trust domain is only a label: node certificates carry no SPIFFE ID),
+    /// with `key` for challenges and the agents in `agents`.
+    pub fn new(trust_domain: TrustDomain, roots: X509Bundle, key: ChallengeKey, agents: Arc<dyn DataStore>) -> X509Pop {
+        X509Pop {
+            trust_domain,
+            roots,
+            key,
+            agents,
+        }
     }
 
     /// Validates a node certificate chain (DER, leaf first) at `now`.
@@ -239,11 +251,11 @@ impl X509Pop {
     }
 
     /// Step 1: a challenge for the (already verified) leaf certificate.
-    pub fn challenge(&self, leaf_der: &[u8], now: UnixTime) -> Result<pb::X509PopChallenge, X509PopError> {
+    pub fn challenge(&self, leaf_der: &[u8], now: UnixTime) -> Result<Challenge, X509PopError> {
         let expires_at = now.plus(CHALLENGE_TTL);
-        Ok(pb::X509PopChallenge {
+        Ok(Challenge {
             challenge: self.key.issue(leaf_der, expires_at)?,
-            expires_at: i64::try_from(expires_at.as_secs()).unwrap_or(i64::MAX),
+            expires_at,
         })
     }
 
@@ -276,5 +288,61 @@ impl X509Pop {
             &response.signature,
         )
         .map_err(|_| X509PopError::BadSignature)
+    }
+}
+
+/// The leaf certificate (DER) of the evidence's chain; `verify_chain` refused an empty one.
+fn leaf(evidence: &pb::X509PopAttestation) -> &[u8] {
+    evidence.cert_chain.first().map(Vec::as_slice).unwrap_or_default()
+}
+
+#[async_trait]
+impl NodeAttestor for X509Pop {
+    type Evidence = pb::X509PopAttestation;
+    type Node = VerifiedCert;
+
+    const ATTESTATION_TYPE: &'static str = ATTESTATION_TYPE;
+    const AUDIT_ACTION: &'static str = "agent.attest.x509pop";
+
+    async fn identify(
+        &self,
+        evidence: &Self::Evidence,
+        now: UnixTime,
+    ) -> Result<Identified<VerifiedCert>, AttestError> {
+        let node = self.verify_chain(&evidence.cert_chain, now)?;
+        let agent_id = agent_id(&self.trust_domain, leaf(evidence))?;
+        Ok(Identified {
+            subject: agent_id.as_str().to_owned(),
+            agent_id,
+            node,
+        })
+    }
+
+    async fn prove(
+        &self,
+        evidence: &Self::Evidence,
+        node: &Identified<VerifiedCert>,
+        csr: &[u8],
+        now: UnixTime,
+    ) -> Result<Proof, AttestError> {
+        let leaf = leaf(evidence);
+        let Some(response) = &evidence.challenge_response else {
+            return Ok(Proof::Challenge(self.challenge(leaf, now)?));
+        };
+        if csr.is_empty() {
+            return Err(X509PopError::Invalid("csr is required in step 2".into()).into());
+        }
+        self.check_response(leaf, response, csr, now)?;
+        let known = self
+            .agents
+            .get_agent(&node.agent_id)
+            .await
+            .map_err(X509PopError::Store)?;
+        if known.is_some_and(|a| a.banned) {
+            return Err(X509PopError::Banned(node.subject.clone()).into());
+        }
+        Ok(Proof::Proven {
+            selectors: selectors(leaf, &node.node),
+        })
     }
 }
