@@ -196,7 +196,7 @@ pub async fn attest<A: NodeAttestor>(
         banned: false,
         created_at: state.clock.now(),
     };
-    state.store.upsert_agent(&agent).await?;
+    state.stores.agents.upsert_agent(&agent).await?;
     audit("ok", agent_id.as_str());
     Ok(Attestation::Attested(Box::new(Attested { agent, svid, bundle })))
 }

@@ -1,6 +1,6 @@
 //! The signing authorities: the X.509 CA and the JWT-SVID and WIT signing keys, each taken
 //! through SPIRE's prepare → activate → retire lifecycle (`shared/specs/spiffe.md` §6 "CA
-//! & key rotation"), persisted in the [`DataStore`] and published in the trust bundle.
+//! & key rotation"), persisted in the [`AuthorityStore`] and published in the trust bundle.
 //!
 //! # Lifecycle
 //!
@@ -73,7 +73,7 @@ use rustls::pki_types::CertificateDer;
 pub use error::CaError;
 pub use storage::KeyStorage;
 
-use crate::datastore::DataStore;
+use crate::datastore::AuthorityStore;
 use crate::model::{Authority, AuthorityKind, AuthorityStatus};
 use plan::{Step, plan};
 
@@ -357,7 +357,7 @@ impl Snapshot {
 /// Runs the signing authorities of one trust domain: creates, rotates and retires them
 /// in the datastore, hands out the ACTIVE signers, and builds the trust bundle.
 pub struct KeyManager {
-    store: Arc<dyn DataStore>,
+    store: Arc<dyn AuthorityStore>,
     config: KeyManagerConfig,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Serializes rotations and reloads within this process.
@@ -376,7 +376,7 @@ impl fmt::Debug for KeyManager {
 impl KeyManager {
     /// A key manager over `store`. It loads nothing yet: call [`KeyManager::rotate`]
     /// at start-up and then periodically.
-    pub fn new(store: Arc<dyn DataStore>, config: KeyManagerConfig) -> KeyManager {
+    pub fn new(store: Arc<dyn AuthorityStore>, config: KeyManagerConfig) -> KeyManager {
         KeyManager {
             store,
             config,

@@ -4,7 +4,7 @@
 
 use lanyard_core::{SpiffeId, TrustDomain};
 
-use crate::datastore::{DataStore, EntryFilter, StoreError};
+use crate::datastore::{EntryFilter, EntryStore, StoreError};
 use crate::error::ServerError;
 use crate::model::{Entry, EntrySpec, Selector};
 
@@ -99,7 +99,7 @@ pub fn is_authorized(entry: &Entry, agent: &SpiffeId) -> bool {
 }
 
 /// Every entry authorized for `agent`, ordered by ID.
-pub async fn authorized_entries(store: &dyn DataStore, agent: &SpiffeId) -> Result<Vec<Entry>, StoreError> {
+pub async fn authorized_entries(store: &dyn EntryStore, agent: &SpiffeId) -> Result<Vec<Entry>, StoreError> {
     let filter = EntryFilter {
         parent_id: Some(agent.clone()),
         spiffe_id: None,

@@ -6,7 +6,7 @@
 //! then again after the bundle's `spiffe_refresh_hint`, bounded to
 //! [`MIN_REFRESH`]..=[`MAX_REFRESH`] ([`DEFAULT_REFRESH`] without a hint). A fetched
 //! document must parse as a SPIFFE bundle for that trust domain, with usable X.509
-//! authorities; it is stored ([`DataStore::put_federated_bundle`]) only when its
+//! authorities; it is stored ([`FederatedBundleStore::put_federated_bundle`](crate::datastore::FederatedBundleStore::put_federated_bundle)) only when its
 //! `spiffe_sequence` differs from the stored one (or, without sequences, its content).
 //! A failure is logged and retried with exponential backoff from [`FIRST_RETRY`] up to
 //! the refresh interval; the last good bundle stays stored and served meanwhile. The agent
@@ -240,7 +240,8 @@ impl Relationship {
             Some(X509Bundle::from_spiffe_bundle(&own).map_err(|e| self.server_err(e))?)
         } else {
             match state
-                .store
+                .stores
+                .federated_bundles
                 .get_federated_bundle(endpoint_td.name())
                 .await
                 .map_err(|e| self.server_err(e))?
@@ -324,7 +325,8 @@ pub async fn refresh_once(state: &AppState, relationship: &Relationship) -> Resu
     X509Bundle::from_spiffe_bundle(&bundle).map_err(|e| invalid(e.into()))?;
     let json = bundle.to_json();
     let stored = state
-        .store
+        .stores
+        .federated_bundles
         .get_federated_bundle(td.name())
         .await
         .map_err(|e| relationship.server_err(e))?;
@@ -342,7 +344,8 @@ pub async fn refresh_once(state: &AppState, relationship: &Relationship) -> Resu
     };
     if changed {
         state
-            .store
+            .stores
+            .federated_bundles
             .put_federated_bundle(td.name(), &json, state.clock.now())
             .await
             .map_err(|e| relationship.server_err(e))?;
@@ -365,9 +368,9 @@ pub async fn forget_unconfigured(
     configured: &[Arc<Relationship>],
 ) -> Result<Vec<String>, crate::datastore::StoreError> {
     let mut forgotten = Vec::new();
-    for stored in state.store.list_federated_bundles().await? {
+    for stored in state.stores.federated_bundles.list_federated_bundles().await? {
         let kept = configured.iter().any(|r| r.trust_domain.name() == stored);
-        if !kept && state.store.delete_federated_bundle(&stored).await? {
+        if !kept && state.stores.federated_bundles.delete_federated_bundle(&stored).await? {
             tracing::info!(trust_domain = %stored, "no longer federated with: its stored bundle is deleted");
             forgotten.push(stored);
         }

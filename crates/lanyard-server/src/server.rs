@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use lanyard_core::{Clock, SystemClock};
+use lanyard_core::{Clock, SystemClock, UnixTime};
 use lanyard_net::{ConnectionLimiter, serve_http};
 
 use crate::api;
@@ -18,14 +18,14 @@ use crate::attest::JoinTokenAttestor;
 use crate::attest::x509pop::{ChallengeKey, X509Pop};
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
-use crate::datastore::{DataStore, SqlDataStore};
+use crate::datastore::{DataStore, SqlDataStore, StoreError, Stores};
 use crate::endpoints::{admin, bundle_endpoint, public};
 use crate::federation;
 use crate::state::AppState;
 
 /// How often authorities are checked for preparation, activation and retirement.
 const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
-/// How many entry events the datastore keeps (see `DataStore::prune`).
+/// How many entry events the datastore keeps (see [`prune`]).
 const KEEP_ENTRY_EVENTS: u64 = 100_000;
 
 /// A started server.
@@ -148,6 +148,14 @@ fn fit_listeners_to_nofile(config: &mut ServerConfig) {
     }
 }
 
+/// Deletes what nothing needs any more: join tokens that expired before `now`, and all
+/// but the newest [`KEEP_ENTRY_EVENTS`] entry events. Returns the numbers deleted.
+async fn prune(stores: &Stores, now: UnixTime) -> Result<(u64, u64), StoreError> {
+    let tokens = stores.join_tokens.prune_join_tokens(now).await?;
+    let events = stores.entries.prune_entry_events(KEEP_ENTRY_EVENTS).await?;
+    Ok((tokens, events))
+}
+
 /// Starts the server described by `config`:
 /// 1. the data directory (mode 0700);
 /// 2. the datastore (migrations run on connect);
@@ -166,8 +174,9 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let trust_domain = config.trust_domain()?;
+    let stores = Stores::new(store);
     let keys = Arc::new(KeyManager::new(
-        Arc::clone(&store),
+        Arc::clone(&stores.authorities),
         KeyManagerConfig {
             trust_domain: trust_domain.clone(),
             ca_ttl: config.ca_ttl,
@@ -193,10 +202,15 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     let x509pop = match &config.node_attestation.x509pop {
         Some(c) => {
             let roots = c.ca_bundle(&trust_domain)?;
-            let key = ChallengeKey::load(&*store)
+            let key = ChallengeKey::load(&*stores.secrets)
                 .await
                 .context("loading the x509pop challenge key")?;
-            Some(X509Pop::new(trust_domain.clone(), roots, key, Arc::clone(&store)))
+            Some(X509Pop::new(
+                trust_domain.clone(),
+                roots,
+                key,
+                Arc::clone(&stores.agents),
+            ))
         }
         None => None,
     };
@@ -235,7 +249,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     let state = AppState {
         config: Arc::new(config),
         trust_domain,
-        store,
+        stores,
         keys: Arc::clone(&keys),
         clock: Arc::clone(&clock),
         public_url: public_url.clone(),
@@ -276,7 +290,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     let attestors = api::service::Attestors {
         join_token: JoinTokenAttestor::new(
             state.trust_domain.clone(),
-            Arc::clone(&state.store),
+            Arc::clone(&state.stores.join_tokens),
             lanyard_crypto::provider(),
         ),
         x509pop,
@@ -289,7 +303,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     }
     federation::spawn(&state, relationships, &watcher, &mut tasks);
     let mut stop = watcher;
-    let store = Arc::clone(&state.store);
+    let stores = state.stores.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(ROTATION_INTERVAL);
         loop {
@@ -298,7 +312,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
                     if let Err(e) = keys.rotate(clock.now()).await {
                         tracing::error!(error = %e, "key rotation failed; retrying at the next tick");
                     }
-                    match store.prune(clock.now(), KEEP_ENTRY_EVENTS).await {
+                    match prune(&stores, clock.now()).await {
                         Ok((0, 0)) => {}
                         Ok((tokens, events)) => tracing::debug!(tokens, events, "pruned expired join tokens and old entry events"),
                         Err(e) => tracing::warn!(error = %e, "pruning the datastore failed; retrying at the next tick"),

@@ -6,7 +6,7 @@ use lanyard_core::{Clock, TrustDomain};
 
 use crate::ca::KeyManager;
 use crate::config::ServerConfig;
-use crate::datastore::DataStore;
+use crate::datastore::Stores;
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -15,8 +15,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The trust domain.
     pub trust_domain: TrustDomain,
-    /// Persistence.
-    pub store: Arc<dyn DataStore>,
+    /// Persistence, one handle per noun.
+    pub stores: Stores,
     /// The CA and signing keys.
     pub keys: Arc<KeyManager>,
     /// The clock.

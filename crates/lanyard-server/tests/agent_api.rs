@@ -73,7 +73,7 @@ impl Harness {
     /// The stored record of the agent `id` (which must exist).
     async fn stored_agent(&self, id: &str) -> lanyard_server::model::Agent {
         let id = SpiffeId::parse(id).unwrap();
-        self.server.state.store.get_agent(&id).await.unwrap().unwrap()
+        self.server.state.stores.agents.get_agent(&id).await.unwrap().unwrap()
     }
 
     fn td(&self) -> TrustDomain {
@@ -96,7 +96,8 @@ impl Harness {
         let expires_at = UnixTime(self.now().as_secs().checked_add_signed(ttl).unwrap());
         self.server
             .state
-            .store
+            .stores
+            .join_tokens
             .create_join_token(&sha256_hex(&token), expires_at)
             .await
             .unwrap();
@@ -117,7 +118,8 @@ impl Harness {
         };
         self.server
             .state
-            .store
+            .stores
+            .entries
             .create_entry(&spec, self.now())
             .await
             .unwrap()
@@ -137,7 +139,13 @@ impl Harness {
             federates_with: trust_domains.iter().map(|td| (*td).to_owned()).collect(),
             admin: false,
         };
-        self.server.state.store.create_entry(&spec, self.now()).await.unwrap();
+        self.server
+            .state
+            .stores
+            .entries
+            .create_entry(&spec, self.now())
+            .await
+            .unwrap();
     }
 
     /// A client without a certificate (for `AttestAgent`), pinning the server's ID.
@@ -491,7 +499,7 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
     assert!(*worst < Duration::from_secs(1), "{latencies:?}");
 
     // Deletion, and moving an entry to another agent, arrive as deletions.
-    h.server.state.store.delete_entry(&before).await.unwrap();
+    h.server.state.stores.entries.delete_entry(&before).await.unwrap();
     let pb::sync_entries_response::Event::Delta(delta) = next_event(&mut stream, Duration::from_secs(2)).await else {
         panic!("expected a delta");
     };
@@ -499,7 +507,7 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
     assert!(delta.upserts.is_empty());
 
     let moved = &created[0];
-    let mut spec = h.server.state.store.get_entry(moved).await.unwrap().unwrap();
+    let mut spec = h.server.state.stores.entries.get_entry(moved).await.unwrap().unwrap();
     spec.parent_id = SpiffeId::parse(other_agent).unwrap();
     let spec = EntrySpec {
         spiffe_id: spec.spiffe_id,
@@ -512,7 +520,13 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
         federates_with: spec.federates_with,
         admin: spec.admin,
     };
-    h.server.state.store.update_entry(moved, &spec, None).await.unwrap();
+    h.server
+        .state
+        .stores
+        .entries
+        .update_entry(moved, &spec, None)
+        .await
+        .unwrap();
     let pb::sync_entries_response::Event::Delta(delta) = next_event(&mut stream, Duration::from_secs(2)).await else {
         panic!("expected a delta");
     };
@@ -687,7 +701,7 @@ async fn a_banned_agent_is_cut_off() {
     next_event(&mut stream, Duration::from_secs(5)).await; // snapshot
 
     let id = SpiffeId::parse(&agent.id).unwrap();
-    assert!(h.server.state.store.ban_agent(&id).await.unwrap());
+    assert!(h.server.state.stores.agents.ban_agent(&id).await.unwrap());
 
     let err = client.get_bundles(pb::GetBundlesRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -940,7 +954,7 @@ async fn x509pop_refusals() {
     assert!(err.message().contains("not authentic"), "{}", err.message());
 
     // An expired challenge (made with the server's own key, so only the expiry is wrong).
-    let key = lanyard_server::attest::x509pop::ChallengeKey::load(&*h.server.state.store)
+    let key = lanyard_server::attest::x509pop::ChallengeKey::load(&*h.server.state.stores.secrets)
         .await
         .unwrap();
     let expired = key.issue(&node.der, UnixTime(h.now().as_secs() - 1)).unwrap();
@@ -993,7 +1007,8 @@ async fn x509pop_refusals() {
     assert!(
         h.server
             .state
-            .store
+            .stores
+            .agents
             .ban_agent(&SpiffeId::parse(&id).unwrap())
             .await
             .unwrap()
@@ -1152,7 +1167,15 @@ impl WebEndpoint {
 async fn stored_foreign(h: &Harness, td: &str, within: Duration) -> SpiffeBundle {
     let deadline = Instant::now() + within;
     loop {
-        if let Some((json, _)) = h.server.state.store.get_federated_bundle(td).await.unwrap() {
+        if let Some((json, _)) = h
+            .server
+            .state
+            .stores
+            .federated_bundles
+            .get_federated_bundle(td)
+            .await
+            .unwrap()
+        {
             return SpiffeBundle::parse(TrustDomain::parse(td).unwrap(), json.as_bytes()).unwrap();
         }
         assert!(
@@ -1291,7 +1314,8 @@ async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
         bundle.sequence = Some(7);
         h.server
             .state
-            .store
+            .stores
+            .federated_bundles
             .put_federated_bundle(td, &bundle.to_json(), h.now())
             .await
             .unwrap();
@@ -1315,7 +1339,8 @@ async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
     while h
         .server
         .state
-        .store
+        .stores
+        .federated_bundles
         .get_federated_bundle(FOREIGN_TD)
         .await
         .unwrap()
@@ -1325,7 +1350,13 @@ async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        h.server.state.store.list_federated_bundles().await.unwrap(),
+        h.server
+            .state
+            .stores
+            .federated_bundles
+            .list_federated_bundles()
+            .await
+            .unwrap(),
         vec![KEPT_TD.to_owned()]
     );
 

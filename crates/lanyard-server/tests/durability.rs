@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 
 use lanyard_core::{SpiffeId, UnixTime, WorkloadId};
-use lanyard_server::datastore::{DataStore, SqlDataStore};
+use lanyard_server::datastore::{AuthorityStore, EntryStore, SqlDataStore};
 use lanyard_server::model::{EntrySpec, Selector};
 
 const CHILD_ENV: &str = "LANYARD_DURABILITY_CHILD_DB";

@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// The own bundle plus the federated bundles the agent's entries need.
 pub(crate) async fn for_agent(state: &AppState, agent: &SpiffeId) -> Result<pb::Bundles, AgentApiError> {
     let own = state.keys.bundle().await.map_err(ServerError::from)?;
-    let wanted: HashSet<String> = entries::authorized_entries(&*state.store, agent)
+    let wanted: HashSet<String> = entries::authorized_entries(&*state.stores.entries, agent)
         .await?
         .iter()
         .flat_map(|e| e.federates_with.iter().map(|t| wire::trust_domain_key(t)))
@@ -27,7 +27,7 @@ pub(crate) async fn for_agent(state: &AppState, agent: &SpiffeId) -> Result<pb::
         if name == state.trust_domain.name() {
             continue;
         }
-        let Some((json, _fetched_at)) = state.store.get_federated_bundle(name).await? else {
+        let Some((json, _fetched_at)) = state.stores.federated_bundles.get_federated_bundle(name).await? else {
             continue;
         };
         let sequence = serde_json::from_str::<serde_json::Value>(&json)

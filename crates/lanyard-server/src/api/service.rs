@@ -80,7 +80,7 @@ impl AgentService {
         if !node::is_agent_id(&svid.spiffe_id) {
             return Err(AgentApiError::NotAnAgent(svid.spiffe_id.clone()));
         }
-        match self.state.store.get_agent(&svid.spiffe_id).await? {
+        match self.state.stores.agents.get_agent(&svid.spiffe_id).await? {
             None => Err(AgentApiError::UnknownAgent(svid.spiffe_id.clone())),
             Some(agent) if agent.banned => Err(AgentApiError::AgentBanned(svid.spiffe_id.clone())),
             // The current SVID. Its first use ends the grace of the one it replaced.
@@ -89,7 +89,8 @@ impl AgentService {
                     return Ok(agent);
                 }
                 self.state
-                    .store
+                    .stores
+                    .agents
                     .clear_previous_svid_serial(&agent.id, &svid.serial)
                     .await?;
                 Ok(Agent {
@@ -107,7 +108,7 @@ impl AgentService {
 
     /// The entry `id` if it is authorized for `agent`.
     async fn authorized_entry(&self, agent: &SpiffeId, id: &str) -> Result<Option<Entry>, AgentApiError> {
-        let entry = self.state.store.get_entry(id).await?;
+        let entry = self.state.stores.entries.get_entry(id).await?;
         Ok(entry.filter(|e| entries::is_authorized(e, agent)))
     }
 
@@ -186,7 +187,7 @@ impl AgentService {
             svid_expires_at: verified.not_after,
             ..agent
         };
-        self.state.store.upsert_agent(&renewed).await?;
+        self.state.stores.agents.upsert_agent(&renewed).await?;
         audit("agent.renew", "ok", renewed.id.as_str(), peer.as_ref());
         Ok(pb::RenewAgentResponse {
             credentials: Some(credentials),

@@ -119,7 +119,7 @@ async fn poll(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let slow_every = u32::try_from(SLOW_INTERVAL.as_millis() / POLL_INTERVAL.as_millis()).unwrap_or(20);
     let mut n: u32 = 0;
-    let local_changes = state.store.local_changes();
+    let local_changes = state.stores.entries.local_changes();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -143,7 +143,7 @@ async fn poll(
                 Err(e) => tracing::warn!(error = %e, "agent API: reading the bundle sequence failed"),
             }
             if events.receiver_count() > 0 {
-                match state.store.list_agents().await {
+                match state.stores.agents.list_agents().await {
                     Ok(agents) => {
                         let set: HashSet<String> = agents
                             .into_iter()
@@ -169,10 +169,15 @@ async fn poll(
 /// The own bundle's sequence and a SHA-256 over the stored federated bundles (a foreign
 /// bundle is stored only when it changed, possibly by another replica).
 async fn bundle_version(state: &AppState) -> Result<BundleVersion, crate::datastore::StoreError> {
-    let sequence = state.store.bundle_sequence().await?;
+    let sequence = state.stores.authorities.bundle_sequence().await?;
     let mut federated = Vec::new();
-    for trust_domain in state.store.list_federated_bundles().await? {
-        if let Some((json, _)) = state.store.get_federated_bundle(&trust_domain).await? {
+    for trust_domain in state.stores.federated_bundles.list_federated_bundles().await? {
+        if let Some((json, _)) = state
+            .stores
+            .federated_bundles
+            .get_federated_bundle(&trust_domain)
+            .await?
+        {
             federated.extend_from_slice(trust_domain.as_bytes());
             federated.push(0);
             federated.extend_from_slice(json.as_bytes());
@@ -187,13 +192,13 @@ async fn poll_events(
     events: &broadcast::Sender<Arc<[EntryEvent]>>,
     last: &mut Option<u64>,
 ) -> Result<(), crate::datastore::StoreError> {
-    let latest = state.store.latest_entry_event().await?;
+    let latest = state.stores.entries.latest_entry_event().await?;
     let Some(mut seen) = *last else {
         *last = Some(latest);
         return Ok(());
     };
     while seen < latest {
-        let page = state.store.entry_events_since(seen, EVENT_PAGE).await?;
+        let page = state.stores.entries.entry_events_since(seen, EVENT_PAGE).await?;
         let Some(newest) = page.last().map(|e| e.seq) else {
             break;
         };
@@ -236,8 +241,8 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
     }
     // The revision before the entries: a change in between is both in the snapshot and
     // delivered again as a delta, which the agent applies idempotently.
-    let mut revision = state.store.latest_entry_event().await?;
-    let entries = entries::authorized_entries(&*state.store, agent).await?;
+    let mut revision = state.stores.entries.latest_entry_event().await?;
+    let entries = entries::authorized_entries(&*state.stores.entries, agent).await?;
     let mut known: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
     let chunks: Vec<&[crate::model::Entry]> = if entries.is_empty() {
         vec![&[]]
@@ -325,7 +330,7 @@ async fn apply_events(
         ..Default::default()
     };
     for (id, seq) in ids {
-        let entry = state.store.get_entry(id).await?;
+        let entry = state.stores.entries.get_entry(id).await?;
         match entry.filter(|e| entries::is_authorized(e, agent)) {
             Some(entry) => {
                 known.insert(entry.id.clone());
@@ -348,8 +353,8 @@ async fn resync(
     known: &mut HashSet<String>,
     revision: &mut u64,
 ) -> Result<Option<pb::EntriesDelta>, AgentApiError> {
-    let latest = state.store.latest_entry_event().await?;
-    let entries = entries::authorized_entries(&*state.store, agent).await?;
+    let latest = state.stores.entries.latest_entry_event().await?;
+    let entries = entries::authorized_entries(&*state.stores.entries, agent).await?;
     let current: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
     let deleted: Vec<String> = known.difference(&current).cloned().collect();
     *known = current;

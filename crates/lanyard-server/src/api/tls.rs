@@ -162,7 +162,7 @@ impl ServerIdentity {
     }
 
     async fn try_refresh(&self) -> Result<(), ServerError> {
-        let sequence = self.state.store.bundle_sequence().await?;
+        let sequence = self.state.stores.authorities.bundle_sequence().await?;
         let known = self.lock().bundle_sequence;
         if known != Some(sequence) {
             let (bundles, sequence) = bundles(&self.state).await?;

@@ -15,7 +15,7 @@ use lanyard_api::node;
 use lanyard_core::{CryptoProvider, TrustDomain, UnixTime, hex};
 
 use super::{AttestError, Identified, NodeAttestor, Proof};
-use crate::datastore::{DataStore, TokenUse};
+use crate::datastore::{JoinTokenStore, TokenUse};
 use crate::error::ServerError;
 
 /// The longest join-token lifetime the admin API accepts: 7 days.
@@ -52,7 +52,7 @@ impl JoinTokenError {
 /// A new one-time join token, valid for `ttl` seconds from `now` (1 s to [`MAX_TTL`]):
 /// stores its hash in `store` and returns the token (shown once) and its expiry.
 pub async fn create(
-    store: &dyn DataStore,
+    store: &dyn JoinTokenStore,
     crypto: &dyn CryptoProvider,
     ttl: u64,
     now: UnixTime,
@@ -74,13 +74,13 @@ pub async fn create(
 #[derive(Debug)]
 pub struct JoinTokenAttestor {
     trust_domain: TrustDomain,
-    store: Arc<dyn DataStore>,
+    store: Arc<dyn JoinTokenStore>,
     crypto: Arc<dyn CryptoProvider>,
 }
 
 impl JoinTokenAttestor {
     /// Attests agents of `trust_domain` with the tokens in `store`.
-    pub fn new(trust_domain: TrustDomain, store: Arc<dyn DataStore>, crypto: Arc<dyn CryptoProvider>) -> Self {
+    pub fn new(trust_domain: TrustDomain, store: Arc<dyn JoinTokenStore>, crypto: Arc<dyn CryptoProvider>) -> Self {
         JoinTokenAttestor {
             trust_domain,
             store,

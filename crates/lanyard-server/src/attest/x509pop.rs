@@ -38,7 +38,7 @@ use lanyard_core::{Algorithm, MacAlgorithm, SpiffeId, TrustDomain, UnixTime, Ver
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
 
 use super::{AttestError, Challenge, Identified, NodeAttestor, Proof};
-use crate::datastore::{DataStore, StoreError};
+use crate::datastore::{AgentStore, SecretStore, StoreError};
 use crate::model::Selector;
 
 /// How long a challenge is accepted, in seconds.
@@ -165,7 +165,7 @@ impl ChallengeKey {
     }
 
     /// The key shared through `store` (created with 32 random bytes by the first caller).
-    pub async fn load(store: &dyn DataStore) -> Result<ChallengeKey, X509PopError> {
+    pub async fn load(store: &dyn SecretStore) -> Result<ChallengeKey, X509PopError> {
         let mut candidate = [0u8; 32];
         lanyard_crypto::provider()
             .fill_random(&mut candidate)
@@ -226,14 +226,19 @@ pub struct X509Pop {
     trust_domain: TrustDomain,
     roots: X509Bundle,
     key: ChallengeKey,
-    agents: Arc<dyn DataStore>,
+    agents: Arc<dyn AgentStore>,
 }
 
 impl X509Pop {
     /// An attestor for agents of `trust_domain`, trusting the CA certificates in `roots`
     /// (their bundle's trust domain is only a label: node certificates carry no SPIFFE ID),
     /// with `key` for challenges and the agents in `agents`.
-    pub fn new(trust_domain: TrustDomain, roots: X509Bundle, key: ChallengeKey, agents: Arc<dyn DataStore>) -> X509Pop {
+    pub fn new(
+        trust_domain: TrustDomain,
+        roots: X509Bundle,
+        key: ChallengeKey,
+        agents: Arc<dyn AgentStore>,
+    ) -> X509Pop {
         X509Pop {
             trust_domain,
             roots,

@@ -60,7 +60,7 @@ fn validate(s: &AppState, spec: &EntrySpec) -> Result<(), ServerError> {
 async fn create_entry(State(s): State<AppState>, Json(spec): Json<EntrySpec>) -> Result<Response, ServerError> {
     let result = async {
         validate(&s, &spec)?;
-        Ok::<_, ServerError>(s.store.create_entry(&spec, s.clock.now()).await?)
+        Ok::<_, ServerError>(s.stores.entries.create_entry(&spec, s.clock.now()).await?)
     }
     .await;
     match result {
@@ -79,9 +79,14 @@ async fn create_entries(State(s): State<AppState>, Json(specs): Json<Vec<EntrySp
     for (i, spec) in specs.iter().enumerate() {
         validate(&s, spec).map_err(|e| ServerError::Invalid(format!("entry {i}: {e}")))?;
     }
-    let entries = s.store.create_entries(&specs, s.clock.now()).await.inspect_err(|e| {
-        audit("entry.create_batch", e.to_string().as_str(), &specs.len().to_string());
-    })?;
+    let entries = s
+        .stores
+        .entries
+        .create_entries(&specs, s.clock.now())
+        .await
+        .inspect_err(|e| {
+            audit("entry.create_batch", e.to_string().as_str(), &specs.len().to_string());
+        })?;
     audit("entry.create_batch", "ok", &entries.len().to_string());
     Ok((StatusCode::CREATED, Json(entries)).into_response())
 }
@@ -101,11 +106,12 @@ async fn list_entries(State(s): State<AppState>, Query(q): Query<ListQuery>) -> 
         parent_id,
         spiffe_id: q.spiffe_id,
     };
-    Ok(Json(s.store.list_entries(&filter).await?))
+    Ok(Json(s.stores.entries.list_entries(&filter).await?))
 }
 
 async fn get_entry(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Entry>, ServerError> {
-    s.store
+    s.stores
+        .entries
         .get_entry(&id)
         .await?
         .map(Json)
@@ -127,7 +133,8 @@ async fn update_entry(
 ) -> Result<Json<Entry>, ServerError> {
     validate(&s, &body.spec)?;
     let entry = s
-        .store
+        .stores
+        .entries
         .update_entry(&id, &body.spec, body.revision)
         .await
         .inspect_err(|e| {
@@ -138,7 +145,7 @@ async fn update_entry(
 }
 
 async fn delete_entry(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ServerError> {
-    if s.store.delete_entry(&id).await? {
+    if s.stores.entries.delete_entry(&id).await? {
         audit("entry.delete", "ok", &id);
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -169,7 +176,7 @@ async fn create_join_token(
 /// stored) and its expiry.
 pub async fn new_join_token(s: &AppState, ttl: u64) -> Result<(String, UnixTime), ServerError> {
     let provider = lanyard_crypto::provider();
-    let (token, expires_at) = join_token::create(&*s.store, &*provider, ttl, s.clock.now()).await?;
+    let (token, expires_at) = join_token::create(&*s.stores.join_tokens, &*provider, ttl, s.clock.now()).await?;
     audit(
         "join_token.create",
         "ok",
@@ -179,7 +186,7 @@ pub async fn new_join_token(s: &AppState, ttl: u64) -> Result<(String, UnixTime)
 }
 
 async fn list_agents(State(s): State<AppState>) -> Result<Response, ServerError> {
-    Ok(Json(s.store.list_agents().await?).into_response())
+    Ok(Json(s.stores.agents.list_agents().await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -189,7 +196,7 @@ struct BanBody {
 
 async fn ban_agent(State(s): State<AppState>, Json(body): Json<BanBody>) -> Result<StatusCode, ServerError> {
     let id = SpiffeId::parse(&body.id).map_err(|e| ServerError::Invalid(format!("id: {e}")))?;
-    if s.store.ban_agent(&id).await? {
+    if s.stores.agents.ban_agent(&id).await? {
         audit("agent.ban", "ok", id.as_str());
         Ok(StatusCode::NO_CONTENT)
     } else {

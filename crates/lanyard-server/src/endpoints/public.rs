@@ -161,7 +161,7 @@ async fn wimse_trust_domain(State(s): State<AppState>) -> Response {
 }
 
 async fn ready(State(s): State<AppState>) -> Result<&'static str, ServerError> {
-    s.store.bundle_sequence().await?;
+    s.stores.authorities.bundle_sequence().await?;
     s.keys.wit_signer().await?;
     Ok("ready")
 }
