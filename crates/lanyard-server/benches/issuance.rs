@@ -76,11 +76,16 @@ fn fixture() -> Fixture {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = rt.block_on(async {
-        let store: Arc<dyn DataStore> = Arc::new(SqlDataStore::connect("sqlite::memory:").await.unwrap());
+        let store: Arc<dyn DataStore> = Arc::new(
+            SqlDataStore::connect("sqlite::memory:", lanyard_crypto::provider())
+                .await
+                .unwrap(),
+        );
         let td = TrustDomain::parse("example.org").unwrap();
         let keys = Arc::new(KeyManager::new(
             store.clone(),
             KeyManagerConfig::new(td.clone(), KeyStorage::Files(dir.path().join("keys"))),
+            lanyard_crypto::provider(),
         ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         keys.rotate(clock.now()).await.unwrap();
@@ -90,6 +95,7 @@ fn fixture() -> Fixture {
             stores: Stores::new(store),
             keys,
             clock,
+            crypto: lanyard_crypto::provider(),
             public_url: "https://lanyard.example.org".into(),
         }
     });

@@ -78,6 +78,7 @@ pub struct Identified<N> {
 }
 
 /// What [`NodeAttestor::prove`] concluded.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Proof {
     /// The agent must answer this challenge in a second call.
@@ -99,6 +100,7 @@ pub struct Challenge {
 }
 
 /// What an attestation produced.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum Attestation {
     /// The agent must answer a challenge.

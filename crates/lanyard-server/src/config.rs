@@ -11,6 +11,7 @@ use lanyard_core::TrustDomain;
 use lanyard_net::ListenerLimits;
 
 /// How logs are written.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -22,6 +23,7 @@ pub enum LogFormat {
 }
 
 /// Where signing keys live at rest.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStorageKind {
@@ -190,6 +192,7 @@ pub struct FederationConfig {
 }
 
 /// The SPIFFE bundle endpoint profile of a foreign trust domain (SPIFFE Federation §5.2).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BundleEndpointProfile {

@@ -23,9 +23,9 @@ fn check_domain(state: &AppState, id: &str, trust_domain: &str) -> Result<(), Se
     Ok(())
 }
 
-fn random_id() -> Result<String, ServerError> {
+fn random_id(state: &AppState) -> Result<String, ServerError> {
     let mut bytes = [0u8; 16];
-    lanyard_crypto::provider().fill_random(&mut bytes)?;
+    state.crypto.fill_random(&mut bytes)?;
     Ok(lanyard_core::hex::encode(&bytes))
 }
 
@@ -47,7 +47,7 @@ pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option
         iat: now,
         exp: now.plus(ttl),
         iss: Some(state.public_url.clone()),
-        jti: Some(random_id()?),
+        jti: Some(random_id(state)?),
     };
     Ok(issue_wit(signer.as_ref(), Some(&kid), &claims)?)
 }

@@ -167,8 +167,10 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     config.validate()?;
     fit_listeners_to_nofile(&mut config);
     prepare_data_dir(&config.data_dir)?;
+    // The one crypto provider; every subsystem gets it from here.
+    let crypto = lanyard_crypto::provider();
     let store: Arc<dyn DataStore> = Arc::new(
-        SqlDataStore::connect(&config.database_url())
+        SqlDataStore::connect(&config.database_url(), Arc::clone(&crypto))
             .await
             .context("opening the datastore")?,
     );
@@ -195,6 +197,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
                 _ => None,
             },
         },
+        Arc::clone(&crypto),
     ));
     keys.rotate(clock.now())
         .await
@@ -202,7 +205,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     let x509pop = match &config.node_attestation.x509pop {
         Some(c) => {
             let roots = c.ca_bundle(&trust_domain)?;
-            let key = ChallengeKey::load(&*stores.secrets)
+            let key = ChallengeKey::load(&*stores.secrets, Arc::clone(&crypto))
                 .await
                 .context("loading the x509pop challenge key")?;
             Some(X509Pop::new(
@@ -210,6 +213,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
                 roots,
                 key,
                 Arc::clone(&stores.agents),
+                Arc::clone(&crypto),
             ))
         }
         None => None,
@@ -252,6 +256,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         stores,
         keys: Arc::clone(&keys),
         clock: Arc::clone(&clock),
+        crypto,
         public_url: public_url.clone(),
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -291,7 +296,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         join_token: JoinTokenAttestor::new(
             state.trust_domain.clone(),
             Arc::clone(&state.stores.join_tokens),
-            lanyard_crypto::provider(),
+            Arc::clone(&state.crypto),
         ),
         x509pop,
     };

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lanyard_core::{Clock, TrustDomain};
+use lanyard_core::{Clock, CryptoProvider, TrustDomain};
 
 use crate::ca::KeyManager;
 use crate::config::ServerConfig;
@@ -21,6 +21,8 @@ pub struct AppState {
     pub keys: Arc<KeyManager>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Randomness, digests and MACs (the composition root passes `lanyard_crypto::provider()`).
+    pub crypto: Arc<dyn CryptoProvider>,
     /// The public base URL (for discovery documents).
     pub public_url: String,
 }

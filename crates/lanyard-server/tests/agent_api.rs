@@ -954,9 +954,12 @@ async fn x509pop_refusals() {
     assert!(err.message().contains("not authentic"), "{}", err.message());
 
     // An expired challenge (made with the server's own key, so only the expiry is wrong).
-    let key = lanyard_server::attest::x509pop::ChallengeKey::load(&*h.server.state.stores.secrets)
-        .await
-        .unwrap();
+    let key = lanyard_server::attest::x509pop::ChallengeKey::load(
+        &*h.server.state.stores.secrets,
+        lanyard_crypto::provider(),
+    )
+    .await
+    .unwrap();
     let expired = key.issue(&node.der, UnixTime(h.now().as_secs() - 1)).unwrap();
     let err = h.x509pop_answer(&node, &expired, csr.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);

@@ -30,11 +30,19 @@ fn encrypted() -> KeyStorage {
 }
 
 async fn memory_store() -> Arc<dyn AuthorityStore> {
-    Arc::new(SqlDataStore::connect("sqlite::memory:").await.unwrap())
+    Arc::new(
+        SqlDataStore::connect("sqlite::memory:", lanyard_crypto::provider())
+            .await
+            .unwrap(),
+    )
 }
 
 fn manager(store: &Arc<dyn AuthorityStore>, storage: KeyStorage) -> KeyManager {
-    KeyManager::new(Arc::clone(store), KeyManagerConfig::new(td(), storage))
+    KeyManager::new(
+        Arc::clone(store),
+        KeyManagerConfig::new(td(), storage),
+        lanyard_crypto::provider(),
+    )
 }
 
 /// The bundle's keys, as comparable JSON strings.
@@ -363,6 +371,7 @@ async fn encrypted_storage_round_trips_and_a_wrong_kek_fails() {
         AuthorityKind::X509 => fresh.x509_ca().await.err(),
         AuthorityKind::Jwt => fresh.jwt_signer().await.err(),
         AuthorityKind::Wit => fresh.wit_signer().await.err(),
+        other => panic!("unexpected authority kind {other:?}"),
     };
     assert!(matches!(err, Some(CaError::Decrypt { .. })), "{err:?}");
 
@@ -439,10 +448,12 @@ async fn replica_rounds(stores: [Arc<dyn AuthorityStore>; 2], rounds: usize) -> 
         let a = Arc::new(KeyManager::new(
             Arc::clone(&stores[0]),
             KeyManagerConfig::new(td(), encrypted()),
+            lanyard_crypto::provider(),
         ));
         let b = Arc::new(KeyManager::new(
             Arc::clone(&stores[1]),
             KeyManagerConfig::new(td(), encrypted()),
+            lanyard_crypto::provider(),
         ));
         let mut last_seq = stores[0].bundle_sequence().await.unwrap();
         for t in [0, 12 * H, 20 * H, 25 * H + 1] {
@@ -473,8 +484,8 @@ async fn replicas_with_their_own_connections_converge() {
     // PostgreSQL in production.
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("lanyard.db").display());
-    let a: Arc<dyn AuthorityStore> = Arc::new(SqlDataStore::connect(&url).await.unwrap());
-    let b: Arc<dyn AuthorityStore> = Arc::new(SqlDataStore::connect(&url).await.unwrap());
+    let a: Arc<dyn AuthorityStore> = Arc::new(SqlDataStore::connect(&url, lanyard_crypto::provider()).await.unwrap());
+    let b: Arc<dyn AuthorityStore> = Arc::new(SqlDataStore::connect(&url, lanyard_crypto::provider()).await.unwrap());
     let repairs = replica_rounds([a, b], 10).await;
     eprintln!("two pools on one SQLite file: {repairs} race repairs over 10 rounds");
 }
@@ -493,7 +504,7 @@ async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
         upstream: Some(Arc::clone(&upstream)),
         ..KeyManagerConfig::new(td(), encrypted())
     };
-    let keys = KeyManager::new(Arc::clone(&store), config.clone());
+    let keys = KeyManager::new(Arc::clone(&store), config.clone(), lanyard_crypto::provider());
     keys.rotate(at(0)).await.unwrap();
 
     let bundle = keys.bundle().await.unwrap();
@@ -509,7 +520,7 @@ async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
     verify_svid_chain(&svid.chain, &trusted, at(1), &VerifyOptions::default()).unwrap();
 
     // Another replica (or a restart) loads the stored intermediate with the upstream chain.
-    let again = KeyManager::new(Arc::clone(&store), config);
+    let again = KeyManager::new(Arc::clone(&store), config, lanyard_crypto::provider());
     again.reload().await.unwrap();
     let svid = again
         .x509_ca()
@@ -536,6 +547,7 @@ async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
             )),
             ..KeyManagerConfig::new(td(), encrypted())
         },
+        lanyard_crypto::provider(),
     );
     live.rotate(now).await.unwrap();
     let svid = live

@@ -30,11 +30,16 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn DataStore> = Arc::new(SqlDataStore::connect("sqlite::memory:").await.unwrap());
+    let store: Arc<dyn DataStore> = Arc::new(
+        SqlDataStore::connect("sqlite::memory:", lanyard_crypto::provider())
+            .await
+            .unwrap(),
+    );
     let td = TrustDomain::parse("example.org").unwrap();
     let keys = Arc::new(KeyManager::new(
         store.clone(),
         KeyManagerConfig::new(td.clone(), KeyStorage::Files(dir.path().join("keys"))),
+        lanyard_crypto::provider(),
     ));
     keys.rotate(NOW).await.unwrap();
     let state = AppState {
@@ -43,6 +48,7 @@ async fn fixture() -> Fixture {
         stores: Stores::new(store),
         keys,
         clock: Arc::new(FixedClock(NOW)),
+        crypto: lanyard_crypto::provider(),
         public_url: "https://lanyard.example.org".into(),
     };
     Fixture { state, _dir: dir }

@@ -184,7 +184,7 @@ async fn bundle_version(state: &AppState) -> Result<BundleVersion, crate::datast
             federated.push(0);
         }
     }
-    Ok((sequence, lanyard_crypto::provider().sha256(&federated)))
+    Ok((sequence, state.crypto.sha256(&federated)))
 }
 
 async fn poll_events(

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lanyard_api::agent::v1 as pb;
 use lanyard_api::node;
-use lanyard_core::{Algorithm, MacAlgorithm, SpiffeId, TrustDomain, UnixTime, VerifyingKey, hex};
+use lanyard_core::{Algorithm, CryptoProvider, MacAlgorithm, SpiffeId, TrustDomain, UnixTime, hex};
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
 
 use super::{AttestError, Challenge, Identified, NodeAttestor, Proof};
@@ -60,14 +60,18 @@ pub const CHALLENGE_LEN: usize = BODY_LEN + MAC_LEN;
 
 /// The agent ID of a node certificate:
 /// `spiffe://<td>/lanyard/agent/x509pop/<SHA-256 hex of the leaf DER>`.
-pub fn agent_id(trust_domain: &TrustDomain, leaf_der: &[u8]) -> Result<SpiffeId, X509PopError> {
-    node::x509pop_agent_id(trust_domain, leaf_der, &*lanyard_crypto::provider()).map_err(X509PopError::Internal)
+pub fn agent_id(
+    trust_domain: &TrustDomain,
+    leaf_der: &[u8],
+    crypto: &dyn CryptoProvider,
+) -> Result<SpiffeId, X509PopError> {
+    node::x509pop_agent_id(trust_domain, leaf_der, crypto).map_err(X509PopError::Internal)
 }
 
 /// The node selectors recorded for an attested node (SPIRE's x509pop selectors, with
 /// SHA-256 fingerprints): `x509pop:subject:cn:<CN>` (when the leaf has one),
 /// `x509pop:serialnumber:<hex>` and `x509pop:leaf:fingerprint:<SHA-256 hex>`.
-pub fn selectors(leaf_der: &[u8], verified: &VerifiedCert) -> Vec<Selector> {
+pub fn selectors(leaf_der: &[u8], verified: &VerifiedCert, crypto: &dyn CryptoProvider) -> Vec<Selector> {
     let selector = |value: String| Selector {
         kind: ATTESTATION_TYPE.to_owned(),
         value,
@@ -81,7 +85,7 @@ pub fn selectors(leaf_der: &[u8], verified: &VerifiedCert) -> Vec<Selector> {
     out.push(selector(format!("serialnumber:{}", verified.serial)));
     out.push(selector(format!(
         "leaf:fingerprint:{}",
-        hex::encode(&lanyard_crypto::provider().sha256(leaf_der))
+        hex::encode(&crypto.sha256(leaf_der))
     )));
     out
 }
@@ -149,8 +153,12 @@ impl X509PopError {
     }
 }
 
-/// The challenge MAC key (HMAC-SHA256). Its `Debug` output shows nothing of it.
-pub struct ChallengeKey(Vec<u8>);
+/// The challenge MAC key (HMAC-SHA256), with the provider that computes the MACs. Its
+/// `Debug` output shows nothing of the key.
+pub struct ChallengeKey {
+    secret: Vec<u8>,
+    crypto: Arc<dyn CryptoProvider>,
+}
 
 impl fmt::Debug for ChallengeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -159,37 +167,37 @@ impl fmt::Debug for ChallengeKey {
 }
 
 impl ChallengeKey {
-    /// A key from secret bytes.
-    pub fn new(secret: &[u8]) -> ChallengeKey {
-        ChallengeKey(secret.to_vec())
+    /// A key from secret bytes; `crypto` draws nonces and computes digests and MACs.
+    pub fn new(secret: &[u8], crypto: Arc<dyn CryptoProvider>) -> ChallengeKey {
+        ChallengeKey {
+            secret: secret.to_vec(),
+            crypto,
+        }
     }
 
     /// The key shared through `store` (created with 32 random bytes by the first caller).
-    pub async fn load(store: &dyn SecretStore) -> Result<ChallengeKey, X509PopError> {
+    pub async fn load(store: &dyn SecretStore, crypto: Arc<dyn CryptoProvider>) -> Result<ChallengeKey, X509PopError> {
         let mut candidate = [0u8; 32];
-        lanyard_crypto::provider()
-            .fill_random(&mut candidate)
-            .map_err(X509PopError::Internal)?;
+        crypto.fill_random(&mut candidate).map_err(X509PopError::Internal)?;
         let secret = store.get_or_create_secret(SECRET_NAME, &candidate).await?;
         if secret.len() < 32 {
             return Err(StoreError::Inconsistent(format!("the stored {SECRET_NAME} is too short")).into());
         }
-        Ok(ChallengeKey::new(&secret))
+        Ok(ChallengeKey::new(&secret, crypto))
     }
 
     /// A challenge for `leaf_der`, accepted until `expires_at`.
     pub fn issue(&self, leaf_der: &[u8], expires_at: UnixTime) -> Result<Vec<u8>, X509PopError> {
         let mut nonce = [0u8; NONCE_LEN];
-        lanyard_crypto::provider()
-            .fill_random(&mut nonce)
-            .map_err(X509PopError::Internal)?;
+        self.crypto.fill_random(&mut nonce).map_err(X509PopError::Internal)?;
         let mut challenge = Vec::with_capacity(CHALLENGE_LEN);
         challenge.push(VERSION);
         challenge.extend_from_slice(&nonce);
         challenge.extend_from_slice(&expires_at.as_secs().to_be_bytes());
-        challenge.extend_from_slice(&lanyard_crypto::provider().sha256(leaf_der));
-        let tag = lanyard_crypto::provider()
-            .mac(MacAlgorithm::HmacSha256, &self.0, &challenge)
+        challenge.extend_from_slice(&self.crypto.sha256(leaf_der));
+        let tag = self
+            .crypto
+            .mac(MacAlgorithm::HmacSha256, &self.secret, &challenge)
             .map_err(X509PopError::Internal)?;
         challenge.extend_from_slice(tag.as_ref());
         Ok(challenge)
@@ -202,8 +210,8 @@ impl ChallengeKey {
             return Err(X509PopError::ForgedChallenge);
         }
         let (body, tag) = challenge.split_at(BODY_LEN);
-        lanyard_crypto::provider()
-            .mac_verify(MacAlgorithm::HmacSha256, &self.0, body, tag)
+        self.crypto
+            .mac_verify(MacAlgorithm::HmacSha256, &self.secret, body, tag)
             .map_err(|_| X509PopError::ForgedChallenge)?;
         let expiry_at = 1 + NONCE_LEN;
         let mut expiry = [0u8; 8];
@@ -212,7 +220,7 @@ impl ChallengeKey {
         if now >= expires_at {
             return Err(X509PopError::ExpiredChallenge(expires_at));
         }
-        if body[expiry_at + 8..] != lanyard_crypto::provider().sha256(leaf_der) {
+        if body[expiry_at + 8..] != self.crypto.sha256(leaf_der) {
             return Err(X509PopError::OtherCertificate);
         }
         Ok(())
@@ -227,23 +235,27 @@ pub struct X509Pop {
     roots: X509Bundle,
     key: ChallengeKey,
     agents: Arc<dyn AgentStore>,
+    crypto: Arc<dyn CryptoProvider>,
 }
 
 impl X509Pop {
     /// An attestor for agents of `trust_domain`, trusting the CA certificates in `roots`
     /// (their bundle's trust domain is only a label: node certificates carry no SPIFFE ID),
-    /// with `key` for challenges and the agents in `agents`.
+    /// with `key` for challenges, the agents in `agents`, and `crypto` for digests and
+    /// signature checks.
     pub fn new(
         trust_domain: TrustDomain,
         roots: X509Bundle,
         key: ChallengeKey,
         agents: Arc<dyn AgentStore>,
+        crypto: Arc<dyn CryptoProvider>,
     ) -> X509Pop {
         X509Pop {
             trust_domain,
             roots,
             key,
             agents,
+            crypto,
         }
     }
 
@@ -284,12 +296,15 @@ impl X509Pop {
                 ))
             })?;
         let jwk = x509_authority_jwk(leaf_der)?;
-        let key = lanyard_crypto::PublicKey::from_jwk(&jwk, alg).map_err(|e| X509PopError::AlgorithmMismatch {
-            alg: alg.as_str().to_owned(),
-            reason: e.to_string(),
-        })?;
+        let key = self
+            .crypto
+            .verifying_key(&jwk, alg)
+            .map_err(|e| X509PopError::AlgorithmMismatch {
+                alg: alg.as_str().to_owned(),
+                reason: e.to_string(),
+            })?;
         key.verify(
-            &node::x509pop_signed_message(&response.challenge, csr, &*lanyard_crypto::provider()),
+            &node::x509pop_signed_message(&response.challenge, csr, &*self.crypto),
             &response.signature,
         )
         .map_err(|_| X509PopError::BadSignature)
@@ -315,7 +330,7 @@ impl NodeAttestor for X509Pop {
         now: UnixTime,
     ) -> Result<Identified<VerifiedCert>, AttestError> {
         let node = self.verify_chain(&evidence.cert_chain, now)?;
-        let agent_id = agent_id(&self.trust_domain, leaf(evidence))?;
+        let agent_id = agent_id(&self.trust_domain, leaf(evidence), &*self.crypto)?;
         Ok(Identified {
             subject: agent_id.as_str().to_owned(),
             agent_id,
@@ -347,7 +362,7 @@ impl NodeAttestor for X509Pop {
             return Err(X509PopError::Banned(node.subject.clone()).into());
         }
         Ok(Proof::Proven {
-            selectors: selectors(leaf, &node.node),
+            selectors: selectors(leaf, &node.node, &*self.crypto),
         })
     }
 }

@@ -38,7 +38,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
-use lanyard_core::UnixTime;
+use lanyard_core::{CryptoProvider, UnixTime};
 
 use super::StoreError;
 
@@ -77,6 +77,8 @@ pub struct SqlDataStore {
     backend: Backend,
     /// Signalled after every committed entry write of this process.
     changed: Arc<tokio::sync::Notify>,
+    /// Entry IDs (random) and entry keys (SHA-256).
+    crypto: Arc<dyn CryptoProvider>,
 }
 
 impl fmt::Debug for SqlDataStore {
@@ -94,12 +96,13 @@ impl SqlDataStore {
     /// `sqlite://path/to/file.db` (created if missing; relative to the working directory,
     /// `sqlite:///abs/path.db` for an absolute path), `sqlite::memory:` (one connection,
     /// gone when the store is dropped), or `postgres://user@host/db` (`postgresql://` too).
-    pub async fn connect(url: &str) -> Result<SqlDataStore, StoreError> {
+    /// `crypto` draws entry IDs and hashes entry keys.
+    pub async fn connect(url: &str, crypto: Arc<dyn CryptoProvider>) -> Result<SqlDataStore, StoreError> {
         sqlx::any::install_default_drivers();
         if url.starts_with("sqlite:") {
-            SqlDataStore::connect_sqlite(url).await
+            SqlDataStore::connect_sqlite(url, crypto).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            SqlDataStore::connect_postgres(url).await
+            SqlDataStore::connect_postgres(url, crypto).await
         } else {
             // The URL itself is not echoed: it may carry a password.
             Err(StoreError::Invalid(
@@ -108,7 +111,7 @@ impl SqlDataStore {
         }
     }
 
-    async fn connect_sqlite(url: &str) -> Result<SqlDataStore, StoreError> {
+    async fn connect_sqlite(url: &str, crypto: Arc<dyn CryptoProvider>) -> Result<SqlDataStore, StoreError> {
         let memory = url == "sqlite::memory:" || url.contains("mode=memory");
         let url = if memory || url.contains("mode=") {
             url.to_owned()
@@ -156,10 +159,11 @@ impl SqlDataStore {
             pool,
             backend: Backend::Sqlite,
             changed: Arc::default(),
+            crypto,
         })
     }
 
-    async fn connect_postgres(url: &str) -> Result<SqlDataStore, StoreError> {
+    async fn connect_postgres(url: &str, crypto: Arc<dyn CryptoProvider>) -> Result<SqlDataStore, StoreError> {
         let pool = AnyPoolOptions::new()
             .max_connections(16)
             .idle_timeout(Duration::from_secs(600))
@@ -174,6 +178,7 @@ impl SqlDataStore {
             pool,
             backend: Backend::Postgres,
             changed: Arc::default(),
+            crypto,
         })
     }
 

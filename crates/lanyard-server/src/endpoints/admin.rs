@@ -175,12 +175,11 @@ async fn create_join_token(
 /// `POST /v1/join-tokens` does. Returns the token (shown once; only its SHA-256 is
 /// stored) and its expiry.
 pub async fn new_join_token(s: &AppState, ttl: u64) -> Result<(String, UnixTime), ServerError> {
-    let provider = lanyard_crypto::provider();
-    let (token, expires_at) = join_token::create(&*s.stores.join_tokens, &*provider, ttl, s.clock.now()).await?;
+    let (token, expires_at) = join_token::create(&*s.stores.join_tokens, &*s.crypto, ttl, s.clock.now()).await?;
     audit(
         "join_token.create",
         "ok",
-        &lanyard_api::node::join_token_id(&token, &*provider),
+        &lanyard_api::node::join_token_id(&token, &*s.crypto),
     );
     Ok((token, expires_at))
 }

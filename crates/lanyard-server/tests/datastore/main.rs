@@ -76,7 +76,7 @@ where
 {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("lanyard.db").display());
-    let store = Arc::new(SqlDataStore::connect(&url).await.unwrap());
+    let store = Arc::new(SqlDataStore::connect(&url, lanyard_crypto::provider()).await.unwrap());
     assert_eq!(store.backend(), "sqlite");
     case(store.clone()).await;
     store.close().await;
@@ -122,7 +122,11 @@ where
         .await
         .unwrap();
 
-    let store = Arc::new(SqlDataStore::connect(&with_database(&admin_url, &db)).await.unwrap());
+    let store = Arc::new(
+        SqlDataStore::connect(&with_database(&admin_url, &db), lanyard_crypto::provider())
+            .await
+            .unwrap(),
+    );
     assert_eq!(store.backend(), "postgres");
     // Spawned, so that a failing case still drops its database.
     let outcome = tokio::spawn(case(store.clone())).await;
@@ -192,7 +196,7 @@ async fn sqlite_file_is_created_in_wal_mode_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub.db");
     let url = format!("sqlite://{}", path.display());
-    let store = SqlDataStore::connect(&url).await.unwrap();
+    let store = SqlDataStore::connect(&url, lanyard_crypto::provider()).await.unwrap();
     let entry = store
         .create_entry(&spec("spiffe://example.org/web", PARENT_A, &["unix:uid:1"]), NOW)
         .await
@@ -210,7 +214,7 @@ async fn sqlite_file_is_created_in_wal_mode_and_reopens() {
     conn.close().await.unwrap();
 
     // Reopening runs no migration twice and keeps the data.
-    let store = SqlDataStore::connect(&url).await.unwrap();
+    let store = SqlDataStore::connect(&url, lanyard_crypto::provider()).await.unwrap();
     assert_eq!(store.get_entry(&entry.id).await.unwrap(), Some(entry));
     assert_eq!(store.bundle_sequence().await.unwrap(), 1);
     assert_eq!(store.latest_entry_event().await.unwrap(), 1);
@@ -218,7 +222,9 @@ async fn sqlite_file_is_created_in_wal_mode_and_reopens() {
 
 #[tokio::test]
 async fn sqlite_in_memory() {
-    let store = SqlDataStore::connect("sqlite::memory:").await.unwrap();
+    let store = SqlDataStore::connect("sqlite::memory:", lanyard_crypto::provider())
+        .await
+        .unwrap();
     assert_eq!(store.backend(), "sqlite");
     let entry = store
         .create_entry(&spec("spiffe://example.org/web", PARENT_A, &["unix:uid:1"]), NOW)
@@ -229,7 +235,7 @@ async fn sqlite_in_memory() {
 
 #[tokio::test]
 async fn rejects_unknown_url_schemes_without_echoing_them() {
-    let err = SqlDataStore::connect("mysql://root:hunter2@localhost/db")
+    let err = SqlDataStore::connect("mysql://root:hunter2@localhost/db", lanyard_crypto::provider())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AssertSqlSafe};
 
-use lanyard_core::{SpiffeId, UnixTime, WorkloadId, hex};
+use lanyard_core::{CryptoProvider, SpiffeId, UnixTime, WorkloadId, hex};
 
 use super::{
     SqlDataStore, backend_err, bool_column, column, commit_err, is_unique_violation, json_column, lookup_u64,
@@ -24,9 +24,9 @@ macro_rules! entry_columns {
     };
 }
 
-fn new_entry_id() -> Result<String, StoreError> {
+fn new_entry_id(crypto: &dyn CryptoProvider) -> Result<String, StoreError> {
     let mut id = [0u8; 16];
-    lanyard_crypto::provider()
+    crypto
         .fill_random(&mut id)
         .map_err(|e| StoreError::backend("generating an entry ID", e))?;
     Ok(hex::encode(&id))
@@ -47,12 +47,12 @@ struct EntryColumns {
 }
 
 impl EntryColumns {
-    fn new(spec: &EntrySpec) -> Result<EntryColumns, StoreError> {
+    fn new(spec: &EntrySpec, crypto: &dyn CryptoProvider) -> Result<EntryColumns, StoreError> {
         if spec.selectors.is_empty() {
             return Err(StoreError::Invalid("an entry needs at least one selector".into()));
         }
         Ok(EntryColumns {
-            key: entry_key(spec)?,
+            key: entry_key(spec, crypto)?,
             spiffe_id: spec.spiffe_id.as_str().to_owned(),
             parent_id: spec.parent_id.as_str().to_owned(),
             selectors: to_json(&spec.selectors)?,
@@ -89,7 +89,7 @@ impl EntryColumns {
 /// What makes two entries the same: identity, parent and the *set* of selectors. The
 /// SHA-256 (hex) of a versioned JSON encoding, so the indexed value has a fixed size and
 /// no separator can be forged.
-fn entry_key(spec: &EntrySpec) -> Result<String, StoreError> {
+fn entry_key(spec: &EntrySpec, crypto: &dyn CryptoProvider) -> Result<String, StoreError> {
     let mut selectors: Vec<&Selector> = spec.selectors.iter().collect();
     selectors.sort();
     selectors.dedup();
@@ -99,7 +99,7 @@ fn entry_key(spec: &EntrySpec) -> Result<String, StoreError> {
         spec.parent_id.as_str(),
         selectors,
     ))?;
-    Ok(hex::encode(&lanyard_crypto::provider().sha256(canonical.as_bytes())))
+    Ok(hex::encode(&crypto.sha256(canonical.as_bytes())))
 }
 
 fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {
@@ -160,9 +160,14 @@ async fn append_entry_event(
 }
 
 /// Inserts one entry and its event, inside the caller's transaction.
-async fn insert_entry(conn: &mut AnyConnection, spec: &EntrySpec, now: UnixTime) -> Result<Entry, StoreError> {
-    let cols = EntryColumns::new(spec)?;
-    let id = new_entry_id()?;
+async fn insert_entry(
+    conn: &mut AnyConnection,
+    crypto: &dyn CryptoProvider,
+    spec: &EntrySpec,
+    now: UnixTime,
+) -> Result<Entry, StoreError> {
+    let cols = EntryColumns::new(spec, crypto)?;
+    let id = new_entry_id(crypto)?;
     let query = sqlx::query(
         "INSERT INTO entries (id, entry_key, spiffe_id, parent_id, selectors, x509_svid_ttl, \
          jwt_svid_ttl, wit_ttl, dns_names, federates_with, admin, revision, created_at) \
@@ -187,7 +192,7 @@ impl EntryStore for SqlDataStore {
 
     async fn create_entry(&self, spec: &EntrySpec, now: UnixTime) -> Result<Entry, StoreError> {
         let mut tx = self.begin_entry_write().await?;
-        let entry = insert_entry(&mut tx, spec, now).await?;
+        let entry = insert_entry(&mut tx, &*self.crypto, spec, now).await?;
         tx.commit().await.map_err(commit_err)?;
         self.changed.notify_one();
         Ok(entry)
@@ -201,11 +206,13 @@ impl EntryStore for SqlDataStore {
         let mut entries = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
             // Any error drops `tx`, which rolls the whole batch back.
-            let entry = insert_entry(&mut tx, spec, now).await.map_err(|e| match e {
-                StoreError::AlreadyExists(m) => StoreError::AlreadyExists(format!("entry #{i}: {m}")),
-                StoreError::Invalid(m) => StoreError::Invalid(format!("entry #{i}: {m}")),
-                other => other,
-            })?;
+            let entry = insert_entry(&mut tx, &*self.crypto, spec, now)
+                .await
+                .map_err(|e| match e {
+                    StoreError::AlreadyExists(m) => StoreError::AlreadyExists(format!("entry #{i}: {m}")),
+                    StoreError::Invalid(m) => StoreError::Invalid(format!("entry #{i}: {m}")),
+                    other => other,
+                })?;
             entries.push(entry);
         }
         tx.commit().await.map_err(commit_err)?;
@@ -228,7 +235,7 @@ impl EntryStore for SqlDataStore {
         spec: &EntrySpec,
         expected_revision: Option<u64>,
     ) -> Result<Entry, StoreError> {
-        let cols = EntryColumns::new(spec)?;
+        let cols = EntryColumns::new(spec, &*self.crypto)?;
         let mut tx = self.begin_entry_write().await?;
         // Entry writers are serialized (see `begin_entry_write`), so this read stays
         // current until the commit.
