@@ -8,8 +8,8 @@
 //!   `PermissionDenied`, a refused credential or CSR); the rest say which part of the server
 //!   failed (`Keys`, `Store`, `X509`, `Tls`, `Transport`) and carry that part's error.
 //! - Each subsystem has its own enum, joined to [`ServerError`] by `From`:
-//!   [`StoreError`](crate::datastore::StoreError) (the datastore traits),
-//!   [`CaError`](crate::ca::CaError) (signing authorities and keys at rest),
+//!   [`StoreError`] (the datastore traits),
+//!   [`CaError`] (signing authorities and keys at rest),
 //!   [`AttestError`](crate::attest::AttestError) with one enum per method,
 //!   [`JoinTokenError`](crate::attest::JoinTokenError) and
 //!   [`X509PopError`](crate::attest::X509PopError) (node attestation),
