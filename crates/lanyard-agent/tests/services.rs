@@ -85,7 +85,7 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
             federates_with: vec![],
             admin: false,
         };
-        server.state.store.create_entry(&spec, now).await.unwrap();
+        server.state.stores.entries.create_entry(&spec, now).await.unwrap();
     }
     let socket = dir.path().join("agent/api.sock");
     let agent = lanyard_agent::start(AgentConfig {
