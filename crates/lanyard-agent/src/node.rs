@@ -67,7 +67,7 @@ pub(crate) async fn attest_with_join_token(
     bootstrap: &X509BundleSet,
     now: UnixTime,
 ) -> Result<(X509Svid, pb::Bundle), AgentError> {
-    let agent_id = lanyard_x509::node::join_token_agent_id(td, token)?.to_string();
+    let agent_id = lanyard_api::node::join_token_agent_id(td, token, &*lanyard_crypto::provider())?.to_string();
     let (key, csr) = key_and_csr(&agent_id, &[])?;
     let request = pb::AttestAgentRequest {
         attestation: Some(pb::attest_agent_request::Attestation::JoinToken(

@@ -53,9 +53,13 @@ pub(crate) async fn attest(
         ));
     };
 
-    let agent_id = lanyard_x509::node::x509pop_agent_id(td, leaf)?.to_string();
+    let agent_id = lanyard_api::node::x509pop_agent_id(td, leaf, &*lanyard_crypto::provider())?.to_string();
     let (key, csr) = node::key_and_csr(&agent_id, &[])?;
-    let signature = node_key.sign(&lanyard_x509::node::x509pop_signed_message(&challenge.challenge, &csr))?;
+    let signature = node_key.sign(&lanyard_api::node::x509pop_signed_message(
+        &challenge.challenge,
+        &csr,
+        &*lanyard_crypto::provider(),
+    ))?;
     let mut request = attestation(Some(pb::X509PopChallengeResponse {
         challenge: challenge.challenge,
         signature_algorithm: node_key.algorithm().as_str().to_owned(),

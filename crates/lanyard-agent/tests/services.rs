@@ -63,7 +63,7 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
         .await
         .unwrap();
     let td = lanyard_core::TrustDomain::parse("example.org").unwrap();
-    let agent_id = lanyard_x509::node::join_token_agent_id(&td, &token).unwrap();
+    let agent_id = lanyard_api::node::join_token_agent_id(&td, &token, &*lanyard_crypto::provider()).unwrap();
 
     // Both services run in this process, so both entries select it; each service asks for
     // its own identity. The intruder's entry selects another user.
@@ -85,7 +85,7 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
             federates_with: vec![],
             admin: false,
         };
-        server.state.store.create_entry(&spec, now).await.unwrap();
+        server.state.stores.entries.create_entry(&spec, now).await.unwrap();
     }
     let socket = dir.path().join("agent/api.sock");
     let agent = lanyard_agent::start(AgentConfig {

@@ -86,7 +86,14 @@ impl World {
     }
 
     async fn create(&self, spec: &EntrySpec) -> String {
-        self.server.state.store.create_entry(spec, self.now()).await.unwrap().id
+        self.server
+            .state
+            .stores
+            .entries
+            .create_entry(spec, self.now())
+            .await
+            .unwrap()
+            .id
     }
 
     async fn bundle(&self) -> SpiffeBundle {
@@ -390,9 +397,9 @@ async fn workload_api_end_to_end() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
 
     // Deleting the caller's entries closes its stream with PermissionDenied.
-    world.server.state.store.delete_entry(&web).await.unwrap();
-    world.server.state.store.delete_entry(&api2).await.unwrap();
-    world.server.state.store.delete_entry(&api3).await.unwrap();
+    world.server.state.stores.entries.delete_entry(&web).await.unwrap();
+    world.server.state.stores.entries.delete_entry(&api2).await.unwrap();
+    world.server.state.stores.entries.delete_entry(&api3).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         match tokio::time::timeout(Duration::from_secs(3), stream.message())
@@ -521,7 +528,7 @@ fn foreign_bundle(name: &str, now: UnixTime) -> String {
 async fn federated_bundles_reach_the_entitled_workloads() {
     let world = World::start().await;
     let now = world.now();
-    let store = &world.server.state.store;
+    let store = &world.server.state.stores.federated_bundles;
     store
         .put_federated_bundle("partner.org", &foreign_bundle("partner.org", now), now)
         .await

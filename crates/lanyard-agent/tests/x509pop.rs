@@ -54,7 +54,7 @@ async fn agent_attests_with_a_node_certificate_and_reattests() {
         ..AgentConfig::default()
     };
     let td = lanyard_core::TrustDomain::parse("example.org").unwrap();
-    let expected = lanyard_x509::node::x509pop_agent_id(&td, node_cert.der()).unwrap();
+    let expected = lanyard_api::node::x509pop_agent_id(&td, node_cert.der(), &*lanyard_crypto::provider()).unwrap();
 
     let agent = lanyard_agent::start(config.clone()).await.unwrap();
     assert_eq!(agent.manager.agent_id(), expected);

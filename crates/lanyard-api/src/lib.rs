@@ -2,9 +2,9 @@
 //! and the server↔agent API, as `.proto` files plus the prost messages and tonic client and
 //! server stubs generated from them.
 //!
-//! This crate holds wire types only: it does not implement either API, open sockets, attest
-//! anything or touch key material. The agent and the server implement the generated
-//! server traits ([`workload::spiffe_workload_api_server::SpiffeWorkloadApi`],
+//! This crate holds wire types and the few conventions that give them meaning: it does not
+//! implement either API, open sockets, attest anything or touch key material. The agent and
+//! the server implement the generated server traits ([`workload::spiffe_workload_api_server::SpiffeWorkloadApi`],
 //! [`agent::v1::agent_api_server::AgentApi`]) and call the generated clients.
 //!
 //! # Modules
@@ -17,6 +17,9 @@
 //! - [`agent::v1`]: `proto/lanyard/agent/v1/agent.proto`, package `lanyard.agent.v1`: node
 //!   attestation, agent SVID renewal, a push stream of the entries authorized for an agent,
 //!   and SVID/WIT signing for those entries.
+//! - [`node`]: the node-attestation conventions both ends of `lanyard.agent.v1` follow (agent
+//!   IDs, join-token hashes, the x509pop signed message), computed with the caller's
+//!   `CryptoProvider`.
 //!
 //! # Generated code
 //!
@@ -67,3 +70,5 @@ pub mod agent {
         include!("gen/lanyard.agent.v1.rs");
     }
 }
+
+pub mod node;

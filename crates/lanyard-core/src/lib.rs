@@ -48,6 +48,7 @@ pub mod cose;
 mod crypto;
 pub mod cwt;
 mod error;
+pub mod hex;
 pub mod httpsig;
 pub mod id;
 pub mod jose;

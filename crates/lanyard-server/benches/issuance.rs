@@ -43,7 +43,7 @@ use lanyard_core::{Algorithm, Clock, SigningKey, SpiffeId, SystemClock, TrustDom
 use lanyard_crypto::KeyPair;
 use lanyard_server::ServerConfig;
 use lanyard_server::ca::{KeyManager, KeyManagerConfig, KeyStorage};
-use lanyard_server::datastore::{DataStore, SqlDataStore};
+use lanyard_server::datastore::{DataStore, SqlDataStore, Stores};
 use lanyard_server::endpoints::admin;
 use lanyard_server::issue;
 use lanyard_server::state::AppState;
@@ -76,20 +76,26 @@ fn fixture() -> Fixture {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = rt.block_on(async {
-        let store: Arc<dyn DataStore> = Arc::new(SqlDataStore::connect("sqlite::memory:").await.unwrap());
+        let store: Arc<dyn DataStore> = Arc::new(
+            SqlDataStore::connect("sqlite::memory:", lanyard_crypto::provider())
+                .await
+                .unwrap(),
+        );
         let td = TrustDomain::parse("example.org").unwrap();
         let keys = Arc::new(KeyManager::new(
-            Arc::clone(&store),
+            store.clone(),
             KeyManagerConfig::new(td.clone(), KeyStorage::Files(dir.path().join("keys"))),
+            lanyard_crypto::provider(),
         ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         keys.rotate(clock.now()).await.unwrap();
         AppState {
             config: Arc::new(ServerConfig::default()),
             trust_domain: td,
-            store,
+            stores: Stores::new(store),
             keys,
             clock,
+            crypto: lanyard_crypto::provider(),
             public_url: "https://lanyard.example.org".into(),
         }
     });

@@ -26,9 +26,12 @@
 //! watches the bundle sequence and the set of banned agents (every second), ending a banned
 //! agent's stream with `PermissionDenied`.
 
+mod bundles;
 pub mod service;
+pub mod status;
 pub mod sync;
 pub mod tls;
+mod wire;
 
 use std::future::Future;
 use std::io;
@@ -36,7 +39,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use lanyard_api::agent::v1::agent_api_server::AgentApiServer;
 use lanyard_net::{ConnectionLimiter, ConnectionPermit, Guarded, PeerKey, WithPeer};
 use lanyard_x509::{Usage, VerifiedSvid, VerifyOptions, verify_svid_chain};
@@ -49,8 +51,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::error::ServerError;
 use crate::state::AppState;
-use crate::x509pop::X509Pop;
 
 /// Largest gRPC message accepted (a batch of CSRs).
 const MAX_MESSAGE: usize = 4 << 20;
@@ -68,6 +70,17 @@ pub struct PeerIdentity {
 /// A server-side TLS connection that reports its [`PeerIdentity`] to tonic.
 pub type TlsConnection = WithPeer<Guarded<TlsStream<TcpStream>>, PeerIdentity>;
 
+/// Why an accepted connection was dropped before tonic saw it (logged at debug level).
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("TLS handshake timed out")]
+    Timeout,
+    #[error("TLS handshake failed: {0}")]
+    Tls(#[source] io::Error),
+    #[error("client certificate: {0}")]
+    ClientCertificate(#[source] lanyard_x509::Error),
+}
+
 /// Completes the TLS handshake of one accepted connection (before `deadline`, by which
 /// the client must also have started talking HTTP/2) and extracts the peer identity.
 async fn handshake(
@@ -76,11 +89,11 @@ async fn handshake(
     (tcp, remote_addr): (TcpStream, SocketAddr),
     (permit, deadline): (ConnectionPermit, Instant),
     state: AppState,
-) -> Result<TlsConnection> {
+) -> Result<TlsConnection, HandshakeError> {
     let stream = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
         .await
-        .context("TLS handshake timed out")?
-        .context("TLS handshake failed")?;
+        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(HandshakeError::Tls)?;
     let svid = match stream.get_ref().1.peer_certificates() {
         None | Some([]) => None,
         Some(chain) => {
@@ -92,7 +105,7 @@ async fn handshake(
                 state.clock.now(),
                 &VerifyOptions::for_usage(Usage::ClientAuth),
             )
-            .context("client certificate")?;
+            .map_err(HandshakeError::ClientCertificate)?;
             Some(verified)
         }
     };
@@ -138,7 +151,7 @@ async fn accept_loop(
                 Ok(conn) => {
                     let _ = out.send(conn).await;
                 }
-                Err(e) => tracing::debug!(%remote_addr, error = format!("{e:#}"), "agent API: connection refused"),
+                Err(e) => tracing::debug!(%remote_addr, error = %e, "agent API: connection refused"),
             }
         });
     }
@@ -150,14 +163,10 @@ async fn accept_loop(
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
-    x509pop: Option<Arc<X509Pop>>,
+    attestors: service::Attestors,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let identity = Arc::new(
-        tls::ServerIdentity::new(state.clone())
-            .await
-            .context("issuing the agent API's server SVID")?,
-    );
+) -> Result<(), ServerError> {
+    let identity = Arc::new(tls::ServerIdentity::new(state.clone()).await?);
     let config = tls::server_config(identity.source(), state.trust_domain.clone())?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
 
@@ -178,7 +187,7 @@ pub async fn serve(
     ));
 
     let state_limits = state.config.limits.agent_api;
-    let service = AgentApiServer::new(service::AgentService::new(state, hub, x509pop))
+    let service = AgentApiServer::new(service::AgentService::new(state, hub, Arc::new(attestors)))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let incoming = ReceiverStream::new(conn_rx).map(Ok::<_, io::Error>);
@@ -196,5 +205,5 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, signal)
         .await;
     background.shutdown().await;
-    result.context("agent API server")
+    Ok(result?)
 }

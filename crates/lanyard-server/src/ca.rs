@@ -1,6 +1,6 @@
 //! The signing authorities: the X.509 CA and the JWT-SVID and WIT signing keys, each taken
 //! through SPIRE's prepare → activate → retire lifecycle (`shared/specs/spiffe.md` §6 "CA
-//! & key rotation"), persisted in the [`DataStore`] and published in the trust bundle.
+//! & key rotation"), persisted in the [`AuthorityStore`] and published in the trust bundle.
 //!
 //! # Lifecycle
 //!
@@ -65,7 +65,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use lanyard_core::{Algorithm, Jwk, JwkSet, SigningKey, SpiffeBundle, TrustDomain, UnixTime};
+use lanyard_core::{Algorithm, CryptoProvider, Jwk, JwkSet, SigningKey, SpiffeBundle, TrustDomain, UnixTime};
 use lanyard_crypto::KeyPair;
 use lanyard_x509::{X509Authority, x509_authority_jwk};
 use rustls::pki_types::CertificateDer;
@@ -73,7 +73,7 @@ use rustls::pki_types::CertificateDer;
 pub use error::CaError;
 pub use storage::KeyStorage;
 
-use crate::datastore::DataStore;
+use crate::datastore::AuthorityStore;
 use crate::model::{Authority, AuthorityKind, AuthorityStatus};
 use plan::{Step, plan};
 
@@ -357,8 +357,10 @@ impl Snapshot {
 /// Runs the signing authorities of one trust domain: creates, rotates and retires them
 /// in the datastore, hands out the ACTIVE signers, and builds the trust bundle.
 pub struct KeyManager {
-    store: Arc<dyn DataStore>,
+    store: Arc<dyn AuthorityStore>,
     config: KeyManagerConfig,
+    /// Key thumbprints and the encryption of keys at rest.
+    crypto: Arc<dyn CryptoProvider>,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Serializes rotations and reloads within this process.
     lock: tokio::sync::Mutex<()>,
@@ -374,12 +376,18 @@ impl fmt::Debug for KeyManager {
 }
 
 impl KeyManager {
-    /// A key manager over `store`. It loads nothing yet: call [`KeyManager::rotate`]
-    /// at start-up and then periodically.
-    pub fn new(store: Arc<dyn DataStore>, config: KeyManagerConfig) -> KeyManager {
+    /// A key manager over `store`, with `crypto` for key IDs (JWK thumbprints) and keys
+    /// at rest. It loads nothing yet: call [`KeyManager::rotate`] at start-up and then
+    /// periodically.
+    pub fn new(
+        store: Arc<dyn AuthorityStore>,
+        config: KeyManagerConfig,
+        crypto: Arc<dyn CryptoProvider>,
+    ) -> KeyManager {
         KeyManager {
             store,
             config,
+            crypto,
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             lock: tokio::sync::Mutex::new(()),
         }
@@ -653,7 +661,7 @@ impl KeyManager {
     ) -> Result<(String, Signer), CaError> {
         let ttl = self.config.ttl(kind);
         let key = KeyPair::generate(Algorithm::ES256)?;
-        let id = key.public_jwk().thumbprint(&*lanyard_crypto::provider())?;
+        let id = key.public_jwk().thumbprint(&*self.crypto)?;
         let pkcs8 = key.to_pkcs8_der()?;
         let (public, not_before, not_after, signer) = match kind {
             AuthorityKind::X509 => {
@@ -671,7 +679,7 @@ impl KeyManager {
                 (public, now, now.plus(ttl), Signer::Key(Arc::new(key)))
             }
         };
-        let private_key = self.config.key_storage.seal(kind, &id, &pkcs8).await?;
+        let private_key = self.config.key_storage.seal(kind, &id, &pkcs8, &*self.crypto).await?;
         let authority = Authority {
             id: id.clone(),
             kind,
@@ -745,7 +753,7 @@ impl KeyManager {
 
     /// Reads and checks a stored authority's private key.
     async fn load_signer(&self, a: &Authority) -> Result<Signer, CaError> {
-        let pkcs8 = self.config.key_storage.open(a).await?;
+        let pkcs8 = self.config.key_storage.open(a, &*self.crypto).await?;
         let invalid = |reason: String| CaError::InvalidAuthority {
             id: a.id.clone(),
             reason,
@@ -768,7 +776,7 @@ impl KeyManager {
             }
             AuthorityKind::Jwt | AuthorityKind::Wit => {
                 let key = KeyPair::from_pkcs8_der(&pkcs8, None)?;
-                if key.public_jwk().thumbprint(&*lanyard_crypto::provider())? != a.id {
+                if key.public_jwk().thumbprint(&*self.crypto)? != a.id {
                     return Err(invalid("the private key does not match the authority ID".into()));
                 }
                 Ok(Signer::Key(Arc::new(key.with_kid(a.id.clone()))))

@@ -1,5 +1,7 @@
 //! Server configuration: a TOML file (every option documented in `conf/server.toml`),
-//! then `LANYARD_*` environment variables, then built-in defaults.
+//! then `LANYARD_*` environment variables, then built-in defaults; and the loaders of the
+//! files a configuration names (the public TLS certificate, the x509pop CA bundle), which
+//! report with `anyhow` context like the composition root that calls them.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,7 @@ use lanyard_core::TrustDomain;
 use lanyard_net::ListenerLimits;
 
 /// How logs are written.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -20,6 +23,7 @@ pub enum LogFormat {
 }
 
 /// Where signing keys live at rest.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStorageKind {
@@ -147,6 +151,38 @@ pub struct PublicTlsConfig {
     pub key_path: PathBuf,
 }
 
+impl PublicTlsConfig {
+    /// The TLS config of the public endpoints for the `https_web` profile: reads the
+    /// certificate chain and PKCS#8 key files; TLS 1.3 and 1.2, no client authentication,
+    /// ALPN `h2` and `http/1.1`.
+    pub fn server_config(&self) -> anyhow::Result<rustls::ServerConfig> {
+        use anyhow::Context;
+        use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+        let (cert_path, key_path) = (&self.cert_path, &self.key_path);
+        let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+        let chain: Vec<CertificateDer<'static>> = pem::parse_many(read(cert_path)?)
+            .with_context(|| format!("parsing {}", cert_path.display()))?
+            .into_iter()
+            .filter(|p| p.tag() == "CERTIFICATE")
+            .map(|p| CertificateDer::from(p.into_contents()))
+            .collect();
+        anyhow::ensure!(!chain.is_empty(), "{}: no CERTIFICATE block", cert_path.display());
+        let key = pem::parse_many(read(key_path)?)
+            .with_context(|| format!("parsing {}", key_path.display()))?
+            .into_iter()
+            .find(|p| p.tag() == "PRIVATE KEY")
+            .with_context(|| format!("{}: no PRIVATE KEY (PKCS#8) block", key_path.display()))?;
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(lanyard_crypto::rustls_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+                .with_no_client_auth()
+                .with_single_cert(chain, PrivatePkcs8KeyDer::from(key.into_contents()).into())
+                .context("the public TLS certificate and key do not match")?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
 /// `[federation]`: the foreign trust domains this one federates with.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -156,6 +192,7 @@ pub struct FederationConfig {
 }
 
 /// The SPIFFE bundle endpoint profile of a foreign trust domain (SPIFFE Federation §5.2).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BundleEndpointProfile {
@@ -210,6 +247,19 @@ pub struct NodeAttestationConfig {
 pub struct X509PopConfig {
     /// PEM file of the CA certificates trusted to issue node certificates.
     pub ca_bundle_path: PathBuf,
+}
+
+impl X509PopConfig {
+    /// Reads the PEM CA bundle at `ca_bundle_path` (only `CERTIFICATE` blocks, at least
+    /// one); `trust_domain` is only a label (node certificates carry no SPIFFE ID).
+    pub fn ca_bundle(&self, trust_domain: &TrustDomain) -> anyhow::Result<lanyard_x509::X509Bundle> {
+        use anyhow::Context;
+        let path = &self.ca_bundle_path;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the x509pop CA bundle {}", path.display()))?;
+        lanyard_x509::X509Bundle::from_pem(trust_domain.clone(), &text)
+            .with_context(|| format!("the x509pop CA bundle {}", path.display()))
+    }
 }
 
 impl Default for ServerConfig {

@@ -1,8 +1,25 @@
-//! Persistence behind one trait, [`DataStore`], with one SQL implementation that runs on
-//! SQLite (the embedded default) and PostgreSQL (for several server replicas).
+//! Persistence: one trait per noun the server keeps, each taken only by the code that
+//! uses it, and one SQL implementation of all of them ([`SqlDataStore`], per-noun files
+//! under `datastore/sql/`) that runs on SQLite (the embedded default) and PostgreSQL (for
+//! several server replicas).
+//!
+//! | trait | noun | used by |
+//! |---|---|---|
+//! | [`EntryStore`] | registration entries and their change log | admin API, agent API (sync, issuance) |
+//! | [`JoinTokenStore`] | one-time join tokens (by hash) | join-token attestation |
+//! | [`AgentStore`] | attested agents | agent API, x509pop attestation, admin API |
+//! | [`AuthorityStore`] | signing authorities and the bundle sequence | key manager, TLS identities, readiness |
+//! | [`FederatedBundleStore`] | foreign trust domains' bundles | federation, agent API |
+//! | [`SecretStore`] | server secrets shared by replicas | x509pop challenge key |
+//!
+//! A new noun is a new trait here, a new file under `datastore/sql/` (and its migration),
+//! a field of [`Stores`], and a new group of cases in the conformance suite
+//! (`tests/datastore.rs`), which runs every case on SQLite and PostgreSQL.
 //!
 //! Every change that spans rows runs in a transaction; SQLite runs in WAL mode with
 //! `synchronous=FULL`, so an acknowledged write survives `kill -9`.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -31,8 +48,28 @@ pub enum StoreError {
     #[error("invalid: {0}")]
     Invalid(String),
     /// The database failed.
+    #[error("database: {context}: {source}")]
+    Backend {
+        /// What the store was doing.
+        context: String,
+        /// The driver's (or a decoder's) error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The database holds something this server cannot use (an unknown enum value, a
+    /// missing fixed row) or refused a setting the store needs.
     #[error("database: {0}")]
-    Backend(String),
+    Inconsistent(String),
+}
+
+impl StoreError {
+    /// [`StoreError::Backend`] for `source` while doing `context`.
+    pub fn backend(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 /// Which entries to list.
@@ -68,9 +105,9 @@ pub enum TokenUse {
     Unknown,
 }
 
-/// The server's persistent state.
+/// Registration entries, and the change log the agent sync pushes from.
 #[async_trait]
-pub trait DataStore: Send + Sync + std::fmt::Debug {
+pub trait EntryStore: Send + Sync + std::fmt::Debug {
     /// Creates an entry; an entry with the same identity, parent and selectors is
     /// [`StoreError::AlreadyExists`].
     async fn create_entry(&self, spec: &EntrySpec, now: UnixTime) -> Result<Entry, StoreError>;
@@ -94,18 +131,33 @@ pub trait DataStore: Send + Sync + std::fmt::Debug {
     async fn latest_entry_event(&self) -> Result<u64, StoreError>;
     /// Changes after `seq`, oldest first, at most `limit`.
     async fn entry_events_since(&self, seq: u64, limit: u32) -> Result<Vec<EntryEvent>, StoreError>;
+    /// Deletes all but the newest `keep` entry events (agents always start from a
+    /// snapshot, and the sync hub reads the log within milliseconds); returns how many
+    /// were deleted.
+    async fn prune_entry_events(&self, keep: u64) -> Result<u64, StoreError>;
 
-    /// Deletes what nothing needs any more: join tokens that expired before `now`, and all
-    /// but the newest `keep_events` entry events (agents always start from a snapshot, and
-    /// the sync hub reads the log within milliseconds). Returns the numbers of join tokens
-    /// and of events deleted.
-    async fn prune(&self, now: UnixTime, keep_events: u64) -> Result<(u64, u64), StoreError>;
+    /// Signalled (coalescing) after every entry write this process commits, so that the
+    /// agent sync can push at once rather than at its next poll; `None` if the store cannot
+    /// tell. Writes by other replicas are still found by polling.
+    fn local_changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
 
+/// One-time join tokens, kept by the SHA-256 hex of their value.
+#[async_trait]
+pub trait JoinTokenStore: Send + Sync + std::fmt::Debug {
     /// Stores a join token (by the SHA-256 hex of its value) until `expires_at`.
     async fn create_join_token(&self, token_hash: &str, expires_at: UnixTime) -> Result<(), StoreError>;
     /// Uses a join token up, atomically: of two concurrent uses, exactly one is `Consumed`.
     async fn consume_join_token(&self, token_hash: &str, now: UnixTime) -> Result<TokenUse, StoreError>;
+    /// Deletes the join tokens that expired before `now`; returns how many.
+    async fn prune_join_tokens(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
 
+/// Attested agents.
+#[async_trait]
+pub trait AgentStore: Send + Sync + std::fmt::Debug {
     /// Creates or replaces an agent.
     async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError>;
     /// Ends the grace of an agent's previous SVID, if `current_serial` is still its current
@@ -117,24 +169,26 @@ pub trait DataStore: Send + Sync + std::fmt::Debug {
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
     /// Bans an agent; returns whether it existed.
     async fn ban_agent(&self, id: &SpiffeId) -> Result<bool, StoreError>;
+}
 
+/// The signing authorities, and the sequence number of the bundle that publishes them.
+#[async_trait]
+pub trait AuthorityStore: Send + Sync + std::fmt::Debug {
     /// Creates or updates a signing authority.
     async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError>;
     /// Signing authorities, optionally of one kind, ordered by `not_before`.
     async fn list_authorities(&self, kind: Option<AuthorityKind>) -> Result<Vec<Authority>, StoreError>;
     /// Deletes a signing authority; returns whether it existed.
     async fn delete_authority(&self, id: &str) -> Result<bool, StoreError>;
-
     /// Advances the bundle's `spiffe_sequence` and returns the new value.
     async fn bump_bundle_sequence(&self) -> Result<u64, StoreError>;
     /// The bundle's current `spiffe_sequence` (0 before the first bump).
     async fn bundle_sequence(&self) -> Result<u64, StoreError>;
+}
 
-    /// The server secret `name`: stores `candidate` if the datastore has none by that name
-    /// yet, and returns the stored value, so that replicas sharing the datastore agree on
-    /// one (the first writer wins).
-    async fn get_or_create_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
-
+/// Foreign trust domains' bundle documents, as last fetched.
+#[async_trait]
+pub trait FederatedBundleStore: Send + Sync + std::fmt::Debug {
     /// Stores a foreign trust domain's bundle document.
     async fn put_federated_bundle(
         &self,
@@ -149,11 +203,58 @@ pub trait DataStore: Send + Sync + std::fmt::Debug {
     /// Deletes a foreign trust domain's bundle (one no longer federated with); returns
     /// whether it was stored.
     async fn delete_federated_bundle(&self, trust_domain: &str) -> Result<bool, StoreError>;
+}
 
-    /// Signalled (coalescing) after every entry write this process commits, so that the
-    /// agent sync can push at once rather than at its next poll; `None` if the store cannot
-    /// tell. Writes by other replicas are still found by polling.
-    fn local_changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        None
+/// Server secrets that every replica sharing the datastore must agree on.
+#[async_trait]
+pub trait SecretStore: Send + Sync + std::fmt::Debug {
+    /// The server secret `name`: stores `candidate` if the datastore has none by that name
+    /// yet, and returns the stored value, so that replicas sharing the datastore agree on
+    /// one (the first writer wins).
+    async fn get_or_create_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+}
+
+/// A complete datastore: every noun's trait, as one backend implements them. Only the
+/// composition root (and tests) hold one; it hands each subsystem the traits it uses,
+/// through [`Stores`].
+pub trait DataStore:
+    EntryStore + JoinTokenStore + AgentStore + AuthorityStore + FederatedBundleStore + SecretStore
+{
+}
+
+impl<T> DataStore for T where
+    T: EntryStore + JoinTokenStore + AgentStore + AuthorityStore + FederatedBundleStore + SecretStore
+{
+}
+
+/// One handle per noun, all backed by one datastore: what request handlers reach through
+/// [`AppState`](crate::state::AppState). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    /// Registration entries and their change log.
+    pub entries: Arc<dyn EntryStore>,
+    /// One-time join tokens.
+    pub join_tokens: Arc<dyn JoinTokenStore>,
+    /// Attested agents.
+    pub agents: Arc<dyn AgentStore>,
+    /// Signing authorities and the bundle sequence.
+    pub authorities: Arc<dyn AuthorityStore>,
+    /// Foreign trust domains' bundles.
+    pub federated_bundles: Arc<dyn FederatedBundleStore>,
+    /// Server secrets.
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+impl Stores {
+    /// Every noun's handle, backed by `store`.
+    pub fn new(store: Arc<dyn DataStore>) -> Stores {
+        Stores {
+            entries: store.clone(),
+            join_tokens: store.clone(),
+            agents: store.clone(),
+            authorities: store.clone(),
+            federated_bundles: store.clone(),
+            secrets: store,
+        }
     }
 }

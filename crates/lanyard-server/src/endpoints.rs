@@ -1,7 +1,8 @@
-//! The server's network edges: public HTTP endpoints, the `https_spiffe` bundle endpoint
-//! and the admin API. Handlers extract,
-//! call the domain, and map errors through [`crate::error::ServerError`].
+//! The server's HTTP edges: public endpoints, the `https_spiffe` bundle endpoint and the
+//! admin API. Handlers extract, call the domain, and return [`crate::error::ServerError`],
+//! which `status.rs` maps to HTTP once for all of them.
 
 pub mod admin;
 pub mod bundle_endpoint;
 pub mod public;
+mod status;

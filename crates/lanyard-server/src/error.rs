@@ -1,9 +1,45 @@
-//! The server's error type and its one mapping to HTTP responses.
+//! The server's error type, and the policy every module follows for errors.
+//!
+//! # What each error type is for
+//!
+//! - [`ServerError`] is the crate's error: what an operation a client asked for (create an
+//!   entry, attest, issue a credential, serve a bundle) fails with. Its first variants say
+//!   what was wrong with the request (`Invalid`, `NotFound`, `Conflict`,
+//!   `PermissionDenied`, a refused credential or CSR); the rest say which part of the server
+//!   failed (`Keys`, `Store`, `X509`, `Tls`, `Transport`) and carry that part's error.
+//! - Each subsystem has its own enum, joined to [`ServerError`] by `From`:
+//!   [`StoreError`] (the datastore traits),
+//!   [`CaError`] (signing authorities and keys at rest),
+//!   [`AttestError`](crate::attest::AttestError) with one enum per method,
+//!   [`JoinTokenError`](crate::attest::JoinTokenError) and
+//!   [`X509PopError`](crate::attest::X509PopError) (node attestation),
+//!   [`FederationError`](crate::federation::FederationError) (fetching foreign bundles; only
+//!   logged, never sent to a client) and [`ConfigError`](crate::config::ConfigError).
+//! - Each network edge has one error type and one mapping to its wire, in one file:
+//!   - the agent API (gRPC): [`AgentApiError`](crate::api::status::AgentApiError) →
+//!     `tonic::Status` in `api/status.rs`, the only place gRPC codes are chosen;
+//!   - the admin and public HTTP endpoints: [`ServerError`] → HTTP status and
+//!     `application/problem+json` body in `endpoints/status.rs`, the only place HTTP error
+//!     statuses are chosen.
+//!
+//!   Domain code (attestation, entries, issuance, datastore, CA, federation) names neither
+//!   `tonic::Status` nor an HTTP status.
+//!
+//! # Rules
+//!
+//! - **Errors keep their cause.** A variant that wraps another error holds it as
+//!   `#[source]` (never its `to_string()`), and its message, lowercase, ends with the
+//!   cause's message, so that a log line printing `%error` shows the whole story.
+//! - **Stable codes.** [`ServerError::kind`] (and the subsystem enums' `kind()`) give a
+//!   lowercase code for audit lines and problem documents; messages may change, codes do not.
+//! - **`anyhow` only at the top.** The composition root (`server.rs`: start-up context such as
+//!   "binding the public address") and configuration loading (`config.rs`: reading the files
+//!   a configuration names) may use `anyhow`; every other module returns a typed error.
+//! - **Server failures are logged where they are mapped**: the edge mapping logs an
+//!   internal error (datastore, keys, TLS) once, with its cause, before answering
+//!   `Unavailable` or 500.
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
+use crate::ca::CaError;
 use crate::datastore::StoreError;
 
 /// Why a server operation failed.
@@ -25,12 +61,31 @@ pub enum ServerError {
     /// A credential could not be issued.
     #[error(transparent)]
     Credential(#[from] lanyard_core::Error),
+    /// A certificate signing request was refused (malformed, another identity, a weak key).
+    #[error("invalid request: {0}")]
+    Csr(#[source] lanyard_x509::Error),
     /// The CA or key manager failed.
     #[error("key management: {0}")]
-    Keys(String),
+    Keys(#[from] CaError),
+    /// An X.509 operation on the server's own material failed (its SVID, the bundle, a
+    /// check of what it just issued).
+    #[error("key management: {context}: {source}")]
+    X509 {
+        /// What the server was doing.
+        context: &'static str,
+        /// What failed.
+        #[source]
+        source: lanyard_x509::Error,
+    },
+    /// A TLS configuration could not be built.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
     /// The datastore failed.
     #[error("datastore: {0}")]
-    Store(String),
+    Store(#[source] StoreError),
+    /// The agent API's gRPC server failed.
+    #[error("agent API server: {0}")]
+    Transport(#[from] tonic::transport::Error),
 }
 
 impl From<StoreError> for ServerError {
@@ -39,7 +94,7 @@ impl From<StoreError> for ServerError {
             StoreError::NotFound(m) => ServerError::NotFound(m),
             StoreError::AlreadyExists(m) | StoreError::Conflict(m) => ServerError::Conflict(m),
             StoreError::Invalid(m) => ServerError::Invalid(m),
-            other => ServerError::Store(other.to_string()),
+            other => ServerError::Store(other),
         }
     }
 }
@@ -48,46 +103,15 @@ impl ServerError {
     /// A stable lowercase code.
     pub fn kind(&self) -> &'static str {
         match self {
-            ServerError::Invalid(_) => "invalid_request",
+            ServerError::Invalid(_) | ServerError::Csr(_) => "invalid_request",
             ServerError::NotFound(_) => "not_found",
             ServerError::Conflict(_) => "conflict",
             ServerError::PermissionDenied(_) => "permission_denied",
             ServerError::Credential(e) => e.kind(),
-            ServerError::Keys(_) => "key_management",
+            ServerError::Keys(_) | ServerError::X509 { .. } => "key_management",
+            ServerError::Tls(_) => "tls",
             ServerError::Store(_) => "datastore",
+            ServerError::Transport(_) => "transport",
         }
-    }
-
-    /// The HTTP status for this error (the one place statuses are chosen).
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ServerError::Invalid(_) | ServerError::Credential(_) => StatusCode::BAD_REQUEST,
-            ServerError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServerError::Conflict(_) => StatusCode::CONFLICT,
-            ServerError::PermissionDenied(_) => StatusCode::FORBIDDEN,
-            ServerError::Keys(_) | ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl IntoResponse for ServerError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-            "kind": self.kind(),
-        });
-        let mut response = (status, Json(body)).into_response();
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/problem+json"),
-        );
-        response
     }
 }

@@ -6,7 +6,7 @@
 //! then again after the bundle's `spiffe_refresh_hint`, bounded to
 //! [`MIN_REFRESH`]..=[`MAX_REFRESH`] ([`DEFAULT_REFRESH`] without a hint). A fetched
 //! document must parse as a SPIFFE bundle for that trust domain, with usable X.509
-//! authorities; it is stored ([`DataStore::put_federated_bundle`]) only when its
+//! authorities; it is stored ([`FederatedBundleStore::put_federated_bundle`](crate::datastore::FederatedBundleStore::put_federated_bundle)) only when its
 //! `spiffe_sequence` differs from the stored one (or, without sequences, its content).
 //! A failure is logged and retried with exponential backoff from [`FIRST_RETRY`] up to
 //! the refresh interval; the last good bundle stays stored and served meanwhile. The agent
@@ -75,20 +75,22 @@ pub enum FederationError {
         message: String,
     },
     /// The document is not a valid SPIFFE bundle for the trust domain.
-    #[error("the bundle of {trust_domain} is invalid: {message}")]
+    #[error("the bundle of {trust_domain} is invalid: {source}")]
     InvalidBundle {
         /// The foreign trust domain.
         trust_domain: String,
-        /// Why.
-        message: String,
+        /// Why (a bundle parse or X.509 error).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The datastore or the server's own keys failed.
-    #[error("federation with {trust_domain}: {message}")]
+    #[error("federation with {trust_domain}: {source}")]
     Server {
         /// The foreign trust domain.
         trust_domain: String,
         /// What failed.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -180,10 +182,10 @@ impl Relationship {
         }
     }
 
-    fn server_err(&self, message: impl std::fmt::Display) -> FederationError {
+    fn server_err(&self, source: impl std::error::Error + Send + Sync + 'static) -> FederationError {
         FederationError::Server {
             trust_domain: self.trust_domain.name().to_owned(),
-            message: message.to_string(),
+            source: Box::new(source),
         }
     }
 
@@ -212,7 +214,7 @@ impl Relationship {
                 let bundles = self.endpoint_bundles(state, endpoint_id).await?;
                 let svid = crate::api::tls::server_svid(state)
                     .await
-                    .map_err(|e| self.server_err(format!("{e:#}")))?;
+                    .map_err(|e| self.server_err(e))?;
                 let source = Arc::new(SvidSource::new(&svid, bundles).map_err(|e| self.server_err(e))?);
                 let config = lanyard_x509::client_config(source, Authorizer::Exact(endpoint_id.clone()))
                     .map_err(|e| self.fetch_err(e))?;
@@ -238,7 +240,8 @@ impl Relationship {
             Some(X509Bundle::from_spiffe_bundle(&own).map_err(|e| self.server_err(e))?)
         } else {
             match state
-                .store
+                .stores
+                .federated_bundles
                 .get_federated_bundle(endpoint_td.name())
                 .await
                 .map_err(|e| self.server_err(e))?
@@ -314,15 +317,16 @@ pub fn refresh_interval(hint: Option<u64>) -> Duration {
 pub async fn refresh_once(state: &AppState, relationship: &Relationship) -> Result<Refreshed, FederationError> {
     let td = &relationship.trust_domain;
     let body = relationship.fetch(state).await?;
-    let invalid = |message: String| FederationError::InvalidBundle {
+    let invalid = |source: Box<dyn std::error::Error + Send + Sync>| FederationError::InvalidBundle {
         trust_domain: td.name().to_owned(),
-        message,
+        source,
     };
-    let bundle = SpiffeBundle::parse(td.clone(), &body).map_err(|e| invalid(e.to_string()))?;
-    X509Bundle::from_spiffe_bundle(&bundle).map_err(|e| invalid(e.to_string()))?;
+    let bundle = SpiffeBundle::parse(td.clone(), &body).map_err(|e| invalid(e.into()))?;
+    X509Bundle::from_spiffe_bundle(&bundle).map_err(|e| invalid(e.into()))?;
     let json = bundle.to_json();
     let stored = state
-        .store
+        .stores
+        .federated_bundles
         .get_federated_bundle(td.name())
         .await
         .map_err(|e| relationship.server_err(e))?;
@@ -340,7 +344,8 @@ pub async fn refresh_once(state: &AppState, relationship: &Relationship) -> Resu
     };
     if changed {
         state
-            .store
+            .stores
+            .federated_bundles
             .put_federated_bundle(td.name(), &json, state.clock.now())
             .await
             .map_err(|e| relationship.server_err(e))?;
@@ -363,9 +368,9 @@ pub async fn forget_unconfigured(
     configured: &[Arc<Relationship>],
 ) -> Result<Vec<String>, crate::datastore::StoreError> {
     let mut forgotten = Vec::new();
-    for stored in state.store.list_federated_bundles().await? {
+    for stored in state.stores.federated_bundles.list_federated_bundles().await? {
         let kept = configured.iter().any(|r| r.trust_domain.name() == stored);
-        if !kept && state.store.delete_federated_bundle(&stored).await? {
+        if !kept && state.stores.federated_bundles.delete_federated_bundle(&stored).await? {
             tracing::info!(trust_domain = %stored, "no longer federated with: its stored bundle is deleted");
             forgotten.push(stored);
         }
@@ -376,12 +381,12 @@ pub async fn forget_unconfigured(
 /// Starts federation in `tasks`: one task deletes the stored bundles of trust domains no
 /// longer configured ([`forget_unconfigured`], retried until it succeeds), and one refresh
 /// task per relationship keeps that trust domain's bundle current. Each ends when `stop`
-/// completes.
-pub fn spawn(
+/// completes (with `Ok`: these tasks never fail, they log and retry).
+pub fn spawn<E: Send + 'static>(
     state: &AppState,
     relationships: Vec<Arc<Relationship>>,
     stop: &tokio::sync::watch::Receiver<bool>,
-    tasks: &mut JoinSet<anyhow::Result<()>>,
+    tasks: &mut JoinSet<Result<(), E>>,
 ) {
     {
         let (state, configured, mut stop) = (state.clone(), relationships.clone(), stop.clone());

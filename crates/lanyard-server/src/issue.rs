@@ -3,7 +3,8 @@
 //! lifetime so no credential outlives the authority that signs it.
 
 use lanyard_core::jose::Jwk;
-use lanyard_core::{JwtSvidIssuer, SpiffeId, WitClaims, WorkloadId, issue_wit};
+use lanyard_core::{JwtSvidIssuer, SpiffeBundle, SpiffeId, WitClaims, WorkloadId, issue_wit};
+use lanyard_x509::{Usage, VerifiedSvid, VerifyOptions, X509Bundle, X509BundleSet, X509Svid, verify_svid_chain};
 
 use crate::error::ServerError;
 use crate::model::AuthorityKind;
@@ -11,10 +12,6 @@ use crate::state::AppState;
 
 /// The longest WIT the server issues (verifiers refuse longer ones by default).
 const MAX_WIT_TTL: u64 = 24 * 3600;
-
-fn keys_err(e: impl std::fmt::Display) -> ServerError {
-    ServerError::Keys(e.to_string())
-}
 
 fn check_domain(state: &AppState, id: &str, trust_domain: &str) -> Result<(), ServerError> {
     if trust_domain != state.trust_domain.name() {
@@ -26,10 +23,10 @@ fn check_domain(state: &AppState, id: &str, trust_domain: &str) -> Result<(), Se
     Ok(())
 }
 
-fn random_id() -> Result<String, ServerError> {
+fn random_id(state: &AppState) -> Result<String, ServerError> {
     let mut bytes = [0u8; 16];
-    lanyard_crypto::provider().fill_random(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    state.crypto.fill_random(&mut bytes)?;
+    Ok(lanyard_core::hex::encode(&bytes))
 }
 
 /// Issues a WIT binding `sub` to the public key `cnf` (which must carry `alg`).
@@ -42,15 +39,15 @@ pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option
     let ttl = ttl
         .unwrap_or(state.config.default_wit_ttl)
         .min(MAX_WIT_TTL)
-        .min(state.keys.max_ttl(AuthorityKind::Wit, now).await.map_err(keys_err)?);
-    let (signer, kid) = state.keys.wit_signer().await.map_err(keys_err)?;
+        .min(state.keys.max_ttl(AuthorityKind::Wit, now).await?);
+    let (signer, kid) = state.keys.wit_signer().await?;
     let claims = WitClaims {
         sub: sub.clone(),
         cnf_jwk: cnf.clone(),
         iat: now,
         exp: now.plus(ttl),
         iss: Some(state.public_url.clone()),
-        jti: Some(random_id()?),
+        jti: Some(random_id(state)?),
     };
     Ok(issue_wit(signer.as_ref(), Some(&kid), &claims)?)
 }
@@ -66,8 +63,8 @@ pub async fn mint_jwt_svid<A: AsRef<str>>(
     let now = state.clock.now();
     let ttl = ttl
         .unwrap_or(state.config.default_jwt_svid_ttl)
-        .min(state.keys.max_ttl(AuthorityKind::Jwt, now).await.map_err(keys_err)?);
-    let (signer, kid) = state.keys.jwt_signer().await.map_err(keys_err)?;
+        .min(state.keys.max_ttl(AuthorityKind::Jwt, now).await?);
+    let (signer, kid) = state.keys.jwt_signer().await?;
     let issuer = JwtSvidIssuer::new(signer, kid, Some(state.public_url.clone()))?;
     Ok(issuer.issue_for(sub, audiences, now, ttl)?)
 }
@@ -81,14 +78,54 @@ pub async fn sign_x509_svid(
     dns_names: &[String],
     ttl: Option<u64>,
 ) -> Result<String, ServerError> {
+    Ok(x509_svid(state, spiffe_id, csr_der, dns_names, ttl).await?.chain_pem())
+}
+
+/// [`sign_x509_svid`], as an [`X509Svid`] (the chain, no key). An empty CSR is refused.
+pub async fn x509_svid(
+    state: &AppState,
+    spiffe_id: &SpiffeId,
+    csr_der: &[u8],
+    dns_names: &[String],
+    ttl: Option<u64>,
+) -> Result<X509Svid, ServerError> {
+    if csr_der.is_empty() {
+        return Err(ServerError::Invalid("csr is required".into()));
+    }
     check_domain(state, spiffe_id.as_str(), spiffe_id.trust_domain_name())?;
     let now = state.clock.now();
     let ttl = ttl
         .unwrap_or(state.config.default_x509_svid_ttl)
-        .min(state.keys.max_ttl(AuthorityKind::X509, now).await.map_err(keys_err)?);
-    let ca = state.keys.x509_ca().await.map_err(keys_err)?;
-    let svid = ca
-        .issue_svid_from_csr(csr_der, spiffe_id, ttl, dns_names, now)
-        .map_err(|e| ServerError::Invalid(e.to_string()))?;
-    Ok(svid.chain_pem())
+        .min(state.keys.max_ttl(AuthorityKind::X509, now).await?);
+    let ca = state.keys.x509_ca().await?;
+    ca.issue_svid_from_csr(csr_der, spiffe_id, ttl, dns_names, now)
+        .map_err(ServerError::Csr)
+}
+
+/// An agent SVID for `agent_id` from the agent's CSR: [`x509_svid`] with the default
+/// lifetime and no DNS names.
+pub async fn agent_svid(state: &AppState, agent_id: &SpiffeId, csr_der: &[u8]) -> Result<X509Svid, ServerError> {
+    x509_svid(state, agent_id, csr_der, &[], None).await
+}
+
+/// Checks an agent SVID the server just issued against the current bundle (as a TLS
+/// client certificate), before it is handed out; returns its verified details and the
+/// bundle.
+pub async fn check_agent_svid(state: &AppState, svid: &X509Svid) -> Result<(VerifiedSvid, SpiffeBundle), ServerError> {
+    let bundle = state.keys.bundle().await?;
+    let x509 = X509Bundle::from_spiffe_bundle(&bundle).map_err(|source| ServerError::X509 {
+        context: "reading the trust bundle",
+        source,
+    })?;
+    let verified = verify_svid_chain(
+        &svid.chain,
+        &X509BundleSet::new().with(x509),
+        state.clock.now(),
+        &VerifyOptions::for_usage(Usage::ClientAuth),
+    )
+    .map_err(|source| ServerError::X509 {
+        context: "the new agent SVID does not verify",
+        source,
+    })?;
+    Ok((verified, bundle))
 }

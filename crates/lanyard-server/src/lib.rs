@@ -9,17 +9,19 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod attest;
+mod audit;
 pub mod ca;
 pub mod config;
 pub mod datastore;
 pub mod endpoints;
+pub mod entries;
 pub mod error;
 pub mod federation;
 pub mod issue;
 pub mod model;
 pub mod server;
 pub mod state;
-pub mod x509pop;
 
 // Public API
 pub use config::ServerConfig;

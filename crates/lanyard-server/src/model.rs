@@ -125,6 +125,7 @@ pub struct JoinToken {
 }
 
 /// What a signing authority signs.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthorityKind {
@@ -148,6 +149,7 @@ impl AuthorityKind {
 }
 
 /// The lifecycle of a signing authority (SPIRE's journal statuses).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthorityStatus {

@@ -10,21 +10,22 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use lanyard_core::{Clock, SystemClock};
+use lanyard_core::{Clock, SystemClock, UnixTime};
 use lanyard_net::{ConnectionLimiter, serve_http};
 
 use crate::api;
+use crate::attest::JoinTokenAttestor;
+use crate::attest::x509pop::{ChallengeKey, X509Pop};
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
-use crate::datastore::{DataStore, SqlDataStore};
+use crate::datastore::{DataStore, SqlDataStore, StoreError, Stores};
 use crate::endpoints::{admin, bundle_endpoint, public};
 use crate::federation;
 use crate::state::AppState;
-use crate::x509pop::X509Pop;
 
 /// How often authorities are checked for preparation, activation and retirement.
 const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
-/// How many entry events the datastore keeps (see `DataStore::prune`).
+/// How many entry events the datastore keeps (see [`prune`]).
 const KEEP_ENTRY_EVENTS: u64 = 100_000;
 
 /// A started server.
@@ -147,6 +148,14 @@ fn fit_listeners_to_nofile(config: &mut ServerConfig) {
     }
 }
 
+/// Deletes what nothing needs any more: join tokens that expired before `now`, and all
+/// but the newest [`KEEP_ENTRY_EVENTS`] entry events. Returns the numbers deleted.
+async fn prune(stores: &Stores, now: UnixTime) -> Result<(u64, u64), StoreError> {
+    let tokens = stores.join_tokens.prune_join_tokens(now).await?;
+    let events = stores.entries.prune_entry_events(KEEP_ENTRY_EVENTS).await?;
+    Ok((tokens, events))
+}
+
 /// Starts the server described by `config`:
 /// 1. the data directory (mode 0700);
 /// 2. the datastore (migrations run on connect);
@@ -158,15 +167,18 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     config.validate()?;
     fit_listeners_to_nofile(&mut config);
     prepare_data_dir(&config.data_dir)?;
+    // The one crypto provider; every subsystem gets it from here.
+    let crypto = lanyard_crypto::provider();
     let store: Arc<dyn DataStore> = Arc::new(
-        SqlDataStore::connect(&config.database_url())
+        SqlDataStore::connect(&config.database_url(), Arc::clone(&crypto))
             .await
             .context("opening the datastore")?,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let trust_domain = config.trust_domain()?;
+    let stores = Stores::new(store);
     let keys = Arc::new(KeyManager::new(
-        Arc::clone(&store),
+        Arc::clone(&stores.authorities),
         KeyManagerConfig {
             trust_domain: trust_domain.clone(),
             ca_ttl: config.ca_ttl,
@@ -185,14 +197,25 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
                 _ => None,
             },
         },
+        Arc::clone(&crypto),
     ));
     keys.rotate(clock.now())
         .await
         .context("preparing the CA and signing keys")?;
     let x509pop = match &config.node_attestation.x509pop {
-        Some(c) => Some(Arc::new(
-            X509Pop::load(&c.ca_bundle_path, &trust_domain, &*store).await?,
-        )),
+        Some(c) => {
+            let roots = c.ca_bundle(&trust_domain)?;
+            let key = ChallengeKey::load(&*stores.secrets, Arc::clone(&crypto))
+                .await
+                .context("loading the x509pop challenge key")?;
+            Some(X509Pop::new(
+                trust_domain.clone(),
+                roots,
+                key,
+                Arc::clone(&stores.agents),
+                Arc::clone(&crypto),
+            ))
+        }
         None => None,
     };
 
@@ -230,9 +253,10 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     let state = AppState {
         config: Arc::new(config),
         trust_domain,
-        store,
+        stores,
         keys: Arc::clone(&keys),
         clock: Arc::clone(&clock),
+        crypto,
         public_url: public_url.clone(),
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -250,7 +274,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     // The https_web profile: the operator's Web PKI certificate; plain HTTP otherwise.
     let public_tls = match &state.config.public_tls {
         Some(tls) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
-            bundle_endpoint::web_tls_config(&tls.cert_path, &tls.key_path).context("[public_tls]")?,
+            tls.server_config().context("[public_tls]")?,
         ))),
         None => None,
     };
@@ -268,22 +292,23 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         serve_http(admin_listener, limiter, admin_limits, None, admin_app, stop).await;
         Ok(())
     });
-    tasks.spawn(api::serve(
-        state.clone(),
-        agent_listener,
+    let attestors = api::service::Attestors {
+        join_token: JoinTokenAttestor::new(
+            state.trust_domain.clone(),
+            Arc::clone(&state.stores.join_tokens),
+            Arc::clone(&state.crypto),
+        ),
         x509pop,
-        stopped(watcher.clone()),
-    ));
+    };
+    let served = api::serve(state.clone(), agent_listener, attestors, stopped(watcher.clone()));
+    tasks.spawn(async move { served.await.context("agent API") });
     if let Some(listener) = bundle_listener {
-        tasks.spawn(bundle_endpoint::serve(
-            state.clone(),
-            listener,
-            stopped(watcher.clone()),
-        ));
+        let served = bundle_endpoint::serve(state.clone(), listener, stopped(watcher.clone()));
+        tasks.spawn(async move { served.await.context("bundle endpoint") });
     }
     federation::spawn(&state, relationships, &watcher, &mut tasks);
     let mut stop = watcher;
-    let store = Arc::clone(&state.store);
+    let stores = state.stores.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(ROTATION_INTERVAL);
         loop {
@@ -292,7 +317,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
                     if let Err(e) = keys.rotate(clock.now()).await {
                         tracing::error!(error = %e, "key rotation failed; retrying at the next tick");
                     }
-                    match store.prune(clock.now(), KEEP_ENTRY_EVENTS).await {
+                    match prune(&stores, clock.now()).await {
                         Ok((0, 0)) => {}
                         Ok((tokens, events)) => tracing::debug!(tokens, events, "pruned expired join tokens and old entry events"),
                         Err(e) => tracing::warn!(error = %e, "pruning the datastore failed; retrying at the next tick"),

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use lanyard_core::{Clock, TrustDomain};
+use lanyard_core::{Clock, CryptoProvider, TrustDomain};
 
 use crate::ca::KeyManager;
 use crate::config::ServerConfig;
-use crate::datastore::DataStore;
+use crate::datastore::Stores;
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -15,12 +15,14 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The trust domain.
     pub trust_domain: TrustDomain,
-    /// Persistence.
-    pub store: Arc<dyn DataStore>,
+    /// Persistence, one handle per noun.
+    pub stores: Stores,
     /// The CA and signing keys.
     pub keys: Arc<KeyManager>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Randomness, digests and MACs (the composition root passes `lanyard_crypto::provider()`).
+    pub crypto: Arc<dyn CryptoProvider>,
     /// The public base URL (for discovery documents).
     pub public_url: String,
 }

@@ -73,7 +73,7 @@ impl Harness {
     /// The stored record of the agent `id` (which must exist).
     async fn stored_agent(&self, id: &str) -> lanyard_server::model::Agent {
         let id = SpiffeId::parse(id).unwrap();
-        self.server.state.store.get_agent(&id).await.unwrap().unwrap()
+        self.server.state.stores.agents.get_agent(&id).await.unwrap().unwrap()
     }
 
     fn td(&self) -> TrustDomain {
@@ -96,7 +96,8 @@ impl Harness {
         let expires_at = UnixTime(self.now().as_secs().checked_add_signed(ttl).unwrap());
         self.server
             .state
-            .store
+            .stores
+            .join_tokens
             .create_join_token(&sha256_hex(&token), expires_at)
             .await
             .unwrap();
@@ -117,7 +118,8 @@ impl Harness {
         };
         self.server
             .state
-            .store
+            .stores
+            .entries
             .create_entry(&spec, self.now())
             .await
             .unwrap()
@@ -137,7 +139,13 @@ impl Harness {
             federates_with: trust_domains.iter().map(|td| (*td).to_owned()).collect(),
             admin: false,
         };
-        self.server.state.store.create_entry(&spec, self.now()).await.unwrap();
+        self.server
+            .state
+            .stores
+            .entries
+            .create_entry(&spec, self.now())
+            .await
+            .unwrap();
     }
 
     /// A client without a certificate (for `AttestAgent`), pinning the server's ID.
@@ -491,7 +499,7 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
     assert!(*worst < Duration::from_secs(1), "{latencies:?}");
 
     // Deletion, and moving an entry to another agent, arrive as deletions.
-    h.server.state.store.delete_entry(&before).await.unwrap();
+    h.server.state.stores.entries.delete_entry(&before).await.unwrap();
     let pb::sync_entries_response::Event::Delta(delta) = next_event(&mut stream, Duration::from_secs(2)).await else {
         panic!("expected a delta");
     };
@@ -499,7 +507,7 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
     assert!(delta.upserts.is_empty());
 
     let moved = &created[0];
-    let mut spec = h.server.state.store.get_entry(moved).await.unwrap().unwrap();
+    let mut spec = h.server.state.stores.entries.get_entry(moved).await.unwrap().unwrap();
     spec.parent_id = SpiffeId::parse(other_agent).unwrap();
     let spec = EntrySpec {
         spiffe_id: spec.spiffe_id,
@@ -512,7 +520,13 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
         federates_with: spec.federates_with,
         admin: spec.admin,
     };
-    h.server.state.store.update_entry(moved, &spec, None).await.unwrap();
+    h.server
+        .state
+        .stores
+        .entries
+        .update_entry(moved, &spec, None)
+        .await
+        .unwrap();
     let pb::sync_entries_response::Event::Delta(delta) = next_event(&mut stream, Duration::from_secs(2)).await else {
         panic!("expected a delta");
     };
@@ -687,7 +701,7 @@ async fn a_banned_agent_is_cut_off() {
     next_event(&mut stream, Duration::from_secs(5)).await; // snapshot
 
     let id = SpiffeId::parse(&agent.id).unwrap();
-    assert!(h.server.state.store.ban_agent(&id).await.unwrap());
+    assert!(h.server.state.stores.agents.ban_agent(&id).await.unwrap());
 
     let err = client.get_bundles(pb::GetBundlesRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -813,7 +827,9 @@ impl Harness {
         challenge: &[u8],
         csr: Vec<u8>,
     ) -> Result<pb::AgentCredentials, tonic::Status> {
-        let answer = lanyard_server::x509pop::challenge_response(&node.key, challenge, &csr).unwrap();
+        let answer =
+            lanyard_api::node::x509pop_challenge_response(&node.key, challenge, &csr, &*lanyard_crypto::provider())
+                .unwrap();
         self.x509pop_step2(node, answer, csr).await
     }
 
@@ -845,7 +861,10 @@ async fn x509pop_attestation_issues_an_agent_svid_and_allows_reattestation() {
         let node = node_cert(&ca, alg, rcgen::KeyUsagePurpose::DigitalSignature);
         let id = x509pop_agent_id(&node);
         let challenge = h.x509pop_challenge(&node).await.unwrap();
-        assert_eq!(challenge.challenge.len(), lanyard_server::x509pop::CHALLENGE_LEN);
+        assert_eq!(
+            challenge.challenge.len(),
+            lanyard_server::attest::x509pop::CHALLENGE_LEN
+        );
         let now = i64::try_from(h.now().as_secs()).unwrap();
         assert!(challenge.expires_at > now && challenge.expires_at <= now + 61);
         let (key, csr) = csr_for(&id);
@@ -935,9 +954,12 @@ async fn x509pop_refusals() {
     assert!(err.message().contains("not authentic"), "{}", err.message());
 
     // An expired challenge (made with the server's own key, so only the expiry is wrong).
-    let key = lanyard_server::x509pop::ChallengeKey::load(&*h.server.state.store)
-        .await
-        .unwrap();
+    let key = lanyard_server::attest::x509pop::ChallengeKey::load(
+        &*h.server.state.stores.secrets,
+        lanyard_crypto::provider(),
+    )
+    .await
+    .unwrap();
     let expired = key.issue(&node.der, UnixTime(h.now().as_secs() - 1)).unwrap();
     let err = h.x509pop_answer(&node, &expired, csr.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -957,12 +979,16 @@ async fn x509pop_refusals() {
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // A signature by another key.
-    let forged = lanyard_server::x509pop::challenge_response(&other_node.key, &challenge, &csr).unwrap();
+    let forged =
+        lanyard_api::node::x509pop_challenge_response(&other_node.key, &challenge, &csr, &*lanyard_crypto::provider())
+            .unwrap();
     let err = h.x509pop_step2(&node, forged, csr.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // The CSR swapped after signing.
-    let signed = lanyard_server::x509pop::challenge_response(&node.key, &challenge, &csr).unwrap();
+    let signed =
+        lanyard_api::node::x509pop_challenge_response(&node.key, &challenge, &csr, &*lanyard_crypto::provider())
+            .unwrap();
     let (_, swapped) = csr_for(&id);
     let err = h.x509pop_step2(&node, signed.clone(), swapped).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -984,7 +1010,8 @@ async fn x509pop_refusals() {
     assert!(
         h.server
             .state
-            .store
+            .stores
+            .agents
             .ban_agent(&SpiffeId::parse(&id).unwrap())
             .await
             .unwrap()
@@ -1014,7 +1041,7 @@ async fn x509pop_is_disabled_without_a_ca_bundle() {
 
 #[test]
 fn x509pop_signed_message_layout() {
-    let message = lanyard_server::x509pop::x509pop_signed_message(b"chal", b"csr");
+    let message = lanyard_api::node::x509pop_signed_message(b"chal", b"csr", &*lanyard_crypto::provider());
     let mut expected = b"lanyard-x509pop-v1\0chal".to_vec();
     expected.extend_from_slice(&lanyard_crypto::provider().sha256(b"csr"));
     assert_eq!(message, expected);
@@ -1143,7 +1170,15 @@ impl WebEndpoint {
 async fn stored_foreign(h: &Harness, td: &str, within: Duration) -> SpiffeBundle {
     let deadline = Instant::now() + within;
     loop {
-        if let Some((json, _)) = h.server.state.store.get_federated_bundle(td).await.unwrap() {
+        if let Some((json, _)) = h
+            .server
+            .state
+            .stores
+            .federated_bundles
+            .get_federated_bundle(td)
+            .await
+            .unwrap()
+        {
             return SpiffeBundle::parse(TrustDomain::parse(td).unwrap(), json.as_bytes()).unwrap();
         }
         assert!(
@@ -1282,7 +1317,8 @@ async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
         bundle.sequence = Some(7);
         h.server
             .state
-            .store
+            .stores
+            .federated_bundles
             .put_federated_bundle(td, &bundle.to_json(), h.now())
             .await
             .unwrap();
@@ -1306,7 +1342,8 @@ async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
     while h
         .server
         .state
-        .store
+        .stores
+        .federated_bundles
         .get_federated_bundle(FOREIGN_TD)
         .await
         .unwrap()
@@ -1316,7 +1353,13 @@ async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        h.server.state.store.list_federated_bundles().await.unwrap(),
+        h.server
+            .state
+            .stores
+            .federated_bundles
+            .list_federated_bundles()
+            .await
+            .unwrap(),
         vec![KEPT_TD.to_owned()]
     );
 

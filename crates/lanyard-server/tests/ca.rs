@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, SpiffeId, TrustDomain, TrustStore, UnixTime};
 use lanyard_server::ca::{CaError, KeyManager, KeyManagerConfig, KeyStorage, RotationAction};
-use lanyard_server::datastore::{DataStore, SqlDataStore};
+use lanyard_server::datastore::{AuthorityStore, SqlDataStore};
 use lanyard_server::model::{AuthorityKind, AuthorityStatus};
 use lanyard_x509::{SubjectKey, VerifyOptions, X509Authority, X509Bundle, X509BundleSet, verify_svid_chain};
 
@@ -29,12 +29,20 @@ fn encrypted() -> KeyStorage {
     KeyStorage::Encrypted { kek: [7u8; 32] }
 }
 
-async fn memory_store() -> Arc<dyn DataStore> {
-    Arc::new(SqlDataStore::connect("sqlite::memory:").await.unwrap())
+async fn memory_store() -> Arc<dyn AuthorityStore> {
+    Arc::new(
+        SqlDataStore::connect("sqlite::memory:", lanyard_crypto::provider())
+            .await
+            .unwrap(),
+    )
 }
 
-fn manager(store: &Arc<dyn DataStore>, storage: KeyStorage) -> KeyManager {
-    KeyManager::new(Arc::clone(store), KeyManagerConfig::new(td(), storage))
+fn manager(store: &Arc<dyn AuthorityStore>, storage: KeyStorage) -> KeyManager {
+    KeyManager::new(
+        Arc::clone(store),
+        KeyManagerConfig::new(td(), storage),
+        lanyard_crypto::provider(),
+    )
 }
 
 /// The bundle's keys, as comparable JSON strings.
@@ -118,7 +126,7 @@ async fn jwt_verifies(m: &KeyManager, bundle: &SpiffeBundle, now: UnixTime) -> b
         .is_ok()
 }
 
-async fn active_rows(store: &Arc<dyn DataStore>, kind: AuthorityKind) -> Vec<String> {
+async fn active_rows(store: &Arc<dyn AuthorityStore>, kind: AuthorityKind) -> Vec<String> {
     let rows = store.list_authorities(Some(kind)).await.unwrap();
     rows.into_iter()
         .filter(|a| a.status == AuthorityStatus::Active)
@@ -363,6 +371,7 @@ async fn encrypted_storage_round_trips_and_a_wrong_kek_fails() {
         AuthorityKind::X509 => fresh.x509_ca().await.err(),
         AuthorityKind::Jwt => fresh.jwt_signer().await.err(),
         AuthorityKind::Wit => fresh.wit_signer().await.err(),
+        other => panic!("unexpected authority kind {other:?}"),
     };
     assert!(matches!(err, Some(CaError::Decrypt { .. })), "{err:?}");
 
@@ -379,7 +388,7 @@ async fn encrypted_storage_round_trips_and_a_wrong_kek_fails() {
 
 /// Checks the shared datastore's invariant: exactly one ACTIVE and at most one PREPARED
 /// authority per kind.
-async fn assert_settled(store: &Arc<dyn DataStore>, context: &str) {
+async fn assert_settled(store: &Arc<dyn AuthorityStore>, context: &str) {
     for kind in KINDS {
         let rows = store.list_authorities(Some(kind)).await.unwrap();
         let active = rows.iter().filter(|a| a.status == AuthorityStatus::Active).count();
@@ -413,7 +422,7 @@ async fn rotate_both(a: &Arc<KeyManager>, b: &Arc<KeyManager>, now: UnixTime) ->
 }
 
 /// Both replicas must sign with the same authorities once each has rotated after the race.
-async fn assert_agree(a: &KeyManager, b: &KeyManager, store: &Arc<dyn DataStore>, now: UnixTime) {
+async fn assert_agree(a: &KeyManager, b: &KeyManager, store: &Arc<dyn AuthorityStore>, now: UnixTime) {
     a.rotate(now).await.unwrap();
     b.rotate(now).await.unwrap();
     assert_eq!(
@@ -429,7 +438,7 @@ async fn assert_agree(a: &KeyManager, b: &KeyManager, store: &Arc<dyn DataStore>
     assert_eq!(a.bundle().await.unwrap(), b.bundle().await.unwrap());
 }
 
-async fn replica_rounds(stores: [Arc<dyn DataStore>; 2], rounds: usize) -> usize {
+async fn replica_rounds(stores: [Arc<dyn AuthorityStore>; 2], rounds: usize) -> usize {
     let mut repairs = 0;
     for round in 0..rounds {
         // Fresh authorities each round: clear what the previous round left.
@@ -439,10 +448,12 @@ async fn replica_rounds(stores: [Arc<dyn DataStore>; 2], rounds: usize) -> usize
         let a = Arc::new(KeyManager::new(
             Arc::clone(&stores[0]),
             KeyManagerConfig::new(td(), encrypted()),
+            lanyard_crypto::provider(),
         ));
         let b = Arc::new(KeyManager::new(
             Arc::clone(&stores[1]),
             KeyManagerConfig::new(td(), encrypted()),
+            lanyard_crypto::provider(),
         ));
         let mut last_seq = stores[0].bundle_sequence().await.unwrap();
         for t in [0, 12 * H, 20 * H, 25 * H + 1] {
@@ -473,8 +484,8 @@ async fn replicas_with_their_own_connections_converge() {
     // PostgreSQL in production.
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("lanyard.db").display());
-    let a: Arc<dyn DataStore> = Arc::new(SqlDataStore::connect(&url).await.unwrap());
-    let b: Arc<dyn DataStore> = Arc::new(SqlDataStore::connect(&url).await.unwrap());
+    let a: Arc<dyn AuthorityStore> = Arc::new(SqlDataStore::connect(&url, lanyard_crypto::provider()).await.unwrap());
+    let b: Arc<dyn AuthorityStore> = Arc::new(SqlDataStore::connect(&url, lanyard_crypto::provider()).await.unwrap());
     let repairs = replica_rounds([a, b], 10).await;
     eprintln!("two pools on one SQLite file: {repairs} race repairs over 10 rounds");
 }
@@ -493,7 +504,7 @@ async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
         upstream: Some(Arc::clone(&upstream)),
         ..KeyManagerConfig::new(td(), encrypted())
     };
-    let keys = KeyManager::new(Arc::clone(&store), config.clone());
+    let keys = KeyManager::new(Arc::clone(&store), config.clone(), lanyard_crypto::provider());
     keys.rotate(at(0)).await.unwrap();
 
     let bundle = keys.bundle().await.unwrap();
@@ -509,7 +520,7 @@ async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
     verify_svid_chain(&svid.chain, &trusted, at(1), &VerifyOptions::default()).unwrap();
 
     // Another replica (or a restart) loads the stored intermediate with the upstream chain.
-    let again = KeyManager::new(Arc::clone(&store), config);
+    let again = KeyManager::new(Arc::clone(&store), config, lanyard_crypto::provider());
     again.reload().await.unwrap();
     let svid = again
         .x509_ca()
@@ -536,6 +547,7 @@ async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
             )),
             ..KeyManagerConfig::new(td(), encrypted())
         },
+        lanyard_crypto::provider(),
     );
     live.rotate(now).await.unwrap();
     let svid = live

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 
 use lanyard_core::{SpiffeId, UnixTime, WorkloadId};
-use lanyard_server::datastore::{DataStore, SqlDataStore};
+use lanyard_server::datastore::{AuthorityStore, EntryStore, SqlDataStore};
 use lanyard_server::model::{EntrySpec, Selector};
 
 const CHILD_ENV: &str = "LANYARD_DURABILITY_CHILD_DB";
@@ -52,7 +52,11 @@ async fn child_write_burst() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let store = Arc::new(SqlDataStore::connect(&url(&path)).await.unwrap());
+    let store = Arc::new(
+        SqlDataStore::connect(&url(&path), lanyard_crypto::provider())
+            .await
+            .unwrap(),
+    );
     // Bounded, so a child whose parent vanished stops on its own.
     let stop = Instant::now() + Duration::from_secs(30);
     let mut tasks = tokio::task::JoinSet::new();
@@ -94,7 +98,13 @@ fn acknowledged_writes_survive_sigkill() {
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     // Create the schema first, so the child starts writing at once.
-    rt.block_on(async { SqlDataStore::connect(&url(&path)).await.unwrap().close().await });
+    rt.block_on(async {
+        SqlDataStore::connect(&url(&path), lanyard_crypto::provider())
+            .await
+            .unwrap()
+            .close()
+            .await
+    });
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads", "1"])
@@ -178,7 +188,9 @@ fn acknowledged_writes_survive_sigkill() {
         conn.close().await.unwrap();
 
         // ... and holds every acknowledged write.
-        let store = SqlDataStore::connect(&url(&path)).await.unwrap();
+        let store = SqlDataStore::connect(&url(&path), lanyard_crypto::provider())
+            .await
+            .unwrap();
         let mut missing = Vec::new();
         for id in &entry_ids {
             if store.get_entry(id).await.unwrap().is_none() {

@@ -15,7 +15,7 @@ use lanyard_core::{
 };
 use lanyard_server::ServerConfig;
 use lanyard_server::ca::{KeyManager, KeyManagerConfig, KeyStorage};
-use lanyard_server::datastore::{DataStore, SqlDataStore};
+use lanyard_server::datastore::{DataStore, SqlDataStore, Stores};
 use lanyard_server::endpoints::{admin, public};
 use lanyard_server::state::AppState;
 use serde_json::{Value, json};
@@ -30,19 +30,25 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn DataStore> = Arc::new(SqlDataStore::connect("sqlite::memory:").await.unwrap());
+    let store: Arc<dyn DataStore> = Arc::new(
+        SqlDataStore::connect("sqlite::memory:", lanyard_crypto::provider())
+            .await
+            .unwrap(),
+    );
     let td = TrustDomain::parse("example.org").unwrap();
     let keys = Arc::new(KeyManager::new(
         store.clone(),
         KeyManagerConfig::new(td.clone(), KeyStorage::Files(dir.path().join("keys"))),
+        lanyard_crypto::provider(),
     ));
     keys.rotate(NOW).await.unwrap();
     let state = AppState {
         config: Arc::new(ServerConfig::default()),
         trust_domain: td,
-        store,
+        stores: Stores::new(store),
         keys,
         clock: Arc::new(FixedClock(NOW)),
+        crypto: lanyard_crypto::provider(),
         public_url: "https://lanyard.example.org".into(),
     };
     Fixture { state, _dir: dir }
@@ -403,11 +409,11 @@ async fn join_tokens_are_one_time_and_stored_hashed() {
         .collect();
     use lanyard_server::datastore::TokenUse;
     assert_eq!(
-        f.state.store.consume_join_token(&hash, NOW).await.unwrap(),
+        f.state.stores.join_tokens.consume_join_token(&hash, NOW).await.unwrap(),
         TokenUse::Consumed
     );
     assert_eq!(
-        f.state.store.consume_join_token(&hash, NOW).await.unwrap(),
+        f.state.stores.join_tokens.consume_join_token(&hash, NOW).await.unwrap(),
         TokenUse::Unknown
     );
     assert_eq!(

@@ -98,7 +98,7 @@ fn rcgen_key(key: Option<&KeyPair>) -> Result<rcgen::KeyPair, Error> {
 /// Parameters shared by roots and intermediates.
 fn ca_params(td: &TrustDomain, not_before: UnixTime, not_after: UnixTime) -> Result<CertificateParams, Error> {
     let serial = cert::random_serial()?;
-    let serial_hex = cert::hex(&serial);
+    let serial_hex = lanyard_core::hex::encode(&serial);
     let mut params = CertificateParams::default();
     params.not_before = cert::to_datetime(not_before)?;
     params.not_after = cert::to_datetime(not_after)?;

@@ -112,11 +112,6 @@ pub(crate) fn random_serial() -> Result<Vec<u8>, Error> {
     Ok(serial.to_vec())
 }
 
-/// Lowercase hex without separators.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The kind of a subject public key, as far as issuance cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum KeyKind {

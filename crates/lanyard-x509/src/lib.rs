@@ -53,7 +53,6 @@ pub mod bundle;
 pub mod ca;
 mod cert;
 mod error;
-pub mod node;
 pub mod svid;
 pub mod tls;
 pub mod verify;

@@ -194,7 +194,7 @@ pub(crate) fn verify_parts(
         trust_domain,
         not_before,
         not_after,
-        serial: cert::hex(leaf.raw_serial()),
+        serial: lanyard_core::hex::encode(leaf.raw_serial()),
         dns_names: cert::dns_sans(&leaf)?.into_iter().map(str::to_owned).collect(),
     })
 }
@@ -299,7 +299,7 @@ pub fn verify_cert_chain<C: AsRef<[u8]>>(
     Ok(VerifiedCert {
         not_before,
         not_after,
-        serial: cert::hex(leaf.raw_serial()),
+        serial: lanyard_core::hex::encode(leaf.raw_serial()),
         spki_der: leaf.public_key().raw.to_vec(),
     })
 }

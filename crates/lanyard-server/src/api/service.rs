@@ -1,272 +1,98 @@
 //! The `AgentApi` RPCs: node attestation, agent SVID renewal, entry sync, and SVID / token
 //! signing for the entries authorized for the calling agent.
 //!
-//! An entry is authorized for an agent when its `parent_id` is the agent's SPIFFE ID (node
-//! aliases are not implemented yet). Every attestation attempt and every renewal is written
-//! as an audit event (`target: "audit"`), with the join token's ID (the first 16 hex digits
-//! of its SHA-256), never the token.
+//! Each RPC extracts its request, calls the domain ([`crate::attest`], [`crate::issue`],
+//! [`crate::entries`]) and fails with an [`AgentApiError`], which `api/status.rs` maps to a
+//! gRPC status. Every attestation attempt and every renewal is written as an audit event
+//! (`target: "audit"`), with the join token's ID (the first 16 hex digits of its SHA-256),
+//! never the token.
 
-use std::collections::{BTreeMap, HashSet};
-use std::pin::Pin;
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use base64::Engine;
 use lanyard_api::agent::v1 as pb;
 use lanyard_api::agent::v1::agent_api_server::AgentApi;
-use lanyard_core::{Jwk, SpiffeBundle, SpiffeId, TrustDomain, UnixTime};
-use lanyard_x509::{Usage, VerifiedSvid, VerifyOptions, X509Bundle, X509BundleSet, X509Svid, verify_svid_chain};
-use tokio_stream::Stream;
+use lanyard_api::node;
+use lanyard_core::{Jwk, SpiffeId};
+use lanyard_x509::VerifiedSvid;
 use tonic::{Request, Response, Status};
 
-use crate::api::PeerIdentity;
-use crate::api::sync::Hub;
-use crate::datastore::{EntryFilter, TokenUse};
+use crate::api::status::{AgentApiError, MAX_BATCH, NOT_AUTHORIZED};
+use crate::api::sync::{Hub, SyncStream};
+use crate::api::{PeerIdentity, bundles, wire};
+use crate::attest::{self, Attestation, JoinTokenAttestor, NodeAttestor, X509Pop, X509PopError};
+use crate::audit;
+use crate::entries;
 use crate::error::ServerError;
 use crate::issue;
-use crate::model::{Agent, Entry, Selector};
+use crate::model::{Agent, Entry};
 use crate::state::AppState;
-use crate::x509pop::{self, X509Pop, X509PopError};
 
-/// The path prefix of every agent SPIFFE ID.
-pub use lanyard_x509::node::AGENT_PATH_PREFIX;
-/// The most items one `BatchNewX509Svid` call may carry.
-pub const MAX_BATCH: usize = 1000;
-/// The item error for entries that do not exist or belong to another agent (the same text
-/// for both, so that an agent cannot probe for other agents' entries).
-pub const NOT_AUTHORIZED: &str = "entry not authorized for this agent";
-
-/// The stream type of `SyncEntries`.
-pub type SyncStream = Pin<Box<dyn Stream<Item = Result<pb::SyncEntriesResponse, Status>> + Send + 'static>>;
+/// The node attestors the agent API offers.
+#[derive(Debug)]
+pub struct Attestors {
+    /// Join tokens (always on).
+    pub join_token: JoinTokenAttestor,
+    /// x509pop, when `[node_attestation.x509pop]` is configured.
+    pub x509pop: Option<X509Pop>,
+}
 
 /// The `AgentApi` implementation.
 #[derive(Debug)]
 pub struct AgentService {
     state: AppState,
     hub: Hub,
-    x509pop: Option<Arc<X509Pop>>,
+    attestors: Arc<Attestors>,
 }
 
 impl AgentService {
-    /// A service over `state`, with `hub` feeding its `SyncEntries` streams; x509pop node
-    /// attestation is enabled when `x509pop` is given.
-    pub fn new(state: AppState, hub: Hub, x509pop: Option<Arc<X509Pop>>) -> AgentService {
-        AgentService { state, hub, x509pop }
+    /// A service over `state`, with `hub` feeding its `SyncEntries` streams and
+    /// `attestors` answering `AttestAgent`.
+    pub fn new(state: AppState, hub: Hub, attestors: Arc<Attestors>) -> AgentService {
+        AgentService { state, hub, attestors }
     }
 }
 
-/// The gRPC status for a server error (the one place codes are chosen).
-pub(crate) fn status(e: ServerError) -> Status {
-    match e {
-        ServerError::Invalid(m) => Status::invalid_argument(m),
-        ServerError::NotFound(m) => Status::not_found(m),
-        ServerError::Conflict(m) => Status::aborted(m),
-        ServerError::PermissionDenied(m) => Status::permission_denied(m),
-        ServerError::Credential(e) => Status::invalid_argument(e.to_string()),
-        other @ (ServerError::Keys(_) | ServerError::Store(_)) => {
-            tracing::error!(error = %other, "agent API request failed");
-            Status::unavailable(other.to_string())
-        }
-    }
-}
-
-fn store_status(e: crate::datastore::StoreError) -> Status {
-    status(ServerError::from(e))
-}
-
-fn audit(action: &'static str, outcome: &str, subject: &str, peer: Option<&PeerIdentity>) {
-    let remote = peer
-        .and_then(|p| p.remote_addr)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    tracing::info!(target: "audit", action, outcome, subject, remote, "agent API");
-}
-
-/// Whether `id` is a Lanyard agent ID (`spiffe://<td>/lanyard/agent/...`).
-pub fn is_agent_id(id: &SpiffeId) -> bool {
-    id.path().starts_with(AGENT_PATH_PREFIX)
-}
-
-/// The agent ID a join token attests: `spiffe://<td>/lanyard/agent/join_token/<token id>`,
-/// where the token ID is the first 16 hex digits of the SHA-256 of the token.
-pub fn join_token_agent_id(td: &TrustDomain, token: &str) -> Result<(SpiffeId, String), Status> {
-    let id = lanyard_x509::node::join_token_agent_id(td, token).map_err(|e| Status::internal(e.to_string()))?;
-    let token_id = token_hash(token)[..16].to_owned();
-    Ok((id, token_id))
-}
-
-/// SHA-256 hex of a join token, as the admin API stores it.
-fn token_hash(token: &str) -> String {
-    lanyard_x509::node::join_token_hash(token)
-}
-
-fn secs(t: UnixTime) -> i64 {
-    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn ttl32(ttl: u64) -> u32 {
-    u32::try_from(ttl).unwrap_or(u32::MAX)
+fn audit(action: &str, outcome: &str, subject: &str, peer: Option<&PeerIdentity>) {
+    let remote = peer.and_then(|p| p.remote_addr);
+    audit::record(audit::Source::AgentApi, action, outcome, subject, remote);
 }
 
 fn nonzero(ttl: u64) -> Option<u64> {
     (ttl > 0).then_some(ttl)
 }
 
-/// `spiffe://<name>` for a trust domain given in either form.
-fn trust_domain_key(td: &str) -> String {
-    TrustDomain::parse(td).map_or_else(|_| td.to_owned(), |t| format!("spiffe://{}", t.name()))
-}
-
-/// A bundle on the wire.
-pub(crate) fn wire_bundle(bundle: &SpiffeBundle) -> pb::Bundle {
-    pb::Bundle {
-        trust_domain: format!("spiffe://{}", bundle.trust_domain.name()),
-        json: bundle.to_json().into_bytes(),
-        sequence: bundle.sequence.unwrap_or(0),
-    }
-}
-
-/// An entry on the wire. `revision` is the entry's own revision unless the caller knows
-/// the server-wide one.
-pub(crate) fn wire_entry(entry: &Entry, revision: Option<u64>) -> pb::Entry {
-    pb::Entry {
-        id: entry.id.clone(),
-        spiffe_id: entry.spiffe_id.as_str().to_owned(),
-        parent_id: entry.parent_id.as_str().to_owned(),
-        selectors: entry
-            .selectors
-            .iter()
-            .map(|s| pb::Selector {
-                r#type: s.kind.clone(),
-                value: s.value.clone(),
-            })
-            .collect(),
-        x509_svid_ttl: ttl32(entry.x509_svid_ttl),
-        jwt_svid_ttl: ttl32(entry.jwt_svid_ttl),
-        wit_svid_ttl: ttl32(entry.wit_ttl),
-        dns_names: entry.dns_names.clone(),
-        federates_with: entry.federates_with.iter().map(|t| trust_domain_key(t)).collect(),
-        hint: String::new(),
-        revision: revision.unwrap_or(entry.revision),
-    }
-}
-
-fn wire_svid(svid: &X509Svid, id: &SpiffeId) -> Result<pb::X509Svid, ServerError> {
-    let expires_at = svid.not_after().map_err(|e| ServerError::Invalid(e.to_string()))?;
-    Ok(pb::X509Svid {
-        spiffe_id: id.as_str().to_owned(),
-        cert_chain: svid.chain.iter().map(|c| c.to_vec()).collect(),
-        expires_at: secs(expires_at),
-    })
-}
-
-/// The entries authorized for `agent`.
-pub(crate) async fn authorized_entries(state: &AppState, agent: &SpiffeId) -> Result<Vec<Entry>, Status> {
-    let filter = EntryFilter {
-        parent_id: Some(agent.clone()),
-        spiffe_id: None,
-    };
-    state.store.list_entries(&filter).await.map_err(store_status)
-}
-
-/// The own bundle plus the federated bundles the agent's entries need.
-pub(crate) async fn agent_bundles(state: &AppState, agent: &SpiffeId) -> Result<pb::Bundles, Status> {
-    let own = state
-        .keys
-        .bundle()
-        .await
-        .map_err(|e| status(ServerError::Keys(e.to_string())))?;
-    let wanted: HashSet<String> = authorized_entries(state, agent)
-        .await?
-        .iter()
-        .flat_map(|e| e.federates_with.iter().map(|t| trust_domain_key(t)))
-        .collect();
-    let mut federated = BTreeMap::new();
-    for key in wanted {
-        let name = key.trim_start_matches("spiffe://");
-        if name == state.trust_domain.name() {
-            continue;
-        }
-        let Some((json, _fetched_at)) = state.store.get_federated_bundle(name).await.map_err(store_status)? else {
-            continue;
-        };
-        let sequence = serde_json::from_str::<serde_json::Value>(&json)
-            .ok()
-            .and_then(|v| v.get("spiffe_sequence").and_then(serde_json::Value::as_u64))
-            .unwrap_or(0);
-        federated.insert(
-            key.clone(),
-            pb::Bundle {
-                trust_domain: key,
-                json: json.into_bytes(),
-                sequence,
-            },
-        );
-    }
-    Ok(pb::Bundles {
-        bundle: Some(wire_bundle(&own)),
-        federated_bundles: federated.into_iter().collect(),
-    })
-}
-
-/// `iat` and `exp` of a JWS compact token the server just minted.
-fn token_times(token: &str) -> (i64, i64) {
-    let claims = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let get = |name: &str| {
-        claims
-            .as_ref()
-            .and_then(|c| c.get(name))
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or(0)
-    };
-    (get("iat"), get("exp"))
-}
-
 impl AgentService {
     /// The calling agent: a verified agent SVID, not expired, of a known, non-banned agent.
-    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Agent, Status> {
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Agent, AgentApiError> {
         let svid = request
             .extensions()
             .get::<PeerIdentity>()
             .and_then(|p| p.svid.as_ref())
-            .ok_or_else(|| Status::unauthenticated("an agent X.509-SVID (TLS client certificate) is required"))?;
+            .ok_or(AgentApiError::NoAgentSvid)?;
         self.check_agent(svid).await
     }
 
-    async fn check_agent(&self, svid: &VerifiedSvid) -> Result<Agent, Status> {
+    async fn check_agent(&self, svid: &VerifiedSvid) -> Result<Agent, AgentApiError> {
         if self.state.clock.now() >= svid.not_after {
-            return Err(Status::unauthenticated("the agent SVID has expired"));
+            return Err(AgentApiError::AgentSvidExpired);
         }
-        if !is_agent_id(&svid.spiffe_id) {
-            return Err(Status::unauthenticated(format!(
-                "{} is not an agent SPIFFE ID",
-                svid.spiffe_id
-            )));
+        if !node::is_agent_id(&svid.spiffe_id) {
+            return Err(AgentApiError::NotAnAgent(svid.spiffe_id.clone()));
         }
-        match self
-            .state
-            .store
-            .get_agent(&svid.spiffe_id)
-            .await
-            .map_err(store_status)?
-        {
-            None => Err(Status::unauthenticated(format!("unknown agent {}", svid.spiffe_id))),
-            Some(agent) if agent.banned => {
-                Err(Status::permission_denied(format!("agent {} is banned", svid.spiffe_id)))
-            }
+        match self.state.stores.agents.get_agent(&svid.spiffe_id).await? {
+            None => Err(AgentApiError::UnknownAgent(svid.spiffe_id.clone())),
+            Some(agent) if agent.banned => Err(AgentApiError::AgentBanned(svid.spiffe_id.clone())),
             // The current SVID. Its first use ends the grace of the one it replaced.
             Some(agent) if agent.svid_serial == svid.serial => {
                 if agent.previous_svid_serial.is_empty() {
                     return Ok(agent);
                 }
                 self.state
-                    .store
+                    .stores
+                    .agents
                     .clear_previous_svid_serial(&agent.id, &svid.serial)
-                    .await
-                    .map_err(store_status)?;
+                    .await?;
                 Ok(Agent {
                     previous_svid_serial: String::new(),
                     ..agent
@@ -276,227 +102,63 @@ impl AgentService {
             Some(agent) if !agent.previous_svid_serial.is_empty() && agent.previous_svid_serial == svid.serial => {
                 Ok(agent)
             }
-            Some(_) => Err(Status::unauthenticated(format!(
-                "this SVID of agent {} has been superseded by a renewal",
-                svid.spiffe_id
-            ))),
+            Some(_) => Err(AgentApiError::SupersededSvid(svid.spiffe_id.clone())),
         }
     }
 
     /// The entry `id` if it is authorized for `agent`.
-    async fn authorized_entry(&self, agent: &SpiffeId, id: &str) -> Result<Option<Entry>, Status> {
-        let entry = self.state.store.get_entry(id).await.map_err(store_status)?;
-        Ok(entry.filter(|e| e.parent_id == *agent))
+    async fn authorized_entry(&self, agent: &SpiffeId, id: &str) -> Result<Option<Entry>, AgentApiError> {
+        let entry = self.state.stores.entries.get_entry(id).await?;
+        Ok(entry.filter(|e| entries::is_authorized(e, agent)))
     }
 
-    /// Signs an X.509-SVID for `id` from `csr`; returns it with its verified details.
-    async fn sign(
+    /// One attestation through `attestor`, in wire form.
+    async fn attest_with<A: NodeAttestor>(
         &self,
-        id: &SpiffeId,
-        csr: &[u8],
-        dns_names: &[String],
-        ttl: Option<u64>,
-    ) -> Result<X509Svid, ServerError> {
-        if csr.is_empty() {
-            return Err(ServerError::Invalid("csr is required".into()));
-        }
-        let pem = issue::sign_x509_svid(&self.state, id, csr, dns_names, ttl).await?;
-        X509Svid::from_pem(&pem, None).map_err(|e| ServerError::Keys(e.to_string()))
-    }
-
-    /// The agent credentials for a freshly signed agent SVID, and the agent record to store.
-    async fn credentials(
-        &self,
-        svid: &X509Svid,
-        id: &SpiffeId,
-    ) -> Result<(pb::AgentCredentials, VerifiedSvid), ServerError> {
-        let bundle = self
-            .state
-            .keys
-            .bundle()
-            .await
-            .map_err(|e| ServerError::Keys(e.to_string()))?;
-        let set = X509BundleSet::new()
-            .with(X509Bundle::from_spiffe_bundle(&bundle).map_err(|e| ServerError::Keys(e.to_string()))?);
-        let verified = verify_svid_chain(
-            &svid.chain,
-            &set,
-            self.state.clock.now(),
-            &VerifyOptions::for_usage(Usage::ClientAuth),
-        )
-        .map_err(|e| ServerError::Keys(format!("the new agent SVID does not verify: {e}")))?;
-        let credentials = pb::AgentCredentials {
-            svid: Some(wire_svid(svid, id)?),
-            bundle: Some(wire_bundle(&bundle)),
-        };
-        Ok((credentials, verified))
-    }
-
-    async fn attest_join_token(
-        &self,
-        token: &str,
+        attestor: &A,
+        evidence: &A::Evidence,
         csr: &[u8],
         peer: Option<&PeerIdentity>,
-    ) -> Result<pb::AgentCredentials, Status> {
-        const ACTION: &str = "agent.attest.join_token";
-        if token.is_empty() {
-            audit(ACTION, "invalid_request", "", peer);
-            return Err(Status::invalid_argument("join_token.token is required"));
-        }
-        let (agent_id, token_id) = join_token_agent_id(&self.state.trust_domain, token)?;
-        // Sign first, so that a bad CSR does not use the token up; the SVID is handed out
-        // only once the token has been consumed.
-        let svid = match self.sign(&agent_id, csr, &[], None).await {
-            Ok(svid) => svid,
-            Err(e) => {
-                audit(ACTION, e.kind(), &token_id, peer);
-                return Err(status(e));
+    ) -> Result<pb::attest_agent_response::Step, AgentApiError> {
+        let audit = |outcome: &str, subject: &str| audit(A::AUDIT_ACTION, outcome, subject, peer);
+        let step = match attest::attest(&self.state, attestor, evidence, csr, &audit).await? {
+            Attestation::Challenge(challenge) => pb::attest_agent_response::Step::Challenge(wire::challenge(challenge)),
+            Attestation::Attested(done) => {
+                let credentials = wire::credentials(&done.svid, &done.agent.id, &done.bundle)?;
+                pb::attest_agent_response::Step::Credentials(credentials)
             }
         };
-        let now = self.state.clock.now();
-        let token_use = self
-            .state
-            .store
-            .consume_join_token(&token_hash(token), now)
-            .await
-            .map_err(store_status)?;
-        match token_use {
-            TokenUse::Consumed => {}
-            TokenUse::Expired => {
-                audit(ACTION, "token_expired", &token_id, peer);
-                return Err(Status::permission_denied("join token expired"));
-            }
-            TokenUse::Unknown => {
-                audit(ACTION, "token_unknown", &token_id, peer);
-                return Err(Status::permission_denied("join token unknown or already used"));
-            }
-        }
-        self.complete_attestation(ACTION, "join_token", &agent_id, &svid, Vec::new(), peer)
-            .await
+        Ok(step)
     }
 
-    /// The end of every attestation method: the credentials for the freshly signed agent
-    /// SVID, the agent record (created, or updated on re-attestation; a ban is never
-    /// lifted), and the audit line.
-    async fn complete_attestation(
-        &self,
-        action: &'static str,
-        attestation_type: &str,
-        agent_id: &SpiffeId,
-        svid: &X509Svid,
-        selectors: Vec<Selector>,
-        peer: Option<&PeerIdentity>,
-    ) -> Result<pb::AgentCredentials, Status> {
-        let (credentials, verified) = match self.credentials(svid, agent_id).await {
-            Ok(done) => done,
-            Err(e) => {
-                audit(action, e.kind(), agent_id.as_str(), peer);
-                return Err(status(e));
-            }
-        };
-        let agent = Agent {
-            id: agent_id.clone(),
-            attestation_type: attestation_type.into(),
-            svid_serial: verified.serial,
-            previous_svid_serial: String::new(),
-            svid_expires_at: verified.not_after,
-            selectors,
-            banned: false,
-            created_at: self.state.clock.now(),
-        };
-        self.state.store.upsert_agent(&agent).await.map_err(store_status)?;
-        audit(action, "ok", agent_id.as_str(), peer);
-        Ok(credentials)
-    }
-
-    /// x509pop, either step: a challenge (no `challenge_response`) or the credentials.
-    async fn attest_x509pop(
-        &self,
-        evidence: &pb::X509PopAttestation,
-        csr: &[u8],
-        peer: Option<&PeerIdentity>,
-    ) -> Result<pb::attest_agent_response::Step, Status> {
-        const ACTION: &str = "agent.attest.x509pop";
-        let fail = |e: X509PopError, subject: &str| {
-            audit(ACTION, e.kind(), subject, peer);
-            e.status()
-        };
-        let Some(x509pop) = &self.x509pop else {
-            return Err(fail(X509PopError::Disabled, ""));
-        };
-        let now = self.state.clock.now();
-        let node = x509pop
-            .verify_chain(&evidence.cert_chain, now)
-            .map_err(|e| fail(e, ""))?;
-        // verify_chain refused an empty chain.
-        let leaf = evidence.cert_chain.first().map(Vec::as_slice).unwrap_or_default();
-        let agent_id = x509pop::agent_id(&self.state.trust_domain, leaf).map_err(|e| fail(e, ""))?;
-        let subject = agent_id.as_str();
-        let Some(response) = &evidence.challenge_response else {
-            let challenge = x509pop.challenge(leaf, now).map_err(|e| fail(e, subject))?;
-            audit(ACTION, "challenged", subject, peer);
-            return Ok(pb::attest_agent_response::Step::Challenge(challenge));
-        };
-        if csr.is_empty() {
-            return Err(fail(X509PopError::Invalid("csr is required in step 2".into()), subject));
-        }
-        x509pop
-            .check_response(leaf, response, csr, now)
-            .map_err(|e| fail(e, subject))?;
-        let known = self.state.store.get_agent(&agent_id).await.map_err(store_status)?;
-        if known.is_some_and(|a| a.banned) {
-            return Err(fail(X509PopError::Banned(subject.to_owned()), subject));
-        }
-        let svid = match self.sign(&agent_id, csr, &[], None).await {
-            Ok(svid) => svid,
-            Err(e) => {
-                audit(ACTION, e.kind(), subject, peer);
-                return Err(status(e));
-            }
-        };
-        let credentials = self
-            .complete_attestation(
-                ACTION,
-                x509pop::ATTESTATION_TYPE,
-                &agent_id,
-                &svid,
-                x509pop::selectors(leaf, &node),
-                peer,
-            )
-            .await?;
-        Ok(pb::attest_agent_response::Step::Credentials(credentials))
-    }
-}
-
-#[tonic::async_trait]
-impl AgentApi for AgentService {
-    type SyncEntriesStream = SyncStream;
-
-    async fn attest_agent(
-        &self,
-        request: Request<pb::AttestAgentRequest>,
-    ) -> Result<Response<pb::AttestAgentResponse>, Status> {
+    /// `AttestAgent`.
+    async fn attest(&self, request: Request<pb::AttestAgentRequest>) -> Result<pb::AttestAgentResponse, AgentApiError> {
         let peer = request.extensions().get::<PeerIdentity>().cloned();
+        let peer = peer.as_ref();
         let request = request.into_inner();
-        let step = match request.attestation {
-            Some(pb::attest_agent_request::Attestation::JoinToken(jt)) => pb::attest_agent_response::Step::Credentials(
-                self.attest_join_token(&jt.token, &request.csr, peer.as_ref()).await?,
-            ),
-            Some(pb::attest_agent_request::Attestation::X509pop(evidence)) => {
-                self.attest_x509pop(&evidence, &request.csr, peer.as_ref()).await?
+        let csr = &request.csr;
+        let step = match &request.attestation {
+            Some(pb::attest_agent_request::Attestation::JoinToken(token)) => {
+                self.attest_with(&self.attestors.join_token, token, csr, peer).await?
             }
+            Some(pb::attest_agent_request::Attestation::X509pop(evidence)) => match &self.attestors.x509pop {
+                Some(x509pop) => self.attest_with(x509pop, evidence, csr, peer).await?,
+                None => {
+                    let e = X509PopError::Disabled;
+                    audit(X509Pop::AUDIT_ACTION, e.kind(), "", peer);
+                    return Err(attest::AttestError::from(e).into());
+                }
+            },
             None => {
-                audit("agent.attest", "invalid_request", "", peer.as_ref());
-                return Err(Status::invalid_argument("an attestation method is required"));
+                audit("agent.attest", "invalid_request", "", peer);
+                return Err(AgentApiError::NoAttestationMethod);
             }
         };
-        Ok(Response::new(pb::AttestAgentResponse { step: Some(step) }))
+        Ok(pb::AttestAgentResponse { step: Some(step) })
     }
 
-    async fn renew_agent(
-        &self,
-        request: Request<pb::RenewAgentRequest>,
-    ) -> Result<Response<pb::RenewAgentResponse>, Status> {
+    /// `RenewAgent`.
+    async fn renew(&self, request: Request<pb::RenewAgentRequest>) -> Result<pb::RenewAgentResponse, AgentApiError> {
         let peer = request.extensions().get::<PeerIdentity>().cloned();
         let agent = match self.authenticate(&request).await {
             Ok(agent) => agent,
@@ -510,16 +172,13 @@ impl AgentApi for AgentService {
                 return Err(e);
             }
         };
-        let svid = self
-            .sign(&agent.id, &request.get_ref().csr, &[], None)
-            .await
-            .map_err(status)?;
-        let (credentials, verified) = self.credentials(&svid, &agent.id).await.map_err(status)?;
+        let svid = issue::agent_svid(&self.state, &agent.id, &request.get_ref().csr).await?;
+        let (verified, bundle) = issue::check_agent_svid(&self.state, &svid).await?;
+        let credentials = wire::credentials(&svid, &agent.id, &bundle)?;
         // The SVID this call came with keeps its grace (it may itself be the previous one,
         // if an earlier renewal's response was lost).
-        let presented = request
-            .extensions()
-            .get::<PeerIdentity>()
+        let presented = peer
+            .as_ref()
             .and_then(|p| p.svid.as_ref())
             .map_or_else(|| agent.svid_serial.clone(), |s| s.serial.clone());
         let renewed = Agent {
@@ -528,32 +187,22 @@ impl AgentApi for AgentService {
             svid_expires_at: verified.not_after,
             ..agent
         };
-        self.state.store.upsert_agent(&renewed).await.map_err(store_status)?;
+        self.state.stores.agents.upsert_agent(&renewed).await?;
         audit("agent.renew", "ok", renewed.id.as_str(), peer.as_ref());
-        Ok(Response::new(pb::RenewAgentResponse {
+        Ok(pb::RenewAgentResponse {
             credentials: Some(credentials),
-        }))
+        })
     }
 
-    async fn sync_entries(
-        &self,
-        request: Request<pb::SyncEntriesRequest>,
-    ) -> Result<Response<Self::SyncEntriesStream>, Status> {
-        let agent = self.authenticate(&request).await?;
-        let stream = self.hub.open_stream(self.state.clone(), agent.id);
-        Ok(Response::new(stream))
-    }
-
-    async fn batch_new_x509_svid(
+    /// `BatchNewX509Svid`.
+    async fn sign_batch(
         &self,
         request: Request<pb::BatchNewX509SvidRequest>,
-    ) -> Result<Response<pb::BatchNewX509SvidResponse>, Status> {
+    ) -> Result<pb::BatchNewX509SvidResponse, AgentApiError> {
         let agent = self.authenticate(&request).await?;
         let params = request.into_inner().params;
         if params.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "at most {MAX_BATCH} items per request"
-            )));
+            return Err(AgentApiError::BatchTooLarge);
         }
         let mut seen = HashSet::new();
         let mut results = Vec::with_capacity(params.len());
@@ -571,68 +220,9 @@ impl AgentApi for AgentService {
                 }),
             });
         }
-        Ok(Response::new(pb::BatchNewX509SvidResponse { results }))
+        Ok(pb::BatchNewX509SvidResponse { results })
     }
 
-    async fn new_jwt_svid(
-        &self,
-        request: Request<pb::NewJwtSvidRequest>,
-    ) -> Result<Response<pb::NewJwtSvidResponse>, Status> {
-        let agent = self.authenticate(&request).await?;
-        let request = request.into_inner();
-        lanyard_core::spiffe::check_audiences(&request.audience)
-            .map_err(|e| Status::invalid_argument(format!("audience: {e}")))?;
-        let entry = self
-            .authorized_entry(&agent.id, &request.entry_id)
-            .await?
-            .ok_or_else(|| Status::permission_denied(NOT_AUTHORIZED))?;
-        let sub = SpiffeId::parse(entry.spiffe_id.as_str())
-            .map_err(|e| Status::invalid_argument(format!("the entry's identity is not a SPIFFE ID: {e}")))?;
-        let token = issue::mint_jwt_svid(&self.state, &sub, &request.audience, nonzero(entry.jwt_svid_ttl))
-            .await
-            .map_err(status)?;
-        let (issued_at, expires_at) = token_times(&token);
-        Ok(Response::new(pb::NewJwtSvidResponse {
-            token,
-            expires_at,
-            issued_at,
-        }))
-    }
-
-    async fn new_wit(&self, request: Request<pb::NewWitRequest>) -> Result<Response<pb::NewWitResponse>, Status> {
-        let agent = self.authenticate(&request).await?;
-        let request = request.into_inner();
-        if request.cnf_jwk.is_empty() {
-            return Err(Status::invalid_argument("cnf_jwk is required"));
-        }
-        let cnf: Jwk = serde_json::from_str(&request.cnf_jwk)
-            .map_err(|e| Status::invalid_argument(format!("cnf_jwk is not a JWK: {e}")))?;
-        let entry = self
-            .authorized_entry(&agent.id, &request.entry_id)
-            .await?
-            .ok_or_else(|| Status::permission_denied(NOT_AUTHORIZED))?;
-        let token = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl))
-            .await
-            .map_err(status)?;
-        let (issued_at, expires_at) = token_times(&token);
-        Ok(Response::new(pb::NewWitResponse {
-            token,
-            expires_at,
-            issued_at,
-        }))
-    }
-
-    async fn get_bundles(
-        &self,
-        request: Request<pb::GetBundlesRequest>,
-    ) -> Result<Response<pb::GetBundlesResponse>, Status> {
-        let agent = self.authenticate(&request).await?;
-        let bundles = agent_bundles(&self.state, &agent.id).await?;
-        Ok(Response::new(pb::GetBundlesResponse { bundles: Some(bundles) }))
-    }
-}
-
-impl AgentService {
     /// One `BatchNewX509Svid` item: `Ok(Err(message))` is an item error, `Err` fails the
     /// whole call (the datastore or CA is unavailable).
     async fn sign_for_entry(
@@ -640,21 +230,116 @@ impl AgentService {
         agent: &SpiffeId,
         entry_id: &str,
         csr: &[u8],
-    ) -> Result<Result<pb::X509Svid, String>, Status> {
+    ) -> Result<Result<pb::X509Svid, String>, AgentApiError> {
         let Some(entry) = self.authorized_entry(agent, entry_id).await? else {
             return Ok(Err(NOT_AUTHORIZED.to_owned()));
         };
         let Ok(id) = SpiffeId::parse(entry.spiffe_id.as_str()) else {
             return Ok(Err("the entry's identity is not a spiffe id".to_owned()));
         };
-        match self
-            .sign(&id, csr, &entry.dns_names, nonzero(entry.x509_svid_ttl))
-            .await
-        {
-            Ok(svid) => Ok(wire_svid(&svid, &id).map_err(|e| e.to_string())),
+        match issue::x509_svid(&self.state, &id, csr, &entry.dns_names, nonzero(entry.x509_svid_ttl)).await {
+            Ok(svid) => Ok(wire::svid(&svid, &id).map_err(|e| e.to_string())),
             Err(ServerError::Invalid(m)) => Ok(Err(format!("invalid csr: {m}").to_lowercase())),
+            Err(ServerError::Csr(e)) => Ok(Err(format!("invalid csr: {e}").to_lowercase())),
             Err(e @ ServerError::PermissionDenied(_)) => Ok(Err(e.to_string().to_lowercase())),
-            Err(e) => Err(status(e)),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// `NewJwtSvid`.
+    async fn mint_jwt_svid(
+        &self,
+        request: Request<pb::NewJwtSvidRequest>,
+    ) -> Result<pb::NewJwtSvidResponse, AgentApiError> {
+        let agent = self.authenticate(&request).await?;
+        let request = request.into_inner();
+        lanyard_core::spiffe::check_audiences(&request.audience).map_err(AgentApiError::Audience)?;
+        let entry = self
+            .authorized_entry(&agent.id, &request.entry_id)
+            .await?
+            .ok_or(AgentApiError::EntryNotAuthorized)?;
+        let sub = SpiffeId::parse(entry.spiffe_id.as_str()).map_err(AgentApiError::EntryNotSpiffeId)?;
+        let token = issue::mint_jwt_svid(&self.state, &sub, &request.audience, nonzero(entry.jwt_svid_ttl)).await?;
+        let (issued_at, expires_at) = wire::token_times(&token);
+        Ok(pb::NewJwtSvidResponse {
+            token,
+            expires_at,
+            issued_at,
+        })
+    }
+
+    /// `NewWit`.
+    async fn mint_wit(&self, request: Request<pb::NewWitRequest>) -> Result<pb::NewWitResponse, AgentApiError> {
+        let agent = self.authenticate(&request).await?;
+        let request = request.into_inner();
+        if request.cnf_jwk.is_empty() {
+            return Err(AgentApiError::NoCnfJwk);
+        }
+        let cnf: Jwk = serde_json::from_str(&request.cnf_jwk).map_err(AgentApiError::InvalidCnfJwk)?;
+        let entry = self
+            .authorized_entry(&agent.id, &request.entry_id)
+            .await?
+            .ok_or(AgentApiError::EntryNotAuthorized)?;
+        let token = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl)).await?;
+        let (issued_at, expires_at) = wire::token_times(&token);
+        Ok(pb::NewWitResponse {
+            token,
+            expires_at,
+            issued_at,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AgentApi for AgentService {
+    type SyncEntriesStream = SyncStream;
+
+    async fn attest_agent(
+        &self,
+        request: Request<pb::AttestAgentRequest>,
+    ) -> Result<Response<pb::AttestAgentResponse>, Status> {
+        Ok(Response::new(self.attest(request).await?))
+    }
+
+    async fn renew_agent(
+        &self,
+        request: Request<pb::RenewAgentRequest>,
+    ) -> Result<Response<pb::RenewAgentResponse>, Status> {
+        Ok(Response::new(self.renew(request).await?))
+    }
+
+    async fn sync_entries(
+        &self,
+        request: Request<pb::SyncEntriesRequest>,
+    ) -> Result<Response<Self::SyncEntriesStream>, Status> {
+        let agent = self.authenticate(&request).await?;
+        Ok(Response::new(self.hub.open_stream(self.state.clone(), agent.id)))
+    }
+
+    async fn batch_new_x509_svid(
+        &self,
+        request: Request<pb::BatchNewX509SvidRequest>,
+    ) -> Result<Response<pb::BatchNewX509SvidResponse>, Status> {
+        Ok(Response::new(self.sign_batch(request).await?))
+    }
+
+    async fn new_jwt_svid(
+        &self,
+        request: Request<pb::NewJwtSvidRequest>,
+    ) -> Result<Response<pb::NewJwtSvidResponse>, Status> {
+        Ok(Response::new(self.mint_jwt_svid(request).await?))
+    }
+
+    async fn new_wit(&self, request: Request<pb::NewWitRequest>) -> Result<Response<pb::NewWitResponse>, Status> {
+        Ok(Response::new(self.mint_wit(request).await?))
+    }
+
+    async fn get_bundles(
+        &self,
+        request: Request<pb::GetBundlesRequest>,
+    ) -> Result<Response<pb::GetBundlesResponse>, Status> {
+        let agent = self.authenticate(&request).await?;
+        let bundles = bundles::for_agent(&self.state, &agent.id).await?;
+        Ok(Response::new(pb::GetBundlesResponse { bundles: Some(bundles) }))
     }
 }

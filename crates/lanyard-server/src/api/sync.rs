@@ -16,6 +16,7 @@
 //! with a full delta (every authorized entry upserted, the rest deleted).
 
 use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +24,18 @@ use lanyard_api::agent::v1 as pb;
 use lanyard_core::SpiffeId;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::api::service::{SyncStream, agent_bundles, authorized_entries, wire_entry};
+use crate::api::status::AgentApiError;
+use crate::api::{bundles, wire};
 use crate::datastore::EntryEvent;
+use crate::entries;
 use crate::state::AppState;
+
+/// The stream type of `SyncEntries`.
+pub type SyncStream = Pin<Box<dyn Stream<Item = Result<pb::SyncEntriesResponse, Status>> + Send + 'static>>;
 
 /// How often the hub polls the entry change log.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -84,7 +91,8 @@ impl Hub {
         };
         tokio::spawn(async move {
             let result = run_stream(&state, &agent, feed, &tx).await;
-            if let Err(status) = result {
+            if let Err(e) = result {
+                let status = Status::from(e);
                 tracing::debug!(agent = %agent, code = ?status.code(), message = status.message(), "SyncEntries stream ended");
                 let _ = tx.send(Err(status)).await;
             }
@@ -111,7 +119,7 @@ async fn poll(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let slow_every = u32::try_from(SLOW_INTERVAL.as_millis() / POLL_INTERVAL.as_millis()).unwrap_or(20);
     let mut n: u32 = 0;
-    let local_changes = state.store.local_changes();
+    let local_changes = state.stores.entries.local_changes();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -135,7 +143,7 @@ async fn poll(
                 Err(e) => tracing::warn!(error = %e, "agent API: reading the bundle sequence failed"),
             }
             if events.receiver_count() > 0 {
-                match state.store.list_agents().await {
+                match state.stores.agents.list_agents().await {
                     Ok(agents) => {
                         let set: HashSet<String> = agents
                             .into_iter()
@@ -161,17 +169,22 @@ async fn poll(
 /// The own bundle's sequence and a SHA-256 over the stored federated bundles (a foreign
 /// bundle is stored only when it changed, possibly by another replica).
 async fn bundle_version(state: &AppState) -> Result<BundleVersion, crate::datastore::StoreError> {
-    let sequence = state.store.bundle_sequence().await?;
+    let sequence = state.stores.authorities.bundle_sequence().await?;
     let mut federated = Vec::new();
-    for trust_domain in state.store.list_federated_bundles().await? {
-        if let Some((json, _)) = state.store.get_federated_bundle(&trust_domain).await? {
+    for trust_domain in state.stores.federated_bundles.list_federated_bundles().await? {
+        if let Some((json, _)) = state
+            .stores
+            .federated_bundles
+            .get_federated_bundle(&trust_domain)
+            .await?
+        {
             federated.extend_from_slice(trust_domain.as_bytes());
             federated.push(0);
             federated.extend_from_slice(json.as_bytes());
             federated.push(0);
         }
     }
-    Ok((sequence, lanyard_crypto::provider().sha256(&federated)))
+    Ok((sequence, state.crypto.sha256(&federated)))
 }
 
 async fn poll_events(
@@ -179,13 +192,13 @@ async fn poll_events(
     events: &broadcast::Sender<Arc<[EntryEvent]>>,
     last: &mut Option<u64>,
 ) -> Result<(), crate::datastore::StoreError> {
-    let latest = state.store.latest_entry_event().await?;
+    let latest = state.stores.entries.latest_entry_event().await?;
     let Some(mut seen) = *last else {
         *last = Some(latest);
         return Ok(());
     };
     while seen < latest {
-        let page = state.store.entry_events_since(seen, EVENT_PAGE).await?;
+        let page = state.stores.entries.entry_events_since(seen, EVENT_PAGE).await?;
         let Some(newest) = page.last().map(|e| e.seq) else {
             break;
         };
@@ -207,10 +220,6 @@ struct Feed {
 
 type Tx = mpsc::Sender<Result<pb::SyncEntriesResponse, Status>>;
 
-fn store_status(e: crate::datastore::StoreError) -> Status {
-    crate::api::service::status(e.into())
-}
-
 /// Sends one message; `false` when the agent has gone.
 async fn send(tx: &Tx, event: pb::sync_entries_response::Event) -> bool {
     tx.send(Ok(pb::SyncEntriesResponse { event: Some(event) }))
@@ -218,13 +227,13 @@ async fn send(tx: &Tx, event: pb::sync_entries_response::Event) -> bool {
         .is_ok()
 }
 
-async fn send_bundles(state: &AppState, agent: &SpiffeId, tx: &Tx) -> Result<bool, Status> {
-    let bundles = agent_bundles(state, agent).await?;
+async fn send_bundles(state: &AppState, agent: &SpiffeId, tx: &Tx) -> Result<bool, AgentApiError> {
+    let bundles = bundles::for_agent(state, agent).await?;
     Ok(send(tx, pb::sync_entries_response::Event::Bundles(bundles)).await)
 }
 
 /// Serves one stream until the agent goes away (`Ok`) or it must end with a status.
-async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx) -> Result<(), Status> {
+async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx) -> Result<(), AgentApiError> {
     feed.bundle_sequence.borrow_and_update();
     feed.banned.borrow_and_update();
     if !send_bundles(state, agent, tx).await? {
@@ -232,8 +241,8 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
     }
     // The revision before the entries: a change in between is both in the snapshot and
     // delivered again as a delta, which the agent applies idempotently.
-    let mut revision = state.store.latest_entry_event().await.map_err(store_status)?;
-    let entries = authorized_entries(state, agent).await?;
+    let mut revision = state.stores.entries.latest_entry_event().await?;
+    let entries = entries::authorized_entries(&*state.stores.entries, agent).await?;
     let mut known: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
     let chunks: Vec<&[crate::model::Entry]> = if entries.is_empty() {
         vec![&[]]
@@ -244,7 +253,7 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
     for (i, chunk) in chunks.into_iter().enumerate() {
         let snapshot = pb::EntriesSnapshot {
             revision,
-            entries: chunk.iter().map(|e| wire_entry(e, None)).collect(),
+            entries: chunk.iter().map(|e| wire::entry(e, None)).collect(),
             complete: i + 1 == count,
         };
         if !send(tx, pb::sync_entries_response::Event::Snapshot(snapshot)).await {
@@ -254,18 +263,18 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
     loop {
         tokio::select! {
             () = tx.closed() => return Ok(()),
-            () = stopped(&mut feed.stop) => return Err(Status::unavailable("the server is shutting down; reconnect")),
+            () = stopped(&mut feed.stop) => return Err(AgentApiError::ShuttingDown),
             changed = feed.banned.changed() => {
                 if changed.is_err() {
-                    return Err(Status::unavailable("the server is shutting down; reconnect"));
+                    return Err(AgentApiError::ShuttingDown);
                 }
                 if feed.banned.borrow_and_update().contains(agent.as_str()) {
-                    return Err(Status::permission_denied(format!("agent {agent} is banned")));
+                    return Err(AgentApiError::AgentBanned(agent.clone()));
                 }
             }
             changed = feed.bundle_sequence.changed() => {
                 if changed.is_err() {
-                    return Err(Status::unavailable("the server is shutting down; reconnect"));
+                    return Err(AgentApiError::ShuttingDown);
                 }
                 feed.bundle_sequence.borrow_and_update();
                 if !send_bundles(state, agent, tx).await? {
@@ -277,7 +286,7 @@ async fn run_stream(state: &AppState, agent: &SpiffeId, mut feed: Feed, tx: &Tx)
                     Ok(batch) => apply_events(state, agent, &batch, &mut known, &mut revision).await?,
                     Err(broadcast::error::RecvError::Lagged(_)) => resync(state, agent, &mut known, &mut revision).await?,
                     Err(broadcast::error::RecvError::Closed) => {
-                        return Err(Status::unavailable("the server is shutting down; reconnect"));
+                        return Err(AgentApiError::ShuttingDown);
                     }
                 };
                 if let Some(delta) = delta
@@ -297,7 +306,7 @@ async fn apply_events(
     batch: &[EntryEvent],
     known: &mut HashSet<String>,
     revision: &mut u64,
-) -> Result<Option<pb::EntriesDelta>, Status> {
+) -> Result<Option<pb::EntriesDelta>, AgentApiError> {
     let floor = *revision;
     let Some(newest) = batch.iter().map(|e| e.seq).max().filter(|s| *s > floor) else {
         return Ok(None);
@@ -321,11 +330,11 @@ async fn apply_events(
         ..Default::default()
     };
     for (id, seq) in ids {
-        let entry = state.store.get_entry(id).await.map_err(store_status)?;
-        match entry.filter(|e| e.parent_id == *agent) {
+        let entry = state.stores.entries.get_entry(id).await?;
+        match entry.filter(|e| entries::is_authorized(e, agent)) {
             Some(entry) => {
                 known.insert(entry.id.clone());
-                delta.upserts.push(wire_entry(&entry, Some(seq)));
+                delta.upserts.push(wire::entry(&entry, Some(seq)));
             }
             None => {
                 if known.remove(id) {
@@ -343,9 +352,9 @@ async fn resync(
     agent: &SpiffeId,
     known: &mut HashSet<String>,
     revision: &mut u64,
-) -> Result<Option<pb::EntriesDelta>, Status> {
-    let latest = state.store.latest_entry_event().await.map_err(store_status)?;
-    let entries = authorized_entries(state, agent).await?;
+) -> Result<Option<pb::EntriesDelta>, AgentApiError> {
+    let latest = state.stores.entries.latest_entry_event().await?;
+    let entries = entries::authorized_entries(&*state.stores.entries, agent).await?;
     let current: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
     let deleted: Vec<String> = known.difference(&current).cloned().collect();
     *known = current;
@@ -353,7 +362,7 @@ async fn resync(
     *revision = next;
     Ok(Some(pb::EntriesDelta {
         revision: next,
-        upserts: entries.iter().map(|e| wire_entry(e, None)).collect(),
+        upserts: entries.iter().map(|e| wire::entry(e, None)).collect(),
         deleted_entry_ids: deleted,
     }))
 }

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use lanyard_core::{SpiffeId, TrustDomain, UnixTime};
 use lanyard_x509::{
     Authorizer, SpiffeClientCertVerifier, SubjectKey, SvidResolver, SvidSource, X509Bundle, X509BundleSet, X509Svid,
@@ -16,6 +15,7 @@ use rustls::server::NoServerSessionStorage;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
+use crate::error::ServerError;
 use crate::model::AuthorityKind;
 use crate::state::AppState;
 
@@ -26,8 +26,13 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 pub const SERVER_PATH: &str = "/lanyard/server";
 
 /// The SPIFFE ID the agent API presents: `spiffe://<td>/lanyard/server`.
-pub fn server_id(trust_domain: &TrustDomain) -> Result<SpiffeId> {
-    SpiffeId::from_parts(trust_domain, SERVER_PATH).context("server SPIFFE ID")
+pub fn server_id(trust_domain: &TrustDomain) -> Result<SpiffeId, ServerError> {
+    SpiffeId::from_parts(trust_domain, SERVER_PATH).map_err(|source| {
+        ServerError::Credential(lanyard_core::Error::InvalidIdentifier {
+            context: "server SPIFFE ID",
+            source,
+        })
+    })
 }
 
 /// Accepts clients without a certificate; a presented chain must validate against the
@@ -94,7 +99,7 @@ impl ClientCertVerifier for OptionalClientCertVerifier {
 /// The rustls config of the agent API: TLS 1.3 only, ALPN `h2`, the source's SVID, optional
 /// client SVIDs of `trust_domain`, no session resumption (a resumed session would skip
 /// certificate verification).
-pub fn server_config(source: Arc<SvidSource>, trust_domain: TrustDomain) -> Result<ServerConfig> {
+pub fn server_config(source: Arc<SvidSource>, trust_domain: TrustDomain) -> Result<ServerConfig, rustls::Error> {
     let provider = Arc::clone(source.provider());
     let verifier = OptionalClientCertVerifier::new(Arc::clone(&source), trust_domain);
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -127,11 +132,11 @@ pub struct ServerIdentity {
 
 impl ServerIdentity {
     /// Issues the first server SVID and loads the bundle.
-    pub async fn new(state: AppState) -> Result<ServerIdentity> {
+    pub async fn new(state: AppState) -> Result<ServerIdentity, ServerError> {
         let id = server_id(&state.trust_domain)?;
         let (svid, issued) = issue(&state, &id).await?;
         let (bundles, sequence) = bundles(&state).await?;
-        let source = Arc::new(SvidSource::new(&svid, bundles)?);
+        let source = Arc::new(SvidSource::new(&svid, bundles).map_err(x509_err("loading the server SVID"))?);
         Ok(ServerIdentity {
             state,
             id,
@@ -152,12 +157,12 @@ impl ServerIdentity {
     /// when the ACTIVE CA changed. Failures are logged and retried at the next call.
     pub async fn refresh(&self) {
         if let Err(e) = self.try_refresh().await {
-            tracing::error!(error = format!("{e:#}"), "agent API: refreshing the server SVID failed");
+            tracing::error!(error = %e, "agent API: refreshing the server SVID failed");
         }
     }
 
-    async fn try_refresh(&self) -> Result<()> {
-        let sequence = self.state.store.bundle_sequence().await?;
+    async fn try_refresh(&self) -> Result<(), ServerError> {
+        let sequence = self.state.stores.authorities.bundle_sequence().await?;
         let known = self.lock().bundle_sequence;
         if known != Some(sequence) {
             let (bundles, sequence) = bundles(&self.state).await?;
@@ -165,14 +170,16 @@ impl ServerIdentity {
             self.lock().bundle_sequence = sequence;
             tracing::debug!(?sequence, "agent API: trust bundle reloaded");
         }
-        let ca = self.state.keys.x509_ca().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ca = self.state.keys.x509_ca().await?;
         let due = {
             let issued = self.lock();
             issued.ca_cert != *ca.cert_der() || self.state.clock.now() >= issued.renew_at
         };
         if due {
             let (svid, issued) = issue(&self.state, &self.id).await?;
-            self.source.update_svid(&svid)?;
+            self.source
+                .update_svid(&svid)
+                .map_err(x509_err("loading the server SVID"))?;
             let mut current = self.lock();
             current.ca_cert = issued.ca_cert;
             current.renew_at = issued.renew_at;
@@ -199,23 +206,25 @@ impl ServerIdentity {
 }
 
 /// A fresh server SVID (`spiffe://<td>/lanyard/server`, new P-256 key) from the ACTIVE CA.
-pub async fn server_svid(state: &AppState) -> Result<X509Svid> {
+pub async fn server_svid(state: &AppState) -> Result<X509Svid, ServerError> {
     let id = server_id(&state.trust_domain)?;
     Ok(issue(state, &id).await?.0)
 }
 
 /// Issues a server SVID (fresh P-256 key) with the default X.509-SVID lifetime, capped by
 /// the CA's remaining life; renewal is due at half the actual lifetime.
-async fn issue(state: &AppState, id: &SpiffeId) -> Result<(X509Svid, Issued)> {
+async fn issue(state: &AppState, id: &SpiffeId) -> Result<(X509Svid, Issued), ServerError> {
     let now = state.clock.now();
-    let keys_err = |e: crate::ca::CaError| anyhow::anyhow!("{e}");
     let ttl = state
         .config
         .default_x509_svid_ttl
-        .min(state.keys.max_ttl(AuthorityKind::X509, now).await.map_err(keys_err)?);
-    let ca = state.keys.x509_ca().await.map_err(keys_err)?;
-    let svid = ca.issue_svid(id, SubjectKey::Generate, ttl, &[], now)?;
-    let not_after = svid.not_after()?;
+        .min(state.keys.max_ttl(AuthorityKind::X509, now).await?);
+    let ca = state.keys.x509_ca().await?;
+    let issuing = x509_err("issuing the server SVID");
+    let svid = ca
+        .issue_svid(id, SubjectKey::Generate, ttl, &[], now)
+        .map_err(issuing)?;
+    let not_after = svid.not_after().map_err(issuing)?;
     let renew_at = now.plus(not_after.as_secs().saturating_sub(now.as_secs()) / 2);
     Ok((
         svid,
@@ -228,8 +237,13 @@ async fn issue(state: &AppState, id: &SpiffeId) -> Result<(X509Svid, Issued)> {
 }
 
 /// The trust domain's X.509 authorities as a bundle set, and the bundle's sequence.
-async fn bundles(state: &AppState) -> Result<(X509BundleSet, Option<u64>)> {
-    let bundle = state.keys.bundle().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let x509 = X509Bundle::from_spiffe_bundle(&bundle)?;
+async fn bundles(state: &AppState) -> Result<(X509BundleSet, Option<u64>), ServerError> {
+    let bundle = state.keys.bundle().await?;
+    let x509 = X509Bundle::from_spiffe_bundle(&bundle).map_err(x509_err("reading the trust bundle"))?;
     Ok((X509BundleSet::new().with(x509), bundle.sequence))
+}
+
+/// [`ServerError::X509`] while doing `context`.
+fn x509_err(context: &'static str) -> impl Fn(lanyard_x509::Error) -> ServerError + Copy {
+    move |source| ServerError::X509 { context, source }
 }

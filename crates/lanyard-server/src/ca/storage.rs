@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use lanyard_core::AeadAlgorithm;
+use lanyard_core::{AeadAlgorithm, CryptoProvider};
 use tokio::io::AsyncWriteExt;
 
 use super::CaError;
@@ -28,6 +28,7 @@ const MAX_ID_LEN: usize = 128;
 /// How the authorities' private keys are kept at rest.
 ///
 /// `Debug` never prints the key-encryption key.
+#[non_exhaustive]
 #[derive(Clone)]
 pub enum KeyStorage {
     /// Each private key is a PKCS#8 `PRIVATE KEY` PEM file, mode 0600, in this directory
@@ -69,19 +70,25 @@ impl KeyStorage {
     }
 
     /// Stores a new authority's PKCS#8 private key and returns what goes into the
-    /// datastore row's `private_key` (empty for files).
-    pub(crate) async fn seal(&self, kind: AuthorityKind, id: &str, pkcs8: &[u8]) -> Result<Vec<u8>, CaError> {
+    /// datastore row's `private_key` (empty for files); `crypto` encrypts.
+    pub(crate) async fn seal(
+        &self,
+        kind: AuthorityKind,
+        id: &str,
+        pkcs8: &[u8],
+        crypto: &dyn CryptoProvider,
+    ) -> Result<Vec<u8>, CaError> {
         match self {
             KeyStorage::Files(dir) => {
                 write_key_file(dir, &file_name(kind, id)?, pkcs8).await?;
                 Ok(Vec::new())
             }
-            KeyStorage::Encrypted { kek } => encrypt(kek, id, pkcs8),
+            KeyStorage::Encrypted { kek } => encrypt(crypto, kek, id, pkcs8),
         }
     }
 
-    /// The PKCS#8 private key of a stored authority. Secret.
-    pub(crate) async fn open(&self, authority: &Authority) -> Result<Vec<u8>, CaError> {
+    /// The PKCS#8 private key of a stored authority (`crypto` decrypts). Secret.
+    pub(crate) async fn open(&self, authority: &Authority, crypto: &dyn CryptoProvider) -> Result<Vec<u8>, CaError> {
         let invalid = |reason: &str| CaError::InvalidAuthority {
             id: authority.id.clone(),
             reason: reason.to_owned(),
@@ -118,7 +125,7 @@ impl KeyStorage {
                         "its private key is not in the datastore (it was stored with file key storage)",
                     ));
                 }
-                decrypt(kek, &authority.id, &authority.private_key)
+                decrypt(crypto, kek, &authority.id, &authority.private_key)
             }
         }
     }
@@ -197,8 +204,7 @@ async fn write_key_file(dir: &Path, name: &str, pkcs8: &[u8]) -> Result<(), CaEr
 }
 
 /// `0x01 || nonce || AES-256-GCM(kek, nonce, aad = id, plaintext) || tag`.
-fn encrypt(kek: &[u8; 32], id: &str, plaintext: &[u8]) -> Result<Vec<u8>, CaError> {
-    let provider = lanyard_crypto::provider();
+fn encrypt(provider: &dyn CryptoProvider, kek: &[u8; 32], id: &str, plaintext: &[u8]) -> Result<Vec<u8>, CaError> {
     let mut nonce = [0u8; NONCE_LEN];
     provider
         .fill_random(&mut nonce)
@@ -215,14 +221,14 @@ fn encrypt(kek: &[u8; 32], id: &str, plaintext: &[u8]) -> Result<Vec<u8>, CaErro
 
 /// Reverses [`encrypt`]; any mismatch (wrong KEK, another row's key, tampering) is
 /// [`CaError::Decrypt`].
-fn decrypt(kek: &[u8; 32], id: &str, sealed: &[u8]) -> Result<Vec<u8>, CaError> {
+fn decrypt(provider: &dyn CryptoProvider, kek: &[u8; 32], id: &str, sealed: &[u8]) -> Result<Vec<u8>, CaError> {
     let failed = || CaError::Decrypt { id: id.to_owned() };
     let (&version, rest) = sealed.split_first().ok_or_else(failed)?;
     if version != SEALED_V1 || rest.len() < NONCE_LEN + TAG_LEN {
         return Err(failed());
     }
     let (nonce, body) = rest.split_at(NONCE_LEN);
-    lanyard_crypto::provider()
+    provider
         .aead_open(AEAD, kek, nonce, id.as_bytes(), body)
         .map_err(|_| failed())
 }
@@ -234,25 +240,36 @@ mod tests {
     #[test]
     fn seal_round_trip_and_binding() {
         let kek = [7u8; 32];
-        let sealed = encrypt(&kek, "abc", b"secret pkcs8").unwrap();
+        let crypto = lanyard_crypto::provider();
+        let crypto = crypto.as_ref();
+        let sealed = encrypt(crypto, &kek, "abc", b"secret pkcs8").unwrap();
         assert_eq!(sealed[0], SEALED_V1);
         assert_eq!(sealed.len(), 1 + NONCE_LEN + 12 + TAG_LEN);
-        assert_eq!(decrypt(&kek, "abc", &sealed).unwrap(), b"secret pkcs8");
+        assert_eq!(decrypt(crypto, &kek, "abc", &sealed).unwrap(), b"secret pkcs8");
         // Another ID (AAD), another KEK, a flipped bit, or a truncation all fail.
-        assert!(matches!(decrypt(&kek, "abd", &sealed), Err(CaError::Decrypt { .. })));
         assert!(matches!(
-            decrypt(&[8u8; 32], "abc", &sealed),
+            decrypt(crypto, &kek, "abd", &sealed),
+            Err(CaError::Decrypt { .. })
+        ));
+        assert!(matches!(
+            decrypt(crypto, &[8u8; 32], "abc", &sealed),
             Err(CaError::Decrypt { .. })
         ));
         let mut flipped = sealed.clone();
         flipped[20] ^= 1;
-        assert!(matches!(decrypt(&kek, "abc", &flipped), Err(CaError::Decrypt { .. })));
         assert!(matches!(
-            decrypt(&kek, "abc", &sealed[..10]),
+            decrypt(crypto, &kek, "abc", &flipped),
+            Err(CaError::Decrypt { .. })
+        ));
+        assert!(matches!(
+            decrypt(crypto, &kek, "abc", &sealed[..10]),
             Err(CaError::Decrypt { .. })
         ));
         // Nonces are random: two seals differ.
-        assert_ne!(encrypt(&kek, "abc", b"x").unwrap(), encrypt(&kek, "abc", b"x").unwrap());
+        assert_ne!(
+            encrypt(crypto, &kek, "abc", b"x").unwrap(),
+            encrypt(crypto, &kek, "abc", b"x").unwrap()
+        );
     }
 
     #[test]

@@ -14,16 +14,16 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use lanyard_core::{Jwk, SpiffeId, TrustDomain, UnixTime, WorkloadId};
+use lanyard_core::{Jwk, SpiffeId, UnixTime, WorkloadId};
 
+use crate::attest::join_token;
+use crate::audit;
 use crate::datastore::EntryFilter;
+use crate::entries;
 use crate::error::ServerError;
 use crate::issue;
-use crate::model::{Entry, EntrySpec, Selector};
+use crate::model::{Entry, EntrySpec};
 use crate::state::AppState;
-
-/// Selector types the server accepts in entries (the attestors Lanyard has or plans).
-pub const KNOWN_SELECTOR_TYPES: [&str; 5] = ["unix", "k8s", "docker", "systemd", "x509pop"];
 
 /// Largest admin request body.
 const MAX_BODY: usize = 1 << 20;
@@ -48,82 +48,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn audit(action: &'static str, outcome: &str, subject: &str) {
-    tracing::info!(target: "audit", action, outcome, subject, "admin action");
+fn audit(action: &str, outcome: &str, subject: &str) {
+    audit::record(audit::Source::Admin, action, outcome, subject, None);
 }
 
-/// Rejects entries the server could never serve correctly.
-pub fn validate_entry(state: &AppState, spec: &EntrySpec) -> Result<(), ServerError> {
-    let td = state.trust_domain.name();
-    if spec.spiffe_id.trust_domain() != td {
-        return Err(ServerError::Invalid(format!(
-            "{} is not in the trust domain {td}",
-            spec.spiffe_id
-        )));
-    }
-    if spec.parent_id.trust_domain_name() != td {
-        return Err(ServerError::Invalid(format!(
-            "parent {} is not in the trust domain {td}",
-            spec.parent_id
-        )));
-    }
-    if spec.spiffe_id.path().is_empty() {
-        return Err(ServerError::Invalid("an entry's identity needs a path".into()));
-    }
-    if spec.selectors.is_empty() {
-        return Err(ServerError::Invalid("an entry needs at least one selector".into()));
-    }
-    for s in &spec.selectors {
-        if !KNOWN_SELECTOR_TYPES.contains(&s.kind.as_str()) {
-            return Err(ServerError::Invalid(format!(
-                "selector type {:?} is unknown (known: {})",
-                s.kind,
-                KNOWN_SELECTOR_TYPES.join(", ")
-            )));
-        }
-        if s.value.is_empty() || s.value.len() > 1024 {
-            return Err(ServerError::Invalid(format!(
-                "selector {s} has an empty or oversized value"
-            )));
-        }
-    }
-    let max = state.config.ca_ttl / 6;
-    for (name, ttl) in [
-        ("x509_svid_ttl", spec.x509_svid_ttl),
-        ("jwt_svid_ttl", spec.jwt_svid_ttl),
-        ("wit_ttl", spec.wit_ttl),
-    ] {
-        if ttl > max {
-            return Err(ServerError::Invalid(format!(
-                "{name} {ttl}s exceeds the maximum {max}s (a sixth of ca_ttl)"
-            )));
-        }
-    }
-    for dns in &spec.dns_names {
-        let ok = !dns.is_empty()
-            && dns.len() <= 253
-            && dns.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            });
-        if !ok {
-            return Err(ServerError::Invalid(format!(
-                "{dns:?} is not a valid lowercase DNS name"
-            )));
-        }
-    }
-    for td in &spec.federates_with {
-        TrustDomain::parse(td).map_err(|e| ServerError::Invalid(format!("federates_with {td:?}: {e}")))?;
-    }
-    Ok(())
+/// The entry rules, with this server's trust domain and CA lifetime.
+fn validate(s: &AppState, spec: &EntrySpec) -> Result<(), ServerError> {
+    entries::validate_entry(spec, &s.trust_domain, s.config.ca_ttl)
 }
 
 async fn create_entry(State(s): State<AppState>, Json(spec): Json<EntrySpec>) -> Result<Response, ServerError> {
     let result = async {
-        validate_entry(&s, &spec)?;
-        Ok::<_, ServerError>(s.store.create_entry(&spec, s.clock.now()).await?)
+        validate(&s, &spec)?;
+        Ok::<_, ServerError>(s.stores.entries.create_entry(&spec, s.clock.now()).await?)
     }
     .await;
     match result {
@@ -140,11 +77,16 @@ async fn create_entry(State(s): State<AppState>, Json(spec): Json<EntrySpec>) ->
 
 async fn create_entries(State(s): State<AppState>, Json(specs): Json<Vec<EntrySpec>>) -> Result<Response, ServerError> {
     for (i, spec) in specs.iter().enumerate() {
-        validate_entry(&s, spec).map_err(|e| ServerError::Invalid(format!("entry {i}: {e}")))?;
+        validate(&s, spec).map_err(|e| ServerError::Invalid(format!("entry {i}: {e}")))?;
     }
-    let entries = s.store.create_entries(&specs, s.clock.now()).await.inspect_err(|e| {
-        audit("entry.create_batch", e.to_string().as_str(), &specs.len().to_string());
-    })?;
+    let entries = s
+        .stores
+        .entries
+        .create_entries(&specs, s.clock.now())
+        .await
+        .inspect_err(|e| {
+            audit("entry.create_batch", e.to_string().as_str(), &specs.len().to_string());
+        })?;
     audit("entry.create_batch", "ok", &entries.len().to_string());
     Ok((StatusCode::CREATED, Json(entries)).into_response())
 }
@@ -164,11 +106,12 @@ async fn list_entries(State(s): State<AppState>, Query(q): Query<ListQuery>) -> 
         parent_id,
         spiffe_id: q.spiffe_id,
     };
-    Ok(Json(s.store.list_entries(&filter).await?))
+    Ok(Json(s.stores.entries.list_entries(&filter).await?))
 }
 
 async fn get_entry(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Entry>, ServerError> {
-    s.store
+    s.stores
+        .entries
         .get_entry(&id)
         .await?
         .map(Json)
@@ -188,9 +131,10 @@ async fn update_entry(
     Path(id): Path<String>,
     Json(body): Json<UpdateBody>,
 ) -> Result<Json<Entry>, ServerError> {
-    validate_entry(&s, &body.spec)?;
+    validate(&s, &body.spec)?;
     let entry = s
-        .store
+        .stores
+        .entries
         .update_entry(&id, &body.spec, body.revision)
         .await
         .inspect_err(|e| {
@@ -201,7 +145,7 @@ async fn update_entry(
 }
 
 async fn delete_entry(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ServerError> {
-    if s.store.delete_entry(&id).await? {
+    if s.stores.entries.delete_entry(&id).await? {
         audit("entry.delete", "ok", &id);
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -227,25 +171,21 @@ async fn create_join_token(
         .into_response())
 }
 
-/// Creates a one-time join token valid for `ttl` seconds (1 s to 7 days). Returns the
-/// token (shown once; only its SHA-256 is stored) and its expiry.
+/// Creates a one-time join token valid for `ttl` seconds (1 s to 7 days), as
+/// `POST /v1/join-tokens` does. Returns the token (shown once; only its SHA-256 is
+/// stored) and its expiry.
 pub async fn new_join_token(s: &AppState, ttl: u64) -> Result<(String, UnixTime), ServerError> {
-    if ttl == 0 || ttl > 7 * 24 * 3600 {
-        return Err(ServerError::Invalid("ttl must be between 1 s and 7 days".into()));
-    }
-    let provider = lanyard_crypto::provider();
-    let mut secret = [0u8; 24];
-    provider.fill_random(&mut secret)?;
-    let token: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let hash = lanyard_x509::node::join_token_hash(&token);
-    let expires_at = s.clock.now().plus(ttl);
-    s.store.create_join_token(&hash, expires_at).await?;
-    audit("join_token.create", "ok", &hash[..16]);
+    let (token, expires_at) = join_token::create(&*s.stores.join_tokens, &*s.crypto, ttl, s.clock.now()).await?;
+    audit(
+        "join_token.create",
+        "ok",
+        &lanyard_api::node::join_token_id(&token, &*s.crypto),
+    );
     Ok((token, expires_at))
 }
 
 async fn list_agents(State(s): State<AppState>) -> Result<Response, ServerError> {
-    Ok(Json(s.store.list_agents().await?).into_response())
+    Ok(Json(s.stores.agents.list_agents().await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -255,7 +195,7 @@ struct BanBody {
 
 async fn ban_agent(State(s): State<AppState>, Json(body): Json<BanBody>) -> Result<StatusCode, ServerError> {
     let id = SpiffeId::parse(&body.id).map_err(|e| ServerError::Invalid(format!("id: {e}")))?;
-    if s.store.ban_agent(&id).await? {
+    if s.stores.agents.ban_agent(&id).await? {
         audit("agent.ban", "ok", id.as_str());
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -292,7 +232,7 @@ async fn mint_jwt_svid(State(s): State<AppState>, Json(body): Json<JwtSvidBody>)
 }
 
 async fn bundle(State(s): State<AppState>) -> Result<Response, ServerError> {
-    let bundle = s.keys.bundle().await.map_err(|e| ServerError::Keys(e.to_string()))?;
+    let bundle = s.keys.bundle().await?;
     Ok(([(http::header::CONTENT_TYPE, "application/json")], bundle.to_json()).into_response())
 }
 
@@ -301,12 +241,4 @@ async fn openapi() -> impl IntoResponse {
         [(http::header::CONTENT_TYPE, "application/json")],
         include_str!("openapi.json"),
     )
-}
-
-/// Parses `type:value` selectors given as strings (for the CLI and bulk files).
-pub fn parse_selectors(items: &[String]) -> Result<Vec<Selector>, ServerError> {
-    items
-        .iter()
-        .map(|s| Selector::parse(s).ok_or_else(|| ServerError::Invalid(format!("{s:?} is not type:value"))))
-        .collect()
 }

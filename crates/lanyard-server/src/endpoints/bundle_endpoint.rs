@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use axum::Router;
 use axum::routing::get;
 use lanyard_net::{ConnectionLimiter, serve_http};
@@ -17,11 +16,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::tls::ServerIdentity;
 use crate::endpoints::public;
+use crate::error::ServerError;
 use crate::state::AppState;
 
 /// The rustls config: TLS 1.3 and 1.2, the identity's SVID, no client authentication,
 /// ALPN `h2` and `http/1.1`.
-fn tls_config(identity: &ServerIdentity) -> Result<rustls::ServerConfig> {
+fn tls_config(identity: &ServerIdentity) -> Result<rustls::ServerConfig, rustls::Error> {
     let source = identity.source();
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::clone(source.provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -32,12 +32,12 @@ fn tls_config(identity: &ServerIdentity) -> Result<rustls::ServerConfig> {
 }
 
 /// Serves the bundle endpoint on `listener` until `shutdown` completes.
-pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-    let identity = Arc::new(
-        ServerIdentity::new(state.clone())
-            .await
-            .context("issuing the bundle endpoint's server SVID")?,
-    );
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let identity = Arc::new(ServerIdentity::new(state.clone()).await?);
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(&identity)?));
     let limits = state.config.limits.bundle_endpoint;
     let app = Router::new().route("/", get(public::bundle)).with_state(state);
@@ -51,31 +51,4 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     Ok(())
-}
-
-/// The TLS config of the public endpoints for the `https_web` profile: the operator's
-/// certificate chain and PKCS#8 key (PEM files), no client authentication.
-pub(crate) fn web_tls_config(cert_path: &std::path::Path, key_path: &std::path::Path) -> Result<rustls::ServerConfig> {
-    use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
-    let read =
-        |path: &std::path::Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
-    let chain: Vec<CertificateDer<'static>> = pem::parse_many(read(cert_path)?)
-        .with_context(|| format!("parsing {}", cert_path.display()))?
-        .into_iter()
-        .filter(|p| p.tag() == "CERTIFICATE")
-        .map(|p| CertificateDer::from(p.into_contents()))
-        .collect();
-    anyhow::ensure!(!chain.is_empty(), "{}: no CERTIFICATE block", cert_path.display());
-    let key = pem::parse_many(read(key_path)?)
-        .with_context(|| format!("parsing {}", key_path.display()))?
-        .into_iter()
-        .find(|p| p.tag() == "PRIVATE KEY")
-        .with_context(|| format!("{}: no PRIVATE KEY (PKCS#8) block", key_path.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(lanyard_crypto::rustls_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(chain, PrivatePkcs8KeyDer::from(key.into_contents()).into())
-        .context("the public TLS certificate and key do not match")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
 }

@@ -71,12 +71,12 @@ async fn entity(State(s): State<AppState>) -> Response {
 
 /// The trust domain's SPIFFE bundle (`/bundle` here, `/` on the `https_spiffe` endpoint).
 pub(crate) async fn bundle(State(s): State<AppState>) -> Result<Response, ServerError> {
-    let bundle = s.keys.bundle().await.map_err(|e| ServerError::Keys(e.to_string()))?;
+    let bundle = s.keys.bundle().await?;
     Ok(typed("application/json", bundle.to_json()))
 }
 
 async fn keys(s: &AppState, kind: AuthorityKind) -> Result<Response, ServerError> {
-    let set = s.keys.jwks(kind).await.map_err(|e| ServerError::Keys(e.to_string()))?;
+    let set = s.keys.jwks(kind).await?;
     Ok(typed("application/jwk-set+json", set.to_json_pretty()))
 }
 
@@ -161,10 +161,7 @@ async fn wimse_trust_domain(State(s): State<AppState>) -> Response {
 }
 
 async fn ready(State(s): State<AppState>) -> Result<&'static str, ServerError> {
-    s.store.bundle_sequence().await?;
-    s.keys
-        .wit_signer()
-        .await
-        .map_err(|e| ServerError::Keys(e.to_string()))?;
+    s.stores.authorities.bundle_sequence().await?;
+    s.keys.wit_signer().await?;
     Ok("ready")
 }

@@ -103,20 +103,14 @@ pub(crate) struct EntryFields {
 }
 
 impl EntryFields {
-    fn spec(&self) -> Value {
-        let selectors: Vec<Value> = self
-            .selectors
-            .iter()
-            .map(|s| match s.split_once(':') {
-                Some((t, v)) => json!({"type": t, "value": v}),
-                None => json!({"type": s, "value": ""}),
-            })
-            .collect();
-        json!({
+    /// The entry as the admin API takes it; selectors are parsed by the server's own rule.
+    fn spec(&self) -> Result<Value> {
+        let selectors = lanyard_server::entries::parse_selectors(&self.selectors)?;
+        Ok(json!({
             "spiffe_id": self.spiffe_id, "parent_id": self.parent_id, "selectors": selectors,
             "x509_svid_ttl": self.x509_svid_ttl, "jwt_svid_ttl": self.jwt_svid_ttl, "wit_ttl": self.wit_ttl,
             "dns_names": self.dns_names, "federates_with": self.federates_with, "admin": self.admin,
-        })
+        }))
     }
 }
 
@@ -134,7 +128,7 @@ pub(crate) fn run_entry(cmd: EntryCommand) -> Result<ExitCode> {
                     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
                 print(&f.socket.call("POST", "/v1/entries/batch", Some(&entries))?)
             }
-            None => print(&f.socket.call("POST", "/v1/entries", Some(&f.spec()))?),
+            None => print(&f.socket.call("POST", "/v1/entries", Some(&f.spec()?))?),
         },
         EntryCommand::List {
             parent_id,
@@ -159,7 +153,7 @@ pub(crate) fn run_entry(cmd: EntryCommand) -> Result<ExitCode> {
             print(&socket.call("GET", &format!("/v1/entries/{}", encode(&id)), None)?)
         }
         EntryCommand::Update { id, revision, fields } => {
-            let mut spec = fields.spec();
+            let mut spec = fields.spec()?;
             spec["revision"] = json!(revision);
             print(
                 &fields

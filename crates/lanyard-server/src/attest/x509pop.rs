@@ -6,7 +6,7 @@
 //!    configured CAs, at the current time, any extended key usage; the leaf must not be a
 //!    CA and must allow `digitalSignature`) and answers with a challenge.
 //! 2. The agent sends the chain again, the challenge, and a signature by the node key over
-//!    [`x509pop_signed_message`]`(challenge, csr)`; the server validates the chain again,
+//!    [`node::x509pop_signed_message`]`(challenge, csr)`; the server validates the chain again,
 //!    checks the challenge and the signature, and issues the agent SVID for the CSR's key.
 //!
 //! # The challenge
@@ -29,18 +29,18 @@
 //! is banned. The agent record carries the node selectors of [`selectors`].
 
 use std::fmt;
-use std::path::Path;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use lanyard_api::agent::v1 as pb;
-use lanyard_core::{Algorithm, MacAlgorithm, SigningKey, SpiffeId, TrustDomain, UnixTime, VerifyingKey};
+use lanyard_api::node;
+use lanyard_core::{Algorithm, CryptoProvider, MacAlgorithm, SpiffeId, TrustDomain, UnixTime, hex};
 use lanyard_x509::{VerifiedCert, X509Bundle, verify_cert_chain, x509_authority_jwk};
-use tonic::Status;
 
-use crate::datastore::{DataStore, StoreError};
+use super::{AttestError, Challenge, Identified, NodeAttestor, Proof};
+use crate::datastore::{AgentStore, SecretStore, StoreError};
 use crate::model::Selector;
 
-/// The domain-separation prefix of the signed message.
-pub use lanyard_x509::node::X509POP_SIGNATURE_CONTEXT as SIGNATURE_CONTEXT;
 /// How long a challenge is accepted, in seconds.
 pub const CHALLENGE_TTL: u64 = 60;
 /// The signature algorithms accepted in `X509PopChallengeResponse.signature_algorithm`.
@@ -58,37 +58,20 @@ const BODY_LEN: usize = 1 + NONCE_LEN + 8 + HASH_LEN;
 /// The length of a challenge.
 pub const CHALLENGE_LEN: usize = BODY_LEN + MAC_LEN;
 
-pub use lanyard_x509::node::x509pop_signed_message;
-
-/// The agent's answer to a challenge: signs [`x509pop_signed_message`] with the node key
-/// (whose algorithm must be one of [`ALGORITHMS`]) and names the algorithm.
-pub fn challenge_response(
-    node_key: &dyn SigningKey,
-    challenge: &[u8],
-    csr: &[u8],
-) -> Result<pb::X509PopChallengeResponse, lanyard_core::Error> {
-    let signature = node_key.sign(&x509pop_signed_message(challenge, csr))?;
-    Ok(pb::X509PopChallengeResponse {
-        challenge: challenge.to_vec(),
-        signature_algorithm: node_key.algorithm().as_str().to_owned(),
-        signature,
-    })
-}
-
 /// The agent ID of a node certificate:
 /// `spiffe://<td>/lanyard/agent/x509pop/<SHA-256 hex of the leaf DER>`.
-pub fn agent_id(trust_domain: &TrustDomain, leaf_der: &[u8]) -> Result<SpiffeId, X509PopError> {
-    lanyard_x509::node::x509pop_agent_id(trust_domain, leaf_der).map_err(|e| X509PopError::Internal(e.to_string()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+pub fn agent_id(
+    trust_domain: &TrustDomain,
+    leaf_der: &[u8],
+    crypto: &dyn CryptoProvider,
+) -> Result<SpiffeId, X509PopError> {
+    node::x509pop_agent_id(trust_domain, leaf_der, crypto).map_err(X509PopError::Internal)
 }
 
 /// The node selectors recorded for an attested node (SPIRE's x509pop selectors, with
 /// SHA-256 fingerprints): `x509pop:subject:cn:<CN>` (when the leaf has one),
 /// `x509pop:serialnumber:<hex>` and `x509pop:leaf:fingerprint:<SHA-256 hex>`.
-pub fn selectors(leaf_der: &[u8], verified: &VerifiedCert) -> Vec<Selector> {
+pub fn selectors(leaf_der: &[u8], verified: &VerifiedCert, crypto: &dyn CryptoProvider) -> Vec<Selector> {
     let selector = |value: String| Selector {
         kind: ATTESTATION_TYPE.to_owned(),
         value,
@@ -102,7 +85,7 @@ pub fn selectors(leaf_der: &[u8], verified: &VerifiedCert) -> Vec<Selector> {
     out.push(selector(format!("serialnumber:{}", verified.serial)));
     out.push(selector(format!(
         "leaf:fingerprint:{}",
-        hex(&lanyard_crypto::provider().sha256(leaf_der))
+        hex::encode(&crypto.sha256(leaf_der))
     )));
     out
 }
@@ -143,9 +126,12 @@ pub enum X509PopError {
     /// The agent this certificate attests is banned.
     #[error("agent {0} is banned")]
     Banned(String),
-    /// A server-side failure (random source, datastore).
+    /// A server-side failure (random source, MAC, agent ID).
     #[error("x509pop: {0}")]
-    Internal(String),
+    Internal(#[source] lanyard_core::Error),
+    /// The datastore failed (loading the challenge key).
+    #[error("x509pop: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl X509PopError {
@@ -162,30 +148,17 @@ impl X509PopError {
             X509PopError::BadSignature => "bad_signature",
             X509PopError::Banned(_) => "banned",
             X509PopError::Internal(_) => "internal",
-        }
-    }
-
-    /// The gRPC status: `Unimplemented` when disabled, `InvalidArgument` for malformed
-    /// requests, `Unauthenticated` for failed proofs, `PermissionDenied` for banned agents,
-    /// `Unavailable` for server-side failures.
-    pub fn status(&self) -> Status {
-        let message = self.to_string();
-        match self {
-            X509PopError::Disabled => Status::unimplemented(message),
-            X509PopError::Invalid(_) | X509PopError::AlgorithmMismatch { .. } => Status::invalid_argument(message),
-            X509PopError::Certificate(_)
-            | X509PopError::ForgedChallenge
-            | X509PopError::ExpiredChallenge(_)
-            | X509PopError::OtherCertificate
-            | X509PopError::BadSignature => Status::unauthenticated(message),
-            X509PopError::Banned(_) => Status::permission_denied(message),
-            X509PopError::Internal(_) => Status::unavailable(message),
+            X509PopError::Store(_) => "datastore",
         }
     }
 }
 
-/// The challenge MAC key (HMAC-SHA256). Its `Debug` output shows nothing of it.
-pub struct ChallengeKey(Vec<u8>);
+/// The challenge MAC key (HMAC-SHA256), with the provider that computes the MACs. Its
+/// `Debug` output shows nothing of the key.
+pub struct ChallengeKey {
+    secret: Vec<u8>,
+    crypto: Arc<dyn CryptoProvider>,
+}
 
 impl fmt::Debug for ChallengeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -194,38 +167,38 @@ impl fmt::Debug for ChallengeKey {
 }
 
 impl ChallengeKey {
-    /// A key from secret bytes.
-    pub fn new(secret: &[u8]) -> ChallengeKey {
-        ChallengeKey(secret.to_vec())
+    /// A key from secret bytes; `crypto` draws nonces and computes digests and MACs.
+    pub fn new(secret: &[u8], crypto: Arc<dyn CryptoProvider>) -> ChallengeKey {
+        ChallengeKey {
+            secret: secret.to_vec(),
+            crypto,
+        }
     }
 
     /// The key shared through `store` (created with 32 random bytes by the first caller).
-    pub async fn load(store: &dyn DataStore) -> Result<ChallengeKey, StoreError> {
+    pub async fn load(store: &dyn SecretStore, crypto: Arc<dyn CryptoProvider>) -> Result<ChallengeKey, X509PopError> {
         let mut candidate = [0u8; 32];
-        lanyard_crypto::provider()
-            .fill_random(&mut candidate)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        crypto.fill_random(&mut candidate).map_err(X509PopError::Internal)?;
         let secret = store.get_or_create_secret(SECRET_NAME, &candidate).await?;
         if secret.len() < 32 {
-            return Err(StoreError::Invalid(format!("the stored {SECRET_NAME} is too short")));
+            return Err(StoreError::Inconsistent(format!("the stored {SECRET_NAME} is too short")).into());
         }
-        Ok(ChallengeKey::new(&secret))
+        Ok(ChallengeKey::new(&secret, crypto))
     }
 
     /// A challenge for `leaf_der`, accepted until `expires_at`.
     pub fn issue(&self, leaf_der: &[u8], expires_at: UnixTime) -> Result<Vec<u8>, X509PopError> {
         let mut nonce = [0u8; NONCE_LEN];
-        lanyard_crypto::provider()
-            .fill_random(&mut nonce)
-            .map_err(|e| X509PopError::Internal(e.to_string()))?;
+        self.crypto.fill_random(&mut nonce).map_err(X509PopError::Internal)?;
         let mut challenge = Vec::with_capacity(CHALLENGE_LEN);
         challenge.push(VERSION);
         challenge.extend_from_slice(&nonce);
         challenge.extend_from_slice(&expires_at.as_secs().to_be_bytes());
-        challenge.extend_from_slice(&lanyard_crypto::provider().sha256(leaf_der));
-        let tag = lanyard_crypto::provider()
-            .mac(MacAlgorithm::HmacSha256, &self.0, &challenge)
-            .map_err(|e| X509PopError::Internal(e.to_string()))?;
+        challenge.extend_from_slice(&self.crypto.sha256(leaf_der));
+        let tag = self
+            .crypto
+            .mac(MacAlgorithm::HmacSha256, &self.secret, &challenge)
+            .map_err(X509PopError::Internal)?;
         challenge.extend_from_slice(tag.as_ref());
         Ok(challenge)
     }
@@ -237,8 +210,8 @@ impl ChallengeKey {
             return Err(X509PopError::ForgedChallenge);
         }
         let (body, tag) = challenge.split_at(BODY_LEN);
-        lanyard_crypto::provider()
-            .mac_verify(MacAlgorithm::HmacSha256, &self.0, body, tag)
+        self.crypto
+            .mac_verify(MacAlgorithm::HmacSha256, &self.secret, body, tag)
             .map_err(|_| X509PopError::ForgedChallenge)?;
         let expiry_at = 1 + NONCE_LEN;
         let mut expiry = [0u8; 8];
@@ -247,39 +220,43 @@ impl ChallengeKey {
         if now >= expires_at {
             return Err(X509PopError::ExpiredChallenge(expires_at));
         }
-        if body[expiry_at + 8..] != lanyard_crypto::provider().sha256(leaf_der) {
+        if body[expiry_at + 8..] != self.crypto.sha256(leaf_der) {
             return Err(X509PopError::OtherCertificate);
         }
         Ok(())
     }
 }
 
-/// The x509pop verifier: the trusted node CAs and the challenge key.
+/// The x509pop [`NodeAttestor`]: the trusted node CAs, the challenge key, and the agents
+/// (a banned agent's node cannot attest again).
 #[derive(Debug)]
 pub struct X509Pop {
+    trust_domain: TrustDomain,
     roots: X509Bundle,
     key: ChallengeKey,
+    agents: Arc<dyn AgentStore>,
+    crypto: Arc<dyn CryptoProvider>,
 }
 
 impl X509Pop {
-    /// A verifier trusting the CA certificates in `roots` (its trust domain is only a
-    /// label here: node certificates carry no SPIFFE ID), with `key` for challenges.
-    pub fn new(roots: X509Bundle, key: ChallengeKey) -> X509Pop {
-        X509Pop { roots, key }
-    }
-
-    /// Reads the PEM CA bundle at `path` (only `CERTIFICATE` blocks, at least one) and
-    /// loads the challenge key from `store`.
-    pub async fn load(path: &Path, trust_domain: &TrustDomain, store: &dyn DataStore) -> anyhow::Result<X509Pop> {
-        use anyhow::Context;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the x509pop CA bundle {}", path.display()))?;
-        let roots = X509Bundle::from_pem(trust_domain.clone(), &text)
-            .with_context(|| format!("the x509pop CA bundle {}", path.display()))?;
-        let key = ChallengeKey::load(store)
-            .await
-            .context("loading the x509pop challenge key")?;
-        Ok(X509Pop::new(roots, key))
+    /// An attestor for agents of `trust_domain`, trusting the CA certificates in `roots`
+    /// (their bundle's trust domain is only a label: node certificates carry no SPIFFE ID),
+    /// with `key` for challenges, the agents in `agents`, and `crypto` for digests and
+    /// signature checks.
+    pub fn new(
+        trust_domain: TrustDomain,
+        roots: X509Bundle,
+        key: ChallengeKey,
+        agents: Arc<dyn AgentStore>,
+        crypto: Arc<dyn CryptoProvider>,
+    ) -> X509Pop {
+        X509Pop {
+            trust_domain,
+            roots,
+            key,
+            agents,
+            crypto,
+        }
     }
 
     /// Validates a node certificate chain (DER, leaf first) at `now`.
@@ -291,16 +268,16 @@ impl X509Pop {
     }
 
     /// Step 1: a challenge for the (already verified) leaf certificate.
-    pub fn challenge(&self, leaf_der: &[u8], now: UnixTime) -> Result<pb::X509PopChallenge, X509PopError> {
+    pub fn challenge(&self, leaf_der: &[u8], now: UnixTime) -> Result<Challenge, X509PopError> {
         let expires_at = now.plus(CHALLENGE_TTL);
-        Ok(pb::X509PopChallenge {
+        Ok(Challenge {
             challenge: self.key.issue(leaf_der, expires_at)?,
-            expires_at: i64::try_from(expires_at.as_secs()).unwrap_or(i64::MAX),
+            expires_at,
         })
     }
 
     /// Step 2: checks the challenge and the signature over
-    /// [`x509pop_signed_message`]`(challenge, csr)` with the (already verified) leaf's key.
+    /// [`node::x509pop_signed_message`]`(challenge, csr)` with the (already verified) leaf's key.
     pub fn check_response(
         &self,
         leaf_der: &[u8],
@@ -319,11 +296,73 @@ impl X509Pop {
                 ))
             })?;
         let jwk = x509_authority_jwk(leaf_der)?;
-        let key = lanyard_crypto::PublicKey::from_jwk(&jwk, alg).map_err(|e| X509PopError::AlgorithmMismatch {
-            alg: alg.as_str().to_owned(),
-            reason: e.to_string(),
-        })?;
-        key.verify(&x509pop_signed_message(&response.challenge, csr), &response.signature)
-            .map_err(|_| X509PopError::BadSignature)
+        let key = self
+            .crypto
+            .verifying_key(&jwk, alg)
+            .map_err(|e| X509PopError::AlgorithmMismatch {
+                alg: alg.as_str().to_owned(),
+                reason: e.to_string(),
+            })?;
+        key.verify(
+            &node::x509pop_signed_message(&response.challenge, csr, &*self.crypto),
+            &response.signature,
+        )
+        .map_err(|_| X509PopError::BadSignature)
+    }
+}
+
+/// The leaf certificate (DER) of the evidence's chain; `verify_chain` refused an empty one.
+fn leaf(evidence: &pb::X509PopAttestation) -> &[u8] {
+    evidence.cert_chain.first().map(Vec::as_slice).unwrap_or_default()
+}
+
+#[async_trait]
+impl NodeAttestor for X509Pop {
+    type Evidence = pb::X509PopAttestation;
+    type Node = VerifiedCert;
+
+    const ATTESTATION_TYPE: &'static str = ATTESTATION_TYPE;
+    const AUDIT_ACTION: &'static str = "agent.attest.x509pop";
+
+    async fn identify(
+        &self,
+        evidence: &Self::Evidence,
+        now: UnixTime,
+    ) -> Result<Identified<VerifiedCert>, AttestError> {
+        let node = self.verify_chain(&evidence.cert_chain, now)?;
+        let agent_id = agent_id(&self.trust_domain, leaf(evidence), &*self.crypto)?;
+        Ok(Identified {
+            subject: agent_id.as_str().to_owned(),
+            agent_id,
+            node,
+        })
+    }
+
+    async fn prove(
+        &self,
+        evidence: &Self::Evidence,
+        node: &Identified<VerifiedCert>,
+        csr: &[u8],
+        now: UnixTime,
+    ) -> Result<Proof, AttestError> {
+        let leaf = leaf(evidence);
+        let Some(response) = &evidence.challenge_response else {
+            return Ok(Proof::Challenge(self.challenge(leaf, now)?));
+        };
+        if csr.is_empty() {
+            return Err(X509PopError::Invalid("csr is required in step 2".into()).into());
+        }
+        self.check_response(leaf, response, csr, now)?;
+        let known = self
+            .agents
+            .get_agent(&node.agent_id)
+            .await
+            .map_err(X509PopError::Store)?;
+        if known.is_some_and(|a| a.banned) {
+            return Err(X509PopError::Banned(node.subject.clone()).into());
+        }
+        Ok(Proof::Proven {
+            selectors: selectors(leaf, &node.node, &*self.crypto),
+        })
     }
 }
