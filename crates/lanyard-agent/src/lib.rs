@@ -6,26 +6,19 @@
 //!   SVID renewed, receives the entries the server pushes, pre-mints X.509-SVIDs for them
 //!   with keys generated here, rotates them at about half-life, and mints JWT-SVIDs and
 //!   WIT-SVIDs on demand;
-//! - [`workload_api`]: the Workload API on a Unix socket (X.509-SVIDs, JWT-SVIDs, WIT-SVIDs
+//! - [`endpoints::workload_api`]: the Workload API on a Unix socket (X.509-SVIDs, JWT-SVIDs, WIT-SVIDs
 //!   and bundles), identifying callers with the [`attestor`]s;
-//! - [`health`]: `/healthz`, `/readyz` and `/status` over HTTP.
+//! - [`endpoints::health`]: `/healthz`, `/readyz` and `/status` over HTTP.
 //!
 //! [`start`] composes them; [`RunningAgent::run_until`] serves until shutdown.
 
 pub mod attestor;
 pub mod config;
-pub mod connection;
+pub mod endpoints;
 pub mod error;
-pub mod h2_authority;
-pub mod health;
 mod link;
 pub mod manager;
-pub mod mint_budget;
-mod node;
-pub mod socket;
 pub mod state;
-pub mod workload_api;
-mod x509pop;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +27,8 @@ use std::time::Duration;
 
 use lanyard_api::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use lanyard_net::ConnectionLimiter;
+
+use crate::endpoints::{connection, health, mint_budget, socket, workload_api};
 use tokio::task::JoinSet;
 
 pub use config::{AgentConfig, LogFormat, X509PopConfig};
@@ -86,9 +81,9 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, AgentError> 
     let mut tasks = JoinSet::new();
     tasks.spawn(Arc::clone(&manager).run());
 
-    let attestors: Vec<Box<dyn attestor::WorkloadAttestor>> = vec![Box::new(attestor::unix::UnixAttestor::new(
-        config.discover_workload_path,
-    ))];
+    let attestors: Vec<Box<dyn attestor::workload::WorkloadAttestor>> = vec![Box::new(
+        attestor::workload::unix::UnixAttestor::new(config.discover_workload_path),
+    )];
     let service = workload_api::WorkloadApi::new(
         Arc::clone(&manager),
         attestors,

@@ -21,9 +21,9 @@ use tokio::sync::Notify;
 use tonic::Code;
 use tonic::transport::Channel;
 
+use crate::attestor::node::{self, NodeFiles};
 use crate::config::AgentConfig;
 use crate::error::{AgentError, CredentialError};
-use crate::node::{self, NodeFiles};
 use crate::state::{BundleView, HeldSvid, HeldWit, Snapshot, Store};
 
 /// How many CSRs go into one `BatchNewX509Svid` call.
@@ -140,7 +140,7 @@ impl Manager {
                 let (svid, bundle) = if let Some(token) = &config.join_token {
                     node::attest_with_join_token(&mut client, &td, token, &trusted, now).await?
                 } else if let Some(pop) = &config.x509pop {
-                    crate::x509pop::attest(&mut client, &td, pop, &trusted, now).await?
+                    node::x509pop::attest(&mut client, &td, pop, &trusted, now).await?
                 } else {
                     return Err(AgentError::Attestation(
                         "no valid stored agent SVID, and neither a join token nor an x509pop certificate is configured"

@@ -20,11 +20,11 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::attestor::{self, PeerCredentials, Selector, WorkloadAttestor};
-use crate::connection::WorkloadPeer;
+use crate::attestor::workload::{self as attestor, PeerCredentials, Selector, WorkloadAttestor};
+use crate::endpoints::connection::WorkloadPeer;
+use crate::endpoints::mint_budget::MintBudget;
 use crate::error::CredentialError;
 use crate::manager::Manager;
-use crate::mint_budget::MintBudget;
 use crate::state::Snapshot;
 
 /// The metadata key every Workload API request must carry, with the value `true`.

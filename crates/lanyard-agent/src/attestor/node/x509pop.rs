@@ -7,9 +7,9 @@ use lanyard_core::{Algorithm, SigningKey, TrustDomain, UnixTime};
 use lanyard_x509::{X509BundleSet, X509Svid};
 use tonic::transport::Channel;
 
+use crate::attestor::node;
 use crate::config::X509PopConfig;
 use crate::error::AgentError;
-use crate::node;
 
 /// Attests with the node certificate and key in `config`.
 pub(crate) async fn attest(

@@ -334,7 +334,7 @@ mod tests {
             pid,
             uid: me.uid(),
             gid: me.gid(),
-            process: crate::attestor::PeerProcess::Unpinned,
+            process: crate::attestor::workload::PeerProcess::Unpinned,
         };
         // The first time, hashing the executable is blocking work.
         assert!(matches!(attestor.attest(&peer, false), Err(AttestError::WouldBlock)));
@@ -385,7 +385,7 @@ mod tests {
                     pid: 99_999_999,
                     uid: 0,
                     gid: 0,
-                    process: crate::attestor::PeerProcess::Unpinned,
+                    process: crate::attestor::workload::PeerProcess::Unpinned,
                 },
                 true,
             )

@@ -1,6 +1,8 @@
 //! The agent's own identity: node attestation, renewal, and keeping the agent SVID and
 //! the last trust bundle on disk so a restarted agent resumes without an operator.
 
+pub(crate) mod x509pop;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
