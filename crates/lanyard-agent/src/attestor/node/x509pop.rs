@@ -7,9 +7,10 @@ use lanyard_core::{Algorithm, SigningKey, TrustDomain, UnixTime};
 use lanyard_x509::{X509BundleSet, X509Svid};
 use tonic::transport::Channel;
 
-use crate::attestor::node;
+use crate::attestor::node::accept_credentials;
 use crate::config::X509PopConfig;
 use crate::error::AgentError;
+use crate::svid::key_and_csr;
 
 /// Attests with the node certificate and key in `config`.
 pub(crate) async fn attest(
@@ -54,7 +55,7 @@ pub(crate) async fn attest(
     };
 
     let agent_id = lanyard_x509::node::x509pop_agent_id(td, leaf)?.to_string();
-    let (key, csr) = node::key_and_csr(&agent_id, &[])?;
+    let (key, csr) = key_and_csr(&agent_id, &[])?;
     let signature = node_key.sign(&lanyard_x509::node::x509pop_signed_message(&challenge.challenge, &csr))?;
     let mut request = attestation(Some(pb::X509PopChallengeResponse {
         challenge: challenge.challenge,
@@ -72,5 +73,5 @@ pub(crate) async fn attest(
             "x509pop step 2 did not return credentials".into(),
         ));
     };
-    node::accept_credentials(credentials, key, &agent_id, trusted, now)
+    accept_credentials(credentials, key, &agent_id, trusted, now)
 }
