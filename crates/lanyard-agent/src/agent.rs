@@ -128,7 +128,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, AgentError> 
     } else {
         let listener = tokio::net::TcpListener::bind(&config.health_address)
             .await
-            .map_err(|e| AgentError::Config(format!("health_address {}: {e}", config.health_address)))?;
+            .map_err(AgentError::setting(format!("health_address {}", config.health_address)))?;
         let addr = listener
             .local_addr()
             .map_err(AgentError::io("binding", config.health_address.clone()))?;

@@ -5,13 +5,13 @@
 //!
 //! [`Manager`] holds the state the jobs share and runs them, one file each:
 //!
-//! - [`sync`]: the entry stream (entries and bundles pushed by the server);
-//! - [`x509`]: the minter, which signs X.509-SVIDs due for an entry or for rotation
+//! - `sync`: the entry stream (entries and bundles pushed by the server);
+//! - `x509`: the minter, which signs X.509-SVIDs due for an entry or for rotation
 //!   (and refreshes WIT-SVIDs);
-//! - [`wit`]: WIT-SVIDs, minted on a workload's first request and kept fresh;
-//! - [`jwt`]: JWT-SVIDs, minted on request and cached per entry and audience;
-//! - [`agent_svid`]: renewal of the agent's own SVID;
-//! - [`backoff`]: the jittered delays between retries and before rotation.
+//! - `wit`: WIT-SVIDs, minted on a workload's first request and kept fresh;
+//! - `jwt`: JWT-SVIDs, minted on request and cached per entry and audience;
+//! - `agent_svid`: renewal of the agent's own SVID;
+//! - `backoff`: the jittered delays between retries and before rotation.
 //!
 //! Everything it learns is published through [`Store`] snapshots, which wake the open
 //! Workload API streams.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use lanyard_core::{SpiffeBundle, TrustDomain};
 use lanyard_x509::{X509Bundle, X509Svid};
 
-use crate::error::AgentError;
+use crate::error::{AgentError, CryptoError};
 
 /// The agent's files in its data directory: `agent_svid.pem`, `agent_key.pem` (0600) and
 /// `bundle.json` (the last bundle of its trust domain).
@@ -44,9 +44,7 @@ impl NodeFiles {
 
     /// Stores the agent SVID and its key.
     pub(crate) fn save_svid(&self, svid: &X509Svid) -> Result<(), AgentError> {
-        let key = svid
-            .key_pem()
-            .ok_or_else(|| AgentError::Crypto("agent SVID without its key".into()))?;
+        let key = svid.key_pem().ok_or(AgentError::Crypto(CryptoError::MissingKey))?;
         write_private(&self.dir.join("agent_key.pem"), key.as_bytes())?;
         write_private(&self.dir.join("agent_svid.pem"), svid.chain_pem().as_bytes())
     }

@@ -11,16 +11,15 @@ use crate::error::AgentError;
 
 /// A fresh P-256 key (PKCS#8 DER) and a CSR (DER) requesting `uri` and `dns_names`.
 pub(crate) fn key_and_csr(uri: &str, dns_names: &[String]) -> Result<(Vec<u8>, Vec<u8>), AgentError> {
-    let crypto = |e: rcgen::Error| AgentError::Crypto(e.to_string());
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(crypto)?;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(crypto)?;
-    let uri = rcgen::string::Ia5String::try_from(uri).map_err(crypto)?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    let uri = rcgen::string::Ia5String::try_from(uri)?;
     params.subject_alt_names = vec![rcgen::SanType::URI(uri)];
     for name in dns_names {
-        let dns = rcgen::string::Ia5String::try_from(name.as_str()).map_err(crypto)?;
+        let dns = rcgen::string::Ia5String::try_from(name.as_str())?;
         params.subject_alt_names.push(rcgen::SanType::DnsName(dns));
     }
-    let csr = params.serialize_request(&key).map_err(crypto)?;
+    let csr = params.serialize_request(&key)?;
     Ok((key.serialize_der(), csr.der().to_vec()))
 }
 
@@ -39,7 +38,7 @@ pub(crate) fn accept_svid(
         .map(|c| CertificateDer::from(c.clone()))
         .collect();
     let verified = verify_svid_chain(&chain, bundles, now, &VerifyOptions::for_usage(Usage::Any))
-        .map_err(|e| AgentError::InvalidFromServer(format!("SVID for {expected}: {e}")))?;
+        .map_err(AgentError::rejected(format!("SVID for {expected}")))?;
     if verified.spiffe_id.as_str() != expected {
         return Err(AgentError::InvalidFromServer(format!(
             "asked for an SVID for {expected}, got one for {}",
@@ -50,7 +49,8 @@ pub(crate) fn accept_svid(
         chain,
         key: Some(PrivatePkcs8KeyDer::from(key_pkcs8)),
     };
-    svid.check()
-        .map_err(|e| AgentError::InvalidFromServer(format!("SVID for {expected} does not match our key: {e}")))?;
+    svid.check().map_err(AgentError::rejected(format!(
+        "SVID for {expected} does not match our key"
+    )))?;
     Ok((svid, verified))
 }

@@ -11,7 +11,7 @@ use lanyard_core::{SpiffeId, TrustDomain, UnixTime};
 use lanyard_x509::{Authorizer, X509Bundle, X509BundleSet, X509Svid};
 
 use crate::config::AgentConfig;
-use crate::error::AgentError;
+use crate::error::{AgentError, NodeAttestationError};
 use crate::state::BundleView;
 use crate::storage::{self, NodeFiles};
 use crate::svid::accept_svid;
@@ -66,16 +66,14 @@ pub(crate) async fn resume_or_attest(
             let anonymous =
                 lanyard_x509::anonymous_client_config(trusted.clone(), Authorizer::Exact(server_id.clone()))?;
             let mut client = crate::link::client(&config.server_address, anonymous)?;
-            let (svid, bundle) = if let Some(token) = &config.join_token {
-                join_token::attest(&mut client, td, token, &trusted, now).await?
+            let attested = if let Some(token) = &config.join_token {
+                join_token::attest(&mut client, td, token, &trusted, now).await
             } else if let Some(pop) = &config.x509pop {
-                x509pop::attest(&mut client, td, pop, &trusted, now).await?
+                x509pop::attest(&mut client, td, pop, &trusted, now).await
             } else {
-                return Err(AgentError::Attestation(
-                    "no valid stored agent SVID, and neither a join token nor an x509pop certificate is configured"
-                        .into(),
-                ));
+                return Err(AgentError::Attestation(NodeAttestationError::NotConfigured));
             };
+            let (svid, bundle) = attested.map_err(AgentError::in_attestation)?;
             tracing::info!(agent_id = %svid.spiffe_id()?, "node attested");
             files.save_svid(&svid)?;
             (svid, Some(bundle))

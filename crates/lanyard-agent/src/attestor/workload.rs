@@ -93,6 +93,7 @@ impl PeerProcess {
 /// Why a workload could not be attested. The Workload API answers these with
 /// `PermissionDenied` (the caller cannot be identified), never with a panic.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttestError {
     /// The connection carries no peer credentials (e.g. a TCP endpoint).
     #[error("the caller's process credentials are not available on this connection")]
@@ -114,13 +115,23 @@ pub enum AttestError {
     /// [`WorkloadAttestor::attest`] again with `may_block` on a thread that may block.
     #[error("attestation needs blocking work")]
     WouldBlock,
-    /// Reading the process's details failed.
+    /// The process's details are not what the attestor expects.
     #[error("reading process {pid}: {reason}")]
     Inspect {
         /// The PID.
         pid: i32,
-        /// What failed.
+        /// What is wrong.
         reason: String,
+    },
+    /// Reading the process's details (or its executable) failed.
+    #[error("reading process {pid}: {what}: {source}")]
+    Read {
+        /// The PID.
+        pid: i32,
+        /// What the attestor was reading.
+        what: &'static str,
+        /// The error.
+        source: crate::error::BoxError,
     },
 }
 

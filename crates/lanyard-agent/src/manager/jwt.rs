@@ -9,7 +9,7 @@ use lanyard_api::agent::v1 as pb;
 use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime};
 
 use super::Manager;
-use crate::error::{AgentError, CredentialError};
+use crate::error::{AgentError, WorkloadApiError};
 
 /// The most JWT-SVIDs the agent caches (across workloads and audiences).
 const MAX_CACHED_JWTS: usize = 10_000;
@@ -63,13 +63,12 @@ impl Manager {
         &self,
         entry: &pb::Entry,
         audience: &[String],
-        budget: impl FnOnce() -> Result<(), CredentialError>,
-    ) -> Result<String, CredentialError> {
+        budget: impl FnOnce() -> Result<(), WorkloadApiError>,
+    ) -> Result<String, WorkloadApiError> {
         let mut audience = audience.to_vec();
         audience.sort();
         audience.dedup();
-        lanyard_core::spiffe::check_audiences(&audience)
-            .map_err(|e| CredentialError::InvalidRequest(format!("audience: {e}")))?;
+        lanyard_core::spiffe::check_audiences(&audience).map_err(WorkloadApiError::InvalidAudience)?;
         let key = (entry.id.clone(), entry.revision, audience.clone());
         let now = self.now();
         let cached = self.jwts.get(&key);
@@ -92,7 +91,8 @@ impl Manager {
                 entry_id: entry.id.clone(),
                 audience: audience.clone(),
             }))
-            .await;
+            .await
+            .map_err(AgentError::from);
         match minted {
             Ok(response) => {
                 let token = response.into_inner().token;
@@ -107,7 +107,7 @@ impl Manager {
                     .filter(|v| v.sub.as_str() == entry.spiffe_id)
                     .ok_or_else(|| {
                         tracing::error!(entry_id = %entry.id, "refusing a JWT-SVID from the server that does not verify");
-                        CredentialError::Unavailable("the server returned an invalid JWT-SVID".into())
+                        WorkloadApiError::InvalidJwtSvidFromServer
                     })?;
                 let fresh = CachedJwt {
                     token: token.clone(),
@@ -117,10 +117,10 @@ impl Manager {
                 self.jwts.insert(key, fresh, now);
                 Ok(token)
             }
-            Err(status) => {
-                let error = CredentialError::from_mint("JWT-SVID", &AgentError::Server(status));
+            Err(failed) => {
+                let error = WorkloadApiError::from_mint("JWT-SVID", failed);
                 match cached {
-                    Some(c) if still_valid(&c) && matches!(error, CredentialError::Unavailable(_)) => {
+                    Some(c) if still_valid(&c) && error.is_outage() => {
                         tracing::warn!("server unavailable; serving a cached JWT-SVID");
                         Ok(c.token)
                     }

@@ -9,7 +9,6 @@ use std::sync::{Arc, PoisonError};
 use lanyard_api::agent::v1 as pb;
 use lanyard_core::{SpiffeId, TrustDomain, WorkloadId};
 use lanyard_x509::{X509Bundle, X509BundleSet};
-use tonic::Code;
 
 use super::Manager;
 use super::backoff::Backoff;
@@ -30,17 +29,17 @@ impl Manager {
             self.set_health(|h| h.server_connected = false);
             match result {
                 Ok(()) => tracing::debug!("entry stream restarted"),
-                Err(status) if status.code() == Code::PermissionDenied => {
+                Err(refused) if refused.is_agent_refused() => {
                     // Logged once per refusal, not on every retry.
                     if !was.banned {
                         tracing::error!(
-                            reason = status.message(),
+                            reason = %refused.reason(),
                             "the server refused this agent; serving nothing"
                         );
                     }
                     self.set_health(|h| {
                         h.banned = true;
-                        h.last_error = Some(status.message().to_owned());
+                        h.last_error = Some(refused.reason());
                     });
                     self.store.update(|s| {
                         let had = !s.entries.is_empty() || !s.svids.is_empty() || !s.wits.is_empty();
@@ -50,14 +49,14 @@ impl Manager {
                         had
                     });
                 }
-                Err(status) => {
+                Err(failed) => {
                     // Logged when the link goes down, then quietly retried.
                     if was.server_connected || was.last_error.is_none() {
-                        tracing::warn!(code = ?status.code(), reason = status.message(), "entry stream failed; reconnecting with backoff");
+                        tracing::warn!(error = %failed.summary(), "entry stream failed; reconnecting with backoff");
                     } else {
-                        tracing::debug!(code = ?status.code(), reason = status.message(), "still cannot reach the server");
+                        tracing::debug!(error = %failed.summary(), "still cannot reach the server");
                     }
-                    self.set_health(|h| h.last_error = Some(format!("{:?}: {}", status.code(), status.message())));
+                    self.set_health(|h| h.last_error = Some(failed.summary()));
                 }
             }
             tokio::select! {
@@ -67,7 +66,7 @@ impl Manager {
         }
     }
 
-    async fn sync_once(&self, backoff: &mut Backoff) -> Result<(), tonic::Status> {
+    async fn sync_once(&self, backoff: &mut Backoff) -> Result<(), AgentError> {
         let mut stream = self
             .client()
             .sync_entries(pb::SyncEntriesRequest { known_revision: 0 })

@@ -69,8 +69,7 @@ impl Manager {
                 .map(|e| svid::key_and_csr(&e.spiffe_id, &e.dns_names).map(|(key, csr)| (e, key, csr)))
                 .collect::<Result<Vec<_>, AgentError>>()
         })
-        .await
-        .map_err(|e| AgentError::Crypto(e.to_string()))??;
+        .await??;
         let request = pb::BatchNewX509SvidRequest {
             params: prepared
                 .iter()
@@ -122,8 +121,7 @@ impl Manager {
             }
             accepted
         })
-        .await
-        .map_err(|e| AgentError::Crypto(e.to_string()))?;
+        .await?;
         if accepted.is_empty() {
             return Ok(());
         }

@@ -29,11 +29,7 @@ pub(crate) async fn attest(
         )),
         csr,
     };
-    let response = client
-        .attest_agent(crate::link::timed(request))
-        .await
-        .map_err(|s| AgentError::Attestation(format!("{:?}: {}", s.code(), s.message())))?
-        .into_inner();
+    let response = client.attest_agent(crate::link::timed(request)).await?.into_inner();
     let Some(pb::attest_agent_response::Step::Credentials(credentials)) = response.step else {
         return Err(AgentError::InvalidFromServer(
             "join-token attestation did not return credentials".into(),

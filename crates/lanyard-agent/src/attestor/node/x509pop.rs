@@ -23,7 +23,7 @@ pub(crate) async fn attest(
     let chain_pem = std::fs::read_to_string(&config.cert_path).map_err(AgentError::io("reading", &config.cert_path))?;
     let key_pem = std::fs::read_to_string(&config.key_path).map_err(AgentError::io("reading", &config.key_path))?;
     let chain: Vec<Vec<u8>> = pem::parse_many(&chain_pem)
-        .map_err(|e| AgentError::Config(format!("{}: {e}", config.cert_path.display())))?
+        .map_err(AgentError::setting(config.cert_path.display().to_string()))?
         .into_iter()
         .filter(|p| p.tag() == "CERTIFICATE")
         .map(|p| p.into_contents())
@@ -33,7 +33,7 @@ pub(crate) async fn attest(
         .ok_or_else(|| AgentError::Config(format!("{}: no certificate", config.cert_path.display())))?;
     let node_key = lanyard_crypto::KeyPair::from_pkcs8_pem(&key_pem, Some(Algorithm::PS256))
         .or_else(|_| lanyard_crypto::KeyPair::from_pkcs8_pem(&key_pem, None))
-        .map_err(|e| AgentError::Config(format!("{}: {e}", config.key_path.display())))?;
+        .map_err(AgentError::setting(config.key_path.display().to_string()))?;
 
     let attestation = |challenge_response| pb::AttestAgentRequest {
         attestation: Some(pb::attest_agent_request::Attestation::X509pop(pb::X509PopAttestation {
@@ -42,11 +42,9 @@ pub(crate) async fn attest(
         })),
         csr: Vec::new(),
     };
-    let failed = |s: tonic::Status| AgentError::Attestation(format!("{:?}: {}", s.code(), s.message()));
     let first = client
         .attest_agent(crate::link::timed(attestation(None)))
-        .await
-        .map_err(failed)?
+        .await?
         .into_inner();
     let Some(pb::attest_agent_response::Step::Challenge(challenge)) = first.step else {
         return Err(AgentError::InvalidFromServer(
@@ -63,11 +61,7 @@ pub(crate) async fn attest(
         signature,
     }));
     request.csr = csr;
-    let second = client
-        .attest_agent(crate::link::timed(request))
-        .await
-        .map_err(failed)?
-        .into_inner();
+    let second = client.attest_agent(crate::link::timed(request)).await?.into_inner();
     let Some(pb::attest_agent_response::Step::Credentials(credentials)) = second.step else {
         return Err(AgentError::InvalidFromServer(
             "x509pop step 2 did not return credentials".into(),

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::{AttestError, PeerCredentials, Selector, WorkloadAttestor};
+use crate::error::BoxError;
 
 /// Attests workloads by their Unix process attributes.
 #[derive(Debug)]
@@ -140,7 +141,7 @@ impl UnixAttestor {
     /// The executable's SHA-256 (from the cache when its stamp is known); `None` when it is
     /// too large to hash.
     fn executable_hash(&self, pid: i32, exe: &Path, may_block: bool) -> Result<Option<String>, AttestError> {
-        let meta = fs::metadata(exe).map_err(|e| inspect(pid, format!("stat of the executable: {e}")))?;
+        let meta = fs::metadata(exe).map_err(failed(pid, "stat of the executable"))?;
         let key = stamp(&meta);
         if let Some(hash) = self.hashes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(Some(hash.clone()));
@@ -156,15 +157,13 @@ impl UnixAttestor {
         if !may_block {
             return Err(AttestError::WouldBlock);
         }
-        let mut file = fs::File::open(exe).map_err(|e| inspect(pid, format!("opening the executable: {e}")))?;
+        let mut file = fs::File::open(exe).map_err(failed(pid, "opening the executable"))?;
         let mut digest = lanyard_crypto::provider()
             .hasher(lanyard_core::DigestAlgorithm::Sha256)
-            .map_err(|e| inspect(pid, format!("hashing the executable: {e}")))?;
+            .map_err(failed(pid, "hashing the executable"))?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| inspect(pid, format!("reading the executable: {e}")))?;
+            let n = file.read(&mut buf).map_err(failed(pid, "reading the executable"))?;
             if n == 0 {
                 break;
             }
@@ -223,7 +222,7 @@ impl WorkloadAttestor for UnixAttestor {
         }
         if self.discover_path {
             let exe_link = self.process_dir(pid).join("exe");
-            let path = fs::read_link(&exe_link).map_err(|e| inspect(pid, format!("reading /proc exe: {e}")))?;
+            let path = fs::read_link(&exe_link).map_err(failed(pid, "reading /proc exe"))?;
             let shown = path.to_string_lossy();
             // A replaced or deleted binary shows as "<path> (deleted)": report the path as
             // the kernel does, and hash what the process actually runs (via the link).
@@ -246,6 +245,15 @@ impl WorkloadAttestor for UnixAttestor {
             return Err(AttestError::CredentialsChanged { pid });
         }
         Ok(selectors)
+    }
+}
+
+/// An [`AttestError::Read`] of `what` for `pid`.
+fn failed<E: Into<BoxError>>(pid: i32, what: &'static str) -> impl FnOnce(E) -> AttestError {
+    move |source| AttestError::Read {
+        pid,
+        what,
+        source: source.into(),
     }
 }
 
