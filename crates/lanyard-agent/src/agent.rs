@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lanyard_api::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
-use lanyard_core::{Clock, SystemClock};
+use lanyard_core::{Clock, CryptoProvider, SystemClock};
 use lanyard_net::ConnectionLimiter;
 use tokio::task::JoinSet;
 
@@ -55,7 +55,10 @@ impl RunningAgent {
 
 /// Starts the agent: attests (or resumes), binds the Workload API socket and the health
 /// endpoint, and starts syncing with the server.
-pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, AgentError> {
+///
+/// `crypto` is the provider every part of the agent verifies, hashes and draws random
+/// numbers with (the application picks it: `lanyard_crypto::provider()` in the CLI).
+pub async fn start(mut config: AgentConfig, crypto: Arc<dyn CryptoProvider>) -> Result<RunningAgent, AgentError> {
     // 1. The configuration, checked before anything is touched; the connection caps are
     //    fitted to the open-file limit.
     config.validate()?;
@@ -73,7 +76,7 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, AgentError> 
     // 3. The manager, connected to the server as that identity; it publishes to the store
     //    every endpoint reads.
     let store = Arc::new(Store::new());
-    let manager = Manager::new(&config, identity, files, store, clock)?;
+    let manager = Manager::new(&config, identity, files, store, clock, Arc::clone(&crypto))?;
 
     // 4. The Workload API socket, bound only now: a workload that connects earlier finds
     //    no socket rather than an agent that cannot answer.
@@ -89,7 +92,8 @@ pub async fn start(mut config: AgentConfig) -> Result<RunningAgent, AgentError> 
 
     // 6. The Workload API: callers identified by the workload attestors, server mints on
     //    their behalf limited per uid.
-    let attestors: Vec<Box<dyn WorkloadAttestor>> = vec![Box::new(UnixAttestor::new(config.discover_workload_path))];
+    let attestors: Vec<Box<dyn WorkloadAttestor>> =
+        vec![Box::new(UnixAttestor::new(crypto, config.discover_workload_path))];
     let service = WorkloadApi::new(
         Arc::clone(&manager),
         attestors,

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use lanyard_api::agent::v1::agent_api_client::AgentApiClient;
-use lanyard_core::{Clock, SpiffeId, TrustDomain, TrustStore, UnixTime};
+use lanyard_core::{Clock, CryptoProvider, SpiffeId, TrustDomain, TrustStore, UnixTime};
 use lanyard_x509::{Authorizer, SvidSource};
 use tokio::sync::Notify;
 use tonic::transport::Channel;
@@ -84,6 +84,8 @@ pub struct Manager {
     wits_in_flight: Mutex<HashSet<String>>,
     health: Mutex<Health>,
     clock: Arc<dyn Clock>,
+    /// Verification, thumbprints and jitter.
+    crypto: Arc<dyn CryptoProvider>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -103,6 +105,7 @@ impl Manager {
         files: NodeFiles,
         store: Arc<Store>,
         clock: Arc<dyn Clock>,
+        crypto: Arc<dyn CryptoProvider>,
     ) -> Result<Arc<Manager>, AgentError> {
         let td = config.trust_domain()?;
         let server_id = config.server_spiffe_id()?;
@@ -113,7 +116,7 @@ impl Manager {
         let source = Arc::new(SvidSource::new(&svid, trusted)?);
         let tls = lanyard_x509::client_config(Arc::clone(&source), Authorizer::Exact(server_id.clone()))?;
         let client = crate::link::client(&config.server_address, tls)?;
-        let trust = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+        let trust = Arc::new(TrustStore::new(Arc::clone(&crypto)));
         let manager = Arc::new(Manager {
             td,
             server_id,
@@ -136,6 +139,7 @@ impl Manager {
                 ..Health::default()
             }),
             clock,
+            crypto,
         });
         if let Some(bundle) = bundle {
             manager.apply_own_bundle(&bundle)?;

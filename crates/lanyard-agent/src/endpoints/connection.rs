@@ -127,7 +127,7 @@ mod tests {
             return;
         };
         assert!(!pinned.has_exited());
-        let attestor = UnixAttestor::new(false);
+        let attestor = UnixAttestor::new(lanyard_crypto::provider(), false);
         // While the caller lives, attestation proceeds (here: describing this process).
         attestor
             .attest(&credentials_of_this_process(pinned.clone()), true)

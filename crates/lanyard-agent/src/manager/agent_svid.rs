@@ -20,7 +20,7 @@ use crate::svid::key_and_csr;
 impl Manager {
     /// Renews the agent SVID when due; retries with backoff.
     pub(super) async fn renew_loop(self: Arc<Self>) {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(Arc::clone(&self.crypto));
         loop {
             let (issued, expires) = *self.agent_validity.read().unwrap_or_else(PoisonError::into_inner);
             let now = self.now().as_secs();

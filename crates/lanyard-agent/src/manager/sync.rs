@@ -19,7 +19,7 @@ impl Manager {
     /// Keeps the entry stream open: reopens it with backoff when it fails, at once when
     /// the agent SVID was renewed.
     pub(super) async fn sync_loop(self: Arc<Self>) {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(Arc::clone(&self.crypto));
         loop {
             let result = tokio::select! {
                 result = self.sync_once(&mut backoff) => result,

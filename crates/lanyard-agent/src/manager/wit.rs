@@ -76,9 +76,8 @@ impl Manager {
         // Check what the server sent before handing it to a workload.
         let verifier = WitVerifier::new(Arc::clone(&self.trust), WitPolicy::wimse());
         let verified = verifier.verify(&response.token, self.now())?;
-        let provider = lanyard_crypto::provider();
-        let bound =
-            verified.cnf_jwk.thumbprint(provider.as_ref())? == key.public_jwk().thumbprint(provider.as_ref())?;
+        let crypto = self.crypto.as_ref();
+        let bound = verified.cnf_jwk.thumbprint(crypto)? == key.public_jwk().thumbprint(crypto)?;
         if verified.sub.as_str() != entry.spiffe_id || !bound {
             return Err(AgentError::InvalidFromServer(format!(
                 "WIT for entry {} names {} or binds another key",
@@ -91,7 +90,7 @@ impl Manager {
             private_jwk: key.private_jwk()?.to_json(),
             issued_at,
             expires_at: verified.exp,
-            rotate_at: rotate_time(issued_at.max(self.now()), verified.exp),
+            rotate_at: rotate_time(issued_at.max(self.now()), verified.exp, crypto),
             entry_revision: entry.revision,
         };
         let id = entry.id.clone();

@@ -92,6 +92,7 @@ impl Manager {
             )));
         }
         let now = self.now();
+        let crypto = Arc::clone(&self.crypto);
         let accepted = tokio::task::spawn_blocking(move || {
             let mut accepted = Vec::new();
             for ((entry, key, _), result) in prepared.into_iter().zip(response.results) {
@@ -106,7 +107,11 @@ impl Manager {
                                     key_pkcs8: key,
                                     issued_at: verified.not_before,
                                     expires_at: verified.not_after,
-                                    rotate_at: rotate_time(verified.not_before.max(now), verified.not_after),
+                                    rotate_at: rotate_time(
+                                        verified.not_before.max(now),
+                                        verified.not_after,
+                                        crypto.as_ref(),
+                                    ),
                                     entry_revision: entry.revision,
                                 },
                             )),

@@ -25,12 +25,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use lanyard_core::CryptoProvider;
+
 use super::{AttestError, PeerCredentials, Selector, WorkloadAttestor};
 use crate::error::BoxError;
 
 /// Attests workloads by their Unix process attributes.
 #[derive(Debug)]
 pub struct UnixAttestor {
+    /// Hashes executables.
+    crypto: Arc<dyn CryptoProvider>,
     proc_root: PathBuf,
     discover_path: bool,
     /// SHA-256 of executables, keyed by (device, inode, size, mtime, mtime_nsec): binaries
@@ -113,19 +117,22 @@ const MAX_HASHED_EXECUTABLE: u64 = 512 * 1024 * 1024;
 
 impl UnixAttestor {
     /// An attestor reading `/proc` and `/etc`; `discover_path` adds the `path` and
-    /// `sha256` selectors (it reads the executable, so the agent needs permission to).
-    pub fn new(discover_path: bool) -> UnixAttestor {
-        UnixAttestor::with_roots("/proc", "/etc", discover_path)
+    /// `sha256` selectors (it reads the executable, so the agent needs permission to, and
+    /// hashes it with `crypto`).
+    pub fn new(crypto: Arc<dyn CryptoProvider>, discover_path: bool) -> UnixAttestor {
+        UnixAttestor::with_roots(crypto, "/proc", "/etc", discover_path)
     }
 
     /// As [`UnixAttestor::new`], reading process and account files under other roots.
     pub fn with_roots(
+        crypto: Arc<dyn CryptoProvider>,
         proc_root: impl Into<PathBuf>,
         etc_root: impl Into<PathBuf>,
         discover_path: bool,
     ) -> UnixAttestor {
         let etc_root: PathBuf = etc_root.into();
         UnixAttestor {
+            crypto,
             proc_root: proc_root.into(),
             users: NameFile::new(etc_root.join("passwd")),
             groups: NameFile::new(etc_root.join("group")),
@@ -158,7 +165,8 @@ impl UnixAttestor {
             return Err(AttestError::WouldBlock);
         }
         let mut file = fs::File::open(exe).map_err(failed(pid, "opening the executable"))?;
-        let mut digest = lanyard_crypto::provider()
+        let mut digest = self
+            .crypto
             .hasher(lanyard_core::DigestAlgorithm::Sha256)
             .map_err(failed(pid, "hashing the executable"))?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -335,7 +343,7 @@ mod tests {
 
     #[test]
     fn attests_this_process() {
-        let attestor = UnixAttestor::new(true);
+        let attestor = UnixAttestor::new(lanyard_crypto::provider(), true);
         let pid = i32::try_from(std::process::id()).unwrap();
         let me = fs::metadata("/proc/self").unwrap();
         let peer = PeerCredentials {
@@ -385,7 +393,7 @@ mod tests {
 
     #[test]
     fn dead_process_is_refused() {
-        let attestor = UnixAttestor::new(false);
+        let attestor = UnixAttestor::new(lanyard_crypto::provider(), false);
         // PIDs are bounded by pid_max (at most 2^22); this one cannot exist.
         let err = attestor
             .attest(
