@@ -9,7 +9,7 @@
 //! Every refusal is a [`WorkloadApiError`]; its gRPC status is chosen in one place
 //! (`From<WorkloadApiError> for tonic::Status` in `error.rs`), never here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,7 @@ use crate::endpoints::connection::WorkloadPeer;
 use crate::endpoints::mint_budget::MintBudget;
 use crate::error::WorkloadApiError;
 use crate::manager::Manager;
-use crate::state::Snapshot;
+use crate::state::{BundleView, Snapshot};
 
 /// The metadata key every Workload API request must carry, with the value `true`.
 pub const SECURITY_HEADER: &str = "workload.spiffe.io";
@@ -109,6 +109,19 @@ impl WorkloadApi {
             uid: peer.uid,
             selectors,
         })
+    }
+
+    /// Attests the caller of `request`, refuses one that matches no entry, and streams
+    /// `build` for it (see [`WorkloadApi::stream`]).
+    async fn watch<R, T, F>(&self, request: &Request<R>, build: F) -> Result<Response<Streamed<T>>, Status>
+    where
+        R: Sync,
+        T: Clone + PartialEq + Send + 'static,
+        F: FnMut(&Snapshot, &Caller) -> Result<Option<T>, WorkloadApiError> + Send + 'static,
+    {
+        let caller = self.caller(request).await?;
+        caller.identities(&self.manager.store().current())?;
+        Ok(Response::new(self.stream(caller, build)))
     }
 
     /// Streams `build(snapshot)` now and on every change of what it returns.
@@ -213,10 +226,7 @@ impl Caller {
 }
 
 /// The federated trust domains (`spiffe://...`) of `entries` that the agent has bundles for.
-fn federated_of<'s>(
-    snapshot: &'s Snapshot,
-    entries: &[&Arc<pb::Entry>],
-) -> BTreeMap<&'s str, &'s crate::state::BundleView> {
+fn federated_of<'s>(snapshot: &'s Snapshot, entries: &[&Arc<pb::Entry>]) -> BTreeMap<&'s str, &'s BundleView> {
     let mut out = BTreeMap::new();
     for entry in entries {
         for td in &entry.federates_with {
@@ -260,46 +270,42 @@ fn x509_response(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509
     }))
 }
 
-fn x509_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509BundlesResponse>, WorkloadApiError> {
+/// The caller's bundles, keyed `spiffe://<trust domain>`: its own trust domain's and those
+/// its entries federate with, each as `pick` encodes it; `None` until the agent has its
+/// own bundle.
+fn bundles_of<V>(
+    snapshot: &Snapshot,
+    caller: &Caller,
+    pick: impl Fn(&BundleView) -> V,
+) -> Result<Option<HashMap<String, V>>, WorkloadApiError> {
     let entries = caller.identities(snapshot)?;
     let Some(own) = &snapshot.bundle else {
         return Ok(None);
     };
-    let mut bundles: std::collections::HashMap<String, Vec<u8>> = federated_of(snapshot, &entries)
+    let mut bundles: HashMap<String, V> = federated_of(snapshot, &entries)
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.x509_der.clone()))
+        .map(|(k, v)| (k.to_owned(), pick(v)))
         .collect();
-    bundles.insert(own.key.clone(), own.x509_der.clone());
-    Ok(Some(wl::X509BundlesResponse {
+    bundles.insert(own.key.clone(), pick(own));
+    Ok(Some(bundles))
+}
+
+fn x509_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509BundlesResponse>, WorkloadApiError> {
+    let bundles = bundles_of(snapshot, caller, |b| b.x509_der.clone())?;
+    Ok(bundles.map(|bundles| wl::X509BundlesResponse {
         crl: Vec::new(),
         bundles,
     }))
 }
 
 fn jwt_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::JwtBundlesResponse>, WorkloadApiError> {
-    let entries = caller.identities(snapshot)?;
-    let Some(own) = &snapshot.bundle else {
-        return Ok(None);
-    };
-    let mut bundles: std::collections::HashMap<String, Vec<u8>> = federated_of(snapshot, &entries)
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.jwt_jwks.clone()))
-        .collect();
-    bundles.insert(own.key.clone(), own.jwt_jwks.clone());
-    Ok(Some(wl::JwtBundlesResponse { bundles }))
+    let bundles = bundles_of(snapshot, caller, |b| b.jwt_jwks.clone())?;
+    Ok(bundles.map(|bundles| wl::JwtBundlesResponse { bundles }))
 }
 
 fn wit_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::WitBundlesResponse>, WorkloadApiError> {
-    let entries = caller.identities(snapshot)?;
-    let Some(own) = &snapshot.bundle else {
-        return Ok(None);
-    };
-    let mut bundles: std::collections::HashMap<String, String> = federated_of(snapshot, &entries)
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.wit_jwks.clone()))
-        .collect();
-    bundles.insert(own.key.clone(), own.wit_jwks.clone());
-    Ok(Some(wl::WitBundlesResponse { bundles }))
+    let bundles = bundles_of(snapshot, caller, |b| b.wit_jwks.clone())?;
+    Ok(bundles.map(|bundles| wl::WitBundlesResponse { bundles }))
 }
 
 /// The entries of `caller` with identity `wanted` (all when empty); `PermissionDenied` if
@@ -328,18 +334,14 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<wl::X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
-        let caller = self.caller(&request).await?;
-        caller.identities(&self.manager.store().current())?;
-        Ok(Response::new(self.stream(caller, x509_response)))
+        self.watch(&request, x509_response).await
     }
 
     async fn fetch_x509_bundles(
         &self,
         request: Request<wl::X509BundlesRequest>,
     ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
-        let caller = self.caller(&request).await?;
-        caller.identities(&self.manager.store().current())?;
-        Ok(Response::new(self.stream(caller, x509_bundles)))
+        self.watch(&request, x509_bundles).await
     }
 
     async fn fetch_jwtsvid(
@@ -382,9 +384,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<wl::JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        let caller = self.caller(&request).await?;
-        caller.identities(&self.manager.store().current())?;
-        Ok(Response::new(self.stream(caller, jwt_bundles)))
+        self.watch(&request, jwt_bundles).await
     }
 
     async fn validate_jwtsvid(
@@ -459,9 +459,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<wl::WitBundlesRequest>,
     ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
-        let caller = self.caller(&request).await?;
-        caller.identities(&self.manager.store().current())?;
-        Ok(Response::new(self.stream(caller, wit_bundles)))
+        self.watch(&request, wit_bundles).await
     }
 }
 
