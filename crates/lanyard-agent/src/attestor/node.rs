@@ -103,7 +103,7 @@ pub(crate) fn accept_credentials(
         .svid
         .ok_or_else(|| AgentError::InvalidFromServer("credentials without an SVID".into()))?;
     let mut bundles = trusted.clone();
-    let received = crate::state::BundleView::from_pb(&bundle)?;
+    let received = BundleView::from_pb(&bundle)?;
     let x509 = X509Bundle::from_spiffe_bundle(&received.bundle)?;
     bundles.insert(x509);
     let (svid, _) = accept_svid(&svid, key, agent_id, &bundles, now)?;
