@@ -150,7 +150,7 @@ impl AgentConfig {
         let mut config = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(AgentError::io("reading", path))?;
-                toml::from_str(&text).map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?
+                toml::from_str(&text).map_err(AgentError::setting(path.display().to_string()))?
             }
             None => AgentConfig::default(),
         };
@@ -241,7 +241,7 @@ impl AgentConfig {
 
     /// The parsed trust domain.
     pub fn trust_domain(&self) -> Result<TrustDomain, AgentError> {
-        TrustDomain::parse(&self.trust_domain).map_err(|e| AgentError::Config(format!("trust_domain: {e}")))
+        TrustDomain::parse(&self.trust_domain).map_err(AgentError::setting("trust_domain"))
     }
 
     /// The SPIFFE ID the server must present.
@@ -250,7 +250,7 @@ impl AgentConfig {
             Some(id) => id.clone(),
             None => format!("spiffe://{}/lanyard/server", self.trust_domain),
         };
-        let id = SpiffeId::parse(&text).map_err(|e| AgentError::Config(format!("server_spiffe_id: {e}")))?;
+        let id = SpiffeId::parse(&text).map_err(AgentError::setting("server_spiffe_id"))?;
         if id.trust_domain().name() != self.trust_domain {
             return Err(AgentError::Config(format!(
                 "server_spiffe_id {id} is not in trust domain {}",

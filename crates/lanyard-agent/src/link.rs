@@ -34,7 +34,7 @@ pub(crate) fn client(address: &str, mut tls: ClientConfig) -> Result<AgentApiCli
     let connector = TlsConnector::from(Arc::new(tls));
     let address = address.to_owned();
     let endpoint = Endpoint::try_from(format!("http://{address}"))
-        .map_err(|e| AgentError::Config(format!("server_address {address:?}: {e}")))?
+        .map_err(AgentError::setting(format!("server_address {address:?}")))?
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(std::time::Duration::from_secs(30))

@@ -89,11 +89,12 @@ impl BundleView {
             .trust_domain
             .strip_prefix("spiffe://")
             .unwrap_or(&bundle.trust_domain);
-        let td = TrustDomain::parse(name).map_err(|e| {
-            AgentError::InvalidFromServer(format!("bundle trust domain {:?}: {e}", bundle.trust_domain))
-        })?;
+        let td = TrustDomain::parse(name).map_err(AgentError::rejected(format!(
+            "bundle trust domain {:?}",
+            bundle.trust_domain
+        )))?;
         let parsed = SpiffeBundle::parse(td, &bundle.json)
-            .map_err(|e| AgentError::InvalidFromServer(format!("bundle for {}: {e}", bundle.trust_domain)))?;
+            .map_err(AgentError::rejected(format!("bundle for {}", bundle.trust_domain)))?;
         BundleView::from_bundle(parsed)
     }
 

@@ -88,15 +88,18 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
         server.state.stores.entries.create_entry(&spec, now).await.unwrap();
     }
     let socket = dir.path().join("agent/api.sock");
-    let agent = lanyard_agent::start(AgentConfig {
-        server_address: server.agent_addr.to_string(),
-        trust_bundle_path: Some(dir.path().join("bundle.json")),
-        join_token: Some(token),
-        data_dir: dir.path().join("agent/data"),
-        socket_path: socket.clone(),
-        health_address: String::new(),
-        ..AgentConfig::default()
-    })
+    let agent = lanyard_agent::start(
+        AgentConfig {
+            server_address: server.agent_addr.to_string(),
+            trust_bundle_path: Some(dir.path().join("bundle.json")),
+            join_token: Some(token),
+            data_dir: dir.path().join("agent/data"),
+            socket_path: socket.clone(),
+            health_address: String::new(),
+            ..AgentConfig::default()
+        },
+        lanyard_crypto::provider(),
+    )
     .await
     .unwrap();
 

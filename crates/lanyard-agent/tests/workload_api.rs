@@ -176,7 +176,9 @@ async fn next_x509(stream: &mut tonic::Streaming<wl::X509svidResponse>, within: 
 }
 
 async fn start_agent(world: &World, join_token: Option<String>) -> RunningAgent {
-    lanyard_agent::start(world.agent_config(join_token)).await.unwrap()
+    lanyard_agent::start(world.agent_config(join_token), lanyard_crypto::provider())
+        .await
+        .unwrap()
 }
 
 /// Waits until the agent's state satisfies `ready`.
@@ -596,11 +598,14 @@ async fn jwt_svid_audiences_are_bounded_and_mints_budgeted_per_uid() {
     let web = world
         .entry("spiffe://example.org/web", &agent_id, &[&uid_selector])
         .await;
-    let agent = lanyard_agent::start(AgentConfig {
-        mint_burst_per_uid: 4,
-        mints_per_minute_per_uid: 1,
-        ..world.agent_config(Some(token))
-    })
+    let agent = lanyard_agent::start(
+        AgentConfig {
+            mint_burst_per_uid: 4,
+            mints_per_minute_per_uid: 1,
+            ..world.agent_config(Some(token))
+        },
+        lanyard_crypto::provider(),
+    )
     .await
     .unwrap();
     wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&web)).await;

@@ -56,13 +56,17 @@ async fn agent_attests_with_a_node_certificate_and_reattests() {
     let td = lanyard_core::TrustDomain::parse("example.org").unwrap();
     let expected = lanyard_api::node::x509pop_agent_id(&td, node_cert.der(), &*lanyard_crypto::provider()).unwrap();
 
-    let agent = lanyard_agent::start(config.clone()).await.unwrap();
+    let agent = lanyard_agent::start(config.clone(), lanyard_crypto::provider())
+        .await
+        .unwrap();
     assert_eq!(agent.manager.agent_id(), expected);
     agent.run_until(async {}).await;
 
     // Without its stored SVID (as after a long outage), the agent proves its node again.
     std::fs::remove_file(path("agent/agent_svid.pem")).unwrap();
-    let again = lanyard_agent::start(config.clone()).await.unwrap();
+    let again = lanyard_agent::start(config.clone(), lanyard_crypto::provider())
+        .await
+        .unwrap();
     assert_eq!(again.manager.agent_id(), expected);
     again.run_until(async {}).await;
 
@@ -72,7 +76,9 @@ async fn agent_attests_with_a_node_certificate_and_reattests() {
     std::fs::write(path("node.pem"), other.pem()).unwrap();
     std::fs::write(path("node-key.pem"), other_key.serialize_pem()).unwrap();
     std::fs::remove_file(path("agent/agent_svid.pem")).unwrap();
-    let err = lanyard_agent::start(config).await.unwrap_err();
+    let err = lanyard_agent::start(config, lanyard_crypto::provider())
+        .await
+        .unwrap_err();
     assert!(matches!(err, lanyard_agent::AgentError::Attestation(_)), "{err}");
     server.shutdown().await.unwrap();
 }

@@ -13,7 +13,7 @@
 //! updates until the serial number changes.
 //!
 //! py-spiffe runs as shipped: its gRPC C-core sends the percent-encoded socket path as
-//! HTTP/2 `:authority`, which the agent accepts (see `lanyard_agent::h2_authority`); the
+//! HTTP/2 `:authority`, which the agent accepts (see `lanyard_agent::endpoints::h2_authority`); the
 //! driver's `stock_client` check is a fresh client's first call.
 //!
 //! Gated like the other interop tests: with the tools missing (the venv with py-spiffe,

@@ -118,7 +118,7 @@ fn run_agent(args: RunArgs) -> Result<ExitCode> {
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let agent = lanyard_agent::start(config).await?;
+        let agent = lanyard_agent::start(config, lanyard_crypto::provider()).await?;
         let socket = std::path::absolute(&agent.socket_path).unwrap_or_else(|_| agent.socket_path.clone());
         println!(
             "lanyard agent {version}

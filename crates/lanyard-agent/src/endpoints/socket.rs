@@ -24,16 +24,23 @@ pub fn bind(path: &Path) -> Result<UnixListener, AgentError> {
         path: path.to_owned(),
         reason,
     };
+    let failed = |what: &'static str| {
+        move |source: std::io::Error| AgentError::SocketIo {
+            path: path.to_owned(),
+            what,
+            source,
+        }
+    };
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
     if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| refuse(format!("creating its directory: {e}")))?;
+        std::fs::create_dir_all(dir).map_err(failed("creating its directory"))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| refuse(format!("setting its directory's permissions: {e}")))?;
+            .map_err(failed("setting its directory's permissions"))?;
     }
-    let meta = std::fs::metadata(dir).map_err(|e| refuse(format!("its directory: {e}")))?;
+    let meta = std::fs::metadata(dir).map_err(failed("reading its directory"))?;
     let mode = meta.mode();
     let sticky = mode & 0o1000 != 0;
     if mode & 0o022 != 0 && !sticky {
@@ -62,14 +69,14 @@ pub fn bind(path: &Path) -> Result<UnixListener, AgentError> {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(refuse("another process is already serving this socket".into()));
             }
-            std::fs::remove_file(path).map_err(|e| refuse(format!("removing the stale socket: {e}")))?;
+            std::fs::remove_file(path).map_err(failed("removing the stale socket"))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(refuse(e.to_string())),
+        Err(e) => return Err(failed("inspecting the path")(e)),
     }
-    let listener = UnixListener::bind(path).map_err(|e| refuse(format!("binding: {e}")))?;
+    let listener = UnixListener::bind(path).map_err(failed("binding"))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
-        .map_err(|e| refuse(format!("setting its permissions: {e}")))?;
+        .map_err(failed("setting its permissions"))?;
     Ok(listener)
 }
 

@@ -7,9 +7,10 @@ use lanyard_core::{Algorithm, SigningKey, TrustDomain, UnixTime};
 use lanyard_x509::{X509BundleSet, X509Svid};
 use tonic::transport::Channel;
 
+use crate::attestor::node::accept_credentials;
 use crate::config::X509PopConfig;
 use crate::error::AgentError;
-use crate::node;
+use crate::svid::key_and_csr;
 
 /// Attests with the node certificate and key in `config`.
 pub(crate) async fn attest(
@@ -22,7 +23,7 @@ pub(crate) async fn attest(
     let chain_pem = std::fs::read_to_string(&config.cert_path).map_err(AgentError::io("reading", &config.cert_path))?;
     let key_pem = std::fs::read_to_string(&config.key_path).map_err(AgentError::io("reading", &config.key_path))?;
     let chain: Vec<Vec<u8>> = pem::parse_many(&chain_pem)
-        .map_err(|e| AgentError::Config(format!("{}: {e}", config.cert_path.display())))?
+        .map_err(AgentError::setting(config.cert_path.display().to_string()))?
         .into_iter()
         .filter(|p| p.tag() == "CERTIFICATE")
         .map(|p| p.into_contents())
@@ -32,7 +33,7 @@ pub(crate) async fn attest(
         .ok_or_else(|| AgentError::Config(format!("{}: no certificate", config.cert_path.display())))?;
     let node_key = lanyard_crypto::KeyPair::from_pkcs8_pem(&key_pem, Some(Algorithm::PS256))
         .or_else(|_| lanyard_crypto::KeyPair::from_pkcs8_pem(&key_pem, None))
-        .map_err(|e| AgentError::Config(format!("{}: {e}", config.key_path.display())))?;
+        .map_err(AgentError::setting(config.key_path.display().to_string()))?;
 
     let attestation = |challenge_response| pb::AttestAgentRequest {
         attestation: Some(pb::attest_agent_request::Attestation::X509pop(pb::X509PopAttestation {
@@ -41,11 +42,9 @@ pub(crate) async fn attest(
         })),
         csr: Vec::new(),
     };
-    let failed = |s: tonic::Status| AgentError::Attestation(format!("{:?}: {}", s.code(), s.message()));
     let first = client
         .attest_agent(crate::link::timed(attestation(None)))
-        .await
-        .map_err(failed)?
+        .await?
         .into_inner();
     let Some(pb::attest_agent_response::Step::Challenge(challenge)) = first.step else {
         return Err(AgentError::InvalidFromServer(
@@ -53,12 +52,13 @@ pub(crate) async fn attest(
         ));
     };
 
-    let agent_id = lanyard_api::node::x509pop_agent_id(td, leaf, &*lanyard_crypto::provider())?.to_string();
-    let (key, csr) = node::key_and_csr(&agent_id, &[])?;
+    let crypto = lanyard_crypto::provider();
+    let agent_id = lanyard_api::node::x509pop_agent_id(td, leaf, &*crypto)?.to_string();
+    let (key, csr) = key_and_csr(&agent_id, &[])?;
     let signature = node_key.sign(&lanyard_api::node::x509pop_signed_message(
         &challenge.challenge,
         &csr,
-        &*lanyard_crypto::provider(),
+        &*crypto,
     ))?;
     let mut request = attestation(Some(pb::X509PopChallengeResponse {
         challenge: challenge.challenge,
@@ -66,15 +66,11 @@ pub(crate) async fn attest(
         signature,
     }));
     request.csr = csr;
-    let second = client
-        .attest_agent(crate::link::timed(request))
-        .await
-        .map_err(failed)?
-        .into_inner();
+    let second = client.attest_agent(crate::link::timed(request)).await?.into_inner();
     let Some(pb::attest_agent_response::Step::Credentials(credentials)) = second.step else {
         return Err(AgentError::InvalidFromServer(
             "x509pop step 2 did not return credentials".into(),
         ));
     };
-    node::accept_credentials(credentials, key, &agent_id, trusted, now)
+    accept_credentials(credentials, key, &agent_id, trusted, now)
 }

@@ -5,8 +5,11 @@
 //! The caller is attested from the socket's peer credentials; a caller that matches no
 //! entry gets `PermissionDenied`. Streams send the caller's full state at once and again
 //! whenever it changes; bundle maps are keyed `spiffe://<trust domain>`.
+//!
+//! Every refusal is a [`WorkloadApiError`]; its gRPC status is chosen in one place
+//! (`From<WorkloadApiError> for tonic::Status` in `error.rs`), never here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +23,12 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::attestor::{self, PeerCredentials, Selector, WorkloadAttestor};
-use crate::connection::WorkloadPeer;
-use crate::error::CredentialError;
+use crate::attestor::workload::{self as attestor, PeerCredentials, Selector, WorkloadAttestor};
+use crate::endpoints::connection::WorkloadPeer;
+use crate::endpoints::mint_budget::MintBudget;
+use crate::error::WorkloadApiError;
 use crate::manager::Manager;
-use crate::mint_budget::MintBudget;
-use crate::state::Snapshot;
+use crate::state::{BundleView, Snapshot};
 
 /// The metadata key every Workload API request must carry, with the value `true`.
 pub const SECURITY_HEADER: &str = "workload.spiffe.io";
@@ -59,26 +62,26 @@ impl WorkloadApi {
     }
 
     /// Draws `n` server mints from `caller`'s budget.
-    fn spend(&self, caller: &Caller, n: usize) -> Result<(), CredentialError> {
+    fn spend(&self, caller: &Caller, n: usize) -> Result<(), WorkloadApiError> {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         self.budget
             .take(caller.uid, n, std::time::Instant::now())
             .map_err(|retry_after| {
                 tracing::info!(uid = caller.uid, "refusing new credentials over the uid's mint budget");
-                CredentialError::RateLimited { retry_after }
+                WorkloadApiError::RateLimited { retry_after }
             })
     }
 
     /// Checks the security header and attests the caller.
-    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, WorkloadApiError> {
         let header = request.metadata().get(SECURITY_HEADER).and_then(|v| v.to_str().ok());
         if header != Some("true") {
-            return Err(Status::invalid_argument("security header missing from request"));
+            return Err(WorkloadApiError::MissingSecurityHeader);
         }
         let connection = request.extensions().get::<WorkloadPeer>();
         let cred = connection
             .and_then(|c| c.uds.peer_cred)
-            .ok_or_else(|| Status::permission_denied("the caller's process credentials are not available"))?;
+            .ok_or(WorkloadApiError::NoPeerCredentials)?;
         let peer = PeerCredentials {
             pid: cred.pid().unwrap_or(0),
             uid: cred.uid(),
@@ -93,19 +96,32 @@ impl WorkloadApi {
                 let (attestors, peer) = (Arc::clone(&self.attestors), peer.clone());
                 tokio::task::spawn_blocking(move || attestor::attest_all(&attestors, &peer, true))
                     .await
-                    .map_err(|_| Status::internal("workload attestation failed"))?
+                    .map_err(WorkloadApiError::AttestationTask)?
             }
             done => done,
         }
         .map_err(|e| {
             tracing::info!(pid = peer.pid, error = %e, "workload attestation failed");
-            Status::permission_denied(format!("could not attest the caller: {e}"))
+            WorkloadApiError::Attestation(e)
         })?;
         Ok(Caller {
             pid: peer.pid,
             uid: peer.uid,
             selectors,
         })
+    }
+
+    /// Attests the caller of `request`, refuses one that matches no entry, and streams
+    /// `build` for it (see [`WorkloadApi::stream`]).
+    async fn watch<R, T, F>(&self, request: &Request<R>, build: F) -> Result<Response<Streamed<T>>, Status>
+    where
+        R: Sync,
+        T: Clone + PartialEq + Send + 'static,
+        F: FnMut(&Snapshot, &Caller) -> Result<Option<T>, WorkloadApiError> + Send + 'static,
+    {
+        let caller = self.caller(request).await?;
+        caller.identities(&self.manager.store().current())?;
+        Ok(Response::new(self.stream(caller, build)))
     }
 
     /// Streams `build(snapshot)` now and on every change of what it returns.
@@ -116,7 +132,7 @@ impl WorkloadApi {
     fn stream<T, F>(&self, caller: Caller, mut build: F) -> Streamed<T>
     where
         T: Clone + PartialEq + Send + 'static,
-        F: FnMut(&Snapshot, &Caller) -> Result<Option<T>, Status> + Send + 'static,
+        F: FnMut(&Snapshot, &Caller) -> Result<Option<T>, WorkloadApiError> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(4);
         let mut changes = self.manager.store().subscribe();
@@ -136,21 +152,13 @@ impl WorkloadApi {
                         }
                     }
                     Ok(None) if last.is_none() && started.elapsed() >= first_timeout => {
-                        let _ = tx
-                            .send(Err(Status::unavailable(
-                                "the caller's credentials are not available yet",
-                            )))
-                            .await;
+                        let _ = tx.send(Err(WorkloadApiError::NotReady.into())).await;
                         return;
                     }
                     Ok(None) => {}
-                    Err(status) => {
-                        tracing::info!(
-                            pid = caller.pid,
-                            reason = status.message(),
-                            "closing a Workload API stream"
-                        );
-                        let _ = tx.send(Err(status)).await;
+                    Err(refused) => {
+                        tracing::info!(pid = caller.pid, reason = %refused, "closing a Workload API stream");
+                        let _ = tx.send(Err(refused.into())).await;
                         return;
                     }
                 }
@@ -208,20 +216,17 @@ impl Caller {
     }
 
     /// The matched entries, or `PermissionDenied` if there are none.
-    fn identities<'s>(&self, snapshot: &'s Snapshot) -> Result<Vec<&'s Arc<pb::Entry>>, Status> {
+    fn identities<'s>(&self, snapshot: &'s Snapshot) -> Result<Vec<&'s Arc<pb::Entry>>, WorkloadApiError> {
         let entries = self.entries(snapshot);
         if entries.is_empty() {
-            return Err(Status::permission_denied("no identity issued"));
+            return Err(WorkloadApiError::NoIdentity);
         }
         Ok(entries)
     }
 }
 
 /// The federated trust domains (`spiffe://...`) of `entries` that the agent has bundles for.
-fn federated_of<'s>(
-    snapshot: &'s Snapshot,
-    entries: &[&Arc<pb::Entry>],
-) -> BTreeMap<&'s str, &'s crate::state::BundleView> {
+fn federated_of<'s>(snapshot: &'s Snapshot, entries: &[&Arc<pb::Entry>]) -> BTreeMap<&'s str, &'s BundleView> {
     let mut out = BTreeMap::new();
     for entry in entries {
         for td in &entry.federates_with {
@@ -233,7 +238,7 @@ fn federated_of<'s>(
     out
 }
 
-fn x509_response(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509svidResponse>, Status> {
+fn x509_response(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509svidResponse>, WorkloadApiError> {
     let entries = caller.identities(snapshot)?;
     let Some(own) = &snapshot.bundle else {
         return Ok(None);
@@ -265,60 +270,54 @@ fn x509_response(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509
     }))
 }
 
-fn x509_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509BundlesResponse>, Status> {
+/// The caller's bundles, keyed `spiffe://<trust domain>`: its own trust domain's and those
+/// its entries federate with, each as `pick` encodes it; `None` until the agent has its
+/// own bundle.
+fn bundles_of<V>(
+    snapshot: &Snapshot,
+    caller: &Caller,
+    pick: impl Fn(&BundleView) -> V,
+) -> Result<Option<HashMap<String, V>>, WorkloadApiError> {
     let entries = caller.identities(snapshot)?;
     let Some(own) = &snapshot.bundle else {
         return Ok(None);
     };
-    let mut bundles: std::collections::HashMap<String, Vec<u8>> = federated_of(snapshot, &entries)
+    let mut bundles: HashMap<String, V> = federated_of(snapshot, &entries)
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.x509_der.clone()))
+        .map(|(k, v)| (k.to_owned(), pick(v)))
         .collect();
-    bundles.insert(own.key.clone(), own.x509_der.clone());
-    Ok(Some(wl::X509BundlesResponse {
+    bundles.insert(own.key.clone(), pick(own));
+    Ok(Some(bundles))
+}
+
+fn x509_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::X509BundlesResponse>, WorkloadApiError> {
+    let bundles = bundles_of(snapshot, caller, |b| b.x509_der.clone())?;
+    Ok(bundles.map(|bundles| wl::X509BundlesResponse {
         crl: Vec::new(),
         bundles,
     }))
 }
 
-fn jwt_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::JwtBundlesResponse>, Status> {
-    let entries = caller.identities(snapshot)?;
-    let Some(own) = &snapshot.bundle else {
-        return Ok(None);
-    };
-    let mut bundles: std::collections::HashMap<String, Vec<u8>> = federated_of(snapshot, &entries)
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.jwt_jwks.clone()))
-        .collect();
-    bundles.insert(own.key.clone(), own.jwt_jwks.clone());
-    Ok(Some(wl::JwtBundlesResponse { bundles }))
+fn jwt_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::JwtBundlesResponse>, WorkloadApiError> {
+    let bundles = bundles_of(snapshot, caller, |b| b.jwt_jwks.clone())?;
+    Ok(bundles.map(|bundles| wl::JwtBundlesResponse { bundles }))
 }
 
-fn wit_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::WitBundlesResponse>, Status> {
-    let entries = caller.identities(snapshot)?;
-    let Some(own) = &snapshot.bundle else {
-        return Ok(None);
-    };
-    let mut bundles: std::collections::HashMap<String, String> = federated_of(snapshot, &entries)
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.wit_jwks.clone()))
-        .collect();
-    bundles.insert(own.key.clone(), own.wit_jwks.clone());
-    Ok(Some(wl::WitBundlesResponse { bundles }))
+fn wit_bundles(snapshot: &Snapshot, caller: &Caller) -> Result<Option<wl::WitBundlesResponse>, WorkloadApiError> {
+    let bundles = bundles_of(snapshot, caller, |b| b.wit_jwks.clone())?;
+    Ok(bundles.map(|bundles| wl::WitBundlesResponse { bundles }))
 }
 
 /// The entries of `caller` with identity `wanted` (all when empty); `PermissionDenied` if
 /// the caller is not entitled to it.
-fn select(snapshot: &Snapshot, caller: &Caller, wanted: &str) -> Result<Vec<Arc<pb::Entry>>, Status> {
+fn select(snapshot: &Snapshot, caller: &Caller, wanted: &str) -> Result<Vec<Arc<pb::Entry>>, WorkloadApiError> {
     let entries = caller.identities(snapshot)?;
     if wanted.is_empty() {
         return Ok(entries.into_iter().cloned().collect());
     }
     let chosen: Vec<Arc<pb::Entry>> = entries.into_iter().filter(|e| e.spiffe_id == wanted).cloned().collect();
     if chosen.is_empty() {
-        return Err(Status::permission_denied(format!(
-            "the caller is not entitled to {wanted}"
-        )));
+        return Err(WorkloadApiError::NotEntitled(wanted.to_owned()));
     }
     Ok(chosen)
 }
@@ -335,18 +334,14 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<wl::X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
-        let caller = self.caller(&request).await?;
-        caller.identities(&self.manager.store().current())?;
-        Ok(Response::new(self.stream(caller, x509_response)))
+        self.watch(&request, x509_response).await
     }
 
     async fn fetch_x509_bundles(
         &self,
         request: Request<wl::X509BundlesRequest>,
     ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
-        let caller = self.caller(&request).await?;
-        caller.identities(&self.manager.store().current())?;
-        Ok(Response::new(self.stream(caller, x509_bundles)))
+        self.watch(&request, x509_bundles).await
     }
 
     async fn fetch_jwtsvid(
@@ -356,12 +351,11 @@ impl SpiffeWorkloadApi for WorkloadApi {
         let caller = self.caller(&request).await?;
         let request = request.into_inner();
         if request.audience.iter().all(String::is_empty) {
-            return Err(Status::invalid_argument("audience must be specified"));
+            return Err(WorkloadApiError::InvalidRequest("audience must be specified").into());
         }
         let audience: Vec<String> = request.audience.into_iter().filter(|a| !a.is_empty()).collect();
         // Bounded before anything is minted (or attested further).
-        lanyard_core::spiffe::check_audiences(&audience)
-            .map_err(|e| Status::from(CredentialError::InvalidRequest(format!("audience: {e}"))))?;
+        lanyard_core::spiffe::check_audiences(&audience).map_err(WorkloadApiError::InvalidAudience)?;
         let snapshot = self.manager.store().current();
         let entries = select(&snapshot, &caller, &request.spiffe_id)?;
         let mut svids = Vec::new();
@@ -381,7 +375,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
             });
         }
         if svids.is_empty() {
-            return Err(Status::permission_denied("no JWT-SVID identity issued"));
+            return Err(WorkloadApiError::NoJwtIdentity.into());
         }
         Ok(Response::new(wl::JwtsvidResponse { svids }))
     }
@@ -390,9 +384,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<wl::JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        let caller = self.caller(&request).await?;
-        caller.identities(&self.manager.store().current())?;
-        Ok(Response::new(self.stream(caller, jwt_bundles)))
+        self.watch(&request, jwt_bundles).await
     }
 
     async fn validate_jwtsvid(
@@ -402,15 +394,15 @@ impl SpiffeWorkloadApi for WorkloadApi {
         self.caller(&request).await?;
         let request = request.into_inner();
         if request.audience.is_empty() {
-            return Err(Status::invalid_argument("audience must be specified"));
+            return Err(WorkloadApiError::InvalidRequest("audience must be specified").into());
         }
         if request.svid.is_empty() {
-            return Err(Status::invalid_argument("svid must be specified"));
+            return Err(WorkloadApiError::InvalidRequest("svid must be specified").into());
         }
         let verifier = JwtSvidVerifier::new(Arc::clone(self.manager.trust()), JwtSvidPolicy::default());
         let verified = verifier
             .verify(&request.svid, &request.audience, self.manager.now())
-            .map_err(|e| Status::invalid_argument(format!("invalid JWT-SVID: {e}")))?;
+            .map_err(WorkloadApiError::InvalidJwtSvid)?;
         Ok(Response::new(wl::ValidateJwtsvidResponse {
             spiffe_id: verified.sub.to_string(),
             claims: Some(to_struct(verified.claims)),
@@ -431,7 +423,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         self.spend(&caller, self.manager.wits_to_mint(&ids))?;
         self.manager.ensure_wits(&ids).await.map_err(|e| {
             tracing::warn!(error = %e, "minting a WIT-SVID failed");
-            CredentialError::from_mint("WIT-SVID", &e)
+            WorkloadApiError::from_mint("WIT-SVID", e)
         })?;
         let manager = Arc::clone(&self.manager);
         Ok(Response::new(self.stream(caller, move |snapshot, caller| {
@@ -467,21 +459,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<wl::WitBundlesRequest>,
     ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
-        let caller = self.caller(&request).await?;
-        caller.identities(&self.manager.store().current())?;
-        Ok(Response::new(self.stream(caller, wit_bundles)))
-    }
-}
-
-impl From<CredentialError> for Status {
-    fn from(error: CredentialError) -> Status {
-        let message = error.to_string();
-        match error {
-            CredentialError::InvalidRequest(_) => Status::invalid_argument(message),
-            CredentialError::Denied(_) => Status::permission_denied(message),
-            CredentialError::RateLimited { .. } => Status::resource_exhausted(message),
-            CredentialError::Unavailable(_) => Status::unavailable(message),
-        }
+        self.watch(&request, wit_bundles).await
     }
 }
 

@@ -25,11 +25,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use lanyard_core::CryptoProvider;
+
 use super::{AttestError, PeerCredentials, Selector, WorkloadAttestor};
+use crate::error::BoxError;
 
 /// Attests workloads by their Unix process attributes.
 #[derive(Debug)]
 pub struct UnixAttestor {
+    /// Hashes executables.
+    crypto: Arc<dyn CryptoProvider>,
     proc_root: PathBuf,
     discover_path: bool,
     /// SHA-256 of executables, keyed by (device, inode, size, mtime, mtime_nsec): binaries
@@ -112,19 +117,22 @@ const MAX_HASHED_EXECUTABLE: u64 = 512 * 1024 * 1024;
 
 impl UnixAttestor {
     /// An attestor reading `/proc` and `/etc`; `discover_path` adds the `path` and
-    /// `sha256` selectors (it reads the executable, so the agent needs permission to).
-    pub fn new(discover_path: bool) -> UnixAttestor {
-        UnixAttestor::with_roots("/proc", "/etc", discover_path)
+    /// `sha256` selectors (it reads the executable, so the agent needs permission to, and
+    /// hashes it with `crypto`).
+    pub fn new(crypto: Arc<dyn CryptoProvider>, discover_path: bool) -> UnixAttestor {
+        UnixAttestor::with_roots(crypto, "/proc", "/etc", discover_path)
     }
 
     /// As [`UnixAttestor::new`], reading process and account files under other roots.
     pub fn with_roots(
+        crypto: Arc<dyn CryptoProvider>,
         proc_root: impl Into<PathBuf>,
         etc_root: impl Into<PathBuf>,
         discover_path: bool,
     ) -> UnixAttestor {
         let etc_root: PathBuf = etc_root.into();
         UnixAttestor {
+            crypto,
             proc_root: proc_root.into(),
             users: NameFile::new(etc_root.join("passwd")),
             groups: NameFile::new(etc_root.join("group")),
@@ -140,7 +148,7 @@ impl UnixAttestor {
     /// The executable's SHA-256 (from the cache when its stamp is known); `None` when it is
     /// too large to hash.
     fn executable_hash(&self, pid: i32, exe: &Path, may_block: bool) -> Result<Option<String>, AttestError> {
-        let meta = fs::metadata(exe).map_err(|e| inspect(pid, format!("stat of the executable: {e}")))?;
+        let meta = fs::metadata(exe).map_err(failed(pid, "stat of the executable"))?;
         let key = stamp(&meta);
         if let Some(hash) = self.hashes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(Some(hash.clone()));
@@ -156,15 +164,14 @@ impl UnixAttestor {
         if !may_block {
             return Err(AttestError::WouldBlock);
         }
-        let mut file = fs::File::open(exe).map_err(|e| inspect(pid, format!("opening the executable: {e}")))?;
-        let mut digest = lanyard_crypto::provider()
+        let mut file = fs::File::open(exe).map_err(failed(pid, "opening the executable"))?;
+        let mut digest = self
+            .crypto
             .hasher(lanyard_core::DigestAlgorithm::Sha256)
-            .map_err(|e| inspect(pid, format!("hashing the executable: {e}")))?;
+            .map_err(failed(pid, "hashing the executable"))?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| inspect(pid, format!("reading the executable: {e}")))?;
+            let n = file.read(&mut buf).map_err(failed(pid, "reading the executable"))?;
             if n == 0 {
                 break;
             }
@@ -223,7 +230,7 @@ impl WorkloadAttestor for UnixAttestor {
         }
         if self.discover_path {
             let exe_link = self.process_dir(pid).join("exe");
-            let path = fs::read_link(&exe_link).map_err(|e| inspect(pid, format!("reading /proc exe: {e}")))?;
+            let path = fs::read_link(&exe_link).map_err(failed(pid, "reading /proc exe"))?;
             let shown = path.to_string_lossy();
             // A replaced or deleted binary shows as "<path> (deleted)": report the path as
             // the kernel does, and hash what the process actually runs (via the link).
@@ -246,6 +253,15 @@ impl WorkloadAttestor for UnixAttestor {
             return Err(AttestError::CredentialsChanged { pid });
         }
         Ok(selectors)
+    }
+}
+
+/// An [`AttestError::Read`] of `what` for `pid`.
+fn failed<E: Into<BoxError>>(pid: i32, what: &'static str) -> impl FnOnce(E) -> AttestError {
+    move |source| AttestError::Read {
+        pid,
+        what,
+        source: source.into(),
     }
 }
 
@@ -327,14 +343,14 @@ mod tests {
 
     #[test]
     fn attests_this_process() {
-        let attestor = UnixAttestor::new(true);
+        let attestor = UnixAttestor::new(lanyard_crypto::provider(), true);
         let pid = i32::try_from(std::process::id()).unwrap();
         let me = fs::metadata("/proc/self").unwrap();
         let peer = PeerCredentials {
             pid,
             uid: me.uid(),
             gid: me.gid(),
-            process: crate::attestor::PeerProcess::Unpinned,
+            process: crate::attestor::workload::PeerProcess::Unpinned,
         };
         // The first time, hashing the executable is blocking work.
         assert!(matches!(attestor.attest(&peer, false), Err(AttestError::WouldBlock)));
@@ -377,7 +393,7 @@ mod tests {
 
     #[test]
     fn dead_process_is_refused() {
-        let attestor = UnixAttestor::new(false);
+        let attestor = UnixAttestor::new(lanyard_crypto::provider(), false);
         // PIDs are bounded by pid_max (at most 2^22); this one cannot exist.
         let err = attestor
             .attest(
@@ -385,7 +401,7 @@ mod tests {
                     pid: 99_999_999,
                     uid: 0,
                     gid: 0,
-                    process: crate::attestor::PeerProcess::Unpinned,
+                    process: crate::attestor::workload::PeerProcess::Unpinned,
                 },
                 true,
             )

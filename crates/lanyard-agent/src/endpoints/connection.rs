@@ -10,8 +10,8 @@ use tokio::net::UnixStream;
 use tokio::time::Instant;
 use tonic::transport::server::{Connected, UdsConnectInfo};
 
-use crate::attestor::PeerProcess;
-use crate::h2_authority::AuthorityFix;
+use crate::attestor::workload::PeerProcess;
+use crate::endpoints::h2_authority::AuthorityFix;
 
 /// What the agent knows about a Workload API caller from its connection.
 #[derive(Clone, Debug)]
@@ -87,8 +87,8 @@ mod tests {
     use std::process::{Command, Stdio};
 
     use super::*;
-    use crate::attestor::unix::UnixAttestor;
-    use crate::attestor::{AttestError, PeerCredentials, WorkloadAttestor};
+    use crate::attestor::workload::unix::UnixAttestor;
+    use crate::attestor::workload::{AttestError, PeerCredentials, WorkloadAttestor};
 
     fn credentials_of_this_process(process: PeerProcess) -> PeerCredentials {
         let me = std::fs::metadata("/proc/self").unwrap();
@@ -127,7 +127,7 @@ mod tests {
             return;
         };
         assert!(!pinned.has_exited());
-        let attestor = UnixAttestor::new(false);
+        let attestor = UnixAttestor::new(lanyard_crypto::provider(), false);
         // While the caller lives, attestation proceeds (here: describing this process).
         attestor
             .attest(&credentials_of_this_process(pinned.clone()), true)

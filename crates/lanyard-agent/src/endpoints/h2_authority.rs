@@ -314,6 +314,44 @@ fn invalid(reason: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, reason.into())
 }
 
+/// Feeds `input` (what a client sends, preface first) through [`AuthorityFix`] in reads of
+/// at most `step` bytes, exactly as a connection would, and returns what the server reads,
+/// or the error that ends the connection. The entry point of the fuzz target
+/// `fuzz/fuzz_targets/h2_authority.rs`; not part of the agent's API.
+#[doc(hidden)]
+pub fn fuzz_rewrite(input: &[u8], step: usize) -> io::Result<Vec<u8>> {
+    /// A client that has sent `rest`, read back in pieces of at most `step` bytes.
+    struct Pieces<'a> {
+        rest: &'a [u8],
+        step: usize,
+    }
+
+    impl AsyncRead for Pieces<'_> {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            let n = self.rest.len().min(self.step.max(1)).min(buf.remaining());
+            let (piece, rest) = self.rest.split_at(n);
+            buf.put_slice(piece);
+            self.rest = rest;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    let mut fixed = AuthorityFix::new(Pieces { rest: input, step });
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let mut read = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut fixed).poll_read(&mut cx, &mut read) {
+            Poll::Ready(Ok(())) if read.filled().is_empty() => return Ok(out),
+            Poll::Ready(Ok(())) => out.extend_from_slice(read.filled()),
+            Poll::Ready(Err(e)) => return Err(e),
+            // `Pieces` is always ready, so the adapter is too.
+            Poll::Pending => return Err(io::Error::other("the in-memory client was not ready")),
+        }
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
@@ -513,6 +551,24 @@ mod tests {
             );
             assert!(fields.iter().any(|(n, v)| n == "x-big" && v.len() == 40_000));
         }
+    }
+
+    #[tokio::test]
+    async fn the_fuzz_entry_reads_what_a_connection_reads() {
+        let mut encoder = hpack::Encoder::new();
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(0x4, 0, 0, &[]));
+        let block = request(&mut encoder, b"tmp%2Fagent%2Fapi.sock", 0);
+        let (a, b) = block.split_at(block.len() / 2);
+        input.extend(frame(HEADERS, 0, 1, a));
+        input.extend(frame(CONTINUATION, END_HEADERS, 1, b));
+        input.extend(frame(0x0, END_STREAM, 1, b"body"));
+        for step in [1, 5, 4096] {
+            assert_eq!(fuzz_rewrite(&input, step).unwrap(), run(input.clone(), step).await);
+        }
+        let mut bad = PREFACE.to_vec();
+        bad.extend(frame(HEADERS, END_HEADERS, 1, &[0xff, 0xff, 0xff, 0xff]));
+        assert_eq!(fuzz_rewrite(&bad, 3).unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 
     #[tokio::test]
