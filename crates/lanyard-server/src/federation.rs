@@ -378,9 +378,9 @@ pub async fn forget_unconfigured(
     Ok(forgotten)
 }
 
-/// Starts federation in `tasks`: one task deletes the stored bundles of trust domains no
-/// longer configured ([`forget_unconfigured`], retried until it succeeds), and one refresh
-/// task per relationship keeps that trust domain's bundle current. Each ends when `stop`
+/// Starts federation in `tasks`: one refresh task per relationship keeps that trust
+/// domain's bundle current (the composition root has already run [`forget_unconfigured`]
+/// before anything is served, so no agent sees a bundle of a dropped trust domain). Each ends when `stop`
 /// completes (with `Ok`: these tasks never fail, they log and retry).
 pub fn spawn<E: Send + 'static>(
     state: &AppState,
@@ -388,23 +388,6 @@ pub fn spawn<E: Send + 'static>(
     stop: &tokio::sync::watch::Receiver<bool>,
     tasks: &mut JoinSet<Result<(), E>>,
 ) {
-    {
-        let (state, configured, mut stop) = (state.clone(), relationships.clone(), stop.clone());
-        tasks.spawn(async move {
-            let mut delay = FIRST_RETRY;
-            while let Err(e) = forget_unconfigured(&state, &configured).await {
-                tracing::warn!(error = %e, "deleting the bundles of trust domains no longer federated with failed; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
-                }
-                delay = delay.saturating_mul(2).min(DEFAULT_REFRESH);
-            }
-            // The server takes a task that ends before `stop` for a failure.
-            let _ = stop.wait_for(|s| *s).await;
-            Ok(())
-        });
-    }
     for relationship in relationships {
         let state = state.clone();
         let mut stop = stop.clone();

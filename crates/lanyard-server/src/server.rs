@@ -259,6 +259,11 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         crypto,
         public_url: public_url.clone(),
     };
+    // Before anything is served: trust domains dropped from the configuration lose their
+    // stored bundles, so no agent is sent one.
+    federation::forget_unconfigured(&state, &relationships)
+        .await
+        .context("deleting the bundles of trust domains no longer federated with")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
