@@ -1,7 +1,7 @@
 //! Workload identifiers: SPIFFE IDs (SPIFFE-ID.md) and WIMSE identifiers
 //! (draft-ietf-wimse-identifier-03).
 //!
-//! Both schemes share one strict parser ([`rules`]): an identifier is validated in full
+//! Both schemes share one strict parser (`rules`): an identifier is validated in full
 //! before anything else looks at it, non-canonical input is rejected (never repaired),
 //! and identifiers compare byte for byte.
 
