@@ -21,7 +21,7 @@ use lanyard_core::{
 };
 use lanyard_tower::mtls::PeerIdentity;
 use lanyard_tower::{
-    AuthMode, Authorize, Modes, StaticCredentials, VerifiedWorkload, WorkloadAuthConfig, WorkloadAuthLayer,
+    AuthMode, AuthorizeLayer, Modes, StaticCredentials, VerifiedWorkload, WorkloadAuthConfig, WorkloadAuthLayer,
     WorkloadCredentials,
 };
 use tower::ServiceExt;
@@ -74,10 +74,10 @@ impl World {
         let billing = WorkloadId::parse("spiffe://example.org/billing").unwrap();
         Router::new()
             .route("/whoami", get(whoami).post(whoami))
-            .route("/admin", post(whoami).route_layer(Authorize::workloads([billing])))
+            .route("/admin", post(whoami).route_layer(AuthorizeLayer::workloads([billing])))
             .route(
                 "/partners",
-                get(whoami).route_layer(Authorize::trust_domains(["partner.example"])),
+                get(whoami).route_layer(AuthorizeLayer::trust_domains(["partner.example"])),
             )
             .layer(WorkloadAuthLayer::new(self.store.clone(), config))
     }

@@ -37,8 +37,8 @@ use lanyard_core::{
     WitIssuer, WitPolicy, WitVerifier, WorkloadId,
 };
 use lanyard_tower::{
-    AuthMode, Authorize, ClientMode, CredentialSource, Modes, StaticCredentials, VerifiedWorkload, WorkloadAuthConfig,
-    WorkloadAuthLayer, WorkloadAuthMiddleware, WorkloadCredentials,
+    AuthMode, AuthorizeLayer, ClientMode, CredentialSource, Modes, StaticCredentials, VerifiedWorkload,
+    WorkloadAuthConfig, WorkloadAuthLayer, WorkloadAuthMiddleware, WorkloadCredentials,
 };
 use lanyard_x509::{Authorizer, SubjectKey, SvidSource, X509Authority, X509Bundle, X509BundleSet, X509Svid};
 use reqwest_middleware::ClientWithMiddleware;
@@ -719,7 +719,7 @@ pub async fn run_demo(mode: Mode) -> anyhow::Result<DemoReport> {
     let orders_app = Router::new()
         .route(
             "/orders/{id}",
-            get(get_order).route_layer(Authorize::workloads([WorkloadId::parse(BILLING)?])),
+            get(get_order).route_layer(AuthorizeLayer::workloads([WorkloadId::parse(BILLING)?])),
         )
         .with_state(OrdersState {
             billing: idp.client(mode, &orders, BILLING)?,
@@ -729,7 +729,7 @@ pub async fn run_demo(mode: Mode) -> anyhow::Result<DemoReport> {
     let billing_app = Router::new()
         .route(
             "/billing/limits",
-            get(get_limits).route_layer(Authorize::workloads([WorkloadId::parse(ORDERS)?])),
+            get(get_limits).route_layer(AuthorizeLayer::workloads([WorkloadId::parse(ORDERS)?])),
         )
         .layer(idp.auth_layer(mode, &billing, &billing_url)?);
 

@@ -1,0 +1,172 @@
+//! The shared layer: [`WorkloadAuthLayer`] and its service, which pick the mode a request
+//! uses, hand it to the mode's verifier, and put the result on the request.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, Request};
+use lanyard_core::httpsig::HttpSigVerifier;
+use lanyard_core::wimse::WPT_SCHEME;
+use lanyard_core::{InMemoryReplayCache, TrustStore, WitVerifier, WptVerifier};
+use tower::{Layer, Service};
+
+use super::BoxFuture;
+use super::config::WorkloadAuthConfig;
+use super::peer;
+use super::rejection::{Rejection, count};
+use super::signature::ResponseToSign;
+use crate::mtls::PeerIdentity;
+
+/// What every clone of the layer and its services shares.
+pub(super) struct Shared {
+    pub(super) config: WorkloadAuthConfig,
+    pub(super) wpt: WptVerifier,
+    pub(super) http_sig: HttpSigVerifier,
+}
+
+/// The tower layer that authenticates requests. Cheap to clone.
+#[derive(Clone)]
+pub struct WorkloadAuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for WorkloadAuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadAuthLayer")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl WorkloadAuthLayer {
+    /// A layer trusting the WIT keys in `store`.
+    pub fn new(store: Arc<TrustStore>, config: WorkloadAuthConfig) -> WorkloadAuthLayer {
+        let mut wit = WitVerifier::new(store, config.wit_policy);
+        if config.wit_cache_capacity > 0 {
+            wit = wit.with_cache(config.wit_cache_capacity);
+        }
+        let replay = config
+            .replay_cache
+            .clone()
+            .unwrap_or_else(|| Arc::new(InMemoryReplayCache::default()));
+        let shared = Shared {
+            wpt: WptVerifier::new(wit.clone(), config.wpt_policy, Arc::clone(&replay)),
+            http_sig: HttpSigVerifier::new(wit, config.http_sig_policy, replay),
+            config,
+        };
+        WorkloadAuthLayer {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl<S> Layer<S> for WorkloadAuthLayer {
+    type Service = WorkloadAuth<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        WorkloadAuth {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service [`WorkloadAuthLayer`] produces.
+#[derive(Clone)]
+pub struct WorkloadAuth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> fmt::Debug for WorkloadAuth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadAuth").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request<Body>> for WorkloadAuth<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        // The clone that was polled ready serves this request (tower's usual pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (request, outcome) = match shared.authenticate(request).await {
+                Ok(pair) => pair,
+                Err(rejection) => return Ok(rejection.into_response(&shared.config)),
+            };
+            let response = inner.call(request).await?;
+            Ok(match outcome {
+                Some(sign) => shared.sign_response(response, sign).await,
+                None => response,
+            })
+        })
+    }
+}
+
+pub(super) fn header_view(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+    headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
+}
+
+/// The URI the client sent. Inside `Router::nest` axum strips the prefix from
+/// `request.uri()` but keeps the original in [`OriginalUri`]; the audience and the signed
+/// `@request-target` are about the original.
+pub(super) fn original_uri(request: &Request<Body>) -> &http::Uri {
+    request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri(), |o| &o.0)
+}
+
+impl Shared {
+    pub(super) fn audience(&self, request: &Request<Body>) -> String {
+        format!("{}{}", self.config.audience_base, original_uri(request).path())
+    }
+
+    /// Authenticates `request`, returning it (with the body restored if it was read and
+    /// the [`VerifiedWorkload`] in its extensions) and whether the response must be signed.
+    pub(super) async fn authenticate(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<(Request<Body>, Option<ResponseToSign>), Rejection> {
+        let modes = self.config.modes;
+        let headers = request.headers();
+        let signed = modes.http_signature && headers.contains_key("signature-input");
+        let wpt = modes.wpt
+            && (headers.contains_key("workload-proof-token")
+                || headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(' ').next())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(WPT_SCHEME)));
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        let (verified, to_sign) = if signed {
+            self.verify_signed(&mut request).await?
+        } else if wpt {
+            (self.verify_wpt(&request)?, None)
+        } else if let (true, Some(peer)) = (modes.mtls, peer) {
+            (peer::verified(peer), None)
+        } else {
+            return Err(Rejection::Missing);
+        };
+        count(verified.mode.as_str(), "ok");
+        tracing::debug!(workload = %verified.id, mode = verified.mode.as_str(), proof = ?verified.proof_id, "workload authenticated");
+        request.extensions_mut().insert(verified);
+        Ok((request, to_sign))
+    }
+}
