@@ -1,22 +1,25 @@
 //! HTTP Message Signatures for workload-to-workload calls: the RFC 9421 profile of
-//! draft-ietf-wimse-http-signature-06 (§3), signed with the key in the WIT's `cnf.jwk`.
+//! draft-ietf-wimse-http-signature-07 (§3), signed with the key in the WIT's `cnf.jwk`.
 //!
-//! Requests cover `@method`, the target, and — when present — `content-type`,
-//! `content-digest`, `authorization`, `txn-token` and `workload-identity-token`, with the
-//! parameters `created`, `expires`, `nonce`, `tag="wimse-workload-to-workload"` and
-//! `wimse-aud` (optionally `wimse-sign-response`). Responses cover `@status`, the server's
-//! `workload-identity-token`, `content-type`/`content-digest` when present, and the
-//! request's `@method;req` and target `;req`, with `wimse-req-nonce` binding them to the
-//! request. `keyid` and `alg` are never used: key and algorithm come from the WIT.
+//! Requests cover `@method`, `@path`, `@query` (its value is `?` when the request has no
+//! query) and — when present — `content-type`, `content-digest`, `authorization`,
+//! `txn-token` and `workload-identity-token`, with the parameters `created`, `expires`,
+//! `nonce`, `tag="wimse-workload-to-workload"` and `wimse-aud` (optionally
+//! `wimse-sign-response`); never `@authority` (proxies rewrite it; `wimse-aud` binds the
+//! recipient). Responses cover `@status`, the server's `workload-identity-token`,
+//! `content-type`/`content-digest` when present, and the request's `@method;req`,
+//! `@path;req` and `@query;req`, and every signed response carries `wimse-req-nonce`
+//! binding it to the request. `keyid` and `alg` are never used: key and algorithm come
+//! from the WIT.
 //!
-//! **Target components.** -06 (the newest published text) covers `@request-target`; the
-//! editor's copy after WGLC issue #302 (not in any published draft yet) covers `@path` and
-//! `@query` instead. Signers use [`TargetComponents::RequestTarget`] by default and can
-//! switch; verifiers accept either form unless [`HttpSigPolicy::target`] pins one.
+//! **-06 compatibility.** draft-ietf-wimse-http-signature-06 covered `@request-target`
+//! instead. Verifiers refuse that form (`signature_legacy_target`) unless
+//! [`HttpSigPolicy::accept_request_target`] is on; signers produce it only when asked
+//! ([`TargetComponents::RequestTarget`]).
 //!
 //! **Choosing the signature.** The WIMSE signature is the one whose `tag` is
-//! `wimse-workload-to-workload` (as #302 requires; the label is not used to select);
-//! more than one such signature rejects the message.
+//! `wimse-workload-to-workload`, never chosen by label; more than one such signature
+//! rejects the message (`signature_duplicate`).
 //!
 //! The generic RFC 9421 parts (component values, the signature base, the
 //! `Signature-Input`/`Signature` dictionaries, RFC 9530 `Content-Digest`) live in

@@ -10,7 +10,9 @@ pub(crate) mod base64url;
 pub(crate) mod json;
 mod jwk;
 mod jws;
+mod typ;
 
 pub use alg::{AlgSet, Algorithm};
 pub use jwk::{Jwk, JwkSet};
 pub use jws::{CompactJws, DecodedToken, JwsHeader, MAX_TOKEN_BYTES, decode_unverified, sign_compact};
+pub use typ::{TokenType, TypRule};

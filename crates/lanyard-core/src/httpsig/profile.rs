@@ -1,12 +1,17 @@
-//! The WIMSE profile of RFC 9421 (draft-ietf-wimse-http-signature §3): the tag and
+//! The WIMSE profile of RFC 9421 (draft-ietf-wimse-http-signature-07 §3): the tag and
 //! label, which components a request or response must cover, which parameters a
 //! signature must (and must not) carry, and how the WIMSE signature is chosen among
 //! several.
+//!
+//! -07 covers the target as `@path` and `@query` (`@query` is `?` when the request has no
+//! query) and never `@authority`; the -06 `@request-target` is accepted only with
+//! [`HttpSigPolicy::accept_request_target`]. Every signed response carries
+//! `wimse-req-nonce`.
 
 use sfv::{BareItem, FieldType, InnerList, ListEntry};
 
 use super::base::{self, Component, Message, SIGNATURE_INPUT, err, parse_dict};
-use super::message::{self, RequestParts};
+use super::message;
 use crate::error::Error;
 use crate::time::UnixTime;
 
@@ -15,7 +20,7 @@ pub const WIMSE_TAG: &str = "wimse-workload-to-workload";
 /// The signature label Lanyard emits (the draft's RECOMMENDED label).
 pub const WIMSE_LABEL: &str = "wimse";
 
-/// Request header fields that must be covered whenever the request carries them (-06 §3).
+/// Request header fields that must be covered whenever the request carries them (-07 §3.1).
 pub(super) const REQUEST_FIELDS: [&str; 5] = [
     "content-type",
     "content-digest",
@@ -29,22 +34,26 @@ pub(super) const RESPONSE_FIELDS: [&str; 3] = ["workload-identity-token", "conte
 /// How the request target is covered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TargetComponents {
-    /// `@request-target` (draft-ietf-wimse-http-signature-06; the default).
+    /// `@path` and `@query`, the latter even when the request has no query (its value is
+    /// then `?`): draft-ietf-wimse-http-signature-07, the default.
     #[default]
-    RequestTarget,
-    /// `@path`, plus `@query` when the target has a query (editor's copy after #302).
     PathAndQuery,
+    /// `@request-target` (draft-ietf-wimse-http-signature-06), for peers that have not
+    /// moved to -07; verifiers accept it only with [`HttpSigPolicy::accept_request_target`].
+    RequestTarget,
 }
 
 /// What a signature verifier accepts.
 #[derive(Clone, Copy, Debug)]
 pub struct HttpSigPolicy {
-    /// The longest `expires - now` accepted, in seconds ("on the order of minutes").
+    /// The longest `expires - now` accepted, in seconds ("on the order of minutes"); the
+    /// leeway is not added to it.
     pub max_lifetime: u64,
     /// Clock skew tolerated on `created` and `expires`, in seconds.
     pub leeway: u64,
-    /// Require one target form; `None` accepts either.
-    pub target: Option<TargetComponents>,
+    /// The -06 compatibility switch (off by default): also accept signatures that cover
+    /// `@request-target` instead of `@path` and `@query`.
+    pub accept_request_target: bool,
 }
 
 impl Default for HttpSigPolicy {
@@ -52,18 +61,15 @@ impl Default for HttpSigPolicy {
         HttpSigPolicy {
             max_lifetime: 300,
             leeway: 60,
-            target: None,
+            accept_request_target: false,
         }
     }
 }
 
-pub(super) fn target_components(target: TargetComponents, request: &RequestParts<'_>, req: bool) -> Vec<Component> {
+pub(super) fn target_components(target: TargetComponents, req: bool) -> Vec<Component> {
     match target {
+        TargetComponents::PathAndQuery => vec![Component::new("@path", req), Component::new("@query", req)],
         TargetComponents::RequestTarget => vec![Component::new("@request-target", req)],
-        TargetComponents::PathAndQuery if request.has_query() => {
-            vec![Component::new("@path", req), Component::new("@query", req)]
-        }
-        TargetComponents::PathAndQuery => vec![Component::new("@path", req)],
     }
 }
 
@@ -86,6 +92,8 @@ pub struct SignatureInfo {
     pub request_nonce: Option<String>,
     /// The covered components, serialized (`"@method"`, `"@method";req`, ...).
     pub covered: Vec<String>,
+    /// How the request target is covered (a signed response answers in the same form).
+    pub target: TargetComponents,
 }
 
 /// The one `tag="wimse-workload-to-workload"` signature of a message.
@@ -172,6 +180,12 @@ pub(super) fn check_params(
             "the wimse-aud parameter is required on requests",
         ));
     }
+    if !is_request && request_nonce.is_none() {
+        return Err(err(
+            "signature_params",
+            "the wimse-req-nonce parameter is required on every signed response",
+        ));
+    }
     let now_s = now.as_secs();
     if expires < created {
         return Err(err("signature_params", "expires is before created"));
@@ -190,7 +204,7 @@ pub(super) fn check_params(
         });
     }
     let lifetime = expires.saturating_sub(now_s);
-    if lifetime > policy.max_lifetime.saturating_add(policy.leeway) {
+    if lifetime > policy.max_lifetime {
         return Err(Error::LifetimeTooLong {
             token: "HTTP signature",
             lifetime,
@@ -206,11 +220,16 @@ pub(super) fn check_params(
         sign_response,
         request_nonce,
         covered: found.list.items.iter().map(FieldType::serialize).collect(),
+        target: TargetComponents::PathAndQuery,
     })
 }
 
-/// Checks that every component the profile requires is covered.
-pub(super) fn check_coverage(msg: Message<'_, '_>, list: &InnerList, policy: &HttpSigPolicy) -> Result<(), Error> {
+/// Checks that every component the profile requires is covered; returns how the target is.
+pub(super) fn check_coverage(
+    msg: Message<'_, '_>,
+    list: &InnerList,
+    policy: &HttpSigPolicy,
+) -> Result<TargetComponents, Error> {
     let covered: Vec<Component> = list.items.iter().map(Component::from_item).collect::<Result<_, _>>()?;
     let has = |name: &str, req: bool| covered.iter().any(|c| c.name == name && c.req == req);
     let need = |name: &str, req: bool| -> Result<(), Error> {
@@ -229,20 +248,23 @@ pub(super) fn check_coverage(msg: Message<'_, '_>, list: &InnerList, policy: &Ht
         need("@status", false)?;
     }
     need("@method", is_response)?;
-    let request = msg.request();
-    let request_target = has("@request-target", is_response);
-    let path_query = has("@path", is_response) && (!request.has_query() || has("@query", is_response));
-    let target_ok = match policy.target {
-        None => request_target || path_query,
-        Some(TargetComponents::RequestTarget) => request_target,
-        Some(TargetComponents::PathAndQuery) => path_query,
+    let target = if has("@request-target", is_response) {
+        if !policy.accept_request_target {
+            return Err(err(
+                "signature_legacy_target",
+                "@request-target is the draft-ietf-wimse-http-signature-06 form; -07 covers @path and @query",
+            ));
+        }
+        TargetComponents::RequestTarget
+    } else {
+        need("@path", is_response)?;
+        // -06 peers left @query out when there was none; the compatibility switch keeps that.
+        let optional = policy.accept_request_target && !msg.request().has_query();
+        if !optional {
+            need("@query", is_response)?;
+        }
+        TargetComponents::PathAndQuery
     };
-    if !target_ok {
-        return Err(err(
-            "signature_components",
-            "the request target must be covered (@request-target, or @path and @query)",
-        ));
-    }
     for field in fields {
         if message::has_field(msg.headers(), field) {
             need(field, false)?;
@@ -252,5 +274,5 @@ pub(super) fn check_coverage(msg: Message<'_, '_>, list: &InnerList, policy: &Ht
         // The response is signed with the server's WIT, which must travel with it.
         need("workload-identity-token", false)?;
     }
-    Ok(())
+    Ok(target)
 }

@@ -1,4 +1,5 @@
-//! Signing requests and responses under the WIMSE profile, with the workload key of a WIT.
+//! Signing requests and responses under the WIMSE profile (draft-ietf-wimse-http-signature-07),
+//! with the workload key of a WIT. Every signed response carries `wimse-req-nonce`.
 
 use sfv::BareItem;
 
@@ -36,7 +37,8 @@ pub struct ResponseSigning<'a> {
     pub request_nonce: &'a str,
     /// `expires - created`, in seconds.
     pub lifetime: u64,
-    /// How the request target is covered (match the request's form).
+    /// How the request target is covered: the form the request used
+    /// ([`SignatureInfo::target`](super::SignatureInfo::target)).
     pub target: TargetComponents,
 }
 
@@ -114,7 +116,7 @@ pub fn sign_request(
         ..request.clone()
     };
     let mut components = vec![Component::new("@method", false)];
-    components.extend(target_components(opts.target, request, false));
+    components.extend(target_components(opts.target, false));
     components.extend(
         REQUEST_FIELDS
             .iter()
@@ -164,7 +166,7 @@ pub fn sign_response(
             .map(|f| Component::new(f, false)),
     );
     components.push(Component::new("@method", true));
-    components.extend(target_components(opts.target, request, true));
+    components.extend(target_components(opts.target, true));
     let nonce = new_nonce(provider)?;
     let mut params = time_params(now, opts.lifetime, &nonce)?;
     params.push(("wimse-req-nonce", sf_string(opts.request_nonce)?));

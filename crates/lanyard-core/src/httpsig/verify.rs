@@ -32,8 +32,8 @@ fn verify_message(msg: Message<'_, '_>, body: &[u8], check: &SignatureCheck<'_>)
     let (policy, now, provider) = (check.policy, check.now, check.provider);
     let found = locate(msg.headers())?;
     let is_request = matches!(msg, Message::Request(_));
-    let info = check_params(&found, is_request, policy, now)?;
-    check_coverage(msg, &found.list, policy)?;
+    let mut info = check_params(&found, is_request, policy, now)?;
+    info.target = check_coverage(msg, &found.list, policy)?;
     let digest = message::field_value(msg.headers(), "content-digest")?;
     match (&digest, body.is_empty()) {
         (None, false) => {
