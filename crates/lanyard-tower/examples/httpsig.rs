@@ -1,13 +1,15 @@
 //! Two services, `orders` and `billing`, calling each other with WIT + HTTP Message
-//! Signatures (draft-ietf-wimse-http-signature): each client's `WorkloadAuthMiddleware`
-//! signs the request with the workload key of its WIT and asks for a signed response; each
+//! Signatures (draft-ietf-wimse-http-signature-07: `@path` + `@query`, the signature found
+//! by its tag, `wimse-req-nonce` on every signed response): each client's
+//! `WorkloadAuthMiddleware` signs the request with the workload key of its WIT and asks
+//! for a signed response; each
 //! server's `WorkloadAuthLayer` verifies the caller and signs its answer with its own WIT
 //! (and an `AuthorizeLayer` in `support` lets one workload through per route). The client
 //! checks the response signature before the caller sees the response.
 //!
 //! Run with `cargo run -p lanyard-tower --example httpsig`. It prints who called whom, who
-//! signed each answer, the refused attempts and the headers on the wire; it exits non-zero
-//! if anything did not go as intended.
+//! signed each answer, the refused attempts and the signature headers on the wire; it exits
+//! non-zero if anything did not go as intended.
 
 #[path = "support/mod.rs"]
 mod support;

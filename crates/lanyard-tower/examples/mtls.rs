@@ -113,11 +113,12 @@ pub async fn run() -> anyhow::Result<(Report, Option<Curl>)> {
     let anonymous = anonymous.resolve("localhost", ([127, 0, 0, 1], port).into()).build()?;
     let mut report = Report {
         title: "mutual TLS with X.509-SVIDs",
-        billing_to_orders: call(&client(&billing_svid, ORDERS)?, &url).await,
-        intruder: call(&client(&intruder_svid, ORDERS)?, &url).await,
+        billing_to_orders: call(client(&billing_svid, ORDERS)?.get(&url)).await,
+        intruder: call(client(&intruder_svid, ORDERS)?.get(&url)).await,
         anonymous: call(
-            &ClientBuilder::new(anonymous).build(),
-            &format!("https://localhost:{port}/orders/42"),
+            ClientBuilder::new(anonymous)
+                .build()
+                .get(format!("https://localhost:{port}/orders/42")),
         )
         .await,
         wire: Vec::new(),

@@ -1,8 +1,10 @@
 //! Two services, `orders` and `billing`, calling each other with WIT + Workload Proof
-//! Token (draft-ietf-wimse-wpt): on each server a `WorkloadAuthLayer` verifies the caller
-//! (and an `AuthorizeLayer` in `support` lets one workload through per route); on each
-//! client a `WorkloadAuthMiddleware` attaches the workload's WIT and a fresh WPT to every
-//! request.
+//! Token (draft-ietf-wimse-wpt-02): on each server a `WorkloadAuthLayer` verifies the
+//! caller (and an `AuthorizeLayer` in `support` lets one workload through per route); on
+//! each client a `WorkloadAuthMiddleware` attaches the workload's WIT
+//! (`Workload-Identity-Token`) and a fresh WPT (`Authorization: WPT`, no `ath`) to every
+//! request. billing's call carries a `Txn-Token`, bound to the proof by `tth`, which orders'
+//! handler receives as an `UnverifiedTxnToken`.
 //!
 //! Run with `cargo run -p lanyard-tower --example wpt`. It prints who called whom, the
 //! refused attempts (a workload that is not allowed, and a caller without credentials),

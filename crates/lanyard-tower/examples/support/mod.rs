@@ -14,11 +14,15 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
+use lanyard_core::jose::decode_unverified;
 use lanyard_core::{Algorithm, Clock, CryptoProvider, KeyUse, SpiffeId, SystemClock, TrustDomain, TrustStore};
 use lanyard_core::{WitIssuer, WorkloadId};
-use lanyard_tower::{AuthorizeLayer, StaticCredentials, VerifiedResponder, VerifiedWorkload, WorkloadCredentials};
+use lanyard_tower::{
+    AuthorizeLayer, StaticCredentials, TxnToken, UnverifiedTxnToken, VerifiedResponder, VerifiedWorkload,
+    WorkloadCredentials,
+};
 use lanyard_x509::{SubjectKey, SvidSource, X509Authority, X509Bundle, X509BundleSet, X509Svid};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next, RequestBuilder};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -30,6 +34,10 @@ pub const ORDERS: &str = "spiffe://example.org/orders";
 pub const BILLING: &str = "spiffe://example.org/billing";
 /// A workload of the same trust domain that neither service allows.
 pub const INTRUDER: &str = "spiffe://example.org/intruder";
+/// The transaction context billing sends with its call: a stand-in shaped like a Txn-Token
+/// (Lanyard binds Txn-Tokens to the proof but does not verify them yet; this one is not signed).
+pub const TXN_TOKEN: &str =
+    "eyJhbGciOiJFUzI1NiIsInR5cCI6InR4bnRva2VuK2p3dCJ9.eyJ0eG4iOiJvcmRlci00MiJ9.unsigned-example";
 
 /// The identity server stand-in: WITs signed with an ES256 key the services trust, and a
 /// root CA whose certificate is the trust domain's X.509 bundle.
@@ -132,12 +140,19 @@ pub struct Orders {
     pub billing_url: String,
 }
 
-/// `GET /orders/{id}` on orders: asks billing first, then says who called and how.
-pub async fn order(State(s): State<Orders>, Path(id): Path<u64>, caller: VerifiedWorkload) -> Json<Value> {
-    let billing = call(&s.billing, &format!("{}/billing/limits", s.billing_url)).await;
+/// `GET /orders/{id}` on orders: asks billing first, then says who called, how, and with
+/// which (bound, unverified) Txn-Token.
+pub async fn order(
+    State(s): State<Orders>,
+    Path(id): Path<u64>,
+    caller: VerifiedWorkload,
+    txn: Option<UnverifiedTxnToken>,
+) -> Json<Value> {
+    let billing = call(s.billing.get(format!("{}/billing/limits", s.billing_url))).await;
     Json(json!({
         "order": { "id": id, "total_cents": 4_200 },
         "caller": caller.id.as_str(), "mode": caller.mode.as_str(), "proof_id": caller.proof_id,
+        "txn_token": txn.as_ref().map(UnverifiedTxnToken::as_unverified_str),
         "billing_call": billing.json(),
     }))
 }
@@ -173,9 +188,9 @@ impl Outcome {
     }
 }
 
-/// `GET url` with `client`.
-pub async fn call(client: &ClientWithMiddleware, url: &str) -> Outcome {
-    let response = match client.get(url).timeout(std::time::Duration::from_secs(10)).send().await {
+/// Sends `request` (with a 10 s timeout) and records how it ended.
+pub async fn call(request: RequestBuilder) -> Outcome {
+    let response = match request.timeout(std::time::Duration::from_secs(10)).send().await {
         Ok(r) => r,
         Err(e) => {
             let detail = format!("{:#}", anyhow::Error::from(e));
@@ -210,7 +225,8 @@ pub async fn call(client: &ClientWithMiddleware, url: &str) -> Outcome {
 }
 
 /// A reqwest middleware, placed after `WorkloadAuthMiddleware`, that records the
-/// authentication headers each request left with (token values shortened).
+/// authentication headers each request left with (token values shortened, a WPT also
+/// decoded) and the signature parameters of a signed response.
 #[derive(Clone, Default)]
 pub struct WireLog(Arc<Mutex<Vec<String>>>);
 
@@ -242,12 +258,25 @@ impl Middleware for WireLog {
             let value = String::from_utf8_lossy(value.as_bytes());
             let shown = match value.char_indices().nth(72) {
                 Some((cut, _)) if name != "signature-input" => format!("{}...", &value[..cut]),
-                _ => value.into_owned(),
+                _ => value.to_string(),
             };
             lines.push(format!("  {name}: {shown}"));
+            // The proof's decoded header and claims: what a WPT binds (no `ath` in -02).
+            if let Some(wpt) = value.strip_prefix("WPT ")
+                && let Ok(decoded) = decode_unverified(wpt)
+            {
+                lines.push(format!("    WPT header {}", Value::Object(decoded.header)));
+                lines.push(format!("    WPT claims {}", Value::Object(decoded.claims)));
+            }
         }
         self.0.lock().unwrap_or_else(PoisonError::into_inner).extend(lines);
-        next.run(req, extensions).await
+        let response = next.run(req, extensions).await?;
+        // A signed response: its parameters, with the request's nonce in wimse-req-nonce.
+        if let Some(input) = response.headers().get("signature-input").and_then(|v| v.to_str().ok()) {
+            let line = format!("  <- {} signature-input: {input}", response.status().as_u16());
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+        }
+        Ok(response)
     }
 }
 
@@ -311,6 +340,9 @@ impl fmt::Display for Report {
             b2o.body["caller"],
             b2o.body["mode"]
         )?;
+        if let Some(txn) = b2o.body["txn_token"].as_str() {
+            writeln!(f, "  with a Txn-Token bound to the proof (unverified): {txn}")?;
+        }
         writeln!(
             f,
             "  orders -> billing  {}: billing saw {} via {}",
@@ -383,11 +415,13 @@ pub async fn two_services(title: &'static str, client: MakeClient, protect: Prot
 
     let url = format!("{orders_url}/orders/42");
     let anonymous = ClientBuilder::new(reqwest::Client::builder().no_proxy().build()?).build();
+    let billing_client = client(&idp, BILLING, &wire)?;
     let report = Report {
         title,
-        billing_to_orders: call(&client(&idp, BILLING, &wire)?, &url).await,
-        intruder: call(&client(&idp, INTRUDER, &WireLog::default())?, &url).await,
-        anonymous: call(&anonymous, &url).await,
+        // billing sends transaction context in its own header, bound to its proof.
+        billing_to_orders: call(billing_client.get(&url).with_extension(TxnToken::new(TXN_TOKEN))).await,
+        intruder: call(client(&idp, INTRUDER, &WireLog::default())?.get(&url)).await,
+        anonymous: call(anonymous.get(&url)).await,
         wire: wire.lines(),
         notes: Vec::new(),
     };

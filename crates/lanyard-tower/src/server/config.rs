@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
@@ -91,6 +91,53 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedWorkload {
     }
 }
 
+/// The `Txn-Token` of an authenticated request, as a handler extractor (use
+/// `Option<UnverifiedTxnToken>` on routes where it is optional).
+///
+/// It is **bound** to the caller's proof — the WPT's `tth` matched it, or the HTTP
+/// message signature covers it — so it came from the authenticated workload, but it is
+/// **not verified**: its signature, issuer, audience and lifetime are not checked until
+/// Lanyard verifies Txn-Tokens (draft-ietf-oauth-transaction-tokens). Treat it as
+/// transaction context, never as authentication. Its `Debug` form hides the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UnverifiedTxnToken(pub(crate) String);
+
+impl UnverifiedTxnToken {
+    /// The token as the caller sent it, unverified.
+    pub fn as_unverified_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UnverifiedTxnToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UnverifiedTxnToken({} bytes)", self.0.len())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UnverifiedTxnToken {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<UnverifiedTxnToken>().cloned().ok_or_else(|| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "missing_txn_token",
+                "this route needs a Txn-Token bound to the caller's proof",
+                &HeaderMap::new(),
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for UnverifiedTxnToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<UnverifiedTxnToken>().cloned())
+    }
+}
+
 /// How a service authenticates its callers.
 #[derive(Clone)]
 pub struct WorkloadAuthConfig {
@@ -106,7 +153,10 @@ pub struct WorkloadAuthConfig {
     pub wpt_policy: WptPolicy,
     /// HTTP-signature rules.
     pub http_sig_policy: HttpSigPolicy,
-    /// Where WPTs may be carried.
+    /// Where WPTs may be carried. `carriage.accept_legacy_header` is the wpt-01
+    /// compatibility switch of the whole layer: it also turns on
+    /// [`WptPolicy::accept_wpt01`] (an `ath`-bound `Authorization: Bearer` token beside the
+    /// `Workload-Proof-Token` header; the token is bound, never used to authenticate).
     pub carriage: CarriageConfig,
     /// Context-token headers to bind with the WPT's `oth` (lowercase names).
     pub other_token_headers: Vec<String>,

@@ -10,12 +10,12 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, Request};
 use lanyard_core::httpsig::HttpSigVerifier;
-use lanyard_core::wimse::WPT_SCHEME;
+use lanyard_core::wimse::{WORKLOAD_PROOF_TOKEN, is_wpt_authorization};
 use lanyard_core::{InMemoryReplayCache, TrustStore, WitVerifier, WptVerifier};
 use tower::{Layer, Service};
 
 use super::BoxFuture;
-use super::config::WorkloadAuthConfig;
+use super::config::{UnverifiedTxnToken, WorkloadAuthConfig};
 use super::peer;
 use super::rejection::{Rejection, count};
 use super::signature::ResponseToSign;
@@ -44,7 +44,9 @@ impl fmt::Debug for WorkloadAuthLayer {
 
 impl WorkloadAuthLayer {
     /// A layer trusting the WIT keys in `store`.
-    pub fn new(store: Arc<TrustStore>, config: WorkloadAuthConfig) -> WorkloadAuthLayer {
+    pub fn new(store: Arc<TrustStore>, mut config: WorkloadAuthConfig) -> WorkloadAuthLayer {
+        // One wpt-01 switch for the layer: the legacy carriage brings the legacy `ath` rules.
+        config.wpt_policy.accept_wpt01 |= config.carriage.accept_legacy_header;
         let mut wit = WitVerifier::new(store, config.wit_policy);
         if config.wit_cache_capacity > 0 {
             wit = wit.with_cache(config.wit_cache_capacity);
@@ -140,33 +142,60 @@ impl Shared {
 
     /// Authenticates `request`, returning it (with the body restored if it was read and
     /// the [`VerifiedWorkload`] in its extensions) and whether the response must be signed.
+    ///
+    /// Credential header values are marked sensitive first, so a handler or layer that
+    /// logs the request's headers shows `Sensitive` instead of a WIT, WPT or Txn-Token.
     pub(super) async fn authenticate(
         &self,
         mut request: Request<Body>,
     ) -> Result<(Request<Body>, Option<ResponseToSign>), Rejection> {
+        hide_credentials(request.headers_mut());
         let modes = self.config.modes;
         let headers = request.headers();
         let signed = modes.http_signature && headers.contains_key("signature-input");
+        // Any `Authorization: WPT` field (even beside another one, which the WPT check
+        // then refuses) or a wpt-01 header makes this a WPT request.
         let wpt = modes.wpt
-            && (headers.contains_key("workload-proof-token")
+            && (headers.contains_key(WORKLOAD_PROOF_TOKEN)
                 || headers
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(' ').next())
-                    .is_some_and(|s| s.eq_ignore_ascii_case(WPT_SCHEME)));
+                    .get_all(http::header::AUTHORIZATION)
+                    .iter()
+                    .any(|v| v.to_str().is_ok_and(is_wpt_authorization)));
         let peer = request.extensions().get::<PeerIdentity>().cloned();
-        let (verified, to_sign) = if signed {
+        let (verified, to_sign, txn_token) = if signed {
             self.verify_signed(&mut request).await?
         } else if wpt {
-            (self.verify_wpt(&request)?, None)
+            let (verified, txn_token) = self.verify_wpt(&request)?;
+            (verified, None, txn_token)
         } else if let (true, Some(peer)) = (modes.mtls, peer) {
-            (peer::verified(peer), None)
+            (peer::verified(peer), None, None)
         } else {
             return Err(Rejection::Missing);
         };
         count(verified.mode.as_str(), "ok");
         tracing::debug!(workload = %verified.id, mode = verified.mode.as_str(), proof = ?verified.proof_id, "workload authenticated");
         request.extensions_mut().insert(verified);
+        if let Some(token) = txn_token {
+            request.extensions_mut().insert(UnverifiedTxnToken(token));
+        }
         Ok((request, to_sign))
+    }
+}
+
+/// The header fields that carry credentials or proofs.
+const CREDENTIAL_FIELDS: [&str; 6] = [
+    "authorization",
+    "workload-identity-token",
+    "workload-proof-token",
+    "txn-token",
+    "signature",
+    "dpop",
+];
+
+fn hide_credentials(headers: &mut HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if CREDENTIAL_FIELDS.contains(&name.as_str()) {
+            value.set_sensitive(true);
+        }
     }
 }

@@ -52,7 +52,7 @@ fn challenges(modes: Modes) -> HeaderMap {
         h.insert(
             HeaderName::from_static("accept-signature"),
             HeaderValue::from_static(
-                "wimse=(\"@method\" \"@request-target\" \"workload-identity-token\");tag=\"wimse-workload-to-workload\"",
+                "wimse=(\"@method\" \"@path\" \"@query\" \"workload-identity-token\");tag=\"wimse-workload-to-workload\"",
             ),
         );
     }

@@ -1,4 +1,6 @@
-//! WIT + HTTP Message Signature: verifying signed requests and signing responses.
+//! WIT + HTTP Message Signature (draft-ietf-wimse-http-signature-07): verifying signed
+//! requests and signing responses, each response in the target form its request used and
+//! always with `wimse-req-nonce`.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -7,6 +9,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use lanyard_core::httpsig::{self, RequestParts, ResponseParts, ResponseSigning, TargetComponents};
+use lanyard_core::wimse::TXN_TOKEN;
 
 use super::config::{AuthMode, VerifiedWorkload};
 use super::layer::{Shared, header_view, original_uri};
@@ -17,13 +20,17 @@ pub(super) struct ResponseToSign {
     method: String,
     target: String,
     nonce: String,
+    /// How the request covered its target; the response's `;req` components match it.
+    form: TargetComponents,
 }
 
 impl Shared {
+    /// Verifies a signed request; returns the caller, what signing its response needs (if
+    /// it must be signed) and the Txn-Token the signature covers.
     pub(super) async fn verify_signed(
         &self,
         request: &mut Request<Body>,
-    ) -> Result<(VerifiedWorkload, Option<ResponseToSign>), Rejection> {
+    ) -> Result<(VerifiedWorkload, Option<ResponseToSign>, Option<String>), Rejection> {
         let body = std::mem::take(request.body_mut());
         let bytes = read_limited(body, self.config.max_body_bytes)
             .await
@@ -52,17 +59,25 @@ impl Shared {
             method,
             target,
             nonce: verified.signature.nonce.clone(),
+            form: verified.signature.target,
         });
+        // The profile requires a present Txn-Token to be covered, so it is bound to the
+        // caller; it is handed on only when it is one field (its covered value is then exact).
+        let mut txn_fields = request.headers().get_all(TXN_TOKEN).iter();
+        let txn_token = match (txn_fields.next(), txn_fields.next()) {
+            (Some(v), None) => v.to_str().ok().map(|v| v.trim_matches([' ', '\t']).to_owned()),
+            _ => None,
+        };
         let workload = VerifiedWorkload {
             id: verified.wit.sub.clone(),
             mode: AuthMode::HttpSignature,
             claims: Some(verified.wit.claims.clone()),
             proof_id: Some(verified.signature.nonce),
         };
-        Ok((workload, to_sign))
+        Ok((workload, to_sign, txn_token))
     }
 
-    /// Signs a response (-06 §3.4). If it cannot, the caller gets an error, never a
+    /// Signs a response (-07 §3.4). If it cannot, the caller gets an error, never a
     /// successful unsigned response.
     pub(super) async fn sign_response(&self, response: Response, sign: ResponseToSign) -> Response {
         let cannot = |detail: &str| {
@@ -97,16 +112,11 @@ impl Shared {
             status: parts.status.as_u16(),
             headers: header_view(&parts.headers),
         };
-        let target = self
-            .config
-            .http_sig_policy
-            .target
-            .unwrap_or(TargetComponents::RequestTarget);
         let opts = ResponseSigning {
             wit: &creds.wit,
             request_nonce: &sign.nonce,
             lifetime: 60,
-            target,
+            target: sign.form,
         };
         let provider = lanyard_crypto::provider();
         let now = self.config.clock.now();

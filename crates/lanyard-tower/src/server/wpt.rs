@@ -1,4 +1,7 @@
-//! WIT + Workload Proof Token: reading the credentials from the request and verifying them.
+//! WIT + Workload Proof Token (draft-ietf-wimse-wpt-02): reading the credentials from the
+//! request (`Workload-Identity-Token` and `Authorization: WPT`) and verifying them. A
+//! `Bearer` or `DPoP` token beside the WPT is refused, never used; a `Txn-Token` must be
+//! bound by `tth` and is handed on as [`super::UnverifiedTxnToken`].
 
 use axum::body::Body;
 use http::Request;
@@ -10,7 +13,8 @@ use super::layer::{Shared, header_view};
 use super::rejection::Rejection;
 
 impl Shared {
-    pub(super) fn verify_wpt(&self, request: &Request<Body>) -> Result<VerifiedWorkload, Rejection> {
+    /// Verifies the request's WIT and WPT; returns the caller and the Txn-Token the proof binds.
+    pub(super) fn verify_wpt(&self, request: &Request<Body>) -> Result<(VerifiedWorkload, Option<String>), Rejection> {
         let fail = |e| Rejection::Failed(AuthMode::Wpt, e);
         let headers = header_view(request.headers());
         let presented = extract_credentials(headers.iter().copied(), &self.config.carriage).map_err(fail)?;
@@ -35,11 +39,13 @@ impl Shared {
         };
         let now = self.config.clock.now();
         let proof = self.wpt.verify(&tokens, &self.audience(request), now).map_err(fail)?;
-        Ok(VerifiedWorkload {
+        let workload = VerifiedWorkload {
             id: proof.wit.sub.clone(),
             mode: AuthMode::Wpt,
             claims: Some(proof.wit.claims.clone()),
             proof_id: Some(proof.wpt.jti),
-        })
+        };
+        // The verifier accepted the Txn-Token only because `tth` binds it.
+        Ok((workload, presented.txn_token.map(str::to_owned)))
     }
 }
