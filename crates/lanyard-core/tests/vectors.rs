@@ -237,17 +237,7 @@ fn wpt_vectors() {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect();
         let other: Vec<(&str, &str)> = other.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let headers: Vec<(String, String)> = case["request"]["headers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|h| {
-                (
-                    h[0].as_str().unwrap_or_default().to_owned(),
-                    h[1].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
+        let headers = header_pairs(&case["request"]);
         // "compat": "wpt-01" turns on the draft-ietf-wimse-wpt-01 switch; otherwise the -02 rules.
         let wpt01 = match s(case, "compat") {
             None => false,

@@ -522,26 +522,15 @@ fn token_commands_follow_wpt02_and_refuse_what_verifiers_refuse() {
         "{}",
         text(&out.stdout)
     );
-    // A WIT names a workload: the trust-domain ID is refused, with the diagnostic that says so.
-    let out = sh(
-        dir.path(),
-        "lanyard wit issue --key issuer.jwk --sub spiffe://example.org --cnf w.pub.jwk",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("a workload identifier needs a path"),
-        "{}",
-        text(&out.stderr)
-    );
-    // And the WIT's 24 h maximum.
-    let out = sh(
-        dir.path(),
-        "lanyard wit issue --key issuer.jwk --sub spiffe://example.org/a --cnf w.pub.jwk --ttl 86401",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("exceeds the maximum of 86400s"),
-        "{}",
-        text(&out.stderr)
-    );
+    // A WIT names a workload: the trust-domain ID is refused, with the diagnostic that says
+    // so; and the WIT's 24 h maximum.
+    let issue = "lanyard wit issue --key issuer.jwk --cnf w.pub.jwk --sub";
+    for (args, says) in [
+        ("spiffe://example.org", "a workload identifier needs a path"),
+        ("spiffe://example.org/a --ttl 86401", "exceeds the maximum of 86400s"),
+    ] {
+        let out = sh(dir.path(), &format!("{issue} {args}"));
+        assert_eq!(out.status.code(), Some(1), "{args}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
 }
