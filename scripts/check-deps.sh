@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Enforces the dependency rules of docs/architecture.md: lanyard-core pulls in no crypto
 # backend, async runtime, HTTP, gRPC or database crate; no crate links ring or openssl;
-# only lanyard-crypto names aws-lc-rs (the crypto boundary).
+# only lanyard-crypto names aws-lc-rs (the crypto boundary); lanyard-tower never depends
+# on the server or the agent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -34,6 +35,14 @@ done
 named=$(grep -rl --include='*.rs' 'aws_lc_rs' crates | grep -v '^crates/lanyard-crypto/' || true)
 for file in $named; do
   echo "$file names aws_lc_rs; only lanyard-crypto may (use the CryptoProvider or lanyard_crypto::rustls_provider())"; status=1
+done
+# lanyard-tower is what services link: it never pulls in the server or the agent, with or
+# without its optional features.
+tower=$(cargo tree -p lanyard-tower --all-features -e normal,build --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+for banned in lanyard-server lanyard-agent; do
+  if grep -qx "$banned" <<<"$tower"; then
+    echo "lanyard-tower must not depend on $banned"; status=1
+  fi
 done
 [ $status -eq 0 ] && echo "dependency rules: ok"
 exit $status

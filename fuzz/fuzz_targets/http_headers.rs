@@ -1,6 +1,8 @@
 //! `extract_credentials` on header lists derived from arbitrary bytes: one header per
 //! line (`\n`), the name before the first `:`, the value (raw bytes, not necessarily
-//! UTF-8) after it. Both carriage configurations are tried; results must be consistent.
+//! UTF-8) after it. Both carriage configurations are tried; results must be consistent,
+//! and the strict (draft-ietf-wimse-wpt-02) one never hands out an access token or a WPT
+//! that is not one token68.
 #![no_main]
 
 use lanyard_core::wimse::{
@@ -26,6 +28,10 @@ fn check(c: &PresentedCredentials<'_>, legacy: bool) {
     }
     if !legacy {
         assert_eq!(c.carriage, WptCarriage::Authorization);
+        assert!(c.access_token.is_none(), "wpt-02: no access token beside a WPT");
+        let body = c.wpt.trim_end_matches('=');
+        assert!(!body.is_empty());
+        assert!(body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)), "token68: {:?}", c.wpt);
     }
     // What proof_headers writes, extract_credentials reads back.
     let headers = proof_headers(c.wit, c.wpt, c.carriage);

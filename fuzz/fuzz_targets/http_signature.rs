@@ -1,4 +1,5 @@
-//! RFC 9421 parsing and checking (draft-ietf-wimse-http-signature profile): the input is
+//! RFC 9421 parsing and checking (draft-ietf-wimse-http-signature-07 profile, and -06 with
+//! the compatibility switch): the input is
 //! a request as header lines (`name: value`, one per `\n` line) followed by a blank line
 //! and a body. `Signature-Input`, `Signature` and `Content-Digest` go through the
 //! structured-field parser and the profile checks with a fixed Ed25519 key; nothing may
@@ -9,7 +10,7 @@
 use std::sync::LazyLock;
 
 use lanyard_core::httpsig::{self, HttpSigPolicy, RequestParts, ResponseParts, SignatureCheck};
-use lanyard_core::{Algorithm, CryptoProvider, UnixTime, VerifyingKey};
+use lanyard_core::{Algorithm, UnixTime, VerifyingKey};
 use libfuzzer_sys::fuzz_target;
 
 static KEY: LazyLock<std::sync::Arc<dyn VerifyingKey>> = LazyLock::new(|| {
@@ -36,17 +37,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = httpsig::request_signature_base(&request);
     let provider = lanyard_crypto::provider();
-    let policy = HttpSigPolicy::default();
-    let check = SignatureCheck {
-        key: KEY.as_ref(),
-        policy: &policy,
-        now: UnixTime(1_785_155_800),
-        provider: provider.as_ref(),
-    };
-    let verified = httpsig::verify_request_signature(&request, body.as_bytes(), "https://svc.example.org/x", &check);
-    assert!(verified.is_err(), "a fuzzed request verified: {verified:?}");
     let response = ResponseParts { status: 200, headers };
     let _ = httpsig::response_signature_base(&response, &request);
-    let verified = httpsig::verify_response_signature(&response, body.as_bytes(), &request, Some("n"), &check);
-    assert!(verified.is_err(), "a fuzzed response verified: {verified:?}");
+    for accept_request_target in [false, true] {
+        let policy = HttpSigPolicy { accept_request_target, ..HttpSigPolicy::default() };
+        let check = SignatureCheck {
+            key: KEY.as_ref(),
+            policy: &policy,
+            now: UnixTime(1_785_155_800),
+            provider: provider.as_ref(),
+        };
+        let verified = httpsig::verify_request_signature(&request, body.as_bytes(), "https://svc.example.org/x", &check);
+        assert!(verified.is_err(), "a fuzzed request verified: {verified:?}");
+        let verified = httpsig::verify_response_signature(&response, body.as_bytes(), &request, Some("n"), &check);
+        assert!(verified.is_err(), "a fuzzed response verified: {verified:?}");
+    }
 });

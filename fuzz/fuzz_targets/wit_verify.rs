@@ -196,24 +196,32 @@ fuzz_target!(|data: &[u8]| {
             other_tokens: &others,
         };
         // Through the same (cached) WIT verifier: the WIT part is a cache hit or the same error.
-        let verifier = WptVerifier::new(
-            cached.clone(),
-            WptPolicy::default(),
-            Arc::new(InMemoryReplayCache::new(64)),
-        );
-        match verifier.verify(&tokens, AUDIENCE, NOW) {
-            Ok(proof) => {
-                assert!(first.is_ok(), "WPT verified with a WIT that does not");
-                assert!(proof.wpt.aud.iter().any(|a| a == AUDIENCE));
-                assert!(!proof.wpt.jti.is_empty());
-                assert_eq!(proof.wit.sub.trust_domain(), TRUST_DOMAIN);
-                // The same proof again is a replay.
-                match verifier.verify(&tokens, AUDIENCE, NOW) {
-                    Err(e) if e.kind() == "replay" => {}
-                    other => panic!("replayed WPT not refused: {other:?}"),
+        // Both rule sets: wpt-02 (the default) and wpt-01 (the compatibility switch).
+        for accept_wpt01 in [false, true] {
+            let verifier = WptVerifier::new(
+                cached.clone(),
+                WptPolicy { accept_wpt01, ..WptPolicy::default() },
+                Arc::new(InMemoryReplayCache::new(64)),
+            );
+            match verifier.verify(&tokens, AUDIENCE, NOW) {
+                Ok(proof) => {
+                    assert!(first.is_ok(), "WPT verified with a WIT that does not");
+                    assert!(proof.wpt.aud.iter().any(|a| a == AUDIENCE));
+                    assert!(!proof.wpt.jti.is_empty());
+                    assert_eq!(proof.wit.sub.trust_domain(), TRUST_DOMAIN);
+                    if !accept_wpt01 {
+                        // wpt-02: no access token beside the proof, no ath inside it.
+                        assert!(access_token.is_none(), "wpt-02 accepted an access token");
+                        assert!(!wpt_payload.windows(5).any(|w| w == b"\"ath\""), "wpt-02 accepted ath");
+                    }
+                    // The same proof again is a replay.
+                    match verifier.verify(&tokens, AUDIENCE, NOW) {
+                        Err(e) if e.kind() == "replay" => {}
+                        other => panic!("replayed WPT not refused: {other:?}"),
+                    }
                 }
+                Err(e) => touch(&e),
             }
-            Err(e) => touch(&e),
         }
     }
 });

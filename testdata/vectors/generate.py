@@ -8,6 +8,7 @@ Writes, relative to this file's directory (all in one run):
   identifiers/spiffe.json   identifiers/wimse.json
   keys.json
   tokens/wit.json   tokens/wpt.json   tokens/jwt_svid.json
+  httpsig/wimse_07.json     (httpsig/draft_examples.json is the drafts' own examples, not generated)
 
 Only the Python standard library and `cryptography` are used.  The output is
 deterministic, so re-running reproduces byte-identical files:
@@ -52,8 +53,8 @@ HERE = Path(__file__).resolve().parent
 # Verification parameters shared with the Rust harness
 # --------------------------------------------------------------------------
 LEEWAY = 60  # s, clock skew
-MAX_WPT_LIFETIME = 300  # s, exp - now must be <= this + LEEWAY
-MAX_WIT_LIFETIME = 24 * 3600  # s, exp - now must be <= this + LEEWAY
+MAX_WPT_LIFETIME = 300  # s, exp - now must be <= this (no leeway added)
+MAX_WIT_LIFETIME = 24 * 3600  # s, exp - now must be <= this (no leeway added)
 MAX_TOKEN_BYTES = 16 * 1024  # a token longer than this is too_large
 MAX_ID_BYTES = 2048
 MAX_TD_BYTES = 255
@@ -122,6 +123,24 @@ SPEC_KEYS = {
         "x": "1CXXvflN_LVVsIsYXsUvB03JmlGWeCHqQVuouCF92bg",
         "d": "sdLX8yCYKqo_XvGBLn-ZWeKT7llYeeQpgeCaXVxb5kY",
     },
+    # wimse.md A.4, http-signature-06 includes/sigs-svca-jwk.txt (caller, private d published)
+    "svc-a-key": {
+        "alg": "EdDSA",
+        "crv": "Ed25519",
+        "d": "HQdG2ekHF4COyoHNYvCh2fMHhIaKvkrStjmyfndFyGI",
+        "kid": "svc-a-key",
+        "kty": "OKP",
+        "x": "ZjlVT4COsCkQO9HIo6tDWAXayQ0MymoFUKJRIQ7S8R8",
+    },
+    # wimse.md A.4, http-signature-06 includes/sigs-svcb-jwk.txt (callee, private d published)
+    "svc-b-key": {
+        "alg": "EdDSA",
+        "crv": "Ed25519",
+        "d": "nn132WU82duEPtUbQtoQLqWoC1hKl8zeWavCDIR0VeI",
+        "kid": "svc-b-key",
+        "kty": "OKP",
+        "x": "lBtLS8cNt_7pWsdi2xgx760lWpzEvqYe2DpSk9ELH2w",
+    },
 }
 
 # name -> (key type, JWS alg).  Created once, then read back from keys.json.
@@ -133,7 +152,7 @@ GENERATED_KEYS = {
     "attacker-es256": ("EC", "ES256"),
     "workload-es256": ("EC", "ES256"),
 }
-KEY_ORDER = ["issuer-june5", "issuer-june5-old", "workload-a1"] + list(GENERATED_KEYS)
+KEY_ORDER = ["issuer-june5", "issuer-june5-old", "workload-a1"] + list(GENERATED_KEYS) + ["svc-a-key", "svc-b-key"]
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 # --------------------------------------------------------------------------
@@ -707,6 +726,13 @@ def build_wit_cases(keys):
     cases.append(a1("a1-wit-typ-jwt", "A.1 re-signed with typ 'JWT' instead of 'wit+jwt'.", signed(h, p), "wrong_typ"))
     h, p = a1_resigned(drop_header=["typ"])
     cases.append(a1("a1-wit-typ-missing", "A.1 re-signed without a typ header.", signed(h, p), "wrong_typ"))
+    h, p = a1_resigned({"typ": "at+jwt"})
+    cases.append(a1("a1-wit-typ-access-token",
+                    "A.1 re-signed with typ 'at+jwt': an explicit typ of another token type (RFC 9068 access token).",
+                    signed(h, p), "typ_confusion"))
+    h, p = a1_resigned({"typ": "application/wpt+jwt"})
+    cases.append(a1("a1-wit-typ-wpt", "A.1 re-signed with typ 'application/wpt+jwt': a WPT-typed token where a WIT is expected.",
+                    signed(h, p), "typ_confusion"))
     h, p = a1_resigned(payload_changes={"nbf": A1_NOW + 600})
     cases.append(a1("a1-wit-nbf-future", "A.1 re-signed with nbf 600 s after now (beyond the 60 s leeway).",
                     signed(h, p), "not_yet_valid"))
@@ -773,8 +799,15 @@ def build_wit_cases(keys):
     cases.append(a1("a1-wit-payload-array", "Payload is a JSON array holding the A.1 claims object, validly signed.",
                     jws(a1_h, raw_payload="[" + raw_p + "]", key=j5), "malformed"))
     h, p = a1_resigned(payload_changes={"iat": A1_NOW, "exp": A1_NOW + 48 * 3600})
-    cases.append(a1("a1-wit-lifetime-48h", "A.1 re-signed with iat = now and exp = now + 48 h (max WIT lifetime 24 h + leeway).",
+    cases.append(a1("a1-wit-lifetime-48h", "A.1 re-signed with iat = now and exp = now + 48 h (max WIT lifetime 24 h).",
                     signed(h, p), "lifetime_too_long"))
+    h, p = a1_resigned(payload_changes={"iat": A1_NOW, "exp": A1_NOW + MAX_WIT_LIFETIME + 1})
+    cases.append(a1("a1-wit-lifetime-24h-plus-1s",
+                    "A.1 re-signed with exp = now + 24 h + 1 s: the leeway widens expiry checks, never the 24 h maximum.",
+                    signed(h, p), "lifetime_too_long"))
+    h, p = a1_resigned(payload_changes={"iat": A1_NOW, "exp": A1_NOW + MAX_WIT_LIFETIME})
+    cases.append(a1("a1-wit-lifetime-24h", "A.1 re-signed with exp = now + 24 h exactly: at the maximum.",
+                    signed(h, p), claims=p))
     h, p = a1_resigned(payload_changes={"iat": A1_NOW, "exp": A1_NOW + 23 * 3600})
     cases.append(a1("a1-wit-lifetime-23h", "A.1 re-signed with iat = now and exp = now + 23 h: under the 24 h maximum.",
                     signed(h, p), claims=p))
@@ -808,6 +841,14 @@ def build_wit_cases(keys):
     p = claims("spiffe://example.org/svc", cnf_ed, "wit-svid")
     cases.append(lan("lanyard-wit-svid-cnf-eddsa", "WIT-SVID whose cnf.jwk.alg is EdDSA (like the WIMSE draft examples); not in the WIT-SVID list.",
                      jws(svid_h, p, key=es), "alg_not_allowed", base="lanyard-wit-svid-es256"))
+    cases.append(lan("lanyard-wit-svid-trust-domain-sub",
+                     "WIT-SVID whose sub is the trust-domain ID spiffe://example.org: it names no workload (a workload ID needs a path).",
+                     jws(svid_h, dict(svid_p, sub="spiffe://example.org"), key=es), "invalid_identifier",
+                     base="lanyard-wit-svid-es256"))
+    cases.append(lan("lanyard-wit-wimse-profile-trust-domain-sub",
+                     "WIMSE-profile WIT whose sub is the trust-domain ID spiffe://example.org: refused under the WIMSE profile too.",
+                     jws(svid_h, dict(svid_p, sub="spiffe://example.org"), key=es), "invalid_identifier", profile="wimse",
+                     base="lanyard-wit-svid-es256"))
     cases.append(lan("lanyard-wit-svid-wimse-sub", "WIT-SVID whose sub is the valid wimse identifier wimse://example.org/svc; WIT-SVID sub must be a SPIFFE ID.",
                      jws(svid_h, dict(svid_p, sub="wimse://example.org/svc"), key=es), "invalid_identifier",
                      base="lanyard-wit-svid-es256"))
@@ -848,9 +889,20 @@ def build_wit_cases(keys):
     return cases
 
 
-def wpt_case(cid, why, *, wit, wpt, audience=A3_AUDIENCE, access_token=None, txn_token=None, other_tokens=None,
-             td="example.com", anchors=("issuer-june5",), now=A3_NOW, error=None, claims=None, base=None):
-    case = {"id": cid, "why": why, "kind": "wit+wpt", "wit": wit, "wpt": wpt, "audience": audience}
+def wpt_case(cid, why, *, wit=None, wpt=None, audience=A3_AUDIENCE, access_token=None, txn_token=None, other_tokens=None,
+             td="example.com", anchors=("issuer-june5",), now=A3_NOW, error=None, claims=None, base=None, compat=None,
+             request=None):
+    """A WIT+WPT pair (kind wit+wpt) or, with `request`, a whole request's headers (kind wpt-request).
+
+    `compat="wpt-01"` runs the case with the draft-ietf-wimse-wpt-01 compatibility switch on
+    (the legacy header and an ath-bound access token are accepted); without it, the -02 rules.
+    """
+    if request is None:
+        case = {"id": cid, "why": why, "kind": "wit+wpt", "wit": wit, "wpt": wpt, "audience": audience}
+    else:
+        case = {"id": cid, "why": why, "kind": "wpt-request", "request": request, "audience": audience}
+    if compat is not None:
+        case["compat"] = compat
     if access_token is not None:
         case["access_token"] = access_token
     if txn_token is not None:
@@ -876,23 +928,32 @@ CTX_VALUE = "ctx-5f1e7a2b9c"
 def build_wpt_cases(keys):
     wk = keys["workload-a1"]
     a3_p = decode_part(A3_WPT.split(".")[1])
+    w01 = "wpt-01"
     cases = [
-        wpt_case("a3-wpt", "The A.1 WIT with the A.3 WPT and the A.3 request's bearer access token, verbatim.",
-                 wit=A1_WIT, wpt=A3_WPT, access_token=A3_ACCESS_TOKEN, claims=a3_p),
+        wpt_case("a3-wpt", "The A.1 WIT with the A.3 WPT and the A.3 request's bearer access token, verbatim (wpt-01 rules).",
+                 wit=A1_WIT, wpt=A3_WPT, access_token=A3_ACCESS_TOKEN, claims=a3_p, compat=w01),
         wpt_case("a3-wpt-no-access-token",
                  "A.3 WPT (has ath) but the request carries no access token; defined as ath_mismatch (ath binds a token that is absent).",
-                 wit=A1_WIT, wpt=A3_WPT, error="ath_mismatch", base="a3-wpt"),
+                 wit=A1_WIT, wpt=A3_WPT, error="ath_mismatch", base="a3-wpt", compat=w01),
         wpt_case("a3-wpt-wrong-access-token", "A.3 WPT but the request's access token differs in its last character.",
-                 wit=A1_WIT, wpt=A3_WPT, access_token=A3_ACCESS_TOKEN[:-1] + "1", error="ath_mismatch", base="a3-wpt"),
+                 wit=A1_WIT, wpt=A3_WPT, access_token=A3_ACCESS_TOKEN[:-1] + "1", error="ath_mismatch", base="a3-wpt",
+                 compat=w01),
         wpt_case("a3-wpt-wrong-audience", "A.3 pair verified by a recipient whose target URI is https://workload.example.com/other.",
                  wit=A1_WIT, wpt=A3_WPT, access_token=A3_ACCESS_TOKEN, audience="https://workload.example.com/other",
-                 error="wrong_audience", base="a3-wpt"),
+                 error="wrong_audience", base="a3-wpt", compat=w01),
         wpt_case("a3-wpt-expired", "A.3 pair 61 s after the WPT exp (the WIT is still valid).",
                  wit=A1_WIT, wpt=A3_WPT, access_token=A3_ACCESS_TOKEN, now=a3_p["exp"] + LEEWAY + 1,
-                 error="expired", base="a3-wpt"),
+                 error="expired", base="a3-wpt", compat=w01),
         wpt_case("a5-legacy-wpt", "Validly signed -05/-06 WIT+WPT pair (typ wimse-id+jwt / wimse-proof+jwt); the WIT fails first.",
                  wit=A5_WIT, wpt=A5_WPT, access_token=A3_ACCESS_TOKEN, anchors=("issuer-june5-old",), now=A1_NOW,
-                 error="wrong_typ"),
+                 error="wrong_typ", compat=w01),
+        # draft-ietf-wimse-wpt-02 (the default rules): no access token beside a WPT, no ath.
+        wpt_case("wpt02-a3-with-bearer",
+                 "The A.3 WPT and its bearer access token under the -02 rules: a WPT beside a Bearer token is refused before anything else.",
+                 wit=A1_WIT, wpt=A3_WPT, access_token=A3_ACCESS_TOKEN, error="access_token_with_wpt", base="a3-wpt"),
+        wpt_case("wpt02-a3-ath",
+                 "The A.3 WPT alone under the -02 rules: it still carries ath, which binds a bearer token -02 forbids; refused.",
+                 wit=A1_WIT, wpt=A3_WPT, error="forbidden_claim", base="a3-wpt"),
     ]
 
     wpt_h = {"alg": "EdDSA", "typ": "wpt+jwt"}
@@ -920,10 +981,18 @@ def build_wpt_cases(keys):
                      c0, header={"alg": "ES256", "typ": "wpt+jwt"}, key=keys["attacker-es256"], error="alg_mismatch"))
     cases.append(syn("wpt-wrong-ed25519-key", "EdDSA WPT signed by lanyard-ed25519 instead of the WIT's cnf key.",
                      c0, key=keys["lanyard-ed25519"], error="bad_signature"))
-    cases.append(syn("wpt-lifetime-1h", "WPT exp = now + 3600 (max WPT lifetime 300 s + leeway).",
+    cases.append(syn("wpt-lifetime-1h", "WPT exp = now + 3600 (max WPT lifetime 300 s).",
                      dict(c0, exp=A3_NOW + 3600), error="lifetime_too_long"))
+    cases.append(syn("wpt-lifetime-301s", "WPT exp = now + 301: one second over the 300 s maximum (the leeway is not added to it).",
+                     dict(c0, exp=A3_NOW + MAX_WPT_LIFETIME + 1), error="lifetime_too_long"))
+    c = dict(c0, exp=A3_NOW + MAX_WPT_LIFETIME, jti=fake_jti("wpt-lifetime-300s"))
+    cases.append(syn("wpt-lifetime-300s", "WPT exp = now + 300: exactly the maximum.", c))
     cases.append(syn("wpt-typ-wit", "WPT signed with typ 'wit+jwt', i.e. a WIT-typed token where a WPT is expected.",
-                     c0, header={"alg": "EdDSA", "typ": "wit+jwt"}, error="wrong_typ"))
+                     c0, header={"alg": "EdDSA", "typ": "wit+jwt"}, error="typ_confusion"))
+    cases.append(syn("wpt-typ-dpop", "WPT claims signed with typ 'dpop+jwt' (a DPoP proof's typ).",
+                     c0, header={"alg": "EdDSA", "typ": "dpop+jwt"}, error="typ_confusion"))
+    cases.append(syn("wpt-typ-unknown", "WPT signed with typ 'wimse-proof+jwt', the s2s-05/-06 spelling, which no type has now.",
+                     c0, header={"alg": "EdDSA", "typ": "wimse-proof+jwt"}, error="wrong_typ"))
     cases.append(syn("wpt-typ-missing", "WPT without a typ header.", c0, header={"alg": "EdDSA"}, error="wrong_typ"))
     cases.append(syn("wpt-typ-media-type",
                      "typ 'application/wpt+jwt': RFC 7515 4.1.9 lets the 'application/' prefix be omitted, so both spellings are accepted.",
@@ -936,10 +1005,13 @@ def build_wpt_cases(keys):
     cases.append(syn("wpt-duplicate-aud", "WPT payload with the same \"aud\" member twice, validly signed.", c0,
                      raw_payload=raw_dup, error="duplicate_member"))
     c = base_claims("wpt-ath", ath=sha256_b64u(A3_ACCESS_TOKEN))
-    cases.append(syn("wpt-ath", "Minimal WPT plus ath for the A.3 access token, which the request carries.", c,
-                     access_token=A3_ACCESS_TOKEN))
-    cases.append(syn("wpt-access-token-without-ath", "The request carries an access token but the WPT has no ath (MUST be present).",
-                     c0, access_token=A3_ACCESS_TOKEN, error="missing_claim"))
+    cases.append(syn("wpt-ath", "Minimal WPT plus ath for the A.3 access token, which the request carries (wpt-01 rules).", c,
+                     access_token=A3_ACCESS_TOKEN, compat=w01))
+    cases.append(syn("wpt-access-token-without-ath",
+                     "The request carries an access token but the WPT has no ath (MUST be present under wpt-01).",
+                     c0, access_token=A3_ACCESS_TOKEN, error="missing_claim", compat=w01))
+    cases.append(syn("wpt02-ath-present", "The same WPT with ath under the -02 rules, without an access token: ath is refused.",
+                     c, error="forbidden_claim", base="wpt-ath"))
     c = base_claims("wpt-tth", tth=sha256_b64u(TXN_TOKEN))
     cases.append(syn("wpt-tth", "WPT with tth matching the request's Txn-Token.", c, txn_token=TXN_TOKEN))
     cases.append(syn("wpt-tth-mismatch", "WPT tth is for a different Txn-Token than the one in the request.", c,
@@ -959,7 +1031,59 @@ def build_wpt_cases(keys):
     c = base_claims("wpt-minimal", exp=late + 120)
     cases.append(syn("wpt-wit-expired", "Fresh, valid WPT (exp = now + 120) but the A.1 WIT expired 90 s before now.",
                      c, now=late, error="expired"))
+    cases.extend(build_wpt02_request_cases(keys))
     return cases
+
+
+# The -02 example claims (draft-ietf-wimse-wpt-02 section 2, "Example WPT Claims"): the aud, exp and jti
+# are verbatim; the example's wth (X9wiPgq3...) hashes a WIT the draft text does not include, so wth is
+# recomputed for the A.1 WIT, and the claims are signed with the published A.1 workload key.
+WPT02_CLAIMS = {"aud": A3_AUDIENCE, "exp": 1745510016, "jti": "__bwc4ESC3acc2LTC1-_x"}
+
+
+def build_wpt02_request_cases(keys):
+    """Whole requests (header lists) in the -02 carriage, and the -01 carriage in both modes."""
+    wk = keys["workload-a1"]
+    claims = dict(WPT02_CLAIMS, wth=sha256_b64u(A1_WIT))
+    wpt = jws({"alg": "EdDSA", "typ": "wpt+jwt"}, claims, key=wk)
+    txn_claims = dict(claims, jti=fake_jti("wpt02-txn"), tth=sha256_b64u(TXN_TOKEN))
+    txn_wpt = jws({"alg": "EdDSA", "typ": "wpt+jwt"}, txn_claims, key=wk)
+    wit = ["Workload-Identity-Token", A1_WIT]
+    body = '{"do stuff":"please"}'
+
+    def request(*headers):
+        return {"method": "POST", "target": "/path",
+                "headers": [["Host", "workload.example.com"], ["Content-Type", "application/json"], *headers],
+                "body": body}
+
+    def case(cid, why, req, error=None, claims_=None, **kw):
+        return wpt_case(cid, why, request=req, error=error, claims=claims_, base=None if error is None else "wpt02-request", **kw)
+
+    a3_request = request(["Authorization", "Bearer " + A3_ACCESS_TOKEN], wit, ["Workload-Proof-Token", A3_WPT])
+    return [
+        case("wpt02-request", "The -02 example request: Workload-Identity-Token plus Authorization: WPT with the -02 example claims.",
+             request(wit, ["Authorization", "WPT " + wpt]), claims_=claims),
+        case("wpt02-request-scheme-case", "The scheme name is case-insensitive (RFC 9110 section 11.1): 'authorization: wpt ...'.",
+             request(wit, ["authorization", "wpt " + wpt]), claims_=claims),
+        case("wpt02-request-txn-token", "A Txn-Token in its own header, bound by tth: the context that replaces a bearer token.",
+             request(wit, ["Authorization", "WPT " + txn_wpt], ["Txn-Token", TXN_TOKEN]), claims_=txn_claims),
+        case("wpt02-request-txn-token-unbound", "A Txn-Token the WPT does not bind (no tth): refused.",
+             request(wit, ["Authorization", "WPT " + wpt], ["Txn-Token", TXN_TOKEN]), "missing_claim"),
+        case("wpt02-request-bearer-beside-wpt", "Authorization: WPT and a second Authorization: Bearer field: a WPT beside a Bearer token.",
+             request(wit, ["Authorization", "WPT " + wpt], ["Authorization", "Bearer " + A3_ACCESS_TOKEN]),
+             "access_token_with_wpt"),
+        case("wpt02-request-dpop-beside-wpt", "Authorization: WPT with a DPoP proof header: a DPoP-bound token cannot travel with a WPT.",
+             request(wit, ["Authorization", "WPT " + wpt], ["DPoP", "eyJhbGciOiJFUzI1NiIsInR5cCI6ImRwb3Arand0In0.e30.sig"]),
+             "access_token_with_wpt"),
+        case("wpt02-request-two-wpts", "Two Authorization: WPT fields: a request carries exactly one Authorization field.",
+             request(wit, ["Authorization", "WPT " + wpt], ["Authorization", "WPT " + txn_wpt]), "header"),
+        case("wpt02-request-not-token68", "Authorization: WPT followed by two space-separated tokens: not one token68.",
+             request(wit, ["Authorization", "WPT " + wpt + " " + wpt]), "header"),
+        case("wpt02-request-legacy-header", "The A.3 request verbatim (Workload-Proof-Token + Authorization: Bearer) under the -02 rules.",
+             a3_request, "wpt_legacy_header"),
+        case("a3-request-wpt01", "The A.3 request verbatim with the wpt-01 compatibility switch on: accepted, ath binding the bearer token.",
+             a3_request, claims_=decode_part(A3_WPT.split(".")[1]), compat="wpt-01"),
+    ]
 
 
 def build_jwt_svid_cases(keys):
@@ -1006,8 +1130,16 @@ def build_jwt_svid_cases(keys):
              anchors=("lanyard-ed25519",)),
         case("jwt-svid-no-kid", "ES256 JWT-SVID without kid (go-spiffe/SPIRE reject these).",
              jws(without(h, "kid"), base, key=es), "missing_kid"),
-        case("jwt-svid-typ-wit", "JWT-SVID signed with typ 'wit+jwt' (only JWT or JOSE allowed).",
-             jws(dict(h, typ="wit+jwt"), base, key=es), "wrong_typ"),
+        case("jwt-svid-typ-wit", "JWT-SVID signed with typ 'wit+jwt': the typ of another token type (only JWT or JOSE allowed).",
+             jws(dict(h, typ="wit+jwt"), base, key=es), "typ_confusion"),
+        case("jwt-svid-typ-access-token", "JWT-SVID claims signed with typ 'at+jwt' (an RFC 9068 access token's typ).",
+             jws(dict(h, typ="at+jwt"), base, key=es), "typ_confusion"),
+        case("jwt-svid-typ-txn-token", "JWT-SVID claims signed with typ 'application/txntoken+jwt' (a Txn-Token's typ).",
+             jws(dict(h, typ="application/txntoken+jwt"), base, key=es), "typ_confusion"),
+        case("jwt-svid-typ-client-assertion", "JWT-SVID claims signed with typ 'client-authentication+jwt' (an RFC 7523bis client assertion).",
+             jws(dict(h, typ="client-authentication+jwt"), base, key=es), "typ_confusion"),
+        case("jwt-svid-typ-unknown", "JWT-SVID signed with typ 'foo+jwt', unknown: not one JWT-SVID allows.",
+             jws(dict(h, typ="foo+jwt"), base, key=es), "wrong_typ"),
         case("jwt-svid-expired", "Valid ES256 JWT-SVID checked 61 s after exp.", jws(h, base, key=es), "expired",
              at=base["exp"] + LEEWAY + 1),
         case("jwt-svid-nbf-future", "JWT-SVID with nbf 600 s after now.", jws(h, dict(base, nbf=now + 600), key=es), "not_yet_valid"),
@@ -1038,8 +1170,228 @@ def build_jwt_svid_cases(keys):
 
 
 # --------------------------------------------------------------------------
+# HTTP Message Signatures, draft-ietf-wimse-http-signature-07 (httpsig/wimse_07.json)
+# --------------------------------------------------------------------------
+# The -07 example (section 3.7.1, "Signed Request") is published only shortened (its WIT and
+# signature are cut), so these cases rebuild its shape -- label sig1, @method @path @query, its
+# created/expires/nonce/wimse-aud, wimse-sign-response -- over the -06 example messages and
+# WITs, signed with the published -06 caller and callee keys (svc-a-key, svc-b-key).  The WITs'
+# issuer key is unpublished: only the message signatures are checked.
+H07_CREATED = 1789405135
+H07_NOW = H07_CREATED + 3
+H07_AUDIENCE = "https://svcb.example.com/gimme-ice-cream"
+H07_BODY = "No ice cream today.\n\n"
+TAG = "wimse-workload-to-workload"
+
+
+def sf_params(params):
+    """RFC 8941 parameters: ;name=value, booleans true as bare ;name."""
+    out = ""
+    for name, value in params:
+        if value is True:
+            out += f";{name}"
+        elif isinstance(value, int):
+            out += f";{name}={value}"
+        else:
+            out += f';{name}="{value}"'
+    return out
+
+
+def sig_params(components, params):
+    items = " ".join(f'"{name}"' + (";req" if req else "") for name, req in components)
+    return f"({items}){sf_params(params)}"
+
+
+def component_value(name, req, request, response):
+    msg = request if (req or response is None) else response
+    if name == "@method":
+        return request["method"]
+    if name == "@path":
+        return request["target"].split("?")[0] or "/"
+    if name == "@query":
+        return "?" + request["target"].split("?", 1)[1] if "?" in request["target"] else "?"
+    if name == "@request-target":
+        return request["target"]
+    if name == "@status":
+        return str(response["status"])
+    values = [v.strip(" \t") for n, v in msg["headers"] if n.lower() == name]
+    return ", ".join(values) if values else None
+
+
+def signature_base(components, params, request, response=None):
+    lines = []
+    for name, req in components:
+        value = component_value(name, req, request, response)
+        if value is None:
+            return None
+        lines.append(f'"{name}"' + (";req" if req else "") + f": {value}")
+    lines.append(f'"@signature-params": {sig_params(components, params)}')
+    return "\n".join(lines)
+
+
+def h07_sign(key, label, components, params, request, response=None):
+    base = signature_base(components, params, request, response).encode()
+    sig = base64.b64encode(sign("EdDSA", key, base)).decode()
+    return f"{label}={sig_params(components, params)}", f"{label}=:{sig}:"
+
+
+def h07_message(headers, signatures):
+    """`headers` plus Signature-Input/Signature for each (input, signature) in `signatures`."""
+    inputs = ", ".join(i for i, _ in signatures)
+    sigs = ", ".join(s for _, s in signatures)
+    return headers + [["Signature-Input", inputs], ["Signature", sigs]]
+
+
+def build_httpsig_cases(keys):
+    svc_a, svc_b = keys["svc-a-key"], keys["svc-b-key"]
+    wit_h = ["Workload-Identity-Token", A4_REQUEST_WIT]
+    req_base = {"method": "GET", "target": "/gimme-ice-cream?flavor=vanilla", "authority": "svcb.example.com",
+                "headers": [["Host", "svcb.example.com"], wit_h], "body": ""}
+    req_components = [("@method", False), ("@path", False), ("@query", False), ("workload-identity-token", False)]
+    req_params = [("created", H07_CREATED), ("expires", H07_CREATED + 300), ("nonce", "abcd1111"), ("tag", TAG),
+                  ("wimse-aud", H07_AUDIENCE), ("wimse-sign-response", True)]
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(H07_BODY.encode()).digest()).decode() + ":"
+    resp_base = {"status": 404, "headers": [["Content-Digest", digest], ["Content-Type", "text/plain"],
+                                             ["Workload-Identity-Token", A4_RESPONSE_WIT]], "body": H07_BODY}
+    resp_components = [("@status", False), ("workload-identity-token", False), ("content-type", False),
+                       ("content-digest", False), ("@method", True), ("@path", True), ("@query", True)]
+    resp_params = [("created", H07_CREATED), ("expires", H07_CREATED + 302), ("nonce", "abcd2222"), ("tag", TAG),
+                   ("wimse-req-nonce", "abcd1111")]
+
+    def signed_request(components=req_components, params=req_params, req=req_base, extra=(), label="sig1"):
+        sigs = [h07_sign(svc_a, label, components, params, req)] + list(extra)
+        return dict(req, headers=h07_message(req["headers"], sigs)), (components, params)
+
+    def signed_response(request, components=resp_components, params=resp_params):
+        sig = h07_sign(svc_b, "sig1", components, params, request, resp_base)
+        return dict(resp_base, headers=h07_message(resp_base["headers"], [sig])), (components, params)
+
+    def case(cid, why, message, request, response=None, error=None, meta=None):
+        c = {"id": cid, "why": why, "message": message, "caller_key": "svc-a-key", "callee_key": "svc-b-key",
+             "request": request, "audience": H07_AUDIENCE, "request_nonce": "abcd1111", "now": H07_NOW}
+        if response is not None:
+            c["response"] = response
+        if error is None:
+            c["expect"] = "valid"
+            req_unsigned = dict(request, headers=[h for h in request["headers"] if not h[0].startswith("Signature")])
+            c["signature_base"] = signature_base(*meta, req_unsigned, response)
+        else:
+            c["expect"] = "error"
+            c["error"] = error
+        HTTPSIG_META[cid] = meta
+        return c
+
+    request, meta = signed_request()
+    response, rmeta = signed_response(req_base)
+    no_query_req = dict(req_base, target="/gimme-ice-cream")
+    no_query, nq_meta = signed_request(req=no_query_req)
+    other_tag = h07_sign(svc_b, "wimse", [("@method", False)], [("created", H07_CREATED), ("tag", "some-other-profile")], req_base)
+    by_tag, bt_meta = signed_request(extra=[other_tag])
+    two, two_meta = signed_request(extra=[h07_sign(svc_a, "sig2", req_components, req_params, req_base)])
+    no_q, noq_meta = signed_request(components=[c for c in req_components if c[0] != "@query"])
+    legacy_components = [("@method", False), ("@request-target", False), ("workload-identity-token", False)]
+    legacy, legacy_meta = signed_request(components=legacy_components)
+    with_keyid, keyid_meta = signed_request(params=req_params[:3] + [("keyid", "svc-a-key")] + req_params[3:])
+    no_req_nonce, nrn_meta = signed_response(req_base, params=resp_params[:-1])
+    cases = [
+        case("http-signature-07-request",
+             "The -07 example request's shape (sig1; @method @path @query workload-identity-token; its parameters), signed with the -06 caller key.",
+             "request", request, meta=meta),
+        case("http-signature-07-response",
+             "A signed 404 answering it: @status, the server's WIT, content-type, content-digest, @method;req @path;req @query;req, wimse-req-nonce.",
+             "response", request, response, meta=rmeta),
+        case("http-signature-07-no-query",
+             "A request without a query still covers @query, whose value is then '?' (RFC 9421 section 2.2.7).",
+             "request", no_query, meta=nq_meta),
+        case("http-signature-07-selected-by-tag",
+             "A second signature labelled 'wimse' with another tag beside the WIMSE one labelled 'sig1': selected by tag, never by label.",
+             "request", by_tag, meta=bt_meta),
+        case("http-signature-07-missing-query", "The -07 request signed without @query.",
+             "request", no_q, error="signature_components", meta=noq_meta),
+        case("http-signature-06-target-in-default-mode",
+             "The -06 form (@request-target) under the -07 rules; accepted only with the -06 compatibility switch.",
+             "request", legacy, error="signature_legacy_target", meta=legacy_meta),
+        case("http-signature-07-two-wimse-signatures", "Two signatures tagged wimse-workload-to-workload (sig1, sig2): reject.",
+             "request", two, error="signature_duplicate", meta=two_meta),
+        case("http-signature-07-keyid", "The -07 request with a keyid parameter, which the profile forbids.",
+             "request", with_keyid, error="signature_params", meta=keyid_meta),
+        case("http-signature-07-response-without-req-nonce",
+             "A signed response without wimse-req-nonce: every signed response must carry it.",
+             "response", request, no_req_nonce, error="signature_params", meta=nrn_meta),
+    ]
+    return cases
+
+
+HTTPSIG_META = {}  # case id -> (components, params) the case's WIMSE signature was built from
+
+
+def ref_check_httpsig(case, keys):
+    """The profile rules of -07 section 3 over the structure a case was built from, plus the
+    signature itself; collects every violation."""
+    components, params = HTTPSIG_META[case["id"]]
+    errs = []
+    names = dict(params)
+    is_request = case["message"] == "request"
+    msg = case["request"] if is_request else case["response"]
+    inputs = [v for n, v in msg["headers"] if n == "Signature-Input"]
+    if sum(s.count(f'tag="{TAG}"') for s in inputs) > 1:
+        errs.append("signature_duplicate")
+    if "keyid" in names or "alg" in names or not {"created", "expires", "nonce", "tag"} <= set(names):
+        errs.append("signature_params")
+    if is_request and "wimse-aud" not in names:
+        errs.append("signature_params")
+    if not is_request and "wimse-req-nonce" not in names:
+        errs.append("signature_params")
+    covered = {(n, r) for n, r in components}
+    req = not is_request
+    if ("@request-target", req) in covered:
+        errs.append("signature_legacy_target")
+    elif not {("@method", req), ("@path", req), ("@query", req)} <= covered:
+        errs.append("signature_components")
+    request = dict(case["request"], headers=[h for h in case["request"]["headers"] if not h[0].startswith("Signature")])
+    response = None
+    if not is_request:
+        response = dict(case["response"], headers=[h for h in case["response"]["headers"] if not h[0].startswith("Signature")])
+    base = signature_base(components, params, request, response)
+    raw = [v for n, v in msg["headers"] if n == "Signature"][0]
+    label_sigs = dict(part.split("=", 1) for part in raw.split(", "))
+    label = [v for n, v in msg["headers"] if n == "Signature-Input"][0]
+    label = next(entry.split("=", 1)[0] for entry in label.split(", ") if f'tag="{TAG}"' in entry)
+    sig = base64.b64decode(label_sigs[label].strip(":"))
+    key = keys["svc-a-key" if is_request else "svc-b-key"]
+    if base is None or not verify_sig("EdDSA", public_jwk(key), base.encode(), sig):
+        errs.append("bad_signature")
+    if errs == [] and case.get("signature_base") not in (None, base):
+        errs.append("signature_base_differs")
+    return sorted(set(errs))
+
+
+# --------------------------------------------------------------------------
 # Reference verifier (collects every violation; used only for self-checking)
 # --------------------------------------------------------------------------
+# The explicit typ values of known JWT types (lanyard_core::jose::TokenType); an explicit typ
+# from this table where another type is expected is typ_confusion, any other wrong typ wrong_typ.
+KNOWN_TYPS = {
+    "at+jwt", "dpop+jwt", "txntoken+jwt", "wit+jwt", "wpt+jwt", "client-authentication+jwt",
+    "authorization-grant+jwt", "oauth-client-attestation+jwt", "oauth-client-attestation-pop+jwt",
+    "secevent+jwt", "logout+jwt", "token-introspection+jwt", "oauth-authz-req+jwt", "oauth-id-jag+jwt",
+    "kb+jwt", "jwk-set+jwt", "entity-statement+jwt",
+}
+
+
+def typ_error(typ, expected):
+    """The error for header typ `typ` where `expected` (a known typ, or None for JWT/JOSE/absent) is wanted."""
+    bare = typ[len("application/"):] if isinstance(typ, str) and typ.lower().startswith("application/") else typ
+    bare = bare.lower() if isinstance(bare, str) else bare
+    if expected is not None and bare == expected:
+        return None
+    if bare in KNOWN_TYPS:
+        return "typ_confusion"
+    if expected is None and typ in (None, "JWT", "JOSE"):
+        return None
+    return "wrong_typ"
+
+
 ASYM_ALGS = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 SVID_ALGS = ASYM_ALGS - {"EdDSA"}
 PROFILE_ALGS = {"wimse": ASYM_ALGS, "wit-svid": SVID_ALGS, "jwt-svid": SVID_ALGS}
@@ -1096,7 +1448,7 @@ def _check_time(payload, now, max_lifetime, errs):
         errs.append("missing_claim")
     elif now > exp + LEEWAY:
         errs.append("expired")
-    elif max_lifetime is not None and exp - now > max_lifetime + LEEWAY:
+    elif max_lifetime is not None and exp - now > max_lifetime:
         errs.append("lifetime_too_long")
     if payload.get("nbf") is not None and payload["nbf"] > now + LEEWAY:
         errs.append("not_yet_valid")
@@ -1109,12 +1461,9 @@ def ref_verify_token(token, *, kind, td, anchors, profile, now, audience=None):
     if parsed is None:
         return errs, None
     h, p, signing_input, sig = parsed
-    typ = h.get("typ")
-    if kind == "wit":
-        if typ not in ("wit+jwt", "application/wit+jwt"):
-            errs.append("wrong_typ")
-    elif typ not in (None, "JWT", "JOSE"):
-        errs.append("wrong_typ")
+    typ_err = typ_error(h.get("typ"), "wit+jwt" if kind == "wit" else None)
+    if typ_err:
+        errs.append(typ_err)
     alg = h.get("alg")
     alg_ok = alg in PROFILE_ALGS[profile]
     if not alg_ok:
@@ -1128,7 +1477,8 @@ def ref_verify_token(token, *, kind, td, anchors, profile, now, audience=None):
         errs.append("missing_claim")
     else:
         res = ref_parse_id(p["sub"])
-        if res[0] != "ok" or (profile != "wimse" and res[1] != "spiffe"):
+        # A WIT names a workload: a SPIFFE trust-domain ID (no path) is refused as its sub.
+        if res[0] != "ok" or (profile != "wimse" and res[1] != "spiffe") or (kind == "wit" and res[3] == ""):
             errs.append("invalid_identifier")
         else:
             sub_td = res[2]
@@ -1169,7 +1519,44 @@ def ref_verify_token(token, *, kind, td, anchors, profile, now, audience=None):
     return errs, p
 
 
+def ref_extract(request, compat):
+    """The -02 carriage rules (and -01 with `compat`): (errors, tokens).  Gated: the first carriage
+    problem is the error, as the receiver stops reading the request there."""
+    by_name = {}
+    for name, value in request["headers"]:
+        by_name.setdefault(name.lower(), []).append(value)
+    wit, auth, legacy, txn = (by_name.get(n, []) for n in ("workload-identity-token", "authorization",
+                                                            "workload-proof-token", "txn-token"))
+    if len(wit) != 1 or len(legacy) > 1 or len(txn) > 1:
+        return ["header"], None
+    schemes = [(v.split(" ", 1) + [""])[:2] for v in auth]
+    is_wpt = [s.lower() == "wpt" for s, _ in schemes]
+    if len(auth) > 1:
+        return (["access_token_with_wpt"] if any(is_wpt) and not all(is_wpt) else ["header"]), None
+    if legacy and not compat:
+        return ["wpt_legacy_header"], None
+    if auth and is_wpt[0] and not legacy:
+        if "dpop" in by_name and not compat:
+            return ["access_token_with_wpt"], None
+        creds = schemes[0][1].strip(" ")
+        if not re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", creds):
+            return ["header"], None
+        return [], {"wit": wit[0], "wpt": creds, "access_token": None, "txn_token": txn[0] if txn else None}
+    if legacy and (not auth or schemes[0][0].lower() == "bearer"):
+        token = schemes[0][1] if auth else None
+        return [], {"wit": wit[0], "wpt": legacy[0], "access_token": token, "txn_token": txn[0] if txn else None}
+    return ["header"], None
+
+
 def ref_verify_wpt(case, keys):
+    if case["kind"] == "wpt-request":
+        errs, tokens = ref_extract(case["request"], case.get("compat"))
+        if tokens is None:
+            return errs, None
+        case = dict(case, **tokens)
+    if case.get("access_token") is not None and case.get("compat") != "wpt-01":
+        # -02 section 2.2: refused before the tokens are looked at.
+        return ["access_token_with_wpt"], None
     anchors = [public_jwk(keys[n]) for n in case["anchors"]]
     errs, wit_p = ref_verify_token(case["wit"], kind="wit", td=case["trust_domain"], anchors=anchors,
                                    profile=case["profile"], now=case["now"])
@@ -1181,8 +1568,9 @@ def ref_verify_wpt(case, keys):
         return errs, None
     h, p, signing_input, sig = parsed
     now = case["now"]
-    if h.get("typ") not in ("wpt+jwt", "application/wpt+jwt"):
-        errs.append("wrong_typ")
+    typ_err = typ_error(h.get("typ"), "wpt+jwt")
+    if typ_err:
+        errs.append(typ_err)
     if h.get("alg") != cnf.get("alg"):
         errs.append("alg_mismatch")
     elif not verify_sig(h["alg"], cnf, signing_input, sig):
@@ -1200,7 +1588,12 @@ def ref_verify_wpt(case, keys):
         errs.append("missing_claim")
     elif p["wth"] != sha256_b64u(case["wit"]):
         errs.append("wth_mismatch")
-    for claim, field, err in (("ath", "access_token", "ath_mismatch"), ("tth", "txn_token", "tth_mismatch")):
+    bound = (("ath", "access_token", "ath_mismatch"), ("tth", "txn_token", "tth_mismatch"))
+    if case.get("compat") != "wpt-01":
+        bound = bound[1:]
+        if "ath" in p:
+            errs.append("forbidden_claim")
+    for claim, field, err in bound:
         value = case.get(field)
         if value is not None and claim not in p:
             errs.append("missing_claim")
@@ -1240,7 +1633,7 @@ def self_check(files, keys):
                 ref_parse_jws(c["token"], errs)
                 if decode_part(parts[0]).get("typ") != "wit+jwt":
                     errs.append("wrong_typ")
-            elif c["kind"] == "wit+wpt":
+            elif c["kind"] in ("wit+wpt", "wpt-request"):
                 errs, payload = ref_verify_wpt(c, keys)
             else:
                 errs, payload = ref_verify_token(c["token"], kind="wit" if c["kind"] == "wit" else "jwt-svid",
@@ -1253,8 +1646,13 @@ def self_check(files, keys):
                     problems.append(f"{name}:{c['id']}: claims differ")
             elif set(errs) != {c["error"]}:
                 problems.append(f"{name}:{c['id']}: expected only {c['error']}, reference verifier found {errs}")
+    for c in files["httpsig/wimse_07.json"]["cases"]:
+        errs = ref_check_httpsig(c, keys)
+        want = [] if c["expect"] == "valid" else [c["error"]]
+        if errs != want:
+            problems.append(f"httpsig/wimse_07.json:{c['id']}: expected {want}, reference check found {errs}")
     # spec keys: private parts match the published public parts
-    for nm in ("issuer-june5", "workload-a1"):
+    for nm in ("issuer-june5", "workload-a1", "svc-a-key", "svc-b-key"):
         k = keys[nm]
         derived = jwk_from_private("EC" if k["kty"] == "EC" else "OKP", "-", "-", private_key(k))
         assert derived["x"] == k["x"] and derived.get("y") == k.get("y"), nm
@@ -1331,6 +1729,10 @@ def main():
         "wpt": "wimse.md A.3 (draft-ietf-wimse-wpt, @40b1c41 includes/wpt.txt, wpt-request.txt) and A.5; "
                "synthetic WPTs generated by generate.py with the A.1 workload key",
         "jwt_svid": "spiffe.md section 3 (spiffe/spiffe @665a28f JWT-SVID.md); all tokens generated by generate.py",
+        "httpsig": "draft-ietf-wimse-http-signature-07 section 3 (the -07 example request's shape: @path/@query, tag "
+                   "selection, wimse-req-nonce), over the -06 example messages and WITs (wimse.md A.4), signed by "
+                   "generate.py with the published -06 svc-a/svc-b keys; the WITs' issuer key is unpublished, so only "
+                   "message signatures verify",
     }
     files = {
         "identifiers/spiffe.json": build_id_file(SPIFFE_ID_CASES, sources["spiffe"]),
@@ -1339,6 +1741,7 @@ def main():
         "tokens/wit.json": {"source": sources["wit"], "cases": build_wit_cases(keys)},
         "tokens/wpt.json": {"source": sources["wpt"], "cases": build_wpt_cases(keys)},
         "tokens/jwt_svid.json": {"source": sources["jwt_svid"], "cases": build_jwt_svid_cases(keys)},
+        "httpsig/wimse_07.json": {"source": sources["httpsig"], "cases": build_httpsig_cases(keys)},
     }
     problems = self_check(files, keys)
     if problems:

@@ -16,7 +16,7 @@ use lanyard_core::{SpiffeId, WorkloadId};
 use lanyard_server::ServerConfig;
 use lanyard_server::model::{EntrySpec, Selector};
 use lanyard_tower::{
-    Authorize, ClientMode, Modes, VerifiedWorkload, WorkloadApiCredentialSource, WorkloadApiTrust,
+    AuthorizeLayer, ClientMode, Modes, VerifiedWorkload, WorkloadApiCredentialSource, WorkloadApiTrust,
     WorkloadApiX509Source, WorkloadAuthConfig, WorkloadAuthLayer, WorkloadAuthMiddleware,
 };
 use lanyard_workload::{EndpointAddress, WorkloadApiClient};
@@ -38,7 +38,7 @@ fn app(trust: &WorkloadApiTrust, base: &str, modes: Modes, allowed: &str) -> Rou
     Router::new()
         .route(
             "/whoami",
-            get(whoami).route_layer(Authorize::workloads([WorkloadId::parse(allowed).unwrap()])),
+            get(whoami).route_layer(AuthorizeLayer::workloads([WorkloadId::parse(allowed).unwrap()])),
         )
         .layer(WorkloadAuthLayer::new(trust.store(), config))
 }

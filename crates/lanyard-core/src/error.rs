@@ -6,6 +6,7 @@ use crate::cbor::CborError;
 use crate::cose::CoseErrorKind;
 use crate::id::IdError;
 use crate::spice::sd_cwt::SdCwtErrorKind;
+use crate::jose::TokenType;
 
 /// Everything that can go wrong while parsing, issuing or verifying a credential.
 #[non_exhaustive]
@@ -46,6 +47,28 @@ pub enum Error {
         /// What the token carried.
         found: Option<String>,
     },
+    /// The explicit `typ` belongs to another known token type (RFC 8725 §3.11): a token of
+    /// one kind offered where another is expected (see [`crate::jose::TypRule`]).
+    #[error("typ says this is a {found}, not a {expected}")]
+    TypeConfusion {
+        /// The `typ` the verifier accepts (`JWT` when it accepts only the generic forms).
+        expected: &'static str,
+        /// The token type the `typ` names.
+        found: TokenType,
+    },
+    /// A request presents a WPT together with an OAuth access token (`Bearer`, `DPoP`):
+    /// draft-ietf-wimse-wpt-02 §2.2 forbids it, and the token is never used.
+    #[error("a request with a WPT must not also present a {scheme} access token (draft-ietf-wimse-wpt-02 §2.2)")]
+    AccessTokenWithWpt {
+        /// `Bearer`, `DPoP`, or another scheme whose credentials came with the WPT.
+        scheme: String,
+    },
+    /// The WPT came in the `Workload-Proof-Token` header of draft-ietf-wimse-wpt-01, which
+    /// is accepted only behind the compatibility switch.
+    #[error(
+        "the Workload-Proof-Token header is the wpt-01 carriage; send Authorization: WPT (draft-ietf-wimse-wpt-02)"
+    )]
+    LegacyWptHeader,
     /// The algorithm is not on the allow-list (`none`, HMAC, unknown, or excluded by the profile).
     #[error("algorithm {alg:?} not allowed: {reason}")]
     AlgorithmNotAllowed {
@@ -219,6 +242,9 @@ impl Error {
             Error::TooLarge { .. } => "too_large",
             Error::DuplicateMember { .. } => "duplicate_member",
             Error::WrongType { .. } => "wrong_typ",
+            Error::TypeConfusion { .. } => "typ_confusion",
+            Error::AccessTokenWithWpt { .. } => "access_token_with_wpt",
+            Error::LegacyWptHeader => "wpt_legacy_header",
             Error::AlgorithmNotAllowed { .. } => "alg_not_allowed",
             Error::AlgorithmMismatch { .. } => "alg_mismatch",
             Error::UnknownCritical(_) => "unknown_crit",

@@ -1,7 +1,7 @@
 //! Workload identifiers: SPIFFE IDs (SPIFFE-ID.md) and WIMSE identifiers
 //! (draft-ietf-wimse-identifier-03).
 //!
-//! Both schemes share one strict parser ([`rules`]): an identifier is validated in full
+//! Both schemes share one strict parser (`rules`): an identifier is validated in full
 //! before anything else looks at it, non-canonical input is rejected (never repaired),
 //! and identifiers compare byte for byte.
 
@@ -52,7 +52,8 @@ pub enum IdErrorKind {
     TrustDomainTrailingDot,
     /// A WIMSE trust domain that is an IP address.
     IpTrustDomain,
-    /// A WIMSE identifier without a path (that is an Origin, not an identifier).
+    /// No path where a workload identifier is needed: a WIMSE identifier always, a SPIFFE ID
+    /// where it must name a workload (that is an Origin or trust-domain ID, not a workload).
     EmptyPath,
     /// A path ending in `/`.
     TrailingSlash,
@@ -107,7 +108,7 @@ impl IdErrorKind {
             IdErrorKind::TrustDomainChar => "trust domain may contain only lowercase letters, digits, '.', '-' and '_'",
             IdErrorKind::TrustDomainTrailingDot => "trust domain must not end with '.'",
             IdErrorKind::IpTrustDomain => "trust domain must not be an IP address",
-            IdErrorKind::EmptyPath => "path must have at least one segment",
+            IdErrorKind::EmptyPath => "a workload identifier needs a path (this names a trust domain, not a workload)",
             IdErrorKind::TrailingSlash => "path must not end with '/'",
             IdErrorKind::EmptySegment => "path must not contain empty segments",
             IdErrorKind::DotSegment => "path must not contain '.' or '..' segments",

@@ -9,7 +9,9 @@ pub(crate) mod base64url;
 pub(crate) mod json;
 mod jwk;
 mod jws;
+mod typ;
 
 pub use crate::alg::{AlgSet, Algorithm};
 pub use jwk::{Jwk, JwkSet};
 pub use jws::{CompactJws, DecodedToken, JwsHeader, MAX_TOKEN_BYTES, decode_unverified, sign_compact};
+pub use typ::{TokenType, TypRule};

@@ -67,6 +67,7 @@ pub use crypto::{
 pub use error::Error;
 pub use id::{IdError, IdErrorKind, SpiffeId, TrustDomain, WimseId, WorkloadId};
 pub use jose::{Jwk, JwkSet};
+pub use jose::{TokenType, TypRule};
 pub use replay::{InMemoryReplayCache, ReplayCache};
 pub use spiffe::{JwtSvidIssuer, JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, VerifiedJwtSvid};
 pub use time::{Clock, FixedClock, SystemClock, UnixTime};

@@ -16,7 +16,7 @@ use crate::crypto::{CryptoProvider, VerifyingKey};
 use crate::error::Error;
 use crate::id::{TrustDomain, WorkloadId};
 use crate::jose::json::Members;
-use crate::jose::{AlgSet, Algorithm, CompactJws, Jwk};
+use crate::jose::{AlgSet, Algorithm, CompactJws, Jwk, TypRule};
 use crate::spiffe::SpiffeBundle;
 use crate::time::UnixTime;
 
@@ -302,15 +302,6 @@ impl TrustStore {
     }
 }
 
-/// How a token kind's `typ` header is checked.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum TypRule {
-    /// Must be present and name this media type.
-    Exactly(&'static str),
-    /// JWT-SVID.md §2.3: absent, `JWT` or `JOSE`.
-    JwtOrAbsent,
-}
-
 /// What the shared pipeline needs to know about a token kind.
 pub(crate) struct AnchoredProfile {
     pub(crate) typ: TypRule,
@@ -328,7 +319,7 @@ pub(crate) struct SignedToken<'a> {
 }
 
 /// The checks every anchor-signed token shares, in the order the WIMSE and SPIFFE
-/// drafts give: structure, `typ`, `alg` allow-list, subject identifier, then the key of
+/// drafts give: structure, `typ` (with the token-type confusion guard), `alg` allow-list, subject identifier, then the key of
 /// the subject's trust domain, then the signature. Time claims are the caller's next step.
 pub(crate) fn verify_anchored<'a>(
     store: &TrustStore,
@@ -338,20 +329,7 @@ pub(crate) fn verify_anchored<'a>(
 ) -> Result<SignedToken<'a>, Error> {
     let jws = CompactJws::parse(token)?;
     let header = jws.header();
-    match profile.typ {
-        TypRule::Exactly(typ) => header.expect_typ(typ)?,
-        TypRule::JwtOrAbsent => {
-            if let Some(t) = header.typ.as_deref()
-                && t != "JWT"
-                && t != "JOSE"
-            {
-                return Err(Error::WrongType {
-                    expected: "JWT",
-                    found: Some(t.to_owned()),
-                });
-            }
-        }
-    }
+    profile.typ.check(header.typ.as_deref())?;
     let alg = header.algorithm()?;
     if !profile.allowed.contains(alg) {
         return Err(Error::AlgorithmNotAllowed {
@@ -393,6 +371,10 @@ pub(crate) struct Times {
 
 /// Checks `exp` (required), `nbf` and `iat` against `now` with bounded skew, and refuses
 /// tokens that would stay valid for longer than the policy allows (RFC 7519 §4.1.4–4.1.6).
+///
+/// The leeway widens only the expiry and not-before checks: the remaining lifetime
+/// `exp - now` may not exceed `max_lifetime` itself, so a 300 s maximum admits no proof
+/// that lives 301 s (issuers therefore refuse to create longer ones).
 pub(crate) fn check_window(claims: &Map<String, Value>, now: UnixTime, w: Window) -> Result<Times, Error> {
     let m = Members(claims);
     let exp = m.req_date("exp")?;
@@ -414,7 +396,7 @@ pub(crate) fn check_window(claims: &Map<String, Value>, now: UnixTime, w: Window
         }
     }
     let lifetime = exp.saturating_sub(now_s);
-    if lifetime > w.max_lifetime.saturating_add(w.leeway) {
+    if lifetime > w.max_lifetime {
         return Err(Error::LifetimeTooLong {
             token: w.token,
             lifetime,

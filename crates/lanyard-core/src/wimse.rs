@@ -1,7 +1,7 @@
 //! The WIMSE service-to-service credentials: the Workload Identity Token
 //! (draft-ietf-wimse-workload-creds-02 §5), the Workload Proof Token
-//! (draft-ietf-wimse-wpt, `Authorization: WPT` carriage from the editor's copy after
-//! PR #287), their HTTP carriage, and a cache of verified WITs.
+//! (draft-ietf-wimse-wpt-02: `Authorization: WPT`, no `ath`; -01 behind a compatibility
+//! switch), their HTTP carriage, and a cache of verified WITs.
 
 mod http;
 mod wit;
@@ -9,9 +9,10 @@ mod wit_cache;
 mod wpt;
 
 pub use http::{
-    AUTHORIZATION, CarriageConfig, PresentedCredentials, TXN_TOKEN, WORKLOAD_IDENTITY_TOKEN, WORKLOAD_PROOF_TOKEN,
-    WPT_SCHEME, WptCarriage, audience_for, extract_credentials, proof_headers,
+    AUTHORIZATION, CarriageConfig, DPOP, PresentedCredentials, TXN_TOKEN, WORKLOAD_IDENTITY_TOKEN,
+    WORKLOAD_PROOF_TOKEN, WPT_SCHEME, WptCarriage, audience_for, extract_credentials, is_wpt_authorization,
+    proof_headers,
 };
 pub use wit::{VerifiedWit, WitClaims, WitIssuer, WitPolicy, WitProfile, WitVerifier, issue_wit};
 pub use wit_cache::WitCache;
-pub use wpt::{ProofTokens, VerifiedProof, WptClaims, WptParams, WptPolicy, WptVerifier, create_wpt};
+pub use wpt::{MAX_WPT_LIFETIME, ProofTokens, VerifiedProof, WptClaims, WptParams, WptPolicy, WptVerifier, create_wpt};

@@ -58,9 +58,14 @@ fn check<'a>(
 #[test]
 fn draft_examples_verify() {
     let provider = lanyard_crypto::provider();
-    let policy = HttpSigPolicy::default();
     for case in vectors()["cases"].as_array().unwrap() {
         let id = case["id"].as_str().unwrap();
+        // The published examples (-06, -05) cover @request-target: -06 compatibility only.
+        assert_eq!(case["compat"], "http-signature-06", "{id}");
+        let policy = HttpSigPolicy {
+            accept_request_target: true,
+            ..HttpSigPolicy::default()
+        };
         let now = UnixTime(case["now"].as_u64().unwrap());
         let req_h = headers(&case["request"]["headers"]);
         let request = RequestParts {
@@ -80,6 +85,15 @@ fn draft_examples_verify() {
         let callee = public(&case["callee_key"]);
         let info = verify_request_signature(&request, b"", audience, &check(&caller, &policy, &provider, now))
             .unwrap_or_else(|e| panic!("{id}: request: {e}"));
+        // Under the -07 rules (the default policy) the same signature is refused.
+        let default = HttpSigPolicy::default();
+        assert_eq!(
+            verify_request_signature(&request, b"", audience, &check(&caller, &default, &provider, now))
+                .unwrap_err()
+                .kind(),
+            "signature_legacy_target",
+            "{id}"
+        );
         assert_eq!(info.nonce, case["request_nonce"].as_str().unwrap());
 
         let resp_h = headers(&case["response"]["headers"]);
@@ -185,9 +199,17 @@ impl World {
     }
 
     fn verifier(&self) -> HttpSigVerifier {
+        self.verifier_for(TargetComponents::default())
+    }
+
+    /// A verifier that accepts signatures in the `target` form (-06 needs the switch).
+    fn verifier_for(&self, target: TargetComponents) -> HttpSigVerifier {
         HttpSigVerifier::new(
             WitVerifier::new(self.store.clone(), WitPolicy::wimse()),
-            HttpSigPolicy::default(),
+            HttpSigPolicy {
+                accept_request_target: target == TargetComponents::RequestTarget,
+                ..HttpSigPolicy::default()
+            },
             Arc::new(InMemoryReplayCache::new(1024)),
         )
     }
@@ -204,9 +226,9 @@ fn apply(base: &[(&str, &str)], signed: &httpsig::SignedHeaders) -> Vec<(String,
 #[test]
 fn round_trip_request_and_response() {
     let world = World::new();
-    let verifier = world.verifier();
     for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256] {
         for target in [TargetComponents::RequestTarget, TargetComponents::PathAndQuery] {
+            let verifier = world.verifier_for(target);
             let client = world.party("client", alg);
             let server = world.party("server", alg);
             let body = br#"{"amount": 10}"#;
@@ -240,8 +262,20 @@ fn round_trip_request_and_response() {
                 headers: view(&h),
                 ..unsigned.clone()
             };
+            if target == TargetComponents::RequestTarget {
+                // The -06 form is refused unless the verifier has the compatibility switch on.
+                assert_eq!(
+                    world
+                        .verifier()
+                        .verify_request(&request, body, opts.audience, NOW)
+                        .unwrap_err()
+                        .kind(),
+                    "signature_legacy_target"
+                );
+            }
             let ok = verifier.verify_request(&request, body, opts.audience, NOW).unwrap();
             assert_eq!(ok.wit.sub.as_str(), "spiffe://example.org/client");
+            assert_eq!(ok.signature.target, target);
             assert!(ok.signature.sign_response);
             assert!(ok.signature.covered.iter().any(|c| c == "\"txn-token\""));
             assert!(ok.signature.covered.iter().any(|c| c == "\"content-digest\""));
@@ -256,7 +290,7 @@ fn round_trip_request_and_response() {
             // A different body breaks the digest.
             assert_eq!(
                 world
-                    .verifier()
+                    .verifier_for(target)
                     .verify_request(&request, b"{}", opts.audience, NOW)
                     .unwrap_err()
                     .kind(),
@@ -271,7 +305,7 @@ fn round_trip_request_and_response() {
             };
             assert_eq!(
                 world
-                    .verifier()
+                    .verifier_for(target)
                     .verify_request(&with_extra, body, opts.audience, NOW)
                     .unwrap_err()
                     .kind(),
@@ -310,13 +344,13 @@ fn round_trip_request_and_response() {
                 headers: view(&rh),
             };
             let ok = world
-                .verifier()
+                .verifier_for(target)
                 .verify_response(&response, b"created", &request, &signed.nonce, NOW)
                 .unwrap();
             assert_eq!(ok.wit.sub.as_str(), "spiffe://example.org/server");
             assert_eq!(
                 world
-                    .verifier()
+                    .verifier_for(target)
                     .verify_response(&response, b"created", &request, "another-nonce", NOW)
                     .unwrap_err()
                     .kind(),
@@ -328,7 +362,7 @@ fn round_trip_request_and_response() {
             };
             assert_eq!(
                 world
-                    .verifier()
+                    .verifier_for(target)
                     .verify_response(&wrong_status, b"created", &request, &signed.nonce, NOW)
                     .unwrap_err()
                     .kind(),

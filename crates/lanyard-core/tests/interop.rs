@@ -33,8 +33,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lanyard_core::jose::decode_unverified;
 use lanyard_core::{
     Algorithm, Error, InMemoryReplayCache, Jwk, JwkSet, JwtSvidIssuer, JwtSvidPolicy, JwtSvidVerifier, KeyUse,
-    ProofTokens, SigningKey, SpiffeId, TrustStore, UnixTime, WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptParams,
-    WptPolicy, WptVerifier, create_wpt,
+    ProofTokens, SigningKey, SpiffeId, TokenType, TrustStore, UnixTime, WitIssuer, WitPolicy, WitVerifier, WorkloadId,
+    WptParams, WptPolicy, WptVerifier, create_wpt,
 };
 use lanyard_crypto::KeyPair;
 use serde::Serialize;
@@ -585,6 +585,8 @@ fn lib_signed_jwt_svids_verify_in_lanyard() {
 
 /// `lib` signs otherwise valid WIT claims under `typ`; Lanyard's WIT verifier must refuse
 /// the token as `wrong_typ` (and nothing else).
+/// A generic or unknown `typ` is `wrong_typ`; the `typ` of another known token type is
+/// `typ_confusion` (lanyard_core::jose::TypRule).
 fn lanyard_refuses_lib_wit_typed(lib: &Lib, dir: &Scratch, alg: Algorithm, typ: &str) -> Result<(), String> {
     let issuer = issuer_key(alg, "wit");
     let workload = key(Algorithm::ES256, None);
@@ -594,7 +596,14 @@ fn lanyard_refuses_lib_wit_typed(lib: &Lib, dir: &Scratch, alg: Algorithm, typ: 
     ensure_eq("typ header", &header.header.get("typ"), &Some(&json!(typ)))?;
     match wit_verifier(store_with(KeyUse::WitSvid, &issuer.public_jwk())).verify(&token, NOW) {
         Ok(_) => Err(format!("Lanyard accepted a typ {typ:?} token as a WIT")),
-        Err(e) => ensure_eq("error kind", e.kind(), "wrong_typ"),
+        Err(e) => {
+            let want = if TokenType::from_typ(typ).is_some() {
+                "typ_confusion"
+            } else {
+                "wrong_typ"
+            };
+            ensure_eq("error kind", e.kind(), want)
+        }
     }
     .map_err(with_token(&token))
 }
@@ -606,7 +615,7 @@ fn lanyard_refuses_lib_signed_wits_with_another_typ() {
     }
     let dir = Scratch::new();
     let mut report = Report::default();
-    let typs = ["JWT", "wpt+jwt"];
+    let typs = ["JWT", "wpt+jwt", "application/at+jwt"];
     for (lib, alg) in LIBS.iter().zip(WIT_ALGS) {
         for typ in typs {
             let outcome = lanyard_refuses_lib_wit_typed(lib, &dir, alg, typ);

@@ -1,5 +1,6 @@
 //! Interop of Lanyard's HTTP Message Signatures (the RFC 9421 profile of
-//! draft-ietf-wimse-http-signature-06) with an independent RFC 9421 implementation:
+//! draft-ietf-wimse-http-signature-07: `@method`, `@path`, `@query`, with `@query` `?` when
+//! the request has none) with an independent RFC 9421 implementation:
 //! pyauth's `http-message-signatures` (PyPI), driven as a subprocess through
 //! `tests/interop/python/httpsig_interop.py` (see `tests/interop/README.md`).
 //!
@@ -327,7 +328,7 @@ impl World {
             audience: AUDIENCE,
             lifetime: LIFETIME,
             sign_response,
-            target: TargetComponents::RequestTarget,
+            target: TargetComponents::PathAndQuery,
         };
         let signed = sign_request(&party.key, &msg.parts(), msg.body(), &opts, NOW, self.provider.as_ref()).unwrap();
         let signed_msg = msg.with_headers(signed.headers.iter().map(|(n, v)| (*n, v.as_str())));
@@ -556,7 +557,7 @@ fn lanyard_accepts_py_wimse_request(world: &World, dir: &Scratch, party: &Party,
         ensure_eq("created", &info.created, &NOW)?;
         ensure_eq("expires", &info.expires, &NOW.plus(LIFETIME))?;
         ensure_eq("wimse-aud", &info.audience.as_deref(), &Some(AUDIENCE))?;
-        let mut want = vec!["\"@method\"", "\"@request-target\""];
+        let mut want = vec!["\"@method\"", "\"@path\"", "\"@query\""];
         want.extend(
             [
                 ("Content-Type", "\"content-type\""),

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+use lanyard_core::jose::decode_unverified;
 use lanyard_core::wimse::{CarriageConfig, WptCarriage, extract_credentials, proof_headers};
 use lanyard_core::{
-    Algorithm, CryptoProvider, InMemoryReplayCache, Jwk, JwtSvidIssuer, JwtSvidPolicy, JwtSvidVerifier, KeyUse,
-    ProofTokens, SigningKey, SpiffeBundle, SpiffeId, TrustDomain, TrustStore, UnixTime, WitClaims, WitIssuer,
-    WitPolicy, WitVerifier, WorkloadId, WptParams, WptPolicy, WptVerifier, create_wpt, issue_wit,
+    Algorithm, CryptoProvider, Error, IdErrorKind, InMemoryReplayCache, Jwk, JwtSvidIssuer, JwtSvidPolicy,
+    JwtSvidVerifier, KeyUse, ProofTokens, SigningKey, SpiffeBundle, SpiffeId, TrustDomain, TrustStore, UnixTime,
+    WitClaims, WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptParams, WptPolicy, WptVerifier, create_wpt, issue_wit,
 };
 use lanyard_crypto::KeyPair;
 
@@ -172,6 +173,159 @@ fn issuing_refuses_unsafe_claims() {
             .unwrap_err()
             .kind(),
         "invalid_claim"
+    );
+}
+
+/// Issue 9, item 7: the maximum lifetime is the maximum (no leeway added), and creation
+/// refuses what verification would refuse.
+#[test]
+fn lifetimes_are_capped_at_the_maximum_on_both_sides() {
+    let w = world(Algorithm::ES256);
+    let wit = w.wit(3600);
+    let aud = "https://api.example.org/";
+    let verifier = WptVerifier::new(
+        WitVerifier::new(w.store.clone(), WitPolicy::wimse()),
+        WptPolicy::default(),
+        Arc::new(InMemoryReplayCache::new(64)),
+    );
+    // 300 s is created and accepted; 301 s is created by nobody.
+    let at_max = w.wpt(&wit, aud, 300, NOW);
+    let tokens = ProofTokens {
+        wit: &wit,
+        wpt: &at_max,
+        ..Default::default()
+    };
+    verifier.verify(&tokens, aud, NOW).unwrap();
+    let params = WptParams {
+        wit: &wit,
+        audience: aud,
+        lifetime: 301,
+        ..Default::default()
+    };
+    let err = create_wpt(w.workload.as_ref(), &params, NOW, w.provider.as_ref()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::LifetimeTooLong {
+            token: "WPT",
+            lifetime: 301,
+            max: 300
+        }
+    );
+    // A proof made elsewhere with 330 s (inside the old 300 s + 60 s leeway) is refused.
+    let longer = w.wpt(&wit, aud, 30, NOW.plus(300));
+    let tokens = ProofTokens {
+        wit: &wit,
+        wpt: &longer,
+        ..Default::default()
+    };
+    assert_eq!(
+        verifier.verify(&tokens, aud, NOW).unwrap_err().kind(),
+        "lifetime_too_long"
+    );
+    // The WIT's 24 h likewise, at issuance.
+    let day = WitIssuer::new(w.provider.clone(), w.issuer.clone(), None, None, 24 * 3600);
+    day.issue(&sub(), &w.workload.public_jwk(), NOW).unwrap();
+    let longer = WitIssuer::new(w.provider.clone(), w.issuer.clone(), None, None, 24 * 3600 + 1);
+    assert_eq!(
+        longer.issue(&sub(), &w.workload.public_jwk(), NOW).unwrap_err().kind(),
+        "lifetime_too_long"
+    );
+}
+
+/// Issue 9, item 10: a trust-domain ID is not a workload; it is refused as a WIT `sub` at
+/// issuance and at verification, with the diagnostic that a workload ID needs a path.
+#[test]
+fn a_trust_domain_is_not_a_wit_subject() {
+    let w = world(Algorithm::ES256);
+    let td_id = WorkloadId::parse("spiffe://example.org").unwrap();
+    let issuer = WitIssuer::new(w.provider.clone(), w.issuer.clone(), Some("issuer-1".into()), None, 600);
+    let refused = issuer.issue(&td_id, &w.workload.public_jwk(), NOW).unwrap_err();
+    let Error::InvalidIdentifier { context, source } = &refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!((*context, source.kind), ("sub", IdErrorKind::EmptyPath));
+    assert!(
+        refused.to_string().contains("a workload identifier needs a path"),
+        "{refused}"
+    );
+
+    // A token minted elsewhere: refused by both profiles, with the same diagnostic.
+    let claims = serde_json::json!({
+        "sub": "spiffe://example.org", "exp": NOW.plus(600).as_secs(), "iat": NOW.as_secs(),
+        "cnf": {"jwk": w.workload.public_jwk()},
+    });
+    let wit = lanyard_core::jose::sign_compact(Some("wit+jwt"), Some("issuer-1"), &claims, w.issuer.as_ref()).unwrap();
+    assert_eq!(decode_unverified(&wit).unwrap().claims["sub"], "spiffe://example.org");
+    for policy in [WitPolicy::wimse(), WitPolicy::wit_svid()] {
+        let err = WitVerifier::new(w.store.clone(), policy).verify(&wit, NOW).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidIdentifier { source, .. } if source.kind == IdErrorKind::EmptyPath),
+            "{:?}: {err:?}",
+            policy.profile
+        );
+        assert!(!err.to_string().contains("scheme"), "{err}");
+    }
+}
+
+/// wpt-02: creation never binds an access token (no `ath`) unless asked for a wpt-01 proof,
+/// and a default verifier refuses a proof that carries one or arrives beside one.
+#[test]
+fn wpt02_has_no_ath() {
+    let w = world(Algorithm::EdDSA);
+    let wit = w.wit(600);
+    let aud = "https://api.example.org/";
+    let params = WptParams {
+        wit: &wit,
+        audience: aud,
+        lifetime: 60,
+        access_token: Some("at-123"),
+        ..Default::default()
+    };
+    assert_eq!(
+        create_wpt(w.workload.as_ref(), &params, NOW, w.provider.as_ref())
+            .unwrap_err()
+            .kind(),
+        "access_token_with_wpt"
+    );
+    let legacy = WptParams { wpt01: true, ..params };
+    let wpt01 = create_wpt(w.workload.as_ref(), &legacy, NOW, w.provider.as_ref()).unwrap();
+    assert!(decode_unverified(&wpt01).unwrap().claims.contains_key("ath"));
+    let plain = w.wpt(&wit, aud, 60, NOW);
+    assert!(!decode_unverified(&plain).unwrap().claims.contains_key("ath"));
+
+    let verifier = |accept_wpt01| {
+        WptVerifier::new(
+            WitVerifier::new(w.store.clone(), WitPolicy::wimse()),
+            WptPolicy {
+                accept_wpt01,
+                ..WptPolicy::default()
+            },
+            Arc::new(InMemoryReplayCache::new(64)),
+        )
+    };
+    let with_token = ProofTokens {
+        wit: &wit,
+        wpt: &wpt01,
+        access_token: Some("at-123"),
+        ..Default::default()
+    };
+    let alone = ProofTokens {
+        access_token: None,
+        ..with_token
+    };
+    assert_eq!(
+        verifier(false).verify(&with_token, aud, NOW).unwrap_err().kind(),
+        "access_token_with_wpt"
+    );
+    assert_eq!(
+        verifier(false).verify(&alone, aud, NOW).unwrap_err().kind(),
+        "forbidden_claim"
+    );
+    // The wpt-01 switch keeps the old behaviour: ath must bind the token that came with it.
+    verifier(true).verify(&with_token, aud, NOW).unwrap();
+    assert_eq!(
+        verifier(true).verify(&alone, aud, NOW).unwrap_err().kind(),
+        "ath_mismatch"
     );
 }
 

@@ -15,6 +15,10 @@ use std::sync::Arc;
 
 use lanyard_core::cbor;
 use lanyard_core::cose::CoseKey;
+use lanyard_core::httpsig::{
+    self, HttpSigPolicy, RequestParts, ResponseParts, SignatureCheck, verify_request_signature,
+    verify_response_signature,
+};
 use lanyard_core::jose::decode_unverified;
 use lanyard_core::spice::glue_id::GlueId;
 use lanyard_core::spice::oidc_claims;
@@ -22,6 +26,7 @@ use lanyard_core::spice::sd_cwt::{
     AeadKey, DigestInput, HolderSdCwt, IssuerKey, KbtParams, PresentationContext, SdCwtIssuer, SdCwtPolicy,
     SdCwtVerifier,
 };
+use lanyard_core::wimse::{CarriageConfig, extract_credentials};
 use lanyard_core::{
     AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, Error, InMemoryReplayCache, Jwk, JwtSvidPolicy,
     JwtSvidVerifier, KeyUse, ProofTokens, TrustStore, UnixTime, VerifyingKey, WitPolicy, WitVerifier, WorkloadId,
@@ -205,6 +210,34 @@ fn wit_vectors() {
     });
 }
 
+/// The tokens of a `wit+wpt` case, or of a `wpt-request` case's headers (read as a
+/// receiver reads them, so carriage errors are the case's outcome).
+fn presented_tokens<'c>(
+    case: &'c Value,
+    headers: &'c [(String, String)],
+    carriage: &CarriageConfig,
+) -> Result<ProofTokens<'c>, Error> {
+    match s(case, "kind") {
+        Some("wpt-request") => {
+            let found = extract_credentials(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())), carriage)?;
+            Ok(ProofTokens {
+                wit: found.wit,
+                wpt: found.wpt,
+                access_token: found.access_token,
+                txn_token: found.txn_token,
+                other_tokens: &[],
+            })
+        }
+        _ => Ok(ProofTokens {
+            wit: s(case, "wit").unwrap_or_default(),
+            wpt: s(case, "wpt").unwrap_or_default(),
+            access_token: s(case, "access_token"),
+            txn_token: s(case, "txn_token"),
+            other_tokens: &[],
+        }),
+    }
+}
+
 #[test]
 fn wpt_vectors() {
     let fx = Fixture::new();
@@ -216,19 +249,32 @@ fn wpt_vectors() {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect();
         let other: Vec<(&str, &str)> = other.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let tokens = ProofTokens {
-            wit: s(case, "wit").ok_or("no wit")?,
-            wpt: s(case, "wpt").ok_or("no wpt")?,
-            access_token: s(case, "access_token"),
-            txn_token: s(case, "txn_token"),
-            other_tokens: &other,
+        let headers = header_pairs(&case["request"]);
+        // "compat": "wpt-01" turns on the draft-ietf-wimse-wpt-01 switch; otherwise the -02 rules.
+        let wpt01 = match s(case, "compat") {
+            None => false,
+            Some("wpt-01") => true,
+            Some(other) => return Err(format!("unknown compat {other:?}")),
         };
         let verifier = WptVerifier::new(
             fx.wit_verifier(case),
-            WptPolicy::default(),
+            WptPolicy {
+                accept_wpt01: wpt01,
+                ..WptPolicy::default()
+            },
             Arc::new(InMemoryReplayCache::new(1024)),
         );
         let audience = s(case, "audience").ok_or("no audience")?;
+        let carriage = CarriageConfig {
+            accept_legacy_header: wpt01,
+        };
+        let tokens = match presented_tokens(case, &headers, &carriage) {
+            Ok(t) => ProofTokens {
+                other_tokens: &other,
+                ..t
+            },
+            Err(e) => return expect_outcome(case, Err::<(), _>(e), |()| Ok(())),
+        };
         let result = verifier.verify(&tokens, audience, now(case));
         expect_outcome(case, result, |proof| {
             let claims = decode_unverified(tokens.wpt).map_err(|e| e.to_string())?.claims;
@@ -476,5 +522,94 @@ fn oidc_cwt_vectors() {
                 Err(format!("CBOR to JSON gave {back:?}"))
             }
         })
+    });
+}
+
+fn header_pairs(message: &Value) -> Vec<(String, String)> {
+    message["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            (
+                h[0].as_str().unwrap_or_default().to_owned(),
+                h[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn view(headers: &[(String, String)]) -> Vec<(&str, &[u8])> {
+    headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
+}
+
+/// draft-ietf-wimse-http-signature-07 cases: a request (checked for `audience`) or a
+/// response to it (checked against `request_nonce`), with the message-signature key the
+/// case names; the default policy, so -06 forms are refused.
+#[test]
+fn httpsig_vectors() {
+    let fx = Fixture::new();
+    let provider = lanyard_crypto::provider();
+    run("httpsig/wimse_07.json", |case| {
+        let (req, resp) = (&case["request"], &case["response"]);
+        let req_headers = header_pairs(req);
+        let request = RequestParts {
+            method: req["method"].as_str().ok_or("no method")?,
+            target: req["target"].as_str().ok_or("no target")?,
+            authority: req["authority"].as_str(),
+            scheme: Some("https"),
+            headers: view(&req_headers),
+        };
+        let signer = s(
+            case,
+            if s(case, "message") == Some("response") {
+                "callee_key"
+            } else {
+                "caller_key"
+            },
+        )
+        .ok_or("no key")?;
+        let key = provider
+            .verifying_key(&fx.jwk(signer).to_public(), lanyard_core::Algorithm::EdDSA)
+            .map_err(|e| e.to_string())?;
+        let policy = HttpSigPolicy::default();
+        let check = SignatureCheck {
+            key: key.as_ref(),
+            policy: &policy,
+            now: now(case),
+            provider: provider.as_ref(),
+        };
+        match s(case, "message") {
+            Some("request") => {
+                let body = req["body"].as_str().unwrap_or_default().as_bytes();
+                let result =
+                    verify_request_signature(&request, body, s(case, "audience").ok_or("no audience")?, &check);
+                expect_outcome(case, result, |_| {
+                    let base = httpsig::request_signature_base(&request).map_err(|e| e.to_string())?;
+                    (Some(base.as_str()) == s(case, "signature_base"))
+                        .then_some(())
+                        .ok_or(format!("base {base}"))
+                })
+            }
+            Some("response") => {
+                let resp_headers = header_pairs(resp);
+                let response = ResponseParts {
+                    status: resp["status"]
+                        .as_u64()
+                        .and_then(|s| u16::try_from(s).ok())
+                        .ok_or("no status")?,
+                    headers: view(&resp_headers),
+                };
+                let body = resp["body"].as_str().unwrap_or_default().as_bytes();
+                let result = verify_response_signature(&response, body, &request, s(case, "request_nonce"), &check);
+                expect_outcome(case, result, |_| {
+                    let base = httpsig::response_signature_base(&response, &request).map_err(|e| e.to_string())?;
+                    (Some(base.as_str()) == s(case, "signature_base"))
+                        .then_some(())
+                        .ok_or(format!("base {base}"))
+                })
+            }
+            other => Err(format!("unknown message {other:?}")),
+        }
     });
 }

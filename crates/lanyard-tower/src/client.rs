@@ -1,6 +1,8 @@
 //! The client side: a reqwest middleware that authenticates outgoing requests with the
-//! workload's own credentials, either as WIT + WPT or as WIT + HTTP Message Signature,
-//! and can insist on a signed response.
+//! workload's own credentials, either as WIT + WPT (draft-ietf-wimse-wpt-02:
+//! `Authorization: WPT`, no `ath`) or as WIT + HTTP Message Signature
+//! (draft-ietf-wimse-http-signature-07: `@path` + `@query`), and can insist on a signed
+//! response. A [`TxnToken`] request extension sends a Txn-Token bound to the proof.
 //!
 //! The audience of every proof or signature is the request URL without its query and
 //! fragment, exactly as the receiver is expected to reconstruct it from its own
@@ -8,9 +10,10 @@
 //!
 //! The middleware sees the request as the [`reqwest_middleware::RequestBuilder`] built it:
 //! headers the underlying [`reqwest::Client`] adds later (its default headers, `Host`,
-//! `User-Agent`) are not covered by a signature. Put an `Authorization` or `Txn-Token`
-//! header on the request itself, not in the client's default headers, so that it is
-//! bound to the proof.
+//! `User-Agent`) are not covered by a signature. Put a `Txn-Token` (or a header named in
+//! [`WorkloadAuthMiddleware::with_bound_headers`]) on the request itself, not in the
+//! client's default headers, so that it is bound to the proof. A WPT request cannot carry
+//! an `Authorization` header of its own (wpt-02 §2.2): send context in its own header.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +23,8 @@ use lanyard_core::httpsig::{
     HttpSigVerifier, RequestParts, RequestSigning, ResponseParts, SignedHeaders, TargetComponents, sign_request,
 };
 use lanyard_core::wimse::{
-    AUTHORIZATION, TXN_TOKEN, WORKLOAD_IDENTITY_TOKEN, WORKLOAD_PROOF_TOKEN, WptCarriage, audience_for, proof_headers,
+    AUTHORIZATION, DPOP, TXN_TOKEN, WORKLOAD_IDENTITY_TOKEN, WORKLOAD_PROOF_TOKEN, WptCarriage, audience_for,
+    proof_headers,
 };
 use lanyard_core::{Clock, CryptoProvider, SystemClock, WptParams, create_wpt};
 use reqwest::ResponseBuilderExt as _;
@@ -39,17 +43,19 @@ const MAX_SIGNED_RESPONSE_BODY: usize = 8 * 1024 * 1024;
 /// How outgoing requests are authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientMode {
-    /// WIT + WPT (draft-ietf-wimse-wpt); `carriage` picks `Authorization: WPT` (the
-    /// default) or the legacy `Workload-Proof-Token` header.
+    /// WIT + WPT (draft-ietf-wimse-wpt-02); `carriage` picks `Authorization: WPT` (the
+    /// default) or, for peers still on wpt-01, the legacy `Workload-Proof-Token` header.
     Wpt {
         /// Where the WPT goes. With [`WptCarriage::Authorization`] the request must not
-        /// have an `Authorization` header of its own; with [`WptCarriage::LegacyHeader`]
-        /// an `Authorization: Bearer` token is bound to the proof with `ath`.
+        /// have an `Authorization` or `DPoP` header of its own (a WPT cannot travel with an
+        /// access token); with [`WptCarriage::LegacyHeader`] (wpt-01) an
+        /// `Authorization: Bearer` token is bound to the proof with `ath`.
         carriage: WptCarriage,
     },
-    /// WIT + HTTP Message Signature (draft-ietf-wimse-http-signature-06).
+    /// WIT + HTTP Message Signature (draft-ietf-wimse-http-signature-07).
     HttpSignature {
-        /// How the request target is covered.
+        /// How the request target is covered: `@path` + `@query` (-07, the default), or
+        /// `@request-target` for -06 peers.
         target: TargetComponents,
         /// Ask the server to sign its response (`wimse-sign-response`) and fail the call
         /// unless it did, with a valid signature bound to this request. Needs
@@ -80,6 +86,27 @@ impl ClientMode {
     }
 }
 
+/// A Txn-Token to send with one request (draft-ietf-oauth-transaction-tokens), as a
+/// reqwest-middleware request extension:
+/// `client.get(url).with_extension(TxnToken::new(token))`. The middleware sends it in the
+/// `Txn-Token` header and binds it to the proof: the WPT's `tth`, or the HTTP message
+/// signature covers it. Its `Debug` form hides the value.
+#[derive(Clone)]
+pub struct TxnToken(String);
+
+impl TxnToken {
+    /// A Txn-Token to send.
+    pub fn new(token: impl Into<String>) -> TxnToken {
+        TxnToken(token.into())
+    }
+}
+
+impl fmt::Debug for TxnToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TxnToken({} bytes)", self.0.len())
+    }
+}
+
 /// A reqwest middleware that attaches the workload's WIT and proves possession of its
 /// key on every request (see [`ClientMode`]).
 ///
@@ -97,6 +124,7 @@ impl ClientMode {
 pub struct WorkloadAuthMiddleware {
     source: Arc<dyn CredentialSource>,
     mode: ClientMode,
+    bound_headers: Vec<HeaderName>,
     lifetime: u64,
     clock: Arc<dyn Clock>,
     provider: Arc<dyn CryptoProvider>,
@@ -108,6 +136,7 @@ impl fmt::Debug for WorkloadAuthMiddleware {
         f.debug_struct("WorkloadAuthMiddleware")
             .field("source", &self.source)
             .field("mode", &self.mode)
+            .field("bound_headers", &self.bound_headers)
             .field("lifetime", &self.lifetime)
             .field("clock", &self.clock)
             .field("response_verifier", &self.response_verifier.is_some())
@@ -122,6 +151,7 @@ impl WorkloadAuthMiddleware {
         WorkloadAuthMiddleware {
             source,
             mode,
+            bound_headers: Vec::new(),
             lifetime: DEFAULT_LIFETIME,
             clock: Arc::new(SystemClock),
             provider: lanyard_crypto::provider(),
@@ -129,8 +159,18 @@ impl WorkloadAuthMiddleware {
         }
     }
 
+    /// Binds these context headers, when a request carries them, to the WPT with `oth`
+    /// (keyed by the lowercase header name; wpt-02 §2). The receiver must list the same
+    /// names (`WorkloadAuthConfig::other_token_headers`). Not needed for `Txn-Token`, which
+    /// is always bound (`tth`).
+    pub fn with_bound_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.bound_headers.extend(names);
+        self
+    }
+
     /// Sets the lifetime of each proof or signature, in seconds (keep it short: the
-    /// receiver rejects anything longer than its policy allows).
+    /// receiver rejects anything longer than its policy allows; WPTs live at most
+    /// `lanyard_core::wimse::MAX_WPT_LIFETIME`).
     pub fn with_lifetime(mut self, secs: u64) -> Self {
         self.lifetime = secs;
         self
@@ -142,8 +182,9 @@ impl WorkloadAuthMiddleware {
         self
     }
 
-    /// Verifies the server's WIT and response signature when the mode requires a signed
-    /// response; without one such requests fail before they are sent.
+    /// Verifies the server's WIT and response signature: always when the mode requires a
+    /// signed response (without a verifier such requests fail before they are sent), and
+    /// whenever a server signs a response on its own.
     pub fn with_response_verifier(mut self, verifier: HttpSigVerifier) -> Self {
         self.response_verifier = Some(verifier);
         self
@@ -162,15 +203,27 @@ impl WorkloadAuthMiddleware {
             (_, None) => None,
             (WptCarriage::Authorization, Some(_)) => {
                 return Err(Error::Request(
-                    "the request already has an Authorization header, but the WPT goes in \
-                     Authorization: WPT; send the access token with the legacy Workload-Proof-Token \
-                     carriage instead"
+                    "the request already has an Authorization header, but a WPT request cannot carry \
+                     another token (draft-ietf-wimse-wpt-02 section 2.2): send context in its own \
+                     header, such as Txn-Token"
                         .into(),
                 ));
             }
             (WptCarriage::LegacyHeader, Some(value)) => bearer_token(value)?,
         };
+        if carriage == WptCarriage::Authorization && headers.contains_key(DPOP) {
+            return Err(Error::Request(
+                "the request has a DPoP proof, but a DPoP-bound token cannot travel with a WPT".into(),
+            ));
+        }
         let txn_token = single_value(headers, TXN_TOKEN)?.map(|t| t.trim_matches([' ', '\t']).to_owned());
+        let mut other = Vec::new();
+        for name in &self.bound_headers {
+            if let Some(value) = single_value(headers, name.as_str())? {
+                other.push((name.as_str(), value.to_owned()));
+            }
+        }
+        let other: Vec<(&str, &str)> = other.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let wpt = create_wpt(
             creds.key.as_ref(),
             &WptParams {
@@ -179,7 +232,8 @@ impl WorkloadAuthMiddleware {
                 lifetime: self.lifetime,
                 access_token: access_token.as_deref(),
                 txn_token: txn_token.as_deref(),
-                other_tokens: &[],
+                other_tokens: &other,
+                wpt01: carriage == WptCarriage::LegacyHeader,
             },
             self.clock.now(),
             self.provider.as_ref(),
@@ -349,7 +403,7 @@ impl SentRequest {
 
 /// The one value of header `name`, if present; more than one is an error (receivers
 /// reject it too).
-fn single_value<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h str>, Error> {
+fn single_value<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Error> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
@@ -399,6 +453,9 @@ impl reqwest_middleware::Middleware for WorkloadAuthMiddleware {
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let creds = self.source.credentials().map_err(middleware_error)?;
         tracing::debug!(workload = %creds.id, mode = self.mode.name(), "authenticating outgoing request");
+        if let Some(TxnToken(token)) = extensions.get::<TxnToken>() {
+            set_header(req.headers_mut(), TXN_TOKEN, token, true).map_err(middleware_error)?;
+        }
         match self.mode {
             ClientMode::Wpt { carriage } => {
                 self.attach_wpt(&mut req, &creds, carriage).map_err(middleware_error)?;
@@ -408,8 +465,16 @@ impl reqwest_middleware::Middleware for WorkloadAuthMiddleware {
                 target,
                 require_signed_response: false,
             } => {
-                self.sign(&mut req, &creds, target, false).map_err(middleware_error)?;
-                next.run(req, extensions).await
+                let (sent, nonce) = self.sign(&mut req, &creds, target, false).map_err(middleware_error)?;
+                drop(creds);
+                let response = next.run(req, extensions).await?;
+                // A server may sign voluntarily; a signature that arrives is checked (-07 §3.4).
+                match &self.response_verifier {
+                    Some(verifier) if response.headers().contains_key("signature-input") => {
+                        self.verify_response(verifier, &sent, &nonce, response).await
+                    }
+                    _ => Ok(response),
+                }
             }
             ClientMode::HttpSignature {
                 target,

@@ -4,9 +4,10 @@
 //!
 //! - Server: [`WorkloadAuthLayer`] (a tower layer) verifies whichever enabled mode a
 //!   request uses and hands handlers a [`VerifiedWorkload`] (an axum extractor); an
-//!   [`Authorize`] layer restricts a route to given workloads or trust domains.
+//!   [`AuthorizeLayer`] restricts a route to given workloads or trust domains.
 //! - Client: [`WorkloadAuthMiddleware`] (reqwest-middleware) attaches a WIT + WPT, or
-//!   signs the request, with credentials from a [`CredentialSource`] — fixed, from files,
+//!   signs the request (and binds a [`TxnToken`] to it), with credentials from a
+//!   [`CredentialSource`] — fixed, from files,
 //!   or (feature `workload-api`) from the SPIFFE Workload API's WIT-SVID stream
 //!   (`WorkloadApiCredentialSource`).
 //!
@@ -25,9 +26,12 @@ mod server;
 mod workload_source;
 
 // Public API
-pub use client::{ClientMode, VerifiedResponder, WorkloadAuthMiddleware};
+pub use client::{ClientMode, TxnToken, VerifiedResponder, WorkloadAuthMiddleware};
 pub use credentials::{CredentialSource, FileCredentialSource, StaticCredentials, WorkloadCredentials};
 pub use error::Error;
-pub use server::{AuthMode, Authorize, Modes, VerifiedWorkload, WorkloadAuth, WorkloadAuthConfig, WorkloadAuthLayer};
+pub use server::{
+    AuthMode, Authorize, AuthorizeLayer, Modes, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuth, WorkloadAuthConfig,
+    WorkloadAuthLayer,
+};
 #[cfg(feature = "workload-api")]
 pub use workload_source::{WorkloadApiCredentialSource, WorkloadApiTrust, WorkloadApiX509Source};

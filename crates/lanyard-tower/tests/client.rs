@@ -1,6 +1,7 @@
 //! The reqwest client middleware against a real axum server whose handlers verify what
-//! arrives with lanyard-core directly: WIT + WPT in both carriages, HTTP Message
-//! Signatures with and without signed responses, and credential rotation from files.
+//! arrives with lanyard-core directly: WIT + WPT in both carriages (with a bound Txn-Token
+//! and `oth` headers), HTTP Message Signatures in both target forms with and without
+//! signed responses, and credential rotation from files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,7 +23,7 @@ use lanyard_core::{
     WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptPolicy, WptVerifier,
 };
 use lanyard_tower::{
-    ClientMode, CredentialSource, Error, FileCredentialSource, StaticCredentials, WorkloadAuthMiddleware,
+    ClientMode, CredentialSource, Error, FileCredentialSource, StaticCredentials, TxnToken, WorkloadAuthMiddleware,
     WorkloadCredentials,
 };
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -66,10 +67,20 @@ impl Env {
         Arc::new(WorkloadCredentials::new(wit, key, self.provider.as_ref()).unwrap())
     }
 
+    /// A -07 signature verifier (the default policy).
     fn sig_verifier(&self) -> HttpSigVerifier {
+        self.sig_verifier_for(TargetComponents::default())
+    }
+
+    /// A verifier for signatures in the `target` form (-06 `@request-target` needs the
+    /// compatibility switch).
+    fn sig_verifier_for(&self, target: TargetComponents) -> HttpSigVerifier {
         HttpSigVerifier::new(
             WitVerifier::new(self.store.clone(), WitPolicy::wimse()),
-            HttpSigPolicy::default(),
+            HttpSigPolicy {
+                accept_request_target: target == TargetComponents::RequestTarget,
+                ..HttpSigPolicy::default()
+            },
             Arc::new(InMemoryReplayCache::default()),
         )
     }
@@ -108,12 +119,15 @@ async fn wpt_echo(State(s): State<Service>, req: Request) -> Response {
     };
     // The audience comes from the service's own configuration, never from Host.
     let audience = format!("{}{}", s.base, req.uri().path());
+    // A context header the service binds with `oth` when the caller sends it.
+    let context = headers.get("x-user-context").and_then(|v| v.to_str().ok());
+    let other: Vec<(&str, &str)> = context.map(|v| ("x-user-context", v)).into_iter().collect();
     let tokens = ProofTokens {
         wit: presented.wit,
         wpt: presented.wpt,
         access_token: presented.access_token,
         txn_token: presented.txn_token,
-        other_tokens: &[],
+        other_tokens: &other,
     };
     match s.wpt.verify(&tokens, &audience, SystemClock.now()) {
         Ok(proof) => axum::Json(json!({
@@ -123,6 +137,7 @@ async fn wpt_echo(State(s): State<Service>, req: Request) -> Response {
             "carriage": format!("{:?}", presented.carriage),
             "access_token": presented.access_token,
             "txn_token": presented.txn_token,
+            "oth": proof.wpt.oth,
         }))
         .into_response(),
         Err(e) => reject(e),
@@ -240,12 +255,17 @@ async fn start(env: &Env) -> String {
     let service = Service {
         base: base.clone(),
         provider: env.provider.clone(),
+        // The service accepts both WPT carriages, so it keeps the wpt-01 rules for the
+        // legacy one (an `ath`-bound bearer token), and both signature target forms.
         wpt: WptVerifier::new(
             WitVerifier::new(env.store.clone(), WitPolicy::wimse()),
-            WptPolicy::default(),
+            WptPolicy {
+                accept_wpt01: true,
+                ..WptPolicy::default()
+            },
             Arc::new(InMemoryReplayCache::default()),
         ),
-        sig: env.sig_verifier(),
+        sig: env.sig_verifier_for(TargetComponents::RequestTarget),
         creds: env.credentials(SERVER_ID),
     };
     let app = Router::new()
@@ -340,6 +360,48 @@ async fn wpt_binds_a_txn_token() {
 }
 
 #[tokio::test]
+async fn txn_token_extension_is_sent_and_bound() {
+    let env = Env::new();
+    let base = start(&env).await;
+    let creds = env.credentials(CLIENT_ID);
+    let client = client(WorkloadAuthMiddleware::new(
+        static_source(&creds),
+        ClientMode::default(),
+    ));
+    let echo = json_ok(
+        client
+            .get(format!("{base}/path"))
+            .with_extension(TxnToken::new("eyJ0eXAiOiJ0eG50b2tlbitqd3QifQ.e30.sig"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    // The server's verify() accepted the Txn-Token only because the WPT's tth binds it.
+    assert_eq!(echo["txn_token"], "eyJ0eXAiOiJ0eG50b2tlbitqd3QifQ.e30.sig");
+    assert_eq!(echo["access_token"], Value::Null);
+}
+
+#[tokio::test]
+async fn bound_headers_go_into_oth() {
+    let env = Env::new();
+    let base = start(&env).await;
+    let creds = env.credentials(CLIENT_ID);
+    let client = client(
+        WorkloadAuthMiddleware::new(static_source(&creds), ClientMode::default())
+            .with_bound_headers([header::HeaderName::from_static("x-user-context")]),
+    );
+    let request = client
+        .get(format!("{base}/path"))
+        .header("X-User-Context", " user=alice ");
+    let echo = json_ok(request.send().await.unwrap()).await;
+    assert_eq!(echo["oth"], json!(["x-user-context"]));
+    // Without the header there is nothing to bind.
+    let echo = json_ok(client.get(format!("{base}/path")).send().await.unwrap()).await;
+    assert_eq!(echo["oth"], json!([]));
+}
+
+#[tokio::test]
 async fn legacy_carriage_binds_the_bearer_token() {
     let env = Env::new();
     let base = start(&env).await;
@@ -382,6 +444,17 @@ async fn authorization_carriage_refuses_an_existing_authorization_header() {
         matches!(our_error(&err), Error::Request(m) if m.contains("Authorization")),
         "{err}"
     );
+    // Nor does a DPoP-bound token travel with a WPT.
+    let err = client
+        .get(format!("{base}/path"))
+        .header("DPoP", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.sig")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(our_error(&err), Error::Request(m) if m.contains("DPoP")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -391,7 +464,7 @@ async fn http_signature_covers_a_json_body() {
     let creds = env.credentials(CLIENT_ID);
     let client = client(WorkloadAuthMiddleware::new(
         static_source(&creds),
-        sig_mode(TargetComponents::RequestTarget, false),
+        sig_mode(TargetComponents::default(), false),
     ));
     let payload = json!({"amount": 42, "currency": "EUR"});
     let echo = json_ok(
@@ -410,7 +483,8 @@ async fn http_signature_covers_a_json_body() {
     let covered: Vec<String> = serde_json::from_value(echo["covered"].clone()).unwrap();
     for component in [
         "\"@method\"",
-        "\"@request-target\"",
+        "\"@path\"",
+        "\"@query\"",
         "\"content-type\"",
         "\"content-digest\"",
         "\"workload-identity-token\"",
@@ -428,10 +502,60 @@ async fn http_signature_with_path_and_query() {
         static_source(&creds),
         sig_mode(TargetComponents::PathAndQuery, false),
     ));
-    let echo = json_ok(client.get(format!("{base}/signed?a=1&b=2")).send().await.unwrap()).await;
-    let covered: Vec<String> = serde_json::from_value(echo["covered"].clone()).unwrap();
-    assert!(covered.contains(&"\"@path\"".to_owned()), "{covered:?}");
-    assert!(covered.contains(&"\"@query\"".to_owned()), "{covered:?}");
+    // -07 covers @query even without a query (its value is then "?"), and never @authority.
+    for url in [format!("{base}/signed?a=1&b=2"), format!("{base}/signed")] {
+        let echo = json_ok(client.get(&url).send().await.unwrap()).await;
+        let covered: Vec<String> = serde_json::from_value(echo["covered"].clone()).unwrap();
+        assert!(covered.contains(&"\"@path\"".to_owned()), "{covered:?}");
+        assert!(covered.contains(&"\"@query\"".to_owned()), "{covered:?}");
+        assert!(
+            !covered
+                .iter()
+                .any(|c| c.contains("@authority") || c.contains("@request-target")),
+            "{covered:?}"
+        );
+    }
+    // The -06 form is still available for peers that have not moved to -07.
+    let legacy = client_for_06(&creds);
+    let echo = json_ok(legacy.get(format!("{base}/signed")).send().await.unwrap()).await;
+    assert!(
+        echo["covered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "\"@request-target\"")
+    );
+}
+
+fn client_for_06(creds: &Arc<WorkloadCredentials>) -> ClientWithMiddleware {
+    client(WorkloadAuthMiddleware::new(
+        static_source(creds),
+        sig_mode(TargetComponents::RequestTarget, false),
+    ))
+}
+
+#[tokio::test]
+async fn a_voluntarily_signed_response_is_verified_too() {
+    let env = Env::new();
+    let base = start(&env).await;
+    let creds = env.credentials(CLIENT_ID);
+    // The client does not ask for a signed response, but a server that signs anyway gets
+    // its signature checked (draft-ietf-wimse-http-signature-07 section 3.4).
+    let client = client(
+        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::default(), false))
+            .with_response_verifier(env.sig_verifier()),
+    );
+    let response = client.get(format!("{base}/signed-response")).send().await.unwrap();
+    let responder = response.extensions().get::<lanyard_tower::VerifiedResponder>().cloned();
+    assert_eq!(responder.map(|r| r.id.to_string()).as_deref(), Some(SERVER_ID));
+    let err = client.get(format!("{base}/wrong-nonce")).send().await.unwrap_err();
+    assert!(
+        matches!(our_error(&err), Error::Response(e) if e.kind() == "signature_request_nonce"),
+        "{err}"
+    );
+    // An unsigned response is fine when none was asked for.
+    let echo = json_ok(client.get(format!("{base}/signed")).send().await.unwrap()).await;
+    assert_eq!(echo["sign_response"], false);
 }
 
 #[tokio::test]
@@ -441,7 +565,7 @@ async fn http_signature_refuses_a_streaming_body() {
     let creds = env.credentials(CLIENT_ID);
     let client = client(WorkloadAuthMiddleware::new(
         static_source(&creds),
-        sig_mode(TargetComponents::RequestTarget, false),
+        sig_mode(TargetComponents::default(), false),
     ));
     let err = client
         .post(format!("{base}/signed"))
@@ -460,7 +584,7 @@ async fn signed_response_is_verified_and_body_kept() {
     for target in [TargetComponents::RequestTarget, TargetComponents::PathAndQuery] {
         let client = client(
             WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(target, true))
-                .with_response_verifier(env.sig_verifier()),
+                .with_response_verifier(env.sig_verifier_for(target)),
         );
         let payload = json!({"hello": "server"});
         let response = client
@@ -487,7 +611,7 @@ async fn unsigned_response_is_an_error() {
     let base = start(&env).await;
     let creds = env.credentials(CLIENT_ID);
     let client = client(
-        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::RequestTarget, true))
+        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::default(), true))
             .with_response_verifier(env.sig_verifier()),
     );
     let err = client
@@ -507,7 +631,7 @@ async fn response_bound_to_another_request_is_an_error() {
     let base = start(&env).await;
     let creds = env.credentials(CLIENT_ID);
     let client = client(
-        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::RequestTarget, true))
+        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::default(), true))
             .with_response_verifier(env.sig_verifier()),
     );
     let err = client.get(format!("{base}/wrong-nonce")).send().await.unwrap_err();
@@ -526,7 +650,7 @@ async fn response_signed_by_an_untrusted_server_is_an_error() {
     // server's WIT (the request signature is still accepted by the server).
     let other = Env::new();
     let client = client(
-        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::RequestTarget, true))
+        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::default(), true))
             .with_response_verifier(other.sig_verifier()),
     );
     let err = client.get(format!("{base}/signed-response")).send().await.unwrap_err();
@@ -540,7 +664,7 @@ async fn signed_response_needs_a_verifier() {
     let creds = env.credentials(CLIENT_ID);
     let client = client(WorkloadAuthMiddleware::new(
         static_source(&creds),
-        sig_mode(TargetComponents::RequestTarget, true),
+        sig_mode(TargetComponents::default(), true),
     ));
     let err = client.get(format!("{base}/signed-response")).send().await.unwrap_err();
     assert!(

@@ -21,8 +21,8 @@ use lanyard_core::{
 };
 use lanyard_tower::mtls::PeerIdentity;
 use lanyard_tower::{
-    AuthMode, Authorize, Modes, StaticCredentials, VerifiedWorkload, WorkloadAuthConfig, WorkloadAuthLayer,
-    WorkloadCredentials,
+    AuthMode, AuthorizeLayer, Modes, StaticCredentials, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuthConfig,
+    WorkloadAuthLayer, WorkloadCredentials,
 };
 use tower::ServiceExt;
 
@@ -74,10 +74,11 @@ impl World {
         let billing = WorkloadId::parse("spiffe://example.org/billing").unwrap();
         Router::new()
             .route("/whoami", get(whoami).post(whoami))
-            .route("/admin", post(whoami).route_layer(Authorize::workloads([billing])))
+            .route("/context", get(context).post(context))
+            .route("/admin", post(whoami).route_layer(AuthorizeLayer::workloads([billing])))
             .route(
                 "/partners",
-                get(whoami).route_layer(Authorize::trust_domains(["partner.example"])),
+                get(whoami).route_layer(AuthorizeLayer::trust_domains(["partner.example"])),
             )
             .layer(WorkloadAuthLayer::new(self.store.clone(), config))
     }
@@ -85,6 +86,16 @@ impl World {
 
 async fn whoami(w: VerifiedWorkload, body: String) -> String {
     format!("{} {:?} {}", w.id, w.mode, body.len())
+}
+
+/// What a handler sees of the request's context: the bound Txn-Token (unverified) and
+/// how its headers print.
+async fn context(w: VerifiedWorkload, txn: Option<UnverifiedTxnToken>, headers: http::HeaderMap) -> String {
+    format!(
+        "{} txn={} headers={headers:?}",
+        w.id,
+        txn.as_ref().map_or("-", UnverifiedTxnToken::as_unverified_str)
+    )
 }
 
 fn wpt_request(caller: &Caller, world: &World, method: &str, path: &str, aud_path: &str) -> Request<Body> {
@@ -182,14 +193,29 @@ async fn wit_and_wpt() {
         }
         b.body(Body::empty()).unwrap()
     };
-    let (status, _, body) = send(&app, legacy()).await;
-    assert_eq!((status, kind(&body).as_str()), (StatusCode::UNAUTHORIZED, "header"));
+    let (status, headers, body) = send(&app, legacy()).await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (StatusCode::UNAUTHORIZED, "wpt_legacy_header")
+    );
+    assert_eq!(headers["www-authenticate"], "WPT");
     let mut config = world.config();
     config.carriage.accept_legacy_header = true;
     assert_eq!(send(&world.app(config), legacy()).await.0, StatusCode::OK);
 }
 
 fn signed_request(
+    caller: &Caller,
+    world: &World,
+    path: &str,
+    body: &'static str,
+    sign_response: bool,
+) -> (Request<Body>, String) {
+    signed_request_in(TargetComponents::default(), caller, world, path, body, sign_response)
+}
+
+fn signed_request_in(
+    target: TargetComponents,
     caller: &Caller,
     world: &World,
     path: &str,
@@ -207,7 +233,7 @@ fn signed_request(
         audience: &format!("{BASE}{}", path.split('?').next().unwrap()),
         lifetime: 60,
         sign_response,
-        target: TargetComponents::RequestTarget,
+        target,
     };
     let signed = sign_request(
         caller.key.as_ref(),
@@ -287,6 +313,178 @@ async fn http_signatures_and_signed_responses() {
         (status, kind(&body).as_str()),
         (StatusCode::NOT_IMPLEMENTED, "response_not_signed")
     );
+}
+
+/// draft-ietf-wimse-wpt-02 section 2.2: a WPT cannot share the request with a Bearer or DPoP
+/// token, which is refused (401, WWW-Authenticate: WPT), never used.
+#[tokio::test]
+async fn a_bearer_or_dpop_token_beside_a_wpt_is_refused() {
+    let world = World::new();
+    let app = world.app(world.config());
+    let caller = world.caller("/billing");
+    for (name, value) in [
+        ("authorization", "Bearer at-123"),
+        ("authorization", "DPoP at-123"),
+        ("dpop", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.sig"),
+    ] {
+        let mut req = wpt_request(&caller, &world, "GET", "/whoami", "/whoami");
+        req.headers_mut().append(name, value.parse().unwrap());
+        let (status, headers, body) = send(&app, req).await;
+        assert_eq!(
+            (status, kind(&body).as_str()),
+            (StatusCode::UNAUTHORIZED, "access_token_with_wpt"),
+            "{name}: {value}"
+        );
+        assert_eq!(headers["www-authenticate"], "WPT");
+    }
+    // The bearer token first and the WPT second is the same request.
+    let wpt = wpt_request(&caller, &world, "GET", "/whoami", "/whoami");
+    let mut req = Request::get("/whoami").header("authorization", "Bearer at-123");
+    for name in ["workload-identity-token", "authorization"] {
+        req = req.header(name, wpt.headers()[name].clone());
+    }
+    let (status, _, body) = send(&app, req.body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (StatusCode::UNAUTHORIZED, "access_token_with_wpt")
+    );
+
+    // A wpt-01 proof with ath: refused by default, accepted only with the legacy switch,
+    // where the bearer token is bound but still not what authenticates the caller.
+    let params = WptParams {
+        wit: &caller.wit,
+        audience: &format!("{BASE}/whoami"),
+        lifetime: 60,
+        access_token: Some("at-123"),
+        wpt01: true,
+        ..Default::default()
+    };
+    let wpt01 = create_wpt(caller.key.as_ref(), &params, NOW, world.provider.as_ref()).unwrap();
+    let with_ath = || {
+        Request::get("/whoami")
+            .header("workload-identity-token", caller.wit.as_str())
+            .header("authorization", format!("WPT {wpt01}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, body) = send(&app, with_ath()).await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (StatusCode::UNAUTHORIZED, "forbidden_claim")
+    );
+    let mut config = world.config();
+    config.carriage.accept_legacy_header = true;
+    let legacy_app = world.app(config);
+    let legacy = Request::get("/whoami")
+        .header("workload-identity-token", caller.wit.as_str())
+        .header("workload-proof-token", wpt01.as_str())
+        .header("authorization", "Bearer at-123")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(&legacy_app, legacy).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "spiffe://example.org/billing Wpt 0")
+    );
+}
+
+/// The bound Txn-Token reaches the handler (unverified, clearly named so); an unbound one
+/// fails the proof; credential headers print as `Sensitive`.
+#[tokio::test]
+async fn txn_token_reaches_the_handler_and_credentials_stay_hidden() {
+    let world = World::new();
+    let app = world.app(world.config());
+    let caller = world.caller("/billing");
+    let txn = "eyJ0eXAiOiJ0eG50b2tlbitqd3QifQ.eyJ0eG4iOiI5NyJ9.sig";
+    let params = WptParams {
+        wit: &caller.wit,
+        audience: &format!("{BASE}/context"),
+        lifetime: 60,
+        txn_token: Some(txn),
+        ..Default::default()
+    };
+    let wpt = create_wpt(caller.key.as_ref(), &params, NOW, world.provider.as_ref()).unwrap();
+    let req = Request::get("/context")
+        .header("workload-identity-token", caller.wit.as_str())
+        .header("authorization", format!("WPT {wpt}"))
+        .header("txn-token", txn)
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.starts_with(&format!("spiffe://example.org/billing txn={txn} ")),
+        "{body}"
+    );
+    for secret in [caller.wit.as_str(), wpt.as_str(), txn] {
+        assert!(!body[body.find("headers=").unwrap()..].contains(secret), "{body}");
+    }
+    assert!(body.contains("\"authorization\": Sensitive"), "{body}");
+
+    // Without a Txn-Token there is none to hand on.
+    let (status, _, body) = send(&app, wpt_request(&caller, &world, "GET", "/context", "/context")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("txn=- "), "{body}");
+    // A Txn-Token the proof does not bind (no tth) is refused.
+    let mut req = wpt_request(&caller, &world, "GET", "/context", "/context");
+    req.headers_mut().insert("txn-token", txn.parse().unwrap());
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (StatusCode::UNAUTHORIZED, "missing_claim")
+    );
+
+    // Signed requests: a covered Txn-Token is handed on the same way.
+    let parts = RequestParts {
+        method: "GET",
+        target: "/context",
+        headers: vec![("txn-token", txn.as_bytes())],
+        ..RequestParts::default()
+    };
+    let opts = RequestSigning {
+        wit: &caller.wit,
+        audience: &format!("{BASE}/context"),
+        lifetime: 60,
+        sign_response: false,
+        target: TargetComponents::default(),
+    };
+    let signed = sign_request(caller.key.as_ref(), &parts, b"", &opts, NOW, world.provider.as_ref()).unwrap();
+    let mut req = Request::get("/context").header("txn-token", txn);
+    for (n, v) in signed.headers {
+        req = req.header(n, v);
+    }
+    let (status, _, body) = send(&app, req.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&format!("txn={txn} ")), "{body}");
+}
+
+/// draft-ietf-wimse-http-signature-07: the -06 `@request-target` form is refused unless
+/// the layer's compatibility switch is on; a signed response answers in the request's form.
+#[tokio::test]
+async fn http_signature_06_only_behind_the_switch() {
+    let world = World::new();
+    let server = world.caller("/orders");
+    let creds = WorkloadCredentials::new(server.wit.clone(), server.key.clone(), world.provider.as_ref()).unwrap();
+    let mut config = world.config();
+    config.response_credentials = Some(Arc::new(StaticCredentials(Arc::new(creds))));
+    let caller = world.caller("/billing");
+    let legacy = || signed_request_in(TargetComponents::RequestTarget, &caller, &world, "/whoami", "{}", true);
+
+    let (status, headers, body) = send(&world.app(config.clone()), legacy().0).await;
+    assert_eq!(
+        (status, kind(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "signature_legacy_target")
+    );
+    let challenge = headers["accept-signature"].to_str().unwrap();
+    assert!(challenge.contains("\"@path\" \"@query\""), "{challenge}");
+
+    config.http_sig_policy.accept_request_target = true;
+    let (req, nonce) = legacy();
+    let resp = world.app(config).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let input = resp.headers()["signature-input"].to_str().unwrap().to_owned();
+    assert!(input.contains("\"@request-target\";req"), "{input}");
+    assert!(input.contains(&format!("wimse-req-nonce=\"{nonce}\"")), "{input}");
 }
 
 #[tokio::test]

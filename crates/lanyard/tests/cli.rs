@@ -369,6 +369,7 @@ fn httpsig_verifies_the_draft_capture_and_round_trips() {
             aud,
             "--now",
             "1785155800",
+            "--accept-request-target",
             "--json",
         ],
     );
@@ -376,6 +377,29 @@ fn httpsig_verifies_the_draft_capture_and_round_trips() {
     assert_eq!(
         (out.status.code(), &v["valid"]),
         (Some(0), &serde_json::json!(true)),
+        "{v}"
+    );
+    // The draft's -06 capture covers @request-target: without the switch, -07 rules refuse it.
+    let out = lanyard(
+        dir.path(),
+        &[
+            "httpsig",
+            "verify",
+            "--request",
+            "req.http",
+            "--signer-key",
+            "caller.jwk",
+            "--aud",
+            aud,
+            "--now",
+            "1785155800",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (out.status.code(), &v["error"]["kind"]),
+        (Some(1), &serde_json::json!("signature_legacy_target")),
         "{v}"
     );
     let out = lanyard(
@@ -393,6 +417,7 @@ fn httpsig_verifies_the_draft_capture_and_round_trips() {
             "abcd1111",
             "--now",
             "1785155800",
+            "--accept-request-target",
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -410,6 +435,7 @@ fn httpsig_verifies_the_draft_capture_and_round_trips() {
             "caller.jwk",
             "--now",
             "1785155800",
+            "--accept-request-target",
         ],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -431,6 +457,12 @@ fn httpsig_verifies_the_draft_capture_and_round_trips() {
         text(&out.stdout).contains("sender       spiffe://example.org/a"),
         "{}",
         text(&out.stdout)
+    );
+    // -07 by default: @path and @query (the query is `?id=1`), never @request-target.
+    let signed = std::fs::read_to_string(dir.path().join("signed.http")).unwrap();
+    assert!(
+        signed.contains(r#"Signature-Input: wimse=("@method" "@path" "@query" "content-type""#),
+        "{signed}"
     );
     // Tamper with the body: the digest no longer matches.
     let out = sh(
@@ -873,4 +905,61 @@ fn sdcwt_interop_contract() {
         claims.get_int(502).and_then(Value::as_array).map(<[Value]>::len),
         Some(1)
     );
+}
+
+/// The token commands refuse what a default verifier would refuse (issue 9, items 7 and
+/// 10), and `wpt create` speaks draft-ietf-wimse-wpt-02.
+#[test]
+fn token_commands_follow_wpt02_and_refuse_what_verifiers_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = "lanyard key generate --out issuer && lanyard key generate --alg EdDSA --out w && \
+        lanyard wit issue --key issuer.jwk --sub spiffe://example.org/a --cnf w.pub.jwk --now 1800000000 > wit.jwt";
+    let out = sh(dir.path(), setup);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let wpt = |extra: &str| {
+        sh(
+            dir.path(),
+            &format!(
+                "lanyard wpt create --key w.jwk --wit @wit.jwt --aud https://b.example.org/x --now 1800000000 {extra}"
+            ),
+        )
+    };
+    // The maximum lifetime is the maximum: 300 s is made, 330 s is refused.
+    assert!(wpt("--ttl 300").status.success());
+    let out = wpt("--ttl 330");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exceeds the maximum of 300s"),
+        "{}",
+        text(&out.stderr)
+    );
+    // -02 on the wire: Authorization: WPT, a Txn-Token in its own header, no ath.
+    let out = wpt("--txn-token txn.tok.en --http");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stdout);
+    assert!(
+        lines.contains("Authorization: WPT ey") && lines.contains("Txn-Token: txn.tok.en"),
+        "{lines}"
+    );
+    assert!(!lines.contains("Workload-Proof-Token"), "{lines}");
+    // An access token (ath) only for a wpt-01 proof.
+    assert!(!wpt("--access-token at-1").status.success());
+    let out = wpt("--wpt01 --access-token at-1 --http");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Workload-Proof-Token: ey"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A WIT names a workload: the trust-domain ID is refused, with the diagnostic that says
+    // so; and the WIT's 24 h maximum.
+    let issue = "lanyard wit issue --key issuer.jwk --cnf w.pub.jwk --sub";
+    for (args, says) in [
+        ("spiffe://example.org", "a workload identifier needs a path"),
+        ("spiffe://example.org/a --ttl 86401", "exceeds the maximum of 86400s"),
+    ] {
+        let out = sh(dir.path(), &format!("{issue} {args}"));
+        assert_eq!(out.status.code(), Some(1), "{args}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
 }

@@ -3,7 +3,8 @@
 
 Lanyard's Rust test suite (crates/lanyard-core/tests/interop_httpsig.rs) runs this
 script as a subprocess to check that requests Lanyard signs with its
-draft-ietf-wimse-http-signature-06 profile verify with an independent RFC 9421
+draft-ietf-wimse-http-signature-07 profile (@path and @query; @query is "?" when the
+request has none) verify with an independent RFC 9421
 implementation, and that requests signed here verify with Lanyard. See
 tests/interop/README.md for the contract.
 
@@ -74,9 +75,11 @@ from http_message_signatures import (
 )
 from http_message_signatures import signatures as hms_signatures
 
-# draft-ietf-wimse-http-signature-06 §3.
+# draft-ietf-wimse-http-signature-07 §3: the target is covered as @path and @query, never
+# @request-target (-06) or @authority.
 WIMSE_TAG = "wimse-workload-to-workload"
 WIMSE_LABEL = "wimse"
+TARGET_COMPONENTS = ("@method", "@path", "@query")
 # Header fields the profile requires covered whenever the request carries them.
 PROFILE_FIELDS = ("content-type", "content-digest", "authorization", "txn-token", "workload-identity-token")
 # Signature parameters of the profile that the library does not know.
@@ -260,7 +263,7 @@ def sign(args: argparse.Namespace) -> None:
         label=args.label,
         tag=WIMSE_TAG,
         include_alg=args.include_alg,
-        covered_component_ids=["@method", "@request-target", *covered_fields(request)],
+        covered_component_ids=[*TARGET_COMPONENTS, *covered_fields(request)],
         # With content, prepare() adds Content-Digest (sha-256) and covers it.
         body=body or None,
     )
@@ -402,7 +405,7 @@ def verify(args: argparse.Namespace) -> None:
             request,
             expect_tag=WIMSE_TAG,
             expect_label=args.label,
-            require_components=["@method", "@request-target", *covered_fields(request)],
+            require_components=[*TARGET_COMPONENTS, *covered_fields(request)],
             # Checks Content-Digest against the body and requires it covered
             # whenever there is content.
             body=body,

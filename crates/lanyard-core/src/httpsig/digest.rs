@@ -2,15 +2,12 @@
 
 use sfv::{BareItem, Dictionary, ListEntry, Parser};
 
+use super::base::err;
 use crate::crypto::CryptoProvider;
 use crate::error::Error;
 
-fn err(code: &'static str, detail: impl Into<String>) -> Error {
-    Error::HttpSignature {
-        code,
-        detail: detail.into(),
-    }
-}
+/// `Content-Digest` (RFC 9530).
+pub const CONTENT_DIGEST: &str = "Content-Digest";
 
 /// The `Content-Digest` value for `body`: `sha-256=:<base64>:`.
 pub(crate) fn content_digest(provider: &dyn CryptoProvider, body: &[u8]) -> String {

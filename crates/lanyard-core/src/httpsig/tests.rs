@@ -1,4 +1,7 @@
+use super::base::Message;
+use super::profile::{check_coverage, check_params, locate};
 use super::*;
+use crate::time::UnixTime;
 
 // draft-ietf-wimse-http-signature-06 §3.6 (includes/sigs-request.txt), header values verbatim.
 const WIT_A: &str = "eyJhbGciOiJFZERTQSIsImtpZCI6Imlzc3Vlci1rZXkiLCJ0eXAiOiJ3aXQrand0In0.eyJjbmYiOnsiandrIjp7ImFsZyI6IkVkRFNBIiwiY3J2IjoiRWQyNTUxOSIsImtpZCI6InN2Yy1hLWtleSIsImt0eSI6Ik9LUCIsIngiOiJaamxWVDRDT3NDa1FPOUhJbzZ0RFdBWGF5UTBNeW1vRlVLSlJJUTdTOFI4In19LCJleHAiOjE3ODUxNTYwOTcsImlhdCI6MTc4NTE1NTc5NywiaXNzIjoiaHR0cHM6Ly9leGFtcGxlLmNvbS9pc3N1ZXIiLCJqdGkiOiJ3aXQtMTc4NTE1NTc5NzIxNjU0NTcxOSIsInN1YiI6IndpbXNlOi8vZXhhbXBsZS5jb20vc3ZjQSJ9.BqJfcsbrYlS9GSQ7NpFBBVz4CeszShqleIyr2sSnd0Ic6l2HXX27giZcdAOGnXjtv_7h-9vV16GZbVcrQt6hCg";
@@ -95,6 +98,11 @@ fn parameter_rules() {
     assert_eq!(check(&no_nonce).unwrap_err().kind(), "signature_params");
     let long = INPUT_A.replace("expires=1785156097", "expires=1785199999");
     assert_eq!(check(&long).unwrap_err().kind(), "lifetime_too_long");
+    // The maximum is 300 s from now, leeway not added: 301 s is too long.
+    let at_max = INPUT_A.replace("expires=1785156097", "expires=1785156100");
+    assert!(check(&at_max).is_ok());
+    let over = INPUT_A.replace("expires=1785156097", "expires=1785156101");
+    assert_eq!(check(&over).unwrap_err().kind(), "lifetime_too_long");
     let late = {
         let req = request(vec![
             ("Signature-Input", INPUT_A.as_bytes()),
@@ -109,6 +117,10 @@ fn parameter_rules() {
 #[test]
 fn coverage_rules() {
     let policy = HttpSigPolicy::default();
+    let compat = HttpSigPolicy {
+        accept_request_target: true,
+        ..policy
+    };
     let list_of = |input: &str| {
         let req = request(vec![
             ("Signature-Input", input.as_bytes()),
@@ -116,25 +128,58 @@ fn coverage_rules() {
         ]);
         locate(&req.headers).unwrap().list
     };
+    let kind = |msg: Message<'_, '_>, input: &str, policy: &HttpSigPolicy| {
+        check_coverage(msg, &list_of(input), policy).err().map(|e| e.kind())
+    };
+    let path_query = INPUT_A.replace("\"@request-target\"", "\"@path\" \"@query\"");
+    let path_only = INPUT_A.replace("\"@request-target\"", "\"@path\"");
+    let plain = request(vec![("Workload-Identity-Token", WIT_A.as_bytes())]);
+    let no_query = RequestParts {
+        target: "/gimme-ice-cream",
+        ..plain.clone()
+    };
+    // -07: @path and @query, @query even when the request has none.
+    assert_eq!(kind(Message::Request(&plain), &path_query, &policy), None);
+    assert_eq!(
+        check_coverage(Message::Request(&plain), &list_of(&path_query), &policy).unwrap(),
+        TargetComponents::PathAndQuery
+    );
+    assert_eq!(kind(Message::Request(&no_query), &path_query, &policy), None);
+    assert_eq!(
+        kind(Message::Request(&plain), &path_only, &policy),
+        Some("signature_components")
+    );
+    assert_eq!(
+        kind(Message::Request(&no_query), &path_only, &policy),
+        Some("signature_components")
+    );
+    // -06 @request-target only behind the switch, which also keeps -06's optional @query.
+    assert_eq!(
+        kind(Message::Request(&plain), INPUT_A, &policy),
+        Some("signature_legacy_target")
+    );
+    assert_eq!(
+        check_coverage(Message::Request(&plain), &list_of(INPUT_A), &compat).unwrap(),
+        TargetComponents::RequestTarget
+    );
+    assert_eq!(kind(Message::Request(&no_query), &path_only, &compat), None);
+    assert_eq!(
+        kind(Message::Request(&plain), &path_only, &compat),
+        Some("signature_components")
+    );
+    // content-type is present but not covered
     let with_ct = request(vec![
         ("Content-Type", b"text/plain"),
         ("Workload-Identity-Token", WIT_A.as_bytes()),
     ]);
-    // content-type is present but not covered
-    let e = check_coverage(Message::Request(&with_ct), &list_of(INPUT_A), &policy).unwrap_err();
-    assert_eq!(e.kind(), "signature_components");
-    // path without the query does not cover the target
-    let path_only = INPUT_A.replace("\"@request-target\"", "\"@path\"");
-    let plain = request(vec![("Workload-Identity-Token", WIT_A.as_bytes())]);
-    assert!(check_coverage(Message::Request(&plain), &list_of(&path_only), &policy).is_err());
-    let path_query = INPUT_A.replace("\"@request-target\"", "\"@path\" \"@query\"");
-    assert!(check_coverage(Message::Request(&plain), &list_of(&path_query), &policy).is_ok());
-    let pinned = HttpSigPolicy {
-        target: Some(TargetComponents::PathAndQuery),
-        ..policy
-    };
-    assert!(check_coverage(Message::Request(&plain), &list_of(INPUT_A), &pinned).is_err());
+    assert_eq!(
+        kind(Message::Request(&with_ct), &path_query, &policy),
+        Some("signature_components")
+    );
     // unsupported component parameters are refused
-    let sf = INPUT_A.replace("\"workload-identity-token\"", "\"workload-identity-token\";sf");
-    assert!(check_coverage(Message::Request(&plain), &list_of(&sf), &policy).is_err());
+    let sf = path_query.replace("\"workload-identity-token\"", "\"workload-identity-token\";sf");
+    assert_eq!(
+        kind(Message::Request(&plain), &sf, &policy),
+        Some("signature_components")
+    );
 }

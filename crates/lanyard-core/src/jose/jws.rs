@@ -30,28 +30,6 @@ impl JwsHeader {
     pub fn algorithm(&self) -> Result<Algorithm, Error> {
         Algorithm::parse(&self.alg)
     }
-
-    /// Checks `typ` against the explicit type a token kind requires (RFC 8725 §3.11).
-    ///
-    /// Media types are case-insensitive and may omit `application/` (RFC 7515 §4.1.9).
-    pub(crate) fn expect_typ(&self, expected: &'static str) -> Result<(), Error> {
-        match self.typ.as_deref() {
-            Some(t) if typ_matches(t, expected) => Ok(()),
-            other => Err(Error::WrongType {
-                expected,
-                found: other.map(str::to_owned),
-            }),
-        }
-    }
-}
-
-/// Whether a `typ` value names the media type `expected` (given without `application/`).
-pub(crate) fn typ_matches(typ: &str, expected: &str) -> bool {
-    let t = match typ.get(..12) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
-        _ => typ,
-    };
-    t.eq_ignore_ascii_case(expected)
 }
 
 /// A parsed but unverified compact JWS. It keeps the original signing input so the
@@ -219,13 +197,5 @@ mod tests {
             CompactJws::parse(&format!("{h}=.e30.")).unwrap_err().kind(),
             "malformed"
         );
-    }
-
-    #[test]
-    fn typ_forms() {
-        assert!(typ_matches("wit+jwt", "wit+jwt"));
-        assert!(typ_matches("application/WIT+JWT", "wit+jwt"));
-        assert!(!typ_matches("wimse-id+jwt", "wit+jwt"));
-        assert!(!typ_matches("application/", "wit+jwt"));
     }
 }

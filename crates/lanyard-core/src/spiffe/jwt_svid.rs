@@ -1,6 +1,7 @@
 //! JWT-SVIDs (spiffe/spiffe `standards/JWT-SVID.md`): issue with `kid` and one or more `aud`;
 //! verify against the JWT keys of the subject's trust domain, accepting `aud` as a string
-//! or a list.
+//! or a list. `typ` is absent, `JWT` or `JOSE`; the `typ` of another token type (a WIT,
+//! an access token, ...) is refused as `typ_confusion` ([`crate::jose::TypRule`]).
 
 use std::sync::Arc;
 
@@ -11,9 +12,9 @@ use crate::crypto::SigningKey;
 use crate::error::Error;
 use crate::id::{IdError, IdErrorKind, SpiffeId, WorkloadId};
 use crate::jose::json::Members;
-use crate::jose::{AlgSet, sign_compact};
+use crate::jose::{AlgSet, TypRule, sign_compact};
 use crate::time::UnixTime;
-use crate::trust::{self, AnchoredProfile, KeyUse, TrustStore, TypRule, Window};
+use crate::trust::{self, AnchoredProfile, KeyUse, TrustStore, Window};
 
 /// What a JWT-SVID verifier accepts.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +73,7 @@ impl JwtSvidVerifier {
     /// Verifies `token` for `audience` at `now` (JWT-SVID.md §4 and Appendix A).
     pub fn verify(&self, token: &str, audience: &str, now: UnixTime) -> Result<VerifiedJwtSvid, Error> {
         let profile = AnchoredProfile {
-            typ: TypRule::JwtOrAbsent,
+            typ: TypRule::generic(),
             key_use: KeyUse::JwtSvid,
             allowed: self.policy.algorithms,
             require_kid: self.policy.require_kid,

@@ -1,9 +1,14 @@
 //! Carrying a WIT and its WPT in HTTP.
 //!
-//! The WIT always travels in `Workload-Identity-Token` (workload-creds-02 §5.2). The WPT
-//! travels in `Authorization: WPT <jwt>` (draft-ietf-wimse-wpt editor's copy after PR
-//! #287, the newest form, and the default); the older `Workload-Proof-Token` header of
-//! wpt-01 is accepted only when [`CarriageConfig::accept_legacy_header`] is on.
+//! The WIT always travels in `Workload-Identity-Token` (workload-creds-02 §5.1.1). The WPT
+//! travels in `Authorization: WPT <token68>` (draft-ietf-wimse-wpt-02 §2: exactly one
+//! `Authorization` field, the scheme case-insensitive, the credentials `token68`). A WPT
+//! cannot share the request with a `Bearer` or `DPoP` access token (§2.2): a second
+//! `Authorization` field with such a token, or a `DPoP` proof header, is refused as
+//! [`Error::AccessTokenWithWpt`], and the token is never returned. The wpt-01
+//! `Workload-Proof-Token` header (with an `ath`-bound `Authorization: Bearer` beside it)
+//! is accepted only when [`CarriageConfig::accept_legacy_header`] is on; otherwise it is
+//! [`Error::LegacyWptHeader`].
 
 use crate::error::Error;
 
@@ -15,13 +20,15 @@ pub const WORKLOAD_PROOF_TOKEN: &str = "Workload-Proof-Token";
 pub const AUTHORIZATION: &str = "Authorization";
 /// `Txn-Token` (draft-ietf-oauth-transaction-tokens).
 pub const TXN_TOKEN: &str = "Txn-Token";
+/// `DPoP`, the proof header of a DPoP-bound access token (RFC 9449).
+pub const DPOP: &str = "DPoP";
 /// The `Authorization` scheme for WPTs; also the `WWW-Authenticate` challenge on failure.
 pub const WPT_SCHEME: &str = "WPT";
 
 /// Where the WPT was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WptCarriage {
-    /// `Authorization: WPT <jwt>` (newest).
+    /// `Authorization: WPT <jwt>` (draft-ietf-wimse-wpt-02).
     Authorization,
     /// `Workload-Proof-Token: <jwt>` (wpt-01).
     LegacyHeader,
@@ -30,7 +37,8 @@ pub enum WptCarriage {
 /// How a receiver reads credentials from headers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CarriageConfig {
-    /// Also accept the wpt-01 `Workload-Proof-Token` header (off by default).
+    /// The wpt-01 compatibility switch (off by default): also accept the
+    /// `Workload-Proof-Token` header, with an `Authorization: Bearer` token beside it.
     pub accept_legacy_header: bool,
 }
 
@@ -43,11 +51,32 @@ pub struct PresentedCredentials<'a> {
     pub wpt: &'a str,
     /// Where the WPT was.
     pub carriage: WptCarriage,
-    /// A bearer access token (only possible with the legacy carriage, where
-    /// `Authorization` is free for it).
+    /// A bearer access token: only with the legacy carriage, where `Authorization` is
+    /// free for it (and `ath` must bind it).
     pub access_token: Option<&'a str>,
     /// A `Txn-Token` header.
     pub txn_token: Option<&'a str>,
+}
+
+/// Whether `value` is an `Authorization` value with the `WPT` scheme.
+pub fn is_wpt_authorization(value: &str) -> bool {
+    let (scheme, _) = split_scheme(value);
+    scheme.eq_ignore_ascii_case(WPT_SCHEME)
+}
+
+/// `scheme 1*SP credentials` split at the first space (RFC 9110 §11.4).
+fn split_scheme(value: &str) -> (&str, &str) {
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    (scheme, rest.trim_start_matches(' '))
+}
+
+/// RFC 9110 §11.2: `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_token68(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 /// Finds the WIT, the WPT and the tokens they may bind among `headers`
@@ -58,14 +87,21 @@ where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
 {
     let mut wit = None;
-    let mut authorization = None;
+    let mut authorization = Vec::new();
     let mut legacy = None;
     let mut txn = None;
+    let mut dpop = false;
     for (name, value) in headers {
+        if name.eq_ignore_ascii_case(AUTHORIZATION) {
+            authorization.push(split_scheme(visible_ascii(AUTHORIZATION, value)?));
+            continue;
+        }
+        if name.eq_ignore_ascii_case(DPOP) {
+            dpop = true;
+            continue;
+        }
         let (slot, canonical) = if name.eq_ignore_ascii_case(WORKLOAD_IDENTITY_TOKEN) {
             (&mut wit, WORKLOAD_IDENTITY_TOKEN)
-        } else if name.eq_ignore_ascii_case(AUTHORIZATION) {
-            (&mut authorization, AUTHORIZATION)
         } else if name.eq_ignore_ascii_case(WORKLOAD_PROOF_TOKEN) {
             (&mut legacy, WORKLOAD_PROOF_TOKEN)
         } else if name.eq_ignore_ascii_case(TXN_TOKEN) {
@@ -85,31 +121,44 @@ where
         name: WORKLOAD_IDENTITY_TOKEN,
         reason: "missing",
     })?;
-    let legacy = match legacy {
-        Some(_) if !config.accept_legacy_header => {
-            return Err(Error::Header {
-                name: WORKLOAD_PROOF_TOKEN,
-                reason: "the wpt-01 header is not accepted; send Authorization: WPT",
+    let is_wpt = |scheme: &str| scheme.eq_ignore_ascii_case(WPT_SCHEME);
+    if authorization.len() > 1 {
+        // A WPT and another scheme's credentials: the case -02 §2.2 names.
+        if authorization.iter().any(|(s, _)| is_wpt(s))
+            && let Some((other, _)) = authorization.iter().find(|(s, _)| !is_wpt(s))
+        {
+            return Err(Error::AccessTokenWithWpt {
+                scheme: (*other).to_owned(),
             });
         }
-        other => other,
-    };
-    let (scheme, credentials) = match authorization {
-        Some(v) => {
-            let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
-            (Some(scheme), rest.trim_start_matches(' '))
+        return Err(Error::Header {
+            name: AUTHORIZATION,
+            reason: "appears more than once (a request carries exactly one)",
+        });
+    }
+    if legacy.is_some() && !config.accept_legacy_header {
+        return Err(Error::LegacyWptHeader);
+    }
+    let (wpt, carriage, access_token) = match (authorization.first().copied(), legacy) {
+        (Some((s, credentials)), None) if is_wpt(s) => {
+            if dpop && !config.accept_legacy_header {
+                return Err(Error::AccessTokenWithWpt { scheme: DPOP.into() });
+            }
+            if !is_token68(credentials) {
+                return Err(Error::Header {
+                    name: AUTHORIZATION,
+                    reason: "the WPT credentials must be one token68 (a compact JWT)",
+                });
+            }
+            (credentials, WptCarriage::Authorization, None)
         }
-        None => (None, ""),
-    };
-    let (wpt, carriage, access_token) = match (scheme, legacy) {
-        (Some(s), None) if s.eq_ignore_ascii_case(WPT_SCHEME) => (credentials, WptCarriage::Authorization, None),
-        (Some(s), Some(_)) if s.eq_ignore_ascii_case(WPT_SCHEME) => {
+        (Some((s, _)), Some(_)) if is_wpt(s) => {
             return Err(Error::Header {
                 name: WORKLOAD_PROOF_TOKEN,
                 reason: "a second WPT was sent alongside Authorization: WPT",
             });
         }
-        (Some(s), Some(l)) if s.eq_ignore_ascii_case("Bearer") => (l, WptCarriage::LegacyHeader, Some(credentials)),
+        (Some((s, token)), Some(l)) if s.eq_ignore_ascii_case("Bearer") => (l, WptCarriage::LegacyHeader, Some(token)),
         (None, Some(l)) => (l, WptCarriage::LegacyHeader, None),
         (Some(_), _) => {
             return Err(Error::Header {
@@ -197,7 +246,7 @@ mod tests {
             ("Workload-Proof-Token", "p.p.p"),
             ("Authorization", "Bearer at"),
         ];
-        assert_eq!(extract(&h, false).unwrap_err().kind(), "header");
+        assert_eq!(extract(&h, false).unwrap_err().kind(), "wpt_legacy_header");
         let c = extract(&h, true).unwrap();
         assert_eq!(
             (c.wpt, c.carriage, c.access_token),
@@ -243,6 +292,34 @@ mod tests {
         assert!(extract(&both, true).is_err());
         let binary = [("Workload-Identity-Token", "a\u{7f}"), ("Authorization", "WPT x")];
         assert!(extract(&binary, false).is_err());
+    }
+
+    #[test]
+    fn wpt02_exclusivity_and_syntax() {
+        let wit = ("Workload-Identity-Token", "w.w.w");
+        let kind = |h: &[(&str, &str)], legacy| extract(h, legacy).err().map(|e| e.kind());
+        // Exactly one Authorization field; a Bearer or DPoP token beside the WPT is refused.
+        for (second, scheme) in [("Bearer at", "Bearer"), ("DPoP at", "DPoP")] {
+            let h = [wit, ("Authorization", "WPT p.p.p"), ("Authorization", second)];
+            assert!(
+                matches!(extract(&h, false), Err(Error::AccessTokenWithWpt { scheme: s }) if s == scheme),
+                "{second}"
+            );
+            let h = [wit, ("Authorization", second), ("authorization", "wpt p.p.p")];
+            assert_eq!(kind(&h, true), Some("access_token_with_wpt"));
+        }
+        let h = [wit, ("Authorization", "WPT p.p.p"), ("Authorization", "WPT q.q.q")];
+        assert_eq!(kind(&h, false), Some("header"));
+        let h = [wit, ("Authorization", "WPT p.p.p"), ("DPoP", "proof")];
+        assert_eq!(kind(&h, false), Some("access_token_with_wpt"));
+        // token68: one token after the scheme, only its characters, `=` only at the end.
+        for bad in ["WPT p.p.p extra", "WPT p,p.p", "WPT p=p.p", "WPT =", "WPT p.p.p\""] {
+            assert_eq!(kind(&[wit, ("Authorization", bad)], false), Some("header"), "{bad}");
+        }
+        for good in ["WPT  p.p.p", "wPt a-b_c.d~e+f/g.h==", "WPT p.p.p "] {
+            assert!(extract(&[wit, ("Authorization", good)], false).is_ok(), "{good}");
+        }
+        assert!(is_wpt_authorization("wpt x") && !is_wpt_authorization("Bearer x"));
     }
 
     #[test]

@@ -18,12 +18,9 @@ use crate::crypto::{CryptoProvider, SigningKey, VerifyingKey};
 use crate::error::Error;
 use crate::id::{IdError, IdErrorKind, WorkloadId};
 use crate::jose::json::Members;
-use crate::jose::{AlgSet, Algorithm, Jwk, base64url, sign_compact};
+use crate::jose::{AlgSet, Algorithm, Jwk, TokenType, TypRule, base64url, sign_compact};
 use crate::time::UnixTime;
-use crate::trust::{self, AnchoredProfile, KeyUse, TrustAnchor, TrustStore, TypRule, Window};
-
-/// The WIT media type (`application/wit+jwt`), as carried in `typ`.
-pub(crate) const WIT_TYP: &str = "wit+jwt";
+use crate::trust::{self, AnchoredProfile, KeyUse, TrustAnchor, TrustStore, Window};
 
 /// Which rules a WIT must follow beyond the WIMSE base format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,20 +192,12 @@ impl WitVerifier {
     fn verify_uncached(&self, token: &str, wth: [u8; 32], now: UnixTime) -> Result<VerifiedWit, Error> {
         let p = &self.policy;
         let profile = AnchoredProfile {
-            typ: TypRule::Exactly(WIT_TYP),
+            typ: TypRule::exactly(TokenType::Wit),
             key_use: KeyUse::WitSvid,
             allowed: p.algorithms,
             require_kid: p.profile == WitProfile::WitSvid,
         };
-        let signed = trust::verify_anchored(&self.store, token, &profile, |sub| {
-            if p.profile == WitProfile::WitSvid && !matches!(sub, WorkloadId::Spiffe(id) if !id.is_trust_domain_id()) {
-                return Err(Error::InvalidIdentifier {
-                    context: "sub",
-                    source: IdError::new(IdErrorKind::Scheme, sub.as_str()),
-                });
-            }
-            Ok(())
-        })?;
+        let signed = trust::verify_anchored(&self.store, token, &profile, |sub| check_subject(sub, p.profile))?;
         let times = trust::check_window(
             &signed.claims,
             now,
@@ -238,6 +227,30 @@ impl WitVerifier {
             wth,
             claims: signed.claims,
         })
+    }
+}
+
+/// The rules a WIT `sub` follows beyond being a valid identifier: it names a workload, so
+/// it has a path, and under the WIT-SVID profile it is a SPIFFE ID.
+///
+/// A SPIFFE ID without a path is the ID of a trust domain, not of a workload (SPIFFE-ID.md
+/// §2.2), and `scheme://trust-domain` is what draft-ietf-wimse-identifier-03 calls the
+/// Workload Identifier *Origin*, "not a Workload Identifier" (the `wimse` scheme's parser
+/// already requires a path; the WG answered issue #337 with that rule). A WIT carries
+/// "the Workload Identifier" of the workload it was issued to
+/// (draft-ietf-wimse-workload-creds-02 §5.1, `sub`), so an Origin is refused as a `sub` at
+/// issuance and at verification, under both profiles.
+pub(crate) fn check_subject(sub: &WorkloadId, profile: WitProfile) -> Result<(), Error> {
+    let refuse = |kind| {
+        Err(Error::InvalidIdentifier {
+            context: "sub",
+            source: IdError::new(kind, sub.as_str()),
+        })
+    };
+    match sub {
+        WorkloadId::Spiffe(id) if id.is_trust_domain_id() => refuse(IdErrorKind::EmptyPath),
+        WorkloadId::Wimse(_) if profile == WitProfile::WitSvid => refuse(IdErrorKind::Scheme),
+        _ => Ok(()),
     }
 }
 
@@ -290,8 +303,11 @@ pub struct WitClaims {
 
 /// Signs a WIT with `key` (header `{alg, kid?, typ: "wit+jwt"}`).
 ///
-/// Refuses a `cnf.jwk` that has private members or lacks `alg`, and an `exp` not after `iat`.
+/// Refuses what a verifier with the default WIMSE policy would refuse about the claims: a
+/// `sub` without a path (a trust domain is not a workload), a `cnf.jwk` that has private members or lacks
+/// `alg`, an `exp` not after `iat`, and a lifetime over [`WitPolicy::wimse`]'s 24 hours.
 pub fn issue_wit(key: &dyn SigningKey, kid: Option<&str>, claims: &WitClaims) -> Result<String, Error> {
+    check_subject(&claims.sub, WitProfile::Wimse)?;
     if claims.cnf_jwk.is_private() {
         return Err(Error::invalid_claim("cnf.jwk", "must be a public key"));
     }
@@ -301,6 +317,15 @@ pub fn issue_wit(key: &dyn SigningKey, kid: Option<&str>, claims: &WitClaims) ->
     }
     if claims.exp <= claims.iat {
         return Err(Error::invalid_claim("exp", "must be after iat"));
+    }
+    let lifetime = claims.exp.as_secs().saturating_sub(claims.iat.as_secs());
+    let max = WitPolicy::wimse().max_lifetime;
+    if lifetime > max {
+        return Err(Error::LifetimeTooLong {
+            token: "WIT",
+            lifetime,
+            max,
+        });
     }
     #[derive(Serialize)]
     struct Cnf<'a> {
@@ -325,7 +350,7 @@ pub fn issue_wit(key: &dyn SigningKey, kid: Option<&str>, claims: &WitClaims) ->
         jti: claims.jti.as_deref(),
         sub: claims.sub.as_str(),
     };
-    sign_compact(Some(WIT_TYP), kid, &out, key)
+    sign_compact(Some(TokenType::Wit.typ()), kid, &out, key)
 }
 
 /// Issues WITs with one key: fills in `iat`, `exp`, `iss` and a random `jti`.

@@ -1,12 +1,24 @@
-//! The Workload Proof Token (WPT): draft-ietf-wimse-wpt (claims as in -01, which -02 keeps;
-//! carriage in [`super::http`]).
+//! The Workload Proof Token (WPT), draft-ietf-wimse-wpt-02 §2 (carriage in `super::http`).
 //!
 //! ```text
 //! header: {"alg": <= WIT cnf.jwk.alg>, "typ": "wpt+jwt"}
 //! claims: {"aud": <target URI without query>, "exp": <short>, "jti": ..., "wth": <hash of WIT>,
-//!          "ath"?: <hash of access token>, "tth"?: <hash of Txn-Token>,
-//!          "oth"?: {<lower-case header name>: <hash of its trimmed value>}}
+//!          "tth"?: <hash of Txn-Token>, "oth"?: {<lower-case header name>: <hash of its trimmed value>}}
 //! ```
+//!
+//! **`ath` and access tokens.** -02 removed `ath`: a request with a WPT cannot present a
+//! `Bearer` or `DPoP` access token, and a recipient must not use one (§2.2). By default
+//! a verifier therefore refuses an access token presented with the proof
+//! ([`Error::AccessTokenWithWpt`]), and refuses a WPT that still carries `ath`
+//! ([`Error::ForbiddenClaim`]): such a proof binds a bearer token that -02 forbids in the
+//! request, so its sender expects the recipient to honour a token it must not use; failing
+//! loudly beats silently dropping a binding the sender relies on. [`create_wpt`] never
+//! emits `ath`. The -01 rules (an access token beside the proof in the legacy
+//! `Workload-Proof-Token` carriage, bound by `ath`) apply only with
+//! [`WptPolicy::accept_wpt01`] / [`WptParams::wpt01`].
+//!
+//! **Lifetime.** `exp - now` may not exceed [`WptPolicy::max_lifetime`] (300 s by default,
+//! with no leeway added), and `create_wpt` refuses a longer lifetime.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,29 +30,37 @@ use super::wit::{VerifiedWit, WitVerifier};
 use crate::crypto::{CryptoProvider, SigningKey};
 use crate::error::Error;
 use crate::jose::json::Members;
-use crate::jose::{CompactJws, base64url, sign_compact};
+use crate::jose::{CompactJws, TokenType, TypRule, base64url, sign_compact};
 use crate::replay::ReplayCache;
 use crate::time::UnixTime;
 use crate::trust::{self, Window};
 
-/// The WPT media type (`application/wpt+jwt`), as carried in `typ`.
-pub(crate) const WPT_TYP: &str = "wpt+jwt";
+/// The longest WPT lifetime the default policy accepts, and the longest [`create_wpt`]
+/// makes, in seconds ("minutes or seconds", -02 §2).
+pub const MAX_WPT_LIFETIME: u64 = 300;
 
 /// What a WPT verifier accepts.
 #[derive(Clone, Copy, Debug)]
 pub struct WptPolicy {
-    /// The longest remaining lifetime of a proof, in seconds ("minutes or seconds").
+    /// The longest remaining lifetime `exp - now` of a proof, in seconds ("minutes or
+    /// seconds"); the leeway is not added to it.
     pub max_lifetime: u64,
     /// Clock skew tolerated on `exp`, in seconds. Replay records are kept until
     /// `exp + leeway`, the last moment the proof could be accepted.
     pub leeway: u64,
+    /// The wpt-01 compatibility switch (off by default): accept an access token presented
+    /// with the proof and check its `ath`, as draft-ietf-wimse-wpt-01 did. Turn it on only
+    /// together with the legacy `Workload-Proof-Token` carriage
+    /// (`CarriageConfig::accept_legacy_header`).
+    pub accept_wpt01: bool,
 }
 
 impl Default for WptPolicy {
     fn default() -> Self {
         WptPolicy {
-            max_lifetime: 300,
+            max_lifetime: MAX_WPT_LIFETIME,
             leeway: 60,
+            accept_wpt01: false,
         }
     }
 }
@@ -52,7 +72,8 @@ pub struct ProofTokens<'a> {
     pub wit: &'a str,
     /// The WPT.
     pub wpt: &'a str,
-    /// An OAuth access token sent with the request (bound by `ath`).
+    /// An OAuth access token sent with the request. wpt-02 forbids it: refused unless
+    /// [`WptPolicy::accept_wpt01`] is on, when `ath` must bind it (wpt-01).
     pub access_token: Option<&'a str>,
     /// A Txn-Token sent with the request (bound by `tth`).
     pub txn_token: Option<&'a str>,
@@ -105,10 +126,18 @@ impl WptVerifier {
     /// query or fragment, built from trusted configuration, never from `Host`), at `now`.
     ///
     /// The proof is recorded against replay only after every other check passed.
+    ///
+    /// A Txn-Token or other context token in `tokens` is accepted only when the proof binds
+    /// it (`tth`, `oth`), so after success every presented token is bound.
     pub fn verify(&self, tokens: &ProofTokens<'_>, audience: &str, now: UnixTime) -> Result<VerifiedProof, Error> {
+        if tokens.access_token.is_some() && !self.policy.accept_wpt01 {
+            return Err(Error::AccessTokenWithWpt {
+                scheme: "Bearer".into(),
+            });
+        }
         let wit = self.wit.verify(tokens.wit, now)?;
         let jws = CompactJws::parse(tokens.wpt)?;
-        jws.header().expect_typ(WPT_TYP)?;
+        TypRule::exactly(TokenType::Wpt).check(jws.header().typ.as_deref())?;
         let alg = jws.header().algorithm()?;
         if alg != wit.pop_algorithm() {
             return Err(Error::AlgorithmMismatch {
@@ -147,7 +176,11 @@ impl WptVerifier {
             });
         }
         let provider = self.wit.store().provider().as_ref();
-        check_bound_token(m, "ath", tokens.access_token, "access token", provider)?;
+        if self.policy.accept_wpt01 {
+            check_bound_token(m, "ath", tokens.access_token, "access token", provider)?;
+        } else if claims.contains_key("ath") {
+            return Err(Error::ForbiddenClaim("ath"));
+        }
         check_bound_token(m, "tth", tokens.txn_token, "Txn-Token", provider)?;
         let oth = check_other_tokens(m, tokens.other_tokens, provider)?;
         let jti = m.req_str("jti")?;
@@ -234,20 +267,26 @@ pub struct WptParams<'a> {
     pub wit: &'a str,
     /// The target URI without query or fragment (see [`super::audience_for`]).
     pub audience: &'a str,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds, at most [`MAX_WPT_LIFETIME`].
     pub lifetime: u64,
-    /// An access token sent with the request (adds `ath`).
+    /// wpt-01 only: an access token sent beside the WPT in the legacy carriage (adds
+    /// `ath`). Refused unless [`WptParams::wpt01`] is set: wpt-02 forbids it.
     pub access_token: Option<&'a str>,
     /// A Txn-Token sent with the request (adds `tth`).
     pub txn_token: Option<&'a str>,
     /// Other context tokens sent with the request, as (header name, value) (adds `oth`).
     pub other_tokens: &'a [(&'a str, &'a str)],
+    /// Make a draft-ietf-wimse-wpt-01 proof, which may bind an access token with `ath`
+    /// (for peers that still read the `Workload-Proof-Token` header).
+    pub wpt01: bool,
 }
 
 /// Creates a WPT with the workload's private key at `now`.
 ///
-/// Refuses a key that is not the one in the WIT's `cnf.jwk`, so a mismatched proof is
-/// caught by the sender rather than by every receiver.
+/// Refuses what a default verifier would refuse: a key that is not the one in the WIT's
+/// `cnf.jwk` (so a mismatched proof is caught by the sender rather than by every
+/// receiver), a lifetime over [`MAX_WPT_LIFETIME`], an audience with a query or fragment,
+/// and (unless [`WptParams::wpt01`]) an access token to bind.
 pub fn create_wpt(
     key: &dyn SigningKey,
     params: &WptParams<'_>,
@@ -269,6 +308,18 @@ pub fn create_wpt(
     }
     if cnf.thumbprint(provider)? != key.public_jwk().thumbprint(provider)? {
         return Err(Error::InvalidKey("the signing key is not the WIT's cnf.jwk".into()));
+    }
+    if params.lifetime > MAX_WPT_LIFETIME {
+        return Err(Error::LifetimeTooLong {
+            token: "WPT",
+            lifetime: params.lifetime,
+            max: MAX_WPT_LIFETIME,
+        });
+    }
+    if params.access_token.is_some() && !params.wpt01 {
+        return Err(Error::AccessTokenWithWpt {
+            scheme: "Bearer".into(),
+        });
     }
     if params.audience.is_empty() || params.audience.contains(['?', '#']) {
         return Err(Error::invalid_claim(
@@ -309,5 +360,5 @@ pub fn create_wpt(
             })
             .collect(),
     };
-    sign_compact(Some(WPT_TYP), None, &out, key)
+    sign_compact(Some(TokenType::Wpt.typ()), None, &out, key)
 }

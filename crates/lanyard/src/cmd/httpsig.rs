@@ -1,5 +1,7 @@
 //! `lanyard httpsig sign|verify`: sign a request, or check the WIMSE HTTP Message
-//! Signature (draft-ietf-wimse-http-signature-06) of a captured request or response.
+//! Signature (draft-ietf-wimse-http-signature-07: `@path` + `@query`) of a captured request
+//! or response. The -06 `@request-target` form is signed with `--request-target` and
+//! accepted with `--accept-request-target`.
 //!
 //! Messages are read as HTTP/1.1 text: a start line, header lines, a blank line, the body
 //! (the form the draft's examples use).
@@ -47,8 +49,12 @@ pub(crate) struct SignArgs {
     /// Ask the server to sign its response (wimse-sign-response).
     #[arg(long)]
     sign_response: bool,
-    /// Cover @path and @query instead of @request-target (the editor's copy after #302).
+    /// Cover @request-target instead of @path and @query (draft-ietf-wimse-http-signature-06),
+    /// for a peer that has not moved to -07.
     #[arg(long)]
+    request_target: bool,
+    /// Cover @path and @query (the -07 default; kept for older scripts).
+    #[arg(long, hide = true, conflicts_with = "request_target")]
     path_query: bool,
     /// Sign as of this Unix time instead of now.
     #[arg(long)]
@@ -79,6 +85,9 @@ pub(crate) struct VerifyArgs {
     /// The request's nonce that wimse-req-nonce must match (responses).
     #[arg(long)]
     request_nonce: Option<String>,
+    /// Also accept the -06 form, @request-target instead of @path and @query (off by default).
+    #[arg(long)]
+    accept_request_target: bool,
     /// Print the signature base.
     #[arg(long)]
     show_base: bool,
@@ -176,10 +185,10 @@ fn sign(a: &SignArgs) -> Result<ExitCode> {
         audience: audience_for(&a.aud),
         lifetime: a.ttl,
         sign_response: a.sign_response,
-        target: if a.path_query {
-            TargetComponents::PathAndQuery
-        } else {
+        target: if a.request_target {
             TargetComponents::RequestTarget
+        } else {
+            TargetComponents::PathAndQuery
         },
     };
     let provider = lanyard_crypto::provider();
@@ -206,7 +215,10 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let response = response_text.as_ref().map(HttpText::response).transpose()?;
     let now = input::now(a.now);
     let provider = lanyard_crypto::provider();
-    let policy = HttpSigPolicy::default();
+    let policy = HttpSigPolicy {
+        accept_request_target: a.accept_request_target,
+        ..HttpSigPolicy::default()
+    };
     let base = match &response {
         Some(r) => httpsig::response_signature_base(r, &request),
         None => httpsig::request_signature_base(&request),

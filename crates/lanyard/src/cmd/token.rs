@@ -1,11 +1,16 @@
 //! `lanyard wit issue`, `lanyard wpt create`, `lanyard jwt-svid issue`: mint tokens.
+//!
+//! WPTs follow draft-ietf-wimse-wpt-02 (no `ath`; sent as `Authorization: WPT`); `--wpt01`
+//! makes a -01 proof that binds an access token, for peers still reading the
+//! `Workload-Proof-Token` header. Every command refuses what a default verifier would
+//! refuse (a WPT over 300 s, a WIT over 24 h or for a trust domain instead of a workload).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use lanyard_core::wimse::audience_for;
+use lanyard_core::wimse::{AUTHORIZATION, TXN_TOKEN, WptCarriage, audience_for, proof_headers};
 use lanyard_core::{Algorithm, JwtSvidIssuer, WitIssuer, WptParams, create_wpt};
 use lanyard_crypto::KeyPair;
 
@@ -46,7 +51,8 @@ pub(crate) enum WitCommand {
 pub(crate) struct WitIssueArgs {
     #[command(flatten)]
     issuer: IssuerKey,
-    /// The workload identifier (spiffe://... or wimse://...).
+    /// The workload identifier (spiffe://... or wimse://...), with a path: a trust domain is
+    /// not a workload.
     #[arg(long)]
     sub: String,
     /// The workload's public key (cnf.jwk): a JWK with alg, or the workload's key file.
@@ -55,7 +61,7 @@ pub(crate) struct WitIssueArgs {
     /// Issuer URI for the iss claim.
     #[arg(long)]
     iss: Option<String>,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds (at most 86400).
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
     /// Issue as of this Unix time instead of now (for tests).
@@ -80,11 +86,15 @@ pub(crate) struct WptCreateArgs {
     /// The request's target URI (query and fragment are dropped).
     #[arg(long)]
     aud: String,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds (at most 300).
     #[arg(long, default_value_t = 60)]
     ttl: u64,
-    /// An OAuth access token sent with the request (adds ath).
+    /// Make a draft-ietf-wimse-wpt-01 proof (for the legacy Workload-Proof-Token header).
     #[arg(long)]
+    wpt01: bool,
+    /// wpt-01 only: the bearer access token sent with the request (adds ath). wpt-02 forbids
+    /// an access token beside a WPT; send context in its own header (--txn-token).
+    #[arg(long, requires = "wpt01")]
     access_token: Option<String>,
     /// A Txn-Token sent with the request (adds tth).
     #[arg(long)]
@@ -92,6 +102,10 @@ pub(crate) struct WptCreateArgs {
     /// Another context token header sent with the request, NAME=VALUE (adds oth); repeatable.
     #[arg(long = "header", value_name = "NAME=VALUE")]
     headers: Vec<String>,
+    /// Print the request header lines (Workload-Identity-Token, Authorization: WPT, and the
+    /// bound context headers) instead of the bare WPT.
+    #[arg(long)]
+    http: bool,
     /// Create as of this Unix time instead of now (for tests).
     #[arg(long)]
     now: Option<u64>,
@@ -167,11 +181,37 @@ pub(crate) fn run_wpt(cmd: WptCommand) -> Result<ExitCode> {
         access_token: a.access_token.as_deref(),
         txn_token: a.txn_token.as_deref(),
         other_tokens: &headers,
+        wpt01: a.wpt01,
     };
     let provider = lanyard_crypto::provider();
-    let wpt = create_wpt(&key, &params, input::now(a.now), provider.as_ref())
-        .context("creating the WPT (is --key the private key for the WIT's cnf.jwk?)")?;
-    println!("{wpt}");
+    let wpt = create_wpt(&key, &params, input::now(a.now), provider.as_ref()).map_err(|e| {
+        let hint = match e.kind() {
+            "invalid_key" | "alg_mismatch" => " (is --key the private key for the WIT's cnf.jwk?)",
+            _ => "",
+        };
+        anyhow::Error::new(e).context(format!("creating the WPT{hint}"))
+    })?;
+    if !a.http {
+        println!("{wpt}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let carriage = if a.wpt01 {
+        WptCarriage::LegacyHeader
+    } else {
+        WptCarriage::Authorization
+    };
+    for (name, value) in proof_headers(&wit, &wpt, carriage) {
+        println!("{name}: {value}");
+    }
+    if let Some(token) = &a.access_token {
+        println!("{AUTHORIZATION}: Bearer {token}");
+    }
+    if let Some(token) = &a.txn_token {
+        println!("{TXN_TOKEN}: {token}");
+    }
+    for (name, value) in &headers {
+        println!("{name}: {value}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

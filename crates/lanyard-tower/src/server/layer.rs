@@ -1,0 +1,201 @@
+//! The shared layer: [`WorkloadAuthLayer`] and its service, which pick the mode a request
+//! uses, hand it to the mode's verifier, and put the result on the request.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, Request};
+use lanyard_core::httpsig::HttpSigVerifier;
+use lanyard_core::wimse::{WORKLOAD_PROOF_TOKEN, is_wpt_authorization};
+use lanyard_core::{InMemoryReplayCache, TrustStore, WitVerifier, WptVerifier};
+use tower::{Layer, Service};
+
+use super::BoxFuture;
+use super::config::{UnverifiedTxnToken, WorkloadAuthConfig};
+use super::peer;
+use super::rejection::{Rejection, count};
+use super::signature::ResponseToSign;
+use crate::mtls::PeerIdentity;
+
+/// What every clone of the layer and its services shares.
+pub(super) struct Shared {
+    pub(super) config: WorkloadAuthConfig,
+    pub(super) wpt: WptVerifier,
+    pub(super) http_sig: HttpSigVerifier,
+}
+
+/// The tower layer that authenticates requests. Cheap to clone.
+#[derive(Clone)]
+pub struct WorkloadAuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for WorkloadAuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadAuthLayer")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl WorkloadAuthLayer {
+    /// A layer trusting the WIT keys in `store`.
+    pub fn new(store: Arc<TrustStore>, mut config: WorkloadAuthConfig) -> WorkloadAuthLayer {
+        // One wpt-01 switch for the layer: the legacy carriage brings the legacy `ath` rules.
+        config.wpt_policy.accept_wpt01 |= config.carriage.accept_legacy_header;
+        let mut wit = WitVerifier::new(store, config.wit_policy);
+        if config.wit_cache_capacity > 0 {
+            wit = wit.with_cache(config.wit_cache_capacity);
+        }
+        let replay = config
+            .replay_cache
+            .clone()
+            .unwrap_or_else(|| Arc::new(InMemoryReplayCache::default()));
+        let shared = Shared {
+            wpt: WptVerifier::new(wit.clone(), config.wpt_policy, Arc::clone(&replay)),
+            http_sig: HttpSigVerifier::new(wit, config.http_sig_policy, replay),
+            config,
+        };
+        WorkloadAuthLayer {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl<S> Layer<S> for WorkloadAuthLayer {
+    type Service = WorkloadAuth<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        WorkloadAuth {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service [`WorkloadAuthLayer`] produces.
+#[derive(Clone)]
+pub struct WorkloadAuth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> fmt::Debug for WorkloadAuth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadAuth").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request<Body>> for WorkloadAuth<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        // The clone that was polled ready serves this request (tower's usual pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (request, outcome) = match shared.authenticate(request).await {
+                Ok(pair) => pair,
+                Err(rejection) => return Ok(rejection.into_response(&shared.config)),
+            };
+            let response = inner.call(request).await?;
+            Ok(match outcome {
+                Some(sign) => shared.sign_response(response, sign).await,
+                None => response,
+            })
+        })
+    }
+}
+
+pub(super) fn header_view(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+    headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
+}
+
+/// The URI the client sent. Inside `Router::nest` axum strips the prefix from
+/// `request.uri()` but keeps the original in [`OriginalUri`]; the audience and the signed
+/// `@request-target` are about the original.
+pub(super) fn original_uri(request: &Request<Body>) -> &http::Uri {
+    request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri(), |o| &o.0)
+}
+
+impl Shared {
+    pub(super) fn audience(&self, request: &Request<Body>) -> String {
+        format!("{}{}", self.config.audience_base, original_uri(request).path())
+    }
+
+    /// Authenticates `request`, returning it (with the body restored if it was read and
+    /// the [`VerifiedWorkload`] in its extensions) and whether the response must be signed.
+    ///
+    /// Credential header values are marked sensitive first, so a handler or layer that
+    /// logs the request's headers shows `Sensitive` instead of a WIT, WPT or Txn-Token.
+    pub(super) async fn authenticate(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<(Request<Body>, Option<ResponseToSign>), Rejection> {
+        hide_credentials(request.headers_mut());
+        let modes = self.config.modes;
+        let headers = request.headers();
+        let signed = modes.http_signature && headers.contains_key("signature-input");
+        // Any `Authorization: WPT` field (even beside another one, which the WPT check
+        // then refuses) or a wpt-01 header makes this a WPT request.
+        let wpt = modes.wpt
+            && (headers.contains_key(WORKLOAD_PROOF_TOKEN)
+                || headers
+                    .get_all(http::header::AUTHORIZATION)
+                    .iter()
+                    .any(|v| v.to_str().is_ok_and(is_wpt_authorization)));
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        let (verified, to_sign, txn_token) = if signed {
+            self.verify_signed(&mut request).await?
+        } else if wpt {
+            let (verified, txn_token) = self.verify_wpt(&request)?;
+            (verified, None, txn_token)
+        } else if let (true, Some(peer)) = (modes.mtls, peer) {
+            (peer::verified(peer), None, None)
+        } else {
+            return Err(Rejection::Missing);
+        };
+        count(verified.mode.as_str(), "ok");
+        tracing::debug!(workload = %verified.id, mode = verified.mode.as_str(), proof = ?verified.proof_id, "workload authenticated");
+        request.extensions_mut().insert(verified);
+        if let Some(token) = txn_token {
+            request.extensions_mut().insert(UnverifiedTxnToken(token));
+        }
+        Ok((request, to_sign))
+    }
+}
+
+/// The header fields that carry credentials or proofs.
+const CREDENTIAL_FIELDS: [&str; 6] = [
+    "authorization",
+    "workload-identity-token",
+    "workload-proof-token",
+    "txn-token",
+    "signature",
+    "dpop",
+];
+
+fn hide_credentials(headers: &mut HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if CREDENTIAL_FIELDS.contains(&name.as_str()) {
+            value.set_sensitive(true);
+        }
+    }
+}
