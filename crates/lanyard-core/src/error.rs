@@ -4,6 +4,7 @@
 
 use crate::id::IdError;
 use crate::jose::TokenType;
+use crate::oauth::Violation;
 
 /// Everything that can go wrong while parsing, issuing or verifying a credential.
 #[non_exhaustive]
@@ -202,6 +203,10 @@ pub enum Error {
     /// The crypto provider failed (e.g. no randomness).
     #[error("crypto provider failure: {0}")]
     Crypto(String),
+    /// An OAuth 2.0 rule was broken (request form, client assertion audience, DPoP proof,
+    /// token binding, ...); the [`Violation`] names which and gives the kind.
+    #[error(transparent)]
+    OAuth(#[from] Violation),
 }
 
 fn kid_note(kid: &Option<String>) -> String {
@@ -247,6 +252,7 @@ impl Error {
             Error::InvalidKey(_) => "invalid_key",
             Error::InvalidBundle(_) => "invalid_bundle",
             Error::Crypto(_) => "crypto",
+            Error::OAuth(violation) => violation.kind(),
         }
     }
 

@@ -9,7 +9,7 @@ mod alg;
 pub(crate) mod base64url;
 pub(crate) mod json;
 mod jwk;
-mod jws;
+pub(crate) mod jws;
 mod typ;
 
 pub use alg::{AlgSet, Algorithm};

@@ -46,6 +46,7 @@ mod error;
 pub mod httpsig;
 pub mod id;
 pub mod jose;
+pub mod oauth;
 mod replay;
 pub mod spiffe;
 mod time;
