@@ -390,20 +390,18 @@ fn dpop_bound_token_flow() {
         .unwrap();
 
     // Resource: a proof with ath; the binding holds only for the same key.
-    let resource_proof = create_dpop_proof(
-        &client_key,
-        &DpopProofParams {
+    let resource_proof = |key: &KeyPair| {
+        let params = DpopProofParams {
             method: "GET",
             uri: "https://ledger.example.org/entries",
             access_token: Some(&token),
             nonce: None,
-        },
-        NOW.plus(5),
-        p.as_ref(),
-    )
-    .unwrap();
+        };
+        create_dpop_proof(key, &params, NOW.plus(5), p.as_ref()).unwrap()
+    };
+    let client_proof = resource_proof(&client_key);
     assert_eq!(
-        decode_unverified(&resource_proof).unwrap().claims["ath"],
+        decode_unverified(&client_proof).unwrap().claims["ath"],
         json!(access_token_hash(p.as_ref(), &token))
     );
     let at_resource = DpopRequest {
@@ -412,7 +410,7 @@ fn dpop_bound_token_flow() {
         access_token: Some(&token),
         nonce: DpopNonce::NotRequired,
     };
-    let rp = verifier.verify(&resource_proof, &at_resource, NOW.plus(6)).unwrap();
+    let rp = verifier.verify(&client_proof, &at_resource, NOW.plus(6)).unwrap();
     at.check_binding(
         &PresentedProof {
             dpop_jkt: Some(&rp.jkt),
@@ -424,18 +422,7 @@ fn dpop_bound_token_flow() {
     let kind = |presented: PresentedProof<'_>| at.check_binding(&presented, p.as_ref()).unwrap_err().kind();
     assert_eq!(kind(PresentedProof::default()), "cnf_missing_proof");
     let thief = key(Algorithm::ES256, "thief");
-    let stolen = create_dpop_proof(
-        &thief,
-        &DpopProofParams {
-            method: "GET",
-            uri: "https://ledger.example.org/entries",
-            access_token: Some(&token),
-            nonce: None,
-        },
-        NOW.plus(5),
-        p.as_ref(),
-    )
-    .unwrap();
+    let stolen = resource_proof(&thief);
     let thief_proof = verifier.verify(&stolen, &at_resource, NOW.plus(6)).unwrap();
     assert_eq!(
         kind(PresentedProof {

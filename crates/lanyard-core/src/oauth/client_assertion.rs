@@ -161,12 +161,7 @@ impl PrivateKeyJwtVerifier {
                 .into());
             }
         }
-        let aud: Vec<String> = m
-            .audiences()?
-            .ok_or(Error::MissingClaim("aud"))?
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let aud = m.req_audiences()?;
         check_sole_audience(&aud, &self.issuer)?;
         let times = check_assertion_times(&claims, now, p.leeway, p.max_lifetime)?;
         let jti = m.req_str("jti")?;

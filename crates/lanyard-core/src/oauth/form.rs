@@ -146,9 +146,7 @@ pub(crate) fn decode_component(raw: &[u8]) -> Result<String, Error> {
         match raw[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let byte = raw
-                    .get(i + 1..i + 3)
-                    .and_then(|hex| Some(hex_value(hex[0])? << 4 | hex_value(hex[1])?))
+                let byte = percent_byte(&raw[i + 1..])
                     .ok_or_else(|| Violation::FormEncoding("a '%' is not followed by two hex digits".into()))?;
                 out.push(byte);
                 i += 2;
@@ -160,13 +158,13 @@ pub(crate) fn decode_component(raw: &[u8]) -> Result<String, Error> {
     String::from_utf8(out).map_err(|_| Violation::FormEncoding("a parameter does not decode to UTF-8".into()).into())
 }
 
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// The byte of a percent-escape whose two hex digits start `after_percent`.
+pub(crate) fn percent_byte(after_percent: &[u8]) -> Option<u8> {
+    let hex = std::str::from_utf8(after_percent.get(..2)?).ok()?;
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
     }
+    u8::from_str_radix(hex, 16).ok()
 }
 
 /// Checks a request's `Content-Type`: `application/x-www-form-urlencoded`, in any case,

@@ -9,6 +9,7 @@
 //! are accepted, and only printable ASCII.
 
 use crate::error::Error;
+use crate::oauth::form::percent_byte;
 
 /// Normalises an `http`/`https` URI for `htu` comparison, dropping query and fragment.
 /// A value that is not such a URI is refused as an invalid `htu`.
@@ -88,11 +89,7 @@ fn normalize_escapes(text: &str) -> Result<String, &'static str> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .ok_or("a '%' is not followed by two hex digits")?;
-            let value = u8::from_str_radix(std::str::from_utf8(hex).map_err(|_| "bad escape")?, 16)
-                .map_err(|_| "a '%' is not followed by two hex digits")?;
+            let value = percent_byte(&bytes[i + 1..]).ok_or("a '%' is not followed by two hex digits")?;
             if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
                 out.push(char::from(value));
             } else {

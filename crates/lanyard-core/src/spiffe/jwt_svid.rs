@@ -119,12 +119,7 @@ impl JwtSvidVerifier {
                 token: "JWT-SVID",
             },
         )?;
-        let aud: Vec<String> = Members(&signed.claims)
-            .audiences()?
-            .ok_or(Error::MissingClaim("aud"))?
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let aud = Members(&signed.claims).req_audiences()?;
         if aud.is_empty() {
             return Err(Error::invalid_claim("aud", "must name at least one audience"));
         }
