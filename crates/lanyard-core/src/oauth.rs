@@ -15,6 +15,7 @@
 //! | `keys` | a client's or an authorization server's JWK Set, parsed once |
 //! | `access_token` | RFC 9068 JWT access tokens, `act` (RFC 8693 §4.1) |
 //! | `dpop` | RFC 9449 proofs; `htu` normalisation in `htu` |
+//! | `http` | the access token and its proof in `Authorization` / `DPoP` (RFC 6750 §2.1, RFC 9449 §7.1) |
 //! | `confirmation` | `cnf` with `jkt` (RFC 9449 §6) and `x5t#S256` (RFC 8705 §3) |
 //! | `metadata` | authorization server metadata (RFC 8414, RFC 8705 §5, RFC 9449 §5.1) |
 //! | `response` | token responses (RFC 6749 §5.1, RFC 8693 §2.2.1) and introspection responses (RFC 7662 §2.2) |
@@ -70,6 +71,7 @@ mod confirmation;
 mod dpop;
 mod error;
 mod form;
+mod http;
 mod htu;
 mod keys;
 mod metadata;
@@ -96,6 +98,7 @@ pub use dpop::{
 };
 pub use error::{Endpoint, ErrorCode, ErrorResponse, MAX_DESCRIPTION_CHARS, www_authenticate};
 pub use form::{Form, FormLimits, REPEATABLE_PARAMETERS, check_content_type, encode_form};
+pub use http::{PresentedAccessToken, TokenScheme, extract_access_token};
 pub use htu::normalize_http_uri;
 pub use keys::VerificationKeys;
 pub use metadata::{AuthorizationServerMetadata, WELL_KNOWN_SUFFIX, alg_values, check_issuer_identifier, metadata_url};

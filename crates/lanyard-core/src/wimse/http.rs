@@ -65,13 +65,13 @@ pub fn is_wpt_authorization(value: &str) -> bool {
 }
 
 /// `scheme 1*SP credentials` split at the first space (RFC 9110 §11.4).
-fn split_scheme(value: &str) -> (&str, &str) {
+pub(crate) fn split_scheme(value: &str) -> (&str, &str) {
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     (scheme, rest.trim_start_matches(' '))
 }
 
 /// RFC 9110 §11.2: `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_token68(s: &str) -> bool {
+pub(crate) fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
         && body
@@ -188,7 +188,7 @@ where
     })
 }
 
-fn visible_ascii<'a>(name: &'static str, value: &'a [u8]) -> Result<&'a str, Error> {
+pub(crate) fn visible_ascii<'a>(name: &'static str, value: &'a [u8]) -> Result<&'a str, Error> {
     let s = std::str::from_utf8(value)
         .ok()
         .filter(|s| s.bytes().all(|b| (0x20..0x7f).contains(&b)));
