@@ -19,8 +19,6 @@
 // Failure: one line `error: <message>` goes to stderr, exit status 1.
 
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 
 import {
   EmbeddedJWK,
@@ -31,6 +29,8 @@ import {
   importJWK,
   jwtVerify,
 } from 'jose';
+
+import { InteropError, readJsonObject, runCli } from './cli.mjs';
 
 // The algorithms the interop tests exercise; `none` and HMAC are never allowed.
 const ALLOWED_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'];
@@ -86,22 +86,6 @@ const COMMANDS = {
     run: signClientAssertion,
   },
 };
-
-/** Error raised for a usage or policy failure detected by this script. */
-class InteropError extends Error {}
-
-function readJsonObject(path) {
-  let value;
-  try {
-    value = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new InteropError(`cannot read ${path} as JSON: ${err.message}`);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new InteropError(`${path} must contain a JSON object`);
-  }
-  return value;
-}
 
 function parseSeconds(name, value) {
   if (!/^\d+$/.test(value)) {
@@ -245,36 +229,4 @@ async function signClientAssertion(args) {
   process.stdout.write(`${assertion}\n`);
 }
 
-function parseCommandLine(argv) {
-  const [command, ...rest] = argv;
-  const spec = COMMANDS[command];
-  if (spec === undefined) {
-    throw new InteropError(`usage: oauth.mjs <${Object.keys(COMMANDS).join('|')}> [flags]`);
-  }
-  let values;
-  try {
-    ({ values } = parseArgs({ args: rest, options: spec.options, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new InteropError(err.message);
-  }
-  for (const name of spec.required) {
-    if (values[name] === undefined) {
-      throw new InteropError(`${command}: --${name} is required`);
-    }
-  }
-  return [spec, values];
-}
-
-async function main() {
-  try {
-    const [spec, values] = parseCommandLine(process.argv.slice(2));
-    await spec.run(values);
-  } catch (err) {
-    const code = err && typeof err.code === 'string' ? `${err.code}: ` : '';
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`error: ${code}${message}`.replace(/\s*\n\s*/g, ' ') + '\n');
-    process.exitCode = 1;
-  }
-}
-
-await main();
+await runCli(COMMANDS, 'oauth.mjs');

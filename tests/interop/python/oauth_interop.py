@@ -24,28 +24,21 @@ import hashlib
 import json
 import sys
 import uuid
-import warnings
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
-ALLOWED_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
-CLOCK_TOLERANCE_SECONDS = 60
+# The output contract and argument plumbing of interop.py (same directory, so on sys.path).
+from interop import (
+    ALLOWED_ALGORITHMS,
+    CLOCK_TOLERANCE_SECONDS,
+    ArgumentParser,
+    InteropError,
+    read_json_object,
+    run_command,
+    unix_seconds,
+)
+
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
-
-
-class InteropError(Exception):
-    """A usage or policy failure detected by this script itself."""
-
-
-def read_json_object(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (OSError, ValueError) as e:
-        raise InteropError(f"cannot read {path} as JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise InteropError(f"{path} must contain a JSON object")
-    return value
 
 
 def token_hash(token: str) -> str:
@@ -149,19 +142,6 @@ HANDLERS = {
 }
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """Reports usage errors as one ``error:`` line and exit status 1."""
-
-    def error(self, message: str) -> NoReturn:
-        raise InteropError(message)
-
-
-def unix_seconds(value: str) -> int:
-    if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, got {value!r}")
-    return int(value)
-
-
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="oauth_interop.py")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -192,18 +172,11 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    # joserfc warns on every use of "EdDSA" (RFC 9864 prefers "Ed25519"); keep stderr clean.
-    warnings.filterwarnings("ignore", message="EdDSA is deprecated")
-    try:
+    def command() -> None:
         args = build_parser().parse_args(argv)
         HANDLERS[args.command](args)
-    except Exception as e:  # noqa: BLE001 - every failure maps to exit 1
-        message = str(e) or type(e).__name__
-        if not isinstance(e, InteropError):
-            message = f"{type(e).__name__}: {message}"
-        print("error: " + " ".join(message.split()), file=sys.stderr)
-        return 1
-    return 0
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
 //! readers.
 
 use crate::error::Error;
-use crate::wimse::http::{AUTHORIZATION, DPOP, is_token68, split_scheme, visible_ascii};
+use crate::wimse::http::{AUTHORIZATION, DPOP, is_token68, split_scheme, store_once};
 
 /// How the access token was presented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,13 +60,7 @@ where
         } else {
             continue;
         };
-        if slot.is_some() {
-            return Err(Error::Header {
-                name: canonical,
-                reason: "appears more than once",
-            });
-        }
-        *slot = Some(visible_ascii(canonical, value)?);
+        store_once(slot, canonical, value)?;
     }
     let Some((scheme, token)) = authorization.map(split_scheme) else {
         return Ok(None);

@@ -109,13 +109,7 @@ where
         } else {
             continue;
         };
-        if slot.is_some() {
-            return Err(Error::Header {
-                name: canonical,
-                reason: "appears more than once",
-            });
-        }
-        *slot = Some(visible_ascii(canonical, value)?);
+        store_once(slot, canonical, value)?;
     }
     let wit = wit.ok_or(Error::Header {
         name: WORKLOAD_IDENTITY_TOKEN,
@@ -188,7 +182,19 @@ where
     })
 }
 
-pub(crate) fn visible_ascii<'a>(name: &'static str, value: &'a [u8]) -> Result<&'a str, Error> {
+/// Stores the value of the header `name` in `slot`, refusing a second occurrence.
+pub(crate) fn store_once<'a>(slot: &mut Option<&'a str>, name: &'static str, value: &'a [u8]) -> Result<(), Error> {
+    if slot.is_some() {
+        return Err(Error::Header {
+            name,
+            reason: "appears more than once",
+        });
+    }
+    *slot = Some(visible_ascii(name, value)?);
+    Ok(())
+}
+
+fn visible_ascii<'a>(name: &'static str, value: &'a [u8]) -> Result<&'a str, Error> {
     let s = std::str::from_utf8(value)
         .ok()
         .filter(|s| s.bytes().all(|b| (0x20..0x7f).contains(&b)));
