@@ -181,7 +181,8 @@ impl DpopVerifier {
             .into());
         }
         let expected_uri = normalize_http_uri(request.uri)?;
-        if normalize_http_uri(htu)? != expected_uri {
+        // Clients usually send the normalised form; normalise htu only when it differs.
+        if htu != expected_uri && normalize_http_uri(htu)? != expected_uri {
             return Err(Violation::HtuMismatch {
                 expected: expected_uri,
                 found: clip(htu, 256),
