@@ -7,6 +7,7 @@ use crate::cose::CoseErrorKind;
 use crate::id::IdError;
 use crate::spice::sd_cwt::SdCwtErrorKind;
 use crate::jose::TokenType;
+use crate::oauth::Violation;
 
 /// Everything that can go wrong while parsing, issuing or verifying a credential.
 #[non_exhaustive]
@@ -227,6 +228,10 @@ pub enum Error {
         /// What exactly is wrong.
         detail: String,
     },
+    /// An OAuth 2.0 rule was broken (request form, client assertion audience, DPoP proof,
+    /// token binding, ...); the [`Violation`] names which and gives the kind.
+    #[error(transparent)]
+    OAuth(#[from] Violation),
 }
 
 fn kid_note(kid: &Option<String>) -> String {
@@ -276,6 +281,7 @@ impl Error {
             Error::Cbor(e) => e.kind.as_str(),
             Error::Cose { kind, .. } => kind.as_str(),
             Error::SdCwt { kind, .. } => kind.as_str(),
+            Error::OAuth(violation) => violation.kind(),
         }
     }
 

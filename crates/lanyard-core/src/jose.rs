@@ -8,7 +8,7 @@
 pub(crate) mod base64url;
 pub(crate) mod json;
 mod jwk;
-mod jws;
+pub(crate) mod jws;
 mod typ;
 
 pub use crate::alg::{AlgSet, Algorithm};

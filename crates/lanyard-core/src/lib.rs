@@ -52,6 +52,7 @@ pub mod hex;
 pub mod httpsig;
 pub mod id;
 pub mod jose;
+pub mod oauth;
 mod replay;
 pub mod spice;
 pub mod spiffe;

@@ -62,6 +62,22 @@ impl TrustAnchor {
         &self.jwk
     }
 
+    /// Parses the public part of `jwk` once for every algorithm it may verify; `owner`
+    /// names whose key it is (a trust domain, or the holder of a key set).
+    pub(crate) fn parse(provider: &dyn CryptoProvider, owner: &str, jwk: &Jwk) -> Result<TrustAnchor, Error> {
+        let public = jwk.to_public();
+        let keys = public
+            .usable_algorithms()?
+            .iter()
+            .map(|alg| provider.verifying_key(&public, alg))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TrustAnchor {
+            trust_domain: owner.to_owned(),
+            jwk: public,
+            keys,
+        })
+    }
+
     fn key_for(&self, alg: Algorithm) -> Option<&Arc<dyn VerifyingKey>> {
         self.keys.iter().find(|k| k.algorithm() == alg)
     }
@@ -231,45 +247,12 @@ impl TrustStore {
         if list.is_empty() {
             return Err(unknown("the trust domain has no trust anchors for this token type"));
         }
-        let anchor = match kid {
-            Some(kid) => list
-                .iter()
-                .find(|a| a.kid() == Some(kid))
-                .ok_or_else(|| unknown("no trusted key has this kid"))?,
-            None => {
-                let mut fitting = list.iter().filter(|a| a.key_for(alg).is_some());
-                match (fitting.next(), fitting.next()) {
-                    (Some(a), None) => a,
-                    (None, _) => return Err(unknown("no trusted key fits the algorithm")),
-                    (Some(_), Some(_)) => {
-                        return Err(unknown("the token has no kid and several trusted keys fit"));
-                    }
-                }
-            }
-        };
-        let key = anchor.key_for(alg).ok_or_else(|| Error::AlgorithmMismatch {
-            expected: anchor
-                .jwk
-                .alg
-                .clone()
-                .unwrap_or_else(|| format!("an algorithm for a {} key", anchor.jwk.kty)),
-            found: alg.to_string(),
-        })?;
+        let (anchor, key) = select_anchor(list, kid, alg, unknown)?;
         Ok((Arc::clone(anchor), Arc::clone(key)))
     }
 
     fn parse_anchor(&self, trust_domain: &str, jwk: &Jwk) -> Result<TrustAnchor, Error> {
-        let public = jwk.to_public();
-        let keys = public
-            .usable_algorithms()?
-            .iter()
-            .map(|alg| self.provider.verifying_key(&public, alg))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TrustAnchor {
-            trust_domain: trust_domain.to_owned(),
-            jwk: public,
-            keys,
-        })
+        TrustAnchor::parse(self.provider.as_ref(), trust_domain, jwk)
     }
 
     fn domain(&self, trust_domain: &str) -> Option<Arc<DomainAnchors>> {
@@ -300,6 +283,40 @@ impl TrustStore {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<DomainAnchors>>> {
         self.domains.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Picks, among `anchors`, the key that must have signed a token with `kid` and `alg`: the
+/// anchor with that `kid`, or without a `kid` the single anchor that fits `alg`. `unknown`
+/// builds the error when none (or several) fit.
+pub(crate) fn select_anchor<'a>(
+    anchors: &'a [Arc<TrustAnchor>],
+    kid: Option<&str>,
+    alg: Algorithm,
+    unknown: impl Fn(&'static str) -> Error,
+) -> Result<(&'a Arc<TrustAnchor>, &'a Arc<dyn VerifyingKey>), Error> {
+    let anchor = match kid {
+        Some(kid) => anchors
+            .iter()
+            .find(|a| a.kid() == Some(kid))
+            .ok_or_else(|| unknown("no trusted key has this kid"))?,
+        None => {
+            let mut fitting = anchors.iter().filter(|a| a.key_for(alg).is_some());
+            match (fitting.next(), fitting.next()) {
+                (Some(a), None) => a,
+                (None, _) => return Err(unknown("no trusted key fits the algorithm")),
+                (Some(_), Some(_)) => return Err(unknown("the token has no kid and several trusted keys fit")),
+            }
+        }
+    };
+    let key = anchor.key_for(alg).ok_or_else(|| Error::AlgorithmMismatch {
+        expected: anchor
+            .jwk
+            .alg
+            .clone()
+            .unwrap_or_else(|| format!("an algorithm for a {} key", anchor.jwk.kty)),
+        found: alg.to_string(),
+    })?;
+    Ok((anchor, key))
 }
 
 /// What the shared pipeline needs to know about a token kind.

@@ -3,7 +3,7 @@
 //! (draft-ietf-wimse-wpt-02: `Authorization: WPT`, no `ath`; -01 behind a compatibility
 //! switch), their HTTP carriage, and a cache of verified WITs.
 
-mod http;
+pub(crate) mod http;
 mod wit;
 mod wit_cache;
 mod wpt;

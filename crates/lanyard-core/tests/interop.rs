@@ -20,12 +20,9 @@
 
 mod common;
 
-use common::{Report, ensure_eq};
+use common::{Report, Scratch, ensure_eq, run_program, workspace_root};
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
@@ -37,9 +34,7 @@ use lanyard_core::{
     WptParams, WptPolicy, WptVerifier, create_wpt,
 };
 use lanyard_crypto::KeyPair;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tempfile::TempDir;
 
 /// Verification time for every token here; passed to the drivers as `--now`.
 const NOW: UnixTime = UnixTime(1_800_000_000);
@@ -104,10 +99,6 @@ const LIBS: [Lib; 3] = [
 // Gating
 // ---------------------------------------------------------------------------------------
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// How to install the drivers, for the skip and failure messages.
 const INSTALL_HINT: &str = "run `npm ci --prefix tests/interop/node` and `python3 -m venv tests/interop/.venv && \
      tests/interop/.venv/bin/pip install -r tests/interop/python/requirements.txt` (tests/interop/README.md)";
@@ -134,24 +125,9 @@ fn missing_tools() -> &'static [String] {
     })
 }
 
-/// Whether `test` should run: yes when the drivers are installed; otherwise it prints a
-/// `skipped:` line and says no, or panics when `LANYARD_INTEROP=1` demands the run.
+/// Whether `test` should run ([`common::interop_enabled`]).
 fn interop_enabled(test: &str) -> bool {
-    let missing = missing_tools().join(", ");
-    if missing.is_empty() {
-        return true;
-    }
-    let required = std::env::var("LANYARD_INTEROP").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "LANYARD_INTEROP=1 but the interop drivers are not installed (missing {missing}): {INSTALL_HINT}"
-    );
-    // Written past the test harness's output capture, so the skip is visible.
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "interop::{test} skipped: missing {missing}; {INSTALL_HINT}, or set LANYARD_INTEROP=1 to make this a failure"
-    );
-    false
+    common::interop_enabled(&format!("interop::{test}"), &missing_tools().join(", "), INSTALL_HINT)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -161,54 +137,12 @@ fn interop_enabled(test: &str) -> bool {
 /// Runs `lib`'s driver with `command` and `args` from the workspace root: the trimmed
 /// stdout on exit status 0, otherwise the driver's stderr (its `error: ...` line).
 fn run_driver(lib: &Lib, command: &str, args: &[&str]) -> Result<String, String> {
-    let root = workspace_root();
-    let program = if lib.program.contains('/') {
-        root.join(lib.program)
-    } else {
-        PathBuf::from(lib.program)
-    };
-    let mut cmd = Command::new(&program);
-    cmd.current_dir(&root).arg(lib.script).arg(command);
+    let mut all = vec![command];
     if let Some(flag) = lib.lib_flag {
-        cmd.args(["--lib", flag]);
+        all.extend(["--lib", flag]);
     }
-    let out = cmd
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: cannot run {}: {e}", lib.name, program.display()));
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(format!(
-            "{} {command} ({}): {}",
-            lib.name,
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A temporary directory for the key, JWK Set and claims files handed to the drivers.
-struct Scratch {
-    dir: TempDir,
-    next: AtomicUsize,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().unwrap(),
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// Writes `value` as JSON to a fresh file and returns its path.
-    fn json(&self, what: &str, value: &impl Serialize) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.path().join(format!("{n}-{what}.json"));
-        std::fs::write(&path, serde_json::to_vec(value).unwrap()).unwrap();
-        path.to_str().expect("temp paths are UTF-8").to_owned()
-    }
+    all.extend_from_slice(args);
+    run_program(lib.name, lib.program, lib.script, &all)
 }
 
 /// `lib` verifies `token` against `keys` with `--typ typ` (and `--audience`) at [`NOW`],

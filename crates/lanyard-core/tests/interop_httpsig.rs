@@ -24,13 +24,10 @@
 
 mod common;
 
-use common::{Report, ensure_eq};
+use common::{Report, Scratch, ensure_eq, run_program, workspace_root};
 use std::fmt::Debug;
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
@@ -44,9 +41,7 @@ use lanyard_core::{
     WitPolicy, WitVerifier, WorkloadId,
 };
 use lanyard_crypto::KeyPair;
-use serde::Serialize;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 /// Signing and verification time; passed to the driver as `--created` / `--now`.
 const NOW: UnixTime = UnixTime(1_800_000_000);
@@ -66,10 +61,6 @@ const INSTALL_HINT: &str = "run `python3 -m venv tests/interop/.venv && tests/in
 // ---------------------------------------------------------------------------------------
 // Gating
 // ---------------------------------------------------------------------------------------
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// What the driver needs that is not installed (empty when everything is there).
 fn missing_tools() -> &'static str {
@@ -91,25 +82,9 @@ fn missing_tools() -> &'static str {
     })
 }
 
-/// Whether `test` should run: yes when the driver is installed; otherwise it prints a
-/// `skipped:` line and says no, or panics when `LANYARD_INTEROP=1` demands the run.
+/// Whether `test` should run ([`common::interop_enabled`]).
 fn interop_enabled(test: &str) -> bool {
-    let missing = missing_tools();
-    if missing.is_empty() {
-        return true;
-    }
-    let required = std::env::var("LANYARD_INTEROP").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "LANYARD_INTEROP=1 but the HTTP signature interop driver is not installed (missing {missing}): {INSTALL_HINT}"
-    );
-    // Written past the test harness's output capture, so the skip is visible.
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "interop_httpsig::{test} skipped: missing {missing}; {INSTALL_HINT}, or set LANYARD_INTEROP=1 to make this a \
-         failure"
-    );
-    false
+    common::interop_enabled(&format!("interop_httpsig::{test}"), missing_tools(), INSTALL_HINT)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -365,49 +340,13 @@ fn lanyard_core_verify(party: &Party, msg: &Message) -> Result<(), Error> {
 // Driver
 // ---------------------------------------------------------------------------------------
 
-/// A temporary directory for the key and request files handed to the driver.
-struct Scratch {
-    dir: TempDir,
-    next: AtomicUsize,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().unwrap(),
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// Writes `value` as JSON to a fresh file and returns its path.
-    fn json(&self, what: &str, value: &impl Serialize) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.path().join(format!("{n}-{what}.json"));
-        std::fs::write(&path, serde_json::to_vec(value).unwrap()).unwrap();
-        path.to_str().expect("temp paths are UTF-8").to_owned()
-    }
-}
-
 /// Runs the driver from the workspace root: the parsed stdout on exit status 0,
 /// otherwise its stderr (the `error: ...` line).
 fn run_driver(command: &str, args: &[&str]) -> Result<Value, String> {
-    let root = workspace_root();
-    let out = Command::new(root.join(VENV_PYTHON))
-        .current_dir(&root)
-        .arg(DRIVER)
-        .arg(command)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {VENV_PYTHON}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "http-message-signatures {command} ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    serde_json::from_str(stdout.trim()).map_err(|e| format!("{command} printed {stdout:?}: {e}"))
+    let mut all = vec![command];
+    all.extend_from_slice(args);
+    let stdout = run_program("http-message-signatures", VENV_PYTHON, DRIVER, &all)?;
+    serde_json::from_str(&stdout).map_err(|e| format!("{command} printed {stdout:?}: {e}"))
 }
 
 /// The library verifies `msg` with the party's public JWK, requiring label `wimse`,

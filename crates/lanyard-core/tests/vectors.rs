@@ -20,6 +20,11 @@ use lanyard_core::httpsig::{
     verify_response_signature,
 };
 use lanyard_core::jose::decode_unverified;
+use lanyard_core::oauth::{
+    AccessTokenPolicy, AccessTokenVerifier, ClientAssertionPolicy, DpopNonce, DpopPolicy, DpopRequest, DpopVerifier,
+    Form, FormLimits, PrivateKeyJwtVerifier, SpiffeAssertionPolicy, SpiffeAssertionVerifier, TokenRequest,
+    VerificationKeys,
+};
 use lanyard_core::spice::glue_id::GlueId;
 use lanyard_core::spice::oidc_claims;
 use lanyard_core::spice::sd_cwt::{
@@ -28,7 +33,7 @@ use lanyard_core::spice::sd_cwt::{
 };
 use lanyard_core::wimse::{CarriageConfig, extract_credentials};
 use lanyard_core::{
-    AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, Error, InMemoryReplayCache, Jwk, JwtSvidPolicy,
+    AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, Error, InMemoryReplayCache, Jwk, JwkSet, JwtSvidPolicy,
     JwtSvidVerifier, KeyUse, ProofTokens, TrustStore, UnixTime, VerifyingKey, WitPolicy, WitVerifier, WorkloadId,
     WptPolicy, WptVerifier,
 };
@@ -611,5 +616,173 @@ fn httpsig_vectors() {
             }
             other => Err(format!("unknown message {other:?}")),
         }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// OAuth (testdata/vectors/oauth/, written by oauth/generate.py)
+// ---------------------------------------------------------------------------------------
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what()) }
+}
+
+/// `private_key_jwt` cases: the client's registered keys are the named ones (public parts);
+/// `jwt_spiffe` cases: the named anchors are the trust domain's JWT-SVID keys.
+#[test]
+fn oauth_client_assertion_vectors() {
+    let fx = Fixture::new();
+    let provider = lanyard_crypto::provider();
+    run("oauth/client_assertion.json", |case| {
+        let token = s(case, "token").ok_or("no token")?;
+        let issuer = s(case, "issuer").ok_or("no issuer")?;
+        match s(case, "kind") {
+            Some("private_key_jwt") => {
+                let client_id = s(case, "client_id").ok_or("no client_id")?;
+                let jwks = JwkSet {
+                    keys: strings(&case["client_keys"])
+                        .iter()
+                        .map(|n| fx.jwk(n).to_public())
+                        .collect(),
+                };
+                let keys =
+                    VerificationKeys::from_jwks(provider.as_ref(), client_id, &jwks).map_err(|e| e.to_string())?;
+                let verifier = PrivateKeyJwtVerifier::new(issuer, ClientAssertionPolicy::default());
+                expect_outcome(case, verifier.verify(token, client_id, &keys, now(case)), |a| {
+                    check_claims(case, &a.claims)?;
+                    ensure(a.client_id == client_id, || format!("client {}", a.client_id))
+                })
+            }
+            Some("jwt_spiffe") => {
+                let verifier = SpiffeAssertionVerifier::new(
+                    fx.store(case, KeyUse::JwtSvid),
+                    issuer,
+                    SpiffeAssertionPolicy::default(),
+                );
+                expect_outcome(case, verifier.verify(token, now(case)), |a| {
+                    ensure(Some(a.spiffe_id.as_str()) == s(case, "spiffe_id"), || {
+                        format!("spiffe_id {}", a.spiffe_id)
+                    })
+                })
+            }
+            other => Err(format!("unexpected kind {other:?}")),
+        }
+    });
+}
+
+/// RFC 9449 proofs against the case's request (method, URI, access token, accepted
+/// nonces) with the default policy (300 s window, 60 s leeway).
+#[test]
+fn oauth_dpop_vectors() {
+    let verifier = DpopVerifier::new(lanyard_crypto::provider(), DpopPolicy::default());
+    run("oauth/dpop.json", |case| {
+        let req = &case["request"];
+        let nonces = strings(&req["nonces"]);
+        let nonces: Vec<&str> = nonces.iter().map(String::as_str).collect();
+        let request = DpopRequest {
+            method: req["method"].as_str().ok_or("no method")?,
+            uri: req["uri"].as_str().ok_or("no uri")?,
+            access_token: req["access_token"].as_str(),
+            nonce: if req.get("nonces").is_some() {
+                DpopNonce::Required(&nonces)
+            } else {
+                DpopNonce::NotRequired
+            },
+        };
+        let result = verifier.verify(s(case, "proof").ok_or("no proof")?, &request, now(case));
+        expect_outcome(case, result, |p| {
+            ensure(Some(p.jkt.as_str()) == s(case, "jkt"), || format!("jkt {}", p.jkt))?;
+            ensure(Some(p.jti.as_str()) == s(case, "jti"), || format!("jti {}", p.jti))
+        })
+    });
+}
+
+/// RFC 9068 tokens for the case's resource (`audience`) from `issuer`, verified with the
+/// named keys (a `kid` in the entry replaces the key's own).
+#[test]
+fn oauth_access_token_vectors() {
+    let fx = Fixture::new();
+    let provider = lanyard_crypto::provider();
+    run("oauth/access_token.json", |case| {
+        let jwks = JwkSet {
+            keys: case["as_keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|entry| {
+                    let mut jwk = fx.jwk(entry["key"].as_str().unwrap_or_default()).to_public();
+                    if let Some(kid) = entry["kid"].as_str() {
+                        jwk.kid = Some(kid.to_owned());
+                    }
+                    jwk
+                })
+                .collect(),
+        };
+        let issuer = s(case, "issuer").ok_or("no issuer")?;
+        let keys = VerificationKeys::from_jwks(provider.as_ref(), issuer, &jwks).map_err(|e| e.to_string())?;
+        let verifier = AccessTokenVerifier::new(AccessTokenPolicy::new(
+            issuer,
+            s(case, "audience").ok_or("no audience")?,
+        ));
+        let result = verifier.verify(s(case, "token").ok_or("no token")?, &keys, now(case));
+        expect_outcome(case, result, |at| {
+            // The typed claims serialize back to exactly the token's claims.
+            let Value::Object(typed) = serde_json::to_value(&at.claims).map_err(|e| e.to_string())? else {
+                return Err("claims are not an object".into());
+            };
+            ensure(Some(&Value::Object(typed.clone())) == case.get("claims"), || {
+                format!("typed claims {typed:?}")
+            })
+        })
+    });
+}
+
+#[test]
+fn oauth_thumbprint_vectors() {
+    let provider = lanyard_crypto::provider();
+    run("oauth/thumbprints.json", |case| {
+        let jwk = Jwk::from_json(case["jwk"].to_string().as_bytes()).map_err(|e| e.to_string())?;
+        let thumbprint = jwk.thumbprint(provider.as_ref()).map_err(|e| e.to_string())?;
+        ensure(Some(thumbprint.as_str()) == s(case, "thumbprint"), || {
+            thumbprint.clone()
+        })
+    });
+}
+
+/// Form bodies: the parameters after strict parsing, or the error; with `grant_type`, the
+/// token request read from them (`request_error` when that must fail).
+#[test]
+fn oauth_form_vectors() {
+    run("oauth/form.json", |case| {
+        let body = s(case, "body").ok_or("no body")?;
+        expect_outcome(case, Form::parse(body.as_bytes(), FormLimits::default()), |form| {
+            let params: Map<String, Value> = form
+                .names()
+                .map(|n| (n.to_owned(), Value::from(form.values(n).to_vec())))
+                .collect();
+            ensure(Some(&Value::Object(params.clone())) == case.get("params"), || {
+                format!("params {params:?}")
+            })?;
+            let Some(grant_type) = s(case, "grant_type") else {
+                return Ok(());
+            };
+            match (TokenRequest::from_form(&form), s(case, "request_error")) {
+                (Ok(r), None) => ensure(r.grant.grant_type().as_str() == grant_type, || {
+                    format!("grant {}", r.grant.grant_type())
+                }),
+                (Err(e), Some(kind)) => ensure(e.kind() == kind, || format!("request error {}", e.kind())),
+                (Ok(_), Some(kind)) => Err(format!("token request accepted, expected {kind}")),
+                (Err(e), None) => Err(format!("token request refused: {} ({e})", e.kind())),
+            }
+        })
     });
 }

@@ -16,9 +16,6 @@
 // Success: the result goes to stdout as one line, exit status 0.
 // Failure: one line `error: <message>` goes to stderr, exit status 1.
 
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-
 import {
   SignJWT,
   calculateJwkThumbprint,
@@ -27,6 +24,8 @@ import {
   importJWK,
   jwtVerify,
 } from 'jose';
+
+import { InteropError, readJsonObject, runCli } from './cli.mjs';
 
 // The only JWS algorithms the interop contract allows. Everything else,
 // including `none` and the HMAC family, must be rejected by `verify`.
@@ -68,33 +67,6 @@ const COMMANDS = {
     run: thumbprint,
   },
 };
-
-/** Error raised for a usage or policy failure detected by this script. */
-class InteropError extends Error {}
-
-/** Reads a file and parses it as JSON, with the file name in any error. */
-function readJson(path) {
-  let text;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new InteropError(`cannot read ${path}: ${err.message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new InteropError(`${path} is not valid JSON: ${err.message}`);
-  }
-}
-
-/** Reads a file that must hold a single JSON object. */
-function readJsonObject(path) {
-  const value = readJson(path);
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new InteropError(`${path} must contain a JSON object`);
-  }
-  return value;
-}
 
 /**
  * verify: checks a compact JWS/JWT against a JWK Set and prints its claims.
@@ -199,40 +171,4 @@ function parseUnixSeconds(value) {
   return Number(value);
 }
 
-/** Parses argv into [command, flags], enforcing required flags. */
-function parseCommandLine(argv) {
-  const [command, ...rest] = argv;
-  const spec = COMMANDS[command];
-  if (spec === undefined) {
-    const commands = Object.keys(COMMANDS).join('|');
-    throw new InteropError(`usage: interop.mjs <${commands}> [flags] (got ${JSON.stringify(command ?? '')})`);
-  }
-  let values;
-  try {
-    ({ values } = parseArgs({ args: rest, options: spec.options, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new InteropError(err.message);
-  }
-  for (const name of spec.required) {
-    if (values[name] === undefined) {
-      throw new InteropError(`${command}: --${name} is required`);
-    }
-  }
-  return [spec, values];
-}
-
-async function main() {
-  try {
-    const [spec, values] = parseCommandLine(process.argv.slice(2));
-    await spec.run(values);
-  } catch (err) {
-    // jose errors carry a machine-readable code (e.g. ERR_JWT_EXPIRED);
-    // include it so test failures are easy to diagnose.
-    const code = err && typeof err.code === 'string' ? `${err.code}: ` : '';
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`error: ${code}${message}`.replace(/\s*\n\s*/g, ' ') + '\n');
-    process.exitCode = 1;
-  }
-}
-
-await main();
+await runCli(COMMANDS, 'interop.mjs');

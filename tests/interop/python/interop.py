@@ -29,7 +29,7 @@ import datetime
 import json
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 # The only JWS algorithms the interop contract allows. Everything else,
@@ -327,14 +327,15 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: list[str]) -> int:
+def run_command(command: Callable[[], None]) -> int:
+    """Runs one driver command under the output contract: exit status 0, or one
+    ``error: ...`` line on stderr and exit status 1 (shared with oauth_interop.py)."""
     # joserfc emits a SecurityWarning whenever "EdDSA" is used (RFC 9864
     # deprecates it in favour of "Ed25519"); EdDSA is part of the contract,
     # so keep stderr clean.
     warnings.filterwarnings("ignore", message="EdDSA is deprecated")
     try:
-        args = build_parser().parse_args(argv)
-        HANDLERS[(args.command, args.lib)](args)
+        command()
     except Exception as e:  # noqa: BLE001 - every failure maps to exit 1
         message = str(e) or type(e).__name__
         if not isinstance(e, InteropError):
@@ -343,6 +344,14 @@ def main(argv: list[str]) -> int:
         print("error: " + " ".join(message.split()), file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str]) -> int:
+    def command() -> None:
+        args = build_parser().parse_args(argv)
+        HANDLERS[(args.command, args.lib)](args)
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

@@ -157,6 +157,16 @@ impl<'a> Members<'a> {
             Some(_) => Err(Error::malformed("aud must be a string or an array of strings")),
         }
     }
+
+    /// `aud` as an owned list; absent is [`Error::MissingClaim`].
+    pub(crate) fn req_audiences(&self) -> Result<Vec<String>, Error> {
+        Ok(self
+            .audiences()?
+            .ok_or(Error::MissingClaim("aud"))?
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    }
 }
 
 #[cfg(test)]

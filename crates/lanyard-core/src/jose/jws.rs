@@ -148,7 +148,17 @@ pub fn sign_compact(
         kid,
         typ,
     };
-    let header = serde_json::to_vec(&header).map_err(|e| Error::malformed(e.to_string()))?;
+    sign_with_header(&header, claims, key)
+}
+
+/// Signs `claims` as a compact JWS under `header`, which must carry the key's `alg` (for
+/// headers with more members than [`sign_compact`] writes, such as a DPoP proof's `jwk`).
+pub(crate) fn sign_with_header(
+    header: &impl Serialize,
+    claims: &impl Serialize,
+    key: &dyn SigningKey,
+) -> Result<String, Error> {
+    let header = serde_json::to_vec(header).map_err(|e| Error::malformed(e.to_string()))?;
     let payload = serde_json::to_vec(claims).map_err(|e| Error::malformed(e.to_string()))?;
     let mut out = base64url::encode(&header);
     out.push('.');

@@ -72,6 +72,27 @@ impl JwtSvidVerifier {
 
     /// Verifies `token` for `audience` at `now` (JWT-SVID.md §4 and Appendix A).
     pub fn verify(&self, token: &str, audience: &str, now: UnixTime) -> Result<VerifiedJwtSvid, Error> {
+        self.verify_with_audience(token, now, |aud| {
+            if aud.iter().any(|a| a == audience) {
+                Ok(())
+            } else {
+                Err(Error::WrongAudience {
+                    expected: audience.to_owned(),
+                    found: aud.to_vec(),
+                })
+            }
+        })
+    }
+
+    /// Verifies `token` at `now` like [`JwtSvidVerifier::verify`], but with `check_aud`
+    /// deciding about the (non-empty) audience list, for profiles with stricter audience
+    /// rules (an OAuth client assertion's sole `aud`).
+    pub(crate) fn verify_with_audience(
+        &self,
+        token: &str,
+        now: UnixTime,
+        check_aud: impl FnOnce(&[String]) -> Result<(), Error>,
+    ) -> Result<VerifiedJwtSvid, Error> {
         let profile = AnchoredProfile {
             typ: TypRule::generic(),
             key_use: KeyUse::JwtSvid,
@@ -98,21 +119,11 @@ impl JwtSvidVerifier {
                 token: "JWT-SVID",
             },
         )?;
-        let aud: Vec<String> = Members(&signed.claims)
-            .audiences()?
-            .ok_or(Error::MissingClaim("aud"))?
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let aud = Members(&signed.claims).req_audiences()?;
         if aud.is_empty() {
             return Err(Error::invalid_claim("aud", "must name at least one audience"));
         }
-        if !aud.iter().any(|a| a == audience) {
-            return Err(Error::WrongAudience {
-                expected: audience.to_owned(),
-                found: aud,
-            });
-        }
+        check_aud(&aud)?;
         let WorkloadId::Spiffe(sub) = signed.sub else {
             return Err(Error::MissingClaim("sub"));
         };

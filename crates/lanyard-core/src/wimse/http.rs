@@ -65,13 +65,13 @@ pub fn is_wpt_authorization(value: &str) -> bool {
 }
 
 /// `scheme 1*SP credentials` split at the first space (RFC 9110 §11.4).
-fn split_scheme(value: &str) -> (&str, &str) {
+pub(crate) fn split_scheme(value: &str) -> (&str, &str) {
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     (scheme, rest.trim_start_matches(' '))
 }
 
 /// RFC 9110 §11.2: `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_token68(s: &str) -> bool {
+pub(crate) fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
         && body
@@ -109,13 +109,7 @@ where
         } else {
             continue;
         };
-        if slot.is_some() {
-            return Err(Error::Header {
-                name: canonical,
-                reason: "appears more than once",
-            });
-        }
-        *slot = Some(visible_ascii(canonical, value)?);
+        store_once(slot, canonical, value)?;
     }
     let wit = wit.ok_or(Error::Header {
         name: WORKLOAD_IDENTITY_TOKEN,
@@ -186,6 +180,18 @@ where
         access_token: access_token.filter(|t| !t.is_empty()),
         txn_token: txn,
     })
+}
+
+/// Stores the value of the header `name` in `slot`, refusing a second occurrence.
+pub(crate) fn store_once<'a>(slot: &mut Option<&'a str>, name: &'static str, value: &'a [u8]) -> Result<(), Error> {
+    if slot.is_some() {
+        return Err(Error::Header {
+            name,
+            reason: "appears more than once",
+        });
+    }
+    *slot = Some(visible_ascii(name, value)?);
+    Ok(())
 }
 
 fn visible_ascii<'a>(name: &'static str, value: &'a [u8]) -> Result<&'a str, Error> {

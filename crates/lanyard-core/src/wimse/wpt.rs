@@ -157,12 +157,7 @@ impl WptVerifier {
             },
         )?;
         let m = Members(&claims);
-        let aud: Vec<String> = m
-            .audiences()?
-            .ok_or(Error::MissingClaim("aud"))?
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let aud = m.req_audiences()?;
         if !aud.iter().any(|a| a == audience) {
             return Err(Error::WrongAudience {
                 expected: audience.to_owned(),

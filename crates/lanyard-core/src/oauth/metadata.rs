@@ -1,0 +1,293 @@
+//! Authorization server metadata (RFC 8414), with the members RFC 8705 §3.3 and §5
+//! (`tls_client_certificate_bound_access_tokens`, `mtls_endpoint_aliases`), RFC 9449 §5.1
+//! (`dpop_signing_alg_values_supported`) and draft-ietf-oauth-identity-chaining-17
+//! (`identity_chaining_requested_token_types_supported`) add, and the client-authentication
+//! values of draft-ietf-oauth-spiffe-client-auth §4 (`spiffe_jwt`, `spiffe_x509`,
+//! `spiffe_wit`, see [`AuthMethod`]).
+//!
+//! The server serializes [`AuthorizationServerMetadata`] without absent members (no
+//! `null`s) and with `response_types_supported` always present (REQUIRED by RFC 8414 §2;
+//! an authorization server for workloads has no authorization endpoint and publishes `[]`).
+//! A client reads it with [`AuthorizationServerMetadata::from_json`], which refuses a
+//! document whose `issuer` is not exactly the issuer it was fetched for (RFC 8414 §3.3),
+//! and finds it at [`metadata_url`] (§3.1).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::jose::{AlgSet, json};
+use crate::oauth::urn::{AuthMethod, GrantType, TokenTypeUri};
+use crate::oauth::violation::{Violation, clip};
+
+/// The well-known URI suffix (RFC 8414 §3, §7.3).
+pub const WELL_KNOWN_SUFFIX: &str = "oauth-authorization-server";
+
+/// RFC 8414 §2 authorization server metadata.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizationServerMetadata {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// The authorization endpoint (none for a workload-only server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// The token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// The JWK Set of the access-token signing keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// The dynamic client registration endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+    /// The scopes clients may request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    /// The `response_type` values (REQUIRED; `[]` without an authorization endpoint).
+    #[serde(default)]
+    pub response_types_supported: Vec<String>,
+    /// The grant types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types_supported: Option<Vec<GrantType>>,
+    /// The client authentication methods at the token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_methods_supported: Option<Vec<AuthMethod>>,
+    /// The `alg` values accepted for `private_key_jwt` assertions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// Human-readable documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_documentation: Option<String>,
+    /// The revocation endpoint (RFC 7009).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// The client authentication methods at the revocation endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint_auth_methods_supported: Option<Vec<AuthMethod>>,
+    /// The `alg` values accepted for assertions at the revocation endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// The introspection endpoint (RFC 7662).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// The client authentication methods at the introspection endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint_auth_methods_supported: Option<Vec<AuthMethod>>,
+    /// The `alg` values accepted for assertions at the introspection endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// Endpoints served with mutual TLS, by metadata name (`token_endpoint`, ...; RFC 8705
+    /// §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls_endpoint_aliases: Option<BTreeMap<String, String>>,
+    /// Whether the server issues certificate-bound access tokens (RFC 8705 §3.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// The `alg` values accepted for DPoP proofs (RFC 9449 §5.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// The token types a token exchange may request for identity chaining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_chaining_requested_token_types_supported: Option<Vec<TokenTypeUri>>,
+    /// Every other member.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl AuthorizationServerMetadata {
+    /// Metadata for `issuer` with no endpoints yet and `response_types_supported: []`.
+    pub fn new(issuer: impl Into<String>) -> AuthorizationServerMetadata {
+        AuthorizationServerMetadata {
+            issuer: issuer.into(),
+            ..AuthorizationServerMetadata::default()
+        }
+    }
+
+    /// The document as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses a metadata document fetched for `expected_issuer` (strict JSON: repeated
+    /// members refuse). Its `issuer` must be identical to `expected_issuer`, or the
+    /// document MUST NOT be used (RFC 8414 §3.3; [`Violation::IssuerMismatch`]).
+    pub fn from_json(bytes: &[u8], expected_issuer: &str) -> Result<AuthorizationServerMetadata, Error> {
+        let map = json::parse_object(bytes, "metadata")?;
+        let metadata: AuthorizationServerMetadata = serde_json::from_value(Value::Object(map))
+            .map_err(|e| Error::malformed(format!("authorization server metadata: {e}")))?;
+        if metadata.issuer != expected_issuer {
+            return Err(Violation::IssuerMismatch {
+                expected: expected_issuer.to_owned(),
+                found: clip(&metadata.issuer, 256),
+            }
+            .into());
+        }
+        Ok(metadata)
+    }
+}
+
+/// The `alg` names of `algs`, for the `*_alg_values_supported` members.
+pub fn alg_values(algs: AlgSet) -> Vec<String> {
+    algs.iter().map(|a| a.as_str().to_owned()).collect()
+}
+
+/// Checks an issuer identifier (RFC 8414 §2): an `https` URL without query or fragment.
+/// `http` is accepted for loopback hosts only (`localhost`, `127.0.0.1`, `[::1]`), for
+/// development servers; nothing else.
+pub fn check_issuer_identifier(issuer: &str) -> Result<(), Error> {
+    let invalid = |reason| -> Error {
+        Violation::InvalidIssuer {
+            issuer: clip(issuer, 256),
+            reason,
+        }
+        .into()
+    };
+    if issuer.contains(['?', '#']) {
+        return Err(invalid("an issuer has no query or fragment"));
+    }
+    if issuer.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(invalid("an issuer is a URL of printable ASCII"));
+    }
+    let (scheme, rest) = issuer.split_once("://").ok_or_else(|| invalid("not an absolute URL"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return Err(invalid("the URL needs a host and no userinfo"));
+    }
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_owned()
+    };
+    match scheme {
+        "https" => Ok(()),
+        "http" if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") => Ok(()),
+        "http" => Err(invalid("http is allowed for loopback hosts only")),
+        _ => Err(invalid("the scheme is not https")),
+    }
+}
+
+/// Where the metadata of `issuer` is published (RFC 8414 §3.1): the well-known path is
+/// inserted between the host and the issuer's path (whose trailing `/` is dropped), so
+/// `https://as.example/tenant1` gives
+/// `https://as.example/.well-known/oauth-authorization-server/tenant1`.
+pub fn metadata_url(issuer: &str) -> Result<String, Error> {
+    check_issuer_identifier(issuer)?;
+    let (scheme, rest) = issuer.split_once("://").unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    Ok(format!("{scheme}://{authority}/.well-known/{WELL_KNOWN_SUFFIX}{path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn lanyard_metadata() -> AuthorizationServerMetadata {
+        AuthorizationServerMetadata {
+            token_endpoint: Some("https://as.example/token".into()),
+            jwks_uri: Some("https://as.example/jwks".into()),
+            grant_types_supported: Some(vec![GrantType::ClientCredentials, GrantType::TokenExchange]),
+            token_endpoint_auth_methods_supported: Some(vec![
+                AuthMethod::PrivateKeyJwt,
+                AuthMethod::TlsClientAuth,
+                AuthMethod::SpiffeJwt,
+                AuthMethod::SpiffeX509,
+            ]),
+            token_endpoint_auth_signing_alg_values_supported: Some(alg_values(AlgSet::of(&[
+                crate::Algorithm::ES256,
+                crate::Algorithm::EdDSA,
+            ]))),
+            mtls_endpoint_aliases: Some(BTreeMap::from([(
+                "token_endpoint".to_owned(),
+                "https://mtls.as.example/token".to_owned(),
+            )])),
+            tls_client_certificate_bound_access_tokens: Some(true),
+            dpop_signing_alg_values_supported: Some(vec!["ES256".into()]),
+            ..AuthorizationServerMetadata::new("https://as.example")
+        }
+    }
+
+    #[test]
+    fn serializes_without_nulls_and_with_empty_response_types() {
+        let value: Value = serde_json::from_str(&lanyard_metadata().to_json()).unwrap();
+        assert_eq!(value["response_types_supported"], json!([]));
+        assert_eq!(
+            value["token_endpoint_auth_methods_supported"],
+            json!(["private_key_jwt", "tls_client_auth", "spiffe_jwt", "spiffe_x509"])
+        );
+        assert_eq!(
+            value["token_endpoint_auth_signing_alg_values_supported"],
+            json!(["ES256", "EdDSA"])
+        );
+        assert_eq!(
+            value["mtls_endpoint_aliases"]["token_endpoint"],
+            json!("https://mtls.as.example/token")
+        );
+        assert!(value.get("authorization_endpoint").is_none());
+        assert!(!value.to_string().contains("null"));
+    }
+
+    #[test]
+    fn a_client_checks_the_issuer() {
+        let doc = lanyard_metadata().to_json();
+        let parsed = AuthorizationServerMetadata::from_json(doc.as_bytes(), "https://as.example").unwrap();
+        assert_eq!(parsed, lanyard_metadata());
+        let e = AuthorizationServerMetadata::from_json(doc.as_bytes(), "https://as.example/").unwrap_err();
+        assert_eq!(e.kind(), "issuer_mismatch");
+        // Unknown members and methods are kept, repeated members refuse.
+        let odd = br#"{"issuer":"https://x.example","token_endpoint_auth_methods_supported":["attest_jwt_client_auth"],"x-custom":1}"#;
+        let parsed = AuthorizationServerMetadata::from_json(odd, "https://x.example").unwrap();
+        assert_eq!(
+            parsed.token_endpoint_auth_methods_supported,
+            Some(vec![AuthMethod::Other("attest_jwt_client_auth".into())])
+        );
+        assert_eq!(parsed.extra["x-custom"], json!(1));
+        let dup = br#"{"issuer":"https://x.example","issuer":"https://x.example"}"#;
+        assert_eq!(
+            AuthorizationServerMetadata::from_json(dup, "https://x.example")
+                .unwrap_err()
+                .kind(),
+            "duplicate_member"
+        );
+        let wrong_type = br#"{"issuer":"https://x.example","jwks_uri":5}"#;
+        assert_eq!(
+            AuthorizationServerMetadata::from_json(wrong_type, "https://x.example")
+                .unwrap_err()
+                .kind(),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn well_known_urls() {
+        assert_eq!(
+            metadata_url("https://as.example").unwrap(),
+            "https://as.example/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            metadata_url("https://as.example/tenant1/").unwrap(),
+            "https://as.example/.well-known/oauth-authorization-server/tenant1"
+        );
+        assert_eq!(
+            metadata_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080/.well-known/oauth-authorization-server"
+        );
+        for bad in [
+            "http://as.example",
+            "https://as.example?x=1",
+            "https://as.example#f",
+            "as.example",
+            "https://user@as.example",
+            "ftp://as.example",
+        ] {
+            assert_eq!(metadata_url(bad).unwrap_err().kind(), "invalid_issuer", "{bad}");
+        }
+        assert!(check_issuer_identifier("http://[::1]:8443/x").is_ok());
+        assert!(check_issuer_identifier("http://localhost.evil.example").is_err());
+    }
+}
