@@ -5,9 +5,9 @@
 use crate::cbor::CborError;
 use crate::cose::CoseErrorKind;
 use crate::id::IdError;
-use crate::spice::sd_cwt::SdCwtErrorKind;
 use crate::jose::TokenType;
 use crate::oauth::Violation;
+use crate::spice::sd_cwt::SdCwtErrorKind;
 
 /// Everything that can go wrong while parsing, issuing or verifying a credential.
 #[non_exhaustive]
