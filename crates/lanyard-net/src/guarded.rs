@@ -14,7 +14,7 @@ use crate::limiter::ConnectionPermit;
 pub(crate) const FIRST_BYTES: usize = 24;
 
 /// A connection holding its [`ConnectionPermit`] (released when the connection is
-/// dropped) that must deliver its first [`FIRST_BYTES`] bytes before a deadline: a read
+/// dropped) that must deliver its first 24 bytes (the length of the HTTP/2 preface) before a deadline: a read
 /// still waiting for them after the deadline fails with [`io::ErrorKind::TimedOut`],
 /// which ends the connection. Afterwards it is a plain pass-through.
 #[derive(Debug)]

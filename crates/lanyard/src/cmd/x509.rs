@@ -34,7 +34,7 @@ use crate::output::{relative, rfc3339};
 pub(crate) enum X509Command {
     /// Create a CA: a self-signed root, or an intermediate under an upstream CA.
     Ca {
-        /// The trust domain (the CA's URI SAN is spiffe://<TD>).
+        /// The trust domain (the CA's URI SAN is `spiffe://<TD>`).
         #[arg(long)]
         trust_domain: String,
         /// Write PREFIX.pem (certificate) and PREFIX.key.pem (private key, mode 0600).
