@@ -21,6 +21,7 @@ use crate::spiffe::SpiffeBundle;
 use crate::time::UnixTime;
 
 /// What a trust-anchor key signs (the `use` of a SPIFFE bundle entry).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyUse {
     /// JWT-SVID signing keys (`"use": "jwt-svid"`).

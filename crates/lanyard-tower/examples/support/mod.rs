@@ -4,7 +4,7 @@
 //! headers a request left with, and the report each example prints (and
 //! `tests/examples.rs` checks).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unnameable_types)]
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};

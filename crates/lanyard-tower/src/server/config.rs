@@ -35,6 +35,7 @@ impl Modes {
 }
 
 /// The mode a request was authenticated with.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthMode {
     /// WIT + WPT.
