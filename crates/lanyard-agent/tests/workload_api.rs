@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +12,7 @@ use lanyard_agent::{AgentConfig, RunningAgent};
 use lanyard_api::workload as wl;
 use lanyard_api::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use lanyard_core::{
-    JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, SpiffeId, TrustDomain, TrustStore, UnixTime, WitPolicy, WitVerifier,
-    WorkloadId,
+    JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, TrustDomain, TrustStore, UnixTime, WitPolicy, WitVerifier,
 };
 use lanyard_server::ServerConfig;
 use lanyard_server::model::EntrySpec;

@@ -16,8 +16,7 @@ use lanyard_core::httpsig::{
 };
 use lanyard_core::wimse::{WptCarriage, proof_headers};
 use lanyard_core::{
-    Algorithm, CryptoProvider, FixedClock, InMemoryReplayCache, KeyUse, SigningKey, SpiffeId, TrustStore, UnixTime,
-    WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptParams, create_wpt,
+    Algorithm, InMemoryReplayCache, SigningKey, SpiffeId, WitPolicy, WitVerifier, WorkloadId, WptParams, create_wpt,
 };
 use lanyard_testing::{NOW, WitWorld, fixed_clock};
 use lanyard_tower::mtls::PeerIdentity;
