@@ -92,7 +92,7 @@ impl Harness {
     async fn join_token(&self, ttl: i64) -> String {
         let mut secret = [0u8; 16];
         lanyard_crypto::provider().fill_random(&mut secret).unwrap();
-        let token: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let token = lanyard_core::hex::encode(&secret);
         let expires_at = UnixTime(self.now().as_secs().checked_add_signed(ttl).unwrap());
         self.server
             .state
@@ -223,11 +223,7 @@ async fn connect(addr: SocketAddr, config: ClientConfig) -> AgentApiClient<Chann
 }
 
 fn sha256_hex(s: &str) -> String {
-    lanyard_crypto::provider()
-        .sha256(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    lanyard_core::hex::encode(&lanyard_crypto::provider().sha256(s.as_bytes()))
 }
 
 fn agent_id_for(token: &str) -> String {
@@ -786,11 +782,7 @@ fn x509pop_request(
 }
 
 fn x509pop_agent_id(node: &NodeCert) -> String {
-    let hash: String = lanyard_crypto::provider()
-        .sha256(&node.der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = lanyard_core::hex::encode(&lanyard_crypto::provider().sha256(&node.der));
     format!("spiffe://{TD}/lanyard/agent/x509pop/{hash}")
 }
 

@@ -402,11 +402,7 @@ async fn join_tokens_are_one_time_and_stored_hashed() {
     let token = body["token"].as_str().unwrap();
     assert_eq!(token.len(), 48);
     assert_eq!(body["expires_at"], NOW.plus(60).as_secs());
-    let hash: String = lanyard_crypto::provider()
-        .sha256(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = lanyard_core::hex::encode(&lanyard_crypto::provider().sha256(token.as_bytes()));
     use lanyard_server::datastore::TokenUse;
     assert_eq!(
         f.state.stores.join_tokens.consume_join_token(&hash, NOW).await.unwrap(),
