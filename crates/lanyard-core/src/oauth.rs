@@ -14,6 +14,7 @@
 //! | `spiffe_client` | the `spiffe_id` authorization rule (draft-ietf-oauth-spiffe-client-auth §5.1) |
 //! | `keys` | a client's or an authorization server's JWK Set, parsed once |
 //! | `access_token` | RFC 9068 JWT access tokens, `act` (RFC 8693 §4.1) |
+//! | `authorization_grant` | JWT authorization grants for identity chaining (draft-ietf-oauth-identity-chaining-17, RFC 7523 §2.1, rfc7523bis `authorization-grant+jwt`) |
 //! | `exchange` | the token-exchange decision: delegation, impersonation, `may_act`, scope and lifetime (RFC 8693 §1.1, §4, §5) |
 //! | `txn_token` | Transaction Tokens, their replacement and the `Txn-Token` header (draft-ietf-oauth-transaction-tokens-11) |
 //! | `dpop` | RFC 9449 proofs; `htu` normalisation in `htu` |
@@ -68,6 +69,7 @@
 //! ```
 
 mod access_token;
+mod authorization_grant;
 mod client_assertion;
 mod confirmation;
 mod dpop;
@@ -89,6 +91,10 @@ mod violation;
 pub use access_token::{
     AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, Actor, Audience, MAX_ACTOR_DEPTH, VerifiedAccessToken,
     issue_access_token,
+};
+pub use authorization_grant::{
+    AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier, MAX_GRANT_LIFETIME,
+    VerifiedAuthorizationGrant, issue_authorization_grant,
 };
 pub use client_assertion::{
     ClientAssertionParams, ClientAssertionPolicy, MAX_ASSERTION_LIFETIME, PrivateKeyJwtVerifier, SpiffeAssertionPolicy,

@@ -16,6 +16,10 @@ use lanyard_core::oauth::{
     certificate_thumbprint, create_client_assertion, create_dpop_proof, issue_access_token, unverified_client_id,
 };
 use lanyard_core::oauth::{
+    AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier, MAX_GRANT_LIFETIME,
+    issue_authorization_grant,
+};
+use lanyard_core::oauth::{
     ExchangeRules, MAX_TXN_TOKEN_LIFETIME, SubjectToken, TxnTokenClaims, TxnTokenPolicy, TxnTokenVerifier,
     decide_exchange, issue_txn_token,
 };
@@ -706,5 +710,84 @@ fn token_exchange_decisions_delegate_and_narrow() {
     assert_eq!(
         decide_exchange(&subject, None, None, &rules, NOW).unwrap_err().kind(),
         "exchange_not_allowed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// JWT authorization grants (identity chaining)
+// ---------------------------------------------------------------------------------------
+
+const HOME: &str = "https://as.home.example";
+const FOREIGN: &str = "https://as.foreign.example";
+
+fn grant_claims() -> AuthorizationGrantClaims {
+    AuthorizationGrantClaims {
+        iss: HOME.into(),
+        sub: "spiffe://home.example/tool".into(),
+        aud: FOREIGN.into(),
+        iat: NOW,
+        exp: NOW.plus(60),
+        jti: "grant-1".into(),
+        client_id: Some("tool".into()),
+        scope: Some(Scope::parse("orders.read").unwrap()),
+        act: Some(Actor::new("spiffe://home.example/agent")),
+        extra: serde_json::Map::new(),
+    }
+}
+
+#[test]
+fn authorization_grants_cross_to_the_named_server_only() {
+    let home = key(Algorithm::ES256, "home-1");
+    let keys = keys_of(HOME, &[home.public_jwk()]);
+    let grant = issue_authorization_grant(&home, "home-1", &grant_claims()).unwrap();
+    assert_eq!(header(&grant)["typ"], "authorization-grant+jwt");
+    let verifier = AuthorizationGrantVerifier::new(AuthorizationGrantPolicy::new(FOREIGN));
+    let verified = verifier.verify(&grant, HOME, &keys, NOW.plus(1)).unwrap();
+    assert_eq!(verified.claims, grant_claims());
+    assert_eq!(verified.replay_until, NOW.plus(120));
+
+    // Another audience, another issuer, a type of another token, too long a life.
+    let elsewhere = AuthorizationGrantVerifier::new(AuthorizationGrantPolicy::new("https://as.other.example"));
+    assert_eq!(
+        elsewhere.verify(&grant, HOME, &keys, NOW).unwrap_err().kind(),
+        "wrong_audience"
+    );
+    assert_eq!(
+        verifier
+            .verify(&grant, "https://as.evil.example", &keys, NOW)
+            .unwrap_err()
+            .kind(),
+        "issuer_mismatch"
+    );
+    let mut two = serde_json::to_value(grant_claims()).unwrap();
+    two["aud"] = json!([FOREIGN, "https://as.other.example"]);
+    let two = sign_compact(Some("authorization-grant+jwt"), Some("home-1"), &two, &home).unwrap();
+    assert_eq!(
+        verifier.verify(&two, HOME, &keys, NOW).unwrap_err().kind(),
+        "aud_not_sole"
+    );
+    let at = issue_access_token(&home, "home-1", &claims(None)).unwrap();
+    assert_eq!(
+        verifier.verify(&at, HOME, &keys, NOW).unwrap_err().kind(),
+        "typ_confusion"
+    );
+    // Without typ, or with the generic JWT, it is accepted (rfc7523bis).
+    for typ in [None, Some("JWT")] {
+        let plain = sign_compact(typ, Some("home-1"), &grant_claims(), &home).unwrap();
+        verifier.verify(&plain, HOME, &keys, NOW).unwrap();
+    }
+    let mut long = grant_claims();
+    long.exp = NOW.plus(MAX_GRANT_LIFETIME + 1);
+    let long = issue_authorization_grant(&home, "home-1", &long).unwrap();
+    assert_eq!(
+        verifier.verify(&long, HOME, &keys, NOW).unwrap_err().kind(),
+        "lifetime_too_long"
+    );
+    let mut no_jti = serde_json::to_value(grant_claims()).unwrap();
+    no_jti.as_object_mut().unwrap().remove("jti");
+    let no_jti = sign_compact(None, Some("home-1"), &no_jti, &home).unwrap();
+    assert_eq!(
+        verifier.verify(&no_jti, HOME, &keys, NOW).unwrap_err().kind(),
+        "missing_claim"
     );
 }
