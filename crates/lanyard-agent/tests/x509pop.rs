@@ -30,7 +30,7 @@ async fn agent_attests_with_a_node_certificate_and_reattests() {
     std::fs::write(path("node-key.pem"), node_key.serialize_pem()).unwrap();
 
     let ca_bundle_path = path("node-ca.pem");
-    let h = Harness::start_in(dir, |config| {
+    let h = Harness::start_in(dir, |config, _| {
         config.node_attestation.x509pop = Some(ServerX509Pop { ca_bundle_path });
     })
     .await;

@@ -1,11 +1,15 @@
-//! A real server in process (SQLite in a temporary directory, listeners on loopback) and
-//! agents attested to it: the world of the agent's end-to-end tests.
+//! A real server in process (SQLite in a temporary directory, listeners on loopback)
+//! (feature `server`), and agents attested to it (feature `harness`): the world of the
+//! server's agent-API tests and of the agent's end-to-end tests.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+#[cfg(feature = "harness")]
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "harness")]
 use lanyard_agent::state::Snapshot;
+#[cfg(feature = "harness")]
 use lanyard_agent::{AgentConfig, RunningAgent};
 use lanyard_core::{SpiffeBundle, SpiffeId, UnixTime, WorkloadId};
 use lanyard_server::model::{EntrySpec, Selector};
@@ -28,12 +32,26 @@ impl Harness {
     /// A server for [`TRUST_DOMAIN`] with the default configuration, listening on
     /// ephemeral loopback ports.
     pub async fn start() -> Harness {
-        Harness::start_in(tempfile::tempdir().unwrap(), |_| {}).await
+        Harness::start_with(|_, _| {}).await
     }
 
-    /// Like [`Harness::start`] in `dir` (which may already hold files the configuration
-    /// names), with `adjust` applied to the configuration first.
-    pub async fn start_in(dir: TempDir, adjust: impl FnOnce(&mut ServerConfig)) -> Harness {
+    /// Like [`Harness::start`], with `adjust` applied to the configuration first (it gets
+    /// the directory, to write files the configuration names).
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig, &Path)) -> Harness {
+        Harness::start_in(tempfile::tempdir().unwrap(), adjust).await
+    }
+
+    /// Stops the server and starts it again on the same directory and data, configured by
+    /// `adjust`.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut ServerConfig, &Path)) -> Harness {
+        let Harness { server, dir } = self;
+        server.shutdown().await.unwrap();
+        Harness::start_in(dir, adjust).await
+    }
+
+    /// Like [`Harness::start_with`] in `dir` (which may already hold files the
+    /// configuration names).
+    pub async fn start_in(dir: TempDir, adjust: impl FnOnce(&mut ServerConfig, &Path)) -> Harness {
         let mut config = ServerConfig {
             trust_domain: TRUST_DOMAIN.into(),
             data_dir: dir.path().join("server"),
@@ -41,7 +59,7 @@ impl Harness {
             agent_address: "127.0.0.1:0".into(),
             ..ServerConfig::default()
         };
-        adjust(&mut config);
+        adjust(&mut config, dir.path());
         let server = lanyard_server::start(config).await.unwrap();
         let bundle = server.state.keys.bundle().await.unwrap();
         std::fs::write(dir.path().join("bundle.json"), bundle.to_json()).unwrap();
@@ -96,6 +114,7 @@ impl Harness {
             .id
     }
 
+    #[cfg(feature = "harness")]
     /// An agent configuration for this server: bootstrap bundle `bundle.json`, data in
     /// `<agent>/data`, the Workload API socket `<agent>-socket/api.sock`
     /// ([`Harness::socket`]), no health listener unless the test sets one.
@@ -112,12 +131,14 @@ impl Harness {
         }
     }
 
+    #[cfg(feature = "harness")]
     /// The Workload API socket of the agent configured by [`Harness::agent_config`].
     pub fn socket(&self, agent: &str) -> PathBuf {
         self.path(&format!("{agent}-socket")).join("api.sock")
     }
 }
 
+#[cfg(feature = "harness")]
 /// Starts an agent with `config` and the production provider.
 pub async fn start_agent(config: AgentConfig) -> RunningAgent {
     lanyard_agent::start(config, lanyard_crypto::provider()).await.unwrap()
@@ -151,6 +172,7 @@ pub fn join_token_agent_id(token: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/lanyard/agent/join_token/{}", &digest[..16])
 }
 
+#[cfg(feature = "harness")]
 /// Waits (up to 10 s, else panics naming `what`) until the agent's state satisfies `ready`.
 pub async fn wait_for(agent: &RunningAgent, what: &str, ready: impl Fn(&Snapshot) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);

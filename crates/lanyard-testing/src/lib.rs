@@ -8,9 +8,10 @@
 //!   listed case that passes fails the run), usable by any vector family (JOSE, HTTP
 //!   signatures, OAuth, SD-CWT).
 //! - [`hex`]: hexadecimal test data to bytes (encoding is `lanyard_core::hex`).
-//! - `harness` (feature `harness`): a real server in process (SQLite in a temporary
-//!   directory) and agents attested to it, for the agent and CLI tests. Behind a feature
-//!   so that lanyard-core's tests never compile the server.
+//! - `harness`: a real server in process (SQLite in a temporary directory; feature
+//!   `server`) and agents attested to it (feature `harness`, which implies `server`), for
+//!   the server's agent-API tests and the agent's tests. Behind features so that
+//!   lanyard-core's tests never compile the server.
 
 // Test support: a failed setup step is a failed test, so panicking is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,7 +20,7 @@ pub mod hex;
 pub mod vectors;
 pub mod world;
 
-#[cfg(feature = "harness")]
+#[cfg(feature = "server")]
 pub mod harness;
 
 pub use world::{NOW, WitWorld, fixed_clock, key, provider};
