@@ -10,18 +10,17 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use lanyard_core::{
-    Algorithm, FixedClock, JwkSet, JwtSvidPolicy, JwtSvidVerifier, KeyUse, SpiffeBundle, TrustDomain, TrustStore,
-    UnixTime, WitPolicy, WitVerifier,
+    Algorithm, JwkSet, JwtSvidPolicy, JwtSvidVerifier, KeyUse, SpiffeBundle, TrustDomain, TrustStore, WitPolicy,
+    WitVerifier,
 };
 use lanyard_server::ServerConfig;
 use lanyard_server::ca::{KeyManager, KeyManagerConfig, KeyStorage};
 use lanyard_server::datastore::{DataStore, SqlDataStore, Stores};
 use lanyard_server::endpoints::{admin, public};
 use lanyard_server::state::AppState;
+use lanyard_testing::{NOW, fixed_clock};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-const NOW: UnixTime = UnixTime(1_800_000_000);
 
 struct Fixture {
     state: AppState,
@@ -47,7 +46,7 @@ async fn fixture() -> Fixture {
         trust_domain: td,
         stores: Stores::new(store),
         keys,
-        clock: Arc::new(FixedClock(NOW)),
+        clock: fixed_clock(),
         crypto: lanyard_crypto::provider(),
         public_url: "https://lanyard.example.org".into(),
     };
