@@ -87,6 +87,43 @@ pub struct ServerConfig {
     pub public_tls: Option<PublicTlsConfig>,
     /// Connection caps and timeouts of each listener (`[limits.*]`).
     pub limits: LimitsConfig,
+    /// The OAuth 2.0 authorization server (`[oauth]`).
+    pub oauth: OAuthConfig,
+}
+
+/// `[oauth]`: the OAuth 2.0 authorization server on the public listener (issue 12).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The issuer identifier (RFC 8414 §2); defaults to the public URL, without a trailing
+    /// slash. Client assertions must carry exactly this string as their sole `aud`.
+    pub issuer: Option<String>,
+    /// Default access-token lifetime, in seconds (a client may register a shorter or
+    /// longer one; the signing key's remaining life caps it).
+    pub access_token_ttl: u64,
+    /// Lifetime of each access-token signing key, in seconds.
+    pub signing_key_ttl: u64,
+    /// Compatibility with peers that follow older drafts (Keycloak): when a `jwt-spiffe`
+    /// request has no `client_id`, use the JWT-SVID's `sub` as the client. Off by default:
+    /// draft-ietf-oauth-spiffe-client-auth requires `client_id`.
+    pub derive_client_id_from_svid: bool,
+    /// Require a server-provided nonce in DPoP proofs at the token endpoint (RFC 9449 §8).
+    pub require_dpop_nonce: bool,
+    /// Largest token, introspection or revocation request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            issuer: None,
+            access_token_ttl: 300,
+            signing_key_ttl: 24 * 3600,
+            derive_client_id_from_svid: false,
+            require_dpop_nonce: true,
+            max_body_bytes: 16 * 1024,
+        }
+    }
 }
 
 /// `[limits.<listener>]`: connection caps and timeouts, one table per listener, so that
@@ -288,6 +325,7 @@ impl Default for ServerConfig {
             federation: FederationConfig::default(),
             public_tls: None,
             limits: LimitsConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -386,6 +424,9 @@ impl ServerConfig {
             ("default_jwt_svid_ttl", self.default_jwt_svid_ttl),
             ("default_wit_ttl", self.default_wit_ttl),
             ("join_token_ttl", self.join_token_ttl),
+            ("oauth.access_token_ttl", self.oauth.access_token_ttl),
+            ("oauth.signing_key_ttl", self.oauth.signing_key_ttl),
+            ("oauth.max_body_bytes", self.oauth.max_body_bytes as u64),
         ] {
             if v == 0 {
                 return Err(err(name, "must be greater than zero"));
@@ -446,6 +487,18 @@ impl ServerConfig {
                 "ca_ttl",
                 "credential lifetimes must be at most a sixth of the CA and signing-key lifetimes, so rotation never truncates them",
             ));
+        }
+        if self.oauth.access_token_ttl.saturating_mul(6) > self.oauth.signing_key_ttl {
+            return Err(err(
+                "oauth.access_token_ttl",
+                "must be at most a sixth of oauth.signing_key_ttl, so rotation never truncates tokens",
+            ));
+        }
+        if let Some(issuer) = &self.oauth.issuer {
+            let plain_http_ok = issuer.starts_with("http://127.0.0.1") || issuer.starts_with("http://localhost");
+            if !plain_http_ok {
+                lanyard_core::oauth::check_issuer_identifier(issuer).map_err(|e| err("oauth.issuer", e.to_string()))?;
+            }
         }
         Ok(())
     }

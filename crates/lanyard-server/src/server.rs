@@ -184,10 +184,12 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
             ca_ttl: config.ca_ttl,
             jwt_key_ttl: config.signing_key_ttl,
             wit_key_ttl: config.signing_key_ttl,
+            access_token_key_ttl: config.oauth.signing_key_ttl,
             max_credential_ttl: config
                 .default_x509_svid_ttl
                 .max(config.default_wit_ttl)
-                .max(config.default_jwt_svid_ttl),
+                .max(config.default_jwt_svid_ttl)
+                .max(config.oauth.access_token_ttl),
             key_storage: key_storage(&config)?,
             refresh_hint: config.bundle_refresh_hint,
             upstream: match (&config.ca.upstream_cert_path, &config.ca.upstream_key_path) {
