@@ -4,5 +4,6 @@
 
 pub mod admin;
 pub mod bundle_endpoint;
+pub mod oauth;
 pub mod public;
 mod status;

@@ -19,8 +19,9 @@ use crate::attest::x509pop::{ChallengeKey, X509Pop};
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
 use crate::datastore::{DataStore, SqlDataStore, StoreError, Stores};
-use crate::endpoints::{admin, bundle_endpoint, public};
+use crate::endpoints::{admin, bundle_endpoint, oauth as oauth_endpoints, public};
 use crate::federation;
+use crate::oauth::AuthorizationServer;
 use crate::state::AppState;
 
 /// How often authorities are checked for preparation, activation and retirement.
@@ -43,6 +44,8 @@ pub struct RunningServer {
     pub bundle_endpoint_addr: Option<SocketAddr>,
     /// The shared state (for tests and embedding).
     pub state: AppState,
+    /// The OAuth authorization server.
+    pub oauth: Arc<AuthorizationServer>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<Result<()>>,
 }
@@ -148,10 +151,11 @@ fn fit_listeners_to_nofile(config: &mut ServerConfig) {
     }
 }
 
-/// Deletes what nothing needs any more: join tokens that expired before `now`, and all
-/// but the newest [`KEEP_ENTRY_EVENTS`] entry events. Returns the numbers deleted.
+/// Deletes what nothing needs any more: join tokens that expired before `now` (and the
+/// OAuth one-time values and revocations that expired), and all but the newest
+/// [`KEEP_ENTRY_EVENTS`] entry events. Returns the numbers deleted.
 async fn prune(stores: &Stores, now: UnixTime) -> Result<(u64, u64), StoreError> {
-    let tokens = stores.join_tokens.prune_join_tokens(now).await?;
+    let tokens = stores.join_tokens.prune_join_tokens(now).await? + stores.jtis.prune_jtis(now).await?;
     let events = stores.entries.prune_entry_events(KEEP_ENTRY_EVENTS).await?;
     Ok((tokens, events))
 }
@@ -162,7 +166,9 @@ async fn prune(stores: &Stores, now: UnixTime) -> Result<(u64, u64), StoreError>
 /// 3. the key manager, with a first rotation so every authority exists;
 /// 4. the public endpoints, the agent API (gRPC over TLS), the admin socket and, when
 ///    configured, the `https_spiffe` bundle endpoint;
-/// 5. the rotation loop and one federated-bundle refresher per foreign trust domain.
+/// 5. the OAuth authorization server (on the public listener);
+/// 6. the rotation loop (which also reloads the authorization server's trust bundles) and
+///    one federated-bundle refresher per foreign trust domain.
 pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     config.validate()?;
     fit_listeners_to_nofile(&mut config);
@@ -275,7 +281,12 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         let _ = w.wait_for(|stop| *stop).await;
     };
     let mut tasks = JoinSet::new();
-    let app = public::router(state.clone(), metrics);
+    let oauth = Arc::new(
+        AuthorizationServer::new(state.clone(), None)
+            .await
+            .context("starting the OAuth authorization server")?,
+    );
+    let app = public::router(state.clone(), metrics).merge(oauth_endpoints::router(Arc::clone(&oauth)));
     let stop = stopped(watcher.clone());
     let limits = &state.config.limits;
     // The https_web profile: the operator's Web PKI certificate; plain HTTP otherwise.
@@ -316,6 +327,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     federation::spawn(&state, relationships, &watcher, &mut tasks);
     let mut stop = watcher;
     let stores = state.stores.clone();
+    let authorization_server = Arc::clone(&oauth);
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(ROTATION_INTERVAL);
         loop {
@@ -323,6 +335,9 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
                 _ = tick.tick() => {
                     if let Err(e) = keys.rotate(clock.now()).await {
                         tracing::error!(error = %e, "key rotation failed; retrying at the next tick");
+                    }
+                    if let Err(e) = authorization_server.refresh_trust().await {
+                        tracing::warn!(error = %e, "reloading the OAuth trust bundles failed; retrying at the next tick");
                     }
                     match prune(&stores, clock.now()).await {
                         Ok((0, 0)) => {}
@@ -342,6 +357,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         admin_socket,
         bundle_endpoint_addr,
         state,
+        oauth,
         shutdown,
         tasks,
     })
