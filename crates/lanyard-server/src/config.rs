@@ -111,6 +111,13 @@ pub struct OAuthConfig {
     pub require_dpop_nonce: bool,
     /// Largest token, introspection or revocation request body, in bytes.
     pub max_body_bytes: usize,
+    /// Serve the mutual-TLS listener (RFC 8705: X.509-SVID client authentication and
+    /// certificate-bound tokens; the server's own SVID; client certificates requested,
+    /// not required). On by default.
+    pub mtls: bool,
+    /// Its address; by default the public address's host with port 8443 (port 0, any
+    /// free port, when the public port is 0).
+    pub mtls_address: Option<String>,
 }
 
 impl Default for OAuthConfig {
@@ -122,6 +129,8 @@ impl Default for OAuthConfig {
             derive_client_id_from_svid: false,
             require_dpop_nonce: true,
             max_body_bytes: 16 * 1024,
+            mtls: true,
+            mtls_address: None,
         }
     }
 }
@@ -503,6 +512,19 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// The address of the OAuth mutual-TLS listener, or `None` when it is off (see
+    /// [`OAuthConfig::mtls_address`]).
+    pub fn oauth_mtls_address(&self) -> Option<String> {
+        if !self.oauth.mtls {
+            return None;
+        }
+        if let Some(address) = &self.oauth.mtls_address {
+            return Some(address.clone());
+        }
+        let (host, port) = self.public_address.rsplit_once(':')?;
+        Some(format!("{host}:{}", if port == "0" { "0" } else { "8443" }))
+    }
+
     /// The trust domain, parsed (an error names the bad value).
     pub fn trust_domain(&self) -> Result<TrustDomain, ConfigError> {
         TrustDomain::parse(&self.trust_domain).map_err(|e| err("trust_domain", e.to_string()))
@@ -617,6 +639,18 @@ profile = "https_web"
     }
 
     #[test]
+    fn oauth_mtls_address_follows_the_public_address() {
+        let mut c = ServerConfig::default();
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("127.0.0.1:8443"));
+        c.public_address = "0.0.0.0:0".into();
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("0.0.0.0:0"));
+        c.oauth.mtls_address = Some("[::1]:9443".into());
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("[::1]:9443"));
+        c.oauth.mtls = false;
+        assert_eq!(c.oauth_mtls_address(), None);
+    }
+
+    #[test]
     fn the_documented_example_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.toml");
         let c = ServerConfig::load(Some(&path), |_| None).unwrap();
@@ -625,6 +659,11 @@ profile = "https_web"
             c.limits,
             LimitsConfig::default(),
             "conf/server.toml shows the default limits"
+        );
+        assert_eq!(
+            c.oauth,
+            OAuthConfig::default(),
+            "conf/server.toml shows the [oauth] defaults"
         );
     }
 

@@ -18,6 +18,7 @@
 //! |---|---|
 //! | `client_auth.rs` | one client authentication method per request (RFC 6749 §2.3), `client_id` required with SPIFFE methods (draft-ietf-oauth-spiffe-client-auth, editor's copy after PR #44) |
 //! | `grant.rs` | the token request: grant dispatch, scope/resource/audience limits (RFC 8707) |
+//! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
 //! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
 //! | `clients.rs` | registering clients (validation, generated secrets) |
 //! | `secret.rs` | Argon2id hashes of client secrets |
@@ -27,6 +28,7 @@ mod client_auth;
 pub mod clients;
 mod error;
 mod grant;
+pub mod mtls;
 mod secret;
 mod tokens;
 
