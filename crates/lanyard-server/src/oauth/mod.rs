@@ -1,7 +1,7 @@
 //! The OAuth 2.0 authorization server for workloads (issue 12): client authentication
 //! without secrets (SPIFFE JWT-SVIDs, `private_key_jwt`, and optionally client secrets),
 //! the token endpoint with grant dispatch (`client_credentials` today; token exchange and
-//! the JWT bearer grant slot into [`grant`]), RFC 9068 access tokens signed by the key
+//! the JWT bearer grant slot into `grant.rs`), RFC 9068 access tokens signed by the key
 //! manager's [`AuthorityKind::AccessToken`](crate::model::AuthorityKind) authority,
 //! sender-constrained with DPoP (RFC 9449), introspection (RFC 7662), revocation (RFC 7009)
 //! and metadata (RFC 8414).
