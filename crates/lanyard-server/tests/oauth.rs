@@ -165,15 +165,26 @@ impl Harness {
             .await
     }
 
-    async fn pkjwt_token(&self, assertion: &str, extra: &[(&str, &str)]) -> Reply {
+    /// A `client_credentials` request from `client_id` with a `private_key_jwt` assertion.
+    async fn token_as(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        extra: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut pairs = vec![
             ("grant_type", "client_credentials"),
-            ("client_id", "billing"),
+            ("client_id", client_id),
             ("client_assertion_type", JWT_BEARER),
             ("client_assertion", assertion),
         ];
         pairs.extend_from_slice(extra);
-        self.token(&pairs, &[]).await
+        self.token(&pairs, headers).await
+    }
+
+    async fn pkjwt_token(&self, assertion: &str, extra: &[(&str, &str)]) -> Reply {
+        self.token_as("billing", assertion, extra, &[]).await
     }
 
     async fn verify_access_token(&self, token: &str, audience: &str) -> lanyard_core::oauth::VerifiedAccessToken {
@@ -451,35 +462,15 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
         .unwrap()
     };
     // A client that must use DPoP gets nothing without a proof.
-    let reply = h
-        .token(
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", "dpop-only"),
-                ("client_assertion_type", JWT_BEARER),
-                ("client_assertion", &h.assertion("dpop-only")),
-            ],
-            &[],
-        )
-        .await;
-    reply.error(400, "invalid_request", "DPoP proof");
+    h.token_as("dpop-only", &h.assertion("dpop-only"), &[], &[])
+        .await
+        .error(400, "invalid_request", "DPoP proof");
 
     // No nonce: use_dpop_nonce with a DPoP-Nonce header, and the assertion is not used up.
     let assertion = h.assertion("dpop-only");
     let request = |proof: String, assertion: String| {
         let h = &h;
-        async move {
-            h.token(
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", "dpop-only"),
-                    ("client_assertion_type", JWT_BEARER),
-                    ("client_assertion", &assertion),
-                ],
-                &[("dpop", &proof)],
-            )
-            .await
-        }
+        async move { h.token_as("dpop-only", &assertion, &[], &[("dpop", &proof)]).await }
     };
     let reply = request(proof("POST", &token_url, None, now()), assertion.clone()).await;
     reply.error(400, "use_dpop_nonce", "nonce");
@@ -630,17 +621,7 @@ async fn private_key_jwt_bad_assertions() {
     let forged = sign_compact(None, Some("client-key-1"), &h.claims(), other.as_ref()).unwrap();
     h.pkjwt_token(&forged, &[]).await.error(401, "invalid_client", "");
     // An unknown client.
-    let reply = h
-        .token(
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", "nobody"),
-                ("client_assertion_type", JWT_BEARER),
-                ("client_assertion", &h.assertion("nobody")),
-            ],
-            &[],
-        )
-        .await;
+    let reply = h.token_as("nobody", &h.assertion("nobody"), &[], &[]).await;
     reply.error(401, "invalid_client", "unknown client");
     assert!(reply.header("www-authenticate").is_none());
     h.server.shutdown().await.unwrap();
@@ -945,17 +926,8 @@ async fn replicas_on_one_postgres_share_replay_state() {
 }
 
 async fn pkjwt_with_proof(h: &Harness, proof: String) -> Reply {
-    let assertion = h.assertion("billing");
-    h.token(
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "billing"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &assertion),
-        ],
-        &[("dpop", &proof)],
-    )
-    .await
+    h.token_as("billing", &h.assertion("billing"), &[], &[("dpop", &proof)])
+        .await
 }
 
 // ---- mutual TLS (RFC 8705) ----
