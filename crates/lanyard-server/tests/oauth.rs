@@ -117,6 +117,12 @@ impl Harness {
         create_client(state, "partner", partner, now()).await.unwrap();
     }
 
+    /// The RFC 8414 metadata document.
+    async fn metadata(&self) -> Value {
+        let url = self.url("/.well-known/oauth-authorization-server");
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.public_url)
     }
@@ -319,13 +325,7 @@ async fn jwt_svid_authenticates_an_authorized_client() {
 async fn client_secret_methods_only_for_clients_with_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(config(dir.path()), None, true).await;
-    let metadata = h
-        .http
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
-    let metadata: Value = metadata.json().await.unwrap();
+    let metadata = h.metadata().await;
     let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(!methods.iter().any(|m| m == "client_secret_basic"), "{metadata}");
     let created = create_client(
@@ -378,15 +378,7 @@ async fn client_secret_methods_only_for_clients_with_a_secret() {
     // A client without a secret cannot use one.
     let reply = h.token(&grant, &[("authorization", &basic("billing", "guess"))]).await;
     reply.error(401, "invalid_client", "may not authenticate with this method");
-    let metadata: Value = h
-        .http
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = h.metadata().await;
     let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(methods.iter().any(|m| m == "client_secret_basic"), "{metadata}");
     h.server.shutdown().await.unwrap();
@@ -396,15 +388,7 @@ async fn client_secret_methods_only_for_clients_with_a_secret() {
 async fn metadata_and_jwks() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(config(dir.path()), None, true).await;
-    let m: Value = h
-        .http
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = h.metadata().await;
     assert_eq!(m["issuer"], h.issuer);
     assert!(!h.issuer.ends_with('/'));
     assert_eq!(m["token_endpoint"], h.url("/oauth/token"));
@@ -973,15 +957,7 @@ async fn x509_svid_client_authentication_binds_the_token_to_the_certificate() {
         .unwrap();
 
     // The metadata advertises the listener.
-    let m: Value = h
-        .http
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = h.metadata().await;
     assert_eq!(m["mtls_endpoint_aliases"]["token_endpoint"], mtls_token);
     assert_eq!(m["tls_client_certificate_bound_access_tokens"], true);
     assert!(
