@@ -1,5 +1,6 @@
 //! Audit events: one `tracing` event (target `audit`) per security-relevant action of the
-//! admin API and the agent API, with the action, its outcome (`ok` or an error's stable
+//! admin API and the agent API, and per token issued or refused by the OAuth
+//! authorization server ([`token`]), with the action, its outcome (`ok` or an error's stable
 //! code), the subject's identifiers (never secrets: join tokens appear by their ID) and,
 //! for network callers, the peer's address.
 
@@ -23,4 +24,40 @@ pub(crate) fn record(source: Source, action: &str, outcome: &str, subject: &str,
             tracing::info!(target: "audit", action, outcome, subject, remote, "agent API");
         }
     }
+}
+
+/// What an OAuth token-endpoint audit line says: never the token, assertion or secret.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TokenEvent<'a> {
+    /// `token`, `introspect` or `revoke`.
+    pub(crate) endpoint: &'a str,
+    /// The client (as named by the request; `-` when none).
+    pub(crate) client: &'a str,
+    /// The client authentication method.
+    pub(crate) method: &'a str,
+    /// The grant type (`-` outside the token endpoint).
+    pub(crate) grant: &'a str,
+    /// The issued access token's `jti` (`-` when refused).
+    pub(crate) jti: &'a str,
+    /// `ok`, or the OAuth error code.
+    pub(crate) outcome: &'a str,
+    /// The refusal's stable reason (`-` when issued).
+    pub(crate) reason: &'a str,
+}
+
+/// Writes one OAuth audit event.
+pub(crate) fn token(e: &TokenEvent<'_>, remote: Option<SocketAddr>) {
+    let remote = remote.map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(
+        target: "audit",
+        endpoint = e.endpoint,
+        client = e.client,
+        method = e.method,
+        grant = e.grant,
+        jti = e.jti,
+        outcome = e.outcome,
+        reason = e.reason,
+        remote,
+        "oauth"
+    );
 }

@@ -87,6 +87,53 @@ pub struct ServerConfig {
     pub public_tls: Option<PublicTlsConfig>,
     /// Connection caps and timeouts of each listener (`[limits.*]`).
     pub limits: LimitsConfig,
+    /// The OAuth 2.0 authorization server (`[oauth]`).
+    pub oauth: OAuthConfig,
+}
+
+/// `[oauth]`: the OAuth 2.0 authorization server on the public listener (issue 12).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The issuer identifier (RFC 8414 §2); defaults to the public URL, without a trailing
+    /// slash. Client assertions must carry exactly this string as their sole `aud`.
+    pub issuer: Option<String>,
+    /// Default access-token lifetime, in seconds (a client may register a shorter or
+    /// longer one; the signing key's remaining life caps it).
+    pub access_token_ttl: u64,
+    /// Lifetime of each access-token signing key, in seconds.
+    pub signing_key_ttl: u64,
+    /// Compatibility with peers that follow older drafts (Keycloak): when a `jwt-spiffe`
+    /// request has no `client_id`, use the JWT-SVID's `sub` as the client. Off by default:
+    /// draft-ietf-oauth-spiffe-client-auth requires `client_id`.
+    pub derive_client_id_from_svid: bool,
+    /// Require a server-provided nonce in DPoP proofs at the token endpoint (RFC 9449 §8).
+    pub require_dpop_nonce: bool,
+    /// Largest token, introspection or revocation request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Serve the mutual-TLS listener (RFC 8705: X.509-SVID client authentication and
+    /// certificate-bound tokens; the server's own SVID; client certificates requested,
+    /// not required). On by default.
+    pub mtls: bool,
+    /// Its address; by default the public address's host with port 8443 (port 0, any
+    /// free port, when the public port is 0). `LANYARD_OAUTH_MTLS_ADDRESS` overrides it
+    /// (`off` turns the listener off).
+    pub mtls_address: Option<String>,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            issuer: None,
+            access_token_ttl: 300,
+            signing_key_ttl: 24 * 3600,
+            derive_client_id_from_svid: false,
+            require_dpop_nonce: true,
+            max_body_bytes: 16 * 1024,
+            mtls: true,
+            mtls_address: None,
+        }
+    }
 }
 
 /// `[limits.<listener>]`: connection caps and timeouts, one table per listener, so that
@@ -288,6 +335,7 @@ impl Default for ServerConfig {
             federation: FederationConfig::default(),
             public_tls: None,
             limits: LimitsConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -347,6 +395,14 @@ impl ServerConfig {
         if let Some(v) = env("LANYARD_ADMIN_SOCKET") {
             self.admin_socket = Some(v.into());
         }
+        if let Some(v) = env("LANYARD_OAUTH_MTLS_ADDRESS") {
+            // "off" turns the listener off; anything else is its address.
+            if v == "off" {
+                self.oauth.mtls = false;
+            } else {
+                self.oauth.mtls_address = Some(v);
+            }
+        }
         if let Some(v) = env("LANYARD_DEFAULT_WIT_TTL") {
             self.default_wit_ttl = number("LANYARD_DEFAULT_WIT_TTL", v)?;
         }
@@ -386,6 +442,9 @@ impl ServerConfig {
             ("default_jwt_svid_ttl", self.default_jwt_svid_ttl),
             ("default_wit_ttl", self.default_wit_ttl),
             ("join_token_ttl", self.join_token_ttl),
+            ("oauth.access_token_ttl", self.oauth.access_token_ttl),
+            ("oauth.signing_key_ttl", self.oauth.signing_key_ttl),
+            ("oauth.max_body_bytes", self.oauth.max_body_bytes as u64),
         ] {
             if v == 0 {
                 return Err(err(name, "must be greater than zero"));
@@ -447,7 +506,32 @@ impl ServerConfig {
                 "credential lifetimes must be at most a sixth of the CA and signing-key lifetimes, so rotation never truncates them",
             ));
         }
+        if self.oauth.access_token_ttl.saturating_mul(6) > self.oauth.signing_key_ttl {
+            return Err(err(
+                "oauth.access_token_ttl",
+                "must be at most a sixth of oauth.signing_key_ttl, so rotation never truncates tokens",
+            ));
+        }
+        if let Some(issuer) = &self.oauth.issuer {
+            let plain_http_ok = issuer.starts_with("http://127.0.0.1") || issuer.starts_with("http://localhost");
+            if !plain_http_ok {
+                lanyard_core::oauth::check_issuer_identifier(issuer).map_err(|e| err("oauth.issuer", e.to_string()))?;
+            }
+        }
         Ok(())
+    }
+
+    /// The address of the OAuth mutual-TLS listener, or `None` when it is off (see
+    /// [`OAuthConfig::mtls_address`]).
+    pub fn oauth_mtls_address(&self) -> Option<String> {
+        if !self.oauth.mtls {
+            return None;
+        }
+        if let Some(address) = &self.oauth.mtls_address {
+            return Some(address.clone());
+        }
+        let (host, port) = self.public_address.rsplit_once(':')?;
+        Some(format!("{host}:{}", if port == "0" { "0" } else { "8443" }))
     }
 
     /// The trust domain, parsed (an error names the bad value).
@@ -564,6 +648,22 @@ profile = "https_web"
     }
 
     #[test]
+    fn oauth_mtls_address_follows_the_public_address() {
+        let mut c = ServerConfig::default();
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("127.0.0.1:8443"));
+        c.public_address = "0.0.0.0:0".into();
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("0.0.0.0:0"));
+        c.oauth.mtls_address = Some("[::1]:9443".into());
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("[::1]:9443"));
+        c.oauth.mtls = false;
+        assert_eq!(c.oauth_mtls_address(), None);
+        let c = ServerConfig::load(None, env_of(&[("LANYARD_OAUTH_MTLS_ADDRESS", "127.0.0.1:9443")])).unwrap();
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("127.0.0.1:9443"));
+        let c = ServerConfig::load(None, env_of(&[("LANYARD_OAUTH_MTLS_ADDRESS", "off")])).unwrap();
+        assert_eq!(c.oauth_mtls_address(), None);
+    }
+
+    #[test]
     fn the_documented_example_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.toml");
         let c = ServerConfig::load(Some(&path), |_| None).unwrap();
@@ -572,6 +672,11 @@ profile = "https_web"
             c.limits,
             LimitsConfig::default(),
             "conf/server.toml shows the default limits"
+        );
+        assert_eq!(
+            c.oauth,
+            OAuthConfig::default(),
+            "conf/server.toml shows the [oauth] defaults"
         );
     }
 

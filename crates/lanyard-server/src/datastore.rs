@@ -11,6 +11,8 @@
 //! | [`AuthorityStore`] | signing authorities and the bundle sequence | key manager, TLS identities, readiness |
 //! | [`FederatedBundleStore`] | foreign trust domains' bundles | federation, agent API |
 //! | [`SecretStore`] | server secrets shared by replicas | x509pop challenge key |
+//! | [`ClientStore`] | registered OAuth clients | OAuth authorization server, admin API |
+//! | [`JtiStore`] | used assertion and proof `jti`s, revoked access tokens | OAuth authorization server |
 //!
 //! A new noun is a new trait here, a new file under `datastore/sql/` (and its migration),
 //! a field of [`Stores`], and a new group of cases in the conformance suite
@@ -25,7 +27,7 @@ use async_trait::async_trait;
 
 use lanyard_core::{SpiffeId, UnixTime};
 
-use crate::model::{Agent, Authority, AuthorityKind, Entry, EntrySpec};
+use crate::model::{Agent, Authority, AuthorityKind, Entry, EntrySpec, OAuthClient};
 
 mod sql;
 
@@ -214,16 +216,63 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
     async fn get_or_create_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 }
 
+/// Registered OAuth clients of the authorization server.
+#[async_trait]
+pub trait ClientStore: Send + Sync + std::fmt::Debug {
+    /// Registers a client; one with the same `client_id` is [`StoreError::AlreadyExists`].
+    async fn create_client(&self, client: &OAuthClient) -> Result<(), StoreError>;
+    /// One client by `client_id`.
+    async fn get_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError>;
+    /// Replaces a client's registration and secret hash and bumps its revision; with
+    /// `expected_revision`, fails with [`StoreError::Conflict`] if it changed meanwhile.
+    /// Returns the stored client ([`StoreError::NotFound`] if there is none).
+    async fn update_client(
+        &self,
+        client: &OAuthClient,
+        expected_revision: Option<u64>,
+    ) -> Result<OAuthClient, StoreError>;
+    /// Deletes a client; returns whether it existed.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Every client, ordered by `client_id`.
+    async fn list_clients(&self) -> Result<Vec<OAuthClient>, StoreError>;
+    /// Whether any client has a secret (the metadata lists the secret methods only then).
+    async fn any_client_has_secret(&self) -> Result<bool, StoreError>;
+}
+
+/// One-time values shared by every replica: the `jti`s of client assertions and DPoP
+/// proofs already used, and the `jti`s of revoked access tokens (RFC 7009).
+#[async_trait]
+pub trait JtiStore: Send + Sync + std::fmt::Debug {
+    /// Records `key` (an opaque key of at most 128 bytes: the caller hashes the issuer
+    /// and `jti`) as used until `expires_at`. Returns `true` when it was fresh, `false`
+    /// when it is a replay (recorded and not yet expired at `now`). Atomic: of
+    /// concurrent calls with one key, on any replica, exactly one gets `true`.
+    async fn record_jti(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError>;
+    /// Marks an access token (by `jti`) revoked until `expires_at`.
+    async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError>;
+    /// Whether the access token `jti` is revoked.
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Deletes recorded `jti`s and revocations that expired before `now`; returns how many.
+    async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
 /// A complete datastore: every noun's trait, as one backend implements them. Only the
 /// composition root (and tests) hold one; it hands each subsystem the traits it uses,
 /// through [`Stores`].
 pub trait DataStore:
-    EntryStore + JoinTokenStore + AgentStore + AuthorityStore + FederatedBundleStore + SecretStore
+    EntryStore + JoinTokenStore + AgentStore + AuthorityStore + FederatedBundleStore + SecretStore + ClientStore + JtiStore
 {
 }
 
 impl<T> DataStore for T where
-    T: EntryStore + JoinTokenStore + AgentStore + AuthorityStore + FederatedBundleStore + SecretStore
+    T: EntryStore
+        + JoinTokenStore
+        + AgentStore
+        + AuthorityStore
+        + FederatedBundleStore
+        + SecretStore
+        + ClientStore
+        + JtiStore
 {
 }
 
@@ -243,6 +292,10 @@ pub struct Stores {
     pub federated_bundles: Arc<dyn FederatedBundleStore>,
     /// Server secrets.
     pub secrets: Arc<dyn SecretStore>,
+    /// Registered OAuth clients.
+    pub clients: Arc<dyn ClientStore>,
+    /// Used and revoked `jti`s.
+    pub jtis: Arc<dyn JtiStore>,
 }
 
 impl Stores {
@@ -254,7 +307,9 @@ impl Stores {
             agents: store.clone(),
             authorities: store.clone(),
             federated_bundles: store.clone(),
-            secrets: store,
+            secrets: store.clone(),
+            clients: store.clone(),
+            jtis: store,
         }
     }
 }

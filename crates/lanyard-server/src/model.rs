@@ -1,10 +1,11 @@
-//! The server's domain objects: registration entries, agents, join tokens and signing
-//! authorities. Plain data; the datastore persists them and the API layers map them to
-//! the wire.
+//! The server's domain objects: registration entries, agents, join tokens, signing
+//! authorities and OAuth clients. Plain data; the datastore persists them and the API
+//! layers map them to the wire.
 
 use serde::{Deserialize, Serialize};
 
-use lanyard_core::{SpiffeId, UnixTime, WorkloadId};
+use lanyard_core::oauth::{AuthMethod, GrantType, SpiffeIdPattern};
+use lanyard_core::{JwkSet, SpiffeId, UnixTime, WorkloadId};
 
 /// A selector `type:value`, e.g. `unix:uid:1000` (type `unix`, value `uid:1000`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -135,6 +136,9 @@ pub enum AuthorityKind {
     Jwt,
     /// The WIT signing key.
     Wit,
+    /// The OAuth authorization server's access-token signing key (RFC 9068 `at+jwt`),
+    /// published in the AS's own JWKS and never in the SPIFFE bundle.
+    AccessToken,
 }
 
 impl AuthorityKind {
@@ -144,6 +148,7 @@ impl AuthorityKind {
             AuthorityKind::X509 => "x509",
             AuthorityKind::Jwt => "jwt",
             AuthorityKind::Wit => "wit",
+            AuthorityKind::AccessToken => "access-token",
         }
     }
 }
@@ -199,6 +204,94 @@ impl std::fmt::Debug for Authority {
             .field("kind", &self.kind)
             .field("status", &self.status)
             .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an OAuth client is registered: who may authenticate as it and what it may ask for
+/// (issue 12; client metadata names follow RFC 7591 §2 and draft-ietf-oauth-spiffe-client-auth
+/// §5.1 where one exists). What an administrator supplies to create or update a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClientSpec {
+    /// SPIFFE IDs allowed to authenticate as this client with an SVID: exact, or a trailing
+    /// `/*` path-segment prefix (`spiffe_id` of the draft).
+    #[serde(default)]
+    pub spiffe_ids: Vec<SpiffeIdPattern>,
+    /// The client authentication methods it may use (`private_key_jwt`, `spiffe_jwt`,
+    /// `spiffe_x509`, `tls_client_auth`, `spiffe_wit`, `client_secret_basic`,
+    /// `client_secret_post`).
+    pub auth_methods: Vec<AuthMethod>,
+    /// Its public keys for `private_key_jwt` (RFC 7591 `jwks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<JwkSet>,
+    /// Where its public keys are published instead (RFC 7591 `jwks_uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Grant types it may use (`client_credentials` when empty).
+    #[serde(default)]
+    pub grant_types: Vec<GrantType>,
+    /// Scope values it may request.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `resource` (RFC 8707) and `audience` (RFC 8693) values it may request; the first is
+    /// the access token's audience when the request names none.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Access-token lifetime in seconds (0 = the server default).
+    #[serde(default)]
+    pub access_token_ttl: u64,
+    /// Tokens must be DPoP-bound (RFC 9449): a token request without a proof is refused.
+    #[serde(default)]
+    pub require_dpop: bool,
+    /// Tokens must be certificate-bound (RFC 8705 §3): only mutual-TLS client
+    /// authentication gets a token.
+    #[serde(default)]
+    pub require_certificate_binding: bool,
+}
+
+impl OAuthClientSpec {
+    /// The grant types it may use, with the default applied.
+    pub fn allowed_grant_types(&self) -> Vec<GrantType> {
+        if self.grant_types.is_empty() {
+            vec![GrantType::ClientCredentials]
+        } else {
+            self.grant_types.clone()
+        }
+    }
+
+    /// Whether it may authenticate with `method`.
+    pub fn allows(&self, method: &AuthMethod) -> bool {
+        self.auth_methods.contains(method)
+    }
+}
+
+/// A registered OAuth client.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClient {
+    /// The client identifier (any string: a SPIFFE ID, a URL, a name).
+    pub client_id: String,
+    /// Its registration.
+    #[serde(flatten)]
+    pub spec: OAuthClientSpec,
+    /// The PHC-style Argon2id hash of its secret, when it has one (never the secret).
+    #[serde(default, skip_serializing)]
+    pub secret_hash: Option<String>,
+    /// Whether it has a secret (derived from `secret_hash` for the wire).
+    #[serde(default)]
+    pub has_secret: bool,
+    /// Increases on every update.
+    pub revision: u64,
+    /// Creation time.
+    pub created_at: UnixTime,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("spec", &self.spec)
+            .field("has_secret", &self.secret_hash.is_some())
+            .field("revision", &self.revision)
             .finish_non_exhaustive()
     }
 }

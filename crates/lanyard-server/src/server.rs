@@ -19,8 +19,9 @@ use crate::attest::x509pop::{ChallengeKey, X509Pop};
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
 use crate::datastore::{DataStore, SqlDataStore, StoreError, Stores};
-use crate::endpoints::{admin, bundle_endpoint, public};
+use crate::endpoints::{admin, bundle_endpoint, oauth as oauth_endpoints, public};
 use crate::federation;
+use crate::oauth::AuthorizationServer;
 use crate::state::AppState;
 
 /// How often authorities are checked for preparation, activation and retirement.
@@ -41,8 +42,12 @@ pub struct RunningServer {
     pub admin_socket: PathBuf,
     /// Where the `https_spiffe` bundle endpoint listens, when configured.
     pub bundle_endpoint_addr: Option<SocketAddr>,
+    /// Where the OAuth mutual-TLS listener listens, when it runs.
+    pub oauth_mtls_addr: Option<SocketAddr>,
     /// The shared state (for tests and embedding).
     pub state: AppState,
+    /// The OAuth authorization server.
+    pub oauth: Arc<AuthorizationServer>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<Result<()>>,
 }
@@ -148,12 +153,55 @@ fn fit_listeners_to_nofile(config: &mut ServerConfig) {
     }
 }
 
-/// Deletes what nothing needs any more: join tokens that expired before `now`, and all
-/// but the newest [`KEEP_ENTRY_EVENTS`] entry events. Returns the numbers deleted.
+/// Deletes what nothing needs any more: join tokens that expired before `now` (and the
+/// OAuth one-time values and revocations that expired), and all but the newest
+/// [`KEEP_ENTRY_EVENTS`] entry events. Returns the numbers deleted.
 async fn prune(stores: &Stores, now: UnixTime) -> Result<(u64, u64), StoreError> {
-    let tokens = stores.join_tokens.prune_join_tokens(now).await?;
+    let tokens = stores.join_tokens.prune_join_tokens(now).await? + stores.jtis.prune_jtis(now).await?;
     let events = stores.entries.prune_entry_events(KEEP_ENTRY_EVENTS).await?;
     Ok((tokens, events))
+}
+
+/// The mutual-TLS listener's base URL: `https://` and the bound address, its wildcard
+/// host replaced by the public URL's host.
+fn mtls_base_url(bound: SocketAddr, public_url: &str) -> String {
+    if bound.ip().is_unspecified() {
+        let host = public_url
+            .split_once("://")
+            .map_or(public_url, |(_, rest)| rest)
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("localhost");
+        format!("https://{host}:{}", bound.port())
+    } else {
+        format!("https://{bound}")
+    }
+}
+
+/// Serves the authorization server's POST endpoints over TLS with the server's X.509-SVID
+/// (renewed like the bundle endpoint's), client certificates requested (RFC 8705).
+async fn serve_oauth_mtls(
+    state: AppState,
+    oauth: Arc<AuthorizationServer>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
+    let identity = Arc::new(api::tls::ServerIdentity::new(state.clone()).await?);
+    let config = crate::oauth::mtls::tls_config(identity.source(), state.trust_domain.clone())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let base = oauth.mtls_endpoint("").unwrap_or_default();
+    let app = oauth_endpoints::router(oauth).layer(axum::Extension(oauth_endpoints::EndpointBase(base)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let refresher = tokio::spawn(Arc::clone(&identity).keep_fresh(async move {
+        let mut stop = stop_rx;
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    let limits = state.config.limits.public;
+    let limiter = ConnectionLimiter::for_listener("OAuth mutual-TLS listener", &limits);
+    serve_http(listener, limiter, limits, Some(acceptor), app, shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = refresher.await;
+    Ok(())
 }
 
 /// Starts the server described by `config`:
@@ -162,7 +210,9 @@ async fn prune(stores: &Stores, now: UnixTime) -> Result<(u64, u64), StoreError>
 /// 3. the key manager, with a first rotation so every authority exists;
 /// 4. the public endpoints, the agent API (gRPC over TLS), the admin socket and, when
 ///    configured, the `https_spiffe` bundle endpoint;
-/// 5. the rotation loop and one federated-bundle refresher per foreign trust domain.
+/// 5. the OAuth authorization server (on the public listener);
+/// 6. the rotation loop (which also reloads the authorization server's trust bundles) and
+///    one federated-bundle refresher per foreign trust domain.
 pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     config.validate()?;
     fit_listeners_to_nofile(&mut config);
@@ -184,10 +234,12 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
             ca_ttl: config.ca_ttl,
             jwt_key_ttl: config.signing_key_ttl,
             wit_key_ttl: config.signing_key_ttl,
+            access_token_key_ttl: config.oauth.signing_key_ttl,
             max_credential_ttl: config
                 .default_x509_svid_ttl
                 .max(config.default_wit_ttl)
-                .max(config.default_jwt_svid_ttl),
+                .max(config.default_jwt_svid_ttl)
+                .max(config.oauth.access_token_ttl),
             key_storage: key_storage(&config)?,
             refresh_hint: config.bundle_refresh_hint,
             upstream: match (&config.ca.upstream_cert_path, &config.ca.upstream_key_path) {
@@ -237,6 +289,15 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         None => None,
     };
     let bundle_endpoint_addr = bundle_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let mtls_listener = match config.oauth_mtls_address() {
+        Some(address) => Some(
+            TcpListener::bind(&address)
+                .await
+                .with_context(|| format!("binding the OAuth mutual-TLS address {address} ([oauth] mtls_address)"))?,
+        ),
+        None => None,
+    };
+    let oauth_mtls_addr = mtls_listener.as_ref().map(TcpListener::local_addr).transpose()?;
     if let Some(bound) = bundle_endpoint_addr {
         // What the discovery document advertises: the bound address (port 0 resolved).
         config.bundle_endpoint_address = Some(bound.to_string());
@@ -273,7 +334,12 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         let _ = w.wait_for(|stop| *stop).await;
     };
     let mut tasks = JoinSet::new();
-    let app = public::router(state.clone(), metrics);
+    let oauth = Arc::new(
+        AuthorizationServer::new(state.clone(), oauth_mtls_addr.map(|a| mtls_base_url(a, &public_url)))
+            .await
+            .context("starting the OAuth authorization server")?,
+    );
+    let app = public::router(state.clone(), metrics).merge(oauth_endpoints::router(Arc::clone(&oauth)));
     let stop = stopped(watcher.clone());
     let limits = &state.config.limits;
     // The https_web profile: the operator's Web PKI certificate; plain HTTP otherwise.
@@ -311,9 +377,14 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         let served = bundle_endpoint::serve(state.clone(), listener, stopped(watcher.clone()));
         tasks.spawn(async move { served.await.context("bundle endpoint") });
     }
+    if let Some(listener) = mtls_listener {
+        let served = serve_oauth_mtls(state.clone(), Arc::clone(&oauth), listener, stopped(watcher.clone()));
+        tasks.spawn(async move { served.await.context("OAuth mutual-TLS listener") });
+    }
     federation::spawn(&state, relationships, &watcher, &mut tasks);
     let mut stop = watcher;
     let stores = state.stores.clone();
+    let authorization_server = Arc::clone(&oauth);
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(ROTATION_INTERVAL);
         loop {
@@ -321,6 +392,9 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
                 _ = tick.tick() => {
                     if let Err(e) = keys.rotate(clock.now()).await {
                         tracing::error!(error = %e, "key rotation failed; retrying at the next tick");
+                    }
+                    if let Err(e) = authorization_server.refresh_trust().await {
+                        tracing::warn!(error = %e, "reloading the OAuth trust bundles failed; retrying at the next tick");
                     }
                     match prune(&stores, clock.now()).await {
                         Ok((0, 0)) => {}
@@ -339,7 +413,9 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         agent_addr,
         admin_socket,
         bundle_endpoint_addr,
+        oauth_mtls_addr,
         state,
+        oauth,
         shutdown,
         tasks,
     })

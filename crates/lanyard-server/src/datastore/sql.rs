@@ -25,6 +25,7 @@
 
 mod agents;
 mod authorities;
+mod clients;
 mod entries;
 mod federated_bundles;
 mod join_tokens;

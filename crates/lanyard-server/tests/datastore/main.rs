@@ -12,6 +12,7 @@
 
 mod agents;
 mod authorities;
+mod clients;
 mod entries;
 mod federated_bundles;
 mod join_tokens;
@@ -180,6 +181,7 @@ conformance! {
     authorities: [authorities, bundle_sequence],
     federated_bundles: [federated_bundles],
     secrets: [server_secrets],
+    clients: [client_crud, jti_replay, jti_concurrent, revocations],
 }
 
 // ---- SQLite specifics ----

@@ -62,6 +62,9 @@ fn print_banner(
     health         {url}/healthz  {url}/readyz  metrics {url}/metrics
   admin socket     {socket}
   agent API        {agent} (gRPC over mTLS, lanyard.agent.v1)
+  oauth issuer     {issuer}
+    metadata       {url}/.well-known/oauth-authorization-server
+    mTLS endpoint  {mtls} (RFC 8705: X.509-SVID client authentication)
 
 Get a first credential (in another shell, in this directory):
   lanyard key generate --alg ES256 --out workload
@@ -78,5 +81,10 @@ Press Ctrl-C to stop.",
         version = env!("CARGO_PKG_VERSION"),
         data = data_dir.display(),
         agent = server.agent_addr,
+        issuer = server.oauth.issuer(),
+        mtls = server
+            .oauth
+            .mtls_endpoint("/oauth/token")
+            .unwrap_or_else(|| "off ([oauth] mtls = false)".into()),
     );
 }

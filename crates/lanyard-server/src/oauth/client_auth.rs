@@ -1,0 +1,303 @@
+//! Client authentication at the token, introspection and revocation endpoints: exactly one
+//! method per request (RFC 6749 §2.3, found by `lanyard_core::oauth::ClientAuthentication`),
+//! the client looked up by `client_id`, the method allowed by its registration, then:
+//!
+//! - `private_key_jwt` (RFC 7523 §2.2 with draft-ietf-oauth-rfc7523bis-11): the assertion
+//!   verified with the client's `jwks` (or `jwks_uri`, fetched and cached for 5 minutes);
+//!   its `jti` recorded per client in the shared [`JtiStore`](crate::datastore::JtiStore),
+//!   so a reuse is refused on every replica and after a restart. `client_id` may be
+//!   omitted (RFC 7523 §3): the assertion's `sub` names the client then.
+//! - `jwt-spiffe` (draft-ietf-oauth-spiffe-client-auth §3.1, editor's copy after PR #44):
+//!   `client_id` REQUIRED (unless `[oauth] derive_client_id_from_svid`, the compatibility
+//!   switch, is on), the JWT-SVID verified with the keys of its `sub`'s trust domain (the
+//!   server's own or a federated one), `aud` exactly the issuer, and the SPIFFE ID
+//!   authorized for the client by its `spiffe_ids` patterns. No `jti` is required: agents
+//!   reuse JWT-SVIDs.
+//! - `client_secret_basic` / `client_secret_post` (RFC 6749 §2.3.1): only for clients
+//!   registered with a secret, checked against its Argon2id hash.
+//! - mutual TLS (RFC 8705 §2.1; `spiffe_x509` / `tls_client_auth`): a `client_id` with a
+//!   client certificate on the connection; see [`ClientCertificate`].
+//!
+//! Every failure is `invalid_client` ([`OAuthError::InvalidClient`]) with a reason for the
+//! audit line; unknown clients and bad credentials look alike on the wire.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use lanyard_core::oauth::{
+    AuthMethod, ClientAssertionType, ClientAuthentication, VerificationKeys, authorize_spiffe_id, unverified_client_id,
+};
+use lanyard_core::{JwkSet, SpiffeId, UnixTime};
+use rustls::pki_types::CertificateDer;
+
+use super::error::{ClientAuthError, OAuthError};
+use super::secret::verify_secret;
+use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
+use crate::model::OAuthClient;
+
+/// A client certificate the TLS listener verified as an X.509-SVID of a trusted trust
+/// domain (chain, exactly one URI SAN, leaf not a CA): its SPIFFE ID and the base64url
+/// SHA-256 thumbprint of the leaf (`x5t#S256`, RFC 8705 §3.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// The URI SAN.
+    pub spiffe_id: SpiffeId,
+    /// base64url(SHA-256(leaf DER)).
+    pub thumbprint: String,
+}
+
+/// A client that authenticated.
+#[derive(Clone, Debug)]
+pub struct AuthenticatedClient {
+    /// Its registration.
+    pub client: OAuthClient,
+    /// The method it used.
+    pub method: AuthMethod,
+    /// The SPIFFE ID of the SVID it presented, for SPIFFE methods.
+    pub spiffe_id: Option<SpiffeId>,
+    /// The client certificate's thumbprint, for mutual TLS (binds tokens, RFC 8705 §3).
+    pub certificate_thumbprint: Option<String>,
+}
+
+/// The method name of a request's authentication, for errors and audit lines.
+pub(crate) fn method_name(auth: &ClientAuthentication, certificate: bool) -> &'static str {
+    match auth {
+        ClientAuthentication::SecretBasic { .. } => "client_secret_basic",
+        ClientAuthentication::SecretPost { .. } => "client_secret_post",
+        ClientAuthentication::Assertion { assertion_type, .. } => match assertion_type {
+            ClientAssertionType::JwtBearer => "private_key_jwt",
+            ClientAssertionType::JwtSpiffe => "spiffe_jwt",
+            _ => "client_assertion",
+        },
+        ClientAuthentication::Attestation { .. } => "spiffe_wit",
+        ClientAuthentication::ClientIdOnly { .. } if certificate => "spiffe_x509",
+        _ => "none",
+    }
+}
+
+impl AuthorizationServer {
+    /// Authenticates the client of a request at `now`; `peer_chain` is the client
+    /// certificate chain of the connection, if any (validated here, and only when the
+    /// request uses mutual-TLS client authentication).
+    pub async fn authenticate(
+        &self,
+        auth: &ClientAuthentication,
+        peer_chain: Option<&[CertificateDer<'static>]>,
+        now: UnixTime,
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        let method = method_name(auth, peer_chain.is_some());
+        let fail = |reason| OAuthError::client(method, reason);
+        match auth {
+            ClientAuthentication::None => Err(fail(ClientAuthError::Missing)),
+            ClientAuthentication::SecretBasic { client_id, secret }
+            | ClientAuthentication::SecretPost { client_id, secret } => {
+                let wanted = if matches!(auth, ClientAuthentication::SecretBasic { .. }) {
+                    AuthMethod::ClientSecretBasic
+                } else {
+                    AuthMethod::ClientSecretPost
+                };
+                let client = self
+                    .registered(client_id, &wanted)
+                    .await
+                    .map_err(|r| r.into_error(method))?;
+                let stored = client
+                    .secret_hash
+                    .clone()
+                    .ok_or_else(|| fail(ClientAuthError::MethodNotAllowed))?;
+                let presented = secret.expose().to_owned();
+                // Argon2 is deliberately slow: off the async workers.
+                let matches = tokio::task::spawn_blocking(move || verify_secret(&presented, &stored))
+                    .await
+                    .unwrap_or(false);
+                if !matches {
+                    return Err(fail(ClientAuthError::BadSecret));
+                }
+                Ok(authenticated(client, wanted, None, None))
+            }
+            ClientAuthentication::Assertion {
+                client_id,
+                assertion_type: ClientAssertionType::JwtBearer,
+                assertion,
+            } => {
+                let client_id = match client_id {
+                    Some(id) => id.clone(),
+                    None => {
+                        unverified_client_id(assertion.expose()).map_err(|e| fail(ClientAuthError::Credential(e)))?
+                    }
+                };
+                let client = self
+                    .registered(&client_id, &AuthMethod::PrivateKeyJwt)
+                    .await
+                    .map_err(|r| r.into_error(method))?;
+                let keys = self.client_keys(&client, now).await.map_err(fail)?;
+                let verified = self
+                    .private_key_jwt
+                    .verify(assertion.expose(), &client_id, &keys, now)
+                    .map_err(|e| fail(ClientAuthError::Credential(e)))?;
+                let key = self.replay_key("private_key_jwt", &client_id, &verified.jti);
+                if !self
+                    .state
+                    .stores
+                    .jtis
+                    .record_jti(&key, verified.replay_until, now)
+                    .await?
+                {
+                    return Err(fail(ClientAuthError::Replay));
+                }
+                Ok(authenticated(client, AuthMethod::PrivateKeyJwt, None, None))
+            }
+            ClientAuthentication::Assertion {
+                client_id,
+                assertion_type: ClientAssertionType::JwtSpiffe,
+                assertion,
+            } => {
+                if client_id.is_none() && !self.state.config.oauth.derive_client_id_from_svid {
+                    return Err(fail(ClientAuthError::MissingClientId));
+                }
+                let verified = self
+                    .jwt_spiffe
+                    .verify(assertion.expose(), now)
+                    .map_err(|e| fail(ClientAuthError::Credential(e)))?;
+                let client_id = client_id
+                    .clone()
+                    .unwrap_or_else(|| verified.spiffe_id.as_str().to_owned());
+                self.svid_client(&client_id, AuthMethod::SpiffeJwt, &verified.spiffe_id, method)
+                    .await
+                    .map(|client| authenticated(client, AuthMethod::SpiffeJwt, Some(verified.spiffe_id), None))
+            }
+            ClientAuthentication::Assertion { assertion_type, .. } => Err(fail(
+                ClientAuthError::UnsupportedAssertionType(assertion_type.as_str().chars().take(100).collect()),
+            )),
+            ClientAuthentication::Attestation { .. } => Err(fail(ClientAuthError::UnsupportedAssertionType(
+                "attestation-based client authentication (spiffe_wit) is not enabled".into(),
+            ))),
+            ClientAuthentication::ClientIdOnly { client_id } => {
+                let Some(chain) = peer_chain else {
+                    return Err(fail(ClientAuthError::Missing));
+                };
+                let cert = &self.client_certificate(chain, now).await?;
+                // RFC 8705 §2.1.2 `tls_client_auth` or the draft's `spiffe_x509`: either
+                // registration admits an X.509-SVID authorized for the client.
+                let client = self
+                    .state
+                    .stores
+                    .clients
+                    .get_client(client_id)
+                    .await?
+                    .ok_or_else(|| fail(ClientAuthError::UnknownClient))?;
+                let used = [AuthMethod::SpiffeX509, AuthMethod::TlsClientAuth]
+                    .into_iter()
+                    .find(|m| client.spec.allows(m))
+                    .ok_or_else(|| fail(ClientAuthError::MethodNotAllowed))?;
+                authorize_spiffe_id(&client.spec.spiffe_ids, &cert.spiffe_id, client_id)
+                    .map_err(|e| fail(ClientAuthError::Credential(e)))?;
+                Ok(authenticated(
+                    client,
+                    used,
+                    Some(cert.spiffe_id.clone()),
+                    Some(cert.thumbprint.clone()),
+                ))
+            }
+        }
+    }
+
+    /// The client `client_id`, registered for `method`, whose `spiffe_ids` admit `id`.
+    async fn svid_client(
+        &self,
+        client_id: &str,
+        method: AuthMethod,
+        id: &SpiffeId,
+        name: &'static str,
+    ) -> Result<OAuthClient, OAuthError> {
+        let client = self
+            .registered(client_id, &method)
+            .await
+            .map_err(|r| r.into_error(name))?;
+        authorize_spiffe_id(&client.spec.spiffe_ids, id, client_id)
+            .map_err(|e| OAuthError::client(name, ClientAuthError::Credential(e)))?;
+        Ok(client)
+    }
+
+    /// The client `client_id` if it exists and may use `method`.
+    async fn registered(&self, client_id: &str, method: &AuthMethod) -> Result<OAuthClient, Lookup> {
+        let client = self
+            .state
+            .stores
+            .clients
+            .get_client(client_id)
+            .await
+            .map_err(Lookup::Store)?
+            .ok_or(Lookup::Refused(ClientAuthError::UnknownClient))?;
+        if !client.spec.allows(method) {
+            return Err(Lookup::Refused(ClientAuthError::MethodNotAllowed));
+        }
+        Ok(client)
+    }
+
+    /// The client's `private_key_jwt` keys: its registered `jwks`, or its `jwks_uri`
+    /// fetched (and kept for [`JWKS_URI_CACHE_SECS`]).
+    async fn client_keys(&self, client: &OAuthClient, now: UnixTime) -> Result<VerificationKeys, ClientAuthError> {
+        if let Some(keys) = self.cached_keys(&client.client_id, client.revision, now) {
+            return Ok(keys);
+        }
+        let crypto = self.state.crypto.as_ref();
+        let (jwks, until) = match (&client.spec.jwks, &client.spec.jwks_uri) {
+            (Some(jwks), _) => (jwks.clone(), UnixTime(u64::MAX)),
+            (None, Some(uri)) => (self.fetch_jwks(uri).await?, now.plus(JWKS_URI_CACHE_SECS)),
+            (None, None) => return Err(ClientAuthError::Keys("no jwks or jwks_uri registered".into())),
+        };
+        let keys = VerificationKeys::from_jwks(crypto, client.client_id.clone(), &jwks)
+            .map_err(|e| ClientAuthError::Keys(e.to_string()))?;
+        self.cache_keys(&client.client_id, client.revision, until, &keys);
+        Ok(keys)
+    }
+
+    async fn fetch_jwks(&self, uri: &str) -> Result<JwkSet, ClientAuthError> {
+        let fail = |what: &str| ClientAuthError::Keys(format!("fetching jwks_uri: {what}"));
+        let response = self.http.get(uri).send().await.map_err(|_| fail("unreachable"))?;
+        if !response.status().is_success() {
+            return Err(fail("not a success status"));
+        }
+        let body = response.bytes().await.map_err(|_| fail("body"))?;
+        if body.len() > 64 * 1024 {
+            return Err(fail("larger than 64 KiB"));
+        }
+        JwkSet::from_json(&body).map_err(|e| ClientAuthError::Keys(e.to_string()))
+    }
+
+    /// The key under which a one-time value is recorded in the shared store: base64url
+    /// SHA-256 of the purpose, the issuer and the `jti`, length-prefixed (43 bytes).
+    pub(crate) fn replay_key(&self, purpose: &str, issuer: &str, jti: &str) -> String {
+        let material = format!("{}:{purpose}{}:{issuer}{jti}", purpose.len(), issuer.len());
+        URL_SAFE_NO_PAD.encode(self.state.crypto.sha256(material.as_bytes()))
+    }
+}
+
+/// Why a client lookup failed.
+enum Lookup {
+    Store(crate::datastore::StoreError),
+    Refused(ClientAuthError),
+}
+
+impl Lookup {
+    fn into_error(self, method: &'static str) -> OAuthError {
+        match self {
+            Lookup::Store(e) => OAuthError::Store(e),
+            Lookup::Refused(reason) => OAuthError::client(method, reason),
+        }
+    }
+}
+
+fn authenticated(
+    client: OAuthClient,
+    method: AuthMethod,
+    spiffe_id: Option<SpiffeId>,
+    certificate_thumbprint: Option<String>,
+) -> AuthenticatedClient {
+    AuthenticatedClient {
+        client,
+        method,
+        spiffe_id,
+        certificate_thumbprint,
+    }
+}

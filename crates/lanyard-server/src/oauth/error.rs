@@ -1,0 +1,194 @@
+//! The authorization server's one error type, [`OAuthError`], and its one mapping to an
+//! RFC 6749 §5.2 error response ([`OAuthError::response`]): the `error` code, the HTTP
+//! status (RFC 6749 §5.2; RFC 9449 §7.1 and §8 for DPoP; RFC 8707 §2 `invalid_target`),
+//! and whether a `WWW-Authenticate` challenge goes with it. The HTTP edge
+//! (`endpoints/oauth.rs`) only copies what this says onto the response.
+
+use lanyard_core::oauth::{Endpoint, ErrorCode, ErrorResponse, Violation, www_authenticate};
+
+use crate::ca::CaError;
+use crate::datastore::StoreError;
+
+/// Why client authentication failed (always `invalid_client`).
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthError {
+    /// The request names no client at all.
+    #[error("no client authentication")]
+    Missing,
+    /// A SPIFFE method without `client_id` (draft-ietf-oauth-spiffe-client-auth §3, as
+    /// revised: `client_id` is required).
+    #[error("client_id is required with SPIFFE client authentication")]
+    MissingClientId,
+    /// No client is registered with that `client_id`.
+    #[error("unknown client")]
+    UnknownClient,
+    /// The client is not registered for this method.
+    #[error("the client may not authenticate with this method")]
+    MethodNotAllowed,
+    /// An assertion type this server does not accept.
+    #[error("unsupported client_assertion_type {0:?}")]
+    UnsupportedAssertionType(String),
+    /// The assertion, SVID or certificate failed verification.
+    #[error("{0}")]
+    Credential(#[source] lanyard_core::Error),
+    /// The assertion's `jti` was used before (RFC 7523 §3 item 7).
+    #[error("the client assertion was already used")]
+    Replay,
+    /// The secret does not match.
+    #[error("invalid client secret")]
+    BadSecret,
+    /// The client's keys could not be obtained (`jwks_uri` unreachable or invalid).
+    #[error("the client's keys are unavailable: {0}")]
+    Keys(String),
+    /// Mutual-TLS client authentication without a usable client certificate.
+    #[error("{0}")]
+    Certificate(String),
+}
+
+impl ClientAuthError {
+    /// A stable lowercase code (audit lines, tests).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientAuthError::Missing => "no_client_auth",
+            ClientAuthError::MissingClientId => "missing_client_id",
+            ClientAuthError::UnknownClient => "unknown_client",
+            ClientAuthError::MethodNotAllowed => "method_not_allowed",
+            ClientAuthError::UnsupportedAssertionType(_) => "unsupported_assertion_type",
+            ClientAuthError::Credential(e) => e.kind(),
+            ClientAuthError::Replay => "replay",
+            ClientAuthError::BadSecret => "bad_secret",
+            ClientAuthError::Keys(_) => "client_keys_unavailable",
+            ClientAuthError::Certificate(_) => "client_certificate",
+        }
+    }
+}
+
+/// Why a token, introspection or revocation request failed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// The request is malformed: content type, size, encoding, a repeated or missing
+    /// parameter, two authentication methods, a bad `resource` or `scope` syntax.
+    #[error("{0}")]
+    Request(#[source] lanyard_core::Error),
+    /// Client authentication failed.
+    #[error("client authentication failed ({method}): {reason}")]
+    InvalidClient {
+        /// The method tried (`private_key_jwt`, `spiffe_jwt`, ...).
+        method: &'static str,
+        /// Why.
+        #[source]
+        reason: ClientAuthError,
+    },
+    /// `grant_type` is not one this server serves.
+    #[error("unsupported grant_type {0:?}")]
+    UnsupportedGrantType(String),
+    /// The client may not use this grant type.
+    #[error("the client may not use grant_type {0:?}")]
+    UnauthorizedClient(String),
+    /// A requested scope is outside the client's registration.
+    #[error("scope {0:?} is not registered for the client")]
+    InvalidScope(String),
+    /// A requested `resource` or `audience` is outside the client's registration, or none
+    /// can be chosen.
+    #[error("{0}")]
+    InvalidTarget(String),
+    /// The DPoP proof is invalid (or its nonce is missing or stale, which asks the client
+    /// to retry with a fresh one).
+    #[error("invalid DPoP proof: {0}")]
+    Dpop(#[source] lanyard_core::Error),
+    /// The DPoP proof was used before.
+    #[error("the DPoP proof was already used")]
+    DpopReplay,
+    /// The client must present a DPoP proof (or a client certificate) and did not.
+    #[error("{0}")]
+    BindingRequired(&'static str),
+    /// The datastore failed.
+    #[error("datastore: {0}")]
+    Store(#[from] StoreError),
+    /// The signing keys are unavailable.
+    #[error("key management: {0}")]
+    Keys(#[from] CaError),
+    /// Signing the access token failed.
+    #[error("issuing the access token: {0}")]
+    Issue(#[source] lanyard_core::Error),
+}
+
+/// What an [`OAuthError`] looks like on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireError {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body.
+    pub body: ErrorResponse,
+    /// The `WWW-Authenticate` value, when one is due.
+    pub www_authenticate: Option<String>,
+    /// Whether a fresh `DPoP-Nonce` goes with it (RFC 9449 §8).
+    pub dpop_nonce: bool,
+}
+
+impl OAuthError {
+    /// The RFC 6749 §5.2 (and extensions') `error` code: the one place codes are chosen.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            OAuthError::Request(e) => match e {
+                lanyard_core::Error::OAuth(Violation::InvalidResource { .. }) => ErrorCode::InvalidTarget,
+                lanyard_core::Error::OAuth(Violation::ScopeSyntax(_)) => ErrorCode::InvalidScope,
+                _ => ErrorCode::InvalidRequest,
+            },
+            OAuthError::InvalidClient { .. } => ErrorCode::InvalidClient,
+            OAuthError::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
+            OAuthError::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
+            OAuthError::InvalidScope(_) => ErrorCode::InvalidScope,
+            OAuthError::InvalidTarget(_) => ErrorCode::InvalidTarget,
+            OAuthError::Dpop(lanyard_core::Error::OAuth(
+                Violation::DpopNonceMissing | Violation::DpopNonceMismatch,
+            )) => ErrorCode::UseDpopNonce,
+            OAuthError::Dpop(_) | OAuthError::DpopReplay => ErrorCode::InvalidDpopProof,
+            OAuthError::BindingRequired(_) => ErrorCode::InvalidRequest,
+            OAuthError::Store(_) | OAuthError::Keys(_) | OAuthError::Issue(_) => ErrorCode::ServerError,
+        }
+    }
+
+    /// A stable lowercase reason (audit lines, metrics, tests): the code's finer cause.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OAuthError::Request(e) | OAuthError::Dpop(e) | OAuthError::Issue(e) => e.kind(),
+            OAuthError::InvalidClient { reason, .. } => reason.kind(),
+            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::InvalidScope(_) => "scope_not_registered",
+            OAuthError::InvalidTarget(_) => "target_not_registered",
+            OAuthError::DpopReplay => "dpop_replay",
+            OAuthError::BindingRequired(_) => "binding_required",
+            OAuthError::Store(_) => "datastore",
+            OAuthError::Keys(_) => "key_management",
+        }
+    }
+
+    /// The error response (RFC 6749 §5.2): `used_authorization_header` says whether the
+    /// client authenticated with the `Authorization` header, in which case
+    /// `invalid_client` carries `WWW-Authenticate: Basic` (RFC 6749 §5.2). Server failures
+    /// say nothing of their cause.
+    pub fn response(&self, used_authorization_header: bool) -> WireError {
+        let code = self.code();
+        let status = code.http_status(Endpoint::AuthorizationServer);
+        let body = match code {
+            ErrorCode::ServerError => ErrorResponse::new(code.clone()),
+            _ => ErrorResponse::new(code.clone()).with_description(self.to_string()),
+        };
+        let www_authenticate = (code == ErrorCode::InvalidClient && used_authorization_header)
+            .then(|| www_authenticate("Basic", Some(&body), &[("realm", "lanyard")]));
+        WireError {
+            status,
+            dpop_nonce: matches!(code, ErrorCode::UseDpopNonce | ErrorCode::InvalidDpopProof),
+            body,
+            www_authenticate,
+        }
+    }
+
+    pub(crate) fn client(method: &'static str, reason: ClientAuthError) -> OAuthError {
+        OAuthError::InvalidClient { method, reason }
+    }
+}

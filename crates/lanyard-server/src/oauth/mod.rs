@@ -1,0 +1,212 @@
+//! The OAuth 2.0 authorization server for workloads (issue 12): client authentication
+//! without secrets (SPIFFE JWT-SVIDs, `private_key_jwt`, and optionally client secrets),
+//! the token endpoint with grant dispatch (`client_credentials` today; token exchange and
+//! the JWT bearer grant slot into `grant.rs`), RFC 9068 access tokens signed by the key
+//! manager's [`AuthorityKind::AccessToken`](crate::model::AuthorityKind) authority,
+//! sender-constrained with DPoP (RFC 9449), introspection (RFC 7662), revocation (RFC 7009)
+//! and metadata (RFC 8414).
+//!
+//! The wire objects and verifiers (forms, assertions, DPoP proofs, tokens) are
+//! `lanyard_core::oauth`'s; this module adds the state: registered clients
+//! ([`ClientStore`](crate::datastore::ClientStore)), replay state shared by every replica
+//! ([`JtiStore`](crate::datastore::JtiStore): assertion and proof `jti`s, revoked tokens),
+//! the trust bundles JWT-SVIDs are verified with, and the DPoP nonces. It does not speak
+//! HTTP: `endpoints/oauth.rs` extracts, calls [`AuthorizationServer`], and maps
+//! [`OAuthError`] with [`OAuthError::response`], the one mapping to RFC 6749 responses.
+//!
+//! | file | what |
+//! |---|---|
+//! | `client_auth.rs` | one client authentication method per request (RFC 6749 §2.3), `client_id` required with SPIFFE methods (draft-ietf-oauth-spiffe-client-auth, editor's copy after PR #44) |
+//! | `grant.rs` | the token request: grant dispatch, scope/resource/audience limits (RFC 8707) |
+//! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
+//! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
+//! | `clients.rs` | registering clients (validation, generated secrets) |
+//! | `secret.rs` | Argon2id hashes of client secrets |
+//! | `error.rs` | [`OAuthError`] and its response |
+
+mod client_auth;
+pub mod clients;
+mod error;
+mod grant;
+pub mod mtls;
+mod secret;
+mod tokens;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use lanyard_core::oauth::{
+    ClientAssertionPolicy, DpopPolicy, DpopVerifier, PrivateKeyJwtVerifier, SpiffeAssertionPolicy,
+    SpiffeAssertionVerifier, VerificationKeys,
+};
+use lanyard_core::{SpiffeBundle, TrustDomain, TrustStore, UnixTime};
+
+pub(crate) use client_auth::method_name;
+pub use client_auth::{AuthenticatedClient, ClientCertificate};
+pub use error::{ClientAuthError, OAuthError, WireError};
+pub use grant::TokenOutcome;
+pub use tokens::DpopContext;
+
+use crate::state::AppState;
+
+/// Paths of the authorization server's endpoints on the public listener.
+pub mod paths {
+    /// The token endpoint.
+    pub const TOKEN: &str = "/oauth/token";
+    /// The introspection endpoint (RFC 7662).
+    pub const INTROSPECT: &str = "/oauth/introspect";
+    /// The revocation endpoint (RFC 7009).
+    pub const REVOKE: &str = "/oauth/revoke";
+    /// The access-token JWK Set.
+    pub const JWKS: &str = "/oauth/jwks";
+    /// RFC 8414 metadata (for an issuer without a path).
+    pub const METADATA: &str = "/.well-known/oauth-authorization-server";
+}
+
+/// The SHA-256 secret name under which replicas share the DPoP nonce key.
+const NONCE_SECRET: &str = "oauth-dpop-nonce";
+
+/// How long keys fetched from a client's `jwks_uri` are used before fetching again.
+const JWKS_URI_CACHE_SECS: u64 = 300;
+
+/// A client's parsed verification keys, by client: its revision, when they stop being
+/// used, and the keys.
+type KeyCache = HashMap<String, (u64, UnixTime, VerificationKeys)>;
+
+/// The authorization server of one Lanyard server (or replica).
+pub struct AuthorizationServer {
+    state: AppState,
+    issuer: String,
+    /// Base URL of the mutual-TLS listener, when it runs (RFC 8705 §5 aliases).
+    mtls_base: Option<String>,
+    private_key_jwt: PrivateKeyJwtVerifier,
+    jwt_spiffe: SpiffeAssertionVerifier,
+    trust: Arc<TrustStore>,
+    dpop: DpopVerifier,
+    nonce_key: Vec<u8>,
+    client_keys: Mutex<KeyCache>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for AuthorizationServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationServer")
+            .field("issuer", &self.issuer)
+            .field("mtls_base", &self.mtls_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthorizationServer {
+    /// The authorization server over `state`: the issuer is `[oauth] issuer` or the public
+    /// URL; `mtls_base` is the mutual-TLS listener's base URL when it runs. Loads the
+    /// shared DPoP nonce key and the trust bundles.
+    pub async fn new(state: AppState, mtls_base: Option<String>) -> Result<AuthorizationServer, OAuthError> {
+        let issuer = state
+            .config
+            .oauth
+            .issuer
+            .clone()
+            .unwrap_or_else(|| state.public_url.trim_end_matches('/').to_owned());
+        let mut candidate = [0u8; 32];
+        state.crypto.fill_random(&mut candidate).map_err(OAuthError::Issue)?;
+        let nonce_key = state
+            .stores
+            .secrets
+            .get_or_create_secret(NONCE_SECRET, &candidate)
+            .await?;
+        let trust = Arc::new(TrustStore::new(Arc::clone(&state.crypto)));
+        let server = AuthorizationServer {
+            private_key_jwt: PrivateKeyJwtVerifier::new(issuer.clone(), ClientAssertionPolicy::default()),
+            jwt_spiffe: SpiffeAssertionVerifier::new(
+                Arc::clone(&trust),
+                issuer.clone(),
+                SpiffeAssertionPolicy::default(),
+            ),
+            dpop: DpopVerifier::new(Arc::clone(&state.crypto), DpopPolicy::default()),
+            trust,
+            nonce_key,
+            issuer,
+            mtls_base,
+            client_keys: Mutex::new(HashMap::new()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            state,
+        };
+        server.refresh_trust().await?;
+        Ok(server)
+    }
+
+    /// The issuer identifier (RFC 8414 §2), without a trailing slash unless configured so.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The public endpoint URL for `path`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.state.public_url.trim_end_matches('/'))
+    }
+
+    /// The mutual-TLS alias of `path`, when the listener runs.
+    pub fn mtls_endpoint(&self, path: &str) -> Option<String> {
+        self.mtls_base
+            .as_ref()
+            .map(|base| format!("{}{path}", base.trim_end_matches('/')))
+    }
+
+    /// Reloads the trust bundles JWT-SVIDs are verified with: the server's own trust
+    /// domain and every federated one stored; trust domains no longer stored are dropped.
+    /// The composition root calls it after each key rotation.
+    pub async fn refresh_trust(&self) -> Result<(), OAuthError> {
+        let own = self.state.keys.bundle().await?;
+        self.trust.set_bundle(&own).map_err(OAuthError::Issue)?;
+        let mut keep = vec![own.trust_domain.name().to_owned()];
+        for name in self.state.stores.federated_bundles.list_federated_bundles().await? {
+            let Some((json, _)) = self.state.stores.federated_bundles.get_federated_bundle(&name).await? else {
+                continue;
+            };
+            let parsed = TrustDomain::parse(&name)
+                .ok()
+                .and_then(|td| SpiffeBundle::parse(td, json.as_bytes()).ok());
+            match parsed {
+                Some(bundle) => {
+                    if let Err(e) = self.trust.set_bundle(&bundle) {
+                        tracing::warn!(trust_domain = %name, error = %e, "federated bundle not usable for client authentication");
+                        continue;
+                    }
+                    keep.push(name);
+                }
+                None => tracing::warn!(trust_domain = %name, "stored federated bundle unreadable"),
+            }
+        }
+        for name in self.trust.trust_domains() {
+            if !keep.contains(&name) {
+                self.trust.remove_trust_domain(&name);
+            }
+        }
+        Ok(())
+    }
+
+    fn cached_keys(&self, client_id: &str, revision: u64, now: UnixTime) -> Option<VerificationKeys> {
+        let cache = self.client_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .get(client_id)
+            .filter(|(r, until, _)| *r == revision && now < *until)
+            .map(|(_, _, k)| k.clone())
+    }
+
+    fn cache_keys(&self, client_id: &str, revision: u64, until: UnixTime, keys: &VerificationKeys) {
+        let mut cache = self.client_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(client_id.to_owned(), (revision, until, keys.clone()));
+    }
+}

@@ -1,0 +1,223 @@
+//! Access tokens and what goes with them: issuing RFC 9068 JWTs (`typ: at+jwt`) with the
+//! key manager's ACTIVE access-token key; DPoP proofs at the token endpoint (RFC 9449 §4.3,
+//! §5) with server nonces (§8) and proof `jti`s recorded in the shared store;
+//! introspection (RFC 7662 §2.2, with `cnf`, `act`, `scope` and `client_id`); revocation
+//! (RFC 7009, by `jti` in the shared store until the token expires); and the RFC 8414
+//! metadata document.
+//!
+//! DPoP nonces are stateless: `base64url(HMAC-SHA256(k, "dpop-nonce" || window))` for
+//! 5-minute windows, the key shared by replicas through the datastore, so any replica
+//! accepts a nonce another issued; the current and the previous window are accepted.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use lanyard_core::jose::CompactJws;
+use lanyard_core::oauth::{
+    AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, ActiveToken, Audience, AuthMethod,
+    AuthorizationServerMetadata, Confirmation, DpopNonce, DpopRequest, GrantType, IntrospectionResponse, Scope,
+    VerificationKeys, VerifiedDpopProof, alg_values, issue_access_token,
+};
+use lanyard_core::{JwkSet, MacAlgorithm, UnixTime};
+
+use super::error::OAuthError;
+use super::{AuthorizationServer, paths};
+use crate::model::AuthorityKind;
+
+/// Seconds per DPoP nonce window.
+const NONCE_WINDOW: u64 = 300;
+
+/// The DPoP proof of a request, with what it must match.
+#[derive(Clone, Copy, Debug)]
+pub struct DpopContext<'a> {
+    /// The `DPoP` header.
+    pub proof: &'a str,
+    /// The request method.
+    pub method: &'a str,
+    /// The URL the request was sent to (the public or the mutual-TLS endpoint).
+    pub uri: &'a str,
+}
+
+/// An access token just signed.
+pub(crate) struct Issued {
+    pub(crate) token: String,
+    pub(crate) jti: String,
+    pub(crate) expires_in: u64,
+}
+
+impl AuthorizationServer {
+    /// Signs an RFC 9068 access token for `client_id` (also its `sub`: no resource owner
+    /// in `client_credentials`, RFC 9068 §2.2) with a lifetime of at most `ttl` (capped by
+    /// the signing key's remaining life).
+    pub(crate) async fn issue_access_token(
+        &self,
+        client_id: &str,
+        audiences: Vec<String>,
+        scope: &Scope,
+        cnf: Confirmation,
+        ttl: u64,
+        now: UnixTime,
+    ) -> Result<Issued, OAuthError> {
+        let (key, kid) = self.state.keys.access_token_signer().await?;
+        let ttl = ttl.min(self.state.keys.max_ttl(AuthorityKind::AccessToken, now).await?);
+        let mut random = [0u8; 16];
+        self.state.crypto.fill_random(&mut random).map_err(OAuthError::Issue)?;
+        let jti = URL_SAFE_NO_PAD.encode(random);
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: client_id.to_owned(),
+            aud: Audience::new(audiences).map_err(OAuthError::Issue)?,
+            client_id: client_id.to_owned(),
+            scope: (!scope.is_empty()).then(|| scope.clone()),
+            iat: now,
+            exp: now.plus(ttl),
+            nbf: None,
+            jti: jti.clone(),
+            cnf: (!cnf.is_empty()).then_some(cnf),
+            act: None,
+            extra: Default::default(),
+        };
+        let token = issue_access_token(key.as_ref(), &kid, &claims).map_err(OAuthError::Issue)?;
+        Ok(Issued {
+            token,
+            jti,
+            expires_in: ttl,
+        })
+    }
+
+    /// The DPoP nonce of the window `offset` windows before `now`'s.
+    fn nonce_at(&self, now: UnixTime, offset: u64) -> String {
+        let window = (now.as_secs() / NONCE_WINDOW).saturating_sub(offset);
+        let mut input = b"dpop-nonce".to_vec();
+        input.extend_from_slice(&window.to_be_bytes());
+        match self.state.crypto.mac(MacAlgorithm::HmacSha256, &self.nonce_key, &input) {
+            Ok(tag) => URL_SAFE_NO_PAD.encode(&tag.as_bytes()[..16]),
+            // A provider that cannot MAC cannot issue nonces; an empty one never matches.
+            Err(_) => String::new(),
+        }
+    }
+
+    /// The current DPoP nonce (the `DPoP-Nonce` header value).
+    pub fn dpop_nonce(&self, now: UnixTime) -> String {
+        self.nonce_at(now, 0)
+    }
+
+    /// Verifies a token request's DPoP proof and records its `jti` (per proof key, in
+    /// the shared store).
+    pub async fn verify_dpop(&self, dpop: DpopContext<'_>, now: UnixTime) -> Result<VerifiedDpopProof, OAuthError> {
+        let current = self.nonce_at(now, 0);
+        let previous = self.nonce_at(now, 1);
+        let accepted = [current.as_str(), previous.as_str()];
+        let nonce = if self.state.config.oauth.require_dpop_nonce {
+            DpopNonce::Required(&accepted)
+        } else {
+            DpopNonce::NotRequired
+        };
+        let request = DpopRequest {
+            method: dpop.method,
+            uri: dpop.uri,
+            access_token: None,
+            nonce,
+        };
+        let proof = self.dpop.verify(dpop.proof, &request, now).map_err(OAuthError::Dpop)?;
+        let key = self.replay_key("dpop", &proof.jkt, &proof.jti);
+        if !self.state.stores.jtis.record_jti(&key, proof.replay_until, now).await? {
+            return Err(OAuthError::DpopReplay);
+        }
+        Ok(proof)
+    }
+
+    /// The access-token JWK Set (`jwks_uri`): PREPARED, ACTIVE and OLD keys.
+    pub async fn jwks(&self) -> Result<JwkSet, OAuthError> {
+        Ok(self.state.keys.jwks(AuthorityKind::AccessToken).await?)
+    }
+
+    /// What introspection says about `token` at `now` (RFC 7662 §2.2): active when it is
+    /// an access token this server signed, within its lifetime and not revoked; anything
+    /// else is `{"active": false}`.
+    pub async fn introspect(&self, token: &str, now: UnixTime) -> Result<IntrospectionResponse, OAuthError> {
+        Ok(match self.verify_own(token, now).await? {
+            Some(claims) => IntrospectionResponse::Active(Box::new(ActiveToken::from_access_token(&claims))),
+            None => IntrospectionResponse::Inactive,
+        })
+    }
+
+    /// Revokes `token` if it is an access token this server issued to `client_id` (RFC
+    /// 7009 §2.1); any other token is answered like a revoked one (§2.2: 200 either way).
+    pub async fn revoke(&self, token: &str, client_id: &str, now: UnixTime) -> Result<bool, OAuthError> {
+        let Some(claims) = self.verify_own(token, now).await? else {
+            return Ok(false);
+        };
+        if claims.client_id != client_id {
+            return Ok(false);
+        }
+        self.state.stores.jtis.revoke_token(&claims.jti, claims.exp).await?;
+        Ok(true)
+    }
+
+    /// The claims of `token` if this server signed it, it is valid at `now` and not
+    /// revoked.
+    async fn verify_own(&self, token: &str, now: UnixTime) -> Result<Option<AccessTokenClaims>, OAuthError> {
+        // The audience is whatever the token names: introspection serves every resource.
+        let audiences = CompactJws::parse(token)
+            .and_then(|jws| jws.claims())
+            .ok()
+            .and_then(|claims| AccessTokenClaims::from_claims(&claims).ok())
+            .map(|claims| claims.aud.as_slice().to_vec());
+        let Some(audiences) = audiences.filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), self.issuer.clone(), &self.jwks().await?)
+            .map_err(OAuthError::Issue)?;
+        let mut policy = AccessTokenPolicy::new(self.issuer.clone(), audiences[0].clone());
+        policy.audiences = audiences;
+        policy.leeway = 0;
+        let Ok(verified) = AccessTokenVerifier::new(policy).verify(token, &keys, now) else {
+            return Ok(None);
+        };
+        if self.state.stores.jtis.is_revoked(&verified.claims.jti).await? {
+            return Ok(None);
+        }
+        Ok(Some(verified.claims))
+    }
+
+    /// The RFC 8414 metadata: the endpoints, the client authentication methods actually
+    /// enabled (the secret methods only when some client has a secret; `spiffe_x509` and
+    /// `tls_client_auth` only with the mutual-TLS listener), the grant types served,
+    /// algorithms, and the RFC 8705 `mtls_endpoint_aliases`.
+    pub async fn metadata(&self) -> Result<AuthorizationServerMetadata, OAuthError> {
+        let mut methods = vec![AuthMethod::PrivateKeyJwt, AuthMethod::SpiffeJwt];
+        if self.mtls_base.is_some() {
+            methods.push(AuthMethod::SpiffeX509);
+            methods.push(AuthMethod::TlsClientAuth);
+        }
+        if self.state.stores.clients.any_client_has_secret().await? {
+            methods.push(AuthMethod::ClientSecretBasic);
+            methods.push(AuthMethod::ClientSecretPost);
+        }
+        let algs = alg_values(self.private_key_jwt.policy().algorithms);
+        let mut m = AuthorizationServerMetadata::new(self.issuer.clone());
+        m.token_endpoint = Some(self.endpoint(paths::TOKEN));
+        m.jwks_uri = Some(self.endpoint(paths::JWKS));
+        m.grant_types_supported = Some(vec![GrantType::ClientCredentials]);
+        m.token_endpoint_auth_methods_supported = Some(methods.clone());
+        m.token_endpoint_auth_signing_alg_values_supported = Some(algs.clone());
+        m.introspection_endpoint = Some(self.endpoint(paths::INTROSPECT));
+        m.introspection_endpoint_auth_methods_supported = Some(methods.clone());
+        m.introspection_endpoint_auth_signing_alg_values_supported = Some(algs.clone());
+        m.revocation_endpoint = Some(self.endpoint(paths::REVOKE));
+        m.revocation_endpoint_auth_methods_supported = Some(methods);
+        m.revocation_endpoint_auth_signing_alg_values_supported = Some(algs);
+        m.dpop_signing_alg_values_supported = Some(alg_values(self.dpop.policy().algorithms));
+        if self.mtls_base.is_some() {
+            m.tls_client_certificate_bound_access_tokens = Some(true);
+            let aliases = [paths::TOKEN, paths::INTROSPECT, paths::REVOKE]
+                .into_iter()
+                .zip(["token_endpoint", "introspection_endpoint", "revocation_endpoint"])
+                .filter_map(|(path, name)| Some((name.to_owned(), self.mtls_endpoint(path)?)))
+                .collect();
+            m.mtls_endpoint_aliases = Some(aliases);
+        }
+        Ok(m)
+    }
+}

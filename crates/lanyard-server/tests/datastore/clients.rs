@@ -1,0 +1,148 @@
+//! [`ClientStore`] and [`JtiStore`] cases.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use lanyard_core::UnixTime;
+use lanyard_core::oauth::{AuthMethod, GrantType, SpiffeIdPattern};
+use lanyard_server::datastore::{ClientStore, JtiStore, StoreError};
+use lanyard_server::model::{OAuthClient, OAuthClientSpec};
+
+use crate::NOW;
+
+fn client(id: &str, secret_hash: Option<&str>) -> OAuthClient {
+    OAuthClient {
+        client_id: id.into(),
+        spec: OAuthClientSpec {
+            spiffe_ids: vec![SpiffeIdPattern::parse("spiffe://example.org/billing/*").unwrap()],
+            auth_methods: vec![AuthMethod::SpiffeJwt, AuthMethod::PrivateKeyJwt],
+            jwks: None,
+            jwks_uri: Some("https://billing.example.org/jwks".into()),
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes: vec!["read".into(), "write".into()],
+            audiences: vec!["https://ledger.example.org".into()],
+            access_token_ttl: 120,
+            require_dpop: true,
+            require_certificate_binding: false,
+        },
+        secret_hash: secret_hash.map(str::to_owned),
+        has_secret: secret_hash.is_some(),
+        revision: 1,
+        created_at: NOW,
+    }
+}
+
+pub(crate) async fn client_crud(store: Arc<dyn ClientStore>) {
+    assert!(!store.any_client_has_secret().await.unwrap());
+    let a = client("spiffe://example.org/billing", None);
+    let b = client(
+        "https://b.example.org/client",
+        Some("$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA"),
+    );
+    store.create_client(&a).await.unwrap();
+    store.create_client(&b).await.unwrap();
+    assert!(matches!(
+        store.create_client(&a).await.unwrap_err(),
+        StoreError::AlreadyExists(_)
+    ));
+    assert!(matches!(
+        store.create_client(&client("", None)).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    assert_eq!(store.get_client(&a.client_id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get_client(&b.client_id).await.unwrap(), Some(b.clone()));
+    assert_eq!(store.get_client("nobody").await.unwrap(), None);
+    assert!(store.any_client_has_secret().await.unwrap());
+    let ids: Vec<String> = store
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(ids, [b.client_id.clone(), a.client_id.clone()]);
+
+    // Update: new settings, the secret dropped, revision bumped; a stale revision conflicts.
+    let mut changed = b.clone();
+    changed.spec.scopes = vec!["read".into()];
+    changed.secret_hash = None;
+    let stored = store.update_client(&changed, Some(1)).await.unwrap();
+    assert_eq!(stored.revision, 2);
+    assert_eq!(stored.spec.scopes, ["read"]);
+    assert!(!stored.has_secret);
+    assert_eq!(stored.created_at, NOW);
+    assert!(matches!(
+        store.update_client(&changed, Some(1)).await.unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    assert!(matches!(
+        store.update_client(&client("nobody", None), None).await.unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+    assert!(!store.any_client_has_secret().await.unwrap());
+
+    assert!(store.delete_client(&a.client_id).await.unwrap());
+    assert!(!store.delete_client(&a.client_id).await.unwrap());
+    assert_eq!(store.list_clients().await.unwrap().len(), 1);
+}
+
+pub(crate) async fn jti_replay(store: Arc<dyn JtiStore>) {
+    let exp = UnixTime(NOW.as_secs() + 300);
+    assert!(store.record_jti("client-a:1", exp, NOW).await.unwrap());
+    // The same key again, while live: a replay.
+    assert!(!store.record_jti("client-a:1", exp, NOW.plus(10)).await.unwrap());
+    assert!(!store.record_jti("client-a:1", exp, exp).await.unwrap());
+    // Another key is independent.
+    assert!(store.record_jti("client-b:1", exp, NOW).await.unwrap());
+    // Once expired, the key may be taken again (the assertion itself is expired by then).
+    assert!(
+        store
+            .record_jti("client-a:1", exp.plus(300), exp.plus(1))
+            .await
+            .unwrap()
+    );
+    // Bad keys are refused, never truncated.
+    for bad in [String::new(), "k".repeat(129)] {
+        assert!(matches!(
+            store.record_jti(&bad, exp, NOW).await.unwrap_err(),
+            StoreError::Invalid(_)
+        ));
+    }
+    // Pruning drops only expired rows.
+    assert_eq!(store.prune_jtis(exp.plus(1)).await.unwrap(), 1);
+    assert!(
+        !store
+            .record_jti("client-a:1", exp.plus(300), exp.plus(2))
+            .await
+            .unwrap()
+    );
+}
+
+pub(crate) async fn jti_concurrent(store: Arc<dyn JtiStore>) {
+    let exp = UnixTime(NOW.as_secs() + 300);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.record_jti("race", exp, NOW).await.unwrap() })
+        })
+        .collect();
+    let mut fresh = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+}
+
+pub(crate) async fn revocations(store: Arc<dyn JtiStore>) {
+    let exp = UnixTime(NOW.as_secs() + 300);
+    assert!(!store.is_revoked("t-1").await.unwrap());
+    store.revoke_token("t-1", exp).await.unwrap();
+    store.revoke_token("t-1", exp).await.unwrap();
+    assert!(store.is_revoked("t-1").await.unwrap());
+    assert!(!store.is_revoked("t-2").await.unwrap());
+    assert_eq!(store.prune_jtis(exp.plus(1)).await.unwrap(), 1);
+    let revoked: BTreeSet<bool> = [store.is_revoked("t-1").await.unwrap()].into();
+    assert_eq!(revoked, [false].into());
+}
