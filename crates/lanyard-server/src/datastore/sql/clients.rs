@@ -13,11 +13,14 @@ use super::{
     SqlDataStore, backend_err, column, commit_err, is_unique_violation, json_column, time_column, time_param, to_json,
     u64_column,
 };
-use crate::datastore::{ClientStore, JtiStore, StoreError};
+use crate::datastore::{ClientStore, JtiStore, MAX_JTI_KEY, StoreError};
 use crate::model::OAuthClient;
 
-/// The longest `jti` key stored.
-const MAX_JTI_KEY: usize = 128;
+/// Records one key: a fresh key inserts, an expired one is taken over, a live one changes
+/// no row (a replay).
+const RECORD_JTI: &str = "INSERT INTO oauth_jti (jti_key, expires_at) VALUES ($1, $2) \
+     ON CONFLICT (jti_key) DO UPDATE SET expires_at = excluded.expires_at \
+     WHERE oauth_jti.expires_at < $3";
 
 fn client_from_row(row: &AnyRow) -> Result<OAuthClient, StoreError> {
     let secret_hash: String = column(row, "secret_hash")?;
@@ -167,19 +170,44 @@ impl JtiStore for SqlDataStore {
         if key.is_empty() || key.len() > MAX_JTI_KEY {
             return Err(StoreError::Invalid(format!("a jti key is 1 to {MAX_JTI_KEY} bytes")));
         }
-        let changed = sqlx::query(
-            "INSERT INTO oauth_jti (jti_key, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (jti_key) DO UPDATE SET expires_at = excluded.expires_at \
-             WHERE oauth_jti.expires_at < $3",
-        )
-        .bind(key)
-        .bind(time_param(expires_at))
-        .bind(time_param(now))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| backend_err("recording a jti", e))?
-        .rows_affected();
+        let changed = sqlx::query(RECORD_JTI)
+            .bind(key)
+            .bind(time_param(expires_at))
+            .bind(time_param(now))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend_err("recording a jti", e))?
+            .rows_affected();
         Ok(changed == 1)
+    }
+
+    async fn record_jtis(&self, keys: &[(String, UnixTime)], now: UnixTime) -> Result<Vec<bool>, StoreError> {
+        if let Some((key, _)) = keys.iter().find(|(k, _)| k.is_empty() || k.len() > MAX_JTI_KEY) {
+            return Err(StoreError::Invalid(format!(
+                "a jti key is 1 to {MAX_JTI_KEY} bytes, not {}",
+                key.len()
+            )));
+        }
+        // Every replica inserts in the same (sorted) order, so two batches that share keys
+        // wait for each other instead of deadlocking on PostgreSQL.
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|a, b| keys[*a].0.cmp(&keys[*b].0));
+        let mut fresh = vec![false; keys.len()];
+        let mut tx = self.pool.begin().await.map_err(|e| backend_err("recording jtis", e))?;
+        for i in order {
+            let (key, expires_at) = &keys[i];
+            fresh[i] = sqlx::query(RECORD_JTI)
+                .bind(key)
+                .bind(time_param(*expires_at))
+                .bind(time_param(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| backend_err("recording jtis", e))?
+                .rows_affected()
+                == 1;
+        }
+        tx.commit().await.map_err(commit_err)?;
+        Ok(fresh)
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
