@@ -29,9 +29,11 @@ use lanyard_core::{SpiffeId, UnixTime};
 
 use crate::model::{Agent, Authority, AuthorityKind, Entry, EntrySpec, OAuthClient};
 
+mod client_cache;
 mod group_commit;
 mod sql;
 
+pub use client_cache::{CLIENT_CACHE_TTL, CachedClients, MAX_CACHED_CLIENTS};
 pub use group_commit::GroupCommitJtis;
 
 /// The longest key a [`JtiStore`] records, in bytes.

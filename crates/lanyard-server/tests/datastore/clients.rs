@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lanyard_core::UnixTime;
 use lanyard_core::oauth::{AuthMethod, GrantType, SpiffeIdPattern};
-use lanyard_server::datastore::{ClientStore, GroupCommitJtis, JtiStore, StoreError};
+use lanyard_server::datastore::{CLIENT_CACHE_TTL, CachedClients, ClientStore, GroupCommitJtis, JtiStore, StoreError};
 use lanyard_server::model::{OAuthClient, OAuthClientSpec};
 
 use crate::NOW;
@@ -197,4 +197,31 @@ pub(crate) async fn jti_group_commit(store: Arc<dyn JtiStore>) {
         StoreError::Invalid(_)
     ));
     assert!(batched.record_jti("after", exp, NOW).await.unwrap());
+}
+
+/// The client cache the server puts in front of the store: changes through it are seen at
+/// once, changes behind it (another replica) within the TTL, unknown clients never cached.
+pub(crate) async fn client_cache(store: Arc<dyn ClientStore>) {
+    let cached = CachedClients::new(Arc::clone(&store));
+    let a = client("spiffe://example.org/billing", None);
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), None);
+    store.create_client(&a).await.unwrap();
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(a.clone()));
+
+    // Through the cache: seen at once.
+    let mut changed = a.clone();
+    changed.spec.scopes = vec!["write".into()];
+    let updated = cached.update_client(&changed, None).await.unwrap();
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(updated.clone()));
+
+    // Behind it (another replica): the cached copy serves until the TTL has passed.
+    let mut elsewhere = updated.clone();
+    elsewhere.spec.scopes = vec!["admin".into()];
+    let newer = store.update_client(&elsewhere, None).await.unwrap();
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(updated));
+    tokio::time::sleep(CLIENT_CACHE_TTL + std::time::Duration::from_millis(100)).await;
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(newer));
+
+    assert!(cached.delete_client(&a.client_id).await.unwrap());
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), None);
 }
