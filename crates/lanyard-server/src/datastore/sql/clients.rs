@@ -193,21 +193,33 @@ impl JtiStore for SqlDataStore {
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by(|a, b| keys[*a].0.cmp(&keys[*b].0));
         let mut fresh = vec![false; keys.len()];
-        let mut tx = self.pool.begin().await.map_err(|e| backend_err("recording jtis", e))?;
-        for i in order {
-            let (key, expires_at) = &keys[i];
-            fresh[i] = sqlx::query(RECORD_JTI)
-                .bind(key)
-                .bind(time_param(*expires_at))
-                .bind(time_param(now))
-                .execute(&mut *tx)
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| backend_err("recording jtis", e))?;
+        // On SQLite this connection commits without waiting for the disk
+        // (`synchronous=NORMAL` in WAL mode): a used jti survives a crash or kill of the
+        // process, but the last few milliseconds of them may be lost if the machine itself
+        // loses power. Every other write keeps `synchronous=FULL`. (docs/security.md)
+        let relaxed = matches!(self.backend, super::Backend::Sqlite);
+        if relaxed {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
                 .await
-                .map_err(|e| backend_err("recording jtis", e))?
-                .rows_affected()
-                == 1;
+                .map_err(|e| backend_err("recording jtis", e))?;
         }
-        tx.commit().await.map_err(commit_err)?;
-        Ok(fresh)
+        let outcome = self.record_jtis_on(&mut conn, keys, &order, &mut fresh, now).await;
+        if relaxed
+            && sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await
+                .is_err()
+        {
+            // Never hand a relaxed connection back to the pool.
+            conn.close_on_drop();
+        }
+        outcome.map(|()| fresh)
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
@@ -247,5 +259,34 @@ impl JtiStore for SqlDataStore {
             .map_err(|e| backend_err("pruning revocations", e))?
             .rows_affected();
         Ok(jtis + revoked)
+    }
+}
+
+impl SqlDataStore {
+    /// The inserts of [`JtiStore::record_jtis`], in `order`, as one transaction on `conn`.
+    async fn record_jtis_on(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+        keys: &[(String, UnixTime)],
+        order: &[usize],
+        fresh: &mut [bool],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = sqlx::Connection::begin(&mut **conn)
+            .await
+            .map_err(|e| backend_err("recording jtis", e))?;
+        for &i in order {
+            let (key, expires_at) = &keys[i];
+            fresh[i] = sqlx::query(RECORD_JTI)
+                .bind(key)
+                .bind(time_param(*expires_at))
+                .bind(time_param(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| backend_err("recording jtis", e))?
+                .rows_affected()
+                == 1;
+        }
+        tx.commit().await.map_err(commit_err)
     }
 }
