@@ -29,7 +29,15 @@ use lanyard_core::{SpiffeId, UnixTime};
 
 use crate::model::{Agent, Authority, AuthorityKind, Entry, EntrySpec, OAuthClient};
 
+mod client_cache;
+mod group_commit;
 mod sql;
+
+pub use client_cache::{CLIENT_CACHE_TTL, CachedClients, MAX_CACHED_CLIENTS};
+pub use group_commit::GroupCommitJtis;
+
+/// The longest key a [`JtiStore`] records, in bytes.
+pub const MAX_JTI_KEY: usize = 128;
 
 pub use sql::SqlDataStore;
 
@@ -248,6 +256,17 @@ pub trait JtiStore: Send + Sync + std::fmt::Debug {
     /// when it is a replay (recorded and not yet expired at `now`). Atomic: of
     /// concurrent calls with one key, on any replica, exactly one gets `true`.
     async fn record_jti(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError>;
+    /// Records several keys at once, as one transaction (one commit, so one disk flush,
+    /// for all of them): element `i` of the answer is what [`JtiStore::record_jti`] would
+    /// answer for `keys[i]` had the keys been recorded one after the other (a key that
+    /// appears twice is fresh once). The default records them one by one.
+    async fn record_jtis(&self, keys: &[(String, UnixTime)], now: UnixTime) -> Result<Vec<bool>, StoreError> {
+        let mut fresh = Vec::with_capacity(keys.len());
+        for (key, expires_at) in keys {
+            fresh.push(self.record_jti(key, *expires_at, now).await?);
+        }
+        Ok(fresh)
+    }
     /// Marks an access token (by `jti`) revoked until `expires_at`.
     async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError>;
     /// Whether the access token `jti` is revoked.

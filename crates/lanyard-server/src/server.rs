@@ -18,7 +18,7 @@ use crate::attest::JoinTokenAttestor;
 use crate::attest::x509pop::{ChallengeKey, X509Pop};
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
-use crate::datastore::{DataStore, SqlDataStore, StoreError, Stores};
+use crate::datastore::{CachedClients, DataStore, GroupCommitJtis, SqlDataStore, StoreError, Stores};
 use crate::endpoints::{admin, bundle_endpoint, oauth as oauth_endpoints, public};
 use crate::federation;
 use crate::oauth::AuthorizationServer;
@@ -226,7 +226,12 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let trust_domain = config.trust_domain()?;
-    let stores = Stores::new(store);
+    let mut stores = Stores::new(store);
+    // Assertion and DPoP-proof jtis are committed in batches: one disk flush per batch of
+    // concurrent token requests (datastore/group_commit.rs).
+    stores.jtis = Arc::new(GroupCommitJtis::spawn(stores.jtis));
+    // The token endpoint reads its client on every request (datastore/client_cache.rs).
+    stores.clients = Arc::new(CachedClients::new(stores.clients));
     let keys = Arc::new(KeyManager::new(
         Arc::clone(&stores.authorities),
         KeyManagerConfig {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lanyard_core::UnixTime;
 use lanyard_core::oauth::{AuthMethod, GrantType, SpiffeIdPattern};
-use lanyard_server::datastore::{ClientStore, JtiStore, StoreError};
+use lanyard_server::datastore::{CLIENT_CACHE_TTL, CachedClients, ClientStore, GroupCommitJtis, JtiStore, StoreError};
 use lanyard_server::model::{OAuthClient, OAuthClientSpec};
 
 use crate::NOW;
@@ -145,4 +145,83 @@ pub(crate) async fn revocations(store: Arc<dyn JtiStore>) {
     assert_eq!(store.prune_jtis(exp.plus(1)).await.unwrap(), 1);
     let revoked: BTreeSet<bool> = [store.is_revoked("t-1").await.unwrap()].into();
     assert_eq!(revoked, [false].into());
+}
+
+pub(crate) async fn jti_batch(store: Arc<dyn JtiStore>) {
+    let exp = UnixTime(NOW.as_secs() + 300);
+    assert!(store.record_jti("seen", exp, NOW).await.unwrap());
+    let keys: Vec<(String, UnixTime)> = ["b", "seen", "a", "b", "c"]
+        .iter()
+        .map(|k| ((*k).to_owned(), exp))
+        .collect();
+    // In order: b fresh, seen a replay, a fresh, b again a replay (same batch), c fresh.
+    assert_eq!(
+        store.record_jtis(&keys, NOW).await.unwrap(),
+        [true, false, true, false, true]
+    );
+    assert!(!store.record_jti("a", exp, NOW).await.unwrap());
+    assert!(matches!(
+        store
+            .record_jtis(&[("ok".to_owned(), exp), (String::new(), exp)], NOW)
+            .await
+            .unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    // A refused batch records nothing.
+    assert!(store.record_jti("ok", exp, NOW).await.unwrap());
+}
+
+/// The group-commit wrapper the server puts in front of the store: concurrent requests
+/// share transactions, and still exactly one use of each key is fresh.
+pub(crate) async fn jti_group_commit(store: Arc<dyn JtiStore>) {
+    let exp = UnixTime(NOW.as_secs() + 300);
+    let batched: Arc<dyn JtiStore> = Arc::new(GroupCommitJtis::spawn(Arc::clone(&store)));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let batched = Arc::clone(&batched);
+            tokio::spawn(async move { batched.record_jti(&format!("k{}", i % 16), exp, NOW).await.unwrap() })
+        })
+        .collect();
+    let mut fresh = 0;
+    for task in tasks {
+        fresh += usize::from(task.await.unwrap());
+    }
+    assert_eq!(fresh, 16);
+    // What the wrapper recorded, the store itself holds (a replica without it sees it).
+    assert!(!store.record_jti("k3", exp, NOW).await.unwrap());
+    assert!(batched.record_jti("new", exp, NOW).await.unwrap());
+    assert!(!store.record_jti("new", exp, NOW).await.unwrap());
+    // A bad key fails alone.
+    assert!(matches!(
+        batched.record_jti(&"k".repeat(129), exp, NOW).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    assert!(batched.record_jti("after", exp, NOW).await.unwrap());
+}
+
+/// The client cache the server puts in front of the store: changes through it are seen at
+/// once, changes behind it (another replica) within the TTL, unknown clients never cached.
+pub(crate) async fn client_cache(store: Arc<dyn ClientStore>) {
+    let cached = CachedClients::new(Arc::clone(&store));
+    let a = client("spiffe://example.org/billing", None);
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), None);
+    store.create_client(&a).await.unwrap();
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(a.clone()));
+
+    // Through the cache: seen at once.
+    let mut changed = a.clone();
+    changed.spec.scopes = vec!["write".into()];
+    let updated = cached.update_client(&changed, None).await.unwrap();
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(updated.clone()));
+
+    // Behind it (another replica): the cached copy serves until the TTL has passed.
+    let mut elsewhere = updated.clone();
+    elsewhere.spec.scopes = vec!["admin".into()];
+    let newer = store.update_client(&elsewhere, None).await.unwrap();
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(updated));
+    tokio::time::sleep(CLIENT_CACHE_TTL + std::time::Duration::from_millis(100)).await;
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(newer));
+
+    assert!(cached.delete_client(&a.client_id).await.unwrap());
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), None);
 }

@@ -181,7 +181,7 @@ conformance! {
     authorities: [authorities, bundle_sequence],
     federated_bundles: [federated_bundles],
     secrets: [server_secrets],
-    clients: [client_crud, jti_replay, jti_concurrent, revocations],
+    clients: [client_crud, client_cache, jti_replay, jti_concurrent, jti_batch, jti_group_commit, revocations],
 }
 
 // ---- SQLite specifics ----

@@ -1,0 +1,135 @@
+//! Group commit for one-time values: [`GroupCommitJtis`] records the `jti`s of concurrent
+//! requests in shared transactions, so the token endpoint pays one durable commit (one
+//! disk flush) per batch instead of one per request, while every caller still gets its
+//! answer only after its key is committed.
+//!
+//! Why: a client assertion's or a DPoP proof's `jti` must be refused when replayed, on
+//! every replica sharing the database and after a restart, so each one is written to the
+//! datastore before the token is issued. With SQLite's `synchronous=FULL` (and on
+//! PostgreSQL) each commit waits for the disk; one commit per request caps the token
+//! endpoint at the disk's flush rate. Batching keeps the guarantee (nothing is answered
+//! before it is durable; the database still decides every conflict, across replicas) and
+//! lifts the cap.
+//!
+//! How: one task owns the batches. A request queues its key and waits. The task takes the
+//! first queued key and everything else already queued (up to [`MAX_BATCH`]), records them
+//! in one transaction ([`JtiStore::record_jtis`]), and answers each waiter. While a batch
+//! commits, the next one gathers, so batches grow with the load and a lone request waits
+//! for one commit only. A failed batch fails each of its requests with the store's error.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lanyard_core::UnixTime;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{JtiStore, MAX_JTI_KEY, StoreError};
+
+/// The most keys recorded in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// Keys waiting for a batch; beyond this, callers wait to queue (backpressure).
+const QUEUE: usize = 4096;
+
+/// One waiting request.
+struct Pending {
+    key: String,
+    expires_at: UnixTime,
+    now: UnixTime,
+    reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// A [`JtiStore`] whose `record_jti` calls are committed in batches by a background task;
+/// the other calls go straight to the inner store.
+pub struct GroupCommitJtis {
+    inner: Arc<dyn JtiStore>,
+    queue: mpsc::Sender<Pending>,
+}
+
+impl fmt::Debug for GroupCommitJtis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupCommitJtis").field("inner", &self.inner).finish()
+    }
+}
+
+impl GroupCommitJtis {
+    /// Wraps `inner`, starting the batching task on the current Tokio runtime. The task
+    /// ends when the last handle is dropped.
+    pub fn spawn(inner: Arc<dyn JtiStore>) -> GroupCommitJtis {
+        let (queue, received) = mpsc::channel(QUEUE);
+        tokio::spawn(run(Arc::clone(&inner), received));
+        GroupCommitJtis { inner, queue }
+    }
+}
+
+async fn run(store: Arc<dyn JtiStore>, mut received: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = received.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match received.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let now = batch.iter().map(|p| p.now).max().unwrap_or(UnixTime(0));
+        let keys: Vec<(String, UnixTime)> = batch.iter().map(|p| (p.key.clone(), p.expires_at)).collect();
+        match store.record_jtis(&keys, now).await {
+            Ok(fresh) if fresh.len() == batch.len() => {
+                for (pending, fresh) in batch.drain(..).zip(fresh) {
+                    // A caller that gave up (its request was dropped) needs no answer.
+                    let _ = pending.reply.send(Ok(fresh));
+                }
+            }
+            outcome => {
+                let reason = match outcome {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "the store answered a batch with the wrong number of results".into(),
+                };
+                tracing::warn!(keys = batch.len(), error = %reason, "recording a batch of jtis failed");
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(StoreError::Inconsistent(format!(
+                        "recording a batch of jtis failed: {reason}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JtiStore for GroupCommitJtis {
+    async fn record_jti(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
+        // Checked here so that one bad key cannot fail a whole batch.
+        if key.is_empty() || key.len() > MAX_JTI_KEY {
+            return Err(StoreError::Invalid(format!("a jti key is 1 to {MAX_JTI_KEY} bytes")));
+        }
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            key: key.to_owned(),
+            expires_at,
+            now,
+            reply,
+        };
+        let stopped = || StoreError::Inconsistent("the jti batching task has stopped".into());
+        self.queue.send(pending).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn record_jtis(&self, keys: &[(String, UnixTime)], now: UnixTime) -> Result<Vec<bool>, StoreError> {
+        self.inner.record_jtis(keys, now).await
+    }
+
+    async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.inner.revoke_token(jti, expires_at).await
+    }
+
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        self.inner.is_revoked(jti).await
+    }
+
+    async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
+        self.inner.prune_jtis(now).await
+    }
+}
