@@ -111,6 +111,10 @@ pub struct OAuthConfig {
     pub require_dpop_nonce: bool,
     /// Largest token, introspection or revocation request body, in bytes.
     pub max_body_bytes: usize,
+    /// Lifetime of the Txn-Tokens the Transaction Token Service issues, in seconds
+    /// (draft-ietf-oauth-transaction-tokens-11 asks for short lifetimes; never longer than
+    /// the subject token's remaining life).
+    pub txn_token_ttl: u64,
 }
 
 impl Default for OAuthConfig {
@@ -122,6 +126,7 @@ impl Default for OAuthConfig {
             derive_client_id_from_svid: false,
             require_dpop_nonce: true,
             max_body_bytes: 16 * 1024,
+            txn_token_ttl: lanyard_core::oauth::DEFAULT_TXN_TOKEN_TTL,
         }
     }
 }
@@ -427,6 +432,7 @@ impl ServerConfig {
             ("oauth.access_token_ttl", self.oauth.access_token_ttl),
             ("oauth.signing_key_ttl", self.oauth.signing_key_ttl),
             ("oauth.max_body_bytes", self.oauth.max_body_bytes as u64),
+            ("oauth.txn_token_ttl", self.oauth.txn_token_ttl),
         ] {
             if v == 0 {
                 return Err(err(name, "must be greater than zero"));

@@ -1,7 +1,7 @@
 //! The OAuth 2.0 authorization server for workloads (issue 12): client authentication
 //! without secrets (SPIFFE JWT-SVIDs, `private_key_jwt`, and optionally client secrets),
-//! the token endpoint with grant dispatch (`client_credentials` today; token exchange and
-//! the JWT bearer grant slot into [`grant`]), RFC 9068 access tokens signed by the key
+//! the token endpoint with grant dispatch (`client_credentials`, token exchange with the
+//! Transaction Token Service; the JWT bearer grant slots into `grant`), RFC 9068 access tokens signed by the key
 //! manager's [`AuthorityKind::AccessToken`](crate::model::AuthorityKind) authority,
 //! sender-constrained with DPoP (RFC 9449), introspection (RFC 7662), revocation (RFC 7009)
 //! and metadata (RFC 8414).
@@ -18,6 +18,8 @@
 //! |---|---|
 //! | `client_auth.rs` | one client authentication method per request (RFC 6749 §2.3), `client_id` required with SPIFFE methods (draft-ietf-oauth-spiffe-client-auth, editor's copy after PR #44) |
 //! | `grant.rs` | the token request: grant dispatch, scope/resource/audience limits (RFC 8707) |
+//! | `exchange.rs` | token exchange (RFC 8693): subject and actor tokens, delegation and impersonation under the client's policy |
+//! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
 //! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
 //! | `clients.rs` | registering clients (validation, generated secrets) |
 //! | `secret.rs` | Argon2id hashes of client secrets |
@@ -26,9 +28,11 @@
 mod client_auth;
 pub mod clients;
 mod error;
+mod exchange;
 mod grant;
 mod secret;
 mod tokens;
+mod txn;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,6 +88,7 @@ pub struct AuthorizationServer {
     nonce_key: Vec<u8>,
     client_keys: Mutex<KeyCache>,
     http: reqwest::Client,
+    txn_chains: txn::TxnChains,
 }
 
 impl std::fmt::Debug for AuthorizationServer {
@@ -127,6 +132,7 @@ impl AuthorizationServer {
             issuer,
             mtls_base,
             client_keys: Mutex::new(HashMap::new()),
+            txn_chains: txn::TxnChains::default(),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
-    AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, ActiveToken, Audience, AuthMethod,
+    AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, ActiveToken, Actor, Audience, AuthMethod,
     AuthorizationServerMetadata, Confirmation, DpopNonce, DpopRequest, GrantType, IntrospectionResponse, Scope,
     VerificationKeys, VerifiedDpopProof, alg_values, issue_access_token,
 };
@@ -45,6 +45,23 @@ pub(crate) struct Issued {
     pub(crate) expires_in: u64,
 }
 
+/// What an access token says about whom, before the server adds `iss`, `iat`, `exp` and
+/// `jti`.
+pub(crate) struct AccessTokenContent<'a> {
+    /// `sub`: the client itself (`client_credentials`) or an exchanged token's subject.
+    pub(crate) sub: &'a str,
+    /// The client the token is issued to.
+    pub(crate) client_id: &'a str,
+    /// `aud`.
+    pub(crate) audiences: Vec<String>,
+    /// The granted scope.
+    pub(crate) scope: &'a Scope,
+    /// The binding.
+    pub(crate) cnf: Confirmation,
+    /// The actor chain (RFC 8693 §4.1), for delegated tokens.
+    pub(crate) act: Option<Actor>,
+}
+
 impl AuthorizationServer {
     /// Signs an RFC 9068 access token for `client_id` (also its `sub`: no resource owner
     /// in `client_credentials`, RFC 9068 §2.2) with a lifetime of at most `ttl` (capped by
@@ -58,23 +75,40 @@ impl AuthorizationServer {
         ttl: u64,
         now: UnixTime,
     ) -> Result<Issued, OAuthError> {
+        let content = AccessTokenContent {
+            sub: client_id,
+            client_id,
+            audiences,
+            scope,
+            cnf,
+            act: None,
+        };
+        self.sign_access_token(content, ttl, now).await
+    }
+
+    /// Signs an RFC 9068 access token with `content`, valid for at most `ttl` seconds
+    /// (capped by the signing key's remaining life).
+    pub(crate) async fn sign_access_token(
+        &self,
+        content: AccessTokenContent<'_>,
+        ttl: u64,
+        now: UnixTime,
+    ) -> Result<Issued, OAuthError> {
         let (key, kid) = self.state.keys.access_token_signer().await?;
         let ttl = ttl.min(self.state.keys.max_ttl(AuthorityKind::AccessToken, now).await?);
-        let mut random = [0u8; 16];
-        self.state.crypto.fill_random(&mut random).map_err(OAuthError::Issue)?;
-        let jti = URL_SAFE_NO_PAD.encode(random);
+        let jti = self.random_id()?;
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
-            sub: client_id.to_owned(),
-            aud: Audience::new(audiences).map_err(OAuthError::Issue)?,
-            client_id: client_id.to_owned(),
-            scope: (!scope.is_empty()).then(|| scope.clone()),
+            sub: content.sub.to_owned(),
+            aud: Audience::new(content.audiences).map_err(OAuthError::Issue)?,
+            client_id: content.client_id.to_owned(),
+            scope: (!content.scope.is_empty()).then(|| content.scope.clone()),
             iat: now,
             exp: now.plus(ttl),
             nbf: None,
             jti: jti.clone(),
-            cnf: (!cnf.is_empty()).then_some(cnf),
-            act: None,
+            cnf: (!content.cnf.is_empty()).then_some(content.cnf),
+            act: content.act,
             extra: Default::default(),
         };
         let token = issue_access_token(key.as_ref(), &kid, &claims).map_err(OAuthError::Issue)?;
@@ -83,6 +117,19 @@ impl AuthorizationServer {
             jti,
             expires_in: ttl,
         })
+    }
+
+    /// 128 random bits, base64url: a `jti` or a `txn`.
+    pub(crate) fn random_id(&self) -> Result<String, OAuthError> {
+        let mut random = [0u8; 16];
+        self.state.crypto.fill_random(&mut random).map_err(OAuthError::Issue)?;
+        Ok(URL_SAFE_NO_PAD.encode(random))
+    }
+
+    /// The access-token keys (which also sign Txn-Tokens), parsed for verification.
+    pub(crate) async fn own_keys(&self) -> Result<VerificationKeys, OAuthError> {
+        VerificationKeys::from_jwks(self.state.crypto.as_ref(), self.issuer.clone(), &self.jwks().await?)
+            .map_err(OAuthError::Issue)
     }
 
     /// The DPoP nonce of the window `offset` windows before `now`'s.
@@ -167,8 +214,7 @@ impl AuthorizationServer {
         let Some(audiences) = audiences.filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
-        let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), self.issuer.clone(), &self.jwks().await?)
-            .map_err(OAuthError::Issue)?;
+        let keys = self.own_keys().await?;
         let mut policy = AccessTokenPolicy::new(self.issuer.clone(), audiences[0].clone());
         policy.audiences = audiences;
         policy.leeway = 0;
@@ -199,7 +245,7 @@ impl AuthorizationServer {
         let mut m = AuthorizationServerMetadata::new(self.issuer.clone());
         m.token_endpoint = Some(self.endpoint(paths::TOKEN));
         m.jwks_uri = Some(self.endpoint(paths::JWKS));
-        m.grant_types_supported = Some(vec![GrantType::ClientCredentials]);
+        m.grant_types_supported = Some(vec![GrantType::ClientCredentials, GrantType::TokenExchange]);
         m.token_endpoint_auth_methods_supported = Some(methods.clone());
         m.token_endpoint_auth_signing_alg_values_supported = Some(algs.clone());
         m.introspection_endpoint = Some(self.endpoint(paths::INTROSPECT));
