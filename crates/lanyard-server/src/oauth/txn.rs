@@ -251,3 +251,46 @@ fn merge_tctx(
     }
     Ok(Some(merged))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_call_chain_grows_per_txn() {
+        let chains = TxnChains::default();
+        let now = UnixTime(1_000);
+        assert_eq!(chains.record("t1", None, "gw", UnixTime(1_060), now), ["gw"]);
+        assert_eq!(
+            chains.record("t1", Some("gw"), "agent", UnixTime(1_070), now),
+            ["gw", "agent"]
+        );
+        assert_eq!(chains.record("t2", None, "gw", UnixTime(1_060), now), ["gw"]);
+        // A replica that never saw the transaction starts from the replaced token's req_wl.
+        let other = TxnChains::default();
+        assert_eq!(
+            other.record("t1", Some("agent"), "tool", UnixTime(1_080), now),
+            ["agent", "tool"]
+        );
+    }
+
+    #[test]
+    fn tctx_members_are_added_never_changed() {
+        let object = |v: serde_json::Value| match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let previous = object(serde_json::json!({"action": "BUY"}));
+        let merged = merge_tctx(
+            Some(&previous),
+            Some(object(serde_json::json!({"qty": "1", "action": "BUY"}))),
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        assert_eq!(merged.len(), 2);
+        let refused = merge_tctx(Some(&previous), Some(object(serde_json::json!({"action": "SELL"}))));
+        assert!(matches!(refused, Err(OAuthError::Request(_))));
+        assert_eq!(merge_tctx(Some(&previous), None).ok().flatten(), Some(previous));
+    }
+}

@@ -1,0 +1,701 @@
+//! Token exchange (RFC 8693) and the Transaction Token Service
+//! (draft-ietf-oauth-transaction-tokens-11) end to end (issue 13 items 1 and 3): a real
+//! server on loopback, clients that authenticate with JWT-SVIDs, requests over HTTP.
+//! Issued tokens are verified against the server's `jwks_uri`; every refusal asserts its
+//! HTTP status and OAuth `error` code, and a fragment of `error_description` where the
+//! code alone does not tell the reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+
+use lanyard_core::oauth::{
+    AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, Actor, AuthMethod, GrantType, Scope, SpiffeIdPattern,
+    TokenTypeUri, TxnTokenClaims, TxnTokenPolicy, TxnTokenVerifier, VerificationKeys, encode_form, issue_access_token,
+    issue_txn_token,
+};
+use lanyard_core::{Algorithm, Clock, JwkSet, JwtSvidIssuer, SpiffeId, SystemClock, UnixTime};
+use lanyard_server::model::{ExchangePolicy, OAuthClientSpec};
+use lanyard_server::oauth::clients::create_client;
+use lanyard_server::{RunningServer, ServerConfig};
+
+const LEDGER: &str = "https://ledger.example.org";
+const TRUST_DOMAIN: &str = "example.org";
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_SPIFFE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe";
+const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+const TXN: &str = "urn:ietf:params:oauth:token-type:txn_token";
+
+fn now() -> UnixTime {
+    SystemClock.now()
+}
+
+/// The workloads registered as clients, by name (`spiffe://example.org/<name>`).
+struct Workload {
+    name: &'static str,
+    policy: ExchangePolicy,
+}
+
+fn policy(delegate: bool, impersonate: bool, subjects: &[TokenTypeUri], txn_tokens: bool) -> ExchangePolicy {
+    ExchangePolicy {
+        impersonate,
+        delegate,
+        subject_token_types: subjects.to_vec(),
+        actor_token_types: vec![TokenTypeUri::Jwt, TokenTypeUri::AccessToken],
+        subject_audiences: vec![LEDGER.into()],
+        txn_tokens,
+    }
+}
+
+fn workloads() -> Vec<Workload> {
+    use TokenTypeUri::{AccessToken, Jwt, TxnToken};
+    vec![
+        Workload {
+            name: "gateway",
+            policy: policy(true, false, &[AccessToken, Jwt], true),
+        },
+        Workload {
+            name: "agent",
+            policy: policy(true, false, &[AccessToken], false),
+        },
+        Workload {
+            name: "impersonator",
+            policy: policy(false, true, &[AccessToken], false),
+        },
+        Workload {
+            name: "tool",
+            policy: policy(false, false, &[TxnToken], true),
+        },
+        Workload {
+            name: "plain",
+            policy: ExchangePolicy::default(),
+        },
+    ]
+}
+
+struct Harness {
+    server: RunningServer,
+    http: reqwest::Client,
+    issuer: String,
+}
+
+/// An HTTP answer: status and JSON body.
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+impl Reply {
+    #[track_caller]
+    fn refused(&self, status: u16, code: &str, fragment: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["error"], code, "{}", self.body);
+        let description = self.body["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains(fragment), "{description:?} lacks {fragment:?}");
+        assert!(self.body.get("access_token").is_none());
+    }
+
+    #[track_caller]
+    fn token(&self, issued_type: &str, token_type: &str) -> String {
+        assert_eq!(self.status, 200, "{}", self.body);
+        assert_eq!(self.body["issued_token_type"], issued_type, "{}", self.body);
+        assert_eq!(self.body["token_type"], token_type, "{}", self.body);
+        assert!(self.body.get("refresh_token").is_none());
+        self.body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Harness {
+    async fn start(dir: &std::path::Path) -> Harness {
+        let config = ServerConfig {
+            data_dir: dir.join("data"),
+            public_address: "127.0.0.1:0".into(),
+            agent_address: "127.0.0.1:0".into(),
+            log_level: "warn".into(),
+            ..ServerConfig::default()
+        };
+        let server = lanyard_server::start(config).await.unwrap();
+        for w in workloads() {
+            let spec = OAuthClientSpec {
+                spiffe_ids: vec![SpiffeIdPattern::parse(&format!("spiffe://{TRUST_DOMAIN}/{}", w.name)).unwrap()],
+                auth_methods: vec![AuthMethod::SpiffeJwt],
+                jwks: None,
+                jwks_uri: None,
+                grant_types: vec![GrantType::ClientCredentials, GrantType::TokenExchange],
+                scopes: vec!["read".into(), "write".into(), "trade".into()],
+                audiences: vec![LEDGER.into()],
+                access_token_ttl: 0,
+                require_dpop: false,
+                require_certificate_binding: false,
+                exchange: w.policy,
+            };
+            create_client(&server.state, w.name, spec, now()).await.unwrap();
+        }
+        Harness {
+            issuer: server.oauth.issuer().to_owned(),
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    /// A JWT-SVID of `spiffe://example.org/<name>` for `audience`.
+    async fn svid(&self, name: &str, audience: &str) -> String {
+        let id = SpiffeId::parse(&format!("spiffe://{TRUST_DOMAIN}/{name}")).unwrap();
+        lanyard_server::issue::mint_jwt_svid(&self.server.state, &id, &[audience], None)
+            .await
+            .unwrap()
+    }
+
+    /// An access token signed by the server's own key, with `claims` over the defaults
+    /// (a user `alice` with `read write`, for the ledger, five minutes).
+    async fn user_token(&self, claims: Value) -> String {
+        let t = now().as_secs();
+        let mut base = json!({
+            "iss": self.issuer, "sub": "alice", "aud": LEDGER, "client_id": "web",
+            "scope": "read write", "iat": t, "exp": t + 300, "jti": format!("u-{t}-{}", rand()),
+        });
+        for (k, v) in claims.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        let claims = AccessTokenClaims::from_claims(base.as_object().unwrap()).unwrap();
+        let (key, kid) = self.server.state.keys.access_token_signer().await.unwrap();
+        issue_access_token(key.as_ref(), &kid, &claims).unwrap()
+    }
+
+    /// A token exchange by `client` (authenticated with its JWT-SVID) with `params`.
+    async fn exchange(&self, client: &str, params: &[(&str, &str)]) -> Reply {
+        let svid = self.svid(client, &self.issuer).await;
+        let mut pairs = vec![
+            ("grant_type", EXCHANGE),
+            ("client_id", client),
+            ("client_assertion_type", JWT_SPIFFE),
+            ("client_assertion", svid.as_str()),
+        ];
+        pairs.extend_from_slice(params);
+        let r = self
+            .http
+            .post(format!("{}/oauth/token", self.server.public_url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode_form(pairs.iter().copied()))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert_eq!(
+            r.headers().get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("no-store")
+        );
+        Reply {
+            status,
+            body: serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
+        }
+    }
+
+    async fn keys(&self) -> VerificationKeys {
+        let text = self
+            .http
+            .get(format!("{}/oauth/jwks", self.server.public_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let jwks: JwkSet = serde_json::from_str(&text).unwrap();
+        VerificationKeys::from_jwks(lanyard_crypto::provider().as_ref(), self.issuer.clone(), &jwks).unwrap()
+    }
+
+    async fn verify_at(&self, token: &str) -> AccessTokenClaims {
+        AccessTokenVerifier::new(AccessTokenPolicy::new(self.issuer.clone(), LEDGER))
+            .verify(token, &self.keys().await, now())
+            .unwrap()
+            .claims
+    }
+
+    async fn verify_txn(&self, token: &str) -> TxnTokenClaims {
+        TxnTokenVerifier::new(TxnTokenPolicy::new(TRUST_DOMAIN))
+            .verify(token, &self.keys().await, now())
+            .unwrap()
+            .claims
+    }
+}
+
+fn rand() -> u64 {
+    let mut b = [0u8; 8];
+    lanyard_crypto::provider().fill_random(&mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn chain(act: Option<&Actor>) -> Vec<String> {
+    act.map(|a| a.chain().filter_map(|x| x.sub.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Owned request parameters.
+fn p(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
+
+fn id(name: &str) -> String {
+    format!("spiffe://{TRUST_DOMAIN}/{name}")
+}
+
+// ---- token exchange ----
+
+#[tokio::test]
+async fn delegation_over_two_hops_nests_act() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    let user = h.user_token(json!({})).await;
+    let user_exp = h.verify_at(&user).await.exp;
+    // Hop 1: the gateway exchanges the user's token; without an actor token, the gateway
+    // itself acts.
+    let reply = h
+        .exchange(
+            "gateway",
+            &[("subject_token", &user), ("subject_token_type", AT), ("scope", "read")],
+        )
+        .await;
+    let first = reply.token(AT, "Bearer");
+    assert_eq!(reply.body["scope"], "read");
+    let c = h.verify_at(&first).await;
+    assert_eq!(c.sub, "alice");
+    assert_eq!(c.client_id, "gateway");
+    assert_eq!(chain(c.act.as_ref()), [id("gateway")]);
+    assert!(c.exp <= user_exp, "never outlives the subject token");
+    // Hop 2: the agent exchanges the gateway's token with its own JWT-SVID as actor token.
+    let actor = h.svid("agent", &h.issuer).await;
+    let reply = h
+        .exchange(
+            "agent",
+            &[
+                ("subject_token", &first),
+                ("subject_token_type", AT),
+                ("actor_token", &actor),
+                ("actor_token_type", JWT),
+            ],
+        )
+        .await;
+    let second = reply.token(AT, "Bearer");
+    let c = h.verify_at(&second).await;
+    assert_eq!(c.sub, "alice");
+    assert_eq!(c.client_id, "agent");
+    assert_eq!(chain(c.act.as_ref()), [id("agent"), id("gateway")]);
+    assert_eq!(
+        c.scope,
+        Some(Scope::parse("read").unwrap()),
+        "the narrowed scope carries over"
+    );
+    // Introspection shows the chain too.
+    let introspected = h.server.oauth.introspect(&second, now()).await.unwrap();
+    let text = serde_json::to_value(&introspected).unwrap();
+    assert_eq!(text["act"]["sub"], id("agent"));
+    assert_eq!(text["act"]["act"]["sub"], id("gateway"));
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn may_act_names_who_may_act() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    let user = h.user_token(json!({"may_act": {"sub": id("agent")}})).await;
+    // The gateway (acting itself) is not the party may_act names...
+    h.exchange("gateway", &[("subject_token", &user), ("subject_token_type", AT)])
+        .await
+        .refused(400, "invalid_request", "may_act");
+    // ...nor is another workload's SVID used as actor token by the agent.
+    let other = h.svid("gateway", &h.issuer).await;
+    h.exchange(
+        "agent",
+        &[
+            ("subject_token", &user),
+            ("subject_token_type", AT),
+            ("actor_token", &other),
+            ("actor_token_type", JWT),
+        ],
+    )
+    .await
+    .refused(400, "invalid_request", "may_act");
+    // The agent is.
+    let actor = h.svid("agent", &h.issuer).await;
+    let token = h
+        .exchange(
+            "agent",
+            &[
+                ("subject_token", &user),
+                ("subject_token_type", AT),
+                ("actor_token", &actor),
+                ("actor_token_type", JWT),
+            ],
+        )
+        .await
+        .token(AT, "Bearer");
+    assert_eq!(chain(h.verify_at(&token).await.act.as_ref()), [id("agent")]);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn impersonation_and_delegation_follow_the_client_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    let user = h.user_token(json!({})).await;
+    // Impersonation: the token is about alice, with no actor.
+    let token = h
+        .exchange("impersonator", &[("subject_token", &user), ("subject_token_type", AT)])
+        .await
+        .token(AT, "Bearer");
+    let c = h.verify_at(&token).await;
+    assert_eq!((c.sub.as_str(), c.act.is_none()), ("alice", true));
+    // An impersonation-only client asking for delegation (an actor token) is refused.
+    let actor = h.svid("impersonator", &h.issuer).await;
+    h.exchange(
+        "impersonator",
+        &[
+            ("subject_token", &user),
+            ("subject_token_type", AT),
+            ("actor_token", &actor),
+            ("actor_token_type", JWT),
+        ],
+    )
+    .await
+    .refused(400, "invalid_request", "may not ask for delegation");
+    // A client without an exchange policy exchanges nothing.
+    h.exchange("plain", &[("subject_token", &user), ("subject_token_type", AT)])
+        .await
+        .refused(400, "invalid_request", "subject_token_type");
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn exchange_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    let user = h.user_token(json!({})).await;
+    let ex = |params: Vec<(&'static str, String)>| {
+        let h = &h;
+        async move {
+            let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            h.exchange("gateway", &pairs).await
+        }
+    };
+    let subject = |token: &str, kind: &str| {
+        vec![
+            ("subject_token", token.to_owned()),
+            ("subject_token_type", kind.to_owned()),
+        ]
+    };
+    // A scope wider than the subject token's.
+    let mut wider = subject(&user, AT);
+    wider.push(("scope", "read trade".into()));
+    ex(wider).await.refused(400, "invalid_scope", "trade");
+    // A target outside the client's registered audiences.
+    let mut target = subject(&user, AT);
+    target.push(("audience", "https://elsewhere.example".into()));
+    ex(target).await.refused(400, "invalid_target", "elsewhere");
+    // Unknown and mismatched subject_token_type.
+    ex(subject(&user, "urn:example:unknown"))
+        .await
+        .refused(400, "invalid_request", "subject_token_type");
+    ex(subject(&user, JWT))
+        .await
+        .refused(400, "invalid_request", "subject_token");
+    let svid = h.svid("alice-svc", &h.issuer).await;
+    ex(subject(&svid, AT))
+        .await
+        .refused(400, "invalid_request", "subject_token");
+    // actor_token without actor_token_type, and the reverse.
+    let mut half = subject(&user, AT);
+    half.push(("actor_token", svid.clone()));
+    ex(half).await.refused(400, "invalid_request", "actor_token_type");
+    let mut reverse = subject(&user, AT);
+    reverse.push(("actor_token_type", JWT.into()));
+    ex(reverse).await.refused(400, "invalid_request", "actor_token_type");
+    // An expired subject token.
+    let t = now().as_secs();
+    let expired = h.user_token(json!({"iat": t - 400, "exp": t - 100})).await;
+    ex(subject(&expired, AT))
+        .await
+        .refused(400, "invalid_request", "expired");
+    // A revoked one.
+    let revoked = h.user_token(json!({})).await;
+    assert!(h.server.oauth.revoke(&revoked, "web", now()).await.unwrap());
+    ex(subject(&revoked, AT))
+        .await
+        .refused(400, "invalid_request", "revoked");
+    // An access token for an audience the client does not serve.
+    let foreign_aud = h.user_token(json!({"aud": "https://other.example"})).await;
+    ex(subject(&foreign_aud, AT))
+        .await
+        .refused(400, "invalid_request", "subject_token");
+    // A JWT-SVID for another audience, and one from an untrusted trust domain.
+    let wrong_aud = h.svid("alice-svc", "https://other.example").await;
+    ex(subject(&wrong_aud, JWT))
+        .await
+        .refused(400, "invalid_request", "subject_token");
+    let provider = lanyard_crypto::provider();
+    let stranger = JwtSvidIssuer::new(provider.generate_key(Algorithm::ES256).unwrap(), "k1", None)
+        .unwrap()
+        .issue(
+            &SpiffeId::parse("spiffe://stranger.org/app").unwrap(),
+            &h.issuer,
+            now(),
+            120,
+        )
+        .unwrap();
+    ex(subject(&stranger, JWT))
+        .await
+        .refused(400, "invalid_request", "subject_token");
+    // An access token signed by another issuer's key.
+    let other_key = provider.generate_key(Algorithm::ES256).unwrap();
+    let claims = AccessTokenClaims::from_claims(
+        json!({"iss": "https://evil.example", "sub": "alice", "aud": LEDGER, "client_id": "x",
+               "iat": t, "exp": t + 60, "jti": "e1"})
+        .as_object()
+        .unwrap(),
+    )
+    .unwrap();
+    let forged = issue_access_token(other_key.as_ref(), "k1", &claims).unwrap();
+    ex(subject(&forged, AT))
+        .await
+        .refused(400, "invalid_request", "subject_token");
+    // A requested token type this server does not issue.
+    let mut odd = subject(&user, AT);
+    odd.push(("requested_token_type", "urn:ietf:params:oauth:token-type:saml2".into()));
+    ex(odd).await.refused(400, "invalid_request", "requested_token_type");
+    h.server.shutdown().await.unwrap();
+}
+
+// ---- Transaction Token Service ----
+
+#[tokio::test]
+async fn txn_token_issue_and_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    let user = h.user_token(json!({"act": {"sub": id("edge")}})).await;
+    let reply = h
+        .exchange(
+            "gateway",
+            &[
+                ("subject_token", &user),
+                ("subject_token_type", AT),
+                ("requested_token_type", TXN),
+                ("audience", TRUST_DOMAIN),
+                ("scope", "read write"),
+                ("request_context", r#"{"req_ip":"10.0.0.7","authn":"mfa"}"#),
+                ("request_details", r#"{"action":"BUY","ticker":"MSFT"}"#),
+            ],
+        )
+        .await;
+    let txn_token = reply.token(TXN, "N_A");
+    assert!(reply.body["expires_in"].as_u64().unwrap() <= 60);
+    let c = h.verify_txn(&txn_token).await;
+    assert_eq!(c.aud, TRUST_DOMAIN);
+    assert_eq!(c.sub, "alice");
+    assert_eq!(c.scope, Scope::parse("read write").unwrap());
+    assert_eq!(c.req_wl, id("gateway"));
+    assert_eq!(c.tctx.as_ref().unwrap()["action"], "BUY");
+    assert_eq!(c.rctx.as_ref().unwrap()["req_ip"], "10.0.0.7");
+    assert_eq!(c.extra["act"]["sub"], id("edge"), "the acting chain rides along");
+    assert!(c.txn.len() >= 16);
+    assert!(c.exp.as_secs() - c.iat.as_secs() <= 60);
+    // A second request is a new transaction.
+    let again = h
+        .exchange(
+            "gateway",
+            &[
+                ("subject_token", &user),
+                ("subject_token_type", AT),
+                ("requested_token_type", TXN),
+                ("audience", TRUST_DOMAIN),
+                ("scope", "read"),
+            ],
+        )
+        .await
+        .token(TXN, "N_A");
+    assert_ne!(h.verify_txn(&again).await.txn, c.txn);
+    // Replacement by the tool: same txn, sub, aud; narrower scope; req_wl the tool;
+    // tctx kept and extended.
+    let replaced = h
+        .exchange(
+            "tool",
+            &[
+                ("subject_token", &txn_token),
+                ("subject_token_type", TXN),
+                ("requested_token_type", TXN),
+                ("audience", TRUST_DOMAIN),
+                ("scope", "read"),
+                ("request_details", r#"{"quantity":"100"}"#),
+            ],
+        )
+        .await
+        .token(TXN, "N_A");
+    let r = h.verify_txn(&replaced).await;
+    assert_eq!((&r.txn, &r.sub, &r.aud), (&c.txn, &c.sub, &c.aud));
+    assert_eq!(r.scope, Scope::parse("read").unwrap());
+    assert_eq!(r.req_wl, id("tool"));
+    assert_eq!(r.tctx.as_ref().unwrap()["action"], "BUY");
+    assert_eq!(r.tctx.as_ref().unwrap()["quantity"], "100");
+    assert_eq!(r.rctx, c.rctx);
+    // A Txn-Token is never exchanged for an access token.
+    h.exchange("tool", &[("subject_token", &txn_token), ("subject_token_type", TXN)])
+        .await
+        .refused(400, "invalid_request", "subject_token_type");
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn txn_token_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    let user = h.user_token(json!({})).await;
+    let txn_request =
+        |client: &'static str, subject: String, kind: &'static str, extra: Vec<(&'static str, String)>| {
+            let h = &h;
+            async move {
+                let mut pairs: Vec<(&str, &str)> = vec![
+                    ("subject_token", subject.as_str()),
+                    ("subject_token_type", kind),
+                    ("requested_token_type", TXN),
+                ];
+                pairs.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+                h.exchange(client, &pairs).await
+            }
+        };
+    let good = p(&[("audience", TRUST_DOMAIN), ("scope", "read")]);
+    let issued = txn_request("gateway", user.clone(), AT, good.clone())
+        .await
+        .token(TXN, "N_A");
+    // Wrong and missing audience, a resource, a missing scope.
+    txn_request(
+        "gateway",
+        user.clone(),
+        AT,
+        p(&[("audience", "other.org"), ("scope", "read")]),
+    )
+    .await
+    .refused(400, "invalid_target", "trust domain");
+    txn_request(
+        "gateway",
+        user.clone(),
+        AT,
+        p(&[("audience", TRUST_DOMAIN), ("resource", LEDGER), ("scope", "read")]),
+    )
+    .await
+    .refused(400, "invalid_target", "trust domain");
+    txn_request("gateway", user.clone(), AT, p(&[("scope", "read")]))
+        .await
+        .refused(400, "invalid_request", "audience");
+    txn_request("gateway", user.clone(), AT, p(&[("audience", TRUST_DOMAIN)]))
+        .await
+        .refused(400, "invalid_request", "scope");
+    // Wider than the subject token's scope.
+    txn_request(
+        "gateway",
+        user.clone(),
+        AT,
+        p(&[("audience", TRUST_DOMAIN), ("scope", "read trade")]),
+    )
+    .await
+    .refused(400, "invalid_scope", "trade");
+    // A subject token without a known scope (a JWT-SVID) is not unconstrained.
+    let svid = h.svid("alice-svc", &h.issuer).await;
+    txn_request("gateway", svid, JWT, good.clone())
+        .await
+        .refused(400, "invalid_request", "scope cannot be determined");
+    // Clients not allowed Txn-Tokens, and actor tokens.
+    txn_request("agent", user.clone(), AT, good.clone())
+        .await
+        .refused(400, "invalid_request", "Txn-Tokens");
+    let actor = h.svid("gateway", &h.issuer).await;
+    let with_actor = p(&[
+        ("audience", TRUST_DOMAIN),
+        ("scope", "read"),
+        ("actor_token", &actor),
+        ("actor_token_type", JWT),
+    ]);
+    txn_request("gateway", user.clone(), AT, with_actor)
+        .await
+        .refused(400, "invalid_request", "actor_token");
+    // Context parameters must be JSON objects.
+    txn_request(
+        "gateway",
+        user.clone(),
+        AT,
+        p(&[
+            ("audience", TRUST_DOMAIN),
+            ("scope", "read"),
+            ("request_context", "[1]"),
+        ]),
+    )
+    .await
+    .refused(400, "invalid_request", "request_context");
+    // Replacement: wider scope, a changed audience, a changed tctx member, an expired token.
+    txn_request(
+        "tool",
+        issued.clone(),
+        TXN,
+        p(&[("audience", TRUST_DOMAIN), ("scope", "read write")]),
+    )
+    .await
+    .refused(400, "invalid_scope", "write");
+    txn_request(
+        "tool",
+        issued.clone(),
+        TXN,
+        p(&[("audience", "other.org"), ("scope", "read")]),
+    )
+    .await
+    .refused(400, "invalid_target", "trust domain");
+    let with_tctx = txn_request(
+        "gateway",
+        user.clone(),
+        AT,
+        p(&[
+            ("audience", TRUST_DOMAIN),
+            ("scope", "read"),
+            ("request_details", r#"{"action":"BUY"}"#),
+        ]),
+    )
+    .await
+    .token(TXN, "N_A");
+    txn_request(
+        "tool",
+        with_tctx,
+        TXN,
+        p(&[
+            ("audience", TRUST_DOMAIN),
+            ("scope", "read"),
+            ("request_details", r#"{"action":"SELL"}"#),
+        ]),
+    )
+    .await
+    .refused(400, "invalid_request", "action");
+    let t = now().as_secs();
+    let (key, kid) = h.server.state.keys.access_token_signer().await.unwrap();
+    let mint = |claims: Value| {
+        issue_txn_token(
+            key.as_ref(),
+            &kid,
+            &TxnTokenClaims::from_claims(claims.as_object().unwrap()).unwrap(),
+        )
+        .unwrap()
+    };
+    let base = json!({"iat": t - 70, "exp": t - 10, "aud": TRUST_DOMAIN, "txn": "t-1", "sub": "alice",
+                      "scope": "read", "req_wl": id("gateway")});
+    txn_request("tool", mint(base.clone()), TXN, good.clone())
+        .await
+        .refused(400, "invalid_request", "expired");
+    // A Txn-Token of another trust domain (its aud) is not replaced into this one.
+    let mut foreign = base.clone();
+    foreign["aud"] = json!("other.org");
+    foreign["exp"] = json!(t + 30);
+    txn_request("tool", mint(foreign), TXN, good.clone())
+        .await
+        .refused(400, "invalid_request", "subject_token");
+    // An access token is not a Txn-Token, nor the reverse.
+    txn_request("tool", user.clone(), TXN, good.clone())
+        .await
+        .refused(400, "invalid_request", "subject_token");
+    h.server.shutdown().await.unwrap();
+}
