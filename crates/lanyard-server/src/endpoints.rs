@@ -3,6 +3,7 @@
 //! which `status.rs` maps to HTTP once for all of them.
 
 pub mod admin;
+mod admin_clients;
 pub mod bundle_endpoint;
 pub mod oauth;
 pub mod public;

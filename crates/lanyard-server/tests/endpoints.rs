@@ -439,6 +439,8 @@ async fn openapi_document_lists_every_route() {
         "/v1/wits",
         "/v1/jwt-svids",
         "/v1/bundle",
+        "/v1/oauth/clients",
+        "/v1/oauth/clients/{client_id}",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi.json");
     }

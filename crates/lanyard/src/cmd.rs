@@ -5,6 +5,7 @@ pub(crate) mod agent;
 pub(crate) mod bundle;
 pub(crate) mod httpsig;
 pub(crate) mod key;
+pub(crate) mod oauth;
 pub(crate) mod sdcwt;
 pub(crate) mod server;
 pub(crate) mod token;

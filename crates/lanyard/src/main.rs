@@ -26,6 +26,12 @@ enum Command {
     /// Manage registration entries on a running server.
     #[command(subcommand)]
     Entry(cmd::admin::EntryCommand),
+    /// Manage the OAuth clients of a running server.
+    #[command(subcommand)]
+    Client(cmd::oauth::ClientCommand),
+    /// Act as an OAuth client of a Lanyard (or any RFC 8414) authorization server.
+    #[command(subcommand)]
+    Oauth(cmd::oauth::OAuthCommand),
     /// Run the node agent (SPIFFE Workload API), check its health, or list/ban agents.
     Agent(cmd::agent::AgentArgs),
     /// Use the SPIFFE Workload API as a workload: fetch credentials, or keep them in files.
@@ -71,6 +77,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(a) => cmd::server::run(a),
         Command::Entry(c) => cmd::admin::run_entry(c),
+        Command::Client(c) => cmd::oauth::run_client(c),
+        Command::Oauth(c) => cmd::oauth::run_oauth(c),
         Command::Agent(a) => cmd::agent::run(a),
         Command::Workload(c) => cmd::workload::run(c),
         Command::Key(c) => cmd::key::run(c),

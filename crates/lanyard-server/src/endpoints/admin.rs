@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/wits", post(mint_wit))
         .route("/v1/jwt-svids", post(mint_jwt_svid))
         .route("/v1/bundle", get(bundle))
+        .merge(super::admin_clients::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

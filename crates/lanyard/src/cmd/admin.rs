@@ -20,7 +20,7 @@ pub(crate) struct SocketArg {
 }
 
 impl SocketArg {
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         admin_client::call(&admin_client::socket_path(self.socket.clone()), method, path, body)
     }
 }
@@ -170,7 +170,7 @@ pub(crate) fn run_entry(cmd: EntryCommand) -> Result<ExitCode> {
 }
 
 /// Percent-encodes a query or path value.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),

@@ -62,6 +62,8 @@ fn print_banner(
     health         {url}/healthz  {url}/readyz  metrics {url}/metrics
   admin socket     {socket}
   agent API        {agent} (gRPC over mTLS, lanyard.agent.v1)
+  oauth issuer     {issuer}
+    metadata       {url}/.well-known/oauth-authorization-server
 
 Get a first credential (in another shell, in this directory):
   lanyard key generate --alg ES256 --out workload
@@ -78,5 +80,6 @@ Press Ctrl-C to stop.",
         version = env!("CARGO_PKG_VERSION"),
         data = data_dir.display(),
         agent = server.agent_addr,
+        issuer = server.oauth.issuer(),
     );
 }

@@ -110,6 +110,10 @@ pub(crate) struct VerifyArgs {
     /// The access token sent with the request (checked against the WPT's ath).
     #[arg(long)]
     access_token: Option<String>,
+    /// The authorization server's issuer identifier, for an access token (whose keys, the
+    /// server's jwks_uri document, go in --jwks).
+    #[arg(long)]
+    issuer: Option<String>,
     /// The Txn-Token sent with the request (checked against the WPT's tth).
     #[arg(long)]
     txn_token: Option<String>,
@@ -140,16 +144,25 @@ enum TokenType {
     Wpt,
     /// SPIFFE JWT-SVID (JWT-SVID.md), typ JWT, JOSE or none.
     JwtSvid,
+    /// OAuth 2.0 access token (RFC 9068), typ at+jwt, checked with --issuer, --aud and
+    /// the authorization server's keys in --jwks.
+    AccessToken,
 }
 
 impl TokenType {
-    const ALL: [TokenType; 3] = [TokenType::Wit, TokenType::Wpt, TokenType::JwtSvid];
+    const ALL: [TokenType; 4] = [
+        TokenType::Wit,
+        TokenType::Wpt,
+        TokenType::JwtSvid,
+        TokenType::AccessToken,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             TokenType::Wit => "WIT",
             TokenType::Wpt => "WPT",
             TokenType::JwtSvid => "JWT-SVID",
+            TokenType::AccessToken => "access token",
         }
     }
 
@@ -159,6 +172,7 @@ impl TokenType {
             TokenType::Wit => "wit",
             TokenType::Wpt => "wpt",
             TokenType::JwtSvid => "jwt-svid",
+            TokenType::AccessToken => "access-token",
         }
     }
 
@@ -168,6 +182,7 @@ impl TokenType {
             TokenType::Wit => &[Some("wit+jwt")],
             TokenType::Wpt => &[Some("wpt+jwt")],
             TokenType::JwtSvid => &[None, Some("JWT"), Some("JOSE")],
+            TokenType::AccessToken => &[Some("at+jwt")],
         }
     }
 
@@ -203,14 +218,15 @@ fn names(types: &[TokenType]) -> String {
 }
 
 /// The options that apply to some token types only: (given, option, types it applies to).
-fn type_rules(args: &VerifyArgs) -> [(bool, &'static str, &'static [TokenType]); 6] {
-    use TokenType::{JwtSvid, Wit, Wpt};
+fn type_rules(args: &VerifyArgs) -> [(bool, &'static str, &'static [TokenType]); 7] {
+    use TokenType::{AccessToken, JwtSvid, Wit, Wpt};
     [
         (args.wit.is_some(), "--wit", &[Wpt]),
         (args.access_token.is_some(), "--access-token", &[Wpt]),
         (args.txn_token.is_some(), "--txn-token", &[Wpt]),
         (!args.headers.is_empty(), "--header", &[Wpt]),
-        (args.aud.is_some(), "--aud", &[Wpt, JwtSvid]),
+        (args.aud.is_some(), "--aud", &[Wpt, JwtSvid, AccessToken]),
+        (args.issuer.is_some(), "--issuer", &[AccessToken]),
         (args.profile.is_some(), "--profile", &[Wit, Wpt]),
     ]
 }
@@ -447,6 +463,7 @@ fn check(
         }
         TokenType::Wpt => verify_wpt(args, request, store, token, now),
         TokenType::JwtSvid => verify_jwt_svid(args, store, token, now),
+        TokenType::AccessToken => verify_access_token(args, token, now),
     }
 }
 
@@ -611,6 +628,45 @@ fn verify_jwt_svid(args: &VerifyArgs, store: Arc<TrustStore>, token: &str, now: 
         "exp": svid.exp.as_secs(),
         "expires": format!("{} ({})", rfc3339(svid.exp), relative(svid.exp, now)),
         "claims": svid.claims,
+    }))
+}
+
+/// An RFC 9068 access token, with the authorization server's keys from `--jwks`.
+fn verify_access_token(args: &VerifyArgs, token: &str, now: UnixTime) -> Result<Value, Failure> {
+    use lanyard_core::oauth::{AccessTokenPolicy, AccessTokenVerifier, VerificationKeys};
+    let issuer = required(
+        args.issuer.as_deref(),
+        "--issuer",
+        "an access token is checked for its issuer",
+    )?;
+    let aud = required(
+        args.aud.as_deref(),
+        "--aud",
+        "an access token is checked for an audience",
+    )?;
+    if args.jwks.is_empty() {
+        return Err(Failure::usage("give the authorization server's keys with --jwks FILE"));
+    }
+    let mut keys = Vec::new();
+    for path in &args.jwks {
+        keys.extend(input::public_keys(path).map_err(|e| Failure::input(&e))?);
+    }
+    let provider = lanyard_crypto::provider();
+    let keys = VerificationKeys::from_jwks(provider.as_ref(), issuer, &lanyard_core::JwkSet { keys })?;
+    let at = AccessTokenVerifier::new(AccessTokenPolicy::new(issuer, aud)).verify(token, &keys, now)?;
+    let c = &at.claims;
+    Ok(json!({
+        "subject": c.sub,
+        "client_id": c.client_id,
+        "issuer": c.iss,
+        "audience": c.aud.as_slice(),
+        "scope": c.scope.as_ref().map(ToString::to_string),
+        "kid": at.kid,
+        "jti": c.jti,
+        "exp": c.exp.as_secs(),
+        "expires": format!("{} ({})", rfc3339(c.exp), relative(c.exp, now)),
+        "cnf": c.cnf,
+        "act": c.act,
     }))
 }
 

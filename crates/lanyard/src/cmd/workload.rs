@@ -89,7 +89,7 @@ pub(crate) struct EndpointArg {
 }
 
 impl EndpointArg {
-    async fn connect(&self) -> Result<WorkloadApiClient> {
+    pub(crate) async fn connect(&self) -> Result<WorkloadApiClient> {
         let address = match &self.endpoint {
             Some(text) => EndpointAddress::parse(text)?,
             None => EndpointAddress::from_env().context("set SPIFFE_ENDPOINT_SOCKET or pass --endpoint")?,

@@ -1,0 +1,138 @@
+//! `lanyard client ...` and `lanyard oauth token` against a real `lanyard server`: register
+//! a client with its public key, get a bearer and a DPoP-bound access token, verify the
+//! token with `lanyard token verify`, manage and delete the client, and see refusals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Server, bin_dir};
+
+fn sh(dir: &Path, script: &str) -> Output {
+    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(dir: &Path, script: &str) -> String {
+    let out = sh(dir, script);
+    assert!(
+        out.status.success(),
+        "`{script}` failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+#[test]
+fn client_registry_and_tokens_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let issuer = server.process.expect_field("oauth issuer").to_owned();
+    assert_eq!(issuer, format!("http://{}", server.public));
+    let d = dir.path();
+    ok(d, "lanyard key generate --alg ES256 --out client");
+
+    let created = json(&ok(
+        d,
+        "lanyard client create billing --jwks client.pub.jwk --scope read --scope write \
+         --audience https://ledger.example.org",
+    ));
+    assert_eq!(created["client"]["client_id"], "billing");
+    assert_eq!(
+        created["client"]["auth_methods"],
+        serde_json::json!(["private_key_jwt"])
+    );
+    assert!(created.get("client_secret").is_none());
+    let list = json(&ok(d, "lanyard client list"));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // A bearer token with private_key_jwt, found through the metadata.
+    let response = json(&ok(
+        d,
+        &format!("lanyard oauth token --issuer {issuer} --client-id billing --key client.jwk --scope read"),
+    ));
+    assert_eq!(response["token_type"], "Bearer");
+    assert_eq!(response["scope"], "read");
+    ok(
+        d,
+        &format!("lanyard oauth token --issuer {issuer} --client-id billing --key client.jwk --raw > at.jwt"),
+    );
+    // The access token verifies against the AS's jwks_uri, as an at+jwt.
+    let (status, jwks) = server.get("/oauth/jwks");
+    assert_eq!(status, 200);
+    std::fs::write(d.join("as.jwks"), jwks).unwrap();
+    let verified = ok(
+        d,
+        &format!(
+            "lanyard token verify @at.jwt --type access-token --issuer {issuer} --jwks as.jwks \
+             --aud https://ledger.example.org --trust-domain example.org"
+        ),
+    );
+    assert!(verified.starts_with("valid access token"), "{verified}");
+
+    // DPoP: the CLI retries with the server's nonce.
+    let response = json(&ok(
+        d,
+        &format!("lanyard oauth token --issuer {issuer} --client-id billing --key client.jwk --dpop"),
+    ));
+    assert_eq!(response["token_type"], "DPoP");
+
+    // Refusals: a scope outside the registration; an unknown client.
+    let out = sh(
+        d,
+        &format!("lanyard oauth token --issuer {issuer} --client-id billing --key client.jwk --scope admin"),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("invalid_scope"), "{}", text(&out.stderr));
+    let out = sh(
+        d,
+        &format!("lanyard oauth token --issuer {issuer} --client-id nobody --key client.jwk"),
+    );
+    assert!(text(&out.stderr).contains("invalid_client"), "{}", text(&out.stderr));
+
+    // Update (revision checked), a client with a secret (shown once), show, delete.
+    let updated = json(&ok(
+        d,
+        "lanyard client update billing --revision 1 --jwks client.pub.jwk --scope read \
+         --audience https://ledger.example.org",
+    ));
+    assert_eq!(updated["client"]["revision"], 2);
+    let out = sh(
+        d,
+        "lanyard client update billing --revision 1 --jwks client.pub.jwk --audience https://ledger.example.org",
+    );
+    assert!(!out.status.success());
+    let legacy = json(&ok(
+        d,
+        "lanyard client create legacy --auth-method client_secret_basic --audience https://ledger.example.org",
+    ));
+    let secret = legacy["client_secret"].as_str().unwrap();
+    assert!(secret.len() >= 40);
+    let shown = ok(d, "lanyard client show legacy");
+    assert!(!shown.contains(secret));
+    assert_eq!(json(&shown)["has_secret"], true);
+    let out = sh(d, "lanyard client create bad --auth-method none --audience x");
+    assert!(!out.status.success());
+    ok(d, "lanyard client delete billing");
+    assert!(!sh(d, "lanyard client show billing").status.success());
+    server.stop();
+}
