@@ -15,6 +15,7 @@ use lanyard_core::oauth::{
     issue_txn_token,
 };
 use lanyard_core::{Algorithm, Clock, JwkSet, JwtSvidIssuer, SpiffeId, SystemClock, UnixTime};
+use lanyard_server::config::{HomeServerConfig, OAuthConfig};
 use lanyard_server::model::{ExchangePolicy, OAuthClientSpec};
 use lanyard_server::oauth::clients::create_client;
 use lanyard_server::{RunningServer, ServerConfig};
@@ -31,11 +32,15 @@ fn now() -> UnixTime {
     SystemClock.now()
 }
 
-/// The workloads registered as clients, by name (`spiffe://example.org/<name>`).
+/// The workloads registered as clients, by name (`spiffe://<trust domain>/<name>`).
 struct Workload {
     name: &'static str,
     policy: ExchangePolicy,
 }
+
+/// The foreign authorization server of the chaining tests, and another one.
+const AS_B: &str = "https://as-b.test";
+const AS_C: &str = "https://as-c.test";
 
 fn policy(delegate: bool, impersonate: bool, subjects: &[TokenTypeUri], txn_tokens: bool) -> ExchangePolicy {
     ExchangePolicy {
@@ -71,6 +76,10 @@ fn workloads() -> Vec<Workload> {
             name: "plain",
             policy: ExchangePolicy::default(),
         },
+        Workload {
+            name: "chainer",
+            policy: policy(true, false, &[AccessToken, TxnToken], false),
+        },
     ]
 }
 
@@ -78,6 +87,7 @@ struct Harness {
     server: RunningServer,
     http: reqwest::Client,
     issuer: String,
+    td: String,
 }
 
 /// An HTTP answer: status and JSON body.
@@ -108,23 +118,41 @@ impl Reply {
 
 impl Harness {
     async fn start(dir: &std::path::Path) -> Harness {
+        Harness::start_with(dir, TRUST_DOMAIN, OAuthConfig::default()).await
+    }
+
+    /// A server of trust domain `td` with `oauth` settings and the [`workloads`]
+    /// registered (`chainer` with the foreign servers as audiences, every client with the
+    /// JWT bearer grant too).
+    async fn start_with(dir: &std::path::Path, td: &str, oauth: OAuthConfig) -> Harness {
         let config = ServerConfig {
             data_dir: dir.join("data"),
             public_address: "127.0.0.1:0".into(),
             agent_address: "127.0.0.1:0".into(),
             log_level: "warn".into(),
+            trust_domain: td.into(),
+            oauth,
             ..ServerConfig::default()
         };
         let server = lanyard_server::start(config).await.unwrap();
         for w in workloads() {
+            let audiences = if w.name == "chainer" {
+                vec![AS_B.into(), AS_C.into()]
+            } else {
+                vec![LEDGER.into()]
+            };
             let spec = OAuthClientSpec {
-                spiffe_ids: vec![SpiffeIdPattern::parse(&format!("spiffe://{TRUST_DOMAIN}/{}", w.name)).unwrap()],
+                spiffe_ids: vec![SpiffeIdPattern::parse(&format!("spiffe://{td}/{}", w.name)).unwrap()],
                 auth_methods: vec![AuthMethod::SpiffeJwt],
                 jwks: None,
                 jwks_uri: None,
-                grant_types: vec![GrantType::ClientCredentials, GrantType::TokenExchange],
+                grant_types: vec![
+                    GrantType::ClientCredentials,
+                    GrantType::TokenExchange,
+                    GrantType::JwtBearer,
+                ],
                 scopes: vec!["read".into(), "write".into(), "trade".into()],
-                audiences: vec![LEDGER.into()],
+                audiences,
                 access_token_ttl: 0,
                 require_dpop: false,
                 require_certificate_binding: false,
@@ -135,13 +163,14 @@ impl Harness {
         Harness {
             issuer: server.oauth.issuer().to_owned(),
             http: reqwest::Client::new(),
+            td: td.to_owned(),
             server,
         }
     }
 
-    /// A JWT-SVID of `spiffe://example.org/<name>` for `audience`.
+    /// A JWT-SVID of `spiffe://<trust domain>/<name>` for `audience`.
     async fn svid(&self, name: &str, audience: &str) -> String {
-        let id = SpiffeId::parse(&format!("spiffe://{TRUST_DOMAIN}/{name}")).unwrap();
+        let id = SpiffeId::parse(&format!("spiffe://{}/{name}", self.td)).unwrap();
         lanyard_server::issue::mint_jwt_svid(&self.server.state, &id, &[audience], None)
             .await
             .unwrap()
@@ -165,9 +194,15 @@ impl Harness {
 
     /// A token exchange by `client` (authenticated with its JWT-SVID) with `params`.
     async fn exchange(&self, client: &str, params: &[(&str, &str)]) -> Reply {
+        let mut pairs = vec![("grant_type", EXCHANGE)];
+        pairs.extend_from_slice(params);
+        self.token(client, &pairs).await
+    }
+
+    /// A token request by `client` (authenticated with its JWT-SVID) with `params`.
+    async fn token(&self, client: &str, params: &[(&str, &str)]) -> Reply {
         let svid = self.svid(client, &self.issuer).await;
         let mut pairs = vec![
-            ("grant_type", EXCHANGE),
             ("client_id", client),
             ("client_assertion_type", JWT_SPIFFE),
             ("client_assertion", svid.as_str()),
@@ -204,6 +239,11 @@ impl Harness {
             .unwrap();
         let jwks: JwkSet = serde_json::from_str(&text).unwrap();
         VerificationKeys::from_jwks(lanyard_crypto::provider().as_ref(), self.issuer.clone(), &jwks).unwrap()
+    }
+
+    async fn metadata(&self) -> Value {
+        let url = format!("{}/.well-known/oauth-authorization-server", self.server.public_url);
+        serde_json::from_str(&self.http.get(url).send().await.unwrap().text().await.unwrap()).unwrap()
     }
 
     async fn verify_at(&self, token: &str) -> AccessTokenClaims {
@@ -698,4 +738,188 @@ async fn txn_token_bad_inputs() {
         .await
         .refused(400, "invalid_request", "subject_token");
     h.server.shutdown().await.unwrap();
+}
+
+// ---- identity chaining ----
+
+#[tokio::test]
+async fn identity_chaining_between_two_servers() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = Harness::start_with(
+        dir_a.path(),
+        TRUST_DOMAIN,
+        OAuthConfig {
+            chaining_foreign_servers: vec![AS_B.into(), AS_C.into()],
+            ..OAuthConfig::default()
+        },
+    )
+    .await;
+    let b = Harness::start_with(
+        dir_b.path(),
+        "partner.org",
+        OAuthConfig {
+            issuer: Some(AS_B.into()),
+            // Keys found through A's RFC 8414 metadata.
+            chaining_home_servers: vec![HomeServerConfig {
+                issuer: a.issuer.clone(),
+                jwks_uri: None,
+            }],
+            ..OAuthConfig::default()
+        },
+    )
+    .await;
+    let m = a.metadata().await;
+    assert_eq!(m["identity_chaining_requested_token_types_supported"], json!([JWT]));
+    assert!(
+        !m["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("urn:ietf:params:oauth:grant-type:jwt-bearer"))
+    );
+    assert!(
+        b.metadata().await["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("urn:ietf:params:oauth:grant-type:jwt-bearer"))
+    );
+    // At A: the user's token becomes a JWT authorization grant for B, the chainer acting.
+    let user = a.user_token(json!({"aud": a.issuer})).await;
+    let ask_grant = |audience: &'static str| {
+        let (a, user) = (&a, user.clone());
+        async move {
+            a.exchange(
+                "chainer",
+                &[
+                    ("subject_token", &user),
+                    ("subject_token_type", AT),
+                    ("audience", audience),
+                    ("scope", "read write"),
+                ],
+            )
+            .await
+        }
+    };
+    let reply = ask_grant(AS_B).await;
+    let grant = reply.token(JWT, "N_A");
+    assert!(reply.body["expires_in"].as_u64().unwrap() <= 60);
+    let jws = lanyard_core::jose::CompactJws::parse(&grant).unwrap();
+    assert_eq!(jws.header().typ.as_deref(), Some("authorization-grant+jwt"));
+    let claims = jws.claims().unwrap();
+    assert_eq!(
+        (claims["aud"].as_str(), claims["sub"].as_str()),
+        (Some(AS_B), Some("alice"))
+    );
+    assert_eq!(claims["act"]["sub"], id("chainer"));
+    // At B: the grant is redeemed once for a local access token about alice.
+    let redeem = |assertion: String, scope: &'static str| {
+        let b = &b;
+        async move {
+            b.token(
+                "agent",
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", &assertion),
+                    ("scope", scope),
+                ],
+            )
+            .await
+        }
+    };
+    redeem(grant.clone(), "read write trade")
+        .await
+        .refused(400, "invalid_scope", "trade");
+    let reply = redeem(grant.clone(), "read").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let at = reply.body["access_token"].as_str().unwrap().to_owned();
+    let c = b.verify_at(&at).await;
+    assert_eq!(
+        (c.iss.as_str(), c.sub.as_str(), c.client_id.as_str()),
+        (AS_B, "alice", "agent")
+    );
+    assert_eq!(chain(c.act.as_ref()), [id("chainer")]);
+    assert_eq!(c.scope, Some(Scope::parse("read").unwrap()));
+    assert!(reply.body.get("refresh_token").is_none());
+    // Bad grants: replayed, addressed to another server, from an untrusted home server.
+    redeem(grant, "read")
+        .await
+        .refused(400, "invalid_grant", "already used");
+    let for_c = ask_grant(AS_C).await.token(JWT, "N_A");
+    redeem(for_c, "read").await.refused(400, "invalid_grant", "aud");
+    let t = now().as_secs();
+    let stranger_key = lanyard_crypto::provider().generate_key(Algorithm::ES256).unwrap();
+    let forged = lanyard_core::oauth::issue_authorization_grant(
+        stranger_key.as_ref(),
+        "k1",
+        &lanyard_core::oauth::AuthorizationGrantClaims::from_claims(
+            json!({"iss": "https://evil.test", "sub": "alice", "aud": AS_B, "iat": t, "exp": t + 60, "jti": "evil-1"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    redeem(forged.clone(), "read")
+        .await
+        .refused(400, "invalid_grant", "not accepted");
+    // A's own key, but a kid A never published: still not verifiable at B.
+    let forged_a = lanyard_core::oauth::issue_authorization_grant(
+        stranger_key.as_ref(),
+        "k1",
+        &lanyard_core::oauth::AuthorizationGrantClaims::from_claims(
+            json!({"iss": a.issuer, "sub": "alice", "aud": AS_B, "iat": t, "exp": t + 60, "jti": "evil-2"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    redeem(forged_a, "read")
+        .await
+        .refused(400, "invalid_grant", "authorization grant");
+    // At A: a JWT without a foreign server, two targets, a target the client lacks; and
+    // A redeems no grants at all.
+    a.exchange(
+        "chainer",
+        &[
+            ("subject_token", &user),
+            ("subject_token_type", AT),
+            ("requested_token_type", JWT),
+        ],
+    )
+    .await
+    .refused(400, "invalid_target", "foreign");
+    a.exchange(
+        "chainer",
+        &[
+            ("subject_token", &user),
+            ("subject_token_type", AT),
+            ("audience", AS_B),
+            ("audience", AS_C),
+        ],
+    )
+    .await
+    .refused(400, "invalid_target", "alone");
+    let user_for_gw = a.user_token(json!({})).await;
+    a.exchange(
+        "gateway",
+        &[
+            ("subject_token", &user_for_gw),
+            ("subject_token_type", AT),
+            ("audience", AS_B),
+        ],
+    )
+    .await
+    .refused(400, "invalid_target", "as-b.test");
+    a.token(
+        "agent",
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", &forged),
+        ],
+    )
+    .await
+    .refused(400, "unsupported_grant_type", "jwt-bearer");
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
 }

@@ -251,16 +251,12 @@ impl AuthorizationServer {
         Ok(keys)
     }
 
-    async fn fetch_jwks(&self, uri: &str) -> Result<JwkSet, ClientAuthError> {
-        let fail = |what: &str| ClientAuthError::Keys(format!("fetching jwks_uri: {what}"));
-        let response = self.http.get(uri).send().await.map_err(|_| fail("unreachable"))?;
-        if !response.status().is_success() {
-            return Err(fail("not a success status"));
-        }
-        let body = response.bytes().await.map_err(|_| fail("body"))?;
-        if body.len() > 64 * 1024 {
-            return Err(fail("larger than 64 KiB"));
-        }
+    /// Fetches a JWK Set (at most 64 KiB).
+    pub(crate) async fn fetch_jwks(&self, uri: &str) -> Result<JwkSet, ClientAuthError> {
+        let body = self
+            .fetch_small(uri)
+            .await
+            .map_err(|what| ClientAuthError::Keys(format!("fetching jwks_uri: {what}")))?;
         JwkSet::from_json(&body).map_err(|e| ClientAuthError::Keys(e.to_string()))
     }
 

@@ -135,6 +135,21 @@ pub enum OAuthError {
     /// §2.2.2).
     #[error("{0}")]
     Exchange(#[source] lanyard_core::Error),
+    /// A JWT authorization grant (RFC 7523 §2.1) failed verification (`invalid_grant`,
+    /// RFC 7523 §3.1).
+    #[error("invalid authorization grant: {0}")]
+    InvalidGrant(#[source] lanyard_core::Error),
+    /// A JWT authorization grant from a home server this server does not trust
+    /// (`invalid_grant`).
+    #[error("authorization grants from {0:?} are not accepted")]
+    UntrustedHomeServer(String),
+    /// A JWT authorization grant was redeemed before (`invalid_grant`).
+    #[error("the authorization grant was already used")]
+    GrantReplay,
+    /// The home server's keys could not be obtained (`invalid_grant`: the grant cannot be
+    /// verified).
+    #[error("the home server's keys are unavailable: {0}")]
+    HomeKeys(String),
     /// The datastore failed.
     #[error("datastore: {0}")]
     Store(#[from] StoreError),
@@ -183,6 +198,10 @@ impl OAuthError {
             | OAuthError::TokenTypeRefused { .. } => ErrorCode::InvalidRequest,
             OAuthError::Exchange(lanyard_core::Error::OAuth(Violation::ScopeWidened { .. })) => ErrorCode::InvalidScope,
             OAuthError::Exchange(_) => ErrorCode::InvalidRequest,
+            OAuthError::InvalidGrant(_)
+            | OAuthError::UntrustedHomeServer(_)
+            | OAuthError::GrantReplay
+            | OAuthError::HomeKeys(_) => ErrorCode::InvalidGrant,
             OAuthError::Store(_) | OAuthError::Keys(_) | OAuthError::Issue(_) => ErrorCode::ServerError,
         }
     }
@@ -190,7 +209,14 @@ impl OAuthError {
     /// A stable lowercase reason (audit lines, metrics, tests): the code's finer cause.
     pub fn kind(&self) -> &'static str {
         match self {
-            OAuthError::Request(e) | OAuthError::Dpop(e) | OAuthError::Issue(e) | OAuthError::Exchange(e) => e.kind(),
+            OAuthError::Request(e)
+            | OAuthError::Dpop(e)
+            | OAuthError::Issue(e)
+            | OAuthError::Exchange(e)
+            | OAuthError::InvalidGrant(e) => e.kind(),
+            OAuthError::UntrustedHomeServer(_) => "untrusted_home_server",
+            OAuthError::GrantReplay => "grant_replay",
+            OAuthError::HomeKeys(_) => "home_keys_unavailable",
             OAuthError::ExchangeToken { reason, .. } => reason.kind(),
             OAuthError::RevokedToken(_) => "revoked",
             OAuthError::TokenTypeRefused { .. } => "token_type_refused",

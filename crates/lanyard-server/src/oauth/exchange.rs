@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `urn:ietf:params:oauth:token-type:access_token` | an RFC 9068 access token this server issued (its own keys, `iss` this issuer), not revoked, whose `aud` names this issuer, the client's `client_id` or one of the policy's `subject_audiences` (a resource server exchanges the tokens sent to it) |
 //! | `urn:ietf:params:oauth:token-type:jwt` | a JWT-SVID of the server's own or a federated trust domain whose `aud` names this issuer (JWT-SVID.md §3, `typ` absent or `JWT`: an `at+jwt` sent as `jwt` is `typ_confusion`) |
-//! | `urn:ietf:params:oauth:token-type:txn_token` | a Txn-Token of this server's Transaction Token Service: only as the subject of a Txn-Token request (a replacement, `txn.rs`); a Txn-Token is never an access token (draft-ietf-oauth-transaction-tokens-11) |
+//! | `urn:ietf:params:oauth:token-type:txn_token` | a Txn-Token of this server's Transaction Token Service: only as the subject of a Txn-Token request (a replacement, `txn.rs`) or of a JWT authorization grant (`chaining.rs`); a Txn-Token is never exchanged for an access token (draft-ietf-oauth-transaction-tokens-11: it is not one) |
 //!
 //! The decision is `lanyard_core::oauth::decide_exchange`: delegation when an actor is
 //! named (an `actor_token`, or, without one, the client itself when its policy allows
@@ -24,8 +24,9 @@
 use std::sync::Arc;
 
 use lanyard_core::oauth::{
-    AccessTokenPolicy, AccessTokenVerifier, Actor, Credential, ExchangeRules, SubjectToken, TokenExchange,
-    TokenRequest, TokenResponse, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof, decide_exchange,
+    AccessTokenPolicy, AccessTokenVerifier, Actor, Credential, ExchangeOutcome, ExchangeRules, SubjectToken,
+    TokenExchange, TokenRequest, TokenResponse, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof,
+    decide_exchange,
 };
 use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime};
 use serde_json::{Map, Value};
@@ -85,7 +86,9 @@ impl Presented {
 }
 
 impl AuthorizationServer {
-    /// Serves a token exchange from an authenticated client (the grant type was checked).
+    /// Serves a token exchange from an authenticated client (the grant type was checked):
+    /// a Txn-Token (`txn.rs`), a JWT authorization grant for a foreign server
+    /// (`chaining.rs`), or an access token.
     pub(crate) async fn token_exchange(
         &self,
         request: &TokenRequest,
@@ -94,52 +97,39 @@ impl AuthorizationServer {
         dpop: Option<&VerifiedDpopProof>,
         now: UnixTime,
     ) -> Result<TokenOutcome, OAuthError> {
-        match &exchange.requested_token_type {
-            None | Some(TokenTypeUri::AccessToken) => {}
-            Some(TokenTypeUri::TxnToken) => return self.txn_token(request, exchange, client, now).await,
-            Some(other) => {
+        let requested = exchange.requested_token_type.as_ref();
+        if requested == Some(&TokenTypeUri::TxnToken) {
+            return self.txn_token(request, exchange, client, now).await;
+        }
+        match (requested, self.chaining_target(request)?) {
+            (None | Some(TokenTypeUri::Jwt), Some(target)) => {
+                return self.authorization_grant(request, exchange, client, target, now).await;
+            }
+            (Some(TokenTypeUri::Jwt), None) => {
+                return Err(OAuthError::InvalidTarget(
+                    "a JWT is issued only as an authorization grant for a configured foreign authorization server"
+                        .into(),
+                ));
+            }
+            (None | Some(TokenTypeUri::AccessToken), _) => {}
+            (Some(other), _) => {
                 return Err(OAuthError::TokenTypeRefused {
                     param: "requested_token_type",
                     value: clip(other.as_str()),
                 });
             }
         }
-        let spec = &client.client.spec;
-        let policy = &spec.exchange;
-        let subject = self
-            .verify_presented(
-                "subject_token",
-                &exchange.subject_token,
-                &exchange.subject_token_type,
-                client,
-                now,
-            )
-            .await?;
-        if subject.txn.is_some() {
-            // A Txn-Token is not an access token: it may only be replaced.
+        if exchange.subject_token_type == TokenTypeUri::TxnToken {
+            // A Txn-Token is not an access token: it may only be replaced (or chained).
             return Err(OAuthError::TokenTypeRefused {
                 param: "subject_token_type",
                 value: format!("{} (for an access token)", TokenTypeUri::TxnToken),
             });
         }
-        let actor = match &exchange.actor {
-            Some((token, token_type)) => Some(
-                self.verify_presented("actor_token", token, token_type, client, now)
-                    .await?
-                    .as_actor(),
-            ),
-            None if policy.delegate => Some(client_actor(client, &self.issuer)),
-            None => None,
-        };
-        let rules = ExchangeRules {
-            allow_impersonation: policy.impersonate,
-            allow_delegation: policy.delegate,
-            policy_scope: registered_scope(spec)?,
-            require_subject_scope: false,
-            max_ttl: self.access_token_ttl(spec),
-        };
-        let outcome = decide_exchange(&subject.subject, actor.as_ref(), request.scope.as_ref(), &rules, now)
-            .map_err(OAuthError::Exchange)?;
+        let spec = &client.client.spec;
+        let (_, outcome) = self
+            .exchange_decision(request, exchange, client, self.access_token_ttl(spec), now)
+            .await?;
         let audiences = targets(request, spec)?;
         let cnf = binding(client, dpop)?;
         let content = AccessTokenContent {
@@ -162,6 +152,48 @@ impl AuthorizationServer {
             },
             jti: issued.jti,
         })
+    }
+
+    /// Verifies the subject and actor tokens and decides the exchange under the client's
+    /// policy, for a token living at most `max_ttl` seconds.
+    pub(crate) async fn exchange_decision(
+        &self,
+        request: &TokenRequest,
+        exchange: &TokenExchange,
+        client: &AuthenticatedClient,
+        max_ttl: u64,
+        now: UnixTime,
+    ) -> Result<(Presented, ExchangeOutcome), OAuthError> {
+        let spec = &client.client.spec;
+        let policy = &spec.exchange;
+        let subject = self
+            .verify_presented(
+                "subject_token",
+                &exchange.subject_token,
+                &exchange.subject_token_type,
+                client,
+                now,
+            )
+            .await?;
+        let actor = match &exchange.actor {
+            Some((token, token_type)) => Some(
+                self.verify_presented("actor_token", token, token_type, client, now)
+                    .await?
+                    .as_actor(),
+            ),
+            None if policy.delegate => Some(client_actor(client, &self.issuer)),
+            None => None,
+        };
+        let rules = ExchangeRules {
+            allow_impersonation: policy.impersonate,
+            allow_delegation: policy.delegate,
+            policy_scope: registered_scope(spec)?,
+            require_subject_scope: false,
+            max_ttl,
+        };
+        let outcome = decide_exchange(&subject.subject, actor.as_ref(), request.scope.as_ref(), &rules, now)
+            .map_err(OAuthError::Exchange)?;
+        Ok((subject, outcome))
     }
 
     /// Verifies a `subject_token` or `actor_token` (`which`) of `token_type`: the type

@@ -2,9 +2,9 @@
 //! `client_credentials` grant.
 //!
 //! [`AuthorizationServer::token`] dispatches on the grant: `client_credentials` here,
-//! token exchange (RFC 8693) in `exchange.rs`; the JWT bearer grant (RFC 7523 §2.1) is
-//! parsed by `lanyard_core::oauth::TokenRequest` and answers `unsupported_grant_type`
-//! until its arm is added. A client may use only the grant types it is registered for
+//! token exchange (RFC 8693) in `exchange.rs`, the JWT bearer grant (RFC 7523 §2.1) in
+//! `chaining.rs` (served only when home servers are configured; `unsupported_grant_type`
+//! otherwise). A client may use only the grant types it is registered for
 //! (`unauthorized_client`).
 //!
 //! Token exchange (RFC 8693, with the Transaction Token Service) is `exchange.rs` and
@@ -46,7 +46,13 @@ impl AuthorizationServer {
         now: UnixTime,
     ) -> Result<TokenOutcome, OAuthError> {
         let grant_type = request.grant.grant_type();
-        if !matches!(request.grant, Grant::ClientCredentials | Grant::TokenExchange(_)) {
+        let chaining_b = !self.state.config.oauth.chaining_home_servers.is_empty();
+        let served = match &request.grant {
+            Grant::ClientCredentials | Grant::TokenExchange(_) => true,
+            Grant::JwtBearer { .. } => chaining_b,
+            _ => false,
+        };
+        if !served {
             return Err(OAuthError::UnsupportedGrantType(clip(grant_type.as_str())));
         }
         if !client.client.spec.allowed_grant_types().contains(&grant_type) {
@@ -54,6 +60,7 @@ impl AuthorizationServer {
         }
         match &request.grant {
             Grant::TokenExchange(exchange) => self.token_exchange(request, exchange, client, dpop, now).await,
+            Grant::JwtBearer { assertion } => self.jwt_bearer(request, assertion.expose(), client, dpop, now).await,
             _ => self.client_credentials(request, client, dpop, now).await,
         }
     }

@@ -1,7 +1,7 @@
 //! The OAuth 2.0 authorization server for workloads (issue 12): client authentication
 //! without secrets (SPIFFE JWT-SVIDs, `private_key_jwt`, and optionally client secrets),
 //! the token endpoint with grant dispatch (`client_credentials`, token exchange with the
-//! Transaction Token Service; the JWT bearer grant slots into `grant`), RFC 9068 access tokens signed by the key
+//! Transaction Token Service and identity chaining, the JWT bearer grant), RFC 9068 access tokens signed by the key
 //! manager's [`AuthorityKind::AccessToken`](crate::model::AuthorityKind) authority,
 //! sender-constrained with DPoP (RFC 9449), introspection (RFC 7662), revocation (RFC 7009)
 //! and metadata (RFC 8414).
@@ -19,12 +19,14 @@
 //! | `client_auth.rs` | one client authentication method per request (RFC 6749 §2.3), `client_id` required with SPIFFE methods (draft-ietf-oauth-spiffe-client-auth, editor's copy after PR #44) |
 //! | `grant.rs` | the token request: grant dispatch, scope/resource/audience limits (RFC 8707) |
 //! | `exchange.rs` | token exchange (RFC 8693): subject and actor tokens, delegation and impersonation under the client's policy |
+//! | `chaining.rs` | identity chaining (draft-ietf-oauth-identity-chaining-17): JWT authorization grants as the home server, the JWT bearer grant (RFC 7523 §2.1) as the foreign one |
 //! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
 //! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
 //! | `clients.rs` | registering clients (validation, generated secrets) |
 //! | `secret.rs` | Argon2id hashes of client secrets |
 //! | `error.rs` | [`OAuthError`] and its response |
 
+mod chaining;
 mod client_auth;
 pub mod clients;
 mod error;
@@ -89,6 +91,7 @@ pub struct AuthorizationServer {
     client_keys: Mutex<KeyCache>,
     http: reqwest::Client,
     txn_chains: txn::TxnChains,
+    home_keys: chaining::HomeKeys,
 }
 
 impl std::fmt::Debug for AuthorizationServer {
@@ -133,6 +136,7 @@ impl AuthorizationServer {
             mtls_base,
             client_keys: Mutex::new(HashMap::new()),
             txn_chains: txn::TxnChains::default(),
+            home_keys: chaining::HomeKeys::default(),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()

@@ -16,7 +16,7 @@ use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
     AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, ActiveToken, Actor, Audience, AuthMethod,
     AuthorizationServerMetadata, Confirmation, DpopNonce, DpopRequest, GrantType, IntrospectionResponse, Scope,
-    VerificationKeys, VerifiedDpopProof, alg_values, issue_access_token,
+    TokenTypeUri, VerificationKeys, VerifiedDpopProof, alg_values, issue_access_token,
 };
 use lanyard_core::{JwkSet, MacAlgorithm, UnixTime};
 
@@ -229,7 +229,9 @@ impl AuthorizationServer {
 
     /// The RFC 8414 metadata: the endpoints, the client authentication methods actually
     /// enabled (the secret methods only when some client has a secret; `spiffe_x509` and
-    /// `tls_client_auth` only with the mutual-TLS listener), the grant types served,
+    /// `tls_client_auth` only with the mutual-TLS listener), the grant types served (the
+    /// JWT bearer grant with chaining home servers configured), identity chaining's
+    /// `identity_chaining_requested_token_types_supported` with foreign servers configured,
     /// algorithms, and the RFC 8705 `mtls_endpoint_aliases`.
     pub async fn metadata(&self) -> Result<AuthorizationServerMetadata, OAuthError> {
         let mut methods = vec![AuthMethod::PrivateKeyJwt, AuthMethod::SpiffeJwt];
@@ -245,7 +247,15 @@ impl AuthorizationServer {
         let mut m = AuthorizationServerMetadata::new(self.issuer.clone());
         m.token_endpoint = Some(self.endpoint(paths::TOKEN));
         m.jwks_uri = Some(self.endpoint(paths::JWKS));
-        m.grant_types_supported = Some(vec![GrantType::ClientCredentials, GrantType::TokenExchange]);
+        let oauth = &self.state.config.oauth;
+        let mut grants = vec![GrantType::ClientCredentials, GrantType::TokenExchange];
+        if !oauth.chaining_home_servers.is_empty() {
+            grants.push(GrantType::JwtBearer);
+        }
+        m.grant_types_supported = Some(grants);
+        if !oauth.chaining_foreign_servers.is_empty() {
+            m.identity_chaining_requested_token_types_supported = Some(vec![TokenTypeUri::Jwt]);
+        }
         m.token_endpoint_auth_methods_supported = Some(methods.clone());
         m.token_endpoint_auth_signing_alg_values_supported = Some(algs.clone());
         m.introspection_endpoint = Some(self.endpoint(paths::INTROSPECT));
