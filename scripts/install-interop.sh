@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the independent implementations the interop tests drive: Node's `jose` (npm);
+# Installs the independent implementations the interop tests drive: Node's `jose` and
+# `openid-client` (npm);
 # Python's `joserfc`, `pyjwt`, `http-message-signatures`, py-spiffe (`spiffe`) and
 # python-cwt (`cwt`, with `cbor2`) (PyPI), pinned in tests/interop/. The Rust `spiffe` crate's driver (tests/interop/rust-spiffe)
 # is built by its test itself, from its committed Cargo.lock.
@@ -14,7 +15,7 @@ if ! command -v python3 >/dev/null; then
   apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
 fi
 
-if [ ! -d tests/interop/node/node_modules/jose ]; then
+if [ ! -d tests/interop/node/node_modules/jose ] || [ ! -d tests/interop/node/node_modules/openid-client ]; then
   npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
 fi
 if [ ! -x tests/interop/.venv/bin/python ]; then

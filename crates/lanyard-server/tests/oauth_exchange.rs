@@ -923,3 +923,83 @@ async fn identity_chaining_between_two_servers() {
     a.server.shutdown().await.unwrap();
     b.server.shutdown().await.unwrap();
 }
+
+// ---- interop: panva/openid-client as the exchanging client ----
+
+/// Whether the Node driver can run; without it the test is skipped, unless
+/// `LANYARD_INTEROP=1` makes that a failure (as the other interop tests do).
+fn openid_client_available(test: &str) -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if node && root.join("tests/interop/node/node_modules/openid-client").exists() {
+        return Some(root);
+    }
+    let hint = "Node 20+ and tests/interop/node/node_modules/openid-client (scripts/install-interop.sh)";
+    assert!(
+        std::env::var("LANYARD_INTEROP").as_deref() != Ok("1"),
+        "{test}: LANYARD_INTEROP=1 but {hint} are missing"
+    );
+    eprintln!("skipped: {test} needs {hint}");
+    None
+}
+
+#[tokio::test]
+async fn openid_client_delegation_with_actor_token() {
+    let Some(root) = openid_client_available("openid_client_delegation_with_actor_token") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    let key = lanyard_crypto::KeyPair::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("oc-1");
+    let spec = OAuthClientSpec {
+        spiffe_ids: Vec::new(),
+        auth_methods: vec![AuthMethod::PrivateKeyJwt],
+        jwks: Some(JwkSet {
+            keys: vec![lanyard_core::SigningKey::public_jwk(&key)],
+        }),
+        jwks_uri: None,
+        grant_types: vec![GrantType::TokenExchange],
+        scopes: vec!["read".into(), "write".into()],
+        audiences: vec![LEDGER.into()],
+        access_token_ttl: 0,
+        require_dpop: false,
+        require_certificate_binding: false,
+        exchange: policy(true, false, &[TokenTypeUri::AccessToken], false),
+    };
+    create_client(&h.server.state, "openid-client-app", spec, now())
+        .await
+        .unwrap();
+    let jwk_path = dir.path().join("client.jwk.json");
+    std::fs::write(&jwk_path, serde_json::to_vec(&key.private_jwk().unwrap()).unwrap()).unwrap();
+    // Alice's token already went through the edge; the agent now acts for her.
+    let user = h.user_token(json!({"act": {"sub": id("edge")}})).await;
+    let actor = h.svid("agent", &h.issuer).await;
+    let output = tokio::process::Command::new("node")
+        .arg(root.join("tests/interop/node/exchange.mjs"))
+        .args(["exchange", "--issuer", &h.issuer, "--client-id", "openid-client-app"])
+        .arg("--jwk")
+        .arg(&jwk_path)
+        .args(["--subject-token", &user, "--subject-token-type", AT])
+        .args(["--actor-token", &actor, "--actor-token-type", JWT, "--scope", "read"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "openid-client failed: {stderr}");
+    let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["issued_token_type"], AT);
+    assert_eq!(
+        response["token_type"].as_str().map(str::to_ascii_lowercase).as_deref(),
+        Some("bearer")
+    );
+    let c = h.verify_at(response["access_token"].as_str().unwrap()).await;
+    assert_eq!((c.sub.as_str(), c.client_id.as_str()), ("alice", "openid-client-app"));
+    assert_eq!(chain(c.act.as_ref()), [id("agent"), id("edge")], "nested act");
+    assert_eq!(c.scope, Some(Scope::parse("read").unwrap()));
+    h.server.shutdown().await.unwrap();
+}
