@@ -261,6 +261,14 @@ impl Harness {
     }
 }
 
+/// A server with the [`workloads`], its data directory, and alice's token for the ledger.
+async fn setup() -> (tempfile::TempDir, Harness, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path()).await;
+    let user = h.user_token(json!({})).await;
+    (dir, h, user)
+}
+
 fn rand() -> u64 {
     let mut b = [0u8; 8];
     lanyard_crypto::provider().fill_random(&mut b).unwrap();
@@ -285,9 +293,7 @@ fn id(name: &str) -> String {
 
 #[tokio::test]
 async fn delegation_over_two_hops_nests_act() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(dir.path()).await;
-    let user = h.user_token(json!({})).await;
+    let (_dir, h, user) = setup().await;
     let user_exp = h.verify_at(&user).await.exp;
     // Hop 1: the gateway exchanges the user's token; without an actor token, the gateway
     // itself acts.
@@ -377,9 +383,7 @@ async fn may_act_names_who_may_act() {
 
 #[tokio::test]
 async fn impersonation_and_delegation_follow_the_client_policy() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(dir.path()).await;
-    let user = h.user_token(json!({})).await;
+    let (_dir, h, user) = setup().await;
     // Impersonation: the token is about alice, with no actor.
     let token = h
         .exchange("impersonator", &[("subject_token", &user), ("subject_token_type", AT)])
@@ -409,9 +413,7 @@ async fn impersonation_and_delegation_follow_the_client_policy() {
 
 #[tokio::test]
 async fn exchange_bad_inputs() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(dir.path()).await;
-    let user = h.user_token(json!({})).await;
+    let (_dir, h, user) = setup().await;
     let ex = |params: Vec<(&'static str, String)>| {
         let h = &h;
         async move {
@@ -586,9 +588,7 @@ async fn txn_token_issue_and_replacement() {
 
 #[tokio::test]
 async fn txn_token_bad_inputs() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(dir.path()).await;
-    let user = h.user_token(json!({})).await;
+    let (_dir, h, user) = setup().await;
     let txn_request =
         |client: &'static str, subject: String, kind: &'static str, extra: Vec<(&'static str, String)>| {
             let h = &h;

@@ -40,7 +40,7 @@ use lanyard_core::oauth::{
 
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
-use super::grant::{TokenOutcome, access_token_type, binding, clip, registered_scope, targets};
+use super::grant::{TokenOutcome, access_token_outcome, binding, clip, registered_scope, targets};
 use super::tokens::AccessTokenContent;
 use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
 use crate::config::HomeServerConfig;
@@ -193,12 +193,14 @@ impl AuthorizationServer {
         };
         // Recorded once the request is otherwise acceptable: a grant is used up by a
         // redemption, not by a request refused for its scope or target.
-        let key = self.replay_key("authorization_grant", &home.issuer, &grant.jti);
         if !self
-            .state
-            .stores
-            .jtis
-            .record_jti(&key, verified.replay_until, now)
+            .first_use(
+                "authorization_grant",
+                &home.issuer,
+                &grant.jti,
+                verified.replay_until,
+                now,
+            )
             .await?
         {
             return Err(OAuthError::GrantReplay);
@@ -206,16 +208,7 @@ impl AuthorizationServer {
         let issued = self
             .sign_access_token(content, self.access_token_ttl(spec), now)
             .await?;
-        Ok(TokenOutcome {
-            response: TokenResponse {
-                access_token: issued.token,
-                token_type: access_token_type(dpop),
-                expires_in: Some(issued.expires_in),
-                scope: (!outcome.scope.is_empty()).then_some(outcome.scope),
-                issued_token_type: None,
-            },
-            jti: issued.jti,
-        })
+        Ok(access_token_outcome(issued, dpop, outcome.scope, None))
     }
 
     /// The keys of `home`: cached ones unless stale, or `refresh` asks and the last fetch

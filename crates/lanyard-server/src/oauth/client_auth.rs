@@ -132,12 +132,8 @@ impl AuthorizationServer {
                     .private_key_jwt
                     .verify(assertion.expose(), &client_id, &keys, now)
                     .map_err(|e| fail(ClientAuthError::Credential(e)))?;
-                let key = self.replay_key("private_key_jwt", &client_id, &verified.jti);
                 if !self
-                    .state
-                    .stores
-                    .jtis
-                    .record_jti(&key, verified.replay_until, now)
+                    .first_use("private_key_jwt", &client_id, &verified.jti, verified.replay_until, now)
                     .await?
                 {
                     return Err(fail(ClientAuthError::Replay));
@@ -258,6 +254,20 @@ impl AuthorizationServer {
             .await
             .map_err(|what| ClientAuthError::Keys(format!("fetching jwks_uri: {what}")))?;
         JwkSet::from_json(&body).map_err(|e| ClientAuthError::Keys(e.to_string()))
+    }
+
+    /// Records the one-time value `jti` of `issuer` for `purpose` in the shared store until
+    /// `until`: false when it was recorded before (a replay).
+    pub(crate) async fn first_use(
+        &self,
+        purpose: &str,
+        issuer: &str,
+        jti: &str,
+        until: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, OAuthError> {
+        let key = self.replay_key(purpose, issuer, jti);
+        Ok(self.state.stores.jtis.record_jti(&key, until, now).await?)
     }
 
     /// The key under which a one-time value is recorded in the shared store: base64url

@@ -25,8 +25,7 @@ use std::sync::Arc;
 
 use lanyard_core::oauth::{
     AccessTokenPolicy, AccessTokenVerifier, Actor, Credential, ExchangeOutcome, ExchangeRules, SubjectToken,
-    TokenExchange, TokenRequest, TokenResponse, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof,
-    decide_exchange,
+    TokenExchange, TokenRequest, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof, decide_exchange,
 };
 use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime};
 use serde_json::{Map, Value};
@@ -34,7 +33,7 @@ use serde_json::{Map, Value};
 use super::AuthorizationServer;
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
-use super::grant::{TokenOutcome, access_token_type, binding, clip, registered_scope, targets};
+use super::grant::{TokenOutcome, access_token_outcome, binding, clip, registered_scope, targets};
 use super::tokens::AccessTokenContent;
 use crate::error::ServerError;
 use crate::model::ExchangePolicy;
@@ -142,16 +141,12 @@ impl AuthorizationServer {
         };
         let ttl = outcome.exp.as_secs().saturating_sub(now.as_secs());
         let issued = self.sign_access_token(content, ttl, now).await?;
-        Ok(TokenOutcome {
-            response: TokenResponse {
-                access_token: issued.token,
-                token_type: access_token_type(dpop),
-                expires_in: Some(issued.expires_in),
-                scope: (!outcome.scope.is_empty()).then_some(outcome.scope),
-                issued_token_type: Some(TokenTypeUri::AccessToken),
-            },
-            jti: issued.jti,
-        })
+        Ok(access_token_outcome(
+            issued,
+            dpop,
+            outcome.scope,
+            Some(TokenTypeUri::AccessToken),
+        ))
     }
 
     /// Verifies the subject and actor tokens and decides the exchange under the client's
@@ -166,15 +161,7 @@ impl AuthorizationServer {
     ) -> Result<(Presented, ExchangeOutcome), OAuthError> {
         let spec = &client.client.spec;
         let policy = &spec.exchange;
-        let subject = self
-            .verify_presented(
-                "subject_token",
-                &exchange.subject_token,
-                &exchange.subject_token_type,
-                client,
-                now,
-            )
-            .await?;
+        let subject = self.verify_subject(exchange, client, now).await?;
         let actor = match &exchange.actor {
             Some((token, token_type)) => Some(
                 self.verify_presented("actor_token", token, token_type, client, now)
@@ -196,9 +183,21 @@ impl AuthorizationServer {
         Ok((subject, outcome))
     }
 
+    /// Verifies the exchange's `subject_token`.
+    pub(crate) async fn verify_subject(
+        &self,
+        exchange: &TokenExchange,
+        client: &AuthenticatedClient,
+        now: UnixTime,
+    ) -> Result<Presented, OAuthError> {
+        let (token, token_type) = (&exchange.subject_token, &exchange.subject_token_type);
+        self.verify_presented("subject_token", token, token_type, client, now)
+            .await
+    }
+
     /// Verifies a `subject_token` or `actor_token` (`which`) of `token_type`: the type
     /// must be one the client's policy accepts in that role, and the token valid at `now`.
-    pub(crate) async fn verify_presented(
+    async fn verify_presented(
         &self,
         which: &'static str,
         token: &Credential,

@@ -18,12 +18,13 @@
 
 use lanyard_core::UnixTime;
 use lanyard_core::oauth::{
-    AccessTokenType, Confirmation, Grant, Scope, TokenRequest, TokenResponse, VerifiedDpopProof,
+    AccessTokenType, Confirmation, Grant, Scope, TokenRequest, TokenResponse, TokenTypeUri, VerifiedDpopProof,
 };
 
 use super::AuthorizationServer;
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
+use super::tokens::Issued;
 use crate::model::OAuthClientSpec;
 
 /// An issued token, with what the audit line needs.
@@ -87,16 +88,7 @@ impl AuthorizationServer {
         let issued = self
             .issue_access_token(&client.client.client_id, audiences, &scope, cnf, ttl, now)
             .await?;
-        Ok(TokenOutcome {
-            response: TokenResponse {
-                access_token: issued.token,
-                token_type: access_token_type(dpop),
-                expires_in: Some(issued.expires_in),
-                scope: (!scope.is_empty()).then_some(scope),
-                issued_token_type: None,
-            },
-            jti: issued.jti,
-        })
+        Ok(access_token_outcome(issued, dpop, scope, None))
     }
 
     /// The access-token lifetime for a client: its registered one, capped by the server's.
@@ -166,12 +158,27 @@ pub(crate) fn binding(
     Ok(cnf)
 }
 
-/// `DPoP` for a DPoP-bound access token, `Bearer` otherwise.
-pub(crate) fn access_token_type(dpop: Option<&VerifiedDpopProof>) -> AccessTokenType {
-    if dpop.is_some() {
-        AccessTokenType::Dpop
-    } else {
-        AccessTokenType::Bearer
+/// The answer for an access token just signed: `token_type` `DPoP` for a DPoP-bound
+/// token, `Bearer` otherwise; `issued_token_type` for a token exchange (RFC 8693 §2.2.1).
+pub(crate) fn access_token_outcome(
+    issued: Issued,
+    dpop: Option<&VerifiedDpopProof>,
+    scope: Scope,
+    issued_token_type: Option<TokenTypeUri>,
+) -> TokenOutcome {
+    TokenOutcome {
+        response: TokenResponse {
+            access_token: issued.token,
+            token_type: if dpop.is_some() {
+                AccessTokenType::Dpop
+            } else {
+                AccessTokenType::Bearer
+            },
+            expires_in: Some(issued.expires_in),
+            scope: (!scope.is_empty()).then_some(scope),
+            issued_token_type,
+        },
+        jti: issued.jti,
     }
 }
 

@@ -167,8 +167,10 @@ impl AuthorizationServer {
             nonce,
         };
         let proof = self.dpop.verify(dpop.proof, &request, now).map_err(OAuthError::Dpop)?;
-        let key = self.replay_key("dpop", &proof.jkt, &proof.jti);
-        if !self.state.stores.jtis.record_jti(&key, proof.replay_until, now).await? {
+        if !self
+            .first_use("dpop", &proof.jkt, &proof.jti, proof.replay_until, now)
+            .await?
+        {
             return Err(OAuthError::DpopReplay);
         }
         Ok(proof)

@@ -126,15 +126,7 @@ impl AuthorizationServer {
             .ok_or_else(|| OAuthError::Request(Violation::MissingParameter("scope").into()))?;
         let details = context(exchange.request_details.as_deref(), "request_details")?;
         let context_object = context(exchange.request_context.as_deref(), "request_context")?;
-        let presented = self
-            .verify_presented(
-                "subject_token",
-                &exchange.subject_token,
-                &exchange.subject_token_type,
-                client,
-                now,
-            )
-            .await?;
+        let presented = self.verify_subject(exchange, client, now).await?;
         let rules = ExchangeRules {
             allow_impersonation: true,
             allow_delegation: false,
