@@ -280,11 +280,6 @@ fn chain(act: Option<&Actor>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Owned request parameters.
-fn p(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
-    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
-}
-
 fn id(name: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/{name}")
 }
@@ -589,154 +584,70 @@ async fn txn_token_issue_and_replacement() {
 #[tokio::test]
 async fn txn_token_bad_inputs() {
     let (_dir, h, user) = setup().await;
-    let txn_request =
-        |client: &'static str, subject: String, kind: &'static str, extra: Vec<(&'static str, String)>| {
-            let h = &h;
-            async move {
-                let mut pairs: Vec<(&str, &str)> = vec![
-                    ("subject_token", subject.as_str()),
-                    ("subject_token_type", kind),
-                    ("requested_token_type", TXN),
-                ];
-                pairs.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-                h.exchange(client, &pairs).await
-            }
-        };
-    let good = p(&[("audience", TRUST_DOMAIN), ("scope", "read")]);
-    let issued = txn_request("gateway", user.clone(), AT, good.clone())
-        .await
-        .token(TXN, "N_A");
-    // Wrong and missing audience, a resource, a missing scope.
-    txn_request(
-        "gateway",
-        user.clone(),
-        AT,
-        p(&[("audience", "other.org"), ("scope", "read")]),
-    )
-    .await
-    .refused(400, "invalid_target", "trust domain");
-    txn_request(
-        "gateway",
-        user.clone(),
-        AT,
-        p(&[("audience", TRUST_DOMAIN), ("resource", LEDGER), ("scope", "read")]),
-    )
-    .await
-    .refused(400, "invalid_target", "trust domain");
-    txn_request("gateway", user.clone(), AT, p(&[("scope", "read")]))
-        .await
-        .refused(400, "invalid_request", "audience");
-    txn_request("gateway", user.clone(), AT, p(&[("audience", TRUST_DOMAIN)]))
-        .await
-        .refused(400, "invalid_request", "scope");
-    // Wider than the subject token's scope.
-    txn_request(
-        "gateway",
-        user.clone(),
-        AT,
-        p(&[("audience", TRUST_DOMAIN), ("scope", "read trade")]),
-    )
-    .await
-    .refused(400, "invalid_scope", "trade");
-    // A subject token without a known scope (a JWT-SVID) is not unconstrained.
-    let svid = h.svid("alice-svc", &h.issuer).await;
-    txn_request("gateway", svid, JWT, good.clone())
-        .await
-        .refused(400, "invalid_request", "scope cannot be determined");
-    // Clients not allowed Txn-Tokens, and actor tokens.
-    txn_request("agent", user.clone(), AT, good.clone())
-        .await
-        .refused(400, "invalid_request", "Txn-Tokens");
-    let actor = h.svid("gateway", &h.issuer).await;
-    let with_actor = p(&[
-        ("audience", TRUST_DOMAIN),
-        ("scope", "read"),
-        ("actor_token", &actor),
-        ("actor_token_type", JWT),
-    ]);
-    txn_request("gateway", user.clone(), AT, with_actor)
-        .await
-        .refused(400, "invalid_request", "actor_token");
-    // Context parameters must be JSON objects.
-    txn_request(
-        "gateway",
-        user.clone(),
-        AT,
-        p(&[
-            ("audience", TRUST_DOMAIN),
-            ("scope", "read"),
-            ("request_context", "[1]"),
-        ]),
-    )
-    .await
-    .refused(400, "invalid_request", "request_context");
-    // Replacement: wider scope, a changed audience, a changed tctx member, an expired token.
-    txn_request(
-        "tool",
-        issued.clone(),
-        TXN,
-        p(&[("audience", TRUST_DOMAIN), ("scope", "read write")]),
-    )
-    .await
-    .refused(400, "invalid_scope", "write");
-    txn_request(
-        "tool",
-        issued.clone(),
-        TXN,
-        p(&[("audience", "other.org"), ("scope", "read")]),
-    )
-    .await
-    .refused(400, "invalid_target", "trust domain");
+    let txn_request = |client: &'static str, subject: &str, kind: &'static str, extra: &[(&str, &str)]| {
+        let h = &h;
+        let mut pairs: Vec<(String, String)> = vec![
+            ("subject_token".into(), subject.to_owned()),
+            ("subject_token_type".into(), kind.into()),
+            ("requested_token_type".into(), TXN.into()),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        async move {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            h.exchange(client, &pairs).await
+        }
+    };
+    let td = ("audience", TRUST_DOMAIN);
+    let read = ("scope", "read");
+    let issued = txn_request("gateway", &user, AT, &[td, read]).await.token(TXN, "N_A");
     let with_tctx = txn_request(
         "gateway",
-        user.clone(),
+        &user,
         AT,
-        p(&[
-            ("audience", TRUST_DOMAIN),
-            ("scope", "read"),
-            ("request_details", r#"{"action":"BUY"}"#),
-        ]),
+        &[td, read, ("request_details", r#"{"action":"BUY"}"#)],
     )
     .await
     .token(TXN, "N_A");
-    txn_request(
-        "tool",
-        with_tctx,
-        TXN,
-        p(&[
-            ("audience", TRUST_DOMAIN),
-            ("scope", "read"),
-            ("request_details", r#"{"action":"SELL"}"#),
-        ]),
-    )
-    .await
-    .refused(400, "invalid_request", "action");
+    let svid = h.svid("alice-svc", &h.issuer).await;
+    let actor = h.svid("gateway", &h.issuer).await;
     let t = now().as_secs();
     let (key, kid) = h.server.state.keys.access_token_signer().await.unwrap();
     let mint = |claims: Value| {
-        issue_txn_token(
-            key.as_ref(),
-            &kid,
-            &TxnTokenClaims::from_claims(claims.as_object().unwrap()).unwrap(),
-        )
-        .unwrap()
+        let claims = TxnTokenClaims::from_claims(claims.as_object().unwrap()).unwrap();
+        issue_txn_token(key.as_ref(), &kid, &claims).unwrap()
     };
     let base = json!({"iat": t - 70, "exp": t - 10, "aud": TRUST_DOMAIN, "txn": "t-1", "sub": "alice",
                       "scope": "read", "req_wl": id("gateway")});
-    txn_request("tool", mint(base.clone()), TXN, good.clone())
-        .await
-        .refused(400, "invalid_request", "expired");
-    // A Txn-Token of another trust domain (its aud) is not replaced into this one.
-    let mut foreign = base.clone();
+    let expired = mint(base.clone());
+    let mut foreign = base;
     foreign["aud"] = json!("other.org");
     foreign["exp"] = json!(t + 30);
-    txn_request("tool", mint(foreign), TXN, good.clone())
-        .await
-        .refused(400, "invalid_request", "subject_token");
-    // An access token is not a Txn-Token, nor the reverse.
-    txn_request("tool", user.clone(), TXN, good.clone())
-        .await
-        .refused(400, "invalid_request", "subject_token");
+    let foreign = mint(foreign);
+    #[rustfmt::skip]
+    let cases: Vec<(&str, &'static str, &str, &'static str, Vec<(&str, &str)>, &str, &str)> = vec![
+        // what, client, subject token, its type, parameters, error, description fragment
+        ("wrong audience", "gateway", &user, AT, vec![("audience", "other.org"), read], "invalid_target", "trust domain"),
+        ("a resource", "gateway", &user, AT, vec![td, ("resource", LEDGER), read], "invalid_target", "trust domain"),
+        ("no audience", "gateway", &user, AT, vec![read], "invalid_request", "audience"),
+        ("no scope", "gateway", &user, AT, vec![td], "invalid_request", "scope"),
+        ("wider scope", "gateway", &user, AT, vec![td, ("scope", "read trade")], "invalid_scope", "trade"),
+        ("unknown subject scope", "gateway", &svid, JWT, vec![td, read], "invalid_request", "scope cannot be determined"),
+        ("client not allowed", "agent", &user, AT, vec![td, read], "invalid_request", "Txn-Tokens"),
+        ("actor token", "gateway", &user, AT, vec![td, read, ("actor_token", &actor), ("actor_token_type", JWT)], "invalid_request", "actor_token"),
+        ("context not an object", "gateway", &user, AT, vec![td, read, ("request_context", "[1]")], "invalid_request", "request_context"),
+        ("replacement widens", "tool", &issued, TXN, vec![td, ("scope", "read write")], "invalid_scope", "write"),
+        ("replacement changes aud", "tool", &issued, TXN, vec![("audience", "other.org"), read], "invalid_target", "trust domain"),
+        ("replacement changes tctx", "tool", &with_tctx, TXN, vec![td, read, ("request_details", r#"{"action":"SELL"}"#)], "invalid_request", "action"),
+        ("replacement of an expired token", "tool", &expired, TXN, vec![td, read], "invalid_request", "expired"),
+        ("Txn-Token of another trust domain", "tool", &foreign, TXN, vec![td, read], "invalid_request", "subject_token"),
+        ("access token as Txn-Token", "tool", &user, TXN, vec![td, read], "invalid_request", "subject_token"),
+    ];
+    for (what, client, subject, kind, params, code, fragment) in cases {
+        eprintln!("case: {what}");
+        txn_request(client, subject, kind, &params)
+            .await
+            .refused(400, code, fragment);
+    }
     h.server.shutdown().await.unwrap();
 }
 
@@ -848,69 +759,35 @@ async fn identity_chaining_between_two_servers() {
     redeem(for_c, "read").await.refused(400, "invalid_grant", "aud");
     let t = now().as_secs();
     let stranger_key = lanyard_crypto::provider().generate_key(Algorithm::ES256).unwrap();
-    let forged = lanyard_core::oauth::issue_authorization_grant(
-        stranger_key.as_ref(),
-        "k1",
-        &lanyard_core::oauth::AuthorizationGrantClaims::from_claims(
-            json!({"iss": "https://evil.test", "sub": "alice", "aud": AS_B, "iat": t, "exp": t + 60, "jti": "evil-1"})
-                .as_object()
-                .unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let forge = |iss: &str, jti: &str| {
+        let claims = json!({"iss": iss, "sub": "alice", "aud": AS_B, "iat": t, "exp": t + 60, "jti": jti});
+        let claims = lanyard_core::oauth::AuthorizationGrantClaims::from_claims(claims.as_object().unwrap()).unwrap();
+        lanyard_core::oauth::issue_authorization_grant(stranger_key.as_ref(), "k1", &claims).unwrap()
+    };
+    let forged = forge("https://evil.test", "evil-1");
     redeem(forged.clone(), "read")
         .await
         .refused(400, "invalid_grant", "not accepted");
-    // A's own key, but a kid A never published: still not verifiable at B.
-    let forged_a = lanyard_core::oauth::issue_authorization_grant(
-        stranger_key.as_ref(),
-        "k1",
-        &lanyard_core::oauth::AuthorizationGrantClaims::from_claims(
-            json!({"iss": a.issuer, "sub": "alice", "aud": AS_B, "iat": t, "exp": t + 60, "jti": "evil-2"})
-                .as_object()
-                .unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    redeem(forged_a, "read")
+    // Claiming to be A, signed with a key A never published: not verifiable at B.
+    redeem(forge(&a.issuer, "evil-2"), "read")
         .await
         .refused(400, "invalid_grant", "authorization grant");
     // At A: a JWT without a foreign server, two targets, a target the client lacks; and
     // A redeems no grants at all.
-    a.exchange(
-        "chainer",
-        &[
-            ("subject_token", &user),
-            ("subject_token_type", AT),
-            ("requested_token_type", JWT),
-        ],
-    )
-    .await
-    .refused(400, "invalid_target", "foreign");
-    a.exchange(
-        "chainer",
-        &[
-            ("subject_token", &user),
-            ("subject_token_type", AT),
-            ("audience", AS_B),
-            ("audience", AS_C),
-        ],
-    )
-    .await
-    .refused(400, "invalid_target", "alone");
     let user_for_gw = a.user_token(json!({})).await;
-    a.exchange(
-        "gateway",
-        &[
-            ("subject_token", &user_for_gw),
-            ("subject_token_type", AT),
-            ("audience", AS_B),
-        ],
-    )
-    .await
-    .refused(400, "invalid_target", "as-b.test");
+    #[rustfmt::skip]
+    let refusals: [(&str, &str, &[(&str, &str)], &str); 3] = [
+        ("chainer", &user, &[("requested_token_type", JWT)], "foreign"),
+        ("chainer", &user, &[("audience", AS_B), ("audience", AS_C)], "alone"),
+        ("gateway", &user_for_gw, &[("audience", AS_B)], "as-b.test"),
+    ];
+    for (client, subject, extra, fragment) in refusals {
+        let mut pairs = vec![("subject_token", subject), ("subject_token_type", AT)];
+        pairs.extend_from_slice(extra);
+        a.exchange(client, &pairs)
+            .await
+            .refused(400, "invalid_target", fragment);
+    }
     a.token(
         "agent",
         &[
