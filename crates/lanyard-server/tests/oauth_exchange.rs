@@ -5,7 +5,7 @@
 //! HTTP status and OAuth `error` code, and a fragment of `error_description` where the
 //! code alone does not tell the reason.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 use serde_json::{Value, json};
 
