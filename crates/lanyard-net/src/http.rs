@@ -23,6 +23,13 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Most concurrent HTTP/2 streams on one connection.
 const MAX_STREAMS: u32 = 128;
 
+/// The certificate chain a TLS client presented (leaf first), as its TLS configuration's
+/// client certificate verifier accepted it: on every request of that connection, as an
+/// axum extension. What it proves depends on that verifier (one that defers validation
+/// to the application must be followed by the application's own check).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCertificates(pub Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>);
+
 /// A listener whose accepted connections can be attributed to a peer for the per-peer cap.
 pub trait Accepted: Listener {
     /// The peer of an accepted connection.
@@ -42,7 +49,8 @@ impl Accepted for UnixListener {
 }
 
 /// Serves `app` on `listener` (over TLS when `tls` is given; HTTP/1.1 and HTTP/2) until
-/// `shutdown` completes, then lets open connections finish for up to 10 seconds.
+/// `shutdown` completes, then lets open connections finish for up to 10 seconds. Over TLS,
+/// a client certificate chain is handed to `app` as [`PeerCertificates`].
 ///
 /// Each connection takes a slot on `limiter` at accept (or is closed at once), must
 /// complete its TLS handshake and start its request within `limits.handshake_timeout`,
@@ -74,6 +82,12 @@ pub async fn serve_http<L: Accepted>(
                 None => serve_connection(Guarded::new(io, permit, deadline), app, limits, watcher).await,
                 Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
                     Ok(Ok(stream)) => {
+                        let app = match stream.get_ref().1.peer_certificates() {
+                            Some(chain) if !chain.is_empty() => app.layer(axum::Extension(PeerCertificates(
+                                chain.iter().map(|c| c.clone().into_owned()).collect(),
+                            ))),
+                            _ => app,
+                        };
                         serve_connection(Guarded::new(stream, permit, deadline), app, limits, watcher).await;
                     }
                     Ok(Err(e)) => tracing::debug!(peer = %permit.peer(), error = %e, "TLS handshake failed"),

@@ -28,7 +28,7 @@ mod rlimit;
 mod with_peer;
 
 pub use guarded::Guarded;
-pub use http::{Accepted, serve_http};
+pub use http::{Accepted, PeerCertificates, serve_http};
 pub use limiter::{ConnectionLimiter, ConnectionPermit, PeerKey, Refused};
 pub use limits::{ListenerLimits, fit_to_nofile};
 pub use rlimit::{NofileLimit, raise_nofile_limit};

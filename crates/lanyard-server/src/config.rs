@@ -126,6 +126,13 @@ pub struct OAuthConfig {
     /// Identity chaining as the foreign server (AS-B): home servers whose JWT authorization
     /// grants the JWT bearer grant (RFC 7523 §2.1) redeems (`[[oauth.chaining_home_servers]]`).
     pub chaining_home_servers: Vec<HomeServerConfig>,
+    /// Serve the mutual-TLS listener (RFC 8705: X.509-SVID client authentication and
+    /// certificate-bound tokens; the server's own SVID; client certificates requested,
+    /// not required). On by default.
+    pub mtls: bool,
+    /// Its address; by default the public address's host with port 8443 (port 0, any
+    /// free port, when the public port is 0).
+    pub mtls_address: Option<String>,
 }
 
 /// `[[oauth.chaining_home_servers]]`: a home authorization server whose JWT authorization
@@ -153,6 +160,8 @@ impl Default for OAuthConfig {
             chaining_foreign_servers: Vec::new(),
             authorization_grant_ttl: 60,
             chaining_home_servers: Vec::new(),
+            mtls: true,
+            mtls_address: None,
         }
     }
 }
@@ -559,6 +568,19 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// The address of the OAuth mutual-TLS listener, or `None` when it is off (see
+    /// [`OAuthConfig::mtls_address`]).
+    pub fn oauth_mtls_address(&self) -> Option<String> {
+        if !self.oauth.mtls {
+            return None;
+        }
+        if let Some(address) = &self.oauth.mtls_address {
+            return Some(address.clone());
+        }
+        let (host, port) = self.public_address.rsplit_once(':')?;
+        Some(format!("{host}:{}", if port == "0" { "0" } else { "8443" }))
+    }
+
     /// The trust domain, parsed (an error names the bad value).
     pub fn trust_domain(&self) -> Result<TrustDomain, ConfigError> {
         TrustDomain::parse(&self.trust_domain).map_err(|e| err("trust_domain", e.to_string()))
@@ -673,6 +695,18 @@ profile = "https_web"
     }
 
     #[test]
+    fn oauth_mtls_address_follows_the_public_address() {
+        let mut c = ServerConfig::default();
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("127.0.0.1:8443"));
+        c.public_address = "0.0.0.0:0".into();
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("0.0.0.0:0"));
+        c.oauth.mtls_address = Some("[::1]:9443".into());
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("[::1]:9443"));
+        c.oauth.mtls = false;
+        assert_eq!(c.oauth_mtls_address(), None);
+    }
+
+    #[test]
     fn the_documented_example_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.toml");
         let c = ServerConfig::load(Some(&path), |_| None).unwrap();
@@ -681,6 +715,11 @@ profile = "https_web"
             c.limits,
             LimitsConfig::default(),
             "conf/server.toml shows the default limits"
+        );
+        assert_eq!(
+            c.oauth,
+            OAuthConfig::default(),
+            "conf/server.toml shows the [oauth] defaults"
         );
     }
 

@@ -42,6 +42,8 @@ pub struct RunningServer {
     pub admin_socket: PathBuf,
     /// Where the `https_spiffe` bundle endpoint listens, when configured.
     pub bundle_endpoint_addr: Option<SocketAddr>,
+    /// Where the OAuth mutual-TLS listener listens, when it runs.
+    pub oauth_mtls_addr: Option<SocketAddr>,
     /// The shared state (for tests and embedding).
     pub state: AppState,
     /// The OAuth authorization server.
@@ -160,6 +162,48 @@ async fn prune(stores: &Stores, now: UnixTime) -> Result<(u64, u64), StoreError>
     Ok((tokens, events))
 }
 
+/// The mutual-TLS listener's base URL: `https://` and the bound address, its wildcard
+/// host replaced by the public URL's host.
+fn mtls_base_url(bound: SocketAddr, public_url: &str) -> String {
+    if bound.ip().is_unspecified() {
+        let host = public_url
+            .split_once("://")
+            .map_or(public_url, |(_, rest)| rest)
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("localhost");
+        format!("https://{host}:{}", bound.port())
+    } else {
+        format!("https://{bound}")
+    }
+}
+
+/// Serves the authorization server's POST endpoints over TLS with the server's X.509-SVID
+/// (renewed like the bundle endpoint's), client certificates requested (RFC 8705).
+async fn serve_oauth_mtls(
+    state: AppState,
+    oauth: Arc<AuthorizationServer>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
+    let identity = Arc::new(api::tls::ServerIdentity::new(state.clone()).await?);
+    let config = crate::oauth::mtls::tls_config(identity.source())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let base = oauth.mtls_endpoint("").unwrap_or_default();
+    let app = oauth_endpoints::router(oauth).layer(axum::Extension(oauth_endpoints::EndpointBase(base)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let refresher = tokio::spawn(Arc::clone(&identity).keep_fresh(async move {
+        let mut stop = stop_rx;
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    let limits = state.config.limits.public;
+    let limiter = ConnectionLimiter::for_listener("OAuth mutual-TLS listener", &limits);
+    serve_http(listener, limiter, limits, Some(acceptor), app, shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = refresher.await;
+    Ok(())
+}
+
 /// Starts the server described by `config`:
 /// 1. the data directory (mode 0700);
 /// 2. the datastore (migrations run on connect);
@@ -245,6 +289,15 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         None => None,
     };
     let bundle_endpoint_addr = bundle_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let mtls_listener = match config.oauth_mtls_address() {
+        Some(address) => Some(
+            TcpListener::bind(&address)
+                .await
+                .with_context(|| format!("binding the OAuth mutual-TLS address {address} ([oauth] mtls_address)"))?,
+        ),
+        None => None,
+    };
+    let oauth_mtls_addr = mtls_listener.as_ref().map(TcpListener::local_addr).transpose()?;
     if let Some(bound) = bundle_endpoint_addr {
         // What the discovery document advertises: the bound address (port 0 resolved).
         config.bundle_endpoint_address = Some(bound.to_string());
@@ -282,7 +335,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     };
     let mut tasks = JoinSet::new();
     let oauth = Arc::new(
-        AuthorizationServer::new(state.clone(), None)
+        AuthorizationServer::new(state.clone(), oauth_mtls_addr.map(|a| mtls_base_url(a, &public_url)))
             .await
             .context("starting the OAuth authorization server")?,
     );
@@ -324,6 +377,10 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         let served = bundle_endpoint::serve(state.clone(), listener, stopped(watcher.clone()));
         tasks.spawn(async move { served.await.context("bundle endpoint") });
     }
+    if let Some(listener) = mtls_listener {
+        let served = serve_oauth_mtls(state.clone(), Arc::clone(&oauth), listener, stopped(watcher.clone()));
+        tasks.spawn(async move { served.await.context("OAuth mutual-TLS listener") });
+    }
     federation::spawn(&state, relationships, &watcher, &mut tasks);
     let mut stop = watcher;
     let stores = state.stores.clone();
@@ -356,6 +413,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         agent_addr,
         admin_socket,
         bundle_endpoint_addr,
+        oauth_mtls_addr,
         state,
         oauth,
         shutdown,

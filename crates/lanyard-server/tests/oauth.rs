@@ -407,7 +407,7 @@ async fn metadata_and_jwks() {
     );
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
-        json!(["private_key_jwt", "spiffe_jwt"])
+        json!(["private_key_jwt", "spiffe_jwt", "spiffe_x509", "tls_client_auth"])
     );
     assert!(
         m["dpop_signing_alg_values_supported"]
@@ -960,4 +960,133 @@ async fn pkjwt_with_proof(h: &Harness, proof: String) -> Reply {
         &[("dpop", &proof)],
     )
     .await
+}
+
+// ---- mutual TLS (RFC 8705) ----
+
+/// A client of the mutual-TLS listener presenting `identity_pem` (certificate chain and
+/// PKCS#8 key), if any. The server's SVID has no DNS name, so its name is not checked
+/// here (the chain is not what these cases test).
+fn mtls_client(identity_pem: Option<String>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().danger_accept_invalid_certs(true);
+    if let Some(pem) = identity_pem {
+        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+fn svid_pem(svid: &lanyard_x509::X509Svid) -> String {
+    let mut pem = String::new();
+    for cert in &svid.chain {
+        pem.push_str(&pem::encode(&pem::Pem::new("CERTIFICATE", cert.to_vec())));
+    }
+    let key = svid.key.as_ref().unwrap();
+    pem.push_str(&pem::encode(&pem::Pem::new(
+        "PRIVATE KEY",
+        key.secret_pkcs8_der().to_vec(),
+    )));
+    pem
+}
+
+#[tokio::test]
+async fn x509_svid_client_authentication_binds_the_token_to_the_certificate() {
+    use lanyard_x509::{SubjectKey, X509Authority};
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(config(dir.path()), None, true).await;
+    let mtls_addr = h.server.oauth_mtls_addr.unwrap();
+    let mtls_token = format!("https://{mtls_addr}/oauth/token");
+    let bound = OAuthClientSpec {
+        spiffe_ids: vec![SpiffeIdPattern::parse("spiffe://example.org/billing/*").unwrap()],
+        require_certificate_binding: true,
+        ..spec(vec![AuthMethod::SpiffeX509])
+    };
+    create_client(&h.server.state, "mtls-billing", bound, now())
+        .await
+        .unwrap();
+
+    // The metadata advertises the listener.
+    let m: Value = h
+        .http
+        .get(h.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["mtls_endpoint_aliases"]["token_endpoint"], mtls_token);
+    assert_eq!(m["tls_client_certificate_bound_access_tokens"], true);
+    assert!(
+        m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("spiffe_x509"))
+    );
+
+    let ca = h.server.state.keys.x509_ca().await.unwrap();
+    let id = SpiffeId::parse("spiffe://example.org/billing/api").unwrap();
+    let svid = ca.issue_svid(&id, SubjectKey::Generate, 600, &[], now()).unwrap();
+    let form = encode_form([("grant_type", "client_credentials"), ("client_id", "mtls-billing")]);
+    let post = |client: reqwest::Client, url: String, body: String| async move {
+        Reply::from(
+            client
+                .post(url)
+                .header("content-type", FORM)
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    let reply = post(mtls_client(Some(svid_pem(&svid))), mtls_token.clone(), form.clone()).await;
+    let at = h.verify_access_token(reply.ok_token(), LEDGER).await;
+    let provider = lanyard_crypto::provider();
+    let thumbprint = lanyard_core::oauth::certificate_thumbprint(provider.as_ref(), &svid.chain[0]);
+    assert_eq!(at.claims.cnf.unwrap().x5t_s256.as_deref(), Some(thumbprint.as_str()));
+    assert_eq!(reply.body["token_type"], "Bearer");
+
+    // No certificate on the mutual-TLS listener: no client authentication.
+    post(mtls_client(None), mtls_token.clone(), form.clone()).await.error(
+        401,
+        "invalid_client",
+        "no client authentication",
+    );
+    // The client requires certificate binding: private_key_jwt-style methods are not
+    // registered, and the public listener has no certificate.
+    h.post("/oauth/token", &form, &[])
+        .await
+        .error(401, "invalid_client", "");
+    // An SVID signed by a foreign CA (same trust domain name, another key).
+    let foreign = X509Authority::new_root(&TrustDomain::parse("example.org").unwrap(), None, 3600, now()).unwrap();
+    let forged = foreign.issue_svid(&id, SubjectKey::Generate, 600, &[], now()).unwrap();
+    post(mtls_client(Some(svid_pem(&forged))), mtls_token.clone(), form.clone())
+        .await
+        .error(401, "invalid_client", "");
+    // A certificate with two URI SANs.
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![
+        rcgen::SanType::URI("spiffe://example.org/billing/a".try_into().unwrap()),
+        rcgen::SanType::URI("spiffe://example.org/billing/b".try_into().unwrap()),
+    ];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let two = format!("{}{}", cert.pem(), key.serialize_pem());
+    post(mtls_client(Some(two)), mtls_token.clone(), form.clone())
+        .await
+        .error(401, "invalid_client", "URI");
+    // An SVID whose SPIFFE ID the client does not admit.
+    let payroll = ca
+        .issue_svid(
+            &SpiffeId::parse("spiffe://example.org/payroll").unwrap(),
+            SubjectKey::Generate,
+            600,
+            &[],
+            now(),
+        )
+        .unwrap();
+    post(mtls_client(Some(svid_pem(&payroll))), mtls_token, form)
+        .await
+        .error(401, "invalid_client", "not authorized");
+    h.server.shutdown().await.unwrap();
 }

@@ -16,9 +16,9 @@
 //! or refused, writes one audit line and counts in
 //! `lanyard_oauth_token_requests_total{grant, outcome}`.
 //!
-//! A connection's verified client certificate (the mutual-TLS listener puts a
-//! [`ClientCertificate`] and an [`EndpointBase`] in the request extensions) is what
-//! mutual-TLS client authentication and certificate binding use.
+//! On the mutual-TLS listener, the connection's client certificate chain
+//! ([`PeerCertificates`], from `lanyard-net`) is what mutual-TLS client authentication
+//! validates and binds tokens to, and [`EndpointBase`] names that listener's URL.
 
 use std::sync::Arc;
 
@@ -35,7 +35,10 @@ use lanyard_core::oauth::{
 };
 
 use crate::audit::{self, TokenEvent};
-use crate::oauth::{AuthenticatedClient, AuthorizationServer, ClientCertificate, DpopContext, OAuthError, paths};
+use lanyard_net::PeerCertificates;
+use rustls::pki_types::CertificateDer;
+
+use crate::oauth::{AuthenticatedClient, AuthorizationServer, DpopContext, OAuthError, paths};
 
 /// The base URL a request came in on, when not the public URL (the mutual-TLS listener's),
 /// for DPoP `htu` checks.
@@ -91,7 +94,7 @@ struct FormRequest {
     auth: Result<ClientAuthentication, OAuthError>,
     used_authorization_header: bool,
     dpop: Option<String>,
-    certificate: Option<ClientCertificate>,
+    certificate: Option<Vec<CertificateDer<'static>>>,
     uri: String,
 }
 
@@ -137,7 +140,7 @@ async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) 
         auth,
         used_authorization_header,
         dpop: text(&HeaderName::from_static("dpop")).map(str::to_owned),
-        certificate: parts.extensions.get::<ClientCertificate>().cloned(),
+        certificate: parts.extensions.get::<PeerCertificates>().map(|p| p.0.clone()),
         uri: format!("{}{path}", base.trim_end_matches('/')),
         form,
     })
@@ -182,7 +185,7 @@ async fn token(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>
             ),
             None => None,
         };
-        let client: AuthenticatedClient = s.authenticate(&auth, r.certificate.as_ref(), now).await?;
+        let client: AuthenticatedClient = s.authenticate(&auth, r.certificate.as_deref(), now).await?;
         seen.client = Some(client.client.client_id.clone());
         seen.method = client.method.as_str().to_owned();
         let outcome = s.token(&token_request, &client, proof.as_ref(), now).await?;
@@ -247,7 +250,7 @@ async fn hint_request(
     seen.client = auth.client_id().map(str::to_owned);
     seen.method = crate::oauth::method_name(&auth, r.certificate.is_some()).to_owned();
     let hint = TokenHintRequest::from_form(&r.form).map_err(OAuthError::Request)?;
-    let client = s.authenticate(&auth, r.certificate.as_ref(), now).await?;
+    let client = s.authenticate(&auth, r.certificate.as_deref(), now).await?;
     seen.client = Some(client.client.client_id.clone());
     Ok((hint, client))
 }

@@ -28,6 +28,7 @@ use lanyard_core::oauth::{
     AuthMethod, ClientAssertionType, ClientAuthentication, VerificationKeys, authorize_spiffe_id, unverified_client_id,
 };
 use lanyard_core::{JwkSet, SpiffeId, UnixTime};
+use rustls::pki_types::CertificateDer;
 
 use super::error::{ClientAuthError, OAuthError};
 use super::secret::verify_secret;
@@ -75,15 +76,16 @@ pub(crate) fn method_name(auth: &ClientAuthentication, certificate: bool) -> &'s
 }
 
 impl AuthorizationServer {
-    /// Authenticates the client of a request (`certificate`: the verified client
-    /// certificate of the connection, if any) at `now`.
+    /// Authenticates the client of a request at `now`; `peer_chain` is the client
+    /// certificate chain of the connection, if any (validated here, and only when the
+    /// request uses mutual-TLS client authentication).
     pub async fn authenticate(
         &self,
         auth: &ClientAuthentication,
-        certificate: Option<&ClientCertificate>,
+        peer_chain: Option<&[CertificateDer<'static>]>,
         now: UnixTime,
     ) -> Result<AuthenticatedClient, OAuthError> {
-        let method = method_name(auth, certificate.is_some());
+        let method = method_name(auth, peer_chain.is_some());
         let fail = |reason| OAuthError::client(method, reason);
         match auth {
             ClientAuthentication::None => Err(fail(ClientAuthError::Missing)),
@@ -166,26 +168,25 @@ impl AuthorizationServer {
                 "attestation-based client authentication (spiffe_wit) is not enabled".into(),
             ))),
             ClientAuthentication::ClientIdOnly { client_id } => {
-                let Some(cert) = certificate else {
+                let Some(chain) = peer_chain else {
                     return Err(fail(ClientAuthError::Missing));
                 };
+                let cert = &self.client_certificate(chain, now).await?;
                 // RFC 8705 §2.1.2 `tls_client_auth` or the draft's `spiffe_x509`: either
                 // registration admits an X.509-SVID authorized for the client.
-                let client = match self
-                    .svid_client(client_id, AuthMethod::SpiffeX509, &cert.spiffe_id, method)
-                    .await
-                {
-                    Ok(client) => client,
-                    Err(_) => {
-                        self.svid_client(client_id, AuthMethod::TlsClientAuth, &cert.spiffe_id, "tls_client_auth")
-                            .await?
-                    }
-                };
-                let used = if client.spec.allows(&AuthMethod::SpiffeX509) {
-                    AuthMethod::SpiffeX509
-                } else {
-                    AuthMethod::TlsClientAuth
-                };
+                let client = self
+                    .state
+                    .stores
+                    .clients
+                    .get_client(client_id)
+                    .await?
+                    .ok_or_else(|| fail(ClientAuthError::UnknownClient))?;
+                let used = [AuthMethod::SpiffeX509, AuthMethod::TlsClientAuth]
+                    .into_iter()
+                    .find(|m| client.spec.allows(m))
+                    .ok_or_else(|| fail(ClientAuthError::MethodNotAllowed))?;
+                authorize_spiffe_id(&client.spec.spiffe_ids, &cert.spiffe_id, client_id)
+                    .map_err(|e| fail(ClientAuthError::Credential(e)))?;
                 Ok(authenticated(
                     client,
                     used,

@@ -21,6 +21,7 @@
 //! | `exchange.rs` | token exchange (RFC 8693): subject and actor tokens, delegation and impersonation under the client's policy |
 //! | `chaining.rs` | identity chaining (draft-ietf-oauth-identity-chaining-17): JWT authorization grants as the home server, the JWT bearer grant (RFC 7523 §2.1) as the foreign one |
 //! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
+//! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
 //! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
 //! | `clients.rs` | registering clients (validation, generated secrets) |
 //! | `secret.rs` | Argon2id hashes of client secrets |
@@ -32,6 +33,7 @@ pub mod clients;
 mod error;
 mod exchange;
 mod grant;
+pub mod mtls;
 mod secret;
 mod tokens;
 mod txn;

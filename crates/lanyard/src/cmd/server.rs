@@ -64,6 +64,7 @@ fn print_banner(
   agent API        {agent} (gRPC over mTLS, lanyard.agent.v1)
   oauth issuer     {issuer}
     metadata       {url}/.well-known/oauth-authorization-server
+    mTLS endpoint  {mtls} (RFC 8705: X.509-SVID client authentication)
 
 Get a first credential (in another shell, in this directory):
   lanyard key generate --alg ES256 --out workload
@@ -81,5 +82,9 @@ Press Ctrl-C to stop.",
         data = data_dir.display(),
         agent = server.agent_addr,
         issuer = server.oauth.issuer(),
+        mtls = server
+            .oauth
+            .mtls_endpoint("/oauth/token")
+            .unwrap_or_else(|| "off ([oauth] mtls = false)".into()),
     );
 }
