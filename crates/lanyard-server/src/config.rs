@@ -724,6 +724,31 @@ profile = "https_web"
     }
 
     #[test]
+    fn chaining_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        let load = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            ServerConfig::load(Some(&p), |_| None)
+        };
+        let c = load(
+            "[oauth]\nchaining_foreign_servers = [\"https://as-b.example\"]\n\
+             [[oauth.chaining_home_servers]]\nissuer = \"https://as-a.example\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.oauth.chaining_home_servers[0].issuer, "https://as-a.example");
+        for bad in [
+            "[oauth]\nchaining_foreign_servers = [\"http://as-b.example\"]\n",
+            "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\njwks_uri = \"http://a.example/jwks\"\n",
+            "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\nkeys = 1\n",
+            "[oauth]\nauthorization_grant_ttl = 301\n",
+            "[oauth]\ntxn_token_ttl = 0\n",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_values() {
         assert!(ServerConfig::load(None, env_of(&[("LANYARD_TRUST_DOMAIN", "Bad.Domain")])).is_err());
         assert!(ServerConfig::load(None, env_of(&[("LANYARD_LOG_FORMAT", "xml")])).is_err());
