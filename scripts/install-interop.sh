@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the independent implementations the interop tests drive: Node's `jose` and
-# `openid-client` (npm);
+# `openid-client` (npm); Python's `Authlib` (PyPI, OAuth client_credentials);
 # Python's `joserfc`, `pyjwt`, `http-message-signatures`, py-spiffe (`spiffe`) and
 # python-cwt (`cwt`, with `cbor2`) (PyPI), pinned in tests/interop/. The Rust `spiffe` crate's driver (tests/interop/rust-spiffe)
 # is built by its test itself, from its committed Cargo.lock.
@@ -21,6 +21,6 @@ fi
 if [ ! -x tests/interop/.venv/bin/python ]; then
   python3 -m venv tests/interop/.venv || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && python3 -m venv tests/interop/.venv; }
 fi
-if ! tests/interop/.venv/bin/python -c 'import joserfc, jwt, http_message_signatures, spiffe, cwt, cbor2' 2>/dev/null; then
+if ! tests/interop/.venv/bin/python -c 'import joserfc, jwt, http_message_signatures, spiffe, cwt, cbor2, authlib, requests' 2>/dev/null; then
   tests/interop/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/python/requirements.txt
 fi

@@ -1,7 +1,8 @@
 //! The OAuth 2.0 authorization server for workloads (issue 12): client authentication
 //! without secrets (SPIFFE JWT-SVIDs, `private_key_jwt`, and optionally client secrets),
 //! the token endpoint with grant dispatch (`client_credentials`, token exchange with the
-//! Transaction Token Service and identity chaining, the JWT bearer grant), RFC 9068 access tokens signed by the key
+//! Transaction Token Service and identity chaining, the JWT bearer grant), RFC 9068
+//! access tokens signed by the key
 //! manager's [`AuthorityKind::AccessToken`](crate::model::AuthorityKind) authority,
 //! sender-constrained with DPoP (RFC 9449), introspection (RFC 7662), revocation (RFC 7009)
 //! and metadata (RFC 8414).

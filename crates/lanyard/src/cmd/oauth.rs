@@ -240,7 +240,7 @@ pub(crate) enum OAuthCommand {
 #[derive(Args, Debug)]
 pub(crate) struct TokenArgs {
     /// The authorization server's issuer identifier (its metadata is read from
-    /// <issuer>/.well-known/oauth-authorization-server).
+    /// `<issuer>/.well-known/oauth-authorization-server`).
     #[arg(long)]
     issuer: String,
     /// The client_id.
