@@ -857,7 +857,7 @@ async fn openid_client_delegation_with_actor_token() {
     let user = h.user_token(json!({"act": {"sub": id("edge")}})).await;
     let actor = h.svid("agent", &h.issuer).await;
     let output = tokio::process::Command::new("node")
-        .arg(root.join("tests/interop/node/exchange.mjs"))
+        .arg(root.join("tests/interop/node/oauth_client.mjs"))
         .args(["exchange", "--issuer", &h.issuer, "--client-id", "openid-client-app"])
         .arg("--jwk")
         .arg(&jwk_path)
