@@ -803,18 +803,21 @@ async fn identity_chaining_between_two_servers() {
 
 // ---- interop: panva/openid-client as the exchanging client ----
 
-/// Whether the Node driver can run; without it the test is skipped, unless
-/// `LANYARD_INTEROP=1` makes that a failure (as the other interop tests do).
-fn openid_client_available(test: &str) -> Option<std::path::PathBuf> {
+const VENV_PYTHON: &str = "tests/interop/.venv/bin/python";
+
+/// The workspace root when the drivers can run (Node with openid-client, the Python
+/// venv); without them the test is skipped, unless `LANYARD_INTEROP=1` makes that a
+/// failure (as the other interop tests do).
+fn drivers_available(test: &str) -> Option<std::path::PathBuf> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let node = std::process::Command::new("node")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if node && root.join("tests/interop/node/node_modules/openid-client").exists() {
+    if node && root.join("tests/interop/node/node_modules/openid-client").exists() && root.join(VENV_PYTHON).exists() {
         return Some(root);
     }
-    let hint = "Node 20+ and tests/interop/node/node_modules/openid-client (scripts/install-interop.sh)";
+    let hint = "Node 20+ with openid-client and the Python venv (scripts/install-interop.sh)";
     assert!(
         std::env::var("LANYARD_INTEROP").as_deref() != Ok("1"),
         "{test}: LANYARD_INTEROP=1 but {hint} are missing"
@@ -823,16 +826,17 @@ fn openid_client_available(test: &str) -> Option<std::path::PathBuf> {
     None
 }
 
-#[tokio::test]
-async fn openid_client_delegation_with_actor_token() {
-    let Some(root) = openid_client_available("openid_client_delegation_with_actor_token") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(dir.path()).await;
+/// Registers `client_id` with `private_key_jwt` and `policy`; returns the path of its
+/// private JWK (for the drivers).
+async fn register_key_client(
+    h: &Harness,
+    dir: &std::path::Path,
+    client_id: &str,
+    policy: ExchangePolicy,
+) -> std::path::PathBuf {
     let key = lanyard_crypto::KeyPair::generate(Algorithm::ES256)
         .unwrap()
-        .with_kid("oc-1");
+        .with_kid("k-1");
     let spec = OAuthClientSpec {
         spiffe_ids: Vec::new(),
         auth_methods: vec![AuthMethod::PrivateKeyJwt],
@@ -846,29 +850,63 @@ async fn openid_client_delegation_with_actor_token() {
         access_token_ttl: 0,
         require_dpop: false,
         require_certificate_binding: false,
-        exchange: policy(true, false, &[TokenTypeUri::AccessToken], false),
+        exchange: policy,
     };
-    create_client(&h.server.state, "openid-client-app", spec, now())
-        .await
-        .unwrap();
-    let jwk_path = dir.path().join("client.jwk.json");
-    std::fs::write(&jwk_path, serde_json::to_vec(&key.private_jwk().unwrap()).unwrap()).unwrap();
+    create_client(&h.server.state, client_id, spec, now()).await.unwrap();
+    let path = dir.join(format!("{client_id}.jwk.json"));
+    std::fs::write(&path, serde_json::to_vec(&key.private_jwk().unwrap()).unwrap()).unwrap();
+    path
+}
+
+/// Runs a driver; its one JSON line of output.
+async fn run_driver(program: &std::path::Path, args: &[&str]) -> Value {
+    let output = tokio::process::Command::new(program).args(args).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{} failed: {stderr}", program.display());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn openid_client_delegation_with_actor_token() {
+    let Some(root) = drivers_available("openid_client_delegation_with_actor_token") else {
+        return;
+    };
+    let (dir, h, _) = setup().await;
+    let jwk = register_key_client(
+        &h,
+        dir.path(),
+        "openid-client-app",
+        policy(true, false, &[TokenTypeUri::AccessToken], false),
+    )
+    .await;
     // Alice's token already went through the edge; the agent now acts for her.
     let user = h.user_token(json!({"act": {"sub": id("edge")}})).await;
     let actor = h.svid("agent", &h.issuer).await;
-    let output = tokio::process::Command::new("node")
-        .arg(root.join("tests/interop/node/oauth_client.mjs"))
-        .args(["exchange", "--issuer", &h.issuer, "--client-id", "openid-client-app"])
-        .arg("--jwk")
-        .arg(&jwk_path)
-        .args(["--subject-token", &user, "--subject-token-type", AT])
-        .args(["--actor-token", &actor, "--actor-token-type", JWT, "--scope", "read"])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "openid-client failed: {stderr}");
-    let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let driver = root.join("tests/interop/node/oauth_client.mjs");
+    let response = run_driver(
+        std::path::Path::new("node"),
+        &[
+            driver.to_str().unwrap(),
+            "exchange",
+            "--issuer",
+            &h.issuer,
+            "--client-id",
+            "openid-client-app",
+            "--jwk",
+            jwk.to_str().unwrap(),
+            "--subject-token",
+            &user,
+            "--subject-token-type",
+            AT,
+            "--actor-token",
+            &actor,
+            "--actor-token-type",
+            JWT,
+            "--scope",
+            "read",
+        ],
+    )
+    .await;
     assert_eq!(response["issued_token_type"], AT);
     assert_eq!(
         response["token_type"].as_str().map(str::to_ascii_lowercase).as_deref(),
@@ -878,5 +916,59 @@ async fn openid_client_delegation_with_actor_token() {
     assert_eq!((c.sub.as_str(), c.client_id.as_str()), ("alice", "openid-client-app"));
     assert_eq!(chain(c.act.as_ref()), [id("agent"), id("edge")], "nested act");
     assert_eq!(c.scope, Some(Scope::parse("read").unwrap()));
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn authlib_txn_token_with_request_context() {
+    let Some(root) = drivers_available("authlib_txn_token_with_request_context") else {
+        return;
+    };
+    let (dir, h, user) = setup().await;
+    let jwk = register_key_client(
+        &h,
+        dir.path(),
+        "authlib-app",
+        policy(false, false, &[TokenTypeUri::AccessToken], true),
+    )
+    .await;
+    let python = root.join(VENV_PYTHON);
+    let driver = root.join("tests/interop/python/authlib_client.py");
+    let response = run_driver(
+        &python,
+        &[
+            driver.to_str().unwrap(),
+            "txn-token",
+            "--issuer",
+            &h.issuer,
+            "--client-id",
+            "authlib-app",
+            "--jwk",
+            jwk.to_str().unwrap(),
+            "--subject-token",
+            &user,
+            "--subject-token-type",
+            AT,
+            "--audience",
+            TRUST_DOMAIN,
+            "--scope",
+            "read",
+            "--request-context",
+            r#"{"req_ip":"192.0.2.7","authn":"urn:example:mfa"}"#,
+            "--request-details",
+            r#"{"action":"BUY","ticker":"MSFT"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(response["issued_token_type"], TXN);
+    assert_eq!(response["token_type"], "N_A");
+    assert_eq!(response["refresh_token"], Value::Null);
+    let c = h.verify_txn(response["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (c.sub.as_str(), c.aud.as_str(), c.req_wl.as_str()),
+        ("alice", TRUST_DOMAIN, "authlib-app")
+    );
+    assert_eq!(c.rctx.as_ref().unwrap()["req_ip"], "192.0.2.7");
+    assert_eq!(c.tctx.as_ref().unwrap()["ticker"], "MSFT");
     h.server.shutdown().await.unwrap();
 }
