@@ -187,7 +187,7 @@ async fn serve_oauth_mtls(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let identity = Arc::new(api::tls::ServerIdentity::new(state.clone()).await?);
-    let config = crate::oauth::mtls::tls_config(identity.source())?;
+    let config = crate::oauth::mtls::tls_config(identity.source(), state.trust_domain.clone())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let base = oauth.mtls_endpoint("").unwrap_or_default();
     let app = oauth_endpoints::router(oauth).layer(axum::Extension(oauth_endpoints::EndpointBase(base)));

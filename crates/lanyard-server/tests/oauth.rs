@@ -118,6 +118,12 @@ impl Harness {
         create_client(state, "partner", partner, now()).await.unwrap();
     }
 
+    /// The RFC 8414 metadata document.
+    async fn metadata(&self) -> Value {
+        let url = self.url("/.well-known/oauth-authorization-server");
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.public_url)
     }
@@ -166,15 +172,26 @@ impl Harness {
             .await
     }
 
-    async fn pkjwt_token(&self, assertion: &str, extra: &[(&str, &str)]) -> Reply {
+    /// A `client_credentials` request from `client_id` with a `private_key_jwt` assertion.
+    async fn token_as(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        extra: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut pairs = vec![
             ("grant_type", "client_credentials"),
-            ("client_id", "billing"),
+            ("client_id", client_id),
             ("client_assertion_type", JWT_BEARER),
             ("client_assertion", assertion),
         ];
         pairs.extend_from_slice(extra);
-        self.token(&pairs, &[]).await
+        self.token(&pairs, headers).await
+    }
+
+    async fn pkjwt_token(&self, assertion: &str, extra: &[(&str, &str)]) -> Reply {
+        self.token_as("billing", assertion, extra, &[]).await
     }
 
     async fn verify_access_token(&self, token: &str, audience: &str) -> lanyard_core::oauth::VerifiedAccessToken {
@@ -309,13 +326,7 @@ async fn jwt_svid_authenticates_an_authorized_client() {
 async fn client_secret_methods_only_for_clients_with_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(config(dir.path()), None, true).await;
-    let metadata = h
-        .http
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
-    let metadata: Value = metadata.json().await.unwrap();
+    let metadata = h.metadata().await;
     let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(!methods.iter().any(|m| m == "client_secret_basic"), "{metadata}");
     let created = create_client(
@@ -368,15 +379,7 @@ async fn client_secret_methods_only_for_clients_with_a_secret() {
     // A client without a secret cannot use one.
     let reply = h.token(&grant, &[("authorization", &basic("billing", "guess"))]).await;
     reply.error(401, "invalid_client", "may not authenticate with this method");
-    let metadata: Value = h
-        .http
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = h.metadata().await;
     let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(methods.iter().any(|m| m == "client_secret_basic"), "{metadata}");
     h.server.shutdown().await.unwrap();
@@ -386,15 +389,7 @@ async fn client_secret_methods_only_for_clients_with_a_secret() {
 async fn metadata_and_jwks() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(config(dir.path()), None, true).await;
-    let m: Value = h
-        .http
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = h.metadata().await;
     assert_eq!(m["issuer"], h.issuer);
     assert!(!h.issuer.ends_with('/'));
     assert_eq!(m["token_endpoint"], h.url("/oauth/token"));
@@ -455,35 +450,15 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
         .unwrap()
     };
     // A client that must use DPoP gets nothing without a proof.
-    let reply = h
-        .token(
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", "dpop-only"),
-                ("client_assertion_type", JWT_BEARER),
-                ("client_assertion", &h.assertion("dpop-only")),
-            ],
-            &[],
-        )
-        .await;
-    reply.error(400, "invalid_request", "DPoP proof");
+    h.token_as("dpop-only", &h.assertion("dpop-only"), &[], &[])
+        .await
+        .error(400, "invalid_request", "DPoP proof");
 
     // No nonce: use_dpop_nonce with a DPoP-Nonce header, and the assertion is not used up.
     let assertion = h.assertion("dpop-only");
     let request = |proof: String, assertion: String| {
         let h = &h;
-        async move {
-            h.token(
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", "dpop-only"),
-                    ("client_assertion_type", JWT_BEARER),
-                    ("client_assertion", &assertion),
-                ],
-                &[("dpop", &proof)],
-            )
-            .await
-        }
+        async move { h.token_as("dpop-only", &assertion, &[], &[("dpop", &proof)]).await }
     };
     let reply = request(proof("POST", &token_url, None, now()), assertion.clone()).await;
     reply.error(400, "use_dpop_nonce", "nonce");
@@ -634,17 +609,7 @@ async fn private_key_jwt_bad_assertions() {
     let forged = sign_compact(None, Some("client-key-1"), &h.claims(), other.as_ref()).unwrap();
     h.pkjwt_token(&forged, &[]).await.error(401, "invalid_client", "");
     // An unknown client.
-    let reply = h
-        .token(
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", "nobody"),
-                ("client_assertion_type", JWT_BEARER),
-                ("client_assertion", &h.assertion("nobody")),
-            ],
-            &[],
-        )
-        .await;
+    let reply = h.token_as("nobody", &h.assertion("nobody"), &[], &[]).await;
     reply.error(401, "invalid_client", "unknown client");
     assert!(reply.header("www-authenticate").is_none());
     h.server.shutdown().await.unwrap();
@@ -949,17 +914,8 @@ async fn replicas_on_one_postgres_share_replay_state() {
 }
 
 async fn pkjwt_with_proof(h: &Harness, proof: String) -> Reply {
-    let assertion = h.assertion("billing");
-    h.token(
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "billing"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", &assertion),
-        ],
-        &[("dpop", &proof)],
-    )
-    .await
+    h.token_as("billing", &h.assertion("billing"), &[], &[("dpop", &proof)])
+        .await
 }
 
 // ---- mutual TLS (RFC 8705) ----
@@ -1005,15 +961,7 @@ async fn x509_svid_client_authentication_binds_the_token_to_the_certificate() {
         .unwrap();
 
     // The metadata advertises the listener.
-    let m: Value = h
-        .http
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = h.metadata().await;
     assert_eq!(m["mtls_endpoint_aliases"]["token_endpoint"], mtls_token);
     assert_eq!(m["tls_client_certificate_bound_access_tokens"], true);
     assert!(

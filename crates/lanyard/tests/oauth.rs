@@ -7,24 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use common::{Server, bin_dir};
-
-fn sh(dir: &Path, script: &str) -> Output {
-    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
-    Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .env("PATH", path)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{Server, sh, text};
 
 #[track_caller]
 fn ok(dir: &Path, script: &str) -> String {
@@ -160,5 +144,34 @@ fn client_registry_and_tokens_from_the_command_line() {
     );
     ok(d, "lanyard client delete billing");
     assert!(!sh(d, "lanyard client show billing").status.success());
+    server.stop();
+}
+
+/// The README section "An OAuth access token for a workload, without a secret": its
+/// commands, run as written against a fresh server (its URL in place of the default
+/// `http://127.0.0.1:8080`).
+#[test]
+fn readme_oauth_section_works_as_written() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let start = readme
+        .find("## An OAuth access token for a workload, without a secret")
+        .unwrap();
+    let section = &readme[start..];
+    let block_start = section.find("```sh\n").unwrap() + 6;
+    let block = &section[block_start..block_start + section[block_start..].find("```").unwrap()];
+    let commands: Vec<&str> = block
+        .lines()
+        .map(|l| l.split("  # ").next().unwrap_or(l).trim())
+        .filter(|l| !l.is_empty() && !l.starts_with("export PATH"))
+        .collect();
+    assert!(commands.len() <= 5, "{commands:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = format!("http://{}", server.public);
+    let mut last = String::new();
+    for command in commands {
+        last = ok(dir.path(), &command.replace("http://127.0.0.1:8080", &url));
+    }
+    assert!(last.starts_with("valid access token"), "{last}");
     server.stop();
 }

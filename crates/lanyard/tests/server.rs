@@ -5,25 +5,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{Server, bin_dir};
-
-fn sh(dir: &Path, script: &str) -> Output {
-    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
-    Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .env("PATH", path)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{Server, sh, text};
 
 /// The commands under "Get a first credential" in the server's banner.
 fn next_steps(server: &Server) -> Vec<String> {

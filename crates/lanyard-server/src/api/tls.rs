@@ -37,17 +37,33 @@ pub fn server_id(trust_domain: &TrustDomain) -> Result<SpiffeId, ServerError> {
 
 /// Accepts clients without a certificate; a presented chain must validate against the
 /// source's bundles (EKU clientAuth) and be in the trust domain, as in
-/// [`SpiffeClientCertVerifier`], which this wraps.
+/// [`SpiffeClientCertVerifier`], which this wraps; or, built with
+/// [`OptionalClientCertVerifier::deferring`], is accepted as it is for the application to
+/// validate (the handshake signature is checked either way).
 #[derive(Debug)]
-pub struct OptionalClientCertVerifier(SpiffeClientCertVerifier);
+pub struct OptionalClientCertVerifier {
+    inner: SpiffeClientCertVerifier,
+    defer: bool,
+}
 
 impl OptionalClientCertVerifier {
     /// A verifier of SVIDs of `trust_domain`, against `source`'s current bundles.
     pub fn new(source: Arc<SvidSource>, trust_domain: TrustDomain) -> OptionalClientCertVerifier {
-        OptionalClientCertVerifier(SpiffeClientCertVerifier::new(
-            source,
-            Authorizer::TrustDomain(trust_domain),
-        ))
+        OptionalClientCertVerifier {
+            inner: SpiffeClientCertVerifier::new(source, Authorizer::TrustDomain(trust_domain)),
+            defer: false,
+        }
+    }
+
+    /// A verifier that takes any chain whose holder proves possession of the leaf's key,
+    /// leaving path validation to the application (which must do it before trusting the
+    /// chain; the OAuth mutual-TLS listener does, per request, against every trusted
+    /// trust domain's current bundle).
+    pub fn deferring(source: Arc<SvidSource>, trust_domain: TrustDomain) -> OptionalClientCertVerifier {
+        OptionalClientCertVerifier {
+            defer: true,
+            ..OptionalClientCertVerifier::new(source, trust_domain)
+        }
     }
 }
 
@@ -61,7 +77,7 @@ impl ClientCertVerifier for OptionalClientCertVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
+        self.inner.root_hint_subjects()
     }
 
     fn verify_client_cert(
@@ -70,7 +86,10 @@ impl ClientCertVerifier for OptionalClientCertVerifier {
         intermediates: &[CertificateDer<'_>],
         now: PkiTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.0.verify_client_cert(end_entity, intermediates, now)
+        if self.defer {
+            return Ok(ClientCertVerified::assertion());
+        }
+        self.inner.verify_client_cert(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
@@ -79,7 +98,7 @@ impl ClientCertVerifier for OptionalClientCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -88,11 +107,11 @@ impl ClientCertVerifier for OptionalClientCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 

@@ -4,8 +4,8 @@
 //! (never requires) a client certificate, and hands the presented chain to the
 //! application; and the application's check of that chain.
 //!
-//! The TLS layer checks only the client's proof of possession (the `CertificateVerify`
-//! signature, by rustls with the provider's algorithms) and accepts any chain: path
+//! The TLS layer ([`OptionalClientCertVerifier::deferring`]) checks only the client's proof
+//! of possession (the `CertificateVerify` signature) and accepts any chain: path
 //! validation happens per request in [`AuthorizationServer::client_certificate`], against
 //! the bundles of the server's own and every federated trust domain (which change while
 //! connections stay open), so that a refused certificate is an OAuth `invalid_client`
@@ -15,12 +15,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, UnixTime as PkiTime};
+use rustls::pki_types::CertificateDer;
 use rustls::server::NoServerSessionStorage;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use lanyard_core::oauth::certificate_thumbprint;
 use lanyard_core::{SpiffeBundle, TrustDomain, UnixTime};
@@ -29,68 +25,14 @@ use lanyard_x509::{SvidResolver, SvidSource, Usage, VerifyOptions, X509Bundle, X
 use super::AuthorizationServer;
 use super::client_auth::ClientCertificate;
 use super::error::{ClientAuthError, OAuthError};
-
-/// Requests a client certificate, does not require one, and defers its validation to the
-/// application (see the module documentation); the handshake signature is still checked.
-#[derive(Debug)]
-struct DeferredClientCertVerifier {
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl ClientCertVerifier for DeferredClientCertVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: PkiTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        // Validated per request by `AuthorizationServer::client_certificate`.
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
-}
+use crate::api::tls::OptionalClientCertVerifier;
 
 /// The mutual-TLS listener's rustls config: TLS 1.3 and 1.2, the server's SVID from
 /// `source`, an optional client certificate, no session resumption (a resumed session
 /// would carry no certificate), ALPN `h2` and `http/1.1`.
-pub fn tls_config(source: Arc<SvidSource>) -> Result<rustls::ServerConfig, rustls::Error> {
+pub fn tls_config(source: Arc<SvidSource>, trust_domain: TrustDomain) -> Result<rustls::ServerConfig, rustls::Error> {
     let provider = Arc::clone(source.provider());
-    let verifier = DeferredClientCertVerifier {
-        algs: provider.signature_verification_algorithms,
-    };
+    let verifier = OptionalClientCertVerifier::deferring(Arc::clone(&source), trust_domain);
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(Arc::new(verifier))

@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,24 @@ const BANNER_END: &str = "Press Ctrl-C";
 /// The directory of the `lanyard` binary under test (to put on `PATH`).
 pub(crate) fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_lanyard")).parent().unwrap().to_path_buf()
+}
+
+/// Runs `script` with bash in `dir`, the binary under test first on `PATH` (a README or
+/// banner command as a user types it).
+pub(crate) fn sh(dir: &Path, script: &str) -> Output {
+    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+/// Output bytes as text.
+pub(crate) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// `lanyard <args>` in `dir`, without any `LANYARD_*` variable of the test's environment.
