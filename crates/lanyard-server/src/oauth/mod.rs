@@ -95,6 +95,8 @@ pub struct AuthorizationServer {
     http: reqwest::Client,
     txn_chains: txn::TxnChains,
     home_keys: chaining::HomeKeys,
+    /// The parsed access-token keys and when they were read.
+    own_keys: Mutex<Option<(UnixTime, VerificationKeys)>>,
 }
 
 impl std::fmt::Debug for AuthorizationServer {
@@ -140,6 +142,7 @@ impl AuthorizationServer {
             client_keys: Mutex::new(HashMap::new()),
             txn_chains: txn::TxnChains::default(),
             home_keys: chaining::HomeKeys::default(),
+            own_keys: Mutex::new(None),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()

@@ -11,6 +11,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::sync::PoisonError;
 
 use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
@@ -26,6 +27,9 @@ use crate::model::AuthorityKind;
 
 /// Seconds per DPoP nonce window.
 const NONCE_WINDOW: u64 = 300;
+
+/// How long the parsed access-token keys are reused before the key manager is asked again.
+const OWN_KEYS_CACHE_SECS: u64 = 5;
 
 /// The DPoP proof of a request, with what it must match.
 #[derive(Clone, Copy, Debug)]
@@ -126,10 +130,24 @@ impl AuthorizationServer {
         Ok(URL_SAFE_NO_PAD.encode(random))
     }
 
-    /// The access-token keys (which also sign Txn-Tokens), parsed for verification.
+    /// The access-token keys (which also sign Txn-Tokens), parsed for verification. Kept
+    /// for [`OWN_KEYS_CACHE_SECS`]: a new key is published (PREPARED) long before it signs,
+    /// so a replica never meets a token signed by a key it has not cached.
     pub(crate) async fn own_keys(&self) -> Result<VerificationKeys, OAuthError> {
-        VerificationKeys::from_jwks(self.state.crypto.as_ref(), self.issuer.clone(), &self.jwks().await?)
-            .map_err(OAuthError::Issue)
+        let now = self.state.clock.now();
+        if let Some((fetched, keys)) = self.own_keys.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && now.as_secs().saturating_sub(fetched.as_secs()) < OWN_KEYS_CACHE_SECS
+        {
+            return Ok(keys.clone());
+        }
+        let jwks = self.jwks().await?;
+        let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), self.issuer.clone(), &jwks)
+            .map_err(OAuthError::Issue)?;
+        // An empty set (before the first rotation) is not kept.
+        if !jwks.keys.is_empty() {
+            *self.own_keys.lock().unwrap_or_else(PoisonError::into_inner) = Some((now, keys.clone()));
+        }
+        Ok(keys)
     }
 
     /// The DPoP nonce of the window `offset` windows before `now`'s.
