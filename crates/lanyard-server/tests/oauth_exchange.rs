@@ -858,6 +858,26 @@ async fn register_key_client(
     path
 }
 
+/// For an interop test, when the drivers are available: the workspace root, the server
+/// (see [`setup`]) with `client_id` registered under `policy`, and the client's private
+/// JWK file.
+async fn interop_setup(
+    test: &str,
+    client_id: &str,
+    policy: ExchangePolicy,
+) -> Option<(
+    std::path::PathBuf,
+    tempfile::TempDir,
+    Harness,
+    String,
+    std::path::PathBuf,
+)> {
+    let root = drivers_available(test)?;
+    let (dir, h, user) = setup().await;
+    let jwk = register_key_client(&h, dir.path(), client_id, policy).await;
+    Some((root, dir, h, user, jwk))
+}
+
 /// Runs a driver; its one JSON line of output.
 async fn run_driver(program: &std::path::Path, args: &[&str]) -> Value {
     let output = tokio::process::Command::new(program).args(args).output().await.unwrap();
@@ -868,17 +888,12 @@ async fn run_driver(program: &std::path::Path, args: &[&str]) -> Value {
 
 #[tokio::test]
 async fn openid_client_delegation_with_actor_token() {
-    let Some(root) = drivers_available("openid_client_delegation_with_actor_token") else {
+    let policy = policy(true, false, &[TokenTypeUri::AccessToken], false);
+    let Some((root, _dir, h, _, jwk)) =
+        interop_setup("openid_client_delegation_with_actor_token", "openid-client-app", policy).await
+    else {
         return;
     };
-    let (dir, h, _) = setup().await;
-    let jwk = register_key_client(
-        &h,
-        dir.path(),
-        "openid-client-app",
-        policy(true, false, &[TokenTypeUri::AccessToken], false),
-    )
-    .await;
     // Alice's token already went through the edge; the agent now acts for her.
     let user = h.user_token(json!({"act": {"sub": id("edge")}})).await;
     let actor = h.svid("agent", &h.issuer).await;
@@ -921,17 +936,12 @@ async fn openid_client_delegation_with_actor_token() {
 
 #[tokio::test]
 async fn authlib_txn_token_with_request_context() {
-    let Some(root) = drivers_available("authlib_txn_token_with_request_context") else {
+    let policy = policy(false, false, &[TokenTypeUri::AccessToken], true);
+    let Some((root, _dir, h, user, jwk)) =
+        interop_setup("authlib_txn_token_with_request_context", "authlib-app", policy).await
+    else {
         return;
     };
-    let (dir, h, user) = setup().await;
-    let jwk = register_key_client(
-        &h,
-        dir.path(),
-        "authlib-app",
-        policy(false, false, &[TokenTypeUri::AccessToken], true),
-    )
-    .await;
     let python = root.join(VENV_PYTHON);
     let driver = root.join("tests/interop/python/authlib_client.py");
     let response = run_driver(
