@@ -1,5 +1,6 @@
 // One load generator for any AS: discovers the token endpoint through RFC 8414 metadata,
-// pre-signs N private_key_jwt assertions (ES256, distinct jti, aud = the issuer as its
+// pre-signs N private_key_jwt assertions (ES256, distinct jti, 290 s lifetime: Lanyard
+// refuses assertions living over 300 s; aud = the issuer as its
 // sole value, typ client-authentication+jwt per rfc7523bis) so the generator spends no
 // signature work during the run, then sends client_credentials requests with autocannon
 // over C keep-alive connections. Checks that a response is an ES256 at+jwt first.
@@ -26,7 +27,7 @@ for (let i = 0; i < n + 1; i++) {
   const assertion = await new SignJWT({ jti: randomUUID() })
     .setProtectedHeader({ alg: 'ES256', kid: jwk.kid, typ: 'client-authentication+jwt' })
     .setIssuer(clientId).setSubject(clientId).setAudience(meta.issuer)
-    .setIssuedAt(now).setExpirationTime(now + 600)
+    .setIssuedAt(now).setExpirationTime(now + 290)
     .sign(key);
   const form = {
     grant_type: 'client_credentials',

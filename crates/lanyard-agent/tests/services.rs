@@ -4,17 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use lanyard_agent::AgentConfig;
 use lanyard_core::wimse::WptCarriage;
 use lanyard_core::{SpiffeId, WorkloadId};
-use lanyard_server::ServerConfig;
-use lanyard_server::model::{EntrySpec, Selector};
+use lanyard_testing::harness::{self, Harness};
 use lanyard_tower::{
     AuthorizeLayer, ClientMode, Modes, VerifiedWorkload, WorkloadApiCredentialSource, WorkloadApiTrust,
     WorkloadApiX509Source, WorkloadAuthConfig, WorkloadAuthLayer, WorkloadAuthMiddleware,
@@ -45,63 +42,23 @@ fn app(trust: &WorkloadApiTrust, base: &str, modes: Modes, allowed: &str) -> Rou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_authenticate_each_other_with_credentials_from_the_agent() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = lanyard_server::start(ServerConfig {
-        data_dir: dir.path().join("server"),
-        public_address: "127.0.0.1:0".into(),
-        agent_address: "127.0.0.1:0".into(),
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
-    std::fs::write(
-        dir.path().join("bundle.json"),
-        server.state.keys.bundle().await.unwrap().to_json(),
-    )
-    .unwrap();
-    let (token, _) = lanyard_server::endpoints::admin::new_join_token(&server.state, 600)
-        .await
-        .unwrap();
+    let h = Harness::start().await;
+    let token = h.join_token().await;
     let td = lanyard_core::TrustDomain::parse("example.org").unwrap();
     let agent_id = lanyard_api::node::join_token_agent_id(&td, &token, &*lanyard_crypto::provider()).unwrap();
 
     // Both services run in this process, so both entries select it; each service asks for
     // its own identity. The intruder's entry selects another user.
-    let uid = std::fs::metadata("/proc/self").unwrap().uid();
-    let now = server.state.clock.now();
+    let same_process = format!("unix:uid:{}", harness::my_uid());
     for (id, selector) in [
-        (ORDERS, format!("unix:uid:{uid}")),
-        (BILLING, format!("unix:uid:{uid}")),
-        (INTRUDER, "unix:uid:4294967294".to_owned()),
+        (ORDERS, same_process.as_str()),
+        (BILLING, same_process.as_str()),
+        (INTRUDER, "unix:uid:4294967294"),
     ] {
-        let spec = EntrySpec {
-            spiffe_id: WorkloadId::parse(id).unwrap(),
-            parent_id: agent_id.clone(),
-            selectors: vec![Selector::parse(&selector).unwrap()],
-            x509_svid_ttl: 600,
-            jwt_svid_ttl: 300,
-            wit_ttl: 600,
-            dns_names: vec![],
-            federates_with: vec![],
-            admin: false,
-        };
-        server.state.stores.entries.create_entry(&spec, now).await.unwrap();
+        h.entry(id, agent_id.as_str(), &[selector]).await;
     }
-    let socket = dir.path().join("agent/api.sock");
-    let agent = lanyard_agent::start(
-        AgentConfig {
-            server_address: server.agent_addr.to_string(),
-            trust_bundle_path: Some(dir.path().join("bundle.json")),
-            join_token: Some(token),
-            data_dir: dir.path().join("agent/data"),
-            socket_path: socket.clone(),
-            health_address: String::new(),
-            ..AgentConfig::default()
-        },
-        lanyard_crypto::provider(),
-    )
-    .await
-    .unwrap();
+    let socket = h.socket("agent");
+    let agent = harness::start_agent(h.agent_config("agent", Some(token))).await;
 
     let workload_api = WorkloadApiClient::connect(&EndpointAddress::Unix(socket))
         .await
@@ -236,5 +193,5 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
     billing_task.await.unwrap().unwrap();
 
     agent.run_until(async {}).await;
-    server.shutdown().await.unwrap();
+    h.server.shutdown().await.unwrap();
 }

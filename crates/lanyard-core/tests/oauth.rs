@@ -24,25 +24,16 @@ use lanyard_core::oauth::{
     decide_exchange, issue_txn_token,
 };
 use lanyard_core::{
-    Algorithm, CryptoProvider, InMemoryReplayCache, Jwk, JwkSet, JwtSvidIssuer, KeyUse, SigningKey, SpiffeId,
-    TrustStore, UnixTime,
+    Algorithm, InMemoryReplayCache, Jwk, JwkSet, JwtSvidIssuer, KeyUse, SigningKey, SpiffeId, TrustStore,
 };
 use lanyard_crypto::KeyPair;
+use lanyard_testing::{NOW, key, provider};
 use serde_json::{Value, json};
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const ISSUER: &str = "https://as.example.org";
 const CLIENT: &str = "billing";
 const RS: &str = "https://ledger.example.org";
 const TOKEN_ENDPOINT: &str = "https://as.example.org/token";
-
-fn provider() -> Arc<dyn CryptoProvider> {
-    lanyard_crypto::provider()
-}
-
-fn key(alg: Algorithm, kid: &str) -> KeyPair {
-    KeyPair::generate(alg).unwrap().with_kid(kid)
-}
 
 fn keys_of(owner: &str, jwks: &[Jwk]) -> VerificationKeys {
     VerificationKeys::from_jwks(provider().as_ref(), owner, &JwkSet { keys: jwks.to_vec() }).unwrap()

@@ -131,7 +131,8 @@ pub struct OAuthConfig {
     /// not required). On by default.
     pub mtls: bool,
     /// Its address; by default the public address's host with port 8443 (port 0, any
-    /// free port, when the public port is 0).
+    /// free port, when the public port is 0). `LANYARD_OAUTH_MTLS_ADDRESS` overrides it
+    /// (`off` turns the listener off).
     pub mtls_address: Option<String>,
 }
 
@@ -425,6 +426,14 @@ impl ServerConfig {
         if let Some(v) = env("LANYARD_ADMIN_SOCKET") {
             self.admin_socket = Some(v.into());
         }
+        if let Some(v) = env("LANYARD_OAUTH_MTLS_ADDRESS") {
+            // "off" turns the listener off; anything else is its address.
+            if v == "off" {
+                self.oauth.mtls = false;
+            } else {
+                self.oauth.mtls_address = Some(v);
+            }
+        }
         if let Some(v) = env("LANYARD_DEFAULT_WIT_TTL") {
             self.default_wit_ttl = number("LANYARD_DEFAULT_WIT_TTL", v)?;
         }
@@ -703,6 +712,10 @@ profile = "https_web"
         c.oauth.mtls_address = Some("[::1]:9443".into());
         assert_eq!(c.oauth_mtls_address().as_deref(), Some("[::1]:9443"));
         c.oauth.mtls = false;
+        assert_eq!(c.oauth_mtls_address(), None);
+        let c = ServerConfig::load(None, env_of(&[("LANYARD_OAUTH_MTLS_ADDRESS", "127.0.0.1:9443")])).unwrap();
+        assert_eq!(c.oauth_mtls_address().as_deref(), Some("127.0.0.1:9443"));
+        let c = ServerConfig::load(None, env_of(&[("LANYARD_OAUTH_MTLS_ADDRESS", "off")])).unwrap();
         assert_eq!(c.oauth_mtls_address(), None);
     }
 
