@@ -61,3 +61,19 @@ pub(crate) fn token(e: &TokenEvent<'_>, remote: Option<SocketAddr>) {
         "oauth"
     );
 }
+
+/// Writes one Transaction Token Service event per Txn-Token issued: the transaction, its
+/// subject, the scope and the call chain of requesting workloads so far (the first
+/// requester first; draft-ietf-oauth-transaction-tokens-11 asks the TTS to keep the chain
+/// across replacements). Never the token.
+pub(crate) fn txn_token(txn: &str, sub: &str, scope: &str, chain: &[String], replaced: bool) {
+    tracing::info!(
+        target: "audit",
+        txn,
+        sub,
+        scope,
+        req_wl_chain = chain.join(" > "),
+        replaced,
+        "txn-token"
+    );
+}

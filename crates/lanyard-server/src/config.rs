@@ -111,6 +111,21 @@ pub struct OAuthConfig {
     pub require_dpop_nonce: bool,
     /// Largest token, introspection or revocation request body, in bytes.
     pub max_body_bytes: usize,
+    /// Lifetime of the Txn-Tokens the Transaction Token Service issues, in seconds
+    /// (draft-ietf-oauth-transaction-tokens-11 asks for short lifetimes; never longer than
+    /// the subject token's remaining life).
+    pub txn_token_ttl: u64,
+    /// Identity chaining as the home server (draft-ietf-oauth-identity-chaining-17, AS-A):
+    /// the issuer identifiers of foreign authorization servers a token exchange may ask a
+    /// JWT authorization grant for (the client must also have the foreign issuer among its
+    /// registered audiences).
+    pub chaining_foreign_servers: Vec<String>,
+    /// Lifetime of the JWT authorization grants issued, in seconds (never beyond the
+    /// subject token).
+    pub authorization_grant_ttl: u64,
+    /// Identity chaining as the foreign server (AS-B): home servers whose JWT authorization
+    /// grants the JWT bearer grant (RFC 7523 §2.1) redeems (`[[oauth.chaining_home_servers]]`).
+    pub chaining_home_servers: Vec<HomeServerConfig>,
     /// Serve the mutual-TLS listener (RFC 8705: X.509-SVID client authentication and
     /// certificate-bound tokens; the server's own SVID; client certificates requested,
     /// not required). On by default.
@@ -119,6 +134,18 @@ pub struct OAuthConfig {
     /// free port, when the public port is 0). `LANYARD_OAUTH_MTLS_ADDRESS` overrides it
     /// (`off` turns the listener off).
     pub mtls_address: Option<String>,
+}
+
+/// `[[oauth.chaining_home_servers]]`: a home authorization server whose JWT authorization
+/// grants are redeemed here.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HomeServerConfig {
+    /// Its issuer identifier: the grant's `iss` must equal it.
+    pub issuer: String,
+    /// Where its keys are published; when unset, the `jwks_uri` of its RFC 8414 metadata.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 impl Default for OAuthConfig {
@@ -130,6 +157,10 @@ impl Default for OAuthConfig {
             derive_client_id_from_svid: false,
             require_dpop_nonce: true,
             max_body_bytes: 16 * 1024,
+            txn_token_ttl: lanyard_core::oauth::DEFAULT_TXN_TOKEN_TTL,
+            chaining_foreign_servers: Vec::new(),
+            authorization_grant_ttl: 60,
+            chaining_home_servers: Vec::new(),
             mtls: true,
             mtls_address: None,
         }
@@ -445,6 +476,8 @@ impl ServerConfig {
             ("oauth.access_token_ttl", self.oauth.access_token_ttl),
             ("oauth.signing_key_ttl", self.oauth.signing_key_ttl),
             ("oauth.max_body_bytes", self.oauth.max_body_bytes as u64),
+            ("oauth.txn_token_ttl", self.oauth.txn_token_ttl),
+            ("oauth.authorization_grant_ttl", self.oauth.authorization_grant_ttl),
         ] {
             if v == 0 {
                 return Err(err(name, "must be greater than zero"));
@@ -516,6 +549,29 @@ impl ServerConfig {
             let plain_http_ok = issuer.starts_with("http://127.0.0.1") || issuer.starts_with("http://localhost");
             if !plain_http_ok {
                 lanyard_core::oauth::check_issuer_identifier(issuer).map_err(|e| err("oauth.issuer", e.to_string()))?;
+            }
+        }
+        if self.oauth.authorization_grant_ttl > lanyard_core::oauth::MAX_GRANT_LIFETIME {
+            return Err(err(
+                "oauth.authorization_grant_ttl",
+                format!(
+                    "must be at most {} (what a foreign server accepts)",
+                    lanyard_core::oauth::MAX_GRANT_LIFETIME
+                ),
+            ));
+        }
+        for issuer in &self.oauth.chaining_foreign_servers {
+            lanyard_core::oauth::check_issuer_identifier(issuer)
+                .map_err(|e| err("oauth.chaining_foreign_servers", e.to_string()))?;
+        }
+        for home in &self.oauth.chaining_home_servers {
+            lanyard_core::oauth::check_issuer_identifier(&home.issuer)
+                .map_err(|e| err("oauth.chaining_home_servers.issuer", e.to_string()))?;
+            if let Some(uri) = &home.jwks_uri {
+                let loopback = uri.starts_with("http://127.0.0.1") || uri.starts_with("http://localhost");
+                if !(uri.starts_with("https://") || loopback) {
+                    return Err(err("oauth.chaining_home_servers.jwks_uri", "must be an https:// URL"));
+                }
             }
         }
         Ok(())
@@ -678,6 +734,31 @@ profile = "https_web"
             OAuthConfig::default(),
             "conf/server.toml shows the [oauth] defaults"
         );
+    }
+
+    #[test]
+    fn chaining_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        let load = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            ServerConfig::load(Some(&p), |_| None)
+        };
+        let c = load(
+            "[oauth]\nchaining_foreign_servers = [\"https://as-b.example\"]\n\
+             [[oauth.chaining_home_servers]]\nissuer = \"https://as-a.example\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.oauth.chaining_home_servers[0].issuer, "https://as-a.example");
+        for bad in [
+            "[oauth]\nchaining_foreign_servers = [\"http://as-b.example\"]\n",
+            "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\njwks_uri = \"http://a.example/jwks\"\n",
+            "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\nkeys = 1\n",
+            "[oauth]\nauthorization_grant_ttl = 301\n",
+            "[oauth]\ntxn_token_ttl = 0\n",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use lanyard_core::oauth::{AuthMethod, GrantType, SpiffeIdPattern};
+use lanyard_core::oauth::{AuthMethod, GrantType, SpiffeIdPattern, TokenTypeUri};
 use lanyard_core::{JwkSet, SpiffeId, UnixTime, WorkloadId};
 
 /// A selector `type:value`, e.g. `unix:uid:1000` (type `unix`, value `uid:1000`).
@@ -247,6 +247,44 @@ pub struct OAuthClientSpec {
     /// authentication gets a token.
     #[serde(default)]
     pub require_certificate_binding: bool,
+    /// What it may do with token exchange (RFC 8693) and the Transaction Token Service;
+    /// absent = nothing (no exchange at all).
+    #[serde(default, skip_serializing_if = "ExchangePolicy::is_none")]
+    pub exchange: ExchangePolicy,
+}
+
+/// A client's token-exchange policy (RFC 8693 §1.1, §5; draft-ietf-oauth-transaction-tokens-11
+/// §"TTS Issuance Policies"). The default allows nothing. The client must also be
+/// registered for the `urn:ietf:params:oauth:grant-type:token-exchange` grant type.
+///
+/// Without an `actor_token`, a client that may delegate becomes the actor itself (its
+/// SPIFFE ID, or its `client_id`), so the issued token shows who acts; only a client that
+/// may impersonate but not delegate gets a token without a new `act`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExchangePolicy {
+    /// It may ask for impersonation: a token about the subject with no new actor.
+    pub impersonate: bool,
+    /// It may ask for delegation: a token about the subject with `act` naming the actor.
+    pub delegate: bool,
+    /// The `subject_token_type`s it may present (`urn:ietf:params:oauth:token-type:access_token`,
+    /// `...:jwt` for JWT-SVIDs, `...:txn_token`).
+    pub subject_token_types: Vec<TokenTypeUri>,
+    /// The `actor_token_type`s it may present (`...:access_token`, `...:jwt`).
+    pub actor_token_types: Vec<TokenTypeUri>,
+    /// Besides this server's issuer and the client's own `client_id`, the `aud` values an
+    /// access token presented as subject or actor token may name (the resource identifiers
+    /// the client serves: a resource server exchanges the tokens sent to it).
+    pub subject_audiences: Vec<String>,
+    /// It may ask the Transaction Token Service for Txn-Tokens (and replacements).
+    pub txn_tokens: bool,
+}
+
+impl ExchangePolicy {
+    /// Whether the policy allows nothing at all (the default).
+    pub fn is_none(&self) -> bool {
+        *self == ExchangePolicy::default()
+    }
 }
 
 impl OAuthClientSpec {

@@ -66,6 +66,7 @@ fn spec(methods: Vec<AuthMethod>) -> OAuthClientSpec {
         access_token_ttl: 0,
         require_dpop: false,
         require_certificate_binding: false,
+        exchange: Default::default(),
     }
 }
 
@@ -395,7 +396,10 @@ async fn metadata_and_jwks() {
     assert_eq!(m["jwks_uri"], h.url("/oauth/jwks"));
     assert_eq!(m["introspection_endpoint"], h.url("/oauth/introspect"));
     assert_eq!(m["revocation_endpoint"], h.url("/oauth/revoke"));
-    assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(
+        m["grant_types_supported"],
+        json!(["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"])
+    );
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
         json!(["private_key_jwt", "spiffe_jwt", "spiffe_x509", "tls_client_auth"])

@@ -101,6 +101,7 @@ async fn authlib_and_openid_client_get_tokens_that_jose_verifies() {
         access_token_ttl: 0,
         require_dpop: false,
         require_certificate_binding: false,
+        exchange: Default::default(),
     };
     create_client(&server.state, "interop", spec, SystemClock.now())
         .await

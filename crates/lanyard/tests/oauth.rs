@@ -116,6 +116,32 @@ fn client_registry_and_tokens_from_the_command_line() {
     assert_eq!(json(&shown)["has_secret"], true);
     let out = sh(d, "lanyard client create bad --auth-method none --audience x");
     assert!(!out.status.success());
+    // A token-exchange policy: short type names become RFC 8693 URIs; one the server
+    // cannot exchange is refused at registration.
+    let exchanger = json(&ok(
+        d,
+        "lanyard client create exchanger --jwks client.pub.jwk --audience https://ledger.example.org \
+         --grant-type urn:ietf:params:oauth:grant-type:token-exchange --exchange-delegate \
+         --exchange-subject-type access_token --exchange-actor-type jwt --txn-tokens",
+    ));
+    let policy = &exchanger["client"]["exchange"];
+    assert_eq!(policy["delegate"], true);
+    assert_eq!(policy["txn_tokens"], true);
+    assert_eq!(
+        policy["subject_token_types"],
+        serde_json::json!(["urn:ietf:params:oauth:token-type:access_token"])
+    );
+    assert!(json(&ok(d, "lanyard client show billing")).get("exchange").is_none());
+    let out = sh(
+        d,
+        "lanyard client create odd --jwks client.pub.jwk --audience x --exchange-subject-type saml2",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot be exchanged"),
+        "{}",
+        text(&out.stderr)
+    );
     ok(d, "lanyard client delete billing");
     assert!(!sh(d, "lanyard client show billing").status.success());
     server.stop();

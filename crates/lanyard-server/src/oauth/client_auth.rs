@@ -134,12 +134,8 @@ impl AuthorizationServer {
                     .private_key_jwt
                     .verify(assertion.expose(), &client_id, &keys, now)
                     .map_err(|e| fail(ClientAuthError::Credential(e)))?;
-                let key = self.replay_key("private_key_jwt", &client_id, &verified.jti);
                 if !self
-                    .state
-                    .stores
-                    .jtis
-                    .record_jti(&key, verified.replay_until, now)
+                    .first_use("private_key_jwt", &client_id, &verified.jti, verified.replay_until, now)
                     .await?
                 {
                     return Err(fail(ClientAuthError::Replay));
@@ -252,17 +248,27 @@ impl AuthorizationServer {
         Ok(keys)
     }
 
-    async fn fetch_jwks(&self, uri: &str) -> Result<JwkSet, ClientAuthError> {
-        let fail = |what: &str| ClientAuthError::Keys(format!("fetching jwks_uri: {what}"));
-        let response = self.http.get(uri).send().await.map_err(|_| fail("unreachable"))?;
-        if !response.status().is_success() {
-            return Err(fail("not a success status"));
-        }
-        let body = response.bytes().await.map_err(|_| fail("body"))?;
-        if body.len() > 64 * 1024 {
-            return Err(fail("larger than 64 KiB"));
-        }
+    /// Fetches a JWK Set (at most 64 KiB).
+    pub(crate) async fn fetch_jwks(&self, uri: &str) -> Result<JwkSet, ClientAuthError> {
+        let body = self
+            .fetch_small(uri)
+            .await
+            .map_err(|what| ClientAuthError::Keys(format!("fetching jwks_uri: {what}")))?;
         JwkSet::from_json(&body).map_err(|e| ClientAuthError::Keys(e.to_string()))
+    }
+
+    /// Records the one-time value `jti` of `issuer` for `purpose` in the shared store until
+    /// `until`: false when it was recorded before (a replay).
+    pub(crate) async fn first_use(
+        &self,
+        purpose: &str,
+        issuer: &str,
+        jti: &str,
+        until: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, OAuthError> {
+        let key = self.replay_key(purpose, issuer, jti);
+        Ok(self.state.stores.jtis.record_jti(&key, until, now).await?)
     }
 
     /// The key under which a one-time value is recorded in the shared store: base64url

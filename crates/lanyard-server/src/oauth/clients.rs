@@ -83,6 +83,7 @@ pub fn validate_spec(spec: &OAuthClientSpec, crypto: &dyn lanyard_core::CryptoPr
     if let Some(unknown) = spec.grant_types.iter().find(|g| !g.is_known()) {
         return Err(invalid(format!("unknown grant type {unknown}")));
     }
+    super::exchange::validate_policy(&spec.exchange)?;
     Ok(())
 }
 

@@ -104,6 +104,52 @@ pub enum OAuthError {
     /// The client must present a DPoP proof (or a client certificate) and did not.
     #[error("{0}")]
     BindingRequired(&'static str),
+    /// A token exchange's `subject_token` (`Subject`) or `actor_token` (`Actor`) is
+    /// invalid: its signature, type, issuer, audience or times (RFC 8693 §2.2.2:
+    /// `invalid_request`).
+    #[error("invalid {which}: {reason}")]
+    ExchangeToken {
+        /// `subject_token` or `actor_token`.
+        which: &'static str,
+        /// Why.
+        #[source]
+        reason: lanyard_core::Error,
+    },
+    /// A token exchange presents a token this server revoked (`invalid_request`).
+    #[error("the {0} was revoked")]
+    RevokedToken(&'static str),
+    /// A token type the client's policy does not accept, or this server does not
+    /// exchange or issue, in `subject_token_type`, `actor_token_type` or
+    /// `requested_token_type` (`invalid_request`).
+    #[error("{param} {value:?} is not accepted for this client")]
+    TokenTypeRefused {
+        /// The parameter.
+        param: &'static str,
+        /// Its value (clipped).
+        value: String,
+    },
+    /// The exchange decision or a Txn-Token replacement refused: a scope wider than the
+    /// subject token's (`invalid_scope`), delegation or impersonation the policy does not
+    /// allow, a `may_act` that does not name the actor, an expired subject token, a
+    /// replacement changing `txn`, `sub` or `aud` (all `invalid_request`, RFC 8693
+    /// §2.2.2).
+    #[error("{0}")]
+    Exchange(#[source] lanyard_core::Error),
+    /// A JWT authorization grant (RFC 7523 §2.1) failed verification (`invalid_grant`,
+    /// RFC 7523 §3.1).
+    #[error("invalid authorization grant: {0}")]
+    InvalidGrant(#[source] lanyard_core::Error),
+    /// A JWT authorization grant from a home server this server does not trust
+    /// (`invalid_grant`).
+    #[error("authorization grants from {0:?} are not accepted")]
+    UntrustedHomeServer(String),
+    /// A JWT authorization grant was redeemed before (`invalid_grant`).
+    #[error("the authorization grant was already used")]
+    GrantReplay,
+    /// The home server's keys could not be obtained (`invalid_grant`: the grant cannot be
+    /// verified).
+    #[error("the home server's keys are unavailable: {0}")]
+    HomeKeys(String),
     /// The datastore failed.
     #[error("datastore: {0}")]
     Store(#[from] StoreError),
@@ -146,7 +192,16 @@ impl OAuthError {
                 Violation::DpopNonceMissing | Violation::DpopNonceMismatch,
             )) => ErrorCode::UseDpopNonce,
             OAuthError::Dpop(_) | OAuthError::DpopReplay => ErrorCode::InvalidDpopProof,
-            OAuthError::BindingRequired(_) => ErrorCode::InvalidRequest,
+            OAuthError::BindingRequired(_)
+            | OAuthError::ExchangeToken { .. }
+            | OAuthError::RevokedToken(_)
+            | OAuthError::TokenTypeRefused { .. } => ErrorCode::InvalidRequest,
+            OAuthError::Exchange(lanyard_core::Error::OAuth(Violation::ScopeWidened { .. })) => ErrorCode::InvalidScope,
+            OAuthError::Exchange(_) => ErrorCode::InvalidRequest,
+            OAuthError::InvalidGrant(_)
+            | OAuthError::UntrustedHomeServer(_)
+            | OAuthError::GrantReplay
+            | OAuthError::HomeKeys(_) => ErrorCode::InvalidGrant,
             OAuthError::Store(_) | OAuthError::Keys(_) | OAuthError::Issue(_) => ErrorCode::ServerError,
         }
     }
@@ -154,7 +209,17 @@ impl OAuthError {
     /// A stable lowercase reason (audit lines, metrics, tests): the code's finer cause.
     pub fn kind(&self) -> &'static str {
         match self {
-            OAuthError::Request(e) | OAuthError::Dpop(e) | OAuthError::Issue(e) => e.kind(),
+            OAuthError::Request(e)
+            | OAuthError::Dpop(e)
+            | OAuthError::Issue(e)
+            | OAuthError::Exchange(e)
+            | OAuthError::InvalidGrant(e) => e.kind(),
+            OAuthError::UntrustedHomeServer(_) => "untrusted_home_server",
+            OAuthError::GrantReplay => "grant_replay",
+            OAuthError::HomeKeys(_) => "home_keys_unavailable",
+            OAuthError::ExchangeToken { reason, .. } => reason.kind(),
+            OAuthError::RevokedToken(_) => "revoked",
+            OAuthError::TokenTypeRefused { .. } => "token_type_refused",
             OAuthError::InvalidClient { reason, .. } => reason.kind(),
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",

@@ -1,7 +1,8 @@
 //! The OAuth 2.0 authorization server for workloads (issue 12): client authentication
 //! without secrets (SPIFFE JWT-SVIDs, `private_key_jwt`, and optionally client secrets),
-//! the token endpoint with grant dispatch (`client_credentials` today; token exchange and
-//! the JWT bearer grant slot into `grant.rs`), RFC 9068 access tokens signed by the key
+//! the token endpoint with grant dispatch (`client_credentials`, token exchange with the
+//! Transaction Token Service and identity chaining, the JWT bearer grant), RFC 9068
+//! access tokens signed by the key
 //! manager's [`AuthorityKind::AccessToken`](crate::model::AuthorityKind) authority,
 //! sender-constrained with DPoP (RFC 9449), introspection (RFC 7662), revocation (RFC 7009)
 //! and metadata (RFC 8414).
@@ -18,19 +19,25 @@
 //! |---|---|
 //! | `client_auth.rs` | one client authentication method per request (RFC 6749 §2.3), `client_id` required with SPIFFE methods (draft-ietf-oauth-spiffe-client-auth, editor's copy after PR #44) |
 //! | `grant.rs` | the token request: grant dispatch, scope/resource/audience limits (RFC 8707) |
+//! | `exchange.rs` | token exchange (RFC 8693): subject and actor tokens, delegation and impersonation under the client's policy |
+//! | `chaining.rs` | identity chaining (draft-ietf-oauth-identity-chaining-17): JWT authorization grants as the home server, the JWT bearer grant (RFC 7523 §2.1) as the foreign one |
+//! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
 //! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
 //! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
 //! | `clients.rs` | registering clients (validation, generated secrets) |
 //! | `secret.rs` | Argon2id hashes of client secrets |
 //! | `error.rs` | [`OAuthError`] and its response |
 
+mod chaining;
 mod client_auth;
 pub mod clients;
 mod error;
+mod exchange;
 mod grant;
 pub mod mtls;
 mod secret;
 mod tokens;
+mod txn;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -86,6 +93,10 @@ pub struct AuthorizationServer {
     nonce_key: Vec<u8>,
     client_keys: Mutex<KeyCache>,
     http: reqwest::Client,
+    txn_chains: txn::TxnChains,
+    home_keys: chaining::HomeKeys,
+    /// The parsed access-token keys and when they were read.
+    own_keys: Mutex<Option<(UnixTime, VerificationKeys)>>,
 }
 
 impl std::fmt::Debug for AuthorizationServer {
@@ -129,6 +140,9 @@ impl AuthorizationServer {
             issuer,
             mtls_base,
             client_keys: Mutex::new(HashMap::new()),
+            txn_chains: txn::TxnChains::default(),
+            home_keys: chaining::HomeKeys::default(),
+            own_keys: Mutex::new(None),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()

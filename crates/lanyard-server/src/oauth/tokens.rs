@@ -11,12 +11,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::sync::PoisonError;
 
 use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
-    AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, ActiveToken, Audience, AuthMethod,
+    AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, ActiveToken, Actor, Audience, AuthMethod,
     AuthorizationServerMetadata, Confirmation, DpopNonce, DpopRequest, GrantType, IntrospectionResponse, Scope,
-    VerificationKeys, VerifiedDpopProof, alg_values, issue_access_token,
+    TokenTypeUri, VerificationKeys, VerifiedDpopProof, alg_values, issue_access_token,
 };
 use lanyard_core::{JwkSet, MacAlgorithm, UnixTime};
 
@@ -26,6 +27,9 @@ use crate::model::AuthorityKind;
 
 /// Seconds per DPoP nonce window.
 const NONCE_WINDOW: u64 = 300;
+
+/// How long the parsed access-token keys are reused before the key manager is asked again.
+const OWN_KEYS_CACHE_SECS: u64 = 5;
 
 /// The DPoP proof of a request, with what it must match.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +49,23 @@ pub(crate) struct Issued {
     pub(crate) expires_in: u64,
 }
 
+/// What an access token says about whom, before the server adds `iss`, `iat`, `exp` and
+/// `jti`.
+pub(crate) struct AccessTokenContent<'a> {
+    /// `sub`: the client itself (`client_credentials`) or an exchanged token's subject.
+    pub(crate) sub: &'a str,
+    /// The client the token is issued to.
+    pub(crate) client_id: &'a str,
+    /// `aud`.
+    pub(crate) audiences: Vec<String>,
+    /// The granted scope.
+    pub(crate) scope: &'a Scope,
+    /// The binding.
+    pub(crate) cnf: Confirmation,
+    /// The actor chain (RFC 8693 §4.1), for delegated tokens.
+    pub(crate) act: Option<Actor>,
+}
+
 impl AuthorizationServer {
     /// Signs an RFC 9068 access token for `client_id` (also its `sub`: no resource owner
     /// in `client_credentials`, RFC 9068 §2.2) with a lifetime of at most `ttl` (capped by
@@ -58,23 +79,40 @@ impl AuthorizationServer {
         ttl: u64,
         now: UnixTime,
     ) -> Result<Issued, OAuthError> {
+        let content = AccessTokenContent {
+            sub: client_id,
+            client_id,
+            audiences,
+            scope,
+            cnf,
+            act: None,
+        };
+        self.sign_access_token(content, ttl, now).await
+    }
+
+    /// Signs an RFC 9068 access token with `content`, valid for at most `ttl` seconds
+    /// (capped by the signing key's remaining life).
+    pub(crate) async fn sign_access_token(
+        &self,
+        content: AccessTokenContent<'_>,
+        ttl: u64,
+        now: UnixTime,
+    ) -> Result<Issued, OAuthError> {
         let (key, kid) = self.state.keys.access_token_signer().await?;
         let ttl = ttl.min(self.state.keys.max_ttl(AuthorityKind::AccessToken, now).await?);
-        let mut random = [0u8; 16];
-        self.state.crypto.fill_random(&mut random).map_err(OAuthError::Issue)?;
-        let jti = URL_SAFE_NO_PAD.encode(random);
+        let jti = self.random_id()?;
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
-            sub: client_id.to_owned(),
-            aud: Audience::new(audiences).map_err(OAuthError::Issue)?,
-            client_id: client_id.to_owned(),
-            scope: (!scope.is_empty()).then(|| scope.clone()),
+            sub: content.sub.to_owned(),
+            aud: Audience::new(content.audiences).map_err(OAuthError::Issue)?,
+            client_id: content.client_id.to_owned(),
+            scope: (!content.scope.is_empty()).then(|| content.scope.clone()),
             iat: now,
             exp: now.plus(ttl),
             nbf: None,
             jti: jti.clone(),
-            cnf: (!cnf.is_empty()).then_some(cnf),
-            act: None,
+            cnf: (!content.cnf.is_empty()).then_some(content.cnf),
+            act: content.act,
             extra: Default::default(),
         };
         let token = issue_access_token(key.as_ref(), &kid, &claims).map_err(OAuthError::Issue)?;
@@ -83,6 +121,33 @@ impl AuthorizationServer {
             jti,
             expires_in: ttl,
         })
+    }
+
+    /// 128 random bits, base64url: a `jti` or a `txn`.
+    pub(crate) fn random_id(&self) -> Result<String, OAuthError> {
+        let mut random = [0u8; 16];
+        self.state.crypto.fill_random(&mut random).map_err(OAuthError::Issue)?;
+        Ok(URL_SAFE_NO_PAD.encode(random))
+    }
+
+    /// The access-token keys (which also sign Txn-Tokens), parsed for verification. Kept
+    /// for [`OWN_KEYS_CACHE_SECS`]: a new key is published (PREPARED) long before it signs,
+    /// so a replica never meets a token signed by a key it has not cached.
+    pub(crate) async fn own_keys(&self) -> Result<VerificationKeys, OAuthError> {
+        let now = self.state.clock.now();
+        if let Some((fetched, keys)) = self.own_keys.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && now.as_secs().saturating_sub(fetched.as_secs()) < OWN_KEYS_CACHE_SECS
+        {
+            return Ok(keys.clone());
+        }
+        let jwks = self.jwks().await?;
+        let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), self.issuer.clone(), &jwks)
+            .map_err(OAuthError::Issue)?;
+        // An empty set (before the first rotation) is not kept.
+        if !jwks.keys.is_empty() {
+            *self.own_keys.lock().unwrap_or_else(PoisonError::into_inner) = Some((now, keys.clone()));
+        }
+        Ok(keys)
     }
 
     /// The DPoP nonce of the window `offset` windows before `now`'s.
@@ -120,8 +185,10 @@ impl AuthorizationServer {
             nonce,
         };
         let proof = self.dpop.verify(dpop.proof, &request, now).map_err(OAuthError::Dpop)?;
-        let key = self.replay_key("dpop", &proof.jkt, &proof.jti);
-        if !self.state.stores.jtis.record_jti(&key, proof.replay_until, now).await? {
+        if !self
+            .first_use("dpop", &proof.jkt, &proof.jti, proof.replay_until, now)
+            .await?
+        {
             return Err(OAuthError::DpopReplay);
         }
         Ok(proof)
@@ -167,8 +234,7 @@ impl AuthorizationServer {
         let Some(audiences) = audiences.filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
-        let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), self.issuer.clone(), &self.jwks().await?)
-            .map_err(OAuthError::Issue)?;
+        let keys = self.own_keys().await?;
         let mut policy = AccessTokenPolicy::new(self.issuer.clone(), audiences[0].clone());
         policy.audiences = audiences;
         policy.leeway = 0;
@@ -183,7 +249,9 @@ impl AuthorizationServer {
 
     /// The RFC 8414 metadata: the endpoints, the client authentication methods actually
     /// enabled (the secret methods only when some client has a secret; `spiffe_x509` and
-    /// `tls_client_auth` only with the mutual-TLS listener), the grant types served,
+    /// `tls_client_auth` only with the mutual-TLS listener), the grant types served (the
+    /// JWT bearer grant with chaining home servers configured), identity chaining's
+    /// `identity_chaining_requested_token_types_supported` with foreign servers configured,
     /// algorithms, and the RFC 8705 `mtls_endpoint_aliases`.
     pub async fn metadata(&self) -> Result<AuthorizationServerMetadata, OAuthError> {
         let mut methods = vec![AuthMethod::PrivateKeyJwt, AuthMethod::SpiffeJwt];
@@ -199,7 +267,15 @@ impl AuthorizationServer {
         let mut m = AuthorizationServerMetadata::new(self.issuer.clone());
         m.token_endpoint = Some(self.endpoint(paths::TOKEN));
         m.jwks_uri = Some(self.endpoint(paths::JWKS));
-        m.grant_types_supported = Some(vec![GrantType::ClientCredentials]);
+        let oauth = &self.state.config.oauth;
+        let mut grants = vec![GrantType::ClientCredentials, GrantType::TokenExchange];
+        if !oauth.chaining_home_servers.is_empty() {
+            grants.push(GrantType::JwtBearer);
+        }
+        m.grant_types_supported = Some(grants);
+        if !oauth.chaining_foreign_servers.is_empty() {
+            m.identity_chaining_requested_token_types_supported = Some(vec![TokenTypeUri::Jwt]);
+        }
         m.token_endpoint_auth_methods_supported = Some(methods.clone());
         m.token_endpoint_auth_signing_alg_values_supported = Some(algs.clone());
         m.introspection_endpoint = Some(self.endpoint(paths::INTROSPECT));

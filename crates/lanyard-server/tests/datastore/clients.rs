@@ -24,6 +24,7 @@ fn client(id: &str, secret_hash: Option<&str>) -> OAuthClient {
             access_token_ttl: 120,
             require_dpop: true,
             require_certificate_binding: false,
+            exchange: Default::default(),
         },
         secret_hash: secret_hash.map(str::to_owned),
         has_secret: secret_hash.is_some(),

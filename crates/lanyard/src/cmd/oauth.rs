@@ -99,6 +99,27 @@ pub(crate) struct ClientFields {
     /// Tokens must be certificate-bound (mutual TLS only).
     #[arg(long)]
     require_certificate_binding: bool,
+    /// Token exchange (RFC 8693): it may ask for delegation (`act`; without an actor
+    /// token the client itself acts).
+    #[arg(long)]
+    exchange_delegate: bool,
+    /// Token exchange: it may ask for impersonation (no new actor).
+    #[arg(long)]
+    exchange_impersonate: bool,
+    /// Token exchange: a subject_token_type it may present (access_token, jwt, txn_token or
+    /// the full URI); repeatable.
+    #[arg(long = "exchange-subject-type")]
+    exchange_subject_types: Vec<String>,
+    /// Token exchange: an actor_token_type it may present (access_token, jwt); repeatable.
+    #[arg(long = "exchange-actor-type")]
+    exchange_actor_types: Vec<String>,
+    /// Token exchange: an `aud` accepted on presented access tokens besides the issuer and
+    /// the client_id (a resource it serves); repeatable.
+    #[arg(long = "exchange-subject-audience")]
+    exchange_subject_audiences: Vec<String>,
+    /// It may ask the Transaction Token Service for Txn-Tokens and replacements.
+    #[arg(long)]
+    txn_tokens: bool,
     #[command(flatten)]
     socket: SocketArg,
 }
@@ -134,8 +155,35 @@ impl ClientFields {
         if let Some(uri) = &self.jwks_uri {
             spec["jwks_uri"] = json!(uri);
         }
+        let exchange = json!({
+            "delegate": self.exchange_delegate, "impersonate": self.exchange_impersonate,
+            "subject_token_types": token_type_uris(&self.exchange_subject_types),
+            "actor_token_types": token_type_uris(&self.exchange_actor_types),
+            "subject_audiences": self.exchange_subject_audiences, "txn_tokens": self.txn_tokens,
+        });
+        if exchange
+            .as_object()
+            .is_some_and(|m| m.values().any(|v| v != &json!(false) && v != &json!([])))
+        {
+            spec["exchange"] = exchange;
+        }
         Ok(spec)
     }
+}
+
+/// Token type names as RFC 8693 URIs: a short name (`access_token`) gets the
+/// `urn:ietf:params:oauth:token-type:` prefix; a URI is kept (the server checks it).
+fn token_type_uris(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            if n.contains(':') {
+                n.clone()
+            } else {
+                format!("urn:ietf:params:oauth:token-type:{n}")
+            }
+        })
+        .collect()
 }
 
 fn print(v: &Value) -> Result<ExitCode> {

@@ -1,0 +1,263 @@
+//! Identity and authorization chaining across trust domains
+//! (draft-ietf-oauth-identity-chaining-17), both sides.
+//!
+//! **Home server (AS-A).** A token exchange whose `audience` or `resource` names a foreign
+//! authorization server listed in `[oauth] chaining_foreign_servers` (and registered as
+//! one of the client's audiences) yields a JWT authorization grant: `typ`
+//! `authorization-grant+jwt` (draft-ietf-oauth-rfc7523bis), `iss` this issuer, `aud` the
+//! foreign issuer alone (§2.3: it MUST identify AS-B), `sub` the subject token's, `act`
+//! the actor chain (decided as for any exchange: delegation, `may_act`, impersonation),
+//! `scope` never wider than the subject token's, `client_id` the requesting client, a
+//! fresh `jti`, lifetime `[oauth] authorization_grant_ttl` (60 s) and never beyond the
+//! subject token. Exactly one target is allowed (the draft RECOMMENDS a single `aud`);
+//! `requested_token_type` is absent or `urn:ietf:params:oauth:token-type:jwt`, which is
+//! also the `issued_token_type` (with `token_type` `N_A`). Claims are transcribed as they
+//! are (no mapping rules yet).
+//!
+//! **Foreign server (AS-B).** The JWT bearer grant (RFC 7523 §2.1) redeems grants from the
+//! home servers of `[[oauth.chaining_home_servers]]`: their keys from the configured
+//! `jwks_uri`, or from the `jwks_uri` of their RFC 8414 metadata (whose `issuer` must match),
+//! cached for 5 minutes and fetched again at most every 30 seconds when a `kid` is unknown
+//! (rotation). `AuthorizationGrantVerifier` checks `typ`, `alg`, signature, `iss`, `aud`
+//! (this issuer, alone), times and lifetime; the `jti` is recorded in the shared
+//! [`JtiStore`](crate::datastore::JtiStore) so a grant is redeemed once across replicas.
+//! Every refusal is `invalid_grant` (RFC 7523 §3.1). The client must authenticate and be
+//! registered for the grant type; the access token is about the grant's `sub`, keeps its
+//! `act`, has a scope within the grant's and the client's (`invalid_scope`), the client's
+//! audiences (`invalid_target`) and binding, and the server's access-token lifetime. No
+//! refresh token (§2.4).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use lanyard_core::UnixTime;
+use lanyard_core::jose::CompactJws;
+use lanyard_core::oauth::{
+    AccessTokenType, AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier,
+    AuthorizationServerMetadata, ExchangeRules, SubjectToken, TokenExchange, TokenRequest, TokenResponse, TokenTypeUri,
+    VerificationKeys, VerifiedDpopProof, decide_exchange, issue_authorization_grant, metadata_url,
+};
+
+use super::client_auth::AuthenticatedClient;
+use super::error::OAuthError;
+use super::grant::{TokenOutcome, access_token_outcome, binding, clip, registered_scope, targets};
+use super::tokens::AccessTokenContent;
+use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
+use crate::config::HomeServerConfig;
+use crate::model::AuthorityKind;
+
+/// How soon keys may be fetched again for an unknown `kid`, in seconds.
+const REFETCH_AFTER_SECS: u64 = 30;
+
+/// The home servers' keys, by issuer: when fetched, and the keys.
+#[derive(Debug, Default)]
+pub(crate) struct HomeKeys {
+    keys: Mutex<HashMap<String, (UnixTime, VerificationKeys)>>,
+}
+
+impl HomeKeys {
+    fn get(&self, issuer: &str) -> Option<(UnixTime, VerificationKeys)> {
+        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.get(issuer).cloned()
+    }
+
+    fn put(&self, issuer: &str, fetched: UnixTime, keys: VerificationKeys) {
+        let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        map.insert(issuer.to_owned(), (fetched, keys));
+    }
+}
+
+impl AuthorizationServer {
+    /// The foreign authorization server a token exchange targets, if any: when one
+    /// `audience` or `resource` is a configured foreign server, it must be the only target.
+    pub(crate) fn chaining_target(&self, request: &TokenRequest) -> Result<Option<String>, OAuthError> {
+        let foreign = &self.state.config.oauth.chaining_foreign_servers;
+        let all: Vec<&String> = request.resources.iter().chain(&request.audiences).collect();
+        if !all.iter().any(|t| foreign.contains(t)) {
+            return Ok(None);
+        }
+        match all.as_slice() {
+            [one] => Ok(Some((*one).clone())),
+            _ => Err(OAuthError::InvalidTarget(
+                "a JWT authorization grant names one foreign authorization server, alone".into(),
+            )),
+        }
+    }
+
+    /// Issues a JWT authorization grant for the foreign server `target` (AS-A).
+    pub(crate) async fn authorization_grant(
+        &self,
+        request: &TokenRequest,
+        exchange: &TokenExchange,
+        client: &AuthenticatedClient,
+        target: String,
+        now: UnixTime,
+    ) -> Result<TokenOutcome, OAuthError> {
+        // The target must also be one of the client's registered audiences.
+        targets(request, &client.client.spec)?;
+        let max_ttl = self.state.config.oauth.authorization_grant_ttl;
+        let (_, outcome) = self.exchange_decision(request, exchange, client, max_ttl, now).await?;
+        let ttl = outcome
+            .exp
+            .as_secs()
+            .saturating_sub(now.as_secs())
+            .min(self.state.keys.max_ttl(AuthorityKind::AccessToken, now).await?);
+        let claims = AuthorizationGrantClaims {
+            iss: self.issuer.clone(),
+            sub: outcome.sub,
+            aud: target,
+            iat: now,
+            exp: now.plus(ttl),
+            jti: self.random_id()?,
+            client_id: Some(client.client.client_id.clone()),
+            scope: (!outcome.scope.is_empty()).then(|| outcome.scope.clone()),
+            act: outcome.act,
+            extra: Default::default(),
+        };
+        let (key, kid) = self.state.keys.access_token_signer().await?;
+        let grant = issue_authorization_grant(key.as_ref(), &kid, &claims).map_err(OAuthError::Issue)?;
+        Ok(TokenOutcome {
+            response: TokenResponse {
+                access_token: grant,
+                token_type: AccessTokenType::NotApplicable,
+                expires_in: Some(ttl),
+                scope: claims.scope,
+                issued_token_type: Some(TokenTypeUri::Jwt),
+            },
+            jti: claims.jti,
+        })
+    }
+
+    /// Redeems a JWT authorization grant from a trusted home server (AS-B, RFC 7523 §2.1).
+    pub(crate) async fn jwt_bearer(
+        &self,
+        request: &TokenRequest,
+        assertion: &str,
+        client: &AuthenticatedClient,
+        dpop: Option<&VerifiedDpopProof>,
+        now: UnixTime,
+    ) -> Result<TokenOutcome, OAuthError> {
+        let iss = CompactJws::parse(assertion)
+            .and_then(|jws| jws.claims())
+            .map_err(OAuthError::InvalidGrant)?
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .unwrap_or_default();
+        let home = self
+            .state
+            .config
+            .oauth
+            .chaining_home_servers
+            .iter()
+            .find(|h| h.issuer == iss)
+            .ok_or_else(|| OAuthError::UntrustedHomeServer(clip(&iss)))?;
+        let verifier = AuthorizationGrantVerifier::new(AuthorizationGrantPolicy::new(self.issuer.clone()));
+        let keys = self.home_keys(home, now, false).await?;
+        let verified = match verifier.verify(assertion, &home.issuer, &keys, now) {
+            Err(e) if e.kind() == "unknown_key" => {
+                let keys = self.home_keys(home, now, true).await?;
+                verifier.verify(assertion, &home.issuer, &keys, now)
+            }
+            other => other,
+        }
+        .map_err(OAuthError::InvalidGrant)?;
+        let spec = &client.client.spec;
+        let grant = verified.claims;
+        let subject = SubjectToken {
+            sub: grant.sub.clone(),
+            iss: Some(grant.iss.clone()),
+            scope: grant.scope.clone(),
+            // The verifier checked the times, with leeway.
+            exp: grant.exp.max(now.plus(1)),
+            act: grant.act.clone(),
+            may_act: None,
+        };
+        let rules = ExchangeRules {
+            allow_impersonation: true,
+            allow_delegation: false,
+            policy_scope: registered_scope(spec)?,
+            require_subject_scope: false,
+            max_ttl: 0,
+        };
+        // The scope rules of an exchange; the lifetime is this server's own.
+        let outcome =
+            decide_exchange(&subject, None, request.scope.as_ref(), &rules, now).map_err(OAuthError::Exchange)?;
+        let content = AccessTokenContent {
+            sub: &outcome.sub,
+            client_id: &client.client.client_id,
+            audiences: targets(request, spec)?,
+            scope: &outcome.scope,
+            cnf: binding(client, dpop)?,
+            act: outcome.act,
+        };
+        // Recorded once the request is otherwise acceptable: a grant is used up by a
+        // redemption, not by a request refused for its scope or target.
+        if !self
+            .first_use(
+                "authorization_grant",
+                &home.issuer,
+                &grant.jti,
+                verified.replay_until,
+                now,
+            )
+            .await?
+        {
+            return Err(OAuthError::GrantReplay);
+        }
+        let issued = self
+            .sign_access_token(content, self.access_token_ttl(spec), now)
+            .await?;
+        Ok(access_token_outcome(issued, dpop, outcome.scope, None))
+    }
+
+    /// The keys of `home`: cached ones unless stale, or `refresh` asks and the last fetch
+    /// is older than [`REFETCH_AFTER_SECS`].
+    async fn home_keys(
+        &self,
+        home: &HomeServerConfig,
+        now: UnixTime,
+        refresh: bool,
+    ) -> Result<VerificationKeys, OAuthError> {
+        if let Some((fetched, keys)) = self.home_keys.get(&home.issuer) {
+            let age = now.as_secs().saturating_sub(fetched.as_secs());
+            let fresh = age < JWKS_URI_CACHE_SECS && !(refresh && age >= REFETCH_AFTER_SECS);
+            if fresh {
+                return Ok(keys);
+            }
+        }
+        let unavailable = |what: String| OAuthError::HomeKeys(what);
+        let jwks_uri = match &home.jwks_uri {
+            Some(uri) => uri.clone(),
+            None => {
+                let url = metadata_url(&home.issuer).map_err(|e| unavailable(e.to_string()))?;
+                let body = self.fetch_small(&url).await.map_err(unavailable)?;
+                AuthorizationServerMetadata::from_json(&body, &home.issuer)
+                    .map_err(|e| unavailable(e.to_string()))?
+                    .jwks_uri
+                    .ok_or_else(|| unavailable("its metadata names no jwks_uri".into()))?
+            }
+        };
+        let jwks = self
+            .fetch_jwks(&jwks_uri)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), home.issuer.clone(), &jwks)
+            .map_err(|e| unavailable(e.to_string()))?;
+        self.home_keys.put(&home.issuer, now, keys.clone());
+        Ok(keys)
+    }
+
+    /// GETs `url` (at most 64 KiB, a success status).
+    pub(crate) async fn fetch_small(&self, url: &str) -> Result<Vec<u8>, String> {
+        let response = self.http.get(url).send().await.map_err(|_| "unreachable".to_owned())?;
+        if !response.status().is_success() {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        let body = response.bytes().await.map_err(|_| "body".to_owned())?;
+        if body.len() > 64 * 1024 {
+            return Err("larger than 64 KiB".into());
+        }
+        Ok(body.to_vec())
+    }
+}

@@ -1,0 +1,320 @@
+//! Token exchange (RFC 8693) at the token endpoint, under the client's [`ExchangePolicy`].
+//!
+//! Subject and actor tokens this server accepts (each type also listed in the client's
+//! policy, else `invalid_request`):
+//!
+//! | token type URI | what it must be |
+//! |---|---|
+//! | `urn:ietf:params:oauth:token-type:access_token` | an RFC 9068 access token this server issued (its own keys, `iss` this issuer), not revoked, whose `aud` names this issuer, the client's `client_id` or one of the policy's `subject_audiences` (a resource server exchanges the tokens sent to it) |
+//! | `urn:ietf:params:oauth:token-type:jwt` | a JWT-SVID of the server's own or a federated trust domain whose `aud` names this issuer (JWT-SVID.md §3, `typ` absent or `JWT`: an `at+jwt` sent as `jwt` is `typ_confusion`) |
+//! | `urn:ietf:params:oauth:token-type:txn_token` | a Txn-Token of this server's Transaction Token Service: only as the subject of a Txn-Token request (a replacement, `txn.rs`) or of a JWT authorization grant (`chaining.rs`); a Txn-Token is never exchanged for an access token (draft-ietf-oauth-transaction-tokens-11: it is not one) |
+//!
+//! The decision is `lanyard_core::oauth::decide_exchange`: delegation when an actor is
+//! named (an `actor_token`, or, without one, the client itself when its policy allows
+//! delegation), with the subject token's `act` chain nested; `may_act` honoured;
+//! impersonation only for a client that may impersonate but not delegate; scope never wider
+//! than the subject token's or the client's registered scopes (`invalid_scope`); the
+//! issued token never outlives the subject token. The issued token (RFC 8693 §2.2.1) is an
+//! RFC 9068 access token (`issued_token_type` `...:access_token`, `token_type` `Bearer` or
+//! `DPoP`), `sub` the subject's, `client_id` the requesting client, `act` the actor chain,
+//! `aud` limited to the client's registered audiences (`invalid_target`), bound like a
+//! `client_credentials` token. Every refusal is an [`OAuthError`] the token endpoint maps
+//! and audits once.
+
+use std::sync::Arc;
+
+use lanyard_core::oauth::{
+    AccessTokenPolicy, AccessTokenVerifier, Actor, Credential, ExchangeOutcome, ExchangeRules, SubjectToken,
+    TokenExchange, TokenRequest, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof, decide_exchange,
+};
+use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime};
+use serde_json::{Map, Value};
+
+use super::AuthorizationServer;
+use super::client_auth::AuthenticatedClient;
+use super::error::OAuthError;
+use super::grant::{TokenOutcome, access_token_outcome, binding, clip, registered_scope, targets};
+use super::tokens::AccessTokenContent;
+use crate::error::ServerError;
+use crate::model::ExchangePolicy;
+
+/// The subject token types this server can verify.
+const SUBJECT_TYPES: [TokenTypeUri; 3] = [TokenTypeUri::AccessToken, TokenTypeUri::Jwt, TokenTypeUri::TxnToken];
+
+/// The actor token types this server can verify (a Txn-Token identifies no actor).
+const ACTOR_TYPES: [TokenTypeUri; 2] = [TokenTypeUri::AccessToken, TokenTypeUri::Jwt];
+
+/// Checks a client's exchange policy when it is registered: only token types this server
+/// verifies, non-empty audiences.
+pub(crate) fn validate_policy(policy: &ExchangePolicy) -> Result<(), ServerError> {
+    let invalid = |m: String| Err(ServerError::Invalid(m));
+    if let Some(t) = policy.subject_token_types.iter().find(|t| !SUBJECT_TYPES.contains(t)) {
+        return invalid(format!("subject token type {t} cannot be exchanged"));
+    }
+    if let Some(t) = policy.actor_token_types.iter().find(|t| !ACTOR_TYPES.contains(t)) {
+        return invalid(format!("actor token type {t} cannot be exchanged"));
+    }
+    if policy
+        .subject_audiences
+        .iter()
+        .any(|a| a.is_empty() || a.chars().any(char::is_control))
+    {
+        return invalid("exchange subject_audiences must be non-empty strings".into());
+    }
+    Ok(())
+}
+
+/// A presented token after verification: what the exchange decision needs, and the
+/// identity it gives an actor.
+pub(crate) struct Presented {
+    /// The token as a subject.
+    pub(crate) subject: SubjectToken,
+    /// The Txn-Token's claims, when the token is one (a replacement's input).
+    pub(crate) txn: Option<lanyard_core::oauth::TxnTokenClaims>,
+}
+
+impl Presented {
+    /// The party the token identifies, as an actor (`sub`, and `iss` when the token is
+    /// this server's).
+    fn as_actor(&self) -> Actor {
+        Actor {
+            iss: self.subject.iss.clone(),
+            ..Actor::new(self.subject.sub.clone())
+        }
+    }
+}
+
+impl AuthorizationServer {
+    /// Serves a token exchange from an authenticated client (the grant type was checked):
+    /// a Txn-Token (`txn.rs`), a JWT authorization grant for a foreign server
+    /// (`chaining.rs`), or an access token.
+    pub(crate) async fn token_exchange(
+        &self,
+        request: &TokenRequest,
+        exchange: &TokenExchange,
+        client: &AuthenticatedClient,
+        dpop: Option<&VerifiedDpopProof>,
+        now: UnixTime,
+    ) -> Result<TokenOutcome, OAuthError> {
+        let requested = exchange.requested_token_type.as_ref();
+        if requested == Some(&TokenTypeUri::TxnToken) {
+            return self.txn_token(request, exchange, client, now).await;
+        }
+        match (requested, self.chaining_target(request)?) {
+            (None | Some(TokenTypeUri::Jwt), Some(target)) => {
+                return self.authorization_grant(request, exchange, client, target, now).await;
+            }
+            (Some(TokenTypeUri::Jwt), None) => {
+                return Err(OAuthError::InvalidTarget(
+                    "a JWT is issued only as an authorization grant for a configured foreign authorization server"
+                        .into(),
+                ));
+            }
+            (None | Some(TokenTypeUri::AccessToken), _) => {}
+            (Some(other), _) => {
+                return Err(OAuthError::TokenTypeRefused {
+                    param: "requested_token_type",
+                    value: clip(other.as_str()),
+                });
+            }
+        }
+        if exchange.subject_token_type == TokenTypeUri::TxnToken {
+            // A Txn-Token is not an access token: it may only be replaced (or chained).
+            return Err(OAuthError::TokenTypeRefused {
+                param: "subject_token_type",
+                value: format!("{} (for an access token)", TokenTypeUri::TxnToken),
+            });
+        }
+        let spec = &client.client.spec;
+        let (_, outcome) = self
+            .exchange_decision(request, exchange, client, self.access_token_ttl(spec), now)
+            .await?;
+        let audiences = targets(request, spec)?;
+        let cnf = binding(client, dpop)?;
+        let content = AccessTokenContent {
+            sub: &outcome.sub,
+            client_id: &client.client.client_id,
+            audiences,
+            scope: &outcome.scope,
+            cnf,
+            act: outcome.act,
+        };
+        let ttl = outcome.exp.as_secs().saturating_sub(now.as_secs());
+        let issued = self.sign_access_token(content, ttl, now).await?;
+        Ok(access_token_outcome(
+            issued,
+            dpop,
+            outcome.scope,
+            Some(TokenTypeUri::AccessToken),
+        ))
+    }
+
+    /// Verifies the subject and actor tokens and decides the exchange under the client's
+    /// policy, for a token living at most `max_ttl` seconds.
+    pub(crate) async fn exchange_decision(
+        &self,
+        request: &TokenRequest,
+        exchange: &TokenExchange,
+        client: &AuthenticatedClient,
+        max_ttl: u64,
+        now: UnixTime,
+    ) -> Result<(Presented, ExchangeOutcome), OAuthError> {
+        let spec = &client.client.spec;
+        let policy = &spec.exchange;
+        let subject = self.verify_subject(exchange, client, now).await?;
+        let actor = match &exchange.actor {
+            Some((token, token_type)) => Some(
+                self.verify_presented("actor_token", token, token_type, client, now)
+                    .await?
+                    .as_actor(),
+            ),
+            None if policy.delegate => Some(client_actor(client, &self.issuer)),
+            None => None,
+        };
+        let rules = ExchangeRules {
+            allow_impersonation: policy.impersonate,
+            allow_delegation: policy.delegate,
+            policy_scope: registered_scope(spec)?,
+            require_subject_scope: false,
+            max_ttl,
+        };
+        let outcome = decide_exchange(&subject.subject, actor.as_ref(), request.scope.as_ref(), &rules, now)
+            .map_err(OAuthError::Exchange)?;
+        Ok((subject, outcome))
+    }
+
+    /// Verifies the exchange's `subject_token`.
+    pub(crate) async fn verify_subject(
+        &self,
+        exchange: &TokenExchange,
+        client: &AuthenticatedClient,
+        now: UnixTime,
+    ) -> Result<Presented, OAuthError> {
+        let (token, token_type) = (&exchange.subject_token, &exchange.subject_token_type);
+        self.verify_presented("subject_token", token, token_type, client, now)
+            .await
+    }
+
+    /// Verifies a `subject_token` or `actor_token` (`which`) of `token_type`: the type
+    /// must be one the client's policy accepts in that role, and the token valid at `now`.
+    async fn verify_presented(
+        &self,
+        which: &'static str,
+        token: &Credential,
+        token_type: &TokenTypeUri,
+        client: &AuthenticatedClient,
+        now: UnixTime,
+    ) -> Result<Presented, OAuthError> {
+        let policy = &client.client.spec.exchange;
+        let (param, accepted) = if which == "actor_token" {
+            ("actor_token_type", &policy.actor_token_types)
+        } else {
+            ("subject_token_type", &policy.subject_token_types)
+        };
+        let usable = if which == "actor_token" {
+            ACTOR_TYPES.contains(token_type)
+        } else {
+            SUBJECT_TYPES.contains(token_type)
+        };
+        if !usable || !accepted.contains(token_type) {
+            return Err(OAuthError::TokenTypeRefused {
+                param,
+                value: clip(token_type.as_str()),
+            });
+        }
+        let invalid = |reason| OAuthError::ExchangeToken { which, reason };
+        match token_type {
+            TokenTypeUri::AccessToken => {
+                let mut audiences = vec![self.issuer.clone(), client.client.client_id.clone()];
+                audiences.extend(policy.subject_audiences.iter().cloned());
+                let mut p = AccessTokenPolicy::new(self.issuer.clone(), self.issuer.clone());
+                p.audiences = audiences;
+                let keys = self.own_keys().await?;
+                let verified = AccessTokenVerifier::new(p)
+                    .verify(token.expose(), &keys, now)
+                    .map_err(invalid)?;
+                if self.state.stores.jtis.is_revoked(&verified.claims.jti).await? {
+                    return Err(OAuthError::RevokedToken(which));
+                }
+                let c = verified.claims;
+                Ok(Presented {
+                    subject: SubjectToken {
+                        sub: c.sub.clone(),
+                        iss: Some(c.iss.clone()),
+                        scope: Some(c.scope_or_empty()),
+                        exp: c.exp,
+                        act: c.act.clone(),
+                        may_act: may_act(&c.extra).map_err(invalid)?,
+                    },
+                    txn: None,
+                })
+            }
+            TokenTypeUri::Jwt => {
+                let verifier = JwtSvidVerifier::new(Arc::clone(&self.trust), JwtSvidPolicy::default());
+                let svid = verifier.verify(token.expose(), &self.issuer, now).map_err(invalid)?;
+                Ok(Presented {
+                    subject: SubjectToken {
+                        sub: svid.sub.as_str().to_owned(),
+                        iss: None,
+                        scope: None,
+                        exp: svid.exp,
+                        act: None,
+                        may_act: may_act(&svid.claims).map_err(invalid)?,
+                    },
+                    txn: None,
+                })
+            }
+            _ => {
+                let verifier = TxnTokenVerifier::new(TxnTokenPolicy::new(self.state.trust_domain.name()));
+                let keys = self.own_keys().await?;
+                let verified = verifier.verify(token.expose(), &keys, now).map_err(invalid)?;
+                let c = verified.claims;
+                Ok(Presented {
+                    subject: SubjectToken {
+                        sub: c.sub.clone(),
+                        iss: c.iss.clone(),
+                        scope: Some(c.scope.clone()),
+                        exp: c.exp,
+                        act: c
+                            .extra
+                            .get("act")
+                            .map(|v| Actor::from_value(v, "act"))
+                            .transpose()
+                            .map_err(invalid)?,
+                        may_act: None,
+                    },
+                    txn: Some(c),
+                })
+            }
+        }
+    }
+}
+
+/// The `may_act` claim of a token's claims, if any (RFC 8693 §4.4).
+fn may_act(claims: &Map<String, Value>) -> Result<Option<Actor>, lanyard_core::Error> {
+    claims
+        .get("may_act")
+        .map(|v| Actor::from_value(v, "may_act"))
+        .transpose()
+}
+
+/// The authenticated client as an actor: its SPIFFE ID when it authenticated with an SVID
+/// (globally unique, no `iss`), else its `client_id`, scoped by this server's `issuer`.
+pub(crate) fn client_actor(client: &AuthenticatedClient, issuer: &str) -> Actor {
+    match &client.spiffe_id {
+        Some(id) => Actor::new(id.as_str()),
+        None => Actor {
+            iss: Some(issuer.to_owned()),
+            ..Actor::new(client.client.client_id.clone())
+        },
+    }
+}
+
+/// The requesting workload's identifier (`req_wl` of a Txn-Token): its SPIFFE ID, or its
+/// `client_id`.
+pub(crate) fn requesting_workload(client: &AuthenticatedClient) -> String {
+    client
+        .spiffe_id
+        .as_ref()
+        .map_or_else(|| client.client.client_id.clone(), |id| id.as_str().to_owned())
+}
