@@ -23,6 +23,7 @@ mod client;
 mod credentials;
 mod error;
 pub mod mtls;
+pub mod oauth;
 mod server;
 mod txn_token;
 #[cfg(feature = "workload-api")]

@@ -121,14 +121,14 @@ where
     }
 }
 
-pub(super) fn header_view(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+pub(crate) fn header_view(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
     headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
 }
 
 /// The URI the client sent. Inside `Router::nest` axum strips the prefix from
 /// `request.uri()` but keeps the original in [`OriginalUri`]; the audience and the signed
 /// `@request-target` are about the original.
-pub(super) fn original_uri(request: &Request<Body>) -> &http::Uri {
+pub(crate) fn original_uri(request: &Request<Body>) -> &http::Uri {
     request
         .extensions()
         .get::<axum::extract::OriginalUri>()
