@@ -39,4 +39,6 @@ pub use server::{
 };
 pub use txn_token::{ForwardableTxnToken, TxnTokenAuth, TxnTokenKeys, TxnTokenLayer, VerifiedTxn};
 #[cfg(feature = "workload-api")]
-pub use workload_source::{WorkloadApiCredentialSource, WorkloadApiTrust, WorkloadApiX509Source};
+pub use workload_source::{
+    WorkloadApiClientCredentials, WorkloadApiCredentialSource, WorkloadApiTrust, WorkloadApiX509Source,
+};

@@ -36,7 +36,9 @@
 //! resource, refreshes them before they expire (one fetch shared by concurrent requests),
 //! and optionally binds them with DPoP (RFC 9449), retrying once on `use_dpop_nonce`.
 
+mod client;
 mod config;
+mod credentials;
 mod keys;
 mod layer;
 mod nonce;
@@ -44,7 +46,11 @@ mod rejection;
 mod scope;
 mod token;
 
+pub use client::{OAuthClientConfig, OAuthClientMiddleware, TokenOptions};
 pub use config::AccessTokenConfig;
+pub use credentials::{
+    ClientCredential, ClientCredentialSource, MtlsClientCredentials, PrivateKeyJwtSource, StaticJwtSvid,
+};
 pub use keys::{KeySource, RemoteKeysConfig};
 pub use layer::{AccessTokenAuth, AccessTokenLayer};
 pub use nonce::DpopNonces;
