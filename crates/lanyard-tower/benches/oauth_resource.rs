@@ -6,7 +6,9 @@
 //! `oauth_resource`):
 //!
 //! - `raw_es256_verify`: one ES256 verification (key parsed once) over a message as long as
-//!   an access token's signing input; `raw_es256_verify_x2`: two of them back to back.
+//!   an access token's signing input; `raw_es256_verify_x2`: two of them back to back;
+//!   `raw_es256_parse_verify`: the key parsed from its JWK, then one verification (a DPoP
+//!   proof carries its key, so the resource server parses it for every proof).
 //! - `baseline_get`: the router without the layer.
 //! - `bearer`: the layer with `Authorization: Bearer` and an ES256 RFC 9068 token (one
 //!   verification; keys configured).
@@ -118,6 +120,13 @@ fn raw(c: &mut Criterion, f: &Fixture) {
     g.bench_function("raw_es256_verify", |b| {
         b.iter(|| verifying.verify(black_box(&message), black_box(&signature)).unwrap())
     });
+    let jwk = key.public_jwk();
+    g.bench_function("raw_es256_parse_verify", |b| {
+        b.iter(|| {
+            let k = f.provider.verifying_key(black_box(&jwk), Algorithm::ES256).unwrap();
+            k.verify(black_box(&message), black_box(&signature)).unwrap()
+        })
+    });
     g.bench_function("raw_es256_verify_x2", |b| {
         b.iter(|| {
             verifying.verify(black_box(&message), black_box(&signature)).unwrap();
@@ -220,6 +229,16 @@ fn paired(rt: &Runtime, f: &Fixture, dpop_pool: &[(String, Option<String>)]) {
     let message = f.bearer.rsplit_once('.').unwrap().0.as_bytes().to_vec();
     let signature = key.sign(&message).unwrap();
     let verifying = f.provider.verifying_key(&key.public_jwk(), Algorithm::ES256).unwrap();
+    let jwk = key.public_jwk();
+    // One verification with the key parsed from its JWK first (what a DPoP proof needs).
+    let raw_parse = |n: usize| {
+        let start = Instant::now();
+        for _ in 0..n {
+            let k = f.provider.verifying_key(black_box(&jwk), Algorithm::ES256).unwrap();
+            k.verify(black_box(&message), black_box(&signature)).unwrap();
+        }
+        start.elapsed()
+    };
     let raw = |n: usize| {
         let start = Instant::now();
         for _ in 0..n {
@@ -243,6 +262,7 @@ fn paired(rt: &Runtime, f: &Fixture, dpop_pool: &[(String, Option<String>)]) {
     let bearer_pool = vec![(format!("Bearer {}", f.bearer), None); PAIRED_BLOCK];
     let bearer_app = app(f);
     let (mut bearer, mut bearer_net, mut dpop, mut dpop_net) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut dpop_vs_parse = Vec::new();
     let mut next = 0;
     let mut dpop_app = app(f);
     for _ in 0..PAIRED_ROUNDS {
@@ -255,22 +275,26 @@ fn paired(rt: &Runtime, f: &Fixture, dpop_pool: &[(String, Option<String>)]) {
         let b = through(&bearer_app, &bearer_pool).as_secs_f64();
         let two = raw(2 * PAIRED_BLOCK).as_secs_f64();
         let d = through(&dpop_app, &dpop_pool[next..next + PAIRED_BLOCK]).as_secs_f64();
+        let parsed_one = raw_parse(PAIRED_BLOCK).as_secs_f64();
         next += PAIRED_BLOCK;
         bearer.push(b / one);
         bearer_net.push((b - base) / one);
         dpop.push(d / two);
         dpop_net.push((d - base) / two);
+        dpop_vs_parse.push(d / (one + parsed_one));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
     println!(
-        "paired ({PAIRED_ROUNDS} rounds of {PAIRED_BLOCK}): bearer/raw = {:.3} (net of baseline {:.3}); dpop/(2 raw) = {:.3} (net {:.3})",
+        "paired ({PAIRED_ROUNDS} rounds of {PAIRED_BLOCK}): bearer/raw = {:.3} (net of baseline {:.3}); \
+         dpop/(2 raw) = {:.3} (net {:.3}); dpop/(raw + parse-and-verify) = {:.3}",
         median(&mut bearer),
         median(&mut bearer_net),
         median(&mut dpop),
-        median(&mut dpop_net)
+        median(&mut dpop_net),
+        median(&mut dpop_vs_parse)
     );
 }
 
