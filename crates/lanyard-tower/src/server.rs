@@ -42,8 +42,8 @@ mod wpt;
 pub use authorize::{Authorize, AuthorizeLayer};
 pub use config::{AuthMode, Modes, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuthConfig};
 pub use layer::{WorkloadAuth, WorkloadAuthLayer};
-pub(crate) use rejection::problem;
 pub(crate) use layer::{header_view, original_uri};
+pub(crate) use rejection::problem;
 
 /// The boxed future the layers' services return.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
