@@ -163,7 +163,7 @@ struct Inner {
 }
 
 /// A reqwest middleware that sends an OAuth access token with every request (see the
-/// [module docs](self)).
+/// [module docs](super)).
 ///
 /// ```no_run
 /// # use std::sync::Arc;
