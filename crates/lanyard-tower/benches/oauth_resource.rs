@@ -135,6 +135,19 @@ fn raw(c: &mut Criterion, f: &Fixture) {
     });
 }
 
+/// Sends `requests` through `app` one after the other, asserting `200`; the time taken.
+fn run_block(rt: &Runtime, app: &Router, requests: Vec<Request<Body>>) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for r in requests {
+            let response = app.clone().oneshot(r).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            black_box(response);
+        }
+        start.elapsed()
+    })
+}
+
 /// Times requests with the credentials of `pool` (one request each, in order) through the
 /// router `make` builds; with `single_use`, the router is rebuilt (untimed) when the pool
 /// wraps, so no timed proof is a replay.
@@ -164,15 +177,7 @@ fn timed(
                     .iter()
                     .map(|(a, p)| request(a, p.as_deref()))
                     .collect();
-                total += rt.block_on(async {
-                    let start = Instant::now();
-                    for r in requests {
-                        let response = app.clone().oneshot(r).await.unwrap();
-                        assert_eq!(response.status(), StatusCode::OK);
-                        black_box(response);
-                    }
-                    start.elapsed()
-                });
+                total += run_block(rt, &app, requests);
                 next += chunk;
                 left -= chunk as u64;
             }
@@ -247,16 +252,7 @@ fn paired(rt: &Runtime, f: &Fixture, dpop_pool: &[(String, Option<String>)]) {
         start.elapsed()
     };
     let through = |app: &Router, pool: &[(String, Option<String>)]| {
-        let requests: Vec<Request<Body>> = pool.iter().map(|(a, p)| request(a, p.as_deref())).collect();
-        rt.block_on(async {
-            let start = Instant::now();
-            for r in requests {
-                let response = app.clone().oneshot(r).await.unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                black_box(response);
-            }
-            start.elapsed()
-        })
+        run_block(rt, app, pool.iter().map(|(a, p)| request(a, p.as_deref())).collect())
     };
     let plain = Router::new().route(PATH, get(|| async { "ok" }));
     let bearer_pool = vec![(format!("Bearer {}", f.bearer), None); PAIRED_BLOCK];

@@ -440,7 +440,7 @@ fn set_header(headers: &mut HeaderMap, name: &str, value: &str, sensitive: bool)
     Ok(())
 }
 
-fn middleware_error(e: Error) -> reqwest_middleware::Error {
+pub(crate) fn middleware_error(e: Error) -> reqwest_middleware::Error {
     reqwest_middleware::Error::middleware(e)
 }
 

@@ -34,6 +34,7 @@ use tokio::sync::OnceCell;
 
 use super::credentials::{ClientCredential, ClientCredentialSource};
 use super::keys::{RemoteKeysConfig, get, read_limited};
+use crate::client::middleware_error;
 use crate::error::Error;
 
 /// The largest token-endpoint response read.
@@ -473,10 +474,6 @@ fn asks_for_nonce(response: &reqwest::Response) -> bool {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(|v| v.contains("error=\"use_dpop_nonce\""))
-}
-
-fn middleware_error(e: Error) -> reqwest_middleware::Error {
-    reqwest_middleware::Error::middleware(e)
 }
 
 #[async_trait::async_trait]

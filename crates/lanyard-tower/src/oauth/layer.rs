@@ -22,7 +22,7 @@ use super::keys::{KeyOutcome, KeySource};
 use super::rejection::{Challenge, DPOP_NONCE, Rejection, count};
 use super::token::{Binding, VerifiedAccessToken};
 use crate::mtls::PeerCertificate;
-use crate::server::{BoxFuture, header_view, original_uri};
+use crate::server::{BoxFuture, header_view, original_uri, take_ready};
 
 /// What every clone of the layer and its services shares.
 struct Shared {
@@ -152,8 +152,7 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         let required = self.required.clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             hide_credentials(request.headers_mut());
             let now = shared.config.clock.now();

@@ -15,7 +15,7 @@ use tower::{Layer, Service};
 
 use super::rejection::{Challenge, Rejection};
 use super::token::{Binding, VerifiedAccessToken};
-use crate::server::BoxFuture;
+use crate::server::{BoxFuture, take_ready};
 
 /// Lets through only requests whose verified access token grants every token of a scope;
 /// `403` + `insufficient_scope` otherwise, `401` when no token was verified.
@@ -78,8 +78,7 @@ where
                 ))
             }
         };
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             match verdict {
                 Ok(()) => inner.call(request).await,

@@ -14,11 +14,11 @@ use lanyard_core::wimse::{WORKLOAD_PROOF_TOKEN, is_wpt_authorization};
 use lanyard_core::{InMemoryReplayCache, TrustStore, WitVerifier, WptVerifier};
 use tower::{Layer, Service};
 
-use super::BoxFuture;
 use super::config::{UnverifiedTxnToken, WorkloadAuthConfig};
 use super::peer;
 use super::rejection::{Rejection, count};
 use super::signature::ResponseToSign;
+use super::{BoxFuture, take_ready};
 use crate::mtls::PeerIdentity;
 
 /// What every clone of the layer and its services shares.
@@ -104,9 +104,7 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        // The clone that was polled ready serves this request (tower's usual pattern).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             let (request, outcome) = match shared.authenticate(request).await {
                 Ok(pair) => pair,
