@@ -425,7 +425,7 @@ impl WorkloadApiClientCredentials {
         let endpoint = endpoint_name(&client);
         let tls = lanyard_x509::tls::client_config(x509.source(), server).map_err(|e| source_error(&endpoint, e))?;
         let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| source_error(&endpoint, e))?;
         Ok(WorkloadApiClientCredentials {

@@ -743,3 +743,58 @@ async fn join_all<Fut: std::future::Future>(futures: Vec<Fut>) -> Vec<Fut::Outpu
     .await;
     results.into_iter().map(|r| r.unwrap()).collect()
 }
+
+/// A writer that keeps everything logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_proofs_are_never_logged() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let as_ = As::new("k1");
+    let app = routes(AccessTokenLayer::new(KeySource::fixed(as_.keys()), config()));
+    let (key, jkt) = dpop_key();
+    let bound = as_.token(|c| c.cnf = Some(Confirmation::dpop(jkt)));
+    let good = proof(key.as_ref(), "GET", URL, Some(&bound), None, NOW);
+    let wrong_htu = proof(key.as_ref(), "GET", "https://evil.example/x", Some(&bound), None, NOW);
+    let expired = as_.token(|c| {
+        c.iat = NOW.minus(1000);
+        c.exp = NOW.minus(100);
+    });
+    let dpop_auth = format!("DPoP {bound}");
+    let mut seen = Vec::new();
+    for headers in [
+        vec![("authorization", dpop_auth.as_str()), ("dpop", good.as_str())],
+        vec![("authorization", dpop_auth.as_str()), ("dpop", good.as_str())],
+        vec![("authorization", dpop_auth.as_str()), ("dpop", wrong_htu.as_str())],
+        vec![("authorization", &*format!("Bearer {expired}"))],
+        vec![("authorization", &*format!("Bearer {bound}"))],
+    ] {
+        seen.push(call(&app, "/ledger", &headers, None).await.status);
+    }
+    assert_eq!(seen[0], StatusCode::OK);
+    assert!(seen[1..].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{seen:?}");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("access token refused"), "the refusals are logged: {logs}");
+    for secret in [&bound, &good, &wrong_htu, &expired] {
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "a token or proof was logged: {logs}");
+    }
+}
