@@ -366,18 +366,49 @@ async fn concurrent_requests_share_one_token_request_and_tokens_refresh_before_e
     }
     assert!(tokens.iter().all(|t| t == &tokens[0]));
     assert_eq!(as_.requests(), 1);
-    // 120 s tokens are renewed 60 s before they expire.
+    // 120 s tokens are renewed 60 s before they expire, in the background: the request
+    // that reaches the refresh point still gets the current token at once.
     clock.0.fetch_add(59, Ordering::SeqCst);
     assert_eq!(oauth.access_token(&options).await.unwrap(), tokens[0]);
     assert_eq!(as_.requests(), 1);
     clock.0.fetch_add(1, Ordering::SeqCst);
-    assert_ne!(oauth.access_token(&options).await.unwrap(), tokens[0]);
-    assert_eq!(as_.requests(), 2);
+    assert_eq!(oauth.access_token(&options).await.unwrap(), tokens[0]);
+    assert_eq!(oauth.access_token(&options).await.unwrap(), tokens[0]);
+    let mut waited = 0;
+    while as_.received().len() < 2 && waited < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = oauth.access_token(&options).await.unwrap();
+    assert_ne!(second, tokens[0]);
+    assert_eq!(as_.requests(), 2, "one background refresh");
     // Another scope is another token.
     let other = TokenOptions::scope(&Scope::parse("ledger.write").unwrap());
     oauth.access_token(&other).await.unwrap();
     assert_eq!(as_.requests(), 3);
     assert_eq!(as_.received()[2].form["scope"], json!(["ledger.write"]));
+    as_.task.abort();
+}
+
+#[tokio::test]
+async fn a_token_in_its_last_seconds_is_not_used() {
+    // 20 s tokens: refreshed in the background from 10 s, not used from 15 s.
+    let as_ = As::start(None, 20).await;
+    let clock = Arc::new(ManualClock(AtomicU64::new(SystemClock.now().0)));
+    let mut config = OAuthClientConfig::new(as_.state.issuer.clone(), CLIENT);
+    config.clock = clock.clone();
+    let source = Arc::new(PrivateKeyJwtSource {
+        key: Arc::clone(&as_.client_key),
+        kid: None,
+    });
+    let oauth = OAuthClientMiddleware::new(config, source).unwrap();
+    let options = oauth.default_options();
+    let first = oauth.access_token(&options).await.unwrap();
+    clock.0.fetch_add(15, Ordering::SeqCst);
+    let second = oauth.access_token(&options).await.unwrap();
+    assert_ne!(second, first, "the request waited for a new token");
+    assert_eq!(as_.requests(), 2);
     as_.task.abort();
 }
 

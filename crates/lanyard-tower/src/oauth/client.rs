@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +37,13 @@ use super::credentials::{ClientCredential, ClientCredentialSource};
 use super::keys::{RemoteKeysConfig, get, read_limited};
 use crate::client::middleware_error;
 use crate::error::Error;
+
+/// A cached token is not sent in its last seconds (a request in flight must not arrive
+/// with an expired token): past that, requests wait for a new one.
+const USE_GUARD: u64 = 5;
+
+/// How long a failed background refresh waits before the next one.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The largest token-endpoint response read.
 const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
@@ -138,7 +146,12 @@ impl TokenOptions {
 struct Cached {
     token: String,
     dpop: bool,
+    /// From then on, a request starts a background refresh and still uses this token.
     refresh_at: UnixTime,
+    /// From then on (a few seconds before `exp`), requests wait for a new token.
+    use_until: UnixTime,
+    /// Whether a background refresh is under way.
+    refreshing: Arc<AtomicBool>,
 }
 
 /// The token endpoints.
@@ -234,28 +247,54 @@ impl OAuthClientMiddleware {
     }
 
     /// An access token for `options`: the cached one while it is fresh, else a new one
-    /// (concurrent callers with the same options share one token request).
+    /// (concurrent callers with the same options share one token request). Past the refresh
+    /// point the cached token is still returned while a background task gets the next one.
     pub async fn access_token(&self, options: &TokenOptions) -> Result<String, Error> {
         self.inner.token(options).await.map(|c| c.token)
     }
 }
 
 impl Inner {
-    async fn token(&self, options: &TokenOptions) -> Result<Cached, Error> {
+    /// The token for `options`: the cached one while it is fresh; past its refresh point,
+    /// still the cached one while one background task gets the next; without a usable
+    /// token, a new one (concurrent callers wait for the same request).
+    async fn token(self: &Arc<Self>, options: &TokenOptions) -> Result<Cached, Error> {
         let slot = {
             let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(cache.entry(options.clone()).or_default())
         };
         let mut held = slot.lock().await;
         let now = self.config.clock.now();
-        if let Some(cached) = held.as_ref()
-            && now < cached.refresh_at
-        {
-            return Ok(cached.clone());
+        if let Some(cached) = held.as_ref() {
+            if now < cached.refresh_at {
+                return Ok(cached.clone());
+            }
+            if now < cached.use_until {
+                if !cached.refreshing.swap(true, Ordering::AcqRel) {
+                    self.refresh_in_background(options.clone(), Arc::clone(&slot), Arc::clone(&cached.refreshing));
+                }
+                return Ok(cached.clone());
+            }
         }
         let fresh = self.request_token(options).await?;
         *held = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Gets the next token for `options` into `slot` without holding up requests; after a
+    /// failure, the next attempt waits [`RETRY_AFTER`].
+    fn refresh_in_background(self: &Arc<Self>, options: TokenOptions, slot: Slot, refreshing: Arc<AtomicBool>) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            match this.request_token(&options).await {
+                Ok(fresh) => *slot.lock().await = Some(fresh),
+                Err(error) => {
+                    tracing::warn!(%error, "refreshing an access token failed; the current one is used meanwhile");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    refreshing.store(false, Ordering::Release);
+                }
+            }
+        });
     }
 
     async fn endpoints(&self) -> Result<&Endpoints, Error> {
@@ -412,6 +451,8 @@ impl Inner {
             token: response.access_token,
             dpop: self.dpop_key.is_some(),
             refresh_at: now.plus(lifetime - margin),
+            use_until: now.plus(lifetime.saturating_sub(USE_GUARD).max(lifetime - margin)),
+            refreshing: Arc::new(AtomicBool::new(false)),
         })
     }
 
