@@ -33,7 +33,8 @@
 //! required), a `private_key_jwt` assertion (RFC 7523 with draft-ietf-oauth-rfc7523bis-11:
 //! `aud` the issuer alone, `typ: client-authentication+jwt`) or an X.509-SVID over mutual
 //! TLS (RFC 8705 §2), from a [`ClientCredentialSource`]; caches them per scope and
-//! resource, refreshes them before they expire (one fetch shared by concurrent requests),
+//! resource, refreshes them in the background before they expire (a request waits only
+//! when no usable token is cached, and concurrent requests then share one fetch),
 //! and optionally binds them with DPoP (RFC 9449), retrying once on `use_dpop_nonce`.
 
 mod client;
