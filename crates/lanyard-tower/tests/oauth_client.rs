@@ -343,9 +343,8 @@ async fn private_key_jwt_end_to_end_with_a_cached_token() {
     rs.task.abort();
 }
 
-#[tokio::test]
-async fn concurrent_requests_share_one_token_request_and_tokens_refresh_before_expiry() {
-    let as_ = As::start(None, 120).await;
+/// A private_key_jwt client of `as_` on a clock the test moves (from now).
+fn manual_clock_client(as_: &As) -> (OAuthClientMiddleware, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock(AtomicU64::new(SystemClock.now().0)));
     let mut config = OAuthClientConfig::new(as_.state.issuer.clone(), CLIENT);
     config.clock = clock.clone();
@@ -353,7 +352,13 @@ async fn concurrent_requests_share_one_token_request_and_tokens_refresh_before_e
         key: Arc::clone(&as_.client_key),
         kid: None,
     });
-    let oauth = OAuthClientMiddleware::new(config, source).unwrap();
+    (OAuthClientMiddleware::new(config, source).unwrap(), clock)
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_token_request_and_tokens_refresh_before_expiry() {
+    let as_ = As::start(None, 120).await;
+    let (oauth, clock) = manual_clock_client(&as_);
     let options = oauth.default_options();
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -395,14 +400,7 @@ async fn concurrent_requests_share_one_token_request_and_tokens_refresh_before_e
 async fn a_token_in_its_last_seconds_is_not_used() {
     // 20 s tokens: refreshed in the background from 10 s, not used from 15 s.
     let as_ = As::start(None, 20).await;
-    let clock = Arc::new(ManualClock(AtomicU64::new(SystemClock.now().0)));
-    let mut config = OAuthClientConfig::new(as_.state.issuer.clone(), CLIENT);
-    config.clock = clock.clone();
-    let source = Arc::new(PrivateKeyJwtSource {
-        key: Arc::clone(&as_.client_key),
-        kid: None,
-    });
-    let oauth = OAuthClientMiddleware::new(config, source).unwrap();
+    let (oauth, clock) = manual_clock_client(&as_);
     let options = oauth.default_options();
     let first = oauth.access_token(&options).await.unwrap();
     clock.0.fetch_add(15, Ordering::SeqCst);
