@@ -59,11 +59,7 @@ fn client(idp: &IdentityServer, me: &str, wire: &WireLog) -> anyhow::Result<Clie
 /// are signed with the service's own WIT.
 fn protect(idp: &IdentityServer, routes: Router, base_url: &str, me: &str) -> anyhow::Result<Router> {
     let mut config = WorkloadAuthConfig::new(base_url);
-    config.modes = Modes {
-        wpt: false,
-        http_signature: true,
-        mtls: false,
-    };
+    config.modes = Modes::NONE.with_http_signature();
     config.response_credentials = Some(idp.wit(me)?);
     Ok(routes.layer(WorkloadAuthLayer::new(Arc::clone(&idp.trust), config)))
 }

@@ -206,11 +206,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let mut config = WorkloadAuthConfig::new(base.clone());
-    config.modes = Modes {
-        wpt: true,
-        http_signature: false,
-        mtls: false,
-    };
+    config.modes = Modes::NONE.with_wpt();
     config.replay_cache = Some(Arc::new(InMemoryReplayCache::new(2 * args.count)));
     // Merged, not nested: a nested router sees its path without the prefix, and the layer
     // derives the expected audience from the path it sees.

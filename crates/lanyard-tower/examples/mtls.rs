@@ -65,11 +65,7 @@ async fn serve(
         Authorizer::OneOf(vec![SpiffeId::parse(allowed)?]),
     )?);
     let mut config = WorkloadAuthConfig::new(&url);
-    config.modes = Modes {
-        wpt: false,
-        http_signature: false,
-        mtls: true,
-    };
+    config.modes = Modes::NONE.with_mtls();
     let app = routes.layer(WorkloadAuthLayer::new(Arc::clone(&idp.trust), config));
     let server = Server::start(|stopped| {
         lanyard_tower::mtls::serve(listener, tls, app, async move {

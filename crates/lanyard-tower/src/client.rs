@@ -41,6 +41,7 @@ const DEFAULT_LIFETIME: u64 = 60;
 const MAX_SIGNED_RESPONSE_BODY: usize = 8 * 1024 * 1024;
 
 /// How outgoing requests are authenticated.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientMode {
     /// WIT + WPT (draft-ietf-wimse-wpt-02); `carriage` picks `Authorization: WPT` (the
@@ -439,7 +440,7 @@ fn set_header(headers: &mut HeaderMap, name: &str, value: &str, sensitive: bool)
     Ok(())
 }
 
-fn middleware_error(e: Error) -> reqwest_middleware::Error {
+pub(crate) fn middleware_error(e: Error) -> reqwest_middleware::Error {
     reqwest_middleware::Error::middleware(e)
 }
 

@@ -24,4 +24,15 @@ pub enum Error {
     /// A signed response was required and is missing or invalid.
     #[error("response signature: {0}")]
     Response(lanyard_core::Error),
+    /// A document (metadata, JWK Set) or token could not be fetched.
+    #[error("fetching {what}: {reason}")]
+    Fetch {
+        /// The URL or what was fetched.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The token endpoint refused to issue a token (its OAuth `error` and description).
+    #[error("the token endpoint refused: {0}")]
+    TokenEndpoint(String),
 }

@@ -13,9 +13,53 @@
 //!   or (feature `workload-api`) from the SPIFFE Workload API's WIT-SVID stream
 //!   (`WorkloadApiCredentialSource`).
 //!
+//! - OAuth 2.0 ([`oauth`]): [`oauth::AccessTokenLayer`] verifies RFC 9068 access tokens
+//!   (bearer, DPoP-bound or certificate-bound) on a resource server and hands handlers an
+//!   [`oauth::VerifiedAccessToken`]; [`oauth::OAuthClientMiddleware`] (reqwest-middleware)
+//!   obtains tokens with `client_credentials`, authenticated by the workload's JWT-SVID,
+//!   a `private_key_jwt` key or its X.509-SVID (feature `workload-api`:
+//!   `WorkloadApiClientCredentials`, fed by the agent), optionally DPoP-bound.
+//!
 //! It does not issue credentials (that is the identity server's job) and does not do the
 //! TLS handshake itself: for mTLS it reads the peer identity that
 //! [`mtls`] put on the request.
+//!
+//! # OAuth: a protected route and a client
+//!
+//! A resource server takes the authorization server's keys from its RFC 8414 metadata and
+//! requires a scope on one route; handlers read the verified token:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::{get, post}};
+//! use lanyard_core::oauth::Scope;
+//! use lanyard_tower::oauth::{AccessTokenConfig, AccessTokenLayer, KeySource, RemoteKeysConfig, VerifiedAccessToken};
+//!
+//! let keys = KeySource::discover("https://as.example.org", RemoteKeysConfig::default())?;
+//! let tokens = AccessTokenLayer::new(keys, AccessTokenConfig::new("https://as.example.org", "https://ledger.example.org"));
+//! let app: Router = Router::new()
+//!     .route("/balance", get(|t: VerifiedAccessToken| async move { format!("hello {}", t.client_id()) }))
+//!     .route("/transfer", post(|| async { "done" }).layer(tokens.require_scope(Scope::parse("ledger.write")?)))
+//!     .layer(tokens);
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! A client gets DPoP-bound tokens for that resource with a `private_key_jwt` key (or, with
+//! `workload-api`, `WorkloadApiClientCredentials::jwt_svid` in place of the key source):
+//!
+//! ```no_run
+//! # async fn demo(key: std::sync::Arc<dyn lanyard_core::SigningKey>) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use lanyard_tower::oauth::{OAuthClientConfig, OAuthClientMiddleware, PrivateKeyJwtSource};
+//!
+//! let mut config = OAuthClientConfig::new("https://as.example.org", "billing");
+//! config.resources = vec!["https://ledger.example.org".into()];
+//! config.dpop = true;
+//! let oauth = OAuthClientMiddleware::new(config, Arc::new(PrivateKeyJwtSource { key, kid: None }))?;
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).with(oauth).build();
+//! let balance = client.get("https://ledger.example.org/balance").send().await?.text().await?;
+//! # let _ = balance; Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +67,7 @@ mod client;
 mod credentials;
 mod error;
 pub mod mtls;
+pub mod oauth;
 mod server;
 mod txn_token;
 #[cfg(feature = "workload-api")]
@@ -38,4 +83,6 @@ pub use server::{
 };
 pub use txn_token::{ForwardableTxnToken, TxnTokenAuth, TxnTokenKeys, TxnTokenLayer, VerifiedTxn};
 #[cfg(feature = "workload-api")]
-pub use workload_source::{WorkloadApiCredentialSource, WorkloadApiTrust, WorkloadApiX509Source};
+pub use workload_source::{
+    WorkloadApiClientCredentials, WorkloadApiCredentialSource, WorkloadApiTrust, WorkloadApiX509Source,
+};

@@ -31,8 +31,22 @@ pub struct PeerIdentity {
     pub id: SpiffeId,
 }
 
+/// The DER of the client certificate (the leaf) a connection was authenticated with,
+/// placed beside [`PeerIdentity`] in the extensions of each request on that connection:
+/// certificate-bound access tokens (`cnf.x5t#S256`, RFC 8705 §3) are checked against it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCertificate(pub Arc<[u8]>);
+
+impl PeerCertificate {
+    /// The certificate's DER.
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` completes. Each connection's
-/// verified client identity is added to its requests as a [`PeerIdentity`].
+/// verified client identity is added to its requests as a [`PeerIdentity`], and its
+/// certificate as a [`PeerCertificate`].
 ///
 /// A failed handshake (untrusted or unauthorized client) closes that connection only.
 /// On shutdown, open connections finish their in-flight requests (for at most
@@ -65,9 +79,18 @@ pub async fn serve(
             };
             metrics::counter!("lanyard_mtls_handshakes_total", "outcome" => "ok").increment(1);
             let peer = lanyard_x509::tls::peer_spiffe_id(stream.get_ref().1).map(|id| PeerIdentity { id });
+            let certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
             let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
                 if let Some(peer) = &peer {
                     request.extensions_mut().insert(peer.clone());
+                }
+                if let Some(certificate) = &certificate {
+                    request.extensions_mut().insert(certificate.clone());
                 }
                 app.clone().oneshot(request.map(Body::new))
             });

@@ -42,7 +42,15 @@ mod wpt;
 pub use authorize::{Authorize, AuthorizeLayer};
 pub use config::{AuthMode, Modes, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuthConfig};
 pub use layer::{WorkloadAuth, WorkloadAuthLayer};
+pub(crate) use layer::{header_view, original_uri};
 pub(crate) use rejection::problem;
+
+/// The clone of a layer's inner service that was polled ready, leaving a fresh clone in
+/// its place: the one that serves the request (tower's usual pattern).
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
 
 /// The boxed future the layers' services return.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

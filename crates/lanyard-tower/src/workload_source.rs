@@ -6,7 +6,9 @@
 //! - [`WorkloadApiTrust`]: a [`TrustStore`] with the WIT and JWT-SVID keys of every trust
 //!   domain it should trust (`FetchWITBundles`, `FetchJWTBundles`), for the server layer;
 //! - [`WorkloadApiX509Source`]: its X.509-SVID and the X.509 bundles as an
-//!   [`SvidSource`], for mTLS with `lanyard_x509::server_config` / `client_config`.
+//!   [`SvidSource`], for mTLS with `lanyard_x509::server_config` / `client_config`;
+//! - [`WorkloadApiClientCredentials`]: JWT-SVIDs (or the X.509-SVID, over mutual TLS) to
+//!   authenticate the OAuth client middleware at a token endpoint.
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -22,6 +24,7 @@ use tokio_stream::StreamExt;
 
 use crate::credentials::{CredentialSource, WorkloadCredentials};
 use crate::error::Error;
+use crate::oauth::{ClientCredential, ClientCredentialSource};
 
 /// The longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -372,5 +375,101 @@ impl WorkloadApiX509Source {
     /// The source to build rustls configs from.
     pub fn source(&self) -> Arc<SvidSource> {
         Arc::clone(&self.source)
+    }
+}
+
+/// Renew an agent JWT-SVID this long before it expires, in seconds.
+const JWT_SVID_MARGIN: u64 = 30;
+
+/// A [`ClientCredentialSource`] fed by the agent through the Workload API, for the OAuth
+/// client middleware: a JWT-SVID whose only audience is the authorization server's issuer
+/// (`FetchJWTSVID`), used as a `jwt-spiffe` client assertion and reused until shortly
+/// before it expires; or, built with [`WorkloadApiClientCredentials::x509`], mutual TLS
+/// with the X.509-SVID of a [`WorkloadApiX509Source`] (rotations apply to new connections).
+pub struct WorkloadApiClientCredentials {
+    client: WorkloadApiClient,
+    spiffe_id: Option<SpiffeId>,
+    /// The last JWT-SVID: issuer it was fetched for, token, `exp`.
+    cached: tokio::sync::Mutex<Option<(String, String, lanyard_core::UnixTime)>>,
+    mtls: Option<reqwest::Client>,
+}
+
+impl fmt::Debug for WorkloadApiClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadApiClientCredentials")
+            .field("endpoint", &endpoint_name(&self.client))
+            .field("spiffe_id", &self.spiffe_id)
+            .field("mtls", &self.mtls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkloadApiClientCredentials {
+    /// JWT-SVIDs of `client` (for `spiffe_id`, or the default identity).
+    pub fn jwt_svid(client: WorkloadApiClient, spiffe_id: Option<SpiffeId>) -> Self {
+        WorkloadApiClientCredentials {
+            client,
+            spiffe_id,
+            cached: tokio::sync::Mutex::new(None),
+            mtls: None,
+        }
+    }
+
+    /// Mutual TLS with the X.509-SVID of `x509`, accepting a token endpoint whose SVID
+    /// `server` allows (the authorization server's mutual-TLS listener serves its own SVID).
+    pub fn x509(
+        client: WorkloadApiClient,
+        x509: &WorkloadApiX509Source,
+        server: lanyard_x509::tls::Authorizer,
+    ) -> Result<Self, Error> {
+        let endpoint = endpoint_name(&client);
+        let tls = lanyard_x509::tls::client_config(x509.source(), server).map_err(|e| source_error(&endpoint, e))?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .map_err(|e| source_error(&endpoint, e))?;
+        Ok(WorkloadApiClientCredentials {
+            client,
+            spiffe_id: None,
+            cached: tokio::sync::Mutex::new(None),
+            mtls: Some(http),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientCredentialSource for WorkloadApiClientCredentials {
+    async fn credential(&self, issuer: &str) -> Result<ClientCredential, Error> {
+        if self.mtls.is_some() {
+            return Ok(ClientCredential::Mtls);
+        }
+        let mut cached = self.cached.lock().await;
+        let now = SystemClock.now();
+        if let Some((for_issuer, token, exp)) = cached.as_ref()
+            && for_issuer == issuer
+            && now.plus(JWT_SVID_MARGIN) < *exp
+        {
+            return Ok(ClientCredential::JwtSvid(token.clone()));
+        }
+        let endpoint = endpoint_name(&self.client);
+        let svids = self
+            .client
+            .fetch_jwt_svid(&[issuer], self.spiffe_id.as_ref())
+            .await
+            .map_err(|e| source_error(&endpoint, e))?;
+        let svid = svids
+            .into_iter()
+            .next()
+            .ok_or_else(|| source_error(&endpoint, "no JWT-SVID for the requested identity"))?;
+        let exp = svid
+            .expires_at()
+            .ok_or_else(|| source_error(&endpoint, "the JWT-SVID has no exp"))?;
+        tracing::debug!(id = %svid.spiffe_id, exp = exp.0, "JWT-SVID received for OAuth client authentication");
+        *cached = Some((issuer.to_owned(), svid.token.clone(), exp));
+        Ok(ClientCredential::JwtSvid(svid.token))
+    }
+
+    fn mtls_client(&self) -> Option<reqwest::Client> {
+        self.mtls.clone()
     }
 }

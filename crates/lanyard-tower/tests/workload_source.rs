@@ -4,19 +4,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lanyard_api::workload::spiffe_workload_api_server::{SpiffeWorkloadApi, SpiffeWorkloadApiServer};
 use lanyard_api::workload::{
-    JwtBundlesRequest, JwtBundlesResponse, JwtsvidRequest, JwtsvidResponse, ValidateJwtsvidRequest,
+    JwtBundlesRequest, JwtBundlesResponse, Jwtsvid, JwtsvidRequest, JwtsvidResponse, ValidateJwtsvidRequest,
     ValidateJwtsvidResponse, WitBundlesRequest, WitBundlesResponse, Witsvid, WitsvidRequest, WitsvidResponse,
     X509BundlesRequest, X509BundlesResponse, X509svidRequest, X509svidResponse,
 };
-use lanyard_core::{Algorithm, Clock, SigningKey, SpiffeId, SystemClock, WitIssuer, WorkloadId};
+use lanyard_core::{Algorithm, Clock, JwtSvidIssuer, SigningKey, SpiffeId, SystemClock, WitIssuer, WorkloadId};
 use lanyard_crypto::KeyPair;
-use lanyard_tower::{CredentialSource, Error, WorkloadApiCredentialSource};
+use lanyard_tower::oauth::{ClientCredential, ClientCredentialSource};
+use lanyard_tower::{CredentialSource, Error, WorkloadApiClientCredentials, WorkloadApiCredentialSource};
 use lanyard_workload::{EndpointAddress, WorkloadApiClient};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
@@ -68,6 +69,10 @@ impl Minter {
 
 struct State {
     wit: watch::Sender<WitsvidResponse>,
+    /// Mints the JWT-SVIDs of `FetchJWTSVID` (for WEB).
+    jwt: JwtSvidIssuer,
+    /// The audiences of every `FetchJWTSVID`.
+    jwt_requests: Mutex<Vec<Vec<String>>>,
     deny: AtomicBool,
     connections: AtomicUsize,
 }
@@ -98,8 +103,21 @@ impl SpiffeWorkloadApi for Fake {
         unimplemented()
     }
 
-    async fn fetch_jwtsvid(&self, _: Request<JwtsvidRequest>) -> Result<Response<JwtsvidResponse>, Status> {
-        unimplemented()
+    async fn fetch_jwtsvid(&self, request: Request<JwtsvidRequest>) -> Result<Response<JwtsvidResponse>, Status> {
+        let audience = request.into_inner().audience;
+        self.0.jwt_requests.lock().unwrap().push(audience.clone());
+        let svid = self
+            .0
+            .jwt
+            .issue_for(&SpiffeId::parse(WEB).unwrap(), &audience, SystemClock.now(), 300)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(JwtsvidResponse {
+            svids: vec![Jwtsvid {
+                spiffe_id: WEB.into(),
+                svid,
+                hint: String::new(),
+            }],
+        }))
     }
 
     async fn fetch_jwt_bundles(
@@ -157,8 +175,11 @@ struct Harness {
 
 async fn start(initial: WitsvidResponse) -> Harness {
     let (wit, _) = watch::channel(initial);
+    let jwt_key = lanyard_crypto::provider().generate_key(Algorithm::ES256).unwrap();
     let state = Arc::new(State {
         wit,
+        jwt: JwtSvidIssuer::new(jwt_key, "jwt-1", None).unwrap(),
+        jwt_requests: Mutex::new(Vec::new()),
         deny: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
     });
@@ -266,4 +287,32 @@ async fn start_fails_on_denial_and_on_a_key_the_wit_does_not_bind() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn oauth_client_credentials_are_jwt_svids_for_the_issuer_reused_until_near_expiry() {
+    let minter = Minter::new();
+    let h = start(WitsvidResponse {
+        svids: vec![minter.svid(WEB, false)],
+    })
+    .await;
+    let source = WorkloadApiClientCredentials::jwt_svid(h.client.clone(), None);
+    let issuer = "https://as.example.org";
+    let ClientCredential::JwtSvid(first) = source.credential(issuer).await.unwrap() else {
+        panic!("not a JWT-SVID")
+    };
+    let claims = lanyard_core::jose::decode_unverified(&first).unwrap().claims;
+    assert_eq!(claims["sub"], serde_json::json!(WEB));
+    assert_eq!(claims["aud"], serde_json::json!(issuer));
+    // Reused while valid, fetched again for another issuer.
+    let ClientCredential::JwtSvid(again) = source.credential(issuer).await.unwrap() else {
+        panic!("not a JWT-SVID")
+    };
+    assert_eq!(again, first);
+    source.credential("https://other-as.example.org").await.unwrap();
+    assert_eq!(
+        *h.state.jwt_requests.lock().unwrap(),
+        vec![vec![issuer.to_owned()], vec!["https://other-as.example.org".to_owned()]]
+    );
+    assert!(source.mtls_client().is_none());
 }

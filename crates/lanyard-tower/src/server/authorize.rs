@@ -11,7 +11,7 @@ use http::{HeaderMap, Request, StatusCode};
 use lanyard_core::WorkloadId;
 use tower::{Layer, Service};
 
-use super::BoxFuture;
+use super::{BoxFuture, take_ready};
 
 use super::config::VerifiedWorkload;
 use super::rejection::{count, problem};
@@ -104,8 +104,7 @@ where
                 ))
             }
         };
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             match verdict {
                 Ok(()) => inner.call(request).await,

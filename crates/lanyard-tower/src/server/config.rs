@@ -32,6 +32,32 @@ impl Modes {
         http_signature: true,
         mtls: true,
     };
+
+    /// No mode (a start for the `with_*` builders).
+    pub const NONE: Modes = Modes {
+        wpt: false,
+        http_signature: false,
+        mtls: false,
+    };
+
+    /// These modes plus WIT + WPT. Prefer the builders to a struct literal: a mode added
+    /// later will make `Modes` `#[non_exhaustive]`.
+    pub const fn with_wpt(mut self) -> Modes {
+        self.wpt = true;
+        self
+    }
+
+    /// These modes plus WIT + HTTP Message Signature.
+    pub const fn with_http_signature(mut self) -> Modes {
+        self.http_signature = true;
+        self
+    }
+
+    /// These modes plus mutual TLS.
+    pub const fn with_mtls(mut self) -> Modes {
+        self.mtls = true;
+        self
+    }
 }
 
 /// The mode a request was authenticated with.

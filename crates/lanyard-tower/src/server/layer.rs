@@ -14,11 +14,11 @@ use lanyard_core::wimse::{WORKLOAD_PROOF_TOKEN, is_wpt_authorization};
 use lanyard_core::{InMemoryReplayCache, TrustStore, WitVerifier, WptVerifier};
 use tower::{Layer, Service};
 
-use super::BoxFuture;
 use super::config::{UnverifiedTxnToken, WorkloadAuthConfig};
 use super::peer;
 use super::rejection::{Rejection, count};
 use super::signature::ResponseToSign;
+use super::{BoxFuture, take_ready};
 use crate::mtls::PeerIdentity;
 
 /// What every clone of the layer and its services shares.
@@ -104,9 +104,7 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        // The clone that was polled ready serves this request (tower's usual pattern).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             let (request, outcome) = match shared.authenticate(request).await {
                 Ok(pair) => pair,
@@ -121,14 +119,14 @@ where
     }
 }
 
-pub(super) fn header_view(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+pub(crate) fn header_view(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
     headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect()
 }
 
 /// The URI the client sent. Inside `Router::nest` axum strips the prefix from
 /// `request.uri()` but keeps the original in [`OriginalUri`]; the audience and the signed
 /// `@request-target` are about the original.
-pub(super) fn original_uri(request: &Request<Body>) -> &http::Uri {
+pub(crate) fn original_uri(request: &Request<Body>) -> &http::Uri {
     request
         .extensions()
         .get::<axum::extract::OriginalUri>()
