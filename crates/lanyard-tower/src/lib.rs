@@ -11,6 +11,9 @@
 //!   or (feature `workload-api`) from the SPIFFE Workload API's WIT-SVID stream
 //!   (`WorkloadApiCredentialSource`).
 //!
+//! - SPICE: [`sdcwt::SdCwtLayer`] verifies SD-CWT presentations (SD-KBTs) and hands
+//!   handlers only the disclosed claims ([`sdcwt::DisclosedClaims`]).
+//!
 //! It does not issue credentials (that is the identity server's job) and does not do the
 //! TLS handshake itself: for mTLS it reads the peer identity that
 //! [`mtls`] put on the request.
@@ -21,6 +24,7 @@ mod client;
 mod credentials;
 mod error;
 pub mod mtls;
+pub mod sdcwt;
 mod server;
 #[cfg(feature = "workload-api")]
 mod workload_source;

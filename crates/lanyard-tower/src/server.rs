@@ -42,6 +42,7 @@ mod wpt;
 pub use authorize::{Authorize, AuthorizeLayer};
 pub use config::{AuthMode, Modes, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuthConfig};
 pub use layer::{WorkloadAuth, WorkloadAuthLayer};
+pub(crate) use rejection::problem;
 
 /// The boxed future the layers' services return.
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

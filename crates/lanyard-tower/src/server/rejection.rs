@@ -23,7 +23,7 @@ pub(super) fn count(mode: &'static str, outcome: &'static str) {
 }
 
 /// An RFC 9457 problem-details response.
-pub(super) fn problem(status: StatusCode, kind: &str, detail: &str, extra: &HeaderMap) -> Response {
+pub(crate) fn problem(status: StatusCode, kind: &str, detail: &str, extra: &HeaderMap) -> Response {
     let body = serde_json::json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("Error"),
