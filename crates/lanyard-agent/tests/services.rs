@@ -84,6 +84,7 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
             dns_names: vec![],
             federates_with: vec![],
             admin: false,
+            claims: Default::default(),
         };
         server.state.stores.entries.create_entry(&spec, now).await.unwrap();
     }

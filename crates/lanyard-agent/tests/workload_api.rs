@@ -113,6 +113,7 @@ fn entry_spec(spiffe_id: &str, parent: &str, selectors: &[&str]) -> EntrySpec {
         dns_names: vec![],
         federates_with: Vec::new(),
         admin: false,
+        claims: Default::default(),
     }
 }
 

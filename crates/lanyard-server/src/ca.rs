@@ -1,6 +1,8 @@
-//! The signing authorities: the X.509 CA and the JWT-SVID and WIT signing keys, each taken
-//! through SPIRE's prepare → activate → retire lifecycle (`shared/specs/spiffe.md` §6 "CA
-//! & key rotation"), persisted in the [`AuthorityStore`] and published in the trust bundle.
+//! The signing authorities: the X.509 CA and the JWT-SVID, WIT and SD-CWT signing keys,
+//! each taken through SPIRE's prepare → activate → retire lifecycle
+//! (`shared/specs/spiffe.md` §6 "CA & key rotation"), persisted in the [`AuthorityStore`]
+//! and published in the trust bundle (SD-CWT keys only at the server's SD-CWT issuer key
+//! endpoints: they are not SPIFFE trust anchors).
 //!
 //! # Lifecycle
 //!
@@ -83,13 +85,20 @@ pub const DEFAULT_CA_TTL: u64 = 86_400;
 pub const DEFAULT_JWT_KEY_TTL: u64 = 86_400;
 /// Default WIT signing key lifetime: 24 h.
 pub const DEFAULT_WIT_KEY_TTL: u64 = 86_400;
+/// Default SD-CWT signing key lifetime: 24 h.
+pub const DEFAULT_SD_CWT_KEY_TTL: u64 = 86_400;
 /// Default longest credential TTL the server issues: 1 h.
 pub const DEFAULT_MAX_CREDENTIAL_TTL: u64 = 3600;
 /// Default `spiffe_refresh_hint`: 300 s.
 pub const DEFAULT_REFRESH_HINT: u64 = 300;
 
 /// Every kind, in the order rotations handle them.
-const KINDS: [AuthorityKind; 3] = [AuthorityKind::X509, AuthorityKind::Jwt, AuthorityKind::Wit];
+const KINDS: [AuthorityKind; 4] = [
+    AuthorityKind::X509,
+    AuthorityKind::Jwt,
+    AuthorityKind::Wit,
+    AuthorityKind::SdCwt,
+];
 /// The most steps one kind takes in one rotation (a settled state needs none; the
 /// longest normal path, after downtime, needs four).
 const MAX_STEPS: usize = 16;
@@ -105,6 +114,8 @@ pub struct KeyManagerConfig {
     pub jwt_key_ttl: u64,
     /// WIT signing key lifetime in seconds.
     pub wit_key_ttl: u64,
+    /// SD-CWT signing key lifetime in seconds.
+    pub sd_cwt_key_ttl: u64,
     /// The longest TTL of any SVID, WIT or JWT the server issues; an OLD authority is
     /// dropped only after `not_after + max_credential_ttl`.
     pub max_credential_ttl: u64,
@@ -126,6 +137,7 @@ impl KeyManagerConfig {
             ca_ttl: DEFAULT_CA_TTL,
             jwt_key_ttl: DEFAULT_JWT_KEY_TTL,
             wit_key_ttl: DEFAULT_WIT_KEY_TTL,
+            sd_cwt_key_ttl: DEFAULT_SD_CWT_KEY_TTL,
             max_credential_ttl: DEFAULT_MAX_CREDENTIAL_TTL,
             key_storage,
             refresh_hint: DEFAULT_REFRESH_HINT,
@@ -139,6 +151,7 @@ impl KeyManagerConfig {
             ("ca_ttl", self.ca_ttl),
             ("jwt_key_ttl", self.jwt_key_ttl),
             ("wit_key_ttl", self.wit_key_ttl),
+            ("sd_cwt_key_ttl", self.sd_cwt_key_ttl),
         ] {
             if ttl == 0 {
                 return Err(CaError::Config(format!("{name} must be positive")));
@@ -153,6 +166,7 @@ impl KeyManagerConfig {
             AuthorityKind::X509 => self.ca_ttl,
             AuthorityKind::Jwt => self.jwt_key_ttl,
             AuthorityKind::Wit => self.wit_key_ttl,
+            AuthorityKind::SdCwt => self.sd_cwt_key_ttl,
         }
     }
 }
@@ -206,10 +220,11 @@ impl RotationReport {
     /// True when this rotation added or removed a bundle key.
     pub fn bundle_changed(&self) -> bool {
         self.changes.iter().any(|c| {
-            matches!(
-                c.action,
-                RotationAction::CreatedActive | RotationAction::Prepared | RotationAction::Removed
-            )
+            in_spiffe_bundle(c.kind)
+                && matches!(
+                    c.action,
+                    RotationAction::CreatedActive | RotationAction::Prepared | RotationAction::Removed
+                )
         })
     }
 
@@ -456,6 +471,11 @@ impl KeyManager {
         self.key_signer(AuthorityKind::Wit).await
     }
 
+    /// The ACTIVE SD-CWT signing key (ES256) and its `kid`.
+    pub async fn sd_cwt_signer(&self) -> Result<(Arc<KeyPair>, String), CaError> {
+        self.key_signer(AuthorityKind::SdCwt).await
+    }
+
     /// The trust domain's bundle: every PREPARED, ACTIVE and OLD authority, the
     /// datastore's `spiffe_sequence`, and the configured refresh hint. Read from the
     /// datastore, so it includes other replicas' authorities at once.
@@ -477,6 +497,8 @@ impl KeyManager {
                 AuthorityKind::X509 => bundle.x509_authorities.push(jwk),
                 AuthorityKind::Jwt => bundle.jwt_authorities.push(jwk),
                 AuthorityKind::Wit => bundle.wit_authorities.push(jwk),
+                // SD-CWT issuer keys are not SPIFFE trust anchors.
+                AuthorityKind::SdCwt => {}
             }
         }
         Ok(bundle)
@@ -609,7 +631,9 @@ impl KeyManager {
             Step::Remove(doomed) => {
                 for a in doomed {
                     if self.store.delete_authority(&a.id).await? {
-                        self.store.bump_bundle_sequence().await?;
+                        if in_spiffe_bundle(kind) {
+                            self.store.bump_bundle_sequence().await?;
+                        }
                         report.push(kind, &a.id, RotationAction::Removed);
                     }
                     fresh.remove(&a.id);
@@ -673,7 +697,7 @@ impl KeyManager {
                 let public = ca.cert_der().to_vec();
                 (public, ca.not_before(), ca.not_after(), Signer::X509(Arc::new(ca)))
             }
-            AuthorityKind::Jwt | AuthorityKind::Wit => {
+            AuthorityKind::Jwt | AuthorityKind::Wit | AuthorityKind::SdCwt => {
                 let key = key.with_kid(id.clone());
                 let public = key.public_jwk().to_json().into_bytes();
                 (public, now, now.plus(ttl), Signer::Key(Arc::new(key)))
@@ -695,7 +719,9 @@ impl KeyManager {
             }
             return Err(e.into());
         }
-        self.store.bump_bundle_sequence().await?;
+        if in_spiffe_bundle(kind) {
+            self.store.bump_bundle_sequence().await?;
+        }
         Ok((id, signer))
     }
 
@@ -774,7 +800,7 @@ impl KeyManager {
                 }
                 Ok(Signer::X509(Arc::new(ca)))
             }
-            AuthorityKind::Jwt | AuthorityKind::Wit => {
+            AuthorityKind::Jwt | AuthorityKind::Wit | AuthorityKind::SdCwt => {
                 let key = KeyPair::from_pkcs8_der(&pkcs8, None)?;
                 if key.public_jwk().thumbprint(&*self.crypto)? != a.id {
                     return Err(invalid("the private key does not match the authority ID".into()));
@@ -783,6 +809,12 @@ impl KeyManager {
             }
         }
     }
+}
+
+/// Whether authorities of `kind` are SPIFFE trust anchors: in the bundle, and counted by
+/// its `spiffe_sequence`. SD-CWT issuer keys are published elsewhere.
+fn in_spiffe_bundle(kind: AuthorityKind) -> bool {
+    !matches!(kind, AuthorityKind::SdCwt)
 }
 
 fn wrong_signer(id: String) -> CaError {
@@ -803,6 +835,7 @@ fn bundle_jwk(a: &Authority) -> Result<Jwk, CaError> {
         AuthorityKind::X509 => return Ok(x509_authority_jwk(&a.public)?),
         AuthorityKind::Jwt => "jwt-svid",
         AuthorityKind::Wit => "wit-svid",
+        AuthorityKind::SdCwt => "sd-cwt",
     };
     let jwk = Jwk::from_json(&a.public).map_err(|e| invalid(format!("bad public JWK: {e}")))?;
     if jwk.is_private() {

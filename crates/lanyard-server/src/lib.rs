@@ -20,6 +20,7 @@ pub mod error;
 pub mod federation;
 pub mod issue;
 pub mod model;
+pub mod sdcwt;
 pub mod server;
 pub mod state;
 

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use lanyard_core::{SpiffeId, UnixTime, WorkloadId};
 
+pub use crate::sdcwt::EntryClaims;
+
 /// A selector `type:value`, e.g. `unix:uid:1000` (type `unix`, value `uid:1000`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Selector {
@@ -57,6 +59,9 @@ pub struct Entry {
     pub federates_with: Vec<String>,
     /// Whether the workload may use the admin API.
     pub admin: bool,
+    /// The claims of the entry's SD-CWTs and their disclosure policy.
+    #[serde(default, skip_serializing_if = "EntryClaims::is_empty")]
+    pub claims: EntryClaims,
     /// Increases on every update.
     pub revision: u64,
     /// Creation time.
@@ -90,6 +95,9 @@ pub struct EntrySpec {
     /// Admin flag.
     #[serde(default)]
     pub admin: bool,
+    /// The claims of the entry's SD-CWTs and their disclosure policy.
+    #[serde(default, skip_serializing_if = "EntryClaims::is_empty")]
+    pub claims: EntryClaims,
 }
 
 /// An attested node agent.
@@ -135,6 +143,9 @@ pub enum AuthorityKind {
     Jwt,
     /// The WIT signing key.
     Wit,
+    /// The SD-CWT signing key (`lanyard-server/src/sdcwt.rs`): published at the SD-CWT
+    /// issuer key endpoints, never in the SPIFFE bundle.
+    SdCwt,
 }
 
 impl AuthorityKind {
@@ -144,6 +155,7 @@ impl AuthorityKind {
             AuthorityKind::X509 => "x509",
             AuthorityKind::Jwt => "jwt",
             AuthorityKind::Wit => "wit",
+            AuthorityKind::SdCwt => "sd-cwt",
         }
     }
 }

@@ -184,6 +184,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
             ca_ttl: config.ca_ttl,
             jwt_key_ttl: config.signing_key_ttl,
             wit_key_ttl: config.signing_key_ttl,
+            sd_cwt_key_ttl: config.signing_key_ttl,
             max_credential_ttl: config
                 .default_x509_svid_ttl
                 .max(config.default_wit_ttl)

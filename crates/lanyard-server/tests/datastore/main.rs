@@ -55,6 +55,7 @@ fn spec(identity: &str, parent: &str, selectors: &[&str]) -> EntrySpec {
         dns_names: Vec::new(),
         federates_with: Vec::new(),
         admin: false,
+        claims: Default::default(),
     }
 }
 

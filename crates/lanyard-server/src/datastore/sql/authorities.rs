@@ -16,10 +16,15 @@ macro_rules! authority_columns {
 }
 
 fn parse_kind(s: &str) -> Result<AuthorityKind, StoreError> {
-    [AuthorityKind::X509, AuthorityKind::Jwt, AuthorityKind::Wit]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| StoreError::Inconsistent(format!("unknown authority kind {s:?}")))
+    [
+        AuthorityKind::X509,
+        AuthorityKind::Jwt,
+        AuthorityKind::Wit,
+        AuthorityKind::SdCwt,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == s)
+    .ok_or_else(|| StoreError::Inconsistent(format!("unknown authority kind {s:?}")))
 }
 
 fn parse_status(s: &str) -> Result<AuthorityStatus, StoreError> {
