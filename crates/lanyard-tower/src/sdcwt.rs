@@ -274,14 +274,15 @@ impl DisclosedClaims {
     }
 
     /// The claims as JSON, with registered and OIDC-CWT labels named
-    /// (draft-ietf-spice-oidc-cwt), without `cnf` (see [`DisclosedClaims::holder_key`]).
-    /// Fails on a claim that has no JSON form (an unnamed integer label, a byte string).
+    /// (draft-ietf-spice-oidc-cwt), without `cnf` (see [`DisclosedClaims::holder_key`])
+    /// and `cti` (see [`DisclosedClaims::standard`]). Fails on a claim that has no JSON
+    /// form (an unnamed integer label, a byte string).
     pub fn to_json(&self) -> Result<serde_json::Map<String, serde_json::Value>, CoreError> {
         let entries = self.claims.as_map().unwrap_or_default();
         let without_cnf = Value::Map(
             entries
                 .iter()
-                .filter(|(k, _)| k.as_i64() != Some(label::CNF))
+                .filter(|(k, _)| !matches!(k.as_i64(), Some(label::CNF | label::CTI)))
                 .cloned()
                 .collect(),
         );
