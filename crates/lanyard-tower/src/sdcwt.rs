@@ -24,10 +24,9 @@
 //! logged; the `Authorization` field is marked sensitive before the handler runs. Each
 //! outcome is counted in `lanyard_sd_cwt_auth_total` (label `outcome`).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -45,10 +44,12 @@ use lanyard_core::cwt::{StandardClaims, label};
 use lanyard_core::spice::sd_cwt::{
     IssuerKey, KBT_MEDIA_TYPE, PresentationContext, SdCwtErrorKind, SdCwtPolicy, SdCwtVerifier,
 };
-use lanyard_core::{Algorithm, Clock, CryptoProvider, Error as CoreError, JwkSet, SystemClock, UnixTime};
+use lanyard_core::{Algorithm, Clock, CryptoProvider, Error as CoreError, JwkSet, SystemClock};
 use tower::{Layer, Service};
 
 use crate::server::problem;
+
+pub use lanyard_core::spice::nonce::{InMemoryNonceSource, NonceSource};
 
 /// The `Authorization` scheme of an SD-KBT presentation (Lanyard's profile).
 pub const SD_KBT_SCHEME: &str = "SD-KBT";
@@ -69,68 +70,6 @@ impl Default for SdCwtCarriage {
             header: true,
             body: true,
         }
-    }
-}
-
-/// Issues and redeems the nonces a verifier asks holders to put in `cnonce`.
-pub trait NonceSource: Send + Sync + fmt::Debug {
-    /// A fresh nonce, valid for a while from `now`.
-    fn issue(&self, now: UnixTime) -> Result<Vec<u8>, CoreError>;
-    /// Whether `nonce` was issued, is unexpired at `now` and unredeemed; redeems it.
-    fn redeem(&self, nonce: &[u8], now: UnixTime) -> bool;
-}
-
-/// An in-memory [`NonceSource`]: 16 random bytes per nonce from the crypto provider, each
-/// valid for `ttl` seconds and redeemable once; at most `capacity` outstanding nonces (the
-/// oldest are forgotten first).
-pub struct InMemoryNonceSource {
-    provider: Arc<dyn CryptoProvider>,
-    ttl: u64,
-    capacity: usize,
-    issued: Mutex<HashMap<Vec<u8>, UnixTime>>,
-}
-
-impl fmt::Debug for InMemoryNonceSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryNonceSource")
-            .field("ttl", &self.ttl)
-            .field("capacity", &self.capacity)
-            .finish_non_exhaustive()
-    }
-}
-
-impl InMemoryNonceSource {
-    /// Nonces valid for `ttl` seconds, at most `capacity` outstanding.
-    pub fn new(provider: Arc<dyn CryptoProvider>, ttl: u64, capacity: usize) -> InMemoryNonceSource {
-        InMemoryNonceSource {
-            provider,
-            ttl,
-            capacity: capacity.max(1),
-            issued: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl NonceSource for InMemoryNonceSource {
-    fn issue(&self, now: UnixTime) -> Result<Vec<u8>, CoreError> {
-        let mut nonce = vec![0u8; 16];
-        self.provider.fill_random(&mut nonce)?;
-        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        issued.retain(|_, expires| *expires > now);
-        while issued.len() >= self.capacity {
-            let oldest = issued.iter().min_by_key(|(_, e)| **e).map(|(n, _)| n.clone());
-            match oldest {
-                Some(n) => issued.remove(&n),
-                None => break,
-            };
-        }
-        issued.insert(nonce.clone(), now.plus(self.ttl));
-        Ok(nonce)
-    }
-
-    fn redeem(&self, nonce: &[u8], now: UnixTime) -> bool {
-        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        issued.remove(nonce).is_some_and(|expires| expires > now)
     }
 }
 
