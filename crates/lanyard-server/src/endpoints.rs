@@ -5,4 +5,5 @@
 pub mod admin;
 pub mod bundle_endpoint;
 pub mod public;
+pub mod spice;
 mod status;

@@ -72,4 +72,3 @@ impl NonceSource for InMemoryNonceSource {
         issued.remove(nonce).is_some_and(|expires| expires > now)
     }
 }
-
