@@ -3,7 +3,8 @@
 //!
 //! An SD-CWT the server issues for an entry carries:
 //! - `iss` = the server's public URL, `sub` = the entry's identity, `iat`, `nbf`, `exp`,
-//!   a random `cti`, and `cnf` = the holder's public key as a COSE_Key (RFC 8747);
+//!   a random `cti`, and `cnf` = the holder's public key as a COSE_Key (RFC 8747; key
+//!   type, curve and coordinates only, as in the draft's examples);
 //! - the server's facts ([`FACT_CLAIMS`]): `trust_domain` (`spiffe://<td>`), `node` (the
 //!   agent the entry is parented to, which attested the node) and `selectors` (the
 //!   entry's selectors, which the workload's attested selectors matched);
@@ -65,7 +66,12 @@ pub async fn mint_sd_cwt(
     if holder.is_private() {
         return Err(ServerError::Invalid("the holder key must be a public key".into()));
     }
-    let cnf = CoseKey::from_jwk(holder).map_err(|e| ServerError::Invalid(format!("holder key: {e}")))?;
+    // As in the draft's examples, `cnf` names the key only (type, curve, coordinates): the
+    // holder may sign SD-KBTs with any algorithm for it that verifiers allow (ES256 or
+    // ESP256 on P-256).
+    let mut cnf = CoseKey::from_jwk(holder).map_err(|e| ServerError::Invalid(format!("holder key: {e}")))?;
+    cnf.alg = None;
+    cnf.kid = None;
     let now = state.clock.now();
     let ttl = ttl
         .unwrap_or(state.config.default_wit_ttl)
