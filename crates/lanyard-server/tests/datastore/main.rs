@@ -182,6 +182,7 @@ conformance! {
         entry_event_log,
         entry_concurrent_creates,
         entry_event_pruning,
+        entry_claims,
     ],
     join_tokens: [join_tokens, join_token_concurrent_consume, join_token_pruning],
     agents: [agents],
