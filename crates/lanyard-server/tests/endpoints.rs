@@ -600,3 +600,98 @@ async fn sd_cwt_metadata_is_discoverable_and_signed() {
         .unwrap_err();
     assert!(err.to_string().contains("public key"), "{err}");
 }
+
+/// `POST /credentials/sd-cwt`: a workload authenticated with its WIT-SVID and a WPT gets an
+/// SD-CWT about itself bound to the WIT's key; no or bad credentials are 401 with
+/// `WWW-Authenticate: WPT`, an identity without an entry 403.
+#[tokio::test]
+async fn a_workload_with_a_wit_and_wpt_gets_its_sd_cwt() {
+    use lanyard_core::cose::{CoseKey, CoseKeySet};
+    use lanyard_core::spice::sd_cwt::{HolderSdCwt, SdCwtPolicy};
+    use lanyard_core::{WorkloadId, WptParams, create_wpt};
+
+    let f = fixture().await;
+    let app = public::router(f.state.clone(), None);
+    let audience = "https://lanyard.example.org/credentials/sd-cwt";
+    let spec: lanyard_server::model::EntrySpec = serde_json::from_value(json!({
+        "spiffe_id": "spiffe://example.org/payments",
+        "parent_id": "spiffe://example.org/lanyard/agent/join_token/aaaaaaaaaaaaaaaa",
+        "selectors": [{"type": "unix", "value": "uid:1000"}],
+        "claims": {"claims": {"env": "prod"}, "always_disclosed": ["env"]},
+    }))
+    .unwrap();
+    f.state.stores.entries.create_entry(&spec, NOW).await.unwrap();
+    let provider = lanyard_crypto::provider();
+    let workload = lanyard_crypto::KeyPair::generate(Algorithm::ES256).unwrap();
+    let public_jwk = lanyard_core::SigningKey::public_jwk(&workload);
+    let request = |id: &str| {
+        let sub = WorkloadId::parse(id).unwrap();
+        let state = f.state.clone();
+        let public_jwk = public_jwk.clone();
+        let workload = &workload;
+        let provider = provider.clone();
+        async move {
+            let wit = lanyard_server::issue::mint_wit(&state, &sub, &public_jwk, None)
+                .await
+                .unwrap();
+            let params = WptParams {
+                wit: &wit,
+                audience,
+                lifetime: 60,
+                access_token: None,
+                txn_token: None,
+                other_tokens: &[],
+                wpt01: false,
+            };
+            let wpt = create_wpt(workload, &params, NOW, provider.as_ref()).unwrap();
+            Request::post("/credentials/sd-cwt")
+                .header("workload-identity-token", wit)
+                .header("authorization", format!("WPT {wpt}"))
+                .body(Body::empty())
+                .unwrap()
+        }
+    };
+
+    let (status, headers, body) = raw(&app, request("spiffe://example.org/payments").await).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(header(&headers, "content-type"), "application/sd-cwt");
+    let (_, _, keys) = get_as(&app, "/keys/sd-cwt", "application/cose-key-set").await;
+    let issuer = CoseKeySet::decode(&keys).unwrap().keys[0]
+        .verifying_key(provider.as_ref(), Algorithm::ES256)
+        .unwrap();
+    let held = HolderSdCwt::receive(
+        &body,
+        issuer.as_ref(),
+        &CoseKey::from_jwk(&public_jwk).unwrap(),
+        provider.as_ref(),
+        &SdCwtPolicy::default(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        held.standard_claims().sub.as_deref(),
+        Some("spiffe://example.org/payments")
+    );
+    assert_eq!(held.disclosures().len(), 2, "node and selectors");
+
+    // No credentials, a replayed proof, an identity without an entry.
+    let (status, body, _) = call(&app, "POST", "/credentials/sd-cwt", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let replayed = request("spiffe://example.org/payments").await;
+    let copy = Request::post("/credentials/sd-cwt")
+        .header(
+            "workload-identity-token",
+            replayed.headers()["workload-identity-token"].clone(),
+        )
+        .header("authorization", replayed.headers()["authorization"].clone())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(raw(&app, replayed).await.0, StatusCode::OK);
+    let (status, headers, _) = raw(&app, copy).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&headers, "www-authenticate"), "WPT");
+    assert_eq!(
+        raw(&app, request("spiffe://example.org/nobody").await).await.0,
+        StatusCode::FORBIDDEN
+    );
+}

@@ -9,6 +9,7 @@
 //! | `/` | the entity document (served by `public`): URLs only, keyed by purpose; this module adds `keys/sd-cwt`, `capabilities` and `nonce`. With `Accept: application/cwt`, the same document as a signed CWT |
 //! | `/keys/sd-cwt` | the SD-CWT issuer's keys (PREPARED, ACTIVE, OLD): `application/jwk-set+json` (the default) or `application/cose-key-set` (a COSE_KeySet), by `Accept`; `kid` = the SD-CWT protected header's `kid` (UTF-8 bytes) |
 //! | `/capabilities` | credential and presentation types, signature and digest algorithms, confirmation methods, the server's fact claims; `application/json`, or a signed CWT with `Accept: application/cwt` |
+//! | `POST /credentials/sd-cwt` | an SD-CWT for the calling workload, authenticated with its WIT-SVID and a WPT (draft-ietf-wimse-wpt-02, audience = this URL), bound to the WIT's `cnf` key; the workload's identity must have exactly one entry (else 409: use the agent). `application/sd-cwt` |
 //! | `POST /nonce` | a fresh verifier nonce for an SD-KBT `cnonce` (`{"c_nonce": base64url, "c_nonce_expires_in": s}`, `Cache-Control: no-store`); single replica, in memory |
 //!
 //! **Signed documents.** A signed response is a COSE_Sign1 (tag 18) with `typ` 61
@@ -34,9 +35,14 @@ use lanyard_core::cwt::label;
 use lanyard_core::spice::nonce::{InMemoryNonceSource, NonceSource};
 use lanyard_core::spice::oidc_claims;
 use lanyard_core::spice::sd_cwt::{KBT_MEDIA_TYPE, KBT_TYP, SD_CWT_MEDIA_TYPE, SD_CWT_TYP};
-use lanyard_core::{Algorithm, UnixTime};
+use lanyard_core::wimse::{CarriageConfig, extract_credentials};
+use lanyard_core::{
+    Algorithm, InMemoryReplayCache, ProofTokens, ReplayCache, TrustStore, UnixTime, WitPolicy, WitVerifier, WptPolicy,
+    WptVerifier,
+};
 use serde_json::{Value as Json, json};
 
+use crate::datastore::EntryFilter;
 use crate::error::ServerError;
 use crate::model::AuthorityKind;
 use crate::sdcwt::FACT_CLAIMS;
@@ -64,9 +70,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
         NONCE_TTL,
         MAX_NONCES,
     ));
+    let replay: Arc<dyn ReplayCache> = Arc::new(InMemoryReplayCache::default());
     Router::new()
         .route("/keys/sd-cwt", get(keys))
         .route("/capabilities", get(capabilities))
+        .route(
+            "/credentials/sd-cwt",
+            post(move |State(s): State<AppState>, headers: HeaderMap| {
+                let replay = Arc::clone(&replay);
+                async move { credential(&s, &headers, replay).await }
+            }),
+        )
         .route(
             "/nonce",
             post(move |State(s): State<AppState>| {
@@ -212,6 +226,54 @@ fn nonce(s: &AppState, nonces: &dyn NonceSource) -> Result<Response, ServerError
         "c_nonce_expires_in": NONCE_TTL,
     });
     let mut r = respond("application/json", body.to_string().into_bytes());
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// `POST /credentials/sd-cwt`: verifies the caller's WIT-SVID (against this trust domain's
+/// bundle) and WPT, finds its one entry, and issues an SD-CWT bound to the WIT's key.
+async fn credential(s: &AppState, headers: &HeaderMap, replay: Arc<dyn ReplayCache>) -> Result<Response, ServerError> {
+    let view: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+    let presented =
+        extract_credentials(view.iter().copied(), &CarriageConfig::default()).map_err(ServerError::Unauthenticated)?;
+    let trust = Arc::new(TrustStore::new(Arc::clone(&s.crypto)));
+    trust.set_bundle(&s.keys.bundle().await?)?;
+    let verifier = WptVerifier::new(
+        WitVerifier::new(trust, WitPolicy::wit_svid()),
+        WptPolicy::default(),
+        replay,
+    );
+    let tokens = ProofTokens {
+        wit: presented.wit,
+        wpt: presented.wpt,
+        access_token: presented.access_token,
+        txn_token: presented.txn_token,
+        other_tokens: &[],
+    };
+    let audience = format!("{}/credentials/sd-cwt", s.public_url);
+    let proof = verifier
+        .verify(&tokens, &audience, s.clock.now())
+        .map_err(ServerError::Unauthenticated)?;
+    let filter = EntryFilter {
+        parent_id: None,
+        spiffe_id: Some(proof.wit.sub.as_str().to_owned()),
+    };
+    let mut entries = s.stores.entries.list_entries(&filter).await?;
+    let entry = match (entries.pop(), entries.is_empty()) {
+        (Some(entry), true) => entry,
+        (None, _) => {
+            return Err(ServerError::PermissionDenied(format!("{} has no entry", proof.wit.sub)));
+        }
+        (Some(_), false) => {
+            return Err(ServerError::Conflict(format!(
+                "{} has several entries (one per node); fetch the SD-CWT through the agent",
+                proof.wit.sub
+            )));
+        }
+    };
+    let minted = crate::sdcwt::mint_sd_cwt(s, &entry, &proof.wit.cnf_jwk, None).await?;
+    let mut r = respond(SD_CWT_MEDIA_TYPE, minted.token);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
