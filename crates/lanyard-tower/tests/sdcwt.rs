@@ -339,3 +339,21 @@ fn issuer_keys_refuses_an_empty_set() {
     let err = issuer_keys(&CoseKeySet::default(), None, provider.as_ref()).unwrap_err();
     assert_eq!(err.kind(), "invalid_key");
 }
+
+#[test]
+fn nonces_are_redeemed_once_expire_and_are_bounded() {
+    let source = InMemoryNonceSource::new(lanyard_crypto::provider(), 60, 2);
+    let a = source.issue(NOW).unwrap();
+    assert_eq!(a.len(), 16);
+    assert!(source.redeem(&a, NOW.plus(59)));
+    assert!(!source.redeem(&a, NOW.plus(59)), "once only");
+    let b = source.issue(NOW).unwrap();
+    assert!(!source.redeem(&b, NOW.plus(60)), "expired at issue + ttl");
+    assert!(!source.redeem(b"never issued", NOW));
+    // At capacity, the oldest outstanding nonce is forgotten.
+    let c = source.issue(NOW).unwrap();
+    let d = source.issue(NOW.plus(1)).unwrap();
+    let e = source.issue(NOW.plus(2)).unwrap();
+    assert!(!source.redeem(&c, NOW.plus(2)));
+    assert!(source.redeem(&d, NOW.plus(2)) && source.redeem(&e, NOW.plus(2)));
+}
