@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
@@ -70,6 +70,36 @@ impl Default for SdCwtCarriage {
             header: true,
             body: true,
         }
+    }
+}
+
+/// A verifier's nonce endpoint for [`NoncePolicy::Required`] (mount it outside the
+/// [`SdCwtLayer`], e.g. `.route("/nonce", post(nonce_endpoint(source, clock)))`): each call
+/// answers `{"c_nonce": <base64url>}` with `Cache-Control: no-store`, the shape of the
+/// server's `POST /nonce`. The holder decodes it and signs the bytes into its SD-KBT.
+pub fn nonce_endpoint(
+    source: Arc<dyn NonceSource>,
+    clock: Arc<dyn Clock>,
+) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move || {
+        let response = match source.issue(clock.now()) {
+            Ok(nonce) => {
+                let body = serde_json::json!({ "c_nonce": URL_SAFE_NO_PAD.encode(nonce) });
+                let mut r = (StatusCode::OK, body.to_string()).into_response();
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut()
+                    .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(e) => problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.kind(),
+                "no nonce could be made",
+                &HeaderMap::new(),
+            ),
+        };
+        std::future::ready(response)
     }
 }
 

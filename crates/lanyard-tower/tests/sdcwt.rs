@@ -22,7 +22,7 @@ use lanyard_core::spice::sd_cwt::{
 use lanyard_core::{Algorithm, CryptoProvider, FixedClock, JwkSet, SigningKey, UnixTime};
 use lanyard_tower::sdcwt::{
     DisclosedClaims, InMemoryNonceSource, NoncePolicy, NonceSource, SdCwtAuthConfig, SdCwtLayer, issuer_keys,
-    issuer_keys_from_jwks,
+    issuer_keys_from_jwks, nonce_endpoint,
 };
 use tower::ServiceExt;
 
@@ -356,4 +356,27 @@ fn nonces_are_redeemed_once_expire_and_are_bounded() {
     let e = source.issue(NOW.plus(2)).unwrap();
     assert!(!source.redeem(&c, NOW.plus(2)));
     assert!(source.redeem(&d, NOW.plus(2)) && source.redeem(&e, NOW.plus(2)));
+}
+
+#[tokio::test]
+async fn a_holder_gets_its_nonce_from_the_nonce_endpoint() {
+    let w = World::new();
+    let nonces: Arc<dyn NonceSource> = Arc::new(InMemoryNonceSource::new(w.provider.clone(), 120, 16));
+    let mut config = w.config();
+    config.nonce = NoncePolicy::Required(nonces.clone());
+    let app = w
+        .app(config)
+        .route("/nonce", post(nonce_endpoint(nonces, Arc::new(FixedClock(NOW)))));
+    let response = app
+        .clone()
+        .oneshot(Request::post("/nonce").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let nonce = URL_SAFE_NO_PAD.decode(body["c_nonce"].as_str().unwrap()).unwrap();
+    let kbt = w.present(&["env"], AUDIENCE, Some(&nonce));
+    assert_eq!(call(app, with_header(&kbt)).await.0, StatusCode::OK);
 }
