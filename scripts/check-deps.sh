@@ -2,7 +2,7 @@
 # Enforces the dependency rules of docs/architecture.md: lanyard-core pulls in no crypto
 # backend, async runtime, HTTP, gRPC or database crate; no crate links ring or openssl;
 # only lanyard-crypto names aws-lc-rs (the crypto boundary); lanyard-tower never depends
-# on the server or the agent.
+# on the server or the agent; docs/architecture.md matches the tree (scripts/architecture.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -44,5 +44,7 @@ for banned in lanyard-server lanyard-agent; do
     echo "lanyard-tower must not depend on $banned"; status=1
   fi
 done
+# docs/architecture.md: its dependency section, crate table and module tables match the tree.
+scripts/architecture.sh --check || status=1
 [ $status -eq 0 ] && echo "dependency rules: ok"
 exit $status

@@ -72,7 +72,8 @@ pub async fn start(mut config: AgentConfig, crypto: Arc<dyn CryptoProvider>) -> 
     //    attestation. Nothing is served before the agent knows who it is.
     let files = NodeFiles::new(&config.data_dir);
     files.prepare()?;
-    let identity = crate::attestor::node::resume_or_attest(&config, &td, &server_id, &files, clock.now()).await?;
+    let identity =
+        crate::attestor::node::resume_or_attest(&config, &td, &server_id, &files, crypto.as_ref(), clock.now()).await?;
 
     // 3. The manager, connected to the server as that identity; it publishes to the store
     //    every endpoint reads.

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,13 +12,12 @@ use axum::Router;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lanyard_agent::AgentConfig;
 use lanyard_core::cose::{CoseKey, CoseKeySet};
 use lanyard_core::spice::sd_cwt::{DisclosureKind, HolderSdCwt, KbtParams, SdCwtPolicy};
 use lanyard_core::wimse::WptCarriage;
 use lanyard_core::{SpiffeId, WorkloadId};
-use lanyard_server::ServerConfig;
-use lanyard_server::model::{EntryClaims, EntrySpec, Selector};
+use lanyard_server::model::EntryClaims;
+use lanyard_testing::harness::{self, Harness};
 use lanyard_tower::sdcwt::{DisclosedClaims, SdCwtAuthConfig, SdCwtLayer, issuer_keys_from_jwks};
 use lanyard_tower::{
     AuthorizeLayer, ClientMode, Modes, VerifiedWorkload, WorkloadApiCredentialSource, WorkloadApiTrust,
@@ -49,98 +47,29 @@ fn app(trust: &WorkloadApiTrust, base: &str, modes: Modes, allowed: &str) -> Rou
         .layer(WorkloadAuthLayer::new(trust.store(), config))
 }
 
-/// A real server and a real agent (attested with a join token) in this process, with one
-/// entry per `(identity, selector, claims)` parented to the agent, and a Workload API
-/// client on the agent's socket.
-struct Deployment {
-    _dir: tempfile::TempDir,
-    server: lanyard_server::RunningServer,
-    agent: lanyard_agent::RunningAgent,
-    workload_api: WorkloadApiClient,
-}
-
-async fn deploy(entries: Vec<(&str, String, EntryClaims)>) -> Deployment {
-    let dir = tempfile::tempdir().unwrap();
-    let server = lanyard_server::start(ServerConfig {
-        data_dir: dir.path().join("server"),
-        public_address: "127.0.0.1:0".into(),
-        agent_address: "127.0.0.1:0".into(),
-        ..ServerConfig::default()
-    })
-    .await
-    .unwrap();
-    std::fs::write(
-        dir.path().join("bundle.json"),
-        server.state.keys.bundle().await.unwrap().to_json(),
-    )
-    .unwrap();
-    let (token, _) = lanyard_server::endpoints::admin::new_join_token(&server.state, 600)
-        .await
-        .unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_authenticate_each_other_with_credentials_from_the_agent() {
+    let h = Harness::start().await;
+    let token = h.join_token().await;
     let td = lanyard_core::TrustDomain::parse("example.org").unwrap();
     let agent_id = lanyard_api::node::join_token_agent_id(&td, &token, &*lanyard_crypto::provider()).unwrap();
-    let now = server.state.clock.now();
-    for (id, selector, claims) in entries {
-        let spec = EntrySpec {
-            spiffe_id: WorkloadId::parse(id).unwrap(),
-            parent_id: agent_id.clone(),
-            selectors: vec![Selector::parse(&selector).unwrap()],
-            x509_svid_ttl: 600,
-            jwt_svid_ttl: 300,
-            wit_ttl: 600,
-            dns_names: vec![],
-            federates_with: vec![],
-            admin: false,
-            claims,
-        };
-        server.state.stores.entries.create_entry(&spec, now).await.unwrap();
+
+    // Both services run in this process, so both entries select it; each service asks for
+    // its own identity. The intruder's entry selects another user.
+    let same_process = format!("unix:uid:{}", harness::my_uid());
+    for (id, selector) in [
+        (ORDERS, same_process.as_str()),
+        (BILLING, same_process.as_str()),
+        (INTRUDER, "unix:uid:4294967294"),
+    ] {
+        h.entry(id, agent_id.as_str(), &[selector]).await;
     }
-    let socket = dir.path().join("agent/api.sock");
-    let agent = lanyard_agent::start(
-        AgentConfig {
-            server_address: server.agent_addr.to_string(),
-            trust_bundle_path: Some(dir.path().join("bundle.json")),
-            join_token: Some(token),
-            data_dir: dir.path().join("agent/data"),
-            socket_path: socket.clone(),
-            health_address: String::new(),
-            ..AgentConfig::default()
-        },
-        lanyard_crypto::provider(),
-    )
-    .await
-    .unwrap();
+    let socket = h.socket("agent");
+    let agent = harness::start_agent(h.agent_config("agent", Some(token))).await;
+
     let workload_api = WorkloadApiClient::connect(&EndpointAddress::Unix(socket))
         .await
         .unwrap();
-    Deployment {
-        _dir: dir,
-        server,
-        agent,
-        workload_api,
-    }
-}
-
-/// This process's uid selector.
-fn own_uid() -> String {
-    format!("unix:uid:{}", std::fs::metadata("/proc/self").unwrap().uid())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn services_authenticate_each_other_with_credentials_from_the_agent() {
-    // Both services run in this process, so both entries select it; each service asks for
-    // its own identity. The intruder's entry selects another user.
-    let Deployment {
-        _dir,
-        server,
-        agent,
-        workload_api,
-    } = deploy(vec![
-        (ORDERS, own_uid(), EntryClaims::default()),
-        (BILLING, own_uid(), EntryClaims::default()),
-        (INTRUDER, "unix:uid:4294967294".to_owned(), EntryClaims::default()),
-    ])
-    .await;
     let id = |s: &str| Some(SpiffeId::parse(s).unwrap());
     // The agent pre-mints X.509-SVIDs right after sync; wait for both.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -271,7 +200,7 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
     billing_task.await.unwrap().unwrap();
 
     agent.run_until(async {}).await;
-    server.shutdown().await.unwrap();
+    h.server.shutdown().await.unwrap();
 }
 
 const PAYMENTS: &str = "spiffe://example.org/payments";
@@ -291,12 +220,20 @@ async fn a_workload_presents_a_subset_of_its_sd_cwt_from_the_agent() {
         "always_disclosed": ["env"],
     }))
     .unwrap();
-    let d = deploy(vec![(PAYMENTS, own_uid(), claims)]).await;
+    let h = Harness::start().await;
+    let (token, agent_id, selector) = h.enroll().await;
+    let mut spec = harness::entry_spec(PAYMENTS, &agent_id, &[&selector]);
+    spec.claims = claims;
+    h.create(&spec).await;
+    let socket = h.socket("agent");
+    let agent = harness::start_agent(h.agent_config("agent", Some(token))).await;
+    let workload_api = WorkloadApiClient::connect(&EndpointAddress::Unix(socket))
+        .await
+        .unwrap();
     let provider = lanyard_crypto::provider();
 
     // The workload fetches its SD-CWT and holder key through the agent.
-    let fetched = d
-        .workload_api
+    let fetched = workload_api
         .fetch_sd_cwt(Some(&SpiffeId::parse(PAYMENTS).unwrap()))
         .await
         .unwrap();
@@ -307,14 +244,14 @@ async fn a_workload_presents_a_subset_of_its_sd_cwt_from_the_agent() {
     let holder = lanyard_crypto::KeyPair::from_jwk(&fetched.key().unwrap()).unwrap();
 
     // The service trusts the server's SD-CWT issuer keys (a JWK Set) for its public URL.
-    let jwks = d
+    let jwks = h
         .server
         .state
         .keys
         .jwks(lanyard_server::model::AuthorityKind::SdCwt)
         .await
         .unwrap();
-    let issuers = issuer_keys_from_jwks(&jwks, Some(&d.server.state.public_url), provider.as_ref()).unwrap();
+    let issuers = issuer_keys_from_jwks(&jwks, Some(&h.server.state.public_url), provider.as_ref()).unwrap();
     let service = Router::new().route("/claims", get(disclosed)).layer(SdCwtLayer::new(
         provider.clone(),
         issuers,
@@ -329,7 +266,7 @@ async fn a_workload_presents_a_subset_of_its_sd_cwt_from_the_agent() {
     let issuer_public = CoseKeySet::from_jwk_set(&jwks).unwrap().keys[0]
         .verifying_key(provider.as_ref(), lanyard_core::Algorithm::ES256)
         .unwrap();
-    let now = d.server.state.clock.now();
+    let now = h.server.state.clock.now();
     let held = HolderSdCwt::receive(
         &fetched.token,
         issuer_public.as_ref(),
@@ -381,14 +318,13 @@ async fn a_workload_presents_a_subset_of_its_sd_cwt_from_the_agent() {
     assert_eq!(problem["kind"], "wrong_audience");
 
     // An identity the caller does not have is refused by the agent.
-    let err = d
-        .workload_api
+    let err = workload_api
         .fetch_sd_cwt(Some(&SpiffeId::parse(ORDERS).unwrap()))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not entitled"), "{err}");
 
     task.abort();
-    d.agent.run_until(async {}).await;
-    d.server.shutdown().await.unwrap();
+    agent.run_until(async {}).await;
+    h.server.shutdown().await.unwrap();
 }

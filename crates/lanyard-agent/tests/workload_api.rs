@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,121 +12,24 @@ use lanyard_agent::{AgentConfig, RunningAgent};
 use lanyard_api::workload as wl;
 use lanyard_api::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use lanyard_core::{
-    JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, SpiffeId, TrustDomain, TrustStore, UnixTime, WitPolicy, WitVerifier,
-    WorkloadId,
+    JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, TrustDomain, TrustStore, UnixTime, WitPolicy, WitVerifier,
 };
-use lanyard_server::model::{EntrySpec, Selector};
-use lanyard_server::{RunningServer, ServerConfig};
+use lanyard_server::ServerConfig;
+use lanyard_server::model::EntrySpec;
+use lanyard_testing::harness::{self, Harness, TRUST_DOMAIN as TD, entry_spec, wait_for};
 use lanyard_x509::{Usage, VerifyOptions, X509Bundle, X509BundleSet, verify_svid_chain};
 use rustls::pki_types::CertificateDer;
 use tonic::Code;
 use tonic::transport::Channel;
 
-const TD: &str = "example.org";
+/// The one agent of each test: its files under `agent/`, health on an ephemeral port.
+const AGENT: &str = "agent";
 
-struct World {
-    server: RunningServer,
-    dir: tempfile::TempDir,
-}
-
-impl World {
-    async fn start() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
-            trust_domain: TD.into(),
-            data_dir: dir.path().join("server"),
-            public_address: "127.0.0.1:0".into(),
-            agent_address: "127.0.0.1:0".into(),
-            ..ServerConfig::default()
-        };
-        let server = lanyard_server::start(config).await.unwrap();
-        let bundle = server.state.keys.bundle().await.unwrap();
-        std::fs::write(dir.path().join("bundle.json"), bundle.to_json()).unwrap();
-        World { server, dir }
+fn agent_config(world: &Harness, join_token: Option<String>) -> AgentConfig {
+    AgentConfig {
+        health_address: "127.0.0.1:0".into(),
+        ..world.agent_config(AGENT, join_token)
     }
-
-    fn now(&self) -> UnixTime {
-        self.server.state.clock.now()
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("agent-socket/api.sock")
-    }
-
-    fn agent_config(&self, join_token: Option<String>) -> AgentConfig {
-        AgentConfig {
-            trust_domain: TD.into(),
-            server_address: self.server.agent_addr.to_string(),
-            trust_bundle_path: Some(self.dir.path().join("bundle.json")),
-            join_token,
-            data_dir: self.dir.path().join("agent/data"),
-            socket_path: self.socket(),
-            health_address: "127.0.0.1:0".into(),
-            ..AgentConfig::default()
-        }
-    }
-
-    /// A fresh join token, the agent ID it attests, and a selector matching this process.
-    async fn enroll(&self) -> (String, String, String) {
-        let token = self.join_token().await;
-        let agent_id = agent_id_for(&token);
-        (token, agent_id, format!("unix:uid:{}", my_uid()))
-    }
-
-    async fn join_token(&self) -> String {
-        lanyard_server::endpoints::admin::new_join_token(&self.server.state, 600)
-            .await
-            .unwrap()
-            .0
-    }
-
-    async fn entry(&self, spiffe_id: &str, parent: &str, selectors: &[&str]) -> String {
-        self.create(&entry_spec(spiffe_id, parent, selectors)).await
-    }
-
-    async fn create(&self, spec: &EntrySpec) -> String {
-        self.server
-            .state
-            .stores
-            .entries
-            .create_entry(spec, self.now())
-            .await
-            .unwrap()
-            .id
-    }
-
-    async fn bundle(&self) -> SpiffeBundle {
-        self.server.state.keys.bundle().await.unwrap()
-    }
-}
-
-/// An entry for `spiffe_id` under `parent` with `selectors` and the tests' usual TTLs.
-fn entry_spec(spiffe_id: &str, parent: &str, selectors: &[&str]) -> EntrySpec {
-    EntrySpec {
-        spiffe_id: WorkloadId::parse(spiffe_id).unwrap(),
-        parent_id: SpiffeId::parse(parent).unwrap(),
-        selectors: selectors.iter().map(|s| Selector::parse(s).unwrap()).collect(),
-        x509_svid_ttl: 600,
-        jwt_svid_ttl: 300,
-        wit_ttl: 600,
-        dns_names: vec![],
-        federates_with: Vec::new(),
-        admin: false,
-        claims: Default::default(),
-    }
-}
-
-fn my_uid() -> u32 {
-    std::fs::metadata("/proc/self").unwrap().uid()
-}
-
-fn agent_id_for(token: &str) -> String {
-    let digest: String = lanyard_crypto::provider()
-        .sha256(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("spiffe://{TD}/lanyard/agent/join_token/{}", &digest[..16])
 }
 
 async fn client(socket: &Path) -> SpiffeWorkloadApiClient<Channel> {
@@ -176,28 +78,13 @@ async fn next_x509(stream: &mut tonic::Streaming<wl::X509svidResponse>, within: 
         .expect("stream ended")
 }
 
-async fn start_agent(world: &World, join_token: Option<String>) -> RunningAgent {
-    lanyard_agent::start(world.agent_config(join_token), lanyard_crypto::provider())
-        .await
-        .unwrap()
-}
-
-/// Waits until the agent's state satisfies `ready`.
-async fn wait_for(agent: &RunningAgent, what: &str, ready: impl Fn(&lanyard_agent::state::Snapshot) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut changes = agent.manager.store().subscribe();
-    loop {
-        if ready(&changes.borrow_and_update()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
-    }
+async fn start_agent(world: &Harness, join_token: Option<String>) -> RunningAgent {
+    harness::start_agent(agent_config(world, join_token)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_api_end_to_end() {
-    let world = World::start().await;
+    let world = Harness::start().await;
     let (token, agent_id, uid_selector) = world.enroll().await;
     let web = world
         .entry("spiffe://example.org/web", &agent_id, &[&uid_selector])
@@ -210,7 +97,7 @@ async fn workload_api_end_to_end() {
     let agent = start_agent(&world, Some(token)).await;
     assert_eq!(agent.manager.agent_id().as_str(), agent_id);
     wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&web)).await;
-    let mut api = client(&world.socket()).await;
+    let mut api = client(&world.socket(AGENT)).await;
 
     // The security header is required on every call.
     let err = api.fetch_x509svid(wl::X509svidRequest {}).await.unwrap_err();
@@ -449,7 +336,7 @@ async fn reqwest_like_get(addr: std::net::SocketAddr, path: &str) -> String {
 /// the same address: the agent reconnects by itself and rotates SVIDs on schedule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_server_outage_and_rotates() {
-    let world = World::start().await;
+    let world = Harness::start().await;
     let (token, agent_id, uid_selector) = world.enroll().await;
     // A short-lived SVID: rotated 50–60 % into its 6 s life.
     let spec = EntrySpec {
@@ -460,7 +347,7 @@ async fn survives_a_server_outage_and_rotates() {
     let agent = start_agent(&world, Some(token)).await;
     wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&entry)).await;
 
-    let mut api = client(&world.socket()).await;
+    let mut api = client(&world.socket(AGENT)).await;
     let mut stream = x509_stream(&mut api).await;
     let first = next_x509(&mut stream, Duration::from_secs(5)).await;
     let rotated = next_x509(&mut stream, Duration::from_secs(8)).await;
@@ -476,7 +363,7 @@ async fn survives_a_server_outage_and_rotates() {
     // Stop the server: cached credentials are still served.
     let agent_address = world.server.agent_addr;
     let data_dir = world.dir.path().join("server");
-    let World { server, dir } = world;
+    let Harness { server, dir } = world;
     server.shutdown().await.unwrap();
     let mut api = client(&dir.path().join("agent-socket/api.sock")).await;
     let mut stream = x509_stream(&mut api).await;
@@ -529,7 +416,7 @@ fn foreign_bundle(name: &str, now: UnixTime) -> String {
 /// the X.509-SVID response and the bundle streams; other workloads do not get it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn federated_bundles_reach_the_entitled_workloads() {
-    let world = World::start().await;
+    let world = Harness::start().await;
     let now = world.now();
     let store = &world.server.state.stores.federated_bundles;
     store
@@ -545,7 +432,7 @@ async fn federated_bundles_reach_the_entitled_workloads() {
     let agent = start_agent(&world, Some(token)).await;
     wait_for(&agent, "the SVID", |s| s.svids.contains_key(&entry)).await;
 
-    let mut api = client(&world.socket()).await;
+    let mut api = client(&world.socket(AGENT)).await;
     let mut stream = x509_stream(&mut api).await;
     let x509 = next_x509(&mut stream, Duration::from_secs(5)).await;
     assert_eq!(
@@ -594,7 +481,7 @@ async fn federated_bundles_reach_the_entitled_workloads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_svid_audiences_are_bounded_and_mints_budgeted_per_uid() {
-    let world = World::start().await;
+    let world = Harness::start().await;
     let (token, agent_id, uid_selector) = world.enroll().await;
     let web = world
         .entry("spiffe://example.org/web", &agent_id, &[&uid_selector])
@@ -603,14 +490,14 @@ async fn jwt_svid_audiences_are_bounded_and_mints_budgeted_per_uid() {
         AgentConfig {
             mint_burst_per_uid: 4,
             mints_per_minute_per_uid: 1,
-            ..world.agent_config(Some(token))
+            ..agent_config(&world, Some(token))
         },
         lanyard_crypto::provider(),
     )
     .await
     .unwrap();
     wait_for(&agent, "the first SVID", |s| s.svids.contains_key(&web)).await;
-    let mut api = client(&world.socket()).await;
+    let mut api = client(&world.socket(AGENT)).await;
     let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
     store.set_bundle(&world.bundle().await).unwrap();
     let verifier = JwtSvidVerifier::new(store, JwtSvidPolicy::default());

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lanyard_agent::{AgentConfig, X509PopConfig};
-use lanyard_server::ServerConfig;
 use lanyard_server::config::X509PopConfig as ServerX509Pop;
+use lanyard_testing::harness::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_attests_with_a_node_certificate_and_reattests() {
@@ -29,20 +29,15 @@ async fn agent_attests_with_a_node_certificate_and_reattests() {
     std::fs::write(path("node.pem"), node_cert.pem()).unwrap();
     std::fs::write(path("node-key.pem"), node_key.serialize_pem()).unwrap();
 
-    let mut server_config = ServerConfig {
-        data_dir: path("server"),
-        public_address: "127.0.0.1:0".into(),
-        agent_address: "127.0.0.1:0".into(),
-        ..ServerConfig::default()
-    };
-    server_config.node_attestation.x509pop = Some(ServerX509Pop {
-        ca_bundle_path: path("node-ca.pem"),
-    });
-    let server = lanyard_server::start(server_config).await.unwrap();
-    std::fs::write(path("bundle.json"), server.state.keys.bundle().await.unwrap().to_json()).unwrap();
+    let ca_bundle_path = path("node-ca.pem");
+    let h = Harness::start_in(dir, |config, _| {
+        config.node_attestation.x509pop = Some(ServerX509Pop { ca_bundle_path });
+    })
+    .await;
+    let path = |name: &str| h.path(name);
 
     let config = AgentConfig {
-        server_address: server.agent_addr.to_string(),
+        server_address: h.server.agent_addr.to_string(),
         trust_bundle_path: Some(path("bundle.json")),
         x509pop: Some(X509PopConfig {
             cert_path: path("node.pem"),
@@ -80,5 +75,5 @@ async fn agent_attests_with_a_node_certificate_and_reattests() {
         .await
         .unwrap_err();
     assert!(matches!(err, lanyard_agent::AgentError::Attestation(_)), "{err}");
-    server.shutdown().await.unwrap();
+    h.server.shutdown().await.unwrap();
 }

@@ -14,6 +14,9 @@
 //! | `spiffe_client` | the `spiffe_id` authorization rule (draft-ietf-oauth-spiffe-client-auth §5.1) |
 //! | `keys` | a client's or an authorization server's JWK Set, parsed once |
 //! | `access_token` | RFC 9068 JWT access tokens, `act` (RFC 8693 §4.1) |
+//! | `authorization_grant` | JWT authorization grants for identity chaining (draft-ietf-oauth-identity-chaining-17, RFC 7523 §2.1, rfc7523bis `authorization-grant+jwt`) |
+//! | `exchange` | the token-exchange decision: delegation, impersonation, `may_act`, scope and lifetime (RFC 8693 §1.1, §4, §5) |
+//! | `txn_token` | Transaction Tokens, their replacement and the `Txn-Token` header (draft-ietf-oauth-transaction-tokens-11) |
 //! | `dpop` | RFC 9449 proofs; `htu` normalisation in `htu` |
 //! | `http` | the access token and its proof in `Authorization` / `DPoP` (RFC 6750 §2.1, RFC 9449 §7.1) |
 //! | `confirmation` | `cnf` with `jkt` (RFC 9449 §6) and `x5t#S256` (RFC 8705 §3) |
@@ -66,10 +69,12 @@
 //! ```
 
 mod access_token;
+mod authorization_grant;
 mod client_assertion;
 mod confirmation;
 mod dpop;
 mod error;
+mod exchange;
 mod form;
 mod http;
 mod htu;
@@ -79,12 +84,17 @@ mod request;
 mod response;
 mod scope;
 mod spiffe_client;
+mod txn_token;
 mod urn;
 mod violation;
 
 pub use access_token::{
     AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, Actor, Audience, MAX_ACTOR_DEPTH, VerifiedAccessToken,
     issue_access_token,
+};
+pub use authorization_grant::{
+    AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier, MAX_GRANT_LIFETIME,
+    VerifiedAuthorizationGrant, issue_authorization_grant,
 };
 pub use client_assertion::{
     ClientAssertionParams, ClientAssertionPolicy, MAX_ASSERTION_LIFETIME, PrivateKeyJwtVerifier, SpiffeAssertionPolicy,
@@ -97,6 +107,7 @@ pub use dpop::{
     create_dpop_proof,
 };
 pub use error::{Endpoint, ErrorCode, ErrorResponse, MAX_DESCRIPTION_CHARS, www_authenticate};
+pub use exchange::{ExchangeOutcome, ExchangeRules, SubjectToken, decide_exchange};
 pub use form::{Form, FormLimits, REPEATABLE_PARAMETERS, check_content_type, encode_form};
 pub use http::{PresentedAccessToken, TokenScheme, extract_access_token};
 pub use htu::normalize_http_uri;
@@ -109,6 +120,11 @@ pub use request::{
 pub use response::{ActiveToken, IntrospectionResponse, TokenResponse};
 pub use scope::{MAX_SCOPE_TOKENS, Scope};
 pub use spiffe_client::{SpiffeIdPattern, authorize_spiffe_id};
+pub use txn_token::{
+    DEFAULT_TXN_TOKEN_TTL, MAX_CONTEXT_BYTES, MAX_TXN_TOKEN_LIFETIME, TXN_TOKEN_HEADER, TxnTokenClaims, TxnTokenPolicy,
+    TxnTokenVerifier, VerifiedTxnToken, check_not_wider, check_replacement, extract_txn_token, issue_txn_token,
+    parse_context_object,
+};
 pub use urn::{AccessTokenType, AuthMethod, ClientAssertionType, GrantType, TokenTypeUri};
 pub use violation::Violation;
 

@@ -11,10 +11,9 @@ use lanyard_core::httpsig::{
     TargetComponents, sign_request, sign_response, verify_request_signature, verify_response_signature,
 };
 use lanyard_core::{
-    Algorithm, CryptoProvider, InMemoryReplayCache, Jwk, KeyUse, SigningKey, TrustStore, UnixTime, WitIssuer,
-    WitPolicy, WitVerifier, WorkloadId,
+    Algorithm, CryptoProvider, InMemoryReplayCache, Jwk, SigningKey, UnixTime, WitPolicy, WitVerifier, WorkloadId,
 };
-use lanyard_crypto::KeyPair;
+use lanyard_testing::{NOW, WitWorld};
 use serde_json::Value;
 
 fn vectors() -> Value {
@@ -167,28 +166,20 @@ struct Party {
     wit: String,
 }
 
-struct World {
-    provider: Arc<dyn CryptoProvider>,
-    store: Arc<TrustStore>,
-    issuer: WitIssuer,
-}
+/// `example.org` with an ES256 WIT issuer (`kid` "i1").
+struct World(WitWorld);
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
+impl std::ops::Deref for World {
+    type Target = WitWorld;
+
+    fn deref(&self) -> &WitWorld {
+        &self.0
+    }
+}
 
 impl World {
     fn new() -> World {
-        let provider = lanyard_crypto::provider();
-        let issuer_key = Arc::new(KeyPair::generate(Algorithm::ES256).unwrap().with_kid("i1"));
-        let store = Arc::new(TrustStore::new(provider.clone()));
-        store
-            .add_key("example.org", KeyUse::WitSvid, &issuer_key.public_jwk())
-            .unwrap();
-        let issuer = WitIssuer::new(provider.clone(), issuer_key, Some("i1".into()), None, 3600);
-        World {
-            provider,
-            store,
-            issuer,
-        }
+        World(WitWorld::new("example.org", Algorithm::ES256, Some("i1")))
     }
 
     fn party(&self, name: &str, alg: Algorithm) -> Party {

@@ -30,14 +30,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lanyard_core::jose::decode_unverified;
 use lanyard_core::{
     Algorithm, Error, InMemoryReplayCache, Jwk, JwkSet, JwtSvidIssuer, JwtSvidPolicy, JwtSvidVerifier, KeyUse,
-    ProofTokens, SigningKey, SpiffeId, TokenType, TrustStore, UnixTime, WitIssuer, WitPolicy, WitVerifier, WorkloadId,
-    WptParams, WptPolicy, WptVerifier, create_wpt,
+    ProofTokens, SigningKey, SpiffeId, TokenType, TrustStore, WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptParams,
+    WptPolicy, WptVerifier, create_wpt,
 };
 use lanyard_crypto::KeyPair;
 use serde_json::{Map, Value, json};
+// NOW: the verification time for every token here; passed to the drivers as `--now`.
+use lanyard_testing::NOW;
 
-/// Verification time for every token here; passed to the drivers as `--now`.
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const TRUST_DOMAIN: &str = "example.org";
 /// The audience of the WPTs (a target URI without query).
 const WPT_AUDIENCE: &str = "https://ledger.example.org/entries";

@@ -36,15 +36,12 @@ use lanyard_core::httpsig::{
     self, HttpSigPolicy, HttpSigVerifier, RequestParts, RequestSigning, SignatureCheck, SignatureInfo,
     TargetComponents, sign_request, verify_request_signature,
 };
-use lanyard_core::{
-    Algorithm, CryptoProvider, Error, InMemoryReplayCache, Jwk, KeyUse, SigningKey, TrustStore, UnixTime, WitIssuer,
-    WitPolicy, WitVerifier, WorkloadId,
-};
+use lanyard_core::{Algorithm, Error, InMemoryReplayCache, Jwk, SigningKey, WorkloadId};
 use lanyard_crypto::KeyPair;
+use lanyard_testing::{NOW, WitWorld};
 use serde_json::{Value, json};
 
 /// Signing and verification time; passed to the driver as `--created` / `--now`.
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const TRUST_DOMAIN: &str = "example.org";
 const AUTHORITY: &str = "ledger.example.org";
 /// `wimse-aud`: the target URI without query.
@@ -210,10 +207,14 @@ fn requests() -> [(&'static str, Message, bool); 2] {
 // ---------------------------------------------------------------------------------------
 
 /// A trust domain with a WIT issuer, mirroring `tests/httpsig.rs`.
-struct World {
-    provider: Arc<dyn CryptoProvider>,
-    store: Arc<TrustStore>,
-    issuer: WitIssuer,
+struct World(WitWorld);
+
+impl std::ops::Deref for World {
+    type Target = WitWorld;
+
+    fn deref(&self) -> &WitWorld {
+        &self.0
+    }
 }
 
 /// A workload: its key (with a `kid`, which the library's own signing mode needs) and WIT.
@@ -225,24 +226,7 @@ struct Party {
 
 impl World {
     fn new() -> World {
-        let provider = lanyard_crypto::provider();
-        let issuer_key = KeyPair::generate(Algorithm::ES256).unwrap().with_kid("wit-issuer");
-        let store = Arc::new(TrustStore::new(provider.clone()));
-        store
-            .add_key(TRUST_DOMAIN, KeyUse::WitSvid, &issuer_key.public_jwk())
-            .unwrap();
-        let issuer = WitIssuer::new(
-            provider.clone(),
-            Arc::new(issuer_key),
-            Some("wit-issuer".into()),
-            None,
-            3600,
-        );
-        World {
-            provider,
-            store,
-            issuer,
-        }
+        World(WitWorld::new(TRUST_DOMAIN, Algorithm::ES256, Some("wit-issuer")))
     }
 
     fn party(&self, name: &str, alg: Algorithm) -> Party {
@@ -250,10 +234,6 @@ impl World {
         let id = WorkloadId::parse(&format!("spiffe://{TRUST_DOMAIN}/interop/{name}/{alg}")).unwrap();
         let wit = self.issuer.issue(&id, &key.public_jwk(), NOW).unwrap();
         Party { alg, key, wit }
-    }
-
-    fn wit_verifier(&self) -> WitVerifier {
-        WitVerifier::new(self.store.clone(), WitPolicy::wimse())
     }
 
     /// The full profile check of `msg`'s signature, with the key of the WIT it carries.

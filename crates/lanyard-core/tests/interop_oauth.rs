@@ -16,7 +16,7 @@
 mod common;
 
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use common::{Report, Scratch, ensure_eq, run_program, workspace_root};
 use lanyard_core::jose::{decode_unverified, sign_compact};
@@ -24,12 +24,12 @@ use lanyard_core::oauth::{
     AccessTokenClaims, Actor, Audience, ClientAssertionPolicy, Confirmation, DpopNonce, DpopPolicy, DpopProofParams,
     DpopRequest, DpopVerifier, PrivateKeyJwtVerifier, Scope, VerificationKeys, create_dpop_proof, issue_access_token,
 };
-use lanyard_core::{Algorithm, CryptoProvider, JwkSet, SigningKey, UnixTime};
+use lanyard_core::{Algorithm, JwkSet, SigningKey};
 use lanyard_crypto::KeyPair;
+use lanyard_testing::{NOW, key, provider};
 use serde_json::{Value, json};
 
 /// `--now`/`--iat` for every driver call.
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const ISSUER: &str = "https://as.example.org";
 const RS: &str = "https://ledger.example.org";
 const CLIENT: &str = "billing";
@@ -92,14 +92,6 @@ fn interop_enabled(test: &str) -> bool {
 
 fn run(lib: &Lib, args: &[&str]) -> Result<String, String> {
     run_program(lib.name, lib.program, lib.script, args)
-}
-
-fn provider() -> Arc<dyn CryptoProvider> {
-    lanyard_crypto::provider()
-}
-
-fn key(alg: Algorithm, kid: &str) -> KeyPair {
-    KeyPair::generate(alg).unwrap().with_kid(kid)
 }
 
 fn now_arg() -> String {

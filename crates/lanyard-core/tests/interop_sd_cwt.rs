@@ -29,12 +29,12 @@ use lanyard_core::spice::sd_cwt::{
     DigestInput, HolderSdCwt, IssuerKey, KbtParams, PresentationContext, RandomSalts, SdCwtIssuer, SdCwtPolicy,
     SdCwtVerifier,
 };
-use lanyard_core::{Algorithm, CryptoProvider, DigestAlgorithm, SigningKey, UnixTime};
+use lanyard_core::{Algorithm, DigestAlgorithm, SigningKey};
 use lanyard_crypto::KeyPair;
+use lanyard_testing::{NOW, provider};
 use sd_cwt_fixtures::{Cose2Signer, Cose2Verifier, hex, sd_cwt_crate_verify, unhex, workload_claims};
 use serde_json::{Value as Json, json};
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const AUDIENCE: &str = "https://service.example.org";
 const VENV_PYTHON: &str = "tests/interop/.venv/bin/python";
 const DRIVER: &str = "tests/interop/python/sd_cwt_interop.py";
@@ -98,10 +98,6 @@ struct Presentation {
     input: DigestInput,
     /// Lanyard's restored claims (deterministic CBOR), or its error kind.
     lanyard: Result<Vec<u8>, String>,
-}
-
-fn provider() -> Arc<dyn CryptoProvider> {
-    lanyard_crypto::provider()
 }
 
 fn verifier(issuer: &KeyPair, input: DigestInput) -> SdCwtVerifier {

@@ -13,8 +13,8 @@ use lanyard_core::{
     WitClaims, WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptParams, WptPolicy, WptVerifier, create_wpt, issue_wit,
 };
 use lanyard_crypto::KeyPair;
+use lanyard_testing::{NOW, WitWorld};
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const TD: &str = "example.org";
 
 struct World {
@@ -25,15 +25,12 @@ struct World {
 }
 
 fn world(alg: Algorithm) -> World {
-    let provider = lanyard_crypto::provider();
-    let issuer = Arc::new(KeyPair::generate(alg).unwrap().with_kid("issuer-1"));
-    let store = Arc::new(TrustStore::new(provider.clone()));
-    store.add_key(TD, KeyUse::WitSvid, &issuer.public_jwk()).unwrap();
-    let workload = provider.generate_key(alg).unwrap();
+    let trust_domain = WitWorld::new(TD, alg, Some("issuer-1"));
+    let workload = trust_domain.provider.generate_key(alg).unwrap();
     World {
-        provider,
-        store,
-        issuer,
+        provider: trust_domain.provider,
+        store: trust_domain.store,
+        issuer: trust_domain.issuer_key,
         workload,
     }
 }

@@ -15,26 +15,25 @@ use lanyard_core::oauth::{
     SpiffeAssertionVerifier, SpiffeIdPattern, VerificationKeys, access_token_hash, authorize_spiffe_id,
     certificate_thumbprint, create_client_assertion, create_dpop_proof, issue_access_token, unverified_client_id,
 };
+use lanyard_core::oauth::{
+    AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier, MAX_GRANT_LIFETIME,
+    issue_authorization_grant,
+};
+use lanyard_core::oauth::{
+    ExchangeRules, MAX_TXN_TOKEN_LIFETIME, SubjectToken, TxnTokenClaims, TxnTokenPolicy, TxnTokenVerifier,
+    decide_exchange, issue_txn_token,
+};
 use lanyard_core::{
-    Algorithm, CryptoProvider, InMemoryReplayCache, Jwk, JwkSet, JwtSvidIssuer, KeyUse, SigningKey, SpiffeId,
-    TrustStore, UnixTime,
+    Algorithm, InMemoryReplayCache, Jwk, JwkSet, JwtSvidIssuer, KeyUse, SigningKey, SpiffeId, TrustStore,
 };
 use lanyard_crypto::KeyPair;
+use lanyard_testing::{NOW, key, provider};
 use serde_json::{Value, json};
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const ISSUER: &str = "https://as.example.org";
 const CLIENT: &str = "billing";
 const RS: &str = "https://ledger.example.org";
 const TOKEN_ENDPOINT: &str = "https://as.example.org/token";
-
-fn provider() -> Arc<dyn CryptoProvider> {
-    lanyard_crypto::provider()
-}
-
-fn key(alg: Algorithm, kid: &str) -> KeyPair {
-    KeyPair::generate(alg).unwrap().with_kid(kid)
-}
 
 fn keys_of(owner: &str, jwks: &[Jwk]) -> VerificationKeys {
     VerificationKeys::from_jwks(provider().as_ref(), owner, &JwkSet { keys: jwks.to_vec() }).unwrap()
@@ -583,5 +582,203 @@ fn a_dpop_proof_is_not_a_client_assertion_and_vice_versa() {
             .unwrap_err()
             .kind(),
         "typ_confusion"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Transaction Tokens (draft-ietf-oauth-transaction-tokens-11)
+// ---------------------------------------------------------------------------------------
+
+fn txn_claims() -> TxnTokenClaims {
+    TxnTokenClaims {
+        iss: None,
+        iat: NOW,
+        exp: NOW.plus(60),
+        aud: "example.org".into(),
+        txn: "97053963-771d-49cc-a4e3-20aad399c312".into(),
+        sub: "d084sdrt234fsaw34tr23t".into(),
+        scope: Scope::parse("trade.stocks").unwrap(),
+        req_wl: "spiffe://example.org/gateway".into(),
+        tctx: Some(serde_json::Map::from_iter([("action".to_owned(), json!("BUY"))])),
+        rctx: None,
+        extra: serde_json::Map::new(),
+    }
+}
+
+#[test]
+fn txn_tokens_verify_in_their_trust_domain_only() {
+    let tts = key(Algorithm::ES256, "tts-1");
+    let keys = keys_of("tts", &[tts.public_jwk()]);
+    let token = issue_txn_token(&tts, "tts-1", &txn_claims()).unwrap();
+    assert_eq!(header(&token)["typ"], "txntoken+jwt");
+    let verifier = TxnTokenVerifier::new(TxnTokenPolicy::new("example.org"));
+    let verified = verifier.verify(&token, &keys, NOW.plus(5)).unwrap();
+    assert_eq!(verified.claims, txn_claims());
+    assert_eq!(verified.kid.as_deref(), Some("tts-1"));
+
+    let elsewhere = TxnTokenVerifier::new(TxnTokenPolicy::new("other.org"));
+    assert_eq!(
+        elsewhere.verify(&token, &keys, NOW.plus(5)).unwrap_err().kind(),
+        "wrong_audience"
+    );
+    assert_eq!(
+        verifier.verify(&token, &keys, NOW.plus(200)).unwrap_err().kind(),
+        "expired"
+    );
+    // Another token type signed by the same key is not a Txn-Token.
+    let access_token = issue_access_token(&tts, "tts-1", &claims(None)).unwrap();
+    assert_eq!(
+        verifier.verify(&access_token, &keys, NOW).unwrap_err().kind(),
+        "typ_confusion"
+    );
+    // A generic JWT typ is not enough either.
+    let generic = sign_compact(Some("JWT"), Some("tts-1"), &txn_claims(), &tts).unwrap();
+    assert_eq!(verifier.verify(&generic, &keys, NOW).unwrap_err().kind(), "wrong_typ");
+    let mut long = txn_claims();
+    long.exp = NOW.plus(MAX_TXN_TOKEN_LIFETIME + 100);
+    let long = issue_txn_token(&tts, "tts-1", &long).unwrap();
+    assert_eq!(
+        verifier.verify(&long, &keys, NOW).unwrap_err().kind(),
+        "lifetime_too_long"
+    );
+    // A key the TTS does not hold.
+    let stranger = key(Algorithm::ES256, "tts-1");
+    let forged = issue_txn_token(&stranger, "tts-1", &txn_claims()).unwrap();
+    assert_eq!(
+        verifier.verify(&forged, &keys, NOW).unwrap_err().kind(),
+        "bad_signature"
+    );
+}
+
+#[test]
+fn token_exchange_decisions_delegate_and_narrow() {
+    let subject = SubjectToken {
+        sub: "alice".into(),
+        iss: Some("https://idp.example".into()),
+        scope: Some(Scope::parse("calendar.read calendar.write").unwrap()),
+        exp: NOW.plus(300),
+        act: None,
+        may_act: Some(Actor::new("spiffe://example.org/agent")),
+    };
+    let rules = ExchangeRules {
+        allow_impersonation: false,
+        allow_delegation: true,
+        policy_scope: Scope::parse("calendar.read").unwrap(),
+        require_subject_scope: true,
+        max_ttl: 120,
+    };
+    let agent = Actor::new("spiffe://example.org/agent");
+    let out = decide_exchange(&subject, Some(&agent), None, &rules, NOW).unwrap();
+    assert_eq!(out.sub, "alice");
+    assert_eq!(out.act, Some(agent.clone()));
+    assert_eq!(out.scope, Scope::parse("calendar.read").unwrap());
+    assert_eq!(out.exp, NOW.plus(120));
+    // The issued access token carries the chain; a second hop nests it.
+    let hop = SubjectToken {
+        act: out.act.clone(),
+        may_act: None,
+        scope: Some(out.scope.clone()),
+        exp: out.exp,
+        ..subject.clone()
+    };
+    let tool = Actor::new("spiffe://example.org/tool");
+    let second = decide_exchange(&hop, Some(&tool), None, &rules, NOW).unwrap();
+    let chain: Vec<_> = second
+        .act
+        .as_ref()
+        .unwrap()
+        .chain()
+        .filter_map(|a| a.sub.as_deref())
+        .collect();
+    assert_eq!(chain, ["spiffe://example.org/tool", "spiffe://example.org/agent"]);
+    let stranger = Actor::new("spiffe://example.org/stranger");
+    assert_eq!(
+        decide_exchange(&subject, Some(&stranger), None, &rules, NOW)
+            .unwrap_err()
+            .kind(),
+        "may_act_mismatch"
+    );
+    assert_eq!(
+        decide_exchange(&subject, None, None, &rules, NOW).unwrap_err().kind(),
+        "exchange_not_allowed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// JWT authorization grants (identity chaining)
+// ---------------------------------------------------------------------------------------
+
+const HOME: &str = "https://as.home.example";
+const FOREIGN: &str = "https://as.foreign.example";
+
+fn grant_claims() -> AuthorizationGrantClaims {
+    AuthorizationGrantClaims {
+        iss: HOME.into(),
+        sub: "spiffe://home.example/tool".into(),
+        aud: FOREIGN.into(),
+        iat: NOW,
+        exp: NOW.plus(60),
+        jti: "grant-1".into(),
+        client_id: Some("tool".into()),
+        scope: Some(Scope::parse("orders.read").unwrap()),
+        act: Some(Actor::new("spiffe://home.example/agent")),
+        extra: serde_json::Map::new(),
+    }
+}
+
+#[test]
+fn authorization_grants_cross_to_the_named_server_only() {
+    let home = key(Algorithm::ES256, "home-1");
+    let keys = keys_of(HOME, &[home.public_jwk()]);
+    let grant = issue_authorization_grant(&home, "home-1", &grant_claims()).unwrap();
+    assert_eq!(header(&grant)["typ"], "authorization-grant+jwt");
+    let verifier = AuthorizationGrantVerifier::new(AuthorizationGrantPolicy::new(FOREIGN));
+    let verified = verifier.verify(&grant, HOME, &keys, NOW.plus(1)).unwrap();
+    assert_eq!(verified.claims, grant_claims());
+    assert_eq!(verified.replay_until, NOW.plus(120));
+
+    // Another audience, another issuer, a type of another token, too long a life.
+    let elsewhere = AuthorizationGrantVerifier::new(AuthorizationGrantPolicy::new("https://as.other.example"));
+    assert_eq!(
+        elsewhere.verify(&grant, HOME, &keys, NOW).unwrap_err().kind(),
+        "wrong_audience"
+    );
+    assert_eq!(
+        verifier
+            .verify(&grant, "https://as.evil.example", &keys, NOW)
+            .unwrap_err()
+            .kind(),
+        "issuer_mismatch"
+    );
+    let mut two = serde_json::to_value(grant_claims()).unwrap();
+    two["aud"] = json!([FOREIGN, "https://as.other.example"]);
+    let two = sign_compact(Some("authorization-grant+jwt"), Some("home-1"), &two, &home).unwrap();
+    assert_eq!(
+        verifier.verify(&two, HOME, &keys, NOW).unwrap_err().kind(),
+        "aud_not_sole"
+    );
+    let at = issue_access_token(&home, "home-1", &claims(None)).unwrap();
+    assert_eq!(
+        verifier.verify(&at, HOME, &keys, NOW).unwrap_err().kind(),
+        "typ_confusion"
+    );
+    // Without typ, or with the generic JWT, it is accepted (rfc7523bis).
+    for typ in [None, Some("JWT")] {
+        let plain = sign_compact(typ, Some("home-1"), &grant_claims(), &home).unwrap();
+        verifier.verify(&plain, HOME, &keys, NOW).unwrap();
+    }
+    let mut long = grant_claims();
+    long.exp = NOW.plus(MAX_GRANT_LIFETIME + 1);
+    let long = issue_authorization_grant(&home, "home-1", &long).unwrap();
+    assert_eq!(
+        verifier.verify(&long, HOME, &keys, NOW).unwrap_err().kind(),
+        "lifetime_too_long"
+    );
+    let mut no_jti = serde_json::to_value(grant_claims()).unwrap();
+    no_jti.as_object_mut().unwrap().remove("jti");
+    let no_jti = sign_compact(None, Some("home-1"), &no_jti, &home).unwrap();
+    assert_eq!(
+        verifier.verify(&no_jti, HOME, &keys, NOW).unwrap_err().kind(),
+        "missing_claim"
     );
 }

@@ -16,11 +16,11 @@ use lanyard_core::spice::sd_cwt::{
     PresentationContext, RandomSalts, SdCwtIssuer, SdCwtPolicy, SdCwtVerifier, VerifiedPresentation, header,
     path_to_string,
 };
-use lanyard_core::{AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, Error, SigningKey, UnixTime};
+use lanyard_core::{AeadAlgorithm, Algorithm, CryptoProvider, DigestAlgorithm, Error, SigningKey};
 use lanyard_crypto::KeyPair;
+use lanyard_testing::NOW;
 use sd_cwt_fixtures::{tbr, workload_claims};
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const AUDIENCE: &str = "https://service.example.org";
 
 struct World {

@@ -3,14 +3,13 @@
 //! Positive cases must verify (and match the listed claims); negative cases must fail
 //! with exactly the error kind the case names. Known divergences are listed, with a
 //! reason, in `testdata/vectors/exceptions.json`; a listed case that starts passing fails
-//! the run so the list cannot go stale.
+//! the run so the list cannot go stale (the runner is `lanyard_testing::vectors`, shared
+//! with the vector suites of other crates).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sd_cwt_fixtures;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lanyard_core::cbor;
@@ -37,81 +36,9 @@ use lanyard_core::{
     JwtSvidVerifier, KeyUse, ProofTokens, TrustStore, UnixTime, VerifyingKey, WitPolicy, WitVerifier, WorkloadId,
     WptPolicy, WptVerifier,
 };
+use lanyard_testing::vectors::{expect_outcome, field as s, load, run};
 use sd_cwt_fixtures::{DeterministicSigner, FixedSalts, hex, unhex};
 use serde_json::{Map, Value};
-
-fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vectors")
-}
-
-fn load(rel: &str) -> Value {
-    let path = vectors_dir().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn exceptions() -> BTreeMap<String, String> {
-    match load("exceptions.json") {
-        Value::Object(m) => m
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with('_'))
-            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
-            .collect(),
-        _ => panic!("exceptions.json must be an object"),
-    }
-}
-
-fn cases(doc: &Value) -> &Vec<Value> {
-    doc["cases"].as_array().expect("cases array")
-}
-
-fn s<'a>(case: &'a Value, field: &str) -> Option<&'a str> {
-    case.get(field).and_then(Value::as_str)
-}
-
-/// Runs `check` on every case of `file` and reports all failures together.
-fn run(file: &str, check: impl Fn(&Value) -> Result<(), String>) {
-    let doc = load(file);
-    let exceptions = exceptions();
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for case in cases(&doc) {
-        let id = s(case, "id").expect("case id");
-        let outcome = check(case);
-        ran += 1;
-        match (outcome, exceptions.get(id)) {
-            (Ok(()), None) | (Err(_), Some(_)) => {}
-            (Err(msg), None) => failures.push(format!("{id}: {msg}")),
-            (Ok(()), Some(_)) => failures.push(format!("{id}: passes now; remove it from exceptions.json")),
-        }
-    }
-    assert!(ran > 0, "{file} has no cases");
-    assert!(
-        failures.is_empty(),
-        "{} of {ran} cases in {file} failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
-fn expect_outcome<T>(
-    case: &Value,
-    result: Result<T, Error>,
-    on_ok: impl FnOnce(T) -> Result<(), String>,
-) -> Result<(), String> {
-    match (s(case, "expect"), result) {
-        (Some("valid"), Ok(v)) => on_ok(v),
-        (Some("valid"), Err(e)) => Err(format!("expected valid, got {} ({e})", e.kind())),
-        (Some("error"), Ok(_)) => Err(format!("expected {}, but it verified", s(case, "error").unwrap_or("?"))),
-        (Some("error"), Err(e)) if Some(e.kind()) == s(case, "error") => Ok(()),
-        (Some("error"), Err(e)) => Err(format!(
-            "expected {}, got {} ({e})",
-            s(case, "error").unwrap_or("?"),
-            e.kind()
-        )),
-        (other, _) => Err(format!("unknown expect {other:?}")),
-    }
-}
 
 fn check_identifier(case: &Value) -> Result<(), String> {
     let input = s(case, "input").ok_or("no input")?;

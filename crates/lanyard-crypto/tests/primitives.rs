@@ -5,13 +5,7 @@
 
 use lanyard_core::{AeadAlgorithm, Algorithm, DigestAlgorithm, MacAlgorithm, SigningKey};
 use lanyard_crypto::{KeyPair, provider};
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use lanyard_testing::hex::decode as hex;
 
 #[test]
 fn digests_match_fips_180_examples() {

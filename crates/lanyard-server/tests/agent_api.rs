@@ -15,8 +15,8 @@ use lanyard_core::{
     Algorithm, JwtSvidPolicy, JwtSvidVerifier, SpiffeBundle, SpiffeId, TrustDomain, TrustStore, UnixTime, WitPolicy,
     WitVerifier, WorkloadId,
 };
+use lanyard_server::ServerConfig;
 use lanyard_server::model::{EntrySpec, Selector};
-use lanyard_server::{RunningServer, ServerConfig};
 use lanyard_x509::{
     Authorizer, SpiffeServerCertVerifier, SubjectKey, SvidSource, Usage, VerifyOptions, X509Authority, X509Bundle,
     X509BundleSet, X509Svid, verify_svid_chain,
@@ -31,43 +31,31 @@ use tonic::transport::{Channel, Endpoint, Uri};
 const TD: &str = "example.org";
 const SERVER_ID: &str = "spiffe://example.org/lanyard/server";
 
-struct Harness {
-    server: RunningServer,
-    _dir: tempfile::TempDir,
+/// lanyard-testing's in-process server, with what these tests add: agent-API clients,
+/// attestation, stored records.
+struct Harness(lanyard_testing::harness::Harness);
+
+impl std::ops::Deref for Harness {
+    type Target = lanyard_testing::harness::Harness;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Harness {
     async fn start() -> Harness {
-        Harness::start_with(|_, _| {}).await
+        Harness(lanyard_testing::harness::Harness::start().await)
     }
 
     /// A server whose configuration `adjust` may change (it gets the temporary directory).
     async fn start_with(adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Harness {
-        Harness::start_in(tempfile::tempdir().unwrap(), adjust).await
+        Harness(lanyard_testing::harness::Harness::start_with(adjust).await)
     }
 
     /// Stops the server and starts it again on the same data, configured by `adjust`.
     async fn restart_with(self, adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Harness {
-        let Harness { server, _dir: dir } = self;
-        server.shutdown().await.unwrap();
-        Harness::start_in(dir, adjust).await
-    }
-
-    async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Harness {
-        let mut config = ServerConfig {
-            trust_domain: TD.into(),
-            data_dir: dir.path().join("data"),
-            public_address: "127.0.0.1:0".into(),
-            agent_address: "127.0.0.1:0".into(),
-            ..ServerConfig::default()
-        };
-        adjust(&mut config, dir.path());
-        let server = lanyard_server::start(config).await.unwrap();
-        Harness { server, _dir: dir }
-    }
-
-    fn now(&self) -> UnixTime {
-        self.server.state.clock.now()
+        Harness(self.0.restart_with(adjust).await)
     }
 
     /// The stored record of the agent `id` (which must exist).
@@ -80,10 +68,6 @@ impl Harness {
         TrustDomain::parse(TD).unwrap()
     }
 
-    async fn bundle(&self) -> SpiffeBundle {
-        self.server.state.keys.bundle().await.unwrap()
-    }
-
     async fn x509_bundles(&self) -> X509BundleSet {
         X509BundleSet::new().with(X509Bundle::from_spiffe_bundle(&self.bundle().await).unwrap())
     }
@@ -92,7 +76,7 @@ impl Harness {
     async fn join_token(&self, ttl: i64) -> String {
         let mut secret = [0u8; 16];
         lanyard_crypto::provider().fill_random(&mut secret).unwrap();
-        let token: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let token = lanyard_core::hex::encode(&secret);
         let expires_at = UnixTime(self.now().as_secs().checked_add_signed(ttl).unwrap());
         self.server
             .state
@@ -225,11 +209,7 @@ async fn connect(addr: SocketAddr, config: ClientConfig) -> AgentApiClient<Chann
 }
 
 fn sha256_hex(s: &str) -> String {
-    lanyard_crypto::provider()
-        .sha256(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    lanyard_core::hex::encode(&lanyard_crypto::provider().sha256(s.as_bytes()))
 }
 
 fn agent_id_for(token: &str) -> String {
@@ -447,7 +427,7 @@ async fn join_token_attestation_renewal_and_refusals() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -536,7 +516,7 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
     assert_eq!(&delta.deleted_entry_ids, std::slice::from_ref(moved));
     assert!(delta.upserts.is_empty());
 
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -691,7 +671,7 @@ async fn signing_is_limited_to_the_agents_entries() {
     assert_eq!(bundles.bundle.unwrap().json, h.bundle().await.to_json().into_bytes());
     assert!(bundles.federated_bundles.is_empty());
 
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -717,7 +697,7 @@ async fn a_banned_agent_is_cut_off() {
         .expect("the stream did not end after the ban");
     assert_eq!(ended.unwrap_err().code(), Code::PermissionDenied);
 
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -727,7 +707,7 @@ async fn shutdown_ends_open_streams() {
     let mut client = h.as_agent(&agent).await;
     let mut stream = open_sync(&mut client).await;
     next_event(&mut stream, Duration::from_secs(5)).await;
-    tokio::time::timeout(Duration::from_secs(10), h.server.shutdown())
+    tokio::time::timeout(Duration::from_secs(10), h.0.server.shutdown())
         .await
         .expect("shutdown hung on an open stream")
         .unwrap();
@@ -789,11 +769,7 @@ fn x509pop_request(
 }
 
 fn x509pop_agent_id(node: &NodeCert) -> String {
-    let hash: String = lanyard_crypto::provider()
-        .sha256(&node.der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = lanyard_core::hex::encode(&lanyard_crypto::provider().sha256(&node.der));
     format!("spiffe://{TD}/lanyard/agent/x509pop/{hash}")
 }
 
@@ -904,7 +880,7 @@ async fn x509pop_attestation_issues_an_agent_svid_and_allows_reattestation() {
         let again = h.x509pop_answer(&node, &challenge.challenge, csr).await.unwrap();
         assert_eq!(again.svid.unwrap().spiffe_id, id);
     }
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -1024,7 +1000,7 @@ async fn x509pop_refusals() {
     let err = h.x509pop_answer(&node, &challenge, csr).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
 
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -1039,7 +1015,7 @@ async fn x509pop_is_disabled_without_a_ca_bundle() {
         h.x509pop_challenge(&node).await.unwrap_err().code(),
         Code::Unimplemented
     );
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[test]
@@ -1082,7 +1058,7 @@ async fn upstream_ca_end_to_end() {
         .get_bundles(pb::GetBundlesRequest {})
         .await
         .unwrap();
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -1305,7 +1281,7 @@ async fn federation_fetches_stores_refreshes_and_keeps_the_last_good_bundle() {
     assert_eq!(federation::refresh_interval(None), federation::DEFAULT_REFRESH);
     assert_eq!(federation::refresh_interval(Some(1 << 40)), federation::MAX_REFRESH);
     assert_eq!(federation::refresh_interval(Some(600)), Duration::from_secs(600));
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -1374,7 +1350,7 @@ async fn trust_domains_removed_from_the_configuration_are_no_longer_served() {
     let bundles = next_event(&mut stream, Duration::from_secs(5)).await;
     assert_eq!(federated_sequence(&bundles, KEPT_TD), Some(7));
     assert_eq!(federated_sequence(&bundles, FOREIGN_TD), None);
-    h.server.shutdown().await.unwrap();
+    h.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -1452,8 +1428,8 @@ async fn https_spiffe_federation_between_two_servers() {
         .unwrap_err();
     assert!(matches!(err, federation::FederationError::Fetch { .. }), "{err}");
 
-    a.server.shutdown().await.unwrap();
-    b.server.shutdown().await.unwrap();
+    a.0.server.shutdown().await.unwrap();
+    b.0.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -1501,8 +1477,8 @@ async fn https_web_federation_against_a_public_tls_endpoint() {
     assert_eq!(fetched.x509_authorities, b_bundle.x509_authorities);
     assert_eq!(fetched.sequence, b_bundle.sequence);
 
-    a.server.shutdown().await.unwrap();
-    b.server.shutdown().await.unwrap();
+    a.0.server.shutdown().await.unwrap();
+    b.0.server.shutdown().await.unwrap();
 }
 
 /// `NewSdCwt`: an SD-CWT about the entry's workload, bound to the given key, with the

@@ -10,18 +10,17 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use lanyard_core::{
-    Algorithm, FixedClock, JwkSet, JwtSvidPolicy, JwtSvidVerifier, KeyUse, SpiffeBundle, TrustDomain, TrustStore,
-    UnixTime, WitPolicy, WitVerifier,
+    Algorithm, JwkSet, JwtSvidPolicy, JwtSvidVerifier, KeyUse, SpiffeBundle, TrustDomain, TrustStore, WitPolicy,
+    WitVerifier,
 };
 use lanyard_server::ServerConfig;
 use lanyard_server::ca::{KeyManager, KeyManagerConfig, KeyStorage};
 use lanyard_server::datastore::{DataStore, SqlDataStore, Stores};
 use lanyard_server::endpoints::{admin, public};
 use lanyard_server::state::AppState;
+use lanyard_testing::{NOW, fixed_clock};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-const NOW: UnixTime = UnixTime(1_800_000_000);
 
 struct Fixture {
     state: AppState,
@@ -47,7 +46,7 @@ async fn fixture() -> Fixture {
         trust_domain: td,
         stores: Stores::new(store),
         keys,
-        clock: Arc::new(FixedClock(NOW)),
+        clock: fixed_clock(),
         crypto: lanyard_crypto::provider(),
         public_url: "https://lanyard.example.org".into(),
     };
@@ -412,11 +411,7 @@ async fn join_tokens_are_one_time_and_stored_hashed() {
     let token = body["token"].as_str().unwrap();
     assert_eq!(token.len(), 48);
     assert_eq!(body["expires_at"], NOW.plus(60).as_secs());
-    let hash: String = lanyard_crypto::provider()
-        .sha256(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = lanyard_core::hex::encode(&lanyard_crypto::provider().sha256(token.as_bytes()));
     use lanyard_server::datastore::TokenUse;
     assert_eq!(
         f.state.stores.join_tokens.consume_join_token(&hash, NOW).await.unwrap(),

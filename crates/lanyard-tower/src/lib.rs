@@ -4,7 +4,9 @@
 //!
 //! - Server: [`WorkloadAuthLayer`] (a tower layer) verifies whichever enabled mode a
 //!   request uses and hands handlers a [`VerifiedWorkload`] (an axum extractor); an
-//!   [`AuthorizeLayer`] restricts a route to given workloads or trust domains.
+//!   [`AuthorizeLayer`] restricts a route to given workloads or trust domains;
+//!   [`TxnTokenLayer`] verifies the `Txn-Token` a call carries and hands handlers a
+//!   [`VerifiedTxn`] (draft-ietf-oauth-transaction-tokens-11).
 //! - Client: [`WorkloadAuthMiddleware`] (reqwest-middleware) attaches a WIT + WPT, or
 //!   signs the request (and binds a [`TxnToken`] to it), with credentials from a
 //!   [`CredentialSource`] — fixed, from files,
@@ -26,6 +28,7 @@ mod error;
 pub mod mtls;
 pub mod sdcwt;
 mod server;
+mod txn_token;
 #[cfg(feature = "workload-api")]
 mod workload_source;
 
@@ -37,5 +40,6 @@ pub use server::{
     AuthMode, Authorize, AuthorizeLayer, Modes, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuth, WorkloadAuthConfig,
     WorkloadAuthLayer,
 };
+pub use txn_token::{ForwardableTxnToken, TxnTokenAuth, TxnTokenKeys, TxnTokenLayer, VerifiedTxn};
 #[cfg(feature = "workload-api")]
 pub use workload_source::{WorkloadApiCredentialSource, WorkloadApiTrust, WorkloadApiX509Source};

@@ -19,9 +19,10 @@ use lanyard_core::httpsig::{
 };
 use lanyard_core::wimse::{CarriageConfig, WptCarriage, extract_credentials};
 use lanyard_core::{
-    Algorithm, Clock, CryptoProvider, InMemoryReplayCache, KeyUse, ProofTokens, SigningKey, SystemClock, TrustStore,
-    WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptPolicy, WptVerifier,
+    Algorithm, Clock, CryptoProvider, InMemoryReplayCache, ProofTokens, SigningKey, SystemClock, WitPolicy,
+    WitVerifier, WorkloadId, WptPolicy, WptVerifier,
 };
+use lanyard_testing::WitWorld;
 use lanyard_tower::{
     ClientMode, CredentialSource, Error, FileCredentialSource, StaticCredentials, TxnToken, WorkloadAuthMiddleware,
     WorkloadCredentials,
@@ -34,26 +35,19 @@ const CLIENT_ID: &str = "spiffe://example.org/client";
 const SERVER_ID: &str = "spiffe://example.org/server";
 
 /// A test identity server and the trust store that trusts it.
-struct Env {
-    provider: Arc<dyn CryptoProvider>,
-    store: Arc<TrustStore>,
-    issuer: WitIssuer,
+struct Env(WitWorld);
+
+impl std::ops::Deref for Env {
+    type Target = WitWorld;
+
+    fn deref(&self) -> &WitWorld {
+        &self.0
+    }
 }
 
 impl Env {
     fn new() -> Env {
-        let provider = lanyard_crypto::provider();
-        let issuer_key = provider.generate_key(Algorithm::ES256).unwrap();
-        let store = Arc::new(TrustStore::new(provider.clone()));
-        store
-            .add_key(TRUST_DOMAIN, KeyUse::WitSvid, &issuer_key.public_jwk())
-            .unwrap();
-        let issuer = WitIssuer::new(provider.clone(), issuer_key, None, None, 3600);
-        Env {
-            provider,
-            store,
-            issuer,
-        }
+        Env(WitWorld::new(TRUST_DOMAIN, Algorithm::ES256, None))
     }
 
     fn wit(&self, sub: &str, key: &dyn SigningKey) -> String {

@@ -16,9 +16,9 @@ use lanyard_core::httpsig::{
 };
 use lanyard_core::wimse::{WptCarriage, proof_headers};
 use lanyard_core::{
-    Algorithm, CryptoProvider, FixedClock, InMemoryReplayCache, KeyUse, SigningKey, SpiffeId, TrustStore, UnixTime,
-    WitIssuer, WitPolicy, WitVerifier, WorkloadId, WptParams, create_wpt,
+    Algorithm, InMemoryReplayCache, SigningKey, SpiffeId, WitPolicy, WitVerifier, WorkloadId, WptParams, create_wpt,
 };
+use lanyard_testing::{NOW, WitWorld, fixed_clock};
 use lanyard_tower::mtls::PeerIdentity;
 use lanyard_tower::{
     AuthMode, AuthorizeLayer, Modes, StaticCredentials, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuthConfig,
@@ -26,13 +26,17 @@ use lanyard_tower::{
 };
 use tower::ServiceExt;
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
 const BASE: &str = "https://orders.example.org";
 
-struct World {
-    provider: Arc<dyn CryptoProvider>,
-    store: Arc<TrustStore>,
-    issuer: WitIssuer,
+/// `example.org` with an ES256 WIT issuer.
+struct World(WitWorld);
+
+impl std::ops::Deref for World {
+    type Target = WitWorld;
+
+    fn deref(&self) -> &WitWorld {
+        &self.0
+    }
 }
 
 struct Caller {
@@ -42,18 +46,7 @@ struct Caller {
 
 impl World {
     fn new() -> World {
-        let provider = lanyard_crypto::provider();
-        let key = provider.generate_key(Algorithm::ES256).unwrap();
-        let store = Arc::new(TrustStore::new(provider.clone()));
-        store
-            .add_key("example.org", KeyUse::WitSvid, &key.public_jwk())
-            .unwrap();
-        let issuer = WitIssuer::new(provider.clone(), key, None, None, 3600);
-        World {
-            provider,
-            store,
-            issuer,
-        }
+        World(WitWorld::new("example.org", Algorithm::ES256, None))
     }
 
     fn caller(&self, path: &str) -> Caller {
@@ -65,7 +58,7 @@ impl World {
 
     fn config(&self) -> WorkloadAuthConfig {
         let mut config = WorkloadAuthConfig::new(BASE);
-        config.clock = Arc::new(FixedClock(NOW));
+        config.clock = fixed_clock();
         config.modes = Modes::ALL;
         config
     }

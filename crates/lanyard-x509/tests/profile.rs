@@ -100,7 +100,7 @@ fn assert_ca_profile(c: &X509Certificate<'_>, td_name: &str) {
     let subject = c.subject().to_string();
     assert!(subject.contains("O=Lanyard"), "{subject}");
     assert!(subject.contains(&format!("CN={td_name} CA")), "{subject}");
-    let serial_hex: String = c.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
+    let serial_hex = lanyard_core::hex::encode(c.raw_serial());
     assert_eq!(c.raw_serial().len(), 16);
     assert!(subject.contains(&serial_hex), "{subject} lacks serial {serial_hex}");
 }

@@ -1,7 +1,8 @@
-//! One module per top-level subcommand.
+//! One module per top-level subcommand, and the argument blocks they share.
 
 pub(crate) mod admin;
 pub(crate) mod agent;
+pub(crate) mod args;
 pub(crate) mod bundle;
 pub(crate) mod httpsig;
 pub(crate) mod key;

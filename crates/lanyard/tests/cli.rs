@@ -804,12 +804,7 @@ fn sdcwt_interop_contract() {
             .unwrap()
             .clone()
     };
-    let unhex = |s: &str| -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    };
+    let unhex = lanyard_testing::hex::decode;
     let dir = tempfile::tempdir().unwrap();
     for file in ["issuer_privkey.pem", "holder_privkey.pem", "kbt.cbor"] {
         std::fs::copy(vectors.join("draft").join(file), dir.path().join(file)).unwrap();
@@ -878,7 +873,7 @@ fn sdcwt_interop_contract() {
             &Value::Array(vec![Value::text("ABCD-123456"), Value::int(501)]).to_vec(),
         )
         .unwrap();
-    let license_key: String = license_key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let license_key = lanyard_core::hex::encode(license_key.as_bytes());
     std::fs::write(
         dir.path().join("nonces.csv"),
         format!("{license_key},bae611067bb823486797da1ebbb52f83\n"),

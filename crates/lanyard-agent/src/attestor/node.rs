@@ -7,7 +7,7 @@ pub(crate) mod join_token;
 pub(crate) mod x509pop;
 
 use lanyard_api::agent::v1 as pb;
-use lanyard_core::{SpiffeId, TrustDomain, UnixTime};
+use lanyard_core::{CryptoProvider, SpiffeId, TrustDomain, UnixTime};
 use lanyard_x509::{Authorizer, X509Bundle, X509BundleSet, X509Svid};
 
 use crate::config::AgentConfig;
@@ -31,12 +31,14 @@ pub(crate) struct NodeIdentity {
 }
 
 /// Resumes with the agent SVID stored in `files`, or attests the node as `config` says
-/// (join token first, else x509pop) and stores what the server issued.
+/// (join token first, else x509pop) and stores what the server issued. Agent IDs and the
+/// x509pop message are computed with `crypto`.
 pub(crate) async fn resume_or_attest(
     config: &AgentConfig,
     td: &TrustDomain,
     server_id: &SpiffeId,
     files: &NodeFiles,
+    crypto: &dyn CryptoProvider,
     now: UnixTime,
 ) -> Result<NodeIdentity, AgentError> {
     // What the agent trusts for the server: the last bundle it received, plus the
@@ -67,9 +69,9 @@ pub(crate) async fn resume_or_attest(
                 lanyard_x509::anonymous_client_config(trusted.clone(), Authorizer::Exact(server_id.clone()))?;
             let mut client = crate::link::client(&config.server_address, anonymous)?;
             let attested = if let Some(token) = &config.join_token {
-                join_token::attest(&mut client, td, token, &trusted, now).await
+                join_token::attest(&mut client, td, token, &trusted, crypto, now).await
             } else if let Some(pop) = &config.x509pop {
-                x509pop::attest(&mut client, td, pop, &trusted, now).await
+                x509pop::attest(&mut client, td, pop, &trusted, crypto, now).await
             } else {
                 return Err(AgentError::Attestation(NodeAttestationError::NotConfigured));
             };

@@ -144,9 +144,7 @@ mod tests {
     use super::super::decode::decode;
     use super::*;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::hex::encode as hex;
 
     #[test]
     fn rfc_8949_appendix_a_examples_encode() {

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::crypto::{CryptoProvider, SigningKey};
 use crate::error::Error;
 use crate::jose::json::Members;
-use crate::jose::{AlgSet, Algorithm, CompactJws, TokenType, TypRule, sign_compact};
+use crate::jose::{AlgSet, Algorithm, TokenType, TypRule, sign_compact};
 use crate::oauth::confirmation::{Confirmation, PresentedProof, check_unbound};
 use crate::oauth::keys::VerificationKeys;
 use crate::oauth::scope::Scope;
@@ -416,16 +416,12 @@ impl AccessTokenVerifier {
     /// Verifies `token` against the authorization server's `keys` at `now`.
     pub fn verify(&self, token: &str, keys: &VerificationKeys, now: UnixTime) -> Result<VerifiedAccessToken, Error> {
         let p = &self.policy;
-        let jws = CompactJws::parse(token)?;
-        TypRule::exactly(TokenType::AccessToken).check(jws.header().typ.as_deref())?;
-        let alg = jws.header().algorithm()?;
-        if !p.algorithms.contains(alg) {
-            return Err(Error::AlgorithmNotAllowed {
-                alg: alg.to_string(),
-                reason: "not on the access-token allow-list",
-            });
-        }
-        keys.verify(&jws, alg)?;
+        let (jws, alg) = keys.verify_typed(
+            token,
+            TypRule::exactly(TokenType::AccessToken),
+            p.algorithms,
+            "not on the access-token allow-list",
+        )?;
         let claims = jws.claims()?;
         let iss = Members(&claims).req_str("iss")?;
         if iss != p.issuer {

@@ -138,16 +138,12 @@ impl PrivateKeyJwtVerifier {
         now: UnixTime,
     ) -> Result<VerifiedClientAssertion, Error> {
         let p = &self.policy;
-        let jws = CompactJws::parse(assertion)?;
-        TypRule::or_generic(TokenType::ClientAuthentication).check(jws.header().typ.as_deref())?;
-        let alg = jws.header().algorithm()?;
-        if !p.algorithms.contains(alg) {
-            return Err(Error::AlgorithmNotAllowed {
-                alg: alg.to_string(),
-                reason: "not on the client-assertion allow-list",
-            });
-        }
-        keys.verify(&jws, alg)?;
+        let (jws, alg) = keys.verify_typed(
+            assertion,
+            TypRule::or_generic(TokenType::ClientAuthentication),
+            p.algorithms,
+            "not on the client-assertion allow-list",
+        )?;
         let claims = jws.claims()?;
         let m = Members(&claims);
         for claim in ["iss", "sub"] {

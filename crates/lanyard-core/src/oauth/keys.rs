@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::crypto::{CryptoProvider, VerifyingKey};
 use crate::error::Error;
-use crate::jose::{Algorithm, CompactJws, JwkSet};
+use crate::jose::{AlgSet, Algorithm, CompactJws, JwkSet, TypRule};
 use crate::oauth::violation::Violation;
 use crate::trust::{TrustAnchor, select_anchor};
 
@@ -114,5 +114,29 @@ impl VerificationKeys {
     pub(crate) fn verify(&self, jws: &CompactJws<'_>, alg: Algorithm) -> Result<(), Error> {
         let key = self.select(jws.header().kid.as_deref(), alg)?;
         jws.verify_signature(key.as_ref())
+    }
+
+    /// Parses a compact JWS and checks, in this order, its `typ` against `typ`, its `alg`
+    /// against `algorithms` (refused as not on `list`'s allow-list), and its signature with
+    /// the key its header selects. Returns the JWS and its algorithm; the claims are the
+    /// caller's to check.
+    pub(crate) fn verify_typed<'t>(
+        &self,
+        token: &'t str,
+        typ: TypRule,
+        algorithms: AlgSet,
+        list: &'static str,
+    ) -> Result<(CompactJws<'t>, Algorithm), Error> {
+        let jws = CompactJws::parse(token)?;
+        typ.check(jws.header().typ.as_deref())?;
+        let alg = jws.header().algorithm()?;
+        if !algorithms.contains(alg) {
+            return Err(Error::AlgorithmNotAllowed {
+                alg: alg.to_string(),
+                reason: list,
+            });
+        }
+        self.verify(&jws, alg)?;
+        Ok((jws, alg))
     }
 }

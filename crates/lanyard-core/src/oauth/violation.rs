@@ -204,6 +204,38 @@ pub enum Violation {
         /// The required scope values the token does not grant, space-separated.
         missing: String,
     },
+    /// A requested scope goes beyond what the subject token or the policy grants (RFC 8693
+    /// §5, draft-ietf-oauth-transaction-tokens-11; `invalid_scope`).
+    #[error("the requested scope adds {added:?} to what the subject token and the policy grant")]
+    ScopeWidened {
+        /// The scope values that would be added, space-separated.
+        added: String,
+    },
+    /// The subject token's scope cannot be determined where it must be (a Txn-Token
+    /// request, draft-ietf-oauth-transaction-tokens-11; `invalid_request`).
+    #[error("the subject token's scope cannot be determined")]
+    SubjectScopeUnknown,
+    /// The client's policy does not allow this kind of exchange (RFC 8693 §2.2.2: a token
+    /// "unacceptable based on policy"; `invalid_request`).
+    #[error("this client may not ask for {mode}")]
+    ExchangeNotAllowed {
+        /// `delegation` or `impersonation`.
+        mode: &'static str,
+    },
+    /// The actor is not the party the subject token's `may_act` names (RFC 8693 §4.4;
+    /// `invalid_request`).
+    #[error("the subject token's may_act does not name the actor {actor:?}")]
+    MayActMismatch {
+        /// The actor's `sub`.
+        actor: String,
+    },
+    /// A Txn-Token replacement would change a claim that must stay
+    /// (draft-ietf-oauth-transaction-tokens-11: `txn`, `sub`, `aud`; `invalid_request`).
+    #[error("a Txn-Token replacement must not change {claim}")]
+    ReplacementChanges {
+        /// The claim.
+        claim: &'static str,
+    },
 }
 
 impl Violation {
@@ -237,6 +269,11 @@ impl Violation {
             Violation::ConfirmationMismatch { .. } => "cnf_mismatch",
             Violation::NotDpopBound => "not_dpop_bound",
             Violation::InsufficientScope { .. } => "insufficient_scope",
+            Violation::ScopeWidened { .. } => "scope_widened",
+            Violation::SubjectScopeUnknown => "subject_scope_unknown",
+            Violation::ExchangeNotAllowed { .. } => "exchange_not_allowed",
+            Violation::MayActMismatch { .. } => "may_act_mismatch",
+            Violation::ReplacementChanges { .. } => "replacement_changes",
         }
     }
 }

@@ -18,18 +18,11 @@ use lanyard_core::spice::sd_cwt::{SaltRequest, SaltSource};
 use lanyard_core::{Algorithm, Error, Jwk, SigningKey, UnixTime, VerifyingKey};
 use p256::ecdsa::signature::Signer as _;
 
-/// Hex to bytes (test data only).
-pub(crate) fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-/// Bytes to lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+// Each user takes what it needs of these.
+#[allow(unused_imports)]
+pub(crate) use lanyard_core::hex::encode as hex;
+#[allow(unused_imports)]
+pub(crate) use lanyard_testing::hex::decode as unhex;
 
 enum Inner {
     P256(p256::ecdsa::SigningKey),

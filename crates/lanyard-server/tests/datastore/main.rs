@@ -60,11 +60,7 @@ fn spec(identity: &str, parent: &str, selectors: &[&str]) -> EntrySpec {
 }
 
 fn token_hash(token: &str) -> String {
-    lanyard_crypto::provider()
-        .sha256(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    lanyard_core::hex::encode(&lanyard_crypto::provider().sha256(token.as_bytes()))
 }
 
 // ---- harness ----
@@ -113,10 +109,7 @@ where
     };
     let mut random = [0u8; 8];
     lanyard_crypto::provider().fill_random(&mut random).unwrap();
-    let db: String = format!(
-        "lanyard_test_{}",
-        random.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let db: String = format!("lanyard_test_{}", lanyard_core::hex::encode(&random));
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     admin
         .execute(AssertSqlSafe(format!("CREATE DATABASE {db}")))

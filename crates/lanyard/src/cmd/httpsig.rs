@@ -19,6 +19,7 @@ use lanyard_core::wimse::audience_for;
 use lanyard_core::{Algorithm, InMemoryReplayCache, KeyUse, TrustDomain, TrustStore, WitPolicy, WitVerifier};
 use serde_json::json;
 
+use crate::cmd::args::ProofArgs;
 use crate::input;
 
 #[derive(Subcommand, Debug)]
@@ -34,18 +35,9 @@ pub(crate) struct SignArgs {
     /// The request as HTTP/1.1 text.
     #[arg(long)]
     request: PathBuf,
-    /// The workload's private key (the WIT's cnf.jwk).
-    #[arg(long)]
-    key: PathBuf,
-    /// The WIT: the token, @file, or - for stdin.
-    #[arg(long)]
-    wit: String,
-    /// wimse-aud: the target URI (query and fragment are dropped).
-    #[arg(long)]
-    aud: String,
-    /// Signature lifetime in seconds.
-    #[arg(long, default_value_t = 60)]
-    ttl: u64,
+    /// The workload's key and WIT, wimse-aud (the target URI) and the signature's lifetime.
+    #[command(flatten)]
+    proof: ProofArgs,
     /// Ask the server to sign its response (wimse-sign-response).
     #[arg(long)]
     sign_response: bool,
@@ -178,12 +170,11 @@ pub(crate) fn run(cmd: HttpsigCommand) -> Result<ExitCode> {
 fn sign(a: &SignArgs) -> Result<ExitCode> {
     let text = HttpText::read(&a.request)?;
     let request = text.request()?;
-    let key = input::signing_key(&a.key, None)?;
-    let wit = input::token(&a.wit)?;
+    let (key, wit) = a.proof.load()?;
     let opts = RequestSigning {
         wit: &wit,
-        audience: audience_for(&a.aud),
-        lifetime: a.ttl,
+        audience: audience_for(&a.proof.aud),
+        lifetime: a.proof.ttl,
         sign_response: a.sign_response,
         target: if a.request_target {
             TargetComponents::RequestTarget

@@ -8,7 +8,6 @@
 //! hex with `--hex`.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +18,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use lanyard_core::cbor::{self, DiagOptions, Value};
 use lanyard_core::cose::{CoseKey, CoseSign1, header as cose_header};
 use lanyard_core::cwt::{Confirmation, NumericDate, StandardClaims};
+use lanyard_core::hex::encode as hex;
 use lanyard_core::spice::oidc_claims;
 use lanyard_core::spice::sd_cwt::{
     DigestInput, Disclosure, DisclosureKind, HolderSdCwt, IssuerKey, KbtParams, PresentationContext, RandomSalts,
@@ -201,13 +201,6 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Raw CBOR or hex text from `@file`, `-` (stdin), or a hex literal.

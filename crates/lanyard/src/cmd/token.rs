@@ -14,6 +14,7 @@ use lanyard_core::wimse::{AUTHORIZATION, TXN_TOKEN, WptCarriage, audience_for, p
 use lanyard_core::{Algorithm, JwtSvidIssuer, WitIssuer, WptParams, create_wpt};
 use lanyard_crypto::KeyPair;
 
+use crate::cmd::args::{ContextTokenArgs, ProofArgs};
 use crate::input;
 
 /// The signing key of an issuer, as given on the command line.
@@ -77,18 +78,8 @@ pub(crate) enum WptCommand {
 
 #[derive(Args, Debug)]
 pub(crate) struct WptCreateArgs {
-    /// The workload's private key (the one in the WIT's cnf.jwk).
-    #[arg(long)]
-    key: PathBuf,
-    /// The WIT: the token, @file, or - for stdin.
-    #[arg(long)]
-    wit: String,
-    /// The request's target URI (query and fragment are dropped).
-    #[arg(long)]
-    aud: String,
-    /// Lifetime in seconds (at most 300).
-    #[arg(long, default_value_t = 60)]
-    ttl: u64,
+    #[command(flatten)]
+    proof: ProofArgs,
     /// Make a draft-ietf-wimse-wpt-01 proof (for the legacy Workload-Proof-Token header).
     #[arg(long)]
     wpt01: bool,
@@ -96,12 +87,8 @@ pub(crate) struct WptCreateArgs {
     /// an access token beside a WPT; send context in its own header (--txn-token).
     #[arg(long, requires = "wpt01")]
     access_token: Option<String>,
-    /// A Txn-Token sent with the request (adds tth).
-    #[arg(long)]
-    txn_token: Option<String>,
-    /// Another context token header sent with the request, NAME=VALUE (adds oth); repeatable.
-    #[arg(long = "header", value_name = "NAME=VALUE")]
-    headers: Vec<String>,
+    #[command(flatten)]
+    context: ContextTokenArgs,
     /// Print the request header lines (Workload-Identity-Token, Authorization: WPT, and the
     /// bound context headers) instead of the bare WPT.
     #[arg(long)]
@@ -164,22 +151,14 @@ pub(crate) fn run_wit(cmd: WitCommand) -> Result<ExitCode> {
 
 pub(crate) fn run_wpt(cmd: WptCommand) -> Result<ExitCode> {
     let WptCommand::Create(a) = cmd;
-    let key = input::signing_key(&a.key, None)?;
-    let wit = input::token(&a.wit)?;
-    let headers = a
-        .headers
-        .iter()
-        .map(|h| {
-            h.split_once('=')
-                .with_context(|| format!("--header {h:?} is not NAME=VALUE"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let (key, wit) = a.proof.load()?;
+    let headers = a.context.header_pairs().map_err(anyhow::Error::msg)?;
     let params = WptParams {
         wit: &wit,
-        audience: audience_for(&a.aud),
-        lifetime: a.ttl,
+        audience: audience_for(&a.proof.aud),
+        lifetime: a.proof.ttl,
         access_token: a.access_token.as_deref(),
-        txn_token: a.txn_token.as_deref(),
+        txn_token: a.context.txn_token.as_deref(),
         other_tokens: &headers,
         wpt01: a.wpt01,
     };
@@ -206,7 +185,7 @@ pub(crate) fn run_wpt(cmd: WptCommand) -> Result<ExitCode> {
     if let Some(token) = &a.access_token {
         println!("{AUTHORIZATION}: Bearer {token}");
     }
-    if let Some(token) = &a.txn_token {
+    if let Some(token) = &a.context.txn_token {
         println!("{TXN_TOKEN}: {token}");
     }
     for (name, value) in &headers {

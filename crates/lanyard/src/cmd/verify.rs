@@ -33,6 +33,7 @@ use lanyard_core::{
 };
 use serde_json::{Value, json};
 
+use crate::cmd::args::ContextTokenArgs;
 use crate::input;
 use crate::output::{relative, rfc3339};
 
@@ -110,13 +111,8 @@ pub(crate) struct VerifyArgs {
     /// The access token sent with the request (checked against the WPT's ath).
     #[arg(long)]
     access_token: Option<String>,
-    /// The Txn-Token sent with the request (checked against the WPT's tth).
-    #[arg(long)]
-    txn_token: Option<String>,
-    /// Another context token header sent with the request, NAME=VALUE (checked against
-    /// the WPT's oth); repeatable.
-    #[arg(long = "header", value_name = "NAME=VALUE")]
-    headers: Vec<String>,
+    #[command(flatten)]
+    context: ContextTokenArgs,
     /// Verify as of this Unix time instead of now.
     #[arg(long)]
     now: Option<u64>,
@@ -208,8 +204,8 @@ fn type_rules(args: &VerifyArgs) -> [(bool, &'static str, &'static [TokenType]);
     [
         (args.wit.is_some(), "--wit", &[Wpt]),
         (args.access_token.is_some(), "--access-token", &[Wpt]),
-        (args.txn_token.is_some(), "--txn-token", &[Wpt]),
-        (!args.headers.is_empty(), "--header", &[Wpt]),
+        (args.context.txn_token.is_some(), "--txn-token", &[Wpt]),
+        (!args.context.headers.is_empty(), "--header", &[Wpt]),
         (args.aud.is_some(), "--aud", &[Wpt, JwtSvid]),
         (args.profile.is_some(), "--profile", &[Wit, Wpt]),
     ]
@@ -369,14 +365,7 @@ fn verify(args: &VerifyArgs) -> Outcome {
 /// inputs, the token's type, then the check. `chosen` is set once the type is known.
 fn verify_into(args: &VerifyArgs, chosen: &mut Option<Chosen>) -> Result<Value, Failure> {
     let accepted = accepted_types(args)?;
-    let headers = args
-        .headers
-        .iter()
-        .map(|h| {
-            h.split_once('=')
-                .ok_or_else(|| Failure::usage(format!("--header {h:?} is not NAME=VALUE")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let headers = args.context.header_pairs().map_err(Failure::usage)?;
     let token = input::token(&args.token).map_err(|e| Failure::input(&e))?;
     let wit = args
         .wit
@@ -581,7 +570,7 @@ fn verify_wpt(
         wit,
         wpt,
         access_token: args.access_token.as_deref(),
-        txn_token: args.txn_token.as_deref(),
+        txn_token: args.context.txn_token.as_deref(),
         other_tokens: request.headers,
     };
     let proof = verifier.verify(&tokens, audience_for(aud), now)?;
@@ -593,7 +582,7 @@ fn verify_wpt(
         "jti": proof.wpt.jti,
         "binds": {
             "access_token": args.access_token.is_some(),
-            "txn_token": args.txn_token.is_some(),
+            "txn_token": args.context.txn_token.is_some(),
             "other": proof.wpt.oth,
         },
     });

@@ -3,7 +3,7 @@
 
 use lanyard_api::agent::v1 as pb;
 use lanyard_api::agent::v1::agent_api_client::AgentApiClient;
-use lanyard_core::{TrustDomain, UnixTime};
+use lanyard_core::{CryptoProvider, TrustDomain, UnixTime};
 use lanyard_x509::{X509BundleSet, X509Svid};
 use tonic::transport::Channel;
 
@@ -11,15 +11,17 @@ use crate::attestor::node::accept_credentials;
 use crate::error::AgentError;
 use crate::svid::key_and_csr;
 
-/// Attests with a join token; returns the agent SVID and the server's bundle.
+/// Attests with a join token (the agent ID it names is hashed with `crypto`); returns the
+/// agent SVID and the server's bundle.
 pub(crate) async fn attest(
     client: &mut AgentApiClient<Channel>,
     td: &TrustDomain,
     token: &str,
     bootstrap: &X509BundleSet,
+    crypto: &dyn CryptoProvider,
     now: UnixTime,
 ) -> Result<(X509Svid, pb::Bundle), AgentError> {
-    let agent_id = lanyard_api::node::join_token_agent_id(td, token, &*lanyard_crypto::provider())?.to_string();
+    let agent_id = lanyard_api::node::join_token_agent_id(td, token, crypto)?.to_string();
     let (key, csr) = key_and_csr(&agent_id, &[])?;
     let request = pb::AttestAgentRequest {
         attestation: Some(pb::attest_agent_request::Attestation::JoinToken(

@@ -3,7 +3,7 @@
 
 use lanyard_api::agent::v1 as pb;
 use lanyard_api::agent::v1::agent_api_client::AgentApiClient;
-use lanyard_core::{Algorithm, SigningKey, TrustDomain, UnixTime};
+use lanyard_core::{Algorithm, CryptoProvider, SigningKey, TrustDomain, UnixTime};
 use lanyard_x509::{X509BundleSet, X509Svid};
 use tonic::transport::Channel;
 
@@ -12,12 +12,14 @@ use crate::config::X509PopConfig;
 use crate::error::AgentError;
 use crate::svid::key_and_csr;
 
-/// Attests with the node certificate and key in `config`.
+/// Attests with the node certificate and key in `config` (the agent ID and the signed
+/// message are computed with `crypto`).
 pub(crate) async fn attest(
     client: &mut AgentApiClient<Channel>,
     td: &TrustDomain,
     config: &X509PopConfig,
     trusted: &X509BundleSet,
+    crypto: &dyn CryptoProvider,
     now: UnixTime,
 ) -> Result<(X509Svid, pb::Bundle), AgentError> {
     let chain_pem = std::fs::read_to_string(&config.cert_path).map_err(AgentError::io("reading", &config.cert_path))?;
@@ -52,13 +54,12 @@ pub(crate) async fn attest(
         ));
     };
 
-    let crypto = lanyard_crypto::provider();
-    let agent_id = lanyard_api::node::x509pop_agent_id(td, leaf, &*crypto)?.to_string();
+    let agent_id = lanyard_api::node::x509pop_agent_id(td, leaf, crypto)?.to_string();
     let (key, csr) = key_and_csr(&agent_id, &[])?;
     let signature = node_key.sign(&lanyard_api::node::x509pop_signed_message(
         &challenge.challenge,
         &csr,
-        &*crypto,
+        crypto,
     ))?;
     let mut request = attestation(Some(pb::X509PopChallengeResponse {
         challenge: challenge.challenge,

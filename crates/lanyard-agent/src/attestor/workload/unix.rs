@@ -177,7 +177,7 @@ impl UnixAttestor {
             }
             digest.update(&buf[..n]);
         }
-        let hash: String = digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let hash = lanyard_core::hex::encode(digest.finish().as_ref());
         let mut cache = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 4096 {
             cache.clear();

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The token-endpoint load test of docs/benchmarks.md ("OAuth authorization server"):
+# Lanyard's `lanyard server` (SQLite, its zero-config default) and panva oidc-provider 9.x,
+# each serving client_credentials with an ES256 private_key_jwt assertion and answering an
+# ES256 at+jwt, driven in turn by the same generator (load.mjs: autocannon, pre-signed
+# assertions) at each connection count; then the signature ceiling of this machine
+# (es256_ceiling: one ES256 verify + one ES256 sign per pair, on 2 threads).
+#
+# Usage: bench/oauth-load/run.sh [CONNECTIONS...]   (default: 32 64)
+# Env: D (seconds per run, default 15), N (assertions per run, default 200000).
+# Prints one JSON line per run and leaves the logs in $WORK (printed first).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+connections=("${@:-32 64}")
+# shellcheck disable=SC2206
+connections=(${connections[*]})
+export D="${D:-15}" N="${N:-200000}"
+WORK=$(mktemp -d /tmp/lanyard-oauth-load.XXXXXX)
+echo "work directory: $WORK" >&2
+
+[ -d "$here/node_modules/oidc-provider" ] || npm ci --prefix "$here" --no-audit --no-fund --loglevel=error
+(cd "$root" && cargo build --release -q -p lanyard --bin lanyard && cargo build --release -q -p lanyard-crypto --example es256_ceiling)
+lanyard="$root/target/release/lanyard"
+
+cd "$WORK"
+OUT=keys node "$here/keys.mjs"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_for() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
+
+# Lanyard: its zero-config start in a fresh data directory, the client registered through
+# the admin socket with the same public key and the same scope and audience as the peer.
+LANYARD_DATA_DIR="$WORK/lanyard-data" LANYARD_PUBLIC_ADDRESS=127.0.0.1:18080 \
+  LANYARD_AGENT_ADDRESS=127.0.0.1:18081 LANYARD_ADMIN_SOCKET="$WORK/admin.sock" LANYARD_LOG=warn \
+  "$lanyard" server >"$WORK/lanyard.log" 2>&1 &
+pids+=($!)
+wait_for http://127.0.0.1:18080/healthz
+"$lanyard" client create bench-client --socket "$WORK/admin.sock" --jwks keys/client.pub.jwk.json \
+  --scope read --scope write --audience https://api.example.test --access-token-ttl 300 >/dev/null
+
+PORT=3000 KEYS=keys node "$here/peer-as.mjs" >"$WORK/peer.log" 2>&1 &
+pids+=($!)
+wait_for http://127.0.0.1:3000/.well-known/oauth-authorization-server
+
+for c in "${connections[@]}"; do
+  AS=http://127.0.0.1:18080 C="$c" KEYS=keys node "$here/load.mjs" | sed 's/^{/{"server":"lanyard",/'
+  AS=http://127.0.0.1:3000 C="$c" KEYS=keys node "$here/load.mjs" | sed 's/^{/{"server":"oidc-provider",/'
+done
+"$root/target/release/examples/es256_ceiling" 2 10 | sed 's/^{/{"server":"ceiling (ES256 verify+sign, 2 threads)",/'
+echo "memory: lanyard server RSS $(ps -o rss= -p "${pids[0]}") KiB" >&2
