@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lanyard_api::spice::v1::sd_cwt_server::SdCwtServer;
 use lanyard_api::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use lanyard_core::{Clock, CryptoProvider, SystemClock};
 use lanyard_net::ConnectionLimiter;
@@ -119,7 +120,8 @@ pub async fn start(mut config: AgentConfig, crypto: Arc<dyn CryptoProvider>) -> 
         let served = tonic::transport::Server::builder()
             .http2_keepalive_interval(limits.keepalive())
             .http2_keepalive_timeout(limits.keepalive())
-            .add_service(SpiffeWorkloadApiServer::new(service))
+            .add_service(SpiffeWorkloadApiServer::new(service.clone()))
+            .add_service(SdCwtServer::new(service))
             .serve_with_incoming(incoming)
             .await;
         if let Err(e) = served {

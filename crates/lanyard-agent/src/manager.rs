@@ -19,9 +19,12 @@
 mod agent_svid;
 mod backoff;
 mod jwt;
+mod sdcwt;
 mod sync;
 mod wit;
 mod x509;
+
+pub use sdcwt::MintedSdCwt;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

@@ -1,6 +1,7 @@
 //! End to end: a real server, a real agent, and two services (`orders` and `billing`) that
 //! take every credential from the agent's Workload API (no files, no keys of their own)
-//! and call each other, first with WIT + Workload Proof Token, then with mutual TLS.
+//! and call each other, first with WIT + Workload Proof Token, then with mutual TLS; and a
+//! workload presenting part of the SD-CWT it got through the agent to an SD-CWT service.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,9 +10,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lanyard_core::cose::{CoseKey, CoseKeySet};
+use lanyard_core::spice::sd_cwt::{DisclosureKind, HolderSdCwt, KbtParams, SdCwtPolicy};
 use lanyard_core::wimse::WptCarriage;
 use lanyard_core::{SpiffeId, WorkloadId};
+use lanyard_server::model::EntryClaims;
 use lanyard_testing::harness::{self, Harness};
+use lanyard_tower::sdcwt::{DisclosedClaims, SdCwtAuthConfig, SdCwtLayer, issuer_keys_from_jwks};
 use lanyard_tower::{
     AuthorizeLayer, ClientMode, Modes, VerifiedWorkload, WorkloadApiCredentialSource, WorkloadApiTrust,
     WorkloadApiX509Source, WorkloadAuthConfig, WorkloadAuthLayer, WorkloadAuthMiddleware,
@@ -192,6 +199,132 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
     let _ = stop.send(());
     billing_task.await.unwrap().unwrap();
 
+    agent.run_until(async {}).await;
+    h.server.shutdown().await.unwrap();
+}
+
+const PAYMENTS: &str = "spiffe://example.org/payments";
+const INVENTORY: &str = "https://inventory.example.org";
+
+async fn disclosed(claims: DisclosedClaims) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::Value::Object(claims.to_json().unwrap()))
+}
+
+/// The issue's "done when": the server issues an SD-CWT to a workload, which gets it
+/// through the agent's Workload API extension, presents a subset to a service built on
+/// `lanyard-tower`'s `SdCwtLayer`, and the handler sees only the disclosed claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_presents_a_subset_of_its_sd_cwt_from_the_agent() {
+    let claims: EntryClaims = serde_json::from_value(serde_json::json!({
+        "claims": {"env": "prod", "region": "eu-west-1", "owner": "team-payments"},
+        "always_disclosed": ["env"],
+    }))
+    .unwrap();
+    let h = Harness::start().await;
+    let (token, agent_id, selector) = h.enroll().await;
+    let mut spec = harness::entry_spec(PAYMENTS, &agent_id, &[&selector]);
+    spec.claims = claims;
+    h.create(&spec).await;
+    let socket = h.socket("agent");
+    let agent = harness::start_agent(h.agent_config("agent", Some(token))).await;
+    let workload_api = WorkloadApiClient::connect(&EndpointAddress::Unix(socket))
+        .await
+        .unwrap();
+    let provider = lanyard_crypto::provider();
+
+    // The workload fetches its SD-CWT and holder key through the agent.
+    let fetched = workload_api
+        .fetch_sd_cwt(Some(&SpiffeId::parse(PAYMENTS).unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        !format!("{fetched:?}").contains(&fetched.key_jwk),
+        "Debug hides the key"
+    );
+    let holder = lanyard_crypto::KeyPair::from_jwk(&fetched.key().unwrap()).unwrap();
+
+    // The service trusts the server's SD-CWT issuer keys (a JWK Set) for its public URL.
+    let jwks = h
+        .server
+        .state
+        .keys
+        .jwks(lanyard_server::model::AuthorityKind::SdCwt)
+        .await
+        .unwrap();
+    let issuers = issuer_keys_from_jwks(&jwks, Some(&h.server.state.public_url), provider.as_ref()).unwrap();
+    let service = Router::new().route("/claims", get(disclosed)).layer(SdCwtLayer::new(
+        provider.clone(),
+        issuers,
+        SdCwtAuthConfig::new(INVENTORY),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/claims", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, service).await });
+
+    // The holder validates what it got (issuer key from the same set) and discloses
+    // `region` only.
+    let issuer_public = CoseKeySet::from_jwk_set(&jwks).unwrap().keys[0]
+        .verifying_key(provider.as_ref(), lanyard_core::Algorithm::ES256)
+        .unwrap();
+    let now = h.server.state.clock.now();
+    let held = HolderSdCwt::receive(
+        &fetched.token,
+        issuer_public.as_ref(),
+        &CoseKey::from_jwk(&lanyard_core::SigningKey::public_jwk(&holder)).unwrap(),
+        provider.as_ref(),
+        &SdCwtPolicy::default(),
+        now,
+    )
+    .unwrap();
+    let region =
+        held.select(|d| matches!(d.kind(), DisclosureKind::Claim { key, .. } if key.as_text() == Some("region")));
+    let present = |audience: &str| {
+        let params = KbtParams {
+            audience,
+            issued_at: Some(now),
+            ..KbtParams::default()
+        };
+        URL_SAFE_NO_PAD.encode(held.present(&region, &params, &holder).unwrap())
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let answer = http
+        .get(&url)
+        .header("authorization", format!("SD-KBT {}", present(INVENTORY)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let seen: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(seen["sub"], PAYMENTS);
+    assert_eq!(seen["env"], "prod");
+    assert_eq!(seen["region"], "eu-west-1");
+    assert_eq!(seen["trust_domain"], "spiffe://example.org");
+    for hidden in ["owner", "node", "selectors"] {
+        assert!(seen.get(hidden).is_none(), "{hidden} was not disclosed: {seen}");
+    }
+
+    // The same presentation made for another service is refused.
+    let answer = http
+        .get(&url)
+        .header(
+            "authorization",
+            format!("SD-KBT {}", present("https://elsewhere.example.org")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["kind"], "wrong_audience");
+
+    // An identity the caller does not have is refused by the agent.
+    let err = workload_api
+        .fetch_sd_cwt(Some(&SpiffeId::parse(ORDERS).unwrap()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not entitled"), "{err}");
+
+    task.abort();
     agent.run_until(async {}).await;
     h.server.shutdown().await.unwrap();
 }

@@ -71,4 +71,16 @@ pub mod agent {
     }
 }
 
+/// Lanyard's Workload API extension for SD-CWTs (SPICE).
+pub mod spice {
+    /// Version 1 of Lanyard's Workload API extension for SD-CWTs
+    /// (`proto/lanyard/spice/v1/sdcwt.proto`, package `lanyard.spice.v1`): messages, the
+    /// `SdCwt` client ([`v1::sd_cwt_client`]) and server ([`v1::sd_cwt_server`]).
+    #[rustfmt::skip]
+    #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        include!("gen/lanyard.spice.v1.rs");
+    }
+}
+
 pub mod node;

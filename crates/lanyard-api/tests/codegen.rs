@@ -16,8 +16,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The `.proto` files to compile, relative to `proto/`. Every file the generator writes is one
-/// protobuf package: `_.rs` for the package-less Workload API, `lanyard.agent.v1.rs` for ours.
-const PROTOS: &[&str] = &["workload.proto", "lanyard/agent/v1/agent.proto"];
+/// protobuf package: `_.rs` for the package-less Workload API, `lanyard.agent.v1.rs` and
+/// `lanyard.spice.v1.rs` for ours.
+const PROTOS: &[&str] = &[
+    "workload.proto",
+    "lanyard/agent/v1/agent.proto",
+    "lanyard/spice/v1/sdcwt.proto",
+];
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -12,8 +12,8 @@ use lanyard_api::agent::v1::agent_api_server::{AgentApi, AgentApiServer};
 use lanyard_api::agent::v1::{
     AttestAgentRequest, AttestAgentResponse, BatchNewX509SvidRequest, BatchNewX509SvidResponse, Bundle, Bundles,
     EntriesSnapshot, Entry, GetBundlesRequest, GetBundlesResponse, NewJwtSvidRequest, NewJwtSvidResponse,
-    NewWitRequest, NewWitResponse, RenewAgentRequest, RenewAgentResponse, Selector, SyncEntriesRequest,
-    SyncEntriesResponse, sync_entries_response,
+    NewSdCwtRequest, NewSdCwtResponse, NewWitRequest, NewWitResponse, RenewAgentRequest, RenewAgentResponse, Selector,
+    SyncEntriesRequest, SyncEntriesResponse, sync_entries_response,
 };
 use lanyard_api::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use lanyard_api::workload::spiffe_workload_api_server::{SpiffeWorkloadApi, SpiffeWorkloadApiServer};
@@ -184,6 +184,10 @@ impl AgentApi for FakeAgentApi {
     }
 
     async fn new_wit(&self, _request: Request<NewWitRequest>) -> Result<Response<NewWitResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn new_sd_cwt(&self, _request: Request<NewSdCwtRequest>) -> Result<Response<NewSdCwtResponse>, Status> {
         unimplemented()
     }
 

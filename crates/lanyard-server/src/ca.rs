@@ -1,9 +1,11 @@
 //! The signing authorities: the X.509 CA and the JWT-SVID and WIT signing keys, each taken
 //! through SPIRE's prepare → activate → retire lifecycle (`shared/specs/spiffe.md` §6 "CA
 //! & key rotation"), persisted in the [`AuthorityStore`] and published in the trust bundle;
-//! and the OAuth authorization server's access-token key ([`AuthorityKind::AccessToken`]),
-//! which goes through the same lifecycle but is published only in the authorization
-//! server's own JWKS ([`KeyManager::jwks`]), never in the SPIFFE bundle.
+//! and two keys that go through the same lifecycle but are never SPIFFE trust anchors: the
+//! OAuth authorization server's access-token key ([`AuthorityKind::AccessToken`],
+//! published only in the authorization server's own JWKS, [`KeyManager::jwks`]) and the
+//! SD-CWT issuer key ([`AuthorityKind::SdCwt`], published only at the server's SD-CWT
+//! issuer key endpoints).
 //!
 //! # Lifecycle
 //!
@@ -88,17 +90,20 @@ pub const DEFAULT_JWT_KEY_TTL: u64 = 86_400;
 pub const DEFAULT_WIT_KEY_TTL: u64 = 86_400;
 /// Default access-token signing key lifetime: 24 h.
 pub const DEFAULT_ACCESS_TOKEN_KEY_TTL: u64 = 86_400;
+/// Default SD-CWT signing key lifetime: 24 h.
+pub const DEFAULT_SD_CWT_KEY_TTL: u64 = 86_400;
 /// Default longest credential TTL the server issues: 1 h.
 pub const DEFAULT_MAX_CREDENTIAL_TTL: u64 = 3600;
 /// Default `spiffe_refresh_hint`: 300 s.
 pub const DEFAULT_REFRESH_HINT: u64 = 300;
 
 /// Every kind, in the order rotations handle them.
-const KINDS: [AuthorityKind; 4] = [
+const KINDS: [AuthorityKind; 5] = [
     AuthorityKind::X509,
     AuthorityKind::Jwt,
     AuthorityKind::Wit,
     AuthorityKind::AccessToken,
+    AuthorityKind::SdCwt,
 ];
 /// The most steps one kind takes in one rotation (a settled state needs none; the
 /// longest normal path, after downtime, needs four).
@@ -117,6 +122,8 @@ pub struct KeyManagerConfig {
     pub wit_key_ttl: u64,
     /// Access-token signing key lifetime in seconds.
     pub access_token_key_ttl: u64,
+    /// SD-CWT signing key lifetime in seconds.
+    pub sd_cwt_key_ttl: u64,
     /// The longest TTL of any SVID, WIT or JWT the server issues; an OLD authority is
     /// dropped only after `not_after + max_credential_ttl`.
     pub max_credential_ttl: u64,
@@ -139,6 +146,7 @@ impl KeyManagerConfig {
             jwt_key_ttl: DEFAULT_JWT_KEY_TTL,
             wit_key_ttl: DEFAULT_WIT_KEY_TTL,
             access_token_key_ttl: DEFAULT_ACCESS_TOKEN_KEY_TTL,
+            sd_cwt_key_ttl: DEFAULT_SD_CWT_KEY_TTL,
             max_credential_ttl: DEFAULT_MAX_CREDENTIAL_TTL,
             key_storage,
             refresh_hint: DEFAULT_REFRESH_HINT,
@@ -153,6 +161,7 @@ impl KeyManagerConfig {
             ("jwt_key_ttl", self.jwt_key_ttl),
             ("wit_key_ttl", self.wit_key_ttl),
             ("access_token_key_ttl", self.access_token_key_ttl),
+            ("sd_cwt_key_ttl", self.sd_cwt_key_ttl),
         ] {
             if ttl == 0 {
                 return Err(CaError::Config(format!("{name} must be positive")));
@@ -168,6 +177,7 @@ impl KeyManagerConfig {
             AuthorityKind::Jwt => self.jwt_key_ttl,
             AuthorityKind::Wit => self.wit_key_ttl,
             AuthorityKind::AccessToken => self.access_token_key_ttl,
+            AuthorityKind::SdCwt => self.sd_cwt_key_ttl,
         }
     }
 }
@@ -477,9 +487,14 @@ impl KeyManager {
         self.key_signer(AuthorityKind::AccessToken).await
     }
 
+    /// The ACTIVE SD-CWT signing key (ES256) and its `kid`.
+    pub async fn sd_cwt_signer(&self) -> Result<(Arc<KeyPair>, String), CaError> {
+        self.key_signer(AuthorityKind::SdCwt).await
+    }
+
     /// The trust domain's bundle: every PREPARED, ACTIVE and OLD authority but the
-    /// access-token keys (not SPIFFE trust anchors), the datastore's `spiffe_sequence`,
-    /// and the configured refresh hint. Read from the
+    /// access-token and SD-CWT keys (not SPIFFE trust anchors), the datastore's
+    /// `spiffe_sequence`, and the configured refresh hint. Read from the
     /// datastore, so it includes other replicas' authorities at once.
     ///
     /// A stored authority whose public data cannot be read is left out (and logged).
@@ -501,6 +516,8 @@ impl KeyManager {
                 AuthorityKind::Wit => bundle.wit_authorities.push(jwk),
                 // The AS's own JWKS publishes it; a SPIFFE bundle never does.
                 AuthorityKind::AccessToken => {}
+                // SD-CWT issuer keys are not SPIFFE trust anchors.
+                AuthorityKind::SdCwt => {}
             }
         }
         Ok(bundle)
@@ -699,7 +716,7 @@ impl KeyManager {
                 let public = ca.cert_der().to_vec();
                 (public, ca.not_before(), ca.not_after(), Signer::X509(Arc::new(ca)))
             }
-            AuthorityKind::Jwt | AuthorityKind::Wit | AuthorityKind::AccessToken => {
+            AuthorityKind::Jwt | AuthorityKind::Wit | AuthorityKind::AccessToken | AuthorityKind::SdCwt => {
                 let key = key.with_kid(id.clone());
                 let public = key.public_jwk().to_json().into_bytes();
                 (public, now, now.plus(ttl), Signer::Key(Arc::new(key)))
@@ -802,7 +819,7 @@ impl KeyManager {
                 }
                 Ok(Signer::X509(Arc::new(ca)))
             }
-            AuthorityKind::Jwt | AuthorityKind::Wit | AuthorityKind::AccessToken => {
+            AuthorityKind::Jwt | AuthorityKind::Wit | AuthorityKind::AccessToken | AuthorityKind::SdCwt => {
                 let key = KeyPair::from_pkcs8_der(&pkcs8, None)?;
                 if key.public_jwk().thumbprint(&*self.crypto)? != a.id {
                     return Err(invalid("the private key does not match the authority ID".into()));
@@ -814,9 +831,10 @@ impl KeyManager {
 }
 
 /// Whether authorities of `kind` are SPIFFE trust anchors, published in the bundle (whose
-/// sequence their creation and removal bump).
+/// sequence their creation and removal bump). Access-token and SD-CWT keys are published
+/// elsewhere.
 fn in_bundle(kind: AuthorityKind) -> bool {
-    !matches!(kind, AuthorityKind::AccessToken)
+    !matches!(kind, AuthorityKind::AccessToken | AuthorityKind::SdCwt)
 }
 
 fn wrong_signer(id: String) -> CaError {
@@ -839,6 +857,7 @@ fn bundle_jwk(a: &Authority) -> Result<Jwk, CaError> {
         AuthorityKind::Jwt => "jwt-svid",
         AuthorityKind::Wit => "wit-svid",
         AuthorityKind::AccessToken => "sig",
+        AuthorityKind::SdCwt => "sd-cwt",
     };
     let jwk = Jwk::from_json(&a.public).map_err(|e| invalid(format!("bad public JWK: {e}")))?;
     if jwk.is_private() {

@@ -7,4 +7,5 @@ mod admin_clients;
 pub mod bundle_endpoint;
 pub mod oauth;
 pub mod public;
+pub mod spice;
 mod status;

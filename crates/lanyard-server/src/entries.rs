@@ -16,7 +16,8 @@ pub const MAX_SELECTOR_VALUE: usize = 1024;
 /// Rejects entries the server could never serve correctly: identities and parents outside
 /// `trust_domain`, an identity without a path, no or unknown selectors, lifetimes over a
 /// sixth of `ca_ttl` (the shortest life left in an ACTIVE CA), DNS names that are not
-/// lowercase, and federated trust domains that do not parse.
+/// lowercase, federated trust domains that do not parse, and SD-CWT claims the server
+/// could not issue ([`crate::model::EntryClaims::validate`]).
 pub fn validate_entry(spec: &EntrySpec, trust_domain: &TrustDomain, ca_ttl: u64) -> Result<(), ServerError> {
     let td = trust_domain.name();
     if spec.spiffe_id.trust_domain() != td {
@@ -81,7 +82,7 @@ pub fn validate_entry(spec: &EntrySpec, trust_domain: &TrustDomain, ca_ttl: u64)
     for td in &spec.federates_with {
         TrustDomain::parse(td).map_err(|e| ServerError::Invalid(format!("federates_with {td:?}: {e}")))?;
     }
-    Ok(())
+    spec.claims.validate()
 }
 
 /// Parses `type:value` selectors given as strings (CLI arguments, bulk files).

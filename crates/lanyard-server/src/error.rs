@@ -61,6 +61,9 @@ pub enum ServerError {
     /// A credential could not be issued.
     #[error(transparent)]
     Credential(#[from] lanyard_core::Error),
+    /// The caller's credentials (a WIT and its WPT) are missing or do not verify.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(#[source] lanyard_core::Error),
     /// A certificate signing request was refused (malformed, another identity, a weak key).
     #[error("invalid request: {0}")]
     Csr(#[source] lanyard_x509::Error),
@@ -107,7 +110,7 @@ impl ServerError {
             ServerError::NotFound(_) => "not_found",
             ServerError::Conflict(_) => "conflict",
             ServerError::PermissionDenied(_) => "permission_denied",
-            ServerError::Credential(e) => e.kind(),
+            ServerError::Credential(e) | ServerError::Unauthenticated(e) => e.kind(),
             ServerError::Keys(_) | ServerError::X509 { .. } => "key_management",
             ServerError::Tls(_) => "tls",
             ServerError::Store(_) => "datastore",

@@ -21,6 +21,7 @@ pub mod federation;
 pub mod issue;
 pub mod model;
 pub mod oauth;
+pub mod sdcwt;
 pub mod server;
 pub mod state;
 

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use lanyard_core::oauth::{AuthMethod, GrantType, SpiffeIdPattern, TokenTypeUri};
 use lanyard_core::{JwkSet, SpiffeId, UnixTime, WorkloadId};
 
+pub use crate::sdcwt::EntryClaims;
+
 /// A selector `type:value`, e.g. `unix:uid:1000` (type `unix`, value `uid:1000`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Selector {
@@ -58,6 +60,9 @@ pub struct Entry {
     pub federates_with: Vec<String>,
     /// Whether the workload may use the admin API.
     pub admin: bool,
+    /// The claims of the entry's SD-CWTs and their disclosure policy.
+    #[serde(default, skip_serializing_if = "EntryClaims::is_empty")]
+    pub claims: EntryClaims,
     /// Increases on every update.
     pub revision: u64,
     /// Creation time.
@@ -91,6 +96,9 @@ pub struct EntrySpec {
     /// Admin flag.
     #[serde(default)]
     pub admin: bool,
+    /// The claims of the entry's SD-CWTs and their disclosure policy.
+    #[serde(default, skip_serializing_if = "EntryClaims::is_empty")]
+    pub claims: EntryClaims,
 }
 
 /// An attested node agent.
@@ -139,6 +147,9 @@ pub enum AuthorityKind {
     /// The OAuth authorization server's access-token signing key (RFC 9068 `at+jwt`),
     /// published in the AS's own JWKS and never in the SPIFFE bundle.
     AccessToken,
+    /// The SD-CWT signing key (`lanyard-server/src/sdcwt.rs`): published at the SD-CWT
+    /// issuer key endpoints, never in the SPIFFE bundle.
+    SdCwt,
 }
 
 impl AuthorityKind {
@@ -149,6 +160,7 @@ impl AuthorityKind {
             AuthorityKind::Jwt => "jwt",
             AuthorityKind::Wit => "wit",
             AuthorityKind::AccessToken => "access-token",
+            AuthorityKind::SdCwt => "sd-cwt",
         }
     }
 }

@@ -240,6 +240,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
             jwt_key_ttl: config.signing_key_ttl,
             wit_key_ttl: config.signing_key_ttl,
             access_token_key_ttl: config.oauth.signing_key_ttl,
+            sd_cwt_key_ttl: config.signing_key_ttl,
             max_credential_ttl: config
                 .default_x509_svid_ttl
                 .max(config.default_wit_ttl)

@@ -99,6 +99,7 @@ impl Harness {
             dns_names: vec!["web.example.org".into()],
             federates_with: Vec::new(),
             admin: false,
+            claims: Default::default(),
         };
         self.server
             .state
@@ -122,6 +123,7 @@ impl Harness {
             dns_names: Vec::new(),
             federates_with: trust_domains.iter().map(|td| (*td).to_owned()).collect(),
             admin: false,
+            claims: Default::default(),
         };
         self.server
             .state
@@ -499,6 +501,7 @@ async fn sync_entries_streams_a_snapshot_then_changes() {
         dns_names: spec.dns_names,
         federates_with: spec.federates_with,
         admin: spec.admin,
+        claims: Default::default(),
     };
     h.server
         .state
@@ -1476,4 +1479,165 @@ async fn https_web_federation_against_a_public_tls_endpoint() {
 
     a.0.server.shutdown().await.unwrap();
     b.0.server.shutdown().await.unwrap();
+}
+
+/// `NewSdCwt`: an SD-CWT about the entry's workload, bound to the given key, with the
+/// entry's claims and the server's facts redacted by the entry's policy, signed by a key
+/// that is not in the SPIFFE bundle; only for the agent's own entries.
+#[tokio::test]
+async fn sd_cwt_issuance_follows_the_entry_policy() {
+    use lanyard_core::cbor::Value;
+    use lanyard_core::cose::{CoseKey, CoseKeySet};
+    use lanyard_core::spice::sd_cwt::{
+        DisclosureKind, HolderSdCwt, IssuerKey, KbtParams, PresentationContext, SdCwtPolicy, SdCwtVerifier,
+    };
+    use lanyard_server::model::{AuthorityKind, EntryClaims};
+
+    let h = Harness::start().await;
+    let agent = h.attest().await;
+    let claims: EntryClaims = serde_json::from_value(serde_json::json!({
+        "claims": {"env": "prod", "region": "eu-west-1", "email": "payments@example.org"},
+        "always_disclosed": ["env"],
+    }))
+    .unwrap();
+    let spec = EntrySpec {
+        spiffe_id: WorkloadId::parse("spiffe://example.org/payments").unwrap(),
+        parent_id: SpiffeId::parse(&agent.id).unwrap(),
+        selectors: vec![Selector::parse("unix:uid:1000").unwrap()],
+        x509_svid_ttl: 0,
+        jwt_svid_ttl: 0,
+        wit_ttl: 600,
+        dns_names: Vec::new(),
+        federates_with: Vec::new(),
+        admin: false,
+        claims,
+    };
+    let state = &h.server.state;
+    let mine = state.stores.entries.create_entry(&spec, h.now()).await.unwrap().id;
+    let theirs = h
+        .entry(
+            "spiffe://example.org/db",
+            "spiffe://example.org/lanyard/agent/join_token/bbbbbbbbbbbbbbbb",
+        )
+        .await;
+    let mut client = h.as_agent(&agent).await;
+    let provider = lanyard_crypto::provider();
+    let holder = lanyard_crypto::KeyPair::generate(Algorithm::ESP256).unwrap();
+    let cnf = serde_json::to_string(&lanyard_core::SigningKey::public_jwk(&holder)).unwrap();
+
+    let issued = client
+        .new_sd_cwt(pb::NewSdCwtRequest {
+            entry_id: mine.clone(),
+            cnf_jwk: cnf.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.expires_at - issued.issued_at, 600);
+
+    // The issuer key: an SD-CWT authority, not in the SPIFFE bundle.
+    let jwks = state.keys.jwks(AuthorityKind::SdCwt).await.unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    let kid = jwks.keys[0].kid.clone().unwrap();
+    let bundle = SpiffeBundle::parse(h.td(), &agent.bundle.json).unwrap();
+    let in_bundle = bundle
+        .jwt_authorities
+        .iter()
+        .chain(&bundle.wit_authorities)
+        .any(|k| k.kid.as_deref() == Some(kid.as_str()));
+    assert!(!in_bundle, "the SD-CWT key must not be a SPIFFE trust anchor");
+    let set = CoseKeySet::from_jwk_set(&jwks).unwrap();
+    let issuer_public = set.keys[0].verifying_key(provider.as_ref(), Algorithm::ES256).unwrap();
+
+    // The holder sees everything: env and trust_domain in the clear, four disclosures.
+    let held = HolderSdCwt::receive(
+        &issued.token,
+        issuer_public.as_ref(),
+        &CoseKey::from_jwk(&lanyard_core::SigningKey::public_jwk(&holder)).unwrap(),
+        provider.as_ref(),
+        &SdCwtPolicy::default(),
+        h.now(),
+    )
+    .unwrap();
+    let names: Vec<&str> = held
+        .disclosures()
+        .iter()
+        .filter_map(|d| match d.kind() {
+            DisclosureKind::Claim { key, .. } => key.as_text(),
+            _ => None,
+        })
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["node", "region", "selectors"]);
+    // `email` is an OIDC-CWT claim: redacted under its label.
+    assert_eq!(held.disclosures().len(), 4);
+    assert_eq!(
+        held.standard_claims().sub.as_deref(),
+        Some("spiffe://example.org/payments")
+    );
+    assert_eq!(held.standard_claims().iss.as_deref(), Some(state.public_url.as_str()));
+
+    // A presentation of `region` only: the verifier sees it and the always-disclosed claims.
+    let region =
+        held.select(|d| matches!(d.kind(), DisclosureKind::Claim { key, .. } if key.as_text() == Some("region")));
+    let kbt = held
+        .present(
+            &region,
+            &KbtParams {
+                audience: "https://inventory.example.org",
+                issued_at: Some(h.now()),
+                ..KbtParams::default()
+            },
+            &holder,
+        )
+        .unwrap();
+    let verifier = SdCwtVerifier::new(provider.clone(), SdCwtPolicy::default()).with_issuer(
+        IssuerKey::new(issuer_public)
+            .with_kid(kid.into_bytes())
+            .with_issuer(state.public_url.clone()),
+    );
+    let seen = verifier
+        .verify(
+            &kbt,
+            &PresentationContext {
+                audience: "https://inventory.example.org",
+                nonce: None,
+            },
+            h.now(),
+        )
+        .unwrap();
+    let text = |name: &str| seen.claims.get(&Value::text(name)).and_then(Value::as_text);
+    assert_eq!(text("env"), Some("prod"));
+    assert_eq!(text("region"), Some("eu-west-1"));
+    assert_eq!(text("trust_domain"), Some("spiffe://example.org"));
+    assert!(text("node").is_none() && seen.claims.get(&Value::text("selectors")).is_none());
+    assert!(seen.claims.get_int(179).is_none(), "email stays undisclosed");
+
+    // Refusals: another agent's entry, no key, a private key.
+    let err = client
+        .new_sd_cwt(pb::NewSdCwtRequest {
+            entry_id: theirs,
+            cnf_jwk: cnf,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = client
+        .new_sd_cwt(pb::NewSdCwtRequest {
+            entry_id: mine.clone(),
+            cnf_jwk: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let private = holder.private_jwk().unwrap();
+    let err = client
+        .new_sd_cwt(pb::NewSdCwtRequest {
+            entry_id: mine,
+            cnf_jwk: serde_json::to_string(&private).unwrap(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
 }

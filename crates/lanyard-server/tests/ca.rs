@@ -15,11 +15,14 @@ use lanyard_x509::{SubjectKey, VerifyOptions, X509Authority, X509Bundle, X509Bun
 
 const H: u64 = 3600;
 const T0: u64 = 1_800_000_000;
-const KINDS: [AuthorityKind; 4] = [
+/// Every authority kind; the access-token and SD-CWT keys rotate like the others but are
+/// not in the bundle.
+const KINDS: [AuthorityKind; 5] = [
     AuthorityKind::X509,
     AuthorityKind::Jwt,
     AuthorityKind::Wit,
     AuthorityKind::AccessToken,
+    AuthorityKind::SdCwt,
 ];
 
 fn at(secs: u64) -> UnixTime {
@@ -151,9 +154,14 @@ async fn lifecycle_of_a_day_long_ca() {
         Err(CaError::NoActiveAuthority(AuthorityKind::X509))
     ));
 
-    // First start: one active authority of each kind, in the bundle at once.
+    // First start: one active authority of each kind (the SD-CWT key too, which the
+    // bundle does not show), in the bundle at once.
     let report = m.rotate(at(0)).await.unwrap();
-    assert_eq!(actions(&report, RotationAction::CreatedActive), 4, "{report:?}");
+    assert_eq!(
+        actions(&report, RotationAction::CreatedActive),
+        KINDS.len(),
+        "{report:?}"
+    );
     assert!(report.bundle_changed());
     let bundle = watch.check(&m, true).await;
     assert!(report.sequence > 0);
@@ -194,7 +202,7 @@ async fn lifecycle_of_a_day_long_ca() {
 
     // 12 h: successors are prepared and published, but the old ones still sign.
     let report = m.rotate(at(12 * H)).await.unwrap();
-    assert_eq!(actions(&report, RotationAction::Prepared), 4, "{report:?}");
+    assert_eq!(actions(&report, RotationAction::Prepared), KINDS.len(), "{report:?}");
     let bundle = watch.check(&m, true).await;
     assert_eq!(counts(&bundle), [2, 2, 2]);
     assert_eq!(m.x509_ca().await.unwrap().cert_der(), ca1.cert_der());
@@ -215,8 +223,8 @@ async fn lifecycle_of_a_day_long_ca() {
 
     // 20 h: the prepared ones take over; the old ones stay published (not a bundle change).
     let report = m.rotate(at(20 * H)).await.unwrap();
-    assert_eq!(actions(&report, RotationAction::Activated), 4, "{report:?}");
-    assert_eq!(actions(&report, RotationAction::Retired), 4, "{report:?}");
+    assert_eq!(actions(&report, RotationAction::Activated), KINDS.len(), "{report:?}");
+    assert_eq!(actions(&report, RotationAction::Retired), KINDS.len(), "{report:?}");
     assert!(!report.bundle_changed());
     let bundle = watch.check(&m, false).await;
     assert_eq!(counts(&bundle), [2, 2, 2]);
@@ -245,14 +253,14 @@ async fn lifecycle_of_a_day_long_ca() {
 
     // 24 h: the new active ones reach their own prepare time; the old ones are kept.
     let report = m.rotate(at(24 * H)).await.unwrap();
-    assert_eq!(actions(&report, RotationAction::Prepared), 4, "{report:?}");
+    assert_eq!(actions(&report, RotationAction::Prepared), KINDS.len(), "{report:?}");
     assert_eq!(counts(&watch.check(&m, true).await), [3, 3, 3]);
     // Until notAfter + max_credential_ttl (1 h) the old ones stay.
     assert!(m.rotate(at(25 * H)).await.unwrap().is_empty());
     watch.check(&m, false).await;
     // Then they leave the bundle.
     let report = m.rotate(at(25 * H + 1)).await.unwrap();
-    assert_eq!(actions(&report, RotationAction::Removed), 4, "{report:?}");
+    assert_eq!(actions(&report, RotationAction::Removed), KINDS.len(), "{report:?}");
     let bundle = watch.check(&m, true).await;
     assert_eq!(counts(&bundle), [2, 2, 2]);
     assert!(!bundle.x509_authorities.contains(&ca1.bundle_jwk().unwrap()));
@@ -299,7 +307,7 @@ async fn file_storage_keeps_private_keys_out_of_the_datastore() {
 
     assert_eq!(std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o700);
     let files: Vec<_> = std::fs::read_dir(&keys).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), KINDS.len(), "{files:?}");
     let rows = store.list_authorities(None).await.unwrap();
     for path in &files {
         assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
@@ -382,6 +390,7 @@ async fn encrypted_storage_round_trips_and_a_wrong_kek_fails() {
         AuthorityKind::Jwt => fresh.jwt_signer().await.err(),
         AuthorityKind::Wit => fresh.wit_signer().await.err(),
         AuthorityKind::AccessToken => fresh.access_token_signer().await.err(),
+        AuthorityKind::SdCwt => fresh.sd_cwt_signer().await.err(),
         other => panic!("unexpected authority kind {other:?}"),
     };
     assert!(matches!(err, Some(CaError::Decrypt { .. })), "{err:?}");

@@ -35,6 +35,7 @@ fn spec(writer: u64, i: u64) -> EntrySpec {
         dns_names: Vec::new(),
         federates_with: Vec::new(),
         admin: false,
+        claims: Default::default(),
     }
 }
 

@@ -61,16 +61,26 @@ async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (St
     let req = req
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or_default().to_owned())
-        .unwrap_or_default();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let (status, headers, bytes) = raw(app, req).await;
+    let content_type = header(&headers, "content-type");
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, value, content_type)
+}
+
+/// Sends `req`; the status, headers and body bytes.
+async fn raw(app: &Router, req: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    (status, headers, bytes)
+}
+
+/// A header's value as text ("" when absent).
+fn header(headers: &http::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -439,4 +449,246 @@ async fn openapi_document_lists_every_route() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi.json");
     }
+}
+
+/// `GET path` with `Accept: accept`.
+async fn get_as(app: &Router, path: &str, accept: &str) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let req = Request::get(path).header("accept", accept).body(Body::empty()).unwrap();
+    raw(app, req).await
+}
+
+/// SPICE metadata discovery (Lanyard's profile): the entity document links the SD-CWT
+/// resources; the issuer keys negotiate JWK Set vs COSE_KeySet; the entity document and
+/// the capabilities come signed on request; the nonce endpoint hands out fresh nonces; an
+/// SD-CWT the server issues verifies with the published COSE key.
+#[tokio::test]
+async fn sd_cwt_metadata_is_discoverable_and_signed() {
+    use lanyard_core::cbor::{Limits, Value as Cbor};
+    use lanyard_core::cose::{CoseKey, CoseKeySet, CoseSign1};
+    use lanyard_core::spice::sd_cwt::{HolderSdCwt, SdCwtPolicy};
+
+    let f = fixture().await;
+    let app = public::router(f.state.clone(), None);
+    let u = "https://lanyard.example.org";
+
+    let (_, entity, ct) = call(&app, "GET", "/", None).await;
+    assert_eq!(ct, "application/json");
+    for (purpose, path) in [
+        ("keys/sd-cwt", "/keys/sd-cwt"),
+        ("capabilities", "/capabilities"),
+        ("nonce", "/nonce"),
+    ] {
+        assert_eq!(entity[purpose], format!("{u}{path}"), "{purpose}");
+    }
+    assert!(
+        entity.as_object().unwrap().values().all(Value::is_string),
+        "URLs only: {entity}"
+    );
+
+    // Keys, by Accept.
+    let (status, headers, body) = get_as(&app, "/keys/sd-cwt", "application/jwk-set+json").await;
+    assert_eq!(
+        (status, header(&headers, "content-type").as_str()),
+        (StatusCode::OK, "application/jwk-set+json")
+    );
+    assert_eq!(header(&headers, "vary"), "accept");
+    let jwks = JwkSet::from_json(&body).unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    assert!(!jwks.keys[0].is_private());
+    let kid = jwks.keys[0].kid.clone().unwrap();
+    let (status, headers, body) = get_as(&app, "/keys/sd-cwt", "text/html;q=0.9, application/cose-key-set").await;
+    assert_eq!(
+        (status, header(&headers, "content-type").as_str()),
+        (StatusCode::OK, "application/cose-key-set")
+    );
+    let set = CoseKeySet::decode(&body).unwrap();
+    let key = set.find(kid.as_bytes()).unwrap();
+    assert_eq!(key.alg, Some(Algorithm::ES256));
+    assert_eq!(
+        get_as(&app, "/keys/sd-cwt", "text/html").await.0,
+        StatusCode::NOT_ACCEPTABLE
+    );
+    assert_eq!(
+        get_as(&app, "/keys/sd-cwt", "application/cose-key-set;q=0").await.0,
+        StatusCode::NOT_ACCEPTABLE
+    );
+    // Not a SPIFFE trust anchor.
+    let (_, bundle, _) = call(&app, "GET", "/bundle", None).await;
+    assert!(
+        !bundle.to_string().contains(&kid),
+        "the SD-CWT key is not in the bundle"
+    );
+
+    // Capabilities, plain and signed.
+    let (_, caps, _) = call(&app, "GET", "/capabilities", None).await;
+    assert_eq!(caps["credential_types"][0]["typ"], 293);
+    assert_eq!(caps["presentation_types"][0]["media_type"], "application/kb+cwt");
+    assert_eq!(caps["sd_alg_values_supported"][0]["cose"], -16);
+    assert_eq!(caps["cnf_methods_supported"], json!(["COSE_Key"]));
+    assert_eq!(caps["nonce"], format!("{u}/nonce"));
+    let verifying = key
+        .verifying_key(&*lanyard_crypto::provider(), Algorithm::ES256)
+        .unwrap();
+    for (path, field, expected) in [("/", "id", u), ("/capabilities", "id", u)] {
+        let (status, headers, body) = get_as(&app, path, "application/cwt").await;
+        assert_eq!(
+            (status, header(&headers, "content-type").as_str()),
+            (StatusCode::OK, "application/cwt"),
+            "{path}"
+        );
+        let cwt = CoseSign1::decode(&body, &Limits::default()).unwrap();
+        assert_eq!(cwt.kid(), Some(kid.as_bytes()));
+        assert_eq!(cwt.protected_value(16).and_then(Cbor::as_i64), Some(61));
+        cwt.verify(verifying.as_ref()).unwrap();
+        let claims = lanyard_core::cbor::decode(cwt.payload()).unwrap();
+        assert_eq!(claims.get_int(1).and_then(Cbor::as_text), Some(u));
+        let doc = claims.get(&Cbor::text("document")).unwrap();
+        assert_eq!(
+            doc.get(&Cbor::text(field)).and_then(Cbor::as_text),
+            Some(expected),
+            "{path}"
+        );
+    }
+
+    // Nonces: fresh each time, 16 bytes, not cached.
+    let req = || Request::post("/nonce").body(Body::empty()).unwrap();
+    let (status, headers, first) = raw(&app, req()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "cache-control"), "no-store");
+    let (_, _, second) = raw(&app, req()).await;
+    let nonce = |b: &[u8]| {
+        serde_json::from_slice::<Value>(b).unwrap()["c_nonce"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(nonce(&first), nonce(&second));
+    assert_eq!(nonce(&first).len(), 22, "16 bytes in base64url");
+
+    // An issued SD-CWT verifies with the published COSE key.
+    let spec: lanyard_server::model::EntrySpec = serde_json::from_value(json!({
+        "spiffe_id": "spiffe://example.org/payments",
+        "parent_id": "spiffe://example.org/lanyard/agent/join_token/aaaaaaaaaaaaaaaa",
+        "selectors": [{"type": "unix", "value": "uid:1000"}],
+        "claims": {"claims": {"env": "prod"}},
+    }))
+    .unwrap();
+    let entry = f.state.stores.entries.create_entry(&spec, NOW).await.unwrap();
+    assert_eq!(entry.claims.claims["env"], "prod");
+    let holder = lanyard_crypto::KeyPair::generate(Algorithm::ES256).unwrap();
+    let holder_jwk = lanyard_core::SigningKey::public_jwk(&holder);
+    let minted = lanyard_server::sdcwt::mint_sd_cwt(&f.state, &entry, &holder_jwk, Some(60))
+        .await
+        .unwrap();
+    assert_eq!(minted.expires_at, NOW.plus(60));
+    let held = HolderSdCwt::receive(
+        &minted.token,
+        verifying.as_ref(),
+        &CoseKey::from_jwk(&holder_jwk).unwrap(),
+        &*lanyard_crypto::provider(),
+        &SdCwtPolicy::default(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(held.disclosures().len(), 3, "env, node and selectors are redacted");
+    let private = holder.private_jwk().unwrap();
+    let err = lanyard_server::sdcwt::mint_sd_cwt(&f.state, &entry, &private, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("public key"), "{err}");
+}
+
+/// `POST /credentials/sd-cwt`: a workload authenticated with its WIT-SVID and a WPT gets an
+/// SD-CWT about itself bound to the WIT's key; no or bad credentials are 401 with
+/// `WWW-Authenticate: WPT`, an identity without an entry 403.
+#[tokio::test]
+async fn a_workload_with_a_wit_and_wpt_gets_its_sd_cwt() {
+    use lanyard_core::cose::{CoseKey, CoseKeySet};
+    use lanyard_core::spice::sd_cwt::{HolderSdCwt, SdCwtPolicy};
+    use lanyard_core::{WorkloadId, WptParams, create_wpt};
+
+    let f = fixture().await;
+    let app = public::router(f.state.clone(), None);
+    let audience = "https://lanyard.example.org/credentials/sd-cwt";
+    let spec: lanyard_server::model::EntrySpec = serde_json::from_value(json!({
+        "spiffe_id": "spiffe://example.org/payments",
+        "parent_id": "spiffe://example.org/lanyard/agent/join_token/aaaaaaaaaaaaaaaa",
+        "selectors": [{"type": "unix", "value": "uid:1000"}],
+        "claims": {"claims": {"env": "prod"}, "always_disclosed": ["env"]},
+    }))
+    .unwrap();
+    f.state.stores.entries.create_entry(&spec, NOW).await.unwrap();
+    let provider = lanyard_crypto::provider();
+    let workload = lanyard_crypto::KeyPair::generate(Algorithm::ES256).unwrap();
+    let public_jwk = lanyard_core::SigningKey::public_jwk(&workload);
+    let request = |id: &str| {
+        let sub = WorkloadId::parse(id).unwrap();
+        let state = f.state.clone();
+        let public_jwk = public_jwk.clone();
+        let workload = &workload;
+        let provider = provider.clone();
+        async move {
+            let wit = lanyard_server::issue::mint_wit(&state, &sub, &public_jwk, None)
+                .await
+                .unwrap();
+            let params = WptParams {
+                wit: &wit,
+                audience,
+                lifetime: 60,
+                access_token: None,
+                txn_token: None,
+                other_tokens: &[],
+                wpt01: false,
+            };
+            let wpt = create_wpt(workload, &params, NOW, provider.as_ref()).unwrap();
+            Request::post("/credentials/sd-cwt")
+                .header("workload-identity-token", wit)
+                .header("authorization", format!("WPT {wpt}"))
+                .body(Body::empty())
+                .unwrap()
+        }
+    };
+
+    let (status, headers, body) = raw(&app, request("spiffe://example.org/payments").await).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(header(&headers, "content-type"), "application/sd-cwt");
+    let (_, _, keys) = get_as(&app, "/keys/sd-cwt", "application/cose-key-set").await;
+    let issuer = CoseKeySet::decode(&keys).unwrap().keys[0]
+        .verifying_key(provider.as_ref(), Algorithm::ES256)
+        .unwrap();
+    let held = HolderSdCwt::receive(
+        &body,
+        issuer.as_ref(),
+        &CoseKey::from_jwk(&public_jwk).unwrap(),
+        provider.as_ref(),
+        &SdCwtPolicy::default(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        held.standard_claims().sub.as_deref(),
+        Some("spiffe://example.org/payments")
+    );
+    assert_eq!(held.disclosures().len(), 2, "node and selectors");
+
+    // No credentials, a replayed proof, an identity without an entry.
+    let (status, body, _) = call(&app, "POST", "/credentials/sd-cwt", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let replayed = request("spiffe://example.org/payments").await;
+    let copy = Request::post("/credentials/sd-cwt")
+        .header(
+            "workload-identity-token",
+            replayed.headers()["workload-identity-token"].clone(),
+        )
+        .header("authorization", replayed.headers()["authorization"].clone())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(raw(&app, replayed).await.0, StatusCode::OK);
+    let (status, headers, _) = raw(&app, copy).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&headers, "www-authenticate"), "WPT");
+    assert_eq!(
+        raw(&app, request("spiffe://example.org/nobody").await).await.0,
+        StatusCode::FORBIDDEN
+    );
 }

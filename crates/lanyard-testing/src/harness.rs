@@ -157,6 +157,7 @@ pub fn entry_spec(spiffe_id: &str, parent: &str, selectors: &[&str]) -> EntrySpe
         dns_names: vec![],
         federates_with: Vec::new(),
         admin: false,
+        claims: Default::default(),
     }
 }
 

@@ -19,6 +19,8 @@
 //!   obtains tokens with `client_credentials`, authenticated by the workload's JWT-SVID,
 //!   a `private_key_jwt` key or its X.509-SVID (feature `workload-api`:
 //!   `WorkloadApiClientCredentials`, fed by the agent), optionally DPoP-bound.
+//! - SPICE: [`sdcwt::SdCwtLayer`] verifies SD-CWT presentations (SD-KBTs) and hands
+//!   handlers only the disclosed claims ([`sdcwt::DisclosedClaims`]).
 //!
 //! It does not issue credentials (that is the identity server's job) and does not do the
 //! TLS handshake itself: for mTLS it reads the peer identity that
@@ -68,6 +70,7 @@ mod credentials;
 mod error;
 pub mod mtls;
 pub mod oauth;
+pub mod sdcwt;
 mod server;
 mod txn_token;
 #[cfg(feature = "workload-api")]

@@ -31,7 +31,7 @@ pub type Watch<T> = Pin<Box<dyn Stream<Item = Result<T, ClientError>> + Send + '
 
 /// Adds `workload.spiffe.io: true` to every request.
 #[derive(Clone, Copy, Debug, Default)]
-struct SecurityHeader;
+pub(crate) struct SecurityHeader;
 
 impl Interceptor for SecurityHeader {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -43,12 +43,16 @@ impl Interceptor for SecurityHeader {
 }
 
 type Inner = SpiffeWorkloadApiClient<InterceptedService<Channel, SecurityHeader>>;
+pub(crate) type SdCwtInner =
+    lanyard_api::spice::v1::sd_cwt_client::SdCwtClient<InterceptedService<Channel, SecurityHeader>>;
 
 /// A client of the SPIFFE Workload API. Cheap to clone: clones share one HTTP/2 connection,
 /// which reconnects by itself after failures.
 #[derive(Clone, Debug)]
 pub struct WorkloadApiClient {
     inner: Inner,
+    /// Lanyard's SD-CWT extension on the same channel (`crate::sdcwt`).
+    pub(crate) sd_cwt: SdCwtInner,
     address: Option<EndpointAddress>,
 }
 
@@ -128,6 +132,10 @@ impl WorkloadApiClient {
 
     fn with_address(channel: Channel, address: Option<EndpointAddress>) -> WorkloadApiClient {
         WorkloadApiClient {
+            sd_cwt: lanyard_api::spice::v1::sd_cwt_client::SdCwtClient::with_interceptor(
+                channel.clone(),
+                SecurityHeader,
+            ),
             inner: SpiffeWorkloadApiClient::with_interceptor(channel, SecurityHeader),
             address,
         }

@@ -7,7 +7,8 @@
 //!   and their bundles, and JWT-SVID validation; it sends the `workload.spiffe.io: true`
 //!   security header on every call, validates every response (mandatory fields, DER
 //!   encodings, SPIFFE IDs matching certificates) and maps gRPC statuses to
-//!   [`ClientError`].
+//!   [`ClientError`]; and [`WorkloadApiClient::fetch_sd_cwt`], Lanyard's SD-CWT extension
+//!   on the same socket ([`SdCwtEntry`]).
 //! - [`files::FileWriter`]: keeps SVIDs, keys and bundles on disk (atomically, mode 0600)
 //!   for applications that do not speak the Workload API, running a reload command after
 //!   each rotation.
@@ -34,6 +35,7 @@ pub mod address;
 mod client;
 mod error;
 pub mod files;
+mod sdcwt;
 mod types;
 
 // Public API
@@ -42,4 +44,5 @@ pub use client::{SECURITY_HEADER, Watch, WorkloadApiClient, connect_channel};
 pub use error::ClientError;
 /// The DER certificate and PKCS#8 key types of [`X509SvidEntry`] (from `rustls-pki-types`).
 pub use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+pub use sdcwt::SdCwtEntry;
 pub use types::{JwtBundles, JwtSvidEntry, WitBundles, WitSvidEntry, X509Bundles, X509Context, X509SvidEntry};

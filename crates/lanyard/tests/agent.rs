@@ -261,3 +261,127 @@ fn a_workload_gets_its_credentials_from_the_agent() {
     assert!(agent.stop().success());
     assert!(server.stop().success());
 }
+
+/// The README's SPICE agent path: an entry with claims and a disclosure policy, the
+/// workload's SD-CWT fetched through the agent, presented with a subset disclosed and
+/// verified against the issuer keys the server publishes.
+#[test]
+fn an_sd_cwt_from_the_agent_round_trips_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let server = Server::start(dir);
+    let agent = Agent::start(dir, &server);
+    let admin = server.admin_socket.to_str().unwrap().to_owned();
+    let uid = std::fs::metadata("/proc/self").unwrap().uid().to_string();
+    ok(
+        lanyard(dir)
+            .args(["entry", "create", "--spiffe-id", "spiffe://example.org/payments"])
+            .args(["--parent-id", &agent.id, "--selector", &format!("unix:uid:{uid}")])
+            .args([
+                "--claims",
+                r#"{"env": "prod", "region": "eu-west-1", "owner": "team-payments"}"#,
+                "--disclose",
+                "env",
+                "--socket",
+                &admin,
+            ])
+            .output()
+            .unwrap(),
+        "entry create --claims",
+    );
+    // Claims the server could not issue are refused when the entry is created.
+    let refused = lanyard(dir)
+        .args(["entry", "create", "--spiffe-id", "spiffe://example.org/bad"])
+        .args(["--parent-id", &agent.id, "--selector", &format!("unix:uid:{uid}")])
+        .args(["--claims", r#"{"iss": "me"}"#, "--socket", &admin])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("set by the server"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.status()["entries"] != 1 {
+        assert!(Instant::now() < deadline, "no entry: {}", agent.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let printed = ok(
+        run(dir, &agent.endpoint, &["workload", "fetch", "sd-cwt"]),
+        "fetch sd-cwt",
+    );
+    let shown: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(shown["spiffe_id"], "spiffe://example.org/payments");
+    assert!(
+        shown["sd_cwt"].is_string() && shown["public_key"]["x"].is_string(),
+        "{shown}"
+    );
+    assert!(!printed.contains("\"d\""), "no private key by default: {printed}");
+    credential_files(
+        dir,
+        &agent.endpoint,
+        "sd-cwt",
+        &["sd_cwt.hex", "sd_cwt_key.jwk"],
+        "sd_cwt_key.jwk",
+        "\"d\"",
+    );
+    let inspected = ok(
+        lanyard(dir)
+            .args(["sdcwt", "inspect", "@sd-cwt-files/sd_cwt.hex"])
+            .output()
+            .unwrap(),
+        "sdcwt inspect",
+    );
+    for shown in [
+        "\"region\" = \"eu-west-1\"",
+        "\"owner\" = \"team-payments\"",
+        "\"node\"",
+    ] {
+        assert!(inspected.contains(shown), "inspect shows {shown}: {inspected}");
+    }
+
+    let (code, jwks) = server.get("/keys/sd-cwt");
+    assert_eq!(code, 200, "{jwks}");
+    std::fs::write(dir.join("sd-issuer.jwks"), jwks).unwrap();
+    let presented = lanyard(dir)
+        .args([
+            "sdcwt",
+            "present",
+            "@sd-cwt-files/sd_cwt.hex",
+            "--key",
+            "sd-cwt-files/sd_cwt_key.jwk",
+        ])
+        .args([
+            "--issuer",
+            "sd-issuer.jwks",
+            "--aud",
+            "https://ledger.example.org",
+            "--disclose",
+            "region",
+        ])
+        .output()
+        .unwrap();
+    assert!(presented.status.success(), "present: {}", text(&presented.stderr));
+    std::fs::write(dir.join("presentation.cbor"), &presented.stdout).unwrap();
+    let verified = ok(
+        lanyard(dir)
+            .args(["sdcwt", "verify", "@presentation.cbor", "--issuer", "sd-issuer.jwks"])
+            .args([
+                "--iss",
+                &format!("http://{}", server.public),
+                "--aud",
+                "https://ledger.example.org",
+            ])
+            .output()
+            .unwrap(),
+        "sdcwt verify",
+    );
+    assert!(verified.starts_with("valid SD-KBT"), "{verified}");
+    assert!(verified.contains("\"region\": \"eu-west-1\""), "{verified}");
+    assert!(verified.contains("\"env\": \"prod\""), "{verified}");
+    for hidden in ["team-payments", "\"node\"", "\"selectors\""] {
+        assert!(!verified.contains(hidden), "{hidden} must stay hidden: {verified}");
+    }
+}

@@ -118,7 +118,10 @@ fn run_steps(dir: &Path, steps: Vec<Step>) -> Vec<(String, Output)> {
 #[test]
 fn readme_walkthrough_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    let steps = readme_steps("## Tokens by hand, step by step", "## Selective disclosure with SD-CWT");
+    let steps = readme_steps(
+        "## Tokens by hand, step by step",
+        "## Selectively disclosable credentials (SPICE)",
+    );
     assert!(steps.len() >= 10, "walkthrough has {} commands", steps.len());
     for (command, out) in run_steps(dir.path(), steps) {
         if command.starts_with("lanyard token verify") && out.status.success() {
@@ -130,7 +133,10 @@ fn readme_walkthrough_works_as_written() {
 #[test]
 fn readme_sd_cwt_round_trip_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    let steps = readme_steps("## Selective disclosure with SD-CWT", "## Using the library");
+    let steps = readme_steps(
+        "## Selectively disclosable credentials (SPICE)",
+        "### From the server, through the agent",
+    );
     assert!(steps.len() >= 8, "the SD-CWT section has {} commands", steps.len());
     let outputs = run_steps(dir.path(), steps);
     let inspected = outputs

@@ -6,8 +6,13 @@
 //! entry gets `PermissionDenied`. Streams send the caller's full state at once and again
 //! whenever it changes; bundle maps are keyed `spiffe://<trust domain>`.
 //!
+//! The same service also serves Lanyard's SD-CWT extension (`lanyard.spice.v1.SdCwt`,
+//! submodule `sdcwt`) on the same socket, with the same header and attestation.
+//!
 //! Every refusal is a [`WorkloadApiError`]; its gRPC status is chosen in one place
 //! (`From<WorkloadApiError> for tonic::Status` in `error.rs`), never here.
+
+mod sdcwt;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;

@@ -411,6 +411,34 @@ pub struct NewWitResponse {
     #[prost(int64, tag = "3")]
     pub issued_at: i64,
 }
+/// Request for `NewSdCwt`.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NewSdCwtRequest {
+    /// Id of an entry authorized for the calling agent; its SPIFFE ID becomes
+    /// the token's `sub`.
+    #[prost(string, tag = "1")]
+    pub entry_id: ::prost::alloc::string::String,
+    /// The holder's public key as a JWK (RFC 7517) JSON object; the server
+    /// puts it in the token's `cnf` claim as a COSE_Key (RFC 8747). Must not
+    /// contain private key members. Required.
+    #[prost(string, tag = "2")]
+    pub cnf_jwk: ::prost::alloc::string::String,
+}
+/// Response to `NewSdCwt`.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NewSdCwtResponse {
+    /// The SD-CWT: a tagged COSE_Sign1 (CBOR, RFC 9052) whose unprotected
+    /// `sd_claims` header (17) holds every disclosure, so the holder sees all
+    /// of its claims.
+    #[prost(bytes = "vec", tag = "1")]
+    pub token: ::prost::alloc::vec::Vec<u8>,
+    /// The token's `exp` claim, seconds since the Unix epoch.
+    #[prost(int64, tag = "2")]
+    pub expires_at: i64,
+    /// The token's `iat` claim, seconds since the Unix epoch.
+    #[prost(int64, tag = "3")]
+    pub issued_at: i64,
+}
 /// Request for `GetBundles`. There are no parameters: the caller is
 /// identified by its mTLS agent SVID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -687,6 +715,34 @@ pub mod agent_api_client {
                 .insert(GrpcMethod::new("lanyard.agent.v1.AgentApi", "NewWit"));
             self.inner.unary(req, path, codec).await
         }
+        /// Mints an SD-CWT (draft-ietf-spice-sd-cwt-08) for one entry authorized
+        /// for the calling agent, bound to a key the workload holds: the entry's
+        /// claims and the server's facts (trust domain, node, selectors), each
+        /// redacted unless the entry's policy discloses it always.
+        pub async fn new_sd_cwt(
+            &mut self,
+            request: impl tonic::IntoRequest<super::NewSdCwtRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::NewSdCwtResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lanyard.agent.v1.AgentApi/NewSdCwt",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lanyard.agent.v1.AgentApi", "NewSdCwt"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Returns the current trust bundles for the calling agent: its own
         /// trust domain's and those its entries federate with.
         pub async fn get_bundles(
@@ -802,6 +858,17 @@ pub mod agent_api_server {
             &self,
             request: tonic::Request<super::NewWitRequest>,
         ) -> std::result::Result<tonic::Response<super::NewWitResponse>, tonic::Status>;
+        /// Mints an SD-CWT (draft-ietf-spice-sd-cwt-08) for one entry authorized
+        /// for the calling agent, bound to a key the workload holds: the entry's
+        /// claims and the server's facts (trust domain, node, selectors), each
+        /// redacted unless the entry's policy discloses it always.
+        async fn new_sd_cwt(
+            &self,
+            request: tonic::Request<super::NewSdCwtRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::NewSdCwtResponse>,
+            tonic::Status,
+        >;
         /// Returns the current trust bundles for the calling agent: its own
         /// trust domain's and those its entries federate with.
         async fn get_bundles(
@@ -1143,6 +1210,49 @@ pub mod agent_api_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = NewWitSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lanyard.agent.v1.AgentApi/NewSdCwt" => {
+                    #[allow(non_camel_case_types)]
+                    struct NewSdCwtSvc<T: AgentApi>(pub Arc<T>);
+                    impl<T: AgentApi> tonic::server::UnaryService<super::NewSdCwtRequest>
+                    for NewSdCwtSvc<T> {
+                        type Response = super::NewSdCwtResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::NewSdCwtRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as AgentApi>::new_sd_cwt(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = NewSdCwtSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -26,6 +26,7 @@ use crate::entries;
 use crate::error::ServerError;
 use crate::issue;
 use crate::model::{Agent, Entry};
+use crate::sdcwt;
 use crate::state::AppState;
 
 /// The node attestors the agent API offers.
@@ -288,6 +289,26 @@ impl AgentService {
             issued_at,
         })
     }
+
+    /// `NewSdCwt`: authorized like `NewWit`; the SD-CWT lives as long as the entry's WITs.
+    async fn mint_sd_cwt(&self, request: Request<pb::NewSdCwtRequest>) -> Result<pb::NewSdCwtResponse, AgentApiError> {
+        let agent = self.authenticate(&request).await?;
+        let request = request.into_inner();
+        if request.cnf_jwk.is_empty() {
+            return Err(AgentApiError::NoCnfJwk);
+        }
+        let cnf: Jwk = serde_json::from_str(&request.cnf_jwk).map_err(AgentApiError::InvalidCnfJwk)?;
+        let entry = self
+            .authorized_entry(&agent.id, &request.entry_id)
+            .await?
+            .ok_or(AgentApiError::EntryNotAuthorized)?;
+        let minted = sdcwt::mint_sd_cwt(&self.state, &entry, &cnf, nonzero(entry.wit_ttl)).await?;
+        Ok(pb::NewSdCwtResponse {
+            token: minted.token,
+            expires_at: i64::try_from(minted.expires_at.as_secs()).unwrap_or(i64::MAX),
+            issued_at: i64::try_from(minted.issued_at.as_secs()).unwrap_or(i64::MAX),
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -332,6 +353,13 @@ impl AgentApi for AgentService {
 
     async fn new_wit(&self, request: Request<pb::NewWitRequest>) -> Result<Response<pb::NewWitResponse>, Status> {
         Ok(Response::new(self.mint_wit(request).await?))
+    }
+
+    async fn new_sd_cwt(
+        &self,
+        request: Request<pb::NewSdCwtRequest>,
+    ) -> Result<Response<pb::NewSdCwtResponse>, Status> {
+        Ok(Response::new(self.mint_sd_cwt(request).await?))
     }
 
     async fn get_bundles(

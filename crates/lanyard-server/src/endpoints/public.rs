@@ -7,6 +7,7 @@
 //! | `/keys/jwt-svid`, `/keys/wit` | JWK Sets of the JWT-SVID and WIT signing keys (`application/jwk-set+json`) |
 //! | `/.well-known/lanyard-configuration` | RFC 8414-style metadata: issuer, the bundle endpoints served, key sets, algorithms |
 //! | `/.well-known/wimse-trust-domain` | draft-schwenkschuster-wimse-trust-domain-discovery-00 metadata |
+//! | `/keys/sd-cwt`, `/capabilities`, `POST /nonce` | SD-CWT issuer metadata (module `spice`: Lanyard's profile of SPICE metadata discovery) |
 //! | `/healthz`, `/readyz` | liveness, readiness (datastore reachable, signing keys active) |
 //! | `/metrics` | Prometheus text format |
 
@@ -25,6 +26,7 @@ use crate::state::AppState;
 pub fn router(state: AppState, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Router {
     Router::new()
         .route("/", get(entity))
+        .merge(super::spice::router(&state))
         .route("/bundle", get(bundle))
         .route("/keys/jwt-svid", get(jwt_keys))
         .route("/keys/wit", get(wit_keys))
@@ -53,20 +55,22 @@ fn typed(content_type: &'static str, body: String) -> Response {
     r
 }
 
-async fn entity(State(s): State<AppState>) -> Response {
+/// The entity document: JSON, or a signed CWT with `Accept: application/cwt` (see
+/// `spice`).
+async fn entity(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response, ServerError> {
     let u = &s.public_url;
-    typed(
-        "application/json",
-        json!({
-            "id": u,
-            "trust_domain": s.trust_domain.name(),
-            "bundle": format!("{u}/bundle"),
-            "keys/jwt-svid": format!("{u}/keys/jwt-svid"),
-            "keys/wit": format!("{u}/keys/wit"),
-            "configuration": format!("{u}/.well-known/lanyard-configuration"),
-        })
-        .to_string(),
-    )
+    let mut doc = json!({
+        "id": u,
+        "trust_domain": s.trust_domain.name(),
+        "bundle": format!("{u}/bundle"),
+        "keys/jwt-svid": format!("{u}/keys/jwt-svid"),
+        "keys/wit": format!("{u}/keys/wit"),
+        "configuration": format!("{u}/.well-known/lanyard-configuration"),
+    });
+    for (purpose, url) in super::spice::entity_links(u) {
+        doc[purpose] = url.into();
+    }
+    super::spice::document(&s, &headers, doc).await
 }
 
 /// The trust domain's SPIFFE bundle (`/bundle` here, `/` on the `https_spiffe` endpoint).

@@ -15,6 +15,7 @@ fn status(e: &ServerError) -> StatusCode {
         ServerError::NotFound(_) => StatusCode::NOT_FOUND,
         ServerError::Conflict(_) => StatusCode::CONFLICT,
         ServerError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+        ServerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         ServerError::Keys(_)
         | ServerError::X509 { .. }
         | ServerError::Tls(_)
@@ -41,6 +42,14 @@ impl IntoResponse for ServerError {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::UNAUTHORIZED {
+            // draft-ietf-wimse-wpt-02 §2.1: the one scheme the server authenticates HTTP
+            // callers with.
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static(lanyard_core::wimse::WPT_SCHEME),
+            );
+        }
         response
     }
 }

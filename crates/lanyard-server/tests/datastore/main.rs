@@ -56,6 +56,7 @@ fn spec(identity: &str, parent: &str, selectors: &[&str]) -> EntrySpec {
         dns_names: Vec::new(),
         federates_with: Vec::new(),
         admin: false,
+        claims: Default::default(),
     }
 }
 
@@ -175,6 +176,7 @@ conformance! {
         entry_event_log,
         entry_concurrent_creates,
         entry_event_pruning,
+        entry_claims,
     ],
     join_tokens: [join_tokens, join_token_concurrent_consume, join_token_pruning],
     agents: [agents],

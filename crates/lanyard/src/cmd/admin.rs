@@ -95,6 +95,15 @@ pub(crate) struct EntryFields {
     /// May use the admin API.
     #[arg(long)]
     admin: bool,
+    /// SD-CWT claims: a JSON object, or `@path` of a file holding one.
+    #[arg(long)]
+    claims: Option<String>,
+    /// A claim always disclosed in the SD-CWT (never redacted); repeatable.
+    #[arg(long = "disclose")]
+    always_disclosed: Vec<String>,
+    /// A claim the holder may withhold (redacted); repeatable. Unlisted claims are too.
+    #[arg(long = "selective")]
+    selectively_disclosable: Vec<String>,
     /// Create the entries in this JSON file (an array) instead.
     #[arg(long, conflicts_with_all = ["spiffe_id", "parent_id"])]
     file: Option<PathBuf>,
@@ -106,7 +115,22 @@ impl EntryFields {
     /// The entry as the admin API takes it; selectors are parsed by the server's own rule.
     fn spec(&self) -> Result<Value> {
         let selectors = lanyard_server::entries::parse_selectors(&self.selectors)?;
+        let claims: Value = match self.claims.as_deref() {
+            None => json!({}),
+            Some(text) => {
+                let text = match text.strip_prefix('@') {
+                    Some(path) => input::read(std::path::Path::new(path))?,
+                    None => text.to_owned(),
+                };
+                serde_json::from_str(&text).context("--claims is not a JSON object")?
+            }
+        };
         Ok(json!({
+            "claims": {
+                "claims": claims,
+                "always_disclosed": self.always_disclosed,
+                "selectively_disclosable": self.selectively_disclosable,
+            },
             "spiffe_id": self.spiffe_id, "parent_id": self.parent_id, "selectors": selectors,
             "x509_svid_ttl": self.x509_svid_ttl, "jwt_svid_ttl": self.jwt_svid_ttl, "wit_ttl": self.wit_ttl,
             "dns_names": self.dns_names, "federates_with": self.federates_with, "admin": self.admin,

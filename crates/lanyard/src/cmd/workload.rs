@@ -72,6 +72,20 @@ pub(crate) enum FetchCommand {
         #[command(flatten)]
         endpoint: EndpointArg,
     },
+    /// A fresh SD-CWT (Lanyard's Workload API extension, `lanyard.spice.v1.SdCwt`): its
+    /// identity, expiry and hex token (JSON); the holder's private key only to files
+    /// (--out: sd_cwt.hex and sd_cwt_key.jwk) or when asked (--show-private-key). Inspect
+    /// and present it with `lanyard sdcwt`.
+    #[command(name = "sd-cwt")]
+    SdCwt {
+        /// Which identity (default: the first).
+        #[arg(long)]
+        spiffe_id: Option<String>,
+        #[command(flatten)]
+        secrets: SecretOutput,
+        #[command(flatten)]
+        endpoint: EndpointArg,
+    },
     /// X.509, JWT and WIT bundles, keyed by trust domain (JSON).
     Bundles {
         #[command(flatten)]
@@ -321,6 +335,42 @@ async fn run_fetch(fetch: FetchCommand) -> Result<ExitCode> {
                 .iter()
                 .map(|s| describe_wit_svid(s, secrets.show_private_key))
                 .collect::<Result<Vec<_>>>()?;
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        FetchCommand::SdCwt {
+            spiffe_id: wanted,
+            secrets,
+            endpoint,
+        } => {
+            let wanted = spiffe_id(wanted.as_deref())?;
+            let fetched = endpoint.connect().await?.fetch_sd_cwt(wanted.as_ref()).await?;
+            let token = lanyard_core::hex::encode(&fetched.token);
+            if let Some(dir) = &secrets.out {
+                secrets.write(
+                    dir,
+                    &[
+                        ("sd_cwt_key.jwk", fetched.key_jwk.clone()),
+                        ("sd_cwt.hex", token.clone()),
+                    ],
+                )?;
+                eprintln!(
+                    "wrote the SD-CWT of {} to {} (sd_cwt.hex, sd_cwt_key.jwk; mode 0600)",
+                    fetched.spiffe_id,
+                    dir.display()
+                );
+            }
+            let key = fetched.key()?;
+            let mut shown = json!({
+                "spiffe_id": fetched.spiffe_id.to_string(),
+                "sd_cwt": token,
+                "exp": fetched.expires_at.as_secs(),
+                "expires": rfc3339(fetched.expires_at),
+                "public_key": key.to_public(),
+            });
+            if secrets.show_private_key {
+                shown["key"] = serde_json::to_value(&key)?;
+            }
             println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -21,6 +21,7 @@ fn parse_kind(s: &str) -> Result<AuthorityKind, StoreError> {
         AuthorityKind::Jwt,
         AuthorityKind::Wit,
         AuthorityKind::AccessToken,
+        AuthorityKind::SdCwt,
     ]
     .into_iter()
     .find(|k| k.as_str() == s)

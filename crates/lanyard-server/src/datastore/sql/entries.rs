@@ -20,7 +20,7 @@ use crate::model::{Entry, EntrySpec, Selector};
 macro_rules! entry_columns {
     () => {
         "id, spiffe_id, parent_id, selectors, x509_svid_ttl, jwt_svid_ttl, wit_ttl, dns_names, \
-         federates_with, admin, revision, created_at"
+         federates_with, admin, claims, revision, created_at"
     };
 }
 
@@ -44,6 +44,7 @@ struct EntryColumns {
     dns_names: String,
     federates_with: String,
     admin: bool,
+    claims: String,
 }
 
 impl EntryColumns {
@@ -62,12 +63,13 @@ impl EntryColumns {
             dns_names: to_json(&spec.dns_names)?,
             federates_with: to_json(&spec.federates_with)?,
             admin: spec.admin,
+            claims: to_json(&spec.claims)?,
         })
     }
 
     /// Binds the columns, in the order `entry_key, spiffe_id, parent_id, selectors,
-    /// x509_svid_ttl, jwt_svid_ttl, wit_ttl, dns_names, federates_with, admin` (the same in
-    /// the INSERT and the UPDATE).
+    /// x509_svid_ttl, jwt_svid_ttl, wit_ttl, dns_names, federates_with, admin, claims` (the
+    /// same in the INSERT and the UPDATE).
     fn bind<'q>(
         &'q self,
         query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
@@ -83,6 +85,7 @@ impl EntryColumns {
             .bind(&self.dns_names)
             .bind(&self.federates_with)
             .bind(self.admin)
+            .bind(&self.claims)
     }
 }
 
@@ -118,6 +121,7 @@ fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {
         dns_names: json_column(row, "dns_names")?,
         federates_with: json_column(row, "federates_with")?,
         admin: bool_column(row, "admin")?,
+        claims: json_column(row, "claims")?,
         revision: u64_column(row, "revision")?,
         created_at: time_column(row, "created_at")?,
         id,
@@ -136,6 +140,7 @@ fn entry_from_spec(id: String, spec: &EntrySpec, revision: u64, created_at: Unix
         dns_names: spec.dns_names.clone(),
         federates_with: spec.federates_with.clone(),
         admin: spec.admin,
+        claims: spec.claims.clone(),
         revision,
         created_at,
     }
@@ -170,8 +175,8 @@ async fn insert_entry(
     let id = new_entry_id(crypto)?;
     let query = sqlx::query(
         "INSERT INTO entries (id, entry_key, spiffe_id, parent_id, selectors, x509_svid_ttl, \
-         jwt_svid_ttl, wit_ttl, dns_names, federates_with, admin, revision, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
+         jwt_svid_ttl, wit_ttl, dns_names, federates_with, admin, claims, revision, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)",
     )
     .bind(&id);
     let result = cols.bind(query).bind(time_param(now)).execute(&mut *conn).await;
@@ -259,7 +264,7 @@ impl EntryStore for SqlDataStore {
         let query = sqlx::query(
             "UPDATE entries SET entry_key = $3, spiffe_id = $4, parent_id = $5, selectors = $6, \
              x509_svid_ttl = $7, jwt_svid_ttl = $8, wit_ttl = $9, dns_names = $10, \
-             federates_with = $11, admin = $12, revision = $13 \
+             federates_with = $11, admin = $12, claims = $13, revision = $14 \
              WHERE id = $1 AND revision = $2",
         )
         .bind(id)
