@@ -82,11 +82,7 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
     let trust = WorkloadApiTrust::start(workload_api.clone()).await.unwrap();
     let billing_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let billing_url = format!("http://{}", billing_listener.local_addr().unwrap());
-    let wpt_only = Modes {
-        wpt: true,
-        http_signature: false,
-        mtls: false,
-    };
+    let wpt_only = Modes::NONE.with_wpt();
     let billing_app = app(&trust, &billing_url, wpt_only, ORDERS);
     let billing_task = tokio::spawn(async move { axum::serve(billing_listener, billing_app).await });
     let orders_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -148,11 +144,7 @@ async fn services_authenticate_each_other_with_credentials_from_the_agent() {
     let billing_x509 = WorkloadApiX509Source::start(workload_api.clone(), id(BILLING))
         .await
         .unwrap();
-    let mtls_only = Modes {
-        wpt: false,
-        http_signature: false,
-        mtls: true,
-    };
+    let mtls_only = Modes::NONE.with_mtls();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let billing_url = format!("https://{}", listener.local_addr().unwrap());
     let tls = lanyard_x509::server_config(

@@ -14,7 +14,10 @@ use lanyard_core::{Clock, ReplayCache, SystemClock, WitPolicy, WorkloadId, WptPo
 use super::rejection::problem;
 use crate::credentials::CredentialSource;
 
-/// Which authentication modes a service accepts.
+/// Which authentication modes a service accepts: [`Modes::ALL`], or [`Modes::NONE`] with the
+/// `with_*` builders (a struct literal is not possible outside this crate: modes will be
+/// added).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Modes {
     /// WIT + Workload Proof Token.
@@ -40,8 +43,7 @@ impl Modes {
         mtls: false,
     };
 
-    /// These modes plus WIT + WPT. Prefer the builders to a struct literal: a mode added
-    /// later will make `Modes` `#[non_exhaustive]`.
+    /// These modes plus WIT + WPT.
     pub const fn with_wpt(mut self) -> Modes {
         self.wpt = true;
         self
