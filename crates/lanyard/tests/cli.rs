@@ -952,6 +952,17 @@ fn token_commands_follow_wpt02_and_refuse_what_verifiers_refuse() {
         "{}",
         text(&out.stdout)
     );
+    // `token verify` checks such a proof's ath only in the wpt-01 mode.
+    let out = wpt("--wpt01 --access-token at-1 > wpt01.jwt");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let verify = "lanyard token verify @wpt01.jwt --wit @wit.jwt --aud https://b.example.org/x \
+        --trust-domain example.org --jwks issuer.pub.jwk --now 1800000000 --access-token at-1";
+    let out = sh(dir.path(), &format!("{verify} --wpt01"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sh(dir.path(), &format!("{verify} --wpt01 --access-token at-2"));
+    assert!(!out.status.success(), "another access token than the one bound");
+    let out = sh(dir.path(), verify);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     // A WIT names a workload: the trust-domain ID is refused, with the diagnostic that says
     // so; and the WIT's 24 h maximum.
     let issue = "lanyard wit issue --key issuer.jwk --cnf w.pub.jwk --sub";

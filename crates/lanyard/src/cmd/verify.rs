@@ -108,9 +108,14 @@ pub(crate) struct VerifyArgs {
     /// profile).
     #[arg(long, value_enum)]
     profile: Option<Profile>,
-    /// The access token sent with the request (checked against the WPT's ath).
+    /// The access token sent with the request, checked against the WPT's ath (a wpt-01
+    /// proof: needs --wpt01; draft-ietf-wimse-wpt-02 proofs never carry an access token).
     #[arg(long)]
     access_token: Option<String>,
+    /// Accept a draft-ietf-wimse-wpt-01 proof (the compatibility mode: its ath binds
+    /// --access-token).
+    #[arg(long)]
+    wpt01: bool,
     /// The authorization server's issuer identifier, for an access token (whose keys, the
     /// server's jwks_uri document, go in --jwks).
     #[arg(long)]
@@ -214,11 +219,12 @@ fn names(types: &[TokenType]) -> String {
 }
 
 /// The options that apply to some token types only: (given, option, types it applies to).
-fn type_rules(args: &VerifyArgs) -> [(bool, &'static str, &'static [TokenType]); 7] {
+fn type_rules(args: &VerifyArgs) -> [(bool, &'static str, &'static [TokenType]); 8] {
     use TokenType::{AccessToken, JwtSvid, Wit, Wpt};
     [
         (args.wit.is_some(), "--wit", &[Wpt]),
         (args.access_token.is_some(), "--access-token", &[Wpt]),
+        (args.wpt01, "--wpt01", &[Wpt]),
         (args.context.txn_token.is_some(), "--txn-token", &[Wpt]),
         (!args.context.headers.is_empty(), "--header", &[Wpt]),
         (args.aud.is_some(), "--aud", &[Wpt, JwtSvid, AccessToken]),
@@ -580,7 +586,10 @@ fn verify_wpt(
     )?;
     let verifier = WptVerifier::new(
         wit_verifier(args, store),
-        WptPolicy::default(),
+        WptPolicy {
+            accept_wpt01: args.wpt01,
+            ..WptPolicy::default()
+        },
         Arc::new(InMemoryReplayCache::new(16)),
     );
     let tokens = ProofTokens {
