@@ -975,3 +975,64 @@ fn token_commands_follow_wpt02_and_refuse_what_verifiers_refuse() {
         assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
     }
 }
+
+/// `token verify` checks a Transaction Token (draft-ietf-oauth-transaction-tokens-11) for
+/// its trust domain with the Transaction Token Service's keys, and its `typ` chooses the
+/// type when no option does.
+#[test]
+fn txn_tokens_verify_for_their_trust_domain() {
+    use lanyard_core::oauth::{Scope, TxnTokenClaims, issue_txn_token};
+    use lanyard_core::{Algorithm, UnixTime};
+    let dir = tempfile::tempdir().unwrap();
+    let key = lanyard_crypto::KeyPair::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("tts-1");
+    let now = 1_800_000_000;
+    let claims = TxnTokenClaims {
+        iss: None,
+        iat: UnixTime(now),
+        exp: UnixTime(now + 60),
+        aud: "example.org".into(),
+        txn: "txn-42".into(),
+        sub: "alice".into(),
+        scope: Scope::parse("calendar.read").unwrap(),
+        req_wl: "spiffe://example.org/agent".into(),
+        tctx: None,
+        rctx: None,
+        extra: serde_json::Map::new(),
+    };
+    let token = issue_txn_token(&key, "tts-1", &claims).unwrap();
+    std::fs::write(dir.path().join("txn.jwt"), &token).unwrap();
+    let jwks = serde_json::json!({"keys": [serde_json::to_value(lanyard_core::SigningKey::public_jwk(&key)).unwrap()]});
+    std::fs::write(dir.path().join("tts.jwks"), jwks.to_string()).unwrap();
+    let verify = format!("lanyard token verify @txn.jwt --jwks tts.jwks --now {}", now + 5);
+    for how in ["--type txn-token", ""] {
+        let out = sh(dir.path(), &format!("{verify} --trust-domain example.org {how}"));
+        assert!(out.status.success(), "{how}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with("valid Txn-Token"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    let (status, report) = verify_json_args(
+        dir.path(),
+        &[
+            "@txn.jwt",
+            "--jwks",
+            "tts.jwks",
+            "--trust-domain",
+            "example.org",
+            "--now",
+            &(now + 5).to_string(),
+        ],
+    );
+    assert_eq!(status, Some(0), "{report}");
+    assert_eq!(report["details"]["txn"], "txn-42", "{report}");
+    // Another trust domain's service refuses it; so does the TTS's key set of another.
+    let out = sh(
+        dir.path(),
+        &format!("{verify} --trust-domain other.org --type txn-token"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}

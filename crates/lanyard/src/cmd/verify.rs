@@ -148,14 +148,19 @@ enum TokenType {
     /// OAuth 2.0 access token (RFC 9068), typ at+jwt, checked with --issuer, --aud and
     /// the authorization server's keys in --jwks.
     AccessToken,
+    /// Transaction Token (draft-ietf-oauth-transaction-tokens-11), typ txntoken+jwt,
+    /// checked for --trust-domain (its aud) with the Transaction Token Service's keys in
+    /// --jwks (Lanyard's: the server's /oauth/jwks).
+    TxnToken,
 }
 
 impl TokenType {
-    const ALL: [TokenType; 4] = [
+    const ALL: [TokenType; 5] = [
         TokenType::Wit,
         TokenType::Wpt,
         TokenType::JwtSvid,
         TokenType::AccessToken,
+        TokenType::TxnToken,
     ];
 
     fn name(self) -> &'static str {
@@ -164,6 +169,7 @@ impl TokenType {
             TokenType::Wpt => "WPT",
             TokenType::JwtSvid => "JWT-SVID",
             TokenType::AccessToken => "access token",
+            TokenType::TxnToken => "Txn-Token",
         }
     }
 
@@ -174,6 +180,7 @@ impl TokenType {
             TokenType::Wpt => "wpt",
             TokenType::JwtSvid => "jwt-svid",
             TokenType::AccessToken => "access-token",
+            TokenType::TxnToken => "txn-token",
         }
     }
 
@@ -184,6 +191,7 @@ impl TokenType {
             TokenType::Wpt => &[Some("wpt+jwt")],
             TokenType::JwtSvid => &[None, Some("JWT"), Some("JOSE")],
             TokenType::AccessToken => &[Some("at+jwt")],
+            TokenType::TxnToken => &[Some("txntoken+jwt")],
         }
     }
 
@@ -459,6 +467,7 @@ fn check(
         TokenType::Wpt => verify_wpt(args, request, store, token, now),
         TokenType::JwtSvid => verify_jwt_svid(args, store, token, now),
         TokenType::AccessToken => verify_access_token(args, token, now),
+        TokenType::TxnToken => verify_txn_token(args, token, now),
     }
 }
 
@@ -631,7 +640,7 @@ fn verify_jwt_svid(args: &VerifyArgs, store: Arc<TrustStore>, token: &str, now: 
 
 /// An RFC 9068 access token, with the authorization server's keys from `--jwks`.
 fn verify_access_token(args: &VerifyArgs, token: &str, now: UnixTime) -> Result<Value, Failure> {
-    use lanyard_core::oauth::{AccessTokenPolicy, AccessTokenVerifier, VerificationKeys};
+    use lanyard_core::oauth::{AccessTokenPolicy, AccessTokenVerifier};
     let issuer = required(
         args.issuer.as_deref(),
         "--issuer",
@@ -642,15 +651,7 @@ fn verify_access_token(args: &VerifyArgs, token: &str, now: UnixTime) -> Result<
         "--aud",
         "an access token is checked for an audience",
     )?;
-    if args.jwks.is_empty() {
-        return Err(Failure::usage("give the authorization server's keys with --jwks FILE"));
-    }
-    let mut keys = Vec::new();
-    for path in &args.jwks {
-        keys.extend(input::public_keys(path).map_err(|e| Failure::input(&e))?);
-    }
-    let provider = lanyard_crypto::provider();
-    let keys = VerificationKeys::from_jwks(provider.as_ref(), issuer, &lanyard_core::JwkSet { keys })?;
+    let keys = signer_keys(args, issuer, "the authorization server's")?;
     let at = AccessTokenVerifier::new(AccessTokenPolicy::new(issuer, aud)).verify(token, &keys, now)?;
     let c = &at.claims;
     Ok(json!({
@@ -665,6 +666,42 @@ fn verify_access_token(args: &VerifyArgs, token: &str, now: UnixTime) -> Result<
         "expires": format!("{} ({})", rfc3339(c.exp), relative(c.exp, now)),
         "cnf": c.cnf,
         "act": c.act,
+    }))
+}
+
+/// The keys of `owner` (an authorization server, a Transaction Token Service) from --jwks.
+fn signer_keys(args: &VerifyArgs, owner: &str, whose: &str) -> Result<lanyard_core::oauth::VerificationKeys, Failure> {
+    if args.jwks.is_empty() {
+        return Err(Failure::usage(format!("give {whose} keys with --jwks FILE")));
+    }
+    let mut keys = Vec::new();
+    for path in &args.jwks {
+        keys.extend(input::public_keys(path).map_err(|e| Failure::input(&e))?);
+    }
+    let provider = lanyard_crypto::provider();
+    Ok(lanyard_core::oauth::VerificationKeys::from_jwks(
+        provider.as_ref(),
+        owner,
+        &lanyard_core::JwkSet { keys },
+    )?)
+}
+
+fn verify_txn_token(args: &VerifyArgs, token: &str, now: UnixTime) -> Result<Value, Failure> {
+    use lanyard_core::oauth::{TxnTokenPolicy, TxnTokenVerifier};
+    let keys = signer_keys(args, &args.trust_domain, "the Transaction Token Service's")?;
+    let txn = TxnTokenVerifier::new(TxnTokenPolicy::new(args.trust_domain.as_str())).verify(token, &keys, now)?;
+    let c = &txn.claims;
+    Ok(json!({
+        "subject": c.sub,
+        "txn": c.txn,
+        "trust_domain": c.aud,
+        "scope": c.scope.to_string(),
+        "requesting_workload": c.req_wl,
+        "tctx": c.tctx,
+        "rctx": c.rctx,
+        "kid": txn.kid,
+        "exp": c.exp.as_secs(),
+        "expires": format!("{} ({})", rfc3339(c.exp), relative(c.exp, now)),
     }))
 }
 
