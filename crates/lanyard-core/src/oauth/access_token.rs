@@ -313,26 +313,43 @@ impl AccessTokenClaims {
 /// or `jti`, `exp` not after `iat`, an `act` chain deeper than [`MAX_ACTOR_DEPTH`], and an
 /// `extra` claim that repeats a registered name (the JSON would hold it twice).
 pub fn issue_access_token(key: &dyn SigningKey, kid: &str, claims: &AccessTokenClaims) -> Result<String, Error> {
-    for (name, value) in [
-        ("iss", &claims.iss),
-        ("sub", &claims.sub),
-        ("client_id", &claims.client_id),
-        ("jti", &claims.jti),
-    ] {
-        if value.is_empty() {
-            return Err(Error::invalid_claim(name, "must not be empty"));
-        }
+    check_issuable(
+        &[
+            ("iss", &claims.iss),
+            ("sub", &claims.sub),
+            ("client_id", &claims.client_id),
+            ("jti", &claims.jti),
+        ],
+        (claims.iat, claims.exp),
+        claims.act.as_ref(),
+        (&claims.extra, &REGISTERED),
+    )?;
+    sign_compact(Some(TokenType::AccessToken.typ()), Some(kid), claims, key)
+}
+
+/// What the issuers of this module's token types refuse before signing, because a verifier
+/// would refuse or misread it: an empty `required` claim, `exp` not after `iat`, an `act`
+/// chain deeper than [`MAX_ACTOR_DEPTH`], and an `extra` claim that repeats one of the
+/// `registered` names (the JSON would hold it twice).
+pub(crate) fn check_issuable(
+    required: &[(&'static str, &str)],
+    (iat, exp): (UnixTime, UnixTime),
+    act: Option<&Actor>,
+    (extra, registered): (&Map<String, Value>, &[&str]),
+) -> Result<(), Error> {
+    if let Some((name, _)) = required.iter().find(|(_, value)| value.is_empty()) {
+        return Err(Error::invalid_claim(name, "must not be empty"));
     }
-    if claims.exp <= claims.iat {
+    if exp <= iat {
         return Err(Error::invalid_claim("exp", "must be after iat"));
     }
-    if claims.act.as_ref().is_some_and(|a| a.depth() > MAX_ACTOR_DEPTH) {
+    if act.is_some_and(|a| a.depth() > MAX_ACTOR_DEPTH) {
         return Err(Error::invalid_claim("act", format!("deeper than {MAX_ACTOR_DEPTH}")));
     }
-    if let Some(name) = claims.extra.keys().find(|k| REGISTERED.contains(&k.as_str())) {
+    if let Some(name) = extra.keys().find(|k| registered.contains(&k.as_str())) {
         return Err(Error::invalid_claim("extra", format!("{name:?} is a registered claim")));
     }
-    sign_compact(Some(TokenType::AccessToken.typ()), Some(kid), claims, key)
+    Ok(())
 }
 
 /// What a resource server accepts.

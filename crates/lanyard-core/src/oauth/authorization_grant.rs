@@ -26,7 +26,7 @@ use crate::crypto::SigningKey;
 use crate::error::Error;
 use crate::jose::json::Members;
 use crate::jose::{AlgSet, Algorithm, TokenType, TypRule, sign_compact};
-use crate::oauth::access_token::{Actor, MAX_ACTOR_DEPTH};
+use crate::oauth::access_token::{Actor, check_issuable};
 use crate::oauth::check_jti;
 use crate::oauth::client_assertion::check_sole_audience;
 use crate::oauth::keys::VerificationKeys;
@@ -127,31 +127,23 @@ fn non_empty(m: Members<'_>, name: &'static str) -> Result<String, Error> {
 
 /// Signs a grant with header `{alg, kid, typ: "authorization-grant+jwt"}`, refusing claims
 /// AS-B would refuse: empty `iss`, `sub`, `aud` or `jti`, `exp` not after `iat`, an `act`
-/// chain deeper than [`MAX_ACTOR_DEPTH`], an `extra` claim repeating a registered name.
+/// chain deeper than [`MAX_ACTOR_DEPTH`](crate::oauth::MAX_ACTOR_DEPTH), an `extra` claim repeating a registered name.
 pub fn issue_authorization_grant(
     key: &dyn SigningKey,
     kid: &str,
     claims: &AuthorizationGrantClaims,
 ) -> Result<String, Error> {
-    for (name, value) in [
-        ("iss", &claims.iss),
-        ("sub", &claims.sub),
-        ("aud", &claims.aud),
-        ("jti", &claims.jti),
-    ] {
-        if value.is_empty() {
-            return Err(Error::invalid_claim(name, "must not be empty"));
-        }
-    }
-    if claims.exp <= claims.iat {
-        return Err(Error::invalid_claim("exp", "must be after iat"));
-    }
-    if claims.act.as_ref().is_some_and(|a| a.depth() > MAX_ACTOR_DEPTH) {
-        return Err(Error::invalid_claim("act", format!("deeper than {MAX_ACTOR_DEPTH}")));
-    }
-    if let Some(name) = claims.extra.keys().find(|k| REGISTERED.contains(&k.as_str())) {
-        return Err(Error::invalid_claim("extra", format!("{name:?} is a registered claim")));
-    }
+    check_issuable(
+        &[
+            ("iss", &claims.iss),
+            ("sub", &claims.sub),
+            ("aud", &claims.aud),
+            ("jti", &claims.jti),
+        ],
+        (claims.iat, claims.exp),
+        claims.act.as_ref(),
+        (&claims.extra, &REGISTERED),
+    )?;
     sign_compact(Some(TokenType::AuthorizationGrant.typ()), Some(kid), claims, key)
 }
 

@@ -30,6 +30,7 @@ use crate::crypto::SigningKey;
 use crate::error::Error;
 use crate::jose::json::Members;
 use crate::jose::{AlgSet, Algorithm, TokenType, TypRule, sign_compact};
+use crate::oauth::access_token::check_issuable;
 use crate::oauth::keys::VerificationKeys;
 use crate::oauth::scope::Scope;
 use crate::oauth::violation::{Violation, clip};
@@ -128,22 +129,17 @@ impl TxnTokenClaims {
 /// Refuses claims a verifier would refuse or misread: an empty `aud`, `txn`, `sub` or
 /// `req_wl`, `exp` not after `iat`, and an `extra` claim that repeats a registered name.
 pub fn issue_txn_token(key: &dyn SigningKey, kid: &str, claims: &TxnTokenClaims) -> Result<String, Error> {
-    for (name, value) in [
-        ("aud", &claims.aud),
-        ("txn", &claims.txn),
-        ("sub", &claims.sub),
-        ("req_wl", &claims.req_wl),
-    ] {
-        if value.is_empty() {
-            return Err(Error::invalid_claim(name, "must not be empty"));
-        }
-    }
-    if claims.exp <= claims.iat {
-        return Err(Error::invalid_claim("exp", "must be after iat"));
-    }
-    if let Some(name) = claims.extra.keys().find(|k| REGISTERED.contains(&k.as_str())) {
-        return Err(Error::invalid_claim("extra", format!("{name:?} is a registered claim")));
-    }
+    check_issuable(
+        &[
+            ("aud", &claims.aud),
+            ("txn", &claims.txn),
+            ("sub", &claims.sub),
+            ("req_wl", &claims.req_wl),
+        ],
+        (claims.iat, claims.exp),
+        None,
+        (&claims.extra, &REGISTERED),
+    )?;
     sign_compact(Some(TokenType::TxnToken.typ()), Some(kid), claims, key)
 }
 
