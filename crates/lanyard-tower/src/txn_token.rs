@@ -34,7 +34,7 @@ use lanyard_core::oauth::{
 use lanyard_core::{Clock, SystemClock};
 use tower::{Layer, Service};
 
-use crate::server::BoxFuture;
+use crate::server::{BoxFuture, take_ready};
 
 /// The Transaction Token Service's current keys, shared by every clone of the layer and
 /// replaceable while it runs (when the TTS rotates).
@@ -233,8 +233,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         let outcome = self.shared.check(&mut request);
         Box::pin(async move {
             if let Err(refusal) = outcome {
