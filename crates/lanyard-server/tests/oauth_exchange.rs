@@ -496,6 +496,17 @@ async fn exchange_bad_inputs() {
     ex(subject(&forged, AT))
         .await
         .refused(400, "invalid_request", "subject_token");
+    // A sender-constrained subject token presented without its key (no DPoP proof, no
+    // client certificate): the exchange must not turn a stolen bound token into a usable one.
+    for cnf in [
+        json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+    ] {
+        let bound = h.user_token(json!({ "cnf": cnf })).await;
+        ex(subject(&bound, AT))
+            .await
+            .refused(400, "invalid_request", "carries no");
+    }
     // A requested token type this server does not issue.
     let mut odd = subject(&user, AT);
     odd.push(("requested_token_type", "urn:ietf:params:oauth:token-type:saml2".into()));

@@ -90,13 +90,16 @@ impl AuthorizationServer {
         request: &TokenRequest,
         exchange: &TokenExchange,
         client: &AuthenticatedClient,
+        dpop: Option<&VerifiedDpopProof>,
         target: String,
         now: UnixTime,
     ) -> Result<TokenOutcome, OAuthError> {
         // The target must also be one of the client's registered audiences.
         targets(request, &client.client.spec)?;
         let max_ttl = self.state.config.oauth.authorization_grant_ttl;
-        let (_, outcome) = self.exchange_decision(request, exchange, client, max_ttl, now).await?;
+        let (_, outcome) = self
+            .exchange_decision(request, exchange, client, dpop, max_ttl, now)
+            .await?;
         let ttl = outcome
             .exp
             .as_secs()

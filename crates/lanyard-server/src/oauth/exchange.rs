@@ -24,8 +24,9 @@
 use std::sync::Arc;
 
 use lanyard_core::oauth::{
-    AccessTokenPolicy, AccessTokenVerifier, Actor, Credential, ExchangeOutcome, ExchangeRules, SubjectToken,
-    TokenExchange, TokenRequest, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof, decide_exchange,
+    AccessTokenPolicy, AccessTokenVerifier, Actor, Confirmation, Credential, ExchangeOutcome, ExchangeRules,
+    SubjectToken, TokenExchange, TokenRequest, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof,
+    Violation, decide_exchange,
 };
 use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime};
 use serde_json::{Map, Value};
@@ -98,11 +99,13 @@ impl AuthorizationServer {
     ) -> Result<TokenOutcome, OAuthError> {
         let requested = exchange.requested_token_type.as_ref();
         if requested == Some(&TokenTypeUri::TxnToken) {
-            return self.txn_token(request, exchange, client, now).await;
+            return self.txn_token(request, exchange, client, dpop, now).await;
         }
         match (requested, self.chaining_target(request)?) {
             (None | Some(TokenTypeUri::Jwt), Some(target)) => {
-                return self.authorization_grant(request, exchange, client, target, now).await;
+                return self
+                    .authorization_grant(request, exchange, client, dpop, target, now)
+                    .await;
             }
             (Some(TokenTypeUri::Jwt), None) => {
                 return Err(OAuthError::InvalidTarget(
@@ -127,7 +130,7 @@ impl AuthorizationServer {
         }
         let spec = &client.client.spec;
         let (_, outcome) = self
-            .exchange_decision(request, exchange, client, self.access_token_ttl(spec), now)
+            .exchange_decision(request, exchange, client, dpop, self.access_token_ttl(spec), now)
             .await?;
         let audiences = targets(request, spec)?;
         let cnf = binding(client, dpop)?;
@@ -156,15 +159,16 @@ impl AuthorizationServer {
         request: &TokenRequest,
         exchange: &TokenExchange,
         client: &AuthenticatedClient,
+        dpop: Option<&VerifiedDpopProof>,
         max_ttl: u64,
         now: UnixTime,
     ) -> Result<(Presented, ExchangeOutcome), OAuthError> {
         let spec = &client.client.spec;
         let policy = &spec.exchange;
-        let subject = self.verify_subject(exchange, client, now).await?;
+        let subject = self.verify_subject(exchange, client, dpop, now).await?;
         let actor = match &exchange.actor {
             Some((token, token_type)) => Some(
-                self.verify_presented("actor_token", token, token_type, client, now)
+                self.verify_presented("actor_token", token, token_type, client, dpop, now)
                     .await?
                     .as_actor(),
             ),
@@ -188,21 +192,25 @@ impl AuthorizationServer {
         &self,
         exchange: &TokenExchange,
         client: &AuthenticatedClient,
+        dpop: Option<&VerifiedDpopProof>,
         now: UnixTime,
     ) -> Result<Presented, OAuthError> {
         let (token, token_type) = (&exchange.subject_token, &exchange.subject_token_type);
-        self.verify_presented("subject_token", token, token_type, client, now)
+        self.verify_presented("subject_token", token, token_type, client, dpop, now)
             .await
     }
 
     /// Verifies a `subject_token` or `actor_token` (`which`) of `token_type`: the type
-    /// must be one the client's policy accepts in that role, and the token valid at `now`.
+    /// must be one the client's policy accepts in that role, the token valid at `now`, and
+    /// a sender-constrained one presented by its holder (`dpop` is the token request's
+    /// verified proof).
     async fn verify_presented(
         &self,
         which: &'static str,
         token: &Credential,
         token_type: &TokenTypeUri,
         client: &AuthenticatedClient,
+        dpop: Option<&VerifiedDpopProof>,
         now: UnixTime,
     ) -> Result<Presented, OAuthError> {
         let policy = &client.client.spec.exchange;
@@ -233,6 +241,9 @@ impl AuthorizationServer {
                 let verified = AccessTokenVerifier::new(p)
                     .verify(token.expose(), &keys, now)
                     .map_err(invalid)?;
+                if let Some(cnf) = &verified.claims.cnf {
+                    check_holder(cnf, client, dpop).map_err(invalid)?;
+                }
                 if self.state.stores.jtis.is_revoked(&verified.claims.jti).await? {
                     return Err(OAuthError::RevokedToken(which));
                 }
@@ -288,6 +299,56 @@ impl AuthorizationServer {
             }
         }
     }
+}
+
+/// A sender-constrained token is exchanged only by its holder: the token request proves
+/// the key of `cnf.jkt` with its DPoP proof (RFC 9449), or comes over mutual TLS with the
+/// certificate of `cnf.x5t#S256` (RFC 8705 §3). Otherwise a stolen bound token would become
+/// usable as a bearer one through the exchange.
+fn check_holder(
+    cnf: &Confirmation,
+    client: &AuthenticatedClient,
+    dpop: Option<&VerifiedDpopProof>,
+) -> Result<(), lanyard_core::Error> {
+    if let Some(jkt) = &cnf.jkt {
+        match dpop {
+            None => {
+                return Err(Violation::ConfirmationMissing {
+                    member: "jkt",
+                    what: "DPoP proof",
+                }
+                .into());
+            }
+            Some(proof) if proof.jkt != *jkt => {
+                return Err(Violation::ConfirmationMismatch {
+                    member: "jkt",
+                    what: "DPoP key",
+                }
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(x5t) = &cnf.x5t_s256 {
+        match &client.certificate_thumbprint {
+            None => {
+                return Err(Violation::ConfirmationMissing {
+                    member: "x5t#S256",
+                    what: "client certificate",
+                }
+                .into());
+            }
+            Some(presented) if presented != x5t => {
+                return Err(Violation::ConfirmationMismatch {
+                    member: "x5t#S256",
+                    what: "client certificate",
+                }
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The `may_act` claim of a token's claims, if any (RFC 8693 §4.4).

@@ -39,7 +39,7 @@ use std::sync::{Mutex, PoisonError};
 use lanyard_core::UnixTime;
 use lanyard_core::oauth::{
     AccessTokenType, ExchangeRules, TokenExchange, TokenRequest, TokenResponse, TokenTypeUri, TxnTokenClaims,
-    Violation, check_replacement, decide_exchange, issue_txn_token, parse_context_object,
+    VerifiedDpopProof, Violation, check_replacement, decide_exchange, issue_txn_token, parse_context_object,
 };
 use serde_json::{Map, Value};
 
@@ -93,6 +93,7 @@ impl AuthorizationServer {
         request: &TokenRequest,
         exchange: &TokenExchange,
         client: &AuthenticatedClient,
+        dpop: Option<&VerifiedDpopProof>,
         now: UnixTime,
     ) -> Result<TokenOutcome, OAuthError> {
         let spec = &client.client.spec;
@@ -126,7 +127,7 @@ impl AuthorizationServer {
             .ok_or_else(|| OAuthError::Request(Violation::MissingParameter("scope").into()))?;
         let details = context(exchange.request_details.as_deref(), "request_details")?;
         let context_object = context(exchange.request_context.as_deref(), "request_context")?;
-        let presented = self.verify_subject(exchange, client, now).await?;
+        let presented = self.verify_subject(exchange, client, dpop, now).await?;
         let rules = ExchangeRules {
             allow_impersonation: true,
             allow_delegation: false,
