@@ -120,7 +120,7 @@ fn readme_walkthrough_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let steps = readme_steps(
         "## Tokens by hand, step by step",
-        "## Selectively disclosable credentials (SPICE)",
+        "## Crossing boundaries",
     );
     assert!(steps.len() >= 10, "walkthrough has {} commands", steps.len());
     for (command, out) in run_steps(dir.path(), steps) {
