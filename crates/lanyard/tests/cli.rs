@@ -118,10 +118,7 @@ fn run_steps(dir: &Path, steps: Vec<Step>) -> Vec<(String, Output)> {
 #[test]
 fn readme_walkthrough_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    let steps = readme_steps(
-        "## Tokens by hand, step by step",
-        "## Crossing boundaries",
-    );
+    let steps = readme_steps("## Tokens by hand, step by step", "## Crossing boundaries");
     assert!(steps.len() >= 10, "walkthrough has {} commands", steps.len());
     for (command, out) in run_steps(dir.path(), steps) {
         if command.starts_with("lanyard token verify") && out.status.success() {
