@@ -1006,7 +1006,14 @@ async fn x509_svid_client_authentication_binds_the_token_to_the_certificate() {
         .await
         .error(401, "invalid_client", "");
     // An SVID signed by a foreign CA (same trust domain name, another key).
-    let foreign = X509Authority::new_root(&TrustDomain::parse("example.org").unwrap(), None, 3600, now()).unwrap();
+    let foreign = X509Authority::new_root(
+        lanyard_crypto::provider(),
+        &TrustDomain::parse("example.org").unwrap(),
+        None,
+        3600,
+        now(),
+    )
+    .unwrap();
     let forged = foreign.issue_svid(&id, SubjectKey::Generate, 600, &[], now()).unwrap();
     post(mtls_client(Some(svid_pem(&forged))), mtls_token.clone(), form.clone())
         .await
