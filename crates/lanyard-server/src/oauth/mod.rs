@@ -43,8 +43,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lanyard_core::oauth::{
-    ClientAssertionPolicy, DpopPolicy, DpopVerifier, PrivateKeyJwtVerifier, SpiffeAssertionPolicy,
-    SpiffeAssertionVerifier, VerificationKeys,
+    ClientAssertionPolicy, ClientAttestationPolicy, ClientAttestationVerifier, DpopPolicy, DpopVerifier,
+    PrivateKeyJwtVerifier, SpiffeAssertionPolicy, SpiffeAssertionVerifier, VerificationKeys,
 };
 use lanyard_core::{SpiffeBundle, TrustDomain, TrustStore, UnixTime};
 
@@ -88,6 +88,7 @@ pub struct AuthorizationServer {
     mtls_base: Option<String>,
     private_key_jwt: PrivateKeyJwtVerifier,
     jwt_spiffe: SpiffeAssertionVerifier,
+    wit_attestation: ClientAttestationVerifier,
     trust: Arc<TrustStore>,
     dpop: DpopVerifier,
     nonce_key: Vec<u8>,
@@ -133,6 +134,11 @@ impl AuthorizationServer {
                 Arc::clone(&trust),
                 issuer.clone(),
                 SpiffeAssertionPolicy::default(),
+            ),
+            wit_attestation: ClientAttestationVerifier::new(
+                Arc::clone(&trust),
+                issuer.clone(),
+                ClientAttestationPolicy::default(),
             ),
             dpop: DpopVerifier::new(Arc::clone(&state.crypto), DpopPolicy::default()),
             trust,

@@ -2,7 +2,9 @@
 //! registered clients through the admin API; `lanyard oauth token` gets an access token
 //! as a client (`client_credentials`), authenticating with `private_key_jwt` (`--key`) or
 //! a JWT-SVID from the local agent (`--jwt-svid-from-agent`, the `jwt-spiffe` assertion of
-//! draft-ietf-oauth-spiffe-client-auth), optionally DPoP-bound (RFC 9449, `--dpop`).
+//! draft-ietf-oauth-spiffe-client-auth) or a WIT-SVID from it (`--wit-from-agent`, the
+//! `spiffe_wit` method: `OAuth-Client-Attestation` and `-PoP` headers, for servers with it
+//! switched on), optionally DPoP-bound (RFC 9449, `--dpop`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,8 +14,9 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use lanyard_core::oauth::{
-    AuthorizationServerMetadata, ClientAssertionParams, DpopProofParams, ErrorResponse, TokenResponse,
-    create_client_assertion, create_dpop_proof, encode_form, metadata_url,
+    AuthorizationServerMetadata, ClientAssertionParams, ClientAttestationPopParams, DpopProofParams, ErrorResponse,
+    TokenResponse, create_client_assertion, create_client_attestation_pop, create_dpop_proof, encode_form,
+    metadata_url,
 };
 use lanyard_core::{Algorithm, JwkSet, SigningKey, SpiffeId};
 
@@ -64,7 +67,7 @@ pub(crate) enum ClientCommand {
 
 #[derive(Args, Debug)]
 pub(crate) struct ClientFields {
-    /// An authentication method (private_key_jwt, spiffe_jwt, spiffe_x509,
+    /// An authentication method (private_key_jwt, spiffe_jwt, spiffe_x509, spiffe_wit,
     /// tls_client_auth, client_secret_basic, client_secret_post); repeatable. Default:
     /// private_key_jwt with --jwks/--jwks-uri, spiffe_jwt and spiffe_x509 with --spiffe-id.
     #[arg(long = "auth-method")]
@@ -247,12 +250,17 @@ pub(crate) struct TokenArgs {
     #[arg(long)]
     client_id: String,
     /// Authenticate with private_key_jwt signed by this private key (JWK or PEM).
-    #[arg(long, conflicts_with = "jwt_svid_from_agent")]
+    #[arg(long, conflicts_with_all = ["jwt_svid_from_agent", "wit_from_agent"])]
     key: Option<PathBuf>,
     /// Authenticate with a JWT-SVID (audience: the issuer) fetched from the local agent.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wit_from_agent")]
     jwt_svid_from_agent: bool,
-    /// With --jwt-svid-from-agent: the SPIFFE ID to fetch (default: the agent's first).
+    /// Authenticate with a WIT-SVID fetched from the local agent and a proof signed with
+    /// its key (`spiffe_wit`; the server must have `[oauth] wit_client_auth` on).
+    #[arg(long)]
+    wit_from_agent: bool,
+    /// With --jwt-svid-from-agent or --wit-from-agent: the SPIFFE ID to fetch (default:
+    /// the agent's first).
     #[arg(long)]
     spiffe_id: Option<String>,
     #[command(flatten)]
@@ -284,9 +292,49 @@ pub(crate) fn run_oauth(cmd: OAuthCommand) -> Result<ExitCode> {
     }
 }
 
-/// The client authentication form parameters of one attempt.
-async fn client_auth(args: &TokenArgs, issuer: &str) -> Result<Vec<(&'static str, String)>> {
+/// The client authentication of one attempt: form parameters and headers.
+#[derive(Default)]
+struct ClientAuth {
+    form: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl From<Vec<(&'static str, String)>> for ClientAuth {
+    fn from(form: Vec<(&'static str, String)>) -> Self {
+        ClientAuth {
+            form,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// The client authentication of one attempt.
+async fn client_auth(args: &TokenArgs, issuer: &str) -> Result<ClientAuth> {
     let provider = lanyard_crypto::provider();
+    let wanted = args
+        .spiffe_id
+        .as_deref()
+        .map(SpiffeId::parse)
+        .transpose()
+        .context("--spiffe-id")?;
+    if args.wit_from_agent {
+        let svids = args.endpoint.connect().await?.fetch_wit_svids(wanted.as_ref()).await?;
+        let svid = svids.into_iter().next().context("the agent returned no WIT-SVID")?;
+        let key = provider.signing_key(&svid.key()?)?;
+        let params = ClientAttestationPopParams {
+            issuer,
+            spiffe_id: svid.spiffe_id.as_str(),
+            challenge: None,
+        };
+        let pop = create_client_attestation_pop(key.as_ref(), &params, input::now(None), provider.as_ref())?;
+        return Ok(ClientAuth {
+            form: Vec::new(),
+            headers: vec![
+                ("oauth-client-attestation", svid.token),
+                ("oauth-client-attestation-pop", pop),
+            ],
+        });
+    }
     if let Some(path) = &args.key {
         let key = input::signing_key(path, None)?;
         let params = ClientAssertionParams::new(&args.client_id, issuer);
@@ -297,15 +345,10 @@ async fn client_auth(args: &TokenArgs, issuer: &str) -> Result<Vec<(&'static str
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
             ),
             ("client_assertion", assertion),
-        ]);
+        ]
+        .into());
     }
     if args.jwt_svid_from_agent {
-        let wanted = args
-            .spiffe_id
-            .as_deref()
-            .map(SpiffeId::parse)
-            .transpose()
-            .context("--spiffe-id")?;
         let svids = args
             .endpoint
             .connect()
@@ -319,9 +362,10 @@ async fn client_auth(args: &TokenArgs, issuer: &str) -> Result<Vec<(&'static str
                 "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe".into(),
             ),
             ("client_assertion", svid.token),
-        ]);
+        ]
+        .into());
     }
-    bail!("give --key (private_key_jwt) or --jwt-svid-from-agent (jwt-spiffe)")
+    bail!("give --key (private_key_jwt), --jwt-svid-from-agent (jwt-spiffe) or --wit-from-agent (spiffe_wit)")
 }
 
 async fn token(args: &TokenArgs) -> Result<ExitCode> {
@@ -358,7 +402,8 @@ async fn token(args: &TokenArgs) -> Result<ExitCode> {
             ("grant_type", "client_credentials".into()),
             ("client_id", args.client_id.clone()),
         ];
-        pairs.extend(client_auth(args, &issuer).await?);
+        let auth = client_auth(args, &issuer).await?;
+        pairs.extend(auth.form);
         if let Some(scope) = &args.scope {
             pairs.push(("scope", scope.clone()));
         }
@@ -369,6 +414,9 @@ async fn token(args: &TokenArgs) -> Result<ExitCode> {
             .post(&token_endpoint)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form);
+        for (name, value) in auth.headers {
+            request = request.header(name, value);
+        }
         if let Some(key) = &dpop_key {
             let proof = create_dpop_proof(
                 key.as_ref(),
