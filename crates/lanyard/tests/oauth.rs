@@ -175,3 +175,97 @@ fn readme_oauth_section_works_as_written() {
     assert!(last.starts_with("valid access token"), "{last}");
     server.stop();
 }
+
+/// `lanyard oauth exchange` and `lanyard oauth txn-token`: a user's access token is
+/// exchanged by an agent client for a delegated token (`act` names the agent), the same
+/// user token yields a Txn-Token with a request context, and `lanyard token verify`
+/// checks both; a wider scope and a malformed context are refused.
+#[test]
+fn exchange_and_txn_tokens_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let issuer = format!("http://{}", server.public);
+    let d = dir.path();
+    ok(d, "lanyard key generate --alg ES256 --out portal");
+    ok(d, "lanyard key generate --alg ES256 --out agent");
+    ok(
+        d,
+        "lanyard client create portal --jwks portal.pub.jwk --scope read --audience https://agent.example.org",
+    );
+    ok(
+        d,
+        "lanyard client create agent --jwks agent.pub.jwk --scope read --audience https://ledger.example.org \
+         --grant-type client_credentials --grant-type urn:ietf:params:oauth:grant-type:token-exchange \
+         --exchange-delegate --exchange-subject-type access_token \
+         --exchange-subject-audience https://agent.example.org --txn-tokens",
+    );
+    ok(
+        d,
+        &format!(
+            "lanyard oauth token --issuer {issuer} --client-id portal --key portal.jwk --scope read --raw > user.jwt"
+        ),
+    );
+    let (_, jwks) = server.get("/oauth/jwks");
+    std::fs::write(d.join("as.jwks"), jwks).unwrap();
+
+    // Delegation: without an actor token, the client itself acts.
+    let exchanged = json(&ok(
+        d,
+        &format!(
+            "lanyard oauth exchange --issuer {issuer} --client-id agent --key agent.jwk \
+             --subject-token @user.jwt --audience https://ledger.example.org"
+        ),
+    ));
+    assert_eq!(
+        exchanged["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    std::fs::write(d.join("delegated.jwt"), exchanged["access_token"].as_str().unwrap()).unwrap();
+    let verified = json(&ok(
+        d,
+        &format!(
+            "lanyard token verify @delegated.jwt --json --type access-token --issuer {issuer} --jwks as.jwks \
+             --aud https://ledger.example.org --trust-domain example.org"
+        ),
+    ));
+    assert_eq!(verified["details"]["subject"], "portal", "{verified}");
+    assert_eq!(verified["details"]["act"]["sub"], "agent", "{verified}");
+
+    // A Txn-Token for the user's request, with its context.
+    ok(
+        d,
+        &format!(
+            "lanyard oauth txn-token --issuer {issuer} --client-id agent --key agent.jwk --subject-token - \
+             --audience example.org --scope read --request-context '{{\"req_ip\":\"10.0.0.1\"}}' --raw < user.jwt > txn.jwt"
+        ),
+    );
+    let txn = json(&ok(
+        d,
+        "lanyard token verify @txn.jwt --json --type txn-token --trust-domain example.org --jwks as.jwks",
+    ));
+    assert_eq!(txn["details"]["subject"], "portal", "{txn}");
+    assert_eq!(txn["details"]["rctx"]["req_ip"], "10.0.0.1", "{txn}");
+
+    // Refusals: a scope wider than the subject token's; a context that is not an object.
+    let out = sh(
+        d,
+        &format!(
+            "lanyard oauth exchange --issuer {issuer} --client-id agent --key agent.jwk \
+             --subject-token @user.jwt --scope write"
+        ),
+    );
+    assert!(text(&out.stderr).contains("invalid_scope"), "{}", text(&out.stderr));
+    let out = sh(
+        d,
+        &format!(
+            "lanyard oauth txn-token --issuer {issuer} --client-id agent --key agent.jwk \
+             --subject-token @user.jwt --audience example.org --scope read --request-context '[1]'"
+        ),
+    );
+    assert!(
+        text(&out.stderr).contains("must be a JSON object"),
+        "{}",
+        text(&out.stderr)
+    );
+    server.stop();
+}
