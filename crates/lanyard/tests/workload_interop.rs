@@ -22,9 +22,9 @@
 //!
 //! Gated like the other interop tests: with the tools missing (the venv with py-spiffe and
 //! `requests`, and `curl`; see `scripts/install-interop.sh`) the test prints a `skipped:`
-//! line and passes, unless
-//! `LANYARD_INTEROP=1`, which makes that a failure. The Rust driver is built here
-//! (`cargo build --release --locked`, into `target/interop-rust-spiffe`).
+//! line and passes, unless `LANYARD_INTEROP=1`, which makes that a failure. The Rust
+//! driver is built here (`cargo build --release --locked`, into
+//! `target/interop-rust-spiffe`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
