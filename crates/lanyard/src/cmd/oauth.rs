@@ -2,7 +2,9 @@
 //! registered clients through the admin API; `lanyard oauth token` gets an access token
 //! as a client (`client_credentials`), `lanyard oauth exchange` exchanges a token (RFC
 //! 8693, delegation with an actor token) and `lanyard oauth txn-token` asks the
-//! Transaction Token Service for a Txn-Token (draft-ietf-oauth-transaction-tokens-11).
+//! Transaction Token Service for a Txn-Token (draft-ietf-oauth-transaction-tokens-11);
+//! `lanyard oauth redeem` redeems a home server's JWT authorization grant at a foreign
+//! server (draft-ietf-oauth-identity-chaining-17, RFC 7523 §2.1).
 //! Every command authenticates the client with `private_key_jwt` (`--key`), a JWT-SVID
 //! from the local agent (`--jwt-svid-from-agent`, the `jwt-spiffe` assertion of
 //! draft-ietf-oauth-spiffe-client-auth) or a WIT-SVID from it (`--wit-from-agent`, the
@@ -249,6 +251,9 @@ pub(crate) enum OAuthCommand {
     /// (draft-ietf-oauth-transaction-tokens-11), or replace one (--subject-token-type
     /// txn_token). Prints the token response.
     TxnToken(Box<TxnTokenArgs>),
+    /// Redeem a JWT authorization grant from a home server (identity chaining: the JWT
+    /// bearer grant of RFC 7523 §2.1) for a local access token. Prints the token response.
+    Redeem(Box<RedeemArgs>),
 }
 
 /// Who the client is and how it authenticates, shared by every `lanyard oauth` command.
@@ -377,6 +382,19 @@ pub(crate) struct TxnTokenArgs {
     audience: String,
 }
 
+#[derive(Args, Debug)]
+pub(crate) struct RedeemArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The grant (an `authorization-grant+jwt` from `lanyard oauth exchange
+    /// --requested-token-type jwt --audience <this issuer>` at the home server): the
+    /// value, @FILE, or - for stdin.
+    #[arg(long)]
+    assertion: String,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
 pub(crate) fn run_oauth(cmd: OAuthCommand) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -401,6 +419,14 @@ pub(crate) fn run_oauth(cmd: OAuthCommand) -> Result<ExitCode> {
                 if let Some(t) = &args.requested_token_type {
                     grant.push(("requested_token_type", token_type_uri(t)));
                 }
+                grant.extend(args.target.pairs());
+                request_token(&args.client, grant).await
+            }
+            OAuthCommand::Redeem(args) => {
+                let mut grant = vec![
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned()),
+                    ("assertion", input::token(&args.assertion)?),
+                ];
                 grant.extend(args.target.pairs());
                 request_token(&args.client, grant).await
             }
