@@ -20,10 +20,10 @@
 
 #![allow(clippy::print_stdout, dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
-use axum::{Json, Router, extract::State, routing::post};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
     AccessTokenClaims, AuthMethod, ClientAssertionParams, GrantType, SpiffeIdPattern, TokenTypeUri, TxnTokenPolicy,
@@ -73,8 +73,10 @@ pub(crate) struct Transcript {
     pub(crate) delegated: Decoded,
     /// 3. The Txn-Token the agent sent the tool.
     pub(crate) txn_token: Decoded,
-    /// What the tool handler saw (`caller`, `user`, `txn`, `rctx`, `act`), as JSON.
+    /// 5. What the tool handler saw (`caller`, `user`, `txn`, `rctx`, `act`), as JSON.
     pub(crate) tool_saw: Value,
+    /// 5. The tool's answer to the agent.
+    pub(crate) tool_answer: Value,
     /// 6a. The JWT authorization grant the home server gave the tool for partner.org.
     pub(crate) grant: Decoded,
     /// 6b. partner.org's access token for the tool.
@@ -201,13 +203,18 @@ async fn call_tool(tool_url: &str, creds: WorkloadCredentials, txn_token: &str) 
     Ok(body)
 }
 
-/// What the tool service holds: its Lanyard agent, the key partner.org knows it by, and
-/// partner.org's URL.
+/// What the tool handler saw and the two tokens it got in partner.org, kept for the
+/// transcript (the agent only gets the tool's answer).
+type ToolLog = Arc<Mutex<Option<(Value, Decoded, Decoded)>>>;
+
+/// What the tool service holds: its Lanyard agent, the key partner.org knows it by,
+/// partner.org's URL, and its log.
 #[derive(Clone)]
 struct Tool {
     lanyard: LanyardAgent,
     key: Arc<KeyPair>,
     partner: String,
+    log: ToolLog,
 }
 
 /// Hop 5. The tool's handler: both layers verified the call, so it reads who calls (the
@@ -218,21 +225,27 @@ async fn tool_handler(
     caller: VerifiedWorkload,
     txn: VerifiedTxn,
     forward: ForwardableTxnToken,
-) -> Json<Value> {
+) -> (StatusCode, Json<Value>) {
     let c = txn.claims();
-    let mut saw = json!({
+    let saw = json!({
         "caller": caller.id.as_str(), "user": c.sub, "txn": c.txn, "req_wl": c.req_wl,
         "rctx": c.rctx, "tctx": c.tctx, "act": c.extra.get("act"),
     });
     println!("\n== 5. the tool handler saw\n{saw:#}");
-    match chain_to_partner(&tool, forward.as_str()).await {
-        Ok((grant, partner_token)) => {
-            saw["grant"] = json!(grant);
-            saw["partner_token"] = json!(partner_token);
+    let crossed = chain_to_partner(&tool, forward.as_str())
+        .await
+        .and_then(|(grant, local)| {
+            let grant = show("6a. the tool's JWT authorization grant for partner.org", &grant)?;
+            Ok((grant, show("6b. partner.org's access token for the tool", &local)?))
+        });
+    match crossed {
+        Ok((grant, local)) => {
+            let answer = json!({"booked": "room 4.2 at partner.org", "for": c.sub, "txn": c.txn});
+            *tool.log.lock().unwrap_or_else(PoisonError::into_inner) = Some((saw, grant, local));
+            (StatusCode::OK, Json(answer))
         }
-        Err(e) => saw["error"] = json!(format!("{e:#}")),
+        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({"error": format!("{e:#}")}))),
     }
-    Json(saw)
 }
 
 /// Hop 6. Identity chaining (draft-ietf-oauth-identity-chaining): at home, a token
@@ -276,7 +289,7 @@ async fn jwks(url: String) -> Result<JwkSet> {
 /// from the home server's `/keys/wit`) outside `TxnTokenLayer` (Txn-Tokens for
 /// example.org, keys from `/oauth/jwks`), and registers it at partner.org by its key.
 /// Returns its base URL.
-async fn start_tool(home: &RunningServer, partner: &RunningServer) -> Result<String> {
+async fn start_tool(home: &RunningServer, partner: &RunningServer, log: ToolLog) -> Result<String> {
     let provider = lanyard_crypto::provider();
     let store = Arc::new(TrustStore::new(provider.clone()));
     for key in jwks(format!("{}/keys/wit", home.public_url)).await?.keys {
@@ -292,6 +305,7 @@ async fn start_tool(home: &RunningServer, partner: &RunningServer) -> Result<Str
         lanyard: LanyardAgent(home.state.clone()),
         key: Arc::new(KeyPair::generate(Algorithm::ES256)?.with_kid("tool-1")),
         partner: partner.public_url.clone(),
+        log,
     };
     let mut spec = client_spec(AuthMethod::PrivateKeyJwt, &[], vec![GrantType::JwtBearer], PARTNER_API)?;
     spec.jwks = Some(JwkSet {
@@ -380,7 +394,8 @@ async fn start_servers(dir: &std::path::Path) -> Result<(RunningServer, RunningS
 pub(crate) async fn run() -> Result<Transcript> {
     let dir = tempfile::tempdir()?;
     let (home, partner) = start_servers(dir.path()).await?;
-    let tool_url = start_tool(&home, &partner).await?;
+    let log = ToolLog::default();
+    let tool_url = start_tool(&home, &partner, log.clone()).await?;
     let lanyard = LanyardAgent(home.state.clone());
 
     let user = user_token(&home).await?;
@@ -393,13 +408,10 @@ pub(crate) async fn run() -> Result<Transcript> {
         .wit("agent", Arc::new(KeyPair::generate(Algorithm::ES256)?))
         .await?;
     show("4. the agent's WIT (its proof key stays with it)", &creds.wit)?;
-    let tool_saw = call_tool(&tool_url, creds, &txn).await?;
-    if let Some(e) = tool_saw.get("error") {
-        bail!("the tool could not cross into partner.org: {e}");
-    }
-    let token = |name: &str| tool_saw[name].as_str().unwrap_or_default().to_owned();
-    let grant = show("6a. JWT authorization grant for partner.org", &token("grant"))?;
-    let partner_token = show("6b. partner.org's access token", &token("partner_token"))?;
+    let tool_answer = call_tool(&tool_url, creds, &txn).await?;
+    println!("\n== the tool's answer to the agent\n{tool_answer:#}");
+    let logged = log.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let (tool_saw, grant, partner_token) = logged.context("the tool logged nothing")?;
     home.shutdown().await?;
     partner.shutdown().await?;
     Ok(Transcript {
@@ -407,6 +419,7 @@ pub(crate) async fn run() -> Result<Transcript> {
         delegated: delegated_d,
         txn_token,
         tool_saw,
+        tool_answer,
         grant,
         partner_token,
     })

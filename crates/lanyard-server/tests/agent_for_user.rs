@@ -64,6 +64,10 @@ async fn an_agent_acts_for_alice_across_two_trust_domains() {
     assert_eq!(saw["rctx"], json!({"req_ip": "192.0.2.7", "channel": "chat"}));
     assert_eq!(saw["tctx"]["action"], "book_room");
     assert_eq!(chain(&saw["act"]), [AGENT]);
+    // ...and answered the agent without handing over partner.org's token.
+    assert_eq!(t.tool_answer["for"], "alice");
+    assert_eq!(t.tool_answer["txn"], txn);
+    assert!(t.tool_answer.get("partner_token").is_none());
 
     // 6a. The grant for partner.org: alice, the tool acting for the agent's chain.
     let g = &t.grant.claims;
