@@ -114,6 +114,7 @@ impl LanyardAgent {
     /// A token request by workload `name` to the home server, authenticated with a fresh
     /// JWT-SVID (`jwt-spiffe` client assertion); the issued token.
     async fn home_token(&self, name: &str, params: &[(&str, &str)]) -> Result<String> {
+        // The home server configures no `[oauth] issuer`: its issuer is its public URL.
         let issuer = self.0.public_url.as_str();
         let id = SpiffeId::parse(&format!("spiffe://{HOME_TD}/{name}"))?;
         let svid = lanyard_server::issue::mint_jwt_svid(&self.0, &id, &[issuer], None).await?;
