@@ -1,6 +1,20 @@
 //! The crate's one error type. Every variant names what was wrong (which claim, which
 //! header, which identifier rule), and [`Error::kind`] gives a stable machine-readable
 //! code that the conformance vectors and the CLI's `--json` output use.
+//!
+//! # Error policy
+//!
+//! - **One error type for the crate**, [`Error`]; callers match on it or on its stable
+//!   `kind()` code, never on messages.
+//! - **Causes are kept**: a variant that wraps another error holds it as `#[source]`.
+//! - **No `anyhow`** here: this is library code. Only composition roots (the CLI, the
+//!   server's and agent's start-up and configuration) use it.
+//! - **No wire mapping here**: this crate does no I/O. Which HTTP status, OAuth
+//!   `error` code or gRPC status an error becomes is decided once per edge by the crate
+//!   serving it (the server's `endpoints/status.rs` and `oauth/error.rs`, the tower
+//!   layers' rejection functions, the agent's `error.rs`); [`crate::oauth::ErrorCode`]
+//!   only names the OAuth codes and their statuses.
+//! - **Bad input is never a panic**: clippy denies `unwrap`/`expect` outside tests.
 
 use crate::cbor::CborError;
 use crate::cose::CoseErrorKind;

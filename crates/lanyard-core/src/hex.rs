@@ -1,5 +1,6 @@
 //! Lowercase hexadecimal: the form Lanyard writes digests, serial numbers and random IDs in
-//! (agent IDs, join-token hashes, certificate fingerprints, entry IDs).
+//! (agent IDs, join-token hashes, certificate fingerprints, entry IDs), and the one
+//! decoder for hexadecimal input (CBOR given as hex on the command line, test data).
 
 /// `bytes` as lowercase hexadecimal, two digits per byte, no separators.
 ///
@@ -16,9 +17,36 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// `text` (an even number of hexadecimal digits, either case, nothing else) as bytes;
+/// `None` when it is not that.
+///
+/// ```
+/// assert_eq!(lanyard_core::hex::decode("00aB7f"), Some(vec![0x00, 0xab, 0x7f]));
+/// assert_eq!(lanyard_core::hex::decode("0"), None);
+/// assert_eq!(lanyard_core::hex::decode("+1"), None);
+/// ```
+pub fn decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::{decode, encode};
+
+    #[test]
+    fn decode_inverts_encode_and_refuses_the_rest() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(decode(&encode(&all)), Some(all));
+        for bad in ["0", "0g", " 00", "é0", "+1"] {
+            assert_eq!(decode(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn every_byte_is_two_lowercase_digits() {

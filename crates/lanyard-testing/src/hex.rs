@@ -7,11 +7,7 @@
 ///
 /// On malformed test data: an odd length or a non-hexadecimal digit.
 pub fn decode(text: &str) -> Vec<u8> {
-    assert!(text.len().is_multiple_of(2), "hex test data of odd length: {text}");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap_or_else(|e| panic!("hex test data {text}: {e}")))
-        .collect()
+    lanyard_core::hex::decode(text).unwrap_or_else(|| panic!("malformed hex test data: {text}"))
 }
 
 #[cfg(test)]

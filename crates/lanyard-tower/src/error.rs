@@ -1,4 +1,22 @@
-//! The crate's error type.
+//! The crate's error type: what goes wrong in the middleware outside of verifying a
+//! credential (loading the workload's own credentials, reaching the authorization server,
+//! a response that fails its check).
+//!
+//! # Error policy
+//!
+//! - **Two kinds of failure.** A request a layer refuses is not an [`Error`]: it is
+//!   answered on the spot, mapped to HTTP in one function per layer: `server/rejection.rs`
+//!   (WIT+WPT and HTTP signatures: 400/401/403 with `WWW-Authenticate`),
+//!   `oauth/rejection.rs` (RFC 6750 / RFC 9449 access-token challenges), `txn_token.rs`
+//!   (`Refusal::into_response`: the `Txn-Token` header) and `sdcwt.rs`
+//!   (`Rejection::into_response`: SD-CWT presentations);
+//!   the extractors answer 500 when their layer is missing (`server/config.rs`) and
+//!   [`crate::Authorize`] 401/403. What fails on the client side, or in setting a layer up,
+//!   is an [`Error`] returned to the caller.
+//! - **Causes are kept** (`#[source]`, or the core error itself through `#[from]`), and
+//!   the core error's stable `kind()` travels into problem documents and challenges.
+//! - **No `anyhow`**: this is library code.
+//! - **Bad input is never a panic**: clippy denies `unwrap`/`expect` outside tests.
 
 /// What can go wrong in the middleware outside of credential verification itself.
 #[non_exhaustive]

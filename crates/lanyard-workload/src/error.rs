@@ -1,5 +1,17 @@
 //! The crate's error type: gRPC statuses of the Workload API mapped to what a client does
 //! about them (digest §5.4), plus connection, validation and file errors.
+//!
+//! # Error policy
+//!
+//! - **One error type for the crate**, [`ClientError`]; callers match on it or on its stable
+//!   `kind()` code, never on messages.
+//! - **Causes are kept**: a variant that wraps another error holds it as `#[source]`.
+//! - **No `anyhow`** here: this is library code. Only composition roots (the CLI, the
+//!   server's and agent's start-up and configuration) use it.
+//! - **No wire mapping here**: this is the one place where the
+//!   Workload API's gRPC statuses (inbound) become client errors:
+//!   [`ClientError`]'s conversion from `tonic::Status` decides what a client retries.
+//! - **Bad input is never a panic**: clippy denies `unwrap`/`expect` outside tests.
 
 use std::path::PathBuf;
 

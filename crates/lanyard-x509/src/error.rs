@@ -1,6 +1,18 @@
 //! The crate's one error type. Every variant says which rule of X509-SVID.md (or which
 //! step of issuance, path validation or the TLS handshake) failed, and [`Error::kind`]
 //! gives a stable machine-readable code for the CLI's `--json` output and for logs.
+//!
+//! # Error policy
+//!
+//! - **One error type for the crate**, [`Error`]; callers match on it or on its stable
+//!   `kind()` code, never on messages.
+//! - **Causes are kept**: a variant that wraps another error holds it as `#[source]`.
+//! - **No `anyhow`** here: this is library code. Only composition roots (the CLI, the
+//!   server's and agent's start-up and configuration) use it.
+//! - **No wire mapping here**: a refused certificate is an [`Error`]; the
+//!   TLS stack reports it as a handshake failure, and the server and agent map it to
+//!   their wire in their own `error.rs`.
+//! - **Bad input is never a panic**: clippy denies `unwrap`/`expect` outside tests.
 
 use lanyard_core::{IdError, SpiffeId, UnixTime};
 

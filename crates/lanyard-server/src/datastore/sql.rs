@@ -29,6 +29,7 @@ mod clients;
 mod entries;
 mod federated_bundles;
 mod join_tokens;
+mod jtis;
 mod secrets;
 
 use std::fmt;

@@ -49,9 +49,17 @@ impl DpopNonces {
     /// Nonces from a fresh random secret (one process; replicas need [`DpopNonces::new`]
     /// with a shared secret).
     pub fn random(rotation_secs: u64) -> Result<DpopNonces, lanyard_core::Error> {
+        DpopNonces::random_with(crate::default_provider(), rotation_secs)
+    }
+
+    /// [`DpopNonces::random`], drawing the secret from and computing nonces with `provider`.
+    pub fn random_with(
+        provider: Arc<dyn CryptoProvider>,
+        rotation_secs: u64,
+    ) -> Result<DpopNonces, lanyard_core::Error> {
         let mut secret = vec![0u8; 32];
-        crate::default_provider().fill_random(&mut secret)?;
-        DpopNonces::new(secret, rotation_secs)
+        provider.fill_random(&mut secret)?;
+        Ok(DpopNonces::new(secret, rotation_secs)?.with_provider(provider))
     }
 
     /// The same nonces, computed with `provider` instead of the process default.

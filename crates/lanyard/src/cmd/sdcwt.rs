@@ -194,13 +194,7 @@ pub(crate) fn run(cmd: SdcwtCommand) -> Result<ExitCode> {
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
     let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    lanyard_core::hex::decode(&text)
 }
 
 /// Raw CBOR or hex text from `@file`, `-` (stdin), or a hex literal.
