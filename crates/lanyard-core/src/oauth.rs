@@ -112,7 +112,7 @@ pub use error::{Endpoint, ErrorCode, ErrorResponse, MAX_DESCRIPTION_CHARS, www_a
 pub use exchange::{ExchangeOutcome, ExchangeRules, SubjectToken, decide_exchange};
 pub use external_token::{
     ClaimCondition, ExternalTokenPolicy, ExternalTokenVerifier, IdentityTemplate, MappingRule, VerifiedExternalToken,
-    claim_at, map_identity, unverified_issuer,
+    claim_at, map_identity,
 };
 pub use form::{Form, FormLimits, REPEATABLE_PARAMETERS, check_content_type, encode_form};
 pub use http::{PresentedAccessToken, TokenScheme, extract_access_token};

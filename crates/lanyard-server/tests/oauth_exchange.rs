@@ -50,6 +50,7 @@ fn policy(delegate: bool, impersonate: bool, subjects: &[TokenTypeUri], txn_toke
         actor_token_types: vec![TokenTypeUri::Jwt, TokenTypeUri::AccessToken],
         subject_audiences: vec![LEDGER.into()],
         txn_tokens,
+        trusted_issuers: Vec::new(),
     }
 }
 
@@ -79,6 +80,11 @@ fn workloads() -> Vec<Workload> {
         Workload {
             name: "chainer",
             policy: policy(true, false, &[AccessToken, TxnToken], false),
+        },
+        // Exchanges platform tokens of every configured trusted issuer (trusted_issuers.rs).
+        Workload {
+            name: "platform",
+            policy: policy(false, true, &[AccessToken, Jwt, TokenTypeUri::IdToken], false),
         },
     ]
 }
@@ -125,6 +131,7 @@ impl Harness {
     /// registered (`chainer` with the foreign servers as audiences, every client with the
     /// JWT bearer grant too).
     async fn start_with(dir: &std::path::Path, td: &str, oauth: OAuthConfig) -> Harness {
+        let trusted: Vec<String> = oauth.trusted_issuers.iter().map(|t| t.issuer.clone()).collect();
         let config = ServerConfig {
             data_dir: dir.join("data"),
             public_address: "127.0.0.1:0".into(),
@@ -135,7 +142,10 @@ impl Harness {
             ..ServerConfig::default()
         };
         let server = lanyard_server::start(config).await.unwrap();
-        for w in workloads() {
+        for mut w in workloads() {
+            if w.name == "platform" {
+                w.policy.trusted_issuers.clone_from(&trusted);
+            }
             let audiences = if w.name == "chainer" {
                 vec![AS_B.into(), AS_C.into()]
             } else {
@@ -811,6 +821,9 @@ async fn identity_chaining_between_two_servers() {
     a.server.shutdown().await.unwrap();
     b.server.shutdown().await.unwrap();
 }
+
+#[path = "oauth_exchange/trusted_issuers.rs"]
+mod trusted_issuers;
 
 // ---- interop: panva/openid-client as the exchanging client ----
 

@@ -25,19 +25,11 @@ use crate::alg::{AlgSet, Algorithm};
 use crate::error::Error;
 use crate::id::WorkloadId;
 use crate::jose::json::Members;
-use crate::jose::{CompactJws, TokenType, TypRule};
+use crate::jose::{TokenType, TypRule};
 use crate::oauth::keys::VerificationKeys;
 use crate::oauth::violation::{Violation, clip};
 use crate::time::UnixTime;
 use crate::trust::{self, Window};
-
-/// The `iss` of a JWT, read without verifying anything: only to choose which trusted
-/// issuer's configuration verifies it. `None` when the token is not a JWT or has no string
-/// `iss`.
-pub fn unverified_issuer(token: &str) -> Option<String> {
-    let claims = CompactJws::parse(token).and_then(|jws| jws.claims()).ok()?;
-    claims.get("iss").and_then(Value::as_str).map(str::to_owned)
-}
 
 /// What is accepted from one trusted external issuer.
 #[derive(Clone, Debug)]

@@ -20,6 +20,8 @@
 //! | `client_auth.rs` | one client authentication method per request (RFC 6749 §2.3), `client_id` required with SPIFFE methods (draft-ietf-oauth-spiffe-client-auth, editor's copy after PR #44) |
 //! | `grant.rs` | the token request: grant dispatch, scope/resource/audience limits (RFC 8707) |
 //! | `exchange.rs` | token exchange (RFC 8693): subject and actor tokens, delegation and impersonation under the client's policy |
+//! | `issuers.rs` | trusted external issuers: their tokens as subject or actor tokens of an exchange, verified (RFC 8725) and mapped to a workload identifier by the configured rules |
+//! | `remote_keys.rs` | other servers' keys (home servers, trusted issuers): configured `jwks_uri` or discovery (OIDC Discovery §4, RFC 8414), cache, rate-limited refetch for an unknown `kid` |
 //! | `chaining.rs` | identity chaining (draft-ietf-oauth-identity-chaining-17): JWT authorization grants as the home server, the JWT bearer grant (RFC 7523 §2.1) as the foreign one |
 //! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
 //! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
@@ -34,7 +36,9 @@ pub mod clients;
 mod error;
 mod exchange;
 mod grant;
+mod issuers;
 pub mod mtls;
+mod remote_keys;
 mod secret;
 mod tokens;
 mod txn;
@@ -94,7 +98,8 @@ pub struct AuthorizationServer {
     client_keys: Mutex<KeyCache>,
     http: reqwest::Client,
     txn_chains: txn::TxnChains,
-    home_keys: chaining::HomeKeys,
+    remote_keys: remote_keys::RemoteKeys,
+    trusted_issuers: issuers::TrustedIssuers,
     /// The parsed access-token keys and when they were read.
     own_keys: Mutex<Option<(UnixTime, VerificationKeys)>>,
 }
@@ -127,6 +132,9 @@ impl AuthorizationServer {
             .get_or_create_secret(NONCE_SECRET, &candidate)
             .await?;
         let trust = Arc::new(TrustStore::new(Arc::clone(&state.crypto)));
+        let trusted_issuers =
+            issuers::TrustedIssuers::new(&state.config.oauth, state.trust_domain.name(), state.crypto.as_ref())
+                .map_err(OAuthError::Issue)?;
         let server = AuthorizationServer {
             private_key_jwt: PrivateKeyJwtVerifier::new(issuer.clone(), ClientAssertionPolicy::default()),
             jwt_spiffe: SpiffeAssertionVerifier::new(
@@ -141,7 +149,8 @@ impl AuthorizationServer {
             mtls_base,
             client_keys: Mutex::new(HashMap::new()),
             txn_chains: txn::TxnChains::default(),
-            home_keys: chaining::HomeKeys::default(),
+            remote_keys: remote_keys::RemoteKeys::default(),
+            trusted_issuers,
             own_keys: Mutex::new(None),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
