@@ -448,3 +448,102 @@ fn trusted_issuer_settings_are_checked() {
     twice.oauth.trusted_issuers = vec![good.clone(), good];
     assert!(twice.validate().unwrap_err().to_string().contains("more than once"));
 }
+
+// ---- interop: panva oidc-provider as the external issuer ----
+
+/// The workspace root when Node and oidc-provider are installed
+/// (`scripts/install-interop.sh`); without them the test is skipped, unless
+/// `LANYARD_INTEROP=1` makes that a failure (as the other interop tests do).
+fn oidc_provider_available(test: &str) -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if node && root.join("tests/interop/node/node_modules/oidc-provider").exists() {
+        return Some(root);
+    }
+    let hint = "Node 20+ with oidc-provider (scripts/install-interop.sh)";
+    assert!(
+        std::env::var("LANYARD_INTEROP").as_deref() != Ok("1"),
+        "{test}: LANYARD_INTEROP=1 but {hint} is missing"
+    );
+    eprintln!("skipped: {test} needs {hint}");
+    None
+}
+
+#[tokio::test]
+async fn oidc_provider_access_token_is_exchanged() {
+    use tokio::io::AsyncBufReadExt as _;
+    let Some(root) = oidc_provider_available("oidc_provider_access_token_is_exchanged") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut peer = tokio::process::Command::new("node")
+        .arg(root.join("tests/interop/node/oidc_issuer.mjs"))
+        .args([port.as_str(), "ci-runner", "ci-runner-secret", AUDIENCE])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(peer.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("oidc-provider did not start")
+        .unwrap()
+        .expect("oidc-provider exited");
+    let issuer = serde_json::from_str::<Value>(&ready).unwrap()["issuer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Lanyard trusts it through discovery; its client_credentials tokens map by client_id.
+    let config = trusted(
+        &issuer,
+        "spiffe://{td}/oidc/{client_id}",
+        vec![ClaimConditionConfig {
+            claim: "client_id".into(),
+            equals: Some("ci-runner".into()),
+            one_of: Vec::new(),
+        }],
+    );
+    let (_dir, h) = start(vec![config]).await;
+
+    // oidc-provider issues an RFC 9068 JWT access token for Lanyard (resource indicator).
+    let r = h
+        .http
+        .post(format!("{issuer}/token"))
+        .basic_auth("ci-runner", Some("ci-runner-secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(
+            [
+                ("grant_type", "client_credentials"),
+                ("resource", AUDIENCE),
+                ("scope", "read"),
+            ]
+            .into_iter(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let platform_token = body["access_token"].as_str().expect("an access token").to_owned();
+    let header = lanyard_core::jose::CompactJws::parse(&platform_token)
+        .unwrap()
+        .header()
+        .typ
+        .clone();
+    assert_eq!(header.as_deref(), Some("at+jwt"), "a JWT access token");
+
+    let reply = h.exchange_external("platform", &platform_token, AT).await;
+    let c = h.verify_at(&reply.token(AT, "Bearer")).await;
+    assert_eq!(c.sub, "spiffe://example.org/oidc/ci-runner");
+    assert_eq!((c.iss.as_str(), c.client_id.as_str()), (h.issuer.as_str(), "platform"));
+    h.server.shutdown().await.unwrap();
+    peer.kill().await.unwrap();
+}
