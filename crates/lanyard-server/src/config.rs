@@ -131,6 +131,10 @@ pub struct OAuthConfig {
     /// accepts as subject or actor tokens, mapped to a workload identifier of this trust
     /// domain by their rules.
     pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Issue WITs through token exchange: `requested_token_type`
+    /// `urn:lanyard:params:oauth:token-type:wit` (Lanyard's own URN, WIMSE has none yet)
+    /// with a DPoP proof whose key the WIT binds (`cnf.jwk`). Off by default.
+    pub issue_wits: bool,
     /// Serve the mutual-TLS listener (RFC 8705: X.509-SVID client authentication and
     /// certificate-bound tokens; the server's own SVID; client certificates requested,
     /// not required). On by default.
@@ -336,6 +340,7 @@ impl Default for OAuthConfig {
             authorization_grant_ttl: 60,
             chaining_home_servers: Vec::new(),
             trusted_issuers: Vec::new(),
+            issue_wits: false,
             mtls: true,
             mtls_address: None,
         }

@@ -211,6 +211,11 @@ impl Harness {
 
     /// A token request by `client` (authenticated with its JWT-SVID) with `params`.
     async fn token(&self, client: &str, params: &[(&str, &str)]) -> Reply {
+        self.token_with_headers(client, params, &[]).await
+    }
+
+    /// [`Harness::token`] with extra request `headers` (a `DPoP` proof).
+    async fn token_with_headers(&self, client: &str, params: &[(&str, &str)], headers: &[(&str, &str)]) -> Reply {
         let svid = self.svid(client, &self.issuer).await;
         let mut pairs = vec![
             ("client_id", client),
@@ -218,14 +223,14 @@ impl Harness {
             ("client_assertion", svid.as_str()),
         ];
         pairs.extend_from_slice(params);
-        let r = self
+        let mut request = self
             .http
             .post(format!("{}/oauth/token", self.server.public_url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(encode_form(pairs.iter().copied()))
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let r = request.body(encode_form(pairs.iter().copied())).send().await.unwrap();
         let status = r.status().as_u16();
         assert_eq!(
             r.headers().get("cache-control").and_then(|v| v.to_str().ok()),

@@ -114,6 +114,9 @@ impl AuthorizationServer {
         if requested == Some(&TokenTypeUri::TxnToken) {
             return self.txn_token(request, exchange, client, dpop, now).await;
         }
+        if requested == Some(&TokenTypeUri::LanyardWit) {
+            return self.wit_exchange(request, exchange, client, dpop, now).await;
+        }
         match (requested, self.chaining_target(request)?) {
             (None | Some(TokenTypeUri::Jwt), Some(target)) => {
                 return self

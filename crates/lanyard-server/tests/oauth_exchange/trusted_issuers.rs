@@ -15,6 +15,7 @@ use super::*;
 const K8S: &str = "https://k8s.example.test";
 const AUDIENCE: &str = "https://lanyard.example.test";
 const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+const WIT: &str = "urn:lanyard:params:oauth:token-type:wit";
 const SA_TEMPLATE: &str = "spiffe://{td}/ns/{kubernetes.io.namespace}/sa/{kubernetes.io.serviceaccount.name}";
 
 /// An ES256 key with `kid`, and its public JWK.
@@ -92,11 +93,15 @@ fn k8s_issuer(jwks: &[lanyard_core::Jwk]) -> TrustedIssuerConfig {
 }
 
 async fn start(issuers: Vec<TrustedIssuerConfig>) -> (tempfile::TempDir, Harness) {
-    let dir = tempfile::tempdir().unwrap();
-    let oauth = OAuthConfig {
+    start_with(OAuthConfig {
         trusted_issuers: issuers,
         ..OAuthConfig::default()
-    };
+    })
+    .await
+}
+
+async fn start_with(oauth: OAuthConfig) -> (tempfile::TempDir, Harness) {
+    let dir = tempfile::tempdir().unwrap();
     let h = Harness::start_with(dir.path(), TRUST_DOMAIN, oauth).await;
     (dir, h)
 }
@@ -149,6 +154,103 @@ async fn a_platform_token_becomes_its_workload_identity() {
         .await;
     reply.refused(400, "invalid_request", "not accepted");
     h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_platform_token_becomes_a_wit_for_a_proven_key() {
+    let (k, jwk) = key("k8s-1");
+    let (_dir, h) = start_with(wit_settings(vec![k8s_issuer(&[jwk])])).await;
+    let claims = sa_claims("staging", "deployer");
+    let token = sign(&k, "k8s-1", None, &claims);
+    let holder = lanyard_crypto::KeyPair::generate(Algorithm::ES256).unwrap();
+    let proof = || dpop_proof(&h, &holder);
+    let params = [
+        ("subject_token", token.as_str()),
+        ("subject_token_type", JWT),
+        ("requested_token_type", WIT),
+    ];
+    let verified = exchange_for_wit(&h, &token, JWT, &holder).await;
+    assert_eq!(verified.sub.as_str(), "spiffe://example.org/ns/staging/sa/deployer");
+    let mut proven = holder.public_jwk();
+    proven.alg = Some("ES256".into());
+    assert_eq!(verified.cnf_jwk, proven, "bound to the proof's key, with its alg");
+    assert!(verified.exp.as_secs() <= claims["exp"].as_u64().unwrap());
+
+    // No proof of a key: no WIT.
+    h.token("platform", &with_exchange(&params))
+        .await
+        .refused(400, "invalid_request", "DPoP proof");
+    // A WIT names no actor: a client that would act itself (delegation) gets none.
+    let svid = h.svid("billing", &h.issuer).await;
+    let as_gateway = [
+        ("subject_token", svid.as_str()),
+        ("subject_token_type", JWT),
+        ("requested_token_type", WIT),
+    ];
+    h.token_with_headers("gateway", &with_exchange(&as_gateway), &[("DPoP", &proof())])
+        .await
+        .refused(400, "invalid_request", "a WIT names no actor");
+    h.server.shutdown().await.unwrap();
+
+    // Off by default.
+    let (_dir, h) = start(vec![k8s_issuer(&[key("k8s-1").1])]).await;
+    h.exchange("platform", &params)
+        .await
+        .refused(400, "invalid_request", WIT);
+    h.server.shutdown().await.unwrap();
+}
+
+/// A DPoP proof by `holder` for the token endpoint of `h`.
+fn dpop_proof(h: &Harness, holder: &lanyard_crypto::KeyPair) -> String {
+    let endpoint = format!("{}/oauth/token", h.server.public_url);
+    let params = lanyard_core::oauth::DpopProofParams {
+        method: "POST",
+        uri: &endpoint,
+        access_token: None,
+        nonce: None,
+    };
+    lanyard_core::oauth::create_dpop_proof(holder, &params, now(), lanyard_crypto::provider().as_ref()).unwrap()
+}
+
+/// The `platform` workload exchanges `token` of `token_type` for a WIT bound to
+/// `holder`'s key (proven with a DPoP proof); the WIT, verified with the server's bundle.
+async fn exchange_for_wit(
+    h: &Harness,
+    token: &str,
+    token_type: &str,
+    holder: &lanyard_crypto::KeyPair,
+) -> Arc<lanyard_core::VerifiedWit> {
+    let params = [
+        ("subject_token", token),
+        ("subject_token_type", token_type),
+        ("requested_token_type", WIT),
+    ];
+    let reply = h
+        .token_with_headers("platform", &with_exchange(&params), &[("DPoP", &dpop_proof(h, holder))])
+        .await;
+    let wit = reply.token(WIT, "N_A");
+    let store = Arc::new(lanyard_core::TrustStore::new(lanyard_crypto::provider()));
+    store.set_bundle(&h.server.state.keys.bundle().await.unwrap()).unwrap();
+    lanyard_core::WitVerifier::new(store, lanyard_core::WitPolicy::wit_svid())
+        .verify(&wit, now())
+        .unwrap()
+}
+
+/// Settings that issue WITs for DPoP proofs without a server nonce (a test shortcut).
+fn wit_settings(issuers: Vec<TrustedIssuerConfig>) -> OAuthConfig {
+    OAuthConfig {
+        trusted_issuers: issuers,
+        issue_wits: true,
+        require_dpop_nonce: false,
+        ..OAuthConfig::default()
+    }
+}
+
+/// `params` after `grant_type=...:token-exchange`.
+fn with_exchange<'a>(params: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut pairs = vec![("grant_type", EXCHANGE)];
+    pairs.extend_from_slice(params);
+    pairs
 }
 
 #[tokio::test]
@@ -512,7 +614,7 @@ async fn oidc_provider_access_token_is_exchanged() {
             one_of: Vec::new(),
         }],
     );
-    let (_dir, h) = start(vec![config]).await;
+    let (_dir, h) = start_with(wit_settings(vec![config])).await;
 
     // oidc-provider issues an RFC 9068 JWT access token for Lanyard (resource indicator).
     let r = h
@@ -544,6 +646,11 @@ async fn oidc_provider_access_token_is_exchanged() {
     let c = h.verify_at(&reply.token(AT, "Bearer")).await;
     assert_eq!(c.sub, "spiffe://example.org/oidc/ci-runner");
     assert_eq!((c.iss.as_str(), c.client_id.as_str()), (h.issuer.as_str(), "platform"));
+    // The same token, with proof of a key, for a WIT bound to it.
+    let holder = lanyard_crypto::KeyPair::generate(Algorithm::ES256).unwrap();
+    let wit = exchange_for_wit(&h, &platform_token, AT, &holder).await;
+    assert_eq!(wit.sub.as_str(), "spiffe://example.org/oidc/ci-runner");
+    assert_eq!(wit.cnf_jwk.x, holder.public_jwk().x);
     h.server.shutdown().await.unwrap();
     peer.kill().await.unwrap();
 }
