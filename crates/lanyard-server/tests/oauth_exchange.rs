@@ -838,15 +838,25 @@ const VENV_PYTHON: &str = "tests/interop/.venv/bin/python";
 /// venv); without them the test is skipped, unless `LANYARD_INTEROP=1` makes that a
 /// failure (as the other interop tests do).
 fn drivers_available(test: &str) -> Option<std::path::PathBuf> {
+    interop_available(
+        test,
+        &["tests/interop/node/node_modules/openid-client", VENV_PYTHON],
+        "Node 20+ with openid-client and the Python venv (scripts/install-interop.sh)",
+    )
+}
+
+/// The workspace root when Node runs and every path of `needs` (relative to the root)
+/// exists; otherwise `None` (the test is skipped), or a failure under `LANYARD_INTEROP=1`
+/// naming `hint`.
+fn interop_available(test: &str, needs: &[&str], hint: &str) -> Option<std::path::PathBuf> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let node = std::process::Command::new("node")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if node && root.join("tests/interop/node/node_modules/openid-client").exists() && root.join(VENV_PYTHON).exists() {
+    if node && needs.iter().all(|p| root.join(p).exists()) {
         return Some(root);
     }
-    let hint = "Node 20+ with openid-client and the Python venv (scripts/install-interop.sh)";
     assert!(
         std::env::var("LANYARD_INTEROP").as_deref() != Ok("1"),
         "{test}: LANYARD_INTEROP=1 but {hint} are missing"

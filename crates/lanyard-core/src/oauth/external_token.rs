@@ -89,23 +89,14 @@ impl ExternalTokenVerifier {
     /// Verifies `token` with the issuer's `keys` at `now`.
     pub fn verify(&self, token: &str, keys: &VerificationKeys, now: UnixTime) -> Result<VerifiedExternalToken, Error> {
         let p = &self.policy;
-        let (jws, alg) = keys.verify_typed(
+        let (jws, alg, claims) = keys.verify_issued(
             token,
             TypRule::or_generic(TokenType::AccessToken),
             p.algorithms,
             "not on the trusted issuer's allow-list",
+            &p.issuer,
         )?;
-        let claims = jws.claims()?;
-        let m = Members(&claims);
-        let iss = m.req_str("iss")?;
-        if iss != p.issuer {
-            return Err(Violation::IssuerMismatch {
-                expected: p.issuer.clone(),
-                found: clip(iss, 256),
-            }
-            .into());
-        }
-        let aud = m.req_audiences()?;
+        let aud = Members(&claims).req_audiences()?;
         if !aud.contains(&p.audience) {
             return Err(Error::WrongAudience {
                 expected: p.audience.clone(),

@@ -553,25 +553,14 @@ fn trusted_issuer_settings_are_checked() {
 
 // ---- interop: panva oidc-provider as the external issuer ----
 
-/// The workspace root when Node and oidc-provider are installed
-/// (`scripts/install-interop.sh`); without them the test is skipped, unless
-/// `LANYARD_INTEROP=1` makes that a failure (as the other interop tests do).
+/// The workspace root when Node and oidc-provider are installed (see
+/// [`interop_available`]).
 fn oidc_provider_available(test: &str) -> Option<std::path::PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if node && root.join("tests/interop/node/node_modules/oidc-provider").exists() {
-        return Some(root);
-    }
-    let hint = "Node 20+ with oidc-provider (scripts/install-interop.sh)";
-    assert!(
-        std::env::var("LANYARD_INTEROP").as_deref() != Ok("1"),
-        "{test}: LANYARD_INTEROP=1 but {hint} is missing"
-    );
-    eprintln!("skipped: {test} needs {hint}");
-    None
+    interop_available(
+        test,
+        &["tests/interop/node/node_modules/oidc-provider"],
+        "Node 20+ with oidc-provider (scripts/install-interop.sh)",
+    )
 }
 
 #[tokio::test]
