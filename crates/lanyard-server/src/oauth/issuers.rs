@@ -109,9 +109,13 @@ impl AuthorizationServer {
         let claims = CompactJws::parse(token.expose()).and_then(|jws| jws.claims()).ok();
         let claim = |name: &str| claims.as_ref().and_then(|c| c.get(name)).and_then(Value::as_str);
         let (iss, sub) = (claim("iss"), claim("sub"));
+        if iss == Some(self.issuer.as_str()) {
+            // This server's own token (even if an issuer were configured with its name).
+            return Ok(None);
+        }
         let foreign = match token_type {
             TokenTypeUri::IdToken => true,
-            TokenTypeUri::AccessToken => iss.is_some_and(|i| i != self.issuer),
+            TokenTypeUri::AccessToken => iss.is_some(),
             TokenTypeUri::Jwt => iss.is_some() && !sub.is_some_and(|s| s.starts_with("spiffe://")),
             _ => false,
         };
