@@ -150,6 +150,15 @@ impl AuthorizationServer {
         }
         .map_err(invalid)?;
         let id: WorkloadId = map_identity(&trusted.rules, &verified.claims).map_err(invalid)?;
+        let verified_claim = |name: &str| verified.claims.get(name).and_then(Value::as_str).unwrap_or("-");
+        crate::audit::external_token(
+            &trusted.issuer,
+            verified_claim("jti"),
+            verified_claim("sub"),
+            id.as_str(),
+            &client.client.client_id,
+            which,
+        );
         Ok(Some(Presented {
             subject: SubjectToken {
                 sub: id.as_str().to_owned(),
