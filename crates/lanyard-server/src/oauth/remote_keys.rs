@@ -29,6 +29,21 @@ impl RemoteKeys {
         keys.get(issuer).cloned()
     }
 
+    /// Whether a refetch of `issuer`'s keys may start now: the last fetch (or refetch
+    /// started) is at least `refetch_after` seconds old. Marks the refetch as started, so
+    /// that concurrent requests with unknown `kid`s make one fetch, not one each.
+    fn claim_refetch(&self, issuer: &str, now: UnixTime, refetch_after: u64) -> bool {
+        let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get_mut(issuer) {
+            Some((fetched, _)) if now.as_secs().saturating_sub(fetched.as_secs()) < refetch_after => false,
+            Some((fetched, _)) => {
+                *fetched = now;
+                true
+            }
+            None => true,
+        }
+    }
+
     fn put(&self, issuer: &str, fetched: UnixTime, keys: VerificationKeys) {
         let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         map.insert(issuer.to_owned(), (fetched, keys));
@@ -78,7 +93,8 @@ impl AuthorizationServer {
     ) -> Result<VerificationKeys, String> {
         if let Some((fetched, keys)) = self.remote_keys.get(source.issuer) {
             let age = now.as_secs().saturating_sub(fetched.as_secs());
-            let fresh = age < JWKS_URI_CACHE_SECS && !(refresh && age >= source.refetch_after);
+            let fresh = age < JWKS_URI_CACHE_SECS
+                && !(refresh && self.remote_keys.claim_refetch(source.issuer, now, source.refetch_after));
             if fresh {
                 return Ok(keys);
             }

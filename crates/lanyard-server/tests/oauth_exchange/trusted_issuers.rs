@@ -457,6 +457,19 @@ async fn discovery_and_key_rotation() {
             .refused(400, "invalid_request", "ghost");
     }
     assert_eq!(ci.fetches.load(Ordering::SeqCst), 2, "refetches are rate-limited");
+    // Once the interval has passed, concurrent requests with unknown kids make one fetch.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let ghost_token = sign(&ghost, "ghost", None, &claims);
+    let ghost = || h.exchange_external("platform", &ghost_token, JWT);
+    let replies = tokio::join!(ghost(), ghost(), ghost(), ghost());
+    for reply in [replies.0, replies.1, replies.2, replies.3] {
+        reply.refused(400, "invalid_request", "ghost");
+    }
+    assert_eq!(
+        ci.fetches.load(Ordering::SeqCst),
+        3,
+        "one refetch for concurrent requests"
+    );
     // The old key is gone from the issuer's set.
     h.exchange_external("platform", &sign(&first, "ci-1", None, &claims), JWT)
         .await
