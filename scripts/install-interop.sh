@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the independent implementations the interop tests drive: Node's `jose` and
-# `openid-client` (npm); Python's `Authlib` (PyPI, OAuth client_credentials);
+# Installs the independent implementations the interop tests drive: Node's `jose`,
+# `openid-client` and `oidc-provider` (npm, a real external issuer); Python's `Authlib` (PyPI, OAuth client_credentials);
 # Python's `joserfc`, `pyjwt`, `http-message-signatures`, py-spiffe (`spiffe`) and
 # python-cwt (`cwt`, with `cbor2`) (PyPI), pinned in tests/interop/; and the system `curl`
 # (7.88+, Debian package), the mutual-TLS OAuth client of workload_interop. The Rust
@@ -21,7 +21,8 @@ if ! command -v python3 >/dev/null; then
   apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
 fi
 
-if [ ! -d tests/interop/node/node_modules/jose ] || [ ! -d tests/interop/node/node_modules/openid-client ]; then
+if [ ! -d tests/interop/node/node_modules/jose ] || [ ! -d tests/interop/node/node_modules/openid-client ] \
+  || [ ! -d tests/interop/node/node_modules/oidc-provider ]; then
   npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
 fi
 if [ ! -x tests/interop/.venv/bin/python ]; then

@@ -16,6 +16,7 @@
 //! | `keys` | a client's or an authorization server's JWK Set, parsed once |
 //! | `access_token` | RFC 9068 JWT access tokens, `act` (RFC 8693 §4.1) |
 //! | `authorization_grant` | JWT authorization grants for identity chaining (draft-ietf-oauth-identity-chaining-17, RFC 7523 §2.1, rfc7523bis `authorization-grant+jwt`) |
+//! | `external_token` | JWTs from trusted external issuers (RFC 8725 checks) and the rules mapping their claims to a workload identifier |
 //! | `exchange` | the token-exchange decision: delegation, impersonation, `may_act`, scope and lifetime (RFC 8693 §1.1, §4, §5) |
 //! | `txn_token` | Transaction Tokens, their replacement and the `Txn-Token` header (draft-ietf-oauth-transaction-tokens-11) |
 //! | `dpop` | RFC 9449 proofs; `htu` normalisation in `htu` |
@@ -77,6 +78,7 @@ mod confirmation;
 mod dpop;
 mod error;
 mod exchange;
+mod external_token;
 mod form;
 mod http;
 mod htu;
@@ -114,6 +116,10 @@ pub use dpop::{
 };
 pub use error::{Endpoint, ErrorCode, ErrorResponse, MAX_DESCRIPTION_CHARS, www_authenticate};
 pub use exchange::{ExchangeOutcome, ExchangeRules, SubjectToken, decide_exchange};
+pub use external_token::{
+    ClaimCondition, ExternalTokenPolicy, ExternalTokenVerifier, IdentityTemplate, MappingRule, VerifiedExternalToken,
+    claim_at, map_identity,
+};
 pub use form::{Form, FormLimits, REPEATABLE_PARAMETERS, check_content_type, encode_form};
 pub use http::{PresentedAccessToken, TokenScheme, extract_access_token};
 pub use htu::normalize_http_uri;

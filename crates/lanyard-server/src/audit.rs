@@ -77,3 +77,20 @@ pub(crate) fn txn_token(txn: &str, sub: &str, scope: &str, chain: &[String], rep
         "txn-token"
     );
 }
+
+/// Writes one event per platform token accepted from a trusted external issuer in a token
+/// exchange: the issuer, the token's `jti` and `sub` as the issuer gave them (if any), the
+/// workload identifier its claims mapped to, the client and the role (`subject_token` or
+/// `actor_token`). Never the token. The exchange's own line ([`token`]) follows.
+pub(crate) fn external_token(issuer: &str, token_jti: &str, token_sub: &str, mapped: &str, client: &str, role: &str) {
+    tracing::info!(
+        target: "audit",
+        issuer,
+        token_jti,
+        token_sub,
+        mapped,
+        client,
+        role,
+        "external token"
+    );
+}

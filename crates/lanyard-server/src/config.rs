@@ -131,6 +131,15 @@ pub struct OAuthConfig {
     /// Identity chaining as the foreign server (AS-B): home servers whose JWT authorization
     /// grants the JWT bearer grant (RFC 7523 §2.1) redeems (`[[oauth.chaining_home_servers]]`).
     pub chaining_home_servers: Vec<HomeServerConfig>,
+    /// Trusted external issuers (`[[oauth.trusted_issuers]]`): platform token issuers
+    /// (Kubernetes, CI systems, other authorization servers) whose JWTs a token exchange
+    /// accepts as subject or actor tokens, mapped to a workload identifier of this trust
+    /// domain by their rules.
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Issue WITs through token exchange: `requested_token_type`
+    /// `urn:lanyard:params:oauth:token-type:wit` (Lanyard's own URN, WIMSE has none yet)
+    /// with a DPoP proof whose key the WIT binds (`cnf.jwk`). Off by default.
+    pub issue_wits: bool,
     /// Serve the mutual-TLS listener (RFC 8705: X.509-SVID client authentication and
     /// certificate-bound tokens; the server's own SVID; client certificates requested,
     /// not required). On by default.
@@ -153,6 +162,175 @@ pub struct HomeServerConfig {
     pub jwks_uri: Option<String>,
 }
 
+/// `[[oauth.trusted_issuers]]`: an external issuer whose JWTs a token exchange accepts
+/// (issue 13 item 2). Keys come from `jwks` (inline JSON or a file path), from `jwks_uri`,
+/// or else from discovery (`<issuer>/.well-known/openid-configuration`, then RFC 8414
+/// metadata), cached and refetched for an unknown `kid` (rotation).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    /// Its issuer identifier: the token's `iss` must equal it exactly.
+    pub issuer: String,
+    /// Where its keys are published (instead of discovery).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Its keys, fixed: a JWK Set as inline JSON (starting with `{`) or a file path.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// This server's audience at the issuer: the token's `aud` must contain it (required,
+    /// RFC 8725 §3.9).
+    pub audience: String,
+    /// The signature algorithms accepted (asymmetric JOSE names; default all of them).
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway: u64,
+    /// The longest remaining lifetime of an accepted token, in seconds.
+    #[serde(default = "default_max_token_lifetime")]
+    pub max_token_lifetime: u64,
+    /// How soon keys may be fetched again when a token names an unknown `kid`, in seconds.
+    #[serde(default = "default_refetch_interval")]
+    pub jwks_refetch_interval: u64,
+    /// The mapping rules, tried in order: the first whose conditions hold gives the
+    /// workload identifier; a token matching none is refused.
+    pub rules: Vec<MappingRuleConfig>,
+}
+
+/// One mapping rule of a trusted issuer.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MappingRuleConfig {
+    /// The workload identifier: a `spiffe://` or `wimse://` template with `{td}` (this
+    /// trust domain) and `{dotted.claim.path}` placeholders in its path, e.g.
+    /// `spiffe://{td}/ns/{kubernetes.io.namespace}/sa/{kubernetes.io.serviceaccount.name}`.
+    pub identity: String,
+    /// Conditions that must all hold.
+    #[serde(default)]
+    pub require: Vec<ClaimConditionConfig>,
+}
+
+/// A condition of a mapping rule: a claim (dotted path) equals a value or one of a list.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimConditionConfig {
+    /// The claim's dotted path.
+    pub claim: String,
+    /// The value it must equal.
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// The values it may equal.
+    #[serde(default)]
+    pub one_of: Vec<String>,
+}
+
+fn default_leeway() -> u64 {
+    60
+}
+
+fn default_max_token_lifetime() -> u64 {
+    24 * 3600
+}
+
+fn default_refetch_interval() -> u64 {
+    30
+}
+
+impl TrustedIssuerConfig {
+    /// The verification policy (RFC 8725 checks) its tokens get.
+    pub fn policy(&self) -> Result<lanyard_core::oauth::ExternalTokenPolicy, String> {
+        let mut policy = lanyard_core::oauth::ExternalTokenPolicy::new(self.issuer.clone(), self.audience.clone());
+        if !self.algorithms.is_empty() {
+            let algs = self
+                .algorithms
+                .iter()
+                .map(|a| lanyard_core::Algorithm::parse(a).map_err(|e| format!("algorithms: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            policy.algorithms = lanyard_core::AlgSet::of(&algs);
+        }
+        policy.leeway = self.leeway;
+        policy.max_lifetime = self.max_token_lifetime;
+        Ok(policy)
+    }
+
+    /// Its mapping rules, compiled for the trust domain `trust_domain`.
+    pub fn rules(&self, trust_domain: &str) -> Result<Vec<lanyard_core::oauth::MappingRule>, String> {
+        if self.rules.is_empty() {
+            return Err("rules: at least one mapping rule is required".into());
+        }
+        self.rules
+            .iter()
+            .map(|r| {
+                let template = lanyard_core::oauth::IdentityTemplate::parse(&r.identity, trust_domain)
+                    .map_err(|e| format!("rules.identity: {e}"))?;
+                let require = r
+                    .require
+                    .iter()
+                    .map(|c| {
+                        let values: Vec<String> = c.equals.iter().chain(&c.one_of).cloned().collect();
+                        if c.claim.is_empty() || values.is_empty() || (c.equals.is_some() && !c.one_of.is_empty()) {
+                            return Err(format!(
+                                "rules.require: {:?} needs a claim and exactly one of equals or one_of",
+                                c.claim
+                            ));
+                        }
+                        Ok(lanyard_core::oauth::ClaimCondition {
+                            claim: c.claim.clone(),
+                            values,
+                        })
+                    })
+                    .collect::<Result<_, String>>()?;
+                Ok(lanyard_core::oauth::MappingRule { template, require })
+            })
+            .collect()
+    }
+
+    /// Its fixed JWK Set, when `jwks` is set: inline JSON, or read from the file it names.
+    pub fn static_jwks(&self) -> Result<Option<lanyard_core::JwkSet>, String> {
+        let Some(jwks) = &self.jwks else {
+            return Ok(None);
+        };
+        let text = if jwks.trim_start().starts_with('{') {
+            jwks.clone()
+        } else {
+            std::fs::read_to_string(jwks).map_err(|e| format!("jwks: reading {jwks}: {e}"))?
+        };
+        lanyard_core::JwkSet::from_json(text.as_bytes())
+            .map(Some)
+            .map_err(|e| format!("jwks: {e}"))
+    }
+
+    /// Checks every setting, the keys of a static `jwks` included.
+    fn validate(&self, trust_domain: &str, own_issuer: Option<&str>) -> Result<(), String> {
+        lanyard_core::oauth::check_issuer_identifier(&self.issuer).map_err(|e| format!("issuer: {e}"))?;
+        if own_issuer == Some(self.issuer.as_str()) {
+            return Err("issuer: this server's own issuer cannot be an external one".into());
+        }
+        if self.jwks.is_some() && self.jwks_uri.is_some() {
+            return Err("set jwks or jwks_uri, not both".into());
+        }
+        if let Some(uri) = &self.jwks_uri {
+            let loopback = uri.starts_with("http://127.0.0.1") || uri.starts_with("http://localhost");
+            if !(uri.starts_with("https://") || loopback) {
+                return Err("jwks_uri: must be an https:// URL".into());
+            }
+        }
+        if self.audience.is_empty() || self.audience.chars().any(char::is_control) {
+            return Err("audience: required, a non-empty string".into());
+        }
+        if self.max_token_lifetime == 0 {
+            return Err("max_token_lifetime: must be greater than zero".into());
+        }
+        self.policy()?;
+        self.rules(trust_domain)?;
+        if let Some(jwks) = self.static_jwks()? {
+            lanyard_core::oauth::VerificationKeys::from_jwks(lanyard_crypto::provider().as_ref(), &self.issuer, &jwks)
+                .map_err(|e| format!("jwks: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for OAuthConfig {
     fn default() -> Self {
         OAuthConfig {
@@ -167,6 +345,8 @@ impl Default for OAuthConfig {
             chaining_foreign_servers: Vec::new(),
             authorization_grant_ttl: 60,
             chaining_home_servers: Vec::new(),
+            trusted_issuers: Vec::new(),
+            issue_wits: false,
             mtls: true,
             mtls_address: None,
         }
@@ -578,6 +758,15 @@ impl ServerConfig {
                 if !(uri.starts_with("https://") || loopback) {
                     return Err(err("oauth.chaining_home_servers.jwks_uri", "must be an https:// URL"));
                 }
+            }
+        }
+        let mut issuers = std::collections::HashSet::new();
+        for t in &self.oauth.trusted_issuers {
+            let name = format!("oauth.trusted_issuers[{}]", t.issuer);
+            t.validate(&self.trust_domain, self.oauth.issuer.as_deref())
+                .map_err(|m| err(&name, m))?;
+            if !issuers.insert(t.issuer.as_str()) {
+                return Err(err(name, "listed more than once"));
             }
         }
         Ok(())

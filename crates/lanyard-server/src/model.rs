@@ -290,6 +290,9 @@ pub struct ExchangePolicy {
     pub subject_audiences: Vec<String>,
     /// It may ask the Transaction Token Service for Txn-Tokens (and replacements).
     pub txn_tokens: bool,
+    /// The trusted external issuers (`[[oauth.trusted_issuers]]`, by issuer identifier)
+    /// whose tokens it may present as subject or actor tokens.
+    pub trusted_issuers: Vec<String>,
 }
 
 impl ExchangePolicy {

@@ -50,6 +50,7 @@ fn policy(delegate: bool, impersonate: bool, subjects: &[TokenTypeUri], txn_toke
         actor_token_types: vec![TokenTypeUri::Jwt, TokenTypeUri::AccessToken],
         subject_audiences: vec![LEDGER.into()],
         txn_tokens,
+        trusted_issuers: Vec::new(),
     }
 }
 
@@ -79,6 +80,11 @@ fn workloads() -> Vec<Workload> {
         Workload {
             name: "chainer",
             policy: policy(true, false, &[AccessToken, TxnToken], false),
+        },
+        // Exchanges platform tokens of every configured trusted issuer (trusted_issuers.rs).
+        Workload {
+            name: "platform",
+            policy: policy(false, true, &[AccessToken, Jwt, TokenTypeUri::IdToken], false),
         },
     ]
 }
@@ -125,6 +131,7 @@ impl Harness {
     /// registered (`chainer` with the foreign servers as audiences, every client with the
     /// JWT bearer grant too).
     async fn start_with(dir: &std::path::Path, td: &str, oauth: OAuthConfig) -> Harness {
+        let trusted: Vec<String> = oauth.trusted_issuers.iter().map(|t| t.issuer.clone()).collect();
         let config = ServerConfig {
             data_dir: dir.join("data"),
             public_address: "127.0.0.1:0".into(),
@@ -135,7 +142,10 @@ impl Harness {
             ..ServerConfig::default()
         };
         let server = lanyard_server::start(config).await.unwrap();
-        for w in workloads() {
+        for mut w in workloads() {
+            if w.name == "platform" {
+                w.policy.trusted_issuers.clone_from(&trusted);
+            }
             let audiences = if w.name == "chainer" {
                 vec![AS_B.into(), AS_C.into()]
             } else {
@@ -201,6 +211,11 @@ impl Harness {
 
     /// A token request by `client` (authenticated with its JWT-SVID) with `params`.
     async fn token(&self, client: &str, params: &[(&str, &str)]) -> Reply {
+        self.token_with_headers(client, params, &[]).await
+    }
+
+    /// [`Harness::token`] with extra request `headers` (a `DPoP` proof).
+    async fn token_with_headers(&self, client: &str, params: &[(&str, &str)], headers: &[(&str, &str)]) -> Reply {
         let svid = self.svid(client, &self.issuer).await;
         let mut pairs = vec![
             ("client_id", client),
@@ -208,14 +223,14 @@ impl Harness {
             ("client_assertion", svid.as_str()),
         ];
         pairs.extend_from_slice(params);
-        let r = self
+        let mut request = self
             .http
             .post(format!("{}/oauth/token", self.server.public_url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(encode_form(pairs.iter().copied()))
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let r = request.body(encode_form(pairs.iter().copied())).send().await.unwrap();
         let status = r.status().as_u16();
         assert_eq!(
             r.headers().get("cache-control").and_then(|v| v.to_str().ok()),
@@ -812,6 +827,9 @@ async fn identity_chaining_between_two_servers() {
     b.server.shutdown().await.unwrap();
 }
 
+#[path = "oauth_exchange/trusted_issuers.rs"]
+mod trusted_issuers;
+
 // ---- interop: panva/openid-client as the exchanging client ----
 
 const VENV_PYTHON: &str = "tests/interop/.venv/bin/python";
@@ -820,15 +838,25 @@ const VENV_PYTHON: &str = "tests/interop/.venv/bin/python";
 /// venv); without them the test is skipped, unless `LANYARD_INTEROP=1` makes that a
 /// failure (as the other interop tests do).
 fn drivers_available(test: &str) -> Option<std::path::PathBuf> {
+    interop_available(
+        test,
+        &["tests/interop/node/node_modules/openid-client", VENV_PYTHON],
+        "Node 20+ with openid-client and the Python venv (scripts/install-interop.sh)",
+    )
+}
+
+/// The workspace root when Node runs and every path of `needs` (relative to the root)
+/// exists; otherwise `None` (the test is skipped), or a failure under `LANYARD_INTEROP=1`
+/// naming `hint`.
+fn interop_available(test: &str, needs: &[&str], hint: &str) -> Option<std::path::PathBuf> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let node = std::process::Command::new("node")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if node && root.join("tests/interop/node/node_modules/openid-client").exists() && root.join(VENV_PYTHON).exists() {
+    if node && needs.iter().all(|p| root.join(p).exists()) {
         return Some(root);
     }
-    let hint = "Node 20+ with openid-client and the Python venv (scripts/install-interop.sh)";
     assert!(
         std::env::var("LANYARD_INTEROP").as_deref() != Ok("1"),
         "{test}: LANYARD_INTEROP=1 but {hint} are missing"

@@ -31,7 +31,7 @@ use crate::jose::{AlgSet, Algorithm, TokenType, TypRule, sign_compact};
 use crate::oauth::confirmation::{Confirmation, PresentedProof, check_unbound};
 use crate::oauth::keys::VerificationKeys;
 use crate::oauth::scope::Scope;
-use crate::oauth::violation::{Violation, clip};
+use crate::oauth::violation::clip;
 use crate::time::UnixTime;
 use crate::trust::{self, Window};
 
@@ -433,21 +433,13 @@ impl AccessTokenVerifier {
     /// Verifies `token` against the authorization server's `keys` at `now`.
     pub fn verify(&self, token: &str, keys: &VerificationKeys, now: UnixTime) -> Result<VerifiedAccessToken, Error> {
         let p = &self.policy;
-        let (jws, alg) = keys.verify_typed(
+        let (jws, alg, claims) = keys.verify_issued(
             token,
             TypRule::exactly(TokenType::AccessToken),
             p.algorithms,
             "not on the access-token allow-list",
+            &p.issuer,
         )?;
-        let claims = jws.claims()?;
-        let iss = Members(&claims).req_str("iss")?;
-        if iss != p.issuer {
-            return Err(Violation::IssuerMismatch {
-                expected: p.issuer.clone(),
-                found: clip(iss, 256),
-            }
-            .into());
-        }
         let aud = Audience::from_members(Members(&claims))?;
         if !p.audiences.iter().any(|a| aud.contains(a)) {
             return Err(Error::WrongAudience {

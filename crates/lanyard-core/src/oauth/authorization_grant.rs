@@ -31,7 +31,6 @@ use crate::oauth::check_jti;
 use crate::oauth::client_assertion::check_sole_audience;
 use crate::oauth::keys::VerificationKeys;
 use crate::oauth::scope::Scope;
-use crate::oauth::violation::{Violation, clip};
 use crate::time::UnixTime;
 use crate::trust::{self, Window};
 
@@ -206,22 +205,14 @@ impl AuthorizationGrantVerifier {
         now: UnixTime,
     ) -> Result<VerifiedAuthorizationGrant, Error> {
         let p = &self.policy;
-        let (jws, alg) = keys.verify_typed(
+        let (jws, alg, claims) = keys.verify_issued(
             grant,
             TypRule::or_generic(TokenType::AuthorizationGrant),
             p.algorithms,
             "not on the authorization-grant allow-list",
+            home_issuer,
         )?;
-        let claims = jws.claims()?;
         let m = Members(&claims);
-        let iss = m.req_str("iss")?;
-        if iss != home_issuer {
-            return Err(Violation::IssuerMismatch {
-                expected: home_issuer.to_owned(),
-                found: clip(iss, 256),
-            }
-            .into());
-        }
         check_sole_audience(&m.req_audiences()?, &p.audience)?;
         let times = trust::check_window(
             &claims,

@@ -11,10 +11,13 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
 use crate::crypto::{CryptoProvider, VerifyingKey};
 use crate::error::Error;
+use crate::jose::json::Members;
 use crate::jose::{AlgSet, Algorithm, CompactJws, JwkSet, TypRule};
-use crate::oauth::violation::Violation;
+use crate::oauth::violation::{Violation, clip};
 use crate::trust::{TrustAnchor, select_anchor};
 
 /// Parsed public keys of one owner (a client, an authorization server).
@@ -138,5 +141,28 @@ impl VerificationKeys {
         }
         self.verify(&jws, alg)?;
         Ok((jws, alg))
+    }
+
+    /// [`verify_typed`](Self::verify_typed) for a token of `issuer`: then reads the claims,
+    /// whose `iss` must be exactly `issuer`. Returns the JWS, its algorithm and its claims.
+    pub(crate) fn verify_issued<'t>(
+        &self,
+        token: &'t str,
+        typ: TypRule,
+        algorithms: AlgSet,
+        list: &'static str,
+        issuer: &str,
+    ) -> Result<(CompactJws<'t>, Algorithm, Map<String, Value>), Error> {
+        let (jws, alg) = self.verify_typed(token, typ, algorithms, list)?;
+        let claims = jws.claims()?;
+        let iss = Members(&claims).req_str("iss")?;
+        if iss != issuer {
+            return Err(Violation::IssuerMismatch {
+                expected: issuer.to_owned(),
+                found: clip(iss, 256),
+            }
+            .into());
+        }
+        Ok((jws, alg, claims))
     }
 }

@@ -120,6 +120,10 @@ wire_enum! {
         UnsignedJson = "urn:ietf:params:oauth:token-type:unsigned_json",
         /// `urn:ietf:params:oauth:token-type:id-jag` (draft-ietf-oauth-identity-assertion-authz-grant).
         IdJag = "urn:ietf:params:oauth:token-type:id-jag",
+        /// `urn:lanyard:params:oauth:token-type:wit`: a Workload Identity Token
+        /// (draft-ietf-wimse-workload-creds). Lanyard's own URN: WIMSE registers no token
+        /// type for a WIT yet (spec updates 2026-12 §5); to be renamed when it does.
+        LanyardWit = "urn:lanyard:params:oauth:token-type:wit",
     }
 }
 
@@ -131,6 +135,7 @@ impl TokenTypeUri {
             TokenTypeUri::AccessToken => Some(TokenType::AccessToken),
             TokenTypeUri::TxnToken => Some(TokenType::TxnToken),
             TokenTypeUri::IdJag => Some(TokenType::IdJag),
+            TokenTypeUri::LanyardWit => Some(TokenType::Wit),
             _ => None,
         }
     }

@@ -236,6 +236,34 @@ pub enum Violation {
         /// The claim.
         claim: &'static str,
     },
+    /// A token exchange's subject or actor token comes from an issuer that is not a
+    /// trusted external issuer, or not one the client may exchange tokens of (RFC 8693
+    /// §2.2.2: "unacceptable based on policy"; `invalid_request`).
+    #[error("tokens of the issuer {issuer:?} are not accepted")]
+    UntrustedIssuer {
+        /// The token's `iss` (clipped).
+        issuer: String,
+    },
+    /// An external token's claims match none of its issuer's mapping rules (RFC 8693
+    /// §2.2.2; `invalid_request`).
+    #[error("the token's claims match no mapping rule")]
+    NoMappingRule,
+    /// A claim a mapping template substitutes is absent, not a string, or could forge a
+    /// path segment (`invalid_request`).
+    #[error("claim {claim:?} cannot be part of a workload identifier: {reason}")]
+    UnsafeClaimValue {
+        /// The claim's path (clipped).
+        claim: String,
+        /// What is wrong with its value.
+        reason: &'static str,
+    },
+    /// A mapping template rendered something that is not an identifier of this server's
+    /// trust domain (`invalid_request`).
+    #[error("the mapped workload identifier is invalid: {reason}")]
+    MappedIdentityInvalid {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Violation {
@@ -274,6 +302,10 @@ impl Violation {
             Violation::ExchangeNotAllowed { .. } => "exchange_not_allowed",
             Violation::MayActMismatch { .. } => "may_act_mismatch",
             Violation::ReplacementChanges { .. } => "replacement_changes",
+            Violation::UntrustedIssuer { .. } => "untrusted_issuer",
+            Violation::NoMappingRule => "no_mapping_rule",
+            Violation::UnsafeClaimValue { .. } => "unsafe_claim_value",
+            Violation::MappedIdentityInvalid { .. } => "mapped_identity_invalid",
         }
     }
 }

@@ -27,45 +27,24 @@
 //! audiences (`invalid_target`) and binding, and the server's access-token lifetime. No
 //! refresh token (§2.4).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-
 use lanyard_core::UnixTime;
 use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
-    AccessTokenType, AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier,
-    AuthorizationServerMetadata, ExchangeRules, SubjectToken, TokenExchange, TokenRequest, TokenResponse, TokenTypeUri,
-    VerificationKeys, VerifiedDpopProof, decide_exchange, issue_authorization_grant, metadata_url,
+    AccessTokenType, AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier, ExchangeRules,
+    SubjectToken, TokenExchange, TokenRequest, TokenResponse, TokenTypeUri, VerifiedDpopProof, decide_exchange,
+    issue_authorization_grant,
 };
 
+use super::AuthorizationServer;
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use super::grant::{TokenOutcome, access_token_outcome, binding, clip, registered_scope, targets};
+use super::remote_keys::KeySource;
 use super::tokens::AccessTokenContent;
-use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
-use crate::config::HomeServerConfig;
 use crate::model::AuthorityKind;
 
 /// How soon keys may be fetched again for an unknown `kid`, in seconds.
 const REFETCH_AFTER_SECS: u64 = 30;
-
-/// The home servers' keys, by issuer: when fetched, and the keys.
-#[derive(Debug, Default)]
-pub(crate) struct HomeKeys {
-    keys: Mutex<HashMap<String, (UnixTime, VerificationKeys)>>,
-}
-
-impl HomeKeys {
-    fn get(&self, issuer: &str) -> Option<(UnixTime, VerificationKeys)> {
-        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        keys.get(issuer).cloned()
-    }
-
-    fn put(&self, issuer: &str, fetched: UnixTime, keys: VerificationKeys) {
-        let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        map.insert(issuer.to_owned(), (fetched, keys));
-    }
-}
 
 impl AuthorizationServer {
     /// The foreign authorization server a token exchange targets, if any: when one
@@ -156,15 +135,17 @@ impl AuthorizationServer {
             .find(|h| h.issuer == iss)
             .ok_or_else(|| OAuthError::UntrustedHomeServer(clip(&iss)))?;
         let verifier = AuthorizationGrantVerifier::new(AuthorizationGrantPolicy::new(self.issuer.clone()));
-        let keys = self.home_keys(home, now, false).await?;
-        let verified = match verifier.verify(assertion, &home.issuer, &keys, now) {
-            Err(e) if e.kind() == "unknown_key" => {
-                let keys = self.home_keys(home, now, true).await?;
-                verifier.verify(assertion, &home.issuer, &keys, now)
-            }
-            other => other,
-        }
-        .map_err(OAuthError::InvalidGrant)?;
+        let source = KeySource {
+            issuer: &home.issuer,
+            jwks_uri: home.jwks_uri.as_deref(),
+            openid: false,
+            refetch_after: REFETCH_AFTER_SECS,
+        };
+        let verified = self
+            .with_remote_keys(source, now, |keys| verifier.verify(assertion, &home.issuer, keys, now))
+            .await
+            .map_err(OAuthError::HomeKeys)?
+            .map_err(OAuthError::InvalidGrant)?;
         let spec = &client.client.spec;
         let grant = verified.claims;
         let subject = SubjectToken {
@@ -212,55 +193,5 @@ impl AuthorizationServer {
             .sign_access_token(content, self.access_token_ttl(spec), now)
             .await?;
         Ok(access_token_outcome(issued, dpop, outcome.scope, None))
-    }
-
-    /// The keys of `home`: cached ones unless stale, or `refresh` asks and the last fetch
-    /// is older than [`REFETCH_AFTER_SECS`].
-    async fn home_keys(
-        &self,
-        home: &HomeServerConfig,
-        now: UnixTime,
-        refresh: bool,
-    ) -> Result<VerificationKeys, OAuthError> {
-        if let Some((fetched, keys)) = self.home_keys.get(&home.issuer) {
-            let age = now.as_secs().saturating_sub(fetched.as_secs());
-            let fresh = age < JWKS_URI_CACHE_SECS && !(refresh && age >= REFETCH_AFTER_SECS);
-            if fresh {
-                return Ok(keys);
-            }
-        }
-        let unavailable = |what: String| OAuthError::HomeKeys(what);
-        let jwks_uri = match &home.jwks_uri {
-            Some(uri) => uri.clone(),
-            None => {
-                let url = metadata_url(&home.issuer).map_err(|e| unavailable(e.to_string()))?;
-                let body = self.fetch_small(&url).await.map_err(unavailable)?;
-                AuthorizationServerMetadata::from_json(&body, &home.issuer)
-                    .map_err(|e| unavailable(e.to_string()))?
-                    .jwks_uri
-                    .ok_or_else(|| unavailable("its metadata names no jwks_uri".into()))?
-            }
-        };
-        let jwks = self
-            .fetch_jwks(&jwks_uri)
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), home.issuer.clone(), &jwks)
-            .map_err(|e| unavailable(e.to_string()))?;
-        self.home_keys.put(&home.issuer, now, keys.clone());
-        Ok(keys)
-    }
-
-    /// GETs `url` (at most 64 KiB, a success status).
-    pub(crate) async fn fetch_small(&self, url: &str) -> Result<Vec<u8>, String> {
-        let response = self.http.get(url).send().await.map_err(|_| "unreachable".to_owned())?;
-        if !response.status().is_success() {
-            return Err(format!("{url} answered {}", response.status()));
-        }
-        let body = response.bytes().await.map_err(|_| "body".to_owned())?;
-        if body.len() > 64 * 1024 {
-            return Err("larger than 64 KiB".into());
-        }
-        Ok(body.to_vec())
     }
 }

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `urn:ietf:params:oauth:token-type:access_token` | an RFC 9068 access token this server issued (its own keys, `iss` this issuer), not revoked, whose `aud` names this issuer, the client's `client_id` or one of the policy's `subject_audiences` (a resource server exchanges the tokens sent to it) |
 //! | `urn:ietf:params:oauth:token-type:jwt` | a JWT-SVID of the server's own or a federated trust domain whose `aud` names this issuer (JWT-SVID.md §3, `typ` absent or `JWT`: an `at+jwt` sent as `jwt` is `typ_confusion`) |
+//! | `urn:ietf:params:oauth:token-type:jwt`, `...:id_token`, `...:access_token` | a JWT of a trusted external issuer the client's policy lists (`issuers.rs`): verified by that issuer's configuration and mapped to a workload identifier, which becomes the subject (or actor) |
 //! | `urn:ietf:params:oauth:token-type:txn_token` | a Txn-Token of this server's Transaction Token Service: only as the subject of a Txn-Token request (a replacement, `txn.rs`) or of a JWT authorization grant (`chaining.rs`); a Txn-Token is never exchanged for an access token (draft-ietf-oauth-transaction-tokens-11: it is not one) |
 //!
 //! The decision is `lanyard_core::oauth::decide_exchange`: delegation when an actor is
@@ -40,10 +41,15 @@ use crate::error::ServerError;
 use crate::model::ExchangePolicy;
 
 /// The subject token types this server can verify.
-const SUBJECT_TYPES: [TokenTypeUri; 3] = [TokenTypeUri::AccessToken, TokenTypeUri::Jwt, TokenTypeUri::TxnToken];
+const SUBJECT_TYPES: [TokenTypeUri; 4] = [
+    TokenTypeUri::AccessToken,
+    TokenTypeUri::Jwt,
+    TokenTypeUri::IdToken,
+    TokenTypeUri::TxnToken,
+];
 
 /// The actor token types this server can verify (a Txn-Token identifies no actor).
-const ACTOR_TYPES: [TokenTypeUri; 2] = [TokenTypeUri::AccessToken, TokenTypeUri::Jwt];
+const ACTOR_TYPES: [TokenTypeUri; 3] = [TokenTypeUri::AccessToken, TokenTypeUri::Jwt, TokenTypeUri::IdToken];
 
 /// Checks a client's exchange policy when it is registered: only token types this server
 /// verifies, non-empty audiences.
@@ -61,6 +67,13 @@ pub(crate) fn validate_policy(policy: &ExchangePolicy) -> Result<(), ServerError
         .any(|a| a.is_empty() || a.chars().any(char::is_control))
     {
         return invalid("exchange subject_audiences must be non-empty strings".into());
+    }
+    if policy
+        .trusted_issuers
+        .iter()
+        .any(|i| lanyard_core::oauth::check_issuer_identifier(i).is_err())
+    {
+        return invalid("exchange trusted_issuers must be issuer identifiers".into());
     }
     Ok(())
 }
@@ -100,6 +113,9 @@ impl AuthorizationServer {
         let requested = exchange.requested_token_type.as_ref();
         if requested == Some(&TokenTypeUri::TxnToken) {
             return self.txn_token(request, exchange, client, dpop, now).await;
+        }
+        if requested == Some(&TokenTypeUri::LanyardWit) {
+            return self.wit_exchange(request, exchange, client, dpop, now).await;
         }
         match (requested, self.chaining_target(request)?) {
             (None | Some(TokenTypeUri::Jwt), Some(target)) => {
@@ -230,6 +246,9 @@ impl AuthorizationServer {
                 value: clip(token_type.as_str()),
             });
         }
+        if let Some(external) = self.verify_external(which, token, token_type, client, now).await? {
+            return Ok(external);
+        }
         let invalid = |reason| OAuthError::ExchangeToken { which, reason };
         match token_type {
             TokenTypeUri::AccessToken => {
@@ -275,7 +294,7 @@ impl AuthorizationServer {
                     txn: None,
                 })
             }
-            _ => {
+            TokenTypeUri::TxnToken => {
                 let verifier = TxnTokenVerifier::new(TxnTokenPolicy::new(self.state.trust_domain.name()));
                 let keys = self.own_keys().await?;
                 let verified = verifier.verify(token.expose(), &keys, now).map_err(invalid)?;
@@ -297,6 +316,11 @@ impl AuthorizationServer {
                     txn: Some(c),
                 })
             }
+            // An `id_token` comes only from a trusted external issuer (`verify_external`).
+            _ => Err(OAuthError::TokenTypeRefused {
+                param,
+                value: clip(token_type.as_str()),
+            }),
         }
     }
 }

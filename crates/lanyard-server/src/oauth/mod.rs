@@ -20,8 +20,11 @@
 //! | `client_auth.rs` | one client authentication method per request (RFC 6749 §2.3), `client_id` required with SPIFFE methods (draft-ietf-oauth-spiffe-client-auth, editor's copy after PR #44) |
 //! | `grant.rs` | the token request: grant dispatch, scope/resource/audience limits (RFC 8707) |
 //! | `exchange.rs` | token exchange (RFC 8693): subject and actor tokens, delegation and impersonation under the client's policy |
+//! | `issuers.rs` | trusted external issuers: their tokens as subject or actor tokens of an exchange, verified (RFC 8725) and mapped to a workload identifier by the configured rules |
+//! | `remote_keys.rs` | other servers' keys (home servers, trusted issuers): configured `jwks_uri` or discovery (OIDC Discovery §4, RFC 8414), cache, rate-limited refetch for an unknown `kid` |
 //! | `chaining.rs` | identity chaining (draft-ietf-oauth-identity-chaining-17): JWT authorization grants as the home server, the JWT bearer grant (RFC 7523 §2.1) as the foreign one |
 //! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
+//! | `wit.rs` | WITs by token exchange (Lanyard's `urn:lanyard:params:oauth:token-type:wit`, behind `[oauth] issue_wits`), bound to the request's DPoP key |
 //! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
 //! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
 //! | `clients.rs` | registering clients (validation, generated secrets) |
@@ -34,10 +37,13 @@ pub mod clients;
 mod error;
 mod exchange;
 mod grant;
+mod issuers;
 pub mod mtls;
+mod remote_keys;
 mod secret;
 mod tokens;
 mod txn;
+mod wit;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -95,7 +101,8 @@ pub struct AuthorizationServer {
     client_keys: Mutex<KeyCache>,
     http: reqwest::Client,
     txn_chains: txn::TxnChains,
-    home_keys: chaining::HomeKeys,
+    remote_keys: remote_keys::RemoteKeys,
+    trusted_issuers: issuers::TrustedIssuers,
     /// The parsed access-token keys and when they were read.
     own_keys: Mutex<Option<(UnixTime, VerificationKeys)>>,
 }
@@ -128,6 +135,9 @@ impl AuthorizationServer {
             .get_or_create_secret(NONCE_SECRET, &candidate)
             .await?;
         let trust = Arc::new(TrustStore::new(Arc::clone(&state.crypto)));
+        let trusted_issuers =
+            issuers::TrustedIssuers::new(&state.config.oauth, state.trust_domain.name(), state.crypto.as_ref())
+                .map_err(OAuthError::Issue)?;
         let server = AuthorizationServer {
             private_key_jwt: PrivateKeyJwtVerifier::new(issuer.clone(), ClientAssertionPolicy::default()),
             jwt_spiffe: SpiffeAssertionVerifier::new(
@@ -147,7 +157,8 @@ impl AuthorizationServer {
             mtls_base,
             client_keys: Mutex::new(HashMap::new()),
             txn_chains: txn::TxnChains::default(),
-            home_keys: chaining::HomeKeys::default(),
+            remote_keys: remote_keys::RemoteKeys::default(),
+            trusted_issuers,
             own_keys: Mutex::new(None),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))

@@ -129,6 +129,10 @@ pub(crate) struct ClientFields {
     /// It may ask the Transaction Token Service for Txn-Tokens and replacements.
     #[arg(long)]
     txn_tokens: bool,
+    /// Token exchange: a trusted external issuer (`[[oauth.trusted_issuers]]`) whose tokens
+    /// it may present; repeatable.
+    #[arg(long = "exchange-trusted-issuer")]
+    exchange_trusted_issuers: Vec<String>,
     #[command(flatten)]
     socket: SocketArg,
 }
@@ -169,6 +173,7 @@ impl ClientFields {
             "subject_token_types": token_type_uris(&self.exchange_subject_types),
             "actor_token_types": token_type_uris(&self.exchange_actor_types),
             "subject_audiences": self.exchange_subject_audiences, "txn_tokens": self.txn_tokens,
+            "trusted_issuers": self.exchange_trusted_issuers,
         });
         if exchange
             .as_object()

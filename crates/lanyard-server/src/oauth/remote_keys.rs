@@ -1,0 +1,151 @@
+//! Other servers' signing keys, fetched and cached: the home servers of identity chaining
+//! (`chaining.rs`) and the trusted external issuers (`issuers.rs`).
+//!
+//! A [`KeySource`] names the issuer and where its keys are: a configured `jwks_uri`, or the
+//! `jwks_uri` of its metadata, discovered at `<issuer>/.well-known/openid-configuration`
+//! (OpenID Connect Discovery 1.0 §4, when the source allows it) and then at the RFC 8414
+//! §3.1 location; the metadata's `issuer` must equal the issuer (RFC 8414 §3.3, OIDC
+//! Discovery §4.3). Keys are cached for [`JWKS_URI_CACHE_SECS`] and fetched again when a
+//! token names an unknown `kid` (key rotation), at most once per `refetch_after` seconds
+//! so that a flood of tokens with made-up `kid`s cannot make this server hammer the issuer.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use lanyard_core::UnixTime;
+use lanyard_core::oauth::{AuthorizationServerMetadata, VerificationKeys, metadata_url};
+
+use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
+
+/// The fetched keys, by issuer: when fetched, and the keys.
+#[derive(Debug, Default)]
+pub(crate) struct RemoteKeys {
+    keys: Mutex<HashMap<String, (UnixTime, VerificationKeys)>>,
+}
+
+impl RemoteKeys {
+    fn get(&self, issuer: &str) -> Option<(UnixTime, VerificationKeys)> {
+        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.get(issuer).cloned()
+    }
+
+    /// Whether a refetch of `issuer`'s keys may start now: the last fetch (or refetch
+    /// started) is at least `refetch_after` seconds old. Marks the refetch as started, so
+    /// that concurrent requests with unknown `kid`s make one fetch, not one each.
+    fn claim_refetch(&self, issuer: &str, now: UnixTime, refetch_after: u64) -> bool {
+        let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get_mut(issuer) {
+            Some((fetched, _)) if now.as_secs().saturating_sub(fetched.as_secs()) < refetch_after => false,
+            Some((fetched, _)) => {
+                *fetched = now;
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn put(&self, issuer: &str, fetched: UnixTime, keys: VerificationKeys) {
+        let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        map.insert(issuer.to_owned(), (fetched, keys));
+    }
+}
+
+/// Where an issuer's keys come from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeySource<'a> {
+    /// The issuer identifier.
+    pub(crate) issuer: &'a str,
+    /// Its configured `jwks_uri`; `None` discovers it.
+    pub(crate) jwks_uri: Option<&'a str>,
+    /// Try OpenID Connect discovery before RFC 8414 metadata.
+    pub(crate) openid: bool,
+    /// How soon the keys may be fetched again for an unknown `kid`, in seconds.
+    pub(crate) refetch_after: u64,
+}
+
+impl AuthorizationServer {
+    /// Runs `verify` with `source`'s keys; when it fails with `unknown_key` (a rotated
+    /// key), fetches the keys again (rate-limited) and retries once. The outer error says
+    /// the keys could not be obtained.
+    pub(crate) async fn with_remote_keys<T>(
+        &self,
+        source: KeySource<'_>,
+        now: UnixTime,
+        verify: impl Fn(&VerificationKeys) -> Result<T, lanyard_core::Error>,
+    ) -> Result<Result<T, lanyard_core::Error>, String> {
+        let keys = self.remote_keys(source, now, false).await?;
+        match verify(&keys) {
+            Err(e) if e.kind() == "unknown_key" => {
+                let keys = self.remote_keys(source, now, true).await?;
+                Ok(verify(&keys))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The keys of `source`: cached ones unless stale, or `refresh` asks and the last
+    /// fetch is at least `refetch_after` seconds old.
+    async fn remote_keys(
+        &self,
+        source: KeySource<'_>,
+        now: UnixTime,
+        refresh: bool,
+    ) -> Result<VerificationKeys, String> {
+        if let Some((fetched, keys)) = self.remote_keys.get(source.issuer) {
+            let age = now.as_secs().saturating_sub(fetched.as_secs());
+            let fresh = age < JWKS_URI_CACHE_SECS
+                && !(refresh && self.remote_keys.claim_refetch(source.issuer, now, source.refetch_after));
+            if fresh {
+                return Ok(keys);
+            }
+        }
+        let jwks_uri = match source.jwks_uri {
+            Some(uri) => uri.to_owned(),
+            None => self.discover_jwks_uri(source).await?,
+        };
+        let jwks = self.fetch_jwks(&jwks_uri).await.map_err(|e| e.to_string())?;
+        let keys =
+            VerificationKeys::from_jwks(self.state.crypto.as_ref(), source.issuer, &jwks).map_err(|e| e.to_string())?;
+        self.remote_keys.put(source.issuer, now, keys.clone());
+        Ok(keys)
+    }
+
+    /// The `jwks_uri` of `source`'s metadata (OpenID Connect discovery first when the
+    /// source allows it, then RFC 8414).
+    async fn discover_jwks_uri(&self, source: KeySource<'_>) -> Result<String, String> {
+        let mut urls = Vec::with_capacity(2);
+        if source.openid {
+            urls.push(format!(
+                "{}/.well-known/openid-configuration",
+                source.issuer.trim_end_matches('/')
+            ));
+        }
+        urls.push(metadata_url(source.issuer).map_err(|e| e.to_string())?);
+        let mut last = String::new();
+        for url in urls {
+            match self.fetch_small(&url).await {
+                Ok(body) => {
+                    return AuthorizationServerMetadata::from_json(&body, source.issuer)
+                        .map_err(|e| e.to_string())?
+                        .jwks_uri
+                        .ok_or_else(|| "its metadata names no jwks_uri".into());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// GETs `url` (at most 64 KiB, a success status).
+    pub(crate) async fn fetch_small(&self, url: &str) -> Result<Vec<u8>, String> {
+        let response = self.http.get(url).send().await.map_err(|_| "unreachable".to_owned())?;
+        if !response.status().is_success() {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        let body = response.bytes().await.map_err(|_| "body".to_owned())?;
+        if body.len() > 64 * 1024 {
+            return Err("larger than 64 KiB".into());
+        }
+        Ok(body.to_vec())
+    }
+}
