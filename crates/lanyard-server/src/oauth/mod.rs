@@ -23,7 +23,7 @@
 //! | `chaining.rs` | identity chaining (draft-ietf-oauth-identity-chaining-17): JWT authorization grants as the home server, the JWT bearer grant (RFC 7523 §2.1) as the foreign one |
 //! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
 //! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
-//! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
+//! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation, sender-constrained tokens at the server's own resources |
 //! | `clients.rs` | registering clients (validation, generated secrets) |
 //! | `secret.rs` | Argon2id hashes of client secrets |
 //! | `error.rs` | [`OAuthError`] and its response |
@@ -52,7 +52,7 @@ pub(crate) use client_auth::method_name;
 pub use client_auth::{AuthenticatedClient, ClientCertificate};
 pub use error::{ClientAuthError, OAuthError, WireError};
 pub use grant::TokenOutcome;
-pub use tokens::DpopContext;
+pub use tokens::{BoundAccessToken, DpopContext, ResourceRequest};
 
 use crate::state::AppState;
 

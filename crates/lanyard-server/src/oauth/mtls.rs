@@ -20,7 +20,9 @@ use rustls::server::NoServerSessionStorage;
 
 use lanyard_core::oauth::certificate_thumbprint;
 use lanyard_core::{SpiffeBundle, TrustDomain, UnixTime};
-use lanyard_x509::{SvidResolver, SvidSource, Usage, VerifyOptions, X509Bundle, X509BundleSet, verify_svid_chain};
+use lanyard_x509::{
+    SvidResolver, SvidSource, Usage, VerifiedSvid, VerifyOptions, X509Bundle, X509BundleSet, verify_svid_chain,
+};
 
 use super::AuthorizationServer;
 use super::client_auth::ClientCertificate;
@@ -51,14 +53,33 @@ impl AuthorizationServer {
         chain: &[CertificateDer<'static>],
         now: UnixTime,
     ) -> Result<ClientCertificate, OAuthError> {
-        let bundles = self.x509_bundles().await?;
-        let verified = verify_svid_chain(chain, &bundles, now, &VerifyOptions::for_usage(Usage::ClientAuth))
+        let verified = self
+            .verify_client_svid(chain, now)
+            .await?
             .map_err(|e| OAuthError::client("spiffe_x509", ClientAuthError::Certificate(e.to_string())))?;
         let leaf = chain.first().map(|c| c.as_ref()).unwrap_or_default();
         Ok(ClientCertificate {
             spiffe_id: verified.spiffe_id,
             thumbprint: certificate_thumbprint(self.state.crypto.as_ref(), leaf),
         })
+    }
+
+    /// Checks a client certificate chain (leaf first) at `now` as an X.509-SVID for client
+    /// authentication (see the module documentation): the outer error is the server's
+    /// (datastore, keys), the inner one says why the certificate is refused. Also the
+    /// X.509-SVID authentication of the SD-CWT credential endpoint.
+    pub async fn verify_client_svid(
+        &self,
+        chain: &[CertificateDer<'static>],
+        now: UnixTime,
+    ) -> Result<Result<VerifiedSvid, lanyard_x509::Error>, OAuthError> {
+        let bundles = self.x509_bundles().await?;
+        Ok(verify_svid_chain(
+            chain,
+            &bundles,
+            now,
+            &VerifyOptions::for_usage(Usage::ClientAuth),
+        ))
     }
 
     /// The X.509 authorities of the server's own trust domain and of every federated one.
