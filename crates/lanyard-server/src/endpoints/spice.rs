@@ -45,7 +45,8 @@
 //! when the bundle's `spiffe_sequence` changes (one read of the sequence per request), and
 //! WPT and DPoP proof `jti`s are recorded in the datastore's shared
 //! [`JtiStore`](crate::datastore::JtiStore), so every replica refuses a replay, also after
-//! a restart.
+//! a restart; access-token keys and client-certificate bundles are the authorization
+//! server's, kept parsed in memory.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -399,12 +400,10 @@ impl CredentialEndpoint {
     }
 
     /// An X.509-SVID client certificate from the mutual-TLS listener.
-    async fn certificate(&self, chain: &[CertificateDer<'static>], now: UnixTime) -> Result<Caller, ServerError> {
+    fn certificate(&self, chain: &[CertificateDer<'static>], now: UnixTime) -> Result<Caller, ServerError> {
         let svid = self
             .oauth
             .verify_client_svid(chain, now)
-            .await
-            .map_err(|e| e.at_resource(TokenScheme::Bearer, None))?
             .map_err(ServerError::ClientCertificate)?;
         let leaf = chain.first().map(|c| c.as_ref()).unwrap_or_default();
         Ok(Caller {
@@ -456,7 +455,7 @@ async fn credential(State(c): State<Arc<CredentialEndpoint>>, request: Request<B
                 let leaf = chain.and_then(<[_]>::first).map(|c| c.as_ref());
                 c.access_token(&token, &uri, leaf, now).await?
             }
-            (None, Some(chain)) => c.certificate(chain, now).await?,
+            (None, Some(chain)) => c.certificate(chain, now)?,
             (None, None) if on_mtls => return Err(ServerError::ClientCertificate(lanyard_x509::Error::EmptyChain)),
             (None, None) => {
                 return Err(ServerError::Unauthenticated(lanyard_core::Error::Header {

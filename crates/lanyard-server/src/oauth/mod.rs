@@ -40,13 +40,14 @@ mod tokens;
 mod txn;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lanyard_core::oauth::{
     ClientAssertionPolicy, DpopPolicy, DpopVerifier, PrivateKeyJwtVerifier, SpiffeAssertionPolicy,
     SpiffeAssertionVerifier, VerificationKeys,
 };
 use lanyard_core::{SpiffeBundle, TrustDomain, TrustStore, UnixTime};
+use lanyard_x509::{X509Bundle, X509BundleSet};
 
 pub(crate) use client_auth::method_name;
 pub use client_auth::{AuthenticatedClient, ClientCertificate};
@@ -89,6 +90,9 @@ pub struct AuthorizationServer {
     private_key_jwt: PrivateKeyJwtVerifier,
     jwt_spiffe: SpiffeAssertionVerifier,
     trust: Arc<TrustStore>,
+    /// The X.509 authorities of the same trust domains, for mutual-TLS client
+    /// certificates; rebuilt with `trust` by [`AuthorizationServer::refresh_trust`].
+    x509: RwLock<Arc<X509BundleSet>>,
     dpop: DpopVerifier,
     nonce_key: Vec<u8>,
     client_keys: Mutex<KeyCache>,
@@ -136,6 +140,7 @@ impl AuthorizationServer {
             ),
             dpop: DpopVerifier::new(Arc::clone(&state.crypto), DpopPolicy::default()),
             trust,
+            x509: RwLock::new(Arc::new(X509BundleSet::new())),
             nonce_key,
             issuer,
             mtls_base,
@@ -175,12 +180,21 @@ impl AuthorizationServer {
             .map(|base| format!("{}{path}", base.trim_end_matches('/')))
     }
 
-    /// Reloads the trust bundles JWT-SVIDs are verified with: the server's own trust
-    /// domain and every federated one stored; trust domains no longer stored are dropped.
-    /// The composition root calls it after each key rotation.
+    /// Reloads the trust bundles JWT-SVIDs and client certificates are verified with: the
+    /// server's own trust domain and every federated one stored; trust domains no longer
+    /// stored are dropped. The composition root calls it after each key rotation (a new CA
+    /// is published, PREPARED, long before it signs), so requests never read bundles from
+    /// the datastore.
     pub async fn refresh_trust(&self) -> Result<(), OAuthError> {
         let own = self.state.keys.bundle().await?;
         self.trust.set_bundle(&own).map_err(OAuthError::Issue)?;
+        let mut x509 = X509BundleSet::new();
+        let mut add_x509 = |bundle: &SpiffeBundle| {
+            if let Ok(b) = X509Bundle::from_spiffe_bundle(bundle) {
+                x509.insert(b);
+            }
+        };
+        add_x509(&own);
         let mut keep = vec![own.trust_domain.name().to_owned()];
         for name in self.state.stores.federated_bundles.list_federated_bundles().await? {
             let Some((json, _)) = self.state.stores.federated_bundles.get_federated_bundle(&name).await? else {
@@ -191,6 +205,7 @@ impl AuthorizationServer {
                 .and_then(|td| SpiffeBundle::parse(td, json.as_bytes()).ok());
             match parsed {
                 Some(bundle) => {
+                    add_x509(&bundle);
                     if let Err(e) = self.trust.set_bundle(&bundle) {
                         tracing::warn!(trust_domain = %name, error = %e, "federated bundle not usable for client authentication");
                         continue;
@@ -205,6 +220,7 @@ impl AuthorizationServer {
                 self.trust.remove_trust_domain(&name);
             }
         }
+        *self.x509.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(x509);
         Ok(())
     }
 
