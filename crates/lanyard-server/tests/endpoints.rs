@@ -526,6 +526,16 @@ async fn sd_cwt_metadata_is_discoverable_and_signed() {
     assert_eq!(caps["sd_alg_values_supported"][0]["cose"], -16);
     assert_eq!(caps["cnf_methods_supported"], json!(["COSE_Key"]));
     assert_eq!(caps["nonce"], format!("{u}/nonce"));
+    assert_eq!(caps["credential_endpoint"], format!("{u}/credentials/sd-cwt"));
+    assert_eq!(
+        caps["credential_endpoint_auth_methods_supported"],
+        json!([
+            "wit_wpt",
+            "dpop_bound_access_token",
+            "certificate_bound_access_token",
+            "spiffe_x509"
+        ])
+    );
     let verifying = key
         .verifying_key(&*lanyard_crypto::provider(), Algorithm::ES256)
         .unwrap();

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `/` | the entity document (served by `public`): URLs only, keyed by purpose; this module adds `keys/sd-cwt`, `capabilities` and `nonce`. With `Accept: application/cwt`, the same document as a signed CWT |
 //! | `/keys/sd-cwt` | the SD-CWT issuer's keys (PREPARED, ACTIVE, OLD): `application/jwk-set+json` (the default) or `application/cose-key-set` (a COSE_KeySet), by `Accept`; `kid` = the SD-CWT protected header's `kid` (UTF-8 bytes) |
-//! | `/capabilities` | credential and presentation types, signature and digest algorithms, confirmation methods, the server's fact claims; `application/json`, or a signed CWT with `Accept: application/cwt` |
+//! | `/capabilities` | credential and presentation types, signature and digest algorithms, confirmation methods, the server's fact claims, the credential endpoint and its authentications; `application/json`, or a signed CWT with `Accept: application/cwt` |
 //! | `POST /credentials/sd-cwt` | an SD-CWT (draft-ietf-spice-sd-cwt-08) for the calling workload, bound to a key it proved (see *The credential endpoint*); also served on the OAuth mutual-TLS listener. `application/sd-cwt` |
 //! | `POST /nonce` | a fresh verifier nonce for an SD-KBT `cnonce` (`{"c_nonce": base64url, "c_nonce_expires_in": s}`, `Cache-Control: no-store`); single replica, in memory |
 //!
@@ -100,6 +100,14 @@ const NONCE_TTL: u64 = 300;
 const MAX_NONCES: usize = 100_000;
 /// The credential endpoint's path.
 pub const CREDENTIAL_PATH: &str = "/credentials/sd-cwt";
+/// The credential endpoint's authentications, as the capabilities document names them
+/// (Lanyard's names: the metadata-discovery draft has none).
+const CREDENTIAL_AUTH_METHODS: [&str; 4] = [
+    "wit_wpt",
+    "dpop_bound_access_token",
+    "certificate_bound_access_token",
+    "spiffe_x509",
+];
 /// How many verified WITs the credential endpoint keeps (one signature check per WIT).
 const WIT_CACHE: usize = 10_000;
 
@@ -209,6 +217,8 @@ fn capabilities_document(s: &AppState) -> Json {
         "fact_claims": FACT_CLAIMS,
         "keys/sd-cwt": format!("{u}/keys/sd-cwt"),
         "nonce": format!("{u}/nonce"),
+        "credential_endpoint": format!("{u}{CREDENTIAL_PATH}"),
+        "credential_endpoint_auth_methods_supported": CREDENTIAL_AUTH_METHODS,
     })
 }
 
