@@ -47,6 +47,9 @@
 //! [`JtiStore`](crate::datastore::JtiStore), so every replica refuses a replay, also after
 //! a restart; access-token keys and client-certificate bundles are the authorization
 //! server's, kept parsed in memory.
+//!
+//! Every request writes one audit line (target `audit`: the authentication method, the
+//! subject once known, `ok` or the error's `kind`; never a token).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -77,6 +80,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::{Value as Json, json};
 
 use super::oauth::EndpointBase;
+use crate::audit;
 use crate::datastore::EntryFilter;
 use crate::error::ServerError;
 use crate::model::AuthorityKind;
@@ -430,10 +434,31 @@ fn certificate_key(der: &[u8]) -> Result<Jwk, ServerError> {
     lanyard_x509::public_key_jwk(cert.public_key().raw).map_err(ServerError::ClientCertificate)
 }
 
-/// `POST /credentials/sd-cwt`: authenticates the caller (WIT-SVID + WPT, a
-/// sender-constrained access token, or an X.509-SVID on the mutual-TLS listener), finds its
-/// one entry, and issues an SD-CWT bound to the key it proved.
+/// What the audit line of a credential request names.
+struct Seen {
+    /// How the caller authenticated (`wit_wpt`, `dpop_access_token`,
+    /// `bearer_access_token`, `spiffe_x509`, `none`).
+    method: &'static str,
+    /// The authenticated subject, once known.
+    subject: Option<String>,
+}
+
+/// `POST /credentials/sd-cwt`: one audit line per request (never a token) around [`issue`].
 async fn credential(State(c): State<Arc<CredentialEndpoint>>, request: Request<Body>) -> Result<Response, ServerError> {
+    let mut seen = Seen {
+        method: "none",
+        subject: None,
+    };
+    let result = issue(&c, request, &mut seen).await;
+    let outcome = result.as_ref().map_or_else(ServerError::kind, |_| "ok");
+    audit::credential(seen.method, seen.subject.as_deref().unwrap_or("-"), outcome);
+    result
+}
+
+/// Authenticates the caller (WIT-SVID + WPT, a sender-constrained access token, or an
+/// X.509-SVID on the mutual-TLS listener), finds its one entry, and issues an SD-CWT bound
+/// to the key it proved.
+async fn issue(c: &CredentialEndpoint, request: Request<Body>, seen: &mut Seen) -> Result<Response, ServerError> {
     let (parts, _) = request.into_parts();
     let headers = &parts.headers;
     let s = c.state();
@@ -455,6 +480,7 @@ async fn credential(State(c): State<Arc<CredentialEndpoint>>, request: Request<B
             .iter()
             .any(|v| v.to_str().is_ok_and(is_wpt_authorization));
     let caller = if wpt {
+        seen.method = "wit_wpt";
         c.wit_and_wpt(headers, &uri, now).await?
     } else {
         let view: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
@@ -462,10 +488,17 @@ async fn credential(State(c): State<Arc<CredentialEndpoint>>, request: Request<B
             .map_err(|e| crate::oauth::OAuthError::Request(e).at_resource(TokenScheme::Dpop, None))?;
         match (presented, chain) {
             (Some(token), chain) => {
+                seen.method = match token.scheme {
+                    TokenScheme::Dpop => "dpop_access_token",
+                    TokenScheme::Bearer => "bearer_access_token",
+                };
                 let leaf = chain.and_then(<[_]>::first).map(|c| c.as_ref());
                 c.access_token(&token, &uri, leaf, now).await?
             }
-            (None, Some(chain)) => c.certificate(chain, now)?,
+            (None, Some(chain)) => {
+                seen.method = "spiffe_x509";
+                c.certificate(chain, now)?
+            }
             (None, None) if on_mtls => return Err(ServerError::ClientCertificate(lanyard_x509::Error::EmptyChain)),
             (None, None) => {
                 return Err(ServerError::Unauthenticated(lanyard_core::Error::Header {
@@ -475,6 +508,7 @@ async fn credential(State(c): State<Arc<CredentialEndpoint>>, request: Request<B
             }
         }
     };
+    seen.subject = Some(caller.subject.clone());
     let Ok(subject) = SpiffeId::parse(&caller.subject) else {
         return Err(ServerError::PermissionDenied(
             "the authenticated subject is not a SPIFFE ID".into(),
