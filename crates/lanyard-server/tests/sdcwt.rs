@@ -1,10 +1,10 @@
 //! `POST /credentials/sd-cwt` with the authentications other than WIT + WPT (issue 14 item
 //! 5; WIT + WPT is in `endpoints.rs`), on a real server over loopback: an X.509-SVID over
 //! mutual TLS, a DPoP-bound access token from the server's token endpoint, a
-//! certificate-bound access token on the mutual-TLS listener. Each good case checks that
-//! the SD-CWT's `cnf` is the key the caller proved (the holder API refuses it otherwise)
-//! and that it carries decoys; each bad case asserts the status, the `kind` and the
-//! `WWW-Authenticate` challenge.
+//! certificate-bound access token on the mutual-TLS listener; and a WPT replayed across a
+//! restart (the shared jti store). Each good case checks that the SD-CWT's `cnf` is the
+//! key the caller proved (the holder API refuses it otherwise) and that it carries decoys;
+//! each bad case asserts the status, the `kind` and the `WWW-Authenticate` challenge.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -36,8 +36,10 @@ fn now() -> UnixTime {
 struct Harness {
     server: RunningServer,
     http: reqwest::Client,
-    /// The endpoint on the public listener.
+    /// The endpoint's public URL.
     public: String,
+    /// The public listener's address for it (the public URL may be another name).
+    local: String,
     /// The endpoint on the mutual-TLS listener.
     mtls: String,
 }
@@ -85,24 +87,35 @@ impl Reply {
 
 impl Harness {
     async fn start(dir: &Path) -> Harness {
+        Harness::start_with(dir, None, true).await
+    }
+
+    /// A server in `dir` with `public_url` (else its bound address), with the entry of
+    /// [`SUB`] created when `create_entry`.
+    async fn start_with(dir: &Path, public_url: Option<&str>, create_entry: bool) -> Harness {
         let config = ServerConfig {
             data_dir: dir.join("data"),
             public_address: "127.0.0.1:0".into(),
+            public_url: public_url.map(str::to_owned),
             agent_address: "127.0.0.1:0".into(),
             log_level: "warn".into(),
             ..ServerConfig::default()
         };
         let server = lanyard_server::start(config).await.unwrap();
-        let spec: EntrySpec = serde_json::from_value(json!({
-            "spiffe_id": SUB,
-            "parent_id": "spiffe://example.org/lanyard/agent/join_token/aaaaaaaaaaaaaaaa",
-            "selectors": [{"type": "unix", "value": "uid:1000"}],
-            "claims": {"claims": {"env": "prod"}, "always_disclosed": ["env"]},
-        }))
-        .unwrap();
-        server.state.stores.entries.create_entry(&spec, now()).await.unwrap();
+        if create_entry {
+            let spec: EntrySpec = serde_json::from_value(json!({
+                "spiffe_id": SUB,
+                "parent_id": "spiffe://example.org/lanyard/agent/join_token/aaaaaaaaaaaaaaaa",
+                "selectors": [{"type": "unix", "value": "uid:1000"}],
+                "claims": {"claims": {"env": "prod"}, "always_disclosed": ["env"]},
+            }))
+            .unwrap();
+            server.state.stores.entries.create_entry(&spec, now()).await.unwrap();
+        }
+        let address = server.public_addr;
         Harness {
             public: format!("{}/credentials/sd-cwt", server.public_url),
+            local: format!("http://{address}/credentials/sd-cwt"),
             mtls: format!("https://{}/credentials/sd-cwt", server.oauth_mtls_addr.unwrap()),
             http: reqwest::Client::new(),
             server,
@@ -227,7 +240,7 @@ async fn an_x509_svid_over_mutual_tls_gets_an_sd_cwt_bound_to_its_key() {
         .await
         .refused(401, "empty_chain", "DPoP algs=");
     // No credentials at all on the public listener: every accepted scheme is offered.
-    h.post(None, &h.public, &[]).await.refused(401, "header", "WPT | DPoP");
+    h.post(None, &h.local, &[]).await.refused(401, "header", "WPT | DPoP");
     // An SVID signed by a foreign CA (same trust domain name, another key).
     let foreign = X509Authority::new_root(&TrustDomain::parse("example.org").unwrap(), None, 3600, now()).unwrap();
     let forged = foreign
@@ -370,11 +383,11 @@ async fn a_dpop_bound_access_token_gets_an_sd_cwt_bound_to_the_proof_key() {
         .await
         .refused(401, "cnf_mismatch", "invalid_dpop_proof");
     // The DPoP-bound token as a bearer token.
-    h.post(None, &h.public, &[("authorization", &format!("Bearer {token}"))])
+    h.post(None, &h.local, &[("authorization", &format!("Bearer {token}"))])
         .await
         .refused(401, "cnf_missing_proof", "Bearer error=\"invalid_token\"");
     // A malformed Authorization field.
-    let reply = h.post(None, &h.public, &[("authorization", "DPoP a b")]).await;
+    let reply = h.post(None, &h.local, &[("authorization", "DPoP a b")]).await;
     assert_eq!(reply.status, 400, "{}", reply.problem());
     // Revoked by its client: refused from then on.
     assert!(h.server.oauth.revoke(&token, SUB, now()).await.unwrap());
@@ -395,7 +408,7 @@ async fn a_dpop_bound_access_token_gets_an_sd_cwt_bound_to_the_proof_key() {
     };
     // A bearer (unbound) token: the credential must be key-bound.
     let unbound = h.token(SUB, &h.public, None, later).await;
-    h.post(None, &h.public, &[("authorization", &format!("Bearer {unbound}"))])
+    h.post(None, &h.local, &[("authorization", &format!("Bearer {unbound}"))])
         .await
         .refused(401, "unbound_token", "Bearer error=\"invalid_token\"");
     // Another audience; expired; a subject without an entry; a subject that is no SPIFFE ID.
@@ -447,8 +460,64 @@ async fn a_certificate_bound_access_token_on_mutual_tls_gets_an_sd_cwt_bound_to_
     )
     .await
     .refused(401, "cnf_mismatch", "Bearer error=\"invalid_token\"");
-    h.post(None, &h.public, &[("authorization", &authorization)])
+    h.post(None, &h.local, &[("authorization", &authorization)])
         .await
         .refused(401, "cnf_missing_proof", "Bearer error=\"invalid_token\"");
     h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wpt_used_before_a_restart_is_refused_after_it() {
+    use lanyard_core::{WorkloadId, WptParams, create_wpt};
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed public URL (the WPT's audience): the restarted server listens elsewhere.
+    let url = Some("https://lanyard.example.org");
+    let h = Harness::start_with(dir.path(), url, true).await;
+    let provider = lanyard_crypto::provider();
+    let workload = provider.generate_key(Algorithm::ES256).unwrap();
+    let sub = WorkloadId::parse(SUB).unwrap();
+    let wit = lanyard_server::issue::mint_wit(&h.server.state, &sub, &workload.public_jwk(), None)
+        .await
+        .unwrap();
+    let wpt = |wit: &str| {
+        let params = WptParams {
+            wit,
+            audience: "https://lanyard.example.org/credentials/sd-cwt",
+            lifetime: 60,
+            access_token: None,
+            txn_token: None,
+            other_tokens: &[],
+            wpt01: false,
+        };
+        format!(
+            "WPT {}",
+            create_wpt(workload.as_ref(), &params, now(), provider.as_ref()).unwrap()
+        )
+    };
+    let used = wpt(&wit);
+    let send = |h: &Harness, authorization: String| {
+        let headers = [
+            ("workload-identity-token", wit.clone()),
+            ("authorization", authorization),
+        ];
+        let url = h.local.clone();
+        let http = h.http.clone();
+        async move {
+            let mut request = http.post(url);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            Reply::from(request.send().await.unwrap()).await
+        }
+    };
+    h.check_sd_cwt(&send(&h, used.clone()).await, &workload.public_jwk())
+        .await;
+    h.server.shutdown().await.unwrap();
+
+    let again = Harness::start_with(dir.path(), url, false).await;
+    send(&again, used).await.refused(401, "replay", "WPT");
+    again
+        .check_sd_cwt(&send(&again, wpt(&wit)).await, &workload.public_jwk())
+        .await;
+    again.server.shutdown().await.unwrap();
 }
