@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Keeps docs/architecture.md true to the tree (called by scripts/check-deps.sh in CI):
 #   - the dependency section between the `BEGIN GENERATED dependencies` / `END GENERATED`
-#     markers is generated from `cargo metadata` (what each crate's manifest declares,
-#     and the workspace crates each one pulls in through normal dependencies);
+#     markers is generated from `cargo metadata` (what each crate's manifest declares)
+#     and `cargo tree` (the workspace crates each one pulls in through normal dependencies);
 #   - the crate table (one unbroken table) names every workspace crate exactly once;
 #   - the module tables name every `src/**/*.rs` of every crate, and no file that is gone.
 # Usage: scripts/architecture.sh [--check | --write]   (default --check; --write regenerates
@@ -29,15 +29,14 @@ def deps(package, kind):
             out[d["name"]] = out.get(d["name"], True) and d["optional"]
     return out
 
-def closure(name, seen=None):
-    """Workspace crates `name` pulls in through normal dependencies (optional ones included)."""
-    seen = set() if seen is None else seen
-    package = next(p for p in packages if p["name"] == name)
-    for dep in deps(package, None):
-        if dep in names and dep not in seen:
-            seen.add(dep)
-            closure(dep, seen)
-    return seen
+def closure(name):
+    """Workspace crates `name` pulls in through normal dependencies, optional ones included,
+    as `cargo tree` resolves them."""
+    tree = subprocess.run(
+        ["cargo", "tree", "-p", name, "-e", "normal", "--all-features", "--prefix", "none", "--format", "{p}", "--offline"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return {line.split()[0] for line in tree.splitlines() if line.strip()} & names - {name}
 
 def cell(items):
     return ", ".join(items) if items else "—"
@@ -75,7 +74,7 @@ if mode == "--write":
 
 problems = []
 if current != generated:
-    problems.append("the dependency section differs from cargo metadata; run scripts/architecture.sh --write")
+    problems.append("the dependency section differs from cargo metadata and cargo tree; run scripts/architecture.sh --write")
 
 # The crate table: the first table under "## Crates", unbroken, every workspace crate once.
 crates_section = text.split("\n## Crates\n", 1)[1] if "\n## Crates\n" in text else ""
@@ -117,5 +116,5 @@ for problem in problems:
     print(f"{doc_path}: {problem}")
 if problems:
     sys.exit(1)
-print(f"{doc_path}: matches cargo metadata and the source tree")
+print(f"{doc_path}: matches cargo metadata, cargo tree and the source tree")
 PY

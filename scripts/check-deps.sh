@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Enforces the dependency rules of docs/architecture.md: lanyard-core pulls in no crypto
 # backend, async runtime, HTTP, gRPC or database crate; no crate links ring or openssl;
-# only lanyard-crypto names aws-lc-rs (the crypto boundary); lanyard-tower never depends
+# only lanyard-crypto names aws-lc-rs (the crypto boundary); library code takes the crypto
+# provider it is given; lanyard-tower never depends
 # on the server or the agent; docs/architecture.md matches the tree (scripts/architecture.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,16 @@ done
 named=$(grep -rl --include='*.rs' 'aws_lc_rs' crates | grep -v '^crates/lanyard-crypto/' || true)
 for file in $named; do
   echo "$file names aws_lc_rs; only lanyard-crypto may (use the CryptoProvider or lanyard_crypto::rustls_provider())"; status=1
+done
+# Library code takes the provider it is given: outside tests, the global
+# `lanyard_crypto::provider()` is called only by composition roots (the CLI, the server's
+# and agent's start-up, lanyard-testing) and by lanyard-tower's one documented default.
+allowed='^crates/(lanyard/|lanyard-testing/|lanyard-crypto/|lanyard-server/src/server\.rs|lanyard-tower/src/lib\.rs)'
+for file in $(grep -rl --include='*.rs' 'lanyard_crypto::provider()' crates | grep '/src/' | grep -Ev "$allowed" || true); do
+  # Uses after the file's `#[cfg(test)]` module and in doc comments are fine.
+  if awk '/^#\[cfg\(test\)\]/ { exit } /^[[:space:]]*\/\/[\/!]/ { next } /lanyard_crypto::provider\(\)/ { found = 1 } END { exit !found }' "$file"; then
+    echo "$file calls lanyard_crypto::provider(); library code takes the provider it is given"; status=1
+  fi
 done
 # lanyard-tower is what services link: it never pulls in the server or the agent, with or
 # without its optional features.

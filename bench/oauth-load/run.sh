@@ -2,12 +2,15 @@
 # The token-endpoint load test of docs/benchmarks.md ("OAuth authorization server"):
 # Lanyard's `lanyard server` (SQLite, its zero-config default) and panva oidc-provider 9.x,
 # each serving client_credentials with an ES256 private_key_jwt assertion and answering an
-# ES256 at+jwt, driven in turn by the same generator (load.mjs: autocannon, pre-signed
-# assertions) at each connection count; then the signature ceiling of this machine
-# (es256_ceiling: one ES256 verify + one ES256 sign per pair, on 2 threads).
+# ES256 at+jwt, driven in turn by the same generator at each connection count; then the
+# signature ceiling of this machine (es256_ceiling: one ES256 verify + one ES256 sign per
+# pair, on 2 threads). The generator pre-signs its assertions: GEN=rust (the default) is
+# crates/lanyard/examples/oauth_load.rs, hyper on one thread; GEN=autocannon is load.mjs
+# (Node autocannon), which needs about a core of its own on this 2-core machine.
 #
 # Usage: bench/oauth-load/run.sh [CONNECTIONS...]   (default: 32 64)
-# Env: D (seconds per run, default 15), N (assertions per run, default 200000).
+# Env: D (seconds per run, default 15), N (assertions per run, default 200000),
+#      GEN (rust or autocannon).
 # Prints one JSON line per run and leaves the logs in $WORK (printed first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,12 +18,12 @@ root=$(cd "$here/../.." && pwd)
 connections=("${@:-32 64}")
 # shellcheck disable=SC2206
 connections=(${connections[*]})
-export D="${D:-15}" N="${N:-200000}"
+export D="${D:-15}" N="${N:-200000}" GEN="${GEN:-rust}"
 WORK=$(mktemp -d /tmp/lanyard-oauth-load.XXXXXX)
 echo "work directory: $WORK" >&2
 
 [ -d "$here/node_modules/oidc-provider" ] || npm ci --prefix "$here" --no-audit --no-fund --loglevel=error
-(cd "$root" && cargo build --release -q -p lanyard --bin lanyard && cargo build --release -q -p lanyard-crypto --example es256_ceiling)
+(cd "$root" && cargo build --release -q -p lanyard --bin lanyard --example oauth_load && cargo build --release -q -p lanyard-crypto --example es256_ceiling)
 lanyard="$root/target/release/lanyard"
 
 cd "$WORK"
@@ -53,9 +56,17 @@ PORT=3000 KEYS=keys node "$here/peer-as.mjs" >"$WORK/peer.log" 2>&1 &
 pids+=($!)
 wait_for http://127.0.0.1:3000/.well-known/oauth-authorization-server
 
+load() { # AS_URL CONNECTIONS
+  if [ "$GEN" = autocannon ]; then
+    AS="$1" C="$2" KEYS=keys node "$here/load.mjs"
+  else
+    "$root/target/release/examples/oauth_load" --as "$1" --connections "$2" --seconds "$D" \
+      --assertions "$N" --key keys/client.jwk.json
+  fi
+}
 for c in "${connections[@]}"; do
-  AS=http://127.0.0.1:18080 C="$c" KEYS=keys node "$here/load.mjs" | sed 's/^{/{"server":"lanyard",/'
-  AS=http://127.0.0.1:3000 C="$c" KEYS=keys node "$here/load.mjs" | sed 's/^{/{"server":"oidc-provider",/'
+  load http://127.0.0.1:18080 "$c" | sed 's/^{/{"server":"lanyard",/'
+  load http://127.0.0.1:3000 "$c" | sed 's/^{/{"server":"oidc-provider",/'
 done
 "$root/target/release/examples/es256_ceiling" 2 10 | sed 's/^{/{"server":"ceiling (ES256 verify+sign, 2 threads)",/'
 echo "memory: lanyard server RSS $(ps -o rss= -p "${pids[0]}") KiB" >&2

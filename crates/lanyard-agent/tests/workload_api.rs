@@ -399,7 +399,7 @@ async fn survives_a_server_outage_and_rotates() {
 /// A foreign trust domain's bundle (one X.509 authority, one JWT key).
 fn foreign_bundle(name: &str, now: UnixTime) -> String {
     let td = TrustDomain::parse(name).unwrap();
-    let ca = lanyard_x509::X509Authority::new_root(&td, None, 3600, now).unwrap();
+    let ca = lanyard_x509::X509Authority::new_root(lanyard_crypto::provider(), &td, None, 3600, now).unwrap();
     let mut bundle = SpiffeBundle::new(td);
     bundle.sequence = Some(1);
     bundle.x509_authorities.push(ca.bundle_jwk().unwrap());

@@ -11,6 +11,7 @@
 //! | `error` | `error` codes and statuses, error bodies, `WWW-Authenticate` (RFC 6749 §5.2, RFC 6750 §3, RFC 8707, RFC 9449, RFC 7009) |
 //! | `scope` | scope sets (RFC 6749 §3.3) |
 //! | `client_assertion` | `private_key_jwt` (RFC 7523 §3 + draft-ietf-oauth-rfc7523bis-11) and `jwt-spiffe` (draft-ietf-oauth-spiffe-client-auth §3.1) |
+//! | `client_attestation` | `spiffe_wit`: a WIT-SVID with the attestation-based client authentication headers (draft-ietf-oauth-spiffe-client-auth, draft-ietf-oauth-attestation-based-client-auth-09) |
 //! | `spiffe_client` | the `spiffe_id` authorization rule (draft-ietf-oauth-spiffe-client-auth §5.1) |
 //! | `keys` | a client's or an authorization server's JWK Set, parsed once |
 //! | `access_token` | RFC 9068 JWT access tokens, `act` (RFC 8693 §4.1) |
@@ -71,6 +72,7 @@
 mod access_token;
 mod authorization_grant;
 mod client_assertion;
+mod client_attestation;
 mod confirmation;
 mod dpop;
 mod error;
@@ -100,6 +102,10 @@ pub use client_assertion::{
     ClientAssertionParams, ClientAssertionPolicy, MAX_ASSERTION_LIFETIME, PrivateKeyJwtVerifier, SpiffeAssertionPolicy,
     SpiffeAssertionVerifier, VerifiedClientAssertion, VerifiedSpiffeAssertion, create_client_assertion,
     unverified_client_id,
+};
+pub use client_attestation::{
+    ClientAttestationPolicy, ClientAttestationPopParams, ClientAttestationVerifier, VerifiedClientAttestation,
+    create_client_attestation_pop,
 };
 pub use confirmation::{Confirmation, PresentedProof, certificate_thumbprint, check_unbound};
 pub use dpop::{

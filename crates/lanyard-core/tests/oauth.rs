@@ -20,6 +20,9 @@ use lanyard_core::oauth::{
     issue_authorization_grant,
 };
 use lanyard_core::oauth::{
+    ClientAttestationPolicy, ClientAttestationPopParams, ClientAttestationVerifier, create_client_attestation_pop,
+};
+use lanyard_core::oauth::{
     ExchangeRules, MAX_TXN_TOKEN_LIFETIME, SubjectToken, TxnTokenClaims, TxnTokenPolicy, TxnTokenVerifier,
     decide_exchange, issue_txn_token,
 };
@@ -240,6 +243,132 @@ fn jwt_svid_client_assertions_and_spiffe_id_patterns() {
     );
     // A store without the trust domain's keys knows nothing.
     assert_eq!(relaxed.verify(&long, NOW).unwrap_err().kind(), "unknown_key");
+}
+
+// ---------------------------------------------------------------------------------------
+// spiffe_wit: a WIT-SVID with the attestation-based client authentication headers
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn wit_svid_client_attestation_and_its_refusals() {
+    let world = lanyard_testing::WitWorld::new("example.org", Algorithm::ES256, Some("wit-key"));
+    let verifier = ClientAttestationVerifier::new(world.store.clone(), ISSUER, ClientAttestationPolicy::default());
+    let id = "spiffe://example.org/clients/billing";
+    let holder = key(Algorithm::ES256, "holder");
+    let wit = world.wit(id, &holder);
+    let params = ClientAttestationPopParams {
+        issuer: ISSUER,
+        spiffe_id: id,
+        challenge: None,
+    };
+    let pop = create_client_attestation_pop(&holder, &params, NOW, provider().as_ref()).unwrap();
+    assert_eq!(header(&pop)["typ"], "oauth-client-attestation-pop+jwt");
+    let verified = verifier.verify(&wit, &pop, Some(CLIENT), NOW.plus(10)).unwrap();
+    assert_eq!(verified.spiffe_id.as_str(), id);
+    assert_eq!(verified.iat, NOW);
+    assert_eq!(verified.replay_until, NOW.plus(360));
+    assert!(!verified.jti.is_empty());
+
+    // The draft asks the server to take the WIT-SVID under either type.
+    let decoded = decode_unverified(&wit).unwrap();
+    let as_attestation = sign_compact(
+        Some("oauth-client-attestation+jwt"),
+        Some("wit-key"),
+        &decoded.claims,
+        world.issuer_key.as_ref(),
+    )
+    .unwrap();
+    verifier.verify(&as_attestation, &pop, None, NOW).unwrap();
+    // Any other type for the attestation is confusion.
+    let as_access_token = sign_compact(
+        Some("at+jwt"),
+        Some("wit-key"),
+        &decoded.claims,
+        world.issuer_key.as_ref(),
+    )
+    .unwrap();
+    assert_eq!(
+        verifier.verify(&as_access_token, &pop, None, NOW).unwrap_err().kind(),
+        "typ_confusion"
+    );
+
+    // Proofs that must fail, each with its kind.
+    let sign_pop = |typ: Option<&str>, claims: Value, key: &KeyPair| sign_compact(typ, None, &claims, key).unwrap();
+    let pop_typ = Some("oauth-client-attestation-pop+jwt");
+    let good = json!({"iss": id, "aud": ISSUER, "jti": "p-1", "iat": NOW.as_secs()});
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let without = |k: &str| {
+        let mut c = good.clone();
+        c.as_object_mut().unwrap().remove(k);
+        c
+    };
+    let stranger = key(Algorithm::ES256, "stranger");
+    let cases: Vec<(&str, String)> = vec![
+        ("typ_confusion", sign_pop(Some("dpop+jwt"), good.clone(), &holder)),
+        ("wrong_typ", sign_pop(None, good.clone(), &holder)),
+        ("bad_signature", sign_pop(pop_typ, good.clone(), &stranger)),
+        (
+            "aud_not_sole",
+            sign_pop(pop_typ, with("aud", json!([ISSUER, RS])), &holder),
+        ),
+        (
+            "aud_trailing_slash",
+            sign_pop(pop_typ, with("aud", json!(format!("{ISSUER}/"))), &holder),
+        ),
+        ("wrong_audience", sign_pop(pop_typ, with("aud", json!(RS)), &holder)),
+        (
+            "client_id_mismatch",
+            sign_pop(pop_typ, with("iss", json!("spiffe://example.org/other")), &holder),
+        ),
+        ("missing_claim", sign_pop(pop_typ, without("jti"), &holder)),
+        ("missing_claim", sign_pop(pop_typ, without("iat"), &holder)),
+        (
+            "stale_proof",
+            sign_pop(pop_typ, with("iat", json!(NOW.as_secs() - 301)), &holder),
+        ),
+        (
+            "not_yet_valid",
+            sign_pop(pop_typ, with("iat", json!(NOW.as_secs() + 61)), &holder),
+        ),
+        (
+            "expired",
+            sign_pop(pop_typ, with("exp", json!(NOW.as_secs() - 61)), &holder),
+        ),
+    ];
+    for (kind, bad) in &cases {
+        assert_eq!(
+            verifier.verify(&wit, bad, Some(CLIENT), NOW).unwrap_err().kind(),
+            *kind,
+            "{kind}"
+        );
+    }
+    // `iss` may name the client instead of the SPIFFE ID (earlier ABCA drafts).
+    verifier
+        .verify(
+            &wit,
+            &sign_pop(pop_typ, with("iss", json!(CLIENT)), &holder),
+            Some(CLIENT),
+            NOW,
+        )
+        .unwrap();
+    // A proof by an ES384 key for an ES256 WIT key: the algorithm must be cnf.jwk.alg.
+    let es384 = key(Algorithm::ES384, "other-alg");
+    let mismatched = sign_pop(pop_typ, good.clone(), &es384);
+    assert_eq!(
+        verifier.verify(&wit, &mismatched, None, NOW).unwrap_err().kind(),
+        "alg_mismatch"
+    );
+    // A WIT-SVID from a trust domain the store does not know.
+    let foreign = lanyard_testing::WitWorld::new("other.org", Algorithm::ES256, Some("wit-key"));
+    let foreign_wit = foreign.wit("spiffe://other.org/clients/billing", &holder);
+    assert_eq!(
+        verifier.verify(&foreign_wit, &pop, None, NOW).unwrap_err().kind(),
+        "unknown_key"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

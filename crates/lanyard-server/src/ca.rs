@@ -291,8 +291,12 @@ impl UpstreamCa {
     /// any intermediates above it, then the self-signed root; a self-signed signing
     /// certificate is its own root) and its PKCS#8 `PRIVATE KEY` PEM. The certificate may
     /// carry no SPIFFE ID (e.g. a corporate root) or `spiffe://<this trust domain>`.
-    pub fn from_pem(cert_chain_pem: &str, key_pem: &str) -> Result<UpstreamCa, CaError> {
-        let authority = X509Authority::from_pem(cert_chain_pem, key_pem)?;
+    pub fn from_pem(
+        crypto: Arc<dyn CryptoProvider>,
+        cert_chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<UpstreamCa, CaError> {
+        let authority = X509Authority::from_pem(crypto, cert_chain_pem, key_pem)?;
         let chain: Vec<CertificateDer<'static>> = pem::parse_many(cert_chain_pem)
             .map_err(|e| CaError::Config(format!("upstream certificate file: {e}")))?
             .into_iter()
@@ -312,14 +316,18 @@ impl UpstreamCa {
     }
 
     /// Reads [`UpstreamCa::from_pem`]'s two files.
-    pub fn load(cert_path: &std::path::Path, key_path: &std::path::Path) -> Result<UpstreamCa, CaError> {
+    pub fn load(
+        crypto: Arc<dyn CryptoProvider>,
+        cert_path: &std::path::Path,
+        key_path: &std::path::Path,
+    ) -> Result<UpstreamCa, CaError> {
         let read = |path: &std::path::Path| {
             std::fs::read_to_string(path).map_err(|source| CaError::KeyFile {
                 path: path.to_owned(),
                 source,
             })
         };
-        UpstreamCa::from_pem(&read(cert_path)?, &read(key_path)?)
+        UpstreamCa::from_pem(crypto, &read(cert_path)?, &read(key_path)?)
     }
 
     /// The upstream's self-signed root certificates (DER): the bundle's X.509 authorities.
@@ -710,8 +718,15 @@ impl KeyManager {
             AuthorityKind::X509 => {
                 let td = &self.config.trust_domain;
                 let ca = match &self.config.upstream {
-                    None => X509Authority::new_root(td, Some(&key), ttl, now)?,
-                    Some(up) => X509Authority::new_intermediate(td, &up.authority, Some(&key), ttl, now)?,
+                    None => X509Authority::new_root(Arc::clone(&self.crypto), td, Some(&key), ttl, now)?,
+                    Some(up) => X509Authority::new_intermediate(
+                        Arc::clone(&self.crypto),
+                        td,
+                        &up.authority,
+                        Some(&key),
+                        ttl,
+                        now,
+                    )?,
                 };
                 let public = ca.cert_der().to_vec();
                 (public, ca.not_before(), ca.not_after(), Signer::X509(Arc::new(ca)))
@@ -810,7 +825,7 @@ impl KeyManager {
                     // from_der keeps the intermediates above the CA and drops the root.
                     chain.extend(up.chain.iter().cloned());
                 }
-                let ca = X509Authority::from_der(chain, &pkcs8)?;
+                let ca = X509Authority::from_der(Arc::clone(&self.crypto), chain, &pkcs8)?;
                 if ca.trust_domain() != Some(&self.config.trust_domain) {
                     return Err(invalid(format!(
                         "the CA is not for trust domain {}",

@@ -107,6 +107,11 @@ pub struct OAuthConfig {
     /// request has no `client_id`, use the JWT-SVID's `sub` as the client. Off by default:
     /// draft-ietf-oauth-spiffe-client-auth requires `client_id`.
     pub derive_client_id_from_svid: bool,
+    /// WIT-SVID client authentication (`spiffe_wit`): a WIT-SVID in
+    /// `OAuth-Client-Attestation` with its proof in `OAuth-Client-Attestation-PoP`
+    /// (draft-ietf-oauth-spiffe-client-auth with draft-ietf-oauth-attestation-based-client-auth-09).
+    /// Off by default: the working group has not settled the method.
+    pub wit_client_auth: bool,
     /// Require a server-provided nonce in DPoP proofs at the token endpoint (RFC 9449 §8).
     pub require_dpop_nonce: bool,
     /// Largest token, introspection or revocation request body, in bytes.
@@ -155,6 +160,7 @@ impl Default for OAuthConfig {
             access_token_ttl: 300,
             signing_key_ttl: 24 * 3600,
             derive_client_id_from_svid: false,
+            wit_client_auth: false,
             require_dpop_nonce: true,
             max_body_bytes: 16 * 1024,
             txn_token_ttl: lanyard_core::oauth::DEFAULT_TXN_TOKEN_TTL,

@@ -255,7 +255,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
             refresh_hint: config.bundle_refresh_hint,
             upstream: match (&config.ca.upstream_cert_path, &config.ca.upstream_key_path) {
                 (Some(cert), Some(key)) => Some(Arc::new(
-                    UpstreamCa::load(cert, key).context("loading the upstream CA")?,
+                    UpstreamCa::load(Arc::clone(&crypto), cert, key).context("loading the upstream CA")?,
                 )),
                 _ => None,
             },

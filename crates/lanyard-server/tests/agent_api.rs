@@ -139,7 +139,7 @@ impl Harness {
         // The verifier needs a source for the bundles; its SVID (of an unrelated trust
         // domain) is never presented.
         let other = TrustDomain::parse("unrelated.invalid").unwrap();
-        let ca = X509Authority::new_root(&other, None, 3600, self.now()).unwrap();
+        let ca = X509Authority::new_root(lanyard_crypto::provider(), &other, None, 3600, self.now()).unwrap();
         let id = SpiffeId::parse("spiffe://unrelated.invalid/placeholder").unwrap();
         let svid = ca.issue_svid(&id, SubjectKey::Generate, 600, &[], self.now()).unwrap();
         let source = Arc::new(SvidSource::new(&svid, self.x509_bundles().await).unwrap());
@@ -1031,7 +1031,14 @@ fn x509pop_signed_message_layout() {
 #[tokio::test]
 async fn upstream_ca_end_to_end() {
     let start = lanyard_core::Clock::now(&lanyard_core::SystemClock).minus(60);
-    let root = X509Authority::new_root(&TrustDomain::parse(TD).unwrap(), None, 48 * 3600, start).unwrap();
+    let root = X509Authority::new_root(
+        lanyard_crypto::provider(),
+        &TrustDomain::parse(TD).unwrap(),
+        None,
+        48 * 3600,
+        start,
+    )
+    .unwrap();
     let (cert_pem, key_pem) = (root.cert_pem(), root.key_pem());
     let h = Harness::start_with(move |config, dir| {
         let (cert, key) = (dir.join("upstream.pem"), dir.join("upstream.key"));
@@ -1185,8 +1192,8 @@ async fn federation_fetches_stores_refreshes_and_keeps_the_last_good_bundle() {
 
     let foreign_td = TrustDomain::parse(FOREIGN_TD).unwrap();
     let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
-    let root1 = X509Authority::new_root(&foreign_td, None, 3600, now).unwrap();
-    let root2 = X509Authority::new_root(&foreign_td, None, 3600, now).unwrap();
+    let root1 = X509Authority::new_root(lanyard_crypto::provider(), &foreign_td, None, 3600, now).unwrap();
+    let root2 = X509Authority::new_root(lanyard_crypto::provider(), &foreign_td, None, 3600, now).unwrap();
     let endpoint = WebEndpoint::start(foreign_bundle(&[&root1], 1)).await;
     let (url, ca_pem) = (endpoint.url.clone(), endpoint.ca_pem.clone());
     let h = Harness::start_with(move |config, dir| {

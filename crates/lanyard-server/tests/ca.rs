@@ -516,8 +516,9 @@ async fn replicas_with_their_own_connections_converge() {
 #[tokio::test]
 async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
     use lanyard_server::ca::UpstreamCa;
-    let root = X509Authority::new_root(&td(), None, 100 * H, at(0).minus(H)).unwrap();
-    let upstream = Arc::new(UpstreamCa::from_pem(&root.cert_pem(), &root.key_pem()).unwrap());
+    let root = X509Authority::new_root(lanyard_crypto::provider(), &td(), None, 100 * H, at(0).minus(H)).unwrap();
+    let upstream =
+        Arc::new(UpstreamCa::from_pem(lanyard_crypto::provider(), &root.cert_pem(), &root.key_pem()).unwrap());
     assert_eq!(upstream.roots(), std::slice::from_ref(root.cert_der()));
     let store = memory_store().await;
     let config = KeyManagerConfig {
@@ -558,12 +559,12 @@ async fn upstream_ca_signs_intermediates_and_the_bundle_holds_the_root() {
 
     // An independent verifier, when installed: openssl, at the real current time.
     let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
-    let root = X509Authority::new_root(&td(), None, 10 * H, now).unwrap();
+    let root = X509Authority::new_root(lanyard_crypto::provider(), &td(), None, 10 * H, now).unwrap();
     let live = KeyManager::new(
         memory_store().await,
         KeyManagerConfig {
             upstream: Some(Arc::new(
-                UpstreamCa::from_pem(&root.cert_pem(), &root.key_pem()).unwrap(),
+                UpstreamCa::from_pem(lanyard_crypto::provider(), &root.cert_pem(), &root.key_pem()).unwrap(),
             )),
             ..KeyManagerConfig::new(td(), encrypted())
         },

@@ -15,11 +15,13 @@ use serde_json::{Value, json};
 
 use lanyard_core::jose::sign_compact;
 use lanyard_core::oauth::{
-    AccessTokenPolicy, AccessTokenVerifier, AuthMethod, ClientAssertionParams, DpopProofParams, SpiffeIdPattern,
-    VerificationKeys, create_client_assertion, create_dpop_proof, encode_form,
+    AccessTokenPolicy, AccessTokenVerifier, AuthMethod, ClientAssertionParams, ClientAttestationPopParams,
+    DpopProofParams, SpiffeIdPattern, VerificationKeys, create_client_assertion, create_client_attestation_pop,
+    create_dpop_proof, encode_form,
 };
 use lanyard_core::{
     Algorithm, Clock, JwkSet, JwtSvidIssuer, SigningKey, SpiffeBundle, SpiffeId, SystemClock, TrustDomain, UnixTime,
+    WorkloadId,
 };
 use lanyard_server::model::OAuthClientSpec;
 use lanyard_server::oauth::clients::create_client;
@@ -734,6 +736,128 @@ async fn compat_switch_derives_the_client_from_the_svid() {
     h.server.shutdown().await.unwrap();
 }
 
+/// A `client_credentials` request with the attestation-based client authentication headers.
+async fn attested(h: &Harness, client_id: Option<&str>, wit: &str, proof: &str) -> Reply {
+    let mut pairs = vec![("grant_type", "client_credentials")];
+    if let Some(id) = client_id {
+        pairs.push(("client_id", id));
+    }
+    h.token(
+        &pairs,
+        &[
+            ("OAuth-Client-Attestation", wit),
+            ("OAuth-Client-Attestation-PoP", proof),
+        ],
+    )
+    .await
+}
+
+/// A WIT-SVID for `sub` bound to `key`, minted by the server.
+async fn mint_wit(h: &Harness, sub: &str, key: &dyn SigningKey) -> String {
+    let sub = WorkloadId::parse(sub).unwrap();
+    lanyard_server::issue::mint_wit(&h.server.state, &sub, &key.public_jwk(), None)
+        .await
+        .unwrap()
+}
+
+/// WIT-SVID client authentication (`spiffe_wit`): refused while its switch is off; with
+/// it on, a WIT-SVID minted by the server and a proof signed with its `cnf` key
+/// authenticate an authorized client, and every bad variant is `invalid_client`.
+#[tokio::test]
+async fn wit_svid_client_attestation_behind_its_switch() {
+    let provider = lanyard_crypto::provider();
+    let holder = provider.generate_key(Algorithm::ES256).unwrap();
+    let id = "spiffe://example.org/billing/wit";
+    let wit_client = OAuthClientSpec {
+        spiffe_ids: vec![SpiffeIdPattern::parse("spiffe://example.org/billing/*").unwrap()],
+        ..spec(vec![AuthMethod::SpiffeWit])
+    };
+    let pop = |h: &Harness, spiffe_id: &str, key: &dyn SigningKey| {
+        let params = ClientAttestationPopParams {
+            issuer: &h.issuer,
+            spiffe_id,
+            challenge: None,
+        };
+        create_client_attestation_pop(key, &params, now(), provider.as_ref()).unwrap()
+    };
+    // Off (the default): refused, and not advertised.
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(config(dir.path()), None, true).await;
+    create_client(&h.server.state, "wit-client", wit_client.clone(), now())
+        .await
+        .unwrap();
+    let methods = h.metadata().await["token_endpoint_auth_methods_supported"].clone();
+    assert!(!methods.as_array().unwrap().contains(&json!("spiffe_wit")), "{methods}");
+    let wit = mint_wit(&h, id, holder.as_ref()).await;
+    attested(&h, Some("wit-client"), &wit, &pop(&h, id, holder.as_ref()))
+        .await
+        .error(401, "invalid_client", "not enabled");
+    h.server.shutdown().await.unwrap();
+
+    // On.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.oauth.wit_client_auth = true;
+    let h = Harness::start(cfg, None, true).await;
+    create_client(&h.server.state, "wit-client", wit_client, now())
+        .await
+        .unwrap();
+    let methods = h.metadata().await["token_endpoint_auth_methods_supported"].clone();
+    assert!(methods.as_array().unwrap().contains(&json!("spiffe_wit")), "{methods}");
+    let wit = mint_wit(&h, id, holder.as_ref()).await;
+    let proof = pop(&h, id, holder.as_ref());
+    let reply = attested(&h, Some("wit-client"), &wit, &proof).await;
+    let token = reply.ok_token().to_owned();
+    let verified = h.verify_access_token(&token, LEDGER).await;
+    assert_eq!(verified.claims.client_id, "wit-client");
+    // The same proof again: a replay.
+    attested(&h, Some("wit-client"), &wit, &proof)
+        .await
+        .error(401, "invalid_client", "already used");
+    // No client_id.
+    attested(&h, None, &wit, &pop(&h, id, holder.as_ref()))
+        .await
+        .error(401, "invalid_client", "client_id is required");
+    // A proof signed by another key than the WIT's cnf.
+    let stranger = provider.generate_key(Algorithm::ES256).unwrap();
+    attested(&h, Some("wit-client"), &wit, &pop(&h, id, stranger.as_ref()))
+        .await
+        .error(401, "invalid_client", "signature");
+    // A proof for another authorization server.
+    let elsewhere = ClientAttestationPopParams {
+        issuer: OTHER,
+        spiffe_id: id,
+        challenge: None,
+    };
+    let foreign_proof = create_client_attestation_pop(holder.as_ref(), &elsewhere, now(), provider.as_ref()).unwrap();
+    attested(&h, Some("wit-client"), &wit, &foreign_proof)
+        .await
+        .error(401, "invalid_client", "aud");
+    // A WIT-SVID whose SPIFFE ID the client does not admit.
+    let payroll = "spiffe://example.org/payroll";
+    let payroll_wit = mint_wit(&h, payroll, holder.as_ref()).await;
+    attested(&h, Some("wit-client"), &payroll_wit, &pop(&h, payroll, holder.as_ref()))
+        .await
+        .error(401, "invalid_client", "not authorized");
+    // A client registered for other methods only.
+    attested(&h, Some("billing"), &wit, &pop(&h, id, holder.as_ref()))
+        .await
+        .error(401, "invalid_client", "may not authenticate");
+    // A JWT-SVID in the attestation header is not a WIT-SVID.
+    let svid = h.jwt_svid(id, &h.issuer).await;
+    attested(&h, Some("wit-client"), &svid, &pop(&h, id, holder.as_ref()))
+        .await
+        .error(401, "invalid_client", "typ");
+    // The proof header alone: a malformed request.
+    h.token(
+        &[("grant_type", "client_credentials"), ("client_id", "wit-client")],
+        &[("OAuth-Client-Attestation-PoP", &pop(&h, id, holder.as_ref()))],
+    )
+    .await
+    .error(400, "invalid_request", "OAuth-Client-Attestation");
+    h.server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn malformed_requests() {
     let dir = tempfile::tempdir().unwrap();
@@ -1006,7 +1130,14 @@ async fn x509_svid_client_authentication_binds_the_token_to_the_certificate() {
         .await
         .error(401, "invalid_client", "");
     // An SVID signed by a foreign CA (same trust domain name, another key).
-    let foreign = X509Authority::new_root(&TrustDomain::parse("example.org").unwrap(), None, 3600, now()).unwrap();
+    let foreign = X509Authority::new_root(
+        lanyard_crypto::provider(),
+        &TrustDomain::parse("example.org").unwrap(),
+        None,
+        3600,
+        now(),
+    )
+    .unwrap();
     let forged = foreign.issue_svid(&id, SubjectKey::Generate, 600, &[], now()).unwrap();
     post(mtls_client(Some(svid_pem(&forged))), mtls_token.clone(), form.clone())
         .await

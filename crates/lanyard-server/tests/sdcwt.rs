@@ -242,7 +242,14 @@ async fn an_x509_svid_over_mutual_tls_gets_an_sd_cwt_bound_to_its_key() {
     // No credentials at all on the public listener: every accepted scheme is offered.
     h.post(None, &h.local, &[]).await.refused(401, "header", "WPT | DPoP");
     // An SVID signed by a foreign CA (same trust domain name, another key).
-    let foreign = X509Authority::new_root(&TrustDomain::parse("example.org").unwrap(), None, 3600, now()).unwrap();
+    let foreign = X509Authority::new_root(
+        lanyard_crypto::provider(),
+        &TrustDomain::parse("example.org").unwrap(),
+        None,
+        3600,
+        now(),
+    )
+    .unwrap();
     let forged = foreign
         .issue_svid(&SpiffeId::parse(SUB).unwrap(), SubjectKey::Generate, 600, &[], now())
         .unwrap();
@@ -250,7 +257,14 @@ async fn an_x509_svid_over_mutual_tls_gets_an_sd_cwt_bound_to_its_key() {
         .await
         .refused(401, "bad_chain", "WPT");
     // A trust domain the server does not know.
-    let elsewhere = X509Authority::new_root(&TrustDomain::parse("elsewhere.org").unwrap(), None, 3600, now()).unwrap();
+    let elsewhere = X509Authority::new_root(
+        lanyard_crypto::provider(),
+        &TrustDomain::parse("elsewhere.org").unwrap(),
+        None,
+        3600,
+        now(),
+    )
+    .unwrap();
     let stranger = elsewhere
         .issue_svid(
             &SpiffeId::parse("spiffe://elsewhere.org/payments").unwrap(),

@@ -155,9 +155,15 @@ impl WorkloadAuthMiddleware {
             bound_headers: Vec::new(),
             lifetime: DEFAULT_LIFETIME,
             clock: Arc::new(SystemClock),
-            provider: lanyard_crypto::provider(),
+            provider: crate::default_provider(),
             response_verifier: None,
         }
+    }
+
+    /// Signs proofs and requests with `provider` instead of the process default.
+    pub fn with_provider(mut self, provider: Arc<dyn CryptoProvider>) -> Self {
+        self.provider = provider;
+        self
     }
 
     /// Binds these context headers, when a request carries them, to the WPT with `oth`

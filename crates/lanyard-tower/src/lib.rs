@@ -76,6 +76,14 @@ mod txn_token;
 #[cfg(feature = "workload-api")]
 mod workload_source;
 
+/// The crypto provider a component uses when its configuration names none: the process
+/// default, `lanyard_crypto::provider()` (as rustls falls back to its process default).
+/// Every component also takes one (a `provider` field of its configuration, or a
+/// `with_provider` constructor).
+pub(crate) fn default_provider() -> std::sync::Arc<dyn lanyard_core::CryptoProvider> {
+    lanyard_crypto::provider()
+}
+
 // Public API
 pub use client::{ClientMode, TxnToken, VerifiedResponder, WorkloadAuthMiddleware};
 pub use credentials::{CredentialSource, FileCredentialSource, StaticCredentials, WorkloadCredentials};

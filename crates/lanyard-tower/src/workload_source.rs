@@ -85,8 +85,8 @@ fn build(
     }
     .ok_or_else(|| source_error(endpoint, "no WIT-SVID for the requested identity"))?;
     let jwk = entry.key().map_err(|e| source_error(endpoint, e))?;
-    let key = lanyard_crypto::KeyPair::from_jwk(&jwk).map_err(|e| source_error(endpoint, e))?;
-    WorkloadCredentials::new(entry.token.clone(), Arc::new(key), provider)
+    let key = provider.signing_key(&jwk).map_err(|e| source_error(endpoint, e))?;
+    WorkloadCredentials::new(entry.token.clone(), key, provider)
 }
 
 impl WorkloadApiCredentialSource {
@@ -96,7 +96,16 @@ impl WorkloadApiCredentialSource {
     /// registered, or `Unimplemented` from an endpoint without the WIT profile); callers may
     /// retry. Must be called within a tokio runtime.
     pub async fn start(client: WorkloadApiClient, spiffe_id: Option<SpiffeId>) -> Result<Self, Error> {
-        let provider = lanyard_crypto::provider();
+        Self::start_with_provider(client, spiffe_id, crate::default_provider()).await
+    }
+
+    /// [`WorkloadApiCredentialSource::start`], parsing keys and signing proofs with
+    /// `provider` instead of the process default.
+    pub async fn start_with_provider(
+        client: WorkloadApiClient,
+        spiffe_id: Option<SpiffeId>,
+        provider: Arc<dyn CryptoProvider>,
+    ) -> Result<Self, Error> {
         let endpoint = endpoint_name(&client);
         let fail = |e: ClientError| source_error(&endpoint, e);
         let mut stream = client.watch_wit_svids(spiffe_id.as_ref()).await.map_err(fail)?;
@@ -248,8 +257,17 @@ impl WorkloadApiTrust {
     /// Fetches the WIT and JWT bundles of `client` (waiting for the first of each) and keeps
     /// following them. Must be called within a tokio runtime.
     pub async fn start(client: WorkloadApiClient) -> Result<Self, Error> {
+        Self::start_with_provider(client, crate::default_provider()).await
+    }
+
+    /// [`WorkloadApiTrust::start`], its trust store checking signatures with `provider`
+    /// instead of the process default.
+    pub async fn start_with_provider(
+        client: WorkloadApiClient,
+        provider: Arc<dyn CryptoProvider>,
+    ) -> Result<Self, Error> {
         let endpoint = endpoint_name(&client);
-        let store = Arc::new(TrustStore::new(lanyard_crypto::provider()));
+        let store = Arc::new(TrustStore::new(provider));
         let mut tasks = Vec::new();
 
         let (first, stream) = first_update(&endpoint, client.watch_wit_bundles().await).await?;

@@ -30,7 +30,7 @@ const ISSUER: &str = "https://as.example.org";
 async fn a_certificate_bound_token_passes_only_with_its_client_certificate() {
     let now = SystemClock.now();
     let td = TrustDomain::parse("example.org").unwrap();
-    let ca = X509Authority::new_root(&td, None, 86_400, now).unwrap();
+    let ca = X509Authority::new_root(lanyard_crypto::provider(), &td, None, 86_400, now).unwrap();
     let bundles = || X509BundleSet::new().with(X509Bundle::from_pem(td.clone(), &ca.cert_pem()).unwrap());
     let svid = |id: &str| {
         let svid = ca
@@ -135,7 +135,7 @@ struct Pki {
 impl Pki {
     fn new() -> Pki {
         let td = TrustDomain::parse("example.org").unwrap();
-        let ca = X509Authority::new_root(&td, None, 86_400, SystemClock.now()).unwrap();
+        let ca = X509Authority::new_root(lanyard_crypto::provider(), &td, None, 86_400, SystemClock.now()).unwrap();
         Pki { td, ca }
     }
 

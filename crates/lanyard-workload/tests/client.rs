@@ -55,8 +55,8 @@ impl Material {
         let td = TrustDomain::parse("example.org").unwrap();
         let partner = TrustDomain::parse("partner.example").unwrap();
         Material {
-            ca: X509Authority::new_root(&td, None, 86_400, now()).unwrap(),
-            partner_ca: X509Authority::new_root(&partner, None, 86_400, now()).unwrap(),
+            ca: X509Authority::new_root(lanyard_crypto::provider(), &td, None, 86_400, now()).unwrap(),
+            partner_ca: X509Authority::new_root(lanyard_crypto::provider(), &partner, None, 86_400, now()).unwrap(),
         }
     }
 

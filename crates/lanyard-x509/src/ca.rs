@@ -26,7 +26,9 @@
 //! key transport) and `keyAgreement` only for static (EC)DH, which TLS no longer uses; both
 //! are MAY in §4.3, so an EC or Ed25519 leaf gets `digitalSignature` alone.
 
-use lanyard_core::{SpiffeId, TrustDomain, UnixTime};
+use std::sync::Arc;
+
+use lanyard_core::{CryptoProvider, SpiffeId, TrustDomain, UnixTime};
 use lanyard_crypto::KeyPair;
 use rcgen::string::Ia5String;
 use rcgen::{
@@ -70,6 +72,8 @@ pub struct X509Authority {
     self_signed: bool,
     not_before: UnixTime,
     not_after: UnixTime,
+    /// Draws the serial numbers of what this CA signs.
+    crypto: Arc<dyn CryptoProvider>,
 }
 
 impl std::fmt::Debug for X509Authority {
@@ -96,8 +100,13 @@ fn rcgen_key(key: Option<&KeyPair>) -> Result<rcgen::KeyPair, Error> {
 }
 
 /// Parameters shared by roots and intermediates.
-fn ca_params(td: &TrustDomain, not_before: UnixTime, not_after: UnixTime) -> Result<CertificateParams, Error> {
-    let serial = cert::random_serial()?;
+fn ca_params(
+    crypto: &dyn CryptoProvider,
+    td: &TrustDomain,
+    not_before: UnixTime,
+    not_after: UnixTime,
+) -> Result<CertificateParams, Error> {
+    let serial = cert::random_serial(crypto)?;
     let serial_hex = lanyard_core::hex::encode(&serial);
     let mut params = CertificateParams::default();
     params.not_before = cert::to_datetime(not_before)?;
@@ -156,8 +165,10 @@ fn end_of(now: UnixTime, ttl: u64) -> Result<UnixTime, Error> {
 impl X509Authority {
     /// Creates a self-signed root CA for `trust_domain`, valid from `now − 10 s` for `ttl`
     /// seconds. `key` is the CA key (any algorithm lanyard-crypto supports); `None`
-    /// generates a P-256 key.
+    /// generates a P-256 key. `crypto` draws the serial numbers of every certificate the
+    /// CA signs (so do the other constructors' `crypto`).
     pub fn new_root(
+        crypto: Arc<dyn CryptoProvider>,
         trust_domain: &TrustDomain,
         key: Option<&KeyPair>,
         ttl: u64,
@@ -166,7 +177,7 @@ impl X509Authority {
         let key = rcgen_key(key)?;
         let not_before = now.minus(NOT_BEFORE_CUSHION);
         let not_after = end_of(now, ttl)?;
-        let params = ca_params(trust_domain, not_before, not_after)?;
+        let params = ca_params(crypto.as_ref(), trust_domain, not_before, not_after)?;
         let cert = params.self_signed(&key).map_err(Error::generation)?;
         Ok(X509Authority {
             trust_domain: Some(trust_domain.clone()),
@@ -176,6 +187,7 @@ impl X509Authority {
             self_signed: true,
             not_before,
             not_after,
+            crypto,
         })
     }
 
@@ -183,6 +195,7 @@ impl X509Authority {
     /// is capped at the upstream's. If the upstream carries a SPIFFE ID, it must be of the
     /// same trust domain.
     pub fn new_intermediate(
+        crypto: Arc<dyn CryptoProvider>,
         trust_domain: &TrustDomain,
         upstream: &X509Authority,
         key: Option<&KeyPair>,
@@ -201,7 +214,7 @@ impl X509Authority {
         let key = rcgen_key(key)?;
         let not_before = now.minus(NOT_BEFORE_CUSHION).max(upstream.not_before);
         let not_after = end_of(now, ttl)?.min(upstream.not_after);
-        let params = ca_params(trust_domain, not_before, not_after)?;
+        let params = ca_params(crypto.as_ref(), trust_domain, not_before, not_after)?;
         let cert = params.signed_by(&key, &upstream.issuer).map_err(Error::generation)?;
         Ok(X509Authority {
             trust_domain: Some(trust_domain.clone()),
@@ -211,12 +224,17 @@ impl X509Authority {
             self_signed: false,
             not_before,
             not_after,
+            crypto,
         })
     }
 
     /// Loads a CA from its PEM certificate (optionally followed by the upstream
     /// intermediates above it) and its `PRIVATE KEY` (PKCS#8) PEM.
-    pub fn from_pem(cert_chain_pem: &str, key_pem: &str) -> Result<X509Authority, Error> {
+    pub fn from_pem(
+        crypto: Arc<dyn CryptoProvider>,
+        cert_chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<X509Authority, Error> {
         let chain = cert::pem_blocks(cert_chain_pem, "CERTIFICATE", "CA certificate file")?
             .into_iter()
             .map(CertificateDer::from)
@@ -231,7 +249,7 @@ impl X509Authority {
                 ));
             }
         };
-        X509Authority::from_der(chain, &key)
+        X509Authority::from_der(crypto, chain, &key)
     }
 
     /// Loads a CA from DER: its certificate first, then any upstream intermediates above
@@ -240,7 +258,11 @@ impl X509Authority {
     /// The certificate must have `cA=true`, allow `keyCertSign` and match the key. Its
     /// trust domain is its URI SAN `spiffe://<td>` when it has one; a CA without a SPIFFE
     /// ID (e.g. a corporate upstream root) can sign intermediates but not SVIDs.
-    pub fn from_der(chain: Vec<CertificateDer<'static>>, key_pkcs8: &[u8]) -> Result<X509Authority, Error> {
+    pub fn from_der(
+        crypto: Arc<dyn CryptoProvider>,
+        chain: Vec<CertificateDer<'static>>,
+        key_pkcs8: &[u8],
+    ) -> Result<X509Authority, Error> {
         let mut chain = chain.into_iter();
         let ca = chain.next().ok_or(Error::EmptyChain)?;
         let key = rcgen::KeyPair::try_from(&PrivatePkcs8KeyDer::from(key_pkcs8.to_vec()))
@@ -296,6 +318,7 @@ impl X509Authority {
             self_signed,
             not_before,
             not_after,
+            crypto,
         })
     }
 
@@ -493,7 +516,7 @@ impl X509Authority {
         let mut params = CertificateParams::default();
         params.not_before = cert::to_datetime(now.minus(NOT_BEFORE_CUSHION).max(self.not_before))?;
         params.not_after = cert::to_datetime(end_of(now, ttl)?.min(self.not_after))?;
-        params.serial_number = Some(SerialNumber::from_slice(&cert::random_serial()?));
+        params.serial_number = Some(SerialNumber::from_slice(&cert::random_serial(self.crypto.as_ref())?));
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, "Lanyard");
         if let Some(first) = dns_names.first()

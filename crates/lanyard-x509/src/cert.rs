@@ -103,9 +103,9 @@ pub(crate) fn to_datetime(t: UnixTime) -> Result<time::OffsetDateTime, Error> {
 }
 
 /// 16 random bytes as a positive serial number of fixed length (RFC 5280 §4.1.2.2 allows 20).
-pub(crate) fn random_serial() -> Result<Vec<u8>, Error> {
+pub(crate) fn random_serial(crypto: &dyn lanyard_core::CryptoProvider) -> Result<Vec<u8>, Error> {
     let mut serial = [0u8; 16];
-    lanyard_crypto::provider().fill_random(&mut serial)?;
+    crypto.fill_random(&mut serial)?;
     // Clear the sign bit (serials are positive) and set the next one so that the DER
     // encoding always has 16 content bytes.
     serial[0] = (serial[0] & 0x7f) | 0x40;

@@ -30,7 +30,7 @@
 //! let id = SpiffeId::parse("spiffe://example.org/billing").expect("valid SPIFFE ID");
 //!
 //! // A root CA valid for a day, and a one-hour SVID for a fresh P-256 key.
-//! let ca = X509Authority::new_root(&td, None, 86_400, now)?;
+//! let ca = X509Authority::new_root(lanyard_crypto::provider(), &td, None, 86_400, now)?;
 //! let svid = ca.issue_svid(&id, SubjectKey::Generate, 3600, &[], now)?;
 //! assert!(svid.key_pem().is_some());
 //!

@@ -46,8 +46,10 @@ fn good_chain_from_root() {
 #[test]
 fn good_chain_through_intermediates() {
     let up = root("example.org");
-    let i1 = X509Authority::new_intermediate(&td("example.org"), &up, None, 86_400, NOW).unwrap();
-    let i2 = X509Authority::new_intermediate(&td("example.org"), &i1, None, 86_400, NOW).unwrap();
+    let i1 = X509Authority::new_intermediate(lanyard_crypto::provider(), &td("example.org"), &up, None, 86_400, NOW)
+        .unwrap();
+    let i2 = X509Authority::new_intermediate(lanyard_crypto::provider(), &td("example.org"), &i1, None, 86_400, NOW)
+        .unwrap();
     let svid = i2
         .issue_svid(&id("spiffe://example.org/deep"), SubjectKey::Generate, 3600, &[], NOW)
         .unwrap();
@@ -100,7 +102,8 @@ fn expired_and_not_yet_valid() {
 #[test]
 fn expired_intermediate() {
     let up = root("example.org");
-    let inter = X509Authority::new_intermediate(&td("example.org"), &up, None, 600, NOW).unwrap();
+    let inter =
+        X509Authority::new_intermediate(lanyard_crypto::provider(), &td("example.org"), &up, None, 600, NOW).unwrap();
     // Hand-make a leaf that outlives its intermediate.
     let mut p = leaf_params(&["spiffe://example.org/a"]);
     p.not_after = time::OffsetDateTime::from_unix_timestamp(NOW.0 as i64 + 7200).unwrap();
@@ -205,7 +208,8 @@ fn ca_certificate_as_leaf() {
         "leaf_without_path"
     );
     // An intermediate presented as a leaf.
-    let inter = X509Authority::new_intermediate(&td("example.org"), &ca, None, 3600, NOW).unwrap();
+    let inter =
+        X509Authority::new_intermediate(lanyard_crypto::provider(), &td("example.org"), &ca, None, 3600, NOW).unwrap();
     assert_eq!(
         kind(verify_svid_chain(&[inter.cert_der().clone()], &set, NOW, &o)),
         "leaf_without_path"

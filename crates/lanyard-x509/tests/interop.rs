@@ -62,8 +62,10 @@ impl Pki {
     /// Uses the real clock: openssl and Python check validity against it.
     fn new() -> Pki {
         let now = SystemClock.now();
-        let root = X509Authority::new_root(&td("example.org"), None, 86_400, now).unwrap();
-        let inter = X509Authority::new_intermediate(&td("example.org"), &root, None, 86_400, now).unwrap();
+        let root = X509Authority::new_root(lanyard_crypto::provider(), &td("example.org"), None, 86_400, now).unwrap();
+        let inter =
+            X509Authority::new_intermediate(lanyard_crypto::provider(), &td("example.org"), &root, None, 86_400, now)
+                .unwrap();
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "root.pem", &root.cert_pem());
         write(dir.path(), "inter.pem", &inter.cert_pem());
@@ -428,7 +430,7 @@ fn certificates_made_by_openssl_are_verified_by_lanyard() {
     assert_eq!(v.spiffe_id.as_str(), "spiffe://example.org/openssl");
     // And the OpenSSL CA, loaded into Lanyard, issues SVIDs that OpenSSL accepts.
     let ca_key = std::fs::read_to_string(d.join("ca.key")).unwrap();
-    let ca = X509Authority::from_pem(&ca_pem, &ca_key).unwrap();
+    let ca = X509Authority::from_pem(lanyard_crypto::provider(), &ca_pem, &ca_key).unwrap();
     assert_eq!(ca.trust_domain(), Some(&td("example.org")));
     let svid = ca
         .issue_svid(

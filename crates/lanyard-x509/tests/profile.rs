@@ -152,7 +152,15 @@ fn root_ca_profile() {
 #[test]
 fn intermediate_ca_profile_and_capped_lifetime() {
     let up = root("example.org");
-    let inter = X509Authority::new_intermediate(&td("example.org"), &up, None, 365 * 86_400, NOW).unwrap();
+    let inter = X509Authority::new_intermediate(
+        lanyard_crypto::provider(),
+        &td("example.org"),
+        &up,
+        None,
+        365 * 86_400,
+        NOW,
+    )
+    .unwrap();
     let c = parse(inter.cert_der());
     assert_ca_profile(&c, "example.org");
     assert_eq!(c.issuer(), parse(up.cert_der()).subject());
@@ -161,7 +169,8 @@ fn intermediate_ca_profile_and_capped_lifetime() {
     assert!(!inter.is_self_signed());
     // An upstream of another trust domain is refused.
     let other = root("other.org");
-    let e = X509Authority::new_intermediate(&td("example.org"), &other, None, 3600, NOW).unwrap_err();
+    let e = X509Authority::new_intermediate(lanyard_crypto::provider(), &td("example.org"), &other, None, 3600, NOW)
+        .unwrap_err();
     assert_eq!(e.kind(), "trust_domain_mismatch");
 }
 
@@ -198,7 +207,8 @@ fn leaf_profile_generated_key() {
 #[test]
 fn leaf_profile_with_dns_names_and_intermediate() {
     let up = root("example.org");
-    let inter = X509Authority::new_intermediate(&td("example.org"), &up, None, 86_400, NOW).unwrap();
+    let inter = X509Authority::new_intermediate(lanyard_crypto::provider(), &td("example.org"), &up, None, 86_400, NOW)
+        .unwrap();
     let dns_names = vec!["web.example.org".to_owned(), "*.svc.example.org".to_owned()];
     let svid = inter
         .issue_svid(
@@ -269,7 +279,7 @@ fn leaf_for_a_public_key_has_no_private_key() {
 #[test]
 fn ca_signed_by_a_lanyard_key_pair() {
     let key = KeyPair::generate(Algorithm::ES384).unwrap();
-    let ca = X509Authority::new_root(&td("example.org"), Some(&key), 86_400, NOW).unwrap();
+    let ca = X509Authority::new_root(lanyard_crypto::provider(), &td("example.org"), Some(&key), 86_400, NOW).unwrap();
     let c = parse(ca.cert_der());
     assert_eq!(c.public_key().raw, key.public_spki_der().unwrap());
     assert_eq!(
@@ -285,7 +295,7 @@ fn ca_signed_by_a_lanyard_key_pair() {
 
 #[test]
 fn leaf_lifetime_is_capped_at_the_ca() {
-    let ca = X509Authority::new_root(&td("example.org"), None, 1000, NOW).unwrap();
+    let ca = X509Authority::new_root(lanyard_crypto::provider(), &td("example.org"), None, 1000, NOW).unwrap();
     let svid = ca
         .issue_svid(
             &id("spiffe://example.org/a"),
@@ -431,9 +441,10 @@ fn csr_must_request_exactly_the_authorized_identity() {
 #[test]
 fn ca_round_trips_through_pem() {
     let up = root("example.org");
-    let inter = X509Authority::new_intermediate(&td("example.org"), &up, None, 86_400, NOW).unwrap();
+    let inter = X509Authority::new_intermediate(lanyard_crypto::provider(), &td("example.org"), &up, None, 86_400, NOW)
+        .unwrap();
     // The intermediate's file holds only itself (its upstream is a root).
-    let loaded = X509Authority::from_pem(&inter.chain_pem(), &inter.key_pem()).unwrap();
+    let loaded = X509Authority::from_pem(lanyard_crypto::provider(), &inter.chain_pem(), &inter.key_pem()).unwrap();
     assert_eq!(loaded.trust_domain(), Some(&td("example.org")));
     assert_eq!(loaded.cert_der(), inter.cert_der());
     assert_eq!(
@@ -450,24 +461,34 @@ fn ca_round_trips_through_pem() {
     assert_eq!(aki(&c), ski(&parse(inter.cert_der())));
 
     // A second level below a loaded intermediate carries both intermediates.
-    let inter2 = X509Authority::new_intermediate(&td("example.org"), &loaded, None, 86_400, NOW).unwrap();
+    let inter2 = X509Authority::new_intermediate(
+        lanyard_crypto::provider(),
+        &td("example.org"),
+        &loaded,
+        None,
+        86_400,
+        NOW,
+    )
+    .unwrap();
     let svid = inter2
         .issue_svid(&id("spiffe://example.org/y"), SubjectKey::Generate, 60, &[], NOW)
         .unwrap();
     assert_eq!(svid.chain.len(), 3);
-    let reloaded2 = X509Authority::from_pem(&inter2.chain_pem(), &inter2.key_pem()).unwrap();
+    let reloaded2 =
+        X509Authority::from_pem(lanyard_crypto::provider(), &inter2.chain_pem(), &inter2.key_pem()).unwrap();
     let svid = reloaded2
         .issue_svid(&id("spiffe://example.org/z"), SubjectKey::Generate, 60, &[], NOW)
         .unwrap();
     assert_eq!(svid.chain.len(), 3);
 
     // Keys and certificates that do not belong together are refused.
-    let e = X509Authority::from_pem(&inter.chain_pem(), &up.key_pem()).unwrap_err();
+    let e = X509Authority::from_pem(lanyard_crypto::provider(), &inter.chain_pem(), &up.key_pem()).unwrap_err();
     assert_eq!(e.kind(), "invalid_key");
     let leaf = up
         .issue_svid(&id("spiffe://example.org/x"), SubjectKey::Generate, 60, &[], NOW)
         .unwrap();
-    let e = X509Authority::from_pem(&leaf.chain_pem(), &leaf.key_pem().unwrap()).unwrap_err();
+    let e =
+        X509Authority::from_pem(lanyard_crypto::provider(), &leaf.chain_pem(), &leaf.key_pem().unwrap()).unwrap_err();
     assert_eq!(e.kind(), "not_a_ca");
 }
 

@@ -27,7 +27,8 @@ struct Domain {
 impl Domain {
     fn new(name: &str) -> Domain {
         Domain {
-            ca: X509Authority::new_root(&td(name), None, 86_400, SystemClock.now()).unwrap(),
+            ca: X509Authority::new_root(lanyard_crypto::provider(), &td(name), None, 86_400, SystemClock.now())
+                .unwrap(),
         }
     }
 
@@ -359,7 +360,15 @@ async fn curl_talks_to_a_lanyard_server() {
     let domain = Domain::new("example.org");
     // curl checks the host name, so this server SVID also carries DNS:localhost; it comes
     // from an intermediate so that curl also builds a chain.
-    let inter = X509Authority::new_intermediate(&td("example.org"), &domain.ca, None, 3600, SystemClock.now()).unwrap();
+    let inter = X509Authority::new_intermediate(
+        lanyard_crypto::provider(),
+        &td("example.org"),
+        &domain.ca,
+        None,
+        3600,
+        SystemClock.now(),
+    )
+    .unwrap();
     let server_svid = inter
         .issue_svid(
             &id("spiffe://example.org/https"),

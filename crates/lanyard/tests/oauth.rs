@@ -175,3 +175,229 @@ fn readme_oauth_section_works_as_written() {
     assert!(last.starts_with("valid access token"), "{last}");
     server.stop();
 }
+
+/// `lanyard oauth exchange` and `lanyard oauth txn-token`: a user's access token is
+/// exchanged by an agent client for a delegated token (`act` names the agent), the same
+/// user token yields a Txn-Token with a request context, and `lanyard token verify`
+/// checks both; a wider scope and a malformed context are refused.
+#[test]
+fn exchange_and_txn_tokens_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let issuer = format!("http://{}", server.public);
+    let d = dir.path();
+    ok(d, "lanyard key generate --alg ES256 --out portal");
+    ok(d, "lanyard key generate --alg ES256 --out agent");
+    ok(
+        d,
+        "lanyard client create portal --jwks portal.pub.jwk --scope read --audience https://agent.example.org",
+    );
+    ok(
+        d,
+        "lanyard client create agent --jwks agent.pub.jwk --scope read --audience https://ledger.example.org \
+         --grant-type client_credentials --grant-type urn:ietf:params:oauth:grant-type:token-exchange \
+         --exchange-delegate --exchange-subject-type access_token \
+         --exchange-subject-audience https://agent.example.org --txn-tokens",
+    );
+    ok(
+        d,
+        &format!(
+            "lanyard oauth token --issuer {issuer} --client-id portal --key portal.jwk --scope read --raw > user.jwt"
+        ),
+    );
+    let (_, jwks) = server.get("/oauth/jwks");
+    std::fs::write(d.join("as.jwks"), jwks).unwrap();
+
+    // Delegation: without an actor token, the client itself acts.
+    let exchanged = json(&ok(
+        d,
+        &format!(
+            "lanyard oauth exchange --issuer {issuer} --client-id agent --key agent.jwk \
+             --subject-token @user.jwt --audience https://ledger.example.org"
+        ),
+    ));
+    assert_eq!(
+        exchanged["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    std::fs::write(d.join("delegated.jwt"), exchanged["access_token"].as_str().unwrap()).unwrap();
+    let verified = json(&ok(
+        d,
+        &format!(
+            "lanyard token verify @delegated.jwt --json --type access-token --issuer {issuer} --jwks as.jwks \
+             --aud https://ledger.example.org --trust-domain example.org"
+        ),
+    ));
+    assert_eq!(verified["details"]["subject"], "portal", "{verified}");
+    assert_eq!(verified["details"]["act"]["sub"], "agent", "{verified}");
+
+    // A Txn-Token for the user's request, with its context.
+    ok(
+        d,
+        &format!(
+            "lanyard oauth txn-token --issuer {issuer} --client-id agent --key agent.jwk --subject-token - \
+             --audience example.org --scope read --request-context '{{\"req_ip\":\"10.0.0.1\"}}' --raw < user.jwt > txn.jwt"
+        ),
+    );
+    let txn = json(&ok(
+        d,
+        "lanyard token verify @txn.jwt --json --type txn-token --trust-domain example.org --jwks as.jwks",
+    ));
+    assert_eq!(txn["details"]["subject"], "portal", "{txn}");
+    assert_eq!(txn["details"]["rctx"]["req_ip"], "10.0.0.1", "{txn}");
+
+    // Refusals: a scope wider than the subject token's; a context that is not an object.
+    let out = sh(
+        d,
+        &format!(
+            "lanyard oauth exchange --issuer {issuer} --client-id agent --key agent.jwk \
+             --subject-token @user.jwt --scope write"
+        ),
+    );
+    assert!(text(&out.stderr).contains("invalid_scope"), "{}", text(&out.stderr));
+    let out = sh(
+        d,
+        &format!(
+            "lanyard oauth txn-token --issuer {issuer} --client-id agent --key agent.jwk \
+             --subject-token @user.jwt --audience example.org --scope read --request-context '[1]'"
+        ),
+    );
+    assert!(
+        text(&out.stderr).contains("must be a JSON object"),
+        "{}",
+        text(&out.stderr)
+    );
+    server.stop();
+}
+
+/// A port free now (the OS's choice), for a server whose URL must be known before it
+/// starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Identity chaining (draft-ietf-oauth-identity-chaining-17) between two `lanyard server`
+/// processes of different trust domains, over HTTP: at the home server an exchange yields
+/// a JWT authorization grant for the foreign server, which fetches the home server's keys
+/// through its metadata and redeems the grant once for a local access token keeping `sub`
+/// and `act`.
+#[test]
+fn identity_chaining_between_two_server_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home_dir, foreign_dir) = (dir.path().join("home"), dir.path().join("foreign"));
+    std::fs::create_dir_all(&home_dir).unwrap();
+    std::fs::create_dir_all(&foreign_dir).unwrap();
+    let (home_port, foreign_port) = (free_port(), free_port());
+    let home_url = format!("http://127.0.0.1:{home_port}");
+    let foreign_url = format!("http://127.0.0.1:{foreign_port}");
+    std::fs::write(
+        home_dir.join("server.toml"),
+        format!("trust_domain = \"example.org\"\n[oauth]\nchaining_foreign_servers = [\"{foreign_url}\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        foreign_dir.join("server.toml"),
+        format!("trust_domain = \"partner.org\"\n[[oauth.chaining_home_servers]]\nissuer = \"{home_url}\"\n"),
+    )
+    .unwrap();
+    let home = Server::start_with(
+        &home_dir,
+        &format!("127.0.0.1:{home_port}"),
+        Some(Path::new("server.toml")),
+    );
+    let foreign = Server::start_with(
+        &foreign_dir,
+        &format!("127.0.0.1:{foreign_port}"),
+        Some(Path::new("server.toml")),
+    );
+    let (h, f) = (home_dir.as_path(), foreign_dir.as_path());
+    let home_socket = format!("--socket {}", home.admin_socket.display());
+    let foreign_socket = format!("--socket {}", foreign.admin_socket.display());
+
+    // Home: a user's token, and a chainer that may ask grants for the foreign server.
+    ok(h, "lanyard key generate --alg ES256 --out portal");
+    ok(h, "lanyard key generate --alg ES256 --out chainer");
+    ok(
+        h,
+        &format!(
+            "lanyard client create portal --jwks portal.pub.jwk --scope read --audience https://chainer.example.org {home_socket}"
+        ),
+    );
+    ok(
+        h,
+        &format!(
+            "lanyard client create chainer --jwks chainer.pub.jwk --scope read --audience {foreign_url} \
+             --grant-type urn:ietf:params:oauth:grant-type:token-exchange --exchange-delegate \
+             --exchange-subject-type access_token --exchange-subject-audience https://chainer.example.org {home_socket}"
+        ),
+    );
+    ok(
+        h,
+        &format!(
+            "lanyard oauth token --issuer {home_url} --client-id portal --key portal.jwk --scope read --raw > user.jwt"
+        ),
+    );
+    let grant = json(&ok(
+        h,
+        &format!(
+            "lanyard oauth exchange --issuer {home_url} --client-id chainer --key chainer.jwk \
+             --subject-token @user.jwt --requested-token-type jwt --audience {foreign_url}"
+        ),
+    ));
+    assert_eq!(grant["issued_token_type"], "urn:ietf:params:oauth:token-type:jwt");
+    assert_eq!(grant["token_type"], "N_A");
+    std::fs::write(f.join("grant.jwt"), grant["access_token"].as_str().unwrap()).unwrap();
+    let (_, home_jwks) = home.get("/oauth/jwks");
+    std::fs::write(f.join("home.jwks"), home_jwks).unwrap();
+    let checked = json(&ok(
+        f,
+        &format!(
+            "lanyard token verify @grant.jwt --json --type authorization-grant --issuer {home_url} \
+             --aud {foreign_url} --jwks home.jwks --trust-domain example.org"
+        ),
+    ));
+    assert_eq!(checked["details"]["subject"], "portal", "{checked}");
+
+    // Foreign: a local client redeems the grant once.
+    ok(f, "lanyard key generate --alg ES256 --out agent");
+    ok(
+        f,
+        &format!(
+            "lanyard client create agent --jwks agent.pub.jwk --scope read --audience https://ledger.partner.org \
+             --grant-type urn:ietf:params:oauth:grant-type:jwt-bearer {foreign_socket}"
+        ),
+    );
+    let redeem = format!(
+        "lanyard oauth redeem --issuer {foreign_url} --client-id agent --key agent.jwk --assertion @grant.jwt --scope read"
+    );
+    let local = json(&ok(f, &redeem));
+    std::fs::write(f.join("local.jwt"), local["access_token"].as_str().unwrap()).unwrap();
+    let (_, foreign_jwks) = foreign.get("/oauth/jwks");
+    std::fs::write(f.join("foreign.jwks"), foreign_jwks).unwrap();
+    let verified = json(&ok(
+        f,
+        &format!(
+            "lanyard token verify @local.jwt --json --type access-token --issuer {foreign_url} --jwks foreign.jwks \
+             --aud https://ledger.partner.org --trust-domain partner.org"
+        ),
+    ));
+    let details = &verified["details"];
+    assert_eq!(
+        (&details["subject"], &details["client_id"], &details["act"]["sub"]),
+        (
+            &serde_json::json!("portal"),
+            &serde_json::json!("agent"),
+            &serde_json::json!("chainer")
+        ),
+        "{verified}"
+    );
+    // The grant is single-use.
+    let out = sh(f, &redeem);
+    assert!(text(&out.stderr).contains("invalid_grant"), "{}", text(&out.stderr));
+    foreign.stop();
+    home.stop();
+}

@@ -16,14 +16,21 @@
 //! HTTP/2 `:authority`, which the agent accepts (see `lanyard_agent::endpoints::h2_authority`); the
 //! driver's `stock_client` check is a fresh client's first call.
 //!
-//! Gated like the other interop tests: with the tools missing (the venv with py-spiffe,
-//! see `scripts/install-interop.sh`) the test prints a `skipped:` line and passes, unless
-//! `LANYARD_INTEROP=1`, which makes that a failure. The Rust driver is built here
-//! (`cargo build --release --locked`, into `target/interop-rust-spiffe`).
+//! On the same server and agent, [`oauth`] has the workload authenticate to the server's
+//! OAuth authorization server with those SVIDs: py-spiffe's JWT-SVID as a `jwt-spiffe`
+//! client assertion, and `curl` with the X.509-SVID over mutual TLS.
+//!
+//! Gated like the other interop tests: with the tools missing (the venv with py-spiffe and
+//! `requests`, and `curl`; see `scripts/install-interop.sh`) the test prints a `skipped:`
+//! line and passes, unless `LANYARD_INTEROP=1`, which makes that a failure. The Rust
+//! driver is built here (`cargo build --release --locked`, into
+//! `target/interop-rust-spiffe`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "workload_interop/oauth.rs"]
+mod oauth;
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::MetadataExt as _;
@@ -38,6 +45,7 @@ use serde_json::Value;
 const WORKLOAD_ID: &str = "spiffe://example.org/interop/workload";
 /// An identity for another uid: asking for it must be refused.
 const FORBIDDEN_ID: &str = "spiffe://example.org/interop/forbidden";
+/// The audience of the drivers' JWT-SVIDs, and of the OAuth clients' access tokens.
 const AUDIENCE: &str = "spiffe://example.org/ledger";
 /// X.509-SVID lifetime of [`WORKLOAD_ID`], in seconds.
 const X509_SVID_TTL: &str = "20";
@@ -69,18 +77,25 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Whether the drivers can run: yes when py-spiffe is installed; otherwise prints a
-/// `skipped:` line and says no, or panics when `LANYARD_INTEROP=1` demands the run.
+/// Whether the drivers can run: yes when py-spiffe and `requests` are installed and `curl`
+/// runs; otherwise prints a `skipped:` line and says no, or panics when `LANYARD_INTEROP=1`
+/// demands the run.
 fn interop_enabled(test: &str) -> bool {
     let python = workspace_root().join(VENV_PYTHON);
-    let installed = Command::new(&python)
-        .args(["-c", "import spiffe, cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if installed {
+    let succeeds = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
+    let mut missing = Vec::new();
+    if !succeeds(Command::new(&python).args(["-c", "import spiffe, cryptography, requests"])) {
+        missing.push(format!(
+            "{VENV_PYTHON} with py-spiffe and requests (`import spiffe, requests`)"
+        ));
+    }
+    if !succeeds(Command::new("curl").arg("--version")) {
+        missing.push("curl".to_owned());
+    }
+    if missing.is_empty() {
         return true;
     }
-    let missing = format!("{VENV_PYTHON} with py-spiffe (`import spiffe`)");
+    let missing = missing.join(", ");
     let required = std::env::var("LANYARD_INTEROP").is_ok_and(|v| v == "1");
     assert!(
         !required,
@@ -336,13 +351,17 @@ fn workload_api_interop_py_spiffe_and_rust_spiffe() {
         let endpoint = endpoint.clone();
         std::thread::spawn(move || run_py_spiffe(&endpoint))
     };
+    let oauth = {
+        let target = oauth::Target::of(&setup);
+        std::thread::spawn(move || oauth::check(&target))
+    };
     let rust = build
         .join()
         .unwrap()
         .and_then(|driver| run_rust_spiffe(&driver, &endpoint));
     let py = py.join().unwrap();
 
-    let mut failures = Vec::new();
+    let mut failures = oauth.join().unwrap();
     for (name, result) in [("py-spiffe", &py), ("rust spiffe", &rust)] {
         match result {
             Ok(report) => {

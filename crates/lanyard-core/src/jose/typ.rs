@@ -166,6 +166,9 @@ pub struct TypRule {
     pub token: Option<TokenType>,
     /// Whether a token without `typ`, or with the generic `JWT` or `JOSE`, is accepted.
     pub generic: bool,
+    /// A second explicit type accepted as well (one format known under two names, such
+    /// as a WIT-SVID presented as a client attestation).
+    pub also: Option<TokenType>,
 }
 
 impl TypRule {
@@ -174,6 +177,7 @@ impl TypRule {
         TypRule {
             token: Some(token),
             generic: false,
+            also: None,
         }
     }
 
@@ -182,6 +186,7 @@ impl TypRule {
         TypRule {
             token: None,
             generic: true,
+            also: None,
         }
     }
 
@@ -191,6 +196,15 @@ impl TypRule {
         TypRule {
             token: Some(token),
             generic: true,
+            also: None,
+        }
+    }
+
+    /// This rule, also accepting `other`'s explicit `typ`.
+    pub const fn or_also(self, other: TokenType) -> TypRule {
+        TypRule {
+            also: Some(other),
+            ..self
         }
     }
 
@@ -205,7 +219,7 @@ impl TypRule {
             };
         };
         match TokenType::from_typ(typ) {
-            Some(found) if Some(found) == self.token => Ok(()),
+            Some(found) if Some(found) == self.token || Some(found) == self.also => Ok(()),
             Some(found) => Err(Error::TypeConfusion { expected, found }),
             // JWT-SVID.md §2.3 names exactly these two values.
             None if self.generic && (typ == "JWT" || typ == "JOSE") => Ok(()),

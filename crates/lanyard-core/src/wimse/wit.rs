@@ -46,6 +46,10 @@ pub struct WitPolicy {
     pub leeway: u64,
     /// The longest remaining lifetime accepted, in seconds ("order of hours").
     pub max_lifetime: u64,
+    /// Also accept `typ: oauth-client-attestation+jwt`: a WIT-SVID presented in the
+    /// `OAuth-Client-Attestation` header (draft-ietf-oauth-spiffe-client-auth, WIT-SVID
+    /// method: the authorization server accepts both types). Off by default.
+    pub accept_client_attestation_typ: bool,
 }
 
 impl WitPolicy {
@@ -57,6 +61,7 @@ impl WitPolicy {
             pop_algorithms: AlgSet::all(),
             leeway: 60,
             max_lifetime: 24 * 3600,
+            accept_client_attestation_typ: false,
         }
     }
 
@@ -192,7 +197,11 @@ impl WitVerifier {
     fn verify_uncached(&self, token: &str, wth: [u8; 32], now: UnixTime) -> Result<VerifiedWit, Error> {
         let p = &self.policy;
         let profile = AnchoredProfile {
-            typ: TypRule::exactly(TokenType::Wit),
+            typ: if p.accept_client_attestation_typ {
+                TypRule::exactly(TokenType::Wit).or_also(TokenType::ClientAttestation)
+            } else {
+                TypRule::exactly(TokenType::Wit)
+            },
             key_use: KeyUse::WitSvid,
             allowed: p.algorithms,
             require_kid: p.profile == WitProfile::WitSvid,

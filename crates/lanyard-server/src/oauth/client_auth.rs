@@ -13,6 +13,11 @@
 //!   server's own or a federated one), `aud` exactly the issuer, and the SPIFFE ID
 //!   authorized for the client by its `spiffe_ids` patterns. No `jti` is required: agents
 //!   reuse JWT-SVIDs.
+//! - `spiffe_wit` (draft-ietf-oauth-spiffe-client-auth, WIT-SVID method, behind
+//!   `[oauth] wit_client_auth`): `client_id` REQUIRED, the WIT-SVID in
+//!   `OAuth-Client-Attestation` and its proof in `OAuth-Client-Attestation-PoP`
+//!   (`lanyard_core::oauth::ClientAttestationVerifier`), the SPIFFE ID authorized for the
+//!   client, and the proof's `jti` recorded per SPIFFE ID in the shared store.
 //! - `client_secret_basic` / `client_secret_post` (RFC 6749 §2.3.1): only for clients
 //!   registered with a secret, checked against its Argon2id hash.
 //! - mutual TLS (RFC 8705 §2.1; `spiffe_x509` / `tls_client_auth`): a `client_id` with a
@@ -164,9 +169,46 @@ impl AuthorizationServer {
             ClientAuthentication::Assertion { assertion_type, .. } => Err(fail(
                 ClientAuthError::UnsupportedAssertionType(assertion_type.as_str().chars().take(100).collect()),
             )),
-            ClientAuthentication::Attestation { .. } => Err(fail(ClientAuthError::UnsupportedAssertionType(
-                "attestation-based client authentication (spiffe_wit) is not enabled".into(),
-            ))),
+            ClientAuthentication::Attestation {
+                client_id,
+                attestation,
+                pop,
+            } => {
+                if !self.state.config.oauth.wit_client_auth {
+                    return Err(fail(ClientAuthError::UnsupportedAssertionType(
+                        "attestation-based client authentication (spiffe_wit) is not enabled".into(),
+                    )));
+                }
+                let client_id = client_id
+                    .as_deref()
+                    .ok_or_else(|| fail(ClientAuthError::MissingClientId))?;
+                let verified = self
+                    .wit_attestation
+                    .verify(attestation.expose(), pop.expose(), Some(client_id), now)
+                    .map_err(|e| fail(ClientAuthError::Credential(e)))?;
+                let client = self
+                    .svid_client(client_id, AuthMethod::SpiffeWit, &verified.spiffe_id, method)
+                    .await?;
+                let holder = verified.spiffe_id.as_str();
+                if !self
+                    .first_use(
+                        "client_attestation_pop",
+                        holder,
+                        &verified.jti,
+                        verified.replay_until,
+                        now,
+                    )
+                    .await?
+                {
+                    return Err(fail(ClientAuthError::Replay));
+                }
+                Ok(authenticated(
+                    client,
+                    AuthMethod::SpiffeWit,
+                    Some(verified.spiffe_id),
+                    None,
+                ))
+            }
             ClientAuthentication::ClientIdOnly { client_id } => {
                 let Some(chain) = peer_chain else {
                     return Err(fail(ClientAuthError::Missing));

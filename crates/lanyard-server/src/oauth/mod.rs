@@ -43,8 +43,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lanyard_core::oauth::{
-    ClientAssertionPolicy, DpopPolicy, DpopVerifier, PrivateKeyJwtVerifier, SpiffeAssertionPolicy,
-    SpiffeAssertionVerifier, VerificationKeys,
+    ClientAssertionPolicy, ClientAttestationPolicy, ClientAttestationVerifier, DpopPolicy, DpopVerifier,
+    PrivateKeyJwtVerifier, SpiffeAssertionPolicy, SpiffeAssertionVerifier, VerificationKeys,
 };
 use lanyard_core::{SpiffeBundle, TrustDomain, TrustStore, UnixTime};
 use lanyard_x509::{X509Bundle, X509BundleSet};
@@ -89,6 +89,7 @@ pub struct AuthorizationServer {
     mtls_base: Option<String>,
     private_key_jwt: PrivateKeyJwtVerifier,
     jwt_spiffe: SpiffeAssertionVerifier,
+    wit_attestation: ClientAttestationVerifier,
     trust: Arc<TrustStore>,
     /// The X.509 authorities of the same trust domains, for mutual-TLS client
     /// certificates; rebuilt with `trust` by [`AuthorizationServer::refresh_trust`].
@@ -137,6 +138,11 @@ impl AuthorizationServer {
                 Arc::clone(&trust),
                 issuer.clone(),
                 SpiffeAssertionPolicy::default(),
+            ),
+            wit_attestation: ClientAttestationVerifier::new(
+                Arc::clone(&trust),
+                issuer.clone(),
+                ClientAttestationPolicy::default(),
             ),
             dpop: DpopVerifier::new(Arc::clone(&state.crypto), DpopPolicy::default()),
             trust,

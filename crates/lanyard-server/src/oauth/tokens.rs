@@ -356,7 +356,7 @@ impl AuthorizationServer {
 
     /// The RFC 8414 metadata: the endpoints, the client authentication methods actually
     /// enabled (the secret methods only when some client has a secret; `spiffe_x509` and
-    /// `tls_client_auth` only with the mutual-TLS listener), the grant types served (the
+    /// `tls_client_auth` only with the mutual-TLS listener; `spiffe_wit` only when switched on), the grant types served (the
     /// JWT bearer grant with chaining home servers configured), identity chaining's
     /// `identity_chaining_requested_token_types_supported` with foreign servers configured,
     /// algorithms, and the RFC 8705 `mtls_endpoint_aliases`.
@@ -365,6 +365,9 @@ impl AuthorizationServer {
         if self.mtls_base.is_some() {
             methods.push(AuthMethod::SpiffeX509);
             methods.push(AuthMethod::TlsClientAuth);
+        }
+        if self.state.config.oauth.wit_client_auth {
+            methods.push(AuthMethod::SpiffeWit);
         }
         if self.state.stores.clients.any_client_has_secret().await? {
             methods.push(AuthMethod::ClientSecretBasic);

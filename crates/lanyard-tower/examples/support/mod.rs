@@ -57,7 +57,13 @@ impl IdentityServer {
         let trust = Arc::new(TrustStore::new(Arc::clone(&provider)));
         trust.add_key("example.org", KeyUse::WitSvid, &key.public_jwk())?;
         let issuer = WitIssuer::new(Arc::clone(&provider), key, None, None, 3600);
-        let ca = X509Authority::new_root(&TrustDomain::parse("example.org")?, None, 86_400, SystemClock.now())?;
+        let ca = X509Authority::new_root(
+            lanyard_crypto::provider(),
+            &TrustDomain::parse("example.org")?,
+            None,
+            86_400,
+            SystemClock.now(),
+        )?;
         Ok(IdentityServer {
             provider,
             trust,

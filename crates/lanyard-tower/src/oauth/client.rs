@@ -81,6 +81,8 @@ pub struct OAuthClientConfig {
     pub http: Option<reqwest::Client>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Key generation, signatures and thumbprints (the process default unless set).
+    pub provider: Arc<dyn CryptoProvider>,
 }
 
 impl fmt::Debug for OAuthClientConfig {
@@ -114,6 +116,7 @@ impl OAuthClientConfig {
             explicit_assertion_typ: true,
             http: None,
             clock: Arc::new(SystemClock),
+            provider: crate::default_provider(),
         }
     }
 }
@@ -209,7 +212,7 @@ impl OAuthClientMiddleware {
     /// A middleware for `config`, authenticating with `source`; with DPoP it generates its
     /// ES256 key now.
     pub fn new(config: OAuthClientConfig, source: Arc<dyn ClientCredentialSource>) -> Result<Self, Error> {
-        let provider = lanyard_crypto::provider();
+        let provider = Arc::clone(&config.provider);
         let dpop_key = if config.dpop {
             Some(provider.generate_key(Algorithm::ES256)?)
         } else {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use lanyard_core::oauth::{AccessTokenPolicy, DpopPolicy};
-use lanyard_core::{Clock, ReplayCache, SystemClock};
+use lanyard_core::{Clock, CryptoProvider, ReplayCache, SystemClock};
 
 use super::nonce::DpopNonces;
 
@@ -33,6 +33,8 @@ pub struct AccessTokenConfig {
     pub realm: Option<String>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Signature checks and thumbprints (the process default unless set).
+    pub provider: Arc<dyn CryptoProvider>,
 }
 
 impl fmt::Debug for AccessTokenConfig {
@@ -61,6 +63,7 @@ impl AccessTokenConfig {
             replay_cache: None,
             realm: None,
             clock: Arc::new(SystemClock),
+            provider: crate::default_provider(),
         }
     }
 

@@ -37,6 +37,8 @@ pub struct RemoteKeysConfig {
     /// The HTTP client (one with default settings unless given; a `jwks_uri` on a private
     /// PKI needs a client that trusts it).
     pub http: Option<reqwest::Client>,
+    /// Parses the fetched keys (the process default unless set).
+    pub provider: Arc<dyn CryptoProvider>,
 }
 
 impl Default for RemoteKeysConfig {
@@ -47,6 +49,7 @@ impl Default for RemoteKeysConfig {
             timeout: Duration::from_secs(5),
             max_document_bytes: 256 * 1024,
             http: None,
+            provider: crate::default_provider(),
         }
     }
 }
@@ -121,11 +124,12 @@ impl KeySource {
 
     fn remote(origin: Origin, config: RemoteKeysConfig) -> KeySource {
         let http = config.http.clone().unwrap_or_default();
+        let provider = Arc::clone(&config.provider);
         KeySource(Inner::Remote(Arc::new(RemoteKeys {
             origin,
             http,
             config,
-            provider: lanyard_crypto::provider(),
+            provider,
             cached: RwLock::new(Cached {
                 keys: None,
                 fetched_at: None,

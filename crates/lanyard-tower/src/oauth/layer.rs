@@ -73,7 +73,7 @@ impl fmt::Debug for AccessTokenLayer {
 impl AccessTokenLayer {
     /// A layer verifying tokens with the keys of `keys` under `config`.
     pub fn new(keys: KeySource, config: AccessTokenConfig) -> AccessTokenLayer {
-        let provider = lanyard_crypto::provider();
+        let provider = Arc::clone(&config.provider);
         let replay = config
             .replay_cache
             .clone()

@@ -41,7 +41,7 @@ impl DpopNonces {
         Ok(DpopNonces {
             secret,
             rotation: rotation_secs.max(1),
-            provider: lanyard_crypto::provider(),
+            provider: crate::default_provider(),
             cached: Mutex::new(None),
         })
     }
@@ -50,8 +50,14 @@ impl DpopNonces {
     /// with a shared secret).
     pub fn random(rotation_secs: u64) -> Result<DpopNonces, lanyard_core::Error> {
         let mut secret = vec![0u8; 32];
-        lanyard_crypto::provider().fill_random(&mut secret)?;
+        crate::default_provider().fill_random(&mut secret)?;
         DpopNonces::new(secret, rotation_secs)
+    }
+
+    /// The same nonces, computed with `provider` instead of the process default.
+    pub fn with_provider(mut self, provider: Arc<dyn CryptoProvider>) -> DpopNonces {
+        self.provider = provider;
+        self
     }
 
     /// The accepted nonces at `now`: the current one first, then the previous one.

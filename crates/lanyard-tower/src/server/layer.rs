@@ -11,7 +11,7 @@ use axum::response::Response;
 use http::{HeaderMap, Request};
 use lanyard_core::httpsig::HttpSigVerifier;
 use lanyard_core::wimse::{WORKLOAD_PROOF_TOKEN, is_wpt_authorization};
-use lanyard_core::{InMemoryReplayCache, TrustStore, WitVerifier, WptVerifier};
+use lanyard_core::{CryptoProvider, InMemoryReplayCache, TrustStore, WitVerifier, WptVerifier};
 use tower::{Layer, Service};
 
 use super::config::{UnverifiedTxnToken, WorkloadAuthConfig};
@@ -26,6 +26,8 @@ pub(super) struct Shared {
     pub(super) config: WorkloadAuthConfig,
     pub(super) wpt: WptVerifier,
     pub(super) http_sig: HttpSigVerifier,
+    /// The trust store's provider, which also signs responses.
+    pub(super) provider: Arc<dyn CryptoProvider>,
 }
 
 /// The tower layer that authenticates requests. Cheap to clone.
@@ -47,6 +49,7 @@ impl WorkloadAuthLayer {
     pub fn new(store: Arc<TrustStore>, mut config: WorkloadAuthConfig) -> WorkloadAuthLayer {
         // One wpt-01 switch for the layer: the legacy carriage brings the legacy `ath` rules.
         config.wpt_policy.accept_wpt01 |= config.carriage.accept_legacy_header;
+        let provider = Arc::clone(store.provider());
         let mut wit = WitVerifier::new(store, config.wit_policy);
         if config.wit_cache_capacity > 0 {
             wit = wit.with_cache(config.wit_cache_capacity);
@@ -59,6 +62,7 @@ impl WorkloadAuthLayer {
             wpt: WptVerifier::new(wit.clone(), config.wpt_policy, Arc::clone(&replay)),
             http_sig: HttpSigVerifier::new(wit, config.http_sig_policy, replay),
             config,
+            provider,
         };
         WorkloadAuthLayer {
             shared: Arc::new(shared),

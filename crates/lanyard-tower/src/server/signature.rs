@@ -118,7 +118,7 @@ impl Shared {
             lifetime: 60,
             target: sign.form,
         };
-        let provider = lanyard_crypto::provider();
+        let provider = &self.provider;
         let now = self.config.clock.now();
         let signed = match httpsig::sign_response(
             creds.key.as_ref(),

@@ -21,7 +21,7 @@ pub fn id(s: &str) -> SpiffeId {
 }
 
 pub fn root(name: &str) -> X509Authority {
-    X509Authority::new_root(&td(name), None, 30 * 86_400, NOW).unwrap()
+    X509Authority::new_root(lanyard_crypto::provider(), &td(name), None, 30 * 86_400, NOW).unwrap()
 }
 
 pub fn bundles(cas: &[&X509Authority]) -> X509BundleSet {

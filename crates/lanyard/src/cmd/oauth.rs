@@ -1,9 +1,17 @@
 //! The OAuth authorization server from the command line: `lanyard client ...` manages
 //! registered clients through the admin API; `lanyard oauth token` gets an access token
-//! as a client (`client_credentials`), authenticating with `private_key_jwt` (`--key`) or
-//! a JWT-SVID from the local agent (`--jwt-svid-from-agent`, the `jwt-spiffe` assertion of
-//! draft-ietf-oauth-spiffe-client-auth), optionally DPoP-bound (RFC 9449, `--dpop`).
-
+//! as a client (`client_credentials`), `lanyard oauth exchange` exchanges a token (RFC
+//! 8693, delegation with an actor token) and `lanyard oauth txn-token` asks the
+//! Transaction Token Service for a Txn-Token (draft-ietf-oauth-transaction-tokens-11);
+//! `lanyard oauth redeem` redeems a home server's JWT authorization grant at a foreign
+//! server (draft-ietf-oauth-identity-chaining-17, RFC 7523 §2.1).
+//! Every command authenticates the client with `private_key_jwt` (`--key`), a JWT-SVID
+//! from the local agent (`--jwt-svid-from-agent`, the `jwt-spiffe` assertion of
+//! draft-ietf-oauth-spiffe-client-auth) or a WIT-SVID from it (`--wit-from-agent`, the
+//! `spiffe_wit` method: `OAuth-Client-Attestation` and `-PoP` headers, for servers with it
+//! switched on), optionally DPoP-bound (RFC 9449, `--dpop`). Subject and actor tokens come
+//! from the command line, a file (`@FILE`), stdin (`-`) or the agent
+//! (`--actor-from-agent`).
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,8 +20,9 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use lanyard_core::oauth::{
-    AuthorizationServerMetadata, ClientAssertionParams, DpopProofParams, ErrorResponse, TokenResponse,
-    create_client_assertion, create_dpop_proof, encode_form, metadata_url,
+    AuthorizationServerMetadata, ClientAssertionParams, ClientAttestationPopParams, DpopProofParams, ErrorResponse,
+    TokenResponse, create_client_assertion, create_client_attestation_pop, create_dpop_proof, encode_form,
+    metadata_url,
 };
 use lanyard_core::{Algorithm, JwkSet, SigningKey, SpiffeId};
 
@@ -64,7 +73,7 @@ pub(crate) enum ClientCommand {
 
 #[derive(Args, Debug)]
 pub(crate) struct ClientFields {
-    /// An authentication method (private_key_jwt, spiffe_jwt, spiffe_x509,
+    /// An authentication method (private_key_jwt, spiffe_jwt, spiffe_x509, spiffe_wit,
     /// tls_client_auth, client_secret_basic, client_secret_post); repeatable. Default:
     /// private_key_jwt with --jwks/--jwks-uri, spiffe_jwt and spiffe_x509 with --spiffe-id.
     #[arg(long = "auth-method")]
@@ -174,16 +183,16 @@ impl ClientFields {
 /// Token type names as RFC 8693 URIs: a short name (`access_token`) gets the
 /// `urn:ietf:params:oauth:token-type:` prefix; a URI is kept (the server checks it).
 fn token_type_uris(names: &[String]) -> Vec<String> {
-    names
-        .iter()
-        .map(|n| {
-            if n.contains(':') {
-                n.clone()
-            } else {
-                format!("urn:ietf:params:oauth:token-type:{n}")
-            }
-        })
-        .collect()
+    names.iter().map(|n| token_type_uri(n)).collect()
+}
+
+/// One token type name as an RFC 8693 URI (see [`token_type_uris`]).
+fn token_type_uri(name: &str) -> String {
+    if name.contains(':') {
+        name.to_owned()
+    } else {
+        format!("urn:ietf:params:oauth:token-type:{name}")
+    }
 }
 
 fn print(v: &Value) -> Result<ExitCode> {
@@ -235,10 +244,21 @@ pub(crate) fn run_client(cmd: ClientCommand) -> Result<ExitCode> {
 pub(crate) enum OAuthCommand {
     /// Get an access token as a client (client_credentials). Prints the token response.
     Token(Box<TokenArgs>),
+    /// Exchange a token (RFC 8693): delegation with --actor-token (or the client itself
+    /// acting, when its policy allows), impersonation without. Prints the token response.
+    Exchange(Box<ExchangeArgs>),
+    /// Get a Txn-Token from the Transaction Token Service
+    /// (draft-ietf-oauth-transaction-tokens-11), or replace one (--subject-token-type
+    /// txn_token). Prints the token response.
+    TxnToken(Box<TxnTokenArgs>),
+    /// Redeem a JWT authorization grant from a home server (identity chaining: the JWT
+    /// bearer grant of RFC 7523 §2.1) for a local access token. Prints the token response.
+    Redeem(Box<RedeemArgs>),
 }
 
+/// Who the client is and how it authenticates, shared by every `lanyard oauth` command.
 #[derive(Args, Debug)]
-pub(crate) struct TokenArgs {
+pub(crate) struct ClientArgs {
     /// The authorization server's issuer identifier (its metadata is read from
     /// `<issuer>/.well-known/oauth-authorization-server`).
     #[arg(long)]
@@ -247,16 +267,34 @@ pub(crate) struct TokenArgs {
     #[arg(long)]
     client_id: String,
     /// Authenticate with private_key_jwt signed by this private key (JWK or PEM).
-    #[arg(long, conflicts_with = "jwt_svid_from_agent")]
+    #[arg(long, conflicts_with_all = ["jwt_svid_from_agent", "wit_from_agent"])]
     key: Option<PathBuf>,
     /// Authenticate with a JWT-SVID (audience: the issuer) fetched from the local agent.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wit_from_agent")]
     jwt_svid_from_agent: bool,
-    /// With --jwt-svid-from-agent: the SPIFFE ID to fetch (default: the agent's first).
+    /// Authenticate with a WIT-SVID fetched from the local agent and a proof signed with
+    /// its key (`spiffe_wit`; the server must have `[oauth] wit_client_auth` on).
+    #[arg(long)]
+    wit_from_agent: bool,
+    /// The SPIFFE ID to fetch from the agent (default: the agent's first).
     #[arg(long)]
     spiffe_id: Option<String>,
     #[command(flatten)]
     endpoint: EndpointArg,
+    /// Bind the token to a DPoP key (RFC 9449): the key in --dpop-key, or a new one.
+    #[arg(long)]
+    dpop: bool,
+    /// The DPoP private key (JWK or PEM); implies --dpop.
+    #[arg(long)]
+    dpop_key: Option<PathBuf>,
+    /// Print only the issued token.
+    #[arg(long)]
+    raw: bool,
+}
+
+/// What a token may be for: scope and targets (RFC 6749 §3.3, RFC 8707, RFC 8693 §2.1).
+#[derive(Args, Debug)]
+pub(crate) struct TargetArgs {
     /// The scope to request.
     #[arg(long)]
     scope: Option<String>,
@@ -266,27 +304,245 @@ pub(crate) struct TokenArgs {
     /// An audience (RFC 8693) to request; repeatable.
     #[arg(long)]
     audience: Vec<String>,
-    /// Bind the token to a DPoP key (RFC 9449): the key in --dpop-key, or a new one.
+}
+
+impl TargetArgs {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if let Some(scope) = &self.scope {
+            pairs.push(("scope", scope.clone()));
+        }
+        pairs.extend(self.resource.iter().map(|r| ("resource", r.clone())));
+        pairs.extend(self.audience.iter().map(|a| ("audience", a.clone())));
+        pairs
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TokenArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// The subject token of an exchange or a Txn-Token request.
+#[derive(Args, Debug)]
+pub(crate) struct SubjectArgs {
+    /// The subject token: the value, @FILE, or - for stdin.
     #[arg(long)]
-    dpop: bool,
-    /// The DPoP private key (JWK or PEM); implies --dpop.
+    subject_token: String,
+    /// Its type: access_token (the default), jwt, txn_token, or a full token-type URI.
+    #[arg(long, default_value = "access_token")]
+    subject_token_type: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExchangeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    subject: SubjectArgs,
+    /// The actor token (delegation): the value, @FILE, or - for stdin.
+    #[arg(long, conflicts_with = "actor_from_agent")]
+    actor_token: Option<String>,
+    /// Its type: access_token, jwt (the default), or a full token-type URI.
+    #[arg(long, default_value = "jwt")]
+    actor_token_type: String,
+    /// Use a JWT-SVID from the local agent (audience: the issuer) as the actor token.
     #[arg(long)]
-    dpop_key: Option<PathBuf>,
-    /// Print only the access token.
+    actor_from_agent: bool,
+    /// The token type to issue (access_token by default; jwt for an identity-chaining
+    /// grant; txn_token; or a full URI).
     #[arg(long)]
-    raw: bool,
+    requested_token_type: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TxnTokenArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    subject: SubjectArgs,
+    /// `request_context`: a JSON object (or @FILE), e.g. '{"req_ip":"10.0.0.1"}'.
+    #[arg(long)]
+    request_context: Option<String>,
+    /// `request_details`: a JSON object (or @FILE).
+    #[arg(long)]
+    request_details: Option<String>,
+    /// The scope of the transaction (required by the draft; never wider than the subject
+    /// token's).
+    #[arg(long)]
+    scope: String,
+    /// The trust domain the Txn-Token is for (its `aud`; Lanyard's: the server's trust
+    /// domain name, e.g. example.org).
+    #[arg(long)]
+    audience: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RedeemArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The grant (an `authorization-grant+jwt` from `lanyard oauth exchange
+    /// --requested-token-type jwt --audience <this issuer>` at the home server): the
+    /// value, @FILE, or - for stdin.
+    #[arg(long)]
+    assertion: String,
+    #[command(flatten)]
+    target: TargetArgs,
 }
 
 pub(crate) fn run_oauth(cmd: OAuthCommand) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    match cmd {
-        OAuthCommand::Token(args) => runtime.block_on(token(&args)),
+    runtime.block_on(async {
+        match cmd {
+            OAuthCommand::Token(args) => {
+                let mut grant = vec![("grant_type", "client_credentials".to_owned())];
+                grant.extend(args.target.pairs());
+                request_token(&args.client, grant).await
+            }
+            OAuthCommand::Exchange(args) => {
+                let mut grant = vec![("grant_type", TOKEN_EXCHANGE.to_owned())];
+                grant.extend(args.subject.pairs()?);
+                let actor = match (&args.actor_token, args.actor_from_agent) {
+                    (Some(token), _) => Some(input::token(token)?),
+                    (None, true) => Some(agent_jwt_svid(&args.client).await?),
+                    (None, false) => None,
+                };
+                if let Some(actor) = actor {
+                    grant.push(("actor_token", actor));
+                    grant.push(("actor_token_type", token_type_uri(&args.actor_token_type)));
+                }
+                if let Some(t) = &args.requested_token_type {
+                    grant.push(("requested_token_type", token_type_uri(t)));
+                }
+                grant.extend(args.target.pairs());
+                request_token(&args.client, grant).await
+            }
+            OAuthCommand::Redeem(args) => {
+                let mut grant = vec![
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned()),
+                    ("assertion", input::token(&args.assertion)?),
+                ];
+                grant.extend(args.target.pairs());
+                request_token(&args.client, grant).await
+            }
+            OAuthCommand::TxnToken(args) => {
+                let mut grant = vec![
+                    ("grant_type", TOKEN_EXCHANGE.to_owned()),
+                    ("requested_token_type", token_type_uri("txn_token")),
+                ];
+                grant.extend(args.subject.pairs()?);
+                for (name, value) in [
+                    ("request_context", &args.request_context),
+                    ("request_details", &args.request_details),
+                ] {
+                    if let Some(value) = value {
+                        let text = json_object_arg(name, value)?;
+                        grant.push((name, text));
+                    }
+                }
+                grant.push(("scope", args.scope.clone()));
+                grant.push(("audience", args.audience.clone()));
+                request_token(&args.client, grant).await
+            }
+        }
+    })
+}
+
+/// The RFC 8693 grant type.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+impl SubjectArgs {
+    fn pairs(&self) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![
+            ("subject_token", input::token(&self.subject_token)?),
+            ("subject_token_type", token_type_uri(&self.subject_token_type)),
+        ])
     }
 }
 
-/// The client authentication form parameters of one attempt.
-async fn client_auth(args: &TokenArgs, issuer: &str) -> Result<Vec<(&'static str, String)>> {
+/// A JSON object given inline or as @FILE, checked here so that a typo fails before the
+/// request (the server checks it again).
+fn json_object_arg(name: &str, value: &str) -> Result<String> {
+    let text = match value.strip_prefix('@') {
+        Some(path) => input::read(std::path::Path::new(path))?,
+        None => value.to_owned(),
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(_)) => Ok(text.trim().to_owned()),
+        Ok(_) => bail!("--{} must be a JSON object", name.replace('_', "-")),
+        Err(e) => bail!("--{}: {e}", name.replace('_', "-")),
+    }
+}
+
+/// A JWT-SVID for audience `issuer` from the local agent.
+async fn agent_jwt_svid(client: &ClientArgs) -> Result<String> {
+    let wanted = client
+        .spiffe_id
+        .as_deref()
+        .map(SpiffeId::parse)
+        .transpose()
+        .context("--spiffe-id")?;
+    let svids = client
+        .endpoint
+        .connect()
+        .await?
+        .fetch_jwt_svid(&[client.issuer.trim()], wanted.as_ref())
+        .await?;
+    Ok(svids
+        .into_iter()
+        .next()
+        .context("the agent returned no JWT-SVID")?
+        .token)
+}
+
+/// The client authentication of one attempt: form parameters and headers.
+#[derive(Default)]
+struct ClientAuth {
+    form: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl From<Vec<(&'static str, String)>> for ClientAuth {
+    fn from(form: Vec<(&'static str, String)>) -> Self {
+        ClientAuth {
+            form,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// The client authentication of one attempt.
+async fn client_auth(args: &ClientArgs, issuer: &str) -> Result<ClientAuth> {
     let provider = lanyard_crypto::provider();
+    let wanted = args
+        .spiffe_id
+        .as_deref()
+        .map(SpiffeId::parse)
+        .transpose()
+        .context("--spiffe-id")?;
+    if args.wit_from_agent {
+        let svids = args.endpoint.connect().await?.fetch_wit_svids(wanted.as_ref()).await?;
+        let svid = svids.into_iter().next().context("the agent returned no WIT-SVID")?;
+        let key = provider.signing_key(&svid.key()?)?;
+        let params = ClientAttestationPopParams {
+            issuer,
+            spiffe_id: svid.spiffe_id.as_str(),
+            challenge: None,
+        };
+        let pop = create_client_attestation_pop(key.as_ref(), &params, input::now(None), provider.as_ref())?;
+        return Ok(ClientAuth {
+            form: Vec::new(),
+            headers: vec![
+                ("oauth-client-attestation", svid.token),
+                ("oauth-client-attestation-pop", pop),
+            ],
+        });
+    }
     if let Some(path) = &args.key {
         let key = input::signing_key(path, None)?;
         let params = ClientAssertionParams::new(&args.client_id, issuer);
@@ -297,34 +553,25 @@ async fn client_auth(args: &TokenArgs, issuer: &str) -> Result<Vec<(&'static str
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
             ),
             ("client_assertion", assertion),
-        ]);
+        ]
+        .into());
     }
     if args.jwt_svid_from_agent {
-        let wanted = args
-            .spiffe_id
-            .as_deref()
-            .map(SpiffeId::parse)
-            .transpose()
-            .context("--spiffe-id")?;
-        let svids = args
-            .endpoint
-            .connect()
-            .await?
-            .fetch_jwt_svid(&[issuer], wanted.as_ref())
-            .await?;
-        let svid = svids.into_iter().next().context("the agent returned no JWT-SVID")?;
         return Ok(vec![
             (
                 "client_assertion_type",
                 "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe".into(),
             ),
-            ("client_assertion", svid.token),
-        ]);
+            ("client_assertion", agent_jwt_svid(args).await?),
+        ]
+        .into());
     }
-    bail!("give --key (private_key_jwt) or --jwt-svid-from-agent (jwt-spiffe)")
+    bail!("give --key (private_key_jwt), --jwt-svid-from-agent (jwt-spiffe) or --wit-from-agent (spiffe_wit)")
 }
 
-async fn token(args: &TokenArgs) -> Result<ExitCode> {
+/// Sends `grant` (the grant type and its parameters) to the token endpoint as the client
+/// `args` describes, retrying once with a DPoP nonce when asked; prints the response.
+async fn request_token(args: &ClientArgs, grant: Vec<(&'static str, String)>) -> Result<ExitCode> {
     let http = reqwest::Client::new();
     let issuer = args.issuer.trim().to_owned();
     let url = metadata_url(&issuer).or_else(|_| -> Result<String> {
@@ -354,21 +601,18 @@ async fn token(args: &TokenArgs) -> Result<ExitCode> {
     };
     let mut nonce: Option<String> = None;
     for _attempt in 0..2 {
-        let mut pairs: Vec<(&str, String)> = vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", args.client_id.clone()),
-        ];
-        pairs.extend(client_auth(args, &issuer).await?);
-        if let Some(scope) = &args.scope {
-            pairs.push(("scope", scope.clone()));
-        }
-        pairs.extend(args.resource.iter().map(|r| ("resource", r.clone())));
-        pairs.extend(args.audience.iter().map(|a| ("audience", a.clone())));
+        let mut pairs = grant.clone();
+        pairs.push(("client_id", args.client_id.clone()));
+        let auth = client_auth(args, &issuer).await?;
+        pairs.extend(auth.form);
         let form = encode_form(pairs.iter().map(|(k, v)| (*k, v.as_str())));
         let mut request = http
             .post(&token_endpoint)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form);
+        for (name, value) in auth.headers {
+            request = request.header(name, value);
+        }
         if let Some(key) = &dpop_key {
             let proof = create_dpop_proof(
                 key.as_ref(),

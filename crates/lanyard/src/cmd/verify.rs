@@ -152,15 +152,21 @@ enum TokenType {
     /// checked for --trust-domain (its aud) with the Transaction Token Service's keys in
     /// --jwks (Lanyard's: the server's /oauth/jwks).
     TxnToken,
+    /// JWT authorization grant for identity chaining (draft-ietf-oauth-identity-chaining-17,
+    /// rfc7523bis), typ authorization-grant+jwt, checked as the foreign authorization
+    /// server does: --issuer the home server, --aud this server's issuer (the sole aud),
+    /// the home server's keys in --jwks.
+    AuthorizationGrant,
 }
 
 impl TokenType {
-    const ALL: [TokenType; 5] = [
+    const ALL: [TokenType; 6] = [
         TokenType::Wit,
         TokenType::Wpt,
         TokenType::JwtSvid,
         TokenType::AccessToken,
         TokenType::TxnToken,
+        TokenType::AuthorizationGrant,
     ];
 
     fn name(self) -> &'static str {
@@ -170,6 +176,7 @@ impl TokenType {
             TokenType::JwtSvid => "JWT-SVID",
             TokenType::AccessToken => "access token",
             TokenType::TxnToken => "Txn-Token",
+            TokenType::AuthorizationGrant => "authorization grant",
         }
     }
 
@@ -181,6 +188,7 @@ impl TokenType {
             TokenType::JwtSvid => "jwt-svid",
             TokenType::AccessToken => "access-token",
             TokenType::TxnToken => "txn-token",
+            TokenType::AuthorizationGrant => "authorization-grant",
         }
     }
 
@@ -192,6 +200,7 @@ impl TokenType {
             TokenType::JwtSvid => &[None, Some("JWT"), Some("JOSE")],
             TokenType::AccessToken => &[Some("at+jwt")],
             TokenType::TxnToken => &[Some("txntoken+jwt")],
+            TokenType::AuthorizationGrant => &[Some("authorization-grant+jwt")],
         }
     }
 
@@ -228,15 +237,19 @@ fn names(types: &[TokenType]) -> String {
 
 /// The options that apply to some token types only: (given, option, types it applies to).
 fn type_rules(args: &VerifyArgs) -> [(bool, &'static str, &'static [TokenType]); 8] {
-    use TokenType::{AccessToken, JwtSvid, Wit, Wpt};
+    use TokenType::{AccessToken, AuthorizationGrant, JwtSvid, Wit, Wpt};
     [
         (args.wit.is_some(), "--wit", &[Wpt]),
         (args.access_token.is_some(), "--access-token", &[Wpt]),
         (args.wpt01, "--wpt01", &[Wpt]),
         (args.context.txn_token.is_some(), "--txn-token", &[Wpt]),
         (!args.context.headers.is_empty(), "--header", &[Wpt]),
-        (args.aud.is_some(), "--aud", &[Wpt, JwtSvid, AccessToken]),
-        (args.issuer.is_some(), "--issuer", &[AccessToken]),
+        (
+            args.aud.is_some(),
+            "--aud",
+            &[Wpt, JwtSvid, AccessToken, AuthorizationGrant],
+        ),
+        (args.issuer.is_some(), "--issuer", &[AccessToken, AuthorizationGrant]),
         (args.profile.is_some(), "--profile", &[Wit, Wpt]),
     ]
 }
@@ -468,6 +481,7 @@ fn check(
         TokenType::JwtSvid => verify_jwt_svid(args, store, token, now),
         TokenType::AccessToken => verify_access_token(args, token, now),
         TokenType::TxnToken => verify_txn_token(args, token, now),
+        TokenType::AuthorizationGrant => verify_authorization_grant(args, token, now),
     }
 }
 
@@ -700,6 +714,37 @@ fn verify_txn_token(args: &VerifyArgs, token: &str, now: UnixTime) -> Result<Val
         "tctx": c.tctx,
         "rctx": c.rctx,
         "kid": txn.kid,
+        "exp": c.exp.as_secs(),
+        "expires": format!("{} ({})", rfc3339(c.exp), relative(c.exp, now)),
+    }))
+}
+
+/// A JWT authorization grant, as the foreign authorization server `--aud` redeems it from
+/// the home server `--issuer` (keys in `--jwks`). Its `jti` is not recorded here.
+fn verify_authorization_grant(args: &VerifyArgs, token: &str, now: UnixTime) -> Result<Value, Failure> {
+    use lanyard_core::oauth::{AuthorizationGrantPolicy, AuthorizationGrantVerifier};
+    let home = required(
+        args.issuer.as_deref(),
+        "--issuer",
+        "a grant is checked for its home server",
+    )?;
+    let aud = required(
+        args.aud.as_deref(),
+        "--aud",
+        "a grant is checked for the foreign server it names",
+    )?;
+    let keys = signer_keys(args, home, "the home server's")?;
+    let grant = AuthorizationGrantVerifier::new(AuthorizationGrantPolicy::new(aud)).verify(token, home, &keys, now)?;
+    let c = &grant.claims;
+    Ok(json!({
+        "subject": c.sub,
+        "issuer": c.iss,
+        "audience": c.aud,
+        "client_id": c.client_id,
+        "scope": c.scope.as_ref().map(ToString::to_string),
+        "act": c.act,
+        "kid": grant.kid,
+        "jti": c.jti,
         "exp": c.exp.as_secs(),
         "expires": format!("{} ({})", rfc3339(c.exp), relative(c.exp, now)),
     }))

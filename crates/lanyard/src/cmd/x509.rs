@@ -235,7 +235,7 @@ fn trust_domain(arg: &str) -> Result<TrustDomain> {
 }
 
 fn load_ca(cert: &Path, key: &Path) -> Result<X509Authority> {
-    X509Authority::from_pem(&input::read(cert)?, &input::read(key)?)
+    X509Authority::from_pem(lanyard_crypto::provider(), &input::read(cert)?, &input::read(key)?)
         .with_context(|| format!("loading the CA from {} and {}", cert.display(), key.display()))
 }
 
@@ -252,10 +252,11 @@ fn ca(
     check_free(&[&cert_path, &key_path])?;
     let key = key.map(|k| input::signing_key(k, None)).transpose()?;
     let authority = match upstream {
-        None => X509Authority::new_root(&td, key.as_ref(), ttl, now).context("creating the root CA")?,
+        None => X509Authority::new_root(lanyard_crypto::provider(), &td, key.as_ref(), ttl, now)
+            .context("creating the root CA")?,
         Some((cert, upstream_key)) => {
             let upstream = load_ca(&cert, &upstream_key)?;
-            X509Authority::new_intermediate(&td, &upstream, key.as_ref(), ttl, now)
+            X509Authority::new_intermediate(lanyard_crypto::provider(), &td, &upstream, key.as_ref(), ttl, now)
                 .context("creating the intermediate CA")?
         }
     };

@@ -163,13 +163,23 @@ impl Server {
     /// Starts `lanyard server` in `dir` (its data in `dir/lanyard-data`, the public and
     /// agent ports picked by the OS, logs at `warn`).
     pub(crate) fn start(dir: &Path) -> Server {
+        Server::start_with(dir, "127.0.0.1:0", None)
+    }
+
+    /// [`Server::start`] on `public_address`, with the configuration file `config` if
+    /// given (environment variables still override it).
+    pub(crate) fn start_with(dir: &Path, public_address: &str, config: Option<&Path>) -> Server {
         let data = dir.join("lanyard-data");
         let mut cmd = lanyard(dir);
         cmd.arg("server")
             .env("LANYARD_DATA_DIR", &data)
-            .env("LANYARD_PUBLIC_ADDRESS", "127.0.0.1:0")
+            .env("LANYARD_PUBLIC_ADDRESS", public_address)
             .env("LANYARD_AGENT_ADDRESS", "127.0.0.1:0")
+            .env("LANYARD_OAUTH_MTLS_ADDRESS", "127.0.0.1:0")
             .env("LANYARD_LOG", "warn");
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
         let process = Process::spawn("lanyard server", cmd);
         let public = process.expect_field("public endpoint");
         let public = public.strip_prefix("http://").unwrap_or(public).to_owned();

@@ -1,0 +1,228 @@
+//! A load generator for an OAuth token endpoint (`bench/oauth-load/run.sh`): the same
+//! workload as `bench/oauth-load/load.mjs` (client_credentials with pre-signed ES256
+//! `private_key_jwt` assertions, distinct `jti`s, 290 s lifetime, `aud` the issuer alone)
+//! on plain HTTP/1.1 keep-alive connections driven by one thread, so that on a small
+//! machine the generator takes as little CPU from the server under test as it can.
+//!
+//! ```text
+//! cargo run --release -p lanyard --example oauth_load -- \
+//!     --as http://127.0.0.1:18080 --key keys/client.jwk.json --connections 32 --seconds 15
+//! ```
+//!
+//! Prints one JSON line: requests per second, latency percentiles (p50/p90/p99, ms), the
+//! totals and the failures. Checks first that an answer is an ES256 `at+jwt`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use lanyard_core::oauth::{ClientAssertionParams, create_client_assertion, encode_form};
+use lanyard_core::{Clock as _, Jwk, SystemClock};
+
+/// Command-line options (`--name value`).
+struct Options {
+    authorization_server: String,
+    client_id: String,
+    key: String,
+    connections: usize,
+    seconds: u64,
+    assertions: usize,
+    scope: String,
+}
+
+impl Options {
+    fn parse() -> Result<Options> {
+        let mut o = Options {
+            authorization_server: "http://127.0.0.1:18080".into(),
+            client_id: "bench-client".into(),
+            key: "keys/client.jwk.json".into(),
+            connections: 32,
+            seconds: 15,
+            assertions: 200_000,
+            scope: "read".into(),
+        };
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        for pair in args.chunks(2) {
+            let [name, value] = pair else {
+                bail!("options come in pairs: --name value")
+            };
+            match name.as_str() {
+                "--as" => o.authorization_server = value.clone(),
+                "--client-id" => o.client_id = value.clone(),
+                "--key" => o.key = value.clone(),
+                "--connections" => o.connections = value.parse()?,
+                "--seconds" => o.seconds = value.parse()?,
+                "--assertions" => o.assertions = value.parse()?,
+                "--scope" => o.scope = value.clone(),
+                other => bail!("unknown option {other}"),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// `host:port` and path of an `http://` URL.
+fn split_http_url(url: &str) -> Result<(String, String)> {
+    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    Ok((
+        authority.to_owned(),
+        if path.is_empty() { "/".into() } else { path.to_owned() },
+    ))
+}
+
+/// One HTTP/1.1 keep-alive connection.
+async fn connect(authority: &str) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(authority).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// The form bodies: one per request, each with its own assertion.
+fn bodies(o: &Options, issuer: &str) -> Result<Vec<Bytes>> {
+    let provider = lanyard_crypto::provider();
+    let jwk = Jwk::from_json(std::fs::read(&o.key).with_context(|| o.key.clone())?.as_slice())?;
+    let kid = jwk.kid.clone();
+    let key = provider.signing_key(&jwk)?;
+    let now = SystemClock.now();
+    let mut out = Vec::with_capacity(o.assertions);
+    for _ in 0..o.assertions {
+        let params = ClientAssertionParams {
+            kid: kid.as_deref(),
+            lifetime: 290,
+            ..ClientAssertionParams::new(&o.client_id, issuer)
+        };
+        let assertion = create_client_assertion(key.as_ref(), &params, now, provider.as_ref())?;
+        let form = encode_form([
+            ("grant_type", "client_credentials"),
+            ("client_id", o.client_id.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+            ("scope", o.scope.as_str()),
+        ]);
+        out.push(Bytes::from(form));
+    }
+    Ok(out)
+}
+
+fn post(authority: &str, path: &str, body: Bytes) -> Result<Request<Full<Bytes>>> {
+    Ok(Request::post(path)
+        .header("host", authority)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(body))?)
+}
+
+fn main() -> Result<()> {
+    let o = Options::parse()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(o))
+}
+
+async fn run(o: Options) -> Result<()> {
+    let metadata: serde_json::Value = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        o.authorization_server.trim_end_matches('/')
+    ))
+    .await?
+    .json()
+    .await?;
+    let issuer = metadata["issuer"].as_str().context("metadata without issuer")?;
+    let endpoint = metadata["token_endpoint"]
+        .as_str()
+        .context("metadata without token_endpoint")?;
+    let (authority, path) = split_http_url(endpoint)?;
+    let mut bodies = bodies(&o, issuer)?;
+
+    // One request by hand: the answer must be an ES256 at+jwt.
+    let first = bodies.pop().context("no assertions")?;
+    let mut sender = connect(&authority).await?;
+    let response = sender.send_request(post(&authority, &path, first)?).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    let answer: serde_json::Value = serde_json::from_slice(&body)?;
+    let token = answer["access_token"]
+        .as_str()
+        .with_context(|| format!("{status}: {answer}"))?;
+    let header = lanyard_core::jose::CompactJws::parse(token)?.header().members.clone();
+    if header.get("typ").and_then(|v| v.as_str()) != Some("at+jwt")
+        || header.get("alg").and_then(|v| v.as_str()) != Some("ES256")
+    {
+        bail!("unexpected token header {header:?}");
+    }
+
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..o.connections {
+        let (bodies, next, authority, path) = (Arc::clone(&bodies), Arc::clone(&next), authority.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let (mut non_2xx, mut errors) = (0u64, 0u64);
+            let Ok(mut sender) = connect(&authority).await else {
+                return (latencies, non_2xx, 1);
+            };
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let Ok(request) = post(&authority, &path, body.clone()) else {
+                    break;
+                };
+                let sent = Instant::now();
+                match sender.send_request(request).await {
+                    Ok(response) => {
+                        let ok = response.status().is_success();
+                        if response.into_body().collect().await.is_err() {
+                            errors += 1;
+                            break;
+                        }
+                        latencies.push(sent.elapsed().as_micros() as u64);
+                        non_2xx += u64::from(!ok);
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (latencies, non_2xx, errors)
+        }));
+    }
+    let (mut latencies, mut non_2xx, mut errors) = (Vec::new(), 0, 0);
+    for task in tasks {
+        let (l, n, e) = task.await?;
+        latencies.extend(l);
+        non_2xx += n;
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let percentile = |p: f64| {
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
+        latencies.get(i).map_or(0.0, |us| *us as f64 / 1000.0)
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "as": o.authorization_server,
+            "generator": "oauth_load (Rust, hyper HTTP/1.1, one thread)",
+            "connections": o.connections,
+            "requests_per_second": (latencies.len() as f64 / elapsed).round(),
+            "latency_ms": {"p50": percentile(0.50), "p90": percentile(0.90), "p99": percentile(0.99)},
+            "total": latencies.len(),
+            "non_2xx": non_2xx,
+            "errors": errors,
+        })
+    );
+    Ok(())
+}
