@@ -18,7 +18,7 @@ use lanyard_core::oauth::{
     certificate_thumbprint, create_client_assertion, create_dpop_proof, encode_form, issue_access_token,
 };
 use lanyard_core::spice::sd_cwt::{DisclosureKind, HolderSdCwt, SdCwtPolicy};
-use lanyard_core::{Algorithm, Clock, Jwk, JwkSet, SigningKey, SpiffeId, SystemClock, TrustDomain, UnixTime};
+use lanyard_core::{Algorithm, Clock, Jwk, JwkSet, SigningKey, SpiffeId, SystemClock, UnixTime};
 use lanyard_server::model::{EntrySpec, OAuthClientSpec};
 use lanyard_server::oauth::clients::create_client;
 use lanyard_server::{RunningServer, ServerConfig};
@@ -221,6 +221,14 @@ fn leaf_key(svid: &X509Svid) -> Jwk {
     lanyard_x509::public_key_jwk(cert.public_key().raw).unwrap()
 }
 
+/// An SVID for `id` from a new root CA of its trust domain, which the server does not
+/// trust.
+fn foreign_svid(id: &str) -> X509Svid {
+    let id = SpiffeId::parse(id).unwrap();
+    let root = X509Authority::new_root(lanyard_crypto::provider(), &id.trust_domain(), None, 3600, now()).unwrap();
+    root.issue_svid(&id, SubjectKey::Generate, 600, &[], now()).unwrap()
+}
+
 async fn svid(h: &Harness, id: &str) -> X509Svid {
     let ca = h.server.state.keys.x509_ca().await.unwrap();
     ca.issue_svid(&SpiffeId::parse(id).unwrap(), SubjectKey::Generate, 600, &[], now())
@@ -242,38 +250,12 @@ async fn an_x509_svid_over_mutual_tls_gets_an_sd_cwt_bound_to_its_key() {
     // No credentials at all on the public listener: every accepted scheme is offered.
     h.post(None, &h.local, &[]).await.refused(401, "header", "WPT | DPoP");
     // An SVID signed by a foreign CA (same trust domain name, another key).
-    let foreign = X509Authority::new_root(
-        lanyard_crypto::provider(),
-        &TrustDomain::parse("example.org").unwrap(),
-        None,
-        3600,
-        now(),
-    )
-    .unwrap();
-    let forged = foreign
-        .issue_svid(&SpiffeId::parse(SUB).unwrap(), SubjectKey::Generate, 600, &[], now())
-        .unwrap();
+    let forged = foreign_svid(SUB);
     h.post(Some(&mtls_client(Some(svid_pem(&forged)))), &h.mtls, &[])
         .await
         .refused(401, "bad_chain", "WPT");
     // A trust domain the server does not know.
-    let elsewhere = X509Authority::new_root(
-        lanyard_crypto::provider(),
-        &TrustDomain::parse("elsewhere.org").unwrap(),
-        None,
-        3600,
-        now(),
-    )
-    .unwrap();
-    let stranger = elsewhere
-        .issue_svid(
-            &SpiffeId::parse("spiffe://elsewhere.org/payments").unwrap(),
-            SubjectKey::Generate,
-            600,
-            &[],
-            now(),
-        )
-        .unwrap();
+    let stranger = foreign_svid("spiffe://elsewhere.org/payments");
     h.post(Some(&mtls_client(Some(svid_pem(&stranger)))), &h.mtls, &[])
         .await
         .refused(401, "unknown_trust_domain", "WPT");
