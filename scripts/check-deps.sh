@@ -39,8 +39,9 @@ for file in $named; do
 done
 # Library code takes the provider it is given: outside tests, the global
 # `lanyard_crypto::provider()` is called only by composition roots (the CLI, the server's
-# and agent's start-up, lanyard-testing) and by lanyard-tower's one documented default.
-allowed='^crates/(lanyard/|lanyard-testing/|lanyard-crypto/|lanyard-server/src/server\.rs|lanyard-tower/src/lib\.rs)'
+# start-up and configuration checks, lanyard-testing) and by lanyard-tower's one
+# documented default.
+allowed='^crates/(lanyard/|lanyard-testing/|lanyard-crypto/|lanyard-server/src/(server|config)\.rs|lanyard-tower/src/lib\.rs)'
 for file in $(grep -rl --include='*.rs' 'lanyard_crypto::provider()' crates | grep '/src/' | grep -Ev "$allowed" || true); do
   # Uses after the file's `#[cfg(test)]` module and in doc comments are fine.
   if awk '/^#\[cfg\(test\)\]/ { exit } /^[[:space:]]*\/\/[\/!]/ { next } /lanyard_crypto::provider\(\)/ { found = 1 } END { exit !found }' "$file"; then

@@ -10,6 +10,9 @@
 //!   (and refreshes WIT-SVIDs);
 //! - `wit`: WIT-SVIDs, minted on a workload's first request and kept fresh;
 //! - `jwt`: JWT-SVIDs, minted on request and cached per entry and audience;
+//! - `sdcwt`: SD-CWTs, minted on request and cached per entry;
+//! - `mint_cache`: the cache both use (served until half-life, then re-minted within
+//!   the caller's mint budget);
 //! - `agent_svid`: renewal of the agent's own SVID;
 //! - `backoff`: the jittered delays between retries and before rotation.
 //!
@@ -19,6 +22,7 @@
 mod agent_svid;
 mod backoff;
 mod jwt;
+mod mint_cache;
 mod sdcwt;
 mod sync;
 mod wit;
@@ -81,6 +85,7 @@ pub struct Manager {
     wake_minter: Notify,
     restart_sync: Notify,
     jwts: jwt::JwtCache,
+    sd_cwts: sdcwt::SdCwtCache,
     /// Entries the agent refused, so each is logged once.
     refused: Mutex<HashSet<String>>,
     /// Entries whose WIT is being minted (one mint per entry at a time).
@@ -133,7 +138,8 @@ impl Manager {
             trust,
             wake_minter: Notify::new(),
             restart_sync: Notify::new(),
-            jwts: jwt::JwtCache::default(),
+            jwts: jwt::cache(),
+            sd_cwts: sdcwt::cache(),
             refused: Mutex::new(HashSet::new()),
             wits_in_flight: Mutex::new(HashSet::new()),
             health: Mutex::new(Health {

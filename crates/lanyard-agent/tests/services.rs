@@ -234,6 +234,14 @@ async fn a_workload_presents_a_subset_of_its_sd_cwt_from_the_agent() {
         "Debug hides the key"
     );
     let holder = lanyard_crypto::KeyPair::from_jwk(&fetched.key().unwrap()).unwrap();
+    // A second fetch is answered from the agent's cache without asking the server: the
+    // same token and key (a new mint would carry a new `cti`, new salts and a new key).
+    let again = workload_api
+        .fetch_sd_cwt(Some(&SpiffeId::parse(PAYMENTS).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(again.token, fetched.token);
+    assert_eq!(again.key_jwk, fetched.key_jwk);
 
     // The service trusts the server's SD-CWT issuer keys (a JWK Set) for its public URL.
     let jwks = h

@@ -1,6 +1,7 @@
 //! Audit events: one `tracing` event (target `audit`) per security-relevant action of the
-//! admin API and the agent API, and per token issued or refused by the OAuth
-//! authorization server ([`token`]), with the action, its outcome (`ok` or an error's stable
+//! admin API and the agent API, per token issued or refused by the OAuth authorization
+//! server ([`token`]) and per SD-CWT request at the credential endpoint ([`credential`]),
+//! with the action, its outcome (`ok` or an error's stable
 //! code), the subject's identifiers (never secrets: join tokens appear by their ID) and,
 //! for network callers, the peer's address.
 
@@ -93,4 +94,11 @@ pub(crate) fn external_token(issuer: &str, token_jti: &str, token_sub: &str, map
         role,
         "external token"
     );
+}
+
+/// Writes one event per `POST /credentials/sd-cwt`: how the caller authenticated, who it
+/// is (`-` before that is known) and the outcome (`ok` or the error's stable code). Never a
+/// token or key.
+pub(crate) fn credential(method: &str, subject: &str, outcome: &str) {
+    tracing::info!(target: "audit", method, subject, outcome, "sd-cwt credential");
 }

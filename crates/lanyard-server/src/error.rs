@@ -61,9 +61,28 @@ pub enum ServerError {
     /// A credential could not be issued.
     #[error(transparent)]
     Credential(#[from] lanyard_core::Error),
-    /// The caller's credentials (a WIT and its WPT) are missing or do not verify.
+    /// The caller's credentials (a WIT and its WPT, or none at all) are missing or do not
+    /// verify.
     #[error("unauthenticated: {0}")]
     Unauthenticated(#[source] lanyard_core::Error),
+    /// An OAuth access token (or its DPoP proof) presented to a protected resource of this
+    /// server was refused (RFC 6750 §3.1, RFC 9449 §7.1): `invalid_request` is 400,
+    /// `invalid_token`, `invalid_dpop_proof` and `use_dpop_nonce` are 401, each with a
+    /// challenge for `scheme`.
+    #[error("access token refused: {reason}")]
+    AccessToken {
+        /// How the token was presented (`Bearer` or `DPoP`).
+        scheme: lanyard_core::oauth::TokenScheme,
+        /// Why (the authorization server's error; its `code()` is the RFC 6750 code).
+        #[source]
+        reason: Box<crate::oauth::OAuthError>,
+        /// The DPoP nonce to retry with, when the server requires nonces.
+        dpop_nonce: Option<String>,
+    },
+    /// The client certificate on the mutual-TLS listener is missing or not a usable
+    /// X.509-SVID of this or a federated trust domain.
+    #[error("client certificate: {0}")]
+    ClientCertificate(#[source] lanyard_x509::Error),
     /// A certificate signing request was refused (malformed, another identity, a weak key).
     #[error("invalid request: {0}")]
     Csr(#[source] lanyard_x509::Error),
@@ -111,6 +130,8 @@ impl ServerError {
             ServerError::Conflict(_) => "conflict",
             ServerError::PermissionDenied(_) => "permission_denied",
             ServerError::Credential(e) | ServerError::Unauthenticated(e) => e.kind(),
+            ServerError::AccessToken { reason, .. } => reason.kind(),
+            ServerError::ClientCertificate(e) => e.kind(),
             ServerError::Keys(_) | ServerError::X509 { .. } => "key_management",
             ServerError::Tls(_) => "tls",
             ServerError::Store(_) => "datastore",

@@ -9,7 +9,10 @@
 //!   agent the entry is parented to, which attested the node) and `selectors` (the
 //!   entry's selectors, which the workload's attested selectors matched);
 //! - the entry's own [`EntryClaims`], each redacted (tag 58 before issuance) unless the
-//!   entry's policy says it is always disclosed.
+//!   entry's policy says it is always disclosed;
+//! - the entry's number of decoy digests ([`EntryClaims::decoy_count`]; `62(n): null`
+//!   before issuance, §11.2), among the top-level redacted claim keys, so that verifiers
+//!   cannot count the redacted claims; their disclosures go to the holder with the others.
 //!
 //! It is signed with the ACTIVE [`AuthorityKind::SdCwt`] key (ES256, `kid` = the authority
 //! ID) under the key manager, whose public keys are not in the SPIFFE bundle. Salts come
@@ -20,7 +23,7 @@
 
 mod entry_claims;
 
-pub use entry_claims::{EntryClaims, FACT_CLAIMS, MAX_ENTRY_CLAIMS_BYTES};
+pub use entry_claims::{DEFAULT_DECOYS, EntryClaims, FACT_CLAIMS, MAX_DECOYS, MAX_ENTRY_CLAIMS_BYTES};
 
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ use lanyard_core::cbor::Value;
 use lanyard_core::cose::CoseKey;
 use lanyard_core::cwt::{Confirmation, label};
 use lanyard_core::spice::oidc_claims;
-use lanyard_core::spice::sd_cwt::{RandomSalts, SdCwtIssuer, TO_BE_REDACTED_TAG};
+use lanyard_core::spice::sd_cwt::{RandomSalts, SdCwtIssuer, TO_BE_DECOY_TAG, TO_BE_REDACTED_TAG};
 use lanyard_core::{Jwk, SigningKey, UnixTime};
 
 use crate::error::ServerError;
@@ -147,5 +150,26 @@ fn preissuance_claims(
         };
         push(&name, key.clone(), value.clone());
     }
+    for n in 1..=i64::from(policy.decoy_count()) {
+        map.push((Value::Tag(TO_BE_DECOY_TAG, Box::new(Value::int(n))), Value::Null));
+    }
+    // The redacted claim keys' digests are listed in this order: shuffled, a digest's
+    // position tells neither which claim it is nor whether it is a decoy.
+    shuffle(state, &mut map[STANDARD_CLAIMS..])?;
     Ok(Value::Map(map))
+}
+
+/// How many registered claims lead the pre-issuance map (never redacted, not shuffled).
+const STANDARD_CLAIMS: usize = 7;
+
+/// A Fisher–Yates shuffle with the crypto provider's randomness.
+fn shuffle<T>(state: &AppState, items: &mut [T]) -> Result<(), ServerError> {
+    for i in (1..items.len()).rev() {
+        let mut random = [0u8; 8];
+        state.crypto.fill_random(&mut random)?;
+        let bound = u64::try_from(i + 1).unwrap_or(u64::MAX);
+        let j = usize::try_from(u64::from_le_bytes(random) % bound).unwrap_or(0);
+        items.swap(i, j);
+    }
+    Ok(())
 }

@@ -19,7 +19,7 @@ use crate::attest::x509pop::{ChallengeKey, X509Pop};
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
 use crate::datastore::{CachedClients, DataStore, GroupCommitJtis, SqlDataStore, StoreError, Stores};
-use crate::endpoints::{admin, bundle_endpoint, oauth as oauth_endpoints, public};
+use crate::endpoints::{admin, bundle_endpoint, oauth as oauth_endpoints, public, spice};
 use crate::federation;
 use crate::oauth::AuthorizationServer;
 use crate::state::AppState;
@@ -178,11 +178,13 @@ fn mtls_base_url(bound: SocketAddr, public_url: &str) -> String {
     }
 }
 
-/// Serves the authorization server's POST endpoints over TLS with the server's X.509-SVID
-/// (renewed like the bundle endpoint's), client certificates requested (RFC 8705).
+/// Serves the authorization server's POST endpoints and the SD-CWT credential endpoint
+/// (`credentials`) over TLS with the server's X.509-SVID (renewed like the bundle
+/// endpoint's), client certificates requested (RFC 8705).
 async fn serve_oauth_mtls(
     state: AppState,
     oauth: Arc<AuthorizationServer>,
+    credentials: axum::Router,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
@@ -190,7 +192,9 @@ async fn serve_oauth_mtls(
     let config = crate::oauth::mtls::tls_config(identity.source(), state.trust_domain.clone())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let base = oauth.mtls_endpoint("").unwrap_or_default();
-    let app = oauth_endpoints::router(oauth).layer(axum::Extension(oauth_endpoints::EndpointBase(base)));
+    let app = oauth_endpoints::router(oauth)
+        .merge(credentials)
+        .layer(axum::Extension(oauth_endpoints::EndpointBase(base)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let refresher = tokio::spawn(Arc::clone(&identity).keep_fresh(async move {
         let mut stop = stop_rx;
@@ -210,7 +214,8 @@ async fn serve_oauth_mtls(
 /// 3. the key manager, with a first rotation so every authority exists;
 /// 4. the public endpoints, the agent API (gRPC over TLS), the admin socket and, when
 ///    configured, the `https_spiffe` bundle endpoint;
-/// 5. the OAuth authorization server (on the public listener);
+/// 5. the OAuth authorization server (on the public listener) and the SD-CWT credential
+///    endpoint that accepts its tokens (on the public and the mutual-TLS listener);
 /// 6. the rotation loop (which also reloads the authorization server's trust bundles) and
 ///    one federated-bundle refresher per foreign trust domain.
 pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
@@ -345,7 +350,12 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
             .await
             .context("starting the OAuth authorization server")?,
     );
-    let app = public::router(state.clone(), metrics).merge(oauth_endpoints::router(Arc::clone(&oauth)));
+    // The SD-CWT credential endpoint authenticates with the AS's tokens: one router (one
+    // trust store) for the public and the mutual-TLS listener.
+    let credentials = spice::credential_router(Arc::clone(&oauth));
+    let app = public::router(state.clone(), metrics)
+        .merge(oauth_endpoints::router(Arc::clone(&oauth)))
+        .merge(credentials.clone());
     let stop = stopped(watcher.clone());
     let limits = &state.config.limits;
     // The https_web profile: the operator's Web PKI certificate; plain HTTP otherwise.
@@ -384,7 +394,13 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         tasks.spawn(async move { served.await.context("bundle endpoint") });
     }
     if let Some(listener) = mtls_listener {
-        let served = serve_oauth_mtls(state.clone(), Arc::clone(&oauth), listener, stopped(watcher.clone()));
+        let served = serve_oauth_mtls(
+            state.clone(),
+            Arc::clone(&oauth),
+            credentials,
+            listener,
+            stopped(watcher.clone()),
+        );
         tasks.spawn(async move { served.await.context("OAuth mutual-TLS listener") });
     }
     federation::spawn(&state, relationships, &watcher, &mut tasks);

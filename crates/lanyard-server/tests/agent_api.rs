@@ -1578,7 +1578,8 @@ async fn sd_cwt_issuance_follows_the_entry_policy() {
     sorted.sort_unstable();
     assert_eq!(sorted, ["node", "region", "selectors"]);
     // `email` is an OIDC-CWT claim: redacted under its label.
-    assert_eq!(held.disclosures().len(), 4);
+    let decoys = usize::from(lanyard_server::sdcwt::DEFAULT_DECOYS);
+    assert_eq!(held.disclosures().len(), 4 + decoys, "and the decoys");
     assert_eq!(
         held.standard_claims().sub.as_deref(),
         Some("spiffe://example.org/payments")

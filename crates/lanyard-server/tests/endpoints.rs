@@ -16,7 +16,7 @@ use lanyard_core::{
 use lanyard_server::ServerConfig;
 use lanyard_server::ca::{KeyManager, KeyManagerConfig, KeyStorage};
 use lanyard_server::datastore::{DataStore, SqlDataStore, Stores};
-use lanyard_server::endpoints::{admin, public};
+use lanyard_server::endpoints::{admin, public, spice};
 use lanyard_server::state::AppState;
 use lanyard_testing::{NOW, fixed_clock};
 use serde_json::{Value, json};
@@ -526,6 +526,16 @@ async fn sd_cwt_metadata_is_discoverable_and_signed() {
     assert_eq!(caps["sd_alg_values_supported"][0]["cose"], -16);
     assert_eq!(caps["cnf_methods_supported"], json!(["COSE_Key"]));
     assert_eq!(caps["nonce"], format!("{u}/nonce"));
+    assert_eq!(caps["credential_endpoint"], format!("{u}/credentials/sd-cwt"));
+    assert_eq!(
+        caps["credential_endpoint_auth_methods_supported"],
+        json!([
+            "wit_wpt",
+            "dpop_bound_access_token",
+            "certificate_bound_access_token",
+            "spiffe_x509"
+        ])
+    );
     let verifying = key
         .verifying_key(&*lanyard_crypto::provider(), Algorithm::ES256)
         .unwrap();
@@ -590,7 +600,9 @@ async fn sd_cwt_metadata_is_discoverable_and_signed() {
         NOW,
     )
     .unwrap();
-    assert_eq!(held.disclosures().len(), 3, "env, node and selectors are redacted");
+    assert_eq!(redacted(&held), 3, "env, node and selectors are redacted");
+    let decoys = held.disclosures().len() - redacted(&held);
+    assert_eq!(decoys, usize::from(lanyard_server::sdcwt::DEFAULT_DECOYS));
     let private = holder.private_jwk().unwrap();
     let err = lanyard_server::sdcwt::mint_sd_cwt(&f.state, &entry, &private, None)
         .await
@@ -598,9 +610,28 @@ async fn sd_cwt_metadata_is_discoverable_and_signed() {
     assert!(err.to_string().contains("public key"), "{err}");
 }
 
+/// How many of a held SD-CWT's disclosures are claims or elements (not decoys).
+fn redacted(held: &lanyard_core::spice::sd_cwt::HolderSdCwt) -> usize {
+    use lanyard_core::spice::sd_cwt::DisclosureKind;
+    held.disclosures()
+        .iter()
+        .filter(|d| *d.kind() != DisclosureKind::Decoy)
+        .count()
+}
+
+/// The public router with the SD-CWT credential endpoint (as the composition root merges
+/// it), over its own authorization server: one replica.
+async fn replica(state: &AppState) -> Router {
+    let oauth = lanyard_server::oauth::AuthorizationServer::new(state.clone(), None)
+        .await
+        .unwrap();
+    public::router(state.clone(), None).merge(spice::credential_router(Arc::new(oauth)))
+}
+
 /// `POST /credentials/sd-cwt`: a workload authenticated with its WIT-SVID and a WPT gets an
 /// SD-CWT about itself bound to the WIT's key; no or bad credentials are 401 with
-/// `WWW-Authenticate: WPT`, an identity without an entry 403.
+/// `WWW-Authenticate: WPT` (and `DPoP`), an identity without an entry 403; a proof used on
+/// one replica is refused on another (the shared jti store).
 #[tokio::test]
 async fn a_workload_with_a_wit_and_wpt_gets_its_sd_cwt() {
     use lanyard_core::cose::{CoseKey, CoseKeySet};
@@ -608,7 +639,8 @@ async fn a_workload_with_a_wit_and_wpt_gets_its_sd_cwt() {
     use lanyard_core::{WorkloadId, WptParams, create_wpt};
 
     let f = fixture().await;
-    let app = public::router(f.state.clone(), None);
+    let app = replica(&f.state).await;
+    let other_replica = replica(&f.state).await;
     let audience = "https://lanyard.example.org/credentials/sd-cwt";
     let spec: lanyard_server::model::EntrySpec = serde_json::from_value(json!({
         "spiffe_id": "spiffe://example.org/payments",
@@ -669,7 +701,7 @@ async fn a_workload_with_a_wit_and_wpt_gets_its_sd_cwt() {
         held.standard_claims().sub.as_deref(),
         Some("spiffe://example.org/payments")
     );
-    assert_eq!(held.disclosures().len(), 2, "node and selectors");
+    assert_eq!(redacted(&held), 2, "node and selectors");
 
     // No credentials, a replayed proof, an identity without an entry.
     let (status, body, _) = call(&app, "POST", "/credentials/sd-cwt", None).await;
@@ -684,9 +716,11 @@ async fn a_workload_with_a_wit_and_wpt_gets_its_sd_cwt() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(raw(&app, replayed).await.0, StatusCode::OK);
-    let (status, headers, _) = raw(&app, copy).await;
+    let (status, headers, body) = raw(&other_replica, copy).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(header(&headers, "www-authenticate"), "WPT");
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["kind"], "replay", "{problem}");
     assert_eq!(
         raw(&app, request("spiffe://example.org/nobody").await).await.0,
         StatusCode::FORBIDDEN

@@ -1,7 +1,8 @@
 //! Lanyard's Workload API extension for SD-CWTs (`lanyard.spice.v1.SdCwt/FetchSdCwt`,
-//! `lanyard-api/proto/lanyard/spice/v1/sdcwt.proto`): a fresh SD-CWT
+//! `lanyard-api/proto/lanyard/spice/v1/sdcwt.proto`): an SD-CWT
 //! (draft-ietf-spice-sd-cwt-08) about the workload, issued by the server and fetched by
-//! the agent, with the holder key its `cnf` names. Present it with
+//! the agent (which keeps it until half its lifetime has passed), with the holder key its
+//! `cnf` names. Present it with
 //! `lanyard_core::spice::sd_cwt::HolderSdCwt`.
 
 use lanyard_core::{Jwk, SpiffeId, UnixTime};

@@ -273,7 +273,7 @@ fn an_sd_cwt_from_the_agent_round_trips_through_the_cli() {
     let agent = Agent::start(dir, &server);
     let admin = server.admin_socket.to_str().unwrap().to_owned();
     let uid = std::fs::metadata("/proc/self").unwrap().uid().to_string();
-    ok(
+    let created = ok(
         lanyard(dir)
             .args(["entry", "create", "--spiffe-id", "spiffe://example.org/payments"])
             .args(["--parent-id", &agent.id, "--selector", &format!("unix:uid:{uid}")])
@@ -282,6 +282,8 @@ fn an_sd_cwt_from_the_agent_round_trips_through_the_cli() {
                 r#"{"env": "prod", "region": "eu-west-1", "owner": "team-payments"}"#,
                 "--disclose",
                 "env",
+                "--decoys",
+                "1",
                 "--socket",
                 &admin,
             ])
@@ -289,6 +291,7 @@ fn an_sd_cwt_from_the_agent_round_trips_through_the_cli() {
             .unwrap(),
         "entry create --claims",
     );
+    assert!(created.contains("\"decoys\": 1"), "{created}");
     // Claims the server could not issue are refused when the entry is created.
     let refused = lanyard(dir)
         .args(["entry", "create", "--spiffe-id", "spiffe://example.org/bad"])

@@ -1,14 +1,14 @@
 //! JWT-SVIDs: minted by the server when a workload asks, checked, and cached per entry
-//! revision and audience; a cached token is served while it has more than half its
-//! lifetime left, and while the server cannot be reached, until it expires.
+//! revision and audience ([`MintCache`]): a cached token is served while it has more than
+//! half its lifetime left, and while the server cannot be reached, until it expires.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use lanyard_api::agent::v1 as pb;
-use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime};
+use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier};
 
 use super::Manager;
+use super::mint_cache::{MintCache, Minted};
 use crate::error::{AgentError, WorkloadApiError};
 
 /// The most JWT-SVIDs the agent caches (across workloads and audiences).
@@ -17,41 +17,12 @@ const MAX_CACHED_JWTS: usize = 10_000;
 /// A JWT-SVID cache key: entry id, entry revision, sorted audience.
 type JwtKey = (String, u64, Vec<String>);
 
-#[derive(Clone)]
-struct CachedJwt {
-    token: String,
-    issued_at: UnixTime,
-    expires_at: UnixTime,
-}
-
 /// The JWT-SVIDs minted for the node's workloads, bounded by [`MAX_CACHED_JWTS`].
-#[derive(Default)]
-pub(super) struct JwtCache {
-    tokens: Mutex<HashMap<JwtKey, CachedJwt>>,
-}
+pub(super) type JwtCache = MintCache<JwtKey, String>;
 
-impl JwtCache {
-    fn get(&self, key: &JwtKey) -> Option<CachedJwt> {
-        self.tokens
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
-    }
-
-    /// Caches `fresh`; when full, drops what expired before `now`, or else everything.
-    fn insert(&self, key: JwtKey, fresh: CachedJwt, now: UnixTime) {
-        let mut jwts = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        if jwts.len() >= MAX_CACHED_JWTS {
-            jwts.retain(|_, c| c.expires_at > now);
-            if jwts.len() >= MAX_CACHED_JWTS {
-                // Still full of live tokens (a workload asking for many audiences):
-                // start over rather than grow without bound.
-                jwts.clear();
-            }
-        }
-        jwts.insert(key, fresh);
-    }
+/// An empty JWT-SVID cache.
+pub(super) fn cache() -> JwtCache {
+    MintCache::new(MAX_CACHED_JWTS)
 }
 
 impl Manager {
@@ -71,62 +42,35 @@ impl Manager {
         lanyard_core::spiffe::check_audiences(&audience).map_err(WorkloadApiError::InvalidAudience)?;
         let key = (entry.id.clone(), entry.revision, audience.clone());
         let now = self.now();
-        let cached = self.jwts.get(&key);
-        let still_valid = |c: &CachedJwt| c.expires_at.as_secs() > now.as_secs() + 5;
-        if let Some(c) = &cached {
-            let half = c.issued_at.as_secs() + (c.expires_at.as_secs().saturating_sub(c.issued_at.as_secs())) / 2;
-            if now.as_secs() < half {
-                return Ok(c.token.clone());
-            }
-        }
-        if let Err(refused) = budget() {
-            return match cached {
-                Some(c) if still_valid(&c) => Ok(c.token),
-                _ => Err(refused),
-            };
-        }
-        let minted = self
-            .client()
-            .new_jwt_svid(crate::link::timed(pb::NewJwtSvidRequest {
-                entry_id: entry.id.clone(),
-                audience: audience.clone(),
-            }))
-            .await
-            .map_err(AgentError::from);
-        match minted {
-            Ok(response) => {
-                let token = response.into_inner().token;
-                // Check what the server sent before handing it to a workload, and cache it
-                // by its own claims.
-                let verifier = JwtSvidVerifier::new(Arc::clone(&self.trust), JwtSvidPolicy::default());
-                let verified = audience
-                    .iter()
-                    .try_fold(None, |_, aud| verifier.verify(&token, aud, now).map(Some))
-                    .ok()
-                    .flatten()
-                    .filter(|v| v.sub.as_str() == entry.spiffe_id)
-                    .ok_or_else(|| {
-                        tracing::error!(entry_id = %entry.id, "refusing a JWT-SVID from the server that does not verify");
-                        WorkloadApiError::InvalidJwtSvidFromServer
-                    })?;
-                let fresh = CachedJwt {
-                    token: token.clone(),
-                    issued_at: verified.iat.unwrap_or(now),
-                    expires_at: verified.exp,
-                };
-                self.jwts.insert(key, fresh, now);
-                Ok(token)
-            }
-            Err(failed) => {
-                let error = WorkloadApiError::from_mint("JWT-SVID", failed);
-                match cached {
-                    Some(c) if still_valid(&c) && error.is_outage() => {
-                        tracing::warn!("server unavailable; serving a cached JWT-SVID");
-                        Ok(c.token)
-                    }
-                    _ => Err(error),
-                }
-            }
-        }
+        let mint = async {
+            let response = self
+                .client()
+                .new_jwt_svid(crate::link::timed(pb::NewJwtSvidRequest {
+                    entry_id: entry.id.clone(),
+                    audience: audience.clone(),
+                }))
+                .await
+                .map_err(|e| WorkloadApiError::from_mint("JWT-SVID", AgentError::from(e)))?;
+            let token = response.into_inner().token;
+            // Check what the server sent before handing it to a workload, and cache it by
+            // its own claims.
+            let verifier = JwtSvidVerifier::new(Arc::clone(&self.trust), JwtSvidPolicy::default());
+            let verified = audience
+                .iter()
+                .try_fold(None, |_, aud| verifier.verify(&token, aud, now).map(Some))
+                .ok()
+                .flatten()
+                .filter(|v| v.sub.as_str() == entry.spiffe_id)
+                .ok_or_else(|| {
+                    tracing::error!(entry_id = %entry.id, "refusing a JWT-SVID from the server that does not verify");
+                    WorkloadApiError::InvalidJwtSvidFromServer
+                })?;
+            Ok(Minted {
+                issued_at: verified.iat.unwrap_or(now),
+                expires_at: verified.exp,
+                value: token,
+            })
+        };
+        self.jwts.serve(key, now, "JWT-SVID", budget, mint).await
     }
 }

@@ -1,6 +1,12 @@
-//! SD-CWTs: minted by the server for each request (`NewSdCwt`), bound to a holder key made
-//! here, and checked before the workload sees them. Not cached: each fetch is a fresh
-//! credential with a fresh key, counted against the caller's mint budget.
+//! SD-CWTs: minted by the server (`NewSdCwt`), bound to a holder key made here, checked
+//! before the workload sees them, and cached per workload identity (entry and revision)
+//! with their holder key ([`MintCache`]): a fetch is answered from the cache while the
+//! SD-CWT has more than half its lifetime left, so only the first fetch, and one per
+//! half-life after it, reaches the server and counts against the caller's mint budget;
+//! while the server cannot be reached or the budget is spent, the cached one is served
+//! until shortly before it expires. A new entry revision (new claims) mints anew.
+//! Workloads of one identity get the same SD-CWT and holder key, as they get the same
+//! X.509-SVID and key.
 //!
 //! **Holder keys** are handled as for WIT-SVIDs: the agent generates an ES256 key per
 //! credential, the server binds it in `cnf`, and the workload receives the private JWK
@@ -20,7 +26,19 @@ use lanyard_core::spice::sd_cwt::{HolderSdCwt, SdCwtPolicy};
 use lanyard_core::{Algorithm, SigningKey, UnixTime};
 
 use super::Manager;
-use crate::error::AgentError;
+use super::mint_cache::{MintCache, Minted};
+use crate::error::{AgentError, WorkloadApiError};
+
+/// The most SD-CWTs the agent caches (one per entry).
+const MAX_CACHED_SD_CWTS: usize = 10_000;
+
+/// SD-CWTs by entry id and revision.
+pub(super) type SdCwtCache = MintCache<(String, u64), MintedSdCwt>;
+
+/// An empty SD-CWT cache.
+pub(super) fn cache() -> SdCwtCache {
+    MintCache::new(MAX_CACHED_SD_CWTS)
+}
 
 /// An SD-CWT for a workload, with its holder key.
 #[derive(Clone)]
@@ -29,6 +47,8 @@ pub struct MintedSdCwt {
     pub token: Vec<u8>,
     /// The holder's private JWK (JSON).
     pub holder_key: String,
+    /// `iat`.
+    pub issued_at: UnixTime,
     /// `exp`.
     pub expires_at: UnixTime,
 }
@@ -42,6 +62,28 @@ impl std::fmt::Debug for MintedSdCwt {
 }
 
 impl Manager {
+    /// The SD-CWT for `entry`: cached, or minted by the server once `budget` allows it
+    /// (see the module documentation).
+    pub async fn sd_cwt(
+        &self,
+        entry: &Arc<pb::Entry>,
+        budget: impl FnOnce() -> Result<(), WorkloadApiError>,
+    ) -> Result<MintedSdCwt, WorkloadApiError> {
+        let key = (entry.id.clone(), entry.revision);
+        let mint = async {
+            let minted = self.mint_sd_cwt(entry).await.map_err(|e| {
+                tracing::warn!(error = %e, "minting an SD-CWT failed");
+                WorkloadApiError::from_mint("SD-CWT", e)
+            })?;
+            Ok(Minted {
+                issued_at: minted.issued_at,
+                expires_at: minted.expires_at,
+                value: minted,
+            })
+        };
+        self.sd_cwts.serve(key, self.now(), "SD-CWT", budget, mint).await
+    }
+
     /// Has the server mint an SD-CWT for `entry`, bound to a new holder key, and checks it.
     pub async fn mint_sd_cwt(&self, entry: &Arc<pb::Entry>) -> Result<MintedSdCwt, AgentError> {
         let key = lanyard_crypto::KeyPair::generate(Algorithm::ES256)?;
@@ -68,13 +110,12 @@ impl Manager {
                 entry.id, standard.sub
             )));
         }
-        let expires_at = standard
-            .exp
-            .and_then(|e| u64::try_from(e.0).ok())
-            .map_or(self.now(), UnixTime);
+        let time = |t: Option<lanyard_core::cwt::NumericDate>| t.and_then(|t| u64::try_from(t.0).ok()).map(UnixTime);
+        let expires_at = time(standard.exp).unwrap_or(self.now());
         Ok(MintedSdCwt {
             token: response.token,
             holder_key: key.private_jwk()?.to_json(),
+            issued_at: time(standard.iat).unwrap_or(self.now()),
             expires_at,
         })
     }

@@ -129,7 +129,9 @@ fn server_code(e: &ServerError) -> Code {
         ServerError::NotFound(_) => Code::NotFound,
         ServerError::Conflict(_) => Code::Aborted,
         ServerError::PermissionDenied(_) => Code::PermissionDenied,
-        ServerError::Unauthenticated(_) => Code::Unauthenticated,
+        ServerError::Unauthenticated(_) | ServerError::AccessToken { .. } | ServerError::ClientCertificate(_) => {
+            Code::Unauthenticated
+        }
         ServerError::Keys(_)
         | ServerError::X509 { .. }
         | ServerError::Tls(_)

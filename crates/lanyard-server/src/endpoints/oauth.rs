@@ -178,6 +178,7 @@ async fn token(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>
                         proof,
                         method: "POST",
                         uri: &r.uri,
+                        access_token: None,
                     },
                     now,
                 )

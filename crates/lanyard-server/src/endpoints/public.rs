@@ -8,6 +8,7 @@
 //! | `/.well-known/lanyard-configuration` | RFC 8414-style metadata: issuer, the bundle endpoints served, key sets, algorithms |
 //! | `/.well-known/wimse-trust-domain` | draft-schwenkschuster-wimse-trust-domain-discovery-00 metadata |
 //! | `/keys/sd-cwt`, `/capabilities`, `POST /nonce` | SD-CWT issuer metadata (module `spice`: Lanyard's profile of SPICE metadata discovery) |
+//! | `POST /credentials/sd-cwt` | not in this router: `spice::credential_router`, merged by the composition root (it needs the OAuth authorization server) |
 //! | `/healthz`, `/readyz` | liveness, readiness (datastore reachable, signing keys active) |
 //! | `/metrics` | Prometheus text format |
 

@@ -4,10 +4,11 @@
 //! and whether a `WWW-Authenticate` challenge goes with it. The HTTP edge
 //! (`endpoints/oauth.rs`) only copies what this says onto the response.
 
-use lanyard_core::oauth::{Endpoint, ErrorCode, ErrorResponse, Violation, www_authenticate};
+use lanyard_core::oauth::{Endpoint, ErrorCode, ErrorResponse, TokenScheme, Violation, www_authenticate};
 
 use crate::ca::CaError;
 use crate::datastore::StoreError;
+use crate::error::ServerError;
 
 /// Why client authentication failed (always `invalid_client`).
 #[non_exhaustive]
@@ -150,6 +151,20 @@ pub enum OAuthError {
     /// verified).
     #[error("the home server's keys are unavailable: {0}")]
     HomeKeys(String),
+    /// An access token presented to a protected resource of this server failed
+    /// verification (signature, type, issuer, audience, times) or its binding
+    /// (`invalid_token`, RFC 6750 §3.1).
+    #[error("invalid access token: {0}")]
+    AccessToken(#[source] lanyard_core::Error),
+    /// An access token presented to a protected resource of this server was revoked
+    /// (`invalid_token`).
+    #[error("the access token was revoked")]
+    AccessTokenRevoked,
+    /// A bearer (unbound) access token presented where only sender-constrained ones are
+    /// accepted (`invalid_token`): the credential issued must be bound to a key the caller
+    /// proves.
+    #[error("the access token is not sender-constrained (DPoP or certificate-bound)")]
+    AccessTokenUnbound,
     /// The datastore failed.
     #[error("datastore: {0}")]
     Store(#[from] StoreError),
@@ -198,6 +213,9 @@ impl OAuthError {
             | OAuthError::TokenTypeRefused { .. } => ErrorCode::InvalidRequest,
             OAuthError::Exchange(lanyard_core::Error::OAuth(Violation::ScopeWidened { .. })) => ErrorCode::InvalidScope,
             OAuthError::Exchange(_) => ErrorCode::InvalidRequest,
+            OAuthError::AccessToken(_) | OAuthError::AccessTokenRevoked | OAuthError::AccessTokenUnbound => {
+                ErrorCode::InvalidToken
+            }
             OAuthError::InvalidGrant(_)
             | OAuthError::UntrustedHomeServer(_)
             | OAuthError::GrantReplay
@@ -213,7 +231,10 @@ impl OAuthError {
             | OAuthError::Dpop(e)
             | OAuthError::Issue(e)
             | OAuthError::Exchange(e)
+            | OAuthError::AccessToken(e)
             | OAuthError::InvalidGrant(e) => e.kind(),
+            OAuthError::AccessTokenRevoked => "revoked",
+            OAuthError::AccessTokenUnbound => "unbound_token",
             OAuthError::UntrustedHomeServer(_) => "untrusted_home_server",
             OAuthError::GrantReplay => "grant_replay",
             OAuthError::HomeKeys(_) => "home_keys_unavailable",
@@ -250,6 +271,22 @@ impl OAuthError {
             dpop_nonce: matches!(code, ErrorCode::UseDpopNonce | ErrorCode::InvalidDpopProof),
             body,
             www_authenticate,
+        }
+    }
+
+    /// This error as a protected resource of this server answers it (RFC 6750 §3.1, RFC
+    /// 9449 §7.1), for a token presented with `scheme`: the server's own failures
+    /// (datastore, keys) stay what they are; everything else is a refused access token,
+    /// with the DPoP nonce to retry with when the server requires nonces.
+    pub(crate) fn at_resource(self, scheme: TokenScheme, dpop_nonce: Option<String>) -> ServerError {
+        match self {
+            OAuthError::Store(e) => e.into(),
+            OAuthError::Keys(e) => e.into(),
+            reason => ServerError::AccessToken {
+                scheme,
+                reason: Box::new(reason),
+                dpop_nonce,
+            },
         }
     }
 

@@ -26,7 +26,7 @@
 //! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
 //! | `wit.rs` | WITs by token exchange (Lanyard's `urn:lanyard:params:oauth:token-type:wit`, behind `[oauth] issue_wits`), bound to the request's DPoP key |
 //! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
-//! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation |
+//! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation, sender-constrained tokens at the server's own resources |
 //! | `clients.rs` | registering clients (validation, generated secrets) |
 //! | `secret.rs` | Argon2id hashes of client secrets |
 //! | `error.rs` | [`OAuthError`] and its response |
@@ -46,19 +46,20 @@ mod txn;
 mod wit;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lanyard_core::oauth::{
     ClientAssertionPolicy, ClientAttestationPolicy, ClientAttestationVerifier, DpopPolicy, DpopVerifier,
     PrivateKeyJwtVerifier, SpiffeAssertionPolicy, SpiffeAssertionVerifier, VerificationKeys,
 };
 use lanyard_core::{SpiffeBundle, TrustDomain, TrustStore, UnixTime};
+use lanyard_x509::{X509Bundle, X509BundleSet};
 
 pub(crate) use client_auth::method_name;
 pub use client_auth::{AuthenticatedClient, ClientCertificate};
 pub use error::{ClientAuthError, OAuthError, WireError};
 pub use grant::TokenOutcome;
-pub use tokens::DpopContext;
+pub use tokens::{BoundAccessToken, DpopContext, ResourceRequest};
 
 use crate::state::AppState;
 
@@ -96,6 +97,9 @@ pub struct AuthorizationServer {
     jwt_spiffe: SpiffeAssertionVerifier,
     wit_attestation: ClientAttestationVerifier,
     trust: Arc<TrustStore>,
+    /// The X.509 authorities of the same trust domains, for mutual-TLS client
+    /// certificates; rebuilt with `trust` by [`AuthorizationServer::refresh_trust`].
+    x509: RwLock<Arc<X509BundleSet>>,
     dpop: DpopVerifier,
     nonce_key: Vec<u8>,
     client_keys: Mutex<KeyCache>,
@@ -152,6 +156,7 @@ impl AuthorizationServer {
             ),
             dpop: DpopVerifier::new(Arc::clone(&state.crypto), DpopPolicy::default()),
             trust,
+            x509: RwLock::new(Arc::new(X509BundleSet::new())),
             nonce_key,
             issuer,
             mtls_base,
@@ -192,12 +197,21 @@ impl AuthorizationServer {
             .map(|base| format!("{}{path}", base.trim_end_matches('/')))
     }
 
-    /// Reloads the trust bundles JWT-SVIDs are verified with: the server's own trust
-    /// domain and every federated one stored; trust domains no longer stored are dropped.
-    /// The composition root calls it after each key rotation.
+    /// Reloads the trust bundles JWT-SVIDs and client certificates are verified with: the
+    /// server's own trust domain and every federated one stored; trust domains no longer
+    /// stored are dropped. The composition root calls it after each key rotation (a new CA
+    /// is published, PREPARED, long before it signs), so requests never read bundles from
+    /// the datastore.
     pub async fn refresh_trust(&self) -> Result<(), OAuthError> {
         let own = self.state.keys.bundle().await?;
         self.trust.set_bundle(&own).map_err(OAuthError::Issue)?;
+        let mut x509 = X509BundleSet::new();
+        let mut add_x509 = |bundle: &SpiffeBundle| {
+            if let Ok(b) = X509Bundle::from_spiffe_bundle(bundle) {
+                x509.insert(b);
+            }
+        };
+        add_x509(&own);
         let mut keep = vec![own.trust_domain.name().to_owned()];
         for name in self.state.stores.federated_bundles.list_federated_bundles().await? {
             let Some((json, _)) = self.state.stores.federated_bundles.get_federated_bundle(&name).await? else {
@@ -208,6 +222,7 @@ impl AuthorizationServer {
                 .and_then(|td| SpiffeBundle::parse(td, json.as_bytes()).ok());
             match parsed {
                 Some(bundle) => {
+                    add_x509(&bundle);
                     if let Err(e) = self.trust.set_bundle(&bundle) {
                         tracing::warn!(trust_domain = %name, error = %e, "federated bundle not usable for client authentication");
                         continue;
@@ -222,6 +237,7 @@ impl AuthorizationServer {
                 self.trust.remove_trust_domain(&name);
             }
         }
+        *self.x509.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(x509);
         Ok(())
     }
 

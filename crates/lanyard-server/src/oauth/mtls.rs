@@ -8,19 +8,20 @@
 //! of possession (the `CertificateVerify` signature) and accepts any chain: path
 //! validation happens per request in [`AuthorizationServer::client_certificate`], against
 //! the bundles of the server's own and every federated trust domain (which change while
-//! connections stay open), so that a refused certificate is an OAuth `invalid_client`
-//! answer rather than a TLS alert. The check: exactly one URI SAN holding a SPIFFE ID,
+//! connections stay open; kept parsed in memory and reloaded by
+//! [`AuthorizationServer::refresh_trust`] after each rotation), so that a refused
+//! certificate is an OAuth `invalid_client` answer rather than a TLS alert. The check: exactly one URI SAN holding a SPIFFE ID,
 //! leaf not a CA, `digitalSignature`, EKU clientAuth, chain to the X.509 authorities of
 //! the SPIFFE ID's trust domain, validity at `now`.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use rustls::pki_types::CertificateDer;
 use rustls::server::NoServerSessionStorage;
 
 use lanyard_core::oauth::certificate_thumbprint;
-use lanyard_core::{SpiffeBundle, TrustDomain, UnixTime};
-use lanyard_x509::{SvidResolver, SvidSource, Usage, VerifyOptions, X509Bundle, X509BundleSet, verify_svid_chain};
+use lanyard_core::{TrustDomain, UnixTime};
+use lanyard_x509::{SvidResolver, SvidSource, Usage, VerifiedSvid, VerifyOptions, X509BundleSet, verify_svid_chain};
 
 use super::AuthorizationServer;
 use super::client_auth::ClientCertificate;
@@ -51,8 +52,8 @@ impl AuthorizationServer {
         chain: &[CertificateDer<'static>],
         now: UnixTime,
     ) -> Result<ClientCertificate, OAuthError> {
-        let bundles = self.x509_bundles().await?;
-        let verified = verify_svid_chain(chain, &bundles, now, &VerifyOptions::for_usage(Usage::ClientAuth))
+        let verified = self
+            .verify_client_svid(chain, now)
             .map_err(|e| OAuthError::client("spiffe_x509", ClientAuthError::Certificate(e.to_string())))?;
         let leaf = chain.first().map(|c| c.as_ref()).unwrap_or_default();
         Ok(ClientCertificate {
@@ -61,26 +62,21 @@ impl AuthorizationServer {
         })
     }
 
-    /// The X.509 authorities of the server's own trust domain and of every federated one.
-    async fn x509_bundles(&self) -> Result<X509BundleSet, OAuthError> {
-        let own = self.state.keys.bundle().await?;
-        let mut set = X509BundleSet::new();
-        if let Ok(bundle) = X509Bundle::from_spiffe_bundle(&own) {
-            set.insert(bundle);
-        }
-        let federated = &self.state.stores.federated_bundles;
-        for name in federated.list_federated_bundles().await? {
-            let Some((json, _)) = federated.get_federated_bundle(&name).await? else {
-                continue;
-            };
-            let bundle = TrustDomain::parse(&name)
-                .ok()
-                .and_then(|td| SpiffeBundle::parse(td, json.as_bytes()).ok())
-                .and_then(|b| X509Bundle::from_spiffe_bundle(&b).ok());
-            if let Some(bundle) = bundle {
-                set.insert(bundle);
-            }
-        }
-        Ok(set)
+    /// Checks a client certificate chain (leaf first) at `now` as an X.509-SVID for client
+    /// authentication (see the module documentation); the error says why the certificate
+    /// is refused. Also the X.509-SVID authentication of the SD-CWT credential endpoint.
+    pub fn verify_client_svid(
+        &self,
+        chain: &[CertificateDer<'static>],
+        now: UnixTime,
+    ) -> Result<VerifiedSvid, lanyard_x509::Error> {
+        let bundles = self.x509_bundles();
+        verify_svid_chain(chain, &bundles, now, &VerifyOptions::for_usage(Usage::ClientAuth))
+    }
+
+    /// The X.509 authorities of the server's own trust domain and of every federated one,
+    /// as [`AuthorizationServer::refresh_trust`] last loaded them.
+    fn x509_bundles(&self) -> Arc<X509BundleSet> {
+        Arc::clone(&self.x509.read().unwrap_or_else(PoisonError::into_inner))
     }
 }

@@ -2,7 +2,9 @@
 //! key manager's ACTIVE access-token key; DPoP proofs at the token endpoint (RFC 9449 §4.3,
 //! §5) with server nonces (§8) and proof `jti`s recorded in the shared store;
 //! introspection (RFC 7662 §2.2, with `cnf`, `act`, `scope` and `client_id`); revocation
-//! (RFC 7009, by `jti` in the shared store until the token expires); and the RFC 8414
+//! (RFC 7009, by `jti` in the shared store until the token expires); the check of an
+//! access token presented to this server's own protected resources (the SD-CWT credential
+//! endpoint: sender-constrained tokens only, RFC 9449 §7.1, RFC 8705 §3); and the RFC 8414
 //! metadata document.
 //!
 //! DPoP nonces are stateless: `base64url(HMAC-SHA256(k, "dpop-nonce" || window))` for
@@ -16,8 +18,9 @@ use std::sync::PoisonError;
 use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
     AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, ActiveToken, Actor, Audience, AuthMethod,
-    AuthorizationServerMetadata, Confirmation, DpopNonce, DpopRequest, GrantType, IntrospectionResponse, Scope,
-    TokenTypeUri, VerificationKeys, VerifiedDpopProof, alg_values, issue_access_token,
+    AuthorizationServerMetadata, Confirmation, DpopNonce, DpopRequest, GrantType, IntrospectionResponse,
+    PresentedAccessToken, PresentedProof, Scope, TokenTypeUri, VerificationKeys, VerifiedDpopProof, Violation,
+    alg_values, issue_access_token,
 };
 use lanyard_core::{JwkSet, MacAlgorithm, UnixTime};
 
@@ -40,6 +43,34 @@ pub struct DpopContext<'a> {
     pub method: &'a str,
     /// The URL the request was sent to (the public or the mutual-TLS endpoint).
     pub uri: &'a str,
+    /// The access token sent with the proof (`ath` binds it), at a protected resource of
+    /// this server; `None` at the token endpoint (where `ath` is refused).
+    pub access_token: Option<&'a str>,
+}
+
+/// A request to one of this server's own protected resources (the SD-CWT credential
+/// endpoint), as far as access-token checks need it.
+#[derive(Clone, Copy, Debug)]
+pub struct ResourceRequest<'a> {
+    /// The resource's identifier: the token's `aud` must contain it (RFC 9068 §4).
+    pub audience: &'a str,
+    /// The request method (DPoP `htm`).
+    pub method: &'a str,
+    /// The URL the request was sent to (DPoP `htu`).
+    pub uri: &'a str,
+    /// The DER of the connection's client certificate (leaf), on the mutual-TLS listener.
+    pub client_certificate: Option<&'a [u8]>,
+}
+
+/// An access token accepted at a protected resource of this server, bound to a key its
+/// presenter proved.
+#[derive(Clone, Debug)]
+pub struct BoundAccessToken {
+    /// The verified claims.
+    pub claims: AccessTokenClaims,
+    /// The verified DPoP proof, for a DPoP-bound token (`cnf.jkt`); `None` for a
+    /// certificate-bound one (`cnf.x5t#S256`, proven by the TLS handshake).
+    pub dpop: Option<VerifiedDpopProof>,
 }
 
 /// An access token just signed.
@@ -170,6 +201,14 @@ impl AuthorizationServer {
     /// Verifies a token request's DPoP proof and records its `jti` (per proof key, in
     /// the shared store).
     pub async fn verify_dpop(&self, dpop: DpopContext<'_>, now: UnixTime) -> Result<VerifiedDpopProof, OAuthError> {
+        let proof = self.check_dpop(dpop, now)?;
+        self.spend_dpop(&proof, now).await?;
+        Ok(proof)
+    }
+
+    /// Checks a DPoP proof (RFC 9449 §4.3, with this server's nonces when required)
+    /// without spending it.
+    fn check_dpop(&self, dpop: DpopContext<'_>, now: UnixTime) -> Result<VerifiedDpopProof, OAuthError> {
         let current = self.nonce_at(now, 0);
         let previous = self.nonce_at(now, 1);
         let accepted = [current.as_str(), previous.as_str()];
@@ -181,17 +220,85 @@ impl AuthorizationServer {
         let request = DpopRequest {
             method: dpop.method,
             uri: dpop.uri,
-            access_token: None,
+            access_token: dpop.access_token,
             nonce,
         };
-        let proof = self.dpop.verify(dpop.proof, &request, now).map_err(OAuthError::Dpop)?;
-        if !self
+        self.dpop.verify(dpop.proof, &request, now).map_err(OAuthError::Dpop)
+    }
+
+    /// Records a verified proof's `jti` per proof key in the shared store, refusing a
+    /// replay (on any replica, across restarts).
+    async fn spend_dpop(&self, proof: &VerifiedDpopProof, now: UnixTime) -> Result<(), OAuthError> {
+        if self
             .first_use("dpop", &proof.jkt, &proof.jti, proof.replay_until, now)
             .await?
         {
-            return Err(OAuthError::DpopReplay);
+            Ok(())
+        } else {
+            Err(OAuthError::DpopReplay)
         }
-        Ok(proof)
+    }
+
+    /// Verifies an access token presented to a protected resource of this server, in the
+    /// order RFC 9449 §7.1 gives: the DPoP proof (with `ath`, not yet spent), the token
+    /// (this server's keys, `iss`, `aud` containing `request.audience`, times; RFC 9068
+    /// §4), not revoked, then its binding (RFC 9449 §7.1, RFC 8705 §3: `cnf.jkt` needs a
+    /// proof by that key, `cnf.x5t#S256` the client certificate with that hash). A token
+    /// bound to nothing is refused ([`OAuthError::AccessTokenUnbound`]): these resources
+    /// serve key-bound credentials only. The proof is spent last.
+    pub async fn verify_bound_token(
+        &self,
+        presented: &PresentedAccessToken<'_>,
+        request: &ResourceRequest<'_>,
+        now: UnixTime,
+    ) -> Result<BoundAccessToken, OAuthError> {
+        let dpop = match presented.dpop_proof {
+            Some(proof) => Some(self.check_dpop(
+                DpopContext {
+                    proof,
+                    method: request.method,
+                    uri: request.uri,
+                    access_token: Some(presented.token),
+                },
+                now,
+            )?),
+            None => None,
+        };
+        let keys = self.own_keys().await?;
+        let policy = AccessTokenPolicy::new(self.issuer.clone(), request.audience);
+        let verified = AccessTokenVerifier::new(policy)
+            .verify(presented.token, &keys, now)
+            .map_err(OAuthError::AccessToken)?;
+        if self.state.stores.jtis.is_revoked(&verified.claims.jti).await? {
+            return Err(OAuthError::AccessTokenRevoked);
+        }
+        let proven = PresentedProof {
+            dpop_jkt: dpop.as_ref().map(|p| p.jkt.as_str()),
+            client_certificate: request.client_certificate,
+        };
+        verified
+            .check_binding(&proven, self.state.crypto.as_ref())
+            .map_err(|e| match &e {
+                lanyard_core::Error::OAuth(Violation::ConfirmationMismatch { member: "jkt", .. }) => {
+                    OAuthError::Dpop(e)
+                }
+                _ => OAuthError::AccessToken(e),
+            })?;
+        let bound = verified
+            .claims
+            .cnf
+            .as_ref()
+            .is_some_and(|c| c.jkt.is_some() || c.x5t_s256.is_some());
+        if !bound {
+            return Err(OAuthError::AccessTokenUnbound);
+        }
+        if let Some(proof) = &dpop {
+            self.spend_dpop(proof, now).await?;
+        }
+        Ok(BoundAccessToken {
+            claims: verified.claims,
+            dpop,
+        })
     }
 
     /// The access-token JWK Set (`jwks_uri`): PREPARED, ACTIVE and OLD keys.

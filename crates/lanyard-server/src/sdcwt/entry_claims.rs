@@ -2,7 +2,7 @@
 //! beyond what the server knows, and which of it the holder may withhold.
 //!
 //! Stored as one JSON object: `{"claims": {...}, "always_disclosed": [...],
-//! "selectively_disclosable": [...]}`. Claim names from OpenID Connect map to their
+//! "selectively_disclosable": [...], "decoys": n}`. Claim names from OpenID Connect map to their
 //! OIDC-CWT labels (draft-ietf-spice-oidc-cwt-05, [`lanyard_core::spice::oidc_claims`]);
 //! other names stay text keys, with their JSON values converted structurally.
 //!
@@ -12,6 +12,12 @@
 //! follow the same lists: `trust_domain` is always disclosed unless listed as
 //! selectively disclosable, `node` and `selectors` are selectively disclosable unless
 //! listed as always disclosed.
+//!
+//! **Decoys.** Each SD-CWT also carries `decoys` decoy digests among the top-level
+//! redacted claim keys ([`DEFAULT_DECOYS`] unless set, at most [`MAX_DECOYS`];
+//! draft-ietf-spice-sd-cwt-08 §11.2), so a verifier cannot count the claims a holder
+//! withheld. Set it to the same value across entries whose claim counts should not be told
+//! apart.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
@@ -27,6 +33,13 @@ pub const FACT_CLAIMS: [&str; 3] = ["trust_domain", "node", "selectors"];
 
 /// Names an entry may not set: the registered CWT claims the server sets itself.
 const RESERVED: [&str; 9] = ["iss", "sub", "aud", "exp", "nbf", "iat", "cti", "cnf", "cnonce"];
+
+/// Decoy digests per SD-CWT when the entry does not say (the draft names no number; a few
+/// hide how many claims are withheld at a cost of 33 bytes each).
+pub const DEFAULT_DECOYS: u8 = 3;
+
+/// The most decoy digests an entry may ask for.
+pub const MAX_DECOYS: u8 = 32;
 
 /// The largest `claims` object, as stored JSON.
 pub const MAX_ENTRY_CLAIMS_BYTES: usize = 16 * 1024;
@@ -44,12 +57,23 @@ pub struct EntryClaims {
     /// Claim names the holder may withhold (every unlisted entry claim is too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selectively_disclosable: Vec<String>,
+    /// Decoy digests per SD-CWT ([`DEFAULT_DECOYS`] when absent; 0 for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoys: Option<u8>,
 }
 
 impl EntryClaims {
     /// No claims and no policy.
     pub fn is_empty(&self) -> bool {
-        self.claims.is_empty() && self.always_disclosed.is_empty() && self.selectively_disclosable.is_empty()
+        self.claims.is_empty()
+            && self.always_disclosed.is_empty()
+            && self.selectively_disclosable.is_empty()
+            && self.decoys.is_none()
+    }
+
+    /// How many decoy digests the entry's SD-CWTs carry.
+    pub fn decoy_count(&self) -> u8 {
+        self.decoys.unwrap_or(DEFAULT_DECOYS)
     }
 
     /// Whether the claim `name` is in the clear in every SD-CWT.
@@ -62,7 +86,8 @@ impl EntryClaims {
 
     /// Rejects claims the server could not issue: reserved or fact names as claims, names
     /// outside 1–255 bytes, values an OIDC-CWT claim does not allow, a policy naming an
-    /// unknown claim or a claim twice, and more than [`MAX_ENTRY_CLAIMS_BYTES`].
+    /// unknown claim or a claim twice, more than [`MAX_DECOYS`] decoys, and more than
+    /// [`MAX_ENTRY_CLAIMS_BYTES`].
     pub fn validate(&self) -> Result<(), ServerError> {
         let invalid = |m: String| ServerError::Invalid(format!("claims: {m}"));
         let size = serde_json::to_vec(self).map_or(usize::MAX, |v| v.len());
@@ -70,6 +95,9 @@ impl EntryClaims {
             return Err(invalid(format!(
                 "{size} bytes exceed the limit of {MAX_ENTRY_CLAIMS_BYTES}"
             )));
+        }
+        if self.decoy_count() > MAX_DECOYS {
+            return Err(invalid(format!("at most {MAX_DECOYS} decoys")));
         }
         for name in self.claims.keys() {
             if RESERVED.contains(&name.as_str()) || FACT_CLAIMS.contains(&name.as_str()) {
@@ -123,6 +151,8 @@ mod tests {
         assert!(!c.is_always_disclosed("selectors"));
         assert!(EntryClaims::default().is_always_disclosed("trust_domain"));
         assert!(EntryClaims::default().is_empty());
+        assert_eq!(EntryClaims::default().decoy_count(), DEFAULT_DECOYS);
+        assert_eq!(claims(serde_json::json!({"decoys": 0})).decoy_count(), 0);
     }
 
     #[test]
@@ -152,6 +182,7 @@ mod tests {
             })),
             "twice",
         );
+        refused(&claims(serde_json::json!({"decoys": MAX_DECOYS + 1})), "decoys");
         let big = "x".repeat(MAX_ENTRY_CLAIMS_BYTES);
         refused(&claims(serde_json::json!({"claims": {"blob": big}})), "exceed");
         assert!(serde_json::from_value::<EntryClaims>(serde_json::json!({"claimz": {}})).is_err());

@@ -104,6 +104,9 @@ pub(crate) struct EntryFields {
     /// A claim the holder may withhold (redacted); repeatable. Unlisted claims are too.
     #[arg(long = "selective")]
     selectively_disclosable: Vec<String>,
+    /// Decoy digests per SD-CWT, so verifiers cannot count withheld claims (server default: 3).
+    #[arg(long)]
+    decoys: Option<u8>,
     /// Create the entries in this JSON file (an array) instead.
     #[arg(long, conflicts_with_all = ["spiffe_id", "parent_id"])]
     file: Option<PathBuf>,
@@ -130,6 +133,7 @@ impl EntryFields {
                 "claims": claims,
                 "always_disclosed": self.always_disclosed,
                 "selectively_disclosable": self.selectively_disclosable,
+                "decoys": self.decoys,
             },
             "spiffe_id": self.spiffe_id, "parent_id": self.parent_id, "selectors": selectors,
             "x509_svid_ttl": self.x509_svid_ttl, "jwt_svid_ttl": self.jwt_svid_ttl, "wit_ttl": self.wit_ttl,

@@ -1,8 +1,10 @@
 //! Lanyard's Workload API extension for SD-CWTs (`lanyard.spice.v1.SdCwt`, see
 //! `lanyard-api/proto/lanyard/spice/v1/sdcwt.proto`), served on the Workload API socket by
 //! the same [`WorkloadApi`]: the same security header, the same caller attestation and
-//! entry matching, the same per-uid mint budget. The agent fetches the SD-CWT from the
-//! server on the workload's behalf (`NewSdCwt`); see `manager/sdcwt.rs` for the holder key.
+//! entry matching, the same per-uid mint budget (spent only when the server mints). The
+//! agent fetches the SD-CWT from the server on the workload's behalf (`NewSdCwt`) and
+//! caches it per identity until half its lifetime; see `manager/sdcwt.rs` for the holder
+//! key and the cache.
 
 use lanyard_api::spice::v1 as sp;
 use lanyard_api::spice::v1::sd_cwt_server::SdCwt;
@@ -24,11 +26,7 @@ impl SdCwt for WorkloadApi {
         let Some(entry) = entries.first() else {
             return Err(WorkloadApiError::NoIdentity.into());
         };
-        self.spend(&caller, 1)?;
-        let minted = self.manager.mint_sd_cwt(entry).await.map_err(|e| {
-            tracing::warn!(error = %e, "minting an SD-CWT failed");
-            WorkloadApiError::from_mint("SD-CWT", e)
-        })?;
+        let minted = self.manager.sd_cwt(entry, || self.spend(&caller, 1)).await?;
         Ok(Response::new(sp::FetchSdCwtResponse {
             spiffe_id: entry.spiffe_id.clone(),
             sd_cwt: minted.token,
