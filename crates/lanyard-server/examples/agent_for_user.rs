@@ -2,10 +2,16 @@
 //!
 //! Everything is real and on loopback: two Lanyard servers (`example.org`, the home, and
 //! `partner.org`), a tool service behind `WorkloadAuthLayer` + `TxnTokenLayer`, HTTP
-//! between them all. The hops, one function each:
+//! between them all. alice signs in at an external identity provider,
+//! `https://idp.example.com`, which the home server trusts (`[[oauth.trusted_issuers]]`,
+//! its JWK Set given statically): its token is verified there and alice is mapped to
+//! `wimse://example.org/users/alice`, the `sub` of every token after it. The hops, one
+//! function each:
 //!
-//! 1. [`user_token`]: alice's access token, issued to the `portal` client.
-//! 2. [`delegate_to_agent`]: the agent exchanges it (RFC 8693): `sub` alice, `act` the agent.
+//! 1. [`Idp::user_token`]: alice's token, a JWT the external identity provider signed.
+//! 2. [`delegate_to_agent`]: the agent exchanges it (RFC 8693): `sub` alice's mapped
+//!    identifier, `act` the agent. The same exchange with a token signed by another key is
+//!    refused (`invalid_request`).
 //! 3. [`txn_token_for`]: the agent gets a Txn-Token for the transaction.
 //! 4. [`call_tool`]: the agent calls the tool with its WIT + a WPT whose `tth` binds the Txn-Token.
 //! 5. [`tool_handler`]: the tool sees the caller, the user, the transaction and the acting
@@ -15,7 +21,7 @@
 //! 6. [`chain_to_partner`]: the tool exchanges the Txn-Token at home for a JWT authorization
 //!    grant for partner.org and redeems it there (identity chaining), keeping `sub` and `act`.
 //!
-//! Each token is printed decoded (header `typ` and claims; never a key).
+//! Each token is printed decoded (header `typ` and claims; never a key), and so is the refusal.
 //! Run: `cargo run -p lanyard-server --example agent_for_user`.
 
 #![allow(clippy::print_stdout, dead_code)]
@@ -26,12 +32,12 @@ use anyhow::{Context, Result, bail};
 use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
-    AccessTokenClaims, AuthMethod, ClientAssertionParams, GrantType, SpiffeIdPattern, TokenTypeUri, TxnTokenPolicy,
-    VerificationKeys, create_client_assertion, encode_form, issue_access_token,
+    AuthMethod, ClientAssertionParams, GrantType, SpiffeIdPattern, TokenTypeUri, TxnTokenPolicy, VerificationKeys,
+    create_client_assertion, encode_form,
 };
 use lanyard_core::{Algorithm, Clock, JwkSet, KeyUse, SigningKey, SpiffeId, SystemClock, TrustStore, WorkloadId};
 use lanyard_crypto::KeyPair;
-use lanyard_server::config::{HomeServerConfig, OAuthConfig};
+use lanyard_server::config::{HomeServerConfig, MappingRuleConfig, OAuthConfig, TrustedIssuerConfig};
 use lanyard_server::model::{ExchangePolicy, OAuthClientSpec};
 use lanyard_server::oauth::clients::create_client;
 use lanyard_server::state::AppState;
@@ -46,11 +52,16 @@ const HOME_TD: &str = "example.org";
 const PARTNER_TD: &str = "partner.org";
 /// partner.org's issuer identifier (the home server only needs to name it).
 const PARTNER_ISSUER: &str = "https://as.partner.org";
-/// The resources: the agent (audience of alice's token), the tools, partner.org's API.
+/// The external identity provider alice signs in at, and the home server's name there
+/// (the audience of alice's token, the `audience` the home server requires of it).
+const IDP_ISSUER: &str = "https://idp.example.com";
+const HOME_AT_IDP: &str = "https://lanyard.example.org";
+/// The agent (the party alice's token was issued to, `azp`), the tools, partner.org's API.
 const AGENT_API: &str = "https://agent.example.org";
 const TOOLS_API: &str = "https://tools.example.org";
 const PARTNER_API: &str = "https://rooms.partner.org";
 const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 const TXN: &str = "urn:ietf:params:oauth:token-type:txn_token";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -67,10 +78,13 @@ pub(crate) struct Decoded {
 /// What happened, hop by hop.
 #[derive(Debug)]
 pub(crate) struct Transcript {
-    /// 1. alice's token from the portal.
+    /// 1. alice's token from the external identity provider.
     pub(crate) user_token: Decoded,
     /// 2. The delegated token the agent got by token exchange.
     pub(crate) delegated: Decoded,
+    /// 2'. The home server's answer (HTTP status, body) to the same exchange with a user
+    /// token signed by another key.
+    pub(crate) forged_refused: (u16, Value),
     /// 3. The Txn-Token the agent sent the tool.
     pub(crate) txn_token: Decoded,
     /// 5. What the tool handler saw (`caller`, `user`, `txn`, `rctx`, `act`), as JSON.
@@ -114,6 +128,13 @@ impl LanyardAgent {
     /// A token request by workload `name` to the home server, authenticated with a fresh
     /// JWT-SVID (`jwt-spiffe` client assertion); the issued token.
     async fn home_token(&self, name: &str, params: &[(&str, &str)]) -> Result<String> {
+        let issuer = self.0.public_url.as_str();
+        let (status, body) = self.home_request(name, params).await?;
+        access_token(issuer, status, body)
+    }
+
+    /// The same request; the answer's HTTP status and body, whatever they are.
+    async fn home_request(&self, name: &str, params: &[(&str, &str)]) -> Result<(u16, Value)> {
         // The home server configures no `[oauth] issuer`: its issuer is its public URL.
         let issuer = self.0.public_url.as_str();
         let id = SpiffeId::parse(&format!("spiffe://{HOME_TD}/{name}"))?;
@@ -124,51 +145,116 @@ impl LanyardAgent {
             "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe",
         ));
         form.extend_from_slice(params);
-        token_request(issuer, &form).await
+        token_reply(issuer, &form).await
     }
 }
 
-/// A token request to `server`'s token endpoint; the issued token, or an error with the answer.
-async fn token_request(server: &str, form: &[(&str, &str)]) -> Result<String> {
+/// A token request to `server`'s token endpoint; the answer's HTTP status and body.
+async fn token_reply(server: &str, form: &[(&str, &str)]) -> Result<(u16, Value)> {
     let r = reqwest::Client::new()
         .post(format!("{server}/oauth/token"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(encode_form(form.iter().copied()))
         .send()
         .await?;
-    let (status, body): (_, Value) = (r.status(), r.json().await?);
+    Ok((r.status().as_u16(), r.json().await?))
+}
+
+/// A token request to `server`'s token endpoint; the issued token, or an error with the answer.
+async fn token_request(server: &str, form: &[(&str, &str)]) -> Result<String> {
+    let (status, body) = token_reply(server, form).await?;
+    access_token(server, status, body)
+}
+
+/// The `access_token` of a successful token response, or an error with the answer.
+fn access_token(server: &str, status: u16, body: Value) -> Result<String> {
     match body["access_token"].as_str() {
-        Some(token) if status.is_success() => Ok(token.to_owned()),
+        Some(token) if (200..300).contains(&status) => Ok(token.to_owned()),
         _ => bail!("token endpoint {server}: {status} {body}"),
     }
 }
 
-/// Hop 1. Alice's token, as the `portal` client got it when she signed in: an RFC 9068
-/// access token of the home server for the agent's API, signed with its key. The user
-/// token comes from here alone: once trusted external issuers land, this is where a token
-/// of an external IdP comes in instead.
-async fn user_token(home: &RunningServer) -> Result<String> {
-    let t = SystemClock.now().as_secs();
-    let claims = json!({
-        "iss": home.oauth.issuer(), "sub": "alice", "aud": AGENT_API, "client_id": "portal",
-        "scope": "calendar.read calendar.write", "iat": t, "exp": t + 300, "jti": format!("portal-{t}"),
-    });
-    let claims = AccessTokenClaims::from_claims(claims.as_object().context("claims")?)?;
-    let (key, kid) = home.state.keys.access_token_signer().await?;
-    Ok(issue_access_token(key.as_ref(), &kid, &claims)?)
+/// The external identity provider alice signs in at (an OpenID provider of her company,
+/// say): only its issuer identifier and its signing key. It publishes no endpoint here:
+/// the home server is given its JWK Set in its configuration ([`Idp::trusted_by_home`]).
+struct Idp {
+    key: KeyPair,
 }
 
-/// Hop 2. Token exchange (RFC 8693) with delegation: the agent trades alice's token for
-/// one about alice (`sub`) for the tools, with itself as actor (`act`; its policy allows
-/// delegation, so no `actor_token` is needed), scope narrowed to `calendar.read`.
-async fn delegate_to_agent(lanyard: &LanyardAgent, user: &str) -> Result<String> {
-    let params = [
+impl Idp {
+    /// The provider's key id; the impostor of the negative step uses it too, so that only
+    /// the signature tells the keys apart.
+    const KID: &'static str = "idp-2026-12";
+
+    /// A provider with a fresh ES256 key.
+    fn new() -> Result<Idp> {
+        Ok(Idp {
+            key: KeyPair::generate(Algorithm::ES256)?.with_kid(Idp::KID),
+        })
+    }
+
+    /// How the home server trusts it: tokens of issuer `https://idp.example.com` for the
+    /// audience `https://lanyard.example.org`, ES256 only, checked against its JWK Set, and
+    /// one mapping rule. The rule names the user inside the home trust domain: a WIMSE
+    /// identifier of example.org under `/users/` (the rules render SPIFFE IDs or WIMSE
+    /// identifiers of this trust domain only; `{sub}` is checked to be one safe segment).
+    fn trusted_by_home(&self) -> Result<TrustedIssuerConfig> {
+        let mut jwk = self.key.public_jwk();
+        jwk.kid = Some(Idp::KID.into());
+        Ok(TrustedIssuerConfig {
+            issuer: IDP_ISSUER.into(),
+            jwks_uri: None,
+            jwks: Some(serde_json::to_string(&JwkSet { keys: vec![jwk] })?),
+            audience: HOME_AT_IDP.into(),
+            algorithms: vec!["ES256".into()],
+            leeway: 60,
+            max_token_lifetime: 3600,
+            jwks_refetch_interval: 30,
+            rules: vec![MappingRuleConfig {
+                identity: "wimse://{td}/users/{sub}".into(),
+                require: Vec::new(),
+            }],
+        })
+    }
+
+    /// Hop 1. alice's token, as the provider issued it when she signed in to the agent:
+    /// a JWT (`typ` `JWT`) with `iss`, `sub`, `aud` the home server's name at the provider,
+    /// `iat`, `exp` five minutes on, and her `email` (carried, not used by the rule).
+    fn user_token(&self, sub: &str) -> Result<String> {
+        let t = SystemClock.now().as_secs();
+        let claims = json!({
+            "iss": IDP_ISSUER, "sub": sub, "aud": HOME_AT_IDP, "azp": AGENT_API,
+            "email": format!("{sub}@example.com"), "iat": t, "exp": t + 300, "jti": format!("idp-{sub}-{t}"),
+        });
+        Ok(lanyard_core::jose::sign_compact(
+            Some("JWT"),
+            Some(Idp::KID),
+            &claims,
+            &self.key,
+        )?)
+    }
+}
+
+/// The form of hop 2: a delegation exchange of `user` (a JWT of the external identity
+/// provider, `subject_token_type` `...:jwt`) for a token for the tools, `calendar.read`.
+fn delegation_params(user: &str) -> [(&str, &str); 5] {
+    [
         ("grant_type", EXCHANGE),
         ("subject_token", user),
-        ("subject_token_type", AT),
-    ];
-    let target = [("audience", TOOLS_API), ("scope", "calendar.read")];
-    lanyard.home_token("agent", &[&params[..], &target].concat()).await
+        ("subject_token_type", JWT),
+        ("audience", TOOLS_API),
+        ("scope", "calendar.read"),
+    ]
+}
+
+/// Hop 2. Token exchange (RFC 8693) with delegation: the agent trades alice's token of the
+/// external provider for one about alice (`sub` her mapped identifier) for the tools, with
+/// itself as actor (`act`; its policy allows delegation, so no `actor_token` is needed),
+/// scope `calendar.read` (the provider's token carries no scope: the agent's registered
+/// scopes bound it). The home server verifies the token by the provider's configuration
+/// and the agent's policy lists the provider.
+async fn delegate_to_agent(lanyard: &LanyardAgent, user: &str) -> Result<String> {
+    lanyard.home_token("agent", &delegation_params(user)).await
 }
 
 /// Hop 3. The Transaction Token Service: the delegated token becomes a Txn-Token
@@ -344,10 +430,11 @@ fn client_spec(method: AuthMethod, ids: &[&str], grants: Vec<GrantType>, audienc
     })
 }
 
-/// The two servers: the home one (chaining to partner.org) with the `agent` and `tool`
-/// clients (authenticated by JWT-SVID, allowed to delegate), and partner.org, trusting
-/// the home server's grants (its keys from its metadata).
-async fn start_servers(dir: &std::path::Path) -> Result<(RunningServer, RunningServer)> {
+/// The two servers: the home one (trusting `idp`, chaining to partner.org) with the
+/// `agent` and `tool` clients (authenticated by JWT-SVID, allowed to delegate; the agent
+/// may present tokens of `idp`), and partner.org, trusting the home server's grants (its
+/// keys from its metadata).
+async fn start_servers(dir: &std::path::Path, idp: &Idp) -> Result<(RunningServer, RunningServer)> {
     let config = |td: &str, oauth| ServerConfig {
         data_dir: dir.join(td),
         public_address: "127.0.0.1:0".into(),
@@ -359,6 +446,7 @@ async fn start_servers(dir: &std::path::Path) -> Result<(RunningServer, RunningS
     };
     let oauth = OAuthConfig {
         chaining_foreign_servers: vec![PARTNER_ISSUER.into()],
+        trusted_issuers: vec![idp.trusted_by_home()?],
         ..OAuthConfig::default()
     };
     let home = lanyard_server::start(config(HOME_TD, oauth)).await?;
@@ -372,18 +460,26 @@ async fn start_servers(dir: &std::path::Path) -> Result<(RunningServer, RunningS
         ..OAuthConfig::default()
     };
     let partner = lanyard_server::start(config(PARTNER_TD, oauth)).await?;
-    // The agent exchanges user tokens and gets Txn-Tokens; the tool chains Txn-Tokens.
-    for (name, subject, txn_tokens, audience) in [
-        ("agent", TokenTypeUri::AccessToken, true, TOOLS_API),
-        ("tool", TokenTypeUri::TxnToken, false, PARTNER_ISSUER),
+    // The agent exchanges user tokens of the provider (JWTs) and gets Txn-Tokens for its
+    // delegated access tokens; the tool chains Txn-Tokens.
+    for (name, subjects, txn_tokens, audience, issuers) in [
+        (
+            "agent",
+            vec![TokenTypeUri::Jwt, TokenTypeUri::AccessToken],
+            true,
+            TOOLS_API,
+            vec![IDP_ISSUER.to_owned()],
+        ),
+        ("tool", vec![TokenTypeUri::TxnToken], false, PARTNER_ISSUER, Vec::new()),
     ] {
         let id = format!("spiffe://{HOME_TD}/{name}");
         let mut spec = client_spec(AuthMethod::SpiffeJwt, &[&id], vec![GrantType::TokenExchange], audience)?;
         spec.exchange = ExchangePolicy {
             delegate: true,
-            subject_token_types: vec![subject],
-            subject_audiences: vec![AGENT_API.into(), TOOLS_API.into()],
+            subject_token_types: subjects,
+            subject_audiences: vec![TOOLS_API.into()],
             txn_tokens,
+            trusted_issuers: issuers,
             ..ExchangePolicy::default()
         };
         create_client(&home.state, name, spec, SystemClock.now()).await?;
@@ -394,15 +490,24 @@ async fn start_servers(dir: &std::path::Path) -> Result<(RunningServer, RunningS
 /// Runs the whole flow, printing each token, and returns what each hop produced.
 pub(crate) async fn run() -> Result<Transcript> {
     let dir = tempfile::tempdir()?;
-    let (home, partner) = start_servers(dir.path()).await?;
+    let idp = Idp::new()?;
+    let (home, partner) = start_servers(dir.path(), &idp).await?;
     let log = ToolLog::default();
     let tool_url = start_tool(&home, &partner, log.clone()).await?;
     let lanyard = LanyardAgent(home.state.clone());
 
-    let user = user_token(&home).await?;
-    let user_token = show("1. alice's token (from the portal)", &user)?;
+    let user = idp.user_token("alice")?;
+    let user_token = show("1. alice's token (from the external identity provider)", &user)?;
     let delegated = delegate_to_agent(&lanyard, &user).await?;
     let delegated_d = show("2. token exchange: delegated to the agent", &delegated)?;
+    // The same exchange with a token that claims the same issuer and kid but is signed by
+    // another key: refused.
+    let forged = Idp::new()?.user_token("alice")?;
+    let forged_refused = lanyard.home_request("agent", &delegation_params(&forged)).await?;
+    println!(
+        "\n== 2'. the same exchange, alice's token signed by another key: refused\n   HTTP {}\n{:#}",
+        forged_refused.0, forged_refused.1
+    );
     let txn = txn_token_for(&lanyard, &delegated).await?;
     let txn_token = show("3. Txn-Token for the transaction", &txn)?;
     let creds = lanyard
@@ -418,6 +523,7 @@ pub(crate) async fn run() -> Result<Transcript> {
     Ok(Transcript {
         user_token,
         delegated: delegated_d,
+        forged_refused,
         txn_token,
         tool_saw,
         tool_answer,
