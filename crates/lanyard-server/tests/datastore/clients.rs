@@ -170,6 +170,26 @@ pub(crate) async fn jti_batch(store: Arc<dyn JtiStore>) {
     ));
     // A refused batch records nothing.
     assert!(store.record_jti("ok", exp, NOW).await.unwrap());
+    // A key whose record expired is taken over by a batch.
+    let earlier = UnixTime(NOW.as_secs() - 100);
+    assert!(
+        store
+            .record_jti("stale", UnixTime(NOW.as_secs() - 10), earlier)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.record_jtis(&[("stale".to_owned(), exp)], NOW).await.unwrap(),
+        [true]
+    );
+    // A batch larger than one statement (several statements in one transaction), with a
+    // repeat across statement boundaries.
+    let mut many: Vec<(String, UnixTime)> = (0..600).map(|i| (format!("many-{i:04}"), exp)).collect();
+    many.push(("many-0000".to_owned(), exp));
+    let fresh = store.record_jtis(&many, NOW).await.unwrap();
+    assert_eq!(fresh.iter().filter(|f| **f).count(), 600);
+    assert!(!fresh[600]);
+    assert!(!store.record_jti("many-0599", exp, NOW).await.unwrap());
 }
 
 /// The group-commit wrapper the server puts in front of the store: concurrent requests

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use lanyard_core::UnixTime;
 
-use super::{SqlDataStore, backend_err, commit_err, time_param};
+use super::{SqlDataStore, backend_err, column, commit_err, time_param};
 use crate::datastore::{JtiStore, MAX_JTI_KEY, StoreError};
 
 /// Records one key: a fresh key inserts, an expired one is taken over, a live one changes
@@ -114,8 +114,27 @@ impl JtiStore for SqlDataStore {
     }
 }
 
+/// Rows per multi-row upsert of a batch (two parameters each, far below the parameter
+/// limits of SQLite and PostgreSQL).
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// `RECORD_JTI` for `rows` keys at once, answering the keys it recorded: inserted fresh or
+/// taken over from an expired row (`RETURNING`); a live key (a replay) changes no row and
+/// is not returned. `$1` is `now`; then key and expiry per row.
+fn record_jtis_statement(rows: usize) -> String {
+    let values: Vec<String> = (0..rows).map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
+    format!(
+        "INSERT INTO oauth_jti (jti_key, expires_at) VALUES {} \
+         ON CONFLICT (jti_key) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE oauth_jti.expires_at < $1 RETURNING jti_key",
+        values.join(", ")
+    )
+}
+
 impl SqlDataStore {
-    /// The inserts of [`JtiStore::record_jtis`], in `order`, as one transaction on `conn`.
+    /// The upserts of [`JtiStore::record_jtis`] on `conn`: distinct keys in `order` (sorted),
+    /// [`ROWS_PER_STATEMENT`] per statement, one transaction when there is more than one
+    /// statement. A key repeated within the batch is fresh at most at its first place.
     async fn record_jtis_on(
         &self,
         conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
@@ -124,21 +143,48 @@ impl SqlDataStore {
         fresh: &mut [bool],
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = sqlx::Connection::begin(&mut **conn)
-            .await
-            .map_err(|e| backend_err("recording jtis", e))?;
+        let fail = |e| backend_err("recording jtis", e);
+        // The first place of each distinct key, in sorted order.
+        let mut firsts: Vec<usize> = Vec::with_capacity(order.len());
         for &i in order {
-            let (key, expires_at) = &keys[i];
-            fresh[i] = sqlx::query(RECORD_JTI)
-                .bind(key)
-                .bind(time_param(*expires_at))
-                .bind(time_param(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| backend_err("recording jtis", e))?
-                .rows_affected()
-                == 1;
+            if firsts.last().is_none_or(|&last| keys[last].0 != keys[i].0) {
+                firsts.push(i);
+            } else if let Some(last) = firsts.last_mut()
+                && i < *last
+            {
+                *last = i;
+            }
         }
-        tx.commit().await.map_err(commit_err)
+        if firsts.is_empty() {
+            return Ok(());
+        }
+        // Only placeholders are generated; every value is bound.
+        let upsert = |chunk: &[usize]| {
+            let sql = sqlx::AssertSqlSafe(record_jtis_statement(chunk.len()));
+            let mut query = sqlx::query(sql).bind(time_param(now));
+            for &i in chunk {
+                query = query.bind(keys[i].0.clone()).bind(time_param(keys[i].1));
+            }
+            query
+        };
+        let chunks: Vec<&[usize]> = firsts.chunks(ROWS_PER_STATEMENT).collect();
+        let mut rows = Vec::new();
+        if let [only] = chunks.as_slice() {
+            rows = upsert(only).fetch_all(&mut **conn).await.map_err(fail)?;
+        } else {
+            let mut tx = sqlx::Connection::begin(&mut **conn).await.map_err(fail)?;
+            for chunk in chunks {
+                rows.extend(upsert(chunk).fetch_all(&mut *tx).await.map_err(fail)?);
+            }
+            tx.commit().await.map_err(commit_err)?;
+        }
+        let mut recorded = std::collections::HashSet::with_capacity(rows.len());
+        for row in &rows {
+            recorded.insert(column::<String>(row, "jti_key")?);
+        }
+        for i in firsts {
+            fresh[i] = recorded.contains(&keys[i].0);
+        }
+        Ok(())
     }
 }
