@@ -10,7 +10,15 @@
 //! ```
 //!
 //! Prints one JSON line: requests per second, latency percentiles (p50/p90/p99, ms), the
-//! totals and the failures. Checks first that an answer is an ES256 `at+jwt`.
+//! totals and the failures. Checks first that an answer is an ES256 JWT (`at+jwt`, or
+//! `--expect-typ`).
+//!
+//! Other grants: `--grant-type` replaces `client_credentials` and each `--param name=value`
+//! is added to every request, e.g. a token exchange (`--grant-type
+//! urn:ietf:params:oauth:grant-type:token-exchange --param subject_token=... --param
+//! subject_token_type=urn:ietf:params:oauth:token-type:access_token`) or a Txn-Token
+//! request (`--param requested_token_type=urn:ietf:params:oauth:token-type:txn_token
+//! --expect-typ txntoken+jwt`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +40,9 @@ struct Options {
     seconds: u64,
     assertions: usize,
     scope: String,
+    grant_type: String,
+    params: Vec<(String, String)>,
+    expect_typ: String,
 }
 
 impl Options {
@@ -44,6 +55,9 @@ impl Options {
             seconds: 15,
             assertions: 200_000,
             scope: "read".into(),
+            grant_type: "client_credentials".into(),
+            params: Vec::new(),
+            expect_typ: "at+jwt".into(),
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
         for pair in args.chunks(2) {
@@ -58,6 +72,12 @@ impl Options {
                 "--seconds" => o.seconds = value.parse()?,
                 "--assertions" => o.assertions = value.parse()?,
                 "--scope" => o.scope = value.clone(),
+                "--grant-type" => o.grant_type = value.clone(),
+                "--expect-typ" => o.expect_typ = value.clone(),
+                "--param" => {
+                    let (k, v) = value.split_once('=').context("--param name=value")?;
+                    o.params.push((k.to_owned(), v.to_owned()));
+                }
                 other => bail!("unknown option {other}"),
             }
         }
@@ -99,8 +119,8 @@ fn bodies(o: &Options, issuer: &str) -> Result<Vec<Bytes>> {
             ..ClientAssertionParams::new(&o.client_id, issuer)
         };
         let assertion = create_client_assertion(key.as_ref(), &params, now, provider.as_ref())?;
-        let form = encode_form([
-            ("grant_type", "client_credentials"),
+        let mut pairs = vec![
+            ("grant_type", o.grant_type.as_str()),
             ("client_id", o.client_id.as_str()),
             (
                 "client_assertion_type",
@@ -108,7 +128,9 @@ fn bodies(o: &Options, issuer: &str) -> Result<Vec<Bytes>> {
             ),
             ("client_assertion", assertion.as_str()),
             ("scope", o.scope.as_str()),
-        ]);
+        ];
+        pairs.extend(o.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let form = encode_form(pairs);
         out.push(Bytes::from(form));
     }
     Ok(out)
@@ -142,7 +164,7 @@ async fn run(o: Options) -> Result<()> {
     let (authority, path) = split_http_url(endpoint)?;
     let mut bodies = bodies(&o, issuer)?;
 
-    // One request by hand: the answer must be an ES256 at+jwt.
+    // One request by hand: the answer must be an ES256 JWT of the expected type.
     let first = bodies.pop().context("no assertions")?;
     let mut sender = connect(&authority).await?;
     let response = sender.send_request(post(&authority, &path, first)?).await?;
@@ -153,7 +175,7 @@ async fn run(o: Options) -> Result<()> {
         .as_str()
         .with_context(|| format!("{status}: {answer}"))?;
     let header = lanyard_core::jose::CompactJws::parse(token)?.header().members.clone();
-    if header.get("typ").and_then(|v| v.as_str()) != Some("at+jwt")
+    if header.get("typ").and_then(|v| v.as_str()) != Some(o.expect_typ.as_str())
         || header.get("alg").and_then(|v| v.as_str()) != Some("ES256")
     {
         bail!("unexpected token header {header:?}");
@@ -216,6 +238,7 @@ async fn run(o: Options) -> Result<()> {
         serde_json::json!({
             "as": o.authorization_server,
             "generator": "oauth_load (Rust, hyper HTTP/1.1, one thread)",
+            "grant_type": o.grant_type,
             "connections": o.connections,
             "requests_per_second": (latencies.len() as f64 / elapsed).round(),
             "latency_ms": {"p50": percentile(0.50), "p90": percentile(0.90), "p99": percentile(0.99)},
