@@ -271,6 +271,15 @@ pub trait JtiStore: Send + Sync + std::fmt::Debug {
     async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError>;
     /// Whether the access token `jti` is revoked.
     async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// [`JtiStore::is_revoked`] for several `jti`s at once (one query): element `i` of the
+    /// answer is for `jtis[i]`. The default asks one by one.
+    async fn revoked_among(&self, jtis: &[String]) -> Result<Vec<bool>, StoreError> {
+        let mut revoked = Vec::with_capacity(jtis.len());
+        for jti in jtis {
+            revoked.push(self.is_revoked(jti).await?);
+        }
+        Ok(revoked)
+    }
     /// Deletes recorded `jti`s and revocations that expired before `now`; returns how many.
     async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError>;
 }

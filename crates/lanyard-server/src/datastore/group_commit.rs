@@ -16,8 +16,15 @@
 //! in one transaction ([`JtiStore::record_jtis`]), and answers each waiter. While a batch
 //! commits, the next one gathers, so batches grow with the load and a lone request waits
 //! for one commit only. A failed batch fails each of its requests with the store's error.
+//!
+//! Revocation checks ([`JtiStore::is_revoked`], two per token exchange) are batched the same
+//! way by a second task, as one `IN (...)` query per batch ([`JtiStore::revoked_among`]):
+//! each query runs after its callers queued, so every answer is at least as fresh as an
+//! unbatched one; what batching saves is a round trip to the database (and on SQLite a
+//! wake-up of its worker thread) per check.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -40,11 +47,19 @@ struct Pending {
     reply: oneshot::Sender<Result<bool, StoreError>>,
 }
 
-/// A [`JtiStore`] whose `record_jti` calls are committed in batches by a background task;
-/// the other calls go straight to the inner store.
+/// One waiting revocation check.
+struct PendingCheck {
+    jti: String,
+    reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// A [`JtiStore`] whose `record_jti` calls are committed in batches by a background task
+/// and whose `is_revoked` calls are answered in batches by another; the other calls go
+/// straight to the inner store.
 pub struct GroupCommitJtis {
     inner: Arc<dyn JtiStore>,
     queue: mpsc::Sender<Pending>,
+    checks: mpsc::Sender<PendingCheck>,
 }
 
 impl fmt::Debug for GroupCommitJtis {
@@ -59,11 +74,64 @@ impl GroupCommitJtis {
     pub fn spawn(inner: Arc<dyn JtiStore>) -> GroupCommitJtis {
         let (queue, received) = mpsc::channel(QUEUE);
         tokio::spawn(run(Arc::clone(&inner), received));
-        GroupCommitJtis { inner, queue }
+        let (checks, received_checks) = mpsc::channel(QUEUE);
+        tokio::spawn(run_checks(Arc::clone(&inner), received_checks));
+        GroupCommitJtis { inner, queue, checks }
     }
 }
 
-async fn run(store: Arc<dyn JtiStore>, mut received: mpsc::Receiver<Pending>) {
+/// A queued call waiting for its answer.
+trait Waiting {
+    fn answer(self, outcome: Result<bool, StoreError>);
+}
+
+impl Waiting for Pending {
+    fn answer(self, outcome: Result<bool, StoreError>) {
+        // A caller that gave up (its request was dropped) needs no answer.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+impl Waiting for PendingCheck {
+    fn answer(self, outcome: Result<bool, StoreError>) {
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// The `jti`-recording task: one [`JtiStore::record_jtis`] per batch.
+async fn run(store: Arc<dyn JtiStore>, received: mpsc::Receiver<Pending>) {
+    serve_batches(received, "recording a batch of jtis", |batch: &[Pending]| {
+        let now = batch.iter().map(|p| p.now).max().unwrap_or(UnixTime(0));
+        let keys: Vec<(String, UnixTime)> = batch.iter().map(|p| (p.key.clone(), p.expires_at)).collect();
+        let store = Arc::clone(&store);
+        async move { store.record_jtis(&keys, now).await }
+    })
+    .await;
+}
+
+/// The revocation-check task: one [`JtiStore::revoked_among`] per batch.
+async fn run_checks(store: Arc<dyn JtiStore>, received: mpsc::Receiver<PendingCheck>) {
+    serve_batches(
+        received,
+        "reading a batch of revocations",
+        |batch: &[PendingCheck]| {
+            let jtis: Vec<String> = batch.iter().map(|p| p.jti.clone()).collect();
+            let store = Arc::clone(&store);
+            async move { store.revoked_among(&jtis).await }
+        },
+    )
+    .await;
+}
+
+/// Takes the first queued call and everything else already queued (up to [`MAX_BATCH`]),
+/// asks the store once with `serve`, and answers each call; a failed batch fails each of
+/// its calls. Ends when every sender is gone.
+async fn serve_batches<T, F, Fut>(mut received: mpsc::Receiver<T>, what: &'static str, mut serve: F)
+where
+    T: Waiting,
+    F: FnMut(&[T]) -> Fut,
+    Fut: Future<Output = Result<Vec<bool>, StoreError>>,
+{
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = received.recv().await {
         batch.push(first);
@@ -73,13 +141,10 @@ async fn run(store: Arc<dyn JtiStore>, mut received: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let now = batch.iter().map(|p| p.now).max().unwrap_or(UnixTime(0));
-        let keys: Vec<(String, UnixTime)> = batch.iter().map(|p| (p.key.clone(), p.expires_at)).collect();
-        match store.record_jtis(&keys, now).await {
-            Ok(fresh) if fresh.len() == batch.len() => {
-                for (pending, fresh) in batch.drain(..).zip(fresh) {
-                    // A caller that gave up (its request was dropped) needs no answer.
-                    let _ = pending.reply.send(Ok(fresh));
+        match serve(&batch).await {
+            Ok(answers) if answers.len() == batch.len() => {
+                for (waiting, answer) in batch.drain(..).zip(answers) {
+                    waiting.answer(Ok(answer));
                 }
             }
             outcome => {
@@ -87,11 +152,9 @@ async fn run(store: Arc<dyn JtiStore>, mut received: mpsc::Receiver<Pending>) {
                     Err(e) => e.to_string(),
                     Ok(_) => "the store answered a batch with the wrong number of results".into(),
                 };
-                tracing::warn!(keys = batch.len(), error = %reason, "recording a batch of jtis failed");
-                for pending in batch.drain(..) {
-                    let _ = pending.reply.send(Err(StoreError::Inconsistent(format!(
-                        "recording a batch of jtis failed: {reason}"
-                    ))));
+                tracing::warn!(calls = batch.len(), error = %reason, "{what} failed");
+                for waiting in batch.drain(..) {
+                    waiting.answer(Err(StoreError::Inconsistent(format!("{what} failed: {reason}"))));
                 }
             }
         }
@@ -126,7 +189,18 @@ impl JtiStore for GroupCommitJtis {
     }
 
     async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        self.inner.is_revoked(jti).await
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingCheck {
+            jti: jti.to_owned(),
+            reply,
+        };
+        let stopped = || StoreError::Inconsistent("the revocation batching task has stopped".into());
+        self.checks.send(pending).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn revoked_among(&self, jtis: &[String]) -> Result<Vec<bool>, StoreError> {
+        self.inner.revoked_among(jtis).await
     }
 
     async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {

@@ -143,7 +143,26 @@ pub(crate) async fn revocations(store: Arc<dyn JtiStore>) {
     store.revoke_token("t-1", exp).await.unwrap();
     assert!(store.is_revoked("t-1").await.unwrap());
     assert!(!store.is_revoked("t-2").await.unwrap());
-    assert_eq!(store.prune_jtis(exp.plus(1)).await.unwrap(), 1);
+    // Several at once, in order, repeats and more than one statement's worth included; and
+    // through the batching wrapper, concurrent checks each get their own answer.
+    let mut jtis: Vec<String> = (0..300).map(|i| format!("t-{i}")).collect();
+    jtis.push("t-1".into());
+    let among = store.revoked_among(&jtis).await.unwrap();
+    assert_eq!(among.iter().filter(|r| **r).count(), 2);
+    assert!(among[1] && among[300] && !among[0] && !among[2]);
+    let batched: Arc<dyn JtiStore> = Arc::new(GroupCommitJtis::spawn(Arc::clone(&store)));
+    let checks: Vec<_> = (0..64)
+        .map(|i| {
+            let batched = Arc::clone(&batched);
+            tokio::spawn(async move { batched.is_revoked(&format!("t-{}", i % 4)).await.unwrap() })
+        })
+        .collect();
+    for (i, check) in checks.into_iter().enumerate() {
+        assert_eq!(check.await.unwrap(), i % 4 == 1, "t-{}", i % 4);
+    }
+    batched.revoke_token("t-2", exp).await.unwrap();
+    assert!(batched.is_revoked("t-2").await.unwrap());
+    assert_eq!(store.prune_jtis(exp.plus(1)).await.unwrap(), 2);
     let revoked: BTreeSet<bool> = [store.is_revoked("t-1").await.unwrap()].into();
     assert_eq!(revoked, [false].into());
 }

@@ -96,6 +96,29 @@ impl JtiStore for SqlDataStore {
         Ok(found.is_some())
     }
 
+    async fn revoked_among(&self, jtis: &[String]) -> Result<Vec<bool>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in jtis.chunks(ROWS_PER_STATEMENT) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            // Only placeholders are generated; every value is bound.
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT jti FROM oauth_revoked WHERE jti IN ({})",
+                placeholders.join(", ")
+            ));
+            let mut query = sqlx::query_scalar::<_, String>(sql);
+            for jti in chunk {
+                query = query.bind(jti.clone());
+            }
+            found.extend(
+                query
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| backend_err("reading revocations", e))?,
+            );
+        }
+        Ok(jtis.iter().map(|jti| found.contains(jti)).collect())
+    }
+
     async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
         let now = time_param(now);
         let jtis = sqlx::query("DELETE FROM oauth_jti WHERE expires_at < $1")
