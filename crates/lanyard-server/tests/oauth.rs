@@ -1096,6 +1096,21 @@ async fn x509_svid_client_authentication_binds_the_token_to_the_certificate() {
     );
 
     let ca = h.server.state.keys.x509_ca().await.unwrap();
+    // The listener's certificate names the address it is reached at (an IP SAN beside the
+    // SPIFFE ID), so a client that checks the host, trusting only the trust domain's CA,
+    // completes the handshake (no client certificate: 401 from the endpoint).
+    let verifying = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let answer = verifying
+        .post(&mtls_token)
+        .header("content-type", FORM)
+        .body("grant_type=client_credentials&client_id=mtls-billing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
     let id = SpiffeId::parse("spiffe://example.org/billing/api").unwrap();
     let svid = ca.issue_svid(&id, SubjectKey::Generate, 600, &[], now()).unwrap();
     let form = encode_form([("grant_type", "client_credentials"), ("client_id", "mtls-billing")]);

@@ -26,6 +26,7 @@
 //! key transport) and `keyAgreement` only for static (EC)DH, which TLS no longer uses; both
 //! are MAY in §4.3, so an EC or Ed25519 leaf gets `digitalSignature` alone.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use lanyard_core::{CryptoProvider, SpiffeId, TrustDomain, UnixTime};
@@ -404,19 +405,35 @@ impl X509Authority {
         dns_names: &[String],
         now: UnixTime,
     ) -> Result<X509Svid, Error> {
+        self.issue_server_svid(spiffe_id, subject_key, ttl, dns_names, &[], now)
+    }
+
+    /// [`X509Authority::issue_svid`] for a server that clients reach by address: also
+    /// `ip_addresses` as IP SANs, so that clients checking the host they connected to
+    /// (curl, browsers, any RFC 6125 client) accept it. X509-SVID.md §2 allows SANs of
+    /// other types beside the one URI SAN.
+    pub fn issue_server_svid(
+        &self,
+        spiffe_id: &SpiffeId,
+        subject_key: SubjectKey<'_>,
+        ttl: u64,
+        dns_names: &[String],
+        ip_addresses: &[IpAddr],
+        now: UnixTime,
+    ) -> Result<X509Svid, Error> {
         match subject_key {
             SubjectKey::Generate => {
                 let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(Error::generation)?;
                 let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
                 let private = PrivatePkcs8KeyDer::from(key.serialize_der());
-                self.issue(spiffe_id, &spki, Some(private), ttl, dns_names, now)
+                self.issue(spiffe_id, &spki, Some(private), ttl, dns_names, ip_addresses, now)
             }
             SubjectKey::KeyPair(key) => {
                 let spki = key.public_spki_der()?;
                 let private = PrivatePkcs8KeyDer::from(key.to_pkcs8_der()?);
-                self.issue(spiffe_id, &spki, Some(private), ttl, dns_names, now)
+                self.issue(spiffe_id, &spki, Some(private), ttl, dns_names, ip_addresses, now)
             }
-            SubjectKey::PublicKey(spki) => self.issue(spiffe_id, spki, None, ttl, dns_names, now),
+            SubjectKey::PublicKey(spki) => self.issue(spiffe_id, spki, None, ttl, dns_names, ip_addresses, now),
         }
     }
 
@@ -482,7 +499,7 @@ impl X509Authority {
             }
         }
         let spki = csr.certification_request_info.subject_pki.raw;
-        self.issue(spiffe_id, spki, None, ttl, dns_names, now)
+        self.issue(spiffe_id, spki, None, ttl, dns_names, &[], now)
     }
 
     fn issue(
@@ -492,6 +509,7 @@ impl X509Authority {
         key: Option<PrivatePkcs8KeyDer<'static>>,
         ttl: u64,
         dns_names: &[String],
+        ip_addresses: &[IpAddr],
         now: UnixTime,
     ) -> Result<X509Svid, Error> {
         match &self.trust_domain {
@@ -530,6 +548,7 @@ impl X509Authority {
             check_dns_name(name)?;
             sans.push(SanType::DnsName(ia5(name)?));
         }
+        sans.extend(ip_addresses.iter().map(|ip| SanType::IpAddress(*ip)));
         params.subject_alt_names = sans;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

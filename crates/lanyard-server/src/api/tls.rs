@@ -2,6 +2,7 @@
 //! half-life) and a client-certificate verifier that lets anonymous clients in (for
 //! `AttestAgent`) but validates any chain a client does present.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -240,8 +241,9 @@ async fn issue(state: &AppState, id: &SpiffeId) -> Result<(X509Svid, Issued), Se
         .min(state.keys.max_ttl(AuthorityKind::X509, now).await?);
     let ca = state.keys.x509_ca().await?;
     let issuing = x509_err("issuing the server SVID");
+    let (dns_names, ip_addresses) = listener_names(state);
     let svid = ca
-        .issue_svid(id, SubjectKey::Generate, ttl, &[], now)
+        .issue_server_svid(id, SubjectKey::Generate, ttl, &dns_names, &ip_addresses, now)
         .map_err(issuing)?;
     let not_after = svid.not_after().map_err(issuing)?;
     let renew_at = now.plus(not_after.as_secs().saturating_sub(now.as_secs()) / 2);
@@ -253,6 +255,40 @@ async fn issue(state: &AppState, id: &SpiffeId) -> Result<(X509Svid, Issued), Se
             bundle_sequence: None,
         },
     ))
+}
+
+/// The names clients reach the server's TLS listeners by, as extra SANs of its SVID
+/// (SPIFFE clients check only the URI SAN; curl and other RFC 6125 clients check the host
+/// they connected to): the public URL's host and the hosts of the agent API and OAuth
+/// mutual-TLS addresses. IP literals become IP SANs, other names DNS SANs; wildcard bind
+/// addresses (`0.0.0.0`, `::`) and names that are not valid DNS names are left out.
+fn listener_names(state: &AppState) -> (Vec<String>, Vec<IpAddr>) {
+    let config = &state.config;
+    let public_host = state
+        .public_url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned));
+    let bound = [Some(config.agent_address.clone()), config.oauth_mtls_address()]
+        .into_iter()
+        .flatten()
+        .filter_map(|address| address.parse::<std::net::SocketAddr>().ok())
+        .map(|address| address.ip().to_string());
+    let (mut dns_names, mut ip_addresses) = (Vec::new(), Vec::new());
+    for host in public_host.into_iter().chain(bound) {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() && !ip_addresses.contains(&ip) => ip_addresses.push(ip),
+            Ok(_) => {}
+            Err(_) => {
+                let name = host.to_ascii_lowercase();
+                if rustls::pki_types::DnsName::try_from(name.as_str()).is_ok() && !dns_names.contains(&name) {
+                    dns_names.push(name);
+                }
+            }
+        }
+    }
+    (dns_names, ip_addresses)
 }
 
 /// The trust domain's X.509 authorities as a bundle set, and the bundle's sequence.

@@ -14,12 +14,11 @@
 //! Access tokens are verified with `lanyard token verify --type access-token` against the
 //! AS's `jwks_uri` keys, and are never printed.
 //!
-//! curl cannot authenticate the server: it checks a DNS or IP name, and the server's
-//! X.509-SVID has only its SPIFFE ID (`--cacert` fails with "unable to obtain common name").
-//! So curl runs with `--insecure` and prints the chain it was served (`%{certs}`, curl
-//! 7.88+), and each request counts only if that chain verifies against the agent's bundle
-//! as an X.509-SVID of [`SERVER_ID`] with `serverAuth` (`lanyard x509 verify`): the TLS
-//! handshake proved the server holds that leaf's key.
+//! curl authenticates the server as any HTTPS client does (`--cacert` with the agent's
+//! bundle; the server's X.509-SVID carries the listener's IP address beside its SPIFFE ID),
+//! and prints the chain it was served (`%{certs}`, curl 7.88+): each request counts only if
+//! that chain also verifies as an X.509-SVID of [`SERVER_ID`] with `serverAuth` (`lanyard
+//! x509 verify`), the SPIFFE check curl cannot make.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -354,7 +353,9 @@ fn mtls(target: &Target) -> Result<String, String> {
 fn curl_token(target: &Target, cert: &Path, key: &Path, bundle: &Path) -> Result<(u64, Value), String> {
     let body_file = target.dir.join("curl-body.json");
     let mut cmd = Command::new("curl");
-    cmd.args(["--silent", "--show-error", "--insecure", "--max-time", "15"])
+    cmd.args(["--silent", "--show-error", "--max-time", "15"])
+        .arg("--cacert")
+        .arg(bundle)
         .arg("--cert")
         .arg(cert)
         .arg("--key")
