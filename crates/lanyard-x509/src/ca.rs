@@ -426,14 +426,14 @@ impl X509Authority {
                 let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(Error::generation)?;
                 let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
                 let private = PrivatePkcs8KeyDer::from(key.serialize_der());
-                self.issue(spiffe_id, &spki, Some(private), ttl, dns_names, ip_addresses, now)
+                self.issue(spiffe_id, &spki, Some(private), ttl, (dns_names, ip_addresses), now)
             }
             SubjectKey::KeyPair(key) => {
                 let spki = key.public_spki_der()?;
                 let private = PrivatePkcs8KeyDer::from(key.to_pkcs8_der()?);
-                self.issue(spiffe_id, &spki, Some(private), ttl, dns_names, ip_addresses, now)
+                self.issue(spiffe_id, &spki, Some(private), ttl, (dns_names, ip_addresses), now)
             }
-            SubjectKey::PublicKey(spki) => self.issue(spiffe_id, spki, None, ttl, dns_names, ip_addresses, now),
+            SubjectKey::PublicKey(spki) => self.issue(spiffe_id, spki, None, ttl, (dns_names, ip_addresses), now),
         }
     }
 
@@ -499,7 +499,7 @@ impl X509Authority {
             }
         }
         let spki = csr.certification_request_info.subject_pki.raw;
-        self.issue(spiffe_id, spki, None, ttl, dns_names, &[], now)
+        self.issue(spiffe_id, spki, None, ttl, (dns_names, &[]), now)
     }
 
     fn issue(
@@ -508,8 +508,7 @@ impl X509Authority {
         spki_der: &[u8],
         key: Option<PrivatePkcs8KeyDer<'static>>,
         ttl: u64,
-        dns_names: &[String],
-        ip_addresses: &[IpAddr],
+        (dns_names, ip_addresses): (&[String], &[IpAddr]),
         now: UnixTime,
     ) -> Result<X509Svid, Error> {
         match &self.trust_domain {
