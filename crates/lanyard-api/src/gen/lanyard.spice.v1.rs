@@ -117,9 +117,11 @@ pub mod sd_cwt_client {
             self.inner = self.inner.max_encoding_message_size(limit);
             self
         }
-        /// Issues a fresh SD-CWT for one of the caller's identities. Each call
-        /// mints a new credential with a new holder key (counted against the
-        /// caller's mint budget; ResourceExhausted when it is spent).
+        /// An SD-CWT for one of the caller's identities: the agent's cached one
+        /// while it has more than half its lifetime left (workloads of one identity
+        /// share it, as they share X.509-SVIDs), else a new credential with a new
+        /// holder key that the server mints, counted against the caller's mint
+        /// budget (ResourceExhausted when it is spent and nothing valid is cached).
         pub async fn fetch_sd_cwt(
             &mut self,
             request: impl tonic::IntoRequest<super::FetchSdCwtRequest>,
@@ -159,9 +161,11 @@ pub mod sd_cwt_server {
     /// Generated trait containing gRPC methods that should be implemented for use with SdCwtServer.
     #[async_trait]
     pub trait SdCwt: std::marker::Send + std::marker::Sync + 'static {
-        /// Issues a fresh SD-CWT for one of the caller's identities. Each call
-        /// mints a new credential with a new holder key (counted against the
-        /// caller's mint budget; ResourceExhausted when it is spent).
+        /// An SD-CWT for one of the caller's identities: the agent's cached one
+        /// while it has more than half its lifetime left (workloads of one identity
+        /// share it, as they share X.509-SVIDs), else a new credential with a new
+        /// holder key that the server mints, counted against the caller's mint
+        /// budget (ResourceExhausted when it is spent and nothing valid is cached).
         async fn fetch_sd_cwt(
             &self,
             request: tonic::Request<super::FetchSdCwtRequest>,
