@@ -15,6 +15,9 @@
 //! - `dpop`: `Authorization: DPoP` + an ES256 DPoP proof for an ES256 `cnf.jkt` token (two
 //!   verifications, `ath`, `htu`, replay record). Each proof is used once: proofs come
 //!   from a pool, and when it wraps the layer is rebuilt untimed (a fresh replay cache).
+//! - `txn_token`: [`TxnTokenLayer`] with an ES256 Txn-Token in the `Txn-Token` header
+//!   (draft-ietf-oauth-transaction-tokens-11: one verification, `aud` = the trust domain;
+//!   issue 13's goal: at most 1.15× one raw verification).
 //!
 //! After criterion, a paired measurement (only with `--bench`) alternates blocks of raw
 //! verifications and of layer requests and prints the median per-round ratios, which a
@@ -37,8 +40,10 @@ use lanyard_core::oauth::{
     AccessTokenClaims, Audience, Confirmation, DpopProofParams, Scope, VerificationKeys, create_dpop_proof,
     issue_access_token,
 };
+use lanyard_core::oauth::{TxnTokenClaims, TxnTokenPolicy, issue_txn_token};
 use lanyard_core::{Algorithm, CryptoProvider, FixedClock, JwkSet, SigningKey, UnixTime};
 use lanyard_tower::oauth::{AccessTokenConfig, AccessTokenLayer, KeySource};
+use lanyard_tower::{TxnTokenKeys, TxnTokenLayer};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -46,6 +51,10 @@ const NOW: UnixTime = UnixTime(1_800_000_000);
 const ISSUER: &str = "https://as.example.org";
 const AUDIENCE: &str = "https://ledger.example.org";
 const PATH: &str = "/ledger";
+/// The trust domain a Txn-Token is for (its `aud`).
+const TRUST_DOMAIN: &str = "example.org";
+/// Credentials of this form go in the `Txn-Token` header instead of `Authorization`.
+const TXN_PREFIX: &str = "Txn-Token ";
 /// Distinct DPoP proofs per pool (small when only testing that the benchmark runs).
 const POOL: usize = 20_000;
 const TEST_POOL: usize = 64;
@@ -58,6 +67,7 @@ struct Fixture {
     bearer: String,
     dpop_token: String,
     dpop_key: Arc<dyn SigningKey>,
+    txn_token: String,
 }
 
 fn fixture() -> Fixture {
@@ -82,7 +92,21 @@ fn fixture() -> Fixture {
         act: None,
         extra: Default::default(),
     };
+    let txn = TxnTokenClaims {
+        iss: Some(ISSUER.into()),
+        iat: NOW,
+        exp: NOW.plus(60),
+        aud: TRUST_DOMAIN.into(),
+        txn: "txn-1".into(),
+        sub: "alice".into(),
+        scope: Scope::parse("ledger.read").unwrap(),
+        req_wl: "spiffe://example.org/agent".into(),
+        tctx: None,
+        rctx: None,
+        extra: Default::default(),
+    };
     Fixture {
+        txn_token: issue_txn_token(as_key.as_ref(), "as-1", &txn).unwrap(),
         bearer: issue_access_token(as_key.as_ref(), "as-1", &claims(None)).unwrap(),
         dpop_token: issue_access_token(as_key.as_ref(), "as-1", &claims(Some(Confirmation::dpop(jkt)))).unwrap(),
         provider,
@@ -99,12 +123,23 @@ fn app(f: &Fixture) -> Router {
         .layer(AccessTokenLayer::new(KeySource::fixed(f.keys.clone()), config))
 }
 
+/// A request with `authorization` (or, prefixed with [`TXN_PREFIX`], a `Txn-Token` header)
+/// and a DPoP proof if given.
 fn request(authorization: &str, dpop: Option<&str>) -> Request<Body> {
-    let mut r = Request::get(PATH).header("authorization", authorization);
+    let mut r = match authorization.strip_prefix(TXN_PREFIX) {
+        Some(txn) => Request::get(PATH).header("txn-token", txn),
+        None => Request::get(PATH).header("authorization", authorization),
+    };
     if let Some(p) = dpop {
         r = r.header("dpop", p);
     }
     r.body(Body::empty()).unwrap()
+}
+
+fn txn_app(f: &Fixture) -> Router {
+    let layer = TxnTokenLayer::new(TxnTokenPolicy::new(TRUST_DOMAIN), TxnTokenKeys::new(f.keys.clone()))
+        .with_clock(Arc::new(FixedClock(NOW)));
+    Router::new().route(PATH, get(|| async { "ok" })).layer(layer)
 }
 
 fn send(rt: &Runtime, app: &Router, req: Request<Body>) -> StatusCode {
@@ -218,6 +253,10 @@ fn layer(c: &mut Criterion, rt: &Runtime, f: &Fixture, pool: usize) -> Vec<(Stri
         "a replayed proof must be refused"
     );
     timed(c, rt, "dpop", &|| app(f), &proofs, true);
+
+    let txn = same(format!("{TXN_PREFIX}{}", f.txn_token));
+    assert_eq!(send(rt, &txn_app(f), request(&txn[0].0, None)), StatusCode::OK);
+    timed(c, rt, "txn_token", &|| txn_app(f), &txn, false);
     proofs
 }
 
@@ -259,6 +298,9 @@ fn paired(rt: &Runtime, f: &Fixture, dpop_pool: &[(String, Option<String>)]) {
     let bearer_app = app(f);
     let (mut bearer, mut bearer_net, mut dpop, mut dpop_net) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut dpop_vs_parse = Vec::new();
+    let txn_pool = vec![(format!("{TXN_PREFIX}{}", f.txn_token), None); PAIRED_BLOCK];
+    let txn_app = txn_app(f);
+    let (mut txn, mut txn_net) = (Vec::new(), Vec::new());
     let mut next = 0;
     let mut dpop_app = app(f);
     for _ in 0..PAIRED_ROUNDS {
@@ -278,6 +320,10 @@ fn paired(rt: &Runtime, f: &Fixture, dpop_pool: &[(String, Option<String>)]) {
         dpop.push(d / two);
         dpop_net.push((d - base) / two);
         dpop_vs_parse.push(d / (one + parsed_one));
+        let t = through(&txn_app, &txn_pool).as_secs_f64();
+        let one_again = raw(PAIRED_BLOCK).as_secs_f64();
+        txn.push(t / one_again);
+        txn_net.push((t - base) / one_again);
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -285,12 +331,15 @@ fn paired(rt: &Runtime, f: &Fixture, dpop_pool: &[(String, Option<String>)]) {
     };
     println!(
         "paired ({PAIRED_ROUNDS} rounds of {PAIRED_BLOCK}): bearer/raw = {:.3} (net of baseline {:.3}); \
-         dpop/(2 raw) = {:.3} (net {:.3}); dpop/(raw + parse-and-verify) = {:.3}",
+         dpop/(2 raw) = {:.3} (net {:.3}); dpop/(raw + parse-and-verify) = {:.3}; \
+         txn_token/raw = {:.3} (net {:.3})",
         median(&mut bearer),
         median(&mut bearer_net),
         median(&mut dpop),
         median(&mut dpop_net),
-        median(&mut dpop_vs_parse)
+        median(&mut dpop_vs_parse),
+        median(&mut txn),
+        median(&mut txn_net)
     );
 }
 
