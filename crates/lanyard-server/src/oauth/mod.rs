@@ -165,8 +165,11 @@ impl AuthorizationServer {
             remote_keys: remote_keys::RemoteKeys::default(),
             trusted_issuers,
             own_keys: Mutex::new(None),
+            // Keys come only from the URL configured or discovered: no redirect may move
+            // them to another (possibly plain-HTTP) origin.
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
             state,

@@ -125,10 +125,12 @@ impl AuthorizationServer {
         for url in urls {
             match self.fetch_small(&url).await {
                 Ok(body) => {
-                    return AuthorizationServerMetadata::from_json(&body, source.issuer)
+                    let jwks_uri = AuthorizationServerMetadata::from_json(&body, source.issuer)
                         .map_err(|e| e.to_string())?
                         .jwks_uri
-                        .ok_or_else(|| "its metadata names no jwks_uri".into());
+                        .ok_or_else(|| "its metadata names no jwks_uri".to_owned())?;
+                    check_discovered_jwks_uri(&jwks_uri, &url)?;
+                    return Ok(jwks_uri);
                 }
                 Err(e) => last = e,
             }
@@ -136,16 +138,79 @@ impl AuthorizationServer {
         Err(last)
     }
 
-    /// GETs `url` (at most 64 KiB, a success status).
+    /// GETs `url` (a success status, at most [`MAX_DOCUMENT`] bytes, read in chunks so that
+    /// a larger body is never buffered whole).
     pub(crate) async fn fetch_small(&self, url: &str) -> Result<Vec<u8>, String> {
-        let response = self.http.get(url).send().await.map_err(|_| "unreachable".to_owned())?;
+        let too_large = || format!("larger than {} KiB", MAX_DOCUMENT / 1024);
+        let mut response = self.http.get(url).send().await.map_err(|_| "unreachable".to_owned())?;
         if !response.status().is_success() {
             return Err(format!("{url} answered {}", response.status()));
         }
-        let body = response.bytes().await.map_err(|_| "body".to_owned())?;
-        if body.len() > 64 * 1024 {
-            return Err("larger than 64 KiB".into());
+        if response.content_length().is_some_and(|n| n > MAX_DOCUMENT as u64) {
+            return Err(too_large());
         }
-        Ok(body.to_vec())
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|_| "body".to_owned())? {
+            if body.len() + chunk.len() > MAX_DOCUMENT {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// The largest metadata or JWK Set document fetched.
+const MAX_DOCUMENT: usize = 64 * 1024;
+
+/// A `jwks_uri` found in metadata must be `https` (RFC 8414 §2); plain `http` only when the
+/// metadata itself came over plain HTTP from the same loopback host (a development setup).
+fn check_discovered_jwks_uri(jwks_uri: &str, metadata_url: &str) -> Result<(), String> {
+    let host = |url: &str| url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_owned));
+    let Ok(uri) = jwks_uri.parse::<http::Uri>() else {
+        return Err("its jwks_uri is not a URL".into());
+    };
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let loopback = host(jwks_uri).is_some_and(|h| {
+                let h = h.trim_start_matches('[').trim_end_matches(']');
+                h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            });
+            if loopback && metadata_url.starts_with("http://") && host(jwks_uri) == host(metadata_url) {
+                Ok(())
+            } else {
+                Err("its jwks_uri is not an https URL".into())
+            }
+        }
+        _ => Err("its jwks_uri is not an https URL".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_discovered_jwks_uri;
+
+    #[test]
+    fn a_discovered_jwks_uri_is_https_or_the_same_loopback_host() {
+        let meta = "https://idp.example.com/.well-known/openid-configuration";
+        assert!(check_discovered_jwks_uri("https://keys.example.com/jwks", meta).is_ok());
+        for bad in [
+            "http://idp.example.com/jwks",
+            "http://127.0.0.1/jwks",
+            "ftp://idp.example.com/jwks",
+            "not a url",
+        ] {
+            assert!(check_discovered_jwks_uri(bad, meta).is_err(), "{bad}");
+        }
+        let local = "http://127.0.0.1:9000/.well-known/oauth-authorization-server";
+        assert!(check_discovered_jwks_uri("http://127.0.0.1:9001/jwks", local).is_ok());
+        for bad in [
+            "http://localhost.evil.com/jwks",
+            "http://10.0.0.1/jwks",
+            "http://localhost/jwks",
+        ] {
+            assert!(check_discovered_jwks_uri(bad, local).is_err(), "{bad}");
+        }
     }
 }
