@@ -33,6 +33,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::client_assertion::check_sole_audience;
+use super::dpop::check_proof_age;
 use super::violation::{Violation, clip};
 use super::{check_jti, new_jti};
 use crate::crypto::{CryptoProvider, SigningKey};
@@ -161,24 +162,15 @@ impl ClientAttestationVerifier {
         let m = Members(claims);
         let (now_s, leeway) = (now.as_secs(), self.policy.leeway);
         let iat = m.req_date("iat")?;
-        for (claim, value) in [("iat", Some(iat)), ("nbf", m.date("nbf")?)] {
-            if let Some(value) = value
-                && value > now_s.saturating_add(leeway)
-            {
-                return Err(Error::NotYetValid {
-                    claim,
-                    value,
-                    now: now_s,
-                });
-            }
-        }
-        if now_s.saturating_sub(iat) > self.policy.max_age {
-            return Err(Violation::StaleProof {
-                iat,
+        check_proof_age(iat, now, leeway, self.policy.max_age)?;
+        if let Some(nbf) = m.date("nbf")?
+            && nbf > now_s.saturating_add(leeway)
+        {
+            return Err(Error::NotYetValid {
+                claim: "nbf",
+                value: nbf,
                 now: now_s,
-                max_age: self.policy.max_age,
-            }
-            .into());
+            });
         }
         if let Some(exp) = m.date("exp")?
             && now_s > exp.saturating_add(leeway)

@@ -197,22 +197,7 @@ impl DpopVerifier {
                 Some(_) => {}
             }
         }
-        let now_s = now.as_secs();
-        if iat > now_s.saturating_add(self.policy.leeway) {
-            return Err(Error::NotYetValid {
-                claim: "iat",
-                value: iat,
-                now: now_s,
-            });
-        }
-        if now_s.saturating_sub(iat) > self.policy.max_age {
-            return Err(Violation::StaleProof {
-                iat,
-                now: now_s,
-                max_age: self.policy.max_age,
-            }
-            .into());
-        }
+        check_proof_age(iat, now, self.policy.leeway, self.policy.max_age)?;
         match (request.access_token, m.str("ath")?) {
             (Some(_), None) => return Err(Error::MissingClaim("ath")),
             (Some(token), Some(ath)) if ath != token_hash(provider, token) => {
@@ -247,6 +232,29 @@ pub struct DpopProofParams<'a> {
     pub access_token: Option<&'a str>,
     /// The server's latest `DPoP-Nonce`, if it gave one.
     pub nonce: Option<&'a str>,
+}
+
+/// A proof's `iat` (RFC 9449 §11.1, and the client attestation PoP of
+/// draft-ietf-oauth-attestation-based-client-auth): at most `leeway` seconds in the future
+/// and at most `max_age` seconds in the past.
+pub(crate) fn check_proof_age(iat: u64, now: UnixTime, leeway: u64, max_age: u64) -> Result<(), Error> {
+    let now_s = now.as_secs();
+    if iat > now_s.saturating_add(leeway) {
+        return Err(Error::NotYetValid {
+            claim: "iat",
+            value: iat,
+            now: now_s,
+        });
+    }
+    if now_s.saturating_sub(iat) > max_age {
+        return Err(Violation::StaleProof {
+            iat,
+            now: now_s,
+            max_age,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Creates a DPoP proof with `key` at `now`: header `{typ, alg, jwk}` (the public key),

@@ -654,7 +654,7 @@ async fn request_token(args: &ClientArgs, grant: Vec<(&'static str, String)>) ->
         }
         let error: ErrorResponse = serde_json::from_slice(&body)
             .with_context(|| format!("the token endpoint answered {status} without an OAuth error"))?;
-        if error.error.as_str() == "use_dpop_nonce" && nonce.is_none() && fresh_nonce.is_some() {
+        if error.error == lanyard_core::oauth::ErrorCode::UseDpopNonce && nonce.is_none() && fresh_nonce.is_some() {
             nonce = fresh_nonce;
             continue;
         }
