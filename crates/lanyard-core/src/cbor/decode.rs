@@ -242,6 +242,10 @@ impl<'a> Decoder<'a> {
                 Ok(v) if v >= 32 => Ok(Value::Simple(v)),
                 _ => Err(self.error(CborErrorKind::Malformed, head.start)),
             },
+            // A NaN only as the canonical quiet NaN 0xf97e00 (RFC 8949 §4.2.2), the one the
+            // encoder writes: two NaN keys with other payloads would be distinct here and
+            // duplicates once re-encoded.
+            25 if head.arg & 0x7c00 == 0x7c00 && head.arg & 0x03ff != 0 && head.arg != 0x7e00 => Err(non_preferred()),
             25 => Ok(Value::Float(f16_bits_to_f64(head.arg as u16))),
             26 => {
                 let v = f64::from(f32::from_bits(head.arg as u32));
@@ -314,6 +318,20 @@ mod tests {
         assert_eq!(kind("fa3fc00000"), CborErrorKind::NonPreferred); // 1.5 as f32
         assert_eq!(kind("fb3ff8000000000000"), CborErrorKind::NonPreferred); // 1.5 as f64
         assert_eq!(kind("fa7fc00000"), CborErrorKind::NonPreferred); // NaN as f32
+        // NaN only as f97e00: another payload or sign is not the deterministic form.
+        assert!(decode(&hex("f97e00")).is_ok());
+        for other in ["f9fe00", "f97c01", "f9fc08", "f97fff"] {
+            assert_eq!(kind(other), CborErrorKind::NonPreferred, "{other}");
+        }
+        // The fuzz-found input: two NaN keys that re-encode identically.
+        assert_eq!(
+            kind(
+                "a42120 01f9fc00 3031 f9fc00a42101f9fc0821f9fe00000000"
+                    .replace(' ', "")
+                    .as_str()
+            ),
+            CborErrorKind::NonPreferred
+        );
         assert_eq!(kind("5f4100ff"), CborErrorKind::IndefiniteLength);
         assert_eq!(kind("9f01ff"), CborErrorKind::IndefiniteLength);
         assert_eq!(kind("bf0102ff"), CborErrorKind::IndefiniteLength);
