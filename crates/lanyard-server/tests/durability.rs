@@ -2,6 +2,9 @@
 //! with `LANYARD_DURABILITY_CHILD_DB` set) writes as fast as it can and prints every
 //! write the store acknowledged; the parent kills it with SIGKILL mid-burst, reopens the
 //! file and checks that every acknowledged write is there and the database is intact.
+//! The writes include batches of one-time values (`jti`s), which have their own
+//! connection (`synchronous=NORMAL`, WAL checkpointed in the background): a `jti`
+//! acknowledged before the kill must be refused as a replay after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 
 use lanyard_core::{SpiffeId, UnixTime, WorkloadId};
-use lanyard_server::datastore::{AuthorityStore, EntryStore, SqlDataStore};
+use lanyard_server::datastore::{AuthorityStore, EntryStore, JtiStore, SqlDataStore};
 use lanyard_server::model::{EntrySpec, Selector};
 
 const CHILD_ENV: &str = "LANYARD_DURABILITY_CHILD_DB";
@@ -84,10 +87,29 @@ async fn child_write_burst() {
             }
         });
     }
+    {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let mut batch = 0;
+            while Instant::now() < stop {
+                let keys: Vec<(String, UnixTime)> = (0..8).map(|k| (format!("jti-{batch}-{k}"), FAR)).collect();
+                let fresh = store.record_jtis(&keys, NOW).await.unwrap();
+                for ((key, _), fresh) in keys.iter().zip(fresh) {
+                    assert!(fresh);
+                    ack(&format!("JTI {key}"));
+                }
+                batch += 1;
+            }
+        });
+    }
     while let Some(result) = tasks.join_next().await {
         result.unwrap();
     }
 }
+
+/// The `now` and the expiry of the child's `jti`s.
+const NOW: UnixTime = UnixTime(1_700_000_000);
+const FAR: UnixTime = UnixTime(1_800_000_000);
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
@@ -205,6 +227,62 @@ fn acknowledged_writes_survive_sigkill() {
         assert!(entries.len() >= entry_ids.len());
         let events = store.entry_events_since(0, u32::MAX).await.unwrap();
         assert_eq!(events.len(), entries.len());
+        // Every acknowledged jti is still recorded: using it again is a replay.
+        let jtis: Vec<(String, UnixTime)> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("JTI "))
+            .map(|k| (k.to_owned(), FAR))
+            .collect();
+        assert!(!jtis.is_empty());
+        let fresh = store.record_jtis(&jtis, NOW).await.unwrap();
+        let lost: Vec<&str> = jtis
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, fresh)| **fresh)
+            .map(|((k, _), _)| k.as_str())
+            .collect();
+        assert!(lost.is_empty(), "acknowledged jtis lost: {lost:?}");
         store.close().await;
     });
+}
+
+/// The `jti` connection never checkpoints the WAL itself; the background checkpoints
+/// (at most one a second) must still start the WAL over, so it does not grow with the
+/// number of batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jti_batches_do_not_grow_the_wal() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lanyard.db").to_str().unwrap().to_owned();
+    let store = SqlDataStore::connect(&url(&path), lanyard_crypto::provider())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut batches = 0u64;
+    while start.elapsed() < Duration::from_millis(2500) {
+        let keys: Vec<(String, UnixTime)> = (0..4).map(|k| (format!("w-{batches}-{k}"), FAR)).collect();
+        store.record_jtis(&keys, NOW).await.unwrap();
+        batches += 1;
+    }
+    // Let the last checkpoint finish; the next batch then starts the WAL over.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    store.record_jtis(&[("last".to_owned(), FAR)], NOW).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    store.record_jtis(&[("after".to_owned(), FAR)], NOW).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+    // (busy, frames in the WAL, frames checkpointed)
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    store.close().await;
+    // Each batch commits at least one frame; without restarts the WAL would hold them all.
+    assert!(batches > 100, "only {batches} batches in 2.5 s");
+    assert!(
+        (frames as u64) < batches / 4,
+        "{frames} frames in the WAL after {batches} batches"
+    );
 }

@@ -21,7 +21,9 @@
 //!   commits later with a smaller number.
 //!
 //! SQLite runs in WAL mode with `synchronous=FULL`, `foreign_keys=ON` and a 5 s busy
-//! timeout on every pooled connection: a write is durable once its call returns.
+//! timeout on every pooled connection: a write is durable once its call returns. The one
+//! exception is the connection that records batches of one-time values (`sql/jtis.rs`),
+//! which is opened with `synchronous=NORMAL` (docs/security.md says why).
 
 mod agents;
 mod authorities;
@@ -33,8 +35,9 @@ mod jtis;
 mod secrets;
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
@@ -51,6 +54,70 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// database file; it is set once, in [`SqlDataStore::connect`].)
 const SQLITE_CONNECTION_PRAGMAS: &str =
     "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;";
+
+/// Applied to the one SQLite connection that records batches of `jti`s
+/// ([`JtiStore::record_jtis`](super::JtiStore::record_jtis)): in WAL mode, `NORMAL` commits
+/// without waiting for the disk, and a commit still survives a crash of the process. It
+/// never checkpoints the WAL itself: a checkpoint writes and flushes the database file,
+/// and every request waiting on that batch would wait for it too. [`WalCheckpoints`] does,
+/// in the background, on the main pool.
+const SQLITE_JTI_CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;";
+
+/// How often, at most, the WAL is checkpointed after `jti` batches.
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Background WAL checkpoints for the `jti` connection of a SQLite file: after a batch,
+/// at most one at a time and one per [`WAL_CHECKPOINT_EVERY`], on the main pool. Each is
+/// a `PASSIVE` checkpoint, which copies the WAL into the database file without blocking
+/// writers, then a `RESTART`, which blocks writers only while it copies what was committed
+/// meanwhile, and lets the next writer start the WAL over (so it stays small).
+#[derive(Debug)]
+struct WalCheckpoints {
+    running: AtomicBool,
+    last: Mutex<Instant>,
+}
+
+impl WalCheckpoints {
+    fn new() -> WalCheckpoints {
+        WalCheckpoints {
+            running: AtomicBool::new(false),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Starts a checkpoint on `pool` unless one is running or the last began less than
+    /// [`WAL_CHECKPOINT_EVERY`] ago.
+    fn maybe_start(self: &Arc<Self>, pool: &AnyPool) {
+        {
+            let Ok(mut last) = self.last.lock() else { return };
+            if last.elapsed() < WAL_CHECKPOINT_EVERY || self.running.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let (this, pool) = (Arc::clone(self), pool.clone());
+        tokio::spawn(async move {
+            for mode in ["PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_checkpoint(RESTART)"] {
+                if let Err(e) = sqlx::query(mode).execute(&pool).await {
+                    tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; retrying after a later batch");
+                    break;
+                }
+            }
+            this.running.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Pool options for SQLite connections that run `pragmas` when they open.
+fn sqlite_pool_options(pragmas: &'static str) -> AnyPoolOptions {
+    AnyPoolOptions::new().after_connect(move |conn, _meta| {
+        Box::pin(async move {
+            conn.execute(pragmas).await?;
+            Ok(())
+        })
+    })
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
@@ -76,6 +143,11 @@ enum Backend {
 ///   `i64::MAX` are stored as `i64::MAX`.
 pub struct SqlDataStore {
     pool: AnyPool,
+    /// On a SQLite file, a second pool of one connection with `synchronous=NORMAL`, for
+    /// batches of `jti`s; elsewhere the main pool.
+    jti_pool: AnyPool,
+    /// On a SQLite file, the checkpoints of the `jti` pool's WAL writes.
+    wal_checkpoints: Option<Arc<WalCheckpoints>>,
     backend: Backend,
     /// Signalled after every committed entry write of this process.
     changed: Arc<tokio::sync::Notify>,
@@ -122,12 +194,7 @@ impl SqlDataStore {
         } else {
             format!("{url}?mode=rwc")
         };
-        let options = AnyPoolOptions::new().after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute(SQLITE_CONNECTION_PRAGMAS).await?;
-                Ok(())
-            })
-        });
+        let options = sqlite_pool_options(SQLITE_CONNECTION_PRAGMAS);
         let options = if memory {
             // Every new connection to `:memory:` is a new, empty database: keep exactly one.
             options
@@ -157,8 +224,20 @@ impl SqlDataStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::backend("migrating the SQLite schema", e))?;
+        let jti_pool = if memory {
+            pool.clone()
+        } else {
+            sqlite_pool_options(SQLITE_JTI_CONNECTION_PRAGMAS)
+                .max_connections(1)
+                .idle_timeout(Duration::from_secs(600))
+                .connect(&url)
+                .await
+                .map_err(|e| backend_err("opening the SQLite database", e))?
+        };
         Ok(SqlDataStore {
             pool,
+            jti_pool,
+            wal_checkpoints: (!memory).then(|| Arc::new(WalCheckpoints::new())),
             backend: Backend::Sqlite,
             changed: Arc::default(),
             crypto,
@@ -177,6 +256,8 @@ impl SqlDataStore {
             .await
             .map_err(|e| StoreError::backend("migrating the PostgreSQL schema", e))?;
         Ok(SqlDataStore {
+            jti_pool: pool.clone(),
+            wal_checkpoints: None,
             pool,
             backend: Backend::Postgres,
             changed: Arc::default(),
@@ -194,6 +275,7 @@ impl SqlDataStore {
 
     /// Closes every connection, waiting for calls in progress to finish.
     pub async fn close(&self) {
+        self.jti_pool.close().await;
         self.pool.close().await;
     }
 

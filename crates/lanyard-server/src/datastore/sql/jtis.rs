@@ -45,31 +45,19 @@ impl JtiStore for SqlDataStore {
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by(|a, b| keys[*a].0.cmp(&keys[*b].0));
         let mut fresh = vec![false; keys.len()];
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| backend_err("recording jtis", e))?;
-        // On SQLite this connection commits without waiting for the disk
+        // On SQLite this pool's one connection commits without waiting for the disk
         // (`synchronous=NORMAL` in WAL mode): a used jti survives a crash or kill of the
         // process, but the last few milliseconds of them may be lost if the machine itself
         // loses power. Every other write keeps `synchronous=FULL`. (docs/security.md)
-        let relaxed = matches!(self.backend, super::Backend::Sqlite);
-        if relaxed {
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| backend_err("recording jtis", e))?;
-        }
+        let mut conn = self
+            .jti_pool
+            .acquire()
+            .await
+            .map_err(|e| backend_err("recording jtis", e))?;
         let outcome = self.record_jtis_on(&mut conn, keys, &order, &mut fresh, now).await;
-        if relaxed
-            && sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&mut *conn)
-                .await
-                .is_err()
-        {
-            // Never hand a relaxed connection back to the pool.
-            conn.close_on_drop();
+        drop(conn);
+        if let Some(checkpoints) = &self.wal_checkpoints {
+            checkpoints.maybe_start(&self.pool);
         }
         outcome.map(|()| fresh)
     }
