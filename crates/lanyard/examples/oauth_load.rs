@@ -19,6 +19,12 @@
 //! subject_token_type=urn:ietf:params:oauth:token-type:access_token`) or a Txn-Token
 //! request (`--param requested_token_type=urn:ietf:params:oauth:token-type:txn_token
 //! --expect-typ txntoken+jwt`).
+//!
+//! `--dpop es256` adds a pre-signed DPoP proof (RFC 9449) to every request, made with one
+//! fresh P-256 key and the server's nonce (fetched first), and expects `token_type: DPoP`.
+//! `--endpoint introspection` posts to the introspection endpoint instead (RFC 7662, no
+//! `grant_type` or `scope`; give the token with `--param token=...`) and expects
+//! `active: true`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,8 +34,10 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use lanyard_core::oauth::{ClientAssertionParams, create_client_assertion, encode_form};
-use lanyard_core::{Clock as _, Jwk, SystemClock};
+use lanyard_core::oauth::{
+    ClientAssertionParams, DpopProofParams, create_client_assertion, create_dpop_proof, encode_form,
+};
+use lanyard_core::{Algorithm, Clock as _, Jwk, SystemClock};
 
 /// Command-line options (`--name value`).
 struct Options {
@@ -43,6 +51,10 @@ struct Options {
     grant_type: String,
     params: Vec<(String, String)>,
     expect_typ: String,
+    /// `token` or `introspection`: which endpoint of the metadata to load.
+    endpoint: String,
+    /// Add a DPoP proof to every request.
+    dpop: bool,
 }
 
 impl Options {
@@ -58,6 +70,8 @@ impl Options {
             grant_type: "client_credentials".into(),
             params: Vec::new(),
             expect_typ: "at+jwt".into(),
+            endpoint: "token".into(),
+            dpop: false,
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
         for pair in args.chunks(2) {
@@ -74,6 +88,8 @@ impl Options {
                 "--scope" => o.scope = value.clone(),
                 "--grant-type" => o.grant_type = value.clone(),
                 "--expect-typ" => o.expect_typ = value.clone(),
+                "--endpoint" if value == "token" || value == "introspection" => o.endpoint = value.clone(),
+                "--dpop" if value.eq_ignore_ascii_case("es256") => o.dpop = true,
                 "--param" => {
                     let (k, v) = value.split_once('=').context("--param name=value")?;
                     o.params.push((k.to_owned(), v.to_owned()));
@@ -104,8 +120,23 @@ async fn connect(authority: &str) -> Result<hyper::client::conn::http1::SendRequ
     Ok(sender)
 }
 
-/// The form bodies: one per request, each with its own assertion.
-fn bodies(o: &Options, issuer: &str) -> Result<Vec<Bytes>> {
+/// One request: its form body (with its own assertion) and its DPoP proof, if any.
+#[derive(Clone)]
+struct Prepared {
+    body: Bytes,
+    dpop: Option<String>,
+}
+
+/// What every request is signed for.
+struct Target<'a> {
+    issuer: &'a str,
+    endpoint: &'a str,
+    /// The key and the server's nonce, for DPoP proofs.
+    dpop: Option<(&'a dyn lanyard_core::SigningKey, &'a str)>,
+}
+
+/// The requests: one per assertion, each with its own assertion and proof.
+fn prepare(o: &Options, target: &Target<'_>) -> Result<Vec<Prepared>> {
     let provider = lanyard_crypto::provider();
     let jwk = Jwk::from_json(std::fs::read(&o.key).with_context(|| o.key.clone())?.as_slice())?;
     let kid = jwk.kid.clone();
@@ -116,31 +147,95 @@ fn bodies(o: &Options, issuer: &str) -> Result<Vec<Bytes>> {
         let params = ClientAssertionParams {
             kid: kid.as_deref(),
             lifetime: 290,
-            ..ClientAssertionParams::new(&o.client_id, issuer)
+            ..ClientAssertionParams::new(&o.client_id, target.issuer)
         };
         let assertion = create_client_assertion(key.as_ref(), &params, now, provider.as_ref())?;
-        let mut pairs = vec![
-            ("grant_type", o.grant_type.as_str()),
+        let mut pairs = Vec::new();
+        if o.endpoint == "token" {
+            pairs.extend([("grant_type", o.grant_type.as_str()), ("scope", o.scope.as_str())]);
+        }
+        pairs.extend([
             ("client_id", o.client_id.as_str()),
             (
                 "client_assertion_type",
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             ),
             ("client_assertion", assertion.as_str()),
-            ("scope", o.scope.as_str()),
-        ];
+        ]);
         pairs.extend(o.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let form = encode_form(pairs);
-        out.push(Bytes::from(form));
+        let dpop = match target.dpop {
+            Some((dpop_key, nonce)) => Some(proof(dpop_key, target.endpoint, Some(nonce))?),
+            None => None,
+        };
+        out.push(Prepared {
+            body: Bytes::from(encode_form(pairs)),
+            dpop,
+        });
     }
     Ok(out)
 }
 
-fn post(authority: &str, path: &str, body: Bytes) -> Result<Request<Full<Bytes>>> {
-    Ok(Request::post(path)
+/// A DPoP proof for a POST to `endpoint`.
+fn proof(key: &dyn lanyard_core::SigningKey, endpoint: &str, nonce: Option<&str>) -> Result<String> {
+    let provider = lanyard_crypto::provider();
+    let params = DpopProofParams {
+        method: "POST",
+        uri: endpoint,
+        access_token: None,
+        nonce,
+    };
+    Ok(create_dpop_proof(key, &params, SystemClock.now(), provider.as_ref())?)
+}
+
+fn post(authority: &str, path: &str, request: &Prepared) -> Result<Request<Full<Bytes>>> {
+    let mut builder = Request::post(path)
         .header("host", authority)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(body))?)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(proof) = &request.dpop {
+        builder = builder.header("dpop", proof.as_str());
+    }
+    Ok(builder.body(Full::new(request.body.clone()))?)
+}
+
+/// The server's current DPoP nonce: the `DPoP-Nonce` of its answer to a request whose
+/// proof has none (RFC 9449 §8).
+async fn dpop_nonce(authority: &str, path: &str, endpoint: &str, key: &dyn lanyard_core::SigningKey) -> Result<String> {
+    let mut sender = connect(authority).await?;
+    let request = Prepared {
+        body: Bytes::from(encode_form([("grant_type", "client_credentials")])),
+        dpop: Some(proof(key, endpoint, None)?),
+    };
+    let response = sender.send_request(post(authority, path, &request)?).await?;
+    Ok(response
+        .headers()
+        .get("dpop-nonce")
+        .context("the server answered a proof without nonce with no DPoP-Nonce")?
+        .to_str()?
+        .to_owned())
+}
+
+/// Checks one answer: an ES256 JWT of the expected type (and `token_type: DPoP` with
+/// `--dpop`), or `active: true` from the introspection endpoint.
+fn check_answer(o: &Options, status: hyper::StatusCode, answer: &serde_json::Value) -> Result<()> {
+    if o.endpoint == "introspection" {
+        if answer["active"] != serde_json::Value::Bool(true) {
+            bail!("{status}: {answer}");
+        }
+        return Ok(());
+    }
+    let token = answer["access_token"]
+        .as_str()
+        .with_context(|| format!("{status}: {answer}"))?;
+    let header = lanyard_core::jose::CompactJws::parse(token)?.header().members.clone();
+    if header.get("typ").and_then(|v| v.as_str()) != Some(o.expect_typ.as_str())
+        || header.get("alg").and_then(|v| v.as_str()) != Some("ES256")
+    {
+        bail!("unexpected token header {header:?}");
+    }
+    if o.dpop && answer["token_type"] != "DPoP" {
+        bail!("a DPoP proof was sent, but the answer is {answer}");
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -158,28 +253,34 @@ async fn run(o: Options) -> Result<()> {
     .json()
     .await?;
     let issuer = metadata["issuer"].as_str().context("metadata without issuer")?;
-    let endpoint = metadata["token_endpoint"]
+    let endpoint = metadata[format!("{}_endpoint", o.endpoint)]
         .as_str()
-        .context("metadata without token_endpoint")?;
+        .with_context(|| format!("metadata without {}_endpoint", o.endpoint))?;
     let (authority, path) = split_http_url(endpoint)?;
-    let mut bodies = bodies(&o, issuer)?;
+    let dpop_key = if o.dpop {
+        Some(lanyard_crypto::provider().generate_key(Algorithm::ES256)?)
+    } else {
+        None
+    };
+    let nonce = match &dpop_key {
+        Some(key) => Some(dpop_nonce(&authority, &path, endpoint, key.as_ref()).await?),
+        None => None,
+    };
+    let target = Target {
+        issuer,
+        endpoint,
+        dpop: dpop_key.as_deref().zip(nonce.as_deref()),
+    };
+    let mut bodies = prepare(&o, &target)?;
 
-    // One request by hand: the answer must be an ES256 JWT of the expected type.
+    // One request by hand: the answer must be what the run expects.
     let first = bodies.pop().context("no assertions")?;
     let mut sender = connect(&authority).await?;
-    let response = sender.send_request(post(&authority, &path, first)?).await?;
+    let response = sender.send_request(post(&authority, &path, &first)?).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     let answer: serde_json::Value = serde_json::from_slice(&body)?;
-    let token = answer["access_token"]
-        .as_str()
-        .with_context(|| format!("{status}: {answer}"))?;
-    let header = lanyard_core::jose::CompactJws::parse(token)?.header().members.clone();
-    if header.get("typ").and_then(|v| v.as_str()) != Some(o.expect_typ.as_str())
-        || header.get("alg").and_then(|v| v.as_str()) != Some("ES256")
-    {
-        bail!("unexpected token header {header:?}");
-    }
+    check_answer(&o, status, &answer)?;
 
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
@@ -196,8 +297,8 @@ async fn run(o: Options) -> Result<()> {
             };
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
-                let Ok(request) = post(&authority, &path, body.clone()) else {
+                let Some(prepared) = bodies.get(i) else { break };
+                let Ok(request) = post(&authority, &path, prepared) else {
                     break;
                 };
                 let sent = Instant::now();
@@ -238,7 +339,9 @@ async fn run(o: Options) -> Result<()> {
         serde_json::json!({
             "as": o.authorization_server,
             "generator": "oauth_load (Rust, hyper HTTP/1.1, one thread)",
-            "grant_type": o.grant_type,
+            "endpoint": o.endpoint,
+            "grant_type": if o.endpoint == "token" { o.grant_type.as_str() } else { "-" },
+            "dpop": o.dpop,
             "connections": o.connections,
             "requests_per_second": (latencies.len() as f64 / elapsed).round(),
             "latency_ms": {"p50": percentile(0.50), "p90": percentile(0.90), "p99": percentile(0.99)},
