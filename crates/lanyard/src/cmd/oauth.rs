@@ -9,7 +9,10 @@
 //! from the local agent (`--jwt-svid-from-agent`, the `jwt-spiffe` assertion of
 //! draft-ietf-oauth-spiffe-client-auth) or a WIT-SVID from it (`--wit-from-agent`, the
 //! `spiffe_wit` method: `OAuth-Client-Attestation` and `-PoP` headers, for servers with it
-//! switched on), optionally DPoP-bound (RFC 9449, `--dpop`). Subject and actor tokens come
+//! switched on) or its X.509-SVID over mutual TLS (`--x509-from-agent`: RFC 8705
+//! `tls_client_auth`/`spiffe_x509` at the metadata's `mtls_endpoint_aliases`, the server
+//! authenticated as an SVID of the workload's trust domain), optionally DPoP-bound (RFC
+//! 9449, `--dpop`). Subject and actor tokens come
 //! from the command line, a file (`@FILE`), stdin (`-`) or the agent
 //! (`--actor-from-agent`).
 use std::path::PathBuf;
@@ -272,11 +275,16 @@ pub(crate) struct ClientArgs {
     #[arg(long)]
     client_id: String,
     /// Authenticate with private_key_jwt signed by this private key (JWK or PEM).
-    #[arg(long, conflicts_with_all = ["jwt_svid_from_agent", "wit_from_agent"])]
+    #[arg(long, conflicts_with_all = ["jwt_svid_from_agent", "wit_from_agent", "x509_from_agent"])]
     key: Option<PathBuf>,
     /// Authenticate with a JWT-SVID (audience: the issuer) fetched from the local agent.
-    #[arg(long, conflicts_with = "wit_from_agent")]
+    #[arg(long, conflicts_with_all = ["wit_from_agent", "x509_from_agent"])]
     jwt_svid_from_agent: bool,
+    /// Authenticate over mutual TLS with the X.509-SVID fetched from the local agent, at
+    /// the server's mutual-TLS token endpoint (`mtls_endpoint_aliases`); the token is bound
+    /// to the certificate (`cnf.x5t#S256`).
+    #[arg(long, conflicts_with = "wit_from_agent")]
+    x509_from_agent: bool,
     /// Authenticate with a WIT-SVID fetched from the local agent and a proof signed with
     /// its key (`spiffe_wit`; the server must have `[oauth] wit_client_auth` on).
     #[arg(long)]
@@ -571,7 +579,33 @@ async fn client_auth(args: &ClientArgs, issuer: &str) -> Result<ClientAuth> {
         ]
         .into());
     }
-    bail!("give --key (private_key_jwt), --jwt-svid-from-agent (jwt-spiffe) or --wit-from-agent (spiffe_wit)")
+    if args.x509_from_agent {
+        // The certificate of the TLS connection authenticates; the form names the client.
+        return Ok(ClientAuth::default());
+    }
+    bail!(
+        "give --key (private_key_jwt), --jwt-svid-from-agent (jwt-spiffe), --x509-from-agent (mutual TLS) \
+         or --wit-from-agent (spiffe_wit)"
+    )
+}
+
+/// An HTTP client that presents the local agent's X.509-SVID (for `--spiffe-id`, or the
+/// default one) and accepts a server with an X.509-SVID of the same trust domain, validated
+/// against the agent's bundles.
+async fn agent_mtls_client(args: &ClientArgs) -> Result<reqwest::Client> {
+    let context = args.endpoint.connect().await?.fetch_x509_context().await?;
+    let svid = match args.spiffe_id.as_deref() {
+        Some(id) => context.svid_for(&SpiffeId::parse(id).context("--spiffe-id")?),
+        None => context.default_svid(),
+    }
+    .context("the agent returned no X.509-SVID for this identity")?;
+    let trust_domain = svid.spiffe_id.trust_domain();
+    let source = lanyard_x509::tls::SvidSource::new(&svid.to_x509_svid(), context.bundle_set()?)?;
+    let tls = lanyard_x509::tls::client_config(
+        std::sync::Arc::new(source),
+        lanyard_x509::tls::Authorizer::TrustDomain(trust_domain),
+    )?;
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(tls).build()?)
 }
 
 /// Sends `grant` (the grant type and its parameters) to the token endpoint as the client
@@ -594,7 +628,23 @@ async fn request_token(args: &ClientArgs, grant: Vec<(&'static str, String)>) ->
         .bytes()
         .await?;
     let metadata = AuthorizationServerMetadata::from_json(&body, &issuer).context("the server's metadata")?;
-    let token_endpoint = metadata.token_endpoint.context("the metadata has no token_endpoint")?;
+    let (http, token_endpoint) = if args.x509_from_agent {
+        // RFC 8705 §5: the mutual-TLS alias when the server has one.
+        let alias = metadata
+            .mtls_endpoint_aliases
+            .as_ref()
+            .and_then(|aliases| aliases.get("token_endpoint"))
+            .cloned();
+        let endpoint = alias
+            .or(metadata.token_endpoint)
+            .context("the metadata has no token_endpoint")?;
+        (agent_mtls_client(args).await?, endpoint)
+    } else {
+        (
+            http,
+            metadata.token_endpoint.context("the metadata has no token_endpoint")?,
+        )
+    };
     let provider = lanyard_crypto::provider();
     let dpop_key: Option<std::sync::Arc<dyn SigningKey>> = match &args.dpop_key {
         Some(path) => Some(std::sync::Arc::new(input::signing_key(path, None)?)),

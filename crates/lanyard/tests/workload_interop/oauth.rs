@@ -9,7 +9,9 @@
 //! - **mutual TLS** (RFC 8705): `lanyard workload fetch x509 --out` writes the X.509-SVID,
 //!   key and bundle; the system `curl` presents them to the mutual-TLS token endpoint (200,
 //!   `cnf.x5t#S256` the SVID leaf's thumbprint), then a certificate for the same SPIFFE ID
-//!   from a foreign CA (401 `invalid_client`).
+//!   from a foreign CA (401 `invalid_client`). Then Lanyard's own client, `lanyard oauth
+//!   token --x509-from-agent`, takes the SVID from the agent itself and finds the
+//!   mutual-TLS endpoint in the metadata (200, a `cnf.x5t#S256`-bound token).
 //!
 //! Access tokens are verified with `lanyard token verify --type access-token` against the
 //! AS's `jwks_uri` keys, and are never printed.
@@ -88,6 +90,7 @@ pub(crate) fn check(target: &Target) -> Vec<String> {
     for (name, result) in [
         ("jwt-spiffe (py-spiffe)", jwt_spiffe(target)),
         ("mutual TLS (curl)", mtls(target)),
+        ("mutual TLS (lanyard oauth token --x509-from-agent)", mtls_cli(target)),
     ] {
         match result {
             Ok(summary) => eprintln_line(&format!("oauth {name}: {summary}")),
@@ -345,6 +348,33 @@ fn mtls(target: &Target) -> Result<String, String> {
     Ok(format!(
         "{CLIENT_ID} 200 with cnf.x5t#S256 of the SVID leaf; foreign CA 401 invalid_client"
     ))
+}
+
+/// `lanyard oauth token --x509-from-agent`: the CLI fetches the X.509-SVID from the agent
+/// and authenticates over mutual TLS at the metadata's `mtls_endpoint_aliases`.
+fn mtls_cli(target: &Target) -> Result<String, String> {
+    let out = lanyard_ok(
+        target,
+        &[
+            "oauth",
+            "token",
+            "--issuer",
+            &target.issuer,
+            "--client-id",
+            CLIENT_ID,
+            "--x509-from-agent",
+            "--endpoint",
+            &target.endpoint,
+        ],
+    )?;
+    let body: Value = serde_json::from_str(&out).map_err(|e| format!("not JSON ({e})"))?;
+    let details = accepted(target, "mtls-cli", 200, &body)?;
+    let thumbprint = details["cnf"]["x5t#S256"].as_str().unwrap_or_default();
+    // base64url of a SHA-256: 43 characters.
+    if thumbprint.len() != 43 {
+        return Err(format!("the token is not certificate-bound: cnf {}", details["cnf"]));
+    }
+    Ok(format!("{CLIENT_ID} 200 with cnf.x5t#S256"))
 }
 
 /// `curl` POSTs `client_credentials` for [`CLIENT_ID`] to the mutual-TLS token endpoint
