@@ -8,22 +8,51 @@
 //! Discovery §4.3). Keys are cached for [`JWKS_URI_CACHE_SECS`] and fetched again when a
 //! token names an unknown `kid` (key rotation), at most once per `refetch_after` seconds
 //! so that a flood of tokens with made-up `kid`s cannot make this server hammer the issuer.
+//! The same holds when there are no keys to use: requests that find none cached (or only
+//! stale ones) wait for one fetch per issuer instead of starting one each, and after a
+//! failed fetch the next waits `refetch_after` seconds (until then, tokens of that issuer
+//! are refused with the failure's reason).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use lanyard_core::UnixTime;
 use lanyard_core::oauth::{AuthorizationServerMetadata, VerificationKeys, metadata_url};
 
 use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
 
-/// The fetched keys, by issuer: when fetched, and the keys.
+/// The fetched keys, by issuer: when fetched, and the keys; the last failed fetch; one
+/// fetch at a time per issuer.
 #[derive(Debug, Default)]
 pub(crate) struct RemoteKeys {
     keys: Mutex<HashMap<String, (UnixTime, VerificationKeys)>>,
+    failures: Mutex<HashMap<String, (UnixTime, String)>>,
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl RemoteKeys {
+    /// The lock that one fetch of `issuer`'s keys holds (issuers are configured, so the
+    /// map stays as small as the configuration).
+    fn fetch_lock(&self, issuer: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(locks.entry(issuer.to_owned()).or_default())
+    }
+
+    /// The reason of a fetch of `issuer`'s keys that failed less than `refetch_after`
+    /// seconds before `now`.
+    fn recent_failure(&self, issuer: &str, now: UnixTime, refetch_after: u64) -> Option<String> {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures.get(issuer).and_then(|(when, why)| {
+            let age = now.as_secs().saturating_sub(when.as_secs());
+            (age < refetch_after).then(|| format!("not fetched again for {} s after: {why}", refetch_after - age))
+        })
+    }
+
+    fn record_failure(&self, issuer: &str, now: UnixTime, why: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures.insert(issuer.to_owned(), (now, why.to_owned()));
+    }
+
     fn get(&self, issuer: &str) -> Option<(UnixTime, VerificationKeys)> {
         let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         keys.get(issuer).cloned()
@@ -47,6 +76,10 @@ impl RemoteKeys {
     fn put(&self, issuer: &str, fetched: UnixTime, keys: VerificationKeys) {
         let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         map.insert(issuer.to_owned(), (fetched, keys));
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(issuer);
     }
 }
 
@@ -91,23 +124,46 @@ impl AuthorizationServer {
         now: UnixTime,
         refresh: bool,
     ) -> Result<VerificationKeys, String> {
-        if let Some((fetched, keys)) = self.remote_keys.get(source.issuer) {
-            let age = now.as_secs().saturating_sub(fetched.as_secs());
-            let fresh = age < JWKS_URI_CACHE_SECS
-                && !(refresh && self.remote_keys.claim_refetch(source.issuer, now, source.refetch_after));
-            if fresh {
-                return Ok(keys);
-            }
+        let cached = |refresh: bool| {
+            self.remote_keys.get(source.issuer).and_then(|(fetched, keys)| {
+                let age = now.as_secs().saturating_sub(fetched.as_secs());
+                let fresh = age < JWKS_URI_CACHE_SECS
+                    && !(refresh && self.remote_keys.claim_refetch(source.issuer, now, source.refetch_after));
+                fresh.then_some(keys)
+            })
+        };
+        if let Some(keys) = cached(refresh) {
+            return Ok(keys);
         }
+        let lock = self.remote_keys.fetch_lock(source.issuer);
+        let _one_fetch = lock.lock().await;
+        // Another request may have fetched them while this one waited (a refresh has
+        // already claimed its refetch, and makes it).
+        if !refresh && let Some(keys) = cached(false) {
+            return Ok(keys);
+        }
+        if let Some(why) = self
+            .remote_keys
+            .recent_failure(source.issuer, now, source.refetch_after)
+        {
+            return Err(why);
+        }
+        let fetched = self.fetch_remote_keys(source).await;
+        match &fetched {
+            Ok(keys) => self.remote_keys.put(source.issuer, now, keys.clone()),
+            Err(why) => self.remote_keys.record_failure(source.issuer, now, why),
+        }
+        fetched
+    }
+
+    /// Fetches `source`'s keys (discovering its `jwks_uri` when not configured).
+    async fn fetch_remote_keys(&self, source: KeySource<'_>) -> Result<VerificationKeys, String> {
         let jwks_uri = match source.jwks_uri {
             Some(uri) => uri.to_owned(),
             None => self.discover_jwks_uri(source).await?,
         };
         let jwks = self.fetch_jwks(&jwks_uri).await.map_err(|e| e.to_string())?;
-        let keys =
-            VerificationKeys::from_jwks(self.state.crypto.as_ref(), source.issuer, &jwks).map_err(|e| e.to_string())?;
-        self.remote_keys.put(source.issuer, now, keys.clone());
-        Ok(keys)
+        VerificationKeys::from_jwks(self.state.crypto.as_ref(), source.issuer, &jwks).map_err(|e| e.to_string())
     }
 
     /// The `jwks_uri` of `source`'s metadata (OpenID Connect discovery first when the

@@ -398,11 +398,66 @@ async fn discoverable_issuer() -> Discoverable {
             axum::routing::get(move || async move {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let body = served.lock().unwrap().clone();
-                axum::Json(body)
+                // `null` stands for an issuer whose key endpoint is down.
+                if body.is_null() {
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
+                Ok(axum::Json(body))
             }),
         );
     tokio::spawn(async move { axum::serve(listener, app).await });
     Discoverable { issuer, jwks, fetches }
+}
+
+/// An issuer whose keys cannot be fetched is asked once, not once per token: concurrent
+/// requests share one fetch, and after a failure the next attempt waits
+/// `jwks_refetch_interval`; then the keys are fetched and used.
+#[tokio::test]
+async fn an_unreachable_issuer_is_not_fetched_per_request() {
+    let ci = discoverable_issuer().await;
+    *ci.jwks.lock().unwrap() = serde_json::Value::Null;
+    let (first, first_jwk) = key("ci-1");
+    let issuer = TrustedIssuerConfig {
+        jwks_refetch_interval: 2,
+        ..trusted(&ci.issuer, "wimse://{td}/ci/{repository_owner}/{workflow}", Vec::new())
+    };
+    let (_dir, h) = start(vec![issuer]).await;
+    let t = now().as_secs();
+    let claims = json!({
+        "iss": ci.issuer, "aud": AUDIENCE, "iat": t, "exp": t + 300, "sub": "repo:octo/app",
+        "repository_owner": "octo", "workflow": "deploy",
+    });
+    let token = sign(&first, "ci-1", None, &claims);
+    let exchange = || h.exchange_external("platform", &token, JWT);
+    let replies = tokio::join!(exchange(), exchange(), exchange(), exchange());
+    for reply in [replies.0, replies.1, replies.2, replies.3] {
+        reply.refused(400, "invalid_request", "are unavailable");
+    }
+    assert_eq!(
+        ci.fetches.load(Ordering::SeqCst),
+        1,
+        "one fetch for concurrent requests"
+    );
+    for _ in 0..3 {
+        exchange()
+            .await
+            .refused(400, "invalid_request", "not fetched again for");
+    }
+    assert_eq!(
+        ci.fetches.load(Ordering::SeqCst),
+        1,
+        "no fetch within the interval after a failure"
+    );
+    // The issuer is back; after the interval the keys are fetched and the token accepted.
+    *ci.jwks.lock().unwrap() = json!({"keys": [first_jwk]});
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let reply = exchange().await;
+    assert_eq!(
+        h.verify_at(&reply.token(AT, "Bearer")).await.sub,
+        "wimse://example.org/ci/octo/deploy"
+    );
+    assert_eq!(ci.fetches.load(Ordering::SeqCst), 2);
+    h.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
