@@ -140,6 +140,11 @@ pub struct OAuthConfig {
     /// `urn:lanyard:params:oauth:token-type:wit` (Lanyard's own URN, WIMSE has none yet)
     /// with a DPoP proof whose key the WIT binds (`cnf.jwk`). Off by default.
     pub issue_wits: bool,
+    /// Issue JWT-SVIDs through token exchange: `requested_token_type`
+    /// `urn:ietf:params:oauth:token-type:jwt` with no foreign server as the target, for a
+    /// subject that is a SPIFFE ID of this trust domain (a trusted issuer's mapped
+    /// identity), `aud` the requested audiences. Bearer credentials: off by default.
+    pub issue_jwt_svids: bool,
     /// Serve the mutual-TLS listener (RFC 8705: X.509-SVID client authentication and
     /// certificate-bound tokens; the server's own SVID; client certificates requested,
     /// not required). On by default.
@@ -347,6 +352,7 @@ impl Default for OAuthConfig {
             chaining_home_servers: Vec::new(),
             trusted_issuers: Vec::new(),
             issue_wits: false,
+            issue_jwt_svids: false,
             mtls: true,
             mtls_address: None,
         }

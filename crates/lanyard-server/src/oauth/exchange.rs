@@ -124,10 +124,7 @@ impl AuthorizationServer {
                     .await;
             }
             (Some(TokenTypeUri::Jwt), None) => {
-                return Err(OAuthError::InvalidTarget(
-                    "a JWT is issued only as an authorization grant for a configured foreign authorization server"
-                        .into(),
-                ));
+                return self.jwt_svid_exchange(request, exchange, client, dpop, now).await;
             }
             (None | Some(TokenTypeUri::AccessToken), _) => {}
             (Some(other), _) => {

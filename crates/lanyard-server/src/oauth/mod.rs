@@ -24,7 +24,7 @@
 //! | `remote_keys.rs` | other servers' keys (home servers, trusted issuers): configured `jwks_uri` or discovery (OIDC Discovery §4, RFC 8414), cache, rate-limited refetch for an unknown `kid` |
 //! | `chaining.rs` | identity chaining (draft-ietf-oauth-identity-chaining-17): JWT authorization grants as the home server, the JWT bearer grant (RFC 7523 §2.1) as the foreign one |
 //! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
-//! | `wit.rs` | WITs by token exchange (Lanyard's `urn:lanyard:params:oauth:token-type:wit`, behind `[oauth] issue_wits`), bound to the request's DPoP key |
+//! | `wit.rs` | workload credentials by token exchange: WITs (Lanyard's `urn:lanyard:params:oauth:token-type:wit`, behind `[oauth] issue_wits`), bound to the request's DPoP key; JWT-SVIDs (`...:token-type:jwt`, behind `[oauth] issue_jwt_svids`) |
 //! | `mtls.rs` | the mutual-TLS listener's TLS config and the X.509-SVID check (RFC 8705) |
 //! | `tokens.rs` | access-token issue, DPoP binding and nonces, introspection, revocation, sender-constrained tokens at the server's own resources |
 //! | `clients.rs` | registering clients (validation, generated secrets) |

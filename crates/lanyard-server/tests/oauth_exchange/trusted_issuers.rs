@@ -200,6 +200,64 @@ async fn a_platform_token_becomes_a_wit_for_a_proven_key() {
     h.server.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_platform_token_becomes_a_jwt_svid_when_enabled() {
+    let (k, jwk) = key("k8s-1");
+    let settings = OAuthConfig {
+        trusted_issuers: vec![k8s_issuer(std::slice::from_ref(&jwk))],
+        issue_jwt_svids: true,
+        ..OAuthConfig::default()
+    };
+    let (_dir, h) = start_with(settings).await;
+    let claims = sa_claims("staging", "deployer");
+    let token = sign(&k, "k8s-1", None, &claims);
+    let params = [
+        ("subject_token", token.as_str()),
+        ("subject_token_type", JWT),
+        ("requested_token_type", JWT),
+        ("audience", LEDGER),
+    ];
+    let reply = h.exchange("platform", &params).await;
+    let svid = reply.token(JWT, "N_A");
+    let store = Arc::new(lanyard_core::TrustStore::new(lanyard_crypto::provider()));
+    store.set_bundle(&h.server.state.keys.bundle().await.unwrap()).unwrap();
+    let verified = lanyard_core::JwtSvidVerifier::new(store, lanyard_core::JwtSvidPolicy::default())
+        .verify(&svid, LEDGER, now())
+        .unwrap();
+    assert_eq!(verified.sub.as_str(), "spiffe://example.org/ns/staging/sa/deployer");
+    assert_eq!(verified.aud, vec![LEDGER.to_owned()]);
+    assert!(verified.exp.as_secs() <= claims["exp"].as_u64().unwrap());
+
+    // Only registered audiences (RFC 8707).
+    let elsewhere = [
+        ("subject_token", token.as_str()),
+        ("subject_token_type", JWT),
+        ("requested_token_type", JWT),
+        ("audience", "https://elsewhere.example.test"),
+    ];
+    h.exchange("platform", &elsewhere)
+        .await
+        .refused(400, "invalid_target", "not a registered");
+    // A JWT-SVID names no actor: a client that would act itself gets none.
+    let svid = h.svid("billing", &h.issuer).await;
+    let as_gateway = [
+        ("subject_token", svid.as_str()),
+        ("subject_token_type", JWT),
+        ("requested_token_type", JWT),
+    ];
+    h.exchange("gateway", &as_gateway)
+        .await
+        .refused(400, "invalid_request", "a JWT-SVID names no actor");
+    h.server.shutdown().await.unwrap();
+
+    // Off by default.
+    let (_dir, h) = start(vec![k8s_issuer(&[jwk])]).await;
+    h.exchange("platform", &params)
+        .await
+        .refused(400, "invalid_target", "issue_jwt_svids");
+    h.server.shutdown().await.unwrap();
+}
+
 /// A DPoP proof by `holder` for the token endpoint of `h`.
 fn dpop_proof(h: &Harness, holder: &lanyard_crypto::KeyPair) -> String {
     let endpoint = format!("{}/oauth/token", h.server.public_url);
