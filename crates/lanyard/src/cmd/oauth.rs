@@ -14,7 +14,7 @@
 //! authenticated as an SVID of the workload's trust domain), optionally DPoP-bound (RFC
 //! 9449, `--dpop`). Subject and actor tokens come
 //! from the command line, a file (`@FILE`), stdin (`-`) or the agent
-//! (`--actor-from-agent`).
+//! (`--subject-from-agent`, `--actor-from-agent`: a JWT-SVID for the issuer).
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -343,11 +343,15 @@ pub(crate) struct TokenArgs {
 #[derive(Args, Debug)]
 pub(crate) struct SubjectArgs {
     /// The subject token: the value, @FILE, or - for stdin.
-    #[arg(long)]
-    subject_token: String,
+    #[arg(long, required_unless_present = "subject_from_agent")]
+    subject_token: Option<String>,
     /// Its type: access_token (the default), jwt, txn_token, or a full token-type URI.
     #[arg(long, default_value = "access_token")]
     subject_token_type: String,
+    /// Use a JWT-SVID from the local agent (audience: the issuer; for --spiffe-id, or the
+    /// agent's first identity) as the subject token, of type jwt.
+    #[arg(long, conflicts_with_all = ["subject_token", "subject_token_type"])]
+    subject_from_agent: bool,
 }
 
 #[derive(Args, Debug)]
@@ -419,7 +423,7 @@ pub(crate) fn run_oauth(cmd: OAuthCommand) -> Result<ExitCode> {
             }
             OAuthCommand::Exchange(args) => {
                 let mut grant = vec![("grant_type", TOKEN_EXCHANGE.to_owned())];
-                grant.extend(args.subject.pairs()?);
+                grant.extend(args.subject.pairs(&args.client).await?);
                 let actor = match (&args.actor_token, args.actor_from_agent) {
                     (Some(token), _) => Some(input::token(token)?),
                     (None, true) => Some(agent_jwt_svid(&args.client).await?),
@@ -448,7 +452,7 @@ pub(crate) fn run_oauth(cmd: OAuthCommand) -> Result<ExitCode> {
                     ("grant_type", TOKEN_EXCHANGE.to_owned()),
                     ("requested_token_type", token_type_uri("txn_token")),
                 ];
-                grant.extend(args.subject.pairs()?);
+                grant.extend(args.subject.pairs(&args.client).await?);
                 for (name, value) in [
                     ("request_context", &args.request_context),
                     ("request_details", &args.request_details),
@@ -470,11 +474,14 @@ pub(crate) fn run_oauth(cmd: OAuthCommand) -> Result<ExitCode> {
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 impl SubjectArgs {
-    fn pairs(&self) -> Result<Vec<(&'static str, String)>> {
-        Ok(vec![
-            ("subject_token", input::token(&self.subject_token)?),
-            ("subject_token_type", token_type_uri(&self.subject_token_type)),
-        ])
+    /// `subject_token` and `subject_token_type`, the token read from the arguments or
+    /// fetched from the agent `client` names.
+    async fn pairs(&self, client: &ClientArgs) -> Result<Vec<(&'static str, String)>> {
+        let (token, token_type) = match &self.subject_token {
+            Some(token) => (input::token(token)?, token_type_uri(&self.subject_token_type)),
+            None => (agent_jwt_svid(client).await?, token_type_uri("jwt")),
+        };
+        Ok(vec![("subject_token", token), ("subject_token_type", token_type)])
     }
 }
 

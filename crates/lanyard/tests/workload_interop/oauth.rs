@@ -12,6 +12,10 @@
 //!   from a foreign CA (401 `invalid_client`). Then Lanyard's own client, `lanyard oauth
 //!   token --x509-from-agent`, takes the SVID from the agent itself and finds the
 //!   mutual-TLS endpoint in the metadata (200, a `cnf.x5t#S256`-bound token).
+//! - **token exchange with the agent's credentials** (RFC 8693): `lanyard oauth exchange
+//!   --jwt-svid-from-agent --subject-from-agent --actor-from-agent` authenticates
+//!   [`EXCHANGER_ID`] with a JWT-SVID and presents JWT-SVIDs as subject and actor tokens:
+//!   an access token whose `sub` is the workload and whose `act` names it too.
 //!
 //! Access tokens are verified with `lanyard token verify --type access-token` against the
 //! AS's `jwks_uri` keys, and are never printed.
@@ -37,6 +41,8 @@ use crate::common::{lanyard, text};
 const CLIENT_ID: &str = "interop-workload";
 /// A client registered for [`OTHER_ID`] only: the workload's SVIDs must not authenticate it.
 const OTHER_CLIENT_ID: &str = "interop-other";
+/// A client [`WORKLOAD_ID`] may authenticate as, allowed token exchange with JWT-SVIDs.
+const EXCHANGER_ID: &str = "interop-exchanger";
 /// The one SPIFFE ID [`OTHER_CLIENT_ID`] admits.
 const OTHER_ID: &str = "spiffe://example.org/interop/other";
 /// The SPIFFE ID of the server's own X.509-SVID, served on the mutual-TLS listener.
@@ -91,6 +97,10 @@ pub(crate) fn check(target: &Target) -> Vec<String> {
         ("jwt-spiffe (py-spiffe)", jwt_spiffe(target)),
         ("mutual TLS (curl)", mtls(target)),
         ("mutual TLS (lanyard oauth token --x509-from-agent)", mtls_cli(target)),
+        (
+            "token exchange (lanyard oauth exchange, tokens from the agent)",
+            exchange_cli(target),
+        ),
     ] {
         match result {
             Ok(summary) => eprintln_line(&format!("oauth {name}: {summary}")),
@@ -144,6 +154,27 @@ fn register_clients(target: &Target) -> Result<(), String> {
             ],
         )?;
     }
+    lanyard_ok(
+        target,
+        &[
+            "client",
+            "create",
+            EXCHANGER_ID,
+            "--spiffe-id",
+            WORKLOAD_ID,
+            "--audience",
+            AUDIENCE,
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--exchange-delegate",
+            "--exchange-subject-type",
+            "jwt",
+            "--exchange-actor-type",
+            "jwt",
+            "--socket",
+            &socket,
+        ],
+    )?;
     let metadata = http_json(&target.issuer, "/.well-known/oauth-authorization-server")?;
     let jwks_uri = metadata["jwks_uri"].as_str().ok_or("the metadata has no jwks_uri")?;
     let path = jwks_uri
@@ -375,6 +406,50 @@ fn mtls_cli(target: &Target) -> Result<String, String> {
         return Err(format!("the token is not certificate-bound: cnf {}", details["cnf"]));
     }
     Ok(format!("{CLIENT_ID} 200 with cnf.x5t#S256"))
+}
+
+/// `lanyard oauth exchange` with every token from the agent: the client authenticates with
+/// a JWT-SVID, and JWT-SVIDs are the subject and actor tokens (delegation).
+fn exchange_cli(target: &Target) -> Result<String, String> {
+    let out = lanyard_ok(
+        target,
+        &[
+            "oauth",
+            "exchange",
+            "--issuer",
+            &target.issuer,
+            "--client-id",
+            EXCHANGER_ID,
+            "--jwt-svid-from-agent",
+            "--subject-from-agent",
+            "--actor-from-agent",
+            "--audience",
+            AUDIENCE,
+            "--endpoint",
+            &target.endpoint,
+        ],
+    )?;
+    let body: Value = serde_json::from_str(&out).map_err(|e| format!("not JSON ({e})"))?;
+    let token = body["access_token"]
+        .as_str()
+        .ok_or_else(|| format!("no access_token: {}", error_of(&body)))?;
+    let details = verify_access_token(target, "exchange-cli", token)?;
+    if details["subject"] != WORKLOAD_ID || details["client_id"] != EXCHANGER_ID {
+        return Err(format!(
+            "sub {} / client_id {}, expected {WORKLOAD_ID} / {EXCHANGER_ID}",
+            details["subject"], details["client_id"]
+        ));
+    }
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
+        .and_then(|c| serde_json::from_slice::<Value>(&c).ok())
+        .ok_or("the access token's claims do not decode")?;
+    if claims["act"]["sub"] != WORKLOAD_ID {
+        return Err(format!("act {}, expected the workload as actor", claims["act"]));
+    }
+    Ok(format!("{EXCHANGER_ID} 200, sub and act.sub {WORKLOAD_ID}"))
 }
 
 /// `curl` POSTs `client_credentials` for [`CLIENT_ID`] to the mutual-TLS token endpoint
