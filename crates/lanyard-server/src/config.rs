@@ -125,6 +125,12 @@ pub struct OAuthConfig {
     /// JWT authorization grant for (the client must also have the foreign issuer among its
     /// registered audiences).
     pub chaining_foreign_servers: Vec<String>,
+    /// Claims transcription for the grants of identity chaining
+    /// (`[[oauth.chaining_transcription]]`, draft-ietf-oauth-identity-chaining-17 §2.3):
+    /// per foreign server, how the grant's `sub` is written and which claims of the
+    /// subject token it carries. Without a rule, `sub` is the subject's and no other claim
+    /// is copied.
+    pub chaining_transcription: Vec<TranscriptionRuleConfig>,
     /// Lifetime of the JWT authorization grants issued, in seconds (never beyond the
     /// subject token).
     pub authorization_grant_ttl: u64,
@@ -154,6 +160,40 @@ pub struct OAuthConfig {
     /// (`off` turns the listener off).
     pub mtls_address: Option<String>,
 }
+
+/// `[[oauth.chaining_transcription]]`: how the JWT authorization grants for one foreign
+/// authorization server transcribe the subject token (identity chaining §2.3).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptionRuleConfig {
+    /// The foreign server's issuer identifier (one of `chaining_foreign_servers`).
+    pub foreign_server: String,
+    /// The grant's `sub`: a template whose `{sub}` is the subject's identifier and whose
+    /// `{dotted.claim.path}` placeholders are claims of the subject token (a string, number
+    /// or boolean), e.g. `"{email}"` or `"acme:{sub}"`. A token lacking a claim the
+    /// template names is refused. Default: `{sub}`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Claims of the subject token copied into the grant as they are (top-level names;
+    /// never a registered claim the grant sets itself). A claim the token lacks is left out.
+    #[serde(default)]
+    pub copy_claims: Vec<String>,
+}
+
+/// The claims a JWT authorization grant sets itself; a transcription rule cannot copy them.
+pub const GRANT_OWN_CLAIMS: [&str; 11] = [
+    "iss",
+    "sub",
+    "aud",
+    "iat",
+    "exp",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "act",
+    "cnf",
+];
 
 /// `[[oauth.chaining_home_servers]]`: a home authorization server whose JWT authorization
 /// grants are redeemed here.
@@ -348,6 +388,7 @@ impl Default for OAuthConfig {
             max_body_bytes: 16 * 1024,
             txn_token_ttl: lanyard_core::oauth::DEFAULT_TXN_TOKEN_TTL,
             chaining_foreign_servers: Vec::new(),
+            chaining_transcription: Vec::new(),
             authorization_grant_ttl: 60,
             chaining_home_servers: Vec::new(),
             trusted_issuers: Vec::new(),
@@ -755,6 +796,22 @@ impl ServerConfig {
         for issuer in &self.oauth.chaining_foreign_servers {
             lanyard_core::oauth::check_issuer_identifier(issuer)
                 .map_err(|e| err("oauth.chaining_foreign_servers", e.to_string()))?;
+        }
+        let mut transcribed = std::collections::HashSet::new();
+        for rule in &self.oauth.chaining_transcription {
+            let name = format!("oauth.chaining_transcription[{}]", rule.foreign_server);
+            if !self.oauth.chaining_foreign_servers.contains(&rule.foreign_server) {
+                return Err(err(name, "foreign_server is not one of oauth.chaining_foreign_servers"));
+            }
+            if !transcribed.insert(rule.foreign_server.as_str()) {
+                return Err(err(name, "listed more than once"));
+            }
+            if let Some(c) = rule.copy_claims.iter().find(|c| GRANT_OWN_CLAIMS.contains(&c.as_str())) {
+                return Err(err(name, format!("copy_claims: {c} is set by the grant itself")));
+            }
+            if let Some(template) = &rule.subject {
+                crate::oauth::check_subject_template(template).map_err(|m| err(&name, m))?;
+            }
         }
         for home in &self.oauth.chaining_home_servers {
             lanyard_core::oauth::check_issuer_identifier(&home.issuer)

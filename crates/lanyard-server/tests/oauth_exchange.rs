@@ -679,6 +679,101 @@ async fn txn_token_bad_inputs() {
 
 // ---- identity chaining ----
 
+/// Claims transcription (identity chaining §2.3): the rule for one foreign server writes
+/// the grant's `sub` from the subject token's claims and copies the claims it names; the
+/// other foreign server, without a rule, gets the subject as it is.
+#[tokio::test]
+async fn identity_chaining_transcribes_claims_by_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Harness::start_with(
+        dir.path(),
+        TRUST_DOMAIN,
+        OAuthConfig {
+            chaining_foreign_servers: vec![AS_B.into(), AS_C.into()],
+            chaining_transcription: vec![lanyard_server::config::TranscriptionRuleConfig {
+                foreign_server: AS_C.into(),
+                subject: Some("user:{email}".into()),
+                copy_claims: vec!["tenant".into(), "department".into()],
+            }],
+            ..OAuthConfig::default()
+        },
+    )
+    .await;
+    let grant_claims = |reply: &Reply| {
+        let grant = reply.token(JWT, "N_A");
+        lanyard_core::jose::CompactJws::parse(&grant).unwrap().claims().unwrap()
+    };
+    let user = a
+        .user_token(json!({"aud": a.issuer, "email": "alice@example.com", "tenant": "acme", "phone": "555"}))
+        .await;
+    let ask = |audience: &'static str, token: String| {
+        let a = &a;
+        async move {
+            a.exchange(
+                "chainer",
+                &[
+                    ("subject_token", &token),
+                    ("subject_token_type", AT),
+                    ("audience", audience),
+                ],
+            )
+            .await
+        }
+    };
+    let c = grant_claims(&ask(AS_C, user.clone()).await);
+    assert_eq!(c["sub"], "user:alice@example.com");
+    assert_eq!(c["tenant"], "acme");
+    assert!(c.get("phone").is_none() && c.get("email").is_none() && c.get("department").is_none());
+    let b = grant_claims(&ask(AS_B, user).await);
+    assert_eq!(b["sub"], "alice");
+    assert!(b.get("tenant").is_none());
+    // A subject token without the claim the template needs gets no grant.
+    let plain = a.user_token(json!({"aud": a.issuer})).await;
+    ask(AS_C, plain).await.refused(400, "invalid_request", "no email claim");
+    a.server.shutdown().await.unwrap();
+
+    // A rule for a server that is not a foreign server, or copying a registered claim, is
+    // refused at start.
+    for (rule, message) in [
+        (
+            lanyard_server::config::TranscriptionRuleConfig {
+                foreign_server: "https://nowhere.example".into(),
+                subject: None,
+                copy_claims: Vec::new(),
+            },
+            "is not one of oauth.chaining_foreign_servers",
+        ),
+        (
+            lanyard_server::config::TranscriptionRuleConfig {
+                foreign_server: AS_B.into(),
+                subject: None,
+                copy_claims: vec!["act".into()],
+            },
+            "act is set by the grant itself",
+        ),
+        (
+            lanyard_server::config::TranscriptionRuleConfig {
+                foreign_server: AS_B.into(),
+                subject: Some("{email".into()),
+                copy_claims: Vec::new(),
+            },
+            "unclosed",
+        ),
+    ] {
+        let config = lanyard_server::ServerConfig {
+            data_dir: dir.path().join("refused"),
+            oauth: OAuthConfig {
+                chaining_foreign_servers: vec![AS_B.into()],
+                chaining_transcription: vec![rule],
+                ..OAuthConfig::default()
+            },
+            ..lanyard_server::ServerConfig::default()
+        };
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains(message), "{e}");
+    }
+}
+
 #[tokio::test]
 async fn identity_chaining_between_two_servers() {
     let dir_a = tempfile::tempdir().unwrap();

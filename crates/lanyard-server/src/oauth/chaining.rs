@@ -11,8 +11,12 @@
 //! fresh `jti`, lifetime `[oauth] authorization_grant_ttl` (60 s) and never beyond the
 //! subject token. Exactly one target is allowed (the draft RECOMMENDS a single `aud`);
 //! `requested_token_type` is absent or `urn:ietf:params:oauth:token-type:jwt`, which is
-//! also the `issued_token_type` (with `token_type` `N_A`). Claims are transcribed as they
-//! are (no mapping rules yet).
+//! also the `issued_token_type` (with `token_type` `N_A`). Claims transcription (§2.3)
+//! follows the foreign server's `[[oauth.chaining_transcription]]` rule, if any: its
+//! `subject` template writes the grant's `sub` (`{sub}` and claims of the subject token;
+//! a token lacking a named claim is refused with `invalid_request`), and its `copy_claims`
+//! are carried over as they are; without a rule, `sub` is the subject's and nothing else
+//! is copied.
 //!
 //! **Foreign server (AS-B).** The JWT bearer grant (RFC 7523 §2.1) redeems grants from the
 //! home servers of `[[oauth.chaining_home_servers]]`: their keys from the configured
@@ -31,9 +35,10 @@ use lanyard_core::UnixTime;
 use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
     AccessTokenType, AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier, ExchangeRules,
-    SubjectToken, TokenExchange, TokenRequest, TokenResponse, TokenTypeUri, VerifiedDpopProof, decide_exchange,
-    issue_authorization_grant,
+    SubjectToken, TokenExchange, TokenRequest, TokenResponse, TokenTypeUri, VerifiedDpopProof, Violation, claim_at,
+    decide_exchange, issue_authorization_grant,
 };
+use serde_json::{Map, Value};
 
 use super::AuthorizationServer;
 use super::client_auth::AuthenticatedClient;
@@ -41,6 +46,7 @@ use super::error::OAuthError;
 use super::grant::{TokenOutcome, access_token_outcome, binding, clip, registered_scope, targets};
 use super::remote_keys::KeySource;
 use super::tokens::AccessTokenContent;
+use crate::config::TranscriptionRuleConfig;
 use crate::model::AuthorityKind;
 
 /// How soon keys may be fetched again for an unknown `kid`, in seconds.
@@ -76,9 +82,21 @@ impl AuthorizationServer {
         // The target must also be one of the client's registered audiences.
         targets(request, &client.client.spec)?;
         let max_ttl = self.state.config.oauth.authorization_grant_ttl;
-        let (_, outcome) = self
+        let (presented, outcome) = self
             .exchange_decision(request, exchange, client, dpop, max_ttl, now)
             .await?;
+        let rule = self
+            .state
+            .config
+            .oauth
+            .chaining_transcription
+            .iter()
+            .find(|r| r.foreign_server == target);
+        let (sub, extra) =
+            transcribe(rule, &outcome.sub, &presented.claims).map_err(|reason| OAuthError::ExchangeToken {
+                which: "subject_token",
+                reason: Violation::MappedIdentityInvalid { reason }.into(),
+            })?;
         let ttl = outcome
             .exp
             .as_secs()
@@ -86,7 +104,7 @@ impl AuthorizationServer {
             .min(self.state.keys.max_ttl(AuthorityKind::AccessToken, now).await?);
         let claims = AuthorizationGrantClaims {
             iss: self.issuer.clone(),
-            sub: outcome.sub,
+            sub,
             aud: target,
             iat: now,
             exp: now.plus(ttl),
@@ -94,7 +112,7 @@ impl AuthorizationServer {
             client_id: Some(client.client.client_id.clone()),
             scope: (!outcome.scope.is_empty()).then(|| outcome.scope.clone()),
             act: outcome.act,
-            extra: Default::default(),
+            extra,
         };
         let (key, kid) = self.state.keys.access_token_signer().await?;
         let grant = issue_authorization_grant(key.as_ref(), &kid, &claims).map_err(OAuthError::Issue)?;
@@ -193,5 +211,115 @@ impl AuthorizationServer {
             .sign_access_token(content, self.access_token_ttl(spec), now)
             .await?;
         Ok(access_token_outcome(issued, dpop, outcome.scope, None))
+    }
+}
+
+/// The grant's `sub` and copied claims under `rule` (identity chaining §2.3), for the
+/// subject `sub` whose token carried `claims`; an error names a claim the template needs
+/// and the token lacks.
+pub(crate) fn transcribe(
+    rule: Option<&TranscriptionRuleConfig>,
+    sub: &str,
+    claims: &Map<String, Value>,
+) -> Result<(String, Map<String, Value>), String> {
+    let Some(rule) = rule else {
+        return Ok((sub.to_owned(), Map::new()));
+    };
+    let subject = match &rule.subject {
+        Some(template) => render_subject(template, sub, claims)?,
+        None => sub.to_owned(),
+    };
+    let copied = rule
+        .copy_claims
+        .iter()
+        .filter_map(|name| claims.get(name).map(|v| (name.clone(), v.clone())))
+        .collect();
+    Ok((subject, copied))
+}
+
+/// Checks a transcription `subject` template: balanced, non-empty `{placeholders}`.
+pub(crate) fn check_subject_template(template: &str) -> Result<(), String> {
+    render(template, |_| Ok(String::new())).map(|_| ())
+}
+
+fn render_subject(template: &str, sub: &str, claims: &Map<String, Value>) -> Result<String, String> {
+    let rendered = render(template, |name| {
+        if name == "sub" {
+            return Ok(sub.to_owned());
+        }
+        match claim_at(claims, name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
+            Some(_) => Err(format!("claim {name} is not a string, number or boolean")),
+            None => Err(format!("the subject token has no {name} claim for the grant's sub")),
+        }
+    })?;
+    if rendered.is_empty() {
+        return Err("the transcribed sub is empty".into());
+    }
+    Ok(rendered)
+}
+
+/// `template` with each `{name}` replaced by `value(name)`.
+fn render(template: &str, value: impl Fn(&str) -> Result<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err(format!("unbalanced }} in {template:?}"));
+        }
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or_else(|| format!("unclosed {{ in {template:?}"))?;
+        let name = &after[..close];
+        if name.is_empty() || name.contains('{') {
+            return Err(format!("bad placeholder in {template:?}"));
+        }
+        out.push_str(&value(name)?);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(subject: Option<&str>, copy: &[&str]) -> TranscriptionRuleConfig {
+        TranscriptionRuleConfig {
+            foreign_server: "https://as-b.example".into(),
+            subject: subject.map(str::to_owned),
+            copy_claims: copy.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn transcription_rules() {
+        let claims = json!({"email": "alice@example.com", "tenant": "acme", "org": {"id": 7}});
+        let claims = claims.as_object().unwrap();
+        assert_eq!(transcribe(None, "alice", claims).unwrap(), ("alice".into(), Map::new()));
+        let (sub, extra) = transcribe(
+            Some(&rule(Some("{org.id}:{email}"), &["tenant", "missing"])),
+            "alice",
+            claims,
+        )
+        .unwrap();
+        assert_eq!(sub, "7:alice@example.com");
+        assert_eq!(Value::Object(extra), json!({"tenant": "acme"}));
+        assert_eq!(
+            transcribe(Some(&rule(Some("acme:{sub}"), &[])), "alice", claims)
+                .unwrap()
+                .0,
+            "acme:alice"
+        );
+        let lacking = transcribe(Some(&rule(Some("{phone}"), &[])), "alice", claims).unwrap_err();
+        assert!(lacking.contains("no phone claim"), "{lacking}");
+        assert!(transcribe(Some(&rule(Some("{org}"), &[])), "alice", claims).is_err());
+        for bad in ["{", "}", "{}", "a{b", "{a{b}}"] {
+            assert!(check_subject_template(bad).is_err(), "{bad}");
+        }
+        assert!(check_subject_template("user:{email}").is_ok());
     }
 }

@@ -85,6 +85,9 @@ pub(crate) struct Presented {
     pub(crate) subject: SubjectToken,
     /// The Txn-Token's claims, when the token is one (a replacement's input).
     pub(crate) txn: Option<lanyard_core::oauth::TxnTokenClaims>,
+    /// The token's other claims (those beyond the registered ones its format defines;
+    /// every claim of a trusted issuer's token), for claims transcription (`chaining.rs`).
+    pub(crate) claims: Map<String, Value>,
 }
 
 impl Presented {
@@ -274,6 +277,7 @@ impl AuthorizationServer {
                         may_act: may_act(&c.extra).map_err(invalid)?,
                     },
                     txn: None,
+                    claims: c.extra,
                 })
             }
             TokenTypeUri::Jwt => {
@@ -289,6 +293,7 @@ impl AuthorizationServer {
                         may_act: may_act(&svid.claims).map_err(invalid)?,
                     },
                     txn: None,
+                    claims: svid.claims,
                 })
             }
             TokenTypeUri::TxnToken => {
@@ -310,6 +315,7 @@ impl AuthorizationServer {
                             .map_err(invalid)?,
                         may_act: None,
                     },
+                    claims: c.extra.clone(),
                     txn: Some(c),
                 })
             }

@@ -170,6 +170,7 @@ impl AuthorizationServer {
                 may_act: None,
             },
             txn: None,
+            claims: verified.claims,
         }))
     }
 }

@@ -55,6 +55,7 @@ use lanyard_core::oauth::{
 use lanyard_core::{SpiffeBundle, TrustDomain, TrustStore, UnixTime};
 use lanyard_x509::{X509Bundle, X509BundleSet};
 
+pub(crate) use chaining::check_subject_template;
 pub(crate) use client_auth::method_name;
 pub use client_auth::{AuthenticatedClient, ClientCertificate};
 pub use error::{ClientAuthError, OAuthError, WireError};
