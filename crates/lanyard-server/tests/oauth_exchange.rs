@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use lanyard_core::oauth::{
@@ -600,6 +602,31 @@ async fn txn_token_issue_and_replacement() {
     assert_eq!(r.tctx.as_ref().unwrap()["action"], "BUY");
     assert_eq!(r.tctx.as_ref().unwrap()["quantity"], "100");
     assert_eq!(r.rctx, c.rctx);
+    // The same replacement through lanyard-tower's client middleware, as a service in the
+    // call chain does it (authenticated with the tool's JWT-SVID).
+    let tool = lanyard_tower::oauth::OAuthClientMiddleware::new(
+        lanyard_tower::oauth::OAuthClientConfig::new(h.issuer.clone(), "tool"),
+        Arc::new(lanyard_tower::oauth::StaticJwtSvid(h.svid("tool", &h.issuer).await)),
+    )
+    .unwrap();
+    let ask = lanyard_tower::oauth::TxnTokenReplacement {
+        audience: TRUST_DOMAIN.into(),
+        scope: Some("read".into()),
+        request_details: Some(r#"{"quantity":"50"}"#.into()),
+    };
+    let by_middleware = h
+        .verify_txn(&tool.replace_txn_token(&txn_token, &ask).await.unwrap())
+        .await;
+    assert_eq!((&by_middleware.txn, &by_middleware.sub), (&c.txn, &c.sub));
+    assert_eq!(by_middleware.req_wl, id("tool"));
+    assert_eq!(by_middleware.tctx.as_ref().unwrap()["quantity"], "50");
+    // ... and its refusals are errors (a wider scope).
+    let wider = lanyard_tower::oauth::TxnTokenReplacement {
+        scope: Some("read trade".into()),
+        ..ask
+    };
+    let refused = tool.replace_txn_token(&txn_token, &wider).await.unwrap_err();
+    assert!(refused.to_string().contains("invalid_scope"), "{refused}");
     // A Txn-Token is never exchanged for an access token.
     h.exchange("tool", &[("subject_token", &txn_token), ("subject_token_type", TXN)])
         .await

@@ -47,7 +47,7 @@ mod rejection;
 mod scope;
 mod token;
 
-pub use client::{OAuthClientConfig, OAuthClientMiddleware, TokenOptions};
+pub use client::{OAuthClientConfig, OAuthClientMiddleware, TokenOptions, TxnTokenReplacement};
 pub use config::AccessTokenConfig;
 pub use credentials::{
     ClientCredential, ClientCredentialSource, MtlsClientCredentials, PrivateKeyJwtSource, StaticJwtSvid,

@@ -16,6 +16,12 @@
 //! `DPoP-Nonce` of each origin, and retries a request once when the authorization server
 //! (`400`) or the resource server (`401`) answers `use_dpop_nonce` (RFC 9449 §8, §9).
 //! Requests retried at a resource server must have a body that can be cloned.
+//!
+//! A service in a call chain that received a Txn-Token forwards it as it is
+//! ([`crate::ForwardableTxnToken`]) or, to add its own context, asks the Transaction Token
+//! Service for a replacement with [`OAuthClientMiddleware::replace_txn_token`] (a token
+//! exchange with the received token as `subject_token`, authenticated like every other
+//! request of the middleware; draft-ietf-oauth-transaction-tokens-11).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -144,6 +150,21 @@ impl TokenOptions {
     }
 }
 
+/// What a Txn-Token replacement asks for (draft-ietf-oauth-transaction-tokens-11): the
+/// service keeps the token's `txn`, `sub` and `aud` and never widens its scope.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxnTokenReplacement {
+    /// The trust domain the token is for (its `aud`, which a replacement keeps).
+    pub audience: String,
+    /// A narrower scope, if any (space-separated).
+    pub scope: Option<String>,
+    /// `request_details` of this hop: a JSON object, as text.
+    pub request_details: Option<String>,
+}
+
+/// The RFC 8693 token type of a Txn-Token.
+const TXN_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:txn_token";
+
 /// A token in the cache.
 #[derive(Clone)]
 struct Cached {
@@ -255,6 +276,37 @@ impl OAuthClientMiddleware {
     pub async fn access_token(&self, options: &TokenOptions) -> Result<String, Error> {
         self.inner.token(options).await.map(|c| c.token)
     }
+
+    /// Asks the Transaction Token Service (this middleware's authorization server) to
+    /// replace `txn_token`, the Txn-Token this service received, so that it carries this
+    /// service as the requesting workload: the new Txn-Token (`typ` `txntoken+jwt`), to send
+    /// on in the `Txn-Token` header. Not cached: every call is one token exchange.
+    pub async fn replace_txn_token(&self, txn_token: &str, ask: &TxnTokenReplacement) -> Result<String, Error> {
+        let mut grant = vec![
+            ("grant_type", GrantType::TokenExchange.as_str()),
+            ("requested_token_type", TXN_TOKEN_TYPE),
+            ("subject_token", txn_token),
+            ("subject_token_type", TXN_TOKEN_TYPE),
+            ("audience", ask.audience.as_str()),
+        ];
+        if let Some(scope) = &ask.scope {
+            grant.push(("scope", scope));
+        }
+        if let Some(details) = &ask.request_details {
+            grant.push(("request_details", details));
+        }
+        let (body, _) = self.inner.post_token_request(&grant).await?;
+        let response = TokenResponse::from_json(&body)?;
+        let issued = response.issued_token_type.as_ref().map(|t| t.as_str());
+        if issued != Some(TXN_TOKEN_TYPE) || response.token_type != AccessTokenType::NotApplicable {
+            return Err(Error::TokenEndpoint(format!(
+                "a Txn-Token replacement answered issued_token_type {issued:?}, token_type {}",
+                response.token_type
+            )));
+        }
+        metrics::counter!("lanyard_oauth_client_token_total", "outcome" => "txn_token_replaced").increment(1);
+        Ok(response.access_token)
+    }
 }
 
 impl Inner {
@@ -325,8 +377,22 @@ impl Inner {
             .await
     }
 
-    /// One `client_credentials` request, retried once on `use_dpop_nonce`.
+    /// One `client_credentials` request for `options`.
     async fn request_token(&self, options: &TokenOptions) -> Result<Cached, Error> {
+        let mut grant: Vec<(&str, &str)> = vec![("grant_type", GrantType::ClientCredentials.as_str())];
+        if let Some(scope) = &options.scope {
+            grant.push(("scope", scope));
+        }
+        grant.extend(options.resources.iter().map(|r| ("resource", r.as_str())));
+        grant.extend(options.audiences.iter().map(|a| ("audience", a.as_str())));
+        let (body, now) = self.post_token_request(&grant).await?;
+        self.accept(&body, now)
+    }
+
+    /// POSTs `grant` (the grant type and its parameters) with the client's authentication
+    /// to the token endpoint, retried once on `use_dpop_nonce`: the body of the successful
+    /// answer and when the request was made.
+    async fn post_token_request(&self, grant: &[(&str, &str)]) -> Result<(Vec<u8>, UnixTime), Error> {
         let endpoints = self.endpoints().await?;
         let credential = self.source.credential(&self.config.issuer).await?;
         let (http, endpoint) = match &credential {
@@ -341,7 +407,7 @@ impl Inner {
         let mut retried = false;
         loop {
             let now = self.config.clock.now();
-            let body = self.form(options, &credential, now)?;
+            let body = self.form(grant, &credential, now)?;
             let mut request = http
                 .post(endpoint.as_str())
                 .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -373,7 +439,7 @@ impl Inner {
                     reason,
                 })?;
             if status.is_success() {
-                return self.accept(&body, now);
+                return Ok((body, now));
             }
             let error: Option<ErrorResponse> = serde_json::from_slice(&body).ok();
             if let Some(e) = &error
@@ -397,18 +463,12 @@ impl Inner {
         }
     }
 
-    /// The token request body.
-    fn form(&self, options: &TokenOptions, credential: &ClientCredential, now: UnixTime) -> Result<String, Error> {
+    /// The token request body: `grant`, `client_id` and the client's authentication.
+    fn form(&self, grant: &[(&str, &str)], credential: &ClientCredential, now: UnixTime) -> Result<String, Error> {
         let c = &self.config;
-        let mut pairs: Vec<(&str, &str)> = vec![
-            ("grant_type", GrantType::ClientCredentials.as_str()),
-            ("client_id", &c.client_id),
-        ];
-        if let Some(scope) = &options.scope {
-            pairs.push(("scope", scope));
-        }
-        pairs.extend(options.resources.iter().map(|r| ("resource", r.as_str())));
-        pairs.extend(options.audiences.iter().map(|a| ("audience", a.as_str())));
+        let mut pairs: Vec<(&str, &str)> = grant.to_vec();
+        // After `grant_type`, where it has always been.
+        pairs.insert(1.min(pairs.len()), ("client_id", &c.client_id));
         let assertion;
         match credential {
             ClientCredential::JwtSvid(svid) => {
