@@ -57,11 +57,11 @@ fn policy(delegate: bool, impersonate: bool, subjects: &[TokenTypeUri], txn_toke
 }
 
 fn workloads() -> Vec<Workload> {
-    use TokenTypeUri::{AccessToken, Jwt, TxnToken};
+    use TokenTypeUri::{AccessToken, Jwt, LanyardWit, TxnToken};
     vec![
         Workload {
             name: "gateway",
-            policy: policy(true, false, &[AccessToken, Jwt], true),
+            policy: policy(true, false, &[AccessToken, Jwt, LanyardWit], true),
         },
         Workload {
             name: "agent",
@@ -701,6 +701,66 @@ async fn txn_token_bad_inputs() {
             .await
             .refused(400, code, fragment);
     }
+    h.server.shutdown().await.unwrap();
+}
+
+// ---- WITs as subject tokens ----
+
+/// A WIT is exchanged only by its holder: the request's DPoP proof must be signed with the
+/// WIT's `cnf.jwk` key.
+#[tokio::test]
+async fn a_wit_is_exchanged_only_with_a_proof_of_its_key() {
+    use lanyard_core::SigningKey as _;
+    const WIT: &str = "urn:lanyard:params:oauth:token-type:wit";
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start_with(
+        dir.path(),
+        TRUST_DOMAIN,
+        OAuthConfig {
+            require_dpop_nonce: false,
+            ..OAuthConfig::default()
+        },
+    )
+    .await;
+    let holder = lanyard_crypto::KeyPair::generate(Algorithm::ES256).unwrap();
+    let stranger = lanyard_crypto::KeyPair::generate(Algorithm::ES256).unwrap();
+    let sub = lanyard_core::WorkloadId::parse(&id("batch")).unwrap();
+    let wit = lanyard_server::issue::mint_wit(&h.server.state, &sub, &holder.public_jwk(), None)
+        .await
+        .unwrap();
+    let proof = |key: &lanyard_crypto::KeyPair| {
+        let endpoint = format!("{}/oauth/token", h.server.public_url);
+        let params = lanyard_core::oauth::DpopProofParams {
+            method: "POST",
+            uri: &endpoint,
+            access_token: None,
+            nonce: None,
+        };
+        lanyard_core::oauth::create_dpop_proof(key, &params, now(), lanyard_crypto::provider().as_ref()).unwrap()
+    };
+    let mut params = vec![("grant_type", EXCHANGE)];
+    params.extend([("subject_token", wit.as_str()), ("subject_token_type", WIT)]);
+    let reply = h
+        .token_with_headers("gateway", &params, &[("DPoP", &proof(&holder))])
+        .await;
+    let c = h.verify_at(&reply.token(AT, "DPoP")).await;
+    assert_eq!(c.sub, id("batch"));
+    assert_eq!(
+        c.act.as_ref().unwrap().sub,
+        Some(id("gateway")),
+        "the gateway acts for the WIT's workload"
+    );
+    // Without a proof, or with another key's: refused.
+    h.token("gateway", &params)
+        .await
+        .refused(400, "invalid_request", "DPoP proof");
+    h.token_with_headers("gateway", &params, &[("DPoP", &proof(&stranger))])
+        .await
+        .refused(400, "invalid_request", "DPoP key");
+    // A client whose policy does not list the type.
+    h.token_with_headers("agent", &params, &[("DPoP", &proof(&holder))])
+        .await
+        .refused(400, "invalid_request", "subject_token_type");
     h.server.shutdown().await.unwrap();
 }
 

@@ -8,6 +8,7 @@
 //! | `urn:ietf:params:oauth:token-type:access_token` | an RFC 9068 access token this server issued (its own keys, `iss` this issuer), not revoked, whose `aud` names this issuer, the client's `client_id` or one of the policy's `subject_audiences` (a resource server exchanges the tokens sent to it) |
 //! | `urn:ietf:params:oauth:token-type:jwt` | a JWT-SVID of the server's own or a federated trust domain whose `aud` names this issuer (JWT-SVID.md §3, `typ` absent or `JWT`: an `at+jwt` sent as `jwt` is `typ_confusion`) |
 //! | `urn:ietf:params:oauth:token-type:jwt`, `...:id_token`, `...:access_token` | a JWT of a trusted external issuer the client's policy lists (`issuers.rs`): verified by that issuer's configuration and mapped to a workload identifier, which becomes the subject (or actor) |
+//! | `urn:lanyard:params:oauth:token-type:wit` | a WIT (draft-ietf-wimse-workload-creds, `wit+jwt`) of the server's own or a federated trust domain, presented by its holder: the request's DPoP proof must be signed with the WIT's `cnf.jwk` (a WIT is bound to a key; accepting it without that proof would make it a bearer token). Lanyard's own URN, as for WITs issued by exchange (`wit.rs`) |
 //! | `urn:ietf:params:oauth:token-type:txn_token` | a Txn-Token of this server's Transaction Token Service: only as the subject of a Txn-Token request (a replacement, `txn.rs`) or of a JWT authorization grant (`chaining.rs`); a Txn-Token is never exchanged for an access token (draft-ietf-oauth-transaction-tokens-11: it is not one) |
 //!
 //! The decision is `lanyard_core::oauth::decide_exchange`: delegation when an actor is
@@ -29,7 +30,7 @@ use lanyard_core::oauth::{
     SubjectToken, TokenExchange, TokenRequest, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof,
     Violation, decide_exchange,
 };
-use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime};
+use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime, WitPolicy, WitVerifier};
 use serde_json::{Map, Value};
 
 use super::AuthorizationServer;
@@ -41,15 +42,21 @@ use crate::error::ServerError;
 use crate::model::ExchangePolicy;
 
 /// The subject token types this server can verify.
-const SUBJECT_TYPES: [TokenTypeUri; 4] = [
+const SUBJECT_TYPES: [TokenTypeUri; 5] = [
     TokenTypeUri::AccessToken,
     TokenTypeUri::Jwt,
     TokenTypeUri::IdToken,
     TokenTypeUri::TxnToken,
+    TokenTypeUri::LanyardWit,
 ];
 
 /// The actor token types this server can verify (a Txn-Token identifies no actor).
-const ACTOR_TYPES: [TokenTypeUri; 3] = [TokenTypeUri::AccessToken, TokenTypeUri::Jwt, TokenTypeUri::IdToken];
+const ACTOR_TYPES: [TokenTypeUri; 4] = [
+    TokenTypeUri::AccessToken,
+    TokenTypeUri::Jwt,
+    TokenTypeUri::IdToken,
+    TokenTypeUri::LanyardWit,
+];
 
 /// Checks a client's exchange policy when it is registered: only token types this server
 /// verifies, non-empty audiences.
@@ -318,6 +325,39 @@ impl AuthorizationServer {
                     claims: c.extra.clone(),
                     txn: Some(c),
                 })
+            }
+            TokenTypeUri::LanyardWit => {
+                let verifier = WitVerifier::new(Arc::clone(&self.trust), WitPolicy::wit_svid());
+                let wit = verifier.verify(token.expose(), now).map_err(invalid)?;
+                let holder = wit.cnf_jwk.thumbprint(self.state.crypto.as_ref()).map_err(invalid)?;
+                match dpop {
+                    None => Err(invalid(
+                        Violation::ConfirmationMissing {
+                            member: "jwk",
+                            what: "DPoP proof",
+                        }
+                        .into(),
+                    )),
+                    Some(proof) if proof.jkt != holder => Err(invalid(
+                        Violation::ConfirmationMismatch {
+                            member: "jwk",
+                            what: "DPoP key",
+                        }
+                        .into(),
+                    )),
+                    Some(_) => Ok(Presented {
+                        subject: SubjectToken {
+                            sub: wit.sub.as_str().to_owned(),
+                            iss: None,
+                            scope: None,
+                            exp: wit.exp,
+                            act: None,
+                            may_act: may_act(&wit.claims).map_err(invalid)?,
+                        },
+                        txn: None,
+                        claims: wit.claims.clone(),
+                    }),
+                }
             }
             // An `id_token` comes only from a trusted external issuer (`verify_external`).
             _ => Err(OAuthError::TokenTypeRefused {

@@ -118,7 +118,7 @@ pub(crate) struct ClientFields {
     /// Token exchange: it may ask for impersonation (no new actor).
     #[arg(long)]
     exchange_impersonate: bool,
-    /// Token exchange: a subject_token_type it may present (access_token, jwt, txn_token or
+    /// Token exchange: a subject_token_type it may present (access_token, jwt, txn_token, wit or
     /// the full URI); repeatable.
     #[arg(long = "exchange-subject-type")]
     exchange_subject_types: Vec<String>,
@@ -198,6 +198,9 @@ fn token_type_uris(names: &[String]) -> Vec<String> {
 fn token_type_uri(name: &str) -> String {
     if name.contains(':') {
         name.to_owned()
+    } else if name == "wit" {
+        // WIMSE registers no token type for a WIT yet: Lanyard's own URN.
+        lanyard_core::oauth::TokenTypeUri::LanyardWit.as_str().to_owned()
     } else {
         format!("urn:ietf:params:oauth:token-type:{name}")
     }
