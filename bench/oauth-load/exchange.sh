@@ -28,19 +28,10 @@ OUT=keys node "$here/keys.mjs"
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; }
 trap cleanup EXIT
-cat >server.toml <<TOML
-data_dir = "$WORK/lanyard-data"
-public_address = "127.0.0.1:18080"
-agent_address = "127.0.0.1:18081"
-admin_socket = "$WORK/admin.sock"
-log_level = "warn"
-
-[oauth]
-mtls_address = "127.0.0.1:18443"
-TOML
-"$lanyard" server --config server.toml >lanyard.log 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do curl -fs -o /dev/null http://127.0.0.1:18080/healthz && break; sleep 0.2; done
+# shellcheck source=bench/oauth-load/lanyard-server.sh
+. "$here/lanyard-server.sh"
+start_lanyard_server
+pid=$lanyard_pid
 issuer=http://127.0.0.1:18080
 socket=(--socket "$WORK/admin.sock")
 jwks=(--jwks keys/client.pub.jwk.json)

@@ -36,19 +36,10 @@ wait_for() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; s
 
 # Lanyard: its zero-config start in a fresh data directory, the client registered through
 # the admin socket with the same public key and the same scope and audience as the peer.
-cat >"$WORK/server.toml" <<TOML
-data_dir = "$WORK/lanyard-data"
-public_address = "127.0.0.1:18080"
-agent_address = "127.0.0.1:18081"
-admin_socket = "$WORK/admin.sock"
-log_level = "warn"
-
-[oauth]
-mtls_address = "127.0.0.1:18443"
-TOML
-"$lanyard" server --config "$WORK/server.toml" >"$WORK/lanyard.log" 2>&1 &
-pids+=($!)
-wait_for http://127.0.0.1:18080/healthz
+# shellcheck source=bench/oauth-load/lanyard-server.sh
+. "$here/lanyard-server.sh"
+start_lanyard_server
+pids+=("$lanyard_pid")
 "$lanyard" client create bench-client --socket "$WORK/admin.sock" --jwks keys/client.pub.jwk.json \
   --scope read --scope write --audience https://api.example.test --access-token-ttl 300 >/dev/null
 

@@ -706,6 +706,19 @@ async fn txn_token_bad_inputs() {
 
 // ---- WITs as subject tokens ----
 
+/// A DPoP proof by `holder` for the token endpoint of `h` (no nonce: the servers of these
+/// tests do not require one).
+fn dpop_proof(h: &Harness, holder: &lanyard_crypto::KeyPair) -> String {
+    let endpoint = format!("{}/oauth/token", h.server.public_url);
+    let params = lanyard_core::oauth::DpopProofParams {
+        method: "POST",
+        uri: &endpoint,
+        access_token: None,
+        nonce: None,
+    };
+    lanyard_core::oauth::create_dpop_proof(holder, &params, now(), lanyard_crypto::provider().as_ref()).unwrap()
+}
+
 /// A WIT is exchanged only by its holder: the request's DPoP proof must be signed with the
 /// WIT's `cnf.jwk` key.
 #[tokio::test]
@@ -728,16 +741,7 @@ async fn a_wit_is_exchanged_only_with_a_proof_of_its_key() {
     let wit = lanyard_server::issue::mint_wit(&h.server.state, &sub, &holder.public_jwk(), None)
         .await
         .unwrap();
-    let proof = |key: &lanyard_crypto::KeyPair| {
-        let endpoint = format!("{}/oauth/token", h.server.public_url);
-        let params = lanyard_core::oauth::DpopProofParams {
-            method: "POST",
-            uri: &endpoint,
-            access_token: None,
-            nonce: None,
-        };
-        lanyard_core::oauth::create_dpop_proof(key, &params, now(), lanyard_crypto::provider().as_ref()).unwrap()
-    };
+    let proof = |key: &lanyard_crypto::KeyPair| dpop_proof(&h, key);
     let mut params = vec![("grant_type", EXCHANGE)];
     params.extend([("subject_token", wit.as_str()), ("subject_token_type", WIT)]);
     let reply = h

@@ -258,18 +258,6 @@ async fn a_platform_token_becomes_a_jwt_svid_when_enabled() {
     h.server.shutdown().await.unwrap();
 }
 
-/// A DPoP proof by `holder` for the token endpoint of `h`.
-fn dpop_proof(h: &Harness, holder: &lanyard_crypto::KeyPair) -> String {
-    let endpoint = format!("{}/oauth/token", h.server.public_url);
-    let params = lanyard_core::oauth::DpopProofParams {
-        method: "POST",
-        uri: &endpoint,
-        access_token: None,
-        nonce: None,
-    };
-    lanyard_core::oauth::create_dpop_proof(holder, &params, now(), lanyard_crypto::provider().as_ref()).unwrap()
-}
-
 /// The `platform` workload exchanges `token` of `token_type` for a WIT bound to
 /// `holder`'s key (proven with a DPoP proof); the WIT, verified with the server's bundle.
 async fn exchange_for_wit(
