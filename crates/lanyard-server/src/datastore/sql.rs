@@ -70,8 +70,10 @@ const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Background WAL checkpoints for the `jti` connection of a SQLite file: after a batch,
 /// at most one at a time and one per [`WAL_CHECKPOINT_EVERY`], on the main pool. Each is
 /// a `PASSIVE` checkpoint, which copies the WAL into the database file without blocking
-/// writers, then a `RESTART`, which blocks writers only while it copies what was committed
-/// meanwhile, and lets the next writer start the WAL over (so it stays small).
+/// writers, then a `RESTART`, which lets the next writer start the WAL over (so it stays
+/// small). While a `RESTART` is pending, new writers wait: for the frames committed during
+/// the `PASSIVE` pass to be copied, and for readers still on an older snapshot to finish
+/// (the main pool's queries are short; the 5 s busy timeout bounds the wait).
 #[derive(Debug)]
 struct WalCheckpoints {
     running: AtomicBool,
