@@ -13,8 +13,8 @@
 //! **JWT-SVID**: `requested_token_type=urn:ietf:params:oauth:token-type:jwt` when the
 //! request names no foreign authorization server (that is identity chaining,
 //! `chaining.rs`): a JWT-SVID (SPIFFE JWT-SVID.md) for the subject, whose `aud` is the
-//! request's `audience`/`resource` values (each registered for the client, RFC 8707; all of
-//! them when none is asked), `issued_token_type` `...:jwt`, `token_type` `N_A`. It is a
+//! request's `audience`/`resource` values (at least one, each registered for the client,
+//! RFC 8707), `issued_token_type` `...:jwt`, `token_type` `N_A`. It is a
 //! bearer credential, so it is off by default. It lives at most `default_jwt_svid_ttl`.
 //!
 //! Both: the subject is the exchange's subject, which must be a workload of this trust
@@ -77,6 +77,12 @@ impl AuthorizationServer {
                 "a JWT is issued only as an authorization grant for a configured foreign authorization server \
                  (JWT-SVIDs by token exchange are off: [oauth] issue_jwt_svids)"
                     .into(),
+            ));
+        }
+        // A bearer JWT-SVID names only the audiences asked for, never every registered one.
+        if request.resources.is_empty() && request.audiences.is_empty() {
+            return Err(OAuthError::InvalidTarget(
+                "a JWT-SVID needs an audience or resource to be issued for".into(),
             ));
         }
         let audiences = targets(request, &client.client.spec)?;

@@ -228,6 +228,10 @@ async fn a_platform_token_becomes_a_jwt_svid_when_enabled() {
     assert_eq!(verified.aud, vec![LEDGER.to_owned()]);
     assert!(verified.exp.as_secs() <= claims["exp"].as_u64().unwrap());
 
+    // An audience must be asked for: a bearer JWT-SVID is never for every registered one.
+    h.exchange("platform", &params[..3])
+        .await
+        .refused(400, "invalid_target", "needs an audience");
     // Only registered audiences (RFC 8707).
     let elsewhere = [
         ("subject_token", token.as_str()),
@@ -244,6 +248,7 @@ async fn a_platform_token_becomes_a_jwt_svid_when_enabled() {
         ("subject_token", svid.as_str()),
         ("subject_token_type", JWT),
         ("requested_token_type", JWT),
+        ("audience", LEDGER),
     ];
     h.exchange("gateway", &as_gateway)
         .await
