@@ -112,6 +112,12 @@ pub struct OAuthConfig {
     /// (draft-ietf-oauth-spiffe-client-auth with draft-ietf-oauth-attestation-based-client-auth-09).
     /// Off by default: the working group has not settled the method.
     pub wit_client_auth: bool,
+    /// Tell clients why their authentication failed. Off by default: the reason goes to
+    /// the audit line only, and every `invalid_client` that depends on what is registered
+    /// (an unknown client, a method it may not use, a credential that does not verify)
+    /// answers the same description, so that the token endpoint does not reveal which
+    /// clients exist. Turn on while onboarding clients.
+    pub client_error_details: bool,
     /// Require a server-provided nonce in DPoP proofs at the token endpoint (RFC 9449 §8).
     pub require_dpop_nonce: bool,
     /// Largest token, introspection or revocation request body, in bytes.
@@ -384,6 +390,7 @@ impl Default for OAuthConfig {
             signing_key_ttl: 24 * 3600,
             derive_client_id_from_svid: false,
             wit_client_auth: false,
+            client_error_details: false,
             require_dpop_nonce: true,
             max_body_bytes: 16 * 1024,
             txn_token_ttl: lanyard_core::oauth::DEFAULT_TXN_TOKEN_TTL,

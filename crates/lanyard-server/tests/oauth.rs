@@ -37,12 +37,19 @@ fn now() -> UnixTime {
     SystemClock.now()
 }
 
+/// A server on ephemeral ports. `client_error_details` is on, so that the tests can read
+/// why a client authentication failed from the description (the default hides it:
+/// `unknown_clients_and_bad_credentials_look_alike`).
 fn config(dir: &Path) -> ServerConfig {
     ServerConfig {
         data_dir: dir.join("data"),
         public_address: "127.0.0.1:0".into(),
         agent_address: "127.0.0.1:0".into(),
         log_level: "warn".into(),
+        oauth: lanyard_server::config::OAuthConfig {
+            client_error_details: true,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     }
 }
@@ -553,6 +560,45 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
 }
 
 // ---- bad input ----
+
+/// With the default configuration, an unknown client, a known one with a forged
+/// assertion, and a known one using a method it is not registered for all get the same
+/// `invalid_client` description, so the endpoint does not tell which clients exist; the
+/// reasons that do not depend on the registry (no `client_id` with a SPIFFE method) or
+/// that only a credential's holder reaches (a replay) are still named.
+#[tokio::test]
+async fn unknown_clients_and_bad_credentials_look_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(
+        ServerConfig {
+            oauth: Default::default(),
+            ..config(dir.path())
+        },
+        None,
+        true,
+    )
+    .await;
+    let description = |r: &Reply| r.body["error_description"].as_str().unwrap_or_default().to_owned();
+    let unknown = h.token_as("nobody", &h.assertion("nobody"), &[], &[]).await;
+    unknown.error(401, "invalid_client", "client authentication failed");
+    let other = lanyard_crypto::provider().generate_key(Algorithm::ES256).unwrap();
+    let forged = sign_compact(None, Some("client-key-1"), &h.claims(), other.as_ref()).unwrap();
+    let bad_signature = h.pkjwt_token(&forged, &[]).await;
+    bad_signature.error(401, "invalid_client", "");
+    // `partner` is registered for jwt-spiffe only.
+    let wrong_method = h.token_as("partner", &h.assertion("partner"), &[], &[]).await;
+    wrong_method.error(401, "invalid_client", "");
+    assert_eq!(description(&unknown), description(&bad_signature));
+    assert_eq!(description(&unknown), description(&wrong_method));
+    assert!(!description(&unknown).contains("unknown"), "{}", description(&unknown));
+
+    let assertion = h.assertion("billing");
+    h.pkjwt_token(&assertion, &[]).await.ok_token();
+    h.pkjwt_token(&assertion, &[])
+        .await
+        .error(401, "invalid_client", "already used");
+    h.server.shutdown().await.unwrap();
+}
 
 #[tokio::test]
 async fn private_key_jwt_bad_assertions() {

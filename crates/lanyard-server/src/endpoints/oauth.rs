@@ -70,7 +70,7 @@ fn no_store(status: StatusCode, body: String) -> Response {
 
 /// The one place an [`OAuthError`] becomes an HTTP response.
 fn error_response(s: &AuthorizationServer, e: &OAuthError, used_authorization_header: bool) -> Response {
-    let wire = e.response(used_authorization_header);
+    let wire = e.response(used_authorization_header, s.state().config.oauth.client_error_details);
     if wire.status >= 500 {
         tracing::error!(error = %e, "oauth request failed");
     }

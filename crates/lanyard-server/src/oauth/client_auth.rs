@@ -24,7 +24,8 @@
 //!   client certificate on the connection; see [`ClientCertificate`].
 //!
 //! Every failure is `invalid_client` ([`OAuthError::InvalidClient`]) with a reason for the
-//! audit line; unknown clients and bad credentials look alike on the wire.
+//! audit line; unknown clients and bad credentials look alike on the wire unless `[oauth]
+//! client_error_details` is on ([`ClientAuthError::is_public`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

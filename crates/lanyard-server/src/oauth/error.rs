@@ -48,6 +48,21 @@ pub enum ClientAuthError {
 }
 
 impl ClientAuthError {
+    /// Whether the reason may be told to any requester: true only for reasons that do not
+    /// depend on what is registered (no client named, no `client_id`, an assertion type
+    /// the server does not know) and for a replay, which only the holder of a valid
+    /// credential reaches. The others (an unknown client, a method it may not use, a
+    /// credential that does not verify) would tell whether a client exists.
+    pub fn is_public(&self) -> bool {
+        matches!(
+            self,
+            ClientAuthError::Missing
+                | ClientAuthError::MissingClientId
+                | ClientAuthError::UnsupportedAssertionType(_)
+                | ClientAuthError::Replay
+        )
+    }
+
     /// A stable lowercase code (audit lines, tests).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -256,13 +271,21 @@ impl OAuthError {
     /// The error response (RFC 6749 §5.2): `used_authorization_header` says whether the
     /// client authenticated with the `Authorization` header, in which case
     /// `invalid_client` carries `WWW-Authenticate: Basic` (RFC 6749 §5.2). Server failures
-    /// say nothing of their cause.
-    pub fn response(&self, used_authorization_header: bool) -> WireError {
+    /// say nothing of their cause; a failed client authentication names its reason only
+    /// when [`ClientAuthError::is_public`] or `client_details` (`[oauth]
+    /// client_error_details`) allows it.
+    pub fn response(&self, used_authorization_header: bool, client_details: bool) -> WireError {
         let code = self.code();
         let status = code.http_status(Endpoint::AuthorizationServer);
+        let description = match self {
+            OAuthError::InvalidClient { method, reason } if !client_details && !reason.is_public() => {
+                format!("client authentication failed ({method})")
+            }
+            _ => self.to_string(),
+        };
         let body = match code {
             ErrorCode::ServerError => ErrorResponse::new(code.clone()),
-            _ => ErrorResponse::new(code.clone()).with_description(self.to_string()),
+            _ => ErrorResponse::new(code.clone()).with_description(description),
         };
         let www_authenticate = (code == ErrorCode::InvalidClient && used_authorization_header)
             .then(|| www_authenticate("Basic", Some(&body), &[("realm", "lanyard")]));
