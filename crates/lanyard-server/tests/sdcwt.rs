@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 
 use lanyard_core::cose::CoseKey;
 use lanyard_core::oauth::{
-    AccessTokenClaims, Audience, AuthMethod, ClientAssertionParams, Confirmation, DpopProofParams,
+    AccessTokenClaims, Audience, AuthMethod, ClientAssertionParams, Confirmation, DpopProofParams, SpiffeIdPattern,
     certificate_thumbprint, create_client_assertion, create_dpop_proof, encode_form, issue_access_token,
 };
 use lanyard_core::spice::sd_cwt::{DisclosureKind, HolderSdCwt, SdCwtPolicy};
 use lanyard_core::{Algorithm, Clock, Jwk, JwkSet, SigningKey, SpiffeId, SystemClock, UnixTime};
 use lanyard_server::model::{EntrySpec, OAuthClientSpec};
-use lanyard_server::oauth::clients::create_client;
+use lanyard_server::oauth::clients::{create_client, update_client};
 use lanyard_server::{RunningServer, ServerConfig};
 use lanyard_x509::{SubjectKey, X509Authority, X509Svid};
 
@@ -171,14 +171,15 @@ impl Harness {
         assert_eq!(decoys, usize::from(lanyard_server::sdcwt::DEFAULT_DECOYS));
     }
 
-    /// An access token signed with the server's access-token key.
+    /// An access token signed with the server's access-token key, as if issued to the
+    /// client `workload` (see [`Harness::register_workload_client`]).
     async fn token(&self, sub: &str, audience: &str, cnf: Option<Confirmation>, exp: UnixTime) -> String {
         let (key, kid) = self.server.state.keys.access_token_signer().await.unwrap();
         let claims = AccessTokenClaims {
             iss: self.server.oauth.issuer().to_owned(),
             sub: sub.into(),
             aud: Audience::new(vec![audience.to_owned()]).unwrap(),
-            client_id: "crafted".into(),
+            client_id: "workload".into(),
             scope: None,
             iat: UnixTime(now().as_secs().min(exp.as_secs() - 60)),
             exp,
@@ -189,6 +190,26 @@ impl Harness {
             extra: Default::default(),
         };
         issue_access_token(key.as_ref(), &kid, &claims).unwrap()
+    }
+
+    /// Registers the client `workload`, authorized for the SPIFFE ID `SUB` (mutual TLS).
+    async fn register_workload_client(&self) {
+        let spec = OAuthClientSpec {
+            spiffe_ids: vec![SpiffeIdPattern::parse(SUB).unwrap()],
+            auth_methods: vec![AuthMethod::SpiffeX509],
+            jwks: None,
+            jwks_uri: None,
+            grant_types: Vec::new(),
+            scopes: Vec::new(),
+            audiences: vec![self.public.clone()],
+            access_token_ttl: 0,
+            require_dpop: false,
+            require_certificate_binding: false,
+            exchange: Default::default(),
+        };
+        create_client(&self.server.state, "workload", spec, now())
+            .await
+            .unwrap();
     }
 }
 
@@ -285,13 +306,13 @@ async fn a_dpop_bound_access_token_gets_an_sd_cwt_bound_to_the_proof_key() {
     let provider = lanyard_crypto::provider();
     let issuer = h.server.oauth.issuer().to_owned();
 
-    // A client whose identity is the workload's, allowed the credential endpoint as
-    // audience, DPoP required.
+    // A client whose identity is the workload's (registered for its SPIFFE ID), allowed
+    // the credential endpoint as audience, DPoP required.
     let client_key = provider.generate_key(Algorithm::ES256).unwrap();
     let mut jwk = client_key.public_jwk();
     jwk.kid = Some("k1".into());
     let spec = OAuthClientSpec {
-        spiffe_ids: Vec::new(),
+        spiffe_ids: vec![SpiffeIdPattern::parse(SUB).unwrap()],
         auth_methods: vec![AuthMethod::PrivateKeyJwt],
         jwks: Some(JwkSet { keys: vec![jwk] }),
         jwks_uri: None,
@@ -303,7 +324,7 @@ async fn a_dpop_bound_access_token_gets_an_sd_cwt_bound_to_the_proof_key() {
         require_certificate_binding: false,
         exchange: Default::default(),
     };
-    create_client(&h.server.state, SUB, spec, now()).await.unwrap();
+    create_client(&h.server.state, SUB, spec.clone(), now()).await.unwrap();
     let dpop_key = provider.generate_key(Algorithm::ES256).unwrap();
     let token_url = format!("{}/oauth/token", h.server.public_url);
     let assertion = create_client_assertion(
@@ -385,6 +406,16 @@ async fn a_dpop_bound_access_token_gets_an_sd_cwt_bound_to_the_proof_key() {
     // A malformed Authorization field.
     let reply = h.post(None, &h.local, &[("authorization", "DPoP a b")]).await;
     assert_eq!(reply.status, 400, "{}", reply.problem());
+    // The same client no longer registered for the SPIFFE ID (its name alone is no proof of
+    // the identity): refused, though the token and proof are good.
+    let unregistered = OAuthClientSpec {
+        spiffe_ids: Vec::new(),
+        ..spec
+    };
+    update_client(&h.server.state, SUB, unregistered, None).await.unwrap();
+    let reply = h.dpop(&token, &proof(dpop_key.as_ref(), &h.public, Some(&token))).await;
+    assert_eq!(reply.status, 403, "{}", reply.problem());
+    assert_eq!(reply.problem()["kind"], "permission_denied", "{}", reply.problem());
     // Revoked by its client: refused from then on.
     assert!(h.server.oauth.revoke(&token, SUB, now()).await.unwrap());
     h.dpop(&token, &proof(dpop_key.as_ref(), &h.public, Some(&token)))
@@ -439,6 +470,7 @@ async fn a_certificate_bound_access_token_on_mutual_tls_gets_an_sd_cwt_bound_to_
         cnf.x5t_s256.as_deref(),
         Some(certificate_thumbprint(provider.as_ref(), &holder.chain[0]).as_str())
     );
+    h.register_workload_client().await;
     let token = h.token(SUB, &h.public, Some(cnf), now().plus(300)).await;
     let authorization = format!("Bearer {token}");
     let client = mtls_client(Some(svid_pem(&holder)));

@@ -27,7 +27,7 @@
 //! | authentication | identity | `cnf` |
 //! |---|---|---|
 //! | WIT-SVID + WPT (`Workload-Identity-Token`, `Authorization: WPT`; draft-ietf-wimse-wpt-02), WPT `aud` = the URL the request was sent to | the WIT's `sub` | the WIT's `cnf.jwk` |
-//! | an access token of this server's OAuth AS (RFC 9068), `aud` containing `<public URL>/credentials/sd-cwt`, sender-constrained: `Authorization: DPoP` with a `DPoP` proof (RFC 9449 §7.1: `htm` POST, `htu` the URL the request was sent to, `ath`, key = `cnf.jkt`), or certificate-bound (RFC 8705 §3: `cnf.x5t#S256` = the client certificate, on the mutual-TLS listener) | the token's `sub` (a SPIFFE ID) | the DPoP proof's `jwk`, or the certificate's key |
+//! | an access token of this server's OAuth AS (RFC 9068), `aud` containing `<public URL>/credentials/sd-cwt`, sender-constrained: `Authorization: DPoP` with a `DPoP` proof (RFC 9449 §7.1: `htm` POST, `htu` the URL the request was sent to, `ath`, key = `cnf.jkt`), or certificate-bound (RFC 8705 §3: `cnf.x5t#S256` = the client certificate, on the mutual-TLS listener) | the token's `sub`: a SPIFFE ID that the token's client (`client_id`) is registered for (its `spiffe_ids`); a client named like a SPIFFE ID is not enough | the DPoP proof's `jwk`, or the certificate's key |
 //! | an X.509-SVID as the TLS client certificate on the mutual-TLS listener: chained to this trust domain's (or a federated one's) bundle, exactly one SPIFFE URI SAN, clientAuth | the URI SAN | the certificate's public key |
 //!
 //! Answers (errors are `application/problem+json` with a stable `kind`):
@@ -38,7 +38,7 @@
 //! | 400 | a malformed `Authorization`/`DPoP` field (`invalid_request`, RFC 6750 §3.1); a holder key that cannot be a COSE_Key |
 //! | 401 + `WWW-Authenticate: WPT` and `DPoP algs=...` | no credentials; a WIT or WPT that does not verify or a replayed WPT (`kind` from the verifier, e.g. `replay`); on the mutual-TLS listener, no client certificate (`empty_chain`), one from a foreign CA (`bad_chain`, `unknown_trust_domain`), two URI SANs (`multiple_uri_sans`) |
 //! | 401 + `WWW-Authenticate: DPoP` or `Bearer` with `error` | a refused access token (`invalid_token`: bad signature, issuer, audience, expired, revoked, not sender-constrained — a bearer token is refused, the credential must be key-bound; `invalid_dpop_proof`: a bad or replayed proof, a proof key other than `cnf.jkt`; `use_dpop_nonce` with `DPoP-Nonce` when nonces are required) |
-//! | 403 | an authenticated identity without an entry (or outside this trust domain, or a token `sub` that is not a SPIFFE ID) |
+//! | 403 | an authenticated identity without an entry (or outside this trust domain, or a token `sub` that is not a SPIFFE ID registered for the token's client) |
 //! | 409 | an identity with several entries (one per node): fetch the SD-CWT through the agent |
 //!
 //! Nothing cacheable is redone per request: the WIT verifier's trust store is updated only
@@ -407,6 +407,23 @@ impl CredentialEndpoint {
                 return Err(crate::oauth::OAuthError::AccessTokenUnbound.at_resource(presented.scheme, None));
             }
         };
+        // A client_id that merely looks like a SPIFFE ID proves nothing: the subject must be
+        // one the token's client is registered to authenticate as (its `spiffe_ids`).
+        let authorized = match SpiffeId::parse(&token.claims.sub) {
+            Ok(id) => s
+                .stores
+                .clients
+                .get_client(&token.claims.client_id)
+                .await?
+                .is_some_and(|client| client.spec.spiffe_ids.iter().any(|p| p.matches(&id))),
+            Err(_) => false,
+        };
+        if !authorized {
+            return Err(ServerError::PermissionDenied(format!(
+                "the access token's subject is not a SPIFFE ID registered for its client {:?} (spiffe_ids)",
+                token.claims.client_id
+            )));
+        }
         Ok(Caller {
             subject: token.claims.sub,
             key,
