@@ -31,10 +31,12 @@ use crate::model::{Agent, Authority, AuthorityKind, Entry, EntrySpec, OAuthClien
 
 mod client_cache;
 mod group_commit;
+mod revocation_mirror;
 mod sql;
 
 pub use client_cache::{CLIENT_CACHE_TTL, CachedClients, MAX_CACHED_CLIENTS};
 pub use group_commit::GroupCommitJtis;
+pub use revocation_mirror::{MAX_MIRRORED_REVOCATIONS, MirroredRevocations, REVOCATION_MIRROR_TTL};
 
 /// The longest key a [`JtiStore`] records, in bytes.
 pub const MAX_JTI_KEY: usize = 128;
@@ -279,6 +281,13 @@ pub trait JtiStore: Send + Sync + std::fmt::Debug {
             revoked.push(self.is_revoked(jti).await?);
         }
         Ok(revoked)
+    }
+    /// Every revoked `jti` (the ones [`JtiStore::is_revoked`] would answer `true` for), or
+    /// `None` when there are more than `limit` or the store cannot list them (the default):
+    /// [`MirroredRevocations`] keeps a copy of them.
+    async fn all_revocations(&self, limit: usize) -> Result<Option<std::collections::HashSet<String>>, StoreError> {
+        let _ = limit;
+        Ok(None)
     }
     /// Deletes recorded `jti`s and revocations that expired before `now`; returns how many.
     async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError>;

@@ -18,7 +18,9 @@ use crate::attest::JoinTokenAttestor;
 use crate::attest::x509pop::{ChallengeKey, X509Pop};
 use crate::ca::{KeyManager, KeyManagerConfig, KeyStorage, UpstreamCa};
 use crate::config::{KeyStorageKind, LogFormat, ServerConfig};
-use crate::datastore::{CachedClients, DataStore, GroupCommitJtis, SqlDataStore, StoreError, Stores};
+use crate::datastore::{
+    CachedClients, DataStore, GroupCommitJtis, MirroredRevocations, SqlDataStore, StoreError, Stores,
+};
 use crate::endpoints::{admin, bundle_endpoint, oauth as oauth_endpoints, public, spice};
 use crate::federation;
 use crate::oauth::AuthorizationServer;
@@ -235,6 +237,9 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     // Assertion and DPoP-proof jtis are committed in batches: one disk flush per batch of
     // concurrent token requests (datastore/group_commit.rs).
     stores.jtis = Arc::new(GroupCommitJtis::spawn(stores.jtis));
+    // Revocation checks (token exchange, introspection) read a copy of the revocations at
+    // most 1 s old (datastore/revocation_mirror.rs).
+    stores.jtis = Arc::new(MirroredRevocations::new(stores.jtis));
     // The token endpoint reads its client on every request (datastore/client_cache.rs).
     stores.clients = Arc::new(CachedClients::new(stores.clients));
     let keys = Arc::new(KeyManager::new(

@@ -203,6 +203,10 @@ impl JtiStore for GroupCommitJtis {
         self.inner.revoked_among(jtis).await
     }
 
+    async fn all_revocations(&self, limit: usize) -> Result<Option<std::collections::HashSet<String>>, StoreError> {
+        self.inner.all_revocations(limit).await
+    }
+
     async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
         self.inner.prune_jtis(now).await
     }

@@ -2,10 +2,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lanyard_core::UnixTime;
 use lanyard_core::oauth::{AuthMethod, GrantType, SpiffeIdPattern};
-use lanyard_server::datastore::{CLIENT_CACHE_TTL, CachedClients, ClientStore, GroupCommitJtis, JtiStore, StoreError};
+use lanyard_server::datastore::{
+    CLIENT_CACHE_TTL, CachedClients, ClientStore, GroupCommitJtis, JtiStore, MirroredRevocations,
+    REVOCATION_MIRROR_TTL, StoreError,
+};
 use lanyard_server::model::{OAuthClient, OAuthClientSpec};
 
 use crate::NOW;
@@ -209,6 +213,53 @@ pub(crate) async fn jti_batch(store: Arc<dyn JtiStore>) {
     assert_eq!(fresh.iter().filter(|f| **f).count(), 600);
     assert!(!fresh[600]);
     assert!(!store.record_jti("many-0599", exp, NOW).await.unwrap());
+}
+
+/// The revocation copy the server puts in front of the store: the store lists every
+/// revocation (and refuses to beyond the limit); a revocation through the copy is seen at
+/// once, one behind it (another replica) within the TTL; with more revocations than it
+/// keeps, every check asks the store.
+pub(crate) async fn revocation_mirror(store: Arc<dyn JtiStore>) {
+    let exp = UnixTime(NOW.as_secs() + 300);
+    assert_eq!(store.all_revocations(10).await.unwrap(), Some(Default::default()));
+    store.revoke_token("m-1", exp).await.unwrap();
+    store.revoke_token("m-2", exp).await.unwrap();
+    assert_eq!(
+        store.all_revocations(2).await.unwrap(),
+        Some(["m-1".to_owned(), "m-2".to_owned()].into())
+    );
+    assert_eq!(store.all_revocations(1).await.unwrap(), None);
+
+    let mirrored = MirroredRevocations::new(Arc::clone(&store));
+    assert!(mirrored.is_revoked("m-1").await.unwrap());
+    assert!(!mirrored.is_revoked("m-3").await.unwrap());
+    // Through the copy: at once.
+    mirrored.revoke_token("m-3", exp).await.unwrap();
+    assert!(mirrored.is_revoked("m-3").await.unwrap());
+    assert!(store.is_revoked("m-3").await.unwrap());
+    // Behind it: within the TTL (and not before this check, had the copy been read after
+    // the revocation: it was read before).
+    store.revoke_token("m-4", exp).await.unwrap();
+    tokio::time::sleep(REVOCATION_MIRROR_TTL + Duration::from_millis(50)).await;
+    assert!(mirrored.is_revoked("m-4").await.unwrap());
+    // Concurrent checks after the TTL read the store once and each get their answer.
+    tokio::time::sleep(REVOCATION_MIRROR_TTL + Duration::from_millis(50)).await;
+    let mirrored = Arc::new(mirrored);
+    let checks: Vec<_> = (0..32)
+        .map(|i| {
+            let mirrored = Arc::clone(&mirrored);
+            tokio::spawn(async move { mirrored.is_revoked(&format!("m-{}", i % 6)).await.unwrap() })
+        })
+        .collect();
+    for (i, check) in checks.into_iter().enumerate() {
+        assert_eq!(check.await.unwrap(), (1..=4).contains(&(i % 6)), "m-{}", i % 6);
+    }
+    // More revocations than kept: each check goes to the store, and is still right.
+    let small = MirroredRevocations::with_limit(Arc::clone(&store), 2);
+    assert!(small.is_revoked("m-4").await.unwrap());
+    assert!(!small.is_revoked("m-5").await.unwrap());
+    store.revoke_token("m-5", exp).await.unwrap();
+    assert!(small.is_revoked("m-5").await.unwrap());
 }
 
 /// The group-commit wrapper the server puts in front of the store: concurrent requests

@@ -183,7 +183,7 @@ conformance! {
     authorities: [authorities, bundle_sequence],
     federated_bundles: [federated_bundles],
     secrets: [server_secrets],
-    clients: [client_crud, client_cache, jti_replay, jti_concurrent, jti_batch, jti_group_commit, revocations],
+    clients: [client_crud, client_cache, jti_replay, jti_concurrent, jti_batch, jti_group_commit, revocations, revocation_mirror],
 }
 
 // ---- SQLite specifics ----

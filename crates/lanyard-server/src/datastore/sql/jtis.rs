@@ -107,6 +107,15 @@ impl JtiStore for SqlDataStore {
         Ok(jtis.iter().map(|jti| found.contains(jti)).collect())
     }
 
+    async fn all_revocations(&self, limit: usize) -> Result<Option<std::collections::HashSet<String>>, StoreError> {
+        let jtis: Vec<String> = sqlx::query_scalar("SELECT jti FROM oauth_revoked LIMIT $1")
+            .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend_err("reading revocations", e))?;
+        Ok((jtis.len() <= limit).then(|| jtis.into_iter().collect()))
+    }
+
     async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
         let now = time_param(now);
         let jtis = sqlx::query("DELETE FROM oauth_jti WHERE expires_at < $1")
