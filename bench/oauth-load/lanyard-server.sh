@@ -1,7 +1,8 @@
 # Sourced by the load scripts of this directory: starts `lanyard server` in its zero-config
 # shape (SQLite in a fresh data directory, release build) under $WORK, on
 # 127.0.0.1:18080 (public), :18081 (agent API) and :18443 (mutual TLS), waits until it
-# answers, and sets lanyard_pid. Needs $WORK and $lanyard (the binary).
+# answers, and sets lanyard_pid. Needs $WORK and $lanyard (the binary); the TOML in
+# $WORK/server-extra.toml, if present, is appended to the [oauth] table.
 start_lanyard_server() {
   cat >"$WORK/server.toml" <<TOML
 data_dir = "$WORK/lanyard-data"
@@ -13,6 +14,7 @@ log_level = "warn"
 [oauth]
 mtls_address = "127.0.0.1:18443"
 TOML
+  if [ -f "$WORK/server-extra.toml" ]; then cat "$WORK/server-extra.toml" >>"$WORK/server.toml"; fi
   "$lanyard" server --config "$WORK/server.toml" >"$WORK/lanyard.log" 2>&1 &
   lanyard_pid=$!
   for _ in $(seq 1 100); do

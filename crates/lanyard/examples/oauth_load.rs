@@ -20,11 +20,26 @@
 //! request (`--param requested_token_type=urn:ietf:params:oauth:token-type:txn_token
 //! --expect-typ txntoken+jwt`).
 //!
+//! `--grant-key FILE --grant-issuer ISS` (with `--grant-type
+//! urn:ietf:params:oauth:grant-type:jwt-bearer`) signs one JWT authorization grant per
+//! request as the home server `ISS` of identity chaining (draft-ietf-oauth-identity-chaining,
+//! `typ: authorization-grant+jwt`, `aud` the server under test, 290 s, distinct `jti`s,
+//! `sub` alice, `scope` read) and sends it as the `assertion` (RFC 7523 §2.1); the server
+//! must trust `ISS` with the key's public half.
+//!
 //! `--dpop es256` adds a pre-signed DPoP proof (RFC 9449) to every request, made with one
 //! fresh P-256 key and the server's nonce (fetched first), and expects `token_type: DPoP`.
 //! `--endpoint introspection` posts to the introspection endpoint instead (RFC 7662, no
 //! `grant_type` or `scope`; give the token with `--param token=...`) and expects
 //! `active: true`.
+//!
+//! SVID client authentication (draft-ietf-oauth-spiffe-client-auth), with the credentials
+//! of the agent at `SPIFFE_ENDPOINT_SOCKET`: `--auth jwt-svid` sends the agent's JWT-SVID for
+//! the issuer as a `jwt-spiffe` client assertion (the same one on every request: agents
+//! reuse JWT-SVIDs, and the method records no `jti`); `--auth x509-svid` presents the
+//! agent's X.509-SVID over mutual TLS at the metadata's `mtls_endpoint_aliases` (RFC 8705)
+//! and expects tokens bound to it (`cnf.x5t#S256`). The default, `--auth private-key-jwt`,
+//! signs one assertion per request with `--key`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,9 +50,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use lanyard_core::oauth::{
-    ClientAssertionParams, DpopProofParams, create_client_assertion, create_dpop_proof, encode_form,
+    AuthorizationGrantClaims, ClientAssertionParams, DpopProofParams, Scope, create_client_assertion,
+    create_dpop_proof, encode_form, issue_authorization_grant,
 };
 use lanyard_core::{Algorithm, Clock as _, Jwk, SystemClock};
+use lanyard_workload::WorkloadApiClient;
+use lanyard_x509::tls::{Authorizer, SvidSource, client_config};
 
 /// Command-line options (`--name value`).
 struct Options {
@@ -55,6 +73,23 @@ struct Options {
     endpoint: String,
     /// Add a DPoP proof to every request.
     dpop: bool,
+    /// How the client authenticates.
+    auth: ClientAuth,
+    /// The home server's signing key (a private JWK file with `kid`) and issuer, for
+    /// JWT authorization grants.
+    grant_key: Option<String>,
+    grant_issuer: Option<String>,
+}
+
+/// The client authentication method of the run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientAuth {
+    /// `private_key_jwt`: a fresh assertion signed with `--key` per request.
+    PrivateKeyJwt,
+    /// `jwt-spiffe`: the agent's JWT-SVID for the issuer, the same on every request.
+    JwtSvid,
+    /// Mutual TLS with the agent's X.509-SVID (`tls_client_auth`).
+    X509Svid,
 }
 
 impl Options {
@@ -72,6 +107,9 @@ impl Options {
             expect_typ: "at+jwt".into(),
             endpoint: "token".into(),
             dpop: false,
+            auth: ClientAuth::PrivateKeyJwt,
+            grant_key: None,
+            grant_issuer: None,
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
         for pair in args.chunks(2) {
@@ -90,6 +128,16 @@ impl Options {
                 "--expect-typ" => o.expect_typ = value.clone(),
                 "--endpoint" if value == "token" || value == "introspection" => o.endpoint = value.clone(),
                 "--dpop" if value.eq_ignore_ascii_case("es256") => o.dpop = true,
+                "--grant-key" => o.grant_key = Some(value.clone()),
+                "--grant-issuer" => o.grant_issuer = Some(value.clone()),
+                "--auth" => {
+                    o.auth = match value.as_str() {
+                        "private-key-jwt" => ClientAuth::PrivateKeyJwt,
+                        "jwt-svid" => ClientAuth::JwtSvid,
+                        "x509-svid" => ClientAuth::X509Svid,
+                        other => bail!("--auth {other}: private-key-jwt, jwt-svid or x509-svid"),
+                    }
+                }
                 "--param" => {
                     let (k, v) = value.split_once('=').context("--param name=value")?;
                     o.params.push((k.to_owned(), v.to_owned()));
@@ -101,9 +149,12 @@ impl Options {
     }
 }
 
-/// `host:port` and path of an `http://` URL.
-fn split_http_url(url: &str) -> Result<(String, String)> {
-    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
+/// `host:port` and path of an `http://` or `https://` URL.
+fn split_url(url: &str) -> Result<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .context("only http:// and https:// URLs")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     Ok((
         authority.to_owned(),
@@ -111,13 +162,61 @@ fn split_http_url(url: &str) -> Result<(String, String)> {
     ))
 }
 
-/// One HTTP/1.1 keep-alive connection.
-async fn connect(authority: &str) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
-    let stream = tokio::net::TcpStream::connect(authority).await?;
-    stream.set_nodelay(true)?;
+/// How connections are opened: plain TCP, or TLS presenting the agent's X.509-SVID.
+#[derive(Clone)]
+enum Connector {
+    Plain,
+    Tls(tokio_rustls::TlsConnector),
+}
+
+impl Connector {
+    /// One HTTP/1.1 keep-alive connection to `authority` (TLS handshake included).
+    async fn connect(&self, authority: &str) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        let stream = tokio::net::TcpStream::connect(authority).await?;
+        stream.set_nodelay(true)?;
+        match self {
+            Connector::Plain => handshake(stream).await,
+            Connector::Tls(tls) => {
+                let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
+                handshake(tls.connect(name, stream).await?).await
+            }
+        }
+    }
+}
+
+/// The HTTP/1.1 handshake on an open stream; the connection runs on its own task.
+async fn handshake<S>(stream: S) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)
+}
+
+/// A TLS connector presenting the agent's default X.509-SVID and accepting a server with
+/// an X.509-SVID of the same trust domain (validated against the agent's bundles).
+async fn agent_tls() -> Result<Connector> {
+    let context = WorkloadApiClient::connect_env().await?.fetch_x509_context().await?;
+    let svid = context.default_svid().context("the agent returned no X.509-SVID")?;
+    let trust_domain = svid.spiffe_id.trust_domain();
+    let source = SvidSource::new(&svid.to_x509_svid(), context.bundle_set()?)?;
+    let config = client_config(Arc::new(source), Authorizer::TrustDomain(trust_domain))?;
+    Ok(Connector::Tls(tokio_rustls::TlsConnector::from(Arc::new(config))))
+}
+
+/// The agent's JWT-SVID for `audience`.
+async fn agent_jwt_svid(audience: &str) -> Result<String> {
+    let svids = WorkloadApiClient::connect_env()
+        .await?
+        .fetch_jwt_svid(&[audience], None)
+        .await?;
+    Ok(svids
+        .into_iter()
+        .next()
+        .context("the agent returned no JWT-SVID")?
+        .token)
 }
 
 /// One request: its form body (with its own assertion) and its DPoP proof, if any.
@@ -133,44 +232,117 @@ struct Target<'a> {
     endpoint: &'a str,
     /// The key and the server's nonce, for DPoP proofs.
     dpop: Option<(&'a dyn lanyard_core::SigningKey, &'a str)>,
+    /// The agent's JWT-SVID (`--auth jwt-svid`).
+    jwt_svid: Option<&'a str>,
 }
 
-/// The requests: one per assertion, each with its own assertion and proof.
+/// Signs JWT authorization grants as a home server (`--grant-key`, `--grant-issuer`).
+struct GrantSigner {
+    key: Arc<dyn lanyard_core::SigningKey>,
+    kid: String,
+    issuer: String,
+}
+
+impl GrantSigner {
+    fn new(o: &Options) -> Result<Option<GrantSigner>> {
+        let (Some(path), Some(issuer)) = (&o.grant_key, &o.grant_issuer) else {
+            return Ok(None);
+        };
+        let jwk = Jwk::from_json(std::fs::read(path).with_context(|| path.clone())?.as_slice())?;
+        Ok(Some(GrantSigner {
+            key: lanyard_crypto::provider().signing_key(&jwk)?,
+            kid: jwk.kid.context("--grant-key needs a kid")?,
+            issuer: issuer.clone(),
+        }))
+    }
+
+    /// One grant for `audience` (the server under test), valid 290 s from `now`.
+    fn sign(&self, audience: &str, now: lanyard_core::UnixTime) -> Result<String> {
+        let mut jti = [0u8; 16];
+        lanyard_crypto::provider().fill_random(&mut jti)?;
+        let claims = AuthorizationGrantClaims {
+            iss: self.issuer.clone(),
+            sub: "alice".into(),
+            aud: audience.into(),
+            iat: now,
+            exp: now.plus(290),
+            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+            client_id: None,
+            scope: Some(Scope::parse("read")?),
+            act: None,
+            extra: serde_json::Map::new(),
+        };
+        Ok(issue_authorization_grant(self.key.as_ref(), &self.kid, &claims)?)
+    }
+}
+
+/// The requests: one per assertion, each with its own assertion and proof (with
+/// `--auth jwt-svid` or `x509-svid`, one body shared by all, since nothing in it is
+/// single-use; DPoP proofs still differ).
 fn prepare(o: &Options, target: &Target<'_>) -> Result<Vec<Prepared>> {
     let provider = lanyard_crypto::provider();
-    let jwk = Jwk::from_json(std::fs::read(&o.key).with_context(|| o.key.clone())?.as_slice())?;
-    let kid = jwk.kid.clone();
-    let key = provider.signing_key(&jwk)?;
+    let signer = match o.auth {
+        ClientAuth::PrivateKeyJwt => {
+            let jwk = Jwk::from_json(std::fs::read(&o.key).with_context(|| o.key.clone())?.as_slice())?;
+            Some((provider.signing_key(&jwk)?, jwk.kid))
+        }
+        ClientAuth::JwtSvid | ClientAuth::X509Svid => None,
+    };
+    let grants = GrantSigner::new(o)?;
     let now = SystemClock.now();
+    let mut shared: Option<Bytes> = None;
     let mut out = Vec::with_capacity(o.assertions);
     for _ in 0..o.assertions {
-        let params = ClientAssertionParams {
-            kid: kid.as_deref(),
-            lifetime: 290,
-            ..ClientAssertionParams::new(&o.client_id, target.issuer)
+        let grant = grants.as_ref().map(|g| g.sign(target.issuer, now)).transpose()?;
+        let body = match (&signer, &shared) {
+            (None, Some(body)) if grant.is_none() => body.clone(),
+            _ => {
+                let assertion = match &signer {
+                    Some((key, kid)) => {
+                        let params = ClientAssertionParams {
+                            kid: kid.as_deref(),
+                            lifetime: 290,
+                            ..ClientAssertionParams::new(&o.client_id, target.issuer)
+                        };
+                        Some((
+                            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                            create_client_assertion(key.as_ref(), &params, now, provider.as_ref())?,
+                        ))
+                    }
+                    None => target.jwt_svid.map(|svid| {
+                        (
+                            "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe",
+                            svid.to_owned(),
+                        )
+                    }),
+                };
+                let mut pairs = Vec::new();
+                if o.endpoint == "token" {
+                    pairs.extend([("grant_type", o.grant_type.as_str()), ("scope", o.scope.as_str())]);
+                }
+                pairs.push(("client_id", o.client_id.as_str()));
+                if let Some((kind, assertion)) = &assertion {
+                    pairs.extend([
+                        ("client_assertion_type", *kind),
+                        ("client_assertion", assertion.as_str()),
+                    ]);
+                }
+                if let Some(grant) = &grant {
+                    pairs.push(("assertion", grant.as_str()));
+                }
+                pairs.extend(o.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let body = Bytes::from(encode_form(pairs));
+                if signer.is_none() && grant.is_none() {
+                    shared = Some(body.clone());
+                }
+                body
+            }
         };
-        let assertion = create_client_assertion(key.as_ref(), &params, now, provider.as_ref())?;
-        let mut pairs = Vec::new();
-        if o.endpoint == "token" {
-            pairs.extend([("grant_type", o.grant_type.as_str()), ("scope", o.scope.as_str())]);
-        }
-        pairs.extend([
-            ("client_id", o.client_id.as_str()),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-        ]);
-        pairs.extend(o.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let dpop = match target.dpop {
             Some((dpop_key, nonce)) => Some(proof(dpop_key, target.endpoint, Some(nonce))?),
             None => None,
         };
-        out.push(Prepared {
-            body: Bytes::from(encode_form(pairs)),
-            dpop,
-        });
+        out.push(Prepared { body, dpop });
     }
     Ok(out)
 }
@@ -199,8 +371,14 @@ fn post(authority: &str, path: &str, request: &Prepared) -> Result<Request<Full<
 
 /// The server's current DPoP nonce: the `DPoP-Nonce` of its answer to a request whose
 /// proof has none (RFC 9449 §8).
-async fn dpop_nonce(authority: &str, path: &str, endpoint: &str, key: &dyn lanyard_core::SigningKey) -> Result<String> {
-    let mut sender = connect(authority).await?;
+async fn dpop_nonce(
+    connector: &Connector,
+    authority: &str,
+    path: &str,
+    endpoint: &str,
+    key: &dyn lanyard_core::SigningKey,
+) -> Result<String> {
+    let mut sender = connector.connect(authority).await?;
     let request = Prepared {
         body: Bytes::from(encode_form([("grant_type", "client_credentials")])),
         dpop: Some(proof(key, endpoint, None)?),
@@ -235,6 +413,12 @@ fn check_answer(o: &Options, status: hyper::StatusCode, answer: &serde_json::Val
     if o.dpop && answer["token_type"] != "DPoP" {
         bail!("a DPoP proof was sent, but the answer is {answer}");
     }
+    if o.auth == ClientAuth::X509Svid {
+        let claims = lanyard_core::jose::CompactJws::parse(token)?.claims()?;
+        if claims.get("cnf").and_then(|c| c.get("x5t#S256")).is_none() {
+            bail!("mutual TLS, but the token is not bound to the certificate: {claims:?}");
+        }
+    }
     Ok(())
 }
 
@@ -253,29 +437,42 @@ async fn run(o: Options) -> Result<()> {
     .json()
     .await?;
     let issuer = metadata["issuer"].as_str().context("metadata without issuer")?;
-    let endpoint = metadata[format!("{}_endpoint", o.endpoint)]
+    let endpoints = match o.auth {
+        ClientAuth::X509Svid => &metadata["mtls_endpoint_aliases"],
+        ClientAuth::PrivateKeyJwt | ClientAuth::JwtSvid => &metadata,
+    };
+    let endpoint = endpoints[format!("{}_endpoint", o.endpoint)]
         .as_str()
         .with_context(|| format!("metadata without {}_endpoint", o.endpoint))?;
-    let (authority, path) = split_http_url(endpoint)?;
+    let (authority, path) = split_url(endpoint)?;
+    let connector = match o.auth {
+        ClientAuth::X509Svid => agent_tls().await?,
+        ClientAuth::PrivateKeyJwt | ClientAuth::JwtSvid => Connector::Plain,
+    };
+    let jwt_svid = match o.auth {
+        ClientAuth::JwtSvid => Some(agent_jwt_svid(issuer).await?),
+        ClientAuth::PrivateKeyJwt | ClientAuth::X509Svid => None,
+    };
     let dpop_key = if o.dpop {
         Some(lanyard_crypto::provider().generate_key(Algorithm::ES256)?)
     } else {
         None
     };
     let nonce = match &dpop_key {
-        Some(key) => Some(dpop_nonce(&authority, &path, endpoint, key.as_ref()).await?),
+        Some(key) => Some(dpop_nonce(&connector, &authority, &path, endpoint, key.as_ref()).await?),
         None => None,
     };
     let target = Target {
         issuer,
         endpoint,
         dpop: dpop_key.as_deref().zip(nonce.as_deref()),
+        jwt_svid: jwt_svid.as_deref(),
     };
     let mut bodies = prepare(&o, &target)?;
 
     // One request by hand: the answer must be what the run expects.
     let first = bodies.pop().context("no assertions")?;
-    let mut sender = connect(&authority).await?;
+    let mut sender = connector.connect(&authority).await?;
     let response = sender.send_request(post(&authority, &path, &first)?).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
@@ -289,10 +486,11 @@ async fn run(o: Options) -> Result<()> {
     let mut tasks = Vec::new();
     for _ in 0..o.connections {
         let (bodies, next, authority, path) = (Arc::clone(&bodies), Arc::clone(&next), authority.clone(), path.clone());
+        let connector = connector.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let (mut non_2xx, mut errors) = (0u64, 0u64);
-            let Ok(mut sender) = connect(&authority).await else {
+            let Ok(mut sender) = connector.connect(&authority).await else {
                 return (latencies, non_2xx, 1);
             };
             while Instant::now() < deadline {
@@ -342,6 +540,11 @@ async fn run(o: Options) -> Result<()> {
             "endpoint": o.endpoint,
             "grant_type": if o.endpoint == "token" { o.grant_type.as_str() } else { "-" },
             "dpop": o.dpop,
+            "client_auth": match o.auth {
+                ClientAuth::PrivateKeyJwt => "private_key_jwt",
+                ClientAuth::JwtSvid => "jwt-spiffe",
+                ClientAuth::X509Svid => "tls_client_auth",
+            },
             "connections": o.connections,
             "requests_per_second": (latencies.len() as f64 / elapsed).round(),
             "latency_ms": {"p50": percentile(0.50), "p90": percentile(0.90), "p99": percentile(0.99)},
