@@ -118,6 +118,11 @@ pub struct OAuthConfig {
     /// answers the same description, so that the token endpoint does not reveal which
     /// clients exist. Turn on while onboarding clients.
     pub client_error_details: bool,
+    /// The shortest interval, in seconds, between two fetches of a `private_key_jwt`
+    /// client's `jwks_uri` made because an assertion names a `kid` the cached set lacks
+    /// (the client rotated its key), or after a failed fetch. The set is also fetched
+    /// again after 5 minutes.
+    pub client_jwks_refetch_interval: u64,
     /// Require a server-provided nonce in DPoP proofs at the token endpoint (RFC 9449 §8).
     pub require_dpop_nonce: bool,
     /// Largest token, introspection or revocation request body, in bytes.
@@ -391,6 +396,7 @@ impl Default for OAuthConfig {
             derive_client_id_from_svid: false,
             wit_client_auth: false,
             client_error_details: false,
+            client_jwks_refetch_interval: 30,
             require_dpop_nonce: true,
             max_body_bytes: 16 * 1024,
             txn_token_ttl: lanyard_core::oauth::DEFAULT_TXN_TOKEN_TTL,

@@ -559,6 +559,153 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
     h.server.shutdown().await.unwrap();
 }
 
+// ---- keys from a client's jwks_uri ----
+
+/// A JWK Set served over loopback HTTP whose contents a test changes; counts the fetches
+/// and answers 503 while `down`.
+#[derive(Clone, Default)]
+struct JwksServer {
+    jwks: Arc<std::sync::Mutex<Vec<lanyard_core::Jwk>>>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl JwksServer {
+    /// Serves the set at `http://127.0.0.1:<port>/jwks`; returns that URL.
+    async fn start(&self) -> String {
+        use std::sync::atomic::Ordering;
+        let state = self.clone();
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let state = state.clone();
+                async move {
+                    state.fetches.fetch_add(1, Ordering::SeqCst);
+                    if state.down.load(Ordering::SeqCst) {
+                        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new());
+                    }
+                    let keys = state.jwks.lock().unwrap().clone();
+                    (
+                        axum::http::StatusCode::OK,
+                        serde_json::to_string(&JwkSet { keys }).unwrap(),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    fn publish(&self, keys: Vec<lanyard_core::Jwk>) {
+        *self.jwks.lock().unwrap() = keys;
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A `private_key_jwt` client registered with a `jwks_uri`: its keys are fetched once and
+/// cached; when it rotates to a key the cached set lacks, an assertion with the new `kid`
+/// makes one more fetch (not before `client_jwks_refetch_interval`, so made-up `kid`s
+/// cannot make the server hammer the client's host); a set that cannot be fetched is
+/// `invalid_client` and is not fetched again before the interval either.
+#[tokio::test]
+async fn a_jwks_uri_client_is_fetched_once_and_again_when_it_rotates_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    // Two seconds: the server counts in whole seconds, so requests less than a second
+    // apart are always within it.
+    cfg.oauth.client_jwks_refetch_interval = 2;
+    let h = Harness::start(cfg, None, false).await;
+    let provider = lanyard_crypto::provider();
+    let keyed = |kid: &str| {
+        let key = provider.generate_key(Algorithm::ES256).unwrap();
+        let mut jwk = key.public_jwk();
+        jwk.kid = Some(kid.into());
+        (key, jwk)
+    };
+    let (old_key, old_jwk) = keyed("old");
+    let (new_key, new_jwk) = keyed("new");
+    let jwks = JwksServer::default();
+    jwks.publish(vec![old_jwk.clone()]);
+    let uri = jwks.start().await;
+    let registered = OAuthClientSpec {
+        jwks_uri: Some(uri.clone()),
+        ..spec(vec![AuthMethod::PrivateKeyJwt])
+    };
+    create_client(&h.server.state, "rotating", registered, now()).await.unwrap();
+    let assertion = |key: &dyn SigningKey, kid: &str| {
+        let params = ClientAssertionParams {
+            kid: Some(kid),
+            ..ClientAssertionParams::new("rotating", &h.issuer)
+        };
+        create_client_assertion(key, &params, now(), provider.as_ref()).unwrap()
+    };
+
+    // Fetched once, then served from the cache.
+    for _ in 0..3 {
+        h.token_as("rotating", &assertion(old_key.as_ref(), "old"), &[], &[])
+            .await
+            .ok_token();
+    }
+    assert_eq!(jwks.fetches(), 1);
+
+    // The client rotates: an assertion with the new kid. Within the interval of the last
+    // fetch it is refused without a fetch; after it, one fetch finds the key.
+    jwks.publish(vec![new_jwk.clone()]);
+    let rotated = h
+        .token_as("rotating", &assertion(new_key.as_ref(), "new"), &[], &[])
+        .await;
+    let fetched = jwks.fetches();
+    if rotated.status == 200 {
+        // The first fetch was already the interval old (a slow machine): fetched again.
+        assert_eq!(fetched, 2);
+    } else {
+        rotated.error(401, "invalid_client", "");
+        assert_eq!(fetched, 1);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        h.token_as("rotating", &assertion(new_key.as_ref(), "new"), &[], &[])
+            .await
+            .ok_token();
+        assert_eq!(jwks.fetches(), 2);
+    }
+    // The old key is gone from the set now.
+    h.token_as("rotating", &assertion(old_key.as_ref(), "old"), &[], &[])
+        .await
+        .error(401, "invalid_client", "");
+    // A flood of made-up kids right after a fetch: no fetch at all.
+    for i in 0..5 {
+        let kid = format!("made-up-{i}");
+        h.token_as("rotating", &assertion(new_key.as_ref(), &kid), &[], &[])
+            .await
+            .error(401, "invalid_client", "");
+    }
+    assert_eq!(jwks.fetches(), 2);
+
+    // An update of the registration (a new revision) fetches afresh; an unreachable set is
+    // invalid_client with the reason, and is not fetched again within the interval.
+    jwks.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let updated = OAuthClientSpec {
+        jwks_uri: Some(uri),
+        scopes: vec!["read".into()],
+        ..spec(vec![AuthMethod::PrivateKeyJwt])
+    };
+    lanyard_server::oauth::clients::update_client(&h.server.state, "rotating", updated, None)
+        .await
+        .unwrap();
+    h.token_as("rotating", &assertion(new_key.as_ref(), "new"), &[], &[])
+        .await
+        .error(401, "invalid_client", "keys are unavailable");
+    h.token_as("rotating", &assertion(new_key.as_ref(), "new"), &[], &[])
+        .await
+        .error(401, "invalid_client", "not fetched again");
+    assert_eq!(jwks.fetches(), 3);
+    h.server.shutdown().await.unwrap();
+}
+
 // ---- bad input ----
 
 /// With the default configuration, an unknown client, a known one with a forged

@@ -155,6 +155,7 @@ impl AuthorizationServer {
         let verifier = AuthorizationGrantVerifier::new(AuthorizationGrantPolicy::new(self.issuer.clone()));
         let source = KeySource {
             issuer: &home.issuer,
+            cache_key: &home.issuer,
             jwks_uri: home.jwks_uri.as_deref(),
             openid: false,
             refetch_after: REFETCH_AFTER_SECS,

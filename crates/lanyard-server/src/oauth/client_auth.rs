@@ -3,7 +3,9 @@
 //! the client looked up by `client_id`, the method allowed by its registration, then:
 //!
 //! - `private_key_jwt` (RFC 7523 §2.2 with draft-ietf-oauth-rfc7523bis-11): the assertion
-//!   verified with the client's `jwks` (or `jwks_uri`, fetched and cached for 5 minutes);
+//!   verified with the client's `jwks` (or `jwks_uri`, fetched and cached for 5 minutes
+//!   and fetched again, at most once per `[oauth] client_jwks_refetch_interval`, when an
+//!   assertion names an unknown `kid`: the client rotated its key; `remote_keys.rs`);
 //!   its `jti` recorded per client in the shared [`JtiStore`](crate::datastore::JtiStore),
 //!   so a reuse is refused on every replica and after a restart. `client_id` may be
 //!   omitted (RFC 7523 §3): the assertion's `sub` names the client then.
@@ -36,9 +38,10 @@ use lanyard_core::oauth::{
 use lanyard_core::{JwkSet, SpiffeId, UnixTime};
 use rustls::pki_types::CertificateDer;
 
+use super::AuthorizationServer;
 use super::error::{ClientAuthError, OAuthError};
+use super::remote_keys::KeySource;
 use super::secret::verify_secret;
-use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
 use crate::model::OAuthClient;
 
 /// A client certificate the TLS listener verified as an X.509-SVID of a trusted trust
@@ -135,11 +138,30 @@ impl AuthorizationServer {
                     .registered(&client_id, &AuthMethod::PrivateKeyJwt)
                     .await
                     .map_err(|r| r.into_error(method))?;
-                let keys = self.client_keys(&client, now).await.map_err(fail)?;
-                let verified = self
-                    .private_key_jwt
-                    .verify(assertion.expose(), &client_id, &keys, now)
-                    .map_err(|e| fail(ClientAuthError::Credential(e)))?;
+                let verify =
+                    |keys: &VerificationKeys| self.private_key_jwt.verify(assertion.expose(), &client_id, keys, now);
+                let verified = match (&client.spec.jwks, &client.spec.jwks_uri) {
+                    (Some(jwks), _) => verify(&self.registered_keys(&client, jwks).map_err(fail)?),
+                    (None, Some(uri)) => {
+                        // Cached per registration revision; an unknown `kid` (the client
+                        // rotated its key) fetches the set again, rate-limited.
+                        let cache_key = format!("client {} {client_id}", client.revision);
+                        let source = KeySource {
+                            issuer: &client_id,
+                            cache_key: &cache_key,
+                            jwks_uri: Some(uri),
+                            openid: false,
+                            refetch_after: self.state.config.oauth.client_jwks_refetch_interval,
+                        };
+                        self.with_remote_keys(source, now, verify)
+                            .await
+                            .map_err(|why| fail(ClientAuthError::Keys(format!("fetching jwks_uri: {why}"))))?
+                    }
+                    (None, None) => {
+                        return Err(fail(ClientAuthError::Keys("no jwks or jwks_uri registered".into())));
+                    }
+                }
+                .map_err(|e| fail(ClientAuthError::Credential(e)))?;
                 if !self
                     .first_use("private_key_jwt", &client_id, &verified.jti, verified.replay_until, now)
                     .await?
@@ -273,21 +295,15 @@ impl AuthorizationServer {
         Ok(client)
     }
 
-    /// The client's `private_key_jwt` keys: its registered `jwks`, or its `jwks_uri`
+    /// The client's registered `jwks`, parsed once per registration revision.
     /// fetched (and kept for [`JWKS_URI_CACHE_SECS`]).
-    async fn client_keys(&self, client: &OAuthClient, now: UnixTime) -> Result<VerificationKeys, ClientAuthError> {
-        if let Some(keys) = self.cached_keys(&client.client_id, client.revision, now) {
+    fn registered_keys(&self, client: &OAuthClient, jwks: &JwkSet) -> Result<VerificationKeys, ClientAuthError> {
+        if let Some(keys) = self.cached_keys(&client.client_id, client.revision) {
             return Ok(keys);
         }
-        let crypto = self.state.crypto.as_ref();
-        let (jwks, until) = match (&client.spec.jwks, &client.spec.jwks_uri) {
-            (Some(jwks), _) => (jwks.clone(), UnixTime(u64::MAX)),
-            (None, Some(uri)) => (self.fetch_jwks(uri).await?, now.plus(JWKS_URI_CACHE_SECS)),
-            (None, None) => return Err(ClientAuthError::Keys("no jwks or jwks_uri registered".into())),
-        };
-        let keys = VerificationKeys::from_jwks(crypto, client.client_id.clone(), &jwks)
+        let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), client.client_id.clone(), jwks)
             .map_err(|e| ClientAuthError::Keys(e.to_string()))?;
-        self.cache_keys(&client.client_id, client.revision, until, &keys);
+        self.cache_keys(&client.client_id, client.revision, &keys);
         Ok(keys)
     }
 

@@ -56,8 +56,7 @@ pub fn validate_spec(spec: &OAuthClientSpec, crypto: &dyn lanyard_core::CryptoPr
                     VerificationKeys::from_jwks(crypto, "client", jwks).map_err(|e| invalid(e.to_string()))?;
                 }
                 (None, Some(uri)) => {
-                    let loopback = uri.starts_with("http://127.0.0.1") || uri.starts_with("http://localhost");
-                    if !(uri.starts_with("https://") || loopback) {
+                    if !(uri.starts_with("https://") || super::remote_keys::is_loopback_http(uri)) {
                         return Err(invalid("jwks_uri must be an https:// URL"));
                     }
                 }

@@ -136,6 +136,7 @@ impl AuthorizationServer {
             None => {
                 let source = KeySource {
                     issuer: &trusted.issuer,
+                    cache_key: &trusted.issuer,
                     jwks_uri: trusted.jwks_uri.as_deref(),
                     openid: true,
                     refetch_after: trusted.refetch_after,

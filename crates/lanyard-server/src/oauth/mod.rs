@@ -81,12 +81,12 @@ pub mod paths {
 /// The SHA-256 secret name under which replicas share the DPoP nonce key.
 const NONCE_SECRET: &str = "oauth-dpop-nonce";
 
-/// How long keys fetched from a client's `jwks_uri` are used before fetching again.
+/// How long keys fetched from a `jwks_uri` (a client's, a trusted issuer's, a home
+/// server's) are used before fetching again.
 const JWKS_URI_CACHE_SECS: u64 = 300;
 
-/// A client's parsed verification keys, by client: its revision, when they stop being
-/// used, and the keys.
-type KeyCache = HashMap<String, (u64, UnixTime, VerificationKeys)>;
+/// A client's parsed registered keys, by client: its revision and the keys.
+type KeyCache = HashMap<String, (u64, VerificationKeys)>;
 
 /// The authorization server of one Lanyard server (or replica).
 pub struct AuthorizationServer {
@@ -245,19 +245,19 @@ impl AuthorizationServer {
         Ok(())
     }
 
-    fn cached_keys(&self, client_id: &str, revision: u64, now: UnixTime) -> Option<VerificationKeys> {
+    fn cached_keys(&self, client_id: &str, revision: u64) -> Option<VerificationKeys> {
         let cache = self.client_keys.lock().unwrap_or_else(PoisonError::into_inner);
         cache
             .get(client_id)
-            .filter(|(r, until, _)| *r == revision && now < *until)
-            .map(|(_, _, k)| k.clone())
+            .filter(|(r, _)| *r == revision)
+            .map(|(_, k)| k.clone())
     }
 
-    fn cache_keys(&self, client_id: &str, revision: u64, until: UnixTime, keys: &VerificationKeys) {
+    fn cache_keys(&self, client_id: &str, revision: u64, keys: &VerificationKeys) {
         let mut cache = self.client_keys.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(client_id.to_owned(), (revision, until, keys.clone()));
+        cache.insert(client_id.to_owned(), (revision, keys.clone()));
     }
 }

@@ -1,5 +1,6 @@
-//! Other servers' signing keys, fetched and cached: the home servers of identity chaining
-//! (`chaining.rs`) and the trusted external issuers (`issuers.rs`).
+//! Other parties' signing keys, fetched and cached: the home servers of identity chaining
+//! (`chaining.rs`), the trusted external issuers (`issuers.rs`), and the `jwks_uri` of
+//! `private_key_jwt` clients (`client_auth.rs`).
 //!
 //! A [`KeySource`] names the issuer and where its keys are: a configured `jwks_uri`, or the
 //! `jwks_uri` of its metadata, discovered at `<issuer>/.well-known/openid-configuration`
@@ -31,8 +32,8 @@ pub(crate) struct RemoteKeys {
 }
 
 impl RemoteKeys {
-    /// The lock that one fetch of `issuer`'s keys holds (issuers are configured, so the
-    /// map stays as small as the configuration).
+    /// The lock that one fetch of `issuer`'s keys holds (issuers are configured and
+    /// clients registered, so the map stays as small as the configuration and registry).
     fn fetch_lock(&self, issuer: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(locks.entry(issuer.to_owned()).or_default())
@@ -86,8 +87,11 @@ impl RemoteKeys {
 /// Where an issuer's keys come from.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KeySource<'a> {
-    /// The issuer identifier.
+    /// The issuer identifier (for a client, its `client_id`).
     pub(crate) issuer: &'a str,
+    /// What the keys are cached under: the issuer, or for a client a string no issuer URL
+    /// can be (so that a client named like an issuer never shares its keys).
+    pub(crate) cache_key: &'a str,
     /// Its configured `jwks_uri`; `None` discovers it.
     pub(crate) jwks_uri: Option<&'a str>,
     /// Try OpenID Connect discovery before RFC 8414 metadata.
@@ -125,17 +129,20 @@ impl AuthorizationServer {
         refresh: bool,
     ) -> Result<VerificationKeys, String> {
         let cached = |refresh: bool| {
-            self.remote_keys.get(source.issuer).and_then(|(fetched, keys)| {
+            self.remote_keys.get(source.cache_key).and_then(|(fetched, keys)| {
                 let age = now.as_secs().saturating_sub(fetched.as_secs());
                 let fresh = age < JWKS_URI_CACHE_SECS
-                    && !(refresh && self.remote_keys.claim_refetch(source.issuer, now, source.refetch_after));
+                    && !(refresh
+                        && self
+                            .remote_keys
+                            .claim_refetch(source.cache_key, now, source.refetch_after));
                 fresh.then_some(keys)
             })
         };
         if let Some(keys) = cached(refresh) {
             return Ok(keys);
         }
-        let lock = self.remote_keys.fetch_lock(source.issuer);
+        let lock = self.remote_keys.fetch_lock(source.cache_key);
         let _one_fetch = lock.lock().await;
         // Another request may have fetched them while this one waited (a refresh has
         // already claimed its refetch, and makes it).
@@ -144,14 +151,14 @@ impl AuthorizationServer {
         }
         if let Some(why) = self
             .remote_keys
-            .recent_failure(source.issuer, now, source.refetch_after)
+            .recent_failure(source.cache_key, now, source.refetch_after)
         {
             return Err(why);
         }
         let fetched = self.fetch_remote_keys(source).await;
         match &fetched {
-            Ok(keys) => self.remote_keys.put(source.issuer, now, keys.clone()),
-            Err(why) => self.remote_keys.record_failure(source.issuer, now, why),
+            Ok(keys) => self.remote_keys.put(source.cache_key, now, keys.clone()),
+            Err(why) => self.remote_keys.record_failure(source.cache_key, now, why),
         }
         fetched
     }
@@ -229,11 +236,8 @@ fn check_discovered_jwks_uri(jwks_uri: &str, metadata_url: &str) -> Result<(), S
     match uri.scheme_str() {
         Some("https") => Ok(()),
         Some("http") => {
-            let loopback = host(jwks_uri).is_some_and(|h| {
-                let h = h.trim_start_matches('[').trim_end_matches(']');
-                h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-            });
-            if loopback && metadata_url.starts_with("http://") && host(jwks_uri) == host(metadata_url) {
+            if is_loopback_http(jwks_uri) && metadata_url.starts_with("http://") && host(jwks_uri) == host(metadata_url)
+            {
                 Ok(())
             } else {
                 Err("its jwks_uri is not an https URL".into())
@@ -243,9 +247,42 @@ fn check_discovered_jwks_uri(jwks_uri: &str, metadata_url: &str) -> Result<(), S
     }
 }
 
+/// Whether `url` is a plain `http` URL whose host is `localhost` or a loopback address
+/// (parsed: `http://127.0.0.1.example.com` is not).
+pub(crate) fn is_loopback_http(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    uri.scheme_str() == Some("http")
+        && uri.host().is_some_and(|h| {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check_discovered_jwks_uri;
+    use super::{check_discovered_jwks_uri, is_loopback_http};
+
+    #[test]
+    fn loopback_http_is_parsed_not_prefix_matched() {
+        for good in [
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/k",
+        ] {
+            assert!(is_loopback_http(good), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1.example.com/jwks",
+            "http://localhost.example.com/jwks",
+            "https://127.0.0.1/jwks",
+            "http://10.0.0.1/jwks",
+            "not a url",
+        ] {
+            assert!(!is_loopback_http(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn a_discovered_jwks_uri_is_https_or_the_same_loopback_host() {
