@@ -32,6 +32,38 @@ fn first_run_prints_working_next_steps() {
     let steps = next_steps(&server);
     assert_eq!(steps.len(), 4, "{banner}");
     let have_curl = Command::new("curl").arg("--version").output().is_ok();
+
+    // The mutual-TLS listener (RFC 8705) is on by default: the banner's line names the
+    // token endpoint the metadata lists among its mtls_endpoint_aliases, and it answers
+    // over TLS (a request without a client certificate or parameters: an OAuth error).
+    let field = |name: &str| {
+        let line = server.process.banner.iter().find(|l| l.trim_start().starts_with(name));
+        let line = line.unwrap_or_else(|| panic!("no {name:?} line in {banner}"));
+        line.trim_start()[name.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let mtls = field("mTLS endpoint");
+    assert!(
+        mtls.starts_with("https://") && mtls.ends_with("/oauth/token"),
+        "{banner}"
+    );
+    if have_curl {
+        let public = field("public endpoint");
+        let out = sh(
+            dir.path(),
+            &format!("curl -s {public}/.well-known/oauth-authorization-server"),
+        );
+        let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(metadata["mtls_endpoint_aliases"]["token_endpoint"], mtls.as_str());
+        let out = sh(
+            dir.path(),
+            &format!("curl -sk -o /dev/null -w '%{{http_code}}' -X POST {mtls}"),
+        );
+        assert_eq!(text(&out.stdout), "400", "{}", text(&out.stderr));
+    }
     for step in &steps {
         if step.starts_with("curl") && !have_curl {
             continue;

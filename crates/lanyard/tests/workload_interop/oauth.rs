@@ -12,6 +12,9 @@
 //!   from a foreign CA (401 `invalid_client`). Then Lanyard's own client, `lanyard oauth
 //!   token --x509-from-agent`, takes the SVID from the agent itself and finds the
 //!   mutual-TLS endpoint in the metadata (200, a `cnf.x5t#S256`-bound token).
+//! - **WIT-SVID** (`spiffe_wit`, on with `[oauth] wit_client_auth`): `lanyard oauth token
+//!   --wit-from-agent` sends the agent's WIT-SVID in `OAuth-Client-Attestation` with a
+//!   proof signed by its key (200 for [`WIT_CLIENT_ID`]).
 //! - **token exchange with the agent's credentials** (RFC 8693): `lanyard oauth exchange
 //!   --jwt-svid-from-agent --subject-from-agent --actor-from-agent` authenticates
 //!   [`EXCHANGER_ID`] with a JWT-SVID and presents JWT-SVIDs as subject and actor tokens:
@@ -41,6 +44,8 @@ use crate::common::{lanyard, text};
 const CLIENT_ID: &str = "interop-workload";
 /// A client registered for [`OTHER_ID`] only: the workload's SVIDs must not authenticate it.
 const OTHER_CLIENT_ID: &str = "interop-other";
+/// A client [`WORKLOAD_ID`] may authenticate as with its WIT-SVID (`spiffe_wit`).
+const WIT_CLIENT_ID: &str = "interop-wit";
 /// A client [`WORKLOAD_ID`] may authenticate as, allowed token exchange with JWT-SVIDs.
 const EXCHANGER_ID: &str = "interop-exchanger";
 /// The one SPIFFE ID [`OTHER_CLIENT_ID`] admits.
@@ -97,6 +102,7 @@ pub(crate) fn check(target: &Target) -> Vec<String> {
         ("jwt-spiffe (py-spiffe)", jwt_spiffe(target)),
         ("mutual TLS (curl)", mtls(target)),
         ("mutual TLS (lanyard oauth token --x509-from-agent)", mtls_cli(target)),
+        ("WIT-SVID (lanyard oauth token --wit-from-agent)", wit_cli(target)),
         (
             "token exchange (lanyard oauth exchange, tokens from the agent)",
             exchange_cli(target),
@@ -175,6 +181,22 @@ fn register_clients(target: &Target) -> Result<(), String> {
             &socket,
         ],
     )?;
+    lanyard_ok(
+        target,
+        &[
+            "client",
+            "create",
+            WIT_CLIENT_ID,
+            "--spiffe-id",
+            WORKLOAD_ID,
+            "--auth-method",
+            "spiffe_wit",
+            "--audience",
+            AUDIENCE,
+            "--socket",
+            &socket,
+        ],
+    )?;
     let metadata = http_json(&target.issuer, "/.well-known/oauth-authorization-server")?;
     let jwks_uri = metadata["jwks_uri"].as_str().ok_or("the metadata has no jwks_uri")?;
     let path = jwks_uri
@@ -220,20 +242,20 @@ fn verify_access_token(target: &Target, name: &str, token: &str) -> Result<Value
     Ok(doc["details"].clone())
 }
 
-/// The access token in a 200 token response for [`CLIENT_ID`], verified: its details, after
+/// The access token in a 200 token response for `client_id`, verified: its details, after
 /// checking `token_type`, `sub` and `client_id`.
-fn accepted(target: &Target, name: &str, status: u64, body: &Value) -> Result<Value, String> {
+fn accepted(target: &Target, name: &str, client_id: &str, status: u64, body: &Value) -> Result<Value, String> {
     if status != 200 {
-        return Err(format!("{CLIENT_ID}: status {status}, error {}", error_of(body)));
+        return Err(format!("{client_id}: status {status}, error {}", error_of(body)));
     }
     if body["token_type"] != "Bearer" {
-        return Err(format!("{CLIENT_ID}: token_type {}", body["token_type"]));
+        return Err(format!("{client_id}: token_type {}", body["token_type"]));
     }
     let token = body["access_token"].as_str().ok_or("no access_token")?;
     let details = verify_access_token(target, name, token)?;
-    if details["subject"] != CLIENT_ID || details["client_id"] != CLIENT_ID {
+    if details["subject"] != client_id || details["client_id"] != client_id {
         return Err(format!(
-            "sub {} / client_id {}, expected {CLIENT_ID}",
+            "sub {} / client_id {}, expected {client_id}",
             details["subject"], details["client_id"]
         ));
     }
@@ -291,7 +313,7 @@ fn jwt_spiffe(target: &Target) -> Result<String, String> {
         return Err(format!("expected two responses, got {}", responses.len()));
     };
     let status = |r: &Value| r["status"].as_u64().unwrap_or_default();
-    let details = accepted(target, "jwt-spiffe", status(ok), &ok["body"])?;
+    let details = accepted(target, "jwt-spiffe", CLIENT_ID, status(ok), &ok["body"])?;
     if !details["cnf"].is_null() {
         return Err(format!(
             "a jwt-spiffe token is not sender-constrained: cnf {}",
@@ -355,7 +377,7 @@ fn mtls(target: &Target) -> Result<String, String> {
     let bundle = svid_dir.join("bundle.pem");
     let svid = svid_dir.join("svid.pem");
     let (status, body) = curl_token(target, &svid, &svid_dir.join("svid_key.pem"), &bundle)?;
-    let details = accepted(target, "mtls", status, &body)?;
+    let details = accepted(target, "mtls", CLIENT_ID, status, &body)?;
     let leaf = std::fs::read_to_string(&svid)
         .ok()
         .and_then(|pem| pem::parse_many(pem).ok())
@@ -399,13 +421,35 @@ fn mtls_cli(target: &Target) -> Result<String, String> {
         ],
     )?;
     let body: Value = serde_json::from_str(&out).map_err(|e| format!("not JSON ({e})"))?;
-    let details = accepted(target, "mtls-cli", 200, &body)?;
+    let details = accepted(target, "mtls-cli", CLIENT_ID, 200, &body)?;
     let thumbprint = details["cnf"]["x5t#S256"].as_str().unwrap_or_default();
     // base64url of a SHA-256: 43 characters.
     if thumbprint.len() != 43 {
         return Err(format!("the token is not certificate-bound: cnf {}", details["cnf"]));
     }
     Ok(format!("{CLIENT_ID} 200 with cnf.x5t#S256"))
+}
+
+/// `lanyard oauth token --wit-from-agent`: the CLI fetches the WIT-SVID and its key from
+/// the agent and authenticates with the client-attestation headers (`spiffe_wit`).
+fn wit_cli(target: &Target) -> Result<String, String> {
+    let out = lanyard_ok(
+        target,
+        &[
+            "oauth",
+            "token",
+            "--issuer",
+            &target.issuer,
+            "--client-id",
+            WIT_CLIENT_ID,
+            "--wit-from-agent",
+            "--endpoint",
+            &target.endpoint,
+        ],
+    )?;
+    let body: Value = serde_json::from_str(&out).map_err(|e| format!("not JSON ({e})"))?;
+    accepted(target, "wit-cli", WIT_CLIENT_ID, 200, &body)?;
+    Ok(format!("{WIT_CLIENT_ID} 200 (spiffe_wit)"))
 }
 
 /// `lanyard oauth exchange` with every token from the agent: the client authenticates with
