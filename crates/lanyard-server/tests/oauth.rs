@@ -636,7 +636,9 @@ async fn a_jwks_uri_client_is_fetched_once_and_again_when_it_rotates_its_key() {
         jwks_uri: Some(uri.clone()),
         ..spec(vec![AuthMethod::PrivateKeyJwt])
     };
-    create_client(&h.server.state, "rotating", registered, now()).await.unwrap();
+    create_client(&h.server.state, "rotating", registered, now())
+        .await
+        .unwrap();
     let assertion = |key: &dyn SigningKey, kid: &str| {
         let params = ClientAssertionParams {
             kid: Some(kid),
