@@ -724,6 +724,10 @@ impl ServerConfig {
             ("oauth.max_body_bytes", self.oauth.max_body_bytes as u64),
             ("oauth.txn_token_ttl", self.oauth.txn_token_ttl),
             ("oauth.authorization_grant_ttl", self.oauth.authorization_grant_ttl),
+            (
+                "oauth.client_jwks_refetch_interval",
+                self.oauth.client_jwks_refetch_interval,
+            ),
         ] {
             if v == 0 {
                 return Err(err(name, "must be greater than zero"));

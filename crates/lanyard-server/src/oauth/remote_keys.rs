@@ -158,7 +158,11 @@ impl AuthorizationServer {
         let fetched = self.fetch_remote_keys(source).await;
         match &fetched {
             Ok(keys) => self.remote_keys.put(source.cache_key, now, keys.clone()),
-            Err(why) => self.remote_keys.record_failure(source.cache_key, now, why),
+            Err(why) => {
+                // The requester's error says why, not where: the URL is for the operator.
+                tracing::warn!(issuer = source.issuer, jwks_uri = source.jwks_uri, error = %why, "fetching signing keys failed");
+                self.remote_keys.record_failure(source.cache_key, now, why);
+            }
         }
         fetched
     }
@@ -207,7 +211,7 @@ impl AuthorizationServer {
         let too_large = || format!("larger than {} KiB", MAX_DOCUMENT / 1024);
         let mut response = self.http.get(url).send().await.map_err(|_| "unreachable".to_owned())?;
         if !response.status().is_success() {
-            return Err(format!("{url} answered {}", response.status()));
+            return Err(format!("answered {}", response.status()));
         }
         if response.content_length().is_some_and(|n| n > MAX_DOCUMENT as u64) {
             return Err(too_large());
