@@ -687,12 +687,11 @@ async fn a_jwks_uri_client_is_fetched_once_and_again_when_it_rotates_its_key() {
     }
     assert_eq!(jwks.fetches(), 2);
 
-    // An update of the registration (a new revision) fetches afresh; an unreachable set is
+    // A registration with another jwks_uri fetches afresh; an unreachable set is
     // invalid_client with the reason, and is not fetched again within the interval.
     jwks.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let updated = OAuthClientSpec {
-        jwks_uri: Some(uri),
-        scopes: vec!["read".into()],
+        jwks_uri: Some(format!("{uri}?v=2")),
         ..spec(vec![AuthMethod::PrivateKeyJwt])
     };
     lanyard_server::oauth::clients::update_client(&h.server.state, "rotating", updated, None)
@@ -705,6 +704,32 @@ async fn a_jwks_uri_client_is_fetched_once_and_again_when_it_rotates_its_key() {
         .await
         .error(401, "invalid_client", "not fetched again");
     assert_eq!(jwks.fetches(), 3);
+
+    // Deleted and registered again under the same name (so again at revision 1) with a
+    // JWK Set of its own, twice: only the set of the current registration is accepted.
+    let clients = &h.server.state.stores.clients;
+    for (current, previous) in [(&old_jwk, &new_key), (&new_jwk, &old_key)] {
+        assert!(clients.delete_client("rotating").await.unwrap());
+        let inline = OAuthClientSpec {
+            jwks: Some(JwkSet {
+                keys: vec![current.clone()],
+            }),
+            ..spec(vec![AuthMethod::PrivateKeyJwt])
+        };
+        create_client(&h.server.state, "rotating", inline, now()).await.unwrap();
+        let (key, kid) = if current.kid.as_deref() == Some("old") {
+            (&old_key, "old")
+        } else {
+            (&new_key, "new")
+        };
+        h.token_as("rotating", &assertion(key.as_ref(), kid), &[], &[])
+            .await
+            .ok_token();
+        let stale = if kid == "old" { "new" } else { "old" };
+        h.token_as("rotating", &assertion(previous.as_ref(), stale), &[], &[])
+            .await
+            .error(401, "invalid_client", "");
+    }
     h.server.shutdown().await.unwrap();
 }
 

@@ -1,12 +1,15 @@
 //! A replica's copy of the revoked access tokens in front of the [`JtiStore`]: token
-//! exchange checks every subject and actor token it accepts, and introspection every token
-//! it describes, while revocations (RFC 7009) are rare and few.
+//! exchange checks every subject and actor token it accepts, introspection every token it
+//! describes and the SD-CWT endpoint every access token it serves, while revocations (RFC
+//! 7009) are rare and few.
 //!
 //! [`JtiStore::is_revoked`] is answered from a set of every revoked `jti` read from the
 //! store at most [`REVOCATION_MIRROR_TTL`] ago (one query reads them all, once per
 //! interval, however many checks there are). A revocation made through this replica enters
 //! its copy at once; one made on another replica sharing the database is seen within the
-//! interval. When the store holds more than [`MAX_MIRRORED_REVOCATIONS`] revocations, the
+//! interval (a revocation through this replica waits for a read under way, so that the
+//! read's older copy cannot replace the one it enters). When the store holds more than
+//! [`MAX_MIRRORED_REVOCATIONS`] revocations (expired ones count until pruned), the
 //! copy is not kept and each check asks the store, as before.
 //!
 //! Without it, each check is a round trip to the database (on SQLite, a hand-off to its
@@ -41,7 +44,8 @@ struct Copy {
 pub struct MirroredRevocations {
     inner: Arc<dyn JtiStore>,
     copy: Mutex<Option<Copy>>,
-    /// One reader of the store at a time; the others wait for its copy.
+    /// One reader of the store at a time (the others wait for its copy), and no
+    /// revocation through this replica while one reads.
     reading: tokio::sync::Mutex<()>,
     limit: usize,
 }
@@ -90,6 +94,9 @@ impl JtiStore for MirroredRevocations {
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        // Not while a read of the store is under way: a copy read before this revocation
+        // was committed must not replace the one it is added to.
+        let _reading = self.reading.lock().await;
         self.inner.revoke_token(jti, expires_at).await?;
         let mut copy = self.copy.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(jtis) = copy.as_mut().and_then(|c| c.jtis.as_mut()) {

@@ -143,9 +143,11 @@ impl AuthorizationServer {
                 let verified = match (&client.spec.jwks, &client.spec.jwks_uri) {
                     (Some(jwks), _) => verify(&self.registered_keys(&client, jwks).map_err(fail)?),
                     (None, Some(uri)) => {
-                        // Cached per registration revision; an unknown `kid` (the client
-                        // rotated its key) fetches the set again, rate-limited.
-                        let cache_key = format!("client {} {client_id}", client.revision);
+                        // Cached per client and URL (a registration re-created under the
+                        // same name with another URL never meets the old keys); an unknown
+                        // `kid` (the client rotated its key) fetches the set again,
+                        // rate-limited.
+                        let cache_key = format!("client {client_id} {uri}");
                         let source = KeySource {
                             issuer: &client_id,
                             cache_key: &cache_key,
@@ -155,7 +157,7 @@ impl AuthorizationServer {
                         };
                         self.with_remote_keys(source, now, verify)
                             .await
-                            .map_err(|why| fail(ClientAuthError::Keys(format!("fetching jwks_uri: {why}"))))?
+                            .map_err(|why| fail(ClientAuthError::Keys(format!("jwks_uri: {why}"))))?
                     }
                     (None, None) => {
                         return Err(fail(ClientAuthError::Keys("no jwks or jwks_uri registered".into())));
@@ -295,25 +297,17 @@ impl AuthorizationServer {
         Ok(client)
     }
 
-    /// The client's registered `jwks`, parsed once per registration revision.
-    /// fetched (and kept for [`JWKS_URI_CACHE_SECS`]).
+    /// The client's registered `jwks`, parsed once: the parsed keys are reused while the
+    /// registration holds the very same set (a client deleted and registered again under
+    /// its name with other keys never meets the old ones).
     fn registered_keys(&self, client: &OAuthClient, jwks: &JwkSet) -> Result<VerificationKeys, ClientAuthError> {
-        if let Some(keys) = self.cached_keys(&client.client_id, client.revision) {
+        if let Some(keys) = self.cached_keys(&client.client_id, jwks) {
             return Ok(keys);
         }
         let keys = VerificationKeys::from_jwks(self.state.crypto.as_ref(), client.client_id.clone(), jwks)
             .map_err(|e| ClientAuthError::Keys(e.to_string()))?;
-        self.cache_keys(&client.client_id, client.revision, &keys);
+        self.cache_keys(&client.client_id, jwks, &keys);
         Ok(keys)
-    }
-
-    /// Fetches a JWK Set (at most 64 KiB).
-    pub(crate) async fn fetch_jwks(&self, uri: &str) -> Result<JwkSet, ClientAuthError> {
-        let body = self
-            .fetch_small(uri)
-            .await
-            .map_err(|what| ClientAuthError::Keys(format!("fetching jwks_uri: {what}")))?;
-        JwkSet::from_json(&body).map_err(|e| ClientAuthError::Keys(e.to_string()))
     }
 
     /// Records the one-time value `jti` of `issuer` for `purpose` in the shared store until

@@ -21,7 +21,7 @@
 //! | `grant.rs` | the token request: grant dispatch, scope/resource/audience limits (RFC 8707) |
 //! | `exchange.rs` | token exchange (RFC 8693): subject and actor tokens, delegation and impersonation under the client's policy |
 //! | `issuers.rs` | trusted external issuers: their tokens as subject or actor tokens of an exchange, verified (RFC 8725) and mapped to a workload identifier by the configured rules |
-//! | `remote_keys.rs` | other servers' keys (home servers, trusted issuers): configured `jwks_uri` or discovery (OIDC Discovery §4, RFC 8414), cache, rate-limited refetch for an unknown `kid` |
+//! | `remote_keys.rs` | other parties' keys (home servers, trusted issuers, clients' `jwks_uri`): configured `jwks_uri` or discovery (OIDC Discovery §4, RFC 8414), cache, rate-limited refetch for an unknown `kid` |
 //! | `chaining.rs` | identity chaining (draft-ietf-oauth-identity-chaining-17): JWT authorization grants as the home server, the JWT bearer grant (RFC 7523 §2.1) as the foreign one |
 //! | `txn.rs` | the Transaction Token Service (draft-ietf-oauth-transaction-tokens-11): Txn-Tokens, replacement, the call chain per `txn` |
 //! | `wit.rs` | workload credentials by token exchange: WITs (Lanyard's `urn:lanyard:params:oauth:token-type:wit`, behind `[oauth] issue_wits`), bound to the request's DPoP key; JWT-SVIDs (`...:token-type:jwt`, behind `[oauth] issue_jwt_svids`) |
@@ -52,7 +52,7 @@ use lanyard_core::oauth::{
     ClientAssertionPolicy, ClientAttestationPolicy, ClientAttestationVerifier, DpopPolicy, DpopVerifier,
     PrivateKeyJwtVerifier, SpiffeAssertionPolicy, SpiffeAssertionVerifier, VerificationKeys,
 };
-use lanyard_core::{SpiffeBundle, TrustDomain, TrustStore, UnixTime};
+use lanyard_core::{JwkSet, SpiffeBundle, TrustDomain, TrustStore, UnixTime};
 use lanyard_x509::{X509Bundle, X509BundleSet};
 
 pub(crate) use chaining::check_subject_template;
@@ -85,8 +85,8 @@ const NONCE_SECRET: &str = "oauth-dpop-nonce";
 /// server's) are used before fetching again.
 const JWKS_URI_CACHE_SECS: u64 = 300;
 
-/// A client's parsed registered keys, by client: its revision and the keys.
-type KeyCache = HashMap<String, (u64, VerificationKeys)>;
+/// A client's parsed registered keys, by client: the registered set and its keys.
+type KeyCache = HashMap<String, (JwkSet, VerificationKeys)>;
 
 /// The authorization server of one Lanyard server (or replica).
 pub struct AuthorizationServer {
@@ -245,19 +245,19 @@ impl AuthorizationServer {
         Ok(())
     }
 
-    fn cached_keys(&self, client_id: &str, revision: u64) -> Option<VerificationKeys> {
+    fn cached_keys(&self, client_id: &str, jwks: &JwkSet) -> Option<VerificationKeys> {
         let cache = self.client_keys.lock().unwrap_or_else(PoisonError::into_inner);
         cache
             .get(client_id)
-            .filter(|(r, _)| *r == revision)
+            .filter(|(registered, _)| registered == jwks)
             .map(|(_, k)| k.clone())
     }
 
-    fn cache_keys(&self, client_id: &str, revision: u64, keys: &VerificationKeys) {
+    fn cache_keys(&self, client_id: &str, jwks: &JwkSet, keys: &VerificationKeys) {
         let mut cache = self.client_keys.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(client_id.to_owned(), (revision, keys.clone()));
+        cache.insert(client_id.to_owned(), (jwks.clone(), keys.clone()));
     }
 }

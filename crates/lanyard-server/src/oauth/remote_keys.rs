@@ -22,18 +22,20 @@ use lanyard_core::oauth::{AuthorizationServerMetadata, VerificationKeys, metadat
 
 use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
 
-/// The fetched keys, by issuer: when fetched, and the keys; the last failed fetch; one
-/// fetch at a time per issuer.
+/// The fetched keys, by issuer: when fetched, and the keys; when a refetch was last
+/// claimed; the last failed fetch; one fetch at a time per issuer.
 #[derive(Debug, Default)]
 pub(crate) struct RemoteKeys {
     keys: Mutex<HashMap<String, (UnixTime, VerificationKeys)>>,
+    refetches: Mutex<HashMap<String, UnixTime>>,
     failures: Mutex<HashMap<String, (UnixTime, String)>>,
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl RemoteKeys {
     /// The lock that one fetch of `issuer`'s keys holds (issuers are configured and
-    /// clients registered, so the map stays as small as the configuration and registry).
+    /// clients registered: the maps hold one entry per issuer, and per client and
+    /// `jwks_uri` it has had since the server started).
     fn fetch_lock(&self, issuer: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(locks.entry(issuer.to_owned()).or_default())
@@ -59,19 +61,20 @@ impl RemoteKeys {
         keys.get(issuer).cloned()
     }
 
-    /// Whether a refetch of `issuer`'s keys may start now: the last fetch (or refetch
-    /// started) is at least `refetch_after` seconds old. Marks the refetch as started, so
-    /// that concurrent requests with unknown `kid`s make one fetch, not one each.
+    /// Whether a refetch of `issuer`'s keys may start now: the last fetch and the last
+    /// refetch claimed are at least `refetch_after` seconds old. Marks the refetch as
+    /// claimed, so that concurrent requests with unknown `kid`s make one fetch, not one
+    /// each. The keys' own age is left alone: a refetch that fails does not make the old
+    /// keys count as fresh for longer.
     fn claim_refetch(&self, issuer: &str, now: UnixTime, refetch_after: u64) -> bool {
-        let mut map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.get_mut(issuer) {
-            Some((fetched, _)) if now.as_secs().saturating_sub(fetched.as_secs()) < refetch_after => false,
-            Some((fetched, _)) => {
-                *fetched = now;
-                true
-            }
-            None => true,
+        let fetched = self.get(issuer).map(|(fetched, _)| fetched);
+        let mut claims = self.refetches.lock().unwrap_or_else(PoisonError::into_inner);
+        let last = fetched.into_iter().chain(claims.get(issuer).copied()).max();
+        if last.is_some_and(|t| now.as_secs().saturating_sub(t.as_secs()) < refetch_after) {
+            return false;
         }
+        claims.insert(issuer.to_owned(), now);
+        true
     }
 
     fn put(&self, issuer: &str, fetched: UnixTime, keys: VerificationKeys) {
@@ -173,7 +176,8 @@ impl AuthorizationServer {
             Some(uri) => uri.to_owned(),
             None => self.discover_jwks_uri(source).await?,
         };
-        let jwks = self.fetch_jwks(&jwks_uri).await.map_err(|e| e.to_string())?;
+        let body = self.fetch_small(&jwks_uri).await?;
+        let jwks = lanyard_core::JwkSet::from_json(&body).map_err(|e| e.to_string())?;
         VerificationKeys::from_jwks(self.state.crypto.as_ref(), source.issuer, &jwks).map_err(|e| e.to_string())
     }
 
@@ -280,6 +284,8 @@ mod tests {
         for bad in [
             "http://127.0.0.1.example.com/jwks",
             "http://localhost.example.com/jwks",
+            "http://localhost@evil.example.com/jwks",
+            "http://127.0.0.1:80@evil.example.com/jwks",
             "https://127.0.0.1/jwks",
             "http://10.0.0.1/jwks",
             "not a url",
