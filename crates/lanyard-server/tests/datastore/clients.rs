@@ -254,12 +254,53 @@ pub(crate) async fn revocation_mirror(store: Arc<dyn JtiStore>) {
     for (i, check) in checks.into_iter().enumerate() {
         assert_eq!(check.await.unwrap(), (1..=4).contains(&(i % 6)), "m-{}", i % 6);
     }
+    // A revocation while the copy is being read: the read's copy, taken before the
+    // revocation was committed, does not replace the one the revocation entered.
+    tokio::time::sleep(REVOCATION_MIRROR_TTL + Duration::from_millis(50)).await;
+    let slow = Arc::new(MirroredRevocations::new(Arc::new(SlowRevocationReads(Arc::clone(
+        &store,
+    )))));
+    let reading = {
+        let slow = Arc::clone(&slow);
+        tokio::spawn(async move { slow.is_revoked("m-1").await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    slow.revoke_token("m-6", exp).await.unwrap();
+    assert!(slow.is_revoked("m-6").await.unwrap());
+    assert!(reading.await.unwrap());
+
     // More revocations than kept: each check goes to the store, and is still right.
     let small = MirroredRevocations::with_limit(Arc::clone(&store), 2);
     assert!(small.is_revoked("m-4").await.unwrap());
     assert!(!small.is_revoked("m-5").await.unwrap());
     store.revoke_token("m-5", exp).await.unwrap();
     assert!(small.is_revoked("m-5").await.unwrap());
+}
+
+/// A store whose listing of every revocation takes 300 ms (a read under way while a
+/// revocation is made).
+#[derive(Debug)]
+struct SlowRevocationReads(Arc<dyn JtiStore>);
+
+#[async_trait::async_trait]
+impl JtiStore for SlowRevocationReads {
+    async fn record_jti(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
+        self.0.record_jti(key, expires_at, now).await
+    }
+    async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.0.revoke_token(jti, expires_at).await
+    }
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        self.0.is_revoked(jti).await
+    }
+    async fn all_revocations(&self, limit: usize) -> Result<Option<std::collections::HashSet<String>>, StoreError> {
+        let read = self.0.all_revocations(limit).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        read
+    }
+    async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
+        self.0.prune_jtis(now).await
+    }
 }
 
 /// The group-commit wrapper the server puts in front of the store: concurrent requests
