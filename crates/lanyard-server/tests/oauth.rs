@@ -766,6 +766,46 @@ async fn unknown_clients_and_bad_credentials_look_alike() {
     assert_eq!(description(&unknown), description(&wrong_method));
     assert!(!description(&unknown).contains("unknown"), "{}", description(&unknown));
 
+    // With a secret: an unknown client and a wrong secret for a known one.
+    create_client(
+        &h.server.state,
+        "legacy",
+        spec(vec![AuthMethod::ClientSecretBasic]),
+        now(),
+    )
+    .await
+    .unwrap();
+    let basic = |id: &str| {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:wrong"));
+        format!("Basic {encoded}")
+    };
+    let grant = [("grant_type", "client_credentials")];
+    let wrong_secret = h.token(&grant, &[("authorization", &basic("legacy"))]).await;
+    let unknown_secret = h.token(&grant, &[("authorization", &basic("nobody"))]).await;
+    wrong_secret.error(401, "invalid_client", "");
+    unknown_secret.error(401, "invalid_client", "");
+    assert_eq!(description(&wrong_secret), description(&unknown_secret));
+    // A JWT-SVID: for an unknown client, and for a known one it is not authorized for.
+    let svid = h.jwt_svid("spiffe://example.org/billing/api", &h.issuer).await;
+    let spiffe = |client_id: &'static str| {
+        let svid = svid.clone();
+        let h = &h;
+        async move {
+            let pairs = [
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_assertion_type", JWT_SPIFFE),
+                ("client_assertion", svid.as_str()),
+            ];
+            h.token(&pairs, &[]).await
+        }
+    };
+    let (unknown_svid, unauthorized) = (spiffe("nobody").await, spiffe("partner").await);
+    unknown_svid.error(401, "invalid_client", "client authentication failed");
+    unauthorized.error(401, "invalid_client", "");
+    assert_eq!(description(&unknown_svid), description(&unauthorized));
+
     let assertion = h.assertion("billing");
     h.pkjwt_token(&assertion, &[]).await.ok_token();
     h.pkjwt_token(&assertion, &[])
