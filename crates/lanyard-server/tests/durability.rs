@@ -160,9 +160,11 @@ fn acknowledged_writes_survive_sigkill() {
     });
 
     let mut lines = Vec::new();
-    // Wait (generously: the child has to start up) for the first acknowledgement ...
+    // Wait (generously: the child has to start up) for the first acknowledgement of both
+    // writers (on a loaded machine the jti writer may start well after the entry one) ...
     let startup = Instant::now() + Duration::from_secs(60);
-    while !lines.iter().any(|l: &String| l.starts_with("ENTRY ")) {
+    let acknowledged = |lines: &[String], kind: &str| lines.iter().any(|l| l.starts_with(kind));
+    while !(acknowledged(&lines, "ENTRY ") && acknowledged(&lines, "JTI ")) {
         let left = startup.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => lines.push(line),
