@@ -191,8 +191,11 @@ pub struct TranscriptionRuleConfig {
     pub copy_claims: Vec<String>,
 }
 
-/// The claims a JWT authorization grant sets itself; a transcription rule cannot copy them.
-pub const GRANT_OWN_CLAIMS: [&str; 11] = [
+/// The claims a transcription rule cannot copy into a JWT authorization grant: those the
+/// grant sets itself, and those that would grant something at the foreign server
+/// (delegation permission, another transaction's context, the authorized party, the
+/// requesting workload).
+pub const GRANT_OWN_CLAIMS: [&str; 18] = [
     "iss",
     "sub",
     "aud",
@@ -204,6 +207,13 @@ pub const GRANT_OWN_CLAIMS: [&str; 11] = [
     "scope",
     "act",
     "cnf",
+    "may_act",
+    "azp",
+    "txn",
+    "tctx",
+    "rctx",
+    "req_wl",
+    "typ",
 ];
 
 /// `[[oauth.chaining_home_servers]]`: a home authorization server whose JWT authorization
@@ -824,7 +834,10 @@ impl ServerConfig {
                 return Err(err(name, "listed more than once"));
             }
             if let Some(c) = rule.copy_claims.iter().find(|c| GRANT_OWN_CLAIMS.contains(&c.as_str())) {
-                return Err(err(name, format!("copy_claims: {c} is set by the grant itself")));
+                return Err(err(
+                    name,
+                    format!("copy_claims: {c} is set by the grant itself or would grant authority"),
+                ));
             }
             if let Some(template) = &rule.subject {
                 crate::oauth::check_subject_template(template).map_err(|m| err(&name, m))?;

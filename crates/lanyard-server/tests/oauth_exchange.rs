@@ -845,6 +845,14 @@ async fn identity_chaining_transcribes_claims_by_rule() {
         (
             lanyard_server::config::TranscriptionRuleConfig {
                 foreign_server: AS_B.into(),
+                subject: None,
+                copy_claims: vec!["may_act".into()],
+            },
+            "may_act is set by the grant itself or would grant authority",
+        ),
+        (
+            lanyard_server::config::TranscriptionRuleConfig {
+                foreign_server: AS_B.into(),
                 subject: Some("{email".into()),
                 copy_claims: Vec::new(),
             },

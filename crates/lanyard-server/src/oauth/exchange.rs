@@ -144,13 +144,7 @@ impl AuthorizationServer {
                 });
             }
         }
-        if exchange.subject_token_type == TokenTypeUri::TxnToken {
-            // A Txn-Token is not an access token: it may only be replaced (or chained).
-            return Err(OAuthError::TokenTypeRefused {
-                param: "subject_token_type",
-                value: format!("{} (for an access token)", TokenTypeUri::TxnToken),
-            });
-        }
+        txn_token_not_exchanged(exchange, "an access token")?;
         let spec = &client.client.spec;
         let (_, outcome) = self
             .exchange_decision(request, exchange, client, dpop, self.access_token_ttl(spec), now)
@@ -366,6 +360,19 @@ impl AuthorizationServer {
             }),
         }
     }
+}
+
+/// A Txn-Token is only replaced (`txn.rs`) or chained (`chaining.rs`): exchanged for
+/// anything else (`what`: an access token, a WIT, a JWT-SVID), an internal call-chain token
+/// would become a credential usable outside its transaction.
+pub(crate) fn txn_token_not_exchanged(exchange: &TokenExchange, what: &str) -> Result<(), OAuthError> {
+    if exchange.subject_token_type == TokenTypeUri::TxnToken {
+        return Err(OAuthError::TokenTypeRefused {
+            param: "subject_token_type",
+            value: format!("{} (for {what})", TokenTypeUri::TxnToken),
+        });
+    }
+    Ok(())
 }
 
 /// A sender-constrained token is exchanged only by its holder: the token request proves

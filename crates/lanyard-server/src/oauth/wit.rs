@@ -114,6 +114,13 @@ impl AuthorizationServer {
         issued: Issued,
         now: UnixTime,
     ) -> Result<(WorkloadId, u64), OAuthError> {
+        super::exchange::txn_token_not_exchanged(
+            exchange,
+            match issued {
+                Issued::Wit => "a WIT",
+                Issued::JwtSvid => "a JWT-SVID",
+            },
+        )?;
         let max_ttl = match issued {
             Issued::Wit => self.state.config.default_wit_ttl,
             Issued::JwtSvid => self.state.config.default_jwt_svid_ttl,

@@ -253,6 +253,16 @@ async fn a_platform_token_becomes_a_jwt_svid_when_enabled() {
     h.exchange("gateway", &as_gateway)
         .await
         .refused(400, "invalid_request", "a JWT-SVID names no actor");
+    // A Txn-Token is only replaced or chained: never exchanged for a bearer JWT-SVID.
+    let from_txn = [
+        ("subject_token", token.as_str()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:txn_token"),
+        ("requested_token_type", JWT),
+        ("audience", LEDGER),
+    ];
+    h.exchange("platform", &from_txn)
+        .await
+        .refused(400, "invalid_request", "(for a JWT-SVID)");
     h.server.shutdown().await.unwrap();
 
     // Off by default.
