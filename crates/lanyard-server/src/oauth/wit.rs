@@ -60,7 +60,7 @@ impl AuthorizationServer {
         let wit = crate::issue::mint_wit(&self.state, &sub, &cnf, Some(ttl))
             .await
             .map_err(issue_error)?;
-        self.credential_outcome(wit, ttl, TokenTypeUri::LanyardWit)
+        self.credential_outcome(wit, ttl, TokenTypeUri::LanyardWit, now)
     }
 
     /// Serves a token exchange that asks for a JWT-SVID (see the module documentation).
@@ -99,7 +99,7 @@ impl AuthorizationServer {
         let svid = crate::issue::mint_jwt_svid(&self.state, &sub, &audiences, Some(ttl))
             .await
             .map_err(issue_error)?;
-        self.credential_outcome(svid, ttl, TokenTypeUri::Jwt)
+        self.credential_outcome(svid, ttl, TokenTypeUri::Jwt, now)
     }
 
     /// The exchange's subject as a workload of this trust domain, and the lifetime of the
@@ -157,12 +157,20 @@ impl AuthorizationServer {
         credential: String,
         ttl: u64,
         issued: TokenTypeUri,
+        now: UnixTime,
     ) -> Result<TokenOutcome, OAuthError> {
+        // What the credential says: minting may have shortened `ttl` to the signing key's
+        // remaining life.
+        let expires_in = lanyard_core::jose::CompactJws::parse(&credential)
+            .and_then(|jws| jws.claims())
+            .ok()
+            .and_then(|claims| claims.get("exp").and_then(serde_json::Value::as_u64))
+            .map_or(ttl, |exp| exp.saturating_sub(now.as_secs()));
         Ok(TokenOutcome {
             response: TokenResponse {
                 access_token: credential,
                 token_type: AccessTokenType::NotApplicable,
-                expires_in: Some(ttl),
+                expires_in: Some(expires_in),
                 scope: None,
                 issued_token_type: Some(issued),
             },

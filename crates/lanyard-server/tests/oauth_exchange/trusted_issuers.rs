@@ -227,6 +227,13 @@ async fn a_platform_token_becomes_a_jwt_svid_when_enabled() {
     assert_eq!(verified.sub.as_str(), "spiffe://example.org/ns/staging/sa/deployer");
     assert_eq!(verified.aud, vec![LEDGER.to_owned()]);
     assert!(verified.exp.as_secs() <= claims["exp"].as_u64().unwrap());
+    // expires_in is the JWT-SVID's own remaining life.
+    let expires_in = reply.body["expires_in"].as_u64().unwrap();
+    assert!(
+        verified.exp.as_secs().abs_diff(now().as_secs() + expires_in) <= 1,
+        "{}",
+        reply.body
+    );
 
     // An audience must be asked for: a bearer JWT-SVID is never for every registered one.
     h.exchange("platform", &params[..3])
