@@ -97,7 +97,7 @@ pub use access_token::{
     issue_access_token,
 };
 pub use authorization_grant::{
-    AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier, MAX_GRANT_LIFETIME,
+    AuthorizationGrantClaims, AuthorizationGrantPolicy, AuthorizationGrantVerifier, GRANT_CLAIMS, MAX_GRANT_LIFETIME,
     VerifiedAuthorizationGrant, issue_authorization_grant,
 };
 pub use client_assertion::{

@@ -191,30 +191,11 @@ pub struct TranscriptionRuleConfig {
     pub copy_claims: Vec<String>,
 }
 
-/// The claims a transcription rule cannot copy into a JWT authorization grant: those the
-/// grant sets itself, and those that would grant something at the foreign server
-/// (delegation permission, another transaction's context, the authorized party, the
-/// requesting workload).
-pub const GRANT_OWN_CLAIMS: [&str; 18] = [
-    "iss",
-    "sub",
-    "aud",
-    "iat",
-    "exp",
-    "nbf",
-    "jti",
-    "client_id",
-    "scope",
-    "act",
-    "cnf",
-    "may_act",
-    "azp",
-    "txn",
-    "tctx",
-    "rctx",
-    "req_wl",
-    "typ",
-];
+/// Claims a transcription rule cannot copy into a JWT authorization grant besides the
+/// grant's own ([`lanyard_core::oauth::GRANT_CLAIMS`]): those that would grant something
+/// at the foreign server (a key binding, delegation permission, another transaction's
+/// context, the authorized party, the requesting workload).
+pub const GRANT_AUTHORITY_CLAIMS: [&str; 7] = ["cnf", "may_act", "azp", "txn", "tctx", "rctx", "req_wl"];
 
 /// `[[oauth.chaining_home_servers]]`: a home authorization server whose JWT authorization
 /// grants are redeemed here.
@@ -833,7 +814,10 @@ impl ServerConfig {
             if !transcribed.insert(rule.foreign_server.as_str()) {
                 return Err(err(name, "listed more than once"));
             }
-            if let Some(c) = rule.copy_claims.iter().find(|c| GRANT_OWN_CLAIMS.contains(&c.as_str())) {
+            let refused = |c: &&String| {
+                lanyard_core::oauth::GRANT_CLAIMS.contains(&c.as_str()) || GRANT_AUTHORITY_CLAIMS.contains(&c.as_str())
+            };
+            if let Some(c) = rule.copy_claims.iter().find(refused) {
                 return Err(err(
                     name,
                     format!("copy_claims: {c} is set by the grant itself or would grant authority"),

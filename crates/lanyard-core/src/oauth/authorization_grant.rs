@@ -39,7 +39,7 @@ use crate::trust::{self, Window};
 pub const MAX_GRANT_LIFETIME: u64 = 300;
 
 /// The claim names [`AuthorizationGrantClaims`] models; `extra` may not repeat them.
-const REGISTERED: [&str; 11] = [
+pub const GRANT_CLAIMS: [&str; 11] = [
     "iss",
     "sub",
     "aud",
@@ -109,7 +109,7 @@ impl AuthorizationGrantClaims {
             act: claims.get("act").map(|v| Actor::from_value(v, "act")).transpose()?,
             extra: claims
                 .iter()
-                .filter(|(k, _)| !REGISTERED.contains(&k.as_str()))
+                .filter(|(k, _)| !GRANT_CLAIMS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         })
@@ -141,7 +141,7 @@ pub fn issue_authorization_grant(
         ],
         (claims.iat, claims.exp),
         claims.act.as_ref(),
-        (&claims.extra, &REGISTERED),
+        (&claims.extra, &GRANT_CLAIMS),
     )?;
     sign_compact(Some(TokenType::AuthorizationGrant.typ()), Some(kid), claims, key)
 }

@@ -406,22 +406,7 @@ fn mtls(target: &Target) -> Result<String, String> {
 /// `lanyard oauth token --x509-from-agent`: the CLI fetches the X.509-SVID from the agent
 /// and authenticates over mutual TLS at the metadata's `mtls_endpoint_aliases`.
 fn mtls_cli(target: &Target) -> Result<String, String> {
-    let out = lanyard_ok(
-        target,
-        &[
-            "oauth",
-            "token",
-            "--issuer",
-            &target.issuer,
-            "--client-id",
-            CLIENT_ID,
-            "--x509-from-agent",
-            "--endpoint",
-            &target.endpoint,
-        ],
-    )?;
-    let body: Value = serde_json::from_str(&out).map_err(|e| format!("not JSON ({e})"))?;
-    let details = accepted(target, "mtls-cli", CLIENT_ID, 200, &body)?;
+    let details = cli_token(target, "mtls-cli", CLIENT_ID, "--x509-from-agent")?;
     let thumbprint = details["cnf"]["x5t#S256"].as_str().unwrap_or_default();
     // base64url of a SHA-256: 43 characters.
     if thumbprint.len() != 43 {
@@ -433,23 +418,20 @@ fn mtls_cli(target: &Target) -> Result<String, String> {
 /// `lanyard oauth token --wit-from-agent`: the CLI fetches the WIT-SVID and its key from
 /// the agent and authenticates with the client-attestation headers (`spiffe_wit`).
 fn wit_cli(target: &Target) -> Result<String, String> {
+    cli_token(target, "wit-cli", WIT_CLIENT_ID, "--wit-from-agent")?;
+    Ok(format!("{WIT_CLIENT_ID} 200 (spiffe_wit)"))
+}
+
+/// `lanyard oauth token --client-id <client_id> <credential_flag>` with the agent's
+/// credentials: the verified access token's details (see [`accepted`]).
+fn cli_token(target: &Target, name: &str, client_id: &str, credential_flag: &str) -> Result<Value, String> {
+    let args = ["oauth", "token", "--issuer", &target.issuer, "--client-id", client_id];
     let out = lanyard_ok(
         target,
-        &[
-            "oauth",
-            "token",
-            "--issuer",
-            &target.issuer,
-            "--client-id",
-            WIT_CLIENT_ID,
-            "--wit-from-agent",
-            "--endpoint",
-            &target.endpoint,
-        ],
+        &[&args[..], &[credential_flag, "--endpoint", &target.endpoint]].concat(),
     )?;
     let body: Value = serde_json::from_str(&out).map_err(|e| format!("not JSON ({e})"))?;
-    accepted(target, "wit-cli", WIT_CLIENT_ID, 200, &body)?;
-    Ok(format!("{WIT_CLIENT_ID} 200 (spiffe_wit)"))
+    accepted(target, name, client_id, 200, &body)
 }
 
 /// `lanyard oauth exchange` with every token from the agent: the client authenticates with
