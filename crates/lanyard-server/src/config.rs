@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// Where the SQLite database, keys and the admin socket live.
     pub data_dir: PathBuf,
     /// Database URL; defaults to SQLite in `data_dir` (`sqlite://<data_dir>/lanyard.db`).
+    /// A SQLite file belongs to one server process (it keeps the used one-time values in
+    /// memory); replicas share a `postgres://` database.
     pub database_url: Option<String>,
     /// Address of the public HTTP endpoints (bundle, JWKS, discovery, health, metrics).
     pub public_address: String,

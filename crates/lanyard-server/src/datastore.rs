@@ -72,6 +72,10 @@ pub enum StoreError {
     /// missing fixed row) or refused a setting the store needs.
     #[error("database: {0}")]
     Inconsistent(String),
+    /// The store holds as much as it may of something that frees itself with time (live
+    /// one-time values): the caller may try again later.
+    #[error("full: {0}")]
+    Full(String),
 }
 
 impl StoreError {

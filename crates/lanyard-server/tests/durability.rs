@@ -27,6 +27,17 @@ fn url(path: &str) -> String {
     format!("sqlite://{path}")
 }
 
+/// A store on a new SQLite file: the directory (removed when dropped), the file's path and
+/// the store.
+async fn fresh_store() -> (tempfile::TempDir, String, SqlDataStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lanyard.db").to_str().unwrap().to_owned();
+    let store = SqlDataStore::connect(&url(&path), lanyard_crypto::provider())
+        .await
+        .unwrap();
+    (dir, path, store)
+}
+
 fn spec(writer: u64, i: u64) -> EntrySpec {
     EntrySpec {
         spiffe_id: WorkloadId::parse(&format!("spiffe://example.org/w{writer}/e{i}")).unwrap(),
@@ -256,11 +267,7 @@ async fn jti_batches_do_not_grow_the_wal() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lanyard.db").to_str().unwrap().to_owned();
-    let store = SqlDataStore::connect(&url(&path), lanyard_crypto::provider())
-        .await
-        .unwrap();
+    let (_dir, path, store) = fresh_store().await;
     let start = Instant::now();
     let mut batches = 0u64;
     while start.elapsed() < Duration::from_millis(2500) {
@@ -287,4 +294,42 @@ async fn jti_batches_do_not_grow_the_wal() {
         (frames as u64) < batches / 4,
         "{frames} frames in the WAL after {batches} batches"
     );
+}
+
+/// A SQLite store decides replays in memory and appends used keys to `oauth_jti_log`; when
+/// it opens, it reads back both that log and the keyed `oauth_jti` table that earlier
+/// versions wrote, so a key either recorded is a replay after an upgrade too.
+#[tokio::test]
+async fn a_reopened_store_remembers_keys_of_the_log_and_of_earlier_versions() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let (_dir, path, store) = fresh_store().await;
+    // More keys than one page of the read-back.
+    let keys: Vec<(String, UnixTime)> = (0..12_500).map(|k| (format!("log-{k}"), FAR)).collect();
+    assert!(store.record_jtis(&keys, NOW).await.unwrap().iter().all(|f| *f));
+    store.close().await;
+    // What an earlier version left in the keyed table.
+    let mut conn = sqlx::SqliteConnection::connect(&url(&path)).await.unwrap();
+    sqlx::query("INSERT INTO oauth_jti (jti_key, expires_at) VALUES ('legacy', $1)")
+        .bind(FAR.as_secs() as i64)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = SqlDataStore::connect(&url(&path), lanyard_crypto::provider())
+        .await
+        .unwrap();
+    let again = [
+        ("legacy".to_owned(), FAR),
+        ("log-0".to_owned(), FAR),
+        ("log-12499".to_owned(), FAR),
+        ("new".to_owned(), FAR),
+    ];
+    assert_eq!(
+        store.record_jtis(&again, NOW).await.unwrap(),
+        [false, false, false, true]
+    );
+    store.close().await;
 }

@@ -32,6 +32,7 @@ mod entries;
 mod federated_bundles;
 mod join_tokens;
 mod jtis;
+mod live_jtis;
 mod secrets;
 
 use std::fmt;
@@ -150,6 +151,10 @@ pub struct SqlDataStore {
     jti_pool: AnyPool,
     /// On a SQLite file, the checkpoints of the `jti` pool's WAL writes.
     wal_checkpoints: Option<Arc<WalCheckpoints>>,
+    /// On SQLite, the used one-time values, decided in memory and appended to
+    /// `oauth_jti_log` (`sql/live_jtis.rs`); on PostgreSQL, none (the `oauth_jti` table
+    /// decides, for every replica).
+    live_jtis: Option<Arc<live_jtis::LiveJtis>>,
     backend: Backend,
     /// Signalled after every committed entry write of this process.
     changed: Arc<tokio::sync::Notify>,
@@ -236,10 +241,13 @@ impl SqlDataStore {
                 .await
                 .map_err(|e| backend_err("opening the SQLite database", e))?
         };
+        let live_jtis = Arc::new(live_jtis::LiveJtis::new(Arc::clone(&crypto), live_jtis::MAX_LIVE_JTIS));
+        SqlDataStore::restore_jtis(&pool, &live_jtis).await?;
         Ok(SqlDataStore {
             pool,
             jti_pool,
             wal_checkpoints: (!memory).then(|| Arc::new(WalCheckpoints::new())),
+            live_jtis: Some(live_jtis),
             backend: Backend::Sqlite,
             changed: Arc::default(),
             crypto,
@@ -260,6 +268,7 @@ impl SqlDataStore {
         Ok(SqlDataStore {
             jti_pool: pool.clone(),
             wal_checkpoints: None,
+            live_jtis: None,
             pool,
             backend: Backend::Postgres,
             changed: Arc::default(),

@@ -235,6 +235,7 @@ impl OAuthError {
             | OAuthError::UntrustedHomeServer(_)
             | OAuthError::GrantReplay
             | OAuthError::HomeKeys(_) => ErrorCode::InvalidGrant,
+            OAuthError::Store(StoreError::Full(_)) => ErrorCode::TemporarilyUnavailable,
             OAuthError::Store(_) | OAuthError::Keys(_) | OAuthError::Issue(_) => ErrorCode::ServerError,
         }
     }

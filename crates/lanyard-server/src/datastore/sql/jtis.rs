@@ -1,12 +1,17 @@
-//! [`JtiStore`] on SQL: the shared one-time-value tables (`oauth_jti`, revocations). A
-//! `jti` is recorded by `INSERT ... ON CONFLICT DO UPDATE ... WHERE expires_at < now`: a
-//! fresh key inserts, an expired one is taken over, a live one changes no row (a replay),
-//! so concurrent uses on any replica sharing the database see exactly one success.
+//! [`JtiStore`] on SQL: the one-time-value tables (`oauth_jti`, `oauth_jti_log`) and the
+//! revocations.
+//!
+//! On PostgreSQL, which replicas share, a `jti` is recorded by `INSERT ... ON CONFLICT DO
+//! UPDATE ... WHERE expires_at < now`: a fresh key inserts, an expired one is taken over, a
+//! live one changes no row (a replay), so concurrent uses on any replica see exactly one
+//! success. On SQLite, which one process owns, that process decides in memory and appends
+//! the fresh keys to `oauth_jti_log` before answering (`live_jtis.rs` says why).
 
 use async_trait::async_trait;
 
 use lanyard_core::UnixTime;
 
+use super::live_jtis::LiveJtis;
 use super::{SqlDataStore, backend_err, column, commit_err, time_param};
 use crate::datastore::{JtiStore, MAX_JTI_KEY, StoreError};
 
@@ -21,6 +26,10 @@ impl JtiStore for SqlDataStore {
     async fn record_jti(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
         if key.is_empty() || key.len() > MAX_JTI_KEY {
             return Err(StoreError::Invalid(format!("a jti key is 1 to {MAX_JTI_KEY} bytes")));
+        }
+        if let Some(live) = &self.live_jtis {
+            let fresh = self.record_live(live, &[(key.to_owned(), expires_at)], now).await?;
+            return Ok(fresh.first().copied().unwrap_or(false));
         }
         let changed = sqlx::query(RECORD_JTI)
             .bind(key)
@@ -39,6 +48,9 @@ impl JtiStore for SqlDataStore {
                 "a jti key is 1 to {MAX_JTI_KEY} bytes, not {}",
                 key.len()
             )));
+        }
+        if let Some(live) = &self.live_jtis {
+            return self.record_live(live, keys, now).await;
         }
         // Every replica inserts in the same (sorted) order, so two batches that share keys
         // wait for each other instead of deadlocking on PostgreSQL.
@@ -117,8 +129,18 @@ impl JtiStore for SqlDataStore {
     }
 
     async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let mut jtis = 0;
+        if let Some(live) = &self.live_jtis {
+            live.prune(now);
+            jtis += sqlx::query("DELETE FROM oauth_jti_log WHERE expires_at < $1")
+                .bind(time_param(now))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| backend_err("pruning jtis", e))?
+                .rows_affected();
+        }
         let now = time_param(now);
-        let jtis = sqlx::query("DELETE FROM oauth_jti WHERE expires_at < $1")
+        jtis += sqlx::query("DELETE FROM oauth_jti WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await
@@ -151,7 +173,90 @@ fn record_jtis_statement(rows: usize) -> String {
     )
 }
 
+/// Appends `rows` keys to the SQLite log. Then key and expiry per row.
+fn append_jtis_statement(rows: usize) -> String {
+    let values: Vec<String> = (0..rows).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+    format!(
+        "INSERT INTO oauth_jti_log (jti_key, expires_at) VALUES {}",
+        values.join(", ")
+    )
+}
+
 impl SqlDataStore {
+    /// Reads the recorded one-time values back into `live` (when a SQLite store opens):
+    /// the log's, and those a SQLite store of an earlier version kept in `oauth_jti`.
+    pub(super) async fn restore_jtis(pool: &sqlx::AnyPool, live: &LiveJtis) -> Result<(), StoreError> {
+        /// Rows read per query.
+        const PAGE: i64 = 10_000;
+        for table in ["oauth_jti_log", "oauth_jti"] {
+            let mut after = 0i64;
+            loop {
+                // Only the table name (one of two constants) is formatted in; values are bound.
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT rowid, jti_key, expires_at FROM {table} WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+                ));
+                let rows: Vec<(i64, String, i64)> = sqlx::query_as(sql)
+                    .bind(after)
+                    .bind(PAGE)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| backend_err("reading jtis", e))?;
+                for (_, key, expires_at) in &rows {
+                    live.restore(key, u64::try_from(*expires_at).unwrap_or(0));
+                }
+                match rows.last() {
+                    Some((rowid, _, _)) if rows.len() as i64 == PAGE => after = *rowid,
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`JtiStore::record_jtis`] on SQLite: `live` decides which keys are fresh, then the
+    /// fresh ones are appended to the log in one transaction on the `jti` connection before
+    /// anyone is answered; if the append fails, they are given back and the call fails.
+    async fn record_live(
+        &self,
+        live: &LiveJtis,
+        keys: &[(String, UnixTime)],
+        now: UnixTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let (fresh, claim) = live.claim(keys, now)?;
+        if claim.is_empty() {
+            return Ok(fresh);
+        }
+        let recorded: Vec<&(String, UnixTime)> = keys.iter().zip(&fresh).filter(|(_, f)| **f).map(|(k, _)| k).collect();
+        match self.append_jtis(&recorded).await {
+            Ok(()) => {
+                if let Some(checkpoints) = &self.wal_checkpoints {
+                    checkpoints.maybe_start(&self.pool);
+                }
+                Ok(fresh)
+            }
+            Err(e) => {
+                live.release(claim);
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends `rows` to `oauth_jti_log` on the `jti` connection, in one transaction.
+    async fn append_jtis(&self, rows: &[&(String, UnixTime)]) -> Result<(), StoreError> {
+        let fail = |e| backend_err("recording jtis", e);
+        let mut conn = self.jti_pool.acquire().await.map_err(fail)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            // Only placeholders are generated; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(append_jtis_statement(chunk.len())));
+            for (key, expires_at) in chunk {
+                query = query.bind(key.clone()).bind(time_param(*expires_at));
+            }
+            query.execute(&mut *tx).await.map_err(fail)?;
+        }
+        tx.commit().await.map_err(commit_err)
+    }
+
     /// The upserts of [`JtiStore::record_jtis`] on `conn`: distinct keys in `order` (sorted),
     /// [`ROWS_PER_STATEMENT`] per statement, one transaction when there is more than one
     /// statement. A key repeated within the batch is fresh at most at its first place.
