@@ -236,6 +236,9 @@ impl SqlDataStore {
         } else {
             sqlite_pool_options(SQLITE_JTI_CONNECTION_PRAGMAS)
                 .max_connections(1)
+                // A local file does not go stale: no ping (a round trip to the
+                // connection's thread) before each batch.
+                .test_before_acquire(false)
                 .idle_timeout(Duration::from_secs(600))
                 .connect(&url)
                 .await

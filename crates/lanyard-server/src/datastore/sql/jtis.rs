@@ -173,14 +173,11 @@ fn record_jtis_statement(rows: usize) -> String {
     )
 }
 
-/// Appends `rows` keys to the SQLite log. Then key and expiry per row.
-fn append_jtis_statement(rows: usize) -> String {
-    let values: Vec<String> = (0..rows).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
-    format!(
-        "INSERT INTO oauth_jti_log (jti_key, expires_at) VALUES {}",
-        values.join(", ")
-    )
-}
+/// Appends keys to the SQLite log: `$1` is a JSON array of `[key, expiry]` pairs. One
+/// statement text for any number of keys, so SQLite prepares it once and a batch is one
+/// round trip to the connection's thread.
+const APPEND_JTIS: &str = "INSERT INTO oauth_jti_log (jti_key, expires_at) \
+     SELECT value ->> 0, value ->> 1 FROM json_each($1)";
 
 impl SqlDataStore {
     /// Reads the recorded one-time values back into `live` (when a SQLite store opens):
@@ -241,20 +238,20 @@ impl SqlDataStore {
         }
     }
 
-    /// Appends `rows` to `oauth_jti_log` on the `jti` connection, in one transaction.
+    /// Appends `rows` to `oauth_jti_log` on the `jti` connection, as one statement (so one
+    /// commit).
     async fn append_jtis(&self, rows: &[&(String, UnixTime)]) -> Result<(), StoreError> {
-        let fail = |e| backend_err("recording jtis", e);
-        let mut conn = self.jti_pool.acquire().await.map_err(fail)?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            // Only placeholders are generated; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(append_jtis_statement(chunk.len())));
-            for (key, expires_at) in chunk {
-                query = query.bind(key.clone()).bind(time_param(*expires_at));
-            }
-            query.execute(&mut *tx).await.map_err(fail)?;
-        }
-        tx.commit().await.map_err(commit_err)
+        let pairs: Vec<(&str, i64)> = rows
+            .iter()
+            .map(|(key, expires_at)| (key.as_str(), time_param(*expires_at)))
+            .collect();
+        let pairs = serde_json::to_string(&pairs).map_err(|e| StoreError::backend("recording jtis", e))?;
+        sqlx::query(APPEND_JTIS)
+            .bind(pairs)
+            .execute(&self.jti_pool)
+            .await
+            .map_err(|e| backend_err("recording jtis", e))?;
+        Ok(())
     }
 
     /// The upserts of [`JtiStore::record_jtis`] on `conn`: distinct keys in `order` (sorted),
