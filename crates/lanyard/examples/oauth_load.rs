@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Prints one JSON line: requests per second, latency percentiles (p50/p90/p99, ms), the
-//! totals and the failures. Checks first that an answer is an ES256 JWT (`at+jwt`, or
+//! totals and the failures, over the `--seconds` after a warm-up of `--warmup` seconds
+//! (default 1): requests sent during the warm-up (while connections open and the server
+//! under test fills its caches, or a JIT compiles) are sent the same way but not counted. Checks first that an answer is an ES256 JWT (`at+jwt`, or
 //! `--expect-typ`).
 //!
 //! Other grants: `--grant-type` replaces `client_credentials` and each `--param name=value`
@@ -64,6 +66,8 @@ struct Options {
     key: String,
     connections: usize,
     seconds: u64,
+    /// Seconds of load before the measured `seconds`, not counted.
+    warmup: u64,
     assertions: usize,
     scope: String,
     grant_type: String,
@@ -100,6 +104,7 @@ impl Options {
             key: "keys/client.jwk.json".into(),
             connections: 32,
             seconds: 15,
+            warmup: 1,
             assertions: 200_000,
             scope: "read".into(),
             grant_type: "client_credentials".into(),
@@ -122,6 +127,7 @@ impl Options {
                 "--key" => o.key = value.clone(),
                 "--connections" => o.connections = value.parse()?,
                 "--seconds" => o.seconds = value.parse()?,
+                "--warmup" => o.warmup = value.parse()?,
                 "--assertions" => o.assertions = value.parse()?,
                 "--scope" => o.scope = value.clone(),
                 "--grant-type" => o.grant_type = value.clone(),
@@ -481,8 +487,8 @@ async fn run(o: Options) -> Result<()> {
 
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(o.seconds);
-    let started = Instant::now();
+    let measured_from = Instant::now() + Duration::from_secs(o.warmup);
+    let deadline = measured_from + Duration::from_secs(o.seconds);
     let mut tasks = Vec::new();
     for _ in 0..o.connections {
         let (bodies, next, authority, path) = (Arc::clone(&bodies), Arc::clone(&next), authority.clone(), path.clone());
@@ -507,7 +513,9 @@ async fn run(o: Options) -> Result<()> {
                             errors += 1;
                             break;
                         }
-                        latencies.push(sent.elapsed().as_micros() as u64);
+                        if sent >= measured_from {
+                            latencies.push(sent.elapsed().as_micros() as u64);
+                        }
                         non_2xx += u64::from(!ok);
                     }
                     Err(_) => {
@@ -526,7 +534,9 @@ async fn run(o: Options) -> Result<()> {
         non_2xx += n;
         errors += e;
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = measured_from.elapsed().as_secs_f64();
+    // Out of prepared requests before the deadline: the run was shorter than asked.
+    let ran_out = next.load(Ordering::Relaxed) >= bodies.len();
     latencies.sort_unstable();
     let percentile = |p: f64| {
         let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
@@ -546,9 +556,11 @@ async fn run(o: Options) -> Result<()> {
                 ClientAuth::X509Svid => "tls_client_auth",
             },
             "connections": o.connections,
+            "warmup_seconds": o.warmup,
             "requests_per_second": (latencies.len() as f64 / elapsed).round(),
             "latency_ms": {"p50": percentile(0.50), "p90": percentile(0.90), "p99": percentile(0.99)},
             "total": latencies.len(),
+            "ran_out_of_prepared_requests": ran_out,
             "non_2xx": non_2xx,
             "errors": errors,
         })
