@@ -69,10 +69,7 @@ impl TxnChains {
     fn record(&self, txn: &str, previous: Option<&str>, req_wl: &str, until: UnixTime, now: UnixTime) -> Vec<String> {
         let mut chains = self.chains.lock().unwrap_or_else(PoisonError::into_inner);
         if chains.len() >= MAX_CHAINS {
-            chains.retain(|_, (expiry, _)| *expiry > now);
-            if chains.len() >= MAX_CHAINS {
-                chains.clear();
-            }
+            make_room(&mut chains, now);
         }
         let entry = chains
             .entry(txn.to_owned())
@@ -83,6 +80,25 @@ impl TxnChains {
             entry.1.remove(0);
         }
         entry.1.clone()
+    }
+}
+
+/// Called when `chains` is full: drops the expired transactions and, if more than half of
+/// [`MAX_CHAINS`] are still live, the ones that expire soonest, down to half. So the next
+/// sweep is at least `MAX_CHAINS / 2` new transactions away (each costs O(1) amortized,
+/// where sweeping whenever full cost a pass over 100 000 entries per request under a
+/// sustained load), and the chains forgotten are those closest to their end. A forgotten
+/// transaction's chain starts again from the replaced token's `req_wl`, as on a replica
+/// that never saw it.
+fn make_room(chains: &mut HashMap<String, (UnixTime, Vec<String>)>, now: UnixTime) {
+    chains.retain(|_, (expiry, _)| *expiry > now);
+    let keep = MAX_CHAINS / 2;
+    if chains.len() > keep {
+        let mut expiries: Vec<UnixTime> = chains.values().map(|(expiry, _)| *expiry).collect();
+        let drop = expiries.len() - keep;
+        let (_, threshold, _) = expiries.select_nth_unstable(drop - 1);
+        let threshold = *threshold;
+        chains.retain(|_, (expiry, _)| *expiry > threshold);
     }
 }
 
@@ -265,6 +281,23 @@ mod tests {
             other.record("t1", Some("agent"), "tool", UnixTime(1_080), now),
             ["agent", "tool"]
         );
+    }
+
+    #[test]
+    fn a_full_set_of_chains_forgets_the_soonest_to_expire_half() {
+        let chains = TxnChains::default();
+        let now = UnixTime(1_000);
+        // All live; transaction i expires at 2000 + i.
+        for i in 0..MAX_CHAINS as u64 {
+            chains.record(&format!("t{i}"), None, "gw", UnixTime(2_000 + i), now);
+        }
+        chains.record("new", None, "gw", UnixTime(9_000_000), now);
+        let map = chains.chains.lock().unwrap();
+        assert!(map.len() <= MAX_CHAINS / 2 + 1, "{}", map.len());
+        assert!(map.contains_key("new"));
+        // The latest-expiring ones are kept, the soonest dropped.
+        assert!(map.contains_key(&format!("t{}", MAX_CHAINS - 1)));
+        assert!(!map.contains_key("t0"));
     }
 
     #[test]
