@@ -358,6 +358,29 @@ fn nonces_are_redeemed_once_expire_and_are_bounded() {
     assert!(source.redeem(&d, NOW.plus(2)) && source.redeem(&e, NOW.plus(2)));
 }
 
+/// Many issues with redemptions between them (which leave entries in the source's queue
+/// until it is compacted): still at most `capacity` outstanding, the newest.
+#[test]
+fn nonces_under_churn_keep_the_newest_outstanding() {
+    let source = InMemoryNonceSource::new(lanyard_crypto::provider(), 60, 1000);
+    let mut outstanding = Vec::new();
+    for i in 0..5_000 {
+        let nonce = source.issue(NOW).unwrap();
+        if i % 3 == 0 {
+            assert!(source.redeem(&nonce, NOW));
+        } else {
+            outstanding.push(nonce);
+        }
+    }
+    let (forgotten, newest) = outstanding.split_at(outstanding.len() - 1000);
+    assert!(newest.iter().all(|n| source.redeem(n, NOW)));
+    assert!(forgotten.iter().all(|n| !source.redeem(n, NOW)));
+    // And they expire: a nonce issued now is gone 60 s later.
+    let late = source.issue(NOW).unwrap();
+    source.issue(NOW.plus(60)).unwrap();
+    assert!(!source.redeem(&late, NOW.plus(60)));
+}
+
 #[tokio::test]
 async fn a_holder_gets_its_nonce_from_the_nonce_endpoint() {
     let w = World::new();

@@ -3,7 +3,7 @@
 //! redeems it once. Shared by the `lanyard-tower` SD-CWT layer and the server's nonce
 //! endpoint.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -21,12 +21,35 @@ pub trait NonceSource: Send + Sync + fmt::Debug {
 
 /// An in-memory [`NonceSource`]: 16 random bytes per nonce from the crypto provider, each
 /// valid for `ttl` seconds and redeemable once; at most `capacity` outstanding nonces (the
-/// oldest are forgotten first).
+/// oldest are forgotten first). Issuing and redeeming cost O(1) amortized, whatever the
+/// number outstanding (the nonce endpoint is public).
 pub struct InMemoryNonceSource {
     provider: Arc<dyn CryptoProvider>,
     ttl: u64,
     capacity: usize,
-    issued: Mutex<HashMap<Vec<u8>, UnixTime>>,
+    issued: Mutex<Issued>,
+}
+
+/// The outstanding nonces, and every nonce issued in issuance order (so expiry order, the
+/// lifetime being fixed) until it expires or is pushed out; redeemed ones stay in the
+/// queue until then, or until the queue is compacted.
+#[derive(Default)]
+struct Issued {
+    expiries: HashMap<Vec<u8>, UnixTime>,
+    order: VecDeque<(UnixTime, Vec<u8>)>,
+}
+
+impl Issued {
+    /// Drops the oldest queued nonce, and forgets it unless it was redeemed since.
+    fn drop_oldest(&mut self) -> bool {
+        let Some((expires, nonce)) = self.order.pop_front() else {
+            return false;
+        };
+        if self.expiries.get(&nonce) == Some(&expires) {
+            self.expiries.remove(&nonce);
+        }
+        true
+    }
 }
 
 impl fmt::Debug for InMemoryNonceSource {
@@ -45,7 +68,7 @@ impl InMemoryNonceSource {
             provider,
             ttl,
             capacity: capacity.max(1),
-            issued: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Issued::default()),
         }
     }
 }
@@ -55,20 +78,24 @@ impl NonceSource for InMemoryNonceSource {
         let mut nonce = vec![0u8; 16];
         self.provider.fill_random(&mut nonce)?;
         let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        issued.retain(|_, expires| *expires > now);
-        while issued.len() >= self.capacity {
-            let oldest = issued.iter().min_by_key(|(_, e)| **e).map(|(n, _)| n.clone());
-            match oldest {
-                Some(n) => issued.remove(&n),
-                None => break,
-            };
+        while issued.order.front().is_some_and(|(expires, _)| *expires <= now) {
+            issued.drop_oldest();
         }
-        issued.insert(nonce.clone(), now.plus(self.ttl));
+        while issued.expiries.len() >= self.capacity && issued.drop_oldest() {}
+        // Redeemed nonces wait in the queue until they expire: compact it when it holds
+        // twice the capacity (so at most once per `capacity` issues).
+        if issued.order.len() >= 2 * self.capacity {
+            let Issued { expiries, order } = &mut *issued;
+            order.retain(|(expires, nonce)| expiries.get(nonce) == Some(expires));
+        }
+        let expires = now.plus(self.ttl);
+        issued.expiries.insert(nonce.clone(), expires);
+        issued.order.push_back((expires, nonce.clone()));
         Ok(nonce)
     }
 
     fn redeem(&self, nonce: &[u8], now: UnixTime) -> bool {
         let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        issued.remove(nonce).is_some_and(|expires| expires > now)
+        issued.expiries.remove(nonce).is_some_and(|expires| expires > now)
     }
 }
