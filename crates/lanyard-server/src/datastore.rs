@@ -253,8 +253,9 @@ pub trait ClientStore: Send + Sync + std::fmt::Debug {
     async fn any_client_has_secret(&self) -> Result<bool, StoreError>;
 }
 
-/// One-time values shared by every replica: the `jti`s of client assertions and DPoP
-/// proofs already used, and the `jti`s of revoked access tokens (RFC 7009).
+/// One-time values shared by every replica (on PostgreSQL; a SQLite file has one server
+/// process): the `jti`s of client assertions and DPoP proofs already used, and the
+/// `jti`s of revoked access tokens (RFC 7009).
 #[async_trait]
 pub trait JtiStore: Send + Sync + std::fmt::Debug {
     /// Records `key` (an opaque key of at most 128 bytes: the caller hashes the issuer

@@ -52,6 +52,9 @@ pub struct RunningServer {
     pub oauth: Arc<AuthorizationServer>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<Result<()>>,
+    /// The lock on a SQLite database file ([`lock_sqlite_file`]), released when the server
+    /// is dropped.
+    _sqlite_lock: Option<std::fs::File>,
 }
 
 impl RunningServer {
@@ -226,6 +229,7 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     prepare_data_dir(&config.data_dir)?;
     // The one crypto provider; every subsystem gets it from here.
     let crypto = lanyard_crypto::provider();
+    let sqlite_lock = lock_sqlite_file(&config.database_url())?;
     let store: Arc<dyn DataStore> = Arc::new(
         SqlDataStore::connect(&config.database_url(), Arc::clone(&crypto))
             .await
@@ -445,5 +449,39 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
         oauth,
         shutdown,
         tasks,
+        _sqlite_lock: sqlite_lock,
     })
+}
+
+/// A SQLite database file belongs to one server process, which keeps the used one-time
+/// values in memory (`datastore/sql/live_jtis.rs`): two processes on one file would accept
+/// each other's replays. So the server holds an exclusive lock on `<file>.lock` while it
+/// runs, and does not start while another process holds it. `None` for PostgreSQL and
+/// in-memory SQLite.
+fn lock_sqlite_file(database_url: &str) -> Result<Option<std::fs::File>> {
+    let Some(rest) = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+    else {
+        return Ok(None);
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.starts_with(":memory:") || database_url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening the lock file {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another process holds {lock_path}: a SQLite database belongs to one lanyard server \
+             (replicas share a PostgreSQL database)"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {lock_path}")),
+    }
 }

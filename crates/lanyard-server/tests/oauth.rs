@@ -1227,6 +1227,26 @@ async fn assertion_replay_is_refused_after_a_restart() {
     again.server.shutdown().await.unwrap();
 }
 
+/// A SQLite file belongs to one server process (it decides replays in memory): a second
+/// server on the same file does not start while the first runs, and starts once it stopped.
+#[tokio::test]
+async fn a_second_server_on_one_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = lanyard_server::start(config(dir.path())).await.unwrap();
+    let mut second = config(dir.path());
+    second.admin_socket = Some(dir.path().join("second.sock"));
+    let Err(err) = lanyard_server::start(second.clone()).await else {
+        panic!("a second server on the same SQLite file started");
+    };
+    assert!(
+        format!("{err:#}").contains("a SQLite database belongs to one lanyard server"),
+        "{err:#}"
+    );
+    first.shutdown().await.unwrap();
+    let again = lanyard_server::start(second).await.unwrap();
+    again.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn replicas_on_one_postgres_share_replay_state() {
     let Ok(admin_url) = std::env::var("LANYARD_TEST_DATABASE_URL") else {

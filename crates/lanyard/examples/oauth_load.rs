@@ -495,9 +495,9 @@ async fn run(o: Options) -> Result<()> {
         let connector = connector.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let (mut non_2xx, mut errors) = (0u64, 0u64);
+            let (mut non_2xx, mut errors, mut warmup_failures) = (0u64, 0u64, 0u64);
             let Ok(mut sender) = connector.connect(&authority).await else {
-                return (latencies, non_2xx, 1);
+                return (latencies, non_2xx, 1, warmup_failures);
             };
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -515,8 +515,10 @@ async fn run(o: Options) -> Result<()> {
                         }
                         if sent >= measured_from {
                             latencies.push(sent.elapsed().as_micros() as u64);
+                            non_2xx += u64::from(!ok);
+                        } else if !ok {
+                            warmup_failures += 1;
                         }
-                        non_2xx += u64::from(!ok);
                     }
                     Err(_) => {
                         errors += 1;
@@ -524,15 +526,16 @@ async fn run(o: Options) -> Result<()> {
                     }
                 }
             }
-            (latencies, non_2xx, errors)
+            (latencies, non_2xx, errors, warmup_failures)
         }));
     }
-    let (mut latencies, mut non_2xx, mut errors) = (Vec::new(), 0, 0);
+    let (mut latencies, mut non_2xx, mut errors, mut warmup_non_2xx) = (Vec::new(), 0, 0, 0);
     for task in tasks {
-        let (l, n, e) = task.await?;
+        let (l, n, e, w) = task.await?;
         latencies.extend(l);
         non_2xx += n;
         errors += e;
+        warmup_non_2xx += w;
     }
     let elapsed = measured_from.elapsed().as_secs_f64();
     // Out of prepared requests before the deadline: the run was shorter than asked.
@@ -557,11 +560,12 @@ async fn run(o: Options) -> Result<()> {
             },
             "connections": o.connections,
             "warmup_seconds": o.warmup,
-            "requests_per_second": (latencies.len() as f64 / elapsed).round(),
+            "requests_per_second": if elapsed > 0.0 { (latencies.len() as f64 / elapsed).round() } else { 0.0 },
             "latency_ms": {"p50": percentile(0.50), "p90": percentile(0.90), "p99": percentile(0.99)},
             "total": latencies.len(),
             "ran_out_of_prepared_requests": ran_out,
             "non_2xx": non_2xx,
+            "warmup_non_2xx": warmup_non_2xx,
             "errors": errors,
         })
     );

@@ -8,8 +8,8 @@
 //! datastore before the token is issued. With SQLite's `synchronous=FULL` (and on
 //! PostgreSQL) each commit waits for the disk; one commit per request caps the token
 //! endpoint at the disk's flush rate. Batching keeps the guarantee (nothing is answered
-//! before it is durable; the database still decides every conflict, across replicas) and
-//! lifts the cap.
+//! before it is durable; the store still decides every conflict: PostgreSQL across
+//! replicas, the owning process on SQLite) and lifts the cap.
 //!
 //! How: one task owns the batches. A request queues its key and waits. The task takes the
 //! first queued key and everything else already queued (up to [`MAX_BATCH`]), records them
@@ -148,13 +148,21 @@ where
                 }
             }
             outcome => {
+                // A full store stays "full" for each caller (a 503, try again later).
+                let full = match &outcome {
+                    Err(StoreError::Full(m)) => Some(m.clone()),
+                    _ => None,
+                };
                 let reason = match outcome {
                     Err(e) => e.to_string(),
                     Ok(_) => "the store answered a batch with the wrong number of results".into(),
                 };
                 tracing::warn!(calls = batch.len(), error = %reason, "{what} failed");
                 for waiting in batch.drain(..) {
-                    waiting.answer(Err(StoreError::Inconsistent(format!("{what} failed: {reason}"))));
+                    waiting.answer(Err(match &full {
+                        Some(m) => StoreError::Full(m.clone()),
+                        None => StoreError::Inconsistent(format!("{what} failed: {reason}")),
+                    }));
                 }
             }
         }

@@ -245,7 +245,13 @@ impl SqlDataStore {
                 .map_err(|e| backend_err("opening the SQLite database", e))?
         };
         let live_jtis = Arc::new(live_jtis::LiveJtis::new(Arc::clone(&crypto), live_jtis::MAX_LIVE_JTIS));
-        SqlDataStore::restore_jtis(&pool, &live_jtis).await?;
+        let started = Instant::now();
+        SqlDataStore::restore_jtis(&pool, &live_jtis, lanyard_core::Clock::now(&lanyard_core::SystemClock)).await?;
+        tracing::debug!(
+            live = live_jtis.len(),
+            millis = started.elapsed().as_millis() as u64,
+            "read the used one-time values back"
+        );
         Ok(SqlDataStore {
             pool,
             jti_pool,

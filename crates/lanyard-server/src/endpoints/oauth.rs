@@ -170,25 +170,27 @@ async fn token(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>
         seen.method = crate::oauth::method_name(&auth, r.certificate.is_some()).to_owned();
         let token_request = TokenRequest::from_form(&r.form).map_err(OAuthError::Request)?;
         seen.grant = Some(token_request.grant.grant_type().as_str().to_owned());
-        // DPoP first: a missing nonce must not use up the client's assertion.
+        // The DPoP proof is checked first (a missing nonce must not use up the client's
+        // assertion) and spent once the client is authenticated (an unauthenticated
+        // requester records no one-time value).
         let proof = match &r.dpop {
-            Some(proof) => Some(
-                s.verify_dpop(
-                    DpopContext {
-                        proof,
-                        method: "POST",
-                        uri: &r.uri,
-                        access_token: None,
-                    },
-                    now,
-                )
-                .await?,
-            ),
+            Some(proof) => Some(s.check_dpop(
+                DpopContext {
+                    proof,
+                    method: "POST",
+                    uri: &r.uri,
+                    access_token: None,
+                },
+                now,
+            )?),
             None => None,
         };
         let client: AuthenticatedClient = s.authenticate(&auth, r.certificate.as_deref(), now).await?;
         seen.client = Some(client.client.client_id.clone());
         seen.method = client.method.as_str().to_owned();
+        if let Some(proof) = &proof {
+            s.spend_dpop(proof, now).await?;
+        }
         let outcome = s.token(&token_request, &client, proof.as_ref(), now).await?;
         seen.jti = Some(outcome.jti.clone());
         Ok::<_, OAuthError>((outcome, proof.is_some()))

@@ -23,6 +23,7 @@ fn status(e: &ServerError) -> StatusCode {
             StatusCode::from_u16(reason.code().http_status(Endpoint::ResourceServer))
                 .unwrap_or(StatusCode::UNAUTHORIZED)
         }
+        ServerError::Store(crate::datastore::StoreError::Full(_)) => StatusCode::SERVICE_UNAVAILABLE,
         ServerError::Keys(_)
         | ServerError::X509 { .. }
         | ServerError::Tls(_)

@@ -318,3 +318,16 @@ impl OAuthError {
         OAuthError::InvalidClient { method, reason }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_replay_store_is_temporarily_unavailable() {
+        let full = OAuthError::Store(StoreError::Full("no room".into()));
+        assert_eq!(full.code(), ErrorCode::TemporarilyUnavailable);
+        let broken = OAuthError::Store(StoreError::Inconsistent("broken".into()));
+        assert_eq!(broken.code(), ErrorCode::ServerError);
+    }
+}

@@ -198,17 +198,12 @@ impl AuthorizationServer {
         self.nonce_at(now, 0)
     }
 
-    /// Verifies a token request's DPoP proof and records its `jti` (per proof key, in
-    /// the shared store).
-    pub async fn verify_dpop(&self, dpop: DpopContext<'_>, now: UnixTime) -> Result<VerifiedDpopProof, OAuthError> {
-        let proof = self.check_dpop(dpop, now)?;
-        self.spend_dpop(&proof, now).await?;
-        Ok(proof)
-    }
-
     /// Checks a DPoP proof (RFC 9449 §4.3, with this server's nonces when required)
-    /// without spending it.
-    fn check_dpop(&self, dpop: DpopContext<'_>, now: UnixTime) -> Result<VerifiedDpopProof, OAuthError> {
+    /// without spending it ([`Self::spend_dpop`]). The token endpoint checks the proof
+    /// before authenticating the client (a missing nonce must not use up the client's
+    /// assertion) and spends it after (so that only an authenticated client can record a
+    /// one-time value).
+    pub fn check_dpop(&self, dpop: DpopContext<'_>, now: UnixTime) -> Result<VerifiedDpopProof, OAuthError> {
         let current = self.nonce_at(now, 0);
         let previous = self.nonce_at(now, 1);
         let accepted = [current.as_str(), previous.as_str()];
@@ -228,7 +223,7 @@ impl AuthorizationServer {
 
     /// Records a verified proof's `jti` per proof key in the shared store, refusing a
     /// replay (on any replica, across restarts).
-    async fn spend_dpop(&self, proof: &VerifiedDpopProof, now: UnixTime) -> Result<(), OAuthError> {
+    pub async fn spend_dpop(&self, proof: &VerifiedDpopProof, now: UnixTime) -> Result<(), OAuthError> {
         if self
             .first_use("dpop", &proof.jkt, &proof.jti, proof.replay_until, now)
             .await?

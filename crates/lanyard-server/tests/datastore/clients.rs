@@ -331,6 +331,35 @@ pub(crate) async fn jti_group_commit(store: Arc<dyn JtiStore>) {
         StoreError::Invalid(_)
     ));
     assert!(batched.record_jti("after", exp, NOW).await.unwrap());
+    // A full store stays "full" (a 503 at the token endpoint) for each caller of the batch.
+    let full: Arc<dyn JtiStore> = Arc::new(GroupCommitJtis::spawn(Arc::new(AlwaysFull(store))));
+    assert!(matches!(
+        full.record_jti("any", exp, NOW).await.unwrap_err(),
+        StoreError::Full(_)
+    ));
+}
+
+/// A store with no room for one-time values.
+#[derive(Debug)]
+struct AlwaysFull(Arc<dyn JtiStore>);
+
+#[async_trait::async_trait]
+impl JtiStore for AlwaysFull {
+    async fn record_jti(&self, _: &str, _: UnixTime, _: UnixTime) -> Result<bool, StoreError> {
+        Err(StoreError::Full("no room".into()))
+    }
+    async fn record_jtis(&self, _: &[(String, UnixTime)], _: UnixTime) -> Result<Vec<bool>, StoreError> {
+        Err(StoreError::Full("no room".into()))
+    }
+    async fn revoke_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.0.revoke_token(jti, expires_at).await
+    }
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        self.0.is_revoked(jti).await
+    }
+    async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
+        self.0.prune_jtis(now).await
+    }
 }
 
 /// The client cache the server puts in front of the store: changes through it are seen at

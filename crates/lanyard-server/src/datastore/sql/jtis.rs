@@ -57,10 +57,7 @@ impl JtiStore for SqlDataStore {
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by(|a, b| keys[*a].0.cmp(&keys[*b].0));
         let mut fresh = vec![false; keys.len()];
-        // On SQLite this pool's one connection commits without waiting for the disk
-        // (`synchronous=NORMAL` in WAL mode): a used jti survives a crash or kill of the
-        // process, but the last few milliseconds of them may be lost if the machine itself
-        // loses power. Every other write keeps `synchronous=FULL`. (docs/security.md)
+        // (PostgreSQL: SQLite went to `record_live` above.)
         let mut conn = self
             .jti_pool
             .acquire()
@@ -68,9 +65,6 @@ impl JtiStore for SqlDataStore {
             .map_err(|e| backend_err("recording jtis", e))?;
         let outcome = self.record_jtis_on(&mut conn, keys, &order, &mut fresh, now).await;
         drop(conn);
-        if let Some(checkpoints) = &self.wal_checkpoints {
-            checkpoints.maybe_start(&self.pool);
-        }
         outcome.map(|()| fresh)
     }
 
@@ -180,9 +174,10 @@ const APPEND_JTIS: &str = "INSERT INTO oauth_jti_log (jti_key, expires_at) \
      SELECT value ->> 0, value ->> 1 FROM json_each($1)";
 
 impl SqlDataStore {
-    /// Reads the recorded one-time values back into `live` (when a SQLite store opens):
-    /// the log's, and those a SQLite store of an earlier version kept in `oauth_jti`.
-    pub(super) async fn restore_jtis(pool: &sqlx::AnyPool, live: &LiveJtis) -> Result<(), StoreError> {
+    /// Reads the one-time values still live at `now` back into `live` (when a SQLite store
+    /// opens): the log's, and those a SQLite store of an earlier version kept in
+    /// `oauth_jti`.
+    pub(super) async fn restore_jtis(pool: &sqlx::AnyPool, live: &LiveJtis, now: UnixTime) -> Result<(), StoreError> {
         /// Rows read per query.
         const PAGE: i64 = 10_000;
         for table in ["oauth_jti_log", "oauth_jti"] {
@@ -190,10 +185,12 @@ impl SqlDataStore {
             loop {
                 // Only the table name (one of two constants) is formatted in; values are bound.
                 let sql = sqlx::AssertSqlSafe(format!(
-                    "SELECT rowid, jti_key, expires_at FROM {table} WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+                    "SELECT rowid, jti_key, expires_at FROM {table} WHERE rowid > $1 AND expires_at >= $2 \
+                     ORDER BY rowid LIMIT $3"
                 ));
                 let rows: Vec<(i64, String, i64)> = sqlx::query_as(sql)
                     .bind(after)
+                    .bind(time_param(now))
                     .bind(PAGE)
                     .fetch_all(pool)
                     .await
@@ -239,7 +236,10 @@ impl SqlDataStore {
     }
 
     /// Appends `rows` to `oauth_jti_log` on the `jti` connection, as one statement (so one
-    /// commit).
+    /// commit). On a SQLite file that connection commits without waiting for the disk
+    /// (`synchronous=NORMAL` in WAL mode): a used `jti` survives a crash or kill of the
+    /// process, but the last few milliseconds of them may be lost if the machine itself
+    /// loses power. Every other write keeps `synchronous=FULL`. (docs/security.md)
     async fn append_jtis(&self, rows: &[&(String, UnixTime)]) -> Result<(), StoreError> {
         let pairs: Vec<(&str, i64)> = rows
             .iter()

@@ -13,10 +13,16 @@
 //! benchmark machine, docs/benchmarks.md), which the once-a-second checkpoints then had to
 //! copy while the token endpoint waited. Appends touch only the last pages of the log.
 //!
-//! Memory: 16 bytes of SHA-256 of each key and its expiry, about 40 bytes a key. At most
-//! [`MAX_LIVE_JTIS`] live keys are held; beyond that, recording fails with
-//! [`StoreError::Full`] until some expire (fail closed: a live key is never forgotten early,
-//! which would reopen its replay window).
+//! Memory: 16 bytes of SHA-256 of each key and its expiry, 25 bytes a hash-table slot, the
+//! tables between 44 % and 88 % full: 28 to 57 bytes a key. At most [`MAX_LIVE_JTIS`] live
+//! keys are held (about 420 MB when full); beyond that, recording fails with
+//! [`StoreError::Full`] (503 `temporarily_unavailable` at the token endpoint) until some
+//! expire: fail closed, as a live key forgotten early would reopen its replay window. Only
+//! authenticated clients record keys (a DPoP proof's `jti` is spent after client
+//! authentication), and a key lives as long as its token may be presented: at most 6
+//! minutes for an assertion (5 minutes of lifetime, 60 s of leeway) or a DPoP proof.
+//!
+//! On PostgreSQL none of this applies: the `oauth_jti` table decides, for every replica.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,9 +31,9 @@ use lanyard_core::{CryptoProvider, UnixTime};
 
 use crate::datastore::StoreError;
 
-/// The most live keys held (about 170 MB): at 11,000 tokens a second, more than six
-/// minutes of keys, longer than a client assertion or DPoP proof stays usable.
-pub(super) const MAX_LIVE_JTIS: usize = 4 << 20;
+/// The most live keys held: 12 Mi, about 420 MB when full. At 11,000 DPoP-bound tokens a
+/// second (two keys each: assertion and proof), six minutes of keys are 7.9 million.
+pub(super) const MAX_LIVE_JTIS: usize = 12 << 20;
 
 /// Shards of the set, each behind its own lock.
 const SHARDS: usize = 64;
@@ -44,6 +50,8 @@ struct Shard {
     /// Each live key's expiry (Unix seconds); expired ones until the next sweep.
     expiries: HashMap<Digest, u64>,
     next_sweep: u64,
+    /// When the shard was last swept (a full shard is swept at most once a second).
+    last_sweep: u64,
 }
 
 /// The set of used one-time values of one SQLite store (see the module doc).
@@ -70,6 +78,7 @@ impl LiveJtis {
                     Mutex::new(Shard {
                         expiries: HashMap::new(),
                         next_sweep: 0,
+                        last_sweep: 0,
                     })
                 })
                 .collect(),
@@ -117,17 +126,19 @@ impl LiveJtis {
                 fresh.push(false);
                 continue;
             }
-            if previous.is_none() && (shard.expiries.len() >= self.per_shard || now >= shard.next_sweep) {
+            let full = shard.expiries.len() >= self.per_shard;
+            if previous.is_none() && (now >= shard.next_sweep || (full && now > shard.last_sweep)) {
                 shard.expiries.retain(|_, expiry| *expiry >= now);
                 shard.next_sweep = now.saturating_add(SWEEP_EVERY);
-                if shard.expiries.len() >= self.per_shard {
-                    drop(shard);
-                    self.release(claim);
-                    return Err(StoreError::Full(format!(
-                        "more than {} one-time values are live; try again when some expire",
-                        self.per_shard * SHARDS
-                    )));
-                }
+                shard.last_sweep = now;
+            }
+            if previous.is_none() && shard.expiries.len() >= self.per_shard {
+                drop(shard);
+                self.release(claim);
+                return Err(StoreError::Full(format!(
+                    "more than {} one-time values are live; try again when some expire",
+                    self.per_shard * SHARDS
+                )));
             }
             shard.expiries.insert(digest, expires_at.as_secs());
             claim.recorded.push((digest, expires_at.as_secs(), previous));
@@ -150,6 +161,14 @@ impl LiveJtis {
                 };
             }
         }
+    }
+
+    /// How many keys it holds (expired ones until they are swept).
+    pub(super) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).expiries.len())
+            .sum()
     }
 
     /// Drops the keys that expired before `now` (the same rule as the log's pruning).
