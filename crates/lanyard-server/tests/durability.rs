@@ -333,3 +333,26 @@ async fn a_reopened_store_remembers_keys_of_the_log_and_of_earlier_versions() {
     );
     store.close().await;
 }
+
+/// Pruning deletes every expired key of the log (in chunks) and no live one, and a
+/// reopened store still refuses the live ones.
+#[tokio::test]
+async fn pruning_the_log_drops_expired_keys_only() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let (_dir, path, store) = fresh_store().await;
+    let soon = UnixTime(NOW.as_secs() + 10);
+    let expired: Vec<(String, UnixTime)> = (0..5_500).map(|k| (format!("old-{k}"), soon)).collect();
+    let live: Vec<(String, UnixTime)> = (0..50).map(|k| (format!("live-{k}"), FAR)).collect();
+    store.record_jtis(&expired, NOW).await.unwrap();
+    store.record_jtis(&live, NOW).await.unwrap();
+    assert_eq!(store.prune_jtis(soon.plus(1)).await.unwrap(), 5_500);
+    assert_eq!(store.prune_jtis(soon.plus(1)).await.unwrap(), 0);
+    store.close().await;
+    let store = SqlDataStore::connect(&url(&path), lanyard_crypto::provider())
+        .await
+        .unwrap();
+    assert!(store.record_jtis(&live, soon.plus(1)).await.unwrap().iter().all(|f| !f));
+    store.close().await;
+}
