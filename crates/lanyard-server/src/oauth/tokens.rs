@@ -204,13 +204,19 @@ impl AuthorizationServer {
     /// assertion) and spends it after (so that only an authenticated client can record a
     /// one-time value).
     pub fn check_dpop(&self, dpop: DpopContext<'_>, now: UnixTime) -> Result<VerifiedDpopProof, OAuthError> {
-        let current = self.nonce_at(now, 0);
-        let previous = self.nonce_at(now, 1);
-        let accepted = [current.as_str(), previous.as_str()];
-        let nonce = if self.state.config.oauth.require_dpop_nonce {
-            DpopNonce::Required(&accepted)
-        } else {
-            DpopNonce::NotRequired
+        // The accepted nonces (two HMACs) only when nonces are required.
+        let accepted = self
+            .state
+            .config
+            .oauth
+            .require_dpop_nonce
+            .then(|| [self.nonce_at(now, 0), self.nonce_at(now, 1)]);
+        let accepted_refs = accepted
+            .as_ref()
+            .map(|[current, previous]| [current.as_str(), previous.as_str()]);
+        let nonce = match &accepted_refs {
+            Some(accepted) => DpopNonce::Required(accepted),
+            None => DpopNonce::NotRequired,
         };
         let request = DpopRequest {
             method: dpop.method,
