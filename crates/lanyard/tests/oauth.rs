@@ -72,6 +72,8 @@ fn client_registry_and_tokens_from_the_command_line() {
         ),
     );
     assert!(verified.starts_with("valid access token"), "{verified}");
+    assert!(verified.contains("key (cnf)    none (a bearer token)"), "{verified}");
+    assert!(verified.contains("scope        read"), "{verified}");
 
     // DPoP: the CLI retries with the server's nonce.
     let response = json(&ok(
@@ -79,6 +81,18 @@ fn client_registry_and_tokens_from_the_command_line() {
         &format!("lanyard oauth token --issuer {issuer} --client-id billing --key client.jwk --dpop"),
     ));
     assert_eq!(response["token_type"], "DPoP");
+    std::fs::write(d.join("dpop-at.jwt"), response["access_token"].as_str().unwrap()).unwrap();
+    let verified = ok(
+        d,
+        &format!(
+            "lanyard token verify @dpop-at.jwt --issuer {issuer} --jwks as.jwks \
+             --aud https://ledger.example.org --trust-domain example.org"
+        ),
+    );
+    assert!(
+        verified.contains("key (cnf)    DPoP-bound: proofs by the key with thumbprint "),
+        "{verified}"
+    );
 
     // Refusals: a scope outside the registration; an unknown client.
     let out = sh(

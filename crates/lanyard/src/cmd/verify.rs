@@ -787,26 +787,42 @@ fn print_details(details: &Value) {
         }
     };
     show("subject", details.get("subject"));
+    show("client", details.get("client_id"));
+    show("scope", details.get("scope"));
     show("trust domain", details.get("trust_domain"));
     show("audience", details.get("audience"));
     show("issuer", details.get("issuer"));
     show("signed by", details.get("kid"));
     show("expires", details.get("expires"));
     if let Some(cnf) = details.get("cnf") {
-        let crv = cnf["crv"].as_str().map(|c| format!(" {c}")).unwrap_or_default();
-        println!(
-            "  {:<13}{}{crv}, proofs must use {} (thumbprint {})",
-            "key (cnf)",
-            cnf["kty"].as_str().unwrap_or("?"),
-            cnf["alg"].as_str().unwrap_or("?"),
-            cnf["thumbprint"].as_str().unwrap_or("?")
-        );
+        println!("  {:<13}{}", "key (cnf)", describe_cnf(cnf));
     }
     if let Some(wpt) = details.get("wpt") {
         println!("  proof (WPT)");
         show("  audience", wpt.get("aud"));
         show("  expires", wpt.get("expires"));
         show("  jti", wpt.get("jti"));
+    }
+}
+
+/// The `cnf` line: a WIT's key (RFC 7800 `jwk`), an access token's binding (RFC 9449
+/// `jkt`, RFC 8705 `x5t#S256`), or none (a bearer token).
+fn describe_cnf(cnf: &Value) -> String {
+    if let Some(kty) = cnf["kty"].as_str() {
+        let crv = cnf["crv"].as_str().map(|c| format!(" {c}")).unwrap_or_default();
+        format!(
+            "{kty}{crv}, proofs must use {} (thumbprint {})",
+            cnf["alg"].as_str().unwrap_or("?"),
+            cnf["thumbprint"].as_str().unwrap_or("?")
+        )
+    } else if let Some(jkt) = cnf["jkt"].as_str() {
+        format!("DPoP-bound: proofs by the key with thumbprint {jkt}")
+    } else if let Some(x5t) = cnf["x5t#S256"].as_str() {
+        format!("certificate-bound: the client certificate with SHA-256 {x5t}")
+    } else if cnf.is_null() {
+        "none (a bearer token)".to_owned()
+    } else {
+        cnf.to_string()
     }
 }
 
