@@ -459,16 +459,9 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
 /// runs, and does not start while another process holds it. `None` for PostgreSQL and
 /// in-memory SQLite.
 fn lock_sqlite_file(database_url: &str) -> Result<Option<std::fs::File>> {
-    let Some(rest) = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-    else {
+    let Some(path) = SqlDataStore::sqlite_file(database_url) else {
         return Ok(None);
     };
-    let path = rest.split('?').next().unwrap_or(rest);
-    if path.is_empty() || path.starts_with(":memory:") || database_url.contains("mode=memory") {
-        return Ok(None);
-    }
     let lock_path = format!("{path}.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -143,7 +143,10 @@ enum Backend {
 /// - join tokens must be given as lowercase SHA-256 hex (anything else is
 ///   [`StoreError::Invalid`], so a raw token is never stored);
 /// - entries need at least one selector; TTLs must fit in an `i64`; timestamps beyond
-///   `i64::MAX` are stored as `i64::MAX`.
+///   `i64::MAX` are stored as `i64::MAX`;
+/// - on SQLite, the used one-time values are decided by this store value
+///   (`sql/live_jtis.rs`): two stores on one file do not see each other's, which is why a
+///   server locks its SQLite file (`server.rs`).
 pub struct SqlDataStore {
     pool: AnyPool,
     /// On a SQLite file, a second pool of one connection with `synchronous=NORMAL`, for
@@ -192,8 +195,16 @@ impl SqlDataStore {
         }
     }
 
+    /// The file of a SQLite URL (`sqlite://path`, `sqlite:path`, with or without a query);
+    /// `None` for an in-memory SQLite database and for other backends.
+    pub fn sqlite_file(url: &str) -> Option<&str> {
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && !path.starts_with(":memory:") && !url.contains("mode=memory")).then_some(path)
+    }
+
     async fn connect_sqlite(url: &str, crypto: Arc<dyn CryptoProvider>) -> Result<SqlDataStore, StoreError> {
-        let memory = url == "sqlite::memory:" || url.contains("mode=memory");
+        let memory = SqlDataStore::sqlite_file(url).is_none();
         let url = if memory || url.contains("mode=") {
             url.to_owned()
         } else if url.contains('?') {
@@ -386,3 +397,27 @@ fn lookup_u64(seq: u64) -> i64 {
 }
 
 // ---- agents and authorities ----
+
+#[cfg(test)]
+mod tests {
+    use super::SqlDataStore;
+
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        assert_eq!(
+            SqlDataStore::sqlite_file("sqlite://data/lanyard.db"),
+            Some("data/lanyard.db")
+        );
+        assert_eq!(
+            SqlDataStore::sqlite_file("sqlite:///abs/l.db?mode=rwc"),
+            Some("/abs/l.db")
+        );
+        assert_eq!(SqlDataStore::sqlite_file("sqlite:l.db"), Some("l.db"));
+        assert_eq!(SqlDataStore::sqlite_file("sqlite::memory:"), None);
+        assert_eq!(
+            SqlDataStore::sqlite_file("sqlite://x.db?mode=memory&cache=shared"),
+            None
+        );
+        assert_eq!(SqlDataStore::sqlite_file("postgres://u@h/db"), None);
+    }
+}
