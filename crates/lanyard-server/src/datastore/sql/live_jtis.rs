@@ -9,14 +9,14 @@
 //!
 //! Why not the `oauth_jti` table with its unique index, as on PostgreSQL: the keys are
 //! hashes, so each insert landed on a random page of that index, and every batch of `jti`s
-//! rewrote about one 4 KiB page per key into the WAL (73 MB/s at 11,000 tokens/s on the
+//! rewrote one or two 4 KiB pages per key into the WAL (73 MB/s at 11,000 tokens/s on the
 //! benchmark machine, docs/benchmarks.md), which the once-a-second checkpoints then had to
 //! copy while the token endpoint waited. Appends touch only the last pages of the log.
 //!
 //! Memory: 16 bytes of SHA-256 of each key and its expiry, 25 bytes a hash-table slot, the
 //! tables between 44 % and 88 % full: 28 to 57 bytes a key. At most [`MAX_LIVE_JTIS`] live
-//! keys are held (about 420 MB when full); beyond that, recording fails with
-//! [`StoreError::Full`] (503 `temporarily_unavailable` at the token endpoint) until some
+//! keys are held (about 420 MB when full, by the table layout; not measured); beyond
+//! that, recording fails with [`StoreError::Full`] (503 `temporarily_unavailable` at the token endpoint) until some
 //! expire: fail closed, as a live key forgotten early would reopen its replay window. Only
 //! authenticated clients record keys (a DPoP proof's `jti` is spent after client
 //! authentication), and a key lives as long as its token may be presented: at most 6
