@@ -639,6 +639,20 @@ async fn a_jwks_uri_client_is_fetched_once_and_again_when_it_rotates_its_key() {
     create_client(&h.server.state, "rotating", registered, now())
         .await
         .unwrap();
+    // Credentials in a jwks_uri (they would be sent, and logged with a failed fetch) and
+    // a plain-http remote jwks_uri are refused at registration.
+    for bad in [
+        uri.replace("http://", "http://user:secret@"),
+        "https://keys.example.com:8443@evil.example/jwks".to_owned(),
+        "http://keys.example.com/jwks".to_owned(),
+    ] {
+        let spec = OAuthClientSpec {
+            jwks_uri: Some(bad.clone()),
+            ..spec(vec![AuthMethod::PrivateKeyJwt])
+        };
+        let refused = create_client(&h.server.state, "bad-uri", spec, now()).await;
+        assert!(refused.is_err(), "{bad}");
+    }
     let assertion = |key: &dyn SigningKey, kid: &str| {
         let params = ClientAssertionParams {
             kid: Some(kid),

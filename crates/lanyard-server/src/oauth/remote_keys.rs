@@ -162,8 +162,10 @@ impl AuthorizationServer {
         match &fetched {
             Ok(keys) => self.remote_keys.put(source.cache_key, now, keys.clone()),
             Err(why) => {
-                // The requester's error says why, not where: the URL is for the operator.
-                tracing::warn!(issuer = source.issuer, jwks_uri = source.jwks_uri, error = %why, "fetching signing keys failed");
+                // The requester's error says why, not where: the URL is for the operator,
+                // without its query (which may carry an access key).
+                let jwks_uri = source.jwks_uri.map(|u| u.split(['?', '#']).next().unwrap_or(u));
+                tracing::warn!(issuer = source.issuer, jwks_uri, error = %why, "fetching signing keys failed");
                 self.remote_keys.record_failure(source.cache_key, now, why);
             }
         }

@@ -16,8 +16,8 @@
 //! Memory: 16 bytes of SHA-256 of each key and its expiry, 25 bytes a hash-table slot, the
 //! tables between 44 % and 88 % full: 28 to 57 bytes a key. At most [`MAX_LIVE_JTIS`] live
 //! keys are held (about 420 MB when full, by the table layout; not measured); beyond
-//! that, recording fails with [`StoreError::Full`] (503 `temporarily_unavailable` at the token endpoint) until some
-//! expire: fail closed, as a live key forgotten early would reopen its replay window. Only
+//! that, recording fails with [`StoreError::Full`] (503 `temporarily_unavailable` at the
+//! token endpoint) until some expire: fail closed, as a live key forgotten early would reopen its replay window. Only
 //! authenticated clients record keys (a DPoP proof's `jti` is spent after client
 //! authentication), and a key lives as long as its token may be presented: at most 6
 //! minutes for an assertion (5 minutes of lifetime, 60 s of leeway) or a DPoP proof.
