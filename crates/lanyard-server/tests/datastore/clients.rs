@@ -258,15 +258,16 @@ pub(crate) async fn revocation_mirror(store: Arc<dyn JtiStore>) {
     }
     // A revocation while the copy is being read: the read's copy, taken before the
     // revocation was committed, does not replace the one the revocation entered.
-    tokio::time::sleep(REVOCATION_MIRROR_TTL + Duration::from_millis(50)).await;
-    let slow = Arc::new(MirroredRevocations::new(Arc::new(SlowRevocationReads(Arc::clone(
-        &store,
-    )))));
+    let read_started = Arc::new(tokio::sync::Notify::new());
+    let slow = Arc::new(MirroredRevocations::new(Arc::new(SlowRevocationReads(
+        Arc::clone(&store),
+        Arc::clone(&read_started),
+    ))));
     let reading = {
         let slow = Arc::clone(&slow);
         tokio::spawn(async move { slow.is_revoked("m-1").await.unwrap() })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    read_started.notified().await;
     slow.revoke_token("m-6", exp).await.unwrap();
     assert!(slow.is_revoked("m-6").await.unwrap());
     assert!(reading.await.unwrap());
@@ -280,9 +281,9 @@ pub(crate) async fn revocation_mirror(store: Arc<dyn JtiStore>) {
 }
 
 /// A store whose listing of every revocation takes 300 ms (a read under way while a
-/// revocation is made).
+/// revocation is made), and says when it has read.
 #[derive(Debug)]
-struct SlowRevocationReads(Arc<dyn JtiStore>);
+struct SlowRevocationReads(Arc<dyn JtiStore>, Arc<tokio::sync::Notify>);
 
 #[async_trait::async_trait]
 impl JtiStore for SlowRevocationReads {
@@ -297,6 +298,7 @@ impl JtiStore for SlowRevocationReads {
     }
     async fn all_revocations(&self, limit: usize) -> Result<Option<std::collections::HashSet<String>>, StoreError> {
         let read = self.0.all_revocations(limit).await;
+        self.1.notify_one();
         tokio::time::sleep(Duration::from_millis(300)).await;
         read
     }
