@@ -129,3 +129,20 @@ pub async fn check_agent_svid(state: &AppState, svid: &X509Svid) -> Result<(Veri
     })?;
     Ok((verified, bundle))
 }
+
+/// `iat` and `exp` of a JWS compact token the server just minted.
+pub(crate) fn token_times(token: &str) -> (i64, i64) {
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let get = |name: &str| {
+        claims
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0)
+    };
+    (get("iat"), get("exp"))
+}

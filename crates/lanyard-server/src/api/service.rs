@@ -261,7 +261,7 @@ impl AgentService {
             .ok_or(AgentApiError::EntryNotAuthorized)?;
         let sub = SpiffeId::parse(entry.spiffe_id.as_str()).map_err(AgentApiError::EntryNotSpiffeId)?;
         let token = issue::mint_jwt_svid(&self.state, &sub, &request.audience, nonzero(entry.jwt_svid_ttl)).await?;
-        let (issued_at, expires_at) = wire::token_times(&token);
+        let (issued_at, expires_at) = crate::issue::token_times(&token);
         Ok(pb::NewJwtSvidResponse {
             token,
             expires_at,
@@ -282,7 +282,7 @@ impl AgentService {
             .await?
             .ok_or(AgentApiError::EntryNotAuthorized)?;
         let token = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl)).await?;
-        let (issued_at, expires_at) = wire::token_times(&token);
+        let (issued_at, expires_at) = crate::issue::token_times(&token);
         Ok(pb::NewWitResponse {
             token,
             expires_at,

@@ -1,7 +1,6 @@
 //! The agent API's wire forms: domain objects (entries, bundles, SVIDs, challenges) as
 //! `lanyard.agent.v1` messages. Pure conversions, no I/O.
 
-use base64::Engine;
 use lanyard_api::agent::v1 as pb;
 use lanyard_core::{SpiffeBundle, SpiffeId, TrustDomain, UnixTime};
 use lanyard_x509::X509Svid;
@@ -89,21 +88,4 @@ pub(crate) fn challenge(challenge: Challenge) -> pb::X509PopChallenge {
         challenge: challenge.challenge,
         expires_at: secs(challenge.expires_at),
     }
-}
-
-/// `iat` and `exp` of a JWS compact token the server just minted.
-pub(crate) fn token_times(token: &str) -> (i64, i64) {
-    let claims = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let get = |name: &str| {
-        claims
-            .as_ref()
-            .and_then(|c| c.get(name))
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or(0)
-    };
-    (get("iat"), get("exp"))
 }

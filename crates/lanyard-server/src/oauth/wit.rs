@@ -114,13 +114,7 @@ impl AuthorizationServer {
         issued: Issued,
         now: UnixTime,
     ) -> Result<(WorkloadId, u64), OAuthError> {
-        super::exchange::txn_token_not_exchanged(
-            exchange,
-            match issued {
-                Issued::Wit => "a WIT",
-                Issued::JwtSvid => "a JWT-SVID",
-            },
-        )?;
+        super::exchange::txn_token_not_exchanged(exchange, issued.name())?;
         let max_ttl = match issued {
             Issued::Wit => self.state.config.default_wit_ttl,
             Issued::JwtSvid => self.state.config.default_jwt_svid_ttl,
@@ -161,11 +155,10 @@ impl AuthorizationServer {
     ) -> Result<TokenOutcome, OAuthError> {
         // What the credential says: minting may have shortened `ttl` to the signing key's
         // remaining life.
-        let expires_in = lanyard_core::jose::CompactJws::parse(&credential)
-            .and_then(|jws| jws.claims())
-            .ok()
-            .and_then(|claims| claims.get("exp").and_then(serde_json::Value::as_u64))
-            .map_or(ttl, |exp| exp.saturating_sub(now.as_secs()));
+        let expires_in = match crate::issue::token_times(&credential).1 {
+            0 => ttl,
+            exp => u64::try_from(exp).unwrap_or(0).saturating_sub(now.as_secs()),
+        };
         Ok(TokenOutcome {
             response: TokenResponse {
                 access_token: credential,
