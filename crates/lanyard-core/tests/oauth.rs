@@ -479,6 +479,51 @@ fn introspection_of_an_issued_token() {
 // DPoP and binding
 // ---------------------------------------------------------------------------------------
 
+/// The verifier keeps proof keys parsed: a cached key still checks every signature, and
+/// each key keeps its own thumbprint.
+#[test]
+fn dpop_proof_keys_cached_per_key() {
+    let p = provider();
+    let verifier = DpopVerifier::new(p.clone(), DpopPolicy::default());
+    let (alice, bob) = (key(Algorithm::ES256, "alice"), key(Algorithm::ES256, "bob"));
+    let request = DpopRequest {
+        method: "POST",
+        uri: TOKEN_ENDPOINT,
+        access_token: None,
+        nonce: DpopNonce::NotRequired,
+    };
+    let proof = |k: &KeyPair| {
+        let params = DpopProofParams {
+            method: "POST",
+            uri: TOKEN_ENDPOINT,
+            access_token: None,
+            nonce: None,
+        };
+        create_dpop_proof(k, &params, NOW, p.as_ref()).unwrap()
+    };
+    let jkt = |k: &KeyPair| k.public_jwk().thumbprint(p.as_ref()).unwrap();
+    let first = proof(&alice);
+    assert_eq!(verifier.verify(&first, &request, NOW).unwrap().jkt, jkt(&alice));
+    // Alice's key is cached now; a second proof of hers carrying the first one's
+    // signature is still refused.
+    let second = proof(&alice);
+    let forged = format!(
+        "{}.{}",
+        second.rsplit_once('.').unwrap().0,
+        first.rsplit_once('.').unwrap().1
+    );
+    assert_eq!(
+        verifier.verify(&forged, &request, NOW).unwrap_err().kind(),
+        "bad_signature"
+    );
+    assert_eq!(verifier.verify(&second, &request, NOW).unwrap().jkt, jkt(&alice));
+    assert_eq!(
+        verifier.clone().verify(&proof(&bob), &request, NOW).unwrap().jkt,
+        jkt(&bob)
+    );
+    assert_ne!(jkt(&alice), jkt(&bob));
+}
+
 #[test]
 fn dpop_bound_token_flow() {
     let p = provider();

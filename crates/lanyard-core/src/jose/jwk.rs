@@ -69,11 +69,11 @@ impl Jwk {
     /// Parses one JWK from JSON, rejecting duplicate members.
     pub fn from_json(bytes: &[u8]) -> Result<Jwk, Error> {
         let map = json::parse_object(bytes, "JWK")?;
-        Jwk::from_value(Value::Object(map))
+        Jwk::from_value(&Value::Object(map))
     }
 
-    pub(crate) fn from_value(value: Value) -> Result<Jwk, Error> {
-        serde_json::from_value(value).map_err(|e| Error::InvalidKey(format!("malformed JWK: {e}")))
+    pub(crate) fn from_value(value: &Value) -> Result<Jwk, Error> {
+        Jwk::deserialize(value).map_err(|e| Error::InvalidKey(format!("malformed JWK: {e}")))
     }
 
     /// Serializes to compact JSON.
@@ -130,26 +130,33 @@ impl Jwk {
 
     /// The JSON that RFC 7638 §3 hashes: the required members in lexicographic order.
     pub fn thumbprint_input(&self) -> Result<String, Error> {
-        let member = |name: &str, v: &Option<String>| -> Result<String, Error> {
-            let v = v
-                .as_deref()
-                .ok_or_else(|| Error::InvalidKey(format!("{} key without {name}", self.kty)))?;
-            Ok(format!("{}:{}", json_string(name), json_string(v)))
-        };
-        let kty = format!("\"kty\":{}", json_string(&self.kty));
-        let body = match self.kty.as_str() {
-            "EC" => [
-                member("crv", &self.crv)?,
-                kty,
-                member("x", &self.x)?,
-                member("y", &self.y)?,
-            ]
-            .join(","),
-            "OKP" => [member("crv", &self.crv)?, kty, member("x", &self.x)?].join(","),
-            "RSA" => [member("e", &self.e)?, kty, member("n", &self.n)?].join(","),
+        let kty = Some(self.kty.as_str());
+        let (crv, x, y, n, e) = (
+            self.crv.as_deref(),
+            self.x.as_deref(),
+            self.y.as_deref(),
+            self.n.as_deref(),
+            self.e.as_deref(),
+        );
+        let members: &[(&str, Option<&str>)] = match self.kty.as_str() {
+            "EC" => &[("crv", crv), ("kty", kty), ("x", x), ("y", y)],
+            "OKP" => &[("crv", crv), ("kty", kty), ("x", x)],
+            "RSA" => &[("e", e), ("kty", kty), ("n", n)],
             other => return Err(Error::InvalidKey(format!("no thumbprint for key type {other:?}"))),
         };
-        Ok(format!("{{{body}}}"))
+        let mut out = Vec::with_capacity(32 + members.iter().map(|(_, v)| v.map_or(0, str::len)).sum::<usize>());
+        out.push(b'{');
+        for (i, (name, value)) in members.iter().enumerate() {
+            let value = value.ok_or_else(|| Error::InvalidKey(format!("{} key without {name}", self.kty)))?;
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_string(&mut out, name);
+            out.push(b':');
+            write_json_string(&mut out, value);
+        }
+        out.push(b'}');
+        String::from_utf8(out).map_err(|_| Error::InvalidKey("the thumbprint input is not UTF-8".into()))
     }
 
     /// The RFC 7638 SHA-256 thumbprint, base64url-encoded.
@@ -179,8 +186,10 @@ impl Jwk {
     }
 }
 
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
+/// Appends `s` as a JSON string (quoted and escaped).
+fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, s);
 }
 
 impl fmt::Debug for Jwk {
@@ -225,7 +234,7 @@ impl JwkSet {
             Some(_) => return Err(Error::InvalidKey("keys must be an array".into())),
             None => return Err(Error::InvalidKey("JWK Set without keys".into())),
         };
-        let keys = keys.iter().cloned().map(Jwk::from_value).collect::<Result<_, _>>()?;
+        let keys = keys.iter().map(Jwk::from_value).collect::<Result<_, _>>()?;
         Ok(JwkSet { keys })
     }
 

@@ -25,11 +25,20 @@
 //! be accepted ([`VerifiedDpopProof::replay_until`]); the caller records them in the
 //! [`ReplayCache`] it shares across replicas ([`VerifiedDpopProof::record`]), keyed by the
 //! proof key's thumbprint.
+//!
+//! **Proof keys.** A client signs every proof with the same key, so the verifier keeps the
+//! keys of recent proofs parsed, with their thumbprints: a repeat costs a
+//! map lookup instead of a key import and a hash. The cache is bounded and holds public
+//! keys only, each under the exact members that define it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::crypto::{CryptoProvider, SigningKey};
+use crate::crypto::{CryptoProvider, SigningKey, VerifyingKey};
 use crate::error::Error;
 use crate::jose::json::Members;
 use crate::jose::jws::sign_with_header;
@@ -116,17 +125,22 @@ impl VerifiedDpopProof {
     }
 }
 
-/// Verifies DPoP proofs.
+/// Verifies DPoP proofs. Clones share one cache of parsed proof keys.
 #[derive(Clone, Debug)]
 pub struct DpopVerifier {
-    provider: std::sync::Arc<dyn CryptoProvider>,
+    provider: Arc<dyn CryptoProvider>,
     policy: DpopPolicy,
+    keys: Arc<ProofKeys>,
 }
 
 impl DpopVerifier {
     /// A verifier with `policy`.
-    pub fn new(provider: std::sync::Arc<dyn CryptoProvider>, policy: DpopPolicy) -> DpopVerifier {
-        DpopVerifier { provider, policy }
+    pub fn new(provider: Arc<dyn CryptoProvider>, policy: DpopPolicy) -> DpopVerifier {
+        DpopVerifier {
+            provider,
+            policy,
+            keys: Arc::new(ProofKeys::default()),
+        }
     }
 
     /// The policy.
@@ -148,7 +162,7 @@ impl DpopVerifier {
             });
         }
         let jwk = match header.members.get("jwk") {
-            Some(value @ Value::Object(_)) => Jwk::from_value(value.clone())?,
+            Some(value @ Value::Object(_)) => Jwk::from_value(value)?,
             Some(_) => return Err(Error::malformed("the DPoP proof's jwk is not a JSON object")),
             None => return Err(Error::malformed("the DPoP proof has no jwk header")),
         };
@@ -163,7 +177,7 @@ impl DpopVerifier {
                 found: alg.to_string(),
             });
         }
-        let key = provider.verifying_key(&jwk, alg)?;
+        let (key, jkt) = self.keys.get_or_parse(&jwk, alg, provider)?;
         jws.verify_signature(key.as_ref())?;
 
         let claims = jws.claims()?;
@@ -180,14 +194,17 @@ impl DpopVerifier {
             }
             .into());
         }
-        let expected_uri = normalize_http_uri(request.uri)?;
-        // Clients usually send the normalised form; normalise htu only when it differs.
-        if htu != expected_uri && normalize_http_uri(htu)? != expected_uri {
-            return Err(Violation::HtuMismatch {
-                expected: expected_uri,
-                found: clip(htu, 256),
+        // Clients usually name the URI exactly as the server does: equal strings normalise
+        // alike, so both are normalised only when they differ.
+        if htu != request.uri {
+            let expected_uri = normalize_http_uri(request.uri)?;
+            if normalize_http_uri(htu)? != expected_uri {
+                return Err(Violation::HtuMismatch {
+                    expected: expected_uri,
+                    found: clip(htu, 256),
+                }
+                .into());
             }
-            .into());
         }
         let nonce = m.str("nonce")?;
         if let DpopNonce::Required(accepted) = request.nonce {
@@ -210,7 +227,7 @@ impl DpopVerifier {
             _ => {}
         }
         Ok(VerifiedDpopProof {
-            jkt: jwk.thumbprint(provider)?,
+            jkt,
             jti: jti.to_owned(),
             iat: UnixTime(iat),
             replay_until: UnixTime(iat).plus(self.policy.max_age),
@@ -218,6 +235,58 @@ impl DpopVerifier {
             algorithm: alg,
             nonce: nonce.map(str::to_owned),
         })
+    }
+}
+
+/// How many proof keys a [`DpopVerifier`] keeps parsed; when full it starts over.
+const PROOF_KEYS: usize = 1024;
+
+/// The keys of recent DPoP proofs, parsed, with their RFC 7638 thumbprints: keyed by the
+/// algorithm and the thumbprint input (the members that define a public key, so two
+/// JWKs under one entry are the same key).
+#[derive(Default)]
+struct ProofKeys {
+    keys: Mutex<HashMap<String, ProofKey>>,
+}
+
+/// A parsed proof key and its thumbprint (`jkt`).
+type ProofKey = (Arc<dyn VerifyingKey>, String);
+
+impl fmt::Debug for ProofKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProofKeys").field("len", &self.lock().len()).finish()
+    }
+}
+
+impl ProofKeys {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProofKey>> {
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key `jwk` describes, for `alg`, and its thumbprint: from the cache, or parsed
+    /// (a key that does not parse is refused and not remembered).
+    fn get_or_parse(
+        &self,
+        jwk: &Jwk,
+        alg: Algorithm,
+        provider: &dyn CryptoProvider,
+    ) -> Result<ProofKey, Error> {
+        let input = jwk.thumbprint_input()?;
+        let mut id = String::with_capacity(alg.as_str().len() + 1 + input.len());
+        id.push_str(alg.as_str());
+        id.push(' ');
+        id.push_str(&input);
+        if let Some((key, jkt)) = self.lock().get(&id) {
+            return Ok((Arc::clone(key), jkt.clone()));
+        }
+        let key = provider.verifying_key(jwk, alg)?;
+        let jkt = crate::jose::base64url::encode(&provider.sha256(input.as_bytes()));
+        let mut keys = self.lock();
+        if keys.len() >= PROOF_KEYS {
+            keys.clear();
+        }
+        keys.insert(id, (Arc::clone(&key), jkt.clone()));
+        Ok((key, jkt))
     }
 }
 

@@ -71,7 +71,7 @@ impl SpiffeBundle {
         };
         let mut kids = HashSet::new();
         for (i, key) in keys.iter().enumerate() {
-            let jwk = Jwk::from_value(key.clone()).map_err(|e| Error::InvalidBundle(format!("keys[{i}]: {e}")))?;
+            let jwk = Jwk::from_value(key).map_err(|e| Error::InvalidBundle(format!("keys[{i}]: {e}")))?;
             if !matches!(jwk.kty.as_str(), "EC" | "OKP" | "RSA") {
                 bundle.ignored_keys += 1;
                 continue;

@@ -275,7 +275,7 @@ fn confirmation_key(
     if !jwk.is_object() {
         return Err(Error::malformed("cnf.jwk must be a JSON object"));
     }
-    let jwk = Jwk::from_value(jwk.clone()).map_err(|e| Error::invalid_claim("cnf.jwk", e.to_string()))?;
+    let jwk = Jwk::from_value(jwk).map_err(|e| Error::invalid_claim("cnf.jwk", e.to_string()))?;
     if jwk.is_private() {
         return Err(Error::invalid_claim("cnf.jwk", "contains private key material"));
     }

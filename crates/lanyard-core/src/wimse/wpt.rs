@@ -294,7 +294,7 @@ pub fn create_wpt(
         .object("cnf")?
         .and_then(|c| c.get("jwk"))
         .ok_or(Error::MissingClaim("cnf.jwk"))?;
-    let cnf = crate::jose::Jwk::from_value(cnf.clone())?;
+    let cnf = crate::jose::Jwk::from_value(cnf)?;
     if cnf.alg.as_deref() != Some(key.algorithm().as_str()) {
         return Err(Error::AlgorithmMismatch {
             expected: cnf.alg.unwrap_or_default(),
