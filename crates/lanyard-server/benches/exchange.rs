@@ -89,7 +89,7 @@ fn fixture() -> Fixture {
         let created = create_client(&server.state, "gateway", spec, now).await.unwrap();
         let gateway = SpiffeId::parse("spiffe://example.org/gateway").unwrap();
         let client = AuthenticatedClient {
-            client: created.client,
+            client: std::sync::Arc::new(created.client),
             method: AuthMethod::SpiffeJwt,
             spiffe_id: Some(gateway.clone()),
             certificate_thumbprint: None,

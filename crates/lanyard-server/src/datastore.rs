@@ -236,7 +236,7 @@ pub trait ClientStore: Send + Sync + std::fmt::Debug {
     /// Registers a client; one with the same `client_id` is [`StoreError::AlreadyExists`].
     async fn create_client(&self, client: &OAuthClient) -> Result<(), StoreError>;
     /// One client by `client_id`.
-    async fn get_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError>;
+    async fn get_client(&self, client_id: &str) -> Result<Option<Arc<OAuthClient>>, StoreError>;
     /// Replaces a client's registration and secret hash and bumps its revision; with
     /// `expected_revision`, fails with [`StoreError::Conflict`] if it changed meanwhile.
     /// Returns the stored client ([`StoreError::NotFound`] if there is none).

@@ -358,7 +358,7 @@ async fn client_secret_methods_only_for_clients_with_a_secret() {
         .unwrap()
         .unwrap();
     assert!(stored.secret_hash.as_deref().unwrap().starts_with("$argon2id$"));
-    assert!(!stored.secret_hash.unwrap().contains(&secret));
+    assert!(!stored.secret_hash.as_deref().unwrap().contains(&secret));
 
     let basic = |id: &str, s: &str| {
         use base64::Engine as _;

@@ -265,12 +265,7 @@ impl ProofKeys {
 
     /// The key `jwk` describes, for `alg`, and its thumbprint: from the cache, or parsed
     /// (a key that does not parse is refused and not remembered).
-    fn get_or_parse(
-        &self,
-        jwk: &Jwk,
-        alg: Algorithm,
-        provider: &dyn CryptoProvider,
-    ) -> Result<ProofKey, Error> {
+    fn get_or_parse(&self, jwk: &Jwk, alg: Algorithm, provider: &dyn CryptoProvider) -> Result<ProofKey, Error> {
         let input = jwk.thumbprint_input()?;
         let mut id = String::with_capacity(alg.as_str().len() + 1 + input.len());
         id.push_str(alg.as_str());

@@ -26,7 +26,7 @@ pub const MAX_CACHED_CLIENTS: usize = 10_000;
 /// A [`ClientStore`] that keeps recently read clients for [`CLIENT_CACHE_TTL`].
 pub struct CachedClients {
     inner: Arc<dyn ClientStore>,
-    cache: Mutex<HashMap<String, (Instant, OAuthClient)>>,
+    cache: Mutex<HashMap<String, (Instant, Arc<OAuthClient>)>>,
 }
 
 impl fmt::Debug for CachedClients {
@@ -59,11 +59,11 @@ impl ClientStore for CachedClients {
         self.inner.create_client(client).await
     }
 
-    async fn get_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
+    async fn get_client(&self, client_id: &str) -> Result<Option<Arc<OAuthClient>>, StoreError> {
         if let Some((read_at, client)) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(client_id)
             && read_at.elapsed() < CLIENT_CACHE_TTL
         {
-            return Ok(Some(client.clone()));
+            return Ok(Some(Arc::clone(client)));
         }
         let found = self.inner.get_client(client_id).await?;
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -72,7 +72,7 @@ impl ClientStore for CachedClients {
                 if cache.len() >= MAX_CACHED_CLIENTS {
                     cache.clear();
                 }
-                cache.insert(client_id.to_owned(), (Instant::now(), client.clone()));
+                cache.insert(client_id.to_owned(), (Instant::now(), Arc::clone(client)));
             }
             None => {
                 cache.remove(client_id);

@@ -3,6 +3,8 @@
 //! answer once and never again), list, show, update, delete. Handlers call
 //! [`crate::oauth::clients`] and return [`ServerError`], mapped by `status.rs`.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -63,7 +65,7 @@ async fn show(State(s): State<AppState>, Path(client_id): Path<String>) -> Resul
         .clients
         .get_client(&client_id)
         .await?
-        .map(Json)
+        .map(|client| Json(Arc::unwrap_or_clone(client)))
         .ok_or_else(|| ServerError::NotFound(format!("client {client_id:?}")))
 }
 

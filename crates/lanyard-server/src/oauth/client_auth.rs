@@ -29,6 +29,8 @@
 //! audit line; unknown clients and bad credentials look alike on the wire unless `[oauth]
 //! client_error_details` is on ([`ClientAuthError::is_public`]).
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -59,7 +61,7 @@ pub struct ClientCertificate {
 #[derive(Clone, Debug)]
 pub struct AuthenticatedClient {
     /// Its registration.
-    pub client: OAuthClient,
+    pub client: Arc<OAuthClient>,
     /// The method it used.
     pub method: AuthMethod,
     /// The SPIFFE ID of the SVID it presented, for SPIFFE methods.
@@ -271,7 +273,7 @@ impl AuthorizationServer {
         method: AuthMethod,
         id: &SpiffeId,
         name: &'static str,
-    ) -> Result<OAuthClient, OAuthError> {
+    ) -> Result<Arc<OAuthClient>, OAuthError> {
         let client = self
             .registered(client_id, &method)
             .await
@@ -282,7 +284,7 @@ impl AuthorizationServer {
     }
 
     /// The client `client_id` if it exists and may use `method`.
-    async fn registered(&self, client_id: &str, method: &AuthMethod) -> Result<OAuthClient, Lookup> {
+    async fn registered(&self, client_id: &str, method: &AuthMethod) -> Result<Arc<OAuthClient>, Lookup> {
         let client = self
             .state
             .stores
@@ -348,7 +350,7 @@ impl Lookup {
 }
 
 fn authenticated(
-    client: OAuthClient,
+    client: Arc<OAuthClient>,
     method: AuthMethod,
     spiffe_id: Option<SpiffeId>,
     certificate_thumbprint: Option<String>,

@@ -3,6 +3,8 @@
 //! token request; a client with a secret method gets a generated secret, returned once
 //! and stored only as its Argon2id hash.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -153,6 +155,7 @@ pub async fn update_client(
         .clients
         .get_client(client_id)
         .await?
+        .map(Arc::unwrap_or_clone)
         .ok_or_else(|| ServerError::NotFound(format!("client {client_id:?}")))?;
     let mut secret = None;
     if !wants_secret(&spec) {

@@ -54,8 +54,8 @@ pub(crate) async fn client_crud(store: Arc<dyn ClientStore>) {
         store.create_client(&client("", None)).await.unwrap_err(),
         StoreError::Invalid(_)
     ));
-    assert_eq!(store.get_client(&a.client_id).await.unwrap(), Some(a.clone()));
-    assert_eq!(store.get_client(&b.client_id).await.unwrap(), Some(b.clone()));
+    assert_eq!(store.get_client(&a.client_id).await.unwrap().as_deref(), Some(&a));
+    assert_eq!(store.get_client(&b.client_id).await.unwrap().as_deref(), Some(&b));
     assert_eq!(store.get_client("nobody").await.unwrap(), None);
     assert!(store.any_client_has_secret().await.unwrap());
     let ids: Vec<String> = store
@@ -371,21 +371,27 @@ pub(crate) async fn client_cache(store: Arc<dyn ClientStore>) {
     let a = client("spiffe://example.org/billing", None);
     assert_eq!(cached.get_client(&a.client_id).await.unwrap(), None);
     store.create_client(&a).await.unwrap();
-    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(a.clone()));
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap().as_deref(), Some(&a));
 
     // Through the cache: seen at once.
     let mut changed = a.clone();
     changed.spec.scopes = vec!["write".into()];
     let updated = cached.update_client(&changed, None).await.unwrap();
-    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(updated.clone()));
+    assert_eq!(
+        cached.get_client(&a.client_id).await.unwrap().as_deref(),
+        Some(&updated)
+    );
 
     // Behind it (another replica): the cached copy serves until the TTL has passed.
     let mut elsewhere = updated.clone();
     elsewhere.spec.scopes = vec!["admin".into()];
     let newer = store.update_client(&elsewhere, None).await.unwrap();
-    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(updated));
+    assert_eq!(
+        cached.get_client(&a.client_id).await.unwrap().as_deref(),
+        Some(&updated)
+    );
     tokio::time::sleep(CLIENT_CACHE_TTL + std::time::Duration::from_millis(100)).await;
-    assert_eq!(cached.get_client(&a.client_id).await.unwrap(), Some(newer));
+    assert_eq!(cached.get_client(&a.client_id).await.unwrap().as_deref(), Some(&newer));
 
     assert!(cached.delete_client(&a.client_id).await.unwrap());
     assert_eq!(cached.get_client(&a.client_id).await.unwrap(), None);

@@ -1,5 +1,7 @@
 //! [`ClientStore`] on SQL: OAuth clients as a JSON registration plus the secret hash.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 
@@ -56,14 +58,14 @@ impl ClientStore for SqlDataStore {
         }
     }
 
-    async fn get_client(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
+    async fn get_client(&self, client_id: &str) -> Result<Option<Arc<OAuthClient>>, StoreError> {
         sqlx::query("SELECT * FROM oauth_clients WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| backend_err("reading a client", e))?
             .as_ref()
-            .map(client_from_row)
+            .map(|row| client_from_row(row).map(Arc::new))
             .transpose()
     }
 
