@@ -230,17 +230,21 @@ pub async fn start(mut config: ServerConfig) -> Result<RunningServer> {
     // The one crypto provider; every subsystem gets it from here.
     let crypto = lanyard_crypto::provider();
     let sqlite_lock = lock_sqlite_file(&config.database_url())?;
-    let store: Arc<dyn DataStore> = Arc::new(
-        SqlDataStore::connect(&config.database_url(), Arc::clone(&crypto))
-            .await
-            .context("opening the datastore")?,
-    );
+    let sql = SqlDataStore::connect(&config.database_url(), Arc::clone(&crypto))
+        .await
+        .context("opening the datastore")?;
+    let shared_database = sql.backend() == "postgres";
+    let store: Arc<dyn DataStore> = Arc::new(sql);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let trust_domain = config.trust_domain()?;
     let mut stores = Stores::new(store);
-    // Assertion and DPoP-proof jtis are committed in batches: one disk flush per batch of
-    // concurrent token requests (datastore/group_commit.rs).
-    stores.jtis = Arc::new(GroupCommitJtis::spawn(stores.jtis));
+    // On PostgreSQL, assertion and DPoP-proof jtis are committed in batches: one commit per
+    // batch of concurrent token requests (datastore/group_commit.rs). On SQLite, the store
+    // decides them in memory and appends them to its journal in one write each: nothing
+    // to batch (datastore/sql/jti_journal.rs).
+    if shared_database {
+        stores.jtis = Arc::new(GroupCommitJtis::spawn(stores.jtis));
+    }
     // Revocation checks (token exchange, introspection) read a copy of the revocations at
     // most 1 s old (datastore/revocation_mirror.rs).
     stores.jtis = Arc::new(MirroredRevocations::new(stores.jtis));

@@ -31,13 +31,13 @@ mod clients;
 mod entries;
 mod federated_bundles;
 mod join_tokens;
+mod jti_journal;
 mod jtis;
 mod live_jtis;
 mod secrets;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -55,62 +55,6 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// database file; it is set once, in [`SqlDataStore::connect`].)
 const SQLITE_CONNECTION_PRAGMAS: &str =
     "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;";
-
-/// Applied to the one SQLite connection that records batches of `jti`s
-/// ([`JtiStore::record_jtis`](super::JtiStore::record_jtis)): in WAL mode, `NORMAL` commits
-/// without waiting for the disk, and a commit still survives a crash of the process. It
-/// never checkpoints the WAL itself: a checkpoint writes and flushes the database file,
-/// and every request waiting on that batch would wait for it too. [`WalCheckpoints`] does,
-/// in the background, on the main pool.
-const SQLITE_JTI_CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;";
-
-/// How often, at most, the WAL is checkpointed after `jti` batches.
-const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// Background WAL checkpoints for the `jti` connection of a SQLite file: after a batch,
-/// at most one at a time and one per [`WAL_CHECKPOINT_EVERY`], on the main pool. Each is
-/// a `PASSIVE` checkpoint, which copies the WAL into the database file without blocking
-/// writers, then a `RESTART`, which lets the next writer start the WAL over (so it stays
-/// small). While a `RESTART` is pending, new writers wait: for the frames committed during
-/// the `PASSIVE` pass to be copied, and for readers still on an older snapshot to finish
-/// (the main pool's queries are short; the 5 s busy timeout bounds the wait).
-#[derive(Debug)]
-struct WalCheckpoints {
-    running: AtomicBool,
-    last: Mutex<Instant>,
-}
-
-impl WalCheckpoints {
-    fn new() -> WalCheckpoints {
-        WalCheckpoints {
-            running: AtomicBool::new(false),
-            last: Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Starts a checkpoint on `pool` unless one is running or the last began less than
-    /// [`WAL_CHECKPOINT_EVERY`] ago.
-    fn maybe_start(self: &Arc<Self>, pool: &AnyPool) {
-        {
-            let Ok(mut last) = self.last.lock() else { return };
-            if last.elapsed() < WAL_CHECKPOINT_EVERY || self.running.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            *last = Instant::now();
-        }
-        let (this, pool) = (Arc::clone(self), pool.clone());
-        tokio::spawn(async move {
-            for mode in ["PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA wal_checkpoint(RESTART)"] {
-                if let Err(e) = sqlx::query(mode).execute(&pool).await {
-                    tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; retrying after a later batch");
-                    break;
-                }
-            }
-            this.running.store(false, Ordering::Release);
-        });
-    }
-}
 
 /// Pool options for SQLite connections that run `pragmas` when they open.
 fn sqlite_pool_options(pragmas: &'static str) -> AnyPoolOptions {
@@ -149,15 +93,12 @@ enum Backend {
 ///   server locks its SQLite file (`server.rs`).
 pub struct SqlDataStore {
     pool: AnyPool,
-    /// On a SQLite file, a second pool of one connection with `synchronous=NORMAL`, for
-    /// batches of `jti`s; elsewhere the main pool.
-    jti_pool: AnyPool,
-    /// On a SQLite file, the checkpoints of the `jti` pool's WAL writes.
-    wal_checkpoints: Option<Arc<WalCheckpoints>>,
-    /// On SQLite, the used one-time values, decided in memory and appended to
-    /// `oauth_jti_log` (`sql/live_jtis.rs`); on PostgreSQL, none (the `oauth_jti` table
-    /// decides, for every replica).
+    /// On SQLite, the used one-time values, decided in memory (`sql/live_jtis.rs`); on
+    /// PostgreSQL, none (the `oauth_jti` table decides, for every replica).
     live_jtis: Option<Arc<live_jtis::LiveJtis>>,
+    /// On a SQLite file, the journal that makes them durable (`sql/jti_journal.rs`); none
+    /// for an in-memory database, which does not outlive the process either.
+    jti_journal: Option<jti_journal::JtiJournal>,
     backend: Backend,
     /// Signalled after every committed entry write of this process.
     changed: Arc<tokio::sync::Notify>,
@@ -204,7 +145,8 @@ impl SqlDataStore {
     }
 
     async fn connect_sqlite(url: &str, crypto: Arc<dyn CryptoProvider>) -> Result<SqlDataStore, StoreError> {
-        let memory = SqlDataStore::sqlite_file(url).is_none();
+        let file = SqlDataStore::sqlite_file(url).map(str::to_owned);
+        let memory = file.is_none();
         let url = if memory || url.contains("mode=") {
             url.to_owned()
         } else if url.contains('?') {
@@ -242,22 +184,18 @@ impl SqlDataStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::backend("migrating the SQLite schema", e))?;
-        let jti_pool = if memory {
-            pool.clone()
-        } else {
-            sqlite_pool_options(SQLITE_JTI_CONNECTION_PRAGMAS)
-                .max_connections(1)
-                // A local file does not go stale: no ping (a round trip to the
-                // connection's thread) before each batch.
-                .test_before_acquire(false)
-                .idle_timeout(Duration::from_secs(600))
-                .connect(&url)
-                .await
-                .map_err(|e| backend_err("opening the SQLite database", e))?
-        };
         let live_jtis = Arc::new(live_jtis::LiveJtis::new(Arc::clone(&crypto), live_jtis::MAX_LIVE_JTIS));
         let started = Instant::now();
-        SqlDataStore::restore_jtis(&pool, &live_jtis, lanyard_core::Clock::now(&lanyard_core::SystemClock)).await?;
+        let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
+        SqlDataStore::restore_jtis(&pool, &live_jtis, now).await?;
+        let jti_journal = match &file {
+            Some(file) => Some(jti_journal::JtiJournal::open(
+                &jti_journal::JtiJournal::dir_of(file),
+                &live_jtis,
+                now,
+            )?),
+            None => None,
+        };
         tracing::debug!(
             live = live_jtis.len(),
             millis = started.elapsed().as_millis() as u64,
@@ -265,9 +203,8 @@ impl SqlDataStore {
         );
         Ok(SqlDataStore {
             pool,
-            jti_pool,
-            wal_checkpoints: (!memory).then(|| Arc::new(WalCheckpoints::new())),
             live_jtis: Some(live_jtis),
+            jti_journal,
             backend: Backend::Sqlite,
             changed: Arc::default(),
             crypto,
@@ -286,9 +223,8 @@ impl SqlDataStore {
             .await
             .map_err(|e| StoreError::backend("migrating the PostgreSQL schema", e))?;
         Ok(SqlDataStore {
-            jti_pool: pool.clone(),
-            wal_checkpoints: None,
             live_jtis: None,
+            jti_journal: None,
             pool,
             backend: Backend::Postgres,
             changed: Arc::default(),
@@ -306,7 +242,6 @@ impl SqlDataStore {
 
     /// Closes every connection, waiting for calls in progress to finish.
     pub async fn close(&self) {
-        self.jti_pool.close().await;
         self.pool.close().await;
     }
 

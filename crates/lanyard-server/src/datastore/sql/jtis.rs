@@ -5,7 +5,8 @@
 //! UPDATE ... WHERE expires_at < now`: a fresh key inserts, an expired one is taken over, a
 //! live one changes no row (a replay), so concurrent uses on any replica see exactly one
 //! success. On SQLite, which one process owns, that process decides in memory and appends
-//! the fresh keys to `oauth_jti_log` before answering (`live_jtis.rs` says why).
+//! the fresh keys to its journal before answering (`live_jtis.rs` and `jti_journal.rs` say
+//! why); the log table of earlier versions is still read back and pruned.
 
 use async_trait::async_trait;
 
@@ -28,7 +29,7 @@ impl JtiStore for SqlDataStore {
             return Err(StoreError::Invalid(format!("a jti key is 1 to {MAX_JTI_KEY} bytes")));
         }
         if let Some(live) = &self.live_jtis {
-            let fresh = self.record_live(live, &[(key.to_owned(), expires_at)], now).await?;
+            let fresh = self.record_live(live, &[(key.to_owned(), expires_at)], now)?;
             return Ok(fresh.first().copied().unwrap_or(false));
         }
         let changed = sqlx::query(RECORD_JTI)
@@ -50,7 +51,7 @@ impl JtiStore for SqlDataStore {
             )));
         }
         if let Some(live) = &self.live_jtis {
-            return self.record_live(live, keys, now).await;
+            return self.record_live(live, keys, now);
         }
         // Every replica inserts in the same (sorted) order, so two batches that share keys
         // wait for each other instead of deadlocking on PostgreSQL.
@@ -59,7 +60,7 @@ impl JtiStore for SqlDataStore {
         let mut fresh = vec![false; keys.len()];
         // (PostgreSQL: SQLite went to `record_live` above.)
         let mut conn = self
-            .jti_pool
+            .pool
             .acquire()
             .await
             .map_err(|e| backend_err("recording jtis", e))?;
@@ -125,9 +126,12 @@ impl JtiStore for SqlDataStore {
     async fn prune_jtis(&self, now: UnixTime) -> Result<u64, StoreError> {
         let mut jtis = 0;
         if let Some(live) = &self.live_jtis {
-            live.prune(now);
-            // In short transactions: the `jti` batches append between them instead of
-            // waiting for one long delete (a second of tokens at full load is 11 000 rows).
+            jtis += live.prune(now) as u64;
+            if let Some(journal) = &self.jti_journal {
+                journal.prune(now)?;
+            }
+            // The log table of earlier versions, in short transactions (a second of tokens
+            // at full load was 11 000 rows).
             const PRUNE_CHUNK: u64 = 2_000;
             loop {
                 let deleted = sqlx::query(
@@ -180,16 +184,10 @@ fn record_jtis_statement(rows: usize) -> String {
     )
 }
 
-/// Appends keys to the SQLite log: `$1` is a JSON array of `[key, expiry]` pairs. One
-/// statement text for any number of keys, so SQLite prepares it once and a batch is one
-/// round trip to the connection's thread.
-const APPEND_JTIS: &str = "INSERT INTO oauth_jti_log (jti_key, expires_at) \
-     SELECT value ->> 0, value ->> 1 FROM json_each($1)";
-
 impl SqlDataStore {
     /// Reads the one-time values still live at `now` back into `live` (when a SQLite store
-    /// opens): the log's, and those a SQLite store of an earlier version kept in
-    /// `oauth_jti`.
+    /// opens) from the tables of earlier versions: the log `oauth_jti_log` and the keyed
+    /// `oauth_jti`. (The journal is read when it opens.)
     pub(super) async fn restore_jtis(pool: &sqlx::AnyPool, live: &LiveJtis, now: UnixTime) -> Result<(), StoreError> {
         /// Rows read per query.
         const PAGE: i64 = 10_000;
@@ -221,50 +219,23 @@ impl SqlDataStore {
     }
 
     /// [`JtiStore::record_jtis`] on SQLite: `live` decides which keys are fresh, then the
-    /// fresh ones are appended to the log in one transaction on the `jti` connection before
-    /// anyone is answered; if the append fails, they are given back and the call fails.
-    async fn record_live(
+    /// fresh ones are appended to the journal in one write before anyone is answered; if
+    /// the write fails, they are given back and the call fails.
+    fn record_live(
         &self,
         live: &LiveJtis,
         keys: &[(String, UnixTime)],
         now: UnixTime,
     ) -> Result<Vec<bool>, StoreError> {
         let (fresh, claim) = live.claim(keys, now)?;
-        if claim.is_empty() {
-            return Ok(fresh);
+        if let Some(journal) = &self.jti_journal
+            && !claim.is_empty()
+            && let Err(e) = journal.append(claim.records(), now)
+        {
+            live.release(claim);
+            return Err(e);
         }
-        let recorded: Vec<&(String, UnixTime)> = keys.iter().zip(&fresh).filter(|(_, f)| **f).map(|(k, _)| k).collect();
-        match self.append_jtis(&recorded).await {
-            Ok(()) => {
-                if let Some(checkpoints) = &self.wal_checkpoints {
-                    checkpoints.maybe_start(&self.pool);
-                }
-                Ok(fresh)
-            }
-            Err(e) => {
-                live.release(claim);
-                Err(e)
-            }
-        }
-    }
-
-    /// Appends `rows` to `oauth_jti_log` on the `jti` connection, as one statement (so one
-    /// commit). On a SQLite file that connection commits without waiting for the disk
-    /// (`synchronous=NORMAL` in WAL mode): a used `jti` survives a crash or kill of the
-    /// process, but the last few milliseconds of them may be lost if the machine itself
-    /// loses power. Every other write keeps `synchronous=FULL`. (docs/security.md)
-    async fn append_jtis(&self, rows: &[&(String, UnixTime)]) -> Result<(), StoreError> {
-        let pairs: Vec<(&str, i64)> = rows
-            .iter()
-            .map(|(key, expires_at)| (key.as_str(), time_param(*expires_at)))
-            .collect();
-        let pairs = serde_json::to_string(&pairs).map_err(|e| StoreError::backend("recording jtis", e))?;
-        sqlx::query(APPEND_JTIS)
-            .bind(pairs)
-            .execute(&self.jti_pool)
-            .await
-            .map_err(|e| backend_err("recording jtis", e))?;
-        Ok(())
+        Ok(fresh)
     }
 
     /// The upserts of [`JtiStore::record_jtis`] on `conn`: distinct keys in `order` (sorted),

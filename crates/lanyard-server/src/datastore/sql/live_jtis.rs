@@ -1,17 +1,20 @@
 //! The used one-time values (`jti`s) of a SQLite store, held in memory and appended to a
-//! log table.
+//! journal.
 //!
 //! One process owns a SQLite file (replicas share PostgreSQL instead), so on SQLite the
 //! set of used keys can live in that process's memory: [`LiveJtis`] decides what is fresh
-//! and what is a replay, and the table `oauth_jti_log` only makes the set durable. Every
-//! fresh key is appended there before its caller is answered, and the set is read back from
-//! it when the store opens, so a replay is still refused after a restart or a crash.
+//! and what is a replay, and the journal (`jti_journal.rs`) only makes the set durable.
+//! Every fresh key is appended there before its caller is answered, and the set is read
+//! back from it when the store opens, so a replay is still refused after a restart or a
+//! crash. (Versions before the journal appended to the table `oauth_jti_log`, which is
+//! still read back at open and pruned.)
 //!
 //! Why not the `oauth_jti` table with its unique index, as on PostgreSQL: the keys are
 //! hashes, so each insert landed on a random page of that index, and every batch of `jti`s
 //! rewrote one or two 4 KiB pages per key into the WAL (73 MB/s at 11,000 tokens/s on the
 //! benchmark machine, docs/benchmarks.md), which the once-a-second checkpoints then had to
-//! copy while the token endpoint waited. Appends touch only the last pages of the log.
+//! copy while the token endpoint waited. The journal appends each key once, at the end of
+//! a file.
 //!
 //! Memory: 16 bytes of SHA-256 of each key and its expiry, 25 bytes a hash-table slot, the
 //! tables between 44 % and 88 % full: 28 to 57 bytes a key. At most [`MAX_LIVE_JTIS`] live
@@ -44,7 +47,7 @@ const SWEEP_EVERY: u64 = 30;
 /// What a key is known by in memory: the first 16 bytes of SHA-256 of the key. Two keys
 /// with one digest would only make the second look like a replay (refused, never let
 /// through), and 128 bits make even that out of reach.
-type Digest = [u8; 16];
+pub(super) type Digest = [u8; 16];
 
 struct Shard {
     /// Each live key's expiry (Unix seconds); expired ones until the next sweep.
@@ -103,7 +106,11 @@ impl LiveJtis {
     /// Adds keys read back from the log (at open): a key keeps its latest expiry. The
     /// capacity is not applied: what was recorded stays recorded.
     pub(super) fn restore(&self, key: &str, expires_at: u64) {
-        let digest = self.digest(key);
+        self.restore_digest(self.digest(key), expires_at);
+    }
+
+    /// [`restore`](Self::restore) for a key known by its digest (the journal's records).
+    pub(super) fn restore_digest(&self, digest: Digest, expires_at: u64) {
         let mut shard = self.shard(&digest);
         let expiry = shard.expiries.entry(digest).or_insert(expires_at);
         *expiry = (*expiry).max(expires_at);
@@ -171,13 +178,18 @@ impl LiveJtis {
             .sum()
     }
 
-    /// Drops the keys that expired before `now` (the same rule as the log's pruning).
-    pub(super) fn prune(&self, now: UnixTime) {
+    /// Drops the keys that expired before `now` (the same rule as the journal's pruning);
+    /// answers how many.
+    pub(super) fn prune(&self, now: UnixTime) -> usize {
         let now = now.as_secs();
+        let mut dropped = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = shard.expiries.len();
             shard.expiries.retain(|_, expiry| *expiry >= now);
+            dropped += before - shard.expiries.len();
         }
+        dropped
     }
 }
 
@@ -185,6 +197,11 @@ impl Claim {
     /// Whether it recorded nothing.
     pub(super) fn is_empty(&self) -> bool {
         self.recorded.is_empty()
+    }
+
+    /// Each recorded key's digest and expiry, in order: what the journal appends.
+    pub(super) fn records(&self) -> impl Iterator<Item = (&Digest, u64)> {
+        self.recorded.iter().map(|(digest, expiry, _)| (digest, *expiry))
     }
 }
 

@@ -1,0 +1,344 @@
+//! The journal that makes a SQLite store's used one-time values durable: the directory
+//! `<database file>.jtis/`, beside the database.
+//!
+//! [`LiveJtis`](super::live_jtis::LiveJtis) decides in memory which keys are fresh; each
+//! fresh key is appended here before its caller is answered, and the journal is read back
+//! when the store opens, so a replay is still refused after a restart or a `kill -9`.
+//!
+//! Format: segment files `segment-<number>.log` of fixed 24-byte records, each the 16-byte
+//! digest a key is known by in memory and its expiry (Unix seconds, 8 bytes little-endian).
+//! A process only appends to the segment it created, and starts a new one every
+//! [`SEGMENT_SECS`] and after a failed write, so a record torn by a crash or a full disk
+//! can only be the last bytes of a segment, which reading skips. A segment is deleted once
+//! every key in it has expired.
+//!
+//! Why not a table: appending to `oauth_jti_log` cost a hand-off to SQLite's worker thread
+//! and back, a transaction with its file locks and a WAL write for every batch of keys;
+//! here a key costs one `write(2)` on the request's own thread (docs/benchmarks.md).
+//!
+//! Durability: the same as the WAL with `synchronous=NORMAL` it replaces. A write is in the
+//! operating system's page cache when the caller is answered, so it survives the process
+//! being killed; the current segment is flushed to the disk at most [`SYNC_EVERY`] apart,
+//! so a power loss can forget the keys of the last second (docs/security.md).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use lanyard_core::UnixTime;
+
+use super::live_jtis::{Digest, LiveJtis};
+use crate::datastore::StoreError;
+
+/// Bytes of one record: the digest, then the expiry.
+const RECORD: usize = 24;
+
+/// Seconds a segment is appended to before the next one starts.
+const SEGMENT_SECS: u64 = 60;
+
+/// How far apart, at most, the current segment is flushed to the disk.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// A segment no longer written to, and the latest expiry in it.
+struct Sealed {
+    path: PathBuf,
+    latest_expiry: u64,
+}
+
+/// The segment being appended to.
+struct Current {
+    file: Arc<File>,
+    number: u64,
+    started: u64,
+    latest_expiry: u64,
+    written: u64,
+}
+
+struct State {
+    current: Current,
+    sealed: Vec<Sealed>,
+    last_sync: Instant,
+}
+
+/// The journal of one SQLite store (see the module doc).
+pub(super) struct JtiJournal {
+    dir: PathBuf,
+    state: Mutex<State>,
+    /// A flush of the current segment is under way.
+    syncing: Arc<AtomicBool>,
+}
+
+impl JtiJournal {
+    /// The journal directory of the SQLite database file `database`.
+    pub(super) fn dir_of(database: &str) -> PathBuf {
+        PathBuf::from(format!("{database}.jtis"))
+    }
+
+    /// Opens the journal in `dir` (created if missing): reads every segment back into
+    /// `live` (the keys still live at `now`), deletes the segments whose keys have all
+    /// expired, and starts a new segment.
+    pub(super) fn open(dir: &Path, live: &LiveJtis, now: UnixTime) -> Result<JtiJournal, StoreError> {
+        let fail = |what: &'static str| move |e: io::Error| StoreError::backend(what, e);
+        fs::create_dir_all(dir).map_err(fail("creating the jti journal"))?;
+        let mut segments = Vec::new();
+        for entry in fs::read_dir(dir).map_err(fail("reading the jti journal"))? {
+            let entry = entry.map_err(fail("reading the jti journal"))?;
+            if let Some(number) = segment_number(&entry.file_name().to_string_lossy()) {
+                segments.push((number, entry.path()));
+            }
+        }
+        segments.sort();
+        let mut sealed = Vec::new();
+        for (_, path) in &segments {
+            let latest_expiry = read_segment(path, live, now).map_err(fail("reading the jti journal"))?;
+            if latest_expiry < now.as_secs() {
+                fs::remove_file(path).map_err(fail("pruning the jti journal"))?;
+            } else {
+                sealed.push(Sealed {
+                    path: path.clone(),
+                    latest_expiry,
+                });
+            }
+        }
+        let next = segments.last().map_or(1, |(number, _)| number + 1);
+        let current = create_segment(dir, next, now).map_err(fail("creating a jti journal segment"))?;
+        Ok(JtiJournal {
+            dir: dir.to_owned(),
+            state: Mutex::new(State {
+                current,
+                sealed,
+                last_sync: Instant::now(),
+            }),
+            syncing: Arc::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `records` (digest, expiry) in one write. After a failed write the journal
+    /// moves to a new segment, so that a partly written record stays the last bytes of its
+    /// segment.
+    pub(super) fn append<'a>(
+        &self,
+        records: impl Iterator<Item = (&'a Digest, u64)>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut bytes = Vec::with_capacity(RECORD * 4);
+        let mut latest = 0;
+        for (digest, expiry) in records {
+            bytes.extend_from_slice(digest);
+            bytes.extend_from_slice(&expiry.to_le_bytes());
+            latest = latest.max(expiry);
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.lock();
+        let now = now.as_secs();
+        if state.current.written > 0 && now >= state.current.started.saturating_add(SEGMENT_SECS) {
+            self.rotate(&mut state, now)
+                .map_err(|e| StoreError::backend("starting a jti journal segment", e))?;
+        }
+        if let Err(e) = (&*state.current.file).write_all(&bytes) {
+            // Best effort: a segment that cannot be created now is retried on the next write.
+            let _ = self.rotate(&mut state, now);
+            return Err(StoreError::backend("appending to the jti journal", e));
+        }
+        state.current.written += bytes.len() as u64;
+        state.current.latest_expiry = state.current.latest_expiry.max(latest);
+        if state.last_sync.elapsed() >= SYNC_EVERY {
+            state.last_sync = Instant::now();
+            self.sync_in_background(Arc::clone(&state.current.file));
+        }
+        Ok(())
+    }
+
+    /// Seals the current segment and starts the next.
+    fn rotate(&self, state: &mut State, now: u64) -> io::Result<()> {
+        let next = create_segment(&self.dir, state.current.number + 1, UnixTime(now))?;
+        let done = std::mem::replace(&mut state.current, next);
+        self.sync_in_background(Arc::clone(&done.file));
+        state.sealed.push(Sealed {
+            path: segment_path(&self.dir, done.number),
+            latest_expiry: done.latest_expiry,
+        });
+        Ok(())
+    }
+
+    /// Flushes `file` to the disk on a blocking thread, unless a flush is under way.
+    fn sync_in_background(&self, file: Arc<File>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.syncing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let syncing = Arc::clone(&self.syncing);
+        runtime.spawn_blocking(move || {
+            if let Err(error) = file.sync_data() {
+                tracing::warn!(%error, "cannot flush the jti journal to the disk");
+            }
+            syncing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Deletes the sealed segments whose keys have all expired at `now`; answers how many.
+    pub(super) fn prune(&self, now: UnixTime) -> Result<usize, StoreError> {
+        let expired: Vec<Sealed> = {
+            let mut state = self.lock();
+            let (expired, kept) = std::mem::take(&mut state.sealed)
+                .into_iter()
+                .partition(|s| s.latest_expiry < now.as_secs());
+            state.sealed = kept;
+            expired
+        };
+        for segment in &expired {
+            match fs::remove_file(&segment.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::backend("pruning the jti journal", e)),
+            }
+        }
+        Ok(expired.len())
+    }
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("segment-{number:016}.log"))
+}
+
+fn segment_number(file_name: &str) -> Option<u64> {
+    file_name.strip_prefix("segment-")?.strip_suffix(".log")?.parse().ok()
+}
+
+fn create_segment(dir: &Path, number: u64, now: UnixTime) -> io::Result<Current> {
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(segment_path(dir, number))?;
+    Ok(Current {
+        file: Arc::new(file),
+        number,
+        started: now.as_secs(),
+        latest_expiry: 0,
+        written: 0,
+    })
+}
+
+/// Reads a segment's records into `live` (those still live at `now`); answers the latest
+/// expiry in it. Trailing bytes short of a record (a write torn by a crash) are skipped.
+fn read_segment(path: &Path, live: &LiveJtis, now: UnixTime) -> io::Result<u64> {
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let mut record = [0u8; RECORD];
+    let mut latest = 0;
+    loop {
+        match reader.read_exact(&mut record) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(latest),
+            Err(e) => return Err(e),
+        }
+        let (digest, expiry) = record.split_at(16);
+        let mut d: Digest = [0; 16];
+        d.copy_from_slice(digest);
+        let mut e = [0u8; 8];
+        e.copy_from_slice(expiry);
+        let expiry = u64::from_le_bytes(e);
+        latest = latest.max(expiry);
+        if expiry >= now.as_secs() {
+            live.restore_digest(d, expiry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> LiveJtis {
+        LiveJtis::new(lanyard_crypto::provider(), 1 << 16)
+    }
+
+    fn keys(names: &[&str], expires_at: u64) -> Vec<(String, UnixTime)> {
+        names.iter().map(|n| ((*n).to_owned(), UnixTime(expires_at))).collect()
+    }
+
+    /// Claims `names` in `live` and appends the claim to `journal`, as the store does.
+    fn record(live: &LiveJtis, journal: &JtiJournal, names: &[&str], expires_at: u64, now: u64) -> Vec<bool> {
+        let (fresh, claim) = live.claim(&keys(names, expires_at), UnixTime(now)).unwrap();
+        journal.append(claim.records(), UnixTime(now)).unwrap();
+        fresh
+    }
+
+    fn segments(dir: &Path) -> usize {
+        fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn keys_survive_a_reopen_and_a_torn_tail_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.jtis");
+        let first = live();
+        let journal = JtiJournal::open(&path, &first, UnixTime(10)).unwrap();
+        assert_eq!(record(&first, &journal, &["a", "b"], 500, 10), [true, true]);
+        assert_eq!(record(&first, &journal, &["c"], 20, 11), [true]);
+        drop(journal);
+        // A crash in the middle of a write leaves part of a record at the end.
+        let segment = segment_path(&path, 1);
+        OpenOptions::new()
+            .append(true)
+            .open(&segment)
+            .unwrap()
+            .write_all(&[7; 10])
+            .unwrap();
+
+        let second = live();
+        let journal = JtiJournal::open(&path, &second, UnixTime(30)).unwrap();
+        // "a" and "b" are still replays; "c" expired at 20 and was not read back.
+        assert_eq!(
+            record(&second, &journal, &["a", "b", "c"], 600, 30),
+            [false, false, true]
+        );
+        assert_eq!(segments(&path), 2, "each process appends to a segment of its own");
+        drop(journal);
+        let third = live();
+        JtiJournal::open(&path, &third, UnixTime(40)).unwrap();
+        assert_eq!(third.claim(&keys(&["c"], 700), UnixTime(40)).unwrap().0, [false]);
+    }
+
+    #[test]
+    fn segments_rotate_and_are_deleted_once_their_keys_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.jtis");
+        let set = live();
+        let journal = JtiJournal::open(&path, &set, UnixTime(1000)).unwrap();
+        record(&set, &journal, &["early"], 1100, 1000);
+        record(&set, &journal, &["later"], 2000, 1000 + SEGMENT_SECS);
+        assert_eq!(segments(&path), 2);
+        // The first segment's keys expire at 1100: gone after that, not before.
+        assert_eq!(journal.prune(UnixTime(1100)).unwrap(), 0);
+        assert_eq!(journal.prune(UnixTime(1101)).unwrap(), 1);
+        assert_eq!(segments(&path), 1);
+        // At open, a segment whose keys have all expired is deleted at once.
+        drop(journal);
+        let reopened = live();
+        let journal = JtiJournal::open(&path, &reopened, UnixTime(2001)).unwrap();
+        assert_eq!(segments(&path), 1, "only the new, empty segment");
+        assert_eq!(journal.prune(UnixTime(2001)).unwrap(), 0);
+        assert_eq!(reopened.len(), 0);
+    }
+
+    #[test]
+    fn an_empty_append_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.jtis");
+        let set = live();
+        let journal = JtiJournal::open(&path, &set, UnixTime(10)).unwrap();
+        journal.append(std::iter::empty(), UnixTime(10)).unwrap();
+        assert_eq!(fs::metadata(segment_path(&path, 1)).unwrap().len(), 0);
+    }
+}
