@@ -16,6 +16,9 @@
 //! and back, a transaction with its file locks and a WAL write for every batch of keys;
 //! here a key costs one `write(2)` on the request's own thread (docs/benchmarks.md).
 //!
+//! One store per database file: a server locks its SQLite file (`server.rs`), and a
+//! journal opened twice at once would delete the other's segments it finds expired.
+//!
 //! Durability: the same as the WAL with `synchronous=NORMAL` it replaces. A write is in the
 //! operating system's page cache when the caller is answered, so it survives the process
 //! being killed; the current segment is flushed to the disk at most [`SYNC_EVERY`] apart,
@@ -216,18 +219,28 @@ fn segment_number(file_name: &str) -> Option<u64> {
     file_name.strip_prefix("segment-")?.strip_suffix(".log")?.parse().ok()
 }
 
-fn create_segment(dir: &Path, number: u64, now: UnixTime) -> io::Result<Current> {
-    let file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(segment_path(dir, number))?;
-    Ok(Current {
-        file: Arc::new(file),
-        number,
-        started: now.as_secs(),
-        latest_expiry: 0,
-        written: 0,
-    })
+/// Creates the first free segment from `number` on (a segment is never reopened for
+/// writing: see the module doc).
+fn create_segment(dir: &Path, mut number: u64, now: UnixTime) -> io::Result<Current> {
+    loop {
+        match OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(segment_path(dir, number))
+        {
+            Ok(file) => {
+                return Ok(Current {
+                    file: Arc::new(file),
+                    number,
+                    started: now.as_secs(),
+                    latest_expiry: 0,
+                    written: 0,
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => number += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Reads a segment's records into `live` (those still live at `now`); answers the latest
