@@ -1,7 +1,9 @@
 //! Group commit for one-time values: [`GroupCommitJtis`] records the `jti`s of concurrent
 //! requests in shared transactions, so the token endpoint pays one durable commit (one
 //! disk flush) per batch instead of one per request, while every caller still gets its
-//! answer only after its key is committed.
+//! answer only after its key is committed. The server puts it in front of PostgreSQL; a
+//! SQLite store decides `jti`s in memory and appends each to its journal in one write
+//! (`sql/jti_journal.rs`), which leaves nothing to batch.
 //!
 //! Why: a client assertion's or a DPoP proof's `jti` must be refused when replayed, on
 //! every replica sharing the database and after a restart, so each one is written to the
