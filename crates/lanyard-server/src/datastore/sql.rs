@@ -98,7 +98,7 @@ pub struct SqlDataStore {
     live_jtis: Option<Arc<live_jtis::LiveJtis>>,
     /// On a SQLite file, the journal that makes them durable (`sql/jti_journal.rs`); none
     /// for an in-memory database, which does not outlive the process either.
-    jti_journal: Option<jti_journal::JtiJournal>,
+    jti_journal: Option<Arc<jti_journal::JtiJournal>>,
     backend: Backend,
     /// Signalled after every committed entry write of this process.
     changed: Arc<tokio::sync::Notify>,

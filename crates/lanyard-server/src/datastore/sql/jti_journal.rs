@@ -8,9 +8,10 @@
 //! Format: segment files `segment-<number>.log` of fixed 24-byte records, each the 16-byte
 //! digest a key is known by in memory and its expiry (Unix seconds, 8 bytes little-endian).
 //! A process only appends to the segment it created, and starts a new one every
-//! [`SEGMENT_SECS`] and after a failed write, so a record torn by a crash or a full disk
-//! can only be the last bytes of a segment, which reading skips. A segment is deleted once
-//! every key in it has expired.
+//! [`SEGMENT_SECS`]. A record torn by a crash can only be the last bytes of a segment,
+//! which reading skips; after a failed write (a full disk) the segment is cut back to its
+//! last whole record and no key is accepted until a new segment has been started (fail
+//! closed). A segment is deleted once every key in it has expired.
 //!
 //! Why not a table: appending to `oauth_jti_log` cost a hand-off to SQLite's worker thread
 //! and back, a transaction with its file locks and a WAL write for every batch of keys;
@@ -21,15 +22,15 @@
 //!
 //! Durability: the same as the WAL with `synchronous=NORMAL` it replaces. A write is in the
 //! operating system's page cache when the caller is answered, so it survives the process
-//! being killed; the current segment is flushed to the disk at most [`SYNC_EVERY`] apart,
-//! so a power loss can forget the keys of the last second (docs/security.md).
+//! being killed; a background task flushes what was written (segments and the directory)
+//! to the disk every [`SYNC_EVERY`], so a power loss can forget the keys of the last second
+//! (docs/security.md).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use lanyard_core::UnixTime;
 
@@ -63,15 +64,18 @@ struct Current {
 struct State {
     current: Current,
     sealed: Vec<Sealed>,
-    last_sync: Instant,
+    /// A write failed: the next append must start a new segment first.
+    must_rotate: bool,
+    /// Written since the last flush: segments (the current one, and ones sealed since), and
+    /// whether the directory gained a segment.
+    unflushed: Vec<Arc<File>>,
+    directory_changed: bool,
 }
 
 /// The journal of one SQLite store (see the module doc).
 pub(super) struct JtiJournal {
     dir: PathBuf,
     state: Mutex<State>,
-    /// A flush of the current segment is under way.
-    syncing: Arc<AtomicBool>,
 }
 
 impl JtiJournal {
@@ -83,7 +87,7 @@ impl JtiJournal {
     /// Opens the journal in `dir` (created if missing): reads every segment back into
     /// `live` (the keys still live at `now`), deletes the segments whose keys have all
     /// expired, and starts a new segment.
-    pub(super) fn open(dir: &Path, live: &LiveJtis, now: UnixTime) -> Result<JtiJournal, StoreError> {
+    pub(super) fn open(dir: &Path, live: &LiveJtis, now: UnixTime) -> Result<Arc<JtiJournal>, StoreError> {
         let fail = |what: &'static str| move |e: io::Error| StoreError::backend(what, e);
         fs::create_dir_all(dir).map_err(fail("creating the jti journal"))?;
         let mut segments = Vec::new();
@@ -108,24 +112,28 @@ impl JtiJournal {
         }
         let next = segments.last().map_or(1, |(number, _)| number + 1);
         let current = create_segment(dir, next, now).map_err(fail("creating a jti journal segment"))?;
-        Ok(JtiJournal {
+        let journal = Arc::new(JtiJournal {
             dir: dir.to_owned(),
             state: Mutex::new(State {
                 current,
                 sealed,
-                last_sync: Instant::now(),
+                must_rotate: false,
+                unflushed: Vec::new(),
+                directory_changed: true,
             }),
-            syncing: Arc::default(),
-        })
+        });
+        journal.flush();
+        spawn_flusher(Arc::downgrade(&journal));
+        Ok(journal)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends `records` (digest, expiry) in one write. After a failed write the journal
-    /// moves to a new segment, so that a partly written record stays the last bytes of its
-    /// segment.
+    /// Appends `records` (digest, expiry) in one write. A failed write is cut back to the
+    /// last whole record, and the journal refuses to append until it has started a new
+    /// segment (see the module doc).
     pub(super) fn append<'a>(
         &self,
         records: impl Iterator<Item = (&'a Digest, u64)>,
@@ -143,20 +151,23 @@ impl JtiJournal {
         }
         let mut state = self.lock();
         let now = now.as_secs();
-        if state.current.written > 0 && now >= state.current.started.saturating_add(SEGMENT_SECS) {
+        let due = state.current.written > 0 && now >= state.current.started.saturating_add(SEGMENT_SECS);
+        if state.must_rotate || due {
             self.rotate(&mut state, now)
                 .map_err(|e| StoreError::backend("starting a jti journal segment", e))?;
         }
         if let Err(e) = (&*state.current.file).write_all(&bytes) {
-            // Best effort: a segment that cannot be created now is retried on the next write.
-            let _ = self.rotate(&mut state, now);
+            // Whatever part of the records reached the file is cut off; if even that
+            // fails, the next segment starts clean.
+            let _ = state.current.file.set_len(state.current.written);
+            state.must_rotate = true;
             return Err(StoreError::backend("appending to the jti journal", e));
         }
         state.current.written += bytes.len() as u64;
         state.current.latest_expiry = state.current.latest_expiry.max(latest);
-        if state.last_sync.elapsed() >= SYNC_EVERY {
-            state.last_sync = Instant::now();
-            self.sync_in_background(Arc::clone(&state.current.file));
+        if !state.unflushed.iter().any(|f| Arc::ptr_eq(f, &state.current.file)) {
+            let file = Arc::clone(&state.current.file);
+            state.unflushed.push(file);
         }
         Ok(())
     }
@@ -165,7 +176,8 @@ impl JtiJournal {
     fn rotate(&self, state: &mut State, now: u64) -> io::Result<()> {
         let next = create_segment(&self.dir, state.current.number + 1, UnixTime(now))?;
         let done = std::mem::replace(&mut state.current, next);
-        self.sync_in_background(Arc::clone(&done.file));
+        state.must_rotate = false;
+        state.directory_changed = true;
         state.sealed.push(Sealed {
             path: segment_path(&self.dir, done.number),
             latest_expiry: done.latest_expiry,
@@ -173,24 +185,28 @@ impl JtiJournal {
         Ok(())
     }
 
-    /// Flushes `file` to the disk on a blocking thread, unless a flush is under way.
-    fn sync_in_background(&self, file: Arc<File>) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+    /// Flushes to the disk what was written since the last flush: the segments, then the
+    /// directory if it gained one. Blocking: run on a blocking thread.
+    fn flush(&self) {
+        let (files, directory) = {
+            let mut state = self.lock();
+            (
+                std::mem::take(&mut state.unflushed),
+                std::mem::take(&mut state.directory_changed),
+            )
         };
-        if self.syncing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let syncing = Arc::clone(&self.syncing);
-        runtime.spawn_blocking(move || {
+        for file in files {
             if let Err(error) = file.sync_data() {
                 tracing::warn!(%error, "cannot flush the jti journal to the disk");
             }
-            syncing.store(false, Ordering::Release);
-        });
+        }
+        if directory && let Err(error) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(%error, "cannot flush the jti journal's directory to the disk");
+        }
     }
 
     /// Deletes the sealed segments whose keys have all expired at `now`; answers how many.
+    /// A segment that cannot be deleted is kept for the next time.
     pub(super) fn prune(&self, now: UnixTime) -> Result<usize, StoreError> {
         let expired: Vec<Sealed> = {
             let mut state = self.lock();
@@ -200,15 +216,50 @@ impl JtiJournal {
             state.sealed = kept;
             expired
         };
-        for segment in &expired {
+        let mut deleted = 0;
+        let mut failed = Vec::new();
+        let mut error = None;
+        for segment in expired {
             match fs::remove_file(&segment.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::backend("pruning the jti journal", e)),
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => deleted += 1,
+                Err(e) => {
+                    error.get_or_insert(e);
+                    failed.push(segment);
+                }
             }
         }
-        Ok(expired.len())
+        if !failed.is_empty() {
+            let mut state = self.lock();
+            state.sealed.extend(failed);
+            state.directory_changed = true;
+        } else if deleted > 0 {
+            self.lock().directory_changed = true;
+        }
+        match error {
+            Some(e) => Err(StoreError::backend("pruning the jti journal", e)),
+            None => Ok(deleted),
+        }
     }
+}
+
+/// Flushes `journal` every [`SYNC_EVERY`] on a blocking thread, until it is dropped (or
+/// there is no runtime to run on: then appends are flushed by the kernel's writeback).
+fn spawn_flusher(journal: Weak<JtiJournal>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(SYNC_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(journal) = journal.upgrade() else { return };
+            if tokio::task::spawn_blocking(move || journal.flush()).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 fn segment_path(dir: &Path, number: u64) -> PathBuf {
@@ -343,6 +394,63 @@ mod tests {
         assert_eq!(segments(&path), 1, "only the new, empty segment");
         assert_eq!(journal.prune(UnixTime(2001)).unwrap(), 0);
         assert_eq!(reopened.len(), 0);
+    }
+
+    /// After a failed write (simulated: a torn record at the end of the segment, and the
+    /// flag the write error sets), the next append starts a new segment, so every record
+    /// after the failure is read back whole.
+    #[test]
+    fn after_a_failed_write_the_next_append_starts_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.jtis");
+        let set = live();
+        let journal = JtiJournal::open(&path, &set, UnixTime(10)).unwrap();
+        record(&set, &journal, &["before"], 500, 10);
+        {
+            let mut state = journal.lock();
+            (&*state.current.file).write_all(&[9; 7]).unwrap();
+            state.must_rotate = true;
+        }
+        record(&set, &journal, &["after"], 500, 11);
+        assert_eq!(segments(&path), 2);
+        drop(journal);
+        let reopened = live();
+        JtiJournal::open(&path, &reopened, UnixTime(12)).unwrap();
+        assert_eq!(
+            reopened
+                .claim(&keys(&["before", "after"], 600), UnixTime(12))
+                .unwrap()
+                .0,
+            [false, false]
+        );
+    }
+
+    /// The flusher task flushes what was written and stops when the journal is dropped.
+    #[tokio::test]
+    async fn the_flusher_flushes_and_stops_with_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.jtis");
+        let set = live();
+        let journal = JtiJournal::open(&path, &set, UnixTime(10)).unwrap();
+        record(&set, &journal, &["a"], 500, 10);
+        assert_eq!(journal.lock().unflushed.len(), 1);
+        let poll = Duration::from_millis(100);
+        for _ in 0..30 {
+            tokio::time::sleep(poll).await;
+            if journal.lock().unflushed.is_empty() {
+                break;
+            }
+        }
+        assert!(journal.lock().unflushed.is_empty(), "not flushed within 3 s");
+        let weak = Arc::downgrade(&journal);
+        drop(journal);
+        for _ in 0..30 {
+            tokio::time::sleep(poll).await;
+            if weak.upgrade().is_none() {
+                break;
+            }
+        }
+        assert!(weak.upgrade().is_none(), "the flusher keeps the journal alive");
     }
 
     #[test]

@@ -127,8 +127,11 @@ impl JtiStore for SqlDataStore {
         let mut jtis = 0;
         if let Some(live) = &self.live_jtis {
             jtis += live.prune(now) as u64;
-            if let Some(journal) = &self.jti_journal {
-                journal.prune(now)?;
+            if let Some(journal) = &self.jti_journal
+                && let Err(error) = journal.prune(now)
+            {
+                // Kept for the next pruning; the tables below are pruned regardless.
+                tracing::warn!(%error, "pruning the jti journal");
             }
             // The log table of earlier versions, in short transactions (a second of tokens
             // at full load was 11 000 rows).
