@@ -338,16 +338,22 @@ mod tests {
         fresh
     }
 
+    /// A journal in a new temporary directory, opened at `now` into a new set.
+    fn fresh(now: u64) -> (tempfile::TempDir, PathBuf, LiveJtis, Arc<JtiJournal>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.jtis");
+        let set = live();
+        let journal = JtiJournal::open(&path, &set, UnixTime(now)).unwrap();
+        (dir, path, set, journal)
+    }
+
     fn segments(dir: &Path) -> usize {
         fs::read_dir(dir).unwrap().count()
     }
 
     #[test]
     fn keys_survive_a_reopen_and_a_torn_tail_is_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.jtis");
-        let first = live();
-        let journal = JtiJournal::open(&path, &first, UnixTime(10)).unwrap();
+        let (_dir, path, first, journal) = fresh(10);
         assert_eq!(record(&first, &journal, &["a", "b"], 500, 10), [true, true]);
         assert_eq!(record(&first, &journal, &["c"], 20, 11), [true]);
         drop(journal);
@@ -376,10 +382,7 @@ mod tests {
 
     #[test]
     fn segments_rotate_and_are_deleted_once_their_keys_expire() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.jtis");
-        let set = live();
-        let journal = JtiJournal::open(&path, &set, UnixTime(1000)).unwrap();
+        let (_dir, path, set, journal) = fresh(1000);
         record(&set, &journal, &["early"], 1100, 1000);
         record(&set, &journal, &["later"], 2000, 1000 + SEGMENT_SECS);
         assert_eq!(segments(&path), 2);
@@ -401,10 +404,7 @@ mod tests {
     /// after the failure is read back whole.
     #[test]
     fn after_a_failed_write_the_next_append_starts_a_new_segment() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.jtis");
-        let set = live();
-        let journal = JtiJournal::open(&path, &set, UnixTime(10)).unwrap();
+        let (_dir, path, set, journal) = fresh(10);
         record(&set, &journal, &["before"], 500, 10);
         {
             let mut state = journal.lock();
@@ -428,10 +428,7 @@ mod tests {
     /// The flusher task flushes what was written and stops when the journal is dropped.
     #[tokio::test]
     async fn the_flusher_flushes_and_stops_with_the_journal() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.jtis");
-        let set = live();
-        let journal = JtiJournal::open(&path, &set, UnixTime(10)).unwrap();
+        let (_dir, _path, set, journal) = fresh(10);
         record(&set, &journal, &["a"], 500, 10);
         assert_eq!(journal.lock().unflushed.len(), 1);
         let poll = Duration::from_millis(100);
@@ -455,10 +452,7 @@ mod tests {
 
     #[test]
     fn an_empty_append_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.jtis");
-        let set = live();
-        let journal = JtiJournal::open(&path, &set, UnixTime(10)).unwrap();
+        let (_dir, path, _set, journal) = fresh(10);
         journal.append(std::iter::empty(), UnixTime(10)).unwrap();
         assert_eq!(fs::metadata(segment_path(&path, 1)).unwrap().len(), 0);
     }
