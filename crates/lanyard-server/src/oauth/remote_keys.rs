@@ -163,8 +163,9 @@ impl AuthorizationServer {
             Ok(keys) => self.remote_keys.put(source.cache_key, now, keys.clone()),
             Err(why) => {
                 // The requester's error says why, not where: the URL is for the operator,
-                // without its query (which may carry an access key).
-                let jwks_uri = source.jwks_uri.map(|u| u.split(['?', '#']).next().unwrap_or(u));
+                // without its credentials (userinfo, query: configured URLs are not
+                // checked for them the way registered clients' are).
+                let jwks_uri = source.jwks_uri.map(loggable_url);
                 tracing::warn!(issuer = source.issuer, jwks_uri, error = %why, "fetching signing keys failed");
                 self.remote_keys.record_failure(source.cache_key, now, why);
             }
@@ -270,6 +271,18 @@ pub(crate) fn is_loopback_http(url: &str) -> bool {
         })
 }
 
+/// `url` as it may be logged: without userinfo (`user:password@`), query and fragment.
+fn loggable_url(url: &str) -> String {
+    let without_query = url.split(['?', '#']).next().unwrap_or(url);
+    let (scheme, rest) = without_query.split_once("://").unwrap_or(("", without_query));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    match scheme {
+        "" => format!("{host}{path}"),
+        _ => format!("{scheme}://{host}{path}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{check_discovered_jwks_uri, is_loopback_http};
@@ -317,5 +330,19 @@ mod tests {
         ] {
             assert!(check_discovered_jwks_uri(bad, local).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn credentials_are_left_out() {
+        use super::loggable_url;
+        assert_eq!(
+            loggable_url("https://svc:s3cret@keys.example:8443/jwks?key=abc#x"),
+            "https://keys.example:8443/jwks"
+        );
+        assert_eq!(
+            loggable_url("https://keys.example/a@b/jwks"),
+            "https://keys.example/a@b/jwks"
+        );
+        assert_eq!(loggable_url("https://u@keys.example"), "https://keys.example");
     }
 }
