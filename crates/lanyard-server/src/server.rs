@@ -466,7 +466,27 @@ fn lock_sqlite_file(database_url: &str) -> Result<Option<std::fs::File>> {
     let Some(path) = SqlDataStore::sqlite_file(database_url) else {
         return Ok(None);
     };
-    let lock_path = format!("{path}.lock");
+    // The lock names the database's real path, so that two servers reaching one file by
+    // different paths (a symlink, `..`) still meet at one lock. (A hard link is not
+    // resolved.) A database not created yet has no real path: its directory's is used.
+    let path = std::path::Path::new(path);
+    let real = match std::fs::canonicalize(path) {
+        Ok(real) => real,
+        Err(_) => match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => {
+                let dir = if dir.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    dir
+                };
+                std::fs::canonicalize(dir)
+                    .map(|d| d.join(name))
+                    .unwrap_or_else(|_| path.to_owned())
+            }
+            _ => path.to_owned(),
+        },
+    };
+    let lock_path = format!("{}.lock", real.display());
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -1256,6 +1256,20 @@ async fn a_second_server_on_one_sqlite_file_is_refused() {
         format!("{err:#}").contains("a SQLite database belongs to one lanyard server"),
         "{err:#}"
     );
+    // The same file reached by another name (a symlink) is the same database.
+    let link = tempfile::tempdir().unwrap();
+    let linked = link.path().join("other.db");
+    std::os::unix::fs::symlink(dir.path().join("data").join("lanyard.db"), &linked).unwrap();
+    let mut third = config(link.path());
+    third.database_url = Some(format!("sqlite://{}", linked.display()));
+    third.admin_socket = Some(link.path().join("third.sock"));
+    let Err(err) = lanyard_server::start(third).await else {
+        panic!("a second server on the same SQLite file, through a symlink, started");
+    };
+    assert!(
+        format!("{err:#}").contains("a SQLite database belongs to one lanyard server"),
+        "{err:#}"
+    );
     first.shutdown().await.unwrap();
     let again = lanyard_server::start(second).await.unwrap();
     again.shutdown().await.unwrap();

@@ -189,8 +189,11 @@ impl SqlDataStore {
         let now = lanyard_core::Clock::now(&lanyard_core::SystemClock);
         SqlDataStore::restore_jtis(&pool, &live_jtis, now).await?;
         let jti_journal = match &file {
+            // Beside the database's real path (it exists now), whatever name it was opened by.
             Some(file) => Some(jti_journal::JtiJournal::open(
-                &jti_journal::JtiJournal::dir_of(file),
+                &jti_journal::JtiJournal::dir_of(
+                    &std::fs::canonicalize(file).map_or_else(|_| file.clone(), |p| p.display().to_string()),
+                ),
                 &live_jtis,
                 now,
             )?),
