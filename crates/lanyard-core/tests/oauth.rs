@@ -524,6 +524,42 @@ fn dpop_proof_keys_cached_per_key() {
     assert_ne!(jkt(&alice), jkt(&bob));
 }
 
+/// A cached proof key is found by its thumbprint members, which leave out an RSA key's
+/// `crv`: a JWK that does not fit the algorithm is still refused after its key was cached.
+#[test]
+fn dpop_cached_key_still_refuses_a_misfit_jwk() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use lanyard_core::SigningKey as _;
+    let p = provider();
+    let verifier = DpopVerifier::new(p.clone(), DpopPolicy::default());
+    let rsa = key(Algorithm::RS256, "rsa");
+    let request = DpopRequest {
+        method: "POST",
+        uri: TOKEN_ENDPOINT,
+        access_token: None,
+        nonce: DpopNonce::NotRequired,
+    };
+    let params = DpopProofParams {
+        method: "POST",
+        uri: TOKEN_ENDPOINT,
+        access_token: None,
+        nonce: None,
+    };
+    let proof = create_dpop_proof(&rsa, &params, NOW, p.as_ref()).unwrap();
+    verifier.verify(&proof, &request, NOW).unwrap();
+    let mut h = header(&proof);
+    h["jwk"]["crv"] = json!("P-256");
+    let signing_input = format!("{}.{}", B64.encode(h.to_string()), proof.split('.').nth(1).unwrap());
+    let signature = rsa.sign(signing_input.as_bytes()).unwrap();
+    let misfit = format!("{signing_input}.{}", B64.encode(signature));
+    assert_eq!(
+        verifier.verify(&misfit, &request, NOW).unwrap_err().kind(),
+        "invalid_key"
+    );
+    verifier.verify(&proof, &request, NOW).unwrap();
+}
+
 #[test]
 fn dpop_bound_token_flow() {
     let p = provider();

@@ -266,6 +266,14 @@ impl ProofKeys {
     /// The key `jwk` describes, for `alg`, and its thumbprint: from the cache, or parsed
     /// (a key that does not parse is refused and not remembered).
     fn get_or_parse(&self, jwk: &Jwk, alg: Algorithm, provider: &dyn CryptoProvider) -> Result<ProofKey, Error> {
+        // The thumbprint members leave out an RSA key's stray `crv`: a JWK that does not
+        // fit `alg` bypasses the cache, so the provider refuses it every time.
+        if jwk.kty != alg.key_type() || jwk.crv.as_deref() != alg.curve() {
+            return Err(provider
+                .verifying_key(jwk, alg)
+                .err()
+                .unwrap_or_else(|| Error::InvalidKey(format!("the proof's key does not fit {alg}"))));
+        }
         let input = jwk.thumbprint_input()?;
         let mut id = String::with_capacity(alg.as_str().len() + 1 + input.len());
         id.push_str(alg.as_str());
