@@ -359,10 +359,7 @@ impl TrustedIssuerConfig {
             return Err("set jwks or jwks_uri, not both".into());
         }
         if let Some(uri) = &self.jwks_uri {
-            let loopback = uri.starts_with("http://127.0.0.1") || uri.starts_with("http://localhost");
-            if !(uri.starts_with("https://") || loopback) {
-                return Err("jwks_uri: must be an https:// URL".into());
-            }
+            crate::oauth::check_jwks_uri(uri).map_err(|m| format!("jwks_uri: {m}"))?;
         }
         if self.audience.is_empty() || self.audience.chars().any(char::is_control) {
             return Err("audience: required, a non-empty string".into());
@@ -833,10 +830,7 @@ impl ServerConfig {
             lanyard_core::oauth::check_issuer_identifier(&home.issuer)
                 .map_err(|e| err("oauth.chaining_home_servers.issuer", e.to_string()))?;
             if let Some(uri) = &home.jwks_uri {
-                let loopback = uri.starts_with("http://127.0.0.1") || uri.starts_with("http://localhost");
-                if !(uri.starts_with("https://") || loopback) {
-                    return Err(err("oauth.chaining_home_servers.jwks_uri", "must be an https:// URL"));
-                }
+                crate::oauth::check_jwks_uri(uri).map_err(|m| err("oauth.chaining_home_servers.jwks_uri", m))?;
             }
         }
         let mut issuers = std::collections::HashSet::new();
@@ -1027,6 +1021,8 @@ profile = "https_web"
         for bad in [
             "[oauth]\nchaining_foreign_servers = [\"http://as-b.example\"]\n",
             "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\njwks_uri = \"http://a.example/jwks\"\n",
+            "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\njwks_uri = \"http://localhost.evil.example/jwks\"\n",
+            "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\njwks_uri = \"https://u:p@a.example/jwks\"\n",
             "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\nkeys = 1\n",
             "[oauth]\nauthorization_grant_ttl = 301\n",
             "[oauth]\ntxn_token_ttl = 0\n",

@@ -58,22 +58,7 @@ pub fn validate_spec(spec: &OAuthClientSpec, crypto: &dyn lanyard_core::CryptoPr
                     VerificationKeys::from_jwks(crypto, "client", jwks).map_err(|e| invalid(e.to_string()))?;
                 }
                 (None, Some(uri)) => {
-                    if !(uri.starts_with("https://") || super::remote_keys::is_loopback_http(uri)) {
-                        return Err(invalid("jwks_uri must be an https:// URL"));
-                    }
-                    // Credentials in the URL would be logged with a failed fetch, and sent.
-                    let authority = uri
-                        .split_once("://")
-                        .map_or("", |(_, rest)| rest)
-                        .split(['/', '?', '#'])
-                        .next();
-                    if authority.is_none_or(|a| a.is_empty() || a.contains('@'))
-                        || uri.bytes().any(|b| !(0x21..=0x7e).contains(&b))
-                    {
-                        return Err(invalid(
-                            "jwks_uri must be a URL of printable ASCII with a host and no userinfo",
-                        ));
-                    }
+                    super::remote_keys::check_jwks_uri(uri).map_err(|m| invalid(format!("jwks_uri {m}")))?;
                 }
                 _ => return Err(invalid("private_key_jwt needs exactly one of jwks and jwks_uri")),
             },

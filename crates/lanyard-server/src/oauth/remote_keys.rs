@@ -271,6 +271,26 @@ pub(crate) fn is_loopback_http(url: &str) -> bool {
         })
 }
 
+/// Checks a `jwks_uri` given by configuration or registration (a client's, a trusted
+/// issuer's, a chaining home server's): `https`, or plain `http` to a loopback host; printable
+/// ASCII with a host; no userinfo (credentials in the URL would be sent with every fetch
+/// and logged with a failed one).
+pub(crate) fn check_jwks_uri(uri: &str) -> Result<(), &'static str> {
+    const WHAT: &str =
+        "must be an https:// URL (plain http only to a loopback host) of printable ASCII, with a host and no userinfo";
+    if uri.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(WHAT);
+    }
+    let Ok(parsed) = uri.parse::<http::Uri>() else {
+        return Err(WHAT);
+    };
+    let authority_ok = parsed
+        .authority()
+        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    let scheme_ok = parsed.scheme_str() == Some("https") || is_loopback_http(uri);
+    if authority_ok && scheme_ok { Ok(()) } else { Err(WHAT) }
+}
+
 /// `url` as it may be logged: without userinfo (`user:password@`), query and fragment.
 fn loggable_url(url: &str) -> String {
     let without_query = url.split(['?', '#']).next().unwrap_or(url);
@@ -329,6 +349,35 @@ mod tests {
             "http://localhost/jwks",
         ] {
             assert!(check_discovered_jwks_uri(bad, local).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn configured_jwks_uris_are_https_or_loopback_without_userinfo() {
+        use super::check_jwks_uri;
+        for good in [
+            "https://keys.example/jwks",
+            "https://keys.example:8443/a/b?x=1",
+            "http://127.0.0.1:9000/jwks",
+            "http://localhost/jwks",
+        ] {
+            assert_eq!(check_jwks_uri(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://keys.example/jwks",
+            "http://localhost.evil.example/jwks",
+            "http://127.0.0.1.evil.example/jwks",
+            "https://user:secret@keys.example/jwks",
+            "https://user@keys.example/jwks",
+            "http://localhost@evil.example/jwks",
+            "https:///jwks",
+            "https://keys.example/j wks",
+            "https://keys.example/\u{e9}",
+            "ftp://keys.example/jwks",
+            "/jwks",
+            "",
+        ] {
+            assert!(check_jwks_uri(bad).is_err(), "{bad}");
         }
     }
 

@@ -648,6 +648,22 @@ fn trusted_issuer_settings_are_checked() {
         ),
         (
             TrustedIssuerConfig {
+                jwks: None,
+                jwks_uri: Some("https://svc:secret@k8s.example.test/jwks".into()),
+                ..good.clone()
+            },
+            "no userinfo",
+        ),
+        (
+            TrustedIssuerConfig {
+                jwks: None,
+                jwks_uri: Some("http://localhost.evil.example/jwks".into()),
+                ..good.clone()
+            },
+            "https://",
+        ),
+        (
+            TrustedIssuerConfig {
                 jwks: Some("/nonexistent/jwks.json".into()),
                 ..good.clone()
             },
