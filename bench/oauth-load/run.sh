@@ -5,8 +5,10 @@
 # ES256 at+jwt, driven in turn by the same generator at each connection count; then the
 # signature ceiling of this machine (es256_ceiling: one ES256 verify + one ES256 sign per
 # pair, on 2 threads). The generator pre-signs its assertions: GEN=rust (the default) is
-# crates/lanyard/examples/oauth_load.rs, hyper on one thread; GEN=autocannon is load.mjs
-# (Node autocannon), which needs about a core of its own on this 2-core machine.
+# crates/lanyard/examples/oauth_load.rs, one thread writing HTTP/1.1 directly; GEN=autocannon
+# is load.mjs (Node autocannon), which needs about a core of its own on this 2-core machine.
+# Each line also gives the server's CPU during the run (server_cores, and
+# server_cpu_us_per_request), read from /proc.
 #
 # Usage: bench/oauth-load/run.sh [CONNECTIONS...]   (default: 32 64)
 # Env: D (seconds per run, default 15; the Rust generator first loads each server for a
@@ -56,9 +58,27 @@ load() { # AS_URL CONNECTIONS
       --assertions "$N" --key keys/client.jwk.json
   fi
 }
+# The server's CPU time during a run (utime + stime from /proc, in clock ticks): divided
+# by the loaded seconds (the warm-up second and D; the server idles while the generator
+# signs its assertions first), the cores the server used, and per request its CPU cost.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+measure() { # NAME PID AS_URL CONNECTIONS
+  local before after
+  before=$(cpu_ticks "$2")
+  line=$(load "$3" "$4")
+  after=$(cpu_ticks "$2")
+  NAME="$1" TICKS=$((after - before)) HZ=$(getconf CLK_TCK) LOADED=$((D + 1)) LINE="$line" python3 -c '
+import json, os
+r = {"server": os.environ["NAME"], **json.loads(os.environ["LINE"])}
+cores = int(os.environ["TICKS"]) / int(os.environ["HZ"]) / int(os.environ["LOADED"])
+r["server_cores"] = round(cores, 2)
+if r["requests_per_second"]:
+    r["server_cpu_us_per_request"] = round(cores / r["requests_per_second"] * 1e6, 1)
+print(json.dumps(r))'
+}
 for c in "${connections[@]}"; do
-  load http://127.0.0.1:18080 "$c" | sed 's/^{/{"server":"lanyard",/'
-  load http://127.0.0.1:3000 "$c" | sed 's/^{/{"server":"oidc-provider",/'
+  measure lanyard "${pids[0]}" http://127.0.0.1:18080 "$c"
+  measure oidc-provider "${pids[1]}" http://127.0.0.1:3000 "$c"
 done
 "$root/target/release/examples/es256_ceiling" 2 10 | sed 's/^{/{"server":"ceiling (ES256 verify+sign, 2 threads)",/'
 echo "memory: lanyard server RSS $(ps -o rss= -p "${pids[0]}") KiB" >&2
