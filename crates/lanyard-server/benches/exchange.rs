@@ -102,7 +102,8 @@ fn fixture() -> Fixture {
         let user = issue_access_token(key.as_ref(), &kid, &claims).unwrap();
         let actor = lanyard_server::issue::mint_jwt_svid(&server.state, &gateway, &[server.oauth.issuer()], Some(3600))
             .await
-            .unwrap();
+            .unwrap()
+            .token;
         (server, client, user, actor)
     });
     Fixture {

@@ -228,11 +228,15 @@ fn bench_tokens(c: &mut Criterion, f: &Fixture) {
     let wit_body = json!({"spiffe_id": ID, "cnf": cnf}).to_string();
     let jwt_body = json!({"spiffe_id": ID, "audience": "db"}).to_string();
 
-    let wit = f.rt.block_on(issue::mint_wit(&f.state, &sub, &cnf, None)).unwrap();
+    let wit =
+        f.rt.block_on(issue::mint_wit(&f.state, &sub, &cnf, None))
+            .unwrap()
+            .token;
     assert!(is_jws(&wit), "{wit}");
     let jwt =
         f.rt.block_on(issue::mint_jwt_svid(&f.state, &spiffe_id, &["db"], None))
-            .unwrap();
+            .unwrap()
+            .token;
     assert!(is_jws(&jwt), "{jwt}");
     let (status, body) = f.rt.block_on(post(&app, "/v1/wits", &wit_body));
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -121,7 +121,9 @@ impl LanyardAgent {
     /// A WIT-SVID for `name` bound to `key`, paired with the key for the middleware.
     async fn wit(&self, name: &str, key: Arc<KeyPair>) -> Result<WorkloadCredentials> {
         let id = WorkloadId::parse(&format!("spiffe://{HOME_TD}/{name}"))?;
-        let wit = lanyard_server::issue::mint_wit(&self.0, &id, &key.public_jwk(), None).await?;
+        let wit = lanyard_server::issue::mint_wit(&self.0, &id, &key.public_jwk(), None)
+            .await?
+            .token;
         Ok(WorkloadCredentials::new(wit, key, lanyard_crypto::provider().as_ref())?)
     }
 
@@ -138,7 +140,9 @@ impl LanyardAgent {
         // The home server configures no `[oauth] issuer`: its issuer is its public URL.
         let issuer = self.0.public_url.as_str();
         let id = SpiffeId::parse(&format!("spiffe://{HOME_TD}/{name}"))?;
-        let svid = lanyard_server::issue::mint_jwt_svid(&self.0, &id, &[issuer], None).await?;
+        let svid = lanyard_server::issue::mint_jwt_svid(&self.0, &id, &[issuer], None)
+            .await?
+            .token;
         let mut form = vec![("client_id", name), ("client_assertion", &svid)];
         form.push((
             "client_assertion_type",

@@ -3,7 +3,7 @@
 //! lifetime so no credential outlives the authority that signs it.
 
 use lanyard_core::jose::Jwk;
-use lanyard_core::{JwtSvidIssuer, SpiffeBundle, SpiffeId, WitClaims, WorkloadId, issue_wit};
+use lanyard_core::{JwtSvidIssuer, SpiffeBundle, SpiffeId, UnixTime, WitClaims, WorkloadId, issue_wit};
 use lanyard_x509::{Usage, VerifiedSvid, VerifyOptions, X509Bundle, X509BundleSet, X509Svid, verify_svid_chain};
 
 use crate::error::ServerError;
@@ -29,8 +29,19 @@ fn random_id(state: &AppState) -> Result<String, ServerError> {
     Ok(lanyard_core::hex::encode(&bytes))
 }
 
+/// A credential just signed (a WIT or a JWT-SVID), with the times it carries.
+#[derive(Clone, Debug)]
+pub struct Minted {
+    /// The compact JWS.
+    pub token: String,
+    /// Its `iat`.
+    pub issued_at: UnixTime,
+    /// Its `exp`: the lifetime asked for, or less when the signing key retires sooner.
+    pub expires_at: UnixTime,
+}
+
 /// Issues a WIT binding `sub` to the public key `cnf` (which must carry `alg`).
-pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option<u64>) -> Result<String, ServerError> {
+pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option<u64>) -> Result<Minted, ServerError> {
     check_domain(state, sub.as_str(), sub.trust_domain())?;
     if cnf.is_private() {
         return Err(ServerError::Invalid("cnf must be a public key".into()));
@@ -49,7 +60,11 @@ pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option
         iss: Some(state.public_url.clone()),
         jti: Some(random_id(state)?),
     };
-    Ok(issue_wit(signer.as_ref(), Some(&kid), &claims)?)
+    Ok(Minted {
+        token: issue_wit(signer.as_ref(), Some(&kid), &claims)?,
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+    })
 }
 
 /// Issues a JWT-SVID for `sub` with the single audience `audience`.
@@ -58,7 +73,7 @@ pub async fn mint_jwt_svid<A: AsRef<str>>(
     sub: &SpiffeId,
     audiences: &[A],
     ttl: Option<u64>,
-) -> Result<String, ServerError> {
+) -> Result<Minted, ServerError> {
     check_domain(state, sub.as_str(), sub.trust_domain_name())?;
     let now = state.clock.now();
     let ttl = ttl
@@ -66,7 +81,11 @@ pub async fn mint_jwt_svid<A: AsRef<str>>(
         .min(state.keys.max_ttl(AuthorityKind::Jwt, now).await?);
     let (signer, kid) = state.keys.jwt_signer().await?;
     let issuer = JwtSvidIssuer::new(signer, kid, Some(state.public_url.clone()))?;
-    Ok(issuer.issue_for(sub, audiences, now, ttl)?)
+    Ok(Minted {
+        token: issuer.issue_for(sub, audiences, now, ttl)?,
+        issued_at: now,
+        expires_at: now.plus(ttl),
+    })
 }
 
 /// Signs an X.509-SVID for `spiffe_id` from a PKCS#10 CSR (DER) that must request exactly
@@ -128,21 +147,4 @@ pub async fn check_agent_svid(state: &AppState, svid: &X509Svid) -> Result<(Veri
         source,
     })?;
     Ok((verified, bundle))
-}
-
-/// `iat` and `exp` of a JWS compact token the server just minted.
-pub(crate) fn token_times(token: &str) -> (i64, i64) {
-    let claims = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).ok())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let get = |name: &str| {
-        claims
-            .as_ref()
-            .and_then(|c| c.get(name))
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or(0)
-    };
-    (get("iat"), get("exp"))
 }

@@ -662,7 +662,8 @@ async fn a_workload_with_a_wit_and_wpt_gets_its_sd_cwt() {
         async move {
             let wit = lanyard_server::issue::mint_wit(&state, &sub, &public_jwk, None)
                 .await
-                .unwrap();
+                .unwrap()
+                .token;
             let params = WptParams {
                 wit: &wit,
                 audience,

@@ -161,6 +161,7 @@ impl Harness {
         lanyard_server::issue::mint_jwt_svid(&self.server.state, &sub, &[audience], None)
             .await
             .unwrap()
+            .token
     }
 
     async fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
@@ -970,7 +971,8 @@ async fn jwt_svid_bad_inputs() {
     let sub = SpiffeId::parse("spiffe://example.org/billing/api").unwrap();
     let two = lanyard_server::issue::mint_jwt_svid(&h.server.state, &sub, &[h.issuer.as_str(), LEDGER], None)
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     request(Some("https://apps.example.org/billing"), two)
         .await
         .error(401, "invalid_client", "sole value");
@@ -1032,6 +1034,7 @@ async fn mint_wit(h: &Harness, sub: &str, key: &dyn SigningKey) -> String {
     lanyard_server::issue::mint_wit(&h.server.state, &sub, &key.public_jwk(), None)
         .await
         .unwrap()
+        .token
 }
 
 /// WIT-SVID client authentication (`spiffe_wit`): refused while its switch is off; with

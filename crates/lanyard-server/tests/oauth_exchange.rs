@@ -186,6 +186,7 @@ impl Harness {
         lanyard_server::issue::mint_jwt_svid(&self.server.state, &id, &[audience], None)
             .await
             .unwrap()
+            .token
     }
 
     /// An access token signed by the server's own key, with `claims` over the defaults
@@ -740,7 +741,8 @@ async fn a_wit_is_exchanged_only_with_a_proof_of_its_key() {
     let sub = lanyard_core::WorkloadId::parse(&id("batch")).unwrap();
     let wit = lanyard_server::issue::mint_wit(&h.server.state, &sub, &holder.public_jwk(), None)
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let proof = |key: &lanyard_crypto::KeyPair| dpop_proof(&h, key);
     let mut params = vec![("grant_type", EXCHANGE)];
     params.extend([("subject_token", wit.as_str()), ("subject_token_type", WIT)]);

@@ -506,7 +506,8 @@ async fn a_wpt_used_before_a_restart_is_refused_after_it() {
     let sub = WorkloadId::parse(SUB).unwrap();
     let wit = lanyard_server::issue::mint_wit(&h.server.state, &sub, &workload.public_jwk(), None)
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let wpt = |wit: &str| {
         let params = WptParams {
             wit,

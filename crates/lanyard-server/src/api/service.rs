@@ -59,6 +59,11 @@ fn audit(action: &str, outcome: &str, subject: &str, peer: Option<&PeerIdentity>
     audit::record(audit::Source::AgentApi, action, outcome, subject, remote);
 }
 
+/// A time as the agent API's `int64` seconds.
+fn wire_time(t: lanyard_core::UnixTime) -> i64 {
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}
+
 fn nonzero(ttl: u64) -> Option<u64> {
     (ttl > 0).then_some(ttl)
 }
@@ -260,12 +265,11 @@ impl AgentService {
             .await?
             .ok_or(AgentApiError::EntryNotAuthorized)?;
         let sub = SpiffeId::parse(entry.spiffe_id.as_str()).map_err(AgentApiError::EntryNotSpiffeId)?;
-        let token = issue::mint_jwt_svid(&self.state, &sub, &request.audience, nonzero(entry.jwt_svid_ttl)).await?;
-        let (issued_at, expires_at) = crate::issue::token_times(&token);
+        let minted = issue::mint_jwt_svid(&self.state, &sub, &request.audience, nonzero(entry.jwt_svid_ttl)).await?;
         Ok(pb::NewJwtSvidResponse {
-            token,
-            expires_at,
-            issued_at,
+            expires_at: wire_time(minted.expires_at),
+            issued_at: wire_time(minted.issued_at),
+            token: minted.token,
         })
     }
 
@@ -281,12 +285,11 @@ impl AgentService {
             .authorized_entry(&agent.id, &request.entry_id)
             .await?
             .ok_or(AgentApiError::EntryNotAuthorized)?;
-        let token = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl)).await?;
-        let (issued_at, expires_at) = crate::issue::token_times(&token);
+        let minted = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl)).await?;
         Ok(pb::NewWitResponse {
-            token,
-            expires_at,
-            issued_at,
+            expires_at: wire_time(minted.expires_at),
+            issued_at: wire_time(minted.issued_at),
+            token: minted.token,
         })
     }
 

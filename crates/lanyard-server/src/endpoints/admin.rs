@@ -213,7 +213,7 @@ struct WitBody {
 
 async fn mint_wit(State(s): State<AppState>, Json(body): Json<WitBody>) -> Result<Response, ServerError> {
     let sub = WorkloadId::parse(&body.spiffe_id).map_err(|e| ServerError::Invalid(format!("spiffe_id: {e}")))?;
-    let wit = issue::mint_wit(&s, &sub, &body.cnf, body.ttl).await?;
+    let wit = issue::mint_wit(&s, &sub, &body.cnf, body.ttl).await?.token;
     audit("wit.mint", "ok", sub.as_str());
     Ok(Json(json!({"wit": wit})).into_response())
 }
@@ -227,7 +227,9 @@ struct JwtSvidBody {
 
 async fn mint_jwt_svid(State(s): State<AppState>, Json(body): Json<JwtSvidBody>) -> Result<Response, ServerError> {
     let sub = SpiffeId::parse(&body.spiffe_id).map_err(|e| ServerError::Invalid(format!("spiffe_id: {e}")))?;
-    let token = issue::mint_jwt_svid(&s, &sub, &[body.audience.as_str()], body.ttl).await?;
+    let token = issue::mint_jwt_svid(&s, &sub, &[body.audience.as_str()], body.ttl)
+        .await?
+        .token;
     audit("jwt_svid.mint", "ok", sub.as_str());
     Ok(Json(json!({"token": token})).into_response())
 }

@@ -32,6 +32,7 @@ use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use super::grant::{TokenOutcome, targets};
 use crate::error::ServerError;
+use crate::issue::Minted;
 
 impl AuthorizationServer {
     /// Serves a token exchange that asks for a WIT (see the module documentation).
@@ -60,7 +61,7 @@ impl AuthorizationServer {
         let wit = crate::issue::mint_wit(&self.state, &sub, &cnf, Some(ttl))
             .await
             .map_err(issue_error)?;
-        self.credential_outcome(wit, ttl, TokenTypeUri::LanyardWit, now)
+        self.credential_outcome(wit, TokenTypeUri::LanyardWit, now)
     }
 
     /// Serves a token exchange that asks for a JWT-SVID (see the module documentation).
@@ -99,7 +100,7 @@ impl AuthorizationServer {
         let svid = crate::issue::mint_jwt_svid(&self.state, &sub, &audiences, Some(ttl))
             .await
             .map_err(issue_error)?;
-        self.credential_outcome(svid, ttl, TokenTypeUri::Jwt, now)
+        self.credential_outcome(svid, TokenTypeUri::Jwt, now)
     }
 
     /// The exchange's subject as a workload of this trust domain, and the lifetime of the
@@ -148,22 +149,17 @@ impl AuthorizationServer {
     /// access token, so `token_type` `N_A`).
     fn credential_outcome(
         &self,
-        credential: String,
-        ttl: u64,
+        credential: Minted,
         issued: TokenTypeUri,
         now: UnixTime,
     ) -> Result<TokenOutcome, OAuthError> {
-        // What the credential says: minting may have shortened `ttl` to the signing key's
-        // remaining life.
-        let expires_in = match crate::issue::token_times(&credential).1 {
-            0 => ttl,
-            exp => u64::try_from(exp).unwrap_or(0).saturating_sub(now.as_secs()),
-        };
         Ok(TokenOutcome {
             response: TokenResponse {
-                access_token: credential,
+                access_token: credential.token,
                 token_type: AccessTokenType::NotApplicable,
-                expires_in: Some(expires_in),
+                // What the credential says: minting may have shortened the lifetime to the
+                // signing key's remaining life.
+                expires_in: Some(credential.expires_at.as_secs().saturating_sub(now.as_secs())),
                 scope: None,
                 issued_token_type: Some(issued),
             },

@@ -293,15 +293,22 @@ async fn exchange_for_wit(
         ("subject_token_type", token_type),
         ("requested_token_type", WIT),
     ];
+    let before = now().as_secs();
     let reply = h
         .token_with_headers("platform", &with_exchange(&params), &[("DPoP", &dpop_proof(h, holder))])
         .await;
+    let after = now().as_secs();
     let wit = reply.token(WIT, "N_A");
     let store = Arc::new(lanyard_core::TrustStore::new(lanyard_crypto::provider()));
     store.set_bundle(&h.server.state.keys.bundle().await.unwrap()).unwrap();
-    lanyard_core::WitVerifier::new(store, lanyard_core::WitPolicy::wit_svid())
+    let verified = lanyard_core::WitVerifier::new(store, lanyard_core::WitPolicy::wit_svid())
         .verify(&wit, now())
-        .unwrap()
+        .unwrap();
+    // `expires_in` is what the WIT itself says, counted from the second the server answered.
+    let expires_in = reply.body["expires_in"].as_u64().unwrap();
+    let exp = verified.exp.as_secs();
+    assert!((exp - after..=exp - before).contains(&expires_in), "{}", reply.body);
+    verified
 }
 
 /// Settings that issue WITs for DPoP proofs without a server nonce (a test shortcut).
