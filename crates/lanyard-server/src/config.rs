@@ -195,9 +195,19 @@ pub struct TranscriptionRuleConfig {
 
 /// Claims a transcription rule cannot copy into a JWT authorization grant besides the
 /// grant's own ([`lanyard_core::oauth::GRANT_CLAIMS`]): those that would grant something
-/// at the foreign server (a key binding, delegation permission, another transaction's
-/// context, the authorized party, the requesting workload).
-pub const GRANT_AUTHORITY_CLAIMS: [&str; 7] = ["cnf", "may_act", "azp", "txn", "tctx", "rctx", "req_wl"];
+/// at the foreign server (a key binding, delegation permission, fine-grained authorization
+/// (RFC 9396 `authorization_details`, which the grant's `scope` narrowing does not cover),
+/// another transaction's context, the authorized party, the requesting workload).
+pub const GRANT_AUTHORITY_CLAIMS: [&str; 8] = [
+    "cnf",
+    "may_act",
+    "authorization_details",
+    "azp",
+    "txn",
+    "tctx",
+    "rctx",
+    "req_wl",
+];
 
 /// `[[oauth.chaining_home_servers]]`: a home authorization server whose JWT authorization
 /// grants are redeemed here.

@@ -855,6 +855,14 @@ async fn identity_chaining_transcribes_claims_by_rule() {
         (
             lanyard_server::config::TranscriptionRuleConfig {
                 foreign_server: AS_B.into(),
+                subject: None,
+                copy_claims: vec!["email".into(), "authorization_details".into()],
+            },
+            "authorization_details is set by the grant itself or would grant authority",
+        ),
+        (
+            lanyard_server::config::TranscriptionRuleConfig {
+                foreign_server: AS_B.into(),
                 subject: Some("{email".into()),
                 copy_claims: Vec::new(),
             },
