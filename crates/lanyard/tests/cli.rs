@@ -772,8 +772,13 @@ fn verify_json_reports_every_outcome_and_the_status_says_which() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
-    let out = lanyard(dir, &["token", "verify", "@wit.jwt"]);
+    let out = lanyard(dir, &["token", "verify", "@wit.jwt", "--jwks", "w.pub.jwk"]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--trust-domain is needed: a WIT is checked with its trust domain's keys"),
+        "{}",
+        text(&out.stderr)
+    );
     // --help documents the statuses.
     let out = lanyard(dir, &["token", "verify", "--help"]);
     assert_eq!(out.status.code(), Some(0));

@@ -68,7 +68,7 @@ fn client_registry_and_tokens_from_the_command_line() {
         d,
         &format!(
             "lanyard token verify @at.jwt --type access-token --issuer {issuer} --jwks as.jwks \
-             --aud https://ledger.example.org --trust-domain example.org"
+             --aud https://ledger.example.org"
         ),
     );
     assert!(verified.starts_with("valid access token"), "{verified}");
@@ -371,7 +371,7 @@ fn identity_chaining_between_two_server_processes() {
         f,
         &format!(
             "lanyard token verify @grant.jwt --json --type authorization-grant --issuer {home_url} \
-             --aud {foreign_url} --jwks home.jwks --trust-domain example.org"
+             --aud {foreign_url} --jwks home.jwks"
         ),
     ));
     assert_eq!(checked["details"]["subject"], "portal", "{checked}");

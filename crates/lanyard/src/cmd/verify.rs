@@ -87,9 +87,11 @@ pub(crate) struct VerifyArgs {
     /// typ header chooses among the types they allow.
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     token_type: Option<TokenType>,
-    /// The trust domain whose keys are given by --jwks or --bundle.
+    /// The trust domain whose keys are given by --jwks or --bundle: needed for a WIT, a
+    /// WPT, a JWT-SVID and a Txn-Token (its aud); an access token or an authorization grant
+    /// is checked for --issuer instead.
     #[arg(long)]
-    trust_domain: String,
+    trust_domain: Option<String>,
     /// Trusted public keys for the trust domain (a JWK, a JWK Set, a PUBLIC KEY PEM or a
     /// private key file); repeatable. PEM keys get their RFC 7638 thumbprint as kid.
     #[arg(long)]
@@ -416,7 +418,11 @@ fn verify_into(args: &VerifyArgs, chosen: &mut Option<Chosen>) -> Result<Value, 
         .map(input::token)
         .transpose()
         .map_err(|e| Failure::input(&e))?;
-    let store = trust_store(args)?;
+    let store = args
+        .trust_domain
+        .as_deref()
+        .map(|td| trust_store(args, td))
+        .transpose()?;
     let now = input::now(args.now);
     let picked = choose_type(&accepted, &token, chosen)?;
     let request = Request {
@@ -463,22 +469,30 @@ struct Request<'a> {
     headers: &'a [(&'a str, &'a str)],
 }
 
-/// Checks `token` as `token_type`.
+/// Checks `token` as `token_type` (`store`: the keys of --trust-domain, when given).
 fn check(
     token_type: TokenType,
     args: &VerifyArgs,
     request: &Request<'_>,
-    store: Arc<TrustStore>,
+    store: Option<Arc<TrustStore>>,
     token: &str,
     now: UnixTime,
 ) -> Result<Value, Failure> {
+    let store = || {
+        store.ok_or_else(|| {
+            Failure::usage(format!(
+                "--trust-domain is needed: a {} is checked with its trust domain's keys",
+                token_type.name()
+            ))
+        })
+    };
     match token_type {
         TokenType::Wit => {
-            let wit = wit_verifier(args, store).verify(token, now)?;
+            let wit = wit_verifier(args, store()?).verify(token, now)?;
             Ok(describe_wit(&wit, now))
         }
-        TokenType::Wpt => verify_wpt(args, request, store, token, now),
-        TokenType::JwtSvid => verify_jwt_svid(args, store, token, now),
+        TokenType::Wpt => verify_wpt(args, request, store()?, token, now),
+        TokenType::JwtSvid => verify_jwt_svid(args, store()?, token, now),
         TokenType::AccessToken => verify_access_token(args, token, now),
         TokenType::TxnToken => verify_txn_token(args, token, now),
         TokenType::AuthorizationGrant => verify_authorization_grant(args, token, now),
@@ -546,11 +560,10 @@ fn print_text(outcome: &Outcome) {
 }
 
 /// The trust anchors named on the command line, for the one trust domain given.
-fn trust_store(args: &VerifyArgs) -> Result<Arc<TrustStore>, Failure> {
-    let td = TrustDomain::parse(&args.trust_domain).map_err(|e| {
+fn trust_store(args: &VerifyArgs, trust_domain: &str) -> Result<Arc<TrustStore>, Failure> {
+    let td = TrustDomain::parse(trust_domain).map_err(|e| {
         Failure::usage(format!(
-            "--trust-domain {:?} is not a valid trust domain: {e}",
-            args.trust_domain
+            "--trust-domain {trust_domain:?} is not a valid trust domain: {e}"
         ))
     })?;
     if args.bundle.is_none() && args.jwks.is_empty() {
@@ -702,8 +715,13 @@ fn signer_keys(args: &VerifyArgs, owner: &str, whose: &str) -> Result<lanyard_co
 
 fn verify_txn_token(args: &VerifyArgs, token: &str, now: UnixTime) -> Result<Value, Failure> {
     use lanyard_core::oauth::{TxnTokenPolicy, TxnTokenVerifier};
-    let keys = signer_keys(args, &args.trust_domain, "the Transaction Token Service's")?;
-    let txn = TxnTokenVerifier::new(TxnTokenPolicy::new(args.trust_domain.as_str())).verify(token, &keys, now)?;
+    let trust_domain = required(
+        args.trust_domain.as_deref(),
+        "--trust-domain",
+        "a Txn-Token is checked for its audience, the trust domain",
+    )?;
+    let keys = signer_keys(args, trust_domain, "the Transaction Token Service's")?;
+    let txn = TxnTokenVerifier::new(TxnTokenPolicy::new(trust_domain)).verify(token, &keys, now)?;
     let c = &txn.claims;
     Ok(json!({
         "subject": c.sub,
