@@ -29,11 +29,12 @@ fn random_id(state: &AppState) -> Result<String, ServerError> {
     Ok(lanyard_core::hex::encode(&bytes))
 }
 
-/// A credential just signed (a WIT or a JWT-SVID), with the times it carries.
+/// A credential just signed, with the times it carries: a WIT or a JWT-SVID (`T` the
+/// compact JWS), or an SD-CWT (`T` its CBOR bytes, [`crate::sdcwt::mint_sd_cwt`]).
 #[derive(Clone, Debug)]
-pub struct Minted {
-    /// The compact JWS.
-    pub token: String,
+pub struct Minted<T = String> {
+    /// The credential.
+    pub token: T,
     /// Its `iat`.
     pub issued_at: UnixTime,
     /// Its `exp`: the lifetime asked for, or less when the signing key retires sooner.

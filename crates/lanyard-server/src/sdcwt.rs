@@ -35,22 +35,12 @@ use lanyard_core::spice::sd_cwt::{RandomSalts, SdCwtIssuer, TO_BE_DECOY_TAG, TO_
 use lanyard_core::{Jwk, SigningKey, UnixTime};
 
 use crate::error::ServerError;
+use crate::issue::Minted;
 use crate::model::{AuthorityKind, Entry};
 use crate::state::AppState;
 
 /// The longest SD-CWT the server issues.
 pub const MAX_SD_CWT_TTL: u64 = 24 * 3600;
-
-/// An issued SD-CWT with its times.
-#[derive(Clone, Debug)]
-pub struct MintedSdCwt {
-    /// The SD-CWT (a tagged COSE_Sign1 with every disclosure in `sd_claims`).
-    pub token: Vec<u8>,
-    /// `iat`.
-    pub issued_at: UnixTime,
-    /// `exp`.
-    pub expires_at: UnixTime,
-}
 
 /// Issues an SD-CWT about `entry`'s workload, bound to `holder` (a public JWK). `ttl`
 /// defaults to the server's WIT TTL.
@@ -59,7 +49,7 @@ pub async fn mint_sd_cwt(
     entry: &Entry,
     holder: &Jwk,
     ttl: Option<u64>,
-) -> Result<MintedSdCwt, ServerError> {
+) -> Result<Minted<Vec<u8>>, ServerError> {
     if entry.spiffe_id.trust_domain() != state.trust_domain.name() {
         return Err(ServerError::PermissionDenied(format!(
             "{} is not in this server's trust domain",
@@ -90,7 +80,7 @@ pub async fn mint_sd_cwt(
         .with_kid(kid.into_bytes())
         .issue(&claims, &mut RandomSalts::new(Arc::clone(&state.crypto)))?;
     tracing::debug!(entry = %entry.id, sub = %entry.spiffe_id, ttl, "SD-CWT issued");
-    Ok(MintedSdCwt {
+    Ok(Minted {
         token: issued.to_vec(),
         issued_at: now,
         expires_at,

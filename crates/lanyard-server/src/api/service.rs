@@ -273,18 +273,25 @@ impl AgentService {
         })
     }
 
+    /// What a key-bound credential (a WIT, an SD-CWT) is minted from: the calling agent's
+    /// authorized entry `entry_id` and the public key `cnf_jwk` (JSON) it binds.
+    async fn bound_entry(&self, agent: &Agent, entry_id: &str, cnf_jwk: &str) -> Result<(Entry, Jwk), AgentApiError> {
+        if cnf_jwk.is_empty() {
+            return Err(AgentApiError::NoCnfJwk);
+        }
+        let cnf: Jwk = serde_json::from_str(cnf_jwk).map_err(AgentApiError::InvalidCnfJwk)?;
+        let entry = self
+            .authorized_entry(&agent.id, entry_id)
+            .await?
+            .ok_or(AgentApiError::EntryNotAuthorized)?;
+        Ok((entry, cnf))
+    }
+
     /// `NewWit`.
     async fn mint_wit(&self, request: Request<pb::NewWitRequest>) -> Result<pb::NewWitResponse, AgentApiError> {
         let agent = self.authenticate(&request).await?;
         let request = request.into_inner();
-        if request.cnf_jwk.is_empty() {
-            return Err(AgentApiError::NoCnfJwk);
-        }
-        let cnf: Jwk = serde_json::from_str(&request.cnf_jwk).map_err(AgentApiError::InvalidCnfJwk)?;
-        let entry = self
-            .authorized_entry(&agent.id, &request.entry_id)
-            .await?
-            .ok_or(AgentApiError::EntryNotAuthorized)?;
+        let (entry, cnf) = self.bound_entry(&agent, &request.entry_id, &request.cnf_jwk).await?;
         let minted = issue::mint_wit(&self.state, &entry.spiffe_id, &cnf, nonzero(entry.wit_ttl)).await?;
         Ok(pb::NewWitResponse {
             expires_at: wire_time(minted.expires_at),
@@ -297,19 +304,12 @@ impl AgentService {
     async fn mint_sd_cwt(&self, request: Request<pb::NewSdCwtRequest>) -> Result<pb::NewSdCwtResponse, AgentApiError> {
         let agent = self.authenticate(&request).await?;
         let request = request.into_inner();
-        if request.cnf_jwk.is_empty() {
-            return Err(AgentApiError::NoCnfJwk);
-        }
-        let cnf: Jwk = serde_json::from_str(&request.cnf_jwk).map_err(AgentApiError::InvalidCnfJwk)?;
-        let entry = self
-            .authorized_entry(&agent.id, &request.entry_id)
-            .await?
-            .ok_or(AgentApiError::EntryNotAuthorized)?;
+        let (entry, cnf) = self.bound_entry(&agent, &request.entry_id, &request.cnf_jwk).await?;
         let minted = sdcwt::mint_sd_cwt(&self.state, &entry, &cnf, nonzero(entry.wit_ttl)).await?;
         Ok(pb::NewSdCwtResponse {
+            expires_at: wire_time(minted.expires_at),
+            issued_at: wire_time(minted.issued_at),
             token: minted.token,
-            expires_at: i64::try_from(minted.expires_at.as_secs()).unwrap_or(i64::MAX),
-            issued_at: i64::try_from(minted.issued_at.as_secs()).unwrap_or(i64::MAX),
         })
     }
 }
