@@ -34,11 +34,22 @@ pub struct PeerCertificates(pub Vec<tokio_rustls::rustls::pki_types::Certificate
 pub trait Accepted: Listener {
     /// The peer of an accepted connection.
     fn peer(io: &Self::Io, addr: &Self::Addr) -> PeerKey;
+
+    /// Sets up an accepted connection before it is served (by default, nothing).
+    fn prepare(_io: &Self::Io) {}
 }
 
 impl Accepted for TcpListener {
     fn peer(_io: &Self::Io, addr: &Self::Addr) -> PeerKey {
         PeerKey::Ip(addr.ip().to_canonical())
+    }
+
+    /// No Nagle delay: an answer (or a TLS record of it) goes out as soon as it is written,
+    /// not after the peer's delayed ACK of the previous segment.
+    fn prepare(io: &Self::Io) {
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
     }
 }
 
@@ -75,6 +86,7 @@ pub async fn serve_http<L: Accepted>(
         let Ok(permit) = limiter.try_acquire(L::peer(&io, &addr)) else {
             continue;
         };
+        L::prepare(&io);
         let deadline = Instant::now() + limits.handshake();
         let (tls, app, watcher) = (tls.clone(), app.clone(), graceful.watcher());
         tokio::spawn(async move {
@@ -122,5 +134,22 @@ where
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
     if let Err(e) = watcher.watch(connection.into_owned()).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Accepted;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn accepted_tcp_connections_send_without_nagle_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (io, _) = listener.accept().await.unwrap();
+        assert!(!io.nodelay().unwrap());
+        TcpListener::prepare(&io);
+        assert!(io.nodelay().unwrap());
     }
 }
