@@ -67,7 +67,9 @@ measure() { # NAME PID AS_URL CONNECTIONS
   before=$(cpu_ticks "$2")
   line=$(load "$3" "$4")
   after=$(cpu_ticks "$2")
-  NAME="$1" TICKS=$((after - before)) HZ=$(getconf CLK_TCK) LOADED=$((D + 1)) LINE="$line" python3 -c '
+  # autocannon has no warm-up second.
+  local loaded=$((D + 1)); [ "$GEN" = autocannon ] && loaded=$D
+  NAME="$1" TICKS=$((after - before)) HZ=$(getconf CLK_TCK) LOADED=$loaded LINE="$line" python3 -c '
 import json, os
 r = {"server": os.environ["NAME"], **json.loads(os.environ["LINE"])}
 cores = int(os.environ["TICKS"]) / int(os.environ["HZ"]) / int(os.environ["LOADED"])

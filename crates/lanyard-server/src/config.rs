@@ -796,10 +796,8 @@ impl ServerConfig {
             ));
         }
         if let Some(issuer) = &self.oauth.issuer {
-            let plain_http_ok = issuer.starts_with("http://127.0.0.1") || issuer.starts_with("http://localhost");
-            if !plain_http_ok {
-                lanyard_core::oauth::check_issuer_identifier(issuer).map_err(|e| err("oauth.issuer", e.to_string()))?;
-            }
+            // Plain http is accepted for loopback hosts (parsed, not prefix-matched).
+            lanyard_core::oauth::check_issuer_identifier(issuer).map_err(|e| err("oauth.issuer", e.to_string()))?;
         }
         if self.oauth.authorization_grant_ttl > lanyard_core::oauth::MAX_GRANT_LIFETIME {
             return Err(err(
@@ -1033,6 +1031,9 @@ profile = "https_web"
             "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\njwks_uri = \"http://a.example/jwks\"\n",
             "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\njwks_uri = \"http://localhost.evil.example/jwks\"\n",
             "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\njwks_uri = \"https://u:p@a.example/jwks\"\n",
+            "[oauth]\nissuer = \"http://localhost.evil.example\"\n",
+            "[oauth]\nissuer = \"http://127.0.0.1.evil.example:8080\"\n",
+            "[oauth]\nissuer = \"https://u:p@as.example\"\n",
             "[[oauth.chaining_home_servers]]\nissuer = \"https://a.example\"\nkeys = 1\n",
             "[oauth]\nauthorization_grant_ttl = 301\n",
             "[oauth]\ntxn_token_ttl = 0\n",

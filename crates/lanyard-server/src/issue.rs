@@ -11,7 +11,7 @@ use crate::model::AuthorityKind;
 use crate::state::AppState;
 
 /// The longest WIT the server issues (verifiers refuse longer ones by default).
-const MAX_WIT_TTL: u64 = 24 * 3600;
+pub const MAX_WIT_TTL: u64 = 24 * 3600;
 
 fn check_domain(state: &AppState, id: &str, trust_domain: &str) -> Result<(), ServerError> {
     if trust_domain != state.trust_domain.name() {
@@ -30,24 +30,47 @@ fn random_id(state: &AppState) -> Result<String, ServerError> {
 }
 
 /// A credential just signed, with the times it carries: a WIT or a JWT-SVID (`T` the
-/// compact JWS), or an SD-CWT (`T` its CBOR bytes, [`crate::sdcwt::mint_sd_cwt`]).
-#[derive(Clone, Debug)]
+/// compact JWS), or an SD-CWT (`T` its CBOR bytes, [`crate::sdcwt::mint_sd_cwt`]). Its
+/// `Debug` leaves the credential out.
+#[derive(Clone)]
 pub struct Minted<T = String> {
     /// The credential.
     pub token: T,
     /// Its `iat`.
     pub issued_at: UnixTime,
-    /// Its `exp`: the lifetime asked for, or less when the signing key retires sooner.
+    /// Its `exp`: the lifetime asked for, or less where the kind's cap
+    /// ([`MAX_WIT_TTL`], [`crate::sdcwt::MAX_SD_CWT_TTL`]) or the signing key's retirement
+    /// comes sooner.
     pub expires_at: UnixTime,
+}
+
+impl<T> std::fmt::Debug for Minted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Issues a WIT binding `sub` to the public key `cnf` (which must carry `alg`).
 pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option<u64>) -> Result<Minted, ServerError> {
+    mint_wit_at(state, sub, cnf, ttl, state.clock.now()).await
+}
+
+/// [`mint_wit`] issued at `now` (a token exchange's request time, so that the WIT ends
+/// when the lifetime computed at that time says).
+pub(crate) async fn mint_wit_at(
+    state: &AppState,
+    sub: &WorkloadId,
+    cnf: &Jwk,
+    ttl: Option<u64>,
+    now: UnixTime,
+) -> Result<Minted, ServerError> {
     check_domain(state, sub.as_str(), sub.trust_domain())?;
     if cnf.is_private() {
         return Err(ServerError::Invalid("cnf must be a public key".into()));
     }
-    let now = state.clock.now();
     let ttl = ttl
         .unwrap_or(state.config.default_wit_ttl)
         .min(MAX_WIT_TTL)
@@ -68,15 +91,25 @@ pub async fn mint_wit(state: &AppState, sub: &WorkloadId, cnf: &Jwk, ttl: Option
     })
 }
 
-/// Issues a JWT-SVID for `sub` with the single audience `audience`.
+/// Issues a JWT-SVID for `sub` with the audiences `audiences`.
 pub async fn mint_jwt_svid<A: AsRef<str>>(
     state: &AppState,
     sub: &SpiffeId,
     audiences: &[A],
     ttl: Option<u64>,
 ) -> Result<Minted, ServerError> {
+    mint_jwt_svid_at(state, sub, audiences, ttl, state.clock.now()).await
+}
+
+/// [`mint_jwt_svid`] issued at `now` (see [`mint_wit_at`]).
+pub(crate) async fn mint_jwt_svid_at<A: AsRef<str>>(
+    state: &AppState,
+    sub: &SpiffeId,
+    audiences: &[A],
+    ttl: Option<u64>,
+    now: UnixTime,
+) -> Result<Minted, ServerError> {
     check_domain(state, sub.as_str(), sub.trust_domain_name())?;
-    let now = state.clock.now();
     let ttl = ttl
         .unwrap_or(state.config.default_jwt_svid_ttl)
         .min(state.keys.max_ttl(AuthorityKind::Jwt, now).await?);

@@ -253,11 +253,18 @@ impl Load<'_> {
             write_request(&mut request, self.authority, self.path, prepared);
             let sent = Instant::now();
             stream.write_all(&request).await?;
+            // TLS: write_all may leave the last record in rustls's buffer.
+            stream.flush().await?;
             answer.clear();
             let status = loop {
                 if let Some((status, length)) = answer_length(&answer)?
                     && answer.len() >= length
                 {
+                    // One request in flight: anything after its answer means the
+                    // connection is out of step.
+                    if answer.len() > length {
+                        bail!("the server sent more than one answer to one request");
+                    }
                     break status;
                 }
                 if stream.read_buf(&mut answer).await? == 0 {
@@ -292,8 +299,9 @@ fn write_request(out: &mut Vec<u8>, authority: &str, path: &str, prepared: &Prep
 }
 
 /// Once `answer` holds a whole HTTP/1.1 response head: the status and the length of the
-/// whole response (head and `Content-Length` body). A response without `Content-Length`
-/// is refused (both servers measured send it).
+/// whole response (head and `Content-Length` body). A response without one plain decimal
+/// `Content-Length`, or with a `Transfer-Encoding`, is refused (both servers measured send
+/// a `Content-Length`).
 fn answer_length(answer: &[u8]) -> Result<Option<(u16, usize)>> {
     let Some(head_end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
@@ -306,12 +314,28 @@ fn answer_length(answer: &[u8]) -> Result<Option<(u16, usize)>> {
         .and_then(|l| l.get(..3))
         .and_then(|code| code.parse::<u16>().ok())
         .context("a response without an HTTP/1.1 status line")?;
-    let length = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
-        .context("a response without Content-Length")?;
-    Ok(Some((status, head_end + 4 + length)))
+    let (mut length, mut lengths) = (None, 0);
+    for (name, value) in lines.filter_map(|l| l.split_once(':')) {
+        if name.trim().eq_ignore_ascii_case("transfer-encoding") {
+            bail!("a response with Transfer-Encoding");
+        }
+        if name.trim().eq_ignore_ascii_case("content-length") {
+            let value = value.trim();
+            lengths += 1;
+            length = value
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| value.parse::<usize>().ok())
+                .flatten();
+        }
+    }
+    let length = length
+        .filter(|_| lengths == 1)
+        .context("a response without one valid Content-Length")?;
+    let total = (head_end + 4)
+        .checked_add(length)
+        .context("a Content-Length too large")?;
+    Ok(Some((status, total)))
 }
 
 /// The HTTP/1.1 handshake on an open stream; the connection runs on its own task.

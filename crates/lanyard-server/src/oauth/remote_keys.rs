@@ -276,19 +276,23 @@ pub(crate) fn is_loopback_http(url: &str) -> bool {
 /// ASCII with a host; no userinfo (credentials in the URL would be sent with every fetch
 /// and logged with a failed one).
 pub(crate) fn check_jwks_uri(uri: &str) -> Result<(), &'static str> {
-    const WHAT: &str =
-        "must be an https:// URL (plain http only to a loopback host) of printable ASCII, with a host and no userinfo";
     if uri.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-        return Err(WHAT);
+        return Err("must be a URL of printable ASCII");
     }
     let Ok(parsed) = uri.parse::<http::Uri>() else {
-        return Err(WHAT);
+        return Err("must be an absolute https:// URL");
     };
-    let authority_ok = parsed
-        .authority()
-        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
-    let scheme_ok = parsed.scheme_str() == Some("https") || is_loopback_http(uri);
-    if authority_ok && scheme_ok { Ok(()) } else { Err(WHAT) }
+    let Some(authority) = parsed.authority().filter(|a| !a.host().is_empty()) else {
+        return Err("must be an absolute https:// URL with a host");
+    };
+    if authority.as_str().contains('@') {
+        return Err("must have no userinfo (user:password@)");
+    }
+    if parsed.scheme_str() == Some("https") || is_loopback_http(uri) {
+        Ok(())
+    } else {
+        Err("must be an https:// URL (plain http only to a loopback host)")
+    }
 }
 
 /// `url` as it may be logged: without userinfo (`user:password@`), query and fragment.
@@ -363,21 +367,22 @@ mod tests {
         ] {
             assert_eq!(check_jwks_uri(good), Ok(()), "{good}");
         }
-        for bad in [
-            "http://keys.example/jwks",
-            "http://localhost.evil.example/jwks",
-            "http://127.0.0.1.evil.example/jwks",
-            "https://user:secret@keys.example/jwks",
-            "https://user@keys.example/jwks",
-            "http://localhost@evil.example/jwks",
-            "https:///jwks",
-            "https://keys.example/j wks",
-            "https://keys.example/\u{e9}",
-            "ftp://keys.example/jwks",
-            "/jwks",
-            "",
+        for (bad, says) in [
+            ("http://keys.example/jwks", "https://"),
+            ("http://localhost.evil.example/jwks", "https://"),
+            ("http://127.0.0.1.evil.example/jwks", "https://"),
+            ("ftp://keys.example/jwks", "https://"),
+            ("https://user:secret@keys.example/jwks", "userinfo"),
+            ("https://user@keys.example/jwks", "userinfo"),
+            ("http://localhost@evil.example/jwks", "userinfo"),
+            ("https:///jwks", "absolute"),
+            ("/jwks", "absolute"),
+            ("", "absolute"),
+            ("https://keys.example/j wks", "printable ASCII"),
+            ("https://keys.example/\u{e9}", "printable ASCII"),
         ] {
-            assert!(check_jwks_uri(bad).is_err(), "{bad}");
+            let refused = check_jwks_uri(bad).unwrap_err();
+            assert!(refused.contains(says), "{bad}: {refused}");
         }
     }
 

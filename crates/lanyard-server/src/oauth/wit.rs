@@ -58,7 +58,7 @@ impl AuthorizationServer {
             .await?;
         let mut cnf = proof.jwk.clone();
         cnf.alg = Some(proof.algorithm.as_str().to_owned());
-        let wit = crate::issue::mint_wit(&self.state, &sub, &cnf, Some(ttl))
+        let wit = crate::issue::mint_wit_at(&self.state, &sub, &cnf, Some(ttl), now)
             .await
             .map_err(issue_error)?;
         self.credential_outcome(wit, TokenTypeUri::LanyardWit, now)
@@ -97,7 +97,7 @@ impl AuthorizationServer {
             }
             .into(),
         })?;
-        let svid = crate::issue::mint_jwt_svid(&self.state, &sub, &audiences, Some(ttl))
+        let svid = crate::issue::mint_jwt_svid_at(&self.state, &sub, &audiences, Some(ttl), now)
             .await
             .map_err(issue_error)?;
         self.credential_outcome(svid, TokenTypeUri::Jwt, now)

@@ -659,7 +659,7 @@ fn trusted_issuer_settings_are_checked() {
                 jwks_uri: Some("https://svc:secret@k8s.example.test/jwks".into()),
                 ..good.clone()
             },
-            "no userinfo",
+            "must have no userinfo",
         ),
         (
             TrustedIssuerConfig {
@@ -667,7 +667,7 @@ fn trusted_issuer_settings_are_checked() {
                 jwks_uri: Some("http://localhost.evil.example/jwks".into()),
                 ..good.clone()
             },
-            "https://",
+            "plain http only to a loopback host",
         ),
         (
             TrustedIssuerConfig {

@@ -407,7 +407,8 @@ fn verify(args: &VerifyArgs) -> Outcome {
 }
 
 /// The steps of `verify`, in the order their failures are reported: the options, the
-/// inputs, the token's type, then the check. `chosen` is set once the type is known.
+/// token inputs, the token's type, then the check (which reads the keys that type needs).
+/// `chosen` is set once the type is known.
 fn verify_into(args: &VerifyArgs, chosen: &mut Option<Chosen>) -> Result<Value, Failure> {
     let accepted = accepted_types(args)?;
     let headers = args.context.header_pairs().map_err(Failure::usage)?;
@@ -418,18 +419,13 @@ fn verify_into(args: &VerifyArgs, chosen: &mut Option<Chosen>) -> Result<Value, 
         .map(input::token)
         .transpose()
         .map_err(|e| Failure::input(&e))?;
-    let store = args
-        .trust_domain
-        .as_deref()
-        .map(|td| trust_store(args, td))
-        .transpose()?;
     let now = input::now(args.now);
     let picked = choose_type(&accepted, &token, chosen)?;
     let request = Request {
         wit: wit.as_deref(),
         headers: &headers,
     };
-    check(picked, args, &request, store, &token, now)
+    check(picked, args, &request, &token, now)
 }
 
 /// Picks the type to check `token` as (see the module docs) and records it in `chosen`.
@@ -469,22 +465,18 @@ struct Request<'a> {
     headers: &'a [(&'a str, &'a str)],
 }
 
-/// Checks `token` as `token_type` (`store`: the keys of --trust-domain, when given).
+/// Checks `token` as `token_type`.
 fn check(
     token_type: TokenType,
     args: &VerifyArgs,
     request: &Request<'_>,
-    store: Option<Arc<TrustStore>>,
     token: &str,
     now: UnixTime,
 ) -> Result<Value, Failure> {
+    // WITs, WPTs and JWT-SVIDs are checked with the keys of --trust-domain.
     let store = || {
-        store.ok_or_else(|| {
-            Failure::usage(format!(
-                "--trust-domain is needed: a {} is checked with its trust domain's keys",
-                token_type.name()
-            ))
-        })
+        let why = format!("a {} is checked with its trust domain's keys", token_type.name());
+        trust_store(args, required(args.trust_domain.as_deref(), "--trust-domain", &why)?)
     };
     match token_type {
         TokenType::Wit => {
