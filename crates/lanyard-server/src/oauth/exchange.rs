@@ -26,9 +26,8 @@
 use std::sync::Arc;
 
 use lanyard_core::oauth::{
-    AccessTokenPolicy, AccessTokenVerifier, Actor, Confirmation, Credential, ExchangeOutcome, ExchangeRules,
-    SubjectToken, TokenExchange, TokenRequest, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof,
-    Violation, decide_exchange,
+    AccessTokenPolicy, Actor, Confirmation, Credential, ExchangeOutcome, ExchangeRules, SubjectToken, TokenExchange,
+    TokenRequest, TokenTypeUri, TxnTokenPolicy, TxnTokenVerifier, VerifiedDpopProof, Violation, decide_exchange,
 };
 use lanyard_core::{JwtSvidPolicy, JwtSvidVerifier, UnixTime, WitPolicy, WitVerifier};
 use serde_json::{Map, Value};
@@ -37,7 +36,7 @@ use super::AuthorizationServer;
 use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
 use super::grant::{TokenOutcome, access_token_outcome, binding, clip, registered_scope, targets};
-use super::tokens::AccessTokenContent;
+use super::tokens::{AccessTokenContent, OwnTokenRefused};
 use crate::error::ServerError;
 use crate::model::ExchangePolicy;
 
@@ -257,15 +256,13 @@ impl AuthorizationServer {
                 audiences.extend(policy.subject_audiences.iter().cloned());
                 let mut p = AccessTokenPolicy::new(self.issuer.clone(), self.issuer.clone());
                 p.audiences = audiences;
-                let keys = self.own_keys().await?;
-                let verified = AccessTokenVerifier::new(p)
-                    .verify(token.expose(), &keys, now)
-                    .map_err(invalid)?;
+                let verified = match self.check_own_access_token(token.expose(), p, now).await? {
+                    Ok(verified) => verified,
+                    Err(OwnTokenRefused::Invalid(e)) => return Err(invalid(e)),
+                    Err(OwnTokenRefused::Revoked) => return Err(OAuthError::RevokedToken(which)),
+                };
                 if let Some(cnf) = &verified.claims.cnf {
                     check_holder(cnf, client, dpop).map_err(invalid)?;
-                }
-                if self.state.stores.jtis.is_revoked(&verified.claims.jti).await? {
-                    return Err(OAuthError::RevokedToken(which));
                 }
                 let c = verified.claims;
                 Ok(Presented {

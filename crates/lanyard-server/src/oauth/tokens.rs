@@ -19,8 +19,8 @@ use lanyard_core::jose::CompactJws;
 use lanyard_core::oauth::{
     AccessTokenClaims, AccessTokenPolicy, AccessTokenVerifier, ActiveToken, Actor, Audience, AuthMethod,
     AuthorizationServerMetadata, Confirmation, DpopNonce, DpopRequest, GrantType, IntrospectionResponse,
-    PresentedAccessToken, PresentedProof, Scope, TokenTypeUri, VerificationKeys, VerifiedDpopProof, Violation,
-    alg_values, issue_access_token,
+    PresentedAccessToken, PresentedProof, Scope, TokenTypeUri, VerificationKeys, VerifiedAccessToken,
+    VerifiedDpopProof, Violation, alg_values, issue_access_token,
 };
 use lanyard_core::{JwkSet, MacAlgorithm, UnixTime};
 
@@ -95,6 +95,15 @@ pub(crate) struct AccessTokenContent<'a> {
     pub(crate) cnf: Confirmation,
     /// The actor chain (RFC 8693 §4.1), for delegated tokens.
     pub(crate) act: Option<Actor>,
+}
+
+/// Why [`AuthorizationServer::check_own_access_token`] refused a token.
+#[derive(Debug)]
+pub(crate) enum OwnTokenRefused {
+    /// The signature, `typ`, issuer, audience or times failed.
+    Invalid(lanyard_core::Error),
+    /// The token was revoked (RFC 7009).
+    Revoked,
 }
 
 impl AuthorizationServer {
@@ -181,6 +190,26 @@ impl AuthorizationServer {
         Ok(keys)
     }
 
+    /// Checks an access token this server issued: its signature with the current
+    /// access-token keys and its claims under `policy` at `now`, then the revocation list.
+    /// The outer error is the server's own failure; the inner outcome is the token's.
+    pub(crate) async fn check_own_access_token(
+        &self,
+        token: &str,
+        policy: AccessTokenPolicy,
+        now: UnixTime,
+    ) -> Result<Result<VerifiedAccessToken, OwnTokenRefused>, OAuthError> {
+        let keys = self.own_keys().await?;
+        let verified = match AccessTokenVerifier::new(policy).verify(token, &keys, now) {
+            Ok(verified) => verified,
+            Err(e) => return Ok(Err(OwnTokenRefused::Invalid(e))),
+        };
+        if self.state.stores.jtis.is_revoked(&verified.claims.jti).await? {
+            return Ok(Err(OwnTokenRefused::Revoked));
+        }
+        Ok(Ok(verified))
+    }
+
     /// The DPoP nonce of the window `offset` windows before `now`'s.
     fn nonce_at(&self, now: UnixTime, offset: u64) -> String {
         let window = (now.as_secs() / NONCE_WINDOW).saturating_sub(offset);
@@ -265,14 +294,12 @@ impl AuthorizationServer {
             )?),
             None => None,
         };
-        let keys = self.own_keys().await?;
         let policy = AccessTokenPolicy::new(self.issuer.clone(), request.audience);
-        let verified = AccessTokenVerifier::new(policy)
-            .verify(presented.token, &keys, now)
-            .map_err(OAuthError::AccessToken)?;
-        if self.state.stores.jtis.is_revoked(&verified.claims.jti).await? {
-            return Err(OAuthError::AccessTokenRevoked);
-        }
+        let verified = match self.check_own_access_token(presented.token, policy, now).await? {
+            Ok(verified) => verified,
+            Err(OwnTokenRefused::Invalid(e)) => return Err(OAuthError::AccessToken(e)),
+            Err(OwnTokenRefused::Revoked) => return Err(OAuthError::AccessTokenRevoked),
+        };
         let proven = PresentedProof {
             dpop_jkt: dpop.as_ref().map(|p| p.jkt.as_str()),
             client_certificate: request.client_certificate,
@@ -342,17 +369,14 @@ impl AuthorizationServer {
         let Some(audiences) = audiences.filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
-        let keys = self.own_keys().await?;
         let mut policy = AccessTokenPolicy::new(self.issuer.clone(), audiences[0].clone());
         policy.audiences = audiences;
         policy.leeway = 0;
-        let Ok(verified) = AccessTokenVerifier::new(policy).verify(token, &keys, now) else {
-            return Ok(None);
-        };
-        if self.state.stores.jtis.is_revoked(&verified.claims.jti).await? {
-            return Ok(None);
-        }
-        Ok(Some(verified.claims))
+        Ok(self
+            .check_own_access_token(token, policy, now)
+            .await?
+            .ok()
+            .map(|verified| verified.claims))
     }
 
     /// The RFC 8414 metadata: the endpoints, the client authentication methods actually
