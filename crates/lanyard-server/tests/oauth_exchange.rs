@@ -767,6 +767,16 @@ async fn a_wit_is_exchanged_only_with_a_proof_of_its_key() {
     h.token_with_headers("agent", &params, &[("DPoP", &proof(&holder))])
         .await
         .refused(400, "invalid_request", "subject_token_type");
+    // A WIT carries no scope, so no Txn-Token can be narrowed from it (as for a JWT-SVID).
+    let mut txn = params.clone();
+    txn.extend([
+        ("requested_token_type", TXN),
+        ("audience", TRUST_DOMAIN),
+        ("scope", "read"),
+    ]);
+    h.token_with_headers("gateway", &txn, &[("DPoP", &proof(&holder))])
+        .await
+        .refused(400, "invalid_request", "scope cannot be determined");
     h.server.shutdown().await.unwrap();
 }
 
