@@ -58,7 +58,8 @@ invalid or error), type, type_from, details or error {kind, message}}.";
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum TokenCommand {
-    /// Verify a WIT, a WPT (with its WIT) or a JWT-SVID.
+    /// Verify a WIT, a WPT (with its WIT), a JWT-SVID, an access token, a Txn-Token or a JWT
+    /// authorization grant.
     ///
     /// The type checked is --type, or the one the options imply (--wit, --access-token,
     /// --txn-token, --header: a WPT; --aud: a WPT or a JWT-SVID, as a WIT has no audience;
