@@ -89,7 +89,7 @@ fn key_err(msg: impl Into<String>) -> Error {
 
 /// Checks that `jwk` is of the type and curve `alg` needs.
 fn check_fits(jwk: &Jwk, alg: Algorithm) -> Result<(), Error> {
-    if jwk.kty != alg.key_type() || jwk.crv.as_deref() != alg.curve() {
+    if !jwk.fits(alg) {
         return Err(key_err(format!(
             "a {}{} key cannot be used with {alg}",
             jwk.kty,

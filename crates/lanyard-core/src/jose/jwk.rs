@@ -81,6 +81,12 @@ impl Jwk {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// Whether this is a key of the type and curve `alg` needs (`kty`, and `crv` exactly as
+    /// `alg` names it: none for RSA). A declared `alg` is checked separately.
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        self.kty == alg.key_type() && self.crv.as_deref() == alg.curve()
+    }
+
     /// Whether the JWK carries any private key material: `d`, or any of the RSA private
     /// members `p`, `q`, `dp`, `dq`, `qi` (publishing `p` or `q` alone gives the key away).
     pub fn is_private(&self) -> bool {

@@ -268,7 +268,7 @@ impl ProofKeys {
     fn get_or_parse(&self, jwk: &Jwk, alg: Algorithm, provider: &dyn CryptoProvider) -> Result<ProofKey, Error> {
         // The thumbprint members leave out an RSA key's stray `crv`: a JWK that does not
         // fit `alg` bypasses the cache, so the provider refuses it every time.
-        if jwk.kty != alg.key_type() || jwk.crv.as_deref() != alg.curve() {
+        if !jwk.fits(alg) {
             return Err(provider
                 .verifying_key(jwk, alg)
                 .err()
