@@ -1,5 +1,6 @@
 # Sourced by the load scripts of this directory: starts `lanyard server` in its zero-config
-# shape (SQLite in a fresh data directory, release build) under $WORK, on
+# shape (SQLite in a fresh data directory, release build, the default log level: one audit
+# line per token request, written to $WORK/lanyard.log) under $WORK, on
 # 127.0.0.1:18080 (public), :18081 (agent API) and :18443 (mutual TLS), waits until it
 # answers, and sets lanyard_pid. Needs $WORK and $lanyard (the binary); the TOML in
 # $WORK/server-extra.toml, if present, is appended to the [oauth] table.
@@ -9,7 +10,6 @@ data_dir = "$WORK/lanyard-data"
 public_address = "127.0.0.1:18080"
 agent_address = "127.0.0.1:18081"
 admin_socket = "$WORK/admin.sock"
-log_level = "warn"
 
 [oauth]
 mtls_address = "127.0.0.1:18443"

@@ -4,7 +4,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::Request;
 use axum::serve::Listener;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -13,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use crate::guarded::Guarded;
 use crate::limiter::{ConnectionLimiter, PeerKey};
@@ -60,8 +63,9 @@ impl Accepted for UnixListener {
 }
 
 /// Serves `app` on `listener` (over TLS when `tls` is given; HTTP/1.1 and HTTP/2) until
-/// `shutdown` completes, then lets open connections finish for up to 10 seconds. Over TLS,
-/// a client certificate chain is handed to `app` as [`PeerCertificates`].
+/// `shutdown` completes, then lets open connections finish for up to 10 seconds. Every
+/// request carries its connection's [`PeerKey`] as an extension (for audit lines); over
+/// TLS, a client certificate chain is handed to `app` as [`PeerCertificates`].
 ///
 /// Each connection takes a slot on `limiter` at accept (or is closed at once), must
 /// complete its TLS handshake and start its request within `limits.handshake_timeout`,
@@ -90,17 +94,21 @@ pub async fn serve_http<L: Accepted>(
         let deadline = Instant::now() + limits.handshake();
         let (tls, app, watcher) = (tls.clone(), app.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let mut peer = Peer {
+                key: permit.peer(),
+                certificates: None,
+            };
             match tls {
-                None => serve_connection(Guarded::new(io, permit, deadline), app, limits, watcher).await,
+                None => serve_connection(Guarded::new(io, permit, deadline), app, peer, limits, watcher).await,
                 Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
                     Ok(Ok(stream)) => {
-                        let app = match stream.get_ref().1.peer_certificates() {
-                            Some(chain) if !chain.is_empty() => app.layer(axum::Extension(PeerCertificates(
-                                chain.iter().map(|c| c.clone().into_owned()).collect(),
-                            ))),
-                            _ => app,
+                        peer.certificates = match stream.get_ref().1.peer_certificates() {
+                            Some(chain) if !chain.is_empty() => {
+                                Some(PeerCertificates(chain.iter().map(|c| c.clone().into_owned()).collect()))
+                            }
+                            _ => None,
                         };
-                        serve_connection(Guarded::new(stream, permit, deadline), app, limits, watcher).await;
+                        serve_connection(Guarded::new(stream, permit, deadline), app, peer, limits, watcher).await;
                     }
                     Ok(Err(e)) => tracing::debug!(peer = %permit.peer(), error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(peer = %permit.peer(), "TLS handshake timed out"),
@@ -114,11 +122,31 @@ pub async fn serve_http<L: Accepted>(
     }
 }
 
-/// Serves HTTP on one connection with the timeouts of `limits`.
-async fn serve_connection<IO>(io: IO, app: Router, limits: ListenerLimits, watcher: Watcher)
+/// What a connection's requests learn about its peer (as request extensions).
+#[derive(Clone)]
+struct Peer {
+    key: PeerKey,
+    certificates: Option<PeerCertificates>,
+}
+
+impl Peer {
+    fn annotate<B>(&self, mut request: Request<B>) -> Request<B> {
+        let extensions = request.extensions_mut();
+        extensions.insert(self.key);
+        if let Some(chain) = &self.certificates {
+            extensions.insert(chain.clone());
+        }
+        request
+    }
+}
+
+/// Serves HTTP on one connection with the timeouts of `limits`, each request annotated
+/// with what is known of `peer`.
+async fn serve_connection<IO>(io: IO, app: Router, peer: Peer, limits: ListenerLimits, watcher: Watcher)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let app = app.map_request(move |request: Request<Incoming>| peer.annotate(request));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -139,8 +167,44 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::Accepted;
+    use super::{Accepted, serve_http};
+    use crate::{ConnectionLimiter, ListenerLimits, PeerKey};
+    use axum::Extension;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn every_request_carries_its_connections_peer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|Extension(peer): Extension<PeerKey>| async move { format!("peer={peer}") }),
+        );
+        let limits = ListenerLimits::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_http(
+            listener,
+            ConnectionLimiter::for_listener("test", &limits),
+            limits,
+            None,
+            app,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("peer=127.0.0.1"), "{answer}");
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
 
     #[tokio::test]
     async fn accepted_tcp_connections_send_without_nagle_delay() {

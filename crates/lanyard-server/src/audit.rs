@@ -7,6 +7,8 @@
 
 use std::net::SocketAddr;
 
+use lanyard_net::PeerKey;
+
 /// Where an audited action came from (the event's message).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Source {
@@ -46,9 +48,9 @@ pub(crate) struct TokenEvent<'a> {
     pub(crate) reason: &'a str,
 }
 
-/// Writes one OAuth audit event.
-pub(crate) fn token(e: &TokenEvent<'_>, remote: Option<SocketAddr>) {
-    let remote = remote.map(|a| a.to_string()).unwrap_or_default();
+/// Writes one OAuth audit event; `remote` is the connection's peer (its IP address), `-`
+/// when unknown.
+pub(crate) fn token(e: &TokenEvent<'_>, remote: Option<PeerKey>) {
     tracing::info!(
         target: "audit",
         endpoint = e.endpoint,
@@ -58,9 +60,21 @@ pub(crate) fn token(e: &TokenEvent<'_>, remote: Option<SocketAddr>) {
         jti = e.jti,
         outcome = e.outcome,
         reason = e.reason,
-        remote,
+        remote = %OrDash(remote),
         "oauth"
     );
+}
+
+/// A value shown as itself, or `-` when absent (as the audit lines show other unknowns).
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 /// Writes one Transaction Token Service event per Txn-Token issued: the transaction, its

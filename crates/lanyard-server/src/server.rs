@@ -81,17 +81,31 @@ impl RunningServer {
     }
 }
 
-/// Sets up logging: human-readable by default, JSON on request; `RUST_LOG`-style filter.
+/// Sets up logging to stderr: human-readable by default, JSON on request; `RUST_LOG`-style
+/// filter. Colours only at a terminal (see [`log_colours`]).
 pub fn init_logging(config: &ServerConfig) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colours = log_colours(
+        std::io::stderr().is_terminal(),
+        std::env::var("NO_COLOR").ok().as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.compact().try_init(),
     };
+}
+
+/// Whether log lines carry ANSI colours: only for a person at a terminal, so that a log
+/// file, a pipe or journald gets plain text, and not when `NO_COLOR` is set to anything
+/// (<https://no-color.org>).
+fn log_colours(stderr_is_terminal: bool, no_color: Option<&str>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(str::is_empty)
 }
 
 fn key_storage(config: &ServerConfig) -> Result<KeyStorage> {
@@ -500,5 +514,19 @@ fn lock_sqlite_file(database_url: &str) -> Result<Option<std::fs::File>> {
              (replicas share a PostgreSQL database)"
         ),
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {lock_path}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_colours;
+
+    #[test]
+    fn log_lines_are_coloured_only_at_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some("")));
+        assert!(!log_colours(true, Some("1")));
+        assert!(!log_colours(false, None));
+        assert!(!log_colours(false, Some("1")));
     }
 }

@@ -163,6 +163,10 @@ async fn every_token_request_is_audited_and_counted_without_secrets() {
     assert_eq!(fields(&lines[1], "jti"), "-");
     assert_ne!(fields(&lines[1], "reason"), "-");
     assert_ne!(fields(&lines[2], "reason"), "-");
+    // Each line names the peer the request came from.
+    for line in &lines {
+        assert_eq!(fields(line, "remote"), "127.0.0.1", "{line}");
+    }
     // No secret reaches the log: not the token, not either assertion, not a signature.
     let everything = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     for secret in [&token, &assertion, &fresh] {

@@ -35,7 +35,7 @@ use lanyard_core::oauth::{
 };
 
 use crate::audit::{self, TokenEvent};
-use lanyard_net::PeerCertificates;
+use lanyard_net::{PeerCertificates, PeerKey};
 use rustls::pki_types::CertificateDer;
 
 use crate::oauth::{AuthenticatedClient, AuthorizationServer, DpopContext, OAuthError, paths};
@@ -147,20 +147,31 @@ async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) 
 }
 
 /// What the audit line of a token request names.
-#[derive(Default)]
 struct Seen {
+    remote: Option<PeerKey>,
     client: Option<String>,
     method: String,
     grant: Option<String>,
     jti: Option<String>,
 }
 
+impl Seen {
+    /// Nothing seen yet but the peer the request's connection came from (set by
+    /// `lanyard_net::serve_http`).
+    fn from(request: &Request<Body>) -> Seen {
+        Seen {
+            remote: request.extensions().get::<PeerKey>().copied(),
+            client: None,
+            method: "none".into(),
+            grant: None,
+            jti: None,
+        }
+    }
+}
+
 async fn token(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>) -> Response {
     let now = s.state().clock.now();
-    let mut seen = Seen {
-        method: "none".into(),
-        ..Seen::default()
-    };
+    let mut seen = Seen::from(&request);
     let mut used_header = false;
     let result = async {
         let r = read_form(&s, request, paths::TOKEN).await?;
@@ -221,7 +232,7 @@ async fn token(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>
             outcome: &outcome,
             reason,
         },
-        None,
+        seen.remote,
     );
     metrics::counter!("lanyard_oauth_token_requests_total", "grant" => metric_grant(&grant), "outcome" => outcome)
         .increment(1);
@@ -273,16 +284,13 @@ fn audit_hint(endpoint: &str, seen: &Seen, result: Result<(), &OAuthError>) {
             outcome: &outcome,
             reason,
         },
-        None,
+        seen.remote,
     );
 }
 
 async fn introspect(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>) -> Response {
     let mut used_header = false;
-    let mut seen = Seen {
-        method: "none".into(),
-        ..Seen::default()
-    };
+    let mut seen = Seen::from(&request);
     let result = async {
         let (hint, _client) = hint_request(&s, request, paths::INTROSPECT, &mut used_header, &mut seen).await?;
         s.introspect(hint.token.expose(), s.state().clock.now()).await
@@ -297,10 +305,7 @@ async fn introspect(State(s): State<Arc<AuthorizationServer>>, request: Request<
 
 async fn revoke(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>) -> Response {
     let mut used_header = false;
-    let mut seen = Seen {
-        method: "none".into(),
-        ..Seen::default()
-    };
+    let mut seen = Seen::from(&request);
     let result = async {
         let (hint, client) = hint_request(&s, request, paths::REVOKE, &mut used_header, &mut seen).await?;
         s.revoke(hint.token.expose(), &client.client.client_id, s.state().clock.now())
