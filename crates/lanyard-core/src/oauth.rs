@@ -124,7 +124,10 @@ pub use form::{Form, FormLimits, REPEATABLE_PARAMETERS, check_content_type, enco
 pub use http::{PresentedAccessToken, TokenScheme, extract_access_token};
 pub use htu::normalize_http_uri;
 pub use keys::VerificationKeys;
-pub use metadata::{AuthorizationServerMetadata, WELL_KNOWN_SUFFIX, alg_values, check_issuer_identifier, metadata_url};
+pub use metadata::{
+    AuthorizationServerMetadata, RemoteUrl, UrlProblem, WELL_KNOWN_SUFFIX, alg_values, check_discovered_jwks_uri,
+    check_issuer_identifier, check_remote_url, metadata_url,
+};
 pub use request::{
     ClientAuthHeaders, ClientAuthentication, Credential, Grant, TokenExchange, TokenHintRequest, TokenRequest,
     parse_basic_credentials,

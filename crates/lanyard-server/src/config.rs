@@ -369,7 +369,7 @@ impl TrustedIssuerConfig {
             return Err("set jwks or jwks_uri, not both".into());
         }
         if let Some(uri) = &self.jwks_uri {
-            crate::oauth::check_jwks_uri(uri).map_err(|m| format!("jwks_uri: {m}"))?;
+            lanyard_core::oauth::check_remote_url(uri).map_err(|p| format!("jwks_uri: {}", p.as_str()))?;
         }
         if self.audience.is_empty() || self.audience.chars().any(char::is_control) {
             return Err("audience: required, a non-empty string".into());
@@ -838,7 +838,8 @@ impl ServerConfig {
             lanyard_core::oauth::check_issuer_identifier(&home.issuer)
                 .map_err(|e| err("oauth.chaining_home_servers.issuer", e.to_string()))?;
             if let Some(uri) = &home.jwks_uri {
-                crate::oauth::check_jwks_uri(uri).map_err(|m| err("oauth.chaining_home_servers.jwks_uri", m))?;
+                lanyard_core::oauth::check_remote_url(uri)
+                    .map_err(|p| err("oauth.chaining_home_servers.jwks_uri", p.as_str()))?;
             }
         }
         let mut issuers = std::collections::HashSet::new();

@@ -682,7 +682,8 @@ async fn stale_keys_keep_serving_while_a_background_refresh_runs() {
             min_refetch: Duration::from_millis(100),
             ..RemoteKeysConfig::default()
         },
-    );
+    )
+    .unwrap();
     let app = routes(AccessTokenLayer::new(keys, remote_config(&server.issuer)));
     let auth = bearer(&as_token(&as_, &server.issuer));
     assert_eq!(

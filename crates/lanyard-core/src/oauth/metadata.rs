@@ -133,9 +133,8 @@ pub fn alg_values(algs: AlgSet) -> Vec<String> {
     algs.iter().map(|a| a.as_str().to_owned()).collect()
 }
 
-/// Checks an issuer identifier (RFC 8414 §2): an `https` URL without query or fragment.
-/// `http` is accepted for loopback hosts only (`localhost`, `127.0.0.1`, `[::1]`), for
-/// development servers; nothing else.
+/// Checks an issuer identifier (RFC 8414 §2): a [`check_remote_url`] URL without query or
+/// fragment.
 pub fn check_issuer_identifier(issuer: &str) -> Result<(), Error> {
     let invalid = |reason| -> Error {
         Violation::InvalidIssuer {
@@ -147,24 +146,104 @@ pub fn check_issuer_identifier(issuer: &str) -> Result<(), Error> {
     if issuer.contains(['?', '#']) {
         return Err(invalid("an issuer has no query or fragment"));
     }
-    if issuer.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-        return Err(invalid("an issuer is a URL of printable ASCII"));
+    check_remote_url(issuer).map_err(|problem| invalid(problem.as_str()))?;
+    Ok(())
+}
+
+/// What [`check_remote_url`] found wrong with a URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UrlProblem {
+    /// A byte outside printable ASCII (a space, a control character, UTF-8).
+    NotPrintableAscii,
+    /// No `scheme://`, no host, or a port that is not a number.
+    NotAbsolute,
+    /// `user:password@` before the host.
+    Userinfo,
+    /// Neither `https` nor plain `http` to a loopback host.
+    NotHttps,
+}
+
+impl UrlProblem {
+    /// The rule broken, as a phrase that follows the URL's name ("jwks_uri must ...").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UrlProblem::NotPrintableAscii => "must be a URL of printable ASCII",
+            UrlProblem::NotAbsolute => "must be an absolute https:// URL with a host",
+            UrlProblem::Userinfo => "must have no userinfo (user:password@)",
+            UrlProblem::NotHttps => "must be an https:// URL (plain http only to a loopback host)",
+        }
     }
-    let (scheme, rest) = issuer.split_once("://").ok_or_else(|| invalid("not an absolute URL"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
-        return Err(invalid("the URL needs a host and no userinfo"));
+}
+
+/// A URL that passed [`check_remote_url`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteUrl<'a> {
+    /// `https` (otherwise plain `http` to a loopback host).
+    pub https: bool,
+    /// The host as written (an IPv6 address with its brackets), without the port.
+    pub host: &'a str,
+}
+
+/// Checks a URL that names an authorization server (an issuer) or that keys or metadata
+/// are fetched from (a `jwks_uri`, configured, registered or discovered): printable ASCII;
+/// absolute, with a host; no userinfo (credentials in a URL go out with every fetch and
+/// into the log of a failed one); `https`, or plain `http` to a loopback host
+/// (`localhost`, `127.0.0.0/8`, `[::1]`: a development server), the host parsed, never
+/// matched by prefix (`http://localhost.evil.example` is refused).
+pub fn check_remote_url(url: &str) -> Result<RemoteUrl<'_>, UrlProblem> {
+    if url.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(UrlProblem::NotPrintableAscii);
     }
-    let host = if authority.starts_with('[') {
-        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default().to_owned()
+    let (scheme, rest) = url.split_once("://").ok_or(UrlProblem::NotAbsolute)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(UrlProblem::Userinfo);
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (inside, after) = bracketed.split_once(']').ok_or(UrlProblem::NotAbsolute)?;
+            (&authority[..inside.len() + 2], after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
     };
-    match scheme {
-        "https" => Ok(()),
-        "http" if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") => Ok(()),
-        "http" => Err(invalid("http is allowed for loopback hosts only")),
-        _ => Err(invalid("the scheme is not https")),
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if host.is_empty() || host == "[]" || !port_ok || (authority.len() > host.len() && port.is_none()) {
+        return Err(UrlProblem::NotAbsolute);
+    }
+    let https = scheme.eq_ignore_ascii_case("https");
+    if https || (scheme.eq_ignore_ascii_case("http") && is_loopback_host(host)) {
+        Ok(RemoteUrl { https, host })
+    } else {
+        Err(UrlProblem::NotHttps)
+    }
+}
+
+/// Checks a `jwks_uri` read from the metadata document at `metadata_url`: a
+/// [`check_remote_url`] URL, and plain `http` only when the metadata itself came over plain
+/// HTTP from the same loopback host (a development setup). The error is a phrase that
+/// follows "jwks_uri".
+pub fn check_discovered_jwks_uri(jwks_uri: &str, metadata_url: &str) -> Result<(), &'static str> {
+    let found = check_remote_url(jwks_uri).map_err(UrlProblem::as_str)?;
+    let beside_local_metadata = || check_remote_url(metadata_url).is_ok_and(|m| !m.https && m.host == found.host);
+    if found.https || beside_local_metadata() {
+        Ok(())
+    } else {
+        Err("must be an https:// URL (plain http only beside metadata from the same loopback host)")
+    }
+}
+
+/// Whether `host` (as in a URL, an IPv6 address in brackets) is `localhost` or a loopback
+/// address.
+fn is_loopback_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_loopback()),
+        None => {
+            host.eq_ignore_ascii_case("localhost")
+                || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        }
     }
 }
 
@@ -289,5 +368,71 @@ mod tests {
         }
         assert!(check_issuer_identifier("http://[::1]:8443/x").is_ok());
         assert!(check_issuer_identifier("http://localhost.evil.example").is_err());
+    }
+
+    #[test]
+    fn a_discovered_jwks_uri_is_https_or_beside_metadata_on_the_same_loopback_host() {
+        let meta = "https://idp.example.com/.well-known/openid-configuration";
+        assert!(check_discovered_jwks_uri("https://keys.example.com/jwks", meta).is_ok());
+        for bad in [
+            "http://idp.example.com/jwks",
+            "http://127.0.0.1/jwks",
+            "ftp://idp.example.com/jwks",
+            "not a url",
+        ] {
+            assert!(check_discovered_jwks_uri(bad, meta).is_err(), "{bad}");
+        }
+        let local = "http://127.0.0.1:9000/.well-known/oauth-authorization-server";
+        assert!(check_discovered_jwks_uri("http://127.0.0.1:9001/jwks", local).is_ok());
+        assert!(check_discovered_jwks_uri("https://keys.example.com/jwks", local).is_ok());
+        for bad in [
+            "http://localhost.evil.com/jwks",
+            "http://10.0.0.1/jwks",
+            "http://localhost/jwks",
+            "http://user@127.0.0.1:9001/jwks",
+        ] {
+            assert!(check_discovered_jwks_uri(bad, local).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn remote_urls_are_https_or_loopback_http_without_userinfo() {
+        for (good, https, host) in [
+            ("https://keys.example/jwks", true, "keys.example"),
+            ("https://keys.example:8443/a/b?x=1", true, "keys.example"),
+            ("https://keys.example", true, "keys.example"),
+            ("HTTPS://keys.example/k", true, "keys.example"),
+            ("https://[2001:db8::1]:443/k", true, "[2001:db8::1]"),
+            ("http://127.0.0.1:9000/jwks", false, "127.0.0.1"),
+            ("http://127.0.0.2/jwks", false, "127.0.0.2"),
+            ("http://localhost/jwks", false, "localhost"),
+            ("http://[::1]:9/k", false, "[::1]"),
+        ] {
+            assert_eq!(check_remote_url(good), Ok(RemoteUrl { https, host }), "{good}");
+        }
+        for (bad, problem) in [
+            ("http://keys.example/jwks", UrlProblem::NotHttps),
+            ("http://10.0.0.1/jwks", UrlProblem::NotHttps),
+            ("http://localhost.evil.example/jwks", UrlProblem::NotHttps),
+            ("http://127.0.0.1.evil.example/jwks", UrlProblem::NotHttps),
+            ("http://[::2]/jwks", UrlProblem::NotHttps),
+            ("ftp://keys.example/jwks", UrlProblem::NotHttps),
+            ("https://user:secret@keys.example/jwks", UrlProblem::Userinfo),
+            ("https://user@keys.example/jwks", UrlProblem::Userinfo),
+            ("http://localhost@evil.example/jwks", UrlProblem::Userinfo),
+            ("http://127.0.0.1:80@evil.example/jwks", UrlProblem::Userinfo),
+            ("https:///jwks", UrlProblem::NotAbsolute),
+            ("https://keys.example:/jwks", UrlProblem::NotAbsolute),
+            ("https://keys.example:x/jwks", UrlProblem::NotAbsolute),
+            ("https://[::1/jwks", UrlProblem::NotAbsolute),
+            ("https://[::1]x/jwks", UrlProblem::NotAbsolute),
+            ("https://[]/jwks", UrlProblem::NotAbsolute),
+            ("/jwks", UrlProblem::NotAbsolute),
+            ("", UrlProblem::NotAbsolute),
+            ("https://keys.example/j wks", UrlProblem::NotPrintableAscii),
+            ("https://keys.example/\u{e9}", UrlProblem::NotPrintableAscii),
+        ] {
+            assert_eq!(check_remote_url(bad), Err(problem), "{bad}");
+        }
     }
 }

@@ -58,7 +58,8 @@ pub fn validate_spec(spec: &OAuthClientSpec, crypto: &dyn lanyard_core::CryptoPr
                     VerificationKeys::from_jwks(crypto, "client", jwks).map_err(|e| invalid(e.to_string()))?;
                 }
                 (None, Some(uri)) => {
-                    super::remote_keys::check_jwks_uri(uri).map_err(|m| invalid(format!("jwks_uri {m}")))?;
+                    lanyard_core::oauth::check_remote_url(uri)
+                        .map_err(|p| invalid(format!("jwks_uri {}", p.as_str())))?;
                 }
                 _ => return Err(invalid("private_key_jwt needs exactly one of jwks and jwks_uri")),
             },

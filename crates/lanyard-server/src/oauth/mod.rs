@@ -60,7 +60,6 @@ pub(crate) use client_auth::method_name;
 pub use client_auth::{AuthenticatedClient, ClientCertificate};
 pub use error::{ClientAuthError, OAuthError, WireError};
 pub use grant::TokenOutcome;
-pub(crate) use remote_keys::check_jwks_uri;
 pub use tokens::{BoundAccessToken, DpopContext, ResourceRequest};
 
 use crate::state::AppState;

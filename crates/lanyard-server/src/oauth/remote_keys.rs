@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lanyard_core::UnixTime;
-use lanyard_core::oauth::{AuthorizationServerMetadata, VerificationKeys, metadata_url};
+use lanyard_core::oauth::{AuthorizationServerMetadata, VerificationKeys, check_discovered_jwks_uri, metadata_url};
 
 use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
 
@@ -203,7 +203,7 @@ impl AuthorizationServer {
                         .map_err(|e| e.to_string())?
                         .jwks_uri
                         .ok_or_else(|| "its metadata names no jwks_uri".to_owned())?;
-                    check_discovered_jwks_uri(&jwks_uri, &url)?;
+                    check_discovered_jwks_uri(&jwks_uri, &url).map_err(|m| format!("its jwks_uri {m}"))?;
                     return Ok(jwks_uri);
                 }
                 Err(e) => last = e,
@@ -237,64 +237,6 @@ impl AuthorizationServer {
 /// The largest metadata or JWK Set document fetched.
 const MAX_DOCUMENT: usize = 64 * 1024;
 
-/// A `jwks_uri` found in metadata must be `https` (RFC 8414 §2); plain `http` only when the
-/// metadata itself came over plain HTTP from the same loopback host (a development setup).
-fn check_discovered_jwks_uri(jwks_uri: &str, metadata_url: &str) -> Result<(), String> {
-    let host = |url: &str| url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_owned));
-    let Ok(uri) = jwks_uri.parse::<http::Uri>() else {
-        return Err("its jwks_uri is not a URL".into());
-    };
-    match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") => {
-            if is_loopback_http(jwks_uri) && metadata_url.starts_with("http://") && host(jwks_uri) == host(metadata_url)
-            {
-                Ok(())
-            } else {
-                Err("its jwks_uri is not an https URL".into())
-            }
-        }
-        _ => Err("its jwks_uri is not an https URL".into()),
-    }
-}
-
-/// Whether `url` is a plain `http` URL whose host is `localhost` or a loopback address
-/// (parsed: `http://127.0.0.1.example.com` is not).
-pub(crate) fn is_loopback_http(url: &str) -> bool {
-    let Ok(uri) = url.parse::<http::Uri>() else {
-        return false;
-    };
-    uri.scheme_str() == Some("http")
-        && uri.host().is_some_and(|h| {
-            let h = h.trim_start_matches('[').trim_end_matches(']');
-            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        })
-}
-
-/// Checks a `jwks_uri` given by configuration or registration (a client's, a trusted
-/// issuer's, a chaining home server's): `https`, or plain `http` to a loopback host; printable
-/// ASCII with a host; no userinfo (credentials in the URL would be sent with every fetch
-/// and logged with a failed one).
-pub(crate) fn check_jwks_uri(uri: &str) -> Result<(), &'static str> {
-    if uri.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-        return Err("must be a URL of printable ASCII");
-    }
-    let Ok(parsed) = uri.parse::<http::Uri>() else {
-        return Err("must be an absolute https:// URL");
-    };
-    let Some(authority) = parsed.authority().filter(|a| !a.host().is_empty()) else {
-        return Err("must be an absolute https:// URL with a host");
-    };
-    if authority.as_str().contains('@') {
-        return Err("must have no userinfo (user:password@)");
-    }
-    if parsed.scheme_str() == Some("https") || is_loopback_http(uri) {
-        Ok(())
-    } else {
-        Err("must be an https:// URL (plain http only to a loopback host)")
-    }
-}
-
 /// `url` as it may be logged: without userinfo (`user:password@`), query and fragment.
 fn loggable_url(url: &str) -> String {
     let without_query = url.split(['?', '#']).next().unwrap_or(url);
@@ -309,83 +251,6 @@ fn loggable_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_discovered_jwks_uri, is_loopback_http};
-
-    #[test]
-    fn loopback_http_is_parsed_not_prefix_matched() {
-        for good in [
-            "http://127.0.0.1:8080/jwks",
-            "http://localhost/jwks",
-            "http://[::1]:9/k",
-        ] {
-            assert!(is_loopback_http(good), "{good}");
-        }
-        for bad in [
-            "http://127.0.0.1.example.com/jwks",
-            "http://localhost.example.com/jwks",
-            "http://localhost@evil.example.com/jwks",
-            "http://127.0.0.1:80@evil.example.com/jwks",
-            "https://127.0.0.1/jwks",
-            "http://10.0.0.1/jwks",
-            "not a url",
-        ] {
-            assert!(!is_loopback_http(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_discovered_jwks_uri_is_https_or_the_same_loopback_host() {
-        let meta = "https://idp.example.com/.well-known/openid-configuration";
-        assert!(check_discovered_jwks_uri("https://keys.example.com/jwks", meta).is_ok());
-        for bad in [
-            "http://idp.example.com/jwks",
-            "http://127.0.0.1/jwks",
-            "ftp://idp.example.com/jwks",
-            "not a url",
-        ] {
-            assert!(check_discovered_jwks_uri(bad, meta).is_err(), "{bad}");
-        }
-        let local = "http://127.0.0.1:9000/.well-known/oauth-authorization-server";
-        assert!(check_discovered_jwks_uri("http://127.0.0.1:9001/jwks", local).is_ok());
-        for bad in [
-            "http://localhost.evil.com/jwks",
-            "http://10.0.0.1/jwks",
-            "http://localhost/jwks",
-        ] {
-            assert!(check_discovered_jwks_uri(bad, local).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn configured_jwks_uris_are_https_or_loopback_without_userinfo() {
-        use super::check_jwks_uri;
-        for good in [
-            "https://keys.example/jwks",
-            "https://keys.example:8443/a/b?x=1",
-            "http://127.0.0.1:9000/jwks",
-            "http://localhost/jwks",
-        ] {
-            assert_eq!(check_jwks_uri(good), Ok(()), "{good}");
-        }
-        for (bad, says) in [
-            ("http://keys.example/jwks", "https://"),
-            ("http://localhost.evil.example/jwks", "https://"),
-            ("http://127.0.0.1.evil.example/jwks", "https://"),
-            ("ftp://keys.example/jwks", "https://"),
-            ("https://user:secret@keys.example/jwks", "userinfo"),
-            ("https://user@keys.example/jwks", "userinfo"),
-            ("http://localhost@evil.example/jwks", "userinfo"),
-            ("https:///jwks", "absolute"),
-            ("/jwks", "absolute"),
-            ("", "absolute"),
-            ("https://keys.example/j wks", "printable ASCII"),
-            ("https://keys.example/\u{e9}", "printable ASCII"),
-        ] {
-            let refused = check_jwks_uri(bad).unwrap_err();
-            assert!(refused.contains(says), "{bad}: {refused}");
-        }
-    }
-
     #[test]
     fn credentials_are_left_out() {
         use super::loggable_url;

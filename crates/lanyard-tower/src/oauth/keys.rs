@@ -16,7 +16,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use lanyard_core::oauth::{
-    AccessTokenVerifier, AuthorizationServerMetadata, VerificationKeys, VerifiedAccessToken, metadata_url,
+    AccessTokenVerifier, AuthorizationServerMetadata, VerificationKeys, VerifiedAccessToken, check_discovered_jwks_uri,
+    check_remote_url, metadata_url,
 };
 use lanyard_core::{CryptoProvider, Error as CoreError, JwkSet, UnixTime};
 use tokio::time::Instant;
@@ -117,9 +118,15 @@ impl KeySource {
         Ok(KeySource::remote(Origin::Metadata { issuer }, config))
     }
 
-    /// Keys from this JWK Set URL.
-    pub fn jwks_uri(uri: impl Into<String>, config: RemoteKeysConfig) -> KeySource {
-        KeySource::remote(Origin::JwksUri(uri.into()), config)
+    /// Keys from this JWK Set URL: `https`, or plain `http` to a loopback host, without
+    /// userinfo ([`check_remote_url`]).
+    pub fn jwks_uri(uri: impl Into<String>, config: RemoteKeysConfig) -> Result<KeySource, Error> {
+        let uri = uri.into();
+        check_remote_url(&uri).map_err(|problem| Error::Fetch {
+            what: "the configured jwks_uri".into(),
+            reason: format!("it {}", problem.as_str()),
+        })?;
+        Ok(KeySource::remote(Origin::JwksUri(uri), config))
     }
 
     fn remote(origin: Origin, config: RemoteKeysConfig) -> KeySource {
@@ -274,8 +281,12 @@ impl RemoteKeys {
                 let body = get(&self.http, &url, &self.config).await?;
                 let metadata = AuthorizationServerMetadata::from_json(&body, issuer)?;
                 let uri = metadata.jwks_uri.ok_or_else(|| Error::Fetch {
-                    what: url,
+                    what: url.clone(),
                     reason: "the metadata has no jwks_uri".into(),
+                })?;
+                check_discovered_jwks_uri(&uri, &url).map_err(|m| Error::Fetch {
+                    what: url,
+                    reason: format!("its jwks_uri {m}"),
                 })?;
                 (issuer.clone(), uri)
             }
@@ -318,4 +329,27 @@ pub(crate) async fn read_limited(response: &mut reqwest::Response, limit: usize)
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KeySource, RemoteKeysConfig};
+
+    #[test]
+    fn a_configured_jwks_uri_is_https_or_loopback_without_userinfo() {
+        for good in ["https://as.example/jwks", "http://127.0.0.1:9000/jwks"] {
+            assert!(KeySource::jwks_uri(good, RemoteKeysConfig::default()).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://as.example/jwks",
+            "http://localhost.evil.example/jwks",
+            "https://user:secret@as.example/jwks",
+            "as.example/jwks",
+        ] {
+            let Err(refused) = KeySource::jwks_uri(bad, RemoteKeysConfig::default()) else {
+                panic!("{bad} was accepted");
+            };
+            assert!(!refused.to_string().contains("secret"), "{refused}");
+        }
+    }
 }
