@@ -125,8 +125,8 @@ pub use http::{PresentedAccessToken, TokenScheme, extract_access_token};
 pub use htu::normalize_http_uri;
 pub use keys::VerificationKeys;
 pub use metadata::{
-    AuthorizationServerMetadata, RemoteUrl, UrlProblem, WELL_KNOWN_SUFFIX, alg_values, check_discovered_jwks_uri,
-    check_issuer_identifier, check_remote_url, metadata_url,
+    AuthorizationServerMetadata, RemoteUrl, UrlProblem, WELL_KNOWN_SUFFIX, alg_values, check_discovered_url,
+    check_issuer_identifier, check_remote_url, loggable_url, metadata_url,
 };
 pub use request::{
     ClientAuthHeaders, ClientAuthentication, Credential, Grant, TokenExchange, TokenHintRequest, TokenRequest,

@@ -1,4 +1,5 @@
-//! Serving an axum router on a listener with the limits applied.
+//! Serving an axum router on a listener with the limits applied, each request carrying
+//! what is known of its connection's peer.
 
 use std::future::Future;
 use std::time::Duration;
@@ -123,7 +124,6 @@ pub async fn serve_http<L: Accepted>(
 }
 
 /// What a connection's requests learn about its peer (as request extensions).
-#[derive(Clone)]
 struct Peer {
     key: PeerKey,
     certificates: Option<PeerCertificates>,
@@ -146,6 +146,8 @@ async fn serve_connection<IO>(io: IO, app: Router, peer: Peer, limits: ListenerL
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Shared: hyper clones the service for every request.
+    let peer = std::sync::Arc::new(peer);
     let app = app.map_request(move |request: Request<Incoming>| peer.annotate(request));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -87,10 +87,8 @@ pub fn init_logging(config: &ServerConfig) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let colours = log_colours(
-        std::io::stderr().is_terminal(),
-        std::env::var("NO_COLOR").ok().as_deref(),
-    );
+    let no_color = std::env::var_os("NO_COLOR");
+    let colours = log_colours(std::io::stderr().is_terminal(), no_color.as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colours)
@@ -104,8 +102,8 @@ pub fn init_logging(config: &ServerConfig) {
 /// Whether log lines carry ANSI colours: only for a person at a terminal, so that a log
 /// file, a pipe or journald gets plain text, and not when `NO_COLOR` is set to anything
 /// (<https://no-color.org>).
-fn log_colours(stderr_is_terminal: bool, no_color: Option<&str>) -> bool {
-    stderr_is_terminal && no_color.is_none_or(str::is_empty)
+fn log_colours(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 fn key_storage(config: &ServerConfig) -> Result<KeyStorage> {
@@ -523,10 +521,11 @@ mod tests {
 
     #[test]
     fn log_lines_are_coloured_only_at_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
         assert!(log_colours(true, None));
-        assert!(log_colours(true, Some("")));
-        assert!(!log_colours(true, Some("1")));
+        assert!(log_colours(true, Some(OsStr::new(""))));
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
         assert!(!log_colours(false, None));
-        assert!(!log_colours(false, Some("1")));
+        assert!(!log_colours(false, Some(OsStr::new("1"))));
     }
 }

@@ -50,6 +50,10 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
+    /// A layer or client was set up with something it cannot use (a `jwks_uri` that is
+    /// not https, an HTTP client that cannot be built).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The token endpoint refused to issue a token (its OAuth `error` and description).
     #[error("the token endpoint refused: {0}")]
     TokenEndpoint(String),

@@ -444,6 +444,7 @@ impl WorkloadApiClientCredentials {
         let tls = lanyard_x509::tls::client_config(x509.source(), server).map_err(|e| source_error(&endpoint, e))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| source_error(&endpoint, e))?;
         Ok(WorkloadApiClientCredentials {

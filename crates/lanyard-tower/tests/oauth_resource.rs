@@ -594,7 +594,8 @@ impl Published {
                     count.fetch_add(1, Ordering::SeqCst);
                     serde_json::to_string(&*set.lock().unwrap()).unwrap()
                 }),
-            );
+            )
+            .route("/moved", get(|| async { axum::response::Redirect::temporary("/jwks") }));
         let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Published {
             issuer,
@@ -668,6 +669,19 @@ async fn keys_from_metadata_refetched_on_an_unknown_kid_at_a_bounded_rate() {
         r.refused(StatusCode::UNAUTHORIZED, "invalid_token", "Bearer", "no registered key");
     }
     assert_eq!(server.fetches.load(Ordering::SeqCst), 2, "rate limit");
+    server.task.abort();
+}
+
+#[tokio::test]
+async fn a_redirect_from_the_jwks_uri_is_not_followed() {
+    let as_ = As::new("k1");
+    let server = Published::start(as_.jwks()).await;
+    let keys = KeySource::jwks_uri(format!("{}/moved", server.issuer), RemoteKeysConfig::default()).unwrap();
+    let app = routes(AccessTokenLayer::new(keys, remote_config(&server.issuer)));
+    let auth = bearer(&as_token(&as_, &server.issuer));
+    let status = call(&app, "/ledger", &[("authorization", &auth)], None).await.status;
+    assert_ne!(status, StatusCode::OK);
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 0, "the redirect was followed");
     server.task.abort();
 }
 

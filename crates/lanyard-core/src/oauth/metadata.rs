@@ -11,6 +11,9 @@
 //! A client reads it with [`AuthorizationServerMetadata::from_json`], which refuses a
 //! document whose `issuer` is not exactly the issuer it was fetched for (RFC 8414 §3.3),
 //! and finds it at [`metadata_url`] (§3.1).
+//!
+//! Every URL an authorization server is named by or fetched from (issuers, `jwks_uri`s,
+//! discovered endpoints) passes one check here: [`check_remote_url`].
 
 use std::collections::BTreeMap;
 
@@ -134,11 +137,12 @@ pub fn alg_values(algs: AlgSet) -> Vec<String> {
 }
 
 /// Checks an issuer identifier (RFC 8414 §2): a [`check_remote_url`] URL without query or
-/// fragment.
+/// fragment. (Issuers are compared byte for byte, so the lowercase scheme and `localhost`
+/// that URL check asks for keep one spelling per issuer.)
 pub fn check_issuer_identifier(issuer: &str) -> Result<(), Error> {
     let invalid = |reason| -> Error {
         Violation::InvalidIssuer {
-            issuer: clip(issuer, 256),
+            issuer: clip(&loggable_url(issuer), 256),
             reason,
         }
         .into()
@@ -155,11 +159,16 @@ pub fn check_issuer_identifier(issuer: &str) -> Result<(), Error> {
 pub enum UrlProblem {
     /// A byte outside printable ASCII (a space, a control character, UTF-8).
     NotPrintableAscii,
-    /// No `scheme://`, no host, or a port that is not a number.
+    /// No `scheme://`, or no host.
     NotAbsolute,
     /// `user:password@` before the host.
     Userinfo,
-    /// Neither `https` nor plain `http` to a loopback host.
+    /// A host with `\` or `%` in it, or brackets around something other than an IPv6
+    /// address (HTTP clients read such hosts in different ways).
+    BadHost,
+    /// A port that is not a number from 0 to 65535.
+    BadPort,
+    /// Neither `https` nor plain `http` to a loopback host (schemes in lowercase).
     NotHttps,
 }
 
@@ -170,6 +179,8 @@ impl UrlProblem {
             UrlProblem::NotPrintableAscii => "must be a URL of printable ASCII",
             UrlProblem::NotAbsolute => "must be an absolute https:// URL with a host",
             UrlProblem::Userinfo => "must have no userinfo (user:password@)",
+            UrlProblem::BadHost => "must name its host plainly (no \\ or %; an IPv6 address in brackets)",
+            UrlProblem::BadPort => "must have a port from 0 to 65535, if any",
             UrlProblem::NotHttps => "must be an https:// URL (plain http only to a loopback host)",
         }
     }
@@ -184,12 +195,13 @@ pub struct RemoteUrl<'a> {
     pub host: &'a str,
 }
 
-/// Checks a URL that names an authorization server (an issuer) or that keys or metadata
-/// are fetched from (a `jwks_uri`, configured, registered or discovered): printable ASCII;
-/// absolute, with a host; no userinfo (credentials in a URL go out with every fetch and
-/// into the log of a failed one); `https`, or plain `http` to a loopback host
-/// (`localhost`, `127.0.0.0/8`, `[::1]`: a development server), the host parsed, never
-/// matched by prefix (`http://localhost.evil.example` is refused).
+/// Checks a URL that names an authorization server (an issuer) or that keys, metadata or
+/// tokens are fetched from (a `jwks_uri` or endpoint, configured, registered or
+/// discovered): printable ASCII; absolute, with a plainly written host and a valid port;
+/// no userinfo (credentials in a URL go out with every fetch and into the log of a failed
+/// one); `https`, or plain `http` to a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`:
+/// a development server), the host parsed, never matched by prefix
+/// (`http://localhost.evil.example` is refused). Schemes and `localhost` in lowercase.
 pub fn check_remote_url(url: &str) -> Result<RemoteUrl<'_>, UrlProblem> {
     if url.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
         return Err(UrlProblem::NotPrintableAscii);
@@ -199,34 +211,46 @@ pub fn check_remote_url(url: &str) -> Result<RemoteUrl<'_>, UrlProblem> {
     if authority.contains('@') {
         return Err(UrlProblem::Userinfo);
     }
+    if authority.contains(['\\', '%']) {
+        return Err(UrlProblem::BadHost);
+    }
     let (host, port) = match authority.strip_prefix('[') {
         Some(bracketed) => {
-            let (inside, after) = bracketed.split_once(']').ok_or(UrlProblem::NotAbsolute)?;
-            (&authority[..inside.len() + 2], after.strip_prefix(':'))
+            let (inside, after) = bracketed.split_once(']').ok_or(UrlProblem::BadHost)?;
+            if inside.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(UrlProblem::BadHost);
+            }
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or(UrlProblem::BadHost)?),
+            };
+            (&authority[..inside.len() + 2], port)
         }
         None => match authority.split_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
         },
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if host.is_empty() || host == "[]" || !port_ok || (authority.len() > host.len() && port.is_none()) {
+    if host.is_empty() {
         return Err(UrlProblem::NotAbsolute);
     }
-    let https = scheme.eq_ignore_ascii_case("https");
-    if https || (scheme.eq_ignore_ascii_case("http") && is_loopback_host(host)) {
+    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err()) {
+        return Err(UrlProblem::BadPort);
+    }
+    let https = scheme == "https";
+    if https || (scheme == "http" && is_loopback_host(host)) {
         Ok(RemoteUrl { https, host })
     } else {
         Err(UrlProblem::NotHttps)
     }
 }
 
-/// Checks a `jwks_uri` read from the metadata document at `metadata_url`: a
-/// [`check_remote_url`] URL, and plain `http` only when the metadata itself came over plain
-/// HTTP from the same loopback host (a development setup). The error is a phrase that
-/// follows "jwks_uri".
-pub fn check_discovered_jwks_uri(jwks_uri: &str, metadata_url: &str) -> Result<(), &'static str> {
-    let found = check_remote_url(jwks_uri).map_err(UrlProblem::as_str)?;
+/// Checks a URL read from the metadata document at `metadata_url` (its `jwks_uri`, its
+/// `token_endpoint`): a [`check_remote_url`] URL, and plain `http` only when the metadata
+/// itself came over plain HTTP from the same loopback host (a development setup). The
+/// error is a phrase that follows the URL's name.
+pub fn check_discovered_url(url: &str, metadata_url: &str) -> Result<(), &'static str> {
+    let found = check_remote_url(url).map_err(UrlProblem::as_str)?;
     let beside_local_metadata = || check_remote_url(metadata_url).is_ok_and(|m| !m.https && m.host == found.host);
     if found.https || beside_local_metadata() {
         Ok(())
@@ -240,10 +264,20 @@ pub fn check_discovered_jwks_uri(jwks_uri: &str, metadata_url: &str) -> Result<(
 fn is_loopback_host(host: &str) -> bool {
     match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_loopback()),
-        None => {
-            host.eq_ignore_ascii_case("localhost")
-                || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
-        }
+        None => host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()),
+    }
+}
+
+/// `url` as it may be logged or shown in an error: without userinfo (`user:password@`),
+/// query and fragment.
+pub fn loggable_url(url: &str) -> String {
+    let without_query = url.split(['?', '#']).next().unwrap_or(url);
+    let (scheme, rest) = without_query.split_once("://").unwrap_or(("", without_query));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    match scheme {
+        "" => format!("{host}{path}"),
+        _ => format!("{scheme}://{host}{path}"),
     }
 }
 
@@ -368,30 +402,47 @@ mod tests {
         }
         assert!(check_issuer_identifier("http://[::1]:8443/x").is_ok());
         assert!(check_issuer_identifier("http://localhost.evil.example").is_err());
+        assert!(check_issuer_identifier("HTTPS://as.example").is_err());
+        // The refusal names the issuer without its userinfo.
+        let refused = check_issuer_identifier("https://svc:s3cret@as.example").unwrap_err();
+        assert!(!refused.to_string().contains("s3cret"), "{refused}");
     }
 
     #[test]
-    fn a_discovered_jwks_uri_is_https_or_beside_metadata_on_the_same_loopback_host() {
+    fn loggable_urls_leave_credentials_out() {
+        assert_eq!(
+            loggable_url("https://svc:s3cret@keys.example:8443/jwks?key=abc#x"),
+            "https://keys.example:8443/jwks"
+        );
+        assert_eq!(
+            loggable_url("https://keys.example/a@b/jwks"),
+            "https://keys.example/a@b/jwks"
+        );
+        assert_eq!(loggable_url("https://u@keys.example"), "https://keys.example");
+    }
+
+    #[test]
+    fn a_discovered_url_is_https_or_beside_metadata_on_the_same_loopback_host() {
         let meta = "https://idp.example.com/.well-known/openid-configuration";
-        assert!(check_discovered_jwks_uri("https://keys.example.com/jwks", meta).is_ok());
+        assert!(check_discovered_url("https://keys.example.com/jwks", meta).is_ok());
         for bad in [
             "http://idp.example.com/jwks",
             "http://127.0.0.1/jwks",
             "ftp://idp.example.com/jwks",
             "not a url",
         ] {
-            assert!(check_discovered_jwks_uri(bad, meta).is_err(), "{bad}");
+            assert!(check_discovered_url(bad, meta).is_err(), "{bad}");
         }
         let local = "http://127.0.0.1:9000/.well-known/oauth-authorization-server";
-        assert!(check_discovered_jwks_uri("http://127.0.0.1:9001/jwks", local).is_ok());
-        assert!(check_discovered_jwks_uri("https://keys.example.com/jwks", local).is_ok());
+        assert!(check_discovered_url("http://127.0.0.1:9001/jwks", local).is_ok());
+        assert!(check_discovered_url("https://keys.example.com/jwks", local).is_ok());
         for bad in [
             "http://localhost.evil.com/jwks",
             "http://10.0.0.1/jwks",
             "http://localhost/jwks",
             "http://user@127.0.0.1:9001/jwks",
         ] {
-            assert!(check_discovered_jwks_uri(bad, local).is_err(), "{bad}");
+            assert!(check_discovered_url(bad, local).is_err(), "{bad}");
         }
     }
 
@@ -401,7 +452,9 @@ mod tests {
             ("https://keys.example/jwks", true, "keys.example"),
             ("https://keys.example:8443/a/b?x=1", true, "keys.example"),
             ("https://keys.example", true, "keys.example"),
-            ("HTTPS://keys.example/k", true, "keys.example"),
+            ("https://keys.example?x=1", true, "keys.example"),
+            ("https://keys.example#f", true, "keys.example"),
+            ("https://keys.example:65535/k", true, "keys.example"),
             ("https://[2001:db8::1]:443/k", true, "[2001:db8::1]"),
             ("http://127.0.0.1:9000/jwks", false, "127.0.0.1"),
             ("http://127.0.0.2/jwks", false, "127.0.0.2"),
@@ -421,12 +474,25 @@ mod tests {
             ("https://user@keys.example/jwks", UrlProblem::Userinfo),
             ("http://localhost@evil.example/jwks", UrlProblem::Userinfo),
             ("http://127.0.0.1:80@evil.example/jwks", UrlProblem::Userinfo),
+            ("HTTPS://keys.example/k", UrlProblem::NotHttps),
+            ("http://LOCALHOST/k", UrlProblem::NotHttps),
+            ("http://localhost./k", UrlProblem::NotHttps),
+            ("http://127.1/k", UrlProblem::NotHttps),
+            ("http://0x7f000001/k", UrlProblem::NotHttps),
+            ("http://[::ffff:127.0.0.1]/k", UrlProblem::NotHttps),
             ("https:///jwks", UrlProblem::NotAbsolute),
-            ("https://keys.example:/jwks", UrlProblem::NotAbsolute),
-            ("https://keys.example:x/jwks", UrlProblem::NotAbsolute),
-            ("https://[::1/jwks", UrlProblem::NotAbsolute),
-            ("https://[::1]x/jwks", UrlProblem::NotAbsolute),
-            ("https://[]/jwks", UrlProblem::NotAbsolute),
+            ("https://:443/jwks", UrlProblem::NotAbsolute),
+            ("https://keys.example:/jwks", UrlProblem::BadPort),
+            ("https://keys.example:x/jwks", UrlProblem::BadPort),
+            ("https://keys.example:99999/jwks", UrlProblem::BadPort),
+            ("https://[::1]:70000/jwks", UrlProblem::BadPort),
+            ("https://as.example\\x/jwks", UrlProblem::BadHost),
+            ("https://%41s.example/jwks", UrlProblem::BadHost),
+            ("http://[fe80::1%25eth0]/jwks", UrlProblem::BadHost),
+            ("https://[not-an-ip]/jwks", UrlProblem::BadHost),
+            ("https://[::1/jwks", UrlProblem::BadHost),
+            ("https://[::1]x/jwks", UrlProblem::BadHost),
+            ("https://[]/jwks", UrlProblem::BadHost),
             ("/jwks", UrlProblem::NotAbsolute),
             ("", UrlProblem::NotAbsolute),
             ("https://keys.example/j wks", UrlProblem::NotPrintableAscii),

@@ -160,7 +160,11 @@ impl Seen {
     /// `lanyard_net::serve_http`).
     fn from(request: &Request<Body>) -> Seen {
         Seen {
-            remote: request.extensions().get::<PeerKey>().copied(),
+            remote: request
+                .extensions()
+                .get::<PeerKey>()
+                .copied()
+                .filter(|peer| *peer != PeerKey::Unknown),
             client: None,
             method: "none".into(),
             grant: None,

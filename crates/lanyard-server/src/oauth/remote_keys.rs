@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lanyard_core::UnixTime;
-use lanyard_core::oauth::{AuthorizationServerMetadata, VerificationKeys, check_discovered_jwks_uri, metadata_url};
+use lanyard_core::oauth::{
+    AuthorizationServerMetadata, VerificationKeys, check_discovered_url, loggable_url, metadata_url,
+};
 
 use super::{AuthorizationServer, JWKS_URI_CACHE_SECS};
 
@@ -203,7 +205,7 @@ impl AuthorizationServer {
                         .map_err(|e| e.to_string())?
                         .jwks_uri
                         .ok_or_else(|| "its metadata names no jwks_uri".to_owned())?;
-                    check_discovered_jwks_uri(&jwks_uri, &url).map_err(|m| format!("its jwks_uri {m}"))?;
+                    check_discovered_url(&jwks_uri, &url).map_err(|m| format!("its jwks_uri {m}"))?;
                     return Ok(jwks_uri);
                 }
                 Err(e) => last = e,
@@ -236,32 +238,3 @@ impl AuthorizationServer {
 
 /// The largest metadata or JWK Set document fetched.
 const MAX_DOCUMENT: usize = 64 * 1024;
-
-/// `url` as it may be logged: without userinfo (`user:password@`), query and fragment.
-fn loggable_url(url: &str) -> String {
-    let without_query = url.split(['?', '#']).next().unwrap_or(url);
-    let (scheme, rest) = without_query.split_once("://").unwrap_or(("", without_query));
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    match scheme {
-        "" => format!("{host}{path}"),
-        _ => format!("{scheme}://{host}{path}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn credentials_are_left_out() {
-        use super::loggable_url;
-        assert_eq!(
-            loggable_url("https://svc:s3cret@keys.example:8443/jwks?key=abc#x"),
-            "https://keys.example:8443/jwks"
-        );
-        assert_eq!(
-            loggable_url("https://keys.example/a@b/jwks"),
-            "https://keys.example/a@b/jwks"
-        );
-        assert_eq!(loggable_url("https://u@keys.example"), "https://keys.example");
-    }
-}

@@ -32,8 +32,8 @@ use std::time::Duration;
 use http::header::{HeaderName, HeaderValue};
 use lanyard_core::oauth::{
     AccessTokenType, AuthorizationServerMetadata, ClientAssertionParams, ClientAssertionType, DpopProofParams,
-    ErrorCode, ErrorResponse, GrantType, Scope, TokenResponse, create_client_assertion, create_dpop_proof, encode_form,
-    metadata_url,
+    ErrorCode, ErrorResponse, GrantType, Scope, TokenResponse, check_discovered_url, create_client_assertion,
+    create_dpop_proof, encode_form, metadata_url,
 };
 use lanyard_core::{Algorithm, Clock, CryptoProvider, SigningKey, SystemClock, UnixTime};
 use reqwest_middleware::Next;
@@ -83,7 +83,8 @@ pub struct OAuthClientConfig {
     /// Write `typ: client-authentication+jwt` in `private_key_jwt` assertions (true).
     pub explicit_assertion_typ: bool,
     /// The HTTP client for metadata and the token endpoint (not for mutual TLS, which uses
-    /// [`ClientCredentialSource::mtls_client`]).
+    /// [`ClientCredentialSource::mtls_client`]); unless given, one that follows no
+    /// redirect (a redirect could carry the client's credentials to another host).
     pub http: Option<reqwest::Client>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
@@ -239,7 +240,10 @@ impl OAuthClientMiddleware {
         } else {
             None
         };
-        let http = config.http.clone().unwrap_or_default();
+        let http = match &config.http {
+            Some(http) => http.clone(),
+            None => super::keys::http_client()?,
+        };
         Ok(OAuthClientMiddleware {
             inner: Arc::new(Inner {
                 config,
@@ -365,13 +369,26 @@ impl Inner {
                 let body = get(&self.http, &url, &RemoteKeysConfig::default()).await?;
                 let metadata = AuthorizationServerMetadata::from_json(&body, &self.config.issuer)?;
                 let token = metadata.token_endpoint.clone().ok_or_else(|| Error::Fetch {
-                    what: url,
+                    what: url.clone(),
                     reason: "the metadata has no token_endpoint".into(),
                 })?;
                 let mtls_token = metadata
                     .mtls_endpoint_aliases
                     .as_ref()
                     .and_then(|aliases| aliases.get("token_endpoint").cloned());
+                // Client credentials go to these: they follow the rules for URLs found in
+                // metadata.
+                for (name, endpoint) in [
+                    ("token_endpoint", Some(&token)),
+                    ("mtls token_endpoint", mtls_token.as_ref()),
+                ] {
+                    if let Some(endpoint) = endpoint {
+                        check_discovered_url(endpoint, &url).map_err(|m| Error::Fetch {
+                            what: url.clone(),
+                            reason: format!("its {name} {m}"),
+                        })?;
+                    }
+                }
                 Ok(Endpoints { token, mtls_token })
             })
             .await

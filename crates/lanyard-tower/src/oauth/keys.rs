@@ -16,8 +16,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use lanyard_core::oauth::{
-    AccessTokenVerifier, AuthorizationServerMetadata, VerificationKeys, VerifiedAccessToken, check_discovered_jwks_uri,
-    check_remote_url, metadata_url,
+    AccessTokenVerifier, AuthorizationServerMetadata, VerificationKeys, VerifiedAccessToken, check_discovered_url,
+    check_remote_url, loggable_url, metadata_url,
 };
 use lanyard_core::{CryptoProvider, Error as CoreError, JwkSet, UnixTime};
 use tokio::time::Instant;
@@ -35,8 +35,9 @@ pub struct RemoteKeysConfig {
     pub timeout: Duration,
     /// The largest metadata or JWK Set document read (256 KiB).
     pub max_document_bytes: usize,
-    /// The HTTP client (one with default settings unless given; a `jwks_uri` on a private
-    /// PKI needs a client that trusts it).
+    /// The HTTP client (unless given, one with default settings that follows no
+    /// redirect; a `jwks_uri` on a private PKI needs a client that trusts it, and a client
+    /// given here should not follow redirects either).
     pub http: Option<reqwest::Client>,
     /// Parses the fetched keys (the process default unless set).
     pub provider: Arc<dyn CryptoProvider>,
@@ -115,24 +116,24 @@ impl KeySource {
     pub fn discover(issuer: impl Into<String>, config: RemoteKeysConfig) -> Result<KeySource, Error> {
         let issuer = issuer.into();
         metadata_url(&issuer)?;
-        Ok(KeySource::remote(Origin::Metadata { issuer }, config))
+        KeySource::remote(Origin::Metadata { issuer }, config)
     }
 
     /// Keys from this JWK Set URL: `https`, or plain `http` to a loopback host, without
     /// userinfo ([`check_remote_url`]).
     pub fn jwks_uri(uri: impl Into<String>, config: RemoteKeysConfig) -> Result<KeySource, Error> {
         let uri = uri.into();
-        check_remote_url(&uri).map_err(|problem| Error::Fetch {
-            what: "the configured jwks_uri".into(),
-            reason: format!("it {}", problem.as_str()),
-        })?;
-        Ok(KeySource::remote(Origin::JwksUri(uri), config))
+        check_remote_url(&uri).map_err(|problem| Error::Config(format!("jwks_uri {}", problem.as_str())))?;
+        KeySource::remote(Origin::JwksUri(uri), config)
     }
 
-    fn remote(origin: Origin, config: RemoteKeysConfig) -> KeySource {
-        let http = config.http.clone().unwrap_or_default();
+    fn remote(origin: Origin, config: RemoteKeysConfig) -> Result<KeySource, Error> {
+        let http = match &config.http {
+            Some(http) => http.clone(),
+            None => http_client()?,
+        };
         let provider = Arc::clone(&config.provider);
-        KeySource(Inner::Remote(Arc::new(RemoteKeys {
+        Ok(KeySource(Inner::Remote(Arc::new(RemoteKeys {
             origin,
             http,
             config,
@@ -146,7 +147,7 @@ impl KeySource {
             }),
             fetching: tokio::sync::Mutex::new(()),
             refreshing: AtomicBool::new(false),
-        })))
+        }))))
     }
 
     /// Verifies `token` with the current keys, refetching once (rate-limited) when its
@@ -284,7 +285,7 @@ impl RemoteKeys {
                     what: url.clone(),
                     reason: "the metadata has no jwks_uri".into(),
                 })?;
-                check_discovered_jwks_uri(&uri, &url).map_err(|m| Error::Fetch {
+                check_discovered_url(&uri, &url).map_err(|m| Error::Fetch {
                     what: url,
                     reason: format!("its jwks_uri {m}"),
                 })?;
@@ -298,10 +299,21 @@ impl RemoteKeys {
     }
 }
 
-/// GETs `url` as JSON, reading at most `max_document_bytes`.
+/// The HTTP client used when the configuration gives none: it follows no redirect, which
+/// could lead a key or metadata fetch away from the URL that was checked, or a token
+/// request's client credentials to another host.
+pub(crate) fn http_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))
+}
+
+/// GETs `url` as JSON, reading at most `max_document_bytes` (a redirect is a failure
+/// with the clients of [`http_client`]).
 pub(crate) async fn get(http: &reqwest::Client, url: &str, config: &RemoteKeysConfig) -> Result<Vec<u8>, Error> {
     let fail = |reason: String| Error::Fetch {
-        what: url.to_owned(),
+        what: loggable_url(url),
         reason,
     };
     let mut response = http
