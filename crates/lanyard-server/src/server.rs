@@ -82,7 +82,7 @@ impl RunningServer {
 }
 
 /// Sets up logging to stderr: human-readable by default, JSON on request; `RUST_LOG`-style
-/// filter. Colours only at a terminal (see [`log_colours`]).
+/// filter. Colours only at a terminal, and not when `NO_COLOR` is set.
 pub fn init_logging(config: &ServerConfig) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
