@@ -146,6 +146,27 @@ async fn every_token_request_is_audited_and_counted_without_secrets() {
         .await
         .unwrap();
     assert_eq!(introspection.status().as_u16(), 200);
+    // And revocation (RFC 7009).
+    let for_revocation = create_client_assertion(
+        key.as_ref(),
+        &ClientAssertionParams::new("audited", &issuer),
+        SystemClock.now(),
+        provider.as_ref(),
+    )
+    .unwrap();
+    let revocation = http
+        .post(format!("{}/oauth/revoke", server.public_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form([
+            ("token", token.as_str()),
+            ("client_id", "audited"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", for_revocation.as_str()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revocation.status().as_u16(), 200);
 
     let lines: Vec<Value> = captured
         .lines()
@@ -188,23 +209,25 @@ async fn every_token_request_is_audited_and_counted_without_secrets() {
     for line in &lines {
         assert_eq!(fields(line, "remote"), "127.0.0.1", "{line}");
     }
-    let introspected: Vec<Value> = captured
-        .lines()
-        .into_iter()
-        .filter(|l| l["fields"]["message"] == "oauth" && l["fields"]["endpoint"] == "introspect")
-        .collect();
-    assert_eq!(introspected.len(), 1, "{introspected:#?}");
-    for (name, value) in [
-        ("client", "audited"),
-        ("method", "private_key_jwt"),
-        ("outcome", "ok"),
-        ("remote", "127.0.0.1"),
-    ] {
-        assert_eq!(fields(&introspected[0], name), value, "{name}");
+    for endpoint in ["introspect", "revoke"] {
+        let seen: Vec<Value> = captured
+            .lines()
+            .into_iter()
+            .filter(|l| l["fields"]["message"] == "oauth" && l["fields"]["endpoint"] == endpoint)
+            .collect();
+        assert_eq!(seen.len(), 1, "{endpoint}: {seen:#?}");
+        for (name, value) in [
+            ("client", "audited"),
+            ("method", "private_key_jwt"),
+            ("outcome", "ok"),
+            ("remote", "127.0.0.1"),
+        ] {
+            assert_eq!(fields(&seen[0], name), value, "{endpoint} {name}");
+        }
     }
     // No secret reaches the log: not the token, not either assertion, not a signature.
     let everything = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    for secret in [&token, &assertion, &fresh, &for_introspection] {
+    for secret in [&token, &assertion, &fresh, &for_introspection, &for_revocation] {
         let signature = secret.rsplit('.').next().unwrap();
         assert!(!everything.contains(signature), "a credential was logged");
     }
