@@ -2,6 +2,7 @@
 //! what is known of its connection's peer.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -30,9 +31,10 @@ const MAX_STREAMS: u32 = 128;
 /// The certificate chain a TLS client presented (leaf first), as its TLS configuration's
 /// client certificate verifier accepted it: on every request of that connection, as an
 /// axum extension. What it proves depends on that verifier (one that defers validation
-/// to the application must be followed by the application's own check).
+/// to the application must be followed by the application's own check). Shared: a copy
+/// per request is a reference count, not the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerCertificates(pub Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>);
+pub struct PeerCertificates(pub Arc<[tokio_rustls::rustls::pki_types::CertificateDer<'static>]>);
 
 /// A listener whose accepted connections can be attributed to a peer for the per-peer cap.
 pub trait Accepted: Listener {
@@ -123,7 +125,9 @@ pub async fn serve_http<L: Accepted>(
     }
 }
 
-/// What a connection's requests learn about its peer (as request extensions).
+/// What a connection's requests learn about its peer (as request extensions); cheap to
+/// clone, as hyper clones the service (and so this) for every request.
+#[derive(Clone)]
 struct Peer {
     key: PeerKey,
     certificates: Option<PeerCertificates>,
@@ -146,8 +150,6 @@ async fn serve_connection<IO>(io: IO, app: Router, peer: Peer, limits: ListenerL
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Shared: hyper clones the service for every request.
-    let peer = std::sync::Arc::new(peer);
     let app = app.map_request(move |request: Request<Incoming>| peer.annotate(request));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

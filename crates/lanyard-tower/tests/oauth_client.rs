@@ -529,3 +529,21 @@ async fn dpop_bound_tokens_with_nonces_at_both_servers() {
     as_.task.abort();
     rs.task.abort();
 }
+
+#[test]
+fn a_configured_token_endpoint_must_be_https_or_loopback() {
+    for (endpoint, accepted) in [
+        ("https://as.example/token", true),
+        ("http://127.0.0.1:8080/token", true),
+        ("http://as.example/token", false),
+        ("https://svc:secret@as.example/token", false),
+    ] {
+        let mut config = OAuthClientConfig::new("https://as.example", CLIENT);
+        config.token_endpoint = Some(endpoint.to_owned());
+        let made = OAuthClientMiddleware::new(config, Arc::new(StaticJwtSvid("unused".into())));
+        assert_eq!(made.is_ok(), accepted, "{endpoint}");
+        if let Err(refused) = made {
+            assert!(!refused.to_string().contains("secret"), "{refused}");
+        }
+    }
+}

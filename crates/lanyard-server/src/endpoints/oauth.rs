@@ -94,7 +94,7 @@ struct FormRequest {
     auth: Result<ClientAuthentication, OAuthError>,
     used_authorization_header: bool,
     dpop: Option<String>,
-    certificate: Option<Vec<CertificateDer<'static>>>,
+    certificate: Option<Arc<[CertificateDer<'static>]>>,
     uri: String,
 }
 
@@ -140,7 +140,7 @@ async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) 
         auth,
         used_authorization_header,
         dpop: text(&HeaderName::from_static("dpop")).map(str::to_owned),
-        certificate: parts.extensions.get::<PeerCertificates>().map(|p| p.0.clone()),
+        certificate: parts.extensions.get::<PeerCertificates>().map(|p| Arc::clone(&p.0)),
         uri: format!("{}{path}", base.trim_end_matches('/')),
         form,
     })
@@ -158,7 +158,7 @@ struct Seen {
 impl Seen {
     /// Nothing seen yet but the peer the request's connection came from (set by
     /// `lanyard_net::serve_http`).
-    fn from(request: &Request<Body>) -> Seen {
+    fn of(request: &Request<Body>) -> Seen {
         Seen {
             remote: request
                 .extensions()
@@ -175,7 +175,7 @@ impl Seen {
 
 async fn token(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>) -> Response {
     let now = s.state().clock.now();
-    let mut seen = Seen::from(&request);
+    let mut seen = Seen::of(&request);
     let mut used_header = false;
     let result = async {
         let r = read_form(&s, request, paths::TOKEN).await?;
@@ -294,7 +294,7 @@ fn audit_hint(endpoint: &str, seen: &Seen, result: Result<(), &OAuthError>) {
 
 async fn introspect(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>) -> Response {
     let mut used_header = false;
-    let mut seen = Seen::from(&request);
+    let mut seen = Seen::of(&request);
     let result = async {
         let (hint, _client) = hint_request(&s, request, paths::INTROSPECT, &mut used_header, &mut seen).await?;
         s.introspect(hint.token.expose(), s.state().clock.now()).await
@@ -309,7 +309,7 @@ async fn introspect(State(s): State<Arc<AuthorizationServer>>, request: Request<
 
 async fn revoke(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>) -> Response {
     let mut used_header = false;
-    let mut seen = Seen::from(&request);
+    let mut seen = Seen::of(&request);
     let result = async {
         let (hint, client) = hint_request(&s, request, paths::REVOKE, &mut used_header, &mut seen).await?;
         s.revoke(hint.token.expose(), &client.client.client_id, s.state().clock.now())

@@ -489,7 +489,7 @@ async fn issue(c: &CredentialEndpoint, request: Request<Body>, seen: &mut Seen) 
     let chain = parts
         .extensions
         .get::<PeerCertificates>()
-        .map(|p| p.0.as_slice())
+        .map(|p| &*p.0)
         .filter(|c| !c.is_empty());
     let wpt = headers.contains_key(WORKLOAD_IDENTITY_TOKEN)
         || headers

@@ -32,8 +32,8 @@ use std::time::Duration;
 use http::header::{HeaderName, HeaderValue};
 use lanyard_core::oauth::{
     AccessTokenType, AuthorizationServerMetadata, ClientAssertionParams, ClientAssertionType, DpopProofParams,
-    ErrorCode, ErrorResponse, GrantType, Scope, TokenResponse, check_discovered_url, create_client_assertion,
-    create_dpop_proof, encode_form, metadata_url,
+    ErrorCode, ErrorResponse, GrantType, Scope, TokenResponse, check_discovered_url, check_remote_url,
+    create_client_assertion, create_dpop_proof, encode_form, metadata_url,
 };
 use lanyard_core::{Algorithm, Clock, CryptoProvider, SigningKey, SystemClock, UnixTime};
 use reqwest_middleware::Next;
@@ -240,6 +240,12 @@ impl OAuthClientMiddleware {
         } else {
             None
         };
+        // Client credentials go to the token endpoint: a configured one follows the rules
+        // of every URL an authorization server is reached at (a discovered one is checked
+        // when discovered).
+        if let Some(endpoint) = &config.token_endpoint {
+            check_remote_url(endpoint).map_err(|p| Error::Config(format!("token_endpoint {}", p.as_str())))?;
+        }
         let http = match &config.http {
             Some(http) => http.clone(),
             None => super::keys::http_client()?,
