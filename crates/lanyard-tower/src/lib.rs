@@ -68,6 +68,7 @@
 mod client;
 mod credentials;
 mod error;
+mod guard;
 pub mod mtls;
 pub mod oauth;
 pub mod sdcwt;
@@ -88,9 +89,10 @@ pub(crate) fn default_provider() -> std::sync::Arc<dyn lanyard_core::CryptoProvi
 pub use client::{ClientMode, TxnToken, VerifiedResponder, WorkloadAuthMiddleware};
 pub use credentials::{CredentialSource, FileCredentialSource, StaticCredentials, WorkloadCredentials};
 pub use error::Error;
+pub use guard::{Guard, Guarded};
 pub use server::{
-    AuthMode, Authorize, AuthorizeLayer, Modes, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuth, WorkloadAuthConfig,
-    WorkloadAuthLayer,
+    AuthMode, Authorize, AuthorizeLayer, Modes, ResponseToSign, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuth,
+    WorkloadAuthConfig, WorkloadAuthLayer,
 };
 pub use txn_token::{ForwardableTxnToken, TxnTokenAuth, TxnTokenKeys, TxnTokenLayer, VerifiedTxn};
 #[cfg(feature = "workload-api")]

@@ -24,10 +24,8 @@
 //! logged; the `Authorization` field is marked sensitive before the handler runs. Each
 //! outcome is counted in `lanyard_sd_cwt_auth_total` (label `outcome`).
 
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -45,8 +43,9 @@ use lanyard_core::spice::sd_cwt::{
     IssuerKey, KBT_MEDIA_TYPE, PresentationContext, SdCwtErrorKind, SdCwtPolicy, SdCwtVerifier,
 };
 use lanyard_core::{Algorithm, Clock, CryptoProvider, Error as CoreError, JwkSet, SystemClock};
-use tower::{Layer, Service};
+use tower::Layer;
 
+use crate::guard::{Guard, Guarded};
 use crate::server::problem;
 
 pub use lanyard_core::spice::nonce::{InMemoryNonceSource, NonceSource};
@@ -339,49 +338,21 @@ impl SdCwtLayer {
 impl<S> Layer<S> for SdCwtLayer {
     type Service = SdCwtAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        SdCwtAuth {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
+        Guarded::new(inner, self.clone())
     }
 }
 
 /// The service [`SdCwtLayer`] produces.
-#[derive(Clone)]
-pub struct SdCwtAuth<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+pub type SdCwtAuth<S> = Guarded<S, SdCwtLayer>;
 
-impl<S> fmt::Debug for SdCwtAuth<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SdCwtAuth").finish_non_exhaustive()
-    }
-}
+impl Guard for SdCwtLayer {
+    type Pass = ();
 
-impl<S> Service<Request<Body>> for SdCwtAuth<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = crate::server::BoxFuture<Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            match shared.authenticate(request).await {
-                Ok(request) => inner.call(request).await,
-                Err(rejection) => Ok(rejection.into_response()),
-            }
-        })
+    async fn admit(&self, request: Request<Body>) -> Result<(Request<Body>, ()), Response> {
+        match self.shared.authenticate(request).await {
+            Ok(request) => Ok((request, ())),
+            Err(rejection) => Err(rejection.into_response()),
+        }
     }
 }
 

@@ -28,9 +28,6 @@
 //! Signature, signed responses), `peer` (the mTLS peer identity), `rejection` (failures
 //! to responses) and `authorize` ([`AuthorizeLayer`]).
 
-use std::future::Future;
-use std::pin::Pin;
-
 mod authorize;
 mod config;
 mod layer;
@@ -44,13 +41,4 @@ pub use config::{AuthMode, Modes, UnverifiedTxnToken, VerifiedWorkload, Workload
 pub use layer::{WorkloadAuth, WorkloadAuthLayer};
 pub(crate) use layer::{header_view, original_uri};
 pub(crate) use rejection::problem;
-
-/// The clone of a layer's inner service that was polled ready, leaving a fresh clone in
-/// its place: the one that serves the request (tower's usual pattern).
-pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
-    let clone = inner.clone();
-    std::mem::replace(inner, clone)
-}
-
-/// The boxed future the layers' services return.
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub use signature::ResponseToSign;

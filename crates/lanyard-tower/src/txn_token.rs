@@ -21,7 +21,6 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -32,9 +31,9 @@ use lanyard_core::oauth::{
     TxnTokenClaims, TxnTokenPolicy, TxnTokenVerifier, VerificationKeys, VerifiedTxnToken, extract_txn_token,
 };
 use lanyard_core::{Clock, SystemClock};
-use tower::{Layer, Service};
+use tower::Layer;
 
-use crate::server::{BoxFuture, take_ready};
+use crate::guard::{Guard, Guarded};
 
 /// The Transaction Token Service's current keys, shared by every clone of the layer and
 /// replaceable while it runs (when the TTS rotates).
@@ -199,48 +198,19 @@ impl TxnTokenLayer {
 impl<S> Layer<S> for TxnTokenLayer {
     type Service = TxnTokenAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        TxnTokenAuth {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
+        Guarded::new(inner, self.clone())
     }
 }
 
 /// The service [`TxnTokenLayer`] produces.
-#[derive(Clone)]
-pub struct TxnTokenAuth<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+pub type TxnTokenAuth<S> = Guarded<S, TxnTokenLayer>;
 
-impl<S> fmt::Debug for TxnTokenAuth<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TxnTokenAuth").finish_non_exhaustive()
-    }
-}
+impl Guard for TxnTokenLayer {
+    type Pass = ();
 
-impl<S> Service<Request<Body>> for TxnTokenAuth<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let mut inner = take_ready(&mut self.inner);
-        let outcome = self.shared.check(&mut request);
-        Box::pin(async move {
-            if let Err(refusal) = outcome {
-                return Ok(refusal.into_response());
-            }
-            inner.call(request).await
-        })
+    async fn admit(&self, mut request: Request<Body>) -> Result<(Request<Body>, ()), Response> {
+        self.shared.check(&mut request).map_err(Refusal::into_response)?;
+        Ok((request, ()))
     }
 }
 

@@ -1,10 +1,8 @@
 //! [`AccessTokenLayer`] and its service: the resource-server checks, in the order RFC 9449
 //! §7.1 gives them (the proof, then the token, then the binding), then the route's scope.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -15,14 +13,15 @@ use lanyard_core::oauth::{
     alg_values, extract_access_token,
 };
 use lanyard_core::{CryptoProvider, InMemoryReplayCache, ReplayCache, UnixTime};
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::config::AccessTokenConfig;
 use super::keys::{KeyOutcome, KeySource};
 use super::rejection::{Challenge, DPOP_NONCE, Rejection, count};
 use super::token::{Binding, VerifiedAccessToken};
+use crate::guard::{Guard, Guarded};
 use crate::mtls::PeerCertificate;
-use crate::server::{BoxFuture, header_view, original_uri, take_ready};
+use crate::server::{header_view, original_uri};
 
 /// What every clone of the layer and its services shares.
 struct Shared {
@@ -112,74 +111,44 @@ impl AccessTokenLayer {
 impl<S> Layer<S> for AccessTokenLayer {
     type Service = AccessTokenAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AccessTokenAuth {
-            inner,
-            shared: Arc::clone(&self.shared),
-            required: self.required.clone(),
-        }
+        Guarded::new(inner, self.clone())
     }
 }
 
 /// The service [`AccessTokenLayer`] produces.
-#[derive(Clone)]
-pub struct AccessTokenAuth<S> {
-    inner: S,
-    shared: Arc<Shared>,
-    required: Option<Arc<Scope>>,
-}
+pub type AccessTokenAuth<S> = Guarded<S, AccessTokenLayer>;
 
-impl<S> fmt::Debug for AccessTokenAuth<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessTokenAuth")
-            .field("required", &self.required)
-            .finish_non_exhaustive()
+impl Guard for AccessTokenLayer {
+    /// The next DPoP nonce, for the response to a DPoP-bound token.
+    type Pass = Option<HeaderValue>;
+
+    async fn admit(&self, mut request: Request<Body>) -> Result<(Request<Body>, Self::Pass), Response> {
+        let shared = &self.shared;
+        hide_credentials(request.headers_mut());
+        let now = shared.config.clock.now();
+        let nonce = shared.current_nonce(now);
+        let facts = RequestFacts::of(&request);
+        let token = shared
+            .authenticate(&facts, self.required.as_deref(), now)
+            .await
+            .map_err(|(rejection, scheme)| rejection.into_response(&shared.challenge, scheme, nonce.as_deref()))?;
+        let scheme = token.scheme();
+        count(Some(scheme), "ok");
+        tracing::debug!(client_id = %token.client_id(), jti = %token.jti(), "access token accepted");
+        request.extensions_mut().insert(token);
+        // A DPoP client learns the next nonce from any response (RFC 9449 §8.2).
+        let next_nonce = match scheme {
+            TokenScheme::Dpop => nonce.and_then(|n| HeaderValue::try_from(n).ok()),
+            _ => None,
+        };
+        Ok((request, next_nonce))
     }
-}
 
-impl<S> Service<Request<Body>> for AccessTokenAuth<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let required = self.required.clone();
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            hide_credentials(request.headers_mut());
-            let now = shared.config.clock.now();
-            let nonce = shared.current_nonce(now);
-            let facts = RequestFacts::of(&request);
-            let token = match shared.authenticate(&facts, required.as_deref(), now).await {
-                Ok(token) => token,
-                Err((rejection, scheme)) => {
-                    return Ok(rejection.into_response(&shared.challenge, scheme, nonce.as_deref()));
-                }
-            };
-            let scheme = match token.binding {
-                Binding::Dpop { .. } => TokenScheme::Dpop,
-                _ => TokenScheme::Bearer,
-            };
-            count(Some(scheme), "ok");
-            tracing::debug!(client_id = %token.client_id(), jti = %token.jti(), "access token accepted");
-            request.extensions_mut().insert(token);
-            let mut response = inner.call(request).await?;
-            // A DPoP client learns the next nonce from any response (RFC 9449 §8.2).
-            if scheme == TokenScheme::Dpop
-                && let Some(n) = nonce.and_then(|n| HeaderValue::try_from(n).ok())
-            {
-                response.headers_mut().insert(DPOP_NONCE, n);
-            }
-            Ok(response)
-        })
+    async fn finish(&self, mut response: Response, next_nonce: Self::Pass) -> Response {
+        if let Some(nonce) = next_nonce {
+            response.headers_mut().insert(DPOP_NONCE, nonce);
+        }
+        response
     }
 }
 

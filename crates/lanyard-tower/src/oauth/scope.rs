@@ -3,19 +3,17 @@
 //! [`AccessTokenLayer::require_scope`](super::AccessTokenLayer::require_scope), for routers
 //! that apply the token layer once, outside).
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::response::Response;
 use http::Request;
-use lanyard_core::oauth::{Scope, TokenScheme};
-use tower::{Layer, Service};
+use lanyard_core::oauth::Scope;
+use tower::Layer;
 
 use super::rejection::{Challenge, Rejection};
-use super::token::{Binding, VerifiedAccessToken};
-use crate::server::{BoxFuture, take_ready};
+use super::token::VerifiedAccessToken;
+use crate::guard::{Guard, Guarded};
 
 /// Lets through only requests whose verified access token grants every token of a scope;
 /// `403` + `insufficient_scope` otherwise, `401` when no token was verified.
@@ -36,60 +34,32 @@ impl RequireScopeLayer {
 impl<S> Layer<S> for RequireScopeLayer {
     type Service = RequireScope<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RequireScope {
-            inner,
-            required: Arc::clone(&self.required),
-        }
+        Guarded::new(inner, self.clone())
     }
 }
 
 /// The service [`RequireScopeLayer`] produces.
-#[derive(Clone, Debug)]
-pub struct RequireScope<S> {
-    inner: S,
-    required: Arc<Scope>,
-}
+pub type RequireScope<S> = Guarded<S, RequireScopeLayer>;
 
-impl<S> Service<Request<Body>> for RequireScope<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response, Infallible>>;
+impl Guard for RequireScopeLayer {
+    type Pass = ();
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let verdict = match request.extensions().get::<VerifiedAccessToken>() {
-            None => Err((Rejection::Missing, None)),
-            Some(t) if self.required.is_subset_of(&t.scope()) => Ok(()),
+    async fn admit(&self, request: Request<Body>) -> Result<(Request<Body>, ()), Response> {
+        let (rejection, scheme) = match request.extensions().get::<VerifiedAccessToken>() {
+            None => (Rejection::Missing, None),
+            Some(t) if self.required.is_subset_of(&t.scope()) => return Ok((request, ())),
             Some(t) => {
-                let scheme = match t.binding {
-                    Binding::Dpop { .. } => TokenScheme::Dpop,
-                    _ => TokenScheme::Bearer,
-                };
-                Err((
+                let scheme = t.scheme();
+                (
                     Rejection::InsufficientScope(scheme, (*self.required).clone()),
                     Some(scheme),
-                ))
+                )
             }
         };
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            match verdict {
-                Ok(()) => inner.call(request).await,
-                Err((rejection, scheme)) => {
-                    let challenge = Challenge {
-                        bearer: true,
-                        ..Challenge::default()
-                    };
-                    Ok(rejection.into_response(&challenge, scheme, None))
-                }
-            }
-        })
+        let challenge = Challenge {
+            bearer: true,
+            ..Challenge::default()
+        };
+        Err(rejection.into_response(&challenge, scheme, None))
     }
 }

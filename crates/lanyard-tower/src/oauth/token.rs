@@ -4,7 +4,7 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::Response;
 use http::request::Parts;
 use lanyard_core::UnixTime;
-use lanyard_core::oauth::{AccessTokenClaims, Actor, Audience, Confirmation, Scope};
+use lanyard_core::oauth::{AccessTokenClaims, Actor, Audience, Confirmation, Scope, TokenScheme};
 
 use super::rejection::Rejection;
 
@@ -79,6 +79,15 @@ impl VerifiedAccessToken {
     /// When it expires.
     pub fn exp(&self) -> UnixTime {
         self.claims.exp
+    }
+
+    /// The authorization scheme it was presented with: `DPoP` for a DPoP-bound token,
+    /// `Bearer` otherwise.
+    pub(crate) fn scheme(&self) -> TokenScheme {
+        match self.binding {
+            Binding::Dpop { .. } => TokenScheme::Dpop,
+            Binding::Bearer | Binding::Certificate => TokenScheme::Bearer,
+        }
     }
 }
 

@@ -1,17 +1,13 @@
 //! Per-route authorization: [`AuthorizeLayer`] lets through only the workloads or trust
 //! domains it names; it needs a [`super::WorkloadAuthLayer`] outside it.
 
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, Request, StatusCode};
 use lanyard_core::WorkloadId;
-use tower::{Layer, Service};
+use tower::Layer;
 
-use super::{BoxFuture, take_ready};
+use crate::guard::{Guard, Guarded};
 
 use super::config::VerifiedWorkload;
 use super::rejection::{count, problem};
@@ -57,42 +53,25 @@ impl AuthorizeLayer {
 impl<S> Layer<S> for AuthorizeLayer {
     type Service = Authorize<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Authorize {
-            inner,
-            policy: Arc::new(self.clone()),
-        }
+        Guarded::new(inner, self.clone())
     }
 }
 
 /// The service [`AuthorizeLayer`] produces.
-#[derive(Clone, Debug)]
-pub struct Authorize<S> {
-    inner: S,
-    policy: Arc<AuthorizeLayer>,
-}
+pub type Authorize<S> = Guarded<S, AuthorizeLayer>;
 
-impl<S> Service<Request<Body>> for Authorize<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response, Infallible>>;
+impl Guard for AuthorizeLayer {
+    type Pass = ();
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let verdict = match request.extensions().get::<VerifiedWorkload>() {
+    async fn admit(&self, request: Request<Body>) -> Result<(Request<Body>, ()), Response> {
+        match request.extensions().get::<VerifiedWorkload>() {
             None => Err(problem(
                 StatusCode::UNAUTHORIZED,
                 "missing_credentials",
                 "the caller is not authenticated",
                 &HeaderMap::new(),
             )),
-            Some(w) if self.policy.allows(w) => Ok(()),
+            Some(w) if self.allows(w) => Ok((request, ())),
             Some(w) => {
                 count(w.mode.as_str(), "forbidden");
                 tracing::info!(workload = %w.id, "workload not allowed on this route");
@@ -103,13 +82,6 @@ where
                     &HeaderMap::new(),
                 ))
             }
-        };
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            match verdict {
-                Ok(()) => inner.call(request).await,
-                Err(response) => Ok(response),
-            }
-        })
+        }
     }
 }

@@ -1,10 +1,8 @@
 //! The shared layer: [`WorkloadAuthLayer`] and its service, which pick the mode a request
 //! uses, hand it to the mode's verifier, and put the result on the request.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -12,13 +10,13 @@ use http::{HeaderMap, Request};
 use lanyard_core::httpsig::HttpSigVerifier;
 use lanyard_core::wimse::{WORKLOAD_PROOF_TOKEN, is_wpt_authorization};
 use lanyard_core::{CryptoProvider, InMemoryReplayCache, TrustStore, WitVerifier, WptVerifier};
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::config::{UnverifiedTxnToken, WorkloadAuthConfig};
 use super::peer;
 use super::rejection::{Rejection, count};
 use super::signature::ResponseToSign;
-use super::{BoxFuture, take_ready};
+use crate::guard::{Guard, Guarded};
 use crate::mtls::PeerIdentity;
 
 /// What every clone of the layer and its services shares.
@@ -73,53 +71,30 @@ impl WorkloadAuthLayer {
 impl<S> Layer<S> for WorkloadAuthLayer {
     type Service = WorkloadAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        WorkloadAuth {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
+        Guarded::new(inner, self.clone())
     }
 }
 
 /// The service [`WorkloadAuthLayer`] produces.
-#[derive(Clone)]
-pub struct WorkloadAuth<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+pub type WorkloadAuth<S> = Guarded<S, WorkloadAuthLayer>;
 
-impl<S> fmt::Debug for WorkloadAuth<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkloadAuth").finish_non_exhaustive()
-    }
-}
+impl Guard for WorkloadAuthLayer {
+    /// The response signature owed to a signed request.
+    type Pass = Option<ResponseToSign>;
 
-impl<S> Service<Request<Body>> for WorkloadAuth<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    async fn admit(&self, request: Request<Body>) -> Result<(Request<Body>, Self::Pass), Response> {
+        let shared = &self.shared;
+        shared
+            .authenticate(request)
+            .await
+            .map_err(|rejection| rejection.into_response(&shared.config))
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            let (request, outcome) = match shared.authenticate(request).await {
-                Ok(pair) => pair,
-                Err(rejection) => return Ok(rejection.into_response(&shared.config)),
-            };
-            let response = inner.call(request).await?;
-            Ok(match outcome {
-                Some(sign) => shared.sign_response(response, sign).await,
-                None => response,
-            })
-        })
+    async fn finish(&self, response: Response, sign: Self::Pass) -> Response {
+        match sign {
+            Some(sign) => self.shared.sign_response(response, sign).await,
+            None => response,
+        }
     }
 }
 

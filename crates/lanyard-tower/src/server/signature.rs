@@ -15,8 +15,9 @@ use super::config::{AuthMode, VerifiedWorkload};
 use super::layer::{Shared, header_view, original_uri};
 use super::rejection::{Rejection, count, problem};
 
-/// A signed request whose response must be signed too.
-pub(super) struct ResponseToSign {
+/// What a signed request is owed: its response, signed too. Produced and consumed by
+/// [`WorkloadAuthLayer`](crate::WorkloadAuthLayer) (its [`Guard::Pass`](crate::Guard::Pass)).
+pub struct ResponseToSign {
     method: String,
     target: String,
     nonce: String,
