@@ -736,6 +736,27 @@ fn certificate_binding() {
         "cnf_mismatch"
     );
     assert_eq!(serde_json::to_value(&cnf).unwrap(), json!({"x5t#S256": thumb}));
+    // At a token endpoint a DPoP proof binds the token being issued, so beside a
+    // certificate-bound subject token `check_holder` does not refuse it; `check` (a
+    // resource server's) does.
+    cnf.check_holder(Some("a-dpop-key"), || Some(thumb.clone())).unwrap();
+    let with_proof = PresentedProof {
+        dpop_jkt: Some("a-dpop-key"),
+        client_certificate: Some(cert),
+    };
+    assert_eq!(cnf.check(&with_proof, p.as_ref()).unwrap_err().kind(), "not_dpop_bound");
+    let wrong = || Some("another thumbprint".to_owned());
+    assert_eq!(cnf.check_holder(None, wrong).unwrap_err().kind(), "cnf_mismatch");
+    // The certificate's thumbprint is asked for only when there is one to match.
+    let dpop_bound = Confirmation::dpop("k");
+    dpop_bound.check_holder(Some("k"), || unreachable!()).unwrap();
+    assert_eq!(
+        dpop_bound
+            .check_holder(Some("j"), || unreachable!())
+            .unwrap_err()
+            .kind(),
+        "cnf_mismatch"
+    );
 }
 
 #[test]

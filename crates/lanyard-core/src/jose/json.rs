@@ -107,6 +107,14 @@ impl<'a> Members<'a> {
         self.str(name)?.ok_or(Error::MissingClaim(name))
     }
 
+    /// A required string member that is not empty, copied out.
+    pub(crate) fn req_non_empty(&self, name: &'static str) -> Result<String, Error> {
+        match self.req_str(name)? {
+            "" => Err(Error::invalid_claim(name, "must not be empty")),
+            value => Ok(value.to_owned()),
+        }
+    }
+
     /// An optional NumericDate (RFC 7519 §2): a non-negative number of seconds;
     /// fractions are truncated.
     pub(crate) fn date(&self, name: &'static str) -> Result<Option<u64>, Error> {

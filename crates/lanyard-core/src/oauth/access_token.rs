@@ -264,13 +264,6 @@ impl AccessTokenClaims {
     /// `jti` (RFC 9068 §2.2).
     pub fn from_claims(claims: &Map<String, Value>) -> Result<AccessTokenClaims, Error> {
         let m = Members(claims);
-        let non_empty = |name: &'static str| -> Result<String, Error> {
-            let value = m.req_str(name)?;
-            if value.is_empty() {
-                return Err(Error::invalid_claim(name, "must not be empty"));
-            }
-            Ok(value.to_owned())
-        };
         let scope = m.str("scope")?.map(Scope::parse).transpose()?;
         let cnf = match claims.get("cnf") {
             Some(value @ Value::Object(_)) => Some(
@@ -282,15 +275,15 @@ impl AccessTokenClaims {
         };
         let act = claims.get("act").map(|v| Actor::from_value(v, "act")).transpose()?;
         Ok(AccessTokenClaims {
-            iss: non_empty("iss")?,
-            sub: non_empty("sub")?,
+            iss: m.req_non_empty("iss")?,
+            sub: m.req_non_empty("sub")?,
             aud: Audience::from_members(m)?,
-            client_id: non_empty("client_id")?,
+            client_id: m.req_non_empty("client_id")?,
             scope,
             iat: UnixTime(m.req_date("iat")?),
             exp: UnixTime(m.req_date("exp")?),
             nbf: m.date("nbf")?.map(UnixTime),
-            jti: non_empty("jti")?,
+            jti: m.req_non_empty("jti")?,
             cnf,
             act,
             extra: claims

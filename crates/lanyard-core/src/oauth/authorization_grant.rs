@@ -99,7 +99,7 @@ impl AuthorizationGrantClaims {
         check_jti(jti)?;
         Ok(AuthorizationGrantClaims {
             iss: m.req_str("iss")?.to_owned(),
-            sub: non_empty(m, "sub")?,
+            sub: m.req_non_empty("sub")?,
             aud,
             iat: UnixTime(m.req_date("iat")?),
             exp: UnixTime(m.req_date("exp")?),
@@ -114,14 +114,6 @@ impl AuthorizationGrantClaims {
                 .collect(),
         })
     }
-}
-
-fn non_empty(m: Members<'_>, name: &'static str) -> Result<String, Error> {
-    let value = m.req_str(name)?;
-    if value.is_empty() {
-        return Err(Error::invalid_claim(name, "must not be empty"));
-    }
-    Ok(value.to_owned())
 }
 
 /// Signs a grant with header `{alg, kid, typ: "authorization-grant+jwt"}`, refusing claims

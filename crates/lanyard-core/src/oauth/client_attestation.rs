@@ -40,7 +40,7 @@ use crate::crypto::{CryptoProvider, SigningKey};
 use crate::error::Error;
 use crate::id::{SpiffeId, WorkloadId};
 use crate::jose::json::Members;
-use crate::jose::{CompactJws, TokenType, TypRule, sign_compact};
+use crate::jose::{TokenType, sign_compact};
 use crate::time::UnixTime;
 use crate::trust::TrustStore;
 use crate::wimse::{VerifiedWit, WitPolicy, WitVerifier};
@@ -121,17 +121,7 @@ impl ClientAttestationVerifier {
             // The WIT-SVID profile admits only SPIFFE IDs; kept as a check, not a panic.
             return Err(Error::invalid_claim("sub", "not a SPIFFE ID"));
         };
-        let jws = CompactJws::parse(pop)?;
-        TypRule::exactly(TokenType::ClientAttestationPop).check(jws.header().typ.as_deref())?;
-        let alg = jws.header().algorithm()?;
-        if alg != wit.pop_algorithm() {
-            return Err(Error::AlgorithmMismatch {
-                expected: wit.pop_algorithm().to_string(),
-                found: alg.to_string(),
-            });
-        }
-        jws.verify_signature(wit.pop_key().as_ref())?;
-        let claims = jws.claims()?;
+        let claims = wit.verify_proof(pop, TokenType::ClientAttestationPop)?;
         let m = Members(&claims);
         check_sole_audience(&m.req_audiences()?, &self.issuer)?;
         if let Some(iss) = m.str("iss")?

@@ -66,8 +66,29 @@ impl Confirmation {
     /// nothing this check understands, and is accepted only when no DPoP proof came with
     /// it ([`check_unbound`]).
     pub fn check(&self, presented: &PresentedProof<'_>, provider: &dyn CryptoProvider) -> Result<(), Error> {
+        if self.jkt.is_none() && presented.dpop_jkt.is_some() {
+            return Err(Violation::NotDpopBound.into());
+        }
+        self.check_holder(presented.dpop_jkt, || {
+            presented
+                .client_certificate
+                .map(|der| certificate_thumbprint(provider, der))
+        })
+    }
+
+    /// Checks that the presenter holds what this confirmation binds: the key of `jkt`
+    /// (`dpop_jkt`, the thumbprint of a verified DPoP proof's key) and the certificate of
+    /// `x5t#S256` (`certificate_thumbprint`, asked for only when there is one to match).
+    /// Unlike [`Confirmation::check`], a DPoP proof beside a confirmation without `jkt` is
+    /// not refused: at a token endpoint the proof binds the token to be issued, not the
+    /// one presented (RFC 9449 §5).
+    pub fn check_holder(
+        &self,
+        dpop_jkt: Option<&str>,
+        certificate_thumbprint: impl FnOnce() -> Option<String>,
+    ) -> Result<(), Error> {
         if let Some(jkt) = &self.jkt {
-            match presented.dpop_jkt {
+            match dpop_jkt {
                 None => {
                     return Err(Violation::ConfirmationMissing {
                         member: "jkt",
@@ -84,11 +105,9 @@ impl Confirmation {
                 }
                 Some(_) => {}
             }
-        } else if presented.dpop_jkt.is_some() {
-            return Err(Violation::NotDpopBound.into());
         }
         if let Some(x5t) = &self.x5t_s256 {
-            match presented.client_certificate {
+            match certificate_thumbprint() {
                 None => {
                     return Err(Violation::ConfirmationMissing {
                         member: "x5t#S256",
@@ -96,7 +115,7 @@ impl Confirmation {
                     }
                     .into());
                 }
-                Some(der) if certificate_thumbprint(provider, der) != *x5t => {
+                Some(presented) if presented != *x5t => {
                     return Err(Violation::ConfirmationMismatch {
                         member: "x5t#S256",
                         what: "client certificate",

@@ -93,13 +93,6 @@ impl TxnTokenClaims {
     /// `req_wl`.
     pub fn from_claims(claims: &Map<String, Value>) -> Result<TxnTokenClaims, Error> {
         let m = Members(claims);
-        let non_empty = |name: &'static str| -> Result<String, Error> {
-            let value = m.req_str(name)?;
-            if value.is_empty() {
-                return Err(Error::invalid_claim(name, "must not be empty"));
-            }
-            Ok(value.to_owned())
-        };
         let aud = match m.audiences()?.ok_or(Error::MissingClaim("aud"))?.as_slice() {
             [one] if !one.is_empty() => (*one).to_owned(),
             _ => return Err(Error::invalid_claim("aud", "must name exactly one trust domain")),
@@ -109,10 +102,10 @@ impl TxnTokenClaims {
             iat: UnixTime(m.req_date("iat")?),
             exp: UnixTime(m.req_date("exp")?),
             aud,
-            txn: non_empty("txn")?,
-            sub: non_empty("sub")?,
+            txn: m.req_non_empty("txn")?,
+            sub: m.req_non_empty("sub")?,
             scope: Scope::parse(m.req_str("scope")?)?,
-            req_wl: non_empty("req_wl")?,
+            req_wl: m.req_non_empty("req_wl")?,
             tctx: m.object("tctx")?.cloned(),
             rctx: m.object("rctx")?.cloned(),
             extra: claims

@@ -18,7 +18,7 @@ use crate::crypto::{CryptoProvider, SigningKey, VerifyingKey};
 use crate::error::Error;
 use crate::id::{IdError, IdErrorKind, WorkloadId};
 use crate::jose::json::Members;
-use crate::jose::{AlgSet, Algorithm, Jwk, TokenType, TypRule, base64url, sign_compact};
+use crate::jose::{AlgSet, Algorithm, CompactJws, Jwk, TokenType, TypRule, base64url, sign_compact};
 use crate::time::UnixTime;
 use crate::trust::{self, AnchoredProfile, KeyUse, TrustAnchor, TrustStore, Window};
 
@@ -114,6 +114,23 @@ impl VerifiedWit {
     /// The parsed `cnf.jwk`, for checking proofs.
     pub fn pop_key(&self) -> &Arc<dyn VerifyingKey> {
         &self.pop_key
+    }
+
+    /// Verifies a proof of possession signed with the key this WIT binds (a WPT, an
+    /// `OAuth-Client-Attestation-PoP`): its `typ` must be exactly `typ`, its `alg` the
+    /// key's, its signature valid. Returns its claims, for the caller's own checks.
+    pub fn verify_proof(&self, proof: &str, typ: TokenType) -> Result<Map<String, Value>, Error> {
+        let jws = CompactJws::parse(proof)?;
+        TypRule::exactly(typ).check(jws.header().typ.as_deref())?;
+        let alg = jws.header().algorithm()?;
+        if alg != self.pop_algorithm() {
+            return Err(Error::AlgorithmMismatch {
+                expected: self.pop_algorithm().to_string(),
+                found: alg.to_string(),
+            });
+        }
+        jws.verify_signature(self.pop_key.as_ref())?;
+        jws.claims()
     }
 
     /// `wth` for this WIT: base64url(SHA-256(token)).

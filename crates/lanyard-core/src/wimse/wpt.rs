@@ -30,7 +30,7 @@ use super::wit::{VerifiedWit, WitVerifier};
 use crate::crypto::{CryptoProvider, SigningKey};
 use crate::error::Error;
 use crate::jose::json::Members;
-use crate::jose::{CompactJws, TokenType, TypRule, base64url, sign_compact};
+use crate::jose::{CompactJws, TokenType, base64url, sign_compact};
 use crate::replay::ReplayCache;
 use crate::time::UnixTime;
 use crate::trust::{self, Window};
@@ -136,17 +136,7 @@ impl WptVerifier {
             });
         }
         let wit = self.wit.verify(tokens.wit, now)?;
-        let jws = CompactJws::parse(tokens.wpt)?;
-        TypRule::exactly(TokenType::Wpt).check(jws.header().typ.as_deref())?;
-        let alg = jws.header().algorithm()?;
-        if alg != wit.pop_algorithm() {
-            return Err(Error::AlgorithmMismatch {
-                expected: wit.pop_algorithm().to_string(),
-                found: alg.to_string(),
-            });
-        }
-        jws.verify_signature(wit.pop_key().as_ref())?;
-        let claims = jws.claims()?;
+        let claims = wit.verify_proof(tokens.wpt, TokenType::Wpt)?;
         let times = trust::check_window(
             &claims,
             now,

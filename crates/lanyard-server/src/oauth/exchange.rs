@@ -381,45 +381,9 @@ fn check_holder(
     client: &AuthenticatedClient,
     dpop: Option<&VerifiedDpopProof>,
 ) -> Result<(), lanyard_core::Error> {
-    if let Some(jkt) = &cnf.jkt {
-        match dpop {
-            None => {
-                return Err(Violation::ConfirmationMissing {
-                    member: "jkt",
-                    what: "DPoP proof",
-                }
-                .into());
-            }
-            Some(proof) if proof.jkt != *jkt => {
-                return Err(Violation::ConfirmationMismatch {
-                    member: "jkt",
-                    what: "DPoP key",
-                }
-                .into());
-            }
-            Some(_) => {}
-        }
-    }
-    if let Some(x5t) = &cnf.x5t_s256 {
-        match &client.certificate_thumbprint {
-            None => {
-                return Err(Violation::ConfirmationMissing {
-                    member: "x5t#S256",
-                    what: "client certificate",
-                }
-                .into());
-            }
-            Some(presented) if presented != x5t => {
-                return Err(Violation::ConfirmationMismatch {
-                    member: "x5t#S256",
-                    what: "client certificate",
-                }
-                .into());
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
+    cnf.check_holder(dpop.map(|proof| proof.jkt.as_str()), || {
+        client.certificate_thumbprint.clone()
+    })
 }
 
 /// The `may_act` claim of a token's claims, if any (RFC 8693 §4.4).
