@@ -762,7 +762,7 @@ async fn a_wit_is_exchanged_only_with_a_proof_of_its_key() {
         .refused(400, "invalid_request", "DPoP proof");
     h.token_with_headers("gateway", &params, &[("DPoP", &proof(&stranger))])
         .await
-        .refused(400, "invalid_request", "DPoP key");
+        .refused(400, "invalid_request", "DPoP proof key");
     // A client whose policy does not list the type.
     h.token_with_headers("agent", &params, &[("DPoP", &proof(&holder))])
         .await

@@ -3,7 +3,8 @@
 //! The workload, access-token, Txn-Token and SD-CWT layers and the per-route
 //! authorization and scope layers differ only in how they check a request and what they
 //! add to the answer; each says that as a [`Guard`], and all of them produce the same
-//! service, [`Guarded`].
+//! service, [`GuardService`]. (Not to be confused with `lanyard_net::Guarded`, a
+//! connection that holds its limiter slot.)
 
 use std::convert::Infallible;
 use std::fmt;
@@ -18,8 +19,8 @@ use http::Request;
 use tower::Service;
 
 /// How a layer checks a request before its handler runs, and what it adds to the handler's
-/// response. This crate's layers implement it; a check of your own can too, and then
-/// serves as `Guarded<S, YourCheck>` like theirs.
+/// response. This crate's layers implement it; a check of your own can too, served by
+/// [`GuardService::new`] from its `Layer`.
 pub trait Guard: Send + Sync + 'static {
     /// What a request that was let through hands on to [`Guard::finish`].
     type Pass: Send + 'static;
@@ -40,39 +41,39 @@ pub trait Guard: Send + Sync + 'static {
 
 /// The service each of this crate's checking layers produces: its [`Guard`], then the
 /// inner service. Cheap to clone.
-pub struct Guarded<S, G> {
+pub struct GuardService<S, G> {
     inner: S,
     guard: Arc<G>,
 }
 
-impl<S, G> Guarded<S, G> {
+impl<S, G> GuardService<S, G> {
     /// `inner` behind `guard`.
-    pub(crate) fn new(inner: S, guard: G) -> Guarded<S, G> {
-        Guarded {
+    pub fn new(inner: S, guard: G) -> GuardService<S, G> {
+        GuardService {
             inner,
             guard: Arc::new(guard),
         }
     }
 }
 
-impl<S: Clone, G> Clone for Guarded<S, G> {
+impl<S: Clone, G> Clone for GuardService<S, G> {
     fn clone(&self) -> Self {
-        Guarded {
+        GuardService {
             inner: self.inner.clone(),
             guard: Arc::clone(&self.guard),
         }
     }
 }
 
-impl<S, G: fmt::Debug> fmt::Debug for Guarded<S, G> {
+impl<S, G: fmt::Debug> fmt::Debug for GuardService<S, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guarded")
+        f.debug_struct("GuardService")
             .field("guard", &self.guard)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, G> Service<Request<Body>> for Guarded<S, G>
+impl<S, G> Service<Request<Body>> for GuardService<S, G>
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,

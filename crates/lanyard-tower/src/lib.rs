@@ -89,7 +89,7 @@ pub(crate) fn default_provider() -> std::sync::Arc<dyn lanyard_core::CryptoProvi
 pub use client::{ClientMode, TxnToken, VerifiedResponder, WorkloadAuthMiddleware};
 pub use credentials::{CredentialSource, FileCredentialSource, StaticCredentials, WorkloadCredentials};
 pub use error::Error;
-pub use guard::{Guard, Guarded};
+pub use guard::{Guard, GuardService};
 pub use server::{
     AuthMode, Authorize, AuthorizeLayer, Modes, ResponseToSign, UnverifiedTxnToken, VerifiedWorkload, WorkloadAuth,
     WorkloadAuthConfig, WorkloadAuthLayer,

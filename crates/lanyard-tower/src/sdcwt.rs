@@ -45,7 +45,7 @@ use lanyard_core::spice::sd_cwt::{
 use lanyard_core::{Algorithm, Clock, CryptoProvider, Error as CoreError, JwkSet, SystemClock};
 use tower::Layer;
 
-use crate::guard::{Guard, Guarded};
+use crate::guard::{Guard, GuardService};
 use crate::server::problem;
 
 pub use lanyard_core::spice::nonce::{InMemoryNonceSource, NonceSource};
@@ -338,12 +338,12 @@ impl SdCwtLayer {
 impl<S> Layer<S> for SdCwtLayer {
     type Service = SdCwtAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Guarded::new(inner, self.clone())
+        GuardService::new(inner, self.clone())
     }
 }
 
 /// The service [`SdCwtLayer`] produces.
-pub type SdCwtAuth<S> = Guarded<S, SdCwtLayer>;
+pub type SdCwtAuth<S> = GuardService<S, SdCwtLayer>;
 
 impl Guard for SdCwtLayer {
     type Pass = ();

@@ -33,7 +33,7 @@ use lanyard_core::oauth::{
 use lanyard_core::{Clock, SystemClock};
 use tower::Layer;
 
-use crate::guard::{Guard, Guarded};
+use crate::guard::{Guard, GuardService};
 
 /// The Transaction Token Service's current keys, shared by every clone of the layer and
 /// replaceable while it runs (when the TTS rotates).
@@ -198,12 +198,12 @@ impl TxnTokenLayer {
 impl<S> Layer<S> for TxnTokenLayer {
     type Service = TxnTokenAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Guarded::new(inner, self.clone())
+        GuardService::new(inner, self.clone())
     }
 }
 
 /// The service [`TxnTokenLayer`] produces.
-pub type TxnTokenAuth<S> = Guarded<S, TxnTokenLayer>;
+pub type TxnTokenAuth<S> = GuardService<S, TxnTokenLayer>;
 
 impl Guard for TxnTokenLayer {
     type Pass = ();

@@ -5,7 +5,9 @@
 //!
 //! [`Confirmation::check`] is the resource server's rule (RFC 9449 §7.1, RFC 8705 §3): a
 //! bound token is accepted only with the proof its `cnf` names, and a DPoP proof is not
-//! accepted for a token that is not DPoP-bound.
+//! accepted for a token that is not DPoP-bound. [`Confirmation::check_holder`] is the part
+//! of it a token endpoint applies to a bound token presented for exchange (the request's
+//! DPoP proof binds the token being issued, so it is not refused beside an unbound one).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -119,7 +119,7 @@ impl VerifiedWit {
     /// Verifies a proof of possession signed with the key this WIT binds (a WPT, an
     /// `OAuth-Client-Attestation-PoP`): its `typ` must be exactly `typ`, its `alg` the
     /// key's, its signature valid. Returns its claims, for the caller's own checks.
-    pub fn verify_proof(&self, proof: &str, typ: TokenType) -> Result<Map<String, Value>, Error> {
+    pub(crate) fn verify_proof(&self, proof: &str, typ: TokenType) -> Result<Map<String, Value>, Error> {
         let jws = CompactJws::parse(proof)?;
         TypRule::exactly(typ).check(jws.header().typ.as_deref())?;
         let alg = jws.header().algorithm()?;

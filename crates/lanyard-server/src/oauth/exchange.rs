@@ -332,7 +332,7 @@ impl AuthorizationServer {
                     Some(proof) if proof.jkt != holder => Err(invalid(
                         Violation::ConfirmationMismatch {
                             member: "jwk",
-                            what: "DPoP key",
+                            what: "DPoP proof key",
                         }
                         .into(),
                     )),

@@ -19,7 +19,7 @@ use super::config::AccessTokenConfig;
 use super::keys::{KeyOutcome, KeySource};
 use super::rejection::{Challenge, DPOP_NONCE, Rejection, count};
 use super::token::{Binding, VerifiedAccessToken};
-use crate::guard::{Guard, Guarded};
+use crate::guard::{Guard, GuardService};
 use crate::mtls::PeerCertificate;
 use crate::server::{header_view, original_uri};
 
@@ -111,12 +111,12 @@ impl AccessTokenLayer {
 impl<S> Layer<S> for AccessTokenLayer {
     type Service = AccessTokenAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Guarded::new(inner, self.clone())
+        GuardService::new(inner, self.clone())
     }
 }
 
 /// The service [`AccessTokenLayer`] produces.
-pub type AccessTokenAuth<S> = Guarded<S, AccessTokenLayer>;
+pub type AccessTokenAuth<S> = GuardService<S, AccessTokenLayer>;
 
 impl Guard for AccessTokenLayer {
     /// The next DPoP nonce, for the response to a DPoP-bound token.

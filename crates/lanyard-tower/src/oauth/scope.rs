@@ -13,7 +13,7 @@ use tower::Layer;
 
 use super::rejection::{Challenge, Rejection};
 use super::token::VerifiedAccessToken;
-use crate::guard::{Guard, Guarded};
+use crate::guard::{Guard, GuardService};
 
 /// Lets through only requests whose verified access token grants every token of a scope;
 /// `403` + `insufficient_scope` otherwise, `401` when no token was verified.
@@ -34,12 +34,12 @@ impl RequireScopeLayer {
 impl<S> Layer<S> for RequireScopeLayer {
     type Service = RequireScope<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Guarded::new(inner, self.clone())
+        GuardService::new(inner, self.clone())
     }
 }
 
 /// The service [`RequireScopeLayer`] produces.
-pub type RequireScope<S> = Guarded<S, RequireScopeLayer>;
+pub type RequireScope<S> = GuardService<S, RequireScopeLayer>;
 
 impl Guard for RequireScopeLayer {
     type Pass = ();

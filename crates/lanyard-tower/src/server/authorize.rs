@@ -7,7 +7,7 @@ use http::{HeaderMap, Request, StatusCode};
 use lanyard_core::WorkloadId;
 use tower::Layer;
 
-use crate::guard::{Guard, Guarded};
+use crate::guard::{Guard, GuardService};
 
 use super::config::VerifiedWorkload;
 use super::rejection::{count, problem};
@@ -53,12 +53,12 @@ impl AuthorizeLayer {
 impl<S> Layer<S> for AuthorizeLayer {
     type Service = Authorize<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Guarded::new(inner, self.clone())
+        GuardService::new(inner, self.clone())
     }
 }
 
 /// The service [`AuthorizeLayer`] produces.
-pub type Authorize<S> = Guarded<S, AuthorizeLayer>;
+pub type Authorize<S> = GuardService<S, AuthorizeLayer>;
 
 impl Guard for AuthorizeLayer {
     type Pass = ();

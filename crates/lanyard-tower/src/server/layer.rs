@@ -16,7 +16,7 @@ use super::config::{UnverifiedTxnToken, WorkloadAuthConfig};
 use super::peer;
 use super::rejection::{Rejection, count};
 use super::signature::ResponseToSign;
-use crate::guard::{Guard, Guarded};
+use crate::guard::{Guard, GuardService};
 use crate::mtls::PeerIdentity;
 
 /// What every clone of the layer and its services shares.
@@ -71,12 +71,12 @@ impl WorkloadAuthLayer {
 impl<S> Layer<S> for WorkloadAuthLayer {
     type Service = WorkloadAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Guarded::new(inner, self.clone())
+        GuardService::new(inner, self.clone())
     }
 }
 
 /// The service [`WorkloadAuthLayer`] produces.
-pub type WorkloadAuth<S> = Guarded<S, WorkloadAuthLayer>;
+pub type WorkloadAuth<S> = GuardService<S, WorkloadAuthLayer>;
 
 impl Guard for WorkloadAuthLayer {
     /// The response signature owed to a signed request.

@@ -16,7 +16,8 @@ use super::layer::{Shared, header_view, original_uri};
 use super::rejection::{Rejection, count, problem};
 
 /// What a signed request is owed: its response, signed too. Produced and consumed by
-/// [`WorkloadAuthLayer`](crate::WorkloadAuthLayer) (its [`Guard::Pass`](crate::Guard::Pass)).
+/// [`WorkloadAuthLayer`](crate::WorkloadAuthLayer) (its [`Guard::Pass`](crate::Guard::Pass)); it has nothing
+/// public but its name.
 pub struct ResponseToSign {
     method: String,
     target: String,
