@@ -103,7 +103,7 @@ pub(crate) fn header_view(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
 }
 
 /// The URI the client sent. Inside `Router::nest` axum strips the prefix from
-/// `request.uri()` but keeps the original in [`OriginalUri`]; the audience and the signed
+/// `request.uri()` but keeps the original in [`OriginalUri`](axum::extract::OriginalUri); the audience and the signed
 /// `@request-target` are about the original.
 pub(crate) fn original_uri(request: &Request<Body>) -> &http::Uri {
     request
@@ -118,7 +118,7 @@ impl Shared {
     }
 
     /// Authenticates `request`, returning it (with the body restored if it was read and
-    /// the [`VerifiedWorkload`] in its extensions) and whether the response must be signed.
+    /// the [`VerifiedWorkload`](super::VerifiedWorkload) in its extensions) and whether the response must be signed.
     ///
     /// Credential header values are marked sensitive first, so a handler or layer that
     /// logs the request's headers shows `Sensitive` instead of a WIT, WPT or Txn-Token.

@@ -1,7 +1,7 @@
 //! The journal that makes a SQLite store's used one-time values durable: the directory
 //! `<database file>.jtis/`, beside the database.
 //!
-//! [`LiveJtis`](super::live_jtis::LiveJtis) decides in memory which keys are fresh; each
+//! [`LiveJtis`] decides in memory which keys are fresh; each
 //! fresh key is appended here before its caller is answered, and the journal is read back
 //! when the store opens, so a replay is still refused after a restart or a `kill -9`.
 //!
