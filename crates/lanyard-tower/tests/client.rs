@@ -279,6 +279,34 @@ fn client(middleware: WorkloadAuthMiddleware) -> ClientWithMiddleware {
     ClientBuilder::new(inner).with(middleware).build()
 }
 
+/// The running service and the client workload's credentials, where most tests start.
+struct Setup {
+    env: Env,
+    base: String,
+    creds: Arc<WorkloadCredentials>,
+}
+
+async fn setup() -> Setup {
+    let env = Env::new();
+    let base = start(&env).await;
+    let creds = env.credentials(CLIENT_ID);
+    Setup { env, base, creds }
+}
+
+/// A client authenticating as the workload of `creds` in `mode`.
+fn workload_client(creds: &Arc<WorkloadCredentials>, mode: ClientMode) -> ClientWithMiddleware {
+    client(WorkloadAuthMiddleware::new(static_source(creds), mode))
+}
+
+/// [`workload_client`], also verifying signed responses with `verifier`.
+fn verifying_client(
+    creds: &Arc<WorkloadCredentials>,
+    mode: ClientMode,
+    verifier: HttpSigVerifier,
+) -> ClientWithMiddleware {
+    client(WorkloadAuthMiddleware::new(static_source(creds), mode).with_response_verifier(verifier))
+}
+
 fn static_source(creds: &Arc<WorkloadCredentials>) -> Arc<dyn CredentialSource> {
     Arc::new(StaticCredentials(creds.clone()))
 }
@@ -313,13 +341,8 @@ fn sig_mode(target: TargetComponents, require_signed_response: bool) -> ClientMo
 
 #[tokio::test]
 async fn wpt_in_authorization_with_audience_without_query() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        wpt_mode(WptCarriage::Authorization),
-    ));
+    let Setup { env, base, creds } = setup().await;
+    let client = workload_client(&creds, wpt_mode(WptCarriage::Authorization));
     let echo = json_ok(client.get(format!("{base}/path?q=1#frag")).send().await.unwrap()).await;
     assert_eq!(echo["sub"], CLIENT_ID);
     assert_eq!(echo["carriage"], "Authorization");
@@ -334,13 +357,8 @@ async fn wpt_in_authorization_with_audience_without_query() {
 
 #[tokio::test]
 async fn wpt_binds_a_txn_token() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        wpt_mode(WptCarriage::Authorization),
-    ));
+    let Setup { base, creds, .. } = setup().await;
+    let client = workload_client(&creds, wpt_mode(WptCarriage::Authorization));
     let echo = json_ok(
         client
             .post(format!("{base}/path"))
@@ -355,13 +373,8 @@ async fn wpt_binds_a_txn_token() {
 
 #[tokio::test]
 async fn txn_token_extension_is_sent_and_bound() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        ClientMode::default(),
-    ));
+    let Setup { base, creds, .. } = setup().await;
+    let client = workload_client(&creds, ClientMode::default());
     let echo = json_ok(
         client
             .get(format!("{base}/path"))
@@ -378,9 +391,7 @@ async fn txn_token_extension_is_sent_and_bound() {
 
 #[tokio::test]
 async fn bound_headers_go_into_oth() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
+    let Setup { base, creds, .. } = setup().await;
     let client = client(
         WorkloadAuthMiddleware::new(static_source(&creds), ClientMode::default())
             .with_bound_headers([header::HeaderName::from_static("x-user-context")]),
@@ -397,13 +408,8 @@ async fn bound_headers_go_into_oth() {
 
 #[tokio::test]
 async fn legacy_carriage_binds_the_bearer_token() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        wpt_mode(WptCarriage::LegacyHeader),
-    ));
+    let Setup { base, creds, .. } = setup().await;
+    let client = workload_client(&creds, wpt_mode(WptCarriage::LegacyHeader));
     let echo = json_ok(
         client
             .get(format!("{base}/legacy"))
@@ -421,13 +427,8 @@ async fn legacy_carriage_binds_the_bearer_token() {
 
 #[tokio::test]
 async fn authorization_carriage_refuses_an_existing_authorization_header() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        wpt_mode(WptCarriage::Authorization),
-    ));
+    let Setup { base, creds, .. } = setup().await;
+    let client = workload_client(&creds, wpt_mode(WptCarriage::Authorization));
     let err = client
         .get(format!("{base}/path"))
         .bearer_auth("access-token-123")
@@ -453,13 +454,8 @@ async fn authorization_carriage_refuses_an_existing_authorization_header() {
 
 #[tokio::test]
 async fn http_signature_covers_a_json_body() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        sig_mode(TargetComponents::default(), false),
-    ));
+    let Setup { base, creds, .. } = setup().await;
+    let client = workload_client(&creds, sig_mode(TargetComponents::default(), false));
     let payload = json!({"amount": 42, "currency": "EUR"});
     let echo = json_ok(
         client
@@ -489,13 +485,8 @@ async fn http_signature_covers_a_json_body() {
 
 #[tokio::test]
 async fn http_signature_with_path_and_query() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        sig_mode(TargetComponents::PathAndQuery, false),
-    ));
+    let Setup { base, creds, .. } = setup().await;
+    let client = workload_client(&creds, sig_mode(TargetComponents::PathAndQuery, false));
     // -07 covers @query even without a query (its value is then "?"), and never @authority.
     for url in [format!("{base}/signed?a=1&b=2"), format!("{base}/signed")] {
         let echo = json_ok(client.get(&url).send().await.unwrap()).await;
@@ -522,23 +513,15 @@ async fn http_signature_with_path_and_query() {
 }
 
 fn client_for_06(creds: &Arc<WorkloadCredentials>) -> ClientWithMiddleware {
-    client(WorkloadAuthMiddleware::new(
-        static_source(creds),
-        sig_mode(TargetComponents::RequestTarget, false),
-    ))
+    workload_client(creds, sig_mode(TargetComponents::RequestTarget, false))
 }
 
 #[tokio::test]
 async fn a_voluntarily_signed_response_is_verified_too() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
+    let Setup { env, base, creds } = setup().await;
     // The client does not ask for a signed response, but a server that signs anyway gets
     // its signature checked (draft-ietf-wimse-http-signature-07 section 3.4).
-    let client = client(
-        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::default(), false))
-            .with_response_verifier(env.sig_verifier()),
-    );
+    let client = verifying_client(&creds, sig_mode(TargetComponents::default(), false), env.sig_verifier());
     let response = client.get(format!("{base}/signed-response")).send().await.unwrap();
     let responder = response.extensions().get::<lanyard_tower::VerifiedResponder>().cloned();
     assert_eq!(responder.map(|r| r.id.to_string()).as_deref(), Some(SERVER_ID));
@@ -554,13 +537,8 @@ async fn a_voluntarily_signed_response_is_verified_too() {
 
 #[tokio::test]
 async fn http_signature_refuses_a_streaming_body() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        sig_mode(TargetComponents::default(), false),
-    ));
+    let Setup { base, creds, .. } = setup().await;
+    let client = workload_client(&creds, sig_mode(TargetComponents::default(), false));
     let err = client
         .post(format!("{base}/signed"))
         .body(reqwest::Body::wrap(String::from("streamed")))
@@ -572,14 +550,9 @@ async fn http_signature_refuses_a_streaming_body() {
 
 #[tokio::test]
 async fn signed_response_is_verified_and_body_kept() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
+    let Setup { env, base, creds } = setup().await;
     for target in [TargetComponents::RequestTarget, TargetComponents::PathAndQuery] {
-        let client = client(
-            WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(target, true))
-                .with_response_verifier(env.sig_verifier_for(target)),
-        );
+        let client = verifying_client(&creds, sig_mode(target, true), env.sig_verifier_for(target));
         let payload = json!({"hello": "server"});
         let response = client
             .post(format!("{base}/signed-response?x=y"))
@@ -601,13 +574,8 @@ async fn signed_response_is_verified_and_body_kept() {
 
 #[tokio::test]
 async fn unsigned_response_is_an_error() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(
-        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::default(), true))
-            .with_response_verifier(env.sig_verifier()),
-    );
+    let Setup { env, base, creds } = setup().await;
+    let client = verifying_client(&creds, sig_mode(TargetComponents::default(), true), env.sig_verifier());
     let err = client
         .get(format!("{base}/unsigned-response"))
         .send()
@@ -621,13 +589,8 @@ async fn unsigned_response_is_an_error() {
 
 #[tokio::test]
 async fn response_bound_to_another_request_is_an_error() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(
-        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::default(), true))
-            .with_response_verifier(env.sig_verifier()),
-    );
+    let Setup { env, base, creds } = setup().await;
+    let client = verifying_client(&creds, sig_mode(TargetComponents::default(), true), env.sig_verifier());
     let err = client.get(format!("{base}/wrong-nonce")).send().await.unwrap_err();
     assert!(
         matches!(our_error(&err), Error::Response(e) if e.kind() == "signature_request_nonce"),
@@ -637,15 +600,14 @@ async fn response_bound_to_another_request_is_an_error() {
 
 #[tokio::test]
 async fn response_signed_by_an_untrusted_server_is_an_error() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
+    let Setup { base, creds, .. } = setup().await;
     // The client trusts a different identity server than the one that issued the
     // server's WIT (the request signature is still accepted by the server).
     let other = Env::new();
-    let client = client(
-        WorkloadAuthMiddleware::new(static_source(&creds), sig_mode(TargetComponents::default(), true))
-            .with_response_verifier(other.sig_verifier()),
+    let client = verifying_client(
+        &creds,
+        sig_mode(TargetComponents::default(), true),
+        other.sig_verifier(),
     );
     let err = client.get(format!("{base}/signed-response")).send().await.unwrap_err();
     assert!(matches!(our_error(&err), Error::Response(_)), "{err}");
@@ -653,13 +615,8 @@ async fn response_signed_by_an_untrusted_server_is_an_error() {
 
 #[tokio::test]
 async fn signed_response_needs_a_verifier() {
-    let env = Env::new();
-    let base = start(&env).await;
-    let creds = env.credentials(CLIENT_ID);
-    let client = client(WorkloadAuthMiddleware::new(
-        static_source(&creds),
-        sig_mode(TargetComponents::default(), true),
-    ));
+    let Setup { base, creds, .. } = setup().await;
+    let client = workload_client(&creds, sig_mode(TargetComponents::default(), true));
     let err = client.get(format!("{base}/signed-response")).send().await.unwrap_err();
     assert!(
         matches!(our_error(&err), Error::Request(m) if m.contains("verifier")),
