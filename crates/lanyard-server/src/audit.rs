@@ -51,6 +51,7 @@ pub(crate) struct TokenEvent<'a> {
 /// Writes one OAuth audit event; `remote` is the connection's peer (its IP address), `-`
 /// when unknown.
 pub(crate) fn token(e: &TokenEvent<'_>, remote: Option<PeerKey>) {
+    let remote = remote.filter(|peer| *peer != PeerKey::Unknown);
     tracing::info!(
         target: "audit",
         endpoint = e.endpoint,

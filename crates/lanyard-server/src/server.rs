@@ -82,7 +82,7 @@ impl RunningServer {
 }
 
 /// Sets up logging to stderr: human-readable by default, JSON on request; `RUST_LOG`-style
-/// filter. Colours only at a terminal, and not when `NO_COLOR` is set.
+/// filter. Colours only at a terminal, and not when `NO_COLOR` is set to a non-empty value.
 pub fn init_logging(config: &ServerConfig) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
@@ -100,8 +100,8 @@ pub fn init_logging(config: &ServerConfig) {
 }
 
 /// Whether log lines carry ANSI colours: only for a person at a terminal, so that a log
-/// file, a pipe or journald gets plain text, and not when `NO_COLOR` is set to anything
-/// (<https://no-color.org>).
+/// file, a pipe or journald gets plain text, and not when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>: an empty one does not count).
 fn log_colours(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }

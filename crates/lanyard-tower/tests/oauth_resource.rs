@@ -682,6 +682,20 @@ async fn a_redirect_from_the_jwks_uri_is_not_followed() {
     let status = call(&app, "/ledger", &[("authorization", &auth)], None).await.status;
     assert_ne!(status, StatusCode::OK);
     assert_eq!(server.fetches.load(Ordering::SeqCst), 0, "the redirect was followed");
+    // A caller's client that does follow it: the keys it fetched are not used.
+    let following = RemoteKeysConfig {
+        http: Some(reqwest::Client::new()),
+        ..RemoteKeysConfig::default()
+    };
+    let keys = KeySource::jwks_uri(format!("{}/moved", server.issuer), following).unwrap();
+    let app = routes(AccessTokenLayer::new(keys, remote_config(&server.issuer)));
+    let status = call(&app, "/ledger", &[("authorization", &auth)], None).await.status;
+    assert_eq!(
+        server.fetches.load(Ordering::SeqCst),
+        1,
+        "this client follows redirects"
+    );
+    assert_ne!(status, StatusCode::OK, "keys from after a redirect were used");
     server.task.abort();
 }
 

@@ -156,6 +156,17 @@ fn client_registry_and_tokens_from_the_command_line() {
         "{}",
         text(&out.stderr)
     );
+    // Client credentials never go over plain HTTP to a host that is not loopback.
+    let out = sh(
+        d,
+        "lanyard oauth token --issuer http://as.example --client-id billing --key client.jwk",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--issuer must be an https:// URL"),
+        "{}",
+        text(&out.stderr)
+    );
     ok(d, "lanyard client delete billing");
     assert!(!sh(d, "lanyard client show billing").status.success());
     server.stop();

@@ -271,13 +271,15 @@ fn is_loopback_host(host: &str) -> bool {
 /// `url` as it may be logged or shown in an error: without userinfo (`user:password@`),
 /// query and fragment.
 pub fn loggable_url(url: &str) -> String {
-    let without_query = url.split(['?', '#']).next().unwrap_or(url);
-    let (scheme, rest) = without_query.split_once("://").unwrap_or(("", without_query));
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    // Userinfo goes first, before the query is cut: in `https://u:p?ss@host` the password
+    // reaches past the `?`. Everything up to the last `@` before the path is dropped.
+    let path_at = rest.find('/').unwrap_or(rest.len());
+    let rest = rest[..path_at].rfind('@').map_or(rest, |at| &rest[at + 1..]);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
     match scheme {
-        "" => format!("{host}{path}"),
-        _ => format!("{scheme}://{host}{path}"),
+        "" => rest.to_owned(),
+        _ => format!("{scheme}://{rest}"),
     }
 }
 
@@ -419,6 +421,12 @@ mod tests {
             "https://keys.example/a@b/jwks"
         );
         assert_eq!(loggable_url("https://u@keys.example"), "https://keys.example");
+        // A password holding `?` or `#` is not cut in half and half logged.
+        assert_eq!(
+            loggable_url("https://u:p?ss@keys.example/jwks"),
+            "https://keys.example/jwks"
+        );
+        assert_eq!(loggable_url("https://u:p#ss@keys.example"), "https://keys.example");
     }
 
     #[test]

@@ -160,11 +160,7 @@ impl Seen {
     /// `lanyard_net::serve_http`).
     fn of(request: &Request<Body>) -> Seen {
         Seen {
-            remote: request
-                .extensions()
-                .get::<PeerKey>()
-                .copied()
-                .filter(|peer| *peer != PeerKey::Unknown),
+            remote: request.extensions().get::<PeerKey>().copied(),
             client: None,
             method: "none".into(),
             grant: None,

@@ -189,6 +189,9 @@ pub enum OAuthError {
     /// Signing the access token failed.
     #[error("issuing the access token: {0}")]
     Issue(#[source] lanyard_core::Error),
+    /// The authorization server could not be set up (at start).
+    #[error("setting up the authorization server: {0}")]
+    Setup(String),
 }
 
 /// What an [`OAuthError`] looks like on the wire.
@@ -236,7 +239,9 @@ impl OAuthError {
             | OAuthError::GrantReplay
             | OAuthError::HomeKeys(_) => ErrorCode::InvalidGrant,
             OAuthError::Store(StoreError::Full(_)) => ErrorCode::TemporarilyUnavailable,
-            OAuthError::Store(_) | OAuthError::Keys(_) | OAuthError::Issue(_) => ErrorCode::ServerError,
+            OAuthError::Store(_) | OAuthError::Keys(_) | OAuthError::Issue(_) | OAuthError::Setup(_) => {
+                ErrorCode::ServerError
+            }
         }
     }
 
@@ -266,6 +271,7 @@ impl OAuthError {
             OAuthError::BindingRequired(_) => "binding_required",
             OAuthError::Store(_) => "datastore",
             OAuthError::Keys(_) => "key_management",
+            OAuthError::Setup(_) => "setup",
         }
     }
 

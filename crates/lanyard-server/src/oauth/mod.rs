@@ -50,7 +50,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lanyard_core::oauth::{
     ClientAssertionPolicy, ClientAttestationPolicy, ClientAttestationVerifier, DpopPolicy, DpopVerifier,
-    PrivateKeyJwtVerifier, SpiffeAssertionPolicy, SpiffeAssertionVerifier, VerificationKeys,
+    PrivateKeyJwtVerifier, SpiffeAssertionPolicy, SpiffeAssertionVerifier, VerificationKeys, check_issuer_identifier,
 };
 use lanyard_core::{JwkSet, SpiffeBundle, TrustDomain, TrustStore, UnixTime};
 use lanyard_x509::{X509Bundle, X509BundleSet};
@@ -132,6 +132,14 @@ impl AuthorizationServer {
             .issuer
             .clone()
             .unwrap_or_else(|| state.public_url.trim_end_matches('/').to_owned());
+        // A configured `[oauth] issuer` was checked with the configuration; one taken from
+        // the public URL is only warned about, so that a server reachable on a plain-HTTP
+        // address still starts (RFC 8414 §2 asks for https: clients may refuse it).
+        if state.config.oauth.issuer.is_none()
+            && let Err(problem) = check_issuer_identifier(&issuer)
+        {
+            tracing::warn!(%issuer, error = ?problem.to_string(), "the OAuth issuer taken from the public URL is not a valid issuer identifier; set [oauth] issuer or public_url to an https URL");
+        }
         let mut candidate = [0u8; 32];
         state.crypto.fill_random(&mut candidate).map_err(OAuthError::Issue)?;
         let nonce_key = state
@@ -172,7 +180,7 @@ impl AuthorizationServer {
                 .timeout(std::time::Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .unwrap_or_default(),
+                .map_err(|e| OAuthError::Setup(format!("building the HTTP client: {e}")))?,
             state,
         };
         server.refresh_trust().await?;

@@ -168,7 +168,7 @@ impl AuthorizationServer {
                 // without its credentials (userinfo, query: configured URLs are not
                 // checked for them the way registered clients' are).
                 let jwks_uri = source.jwks_uri.map(loggable_url);
-                tracing::warn!(issuer = source.issuer, jwks_uri, error = %why, "fetching signing keys failed");
+                tracing::warn!(issuer = source.issuer, jwks_uri, error = ?why, "fetching signing keys failed");
                 self.remote_keys.record_failure(source.cache_key, now, why);
             }
         }

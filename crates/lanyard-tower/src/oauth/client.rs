@@ -33,14 +33,14 @@ use http::header::{HeaderName, HeaderValue};
 use lanyard_core::oauth::{
     AccessTokenType, AuthorizationServerMetadata, ClientAssertionParams, ClientAssertionType, DpopProofParams,
     ErrorCode, ErrorResponse, GrantType, Scope, TokenResponse, check_discovered_url, check_remote_url,
-    create_client_assertion, create_dpop_proof, encode_form, metadata_url,
+    create_client_assertion, create_dpop_proof, encode_form, loggable_url, metadata_url,
 };
 use lanyard_core::{Algorithm, Clock, CryptoProvider, SigningKey, SystemClock, UnixTime};
 use reqwest_middleware::Next;
 use tokio::sync::OnceCell;
 
 use super::credentials::{ClientCredential, ClientCredentialSource};
-use super::keys::{RemoteKeysConfig, get, read_limited};
+use super::keys::{RemoteKeysConfig, get, read_limited, refuse_redirect};
 use crate::client::middleware_error;
 use crate::error::Error;
 
@@ -84,7 +84,10 @@ pub struct OAuthClientConfig {
     pub explicit_assertion_typ: bool,
     /// The HTTP client for metadata and the token endpoint (not for mutual TLS, which uses
     /// [`ClientCredentialSource::mtls_client`]); unless given, one that follows no
-    /// redirect (a redirect could carry the client's credentials to another host).
+    /// redirect. A client given here must not follow redirects either
+    /// (`reqwest::redirect::Policy::none()`): a 307 or 308 would carry the token request,
+    /// client assertion included, to another host. An answer that came after a redirect
+    /// is refused, but by then the request has gone.
     pub http: Option<reqwest::Client>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
@@ -354,7 +357,7 @@ impl Inner {
             match this.request_token(&options).await {
                 Ok(fresh) => *slot.lock().await = Some(fresh),
                 Err(error) => {
-                    tracing::warn!(%error, "refreshing an access token failed; the current one is used meanwhile");
+                    tracing::warn!(error = ?error.to_string(), "refreshing an access token failed; the current one is used meanwhile");
                     tokio::time::sleep(RETRY_AFTER).await;
                     refreshing.store(false, Ordering::Release);
                 }
@@ -449,18 +452,17 @@ impl Inner {
                     create_dpop_proof(key.as_ref(), &params, now, self.provider.as_ref())?,
                 );
             }
-            let mut response = request.send().await.map_err(|e| Error::Fetch {
-                what: endpoint.clone(),
-                reason: e.to_string(),
-            })?;
+            let fail = |reason: String| Error::Fetch {
+                what: loggable_url(endpoint),
+                reason,
+            };
+            let mut response = request.send().await.map_err(|e| fail(e.without_url().to_string()))?;
+            refuse_redirect(endpoint, &response).map_err(fail)?;
             let new_nonce = self.remember_nonce(response.url().as_str(), response.headers());
             let status = response.status();
             let body = read_limited(&mut response, MAX_TOKEN_RESPONSE_BYTES)
                 .await
-                .map_err(|reason| Error::Fetch {
-                    what: endpoint.clone(),
-                    reason,
-                })?;
+                .map_err(fail)?;
             if status.is_success() {
                 return Ok((body, now));
             }

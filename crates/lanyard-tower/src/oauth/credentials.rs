@@ -96,7 +96,9 @@ impl ClientCredentialSource for StaticJwtSvid {
     }
 }
 
-/// Mutual TLS with an HTTP client that already presents the client certificate.
+/// Mutual TLS with an HTTP client that already presents the client certificate. It must
+/// not follow redirects (`reqwest::redirect::Policy::none()`): a 307 or 308 would send the
+/// token request to another host.
 #[derive(Clone, Debug)]
 pub struct MtlsClientCredentials(pub reqwest::Client);
 

@@ -187,7 +187,7 @@ impl RemoteKeys {
                 match self.fetch(generation).await {
                     Ok((fresh, _)) => verifier.verify(token, &fresh, now).map_err(KeyOutcome::Token),
                     Err(error) => {
-                        tracing::warn!(%error, "cannot refetch the authorization server's keys");
+                        tracing::warn!(error = ?error.to_string(), "cannot refetch the authorization server's keys");
                         Err(KeyOutcome::Token(e))
                     }
                 }
@@ -210,7 +210,7 @@ impl RemoteKeys {
                     let this = Arc::clone(self);
                     tokio::spawn(async move {
                         if let Err(error) = this.fetch(generation).await {
-                            tracing::warn!(%error, "refreshing the authorization server's keys failed; keeping the old ones");
+                            tracing::warn!(error = ?error.to_string(), "refreshing the authorization server's keys failed; keeping the old ones");
                         }
                         this.refreshing.store(false, Ordering::Release);
                     });
@@ -322,13 +322,28 @@ pub(crate) async fn get(http: &reqwest::Client, url: &str, config: &RemoteKeysCo
         .timeout(config.timeout)
         .send()
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.without_url().to_string()))?;
+    refuse_redirect(url, &response).map_err(fail)?;
     if !response.status().is_success() {
         return Err(fail(format!("HTTP status {}", response.status())));
     }
     read_limited(&mut response, config.max_document_bytes)
         .await
         .map_err(fail)
+}
+
+/// Refuses a response that came from elsewhere than `requested`: a caller-supplied HTTP
+/// client that followed a redirect (this crate's own clients follow none). The request
+/// may already have gone to the other host; this makes the misconfiguration an error
+/// instead of a silent success.
+pub(crate) fn refuse_redirect(requested: &str, response: &reqwest::Response) -> Result<(), String> {
+    match reqwest::Url::parse(requested) {
+        Ok(url) if url == *response.url() => Ok(()),
+        _ => Err(format!(
+            "the answer came from {} after a redirect; give lanyard-tower an HTTP client that follows none",
+            loggable_url(response.url().as_str())
+        )),
+    }
 }
 
 /// Reads a response body of at most `limit` bytes.

@@ -1,5 +1,6 @@
-//! [`AccessTokenLayer`] and its service: the resource-server checks, in the order RFC 9449
-//! §7.1 gives them (the proof, then the token, then the binding), then the route's scope.
+//! [`AccessTokenLayer`], whose [`Guard`] makes the resource-server checks, in
+//! the order RFC 9449 §7.1 gives them (the proof, then the token, then the binding), then
+//! the route's scope.
 
 use std::fmt;
 use std::sync::Arc;

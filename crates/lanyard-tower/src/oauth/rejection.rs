@@ -115,7 +115,7 @@ impl Rejection {
             Rejection::Missing => None,
             Rejection::InsufficientScope(_, required) => Some(format!("this route requires the scope \"{required}\"")),
             Rejection::Unavailable(reason) => {
-                tracing::warn!(%reason, "access token cannot be checked");
+                tracing::warn!(reason = ?reason.to_string(), "access token cannot be checked");
                 Some("the token cannot be checked now; retry later".to_owned())
             }
             Rejection::NotConfigured => Some("the route has no AccessTokenLayer".to_owned()),

@@ -1,5 +1,5 @@
-//! The shared layer: [`WorkloadAuthLayer`] and its service, which pick the mode a request
-//! uses, hand it to the mode's verifier, and put the result on the request.
+//! The shared layer: [`WorkloadAuthLayer`], whose [`Guard`] picks the mode a
+//! request uses, hands it to the mode's verifier, and puts the result on the request.
 
 use std::fmt;
 use std::sync::Arc;

@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 
 use lanyard_core::oauth::{
     AuthorizationServerMetadata, ClientAssertionParams, ClientAttestationPopParams, DpopProofParams, ErrorResponse,
-    TokenResponse, create_client_assertion, create_client_attestation_pop, create_dpop_proof, encode_form,
-    metadata_url,
+    TokenResponse, check_discovered_url, check_remote_url, create_client_assertion, create_client_attestation_pop,
+    create_dpop_proof, encode_form, metadata_url,
 };
 use lanyard_core::{Algorithm, JwkSet, SigningKey, SpiffeId};
 
@@ -615,14 +615,23 @@ async fn agent_mtls_client(args: &ClientArgs) -> Result<reqwest::Client> {
         std::sync::Arc::new(source),
         lanyard_x509::tls::Authorizer::TrustDomain(trust_domain),
     )?;
-    Ok(reqwest::Client::builder().tls_backend_preconfigured(tls).build()?)
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
 }
 
 /// Sends `grant` (the grant type and its parameters) to the token endpoint as the client
 /// `args` describes, retrying once with a DPoP nonce when asked; prints the response.
 async fn request_token(args: &ClientArgs, grant: Vec<(&'static str, String)>) -> Result<ExitCode> {
-    let http = reqwest::Client::new();
+    // No redirects: one could carry the client's credentials to another host.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let issuer = args.issuer.trim().to_owned();
+    if let Err(problem) = check_remote_url(&issuer) {
+        anyhow::bail!("--issuer {}", problem.as_str());
+    }
     let url = metadata_url(&issuer).or_else(|_| -> Result<String> {
         // A plain-HTTP issuer on loopback (a development server).
         Ok(format!(
@@ -655,6 +664,10 @@ async fn request_token(args: &ClientArgs, grant: Vec<(&'static str, String)>) ->
             metadata.token_endpoint.context("the metadata has no token_endpoint")?,
         )
     };
+    // The client's credentials go there: the rules for URLs found in metadata.
+    if let Err(problem) = check_discovered_url(&token_endpoint, &url) {
+        anyhow::bail!("the server's token endpoint {problem}");
+    }
     let provider = lanyard_crypto::provider();
     let dpop_key: Option<std::sync::Arc<dyn SigningKey>> = match &args.dpop_key {
         Some(path) => Some(std::sync::Arc::new(input::signing_key(path, None)?)),

@@ -328,8 +328,9 @@ fn read_back(segments: &[(u64, PathBuf)], live: &LiveJtis, now: UnixTime, parts:
                 })?;
             readers.push(reader);
         }
-        // Every reader is joined before any result is looked at (one that panicked and was
-        // left unjoined would make the scope panic).
+        // Every reader spawned is joined before any result is looked at (one that panicked
+        // and was left unjoined would make the scope panic). If spawning fails, the `?`
+        // above returns, and the scope joins those already running.
         let results: Vec<_> = readers.into_iter().map(|reader| reader.join()).collect();
         let mut latest = Vec::new();
         for result in results {
