@@ -22,6 +22,14 @@ fn ok(dir: &Path, script: &str) -> String {
     text(&out.stdout)
 }
 
+/// Runs `script`, which must fail with `fragment` in its standard error.
+#[track_caller]
+fn refused(dir: &Path, script: &str, fragment: &str) {
+    let out = sh(dir, script);
+    assert!(!out.status.success(), "`{script}` succeeded");
+    assert!(text(&out.stderr).contains(fragment), "{}", text(&out.stderr));
+}
+
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
@@ -95,17 +103,16 @@ fn client_registry_and_tokens_from_the_command_line() {
     );
 
     // Refusals: a scope outside the registration; an unknown client.
-    let out = sh(
+    refused(
         d,
         &format!("lanyard oauth token --issuer {issuer} --client-id billing --key client.jwk --scope admin"),
+        "invalid_scope",
     );
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("invalid_scope"), "{}", text(&out.stderr));
-    let out = sh(
+    refused(
         d,
         &format!("lanyard oauth token --issuer {issuer} --client-id nobody --key client.jwk"),
+        "invalid_client",
     );
-    assert!(text(&out.stderr).contains("invalid_client"), "{}", text(&out.stderr));
 
     // Update (revision checked), a client with a secret (shown once), show, delete.
     let updated = json(&ok(
@@ -146,26 +153,16 @@ fn client_registry_and_tokens_from_the_command_line() {
         serde_json::json!(["urn:ietf:params:oauth:token-type:access_token"])
     );
     assert!(json(&ok(d, "lanyard client show billing")).get("exchange").is_none());
-    let out = sh(
+    refused(
         d,
         "lanyard client create odd --jwks client.pub.jwk --audience x --exchange-subject-type saml2",
-    );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("cannot be exchanged"),
-        "{}",
-        text(&out.stderr)
+        "cannot be exchanged",
     );
     // Client credentials never go over plain HTTP to a host that is not loopback.
-    let out = sh(
+    refused(
         d,
         "lanyard oauth token --issuer http://as.example --client-id billing --key client.jwk",
-    );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("--issuer must be an https:// URL"),
-        "{}",
-        text(&out.stderr)
+        "--issuer must be an https:// URL",
     );
     ok(d, "lanyard client delete billing");
     assert!(!sh(d, "lanyard client show billing").status.success());
@@ -272,25 +269,21 @@ fn exchange_and_txn_tokens_from_the_command_line() {
     assert_eq!(txn["details"]["rctx"]["req_ip"], "10.0.0.1", "{txn}");
 
     // Refusals: a scope wider than the subject token's; a context that is not an object.
-    let out = sh(
+    refused(
         d,
         &format!(
             "lanyard oauth exchange --issuer {issuer} --client-id agent --key agent.jwk \
              --subject-token @user.jwt --scope write"
         ),
+        "invalid_scope",
     );
-    assert!(text(&out.stderr).contains("invalid_scope"), "{}", text(&out.stderr));
-    let out = sh(
+    refused(
         d,
         &format!(
             "lanyard oauth txn-token --issuer {issuer} --client-id agent --key agent.jwk \
              --subject-token @user.jwt --audience example.org --scope read --request-context '[1]'"
         ),
-    );
-    assert!(
-        text(&out.stderr).contains("must be a JSON object"),
-        "{}",
-        text(&out.stderr)
+        "must be a JSON object",
     );
     server.stop();
 }
@@ -421,8 +414,7 @@ fn identity_chaining_between_two_server_processes() {
         "{verified}"
     );
     // The grant is single-use.
-    let out = sh(f, &redeem);
-    assert!(text(&out.stderr).contains("invalid_grant"), "{}", text(&out.stderr));
+    refused(f, &redeem, "invalid_grant");
     foreign.stop();
     home.stop();
 }
