@@ -245,11 +245,11 @@ pub struct OAuthClientSpec {
     /// Scope values it may request.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// `resource` (RFC 8707) and `audience` (RFC 8693) values it may request; the first is
-    /// the access token's audience when the request names none.
+    /// `resource` (RFC 8707) and `audience` (RFC 8693) values it may request; a request
+    /// that names none gets a token for all of them (and none at all when this is empty).
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// Access-token lifetime in seconds (0 = the server default).
+    /// Access-token lifetime in seconds (0 = the server default; never longer than it).
     #[serde(default)]
     pub access_token_ttl: u64,
     /// Tokens must be DPoP-bound (RFC 9449): a token request without a proof is refused.
@@ -312,6 +312,15 @@ impl OAuthClientSpec {
         }
     }
 
+    /// Its access-token lifetime in seconds under the server's `oauth.access_token_ttl`:
+    /// the registered one, capped by the server's, which is also the default.
+    pub fn effective_access_token_ttl(&self, server_ttl: u64) -> u64 {
+        match self.access_token_ttl {
+            0 => server_ttl,
+            registered => registered.min(server_ttl),
+        }
+    }
+
     /// Whether it may authenticate with `method`.
     pub fn allows(&self, method: &AuthMethod) -> bool {
         self.auth_methods.contains(method)
@@ -346,5 +355,44 @@ impl std::fmt::Debug for OAuthClient {
             .field("has_secret", &self.secret_hash.is_some())
             .field("revision", &self.revision)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ExchangePolicy, OAuthClientSpec};
+    use lanyard_core::oauth::{AuthMethod, GrantType};
+
+    fn spec(access_token_ttl: u64, grant_types: Vec<GrantType>) -> OAuthClientSpec {
+        OAuthClientSpec {
+            spiffe_ids: Vec::new(),
+            auth_methods: vec![AuthMethod::PrivateKeyJwt],
+            jwks: None,
+            jwks_uri: None,
+            grant_types,
+            scopes: Vec::new(),
+            audiences: vec!["https://api.example".into()],
+            access_token_ttl,
+            require_dpop: false,
+            require_certificate_binding: false,
+            exchange: ExchangePolicy::default(),
+        }
+    }
+
+    #[test]
+    fn a_clients_token_lifetime_is_the_servers_by_default_and_never_longer() {
+        assert_eq!(spec(0, Vec::new()).effective_access_token_ttl(300), 300);
+        assert_eq!(spec(60, Vec::new()).effective_access_token_ttl(300), 60);
+        assert_eq!(spec(900, Vec::new()).effective_access_token_ttl(300), 300);
+    }
+
+    #[test]
+    fn no_registered_grant_types_means_client_credentials() {
+        assert_eq!(
+            spec(0, Vec::new()).allowed_grant_types(),
+            vec![GrantType::ClientCredentials]
+        );
+        let exchange = vec![GrantType::TokenExchange];
+        assert_eq!(spec(0, exchange.clone()).allowed_grant_types(), exchange);
     }
 }

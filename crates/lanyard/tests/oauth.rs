@@ -128,13 +128,21 @@ fn client_registry_and_tokens_from_the_command_line() {
     assert!(!out.status.success());
     let legacy = json(&ok(
         d,
-        "lanyard client create legacy --auth-method client_secret_basic --audience https://ledger.example.org",
+        "lanyard client create legacy --auth-method client_secret_basic --audience https://ledger.example.org \
+         --access-token-ttl 900",
     ));
     let secret = legacy["client_secret"].as_str().unwrap();
     assert!(secret.len() >= 40);
     let shown = ok(d, "lanyard client show legacy");
     assert!(!shown.contains(secret));
     assert_eq!(json(&shown)["has_secret"], true);
+    // What the registration amounts to: client_credentials (the default), and a token
+    // lifetime capped by the server's (300 s).
+    assert_eq!(json(&shown)["access_token_ttl"], 900);
+    assert_eq!(
+        json(&shown)["effective"],
+        serde_json::json!({"grant_types": ["client_credentials"], "access_token_ttl": 300})
+    );
     let out = sh(d, "lanyard client create bad --auth-method none --audience x");
     assert!(!out.status.success());
     // A token-exchange policy: short type names become RFC 8693 URIs; one the server

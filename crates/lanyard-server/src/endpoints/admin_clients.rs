@@ -1,9 +1,9 @@
 //! The admin API's OAuth client registry (`/v1/oauth/clients`), merged into the admin
 //! router: create (the generated secret, for clients with a secret method, is in the
 //! answer once and never again), list, show, update, delete. Handlers call
-//! [`crate::oauth::clients`] and return [`ServerError`], mapped by `status.rs`.
-
-use std::sync::Arc;
+//! [`crate::oauth::clients`] and return [`ServerError`], mapped by `status.rs`. Every
+//! client in an answer also shows what its defaults amount to on this server
+//! (`effective`: the grant types and the access-token lifetime it actually gets).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::audit;
 use crate::error::ServerError;
@@ -37,9 +37,21 @@ struct CreateBody {
     spec: OAuthClientSpec,
 }
 
+/// A client as the admin API shows it: its registration, and under `effective` the grant
+/// types it may use and the access-token lifetime it gets here (empty grant types mean
+/// `client_credentials`; a lifetime of 0 means the server's, and none exceeds it).
+fn view(s: &AppState, client: &OAuthClient) -> Value {
+    let mut shown = json!(client);
+    shown["effective"] = json!({
+        "grant_types": client.spec.allowed_grant_types(),
+        "access_token_ttl": client.spec.effective_access_token_ttl(s.config.oauth.access_token_ttl),
+    });
+    shown
+}
+
 /// `{"client": ..., "client_secret": ...}` (the secret only when one was just made).
-fn created(c: CreatedClient, status: StatusCode) -> Response {
-    let mut body = json!({ "client": c.client });
+fn created(s: &AppState, c: CreatedClient, status: StatusCode) -> Response {
+    let mut body = json!({ "client": view(s, &c.client) });
     if let Some(secret) = c.secret {
         body["client_secret"] = json!(secret);
     }
@@ -53,19 +65,20 @@ async fn create(State(s): State<AppState>, Json(body): Json<CreateBody>) -> Resu
         result.as_ref().map_or_else(|e| e.kind(), |_| "ok"),
         &body.client_id,
     );
-    Ok(created(result?, StatusCode::CREATED))
+    Ok(created(&s, result?, StatusCode::CREATED))
 }
 
-async fn list(State(s): State<AppState>) -> Result<Json<Vec<OAuthClient>>, ServerError> {
-    Ok(Json(s.stores.clients.list_clients().await?))
+async fn list(State(s): State<AppState>) -> Result<Json<Vec<Value>>, ServerError> {
+    let clients = s.stores.clients.list_clients().await?;
+    Ok(Json(clients.iter().map(|c| view(&s, c)).collect()))
 }
 
-async fn show(State(s): State<AppState>, Path(client_id): Path<String>) -> Result<Json<OAuthClient>, ServerError> {
+async fn show(State(s): State<AppState>, Path(client_id): Path<String>) -> Result<Json<Value>, ServerError> {
     s.stores
         .clients
         .get_client(&client_id)
         .await?
-        .map(|client| Json(Arc::unwrap_or_clone(client)))
+        .map(|client| Json(view(&s, &client)))
         .ok_or_else(|| ServerError::NotFound(format!("client {client_id:?}")))
 }
 
@@ -88,7 +101,7 @@ async fn update(
         result.as_ref().map_or_else(|e| e.kind(), |_| "ok"),
         &client_id,
     );
-    Ok(created(result?, StatusCode::OK))
+    Ok(created(&s, result?, StatusCode::OK))
 }
 
 async fn delete(State(s): State<AppState>, Path(client_id): Path<String>) -> Result<StatusCode, ServerError> {

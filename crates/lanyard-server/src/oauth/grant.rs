@@ -93,11 +93,7 @@ impl AuthorizationServer {
 
     /// The access-token lifetime for a client: its registered one, capped by the server's.
     pub(crate) fn access_token_ttl(&self, spec: &OAuthClientSpec) -> u64 {
-        let default_ttl = self.state.config.oauth.access_token_ttl;
-        match spec.access_token_ttl {
-            0 => default_ttl,
-            asked => asked.min(default_ttl),
-        }
+        spec.effective_access_token_ttl(self.state.config.oauth.access_token_ttl)
     }
 }
 
