@@ -57,22 +57,28 @@ fn clip(uri: &str) -> String {
     uri.chars().take(256).collect()
 }
 
-/// `host[:port]`, with a bracketed IPv6 literal; `None` when malformed. An empty port is
-/// no port.
-fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if authority.starts_with('[') {
-        let end = authority.find(']')?;
-        let (host, rest) = authority.split_at(end + 1);
+/// Splits a URL authority without userinfo into its host (a bracketed IPv6 literal keeps
+/// its brackets) and the text after its `:`, if any; `None` when a `[` is not closed or
+/// its `]` is followed by anything but `:`. The port is the caller's to check.
+pub(super) fn split_authority(authority: &str) -> Option<(&str, Option<&str>)> {
+    if authority.starts_with('[') {
+        let (host, rest) = authority.split_at(authority.find(']')? + 1);
         match rest {
-            "" => (host, None),
-            _ => (host, Some(rest.strip_prefix(':')?)),
+            "" => Some((host, None)),
+            _ => Some((host, Some(rest.strip_prefix(':')?))),
         }
     } else {
-        match authority.split_once(':') {
+        Some(match authority.split_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
-        }
-    };
+        })
+    }
+}
+
+/// `host[:port]`, with a bracketed IPv6 literal; `None` when malformed. An empty port is
+/// no port (RFC 3986 §6.2.3).
+fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = split_authority(authority)?;
     let port = match port {
         None | Some("") => None,
         Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),

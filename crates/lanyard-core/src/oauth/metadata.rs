@@ -214,23 +214,14 @@ pub fn check_remote_url(url: &str) -> Result<RemoteUrl<'_>, UrlProblem> {
     if authority.contains(['\\', '%']) {
         return Err(UrlProblem::BadHost);
     }
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(bracketed) => {
-            let (inside, after) = bracketed.split_once(']').ok_or(UrlProblem::BadHost)?;
-            if inside.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(UrlProblem::BadHost);
-            }
-            let port = match after {
-                "" => None,
-                _ => Some(after.strip_prefix(':').ok_or(UrlProblem::BadHost)?),
-            };
-            (&authority[..inside.len() + 2], port)
-        }
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
+    let (host, port) = super::htu::split_authority(authority).ok_or(UrlProblem::BadHost)?;
+    if let Some(bracketed) = host.strip_prefix('[')
+        && bracketed
+            .strip_suffix(']')
+            .is_none_or(|ip| ip.parse::<std::net::Ipv6Addr>().is_err())
+    {
+        return Err(UrlProblem::BadHost);
+    }
     if host.is_empty() {
         return Err(UrlProblem::NotAbsolute);
     }
