@@ -263,15 +263,41 @@ fn is_loopback_host(host: &str) -> bool {
 /// query and fragment.
 pub fn loggable_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    // Userinfo goes first, before the query is cut: in `https://u:p?ss@host` the password
-    // reaches past the `?`. Everything up to the last `@` before the path is dropped.
-    let path_at = rest.find('/').unwrap_or(rest.len());
-    let rest = rest[..path_at].rfind('@').map_or(rest, |at| &rest[at + 1..]);
+    let before_path = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let rest = match before_path.find(['?', '#']) {
+        // A query or fragment before any path ends the host (`https://host?a=b@c`), unless
+        // what precedes it is no host: then it is a password holding `?` or `#`
+        // (`https://u:p?ss@host`), dropped below with the rest of the userinfo.
+        Some(at) if is_plain_host(&before_path[..at]) => &before_path[..at],
+        // Everything up to the last `@` before the path is userinfo.
+        _ => before_path.rfind('@').map_or(rest, |at| &rest[at + 1..]),
+    };
     let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    // Whatever else stands where the host should be is not shown at all.
+    let rest = if is_plain_host(&rest[..rest.find('/').unwrap_or(rest.len())]) {
+        rest
+    } else {
+        "(hidden)"
+    };
     match scheme {
         "" => rest.to_owned(),
         _ => format!("{scheme}://{rest}"),
     }
+}
+
+/// Whether `authority` is `host[:port]` and nothing else: a name of letters, digits and
+/// `-._~`, or a bracketed IPv6 literal, and a port of digits.
+fn is_plain_host(authority: &str) -> bool {
+    let Some((host, port)) = super::htu::split_authority(authority) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed
+            .strip_suffix(']')
+            .filter(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => Some(host).filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))),
+    };
+    name.is_some_and(|n| !n.is_empty()) && port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Where the metadata of `issuer` is published (RFC 8414 §3.1): the well-known path is
@@ -418,6 +444,14 @@ mod tests {
             "https://keys.example/jwks"
         );
         assert_eq!(loggable_url("https://u:p#ss@keys.example"), "https://keys.example");
+        // An `@` in a query before any path is not userinfo: the query is still cut.
+        assert_eq!(
+            loggable_url("https://keys.example?u=a@b&token=SECRET"),
+            "https://keys.example"
+        );
+        assert_eq!(loggable_url("https://[::1]:8443#t=a@b"), "https://[::1]:8443");
+        // What stands where the host should be, when it is no host, is not shown.
+        assert_eq!(loggable_url("https://x@b&token=SECRET/jwks"), "https://(hidden)");
     }
 
     #[test]

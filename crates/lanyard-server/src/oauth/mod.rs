@@ -138,7 +138,7 @@ impl AuthorizationServer {
         if state.config.oauth.issuer.is_none()
             && let Err(problem) = check_issuer_identifier(&issuer)
         {
-            tracing::warn!(%issuer, error = ?problem.to_string(), "the OAuth issuer taken from the public URL is not a valid issuer identifier; set [oauth] issuer or public_url to an https URL");
+            tracing::warn!(issuer = %lanyard_core::oauth::loggable_url(&issuer), error = ?problem.to_string(), "the OAuth issuer taken from the public URL is not a valid issuer identifier; set [oauth] issuer or public_url to an https URL");
         }
         let mut candidate = [0u8; 32];
         state.crypto.fill_random(&mut candidate).map_err(OAuthError::Issue)?;

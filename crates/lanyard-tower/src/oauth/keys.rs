@@ -92,11 +92,12 @@ struct RemoteKeys {
     refreshing: AtomicBool,
 }
 
+/// Where the keys come from, as a log line may show it (no userinfo, query or fragment).
 impl fmt::Debug for RemoteKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let origin = match &self.origin {
-            Origin::Metadata { issuer } => format!("metadata of {issuer}"),
-            Origin::JwksUri(uri) => uri.clone(),
+            Origin::Metadata { issuer } => format!("metadata of {}", loggable_url(issuer)),
+            Origin::JwksUri(uri) => loggable_url(uri),
         };
         f.debug_struct("RemoteKeys")
             .field("origin", &origin)
