@@ -310,32 +310,45 @@ fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 /// (at open, one per core, at most [`RESTORE_THREADS`]): each reads every segment (from
 /// the page cache after the first) and restores the keys of its own part of the set, so
 /// that the hash-table inserts, which wait on memory, overlap (a full set of 12 million
-/// keys took 5.5 s on one thread and 3.6–4 s on two, docs/benchmarks.md). Answers each
-/// segment's latest expiry. Any reader's error fails the whole read back.
+/// keys took 5.5 s on one thread and 3.6–4 s on two, docs/benchmarks.md). A part whose
+/// thread cannot be spawned is read on the calling thread. Answers each segment's latest
+/// expiry. Any reader's error fails the whole read back.
 fn read_back(segments: &[(u64, PathBuf)], live: &LiveJtis, now: UnixTime, parts: usize) -> io::Result<Vec<u64>> {
     let parts = parts.max(1);
+    let read_part = move |part: usize| {
+        let mine = |digest: &Digest| LiveJtis::part_of(digest, parts) == part;
+        segments
+            .iter()
+            .map(|(_, path)| read_segment(path, live, now, mine))
+            .collect::<io::Result<Vec<u64>>>()
+    };
     std::thread::scope(|scope| {
         let mut readers = Vec::with_capacity(parts);
+        let mut unspawned = Vec::new();
         for part in 0..parts {
-            let reader = std::thread::Builder::new()
+            match std::thread::Builder::new()
                 .name("jti-journal-reader".into())
-                .spawn_scoped(scope, move || {
-                    let mine = |digest: &Digest| LiveJtis::part_of(digest, parts) == part;
-                    segments
-                        .iter()
-                        .map(|(_, path)| read_segment(path, live, now, mine))
-                        .collect::<io::Result<Vec<u64>>>()
-                })?;
-            readers.push(reader);
+                .spawn_scoped(scope, move || read_part(part))
+            {
+                Ok(reader) => readers.push(reader),
+                // No thread to spare (a thread limit): this thread reads that part itself.
+                Err(_) => unspawned.push(part),
+            }
         }
-        // Every reader spawned is joined before any result is looked at (one that panicked
-        // and was left unjoined would make the scope panic). If spawning fails, the `?`
-        // above returns, and the scope joins those already running.
-        let results: Vec<_> = readers.into_iter().map(|reader| reader.join()).collect();
+        let mut results: Vec<io::Result<Vec<u64>>> = unspawned.into_iter().map(read_part).collect();
+        // Every reader is joined before any result is looked at (one that panicked and was
+        // left unjoined would make the scope panic).
+        for reader in readers {
+            results.push(
+                reader
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a jti journal reader panicked"))),
+            );
+        }
         let mut latest = Vec::new();
         for result in results {
-            // Every reader sees every record, so all answer the same latest expiries.
-            latest = result.map_err(|_| io::Error::other("a jti journal reader panicked"))??;
+            // Every part sees every record, so all answer the same latest expiries.
+            latest = result?;
         }
         Ok(latest)
     })
