@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::{Server, sh, text};
@@ -63,6 +64,19 @@ fn first_run_prints_working_next_steps() {
             &format!("curl -sk -o /dev/null -w '%{{http_code}}' -X POST {mtls}"),
         );
         assert_eq!(text(&out.stdout), "400", "{}", text(&out.stderr));
+    }
+    // The README's "Your first credential from the server" shows the same four commands
+    // (for the default public address), each followed only by a comment.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let public = field("public endpoint");
+    for step in &steps {
+        let as_in_readme = step.replace(&public, "http://127.0.0.1:8080");
+        assert!(
+            readme.lines().any(|l| l
+                .strip_prefix(as_in_readme.as_str())
+                .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'))),
+            "README.md does not show the banner's step `{as_in_readme}`"
+        );
     }
     for step in &steps {
         if step.starts_with("curl") && !have_curl {

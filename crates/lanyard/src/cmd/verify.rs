@@ -3,8 +3,9 @@
 //! `verify` checks one token as one type, against the trust anchors given on the command
 //! line. The type is what the caller asks for, never what the token claims to be:
 //! `--type`, or the type the options imply (`--wit`, `--access-token`, `--txn-token` and
-//! `--header` bind a request, so they mean a WPT; `--aud` means a WPT or a JWT-SVID, as a
-//! WIT has no audience; `--profile` means a WIT or a WPT). Only when that leaves several
+//! `--header` bind a request, so they mean a WPT; `--aud` means a WPT, a JWT-SVID, an
+//! access token or an authorization grant, as a WIT has no audience; `--issuer` means an
+//! access token or an authorization grant; `--profile` means a WIT or a WPT). Only when that leaves several
 //! types does the token's `typ` header pick one of them, and the output says which type
 //! was checked and what chose it. A token of another type is invalid (`wrong_typ`);
 //! options that contradict each other are a usage error.
@@ -62,8 +63,9 @@ pub(crate) enum TokenCommand {
     /// authorization grant.
     ///
     /// The type checked is --type, or the one the options imply (--wit, --access-token,
-    /// --txn-token, --header: a WPT; --aud: a WPT or a JWT-SVID, as a WIT has no audience;
-    /// --profile: a WIT or a WPT). Only when several types remain does the token's typ
+    /// --txn-token, --header: a WPT; --aud: a WPT, a JWT-SVID, an access token or an
+    /// authorization grant, as a WIT has no audience; --issuer: an access token or an
+    /// authorization grant; --profile: a WIT or a WPT). Only when several types remain does the token's typ
     /// header choose among them, and the output says so. Scripts should pass --type.
     Verify(Box<VerifyArgs>),
     /// Mint a one-time join token for a new agent (on a running server).
@@ -103,8 +105,8 @@ pub(crate) struct VerifyArgs {
     /// The WIT that accompanies the WPT being verified (the token must then be a WPT).
     #[arg(long)]
     wit: Option<String>,
-    /// The audience: this service's URI (WPT) or name (JWT-SVID). A WIT has no audience,
-    /// so with --aud the token must be a WPT or a JWT-SVID.
+    /// The audience: this service's URI (WPT, access token, authorization grant) or name
+    /// (JWT-SVID). A WIT has no audience, so with --aud the token must not be a WIT.
     #[arg(long)]
     aud: Option<String>,
     /// WIT rules, for a WIT or a WPT's WIT: wimse (default) or wit-svid (SPIFFE WIT-SVID
