@@ -5,7 +5,8 @@
 # ES256 at+jwt, driven in turn by the same generator at each connection count; then the
 # signature ceiling of this machine (es256_ceiling: one ES256 verify + one ES256 sign per
 # pair, on 2 threads). The generator pre-signs its assertions: GEN=rust (the default) is
-# crates/lanyard/examples/oauth_load.rs, one thread writing HTTP/1.1 directly; GEN=autocannon
+# crates/lanyard/examples/oauth_load.rs, one thread writing HTTP/1.1 directly and looking at
+# its connections every TICK_US microseconds (default 500; 0: woken by each answer); GEN=autocannon
 # is load.mjs (Node autocannon), which needs about a core of its own on this 2-core machine.
 # Each line also gives the server's CPU during the run (server_cores, and
 # server_cpu_us_per_request), read from /proc.
@@ -13,7 +14,7 @@
 # Usage: bench/oauth-load/run.sh [CONNECTIONS...]   (default: 32 64)
 # Env: D (seconds per run, default 15; the Rust generator first loads each server for a
 #      second it does not count), N (assertions per run, default 260000),
-#      GEN (rust or autocannon).
+#      GEN (rust or autocannon), TICK_US (the Rust generator's tick, default 500).
 # Prints one JSON line per run and leaves the logs in $WORK (printed first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,7 +56,7 @@ load() { # AS_URL CONNECTIONS
     AS="$1" C="$2" KEYS=keys node "$here/load.mjs"
   else
     "$root/target/release/examples/oauth_load" --as "$1" --connections "$2" --seconds "$D" \
-      --assertions "$N" --key keys/client.jwk.json
+      --assertions "$N" --key keys/client.jwk.json --tick-us "${TICK_US:-500}"
   fi
 }
 # The server's CPU time during a run (utime + stime from /proc, in clock ticks): divided
