@@ -26,6 +26,7 @@ use lanyard_core::{
 use lanyard_server::model::OAuthClientSpec;
 use lanyard_server::oauth::clients::create_client;
 use lanyard_server::{RunningServer, ServerConfig};
+use lanyard_testing::key_host::KeyHost;
 
 const LEDGER: &str = "https://ledger.example.org";
 const OTHER: &str = "https://other.example.org";
@@ -562,52 +563,6 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
 
 // ---- keys from a client's jwks_uri ----
 
-/// A JWK Set served over loopback HTTP whose contents a test changes; counts the fetches
-/// and answers 503 while `down`.
-#[derive(Clone, Default)]
-struct JwksServer {
-    jwks: Arc<std::sync::Mutex<Vec<lanyard_core::Jwk>>>,
-    fetches: Arc<std::sync::atomic::AtomicUsize>,
-    down: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl JwksServer {
-    /// Serves the set at `http://127.0.0.1:<port>/jwks`; returns that URL.
-    async fn start(&self) -> String {
-        use std::sync::atomic::Ordering;
-        let state = self.clone();
-        let app = axum::Router::new().route(
-            "/jwks",
-            axum::routing::get(move || {
-                let state = state.clone();
-                async move {
-                    state.fetches.fetch_add(1, Ordering::SeqCst);
-                    if state.down.load(Ordering::SeqCst) {
-                        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new());
-                    }
-                    let keys = state.jwks.lock().unwrap().clone();
-                    (
-                        axum::http::StatusCode::OK,
-                        serde_json::to_string(&JwkSet { keys }).unwrap(),
-                    )
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        url
-    }
-
-    fn publish(&self, keys: Vec<lanyard_core::Jwk>) {
-        *self.jwks.lock().unwrap() = keys;
-    }
-
-    fn fetches(&self) -> usize {
-        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 /// A `private_key_jwt` client registered with a `jwks_uri`: its keys are fetched once and
 /// cached; when it rotates to a key the cached set lacks, an assertion with the new `kid`
 /// makes one more fetch (not before `client_jwks_refetch_interval`, so made-up `kid`s
@@ -630,9 +585,11 @@ async fn a_jwks_uri_client_is_fetched_once_and_again_when_it_rotates_its_key() {
     };
     let (old_key, old_jwk) = keyed("old");
     let (new_key, new_jwk) = keyed("new");
-    let jwks = JwksServer::default();
-    jwks.publish(vec![old_jwk.clone()]);
-    let uri = jwks.start().await;
+    let jwks = KeyHost::start(&JwkSet {
+        keys: vec![old_jwk.clone()],
+    })
+    .await;
+    let uri = jwks.jwks_uri();
     let registered = OAuthClientSpec {
         jwks_uri: Some(uri.clone()),
         ..spec(vec![AuthMethod::PrivateKeyJwt])
@@ -672,7 +629,9 @@ async fn a_jwks_uri_client_is_fetched_once_and_again_when_it_rotates_its_key() {
 
     // The client rotates: an assertion with the new kid. Within the interval of the last
     // fetch it is refused without a fetch; after it, one fetch finds the key.
-    jwks.publish(vec![new_jwk.clone()]);
+    jwks.publish(&JwkSet {
+        keys: vec![new_jwk.clone()],
+    });
     let rotated = h
         .token_as("rotating", &assertion(new_key.as_ref(), "new"), &[], &[])
         .await;
@@ -704,7 +663,7 @@ async fn a_jwks_uri_client_is_fetched_once_and_again_when_it_rotates_its_key() {
 
     // A registration with another jwks_uri fetches afresh; an unreachable set is
     // invalid_client with the reason, and is not fetched again within the interval.
-    jwks.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    jwks.set_down(true);
     let updated = OAuthClientSpec {
         jwks_uri: Some(format!("{uri}?v=2")),
         ..spec(vec![AuthMethod::PrivateKeyJwt])

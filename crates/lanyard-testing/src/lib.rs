@@ -12,6 +12,8 @@
 //!   `server`) and agents attested to it (feature `harness`, which implies `server`), for
 //!   the server's agent-API tests and the agent's tests. Behind features so that
 //!   lanyard-core's tests never compile the server.
+//! - `key_host` (feature `key-host`): a loopback HTTP server publishing a JWK Set and the
+//!   metadata that names it, which a test replaces, takes down and counts fetches of.
 
 // Test support: a failed setup step is a failed test, so panicking is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -22,5 +24,8 @@ pub mod world;
 
 #[cfg(feature = "server")]
 pub mod harness;
+
+#[cfg(feature = "key-host")]
+pub mod key_host;
 
 pub use world::{NOW, WitWorld, fixed_clock, key, provider};

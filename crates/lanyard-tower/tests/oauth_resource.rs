@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,10 +16,11 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use lanyard_core::jose::sign_compact;
 use lanyard_core::oauth::{
-    AccessTokenClaims, Audience, AuthorizationServerMetadata, Confirmation, DpopProofParams, Scope, VerificationKeys,
-    create_dpop_proof, issue_access_token,
+    AccessTokenClaims, Audience, Confirmation, DpopProofParams, Scope, VerificationKeys, create_dpop_proof,
+    issue_access_token,
 };
 use lanyard_core::{AlgSet, Algorithm, CryptoProvider, FixedClock, JwkSet, SigningKey, UnixTime};
+use lanyard_testing::key_host::KeyHost;
 use lanyard_tower::mtls::PeerCertificate;
 use lanyard_tower::oauth::{
     AccessTokenConfig, AccessTokenLayer, Binding, DpopNonces, KeySource, RemoteKeysConfig, RequireScopeLayer,
@@ -563,49 +563,6 @@ async fn credential_headers_are_sensitive_for_the_handler() {
     assert_eq!(&body[..], b"true");
 }
 
-/// An authorization server on loopback serving its metadata and JWK Set, counting fetches.
-struct Published {
-    issuer: String,
-    jwks: Arc<std::sync::Mutex<JwkSet>>,
-    fetches: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Published {
-    async fn start(jwks: JwkSet) -> Published {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let jwks = Arc::new(std::sync::Mutex::new(jwks));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let metadata = AuthorizationServerMetadata {
-            jwks_uri: Some(format!("{issuer}/jwks")),
-            ..AuthorizationServerMetadata::new(issuer.clone())
-        }
-        .to_json();
-        let (set, count) = (Arc::clone(&jwks), Arc::clone(&fetches));
-        let router = Router::new()
-            .route(
-                "/.well-known/oauth-authorization-server",
-                get(move || async move { metadata }),
-            )
-            .route(
-                "/jwks",
-                get(move || async move {
-                    count.fetch_add(1, Ordering::SeqCst);
-                    serde_json::to_string(&*set.lock().unwrap()).unwrap()
-                }),
-            )
-            .route("/moved", get(|| async { axum::response::Redirect::temporary("/jwks") }));
-        let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Published {
-            issuer,
-            jwks,
-            fetches,
-            task,
-        }
-    }
-}
-
 fn remote_config(issuer: &str) -> AccessTokenConfig {
     let mut c = AccessTokenConfig::new(issuer, AUDIENCE);
     c.clock = Arc::new(FixedClock(NOW));
@@ -619,42 +576,42 @@ fn as_token(as_: &As, issuer: &str) -> String {
 #[tokio::test]
 async fn keys_from_metadata_refetched_on_an_unknown_kid_at_a_bounded_rate() {
     let old = As::new("k1");
-    let server = Published::start(old.jwks()).await;
+    let server = KeyHost::start(&old.jwks()).await;
     let keys = KeySource::discover(
-        server.issuer.clone(),
+        server.issuer().to_owned(),
         RemoteKeysConfig {
             min_refetch: Duration::from_millis(300),
             ..RemoteKeysConfig::default()
         },
     )
     .unwrap();
-    let app = routes(AccessTokenLayer::new(keys, remote_config(&server.issuer)));
+    let app = routes(AccessTokenLayer::new(keys, remote_config(server.issuer())));
 
     // Concurrent first requests share one fetch.
-    let token = as_token(&old, &server.issuer);
+    let token = as_token(&old, server.issuer());
     let auth = bearer(&token);
     let headers = [("authorization", auth.as_str())];
     let replies = join_all((0..8).map(|_| call(&app, "/ledger", &headers, None)).collect()).await;
     for r in &replies {
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     }
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(server.fetches(), 1);
 
     // The AS rotates to k2: the first k2 token triggers one refetch.
     let new = As::new("k2");
-    *server.jwks.lock().unwrap() = JwkSet {
+    server.publish(&JwkSet {
         keys: [old.jwks().keys, new.jwks().keys].concat(),
-    };
+    });
     tokio::time::sleep(Duration::from_millis(350)).await;
     let r = call(
         &app,
         "/ledger",
-        &[("authorization", &bearer(&as_token(&new, &server.issuer)))],
+        &[("authorization", &bearer(&as_token(&new, server.issuer())))],
         None,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(server.fetches(), 2);
 
     // Made-up kids do not cause a fetch each.
     for i in 0..5 {
@@ -662,49 +619,43 @@ async fn keys_from_metadata_refetched_on_an_unknown_kid_at_a_bounded_rate() {
         let r = call(
             &app,
             "/ledger",
-            &[("authorization", &bearer(&as_token(&forged, &server.issuer)))],
+            &[("authorization", &bearer(&as_token(&forged, server.issuer())))],
             None,
         )
         .await;
         r.refused(StatusCode::UNAUTHORIZED, "invalid_token", "Bearer", "no registered key");
     }
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 2, "rate limit");
-    server.task.abort();
+    assert_eq!(server.fetches(), 2, "rate limit");
 }
 
 #[tokio::test]
 async fn a_redirect_from_the_jwks_uri_is_not_followed() {
     let as_ = As::new("k1");
-    let server = Published::start(as_.jwks()).await;
-    let keys = KeySource::jwks_uri(format!("{}/moved", server.issuer), RemoteKeysConfig::default()).unwrap();
-    let app = routes(AccessTokenLayer::new(keys, remote_config(&server.issuer)));
-    let auth = bearer(&as_token(&as_, &server.issuer));
+    let server = KeyHost::start(&as_.jwks()).await;
+    let keys = KeySource::jwks_uri(format!("{}/moved", server.issuer()), RemoteKeysConfig::default()).unwrap();
+    let app = routes(AccessTokenLayer::new(keys, remote_config(server.issuer())));
+    let auth = bearer(&as_token(&as_, server.issuer()));
     let status = call(&app, "/ledger", &[("authorization", &auth)], None).await.status;
     assert_ne!(status, StatusCode::OK);
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert_eq!(server.fetches(), 0, "the redirect was followed");
     // A caller's client that does follow it: the keys it fetched are not used.
     let following = RemoteKeysConfig {
         http: Some(reqwest::Client::new()),
         ..RemoteKeysConfig::default()
     };
-    let keys = KeySource::jwks_uri(format!("{}/moved", server.issuer), following).unwrap();
-    let app = routes(AccessTokenLayer::new(keys, remote_config(&server.issuer)));
+    let keys = KeySource::jwks_uri(format!("{}/moved", server.issuer()), following).unwrap();
+    let app = routes(AccessTokenLayer::new(keys, remote_config(server.issuer())));
     let status = call(&app, "/ledger", &[("authorization", &auth)], None).await.status;
-    assert_eq!(
-        server.fetches.load(Ordering::SeqCst),
-        1,
-        "this client follows redirects"
-    );
+    assert_eq!(server.fetches(), 1, "this client follows redirects");
     assert_ne!(status, StatusCode::OK, "keys from after a redirect were used");
-    server.task.abort();
 }
 
 #[tokio::test]
 async fn stale_keys_keep_serving_while_a_background_refresh_runs() {
     let as_ = As::new("k1");
-    let server = Published::start(as_.jwks()).await;
+    let server = KeyHost::start(&as_.jwks()).await;
     let keys = KeySource::jwks_uri(
-        format!("{}/jwks", server.issuer),
+        server.jwks_uri(),
         RemoteKeysConfig {
             ttl: Duration::from_millis(100),
             min_refetch: Duration::from_millis(100),
@@ -712,17 +663,16 @@ async fn stale_keys_keep_serving_while_a_background_refresh_runs() {
         },
     )
     .unwrap();
-    let app = routes(AccessTokenLayer::new(keys, remote_config(&server.issuer)));
-    let auth = bearer(&as_token(&as_, &server.issuer));
+    let app = routes(AccessTokenLayer::new(keys, remote_config(server.issuer())));
+    let auth = bearer(&as_token(&as_, server.issuer()));
     assert_eq!(
         call(&app, "/ledger", &[("authorization", &auth)], None).await.status,
         StatusCode::OK
     );
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(server.fetches(), 1);
     tokio::time::sleep(Duration::from_millis(150)).await;
     // The AS is gone: the stale keys still verify, the refresh fails in the background.
-    server.task.abort();
-    let _ = server.task.await;
+    server.stop().await;
     for _ in 0..3 {
         assert_eq!(
             call(&app, "/ledger", &[("authorization", &auth)], None).await.status,

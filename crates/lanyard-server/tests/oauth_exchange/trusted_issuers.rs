@@ -4,11 +4,11 @@
 //! the `platform` workload for an access token about the mapped workload identity. Every
 //! bad input asserts `invalid_request` (RFC 8693 §2.2.2) and the reason.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use lanyard_core::SigningKey;
 use lanyard_server::config::{ClaimConditionConfig, MappingRuleConfig, TrustedIssuerConfig};
+use lanyard_testing::key_host::KeyHost;
 
 use super::*;
 
@@ -447,59 +447,22 @@ async fn platform_token_bad_inputs() {
     h.server.shutdown().await.unwrap();
 }
 
-/// A small issuer on loopback: OpenID Connect discovery and a JWK Set that the test
-/// replaces; counts the JWK Set fetches.
-struct Discoverable {
-    issuer: String,
-    jwks: Arc<Mutex<Value>>,
-    fetches: Arc<AtomicUsize>,
-}
-
-async fn discoverable_issuer() -> Discoverable {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let jwks = Arc::new(Mutex::new(json!({"keys": []})));
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let metadata =
-        json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"), "response_types_supported": ["id_token"]});
-    let (served, counter) = (Arc::clone(&jwks), Arc::clone(&fetches));
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            axum::routing::get(move || async move { axum::Json(metadata) }),
-        )
-        .route(
-            "/jwks",
-            axum::routing::get(move || async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let body = served.lock().unwrap().clone();
-                // `null` stands for an issuer whose key endpoint is down.
-                if body.is_null() {
-                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
-                }
-                Ok(axum::Json(body))
-            }),
-        );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Discoverable { issuer, jwks, fetches }
-}
-
 /// An issuer whose keys cannot be fetched is asked once, not once per token: concurrent
 /// requests share one fetch, and after a failure the next attempt waits
 /// `jwks_refetch_interval`; then the keys are fetched and used.
 #[tokio::test]
 async fn an_unreachable_issuer_is_not_fetched_per_request() {
-    let ci = discoverable_issuer().await;
-    *ci.jwks.lock().unwrap() = serde_json::Value::Null;
+    let ci = KeyHost::start(&JwkSet { keys: Vec::new() }).await;
+    ci.set_down(true);
     let (first, first_jwk) = key("ci-1");
     let issuer = TrustedIssuerConfig {
         jwks_refetch_interval: 2,
-        ..trusted(&ci.issuer, "wimse://{td}/ci/{repository_owner}/{workflow}", Vec::new())
+        ..trusted(ci.issuer(), "wimse://{td}/ci/{repository_owner}/{workflow}", Vec::new())
     };
     let (_dir, h) = start(vec![issuer]).await;
     let t = now().as_secs();
     let claims = json!({
-        "iss": ci.issuer, "aud": AUDIENCE, "iat": t, "exp": t + 300, "sub": "repo:octo/app",
+        "iss": ci.issuer(), "aud": AUDIENCE, "iat": t, "exp": t + 300, "sub": "repo:octo/app",
         "repository_owner": "octo", "workflow": "deploy",
     });
     let token = sign(&first, "ci-1", None, &claims);
@@ -508,43 +471,36 @@ async fn an_unreachable_issuer_is_not_fetched_per_request() {
     for reply in [replies.0, replies.1, replies.2, replies.3] {
         reply.refused(400, "invalid_request", "are unavailable");
     }
-    assert_eq!(
-        ci.fetches.load(Ordering::SeqCst),
-        1,
-        "one fetch for concurrent requests"
-    );
+    assert_eq!(ci.fetches(), 1, "one fetch for concurrent requests");
     for _ in 0..3 {
         exchange()
             .await
             .refused(400, "invalid_request", "not fetched again for");
     }
-    assert_eq!(
-        ci.fetches.load(Ordering::SeqCst),
-        1,
-        "no fetch within the interval after a failure"
-    );
+    assert_eq!(ci.fetches(), 1, "no fetch within the interval after a failure");
     // The issuer is back; after the interval the keys are fetched and the token accepted.
-    *ci.jwks.lock().unwrap() = json!({"keys": [first_jwk]});
+    ci.publish(&JwkSet { keys: vec![first_jwk] });
+    ci.set_down(false);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let reply = exchange().await;
     assert_eq!(
         h.verify_at(&reply.token(AT, "Bearer")).await.sub,
         "wimse://example.org/ci/octo/deploy"
     );
-    assert_eq!(ci.fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(ci.fetches(), 2);
     h.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn discovery_and_key_rotation() {
-    let ci = discoverable_issuer().await;
+    let ci = KeyHost::start(&JwkSet { keys: Vec::new() }).await;
     let (first, first_jwk) = key("ci-1");
     let (second, second_jwk) = key("ci-2");
-    *ci.jwks.lock().unwrap() = json!({"keys": [first_jwk]});
+    ci.publish(&JwkSet { keys: vec![first_jwk] });
     let issuer = TrustedIssuerConfig {
         jwks_refetch_interval: 2,
         ..trusted(
-            &ci.issuer,
+            ci.issuer(),
             "wimse://{td}/ci/{repository_owner}/{workflow}",
             vec![ClaimConditionConfig {
                 claim: "ref".into(),
@@ -556,7 +512,7 @@ async fn discovery_and_key_rotation() {
     let (_dir, h) = start(vec![issuer]).await;
     let t = now().as_secs();
     let claims = json!({
-        "iss": ci.issuer, "aud": AUDIENCE, "iat": t, "exp": t + 300, "sub": "repo:octo/app:ref:refs/heads/main",
+        "iss": ci.issuer(), "aud": AUDIENCE, "iat": t, "exp": t + 300, "sub": "repo:octo/app:ref:refs/heads/main",
         "repository_owner": "octo", "workflow": "deploy", "ref": "refs/heads/main",
     });
     let reply = h
@@ -564,7 +520,7 @@ async fn discovery_and_key_rotation() {
         .await;
     let c = h.verify_at(&reply.token(AT, "Bearer")).await;
     assert_eq!(c.sub, "wimse://example.org/ci/octo/deploy");
-    assert_eq!(ci.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(ci.fetches(), 1);
     let feature = with(claims.clone(), json!({"ref": "refs/heads/feature"}));
     h.exchange_external("platform", &sign(&first, "ci-1", None, &feature), JWT)
         .await
@@ -572,13 +528,13 @@ async fn discovery_and_key_rotation() {
 
     // The issuer rotates to a new key: the unknown kid makes the server fetch again (once
     // the last fetch is older than jwks_refetch_interval).
-    *ci.jwks.lock().unwrap() = json!({"keys": [second_jwk]});
+    ci.publish(&JwkSet { keys: vec![second_jwk] });
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let reply = h
         .exchange_external("platform", &sign(&second, "ci-2", None, &claims), JWT)
         .await;
     assert_eq!(h.verify_at(&reply.token(AT, "Bearer")).await.sub, c.sub);
-    assert_eq!(ci.fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(ci.fetches(), 2);
     // Made-up kids do not make it fetch again within the interval.
     let (ghost, _) = key("ghost");
     for _ in 0..3 {
@@ -586,7 +542,7 @@ async fn discovery_and_key_rotation() {
             .await
             .refused(400, "invalid_request", "ghost");
     }
-    assert_eq!(ci.fetches.load(Ordering::SeqCst), 2, "refetches are rate-limited");
+    assert_eq!(ci.fetches(), 2, "refetches are rate-limited");
     // Once the interval has passed, concurrent requests with unknown kids make one fetch.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let ghost_token = sign(&ghost, "ghost", None, &claims);
@@ -595,11 +551,7 @@ async fn discovery_and_key_rotation() {
     for reply in [replies.0, replies.1, replies.2, replies.3] {
         reply.refused(400, "invalid_request", "ghost");
     }
-    assert_eq!(
-        ci.fetches.load(Ordering::SeqCst),
-        3,
-        "one refetch for concurrent requests"
-    );
+    assert_eq!(ci.fetches(), 3, "one refetch for concurrent requests");
     // The old key is gone from the issuer's set.
     h.exchange_external("platform", &sign(&first, "ci-1", None, &claims), JWT)
         .await
