@@ -10,9 +10,9 @@
 //! instead of sleeping until an answer arrives: between two looks it sleeps outside the
 //! event loop, so the server's answers are queued on the sockets without waking it. On a
 //! machine shared with the server under test, being woken by each answer costs the
-//! generator a context switch a request (and the server the wake-up, inside its `write`);
-//! on the two-core machine of docs/benchmarks.md the tick leaves the server about 0.12 more
-//! of a core. It adds up to one tick to every measured latency and bounds a run at
+//! generator a context switch a request and the server more thread switches and
+//! reschedule interrupts; on the two-core machine of docs/benchmarks.md the tick leaves the
+//! server 0.06–0.15 more of a core. It adds up to one tick to every measured latency and bounds a run at
 //! `--connections` requests a tick. `--tick-us 0` restores waking on each answer.
 //!
 //! ```text
