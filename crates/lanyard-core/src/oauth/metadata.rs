@@ -215,11 +215,7 @@ pub fn check_remote_url(url: &str) -> Result<RemoteUrl<'_>, UrlProblem> {
         return Err(UrlProblem::BadHost);
     }
     let (host, port) = super::htu::split_authority(authority).ok_or(UrlProblem::BadHost)?;
-    if let Some(bracketed) = host.strip_prefix('[')
-        && bracketed
-            .strip_suffix(']')
-            .is_none_or(|ip| ip.parse::<std::net::Ipv6Addr>().is_err())
-    {
+    if host.starts_with('[') && !is_ipv6_literal(host) {
         return Err(UrlProblem::BadHost);
     }
     if host.is_empty() {
@@ -291,13 +287,19 @@ fn is_plain_host(authority: &str) -> bool {
     let Some((host, port)) = super::htu::split_authority(authority) else {
         return false;
     };
-    let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed
-            .strip_suffix(']')
-            .filter(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
-        None => Some(host).filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))),
+    let host_ok = if host.starts_with('[') {
+        is_ipv6_literal(host)
+    } else {
+        !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     };
-    name.is_some_and(|n| !n.is_empty()) && port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    host_ok && port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `host` is a bracketed IPv6 address, `[...]` (RFC 3986 §3.2.2).
+fn is_ipv6_literal(host: &str) -> bool {
+    host.strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// Where the metadata of `issuer` is published (RFC 8414 §3.1): the well-known path is
