@@ -260,6 +260,14 @@ fn exchange_and_txn_tokens_from_the_command_line() {
     ));
     assert_eq!(verified["details"]["subject"], "portal", "{verified}");
     assert_eq!(verified["details"]["act"]["sub"], "agent", "{verified}");
+    // The same, as a person reads it: who acts for the subject.
+    let shown = ok(
+        d,
+        &format!(
+            "lanyard token verify @delegated.jwt --issuer {issuer} --jwks as.jwks --aud https://ledger.example.org"
+        ),
+    );
+    assert!(shown.contains("acting (act) agent\n"), "{shown}");
 
     // A Txn-Token for the user's request, with its context.
     ok(
@@ -275,6 +283,13 @@ fn exchange_and_txn_tokens_from_the_command_line() {
     ));
     assert_eq!(txn["details"]["subject"], "portal", "{txn}");
     assert_eq!(txn["details"]["rctx"]["req_ip"], "10.0.0.1", "{txn}");
+    let shown = ok(
+        d,
+        "lanyard token verify @txn.jwt --type txn-token --trust-domain example.org --jwks as.jwks",
+    );
+    assert!(shown.contains(r#"rctx         {"req_ip":"10.0.0.1"}"#), "{shown}");
+    assert!(shown.contains("requester    agent"), "{shown}");
+    assert!(shown.contains("txn          "), "{shown}");
 
     // Refusals: a scope wider than the subject token's; a context that is not an object.
     refused(

@@ -183,7 +183,8 @@ impl ErrorResponse {
 
     /// Adds a description, made safe to send: anything shaped like a compact JWS (three
     /// or more dot-separated base64url runs, 40 characters or more) is replaced by
-    /// `[token]`, characters outside RFC 6749 §5.2's set become `?`, and the text is cut to
+    /// `[token]`, a `"` becomes `'` (so that quoted values stay readable), other characters
+    /// outside RFC 6749 §5.2's set become `?`, and the text is cut to
     /// [`MAX_DESCRIPTION_CHARS`].
     pub fn with_description(mut self, description: impl AsRef<str>) -> ErrorResponse {
         let text = sanitize_description(description.as_ref());
@@ -237,6 +238,7 @@ fn sanitize_description(text: &str) -> String {
     out.chars()
         .map(|c| match c {
             '\u{20}'..='\u{21}' | '\u{23}'..='\u{5b}' | '\u{5d}'..='\u{7e}' => c,
+            '"' => '\'',
             _ => '?',
         })
         .take(MAX_DESCRIPTION_CHARS)
@@ -315,7 +317,7 @@ mod tests {
             .with_description(format!("bad \"assertion\" {jwt}, see\nlogs \\ é"));
         let d = e.error_description.unwrap();
         assert!(!d.contains(jwt), "{d}");
-        assert_eq!(d, "bad ?assertion? [token], see?logs ? ?");
+        assert_eq!(d, "bad 'assertion' [token], see?logs ? ?");
         let long = "x".repeat(500);
         let e = ErrorResponse::new(ErrorCode::InvalidRequest).with_description(&long);
         assert_eq!(e.error_description.unwrap().len(), MAX_DESCRIPTION_CHARS);

@@ -807,6 +807,13 @@ fn print_details(details: &Value) {
     show("issuer", details.get("issuer"));
     show("signed by", details.get("kid"));
     show("expires", details.get("expires"));
+    if let Some(chain) = details.get("act").and_then(describe_actors) {
+        println!("  {:<13}{chain}", "acting (act)");
+    }
+    show("txn", details.get("txn"));
+    show("requester", details.get("requesting_workload"));
+    show("tctx", details.get("tctx"));
+    show("rctx", details.get("rctx"));
     if let Some(cnf) = details.get("cnf") {
         println!("  {:<13}{}", "key (cnf)", describe_cnf(cnf));
     }
@@ -816,6 +823,24 @@ fn print_details(details: &Value) {
         show("  expires", wpt.get("expires"));
         show("  jti", wpt.get("jti"));
     }
+}
+
+/// The `act` line (RFC 8693 §4.1): the current actor first, then the earlier ones its
+/// `act` nests, most recent first, e.g. `agent (earlier actors: gateway, frontend)`;
+/// `None` without an actor.
+fn describe_actors(act: &Value) -> Option<String> {
+    let mut actors = Vec::new();
+    let mut current = act;
+    while let Some(sub) = current.get("sub") {
+        actors.push(sub.as_str().map_or_else(|| sub.to_string(), str::to_owned));
+        current = &current["act"];
+    }
+    let (first, earlier) = actors.split_first()?;
+    Some(if earlier.is_empty() {
+        first.clone()
+    } else {
+        format!("{first} (earlier actors: {})", earlier.join(", "))
+    })
 }
 
 /// The `cnf` line: a WIT's key (RFC 7800 `jwk`), an access token's binding (RFC 9449
