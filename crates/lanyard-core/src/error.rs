@@ -55,7 +55,7 @@ pub enum Error {
         name: String,
     },
     /// The `typ` header is missing or is not the one this token type requires.
-    #[error("wrong typ: expected {expected:?}, found {found:?}")]
+    #[error("wrong typ: expected {expected:?}, found {}", quoted_or(found.as_deref(), "none"))]
     WrongType {
         /// The accepted value.
         expected: &'static str,
@@ -246,6 +246,11 @@ pub enum Error {
     /// token binding, ...); the [`Violation`] names which and gives the kind.
     #[error(transparent)]
     OAuth(#[from] Violation),
+}
+
+/// `value` in quotes, or `absent` when there is none (for messages about optional fields).
+pub(crate) fn quoted_or(value: Option<&str>, absent: &str) -> String {
+    value.map_or_else(|| absent.to_owned(), |v| format!("{v:?}"))
 }
 
 fn kid_note(kid: &Option<String>) -> String {

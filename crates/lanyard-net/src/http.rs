@@ -22,6 +22,7 @@ use tower::ServiceExt;
 use crate::guarded::Guarded;
 use crate::limiter::{ConnectionLimiter, PeerKey};
 use crate::limits::ListenerLimits;
+use crate::request::{DeadlineBody, host_violation};
 
 /// How long a stopping listener waits for its open connections to finish.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -72,9 +73,11 @@ impl Accepted for UnixListener {
 ///
 /// Each connection takes a slot on `limiter` at accept (or is closed at once), must
 /// complete its TLS handshake and start its request within `limits.handshake_timeout`,
-/// and must send each HTTP/1 request head within `limits.header_read_timeout` (also the
-/// idle timeout between kept-alive requests); HTTP/2 connections are pinged every
-/// `limits.keepalive_interval` and dropped when they do not answer.
+/// must send each HTTP/1 request head within `limits.header_read_timeout` (also the
+/// idle timeout between kept-alive requests) and each request body within
+/// `limits.body_read_timeout` of its head; HTTP/2 connections are pinged every
+/// `limits.keepalive_interval` and dropped when they do not answer. An HTTP/1.1 request
+/// without exactly one `Host` is answered 400 (RFC 9112 §3.2) before `app` sees it.
 pub async fn serve_http<L: Accepted>(
     mut listener: L,
     limiter: ConnectionLimiter,
@@ -150,7 +153,18 @@ async fn serve_connection<IO>(io: IO, app: Router, peer: Peer, limits: ListenerL
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let app = app.map_request(move |request: Request<Incoming>| peer.annotate(request));
+    let body_time = limits.body_read();
+    let app = tower::service_fn(move |request: Request<Incoming>| {
+        let app = app.clone();
+        let refusal = host_violation(&request);
+        let request = peer.annotate(request.map(|body| DeadlineBody::new(body, body_time)));
+        async move {
+            match refusal {
+                Some(response) => Ok(response),
+                None => app.oneshot(request).await,
+            }
+        }
+    });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -13,7 +13,8 @@
 //!   handshake timeout;
 //! - [`serve_http`]: an accept loop for axum routers (plain or TLS, HTTP/1.1 and
 //!   HTTP/2) with those limits, a header-read timeout that also bounds idle keep-alive
-//!   connections, and HTTP/2 keep-alive pings;
+//!   connections, a body-read timeout per request ([`DeadlineBody`]), the `Host` rule of
+//!   RFC 9112 ([`host_violation`]), and HTTP/2 keep-alive pings;
 //! - [`WithPeer`]: a connection carrying what was learned about its peer at accept (for
 //!   tonic's `ConnectInfo`);
 //! - [`raise_nofile_limit`]: raises the soft `RLIMIT_NOFILE` to the hard limit at start.
@@ -24,6 +25,7 @@ mod guarded;
 mod http;
 mod limiter;
 mod limits;
+mod request;
 mod rlimit;
 mod with_peer;
 
@@ -31,5 +33,6 @@ pub use guarded::Guarded;
 pub use http::{Accepted, PeerCertificates, serve_http};
 pub use limiter::{ConnectionLimiter, ConnectionPermit, PeerKey, Refused};
 pub use limits::{ListenerLimits, fit_to_nofile};
+pub use request::{BodyTimedOut, DeadlineBody, host_violation};
 pub use rlimit::{NofileLimit, raise_nofile_limit};
 pub use with_peer::WithPeer;

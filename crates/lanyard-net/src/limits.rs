@@ -22,6 +22,10 @@ pub struct ListenerLimits {
     /// connection's start or from the previous response: this is also the idle timeout of
     /// kept-alive HTTP/1 connections.
     pub header_read_timeout: u64,
+    /// Seconds a client has to send a request's whole body, counted from when its head
+    /// was read; a body still incomplete then fails to read, and the service answers the
+    /// request as malformed.
+    pub body_read_timeout: u64,
     /// Seconds between HTTP/2 pings on a connection; a peer that does not answer within
     /// the same time is disconnected. 0 disables the pings.
     pub keepalive_interval: u64,
@@ -34,6 +38,7 @@ impl Default for ListenerLimits {
             max_connections_per_peer: 256,
             handshake_timeout: 10,
             header_read_timeout: 10,
+            body_read_timeout: 10,
             keepalive_interval: 30,
         }
     }
@@ -48,6 +53,11 @@ impl ListenerLimits {
     /// The header-read (and HTTP/1 idle) timeout as a [`Duration`].
     pub fn header_read(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout.max(1))
+    }
+
+    /// The body-read timeout as a [`Duration`].
+    pub fn body_read(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout.max(1))
     }
 
     /// The HTTP/2 keep-alive interval, `None` when disabled.
@@ -66,7 +76,7 @@ impl ListenerLimits {
                 self.max_connections_per_peer, self.max_connections
             ));
         }
-        if self.handshake_timeout == 0 || self.header_read_timeout == 0 {
+        if self.handshake_timeout == 0 || self.header_read_timeout == 0 || self.body_read_timeout == 0 {
             return Err(format!("{name}: timeouts must be at least 1 second"));
         }
         Ok(())

@@ -25,6 +25,7 @@ fn limits(max: usize, per_peer: usize) -> ListenerLimits {
         max_connections_per_peer: per_peer,
         handshake_timeout: 1,
         header_read_timeout: 1,
+        body_read_timeout: 1,
         keepalive_interval: 30,
     }
 }
@@ -142,6 +143,43 @@ async fn silent_trickling_and_idle_connections_are_closed() {
         .await
         .unwrap();
     assert!(closed_within(&mut idle, Duration::from_secs(5)).await);
+
+    // Sends a whole request head, then stalls its body: answered 400 (invalid_request)
+    // once the body-read timeout passes, and the connection is closed.
+    let mut stalled = connect_from("127.0.0.2", public).await;
+    stalled
+        .write_all(
+            b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 1000\r\n\r\ngrant_type=",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut answer))
+        .await
+        .expect("the stalled body kept the connection open")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid_request"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // RFC 9112 §3.2: an HTTP/1.1 request without a Host, or with two, is a bad request.
+    for head in [
+        "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    ] {
+        let mut stream = connect_from("127.0.0.1", public).await;
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{head:?}: {answer}");
+    }
 
     // The agent API (TLS) closes a client that never starts its handshake.
     let mut silent_agent = connect_from("127.0.0.2", server.agent_addr).await;

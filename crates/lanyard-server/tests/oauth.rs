@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use lanyard_core::jose::sign_compact;
 use lanyard_core::oauth::{
@@ -506,6 +507,19 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
     )
     .await
     .error(400, "invalid_dpop_proof", "older than");
+    // Two DPoP headers (RFC 9449 §4.3: exactly one).
+    let (first, second) = (
+        proof("POST", &token_url, Some(&nonce), now()),
+        proof("POST", &token_url, Some(&nonce), now()),
+    );
+    h.token_as(
+        "dpop-only",
+        &h.assertion("dpop-only"),
+        &[],
+        &[("dpop", &first), ("dpop", &second)],
+    )
+    .await
+    .error(400, "invalid_dpop_proof", "more than once");
 
     // Introspection shows the binding, scope and client; revocation deactivates it.
     let introspect = |token: String| {
@@ -555,7 +569,9 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
     };
     assert_eq!(revoke("billing", token.clone()).await.status, 200);
     assert_eq!(introspect(token.clone()).await.body["active"], true);
-    assert_eq!(revoke("dpop-only", token.clone()).await.status, 200);
+    let revoked = revoke("dpop-only", token.clone()).await;
+    assert_eq!(revoked.status, 200);
+    assert_eq!(revoked.header("content-type"), None, "an empty body names no type");
     assert_eq!(introspect(token.clone()).await.body, json!({"active": false}));
     assert_eq!(introspect("not-a-token".into()).await.body, json!({"active": false}));
     h.server.shutdown().await.unwrap();
@@ -1173,6 +1189,55 @@ async fn malformed_requests() {
     h.token(&[("client_id", "billing")], &[])
         .await
         .error(400, "invalid_request", "grant_type");
+    // A header a request carries once, repeated: the first one does not win.
+    let assertion = h.assertion("billing");
+    let good = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "billing"),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", assertion.as_str()),
+    ];
+    h.token(&good, &[("content-type", FORM), ("content-type", "text/plain")])
+        .await
+        .error(400, "invalid_request", "Content-Type: appears more than once");
+    h.token(
+        &[("grant_type", "client_credentials")],
+        &[
+            ("authorization", "Basic YmlsbGluZzpzZWNyZXQ="),
+            ("authorization", "Basic YmlsbGluZzp4"),
+        ],
+    )
+    .await
+    .error(400, "invalid_request", "Authorization: appears more than once");
+    // A content-coded form is not decoded.
+    h.token(&good, &[("content-encoding", "gzip")])
+        .await
+        .error(400, "invalid_request", "Content-Encoding");
+    // RFC 6749 §5.2: an Authorization header that names no usable client gets 401 and a
+    // challenge, whatever its scheme.
+    for authorization in ["Basic ", "Bearer abc"] {
+        let reply = h
+            .token(
+                &[("grant_type", "client_credentials")],
+                &[("authorization", authorization)],
+            )
+            .await;
+        reply.error(401, "invalid_client", "");
+        assert!(reply.header("www-authenticate").is_some(), "{authorization:?}");
+    }
+    // A chunked body with broken framing is malformed, not too large.
+    let mut stream = tokio::net::TcpStream::connect(h.server.public_addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("could not be read"), "{answer}");
     h.server.shutdown().await.unwrap();
 }
 

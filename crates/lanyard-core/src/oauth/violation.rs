@@ -12,7 +12,7 @@
 pub enum Violation {
     /// The request body is not `application/x-www-form-urlencoded` (RFC 6749 §3.2;
     /// `invalid_request`).
-    #[error("the content type is {found:?}, not application/x-www-form-urlencoded")]
+    #[error("the content type is {}, not application/x-www-form-urlencoded", crate::error::quoted_or(found.as_deref(), "missing"))]
     ContentType {
         /// The `Content-Type` received (at most 64 characters of it), if any.
         found: Option<String>,
@@ -25,6 +25,10 @@ pub enum Violation {
         /// The body's length.
         actual: usize,
     },
+    /// The request body could not be read to its end: the connection closed early, its
+    /// chunked framing is broken, or it did not arrive in time (`invalid_request`).
+    #[error("the request body could not be read: it ended early, broke its framing or did not arrive in time")]
+    BodyUnreadable,
     /// The form has more parameters than the limit.
     #[error("the form has more than {limit} parameters")]
     TooManyParameters {
@@ -272,6 +276,7 @@ impl Violation {
         match self {
             Violation::ContentType { .. } => "form_content_type",
             Violation::FormTooLarge { .. } => "form_too_large",
+            Violation::BodyUnreadable => "body_unreadable",
             Violation::TooManyParameters { .. } => "form_too_many_parameters",
             Violation::FormEncoding(_) => "form_encoding",
             Violation::DuplicateParameter(_) => "duplicate_parameter",

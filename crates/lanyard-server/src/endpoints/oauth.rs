@@ -98,22 +98,38 @@ struct FormRequest {
     uri: String,
 }
 
-/// Reads a form POST within the size limit (RFC 6749 §3.2: form-encoded only).
+/// Reads a form POST within the size limit (RFC 6749 §3.2: form-encoded only, not
+/// content-coded). The headers a request carries at most once (`Content-Type`,
+/// `Authorization`, `DPoP` (RFC 9449 §4.3), the attestation headers) are refused when
+/// repeated rather than read first-wins.
 async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) -> Result<FormRequest, OAuthError> {
     let (parts, body) = request.into_parts();
     let headers: &HeaderMap = &parts.headers;
-    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    check_content_type(text(&header::CONTENT_TYPE)).map_err(OAuthError::Request)?;
+    let text = |name: &'static str| single_header(headers, name).map_err(OAuthError::Request);
+    check_content_type(text("Content-Type")?).map_err(OAuthError::Request)?;
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(OAuthError::Request(lanyard_core::Error::Header {
+            name: "Content-Encoding",
+            reason: "is not accepted: send the form without content coding",
+        }));
+    }
     let limit = s.state().config.oauth.max_body_bytes;
     let too_large = |actual: usize| OAuthError::Request(Violation::FormTooLarge { limit, actual }.into());
-    if let Some(length) = text(&header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok())
+    if let Some(length) = text("Content-Length")?.and_then(|v| v.parse::<usize>().ok())
         && length > limit
     {
         return Err(too_large(length));
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(limit + 1))?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            too_large(limit + 1)
+        } else {
+            OAuthError::Request(Violation::BodyUnreadable.into())
+        }
+    })?;
     let form = Form::parse(
         &bytes,
         FormLimits {
@@ -122,16 +138,16 @@ async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) 
         },
     )
     .map_err(OAuthError::Request)?;
+    let dpop = single_header(headers, "DPoP").map_err(OAuthError::Dpop)?;
     let client_headers = ClientAuthHeaders {
-        authorization: text(&header::AUTHORIZATION),
-        attestation: text(&HeaderName::from_static("oauth-client-attestation")),
-        attestation_pop: text(&HeaderName::from_static("oauth-client-attestation-pop")),
+        authorization: text("Authorization")?,
+        attestation: text("OAuth-Client-Attestation")?,
+        attestation_pop: text("OAuth-Client-Attestation-PoP")?,
     };
     let auth = ClientAuthentication::from_request(&form, &client_headers).map_err(OAuthError::Request);
-    let used_authorization_header = auth.as_ref().is_ok_and(ClientAuthentication::used_authorization_header)
-        || client_headers
-            .authorization
-            .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    // RFC 6749 §5.2: a client that tried the Authorization header (any scheme, even one
+    // that could not be read) is answered 401 with a challenge when it fails.
+    let used_authorization_header = headers.contains_key(header::AUTHORIZATION);
     let base = parts
         .extensions
         .get::<EndpointBase>()
@@ -139,11 +155,51 @@ async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) 
     Ok(FormRequest {
         auth,
         used_authorization_header,
-        dpop: text(&HeaderName::from_static("dpop")).map(str::to_owned),
+        dpop: dpop.map(str::to_owned),
         certificate: parts.extensions.get::<PeerCertificates>().map(|p| Arc::clone(&p.0)),
         uri: format!("{}{path}", base.trim_end_matches('/')),
         form,
     })
+}
+
+/// The value of a header a request may carry at most once (`name` as the specs spell it;
+/// the lookup ignores case): `None` when absent or not visible ASCII, an error when
+/// repeated.
+fn single_header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h str>, lanyard_core::Error> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(lanyard_core::Error::Header {
+            name,
+            reason: "appears more than once",
+        });
+    }
+    Ok(first.and_then(|v| v.to_str().ok()))
+}
+
+/// Whether reading a body failed on the size limit (not on a broken or stalled body).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Characters of a value the requester claims (a `client_id` before authentication, a
+/// grant type) that an audit line keeps.
+const CLAIMED_CHARS: usize = 256;
+
+/// A value as the requester claims it, for the audit line: at most [`CLAIMED_CHARS`]
+/// characters, marked when cut, so that a request cannot make its line as long as its body.
+fn claimed(value: &str) -> String {
+    match value.char_indices().nth(CLAIMED_CHARS) {
+        Some((end, _)) => format!("{}...(cut)", &value[..end]),
+        None => value.to_owned(),
+    }
 }
 
 /// What the audit line of a token request names.
@@ -177,10 +233,10 @@ async fn token(State(s): State<Arc<AuthorizationServer>>, request: Request<Body>
         let r = read_form(&s, request, paths::TOKEN).await?;
         used_header = r.used_authorization_header;
         let auth = r.auth?;
-        seen.client = auth.client_id().map(str::to_owned);
+        seen.client = auth.client_id().map(claimed);
         seen.method = crate::oauth::method_name(&auth, r.certificate.is_some()).to_owned();
         let token_request = TokenRequest::from_form(&r.form).map_err(OAuthError::Request)?;
-        seen.grant = Some(token_request.grant.grant_type().as_str().to_owned());
+        seen.grant = Some(claimed(token_request.grant.grant_type().as_str()));
         // The DPoP proof is checked first (a missing nonce must not use up the client's
         // assertion) and spent once the client is authenticated (an unauthenticated
         // requester records no one-time value).
@@ -261,7 +317,7 @@ async fn hint_request(
     let r = read_form(s, request, path).await?;
     *used_header = r.used_authorization_header;
     let auth = r.auth?;
-    seen.client = auth.client_id().map(str::to_owned);
+    seen.client = auth.client_id().map(claimed);
     seen.method = crate::oauth::method_name(&auth, r.certificate.is_some()).to_owned();
     let hint = TokenHintRequest::from_form(&r.form).map_err(OAuthError::Request)?;
     let client = s.authenticate(&auth, r.certificate.as_deref(), now).await?;
@@ -314,8 +370,13 @@ async fn revoke(State(s): State<Arc<AuthorizationServer>>, request: Request<Body
     .await;
     audit_hint("revoke", &seen, result.as_ref().map(|_| ()));
     match result {
-        // RFC 7009 §2.2: 200 whether or not the token was valid.
-        Ok(_) => no_store(StatusCode::OK, String::new()),
+        // RFC 7009 §2.2: 200 whether or not the token was valid; the body is empty, so it
+        // names no content type.
+        Ok(_) => {
+            let mut r = no_store(StatusCode::OK, String::new());
+            r.headers_mut().remove(header::CONTENT_TYPE);
+            r
+        }
         Err(e) => error_response(&s, &e, used_header),
     }
 }
@@ -347,5 +408,19 @@ async fn metadata(State(s): State<Arc<AuthorizationServer>>) -> Response {
             r
         }
         Err(e) => error_response(&s, &e, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CLAIMED_CHARS, claimed};
+
+    #[test]
+    fn claimed_values_are_cut_for_the_audit_line() {
+        assert_eq!(claimed("billing"), "billing");
+        let long = "é".repeat(10_000);
+        let cut = claimed(&long);
+        assert_eq!(cut.chars().count(), CLAIMED_CHARS + "...(cut)".len());
+        assert!(cut.ends_with("...(cut)"));
     }
 }
