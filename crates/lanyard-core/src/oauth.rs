@@ -121,7 +121,7 @@ pub use external_token::{
     claim_at, map_identity,
 };
 pub use form::{Form, FormLimits, REPEATABLE_PARAMETERS, check_content_type, encode_form};
-pub use http::{PresentedAccessToken, TokenScheme, extract_access_token};
+pub use http::{PresentedAccessToken, TokenScheme, extract_access_token, header_once};
 pub use htu::normalize_http_uri;
 pub use keys::VerificationKeys;
 pub use metadata::{

@@ -550,7 +550,8 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
     h.post("/oauth/introspect", &encode_form([("token", token.as_str())]), &[])
         .await
         .error(401, "invalid_client", "no client authentication");
-    // Revocation by another client does nothing; by the owner it does.
+    // Revocation by another client is refused and does nothing (RFC 7009 §2.1); by the
+    // owner it deactivates the token.
     let revoke = |client: &'static str, token: String| {
         let h = &h;
         async move {
@@ -567,7 +568,9 @@ async fn dpop_bound_tokens_with_nonces_and_replay() {
             .await
         }
     };
-    assert_eq!(revoke("billing", token.clone()).await.status, 200);
+    revoke("billing", token.clone())
+        .await
+        .error(400, "invalid_request", "issued to another client");
     assert_eq!(introspect(token.clone()).await.body["active"], true);
     let revoked = revoke("dpop-only", token.clone()).await;
     assert_eq!(revoked.status, 200);
@@ -1238,6 +1241,20 @@ async fn malformed_requests() {
     let _ = stream.read_to_string(&mut answer).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("could not be read"), "{answer}");
+    // A chunked body over the size limit (no Content-Length to refuse it early) is too
+    // large, not unreadable.
+    let mut stream = tokio::net::TcpStream::connect(h.server.public_addr).await.unwrap();
+    let chunk = "a".repeat(20 * 1024);
+    let request = format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("limit"), "{answer}");
     h.server.shutdown().await.unwrap();
 }
 

@@ -43,6 +43,21 @@ pub struct PresentedAccessToken<'a> {
     pub dpop_proof: Option<&'a str>,
 }
 
+/// The one value of a header a request carries at most once (`Content-Type`,
+/// `Authorization`, `DPoP` (RFC 9449 §4.3), ...), given all the values it came with:
+/// `None` when absent; an error when repeated or not visible ASCII. The rule
+/// [`extract_access_token`] applies to its own headers.
+pub fn header_once<'a, I>(name: &'static str, values: I) -> Result<Option<&'a str>, Error>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut value = None;
+    for v in values {
+        store_once(&mut value, name, v)?;
+    }
+    Ok(value)
+}
+
 /// Finds the access token among `headers` (name, value pairs; names compared
 /// case-insensitively): `None` when there is no `Authorization` field with the `Bearer`
 /// or `DPoP` scheme.
@@ -102,6 +117,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_carried_once() {
+        let once = |values: &[&'static str]| header_once("DPoP", values.iter().map(|v| v.as_bytes()));
+        assert_eq!(once(&[]).unwrap(), None);
+        assert_eq!(once(&["p.p.p"]).unwrap(), Some("p.p.p"));
+        assert_eq!(once(&["p.p.p", "q.q.q"]).unwrap_err().kind(), "header");
+        assert_eq!(once(&["caf\u{e9}"]).unwrap_err().kind(), "header");
+    }
 
     fn extract<'a>(h: &'a [(&'a str, &'a str)]) -> Result<Option<PresentedAccessToken<'a>>, Error> {
         extract_access_token(h.iter().map(|(n, v)| (*n, v.as_bytes())))

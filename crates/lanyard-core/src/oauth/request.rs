@@ -334,12 +334,6 @@ impl ClientAuthentication {
             ClientAuthentication::None => None,
         }
     }
-
-    /// Whether the client used the `Authorization` header (so an `invalid_client` answer
-    /// carries `WWW-Authenticate`, RFC 6749 §5.2).
-    pub fn used_authorization_header(&self) -> bool {
-        matches!(self, ClientAuthentication::SecretBasic { .. })
-    }
 }
 
 fn scheme_is(value: &str, scheme: &str) -> bool {
@@ -484,7 +478,6 @@ mod tests {
                 secret: Credential::new("s cret")
             }
         );
-        assert!(auth.used_authorization_header());
         let assertion = "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-spiffe&client_assertion=eyJ.x.y&client_id=spiffe%3A%2F%2Fexample.org%2Fc";
         let auth = ClientAuthentication::from_request(&form(assertion), &none).unwrap();
         assert_eq!(auth.client_id(), Some("spiffe://example.org/c"));

@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 
 use lanyard_core::oauth::{
     ClientAuthHeaders, ClientAuthentication, Form, FormLimits, TokenHintRequest, TokenRequest, Violation,
-    check_content_type,
+    check_content_type, header_once,
 };
 
 use crate::audit::{self, TokenEvent};
@@ -108,8 +108,9 @@ async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) 
     let text = |name: &'static str| single_header(headers, name).map_err(OAuthError::Request);
     check_content_type(text("Content-Type")?).map_err(OAuthError::Request)?;
     if headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
     {
         return Err(OAuthError::Request(lanyard_core::Error::Header {
             name: "Content-Encoding",
@@ -118,7 +119,10 @@ async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) 
     }
     let limit = s.state().config.oauth.max_body_bytes;
     let too_large = |actual: usize| OAuthError::Request(Violation::FormTooLarge { limit, actual }.into());
-    if let Some(length) = text("Content-Length")?.and_then(|v| v.parse::<usize>().ok())
+    // hyper has checked the framing headers; this only refuses an announced body early.
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         && length > limit
     {
         return Err(too_large(length));
@@ -162,19 +166,9 @@ async fn read_form(s: &AuthorizationServer, request: Request<Body>, path: &str) 
     })
 }
 
-/// The value of a header a request may carry at most once (`name` as the specs spell it;
-/// the lookup ignores case): `None` when absent or not visible ASCII, an error when
-/// repeated.
+/// [`header_once`] over `headers` (`name` as the specs spell it; the lookup ignores case).
 fn single_header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h str>, lanyard_core::Error> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(lanyard_core::Error::Header {
-            name,
-            reason: "appears more than once",
-        });
-    }
-    Ok(first.and_then(|v| v.to_str().ok()))
+    header_once(name, headers.get_all(name).iter().map(HeaderValue::as_bytes))
 }
 
 /// Whether reading a body failed on the size limit (not on a broken or stalled body).

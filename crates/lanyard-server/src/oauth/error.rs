@@ -134,6 +134,11 @@ pub enum OAuthError {
     /// A token exchange presents a token this server revoked (`invalid_request`).
     #[error("the {0} was revoked")]
     RevokedToken(&'static str),
+    /// A revocation request for a token issued to another client: RFC 7009 §2.1 refuses
+    /// it and tells the client (`invalid_request`, as oidc-provider answers a
+    /// confidential client).
+    #[error("the token was issued to another client")]
+    NotTheTokensClient,
     /// A token type the client's policy does not accept, or this server does not
     /// exchange or issue, in `subject_token_type`, `actor_token_type` or
     /// `requested_token_type` (`invalid_request`).
@@ -228,6 +233,7 @@ impl OAuthError {
             OAuthError::BindingRequired(_)
             | OAuthError::ExchangeToken { .. }
             | OAuthError::RevokedToken(_)
+            | OAuthError::NotTheTokensClient
             | OAuthError::TokenTypeRefused { .. } => ErrorCode::InvalidRequest,
             OAuthError::Exchange(lanyard_core::Error::OAuth(Violation::ScopeWidened { .. })) => ErrorCode::InvalidScope,
             OAuthError::Exchange(_) => ErrorCode::InvalidRequest,
@@ -261,6 +267,7 @@ impl OAuthError {
             OAuthError::HomeKeys(_) => "home_keys_unavailable",
             OAuthError::ExchangeToken { reason, .. } => reason.kind(),
             OAuthError::RevokedToken(_) => "revoked",
+            OAuthError::NotTheTokensClient => "not_the_tokens_client",
             OAuthError::TokenTypeRefused { .. } => "token_type_refused",
             OAuthError::InvalidClient { reason, .. } => reason.kind(),
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",

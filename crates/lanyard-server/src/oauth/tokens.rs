@@ -345,13 +345,15 @@ impl AuthorizationServer {
     }
 
     /// Revokes `token` if it is an access token this server issued to `client_id` (RFC
-    /// 7009 §2.1); any other token is answered like a revoked one (§2.2: 200 either way).
+    /// 7009 §2.1). A valid token of another client is refused
+    /// ([`OAuthError::NotTheTokensClient`], §2.1); a token that is not valid (unknown,
+    /// expired, already revoked) is answered like a revoked one (§2.2: 200).
     pub async fn revoke(&self, token: &str, client_id: &str, now: UnixTime) -> Result<bool, OAuthError> {
         let Some(claims) = self.verify_own(token, now).await? else {
             return Ok(false);
         };
         if claims.client_id != client_id {
-            return Ok(false);
+            return Err(OAuthError::NotTheTokensClient);
         }
         self.state.stores.jtis.revoke_token(&claims.jti, claims.exp).await?;
         Ok(true)
