@@ -141,20 +141,21 @@ impl Form {
 /// Decodes one name or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub(crate) fn decode_component(raw: &[u8]) -> Result<String, Error> {
     let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let byte = percent_byte(&raw[i + 1..])
-                    .ok_or_else(|| Violation::FormEncoding("a '%' is not followed by two hex digits".into()))?;
-                out.push(byte);
-                i += 2;
-            }
-            b => out.push(b),
+    let mut rest = raw;
+    // Runs without `+` or `%` (all of a client assertion) are copied whole.
+    while let Some(at) = memchr::memchr2(b'+', b'%', rest) {
+        out.extend_from_slice(&rest[..at]);
+        if rest[at] == b'+' {
+            out.push(b' ');
+            rest = &rest[at + 1..];
+        } else {
+            let byte = percent_byte(&rest[at + 1..])
+                .ok_or_else(|| Violation::FormEncoding("a '%' is not followed by two hex digits".into()))?;
+            out.push(byte);
+            rest = &rest[at + 3..];
         }
-        i += 1;
     }
+    out.extend_from_slice(rest);
     String::from_utf8(out).map_err(|_| Violation::FormEncoding("a parameter does not decode to UTF-8".into()).into())
 }
 
@@ -235,6 +236,9 @@ mod tests {
         let f = parse("client_id=spiffe://example.org/a&x=%C3%A9").unwrap();
         assert_eq!(f.get("client_id"), Some("spiffe://example.org/a"));
         assert_eq!(f.get("x"), Some("é"));
+        // Escapes next to each other, at the start and at the very end of a value.
+        let f = parse("x=%2Ba%2Bb++c%25%41").unwrap();
+        assert_eq!(f.get("x"), Some("+a+b  c%A"));
     }
 
     #[test]
